@@ -1,0 +1,48 @@
+#pragma once
+//! \file
+//! Compiler glue shared by every device header: the host/device annotation, scope aliases and the
+//! library-wide limits. Everything here compiles with nvcc (both passes) and with a plain C++20 compiler.
+
+#include <cuda/atomic>
+#include <cuda/std/cstddef>
+#include <cuda/std/cstdint>
+#include <nv/target>
+
+#if defined(__CUDACC__)
+#define RK_HOST_DEVICE __host__ __device__
+#define RK_DEVICE __device__
+#define RK_FORCEINLINE __forceinline__
+#else
+#define RK_HOST_DEVICE
+#define RK_DEVICE
+#define RK_FORCEINLINE inline __attribute__((always_inline))
+#endif
+
+//! True in a translation unit compiled by nvcc (either pass). Used to select the CUDA launcher of a
+//! handler type; see rk::runtime::spawn.
+#if defined(__CUDACC__)
+#define RK_COMPILED_BY_NVCC 1
+#else
+#define RK_COMPILED_BY_NVCC 0
+#endif
+
+namespace rk {
+
+//! Dense actor identifier. The value `host_actor` names the host controller as a message endpoint.
+using actor_index = std::uint32_t;
+inline constexpr actor_index host_actor = 0xFFFF'FFFFu;
+
+//! Scopes used across the project, named for the reason they are chosen.
+//!  - peer_scope: all parties live in the same memory space as the ring (device memory on CUDA,
+//!    host memory on the CPU backend).
+//!  - pcie_scope: one party is the host and the other the device (pinned, mapped memory).
+inline constexpr cuda::thread_scope peer_scope = cuda::thread_scope_device;
+inline constexpr cuda::thread_scope pcie_scope = cuda::thread_scope_system;
+
+namespace detail {
+//! Smallest alignment that keeps producer- and consumer-owned words on separate cache lines on both
+//! targets (GPU L2 lines are 128 bytes, x86 pairs 64-byte lines in its adjacent-line prefetcher).
+inline constexpr std::size_t false_sharing_range = 128;
+} // namespace detail
+
+} // namespace rk

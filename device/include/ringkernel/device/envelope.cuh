@@ -1,0 +1,54 @@
+#pragma once
+//! \file
+//! The envelope: the fixed 64-byte header at the front of every mailbox and host-ring slot.
+//!
+//! | offset | size | field            | set by                                                     |
+//! |-------:|-----:|------------------|------------------------------------------------------------|
+//! |      0 |    8 | tenant           | runtime, from the sending actor (handlers cannot forge it)  |
+//! |      8 |    8 | correlation_id   | sender; replies copy it from the request                   |
+//! |     16 |   16 | timestamp (HLC)  | runtime, at send                                           |
+//! |     32 |    4 | type_id          | sender                                                     |
+//! |     36 |    4 | source           | runtime: the sending actor, or host_actor                  |
+//! |     40 |    4 | destination      | sender (final destination; routing never rewrites it)       |
+//! |     44 |    4 | payload_length   | runtime: bytes of inline payload after the header          |
+//! |     48 |    2 | flags            | sender (envelope_flags)                                    |
+//! |     50 |    1 | priority         | sender (rk::priority)                                      |
+//! |     51 |    1 | hops             | runtime: forwards taken so far                             |
+//! |     52 |    4 | reserved0        | zero                                                       |
+//! |     56 |    8 | reserved1        | zero                                                       |
+
+#include <ringkernel/device/hlc.cuh>
+
+namespace rk {
+
+enum class priority : std::uint8_t { low = 0, normal = 1, high = 2, urgent = 3 };
+
+namespace envelope_flags {
+inline constexpr std::uint16_t none = 0;
+//! Payload is a zero-copy region descriptor rather than inline bytes.
+inline constexpr std::uint16_t descriptor = 1u << 0;
+//! Undeliverable (unknown destination) sends are dropped and counted as `dropped` instead of
+//! returning `not_found` (ZeroMQ ROUTER without the "mandatory" option).
+inline constexpr std::uint16_t drop_if_unroutable = 1u << 1;
+} // namespace envelope_flags
+
+struct envelope {
+  std::uint64_t tenant = 0;
+  std::uint64_t correlation_id = 0;
+  hlc_timestamp timestamp{};
+  std::uint32_t type_id = 0;
+  actor_index source = host_actor;
+  actor_index destination = host_actor;
+  std::uint32_t payload_length = 0;
+  std::uint16_t flags = envelope_flags::none;
+  std::uint8_t priority = static_cast<std::uint8_t>(rk::priority::normal);
+  std::uint8_t hops = 0;
+  std::uint32_t reserved0 = 0;
+  std::uint64_t reserved1 = 0;
+};
+
+inline constexpr std::uint32_t envelope_bytes = 64;
+static_assert(sizeof(envelope) == envelope_bytes, "the envelope must stay exactly 64 bytes");
+static_assert(alignof(envelope) == 8);
+
+} // namespace rk

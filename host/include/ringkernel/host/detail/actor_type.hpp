@@ -1,0 +1,56 @@
+#pragma once
+//! \file
+//! Type erasure for handler types: what the (non-template) runtime needs to know about a handler H.
+
+#include <ringkernel/device/actor_loop.cuh>
+
+#include <cstddef>
+#include <string>
+#include <typeindex>
+#include <typeinfo>
+
+namespace rk::detail {
+
+struct actor_type_ops {
+  std::type_index type{typeid(void)};
+  std::string name;
+  std::size_t state_size = 0;
+  std::size_t state_align = 1;
+  std::uint32_t threads_per_worker = 1;
+  //! CPU backend step (see cpu_serve_one).
+  bool (*cpu_serve)(const system_view&, actor_index, void*) = nullptr;
+  //! Host stub of rk::actor_kernel<H>; null when the spawning translation unit was not compiled by nvcc.
+  const void* cuda_kernel = nullptr;
+};
+
+std::string demangle(const char* mangled);
+
+//! Defined in nvcc translation units only (below); names the CUDA kernel of H.
+template <class H>
+struct cuda_kernel_of;
+
+#if defined(__CUDACC__)
+template <class H>
+struct cuda_kernel_of {
+  static const void* get() noexcept { return reinterpret_cast<const void*>(&rk::actor_kernel<H>); }
+};
+#endif
+
+template <class H, bool WithCuda>
+actor_type_ops make_actor_type_ops() {
+  actor_type_ops ops;
+  ops.type = std::type_index(typeid(H));
+  if constexpr (has_name<H>::value) {
+    ops.name = H::name;
+  } else {
+    ops.name = demangle(typeid(H).name());
+  }
+  ops.state_size = sizeof(handler_state_t<H>);
+  ops.state_align = alignof(handler_state_t<H>);
+  ops.threads_per_worker = threads_per_worker_v<H>;
+  ops.cpu_serve = &cpu_serve_one<H>;
+  if constexpr (WithCuda) ops.cuda_kernel = cuda_kernel_of<H>::get();
+  return ops;
+}
+
+} // namespace rk::detail

@@ -1,0 +1,48 @@
+#pragma once
+//! \file
+//! Options for rk::runtime and for spawning actors.
+
+#include <ringkernel/device/context.cuh>
+#include <ringkernel/device/mailbox.cuh>
+
+#include <chrono>
+#include <cstdint>
+#include <string_view>
+
+namespace rk {
+
+enum class backend {
+  automatic, //!< CUDA when a usable device is present, else the CPU backend; prints which and why
+  cpu,       //!< worker threads on the host running the same device headers
+  cuda,      //!< persistent CUDA kernels; throws rk::error at construction if no device is usable
+};
+
+std::string_view to_string(backend b) noexcept;
+
+struct runtime_options {
+  rk::backend backend = rk::backend::automatic;
+  int cuda_device = 0;
+  //! Capacity of the actor table (ids are dense, 0 .. max_actors-1).
+  std::uint32_t max_actors = 1024;
+  //! Host ingress and egress rings (pinned, mapped memory).
+  ring_geometry host_ring{1024, 1024};
+  //! CPU backend worker threads; 0 = min(actors, hardware threads). A worker may serve several actors.
+  std::uint32_t cpu_workers = 0;
+  //! How long start() waits for every worker to prove it is running (CUDA co-residency check).
+  std::chrono::milliseconds start_timeout{10'000};
+  //! How long shutdown() waits for in-flight messages to be handled before it terminates anyway.
+  std::chrono::milliseconds drain_timeout{5'000};
+  //! How long shutdown() waits for workers to exit after terminate.
+  std::chrono::milliseconds stop_timeout{10'000};
+  //! Backoff cap for idle device pollers; lower = lower wake-up latency, more polling traffic.
+  std::uint32_t device_idle_sleep_max_ns = 1'000;
+  //! Print the one-line backend choice to stderr.
+  bool announce_backend = true;
+};
+
+struct actor_options {
+  std::uint64_t tenant = 0;      //!< 0 = unspecified (single-tenant)
+  ring_geometry mailbox{256, 256}; //!< mailbox slots (power of two) and slot bytes (64-byte header + payload)
+};
+
+} // namespace rk

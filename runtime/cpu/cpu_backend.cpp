@@ -1,0 +1,207 @@
+// CPU backend: the same device headers run on std::threads over host memory. "Device" and "mapped"
+// memory are ordinary aligned host allocations; a worker thread serves several actors round-robin;
+// the gateway is one more thread.
+
+#include <ringkernel/host/error.hpp>
+#include <ringkernel/device/gateway.cuh>
+#include <ringkernel/runtime/detail/backend.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <thread>
+
+namespace rk::detail {
+namespace {
+
+constexpr std::size_t allocation_alignment = 256;
+
+//! Word-wise atomic copy, so a copy racing with workers' atomic updates reads or writes each 8-byte
+//! counter whole (and ThreadSanitizer sees atomics, not a data race). Falls back to memcpy for unaligned
+//! or odd-sized ranges, which the runtime only uses while no worker runs.
+void atomic_word_copy(void* destination, const void* source, std::size_t bytes, bool destination_shared) {
+  const bool aligned = reinterpret_cast<std::uintptr_t>(destination) % 8 == 0 &&
+                       reinterpret_cast<std::uintptr_t>(source) % 8 == 0 && bytes % 8 == 0;
+  if (!aligned) {
+    std::memcpy(destination, source, bytes);
+    return;
+  }
+  auto* d = static_cast<std::uint64_t*>(destination);
+  auto* s = static_cast<std::uint64_t*>(const_cast<void*>(source));
+  for (std::size_t i = 0; i < bytes / 8; ++i) {
+    if (destination_shared) {
+      std::atomic_ref<std::uint64_t>(d[i]).store(s[i], std::memory_order_release);
+    } else {
+      d[i] = std::atomic_ref<std::uint64_t>(s[i]).load(std::memory_order_acquire);
+    }
+  }
+}
+
+struct served_actor {
+  const actor_type_ops* ops;
+  actor_index actor;
+  void* state;
+};
+
+class cpu_backend final : public backend_impl {
+public:
+  explicit cpu_backend(const runtime_options& options) : requested_workers_(options.cpu_workers) {}
+
+  ~cpu_backend() override {
+    // The runtime joins before destroying the backend; a thread that never stopped is detached so that
+    // destruction cannot hang (its memory is leaked by the runtime).
+    for (auto& t : threads_)
+      if (t.joinable()) t.detach();
+  }
+
+  rk::backend kind() const noexcept override { return rk::backend::cpu; }
+
+  void* allocate_device(std::size_t bytes) override {
+    const std::size_t rounded = (std::max<std::size_t>(bytes, 1) + allocation_alignment - 1) /
+                                allocation_alignment * allocation_alignment;
+    void* p = std::aligned_alloc(allocation_alignment, rounded);
+    if (p == nullptr)
+      throw error("CPU backend: out of host memory allocating " + std::to_string(bytes) + " bytes");
+    std::memset(p, 0, rounded);
+    return p;
+  }
+  void free_device(void* pointer) noexcept override { std::free(pointer); }
+
+  mapped_allocation allocate_mapped(std::size_t bytes) override {
+    void* p = allocate_device(bytes);
+    return {p, p};
+  }
+  void free_mapped(const mapped_allocation& allocation) noexcept override { std::free(allocation.host); }
+
+  void copy_to_device(void* device_destination, const void* host_source, std::size_t bytes) override {
+    atomic_word_copy(device_destination, host_source, bytes, true);
+  }
+  void copy_from_device(void* host_destination, const void* device_source, std::size_t bytes) override {
+    atomic_word_copy(host_destination, device_source, bytes, false);
+  }
+
+  std::uint32_t launch(const system_view& sys, const control_block*, std::span<const worker_group> groups,
+                       std::uint32_t gateway_worker) override {
+    std::vector<served_actor> all;
+    for (const auto& g : groups) {
+      auto* states = static_cast<std::byte*>(g.host_states);
+      for (std::uint32_t i = 0; i < g.workers; ++i)
+        all.push_back({g.ops, g.host_worker_actors[i], states + std::size_t{i} * g.ops->state_size});
+    }
+    const std::uint32_t hardware = std::max(1u, std::thread::hardware_concurrency());
+    const auto actors = static_cast<std::uint32_t>(all.size());
+    const std::uint32_t threads = std::max(1u, std::min(actors, requested_workers_ ? requested_workers_ : hardware));
+
+    std::vector<std::vector<served_actor>> assignment(threads);
+    for (std::uint32_t i = 0; i < actors; ++i) assignment[i % threads].push_back(all[i]);
+
+    sys_ = sys;
+    done_ = std::make_unique<std::atomic<bool>[]>(threads + 1);
+    try {
+      threads_.emplace_back([this, gateway_worker] { gateway_loop(gateway_worker, 0); });
+      for (std::uint32_t w = 0; w < threads; ++w)
+        threads_.emplace_back([this, w, work = std::move(assignment[w])] { worker_loop(w, work, w + 1); });
+    } catch (const std::system_error& e) {
+      throw error(std::string("CPU backend: could not start worker threads: ") + e.what());
+    }
+    return threads;
+  }
+
+  std::optional<backend_fault> poll_fault() override {
+    if (!faulted_.load(std::memory_order_acquire)) return std::nullopt;
+    std::lock_guard lock(fault_mutex_);
+    return fault_;
+  }
+
+  bool join(std::chrono::milliseconds timeout) noexcept override {
+    const std::size_t n = threads_.size();
+    const wait_result r = wait_until(
+        [&] {
+          for (std::size_t i = 0; i < n; ++i)
+            if (!done_[i].load(std::memory_order_acquire)) return false;
+          return true;
+        },
+        [] { return false; }, static_cast<std::uint64_t>(timeout.count()) * 1'000'000ull);
+    for (std::size_t i = 0; i < n; ++i)
+      if (done_[i].load(std::memory_order_acquire) && threads_[i].joinable()) threads_[i].join();
+    return r == wait_result::ready;
+  }
+
+private:
+  void worker_loop(std::uint32_t worker, std::vector<served_actor> work, std::size_t done_index) {
+    worker_status& me = sys_.workers[worker];
+    store_pcie(me.checked_in, 1u);
+    backoff idle;
+    std::uint64_t polls = 0;
+    while (!terminate_requested(sys_)) {
+      bool handled_any = false;
+      if (!pause_requested(sys_)) {
+        for (std::size_t i = 0; i < work.size();) {
+          try {
+            handled_any |= work[i].ops->cpu_serve(sys_, work[i].actor, work[i].state);
+            ++i;
+          } catch (const trap_exception& t) {
+            record_fault(worker, work[i], "ctx.trap(" + std::to_string(t.code) + ")");
+            work.erase(work.begin() + static_cast<std::ptrdiff_t>(i)); // a faulted actor is not served again
+          } catch (const std::exception& e) {
+            record_fault(worker, work[i], std::string("handler threw: ") + e.what());
+            work.erase(work.begin() + static_cast<std::ptrdiff_t>(i));
+          } catch (...) {
+            record_fault(worker, work[i], "handler threw a non-standard exception");
+            work.erase(work.begin() + static_cast<std::ptrdiff_t>(i));
+          }
+        }
+      }
+      if (handled_any) {
+        idle.reset();
+      } else {
+        idle.pause();
+      }
+      if ((++polls & 63u) == 0) store_pcie(me.heartbeat, polls);
+    }
+    done_[done_index].store(true, std::memory_order_release);
+  }
+
+  void gateway_loop(std::uint32_t worker, std::size_t done_index) {
+    worker_status& me = sys_.workers[worker];
+    store_pcie(me.checked_in, 1u);
+    backoff idle;
+    std::uint64_t polls = 0;
+    while (!terminate_requested(sys_)) {
+      if (gateway_step(sys_)) {
+        idle.reset();
+      } else {
+        idle.pause();
+      }
+      if ((++polls & 63u) == 0) store_pcie(me.heartbeat, polls);
+    }
+    done_[done_index].store(true, std::memory_order_release);
+  }
+
+  void record_fault(std::uint32_t worker, const served_actor& a, std::string what) {
+    std::lock_guard lock(fault_mutex_);
+    if (faulted_.load()) return;
+    fault_ = backend_fault{"CPU worker " + std::to_string(worker) + " running handler '" + a.ops->name + "'",
+                           std::move(what), a.actor};
+    faulted_.store(true, std::memory_order_release);
+  }
+
+  std::uint32_t requested_workers_;
+  system_view sys_{};
+  std::vector<std::thread> threads_;
+  std::unique_ptr<std::atomic<bool>[]> done_;
+  std::mutex fault_mutex_;
+  std::atomic<bool> faulted_{false};
+  std::optional<backend_fault> fault_;
+};
+
+} // namespace
+
+std::unique_ptr<backend_impl> make_cpu_backend(const runtime_options& options) {
+  return std::make_unique<cpu_backend>(options);
+}
+
+} // namespace rk::detail

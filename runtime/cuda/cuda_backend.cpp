@@ -1,0 +1,264 @@
+// CUDA backend: device memory for mailboxes and tables, pinned+mapped memory for the host rings and the
+// control block, one persistent kernel per handler type on its own non-blocking stream, and a gateway
+// kernel. Every call is checked; faults are read from the kernels' streams.
+
+#include <ringkernel/runtime/cuda/check.hpp>
+#include <ringkernel/runtime/detail/backend.hpp>
+
+#if defined(RK_ENABLE_NVTX) && RK_ENABLE_NVTX
+#include <nvtx3/nvToolsExtCudaRt.h>
+#endif
+
+#include <cuda_runtime_api.h>
+
+#include <cstring>
+#include <sstream>
+
+namespace rk::detail {
+
+const void* gateway_kernel_address() noexcept;
+
+namespace {
+
+constexpr unsigned gateway_threads = 32;
+
+struct launched_kernel {
+  cudaStream_t stream = nullptr;
+  std::string where; //!< "actor kernel for handler 'echo' (actors: ...)"
+};
+
+std::string props_text(const cudaDeviceProp& p) {
+  return std::string(p.name) + " (sm_" + std::to_string(p.major) + std::to_string(p.minor) + ", " +
+         std::to_string(p.multiProcessorCount) + " SMs)";
+}
+
+class cuda_backend final : public backend_impl {
+public:
+  cuda_backend(const runtime_options& options, std::string& description) : device_(options.cuda_device) {
+    std::string why;
+    if (!cuda_device_usable(device_, why))
+      throw error("backend::cuda requested but CUDA device " + std::to_string(device_) + " is not usable: " + why +
+                  ". Use backend::automatic (falls back to the CPU backend) or backend::cpu.");
+    RK_CUDA_CHECK(cudaSetDevice(device_));
+    RK_CUDA_CHECK(cudaGetDeviceProperties(&props_, device_));
+    RK_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
+    description = props_text(props_);
+  }
+
+  ~cuda_backend() override {
+    for (auto& k : launched_) RK_CUDA_WARN(cudaStreamDestroy(k.stream));
+    if (copy_stream_ != nullptr) RK_CUDA_WARN(cudaStreamDestroy(copy_stream_));
+  }
+
+  rk::backend kind() const noexcept override { return rk::backend::cuda; }
+
+  void* allocate_device(std::size_t bytes) override {
+    void* p = nullptr;
+    const cudaError_t e = cudaMalloc(&p, bytes);
+    if (e != cudaSuccess) {
+      (void)cudaGetLastError();
+      throw error("CUDA backend: cudaMalloc of " + std::to_string(bytes) + " bytes failed: " + cuda_error_text(e) +
+                  "; reduce max_actors or mailbox sizes");
+    }
+    RK_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, copy_stream_));
+    RK_CUDA_CHECK(cudaStreamSynchronize(copy_stream_));
+    return p;
+  }
+  void free_device(void* pointer) noexcept override { RK_CUDA_WARN(cudaFree(pointer)); }
+
+  mapped_allocation allocate_mapped(std::size_t bytes) override {
+    void* host = nullptr;
+    RK_CUDA_CHECK(cudaHostAlloc(&host, bytes, cudaHostAllocMapped | cudaHostAllocPortable));
+    std::memset(host, 0, bytes);
+    void* device = nullptr;
+    RK_CUDA_CHECK(cudaHostGetDevicePointer(&device, host, 0));
+    return {host, device};
+  }
+  void free_mapped(const mapped_allocation& allocation) noexcept override {
+    RK_CUDA_WARN(cudaFreeHost(allocation.host));
+  }
+
+  // A non-blocking stream: these copies run beside the persistent kernels instead of waiting for them.
+  void copy_to_device(void* device_destination, const void* host_source, std::size_t bytes) override {
+    RK_CUDA_CHECK(cudaMemcpyAsync(device_destination, host_source, bytes, cudaMemcpyHostToDevice, copy_stream_));
+    RK_CUDA_CHECK(cudaStreamSynchronize(copy_stream_));
+  }
+  void copy_from_device(void* host_destination, const void* device_source, std::size_t bytes) override {
+    RK_CUDA_CHECK(cudaMemcpyAsync(host_destination, device_source, bytes, cudaMemcpyDeviceToHost, copy_stream_));
+    RK_CUDA_CHECK(cudaStreamSynchronize(copy_stream_));
+  }
+
+  std::uint32_t launch(const system_view& sys, const control_block* host_control,
+                       std::span<const worker_group> groups, std::uint32_t gateway_worker) override {
+    host_control_ = host_control;
+    struct planned {
+      const void* kernel;
+      unsigned blocks;
+      unsigned threads;
+      std::string where;
+      const worker_group* group; // null for the gateway
+    };
+    std::vector<planned> plan;
+    plan.push_back({gateway_kernel_address(), 1, gateway_threads, "gateway kernel rk::gateway_kernel", nullptr});
+    for (const auto& g : groups)
+      plan.push_back({g.ops->cuda_kernel, g.workers, g.ops->threads_per_worker,
+                      "actor kernel for handler '" + g.ops->name + "' (actors: " + g.actors_description + ")", &g});
+
+    check_co_residency(plan.data(), plan.size());
+
+    std::uint32_t workers = 0;
+    for (const auto& p : plan) {
+      cudaStream_t stream = nullptr;
+      RK_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+      launched_.push_back({stream, p.where});
+#if defined(RK_ENABLE_NVTX) && RK_ENABLE_NVTX
+      nvtxNameCudaStreamA(stream, p.group ? ("rk " + p.group->ops->name).c_str() : "rk gateway");
+#endif
+      cudaError_t e;
+      if (p.group == nullptr) {
+        system_view sys_arg = sys;
+        std::uint32_t worker_arg = gateway_worker;
+        void* args[] = {&sys_arg, &worker_arg};
+        e = cudaLaunchKernel(p.kernel, dim3(1), dim3(gateway_threads), args, 0, stream);
+      } else {
+        actor_kernel_params params = p.group->params;
+        void* args[] = {&params};
+        e = cudaLaunchKernel(p.kernel, dim3(p.blocks), dim3(p.threads), args, 0, stream);
+        workers += p.blocks;
+      }
+      if (e == cudaSuccess) e = cudaPeekAtLastError();
+      if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        throw error("start(): launching the " + p.where + " failed: " + cuda_error_text(e));
+      }
+    }
+    return workers;
+  }
+
+  std::optional<backend_fault> poll_fault() override {
+    if (fault_) return fault_;
+    for (const auto& k : launched_) {
+      const cudaError_t e = cudaStreamQuery(k.stream);
+      if (e == cudaErrorNotReady) continue;
+      if (e == cudaSuccess) {
+        if (terminate_requested()) continue;
+        fault_ = backend_fault{k.where, "exited before terminate was requested", std::nullopt};
+        return fault_;
+      }
+      (void)cudaGetLastError();
+      fault_ = backend_fault{k.where, cuda_error_text(e), std::nullopt};
+      return fault_;
+    }
+    return std::nullopt;
+  }
+
+  bool join(std::chrono::milliseconds timeout) noexcept override {
+    const wait_result r = wait_until(
+        [&] {
+          for (const auto& k : launched_)
+            if (cudaStreamQuery(k.stream) == cudaErrorNotReady) return false;
+          return true;
+        },
+        [] { return false; }, static_cast<std::uint64_t>(timeout.count()) * 1'000'000ull);
+    (void)cudaGetLastError();
+    return r == wait_result::ready;
+  }
+
+private:
+  bool terminate_requested() const noexcept {
+    return host_control_ != nullptr &&
+           cuda::atomic_ref<std::uint32_t, pcie_scope>(const_cast<std::uint32_t&>(host_control_->terminate))
+                   .load(cuda::std::memory_order_acquire) != 0;
+  }
+
+  template <class Planned>
+  void check_co_residency(const Planned* plan, std::size_t count) {
+    // Each kernel k can hold at most per_sm_k * SMs blocks; a mix fits when the fractions of that capacity
+    // add up to at most 1 (each kernel's binding resource is then shared proportionally). start() also
+    // waits for every block to check in, which catches what this estimate cannot (e.g. other work).
+    double demand = 0.0;
+    std::ostringstream breakdown;
+    for (std::size_t i = 0; i < count; ++i) {
+      const Planned& p = plan[i];
+      cudaFuncAttributes attributes{};
+      const cudaError_t e = cudaFuncGetAttributes(&attributes, p.kernel); // also loads the module now
+      if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        throw error("start(): the " + p.where + " cannot run on " + props_text(props_) + ": " +
+                    cuda_error_text(e) + ". Build with CMAKE_CUDA_ARCHITECTURES including " +
+                    std::to_string(props_.major) + std::to_string(props_.minor) + ". Nothing was launched.");
+      }
+      if (static_cast<int>(p.threads) > attributes.maxThreadsPerBlock)
+        throw error("start(): the " + p.where + " needs " + std::to_string(p.threads) +
+                    " threads per worker but the kernel allows at most " +
+                    std::to_string(attributes.maxThreadsPerBlock) + "; lower threads_per_worker. Nothing was launched.");
+      int per_sm = 0;
+      RK_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, p.kernel, static_cast<int>(p.threads), 0));
+      const double capacity = static_cast<double>(per_sm) * props_.multiProcessorCount;
+      if (capacity <= 0)
+        throw error("start(): the " + p.where + " cannot be resident at all with " + std::to_string(p.threads) +
+                    " threads per worker. Nothing was launched.");
+      demand += p.blocks / capacity;
+      breakdown << "\n  " << p.where << ": " << p.blocks << " workers, at most " << per_sm << " per SM x "
+                << props_.multiProcessorCount << " SMs";
+    }
+    if (demand > 1.0) {
+      std::ostringstream message;
+      message.precision(1);
+      message << std::fixed << "start(): the actor kernels cannot all be co-resident on " << props_text(props_)
+              << ": they need " << demand * 100.0 << "% of the GPU's resident-block capacity." << breakdown.str()
+              << "\nSpawn fewer actors or use fewer threads_per_worker. Nothing was launched.";
+      throw error(message.str());
+    }
+  }
+
+  int device_;
+  cudaDeviceProp props_{};
+  cudaStream_t copy_stream_ = nullptr;
+  std::vector<launched_kernel> launched_;
+  const control_block* host_control_ = nullptr;
+  std::optional<backend_fault> fault_;
+};
+
+} // namespace
+
+bool cuda_device_usable(int device, std::string& why) noexcept {
+  int count = 0;
+  cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    why = cuda_error_text(e);
+    return false;
+  }
+  if (count == 0) {
+    why = "no CUDA devices";
+    return false;
+  }
+  if (device < 0 || device >= count) {
+    why = "device " + std::to_string(device) + " does not exist (" + std::to_string(count) + " devices)";
+    return false;
+  }
+  cudaDeviceProp p{};
+  e = cudaGetDeviceProperties(&p, device);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    why = cuda_error_text(e);
+    return false;
+  }
+  if (p.major < 7) {
+    why = props_text(p) + " is older than compute capability 7.0, which ringkernel needs";
+    return false;
+  }
+  if (!p.canMapHostMemory || !p.unifiedAddressing) {
+    why = props_text(p) + " cannot map pinned host memory with unified addressing";
+    return false;
+  }
+  why = props_text(p);
+  return true;
+}
+
+std::unique_ptr<backend_impl> make_cuda_backend(const runtime_options& options, std::string& description) {
+  return std::make_unique<cuda_backend>(options, description);
+}
+
+} // namespace rk::detail

@@ -1,0 +1,77 @@
+#pragma once
+//! \file
+//! The interface the host controller uses to run on a backend: memory in the right places, copies that
+//! are safe while workers run, launching workers, noticing faults, and joining.
+
+#include <ringkernel/host/detail/actor_type.hpp>
+#include <ringkernel/host/options.hpp>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace rk::detail {
+
+struct mapped_allocation {
+  void* host = nullptr;   //!< host address
+  void* device = nullptr; //!< the same memory as seen by workers
+};
+
+//! One actor kernel (CUDA) or one group of actors of a handler type (CPU).
+struct worker_group {
+  const actor_type_ops* ops = nullptr;
+  std::uint32_t workers = 0;                 //!< actors of this type
+  const actor_index* host_worker_actors = nullptr; //!< host copy of params.worker_actors
+  void* host_states = nullptr;               //!< host-addressable states (CPU backend)
+  actor_kernel_params params;                //!< device-side parameters (CUDA backend)
+  std::string actors_description;            //!< e.g. "pong, ping" for error messages and stream names
+};
+
+//! A fault noticed by the backend.
+struct backend_fault {
+  std::string where; //!< which kernel or worker
+  std::string what;  //!< the error
+  std::optional<actor_index> actor; //!< the actor, when the backend knows it exactly
+};
+
+class backend_impl {
+public:
+  virtual ~backend_impl() = default;
+  virtual rk::backend kind() const noexcept = 0;
+
+  //! Zero-filled memory that workers access (device memory on CUDA). Throws rk::error.
+  virtual void* allocate_device(std::size_t bytes) = 0;
+  virtual void free_device(void* pointer) noexcept = 0;
+  //! Zero-filled pinned host memory that workers access through `device`. Throws rk::error.
+  virtual mapped_allocation allocate_mapped(std::size_t bytes) = 0;
+  virtual void free_mapped(const mapped_allocation& allocation) noexcept = 0;
+  //! Copies that may run while workers run. Word-sized fields read back by copy_from_device are each
+  //! read atomically (no torn counters); multi-word snapshots are not consistent with each other.
+  virtual void copy_to_device(void* device_destination, const void* host_source, std::size_t bytes) = 0;
+  virtual void copy_from_device(void* host_destination, const void* device_source, std::size_t bytes) = 0;
+
+  //! Starts every group and the gateway. Returns the number of worker_status entries used by actor
+  //! workers (entries [0, n)); the gateway uses entry `gateway_worker`. Throws rk::error if it cannot
+  //! start all of them; it launches nothing when the refusal can be decided up front (co-residency), and
+  //! otherwise the caller terminates and joins what did start. `host_control` is the host address of
+  //! sys.control.
+  virtual std::uint32_t launch(const system_view& sys, const control_block* host_control,
+                               std::span<const worker_group> groups, std::uint32_t gateway_worker) = 0;
+  //! A fault if one happened (cheap enough to call every millisecond). Once a fault is reported, it
+  //! keeps being reported.
+  virtual std::optional<backend_fault> poll_fault() = 0;
+  //! After terminate was requested: waits up to `timeout` for all workers to exit. False if some did not
+  //! (their memory must then be leaked rather than freed).
+  virtual bool join(std::chrono::milliseconds timeout) noexcept = 0;
+};
+
+std::unique_ptr<backend_impl> make_cpu_backend(const runtime_options& options);
+//! Throws rk::error when the device is unusable. `description` receives e.g. "NVIDIA H100 ... (sm_90)".
+std::unique_ptr<backend_impl> make_cuda_backend(const runtime_options& options, std::string& description);
+//! Whether CUDA device `device` can run ringkernel; `why` says what was found either way.
+bool cuda_device_usable(int device, std::string& why) noexcept;
+
+} // namespace rk::detail
