@@ -141,6 +141,7 @@ public:
     sys_.device_idle_sleep_max_ns = options_.device_idle_sleep_max_ns;
     sys_.actors = static_cast<actor_slot*>(device_alloc(sizeof(actor_slot) * capacity));
     sys_.counters = static_cast<actor_counters*>(device_alloc(sizeof(actor_counters) * capacity));
+    sys_.clocks = static_cast<hlc_clock*>(device_alloc(sizeof(hlc_clock) * capacity));
     sys_.gateway = static_cast<gateway_counters*>(device_alloc(sizeof(gateway_counters)));
 
     const mapped_allocation control = mapped_alloc(sizeof(control_block));
@@ -690,6 +691,16 @@ private:
 };
 
 } // namespace detail
+
+device_probe probe_cuda_device(int device) noexcept {
+  device_probe p;
+  try {
+    p.usable = detail::cuda_device_usable(device, p.description);
+  } catch (...) {
+    p.usable = false;
+  }
+  return p;
+}
 
 // --- rk::runtime forwards to the implementation --------------------------------------------------------
 

@@ -27,11 +27,10 @@ bool cpu_serve_one(const system_view& sys, actor_index self, void* state) {
   const mailbox inbox(sys.actors[self].inbox);
   const std::byte* slot = inbox.try_peek();
   if (slot == nullptr) return false;
-  actor_counters& counters = sys.counters[self];
-  const hlc_timestamp event_time = counters.clock.observe(reinterpret_cast<const envelope*>(slot)->timestamp);
+  const hlc_timestamp event_time = sys.clocks[self].observe(reinterpret_cast<const envelope*>(slot)->timestamp);
   run_handler<H>(sys, self, *static_cast<handler_state_t<H>*>(state), slot, event_time);
   inbox.pop();
-  bump(counters.handled);
+  bump(sys.counters[self].handled);
   return true;
 }
 
@@ -87,7 +86,7 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
     if (command == command_handle) {
       __shared__ hlc_timestamp shared_time;
       if (threadIdx.x == 0) {
-        shared_time = counters.clock.observe(reinterpret_cast<const envelope*>(shared_slot)->timestamp);
+        shared_time = sys.clocks[self].observe(reinterpret_cast<const envelope*>(shared_slot)->timestamp);
         idle.reset();
       }
       __syncthreads();

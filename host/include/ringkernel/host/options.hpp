@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <ostream>
 #include <string_view>
 
 namespace rk {
@@ -18,6 +19,7 @@ enum class backend {
 };
 
 std::string_view to_string(backend b) noexcept;
+inline std::ostream& operator<<(std::ostream& os, backend b) { return os << to_string(b); }
 
 struct runtime_options {
   rk::backend backend = rk::backend::automatic;

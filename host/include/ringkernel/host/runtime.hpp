@@ -46,6 +46,13 @@ struct received_message {
   }
 };
 
+//! Whether CUDA device `device` can run the CUDA backend, and what was found (the GPU's name, or why not).
+struct device_probe {
+  bool usable = false;
+  std::string description;
+};
+device_probe probe_cuda_device(int device = 0) noexcept;
+
 class runtime {
 public:
   //! Chooses and initialises the backend (see runtime_options::backend). Throws rk::error when an

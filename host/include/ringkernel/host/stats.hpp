@@ -7,10 +7,13 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
 namespace rk {
+
+inline std::ostream& operator<<(std::ostream& os, status s) { return os << to_string(s); }
 
 using status_counts = std::array<std::uint64_t, status_count>;
 

@@ -29,7 +29,6 @@ struct alignas(false_sharing_range) actor_counters {
   std::uint64_t sent[status_count] = {}; //!< writers: the actor's worker threads; outcome of each send it made
   std::uint64_t received = 0; //!< writers: any sender; counted before the message is published
   std::uint64_t handled = 0;  //!< writer: the owning worker, after the handler returned
-  hlc_clock clock{};          //!< writer: the owning worker's leader thread
 };
 
 //! Counters of the gateway (device memory; single writer: the gateway).
@@ -64,6 +63,7 @@ struct alignas(16) ingress_receipt {
 struct system_view {
   actor_slot* actors = nullptr;
   actor_counters* counters = nullptr;
+  hlc_clock* clocks = nullptr; //!< one per actor; writer and only reader: the owning worker's leader thread
   std::uint32_t actor_capacity = 0;
   std::uint32_t device_idle_sleep_max_ns = 0; //!< backoff cap for device pollers (0: default)
   control_block* control = nullptr;           //!< mapped

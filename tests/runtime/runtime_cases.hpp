@@ -1,0 +1,403 @@
+#pragma once
+// Runtime behaviour, written once and instantiated per backend: test_runtime_cpu.cpp (g++, also run
+// under ThreadSanitizer) and test_runtime_cuda.cu (nvcc, label `gpu`, skipped without a device).
+
+#include "test_handlers.hpp"
+
+#include "test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace rk_cases {
+
+using namespace std::chrono_literals;
+using rk::actor_index;
+using rk::status;
+
+inline rk::actor_options small_mailbox(std::uint32_t slots = 256, std::uint32_t slot_bytes = 256) {
+  rk::actor_options a;
+  a.mailbox = {slots, slot_bytes};
+  return a;
+}
+
+// --- fixture --------------------------------------------------------------------------------------
+
+//! "cpu" / "cuda" in test names instead of the enum's bytes.
+inline std::string backend_name(const ::testing::TestParamInfo<rk::backend>& info) {
+  return std::string(rk::to_string(info.param));
+}
+
+class RuntimeCases : public ::testing::TestWithParam<rk::backend> {
+protected:
+  void SetUp() override {
+    if (GetParam() == rk::backend::cuda) {
+      const rk::device_probe probe = rk::probe_cuda_device();
+      if (!probe.usable) GTEST_SKIP() << "no usable CUDA device: " << probe.description;
+    }
+  }
+
+  rk::runtime_options options() const {
+    rk::runtime_options o;
+    o.backend = GetParam();
+    o.announce_backend = false;
+    o.max_actors = 64;
+    o.host_ring = {256, 1024};
+    o.drain_timeout = 5s;
+    return o;
+  }
+
+  //! Sends, retrying while the ingress ring is full.
+  static void send_reliably(rk::runtime& rt, actor_index to, std::uint32_t type, rk::byte_view payload,
+                            const rk::send_options& o = {}) {
+    rk::backoff retry;
+    status s;
+    while ((s = rt.send(to, type, payload, o)) == status::queue_full) retry.pause();
+    ASSERT_EQ(s, status::enqueued);
+  }
+};
+
+// --- lifecycle ------------------------------------------------------------------------------------
+
+TEST_P(RuntimeCases, LifecycleStartRunShutdown) {
+  rk::runtime rt(options());
+  EXPECT_EQ(rt.backend(), GetParam());
+  const actor_index a = rt.spawn<echo>("echo", small_mailbox());
+  EXPECT_EQ(rt.find("echo"), a);
+  EXPECT_EQ(rt.name_of(a), "echo");
+  EXPECT_FALSE(rt.running());
+  EXPECT_EQ(rt.send(a, msg_ping, {}), status::not_running) << "sends before start are refused";
+  rt.start();
+  EXPECT_TRUE(rt.running());
+  EXPECT_THROW(rt.start(), rk::error) << "a runtime starts once";
+  EXPECT_THROW(rt.spawn<echo>("late"), rk::error) << "spawning after start is refused with an explanation";
+
+  const ping_payload p{1, 2};
+  ASSERT_EQ(rt.send_wait(a, msg_ping, rk::as_bytes(p), 5s), status::delivered);
+  const auto reply = rt.receive(5s);
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->as<ping_payload>().value, 2u);
+
+  const rk::shutdown_report r = rt.shutdown();
+  EXPECT_TRUE(r.drained);
+  EXPECT_EQ(r.undelivered, 0u);
+  EXPECT_TRUE(r.workers_stopped);
+  EXPECT_FALSE(r.fault.has_value());
+  EXPECT_FALSE(rt.running());
+  EXPECT_EQ(rt.send(a, msg_ping, rk::as_bytes(p)), status::not_running);
+  const rk::shutdown_report again = rt.shutdown();
+  EXPECT_TRUE(again.drained) << "shutdown is idempotent";
+  EXPECT_EQ(rt.state<echo>(a).seen, 1u);
+}
+
+TEST_P(RuntimeCases, StartAndStopOneHundredTimes) {
+  for (int round = 0; round < 100; ++round) {
+    rk::runtime rt(options());
+    const actor_index a = rt.spawn<echo>("a", small_mailbox(16, 128));
+    const actor_index b = rt.spawn<counter>("b", small_mailbox(16, 128));
+    rt.start();
+    const ping_payload p{static_cast<std::uint64_t>(round), 1};
+    ASSERT_EQ(rt.send_wait(a, msg_ping, rk::as_bytes(p), 5s), status::delivered) << "round " << round;
+    ASSERT_EQ(rt.send(b, msg_count, rk::as_bytes(p)), status::enqueued);
+    const auto reply = rt.receive(5s);
+    ASSERT_TRUE(reply.has_value()) << "round " << round;
+    ASSERT_EQ(reply->as<ping_payload>().sequence, static_cast<std::uint64_t>(round));
+    const rk::shutdown_report r = rt.shutdown();
+    ASSERT_TRUE(r.drained) << "round " << round;
+    ASSERT_TRUE(r.workers_stopped) << "round " << round;
+    ASSERT_EQ(rt.state<counter>(b).count, 1u) << "round " << round;
+  }
+}
+
+TEST_P(RuntimeCases, DestructorShutsDownARunningRuntime) {
+  auto rt = std::make_unique<rk::runtime>(options());
+  const actor_index a = rt->spawn<counter>("c", small_mailbox());
+  rt->start();
+  const ping_payload p{0, 5};
+  ASSERT_EQ(rt->send(a, msg_count, rk::as_bytes(p)), status::enqueued);
+  rt.reset(); // must drain, stop and free without throwing or hanging
+  SUCCEED();
+}
+
+// --- host <-> device path -------------------------------------------------------------------------
+
+TEST_P(RuntimeCases, PingPongHostToAToBToHost) {
+  rk::runtime rt(options());
+  const actor_index b = rt.spawn<stamper>("B", small_mailbox());
+  const actor_index a = rt.spawn<forwarder>("A", small_mailbox(), forwarder::state{b});
+  rt.start();
+  const std::uint64_t rounds = rk::test::scaled(2'000);
+  rk::hlc_timestamp previous{};
+  for (std::uint64_t i = 0; i < rounds; ++i) {
+    const ping_payload p{i, i * 3};
+    rk::send_options o;
+    o.correlation_id = 1'000 + i;
+    ASSERT_EQ(rt.send(a, msg_ping, rk::as_bytes(p), o), status::enqueued);
+    const auto reply = rt.receive(5s);
+    ASSERT_TRUE(reply.has_value()) << "round trip " << i << " lost";
+    EXPECT_EQ(reply->source(), b);
+    EXPECT_EQ(reply->correlation_id(), 1'000 + i);
+    const stamped_reply r = reply->as<stamped_reply>();
+    EXPECT_EQ(r.sequence, i);
+    EXPECT_LT(r.request_time, reply->header.timestamp) << "B's send is later than A's send it received";
+    EXPECT_LT(previous, reply->header.timestamp) << "B's clock only moves forward";
+    previous = reply->header.timestamp;
+  }
+  EXPECT_FALSE(rt.receive(10ms).has_value()) << "exactly one reply per request";
+  ASSERT_TRUE(rt.shutdown().drained);
+  const rk::runtime_stats s = rt.stats();
+  EXPECT_EQ(s.actors[a].handled, rounds);
+  EXPECT_EQ(s.actors[b].handled, rounds);
+  EXPECT_EQ(s.actors[a].sent[static_cast<int>(status::delivered)], rounds);
+  EXPECT_EQ(s.actors[b].sent[static_cast<int>(status::delivered)], rounds);
+  EXPECT_EQ(s.gateway_verdicts[static_cast<int>(status::delivered)], rounds);
+  EXPECT_EQ(s.host_received, rounds);
+  EXPECT_EQ(rt.state<forwarder>(a).forwarded, rounds);
+}
+
+TEST_P(RuntimeCases, HostSendsFromFourThreadsBalanceExactly) {
+  rk::runtime rt(options());
+  const actor_index c = rt.spawn<counter>("counter", small_mailbox(64, 128));
+  rt.start();
+  const std::uint64_t per_thread = rk::test::scaled(5'000);
+  std::vector<std::thread> senders;
+  std::atomic<std::uint64_t> expected_sum{0};
+  for (int t = 0; t < 4; ++t) {
+    senders.emplace_back([&, t] {
+      for (std::uint64_t i = 0; i < per_thread; ++i) {
+        const ping_payload p{i, static_cast<std::uint64_t>(t) * 1'000'000 + i};
+        send_reliably(rt, c, msg_count, rk::as_bytes(p));
+        expected_sum.fetch_add(p.value);
+      }
+    });
+  }
+  for (auto& s : senders) s.join();
+  ASSERT_TRUE(rt.shutdown().drained);
+  const rk::runtime_stats s = rt.stats();
+  const std::uint64_t sent = 4 * per_thread;
+  EXPECT_EQ(s.host_sends[static_cast<int>(status::enqueued)], sent);
+  EXPECT_EQ(s.gateway_processed, sent);
+  EXPECT_EQ(rk::total(s.gateway_verdicts), sent) << "every host message got exactly one verdict";
+  const std::uint64_t delivered = s.gateway_verdicts[static_cast<int>(status::delivered)];
+  const std::uint64_t full = s.gateway_verdicts[static_cast<int>(status::queue_full)];
+  EXPECT_EQ(delivered + full, sent) << "only delivered or queue_full are possible here";
+  EXPECT_EQ(s.actors[c].received, delivered);
+  EXPECT_EQ(s.actors[c].handled, delivered);
+  const counter::state st = rt.state<counter>(c);
+  EXPECT_EQ(st.count, delivered);
+  if (full == 0) {
+    EXPECT_EQ(st.sum, expected_sum.load());
+  }
+}
+
+TEST_P(RuntimeCases, SendWaitReportsTheDeviceVerdict) {
+  rk::runtime rt(options());
+  const actor_index small = rt.spawn<counter>("small", small_mailbox(16, 128)); // 64-byte payloads
+  rt.start();
+  const ping_payload p{0, 1};
+  EXPECT_EQ(rt.send_wait(small, msg_count, rk::as_bytes(p), 5s), status::delivered);
+  EXPECT_EQ(rt.send_wait(37, msg_count, rk::as_bytes(p), 5s), status::not_found) << "no actor 37";
+  EXPECT_EQ(rt.send_wait(100'000, msg_count, rk::as_bytes(p), 5s), status::not_found) << "beyond the table";
+  std::vector<std::byte> big(100);
+  EXPECT_EQ(rt.send_wait(small, msg_count, {big.data(), 100}, 5s), status::too_large)
+      << "fits the host ring slot but not the 64-byte payload of the mailbox slot";
+  std::vector<std::byte> huge(2'000);
+  EXPECT_EQ(rt.send(small, msg_count, {huge.data(), 2'000}), status::too_large) << "larger than the host ring slot";
+  ASSERT_TRUE(rt.shutdown().drained);
+  const rk::runtime_stats s = rt.stats();
+  EXPECT_EQ(s.gateway_verdicts[static_cast<int>(status::not_found)], 2u);
+  EXPECT_EQ(s.gateway_verdicts[static_cast<int>(status::too_large)], 1u);
+  EXPECT_EQ(s.host_sends[static_cast<int>(status::too_large)], 2u) << "device verdict + host-side refusal";
+  EXPECT_EQ(rt.state<counter>(small).count, 1u);
+}
+
+// --- K2K ------------------------------------------------------------------------------------------
+
+TEST_P(RuntimeCases, DirectK2KSendBetweenTwoActors) {
+  rk::runtime rt(options());
+  const actor_index sink = rt.spawn<counter>("sink", small_mailbox(1024, 128));
+  const actor_index source = rt.spawn<burster>("source", small_mailbox());
+  rt.start();
+  const std::uint32_t n = 500;
+  const burst_request req{sink, n, rk::envelope_flags::none};
+  ASSERT_EQ(rt.send_wait(source, msg_burst, rk::as_bytes(req), 5s), status::delivered);
+  const auto report = rt.receive(10s);
+  ASSERT_TRUE(report.has_value());
+  const burst_report r = report->as<burst_report>();
+  EXPECT_EQ(r.delivered, n) << "the sink's mailbox holds all of them";
+  EXPECT_EQ(r.not_found + r.dropped + r.other, 0u);
+  ASSERT_TRUE(rt.shutdown().drained);
+  const counter::state st = rt.state<counter>(sink);
+  EXPECT_EQ(st.count, n);
+  EXPECT_EQ(st.sum, std::uint64_t{n} * (n + 1) / 2);
+  const rk::runtime_stats s = rt.stats();
+  EXPECT_EQ(s.actors[source].sent[static_cast<int>(status::delivered)], n + 1) << "n K2K + 1 report";
+  EXPECT_EQ(s.actors[sink].received, n);
+}
+
+TEST_P(RuntimeCases, K2KToUnknownActorIsNotFoundOrCountedDrop) {
+  rk::runtime rt(options());
+  const actor_index source = rt.spawn<burster>("source", small_mailbox());
+  rt.start();
+  const burst_request mandatory{50, 10, rk::envelope_flags::none};
+  ASSERT_EQ(rt.send(source, msg_burst, rk::as_bytes(mandatory)), status::enqueued);
+  const auto r1 = rt.receive(5s);
+  ASSERT_TRUE(r1.has_value());
+  EXPECT_EQ(r1->as<burst_report>().not_found, 10u);
+  const burst_request drop{50, 7, rk::envelope_flags::drop_if_unroutable};
+  ASSERT_EQ(rt.send(source, msg_burst, rk::as_bytes(drop)), status::enqueued);
+  const auto r2 = rt.receive(5s);
+  ASSERT_TRUE(r2.has_value());
+  EXPECT_EQ(r2->as<burst_report>().dropped, 7u);
+  ASSERT_TRUE(rt.shutdown().drained);
+  const rk::actor_stats st = rt.stats().actors[source];
+  EXPECT_EQ(st.sent[static_cast<int>(status::not_found)], 10u);
+  EXPECT_EQ(st.sent[static_cast<int>(status::dropped)], 7u);
+  EXPECT_EQ(st.sent[static_cast<int>(status::delivered)], 2u) << "the two reports";
+}
+
+TEST_P(RuntimeCases, CooperativeHandlerUsesTheWorkersThreads) {
+  rk::runtime rt(options());
+  const actor_index a = rt.spawn<cooperative_summer>("summer", small_mailbox(16, 1024));
+  rt.start();
+  std::vector<std::uint32_t> words(200);
+  std::uint64_t expected = 0;
+  for (std::uint32_t i = 0; i < words.size(); ++i) expected += words[i] = i * 7 + 1;
+  ASSERT_EQ(rt.send(a, msg_ping, {words.data(), static_cast<std::uint32_t>(words.size() * 4)}), status::enqueued);
+  const auto reply = rt.receive(5s);
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->as<std::uint64_t>(), expected);
+  ASSERT_TRUE(rt.shutdown().drained);
+  EXPECT_EQ(rt.state<cooperative_summer>(a).total, expected);
+}
+
+// --- shutdown -------------------------------------------------------------------------------------
+
+TEST_P(RuntimeCases, ShutdownDrainsEverythingInFlight) {
+  rk::runtime rt(options());
+  const actor_index sink = rt.spawn<counter>("sink", small_mailbox(1024, 128));
+  const actor_index hop = rt.spawn<forwarder>("hop", small_mailbox(1024, 128), forwarder::state{sink});
+  rt.start();
+  const std::uint64_t n = 200;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    const ping_payload p{i, 1};
+    send_reliably(rt, hop, msg_count, rk::as_bytes(p));
+  }
+  const rk::shutdown_report r = rt.shutdown(); // immediately: messages are still moving
+  EXPECT_TRUE(r.drained);
+  EXPECT_EQ(r.undelivered, 0u);
+  const rk::runtime_stats s = rt.stats();
+  const std::uint64_t delivered_to_hop = s.gateway_verdicts[static_cast<int>(status::delivered)];
+  EXPECT_EQ(delivered_to_hop + s.gateway_verdicts[static_cast<int>(status::queue_full)], n);
+  EXPECT_EQ(rt.state<counter>(sink).count, rt.state<forwarder>(hop).forwarded);
+  EXPECT_EQ(rt.state<forwarder>(hop).forwarded + rt.state<forwarder>(hop).failed, delivered_to_hop);
+}
+
+TEST_P(RuntimeCases, ShutdownReportsUndeliveredWhenActorsNeverQuiesce) {
+  rk::runtime_options o = options();
+  o.drain_timeout = 200ms;
+  rk::runtime rt(o);
+  const actor_index a = rt.spawn<bouncer>("a", small_mailbox(), bouncer::state{1});
+  const actor_index b = rt.spawn<bouncer>("b", small_mailbox(), bouncer::state{0});
+  ASSERT_EQ(b, 1u);
+  rt.start();
+  const ping_payload p{0, 0};
+  ASSERT_EQ(rt.send_wait(a, msg_ping, rk::as_bytes(p), 5s), status::delivered);
+  const auto begin = std::chrono::steady_clock::now();
+  const rk::shutdown_report r = rt.shutdown();
+  EXPECT_FALSE(r.drained) << "the message bounces forever";
+  EXPECT_GE(r.undelivered, 1u);
+  EXPECT_TRUE(r.workers_stopped) << "terminate still stops the workers";
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, 30s);
+}
+
+TEST_P(RuntimeCases, RepliesLeftInTheEgressRingAreReportedAndStillReceivable) {
+  rk::runtime rt(options());
+  const actor_index a = rt.spawn<echo>("echo", small_mailbox());
+  rt.start();
+  for (std::uint64_t i = 0; i < 3; ++i) {
+    const ping_payload p{i, i};
+    ASSERT_EQ(rt.send_wait(a, msg_ping, rk::as_bytes(p), 5s), status::delivered);
+  }
+  const rk::shutdown_report r = rt.shutdown();
+  EXPECT_TRUE(r.drained);
+  EXPECT_EQ(r.pending_host_messages, 3u);
+  for (std::uint64_t i = 0; i < 3; ++i) {
+    const auto m = rt.receive(0ms);
+    ASSERT_TRUE(m.has_value());
+    EXPECT_EQ(m->as<ping_payload>().sequence, i);
+  }
+  EXPECT_FALSE(rt.receive(0ms).has_value());
+}
+
+// --- faults -----------------------------------------------------------------------------------------
+
+TEST_P(RuntimeCases, InvalidOptionsGiveClearErrors) {
+  auto expect_error = [](auto&& f, const std::string& needle) {
+    try {
+      f();
+      ADD_FAILURE() << "expected rk::error containing '" << needle << "'";
+    } catch (const rk::error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  rk::runtime rt(options());
+  expect_error([&] { rt.spawn<echo>("zero", small_mailbox(0, 256)); }, "between 2 and");
+  expect_error([&] { rt.spawn<echo>("npot", small_mailbox(100, 256)); }, "power of two");
+  expect_error([&] { rt.spawn<echo>("tiny", small_mailbox(16, 64)); }, "at least 128");
+  expect_error([&] { rt.spawn<echo>("odd", small_mailbox(16, 200)); }, "multiple of 64");
+  expect_error([&] { rt.spawn<echo>("", small_mailbox()); }, "must not be empty");
+  rt.spawn<echo>("dup", small_mailbox());
+  expect_error([&] { rt.spawn<echo>("dup", small_mailbox()); }, "already exists");
+  expect_error([&] { (void)rt.find("nobody"); }, "no actor with this name");
+  expect_error([&] { (void)rt.name_of(12); }, "unknown actor id 12");
+  expect_error([&] { (void)rt.state<echo>(0); }, "after shutdown");
+  expect_error([&] { (void)rt.state<counter>(0); }, "not the requested type");
+
+  rk::runtime_options bad = options();
+  bad.max_actors = 0;
+  expect_error([&] { rk::runtime r(bad); }, "max_actors");
+  bad = options();
+  bad.host_ring = {1000, 256};
+  expect_error([&] { rk::runtime r(bad); }, "host_ring");
+
+  rk::runtime_options one = options();
+  one.max_actors = 1;
+  rk::runtime full(one);
+  full.spawn<echo>("only");
+  expect_error([&] { full.spawn<echo>("second"); }, "actor table is full");
+
+  rk::runtime empty(options());
+  expect_error([&] { empty.start(); }, "no actors");
+}
+
+TEST_P(RuntimeCases, TrapInAHandlerSurfacesAsAnErrorNamingTheActor) {
+  if (GetParam() == rk::backend::cuda)
+    GTEST_SKIP() << "a device trap poisons the CUDA context; covered by ringkernel.test.cuda_fault in its own process";
+  rk::runtime rt(options());
+  const actor_index t = rt.spawn<trapper>("fragile", small_mailbox());
+  rt.start();
+  ASSERT_EQ(rt.send(t, msg_trap, {}), status::enqueued);
+  bool surfaced = false;
+  try {
+    (void)rt.receive(30s); // the trap must interrupt the wait, not time out
+  } catch (const rk::error& e) {
+    surfaced = true;
+    const std::string what = e.what();
+    EXPECT_NE(what.find("fragile"), std::string::npos) << what;
+    EXPECT_NE(what.find("ctx.trap(42)"), std::string::npos) << what;
+  }
+  EXPECT_TRUE(surfaced) << "receive() returned instead of reporting the fault";
+  EXPECT_THROW((void)rt.send(t, msg_ping, {}), rk::error) << "a faulted runtime refuses further work";
+  const rk::shutdown_report r = rt.shutdown();
+  ASSERT_TRUE(r.fault.has_value());
+  EXPECT_NE(r.fault->find("fragile"), std::string::npos);
+  EXPECT_TRUE(r.workers_stopped);
+}
+
+} // namespace rk_cases
