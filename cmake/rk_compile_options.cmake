@@ -8,7 +8,8 @@ endif()
 if(RK_ENABLE_TSAN)
   set(RK_SANITIZER_FLAGS -fsanitize=thread -fno-omit-frame-pointer)
 elseif(RK_ENABLE_ASAN)
-  set(RK_SANITIZER_FLAGS -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  # Separate flags, no commas: nvcc splits -Xcompiler values on commas.
+  set(RK_SANITIZER_FLAGS -fsanitize=address -fsanitize=undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
 endif()
 
 function(rk_apply_compile_options target)
@@ -21,10 +22,10 @@ function(rk_apply_compile_options target)
     # nvcc: host-side warnings for the host pass; device diagnostics as errors for real mistakes.
     $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra --extended-lambda --expt-relaxed-constexpr>)
   if(RK_SANITIZER_FLAGS)
-    list(JOIN RK_SANITIZER_FLAGS "," san_joined)
+    list(TRANSFORM RK_SANITIZER_FLAGS PREPEND "-Xcompiler=" OUTPUT_VARIABLE cuda_sanitizer_flags)
     target_compile_options(${target} PRIVATE
       $<$<COMPILE_LANGUAGE:CXX>:${RK_SANITIZER_FLAGS}>
-      $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=${san_joined}>)
+      $<$<COMPILE_LANGUAGE:CUDA>:${cuda_sanitizer_flags}>)
     target_link_options(${target} PRIVATE ${RK_SANITIZER_FLAGS})
   endif()
 endfunction()

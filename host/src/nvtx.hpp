@@ -13,8 +13,10 @@ struct nvtx_domain {
 
 #define RK_NVTX_CONCAT_INNER(a, b) a##b
 #define RK_NVTX_CONCAT(a, b) RK_NVTX_CONCAT_INNER(a, b)
-#define RK_NVTX_RANGE(label)                                                                                   \
-  ::nvtx3::scoped_range_in<::rk::detail::nvtx_domain> RK_NVTX_CONCAT(rk_nvtx_range_, __LINE__) { label }
+#define RK_NVTX_RANGE(label)                                                                                 \
+  ::nvtx3::scoped_range_in<::rk::detail::nvtx_domain> RK_NVTX_CONCAT(rk_nvtx_range_, __LINE__) {             \
+    label                                                                                                    \
+  }
 #else
 #define RK_NVTX_RANGE(label) static_cast<void>(0)
 #endif

@@ -19,9 +19,12 @@ namespace rk {
 
 std::string_view to_string(backend b) noexcept {
   switch (b) {
-  case backend::automatic: return "automatic";
-  case backend::cpu: return "cpu";
-  case backend::cuda: return "cuda";
+  case backend::automatic:
+    return "automatic";
+  case backend::cpu:
+    return "cpu";
+  case backend::cuda:
+    return "cuda";
   }
   return "unknown";
 }
@@ -30,7 +33,8 @@ namespace detail {
 
 std::string demangle(const char* mangled) {
   int result = 0;
-  std::unique_ptr<char, void (*)(void*)> text(abi::__cxa_demangle(mangled, nullptr, nullptr, &result), std::free);
+  std::unique_ptr<char, void (*)(void*)> text(abi::__cxa_demangle(mangled, nullptr, nullptr, &result),
+                                              std::free);
   return result == 0 && text ? std::string(text.get()) : std::string(mangled);
 }
 
@@ -290,8 +294,8 @@ public:
         if (load_acquire(h_workers_[w].checked_in) == 0) return false;
       return true;
     };
-    const wait_result r = wait_until(all_checked_in, [&] { return fault_detected(); },
-                                     to_ns(options_.start_timeout));
+    const wait_result r = wait_until(
+        all_checked_in, [&] { return fault_detected(); }, to_ns(options_.start_timeout));
     if (r != wait_result::ready) {
       std::uint32_t started = 0;
       for (std::uint32_t w = 0; w < workers; ++w) started += load_acquire(h_workers_[w].checked_in) != 0;
@@ -394,9 +398,8 @@ public:
     }
     const std::uint64_t index = position & (h_ingress_.capacity - 1);
     ingress_receipt& receipt = h_receipts_[index];
-    const wait_result r =
-        wait_until([&] { return load_acquire(receipt.position_plus_one) == position + 1; },
-                   [&] { return fault_detected(); }, to_ns(timeout));
+    const wait_result r = wait_until([&] { return load_acquire(receipt.position_plus_one) == position + 1; },
+                                     [&] { return fault_detected(); }, to_ns(timeout));
     status verdict = status::timed_out;
     if (r == wait_result::ready) verdict = static_cast<status>(load_acquire(receipt.verdict));
     waiting_[index].store(0, std::memory_order_release);
@@ -514,7 +517,8 @@ public:
   }
 
   void terminate_and_join() {
-    cuda::atomic_ref<std::uint32_t, pcie_scope>(h_control_->terminate).store(1, cuda::std::memory_order_release);
+    cuda::atomic_ref<std::uint32_t, pcie_scope>(h_control_->terminate)
+        .store(1, cuda::std::memory_order_release);
     workers_stopped_ = backend_->join(options_.stop_timeout);
     memory_releasable_ = workers_stopped_;
   }
@@ -605,7 +609,8 @@ public:
   }
 
   void fill_host_counters(runtime_stats& s) const {
-    for (std::size_t i = 0; i < status_count; ++i) s.host_sends[i] = host_sends_[i].load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < status_count; ++i)
+      s.host_sends[i] = host_sends_[i].load(std::memory_order_relaxed);
     s.host_received = host_received_.load(std::memory_order_relaxed);
   }
 
@@ -704,23 +709,39 @@ device_probe probe_cuda_device(int device) noexcept {
 
 // --- rk::runtime forwards to the implementation --------------------------------------------------------
 
-runtime::runtime(runtime_options options) : impl_(std::make_unique<detail::runtime_impl>(std::move(options))) {}
+runtime::runtime(runtime_options options)
+    : impl_(std::make_unique<detail::runtime_impl>(std::move(options))) {}
 runtime::~runtime() = default;
 
-rk::backend runtime::backend() const noexcept { return impl_->backend_->kind(); }
-const std::string& runtime::backend_description() const noexcept { return impl_->description_; }
+rk::backend runtime::backend() const noexcept {
+  return impl_->backend_->kind();
+}
+const std::string& runtime::backend_description() const noexcept {
+  return impl_->description_;
+}
 
 actor_index runtime::spawn_erased(detail::actor_type_ops ops, std::string name, const actor_options& options,
                                   const void* initial_state) {
   return impl_->spawn(std::move(ops), std::move(name), options, initial_state);
 }
-actor_index runtime::find(std::string_view name) const { return impl_->find(name); }
-const std::string& runtime::name_of(actor_index id) const { return impl_->name_of(id); }
-std::uint32_t runtime::actor_count() const noexcept { return impl_->actor_count(); }
-void runtime::start() { impl_->start(); }
-bool runtime::running() const noexcept { return impl_->running(); }
+actor_index runtime::find(std::string_view name) const {
+  return impl_->find(name);
+}
+const std::string& runtime::name_of(actor_index id) const {
+  return impl_->name_of(id);
+}
+std::uint32_t runtime::actor_count() const noexcept {
+  return impl_->actor_count();
+}
+void runtime::start() {
+  impl_->start();
+}
+bool runtime::running() const noexcept {
+  return impl_->running();
+}
 
-status runtime::send(actor_index destination, std::uint32_t type, byte_view payload, const send_options& options) {
+status runtime::send(actor_index destination, std::uint32_t type, byte_view payload,
+                     const send_options& options) {
   return impl_->send(destination, type, payload, options);
 }
 status runtime::send_wait(actor_index destination, std::uint32_t type, byte_view payload,
@@ -730,8 +751,12 @@ status runtime::send_wait(actor_index destination, std::uint32_t type, byte_view
 std::optional<received_message> runtime::receive(std::chrono::nanoseconds timeout) {
   return impl_->receive(timeout);
 }
-shutdown_report runtime::shutdown() { return impl_->shutdown(); }
-runtime_stats runtime::stats() const { return impl_->stats(); }
+shutdown_report runtime::shutdown() {
+  return impl_->shutdown();
+}
+runtime_stats runtime::stats() const {
+  return impl_->stats();
+}
 void runtime::read_state(actor_index id, std::type_index type, void* out, std::size_t bytes) const {
   impl_->read_state(id, type, out, bytes);
 }

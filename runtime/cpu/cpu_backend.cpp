@@ -2,8 +2,8 @@
 // memory are ordinary aligned host allocations; a worker thread serves several actors round-robin;
 // the gateway is one more thread.
 
-#include <ringkernel/host/error.hpp>
 #include <ringkernel/device/gateway.cuh>
+#include <ringkernel/host/error.hpp>
 #include <ringkernel/runtime/detail/backend.hpp>
 
 #include <algorithm>
@@ -93,7 +93,8 @@ public:
     }
     const std::uint32_t hardware = std::max(1u, std::thread::hardware_concurrency());
     const auto actors = static_cast<std::uint32_t>(all.size());
-    const std::uint32_t threads = std::max(1u, std::min(actors, requested_workers_ ? requested_workers_ : hardware));
+    const std::uint32_t threads =
+        std::max(1u, std::min(actors, requested_workers_ ? requested_workers_ : hardware));
 
     std::vector<std::vector<served_actor>> assignment(threads);
     for (std::uint32_t i = 0; i < actors; ++i) assignment[i % threads].push_back(all[i]);

@@ -37,8 +37,8 @@ public:
   cuda_backend(const runtime_options& options, std::string& description) : device_(options.cuda_device) {
     std::string why;
     if (!cuda_device_usable(device_, why))
-      throw error("backend::cuda requested but CUDA device " + std::to_string(device_) + " is not usable: " + why +
-                  ". Use backend::automatic (falls back to the CPU backend) or backend::cpu.");
+      throw error("backend::cuda requested but CUDA device " + std::to_string(device_) + " is not usable: " +
+                  why + ". Use backend::automatic (falls back to the CPU backend) or backend::cpu.");
     RK_CUDA_CHECK(cudaSetDevice(device_));
     RK_CUDA_CHECK(cudaGetDeviceProperties(&props_, device_));
     RK_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
@@ -57,8 +57,8 @@ public:
     const cudaError_t e = cudaMalloc(&p, bytes);
     if (e != cudaSuccess) {
       (void)cudaGetLastError();
-      throw error("CUDA backend: cudaMalloc of " + std::to_string(bytes) + " bytes failed: " + cuda_error_text(e) +
-                  "; reduce max_actors or mailbox sizes");
+      throw error("CUDA backend: cudaMalloc of " + std::to_string(bytes) +
+                  " bytes failed: " + cuda_error_text(e) + "; reduce max_actors or mailbox sizes");
     }
     RK_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, copy_stream_));
     RK_CUDA_CHECK(cudaStreamSynchronize(copy_stream_));
@@ -80,11 +80,13 @@ public:
 
   // A non-blocking stream: these copies run beside the persistent kernels instead of waiting for them.
   void copy_to_device(void* device_destination, const void* host_source, std::size_t bytes) override {
-    RK_CUDA_CHECK(cudaMemcpyAsync(device_destination, host_source, bytes, cudaMemcpyHostToDevice, copy_stream_));
+    RK_CUDA_CHECK(
+        cudaMemcpyAsync(device_destination, host_source, bytes, cudaMemcpyHostToDevice, copy_stream_));
     RK_CUDA_CHECK(cudaStreamSynchronize(copy_stream_));
   }
   void copy_from_device(void* host_destination, const void* device_source, std::size_t bytes) override {
-    RK_CUDA_CHECK(cudaMemcpyAsync(host_destination, device_source, bytes, cudaMemcpyDeviceToHost, copy_stream_));
+    RK_CUDA_CHECK(
+        cudaMemcpyAsync(host_destination, device_source, bytes, cudaMemcpyDeviceToHost, copy_stream_));
     RK_CUDA_CHECK(cudaStreamSynchronize(copy_stream_));
   }
 
@@ -99,10 +101,12 @@ public:
       const worker_group* group; // null for the gateway
     };
     std::vector<planned> plan;
-    plan.push_back({gateway_kernel_address(), 1, gateway_threads, "gateway kernel rk::gateway_kernel", nullptr});
+    plan.push_back(
+        {gateway_kernel_address(), 1, gateway_threads, "gateway kernel rk::gateway_kernel", nullptr});
     for (const auto& g : groups)
       plan.push_back({g.ops->cuda_kernel, g.workers, g.ops->threads_per_worker,
-                      "actor kernel for handler '" + g.ops->name + "' (actors: " + g.actors_description + ")", &g});
+                      "actor kernel for handler '" + g.ops->name + "' (actors: " + g.actors_description + ")",
+                      &g});
 
     check_co_residency(plan.data(), plan.size());
 
@@ -191,13 +195,15 @@ private:
       if (static_cast<int>(p.threads) > attributes.maxThreadsPerBlock)
         throw error("start(): the " + p.where + " needs " + std::to_string(p.threads) +
                     " threads per worker but the kernel allows at most " +
-                    std::to_string(attributes.maxThreadsPerBlock) + "; lower threads_per_worker. Nothing was launched.");
+                    std::to_string(attributes.maxThreadsPerBlock) +
+                    "; lower threads_per_worker. Nothing was launched.");
       int per_sm = 0;
-      RK_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, p.kernel, static_cast<int>(p.threads), 0));
+      RK_CUDA_CHECK(
+          cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, p.kernel, static_cast<int>(p.threads), 0));
       const double capacity = static_cast<double>(per_sm) * props_.multiProcessorCount;
       if (capacity <= 0)
-        throw error("start(): the " + p.where + " cannot be resident at all with " + std::to_string(p.threads) +
-                    " threads per worker. Nothing was launched.");
+        throw error("start(): the " + p.where + " cannot be resident at all with " +
+                    std::to_string(p.threads) + " threads per worker. Nothing was launched.");
       demand += p.blocks / capacity;
       breakdown << "\n  " << p.where << ": " << p.blocks << " workers, at most " << per_sm << " per SM x "
                 << props_.multiProcessorCount << " SMs";
@@ -205,8 +211,9 @@ private:
     if (demand > 1.0) {
       std::ostringstream message;
       message.precision(1);
-      message << std::fixed << "start(): the actor kernels cannot all be co-resident on " << props_text(props_)
-              << ": they need " << demand * 100.0 << "% of the GPU's resident-block capacity." << breakdown.str()
+      message << std::fixed << "start(): the actor kernels cannot all be co-resident on "
+              << props_text(props_) << ": they need " << demand * 100.0
+              << "% of the GPU's resident-block capacity." << breakdown.str()
               << "\nSpawn fewer actors or use fewer threads_per_worker. Nothing was launched.";
       throw error(message.str());
     }

@@ -10,5 +10,7 @@ __global__ void gateway_kernel(detail::system_view sys, std::uint32_t worker_ind
 } // namespace rk
 
 namespace rk::detail {
-const void* gateway_kernel_address() noexcept { return reinterpret_cast<const void*>(&rk::gateway_kernel); }
+const void* gateway_kernel_address() noexcept {
+  return reinterpret_cast<const void*>(&rk::gateway_kernel);
+}
 } // namespace rk::detail

@@ -50,8 +50,8 @@ TEST(Hlc, MergeIsLaterThanBothLocalAndRemote) {
 
   // All three tie: max logical + 1.
   hlc_clock tie;
-  tie.tick(100);                                      // (100, 0)
-  tie.tick(100);                                      // (100, 1)
+  tie.tick(100); // (100, 0)
+  tie.tick(100); // (100, 1)
   const hlc_timestamp t = tie.merge(hlc_timestamp{100, 7}, 100);
   EXPECT_EQ(t.physical_ns, 100u);
   EXPECT_EQ(t.logical, 8u);

@@ -207,7 +207,8 @@ TEST_P(RuntimeCases, SendWaitReportsTheDeviceVerdict) {
   EXPECT_EQ(rt.send_wait(small, msg_count, {big.data(), 100}, 5s), status::too_large)
       << "fits the host ring slot but not the 64-byte payload of the mailbox slot";
   std::vector<std::byte> huge(2'000);
-  EXPECT_EQ(rt.send(small, msg_count, {huge.data(), 2'000}), status::too_large) << "larger than the host ring slot";
+  EXPECT_EQ(rt.send(small, msg_count, {huge.data(), 2'000}), status::too_large)
+      << "larger than the host ring slot";
   ASSERT_TRUE(rt.shutdown().drained);
   const rk::runtime_stats s = rt.stats();
   EXPECT_EQ(s.gateway_verdicts[static_cast<int>(status::not_found)], 2u);
@@ -268,7 +269,8 @@ TEST_P(RuntimeCases, CooperativeHandlerUsesTheWorkersThreads) {
   std::vector<std::uint32_t> words(200);
   std::uint64_t expected = 0;
   for (std::uint32_t i = 0; i < words.size(); ++i) expected += words[i] = i * 7 + 1;
-  ASSERT_EQ(rt.send(a, msg_ping, {words.data(), static_cast<std::uint32_t>(words.size() * 4)}), status::enqueued);
+  ASSERT_EQ(rt.send(a, msg_ping, {words.data(), static_cast<std::uint32_t>(words.size() * 4)}),
+            status::enqueued);
   const auto reply = rt.receive(5s);
   ASSERT_TRUE(reply.has_value());
   EXPECT_EQ(reply->as<std::uint64_t>(), expected);
@@ -378,7 +380,8 @@ TEST_P(RuntimeCases, InvalidOptionsGiveClearErrors) {
 
 TEST_P(RuntimeCases, TrapInAHandlerSurfacesAsAnErrorNamingTheActor) {
   if (GetParam() == rk::backend::cuda)
-    GTEST_SKIP() << "a device trap poisons the CUDA context; covered by ringkernel.test.cuda_fault in its own process";
+    GTEST_SKIP()
+        << "a device trap poisons the CUDA context; covered by ringkernel.test.cuda_fault in its own process";
   rk::runtime rt(options());
   const actor_index t = rt.spawn<trapper>("fragile", small_mailbox());
   rt.start();

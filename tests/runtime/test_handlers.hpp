@@ -115,10 +115,18 @@ struct burster {
       rk::send_options o;
       o.flags = req->flags;
       switch (ctx.send(req->destination, msg_count, rk::as_bytes(p), o)) {
-      case status::delivered: ++report.delivered; break;
-      case status::not_found: ++report.not_found; break;
-      case status::dropped: ++report.dropped; break;
-      default: ++report.other; break;
+      case status::delivered:
+        ++report.delivered;
+        break;
+      case status::not_found:
+        ++report.not_found;
+        break;
+      case status::dropped:
+        ++report.dropped;
+        break;
+      default:
+        ++report.other;
+        break;
       }
     }
     (void)ctx.send_host(msg_report, rk::as_bytes(report));

@@ -25,7 +25,8 @@ TEST(CudaBackend, RefusesToStartKernelsThatCannotBeCoResident) {
     // An SM holds at most 2048 threads, so at most 2 of these per SM; 3 per SM cannot all be resident.
     int sms = 0;
     ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
-    for (int i = 0; i < 3 * sms; ++i) rt.spawn<wide_worker>(std::string("w").append(std::to_string(i)), small_mailbox(2, 128));
+    for (int i = 0; i < 3 * sms; ++i)
+      rt.spawn<wide_worker>(std::string("w").append(std::to_string(i)), small_mailbox(2, 128));
     try {
       rt.start();
       ADD_FAILURE() << "start() must refuse";
@@ -51,7 +52,8 @@ TEST(CudaBackend, ReleasesDeviceMemoryAcrossRuntimes) {
   o.announce_backend = false;
   auto cycle = [&] {
     rk::runtime rt(o);
-    for (int i = 0; i < 8; ++i) rt.spawn<echo>(std::string("e").append(std::to_string(i)), small_mailbox(1024, 1024));
+    for (int i = 0; i < 8; ++i)
+      rt.spawn<echo>(std::string("e").append(std::to_string(i)), small_mailbox(1024, 1024));
     rt.start();
     EXPECT_TRUE(rt.shutdown().drained);
   };

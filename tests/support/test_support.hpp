@@ -14,7 +14,9 @@
 namespace rk::test {
 
 //! Loop counts shrink in sanitizer builds, where every access is instrumented.
-constexpr std::uint64_t scaled(std::uint64_t n) { return n / RK_TEST_SCALE_DIVISOR ? n / RK_TEST_SCALE_DIVISOR : 1; }
+constexpr std::uint64_t scaled(std::uint64_t n) {
+  return n / RK_TEST_SCALE_DIVISOR ? n / RK_TEST_SCALE_DIVISOR : 1;
+}
 
 //! A ring in ordinary host memory, initialised empty: what the CPU backend uses for mailboxes.
 class host_ring {

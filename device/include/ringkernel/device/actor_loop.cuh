@@ -27,7 +27,8 @@ bool cpu_serve_one(const system_view& sys, actor_index self, void* state) {
   const mailbox inbox(sys.actors[self].inbox);
   const std::byte* slot = inbox.try_peek();
   if (slot == nullptr) return false;
-  const hlc_timestamp event_time = sys.clocks[self].observe(reinterpret_cast<const envelope*>(slot)->timestamp);
+  const hlc_timestamp event_time =
+      sys.clocks[self].observe(reinterpret_cast<const envelope*>(slot)->timestamp);
   run_handler<H>(sys, self, *static_cast<handler_state_t<H>*>(state), slot, event_time);
   inbox.pop();
   bump(sys.counters[self].handled);

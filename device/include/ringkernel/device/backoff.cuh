@@ -20,11 +20,10 @@ public:
   static constexpr std::uint32_t default_host_max_sleep_ns = 50'000;
 
   RK_HOST_DEVICE constexpr backoff() noexcept = default;
-  RK_HOST_DEVICE constexpr explicit backoff(std::uint32_t max_sleep_ns) noexcept : max_sleep_ns_(max_sleep_ns) {}
+  RK_HOST_DEVICE constexpr explicit backoff(std::uint32_t max_sleep_ns) noexcept
+      : max_sleep_ns_(max_sleep_ns) {}
 
-  RK_HOST_DEVICE void pause() noexcept {
-    NV_IF_TARGET(NV_IS_DEVICE, (device_pause();), (host_pause();))
-  }
+  RK_HOST_DEVICE void pause() noexcept { NV_IF_TARGET(NV_IS_DEVICE, (device_pause();), (host_pause();)) }
   RK_HOST_DEVICE void reset() noexcept { step_ = 0; }
   RK_HOST_DEVICE std::uint32_t step() const noexcept { return step_; }
 
@@ -79,7 +78,8 @@ RK_HOST_DEVICE wait_result wait_until(Ready&& ready, ShouldAbort&& should_abort,
     if (ready()) return wait_result::ready;
     if ((polls & 15u) == 0) {
       if (should_abort()) return wait_result::aborted;
-      if (timeout_ns != wait_forever && physical_clock_ns() - start >= timeout_ns) return wait_result::timed_out;
+      if (timeout_ns != wait_forever && physical_clock_ns() - start >= timeout_ns)
+        return wait_result::timed_out;
     }
     idle.pause();
   }

@@ -81,7 +81,8 @@ public:
   RK_HOST_DEVICE void trap(std::uint32_t code) const {
     detail::store_pcie(sys_->control->trap_code, code);
     detail::store_pcie(sys_->control->trap_actor, self_ + 1);
-    NV_IF_TARGET(NV_IS_DEVICE, (__threadfence_system(); __trap();), (throw detail::trap_exception{self_, code};))
+    NV_IF_TARGET(NV_IS_DEVICE, (__threadfence_system(); __trap();),
+                 (throw detail::trap_exception{self_, code};))
   }
 
 private:

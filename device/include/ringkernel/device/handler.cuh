@@ -44,9 +44,9 @@ template <class H>
 inline constexpr std::uint32_t threads_per_worker_v = detail::threads_of<H>::value;
 
 template <class H>
-inline constexpr bool is_valid_handler_v =
-    cuda::std::is_trivially_copyable_v<handler_state_t<H>> &&
-    cuda::std::is_default_constructible_v<handler_state_t<H>> && cuda::std::is_default_constructible_v<H> &&
-    (threads_per_worker_v<H> >= 1 && threads_per_worker_v<H> <= 1024);
+inline constexpr bool is_valid_handler_v = cuda::std::is_trivially_copyable_v<handler_state_t<H>>&&
+                                               cuda::std::is_default_constructible_v<handler_state_t<H>>&&
+                                                   cuda::std::is_default_constructible_v<H> &&
+                                           (threads_per_worker_v<H> >= 1 && threads_per_worker_v<H> <= 1024);
 
 } // namespace rk

@@ -29,7 +29,9 @@ struct hlc_timestamp {
   RK_HOST_DEVICE friend constexpr bool operator<(const hlc_timestamp& a, const hlc_timestamp& b) {
     return a.physical_ns < b.physical_ns || (a.physical_ns == b.physical_ns && a.logical < b.logical);
   }
-  RK_HOST_DEVICE friend constexpr bool operator>(const hlc_timestamp& a, const hlc_timestamp& b) { return b < a; }
+  RK_HOST_DEVICE friend constexpr bool operator>(const hlc_timestamp& a, const hlc_timestamp& b) {
+    return b < a;
+  }
   RK_HOST_DEVICE friend constexpr bool operator<=(const hlc_timestamp& a, const hlc_timestamp& b) {
     return !(b < a);
   }
@@ -40,7 +42,9 @@ static_assert(sizeof(hlc_timestamp) == 16);
 //! host. The two have different epochs; the HLC merge rule tolerates that.
 RK_HOST_DEVICE inline std::uint64_t physical_clock_ns() noexcept {
   NV_IF_TARGET(NV_IS_DEVICE,
-               (std::uint64_t t; asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t)); return t;),
+               (std::uint64_t t; asm volatile("mov.u64 %0, %%globaltimer;"
+                                              : "=l"(t));
+                return t;),
                (return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                                       std::chrono::steady_clock::now().time_since_epoch())
                                                       .count());))

@@ -38,14 +38,17 @@ struct ring_geometry {
   std::uint32_t capacity = 256;   //!< slots; a power of two
   std::uint32_t slot_bytes = 256; //!< envelope (64 bytes) + inline payload; a multiple of 64
 
-  RK_HOST_DEVICE constexpr std::uint32_t payload_capacity() const noexcept { return slot_bytes - envelope_bytes; }
+  RK_HOST_DEVICE constexpr std::uint32_t payload_capacity() const noexcept {
+    return slot_bytes - envelope_bytes;
+  }
 
   //! Null when the geometry is usable, else a sentence saying what is wrong and what to do.
   constexpr const char* validate() const noexcept {
     if (capacity < min_capacity || capacity > max_capacity)
       return "mailbox capacity must be between 2 and 16777216 slots";
     if ((capacity & (capacity - 1)) != 0) return "mailbox capacity must be a power of two (e.g. 256, 1024)";
-    if (slot_bytes < min_slot_bytes) return "slot size must be at least 128 bytes (64-byte envelope + payload)";
+    if (slot_bytes < min_slot_bytes)
+      return "slot size must be at least 128 bytes (64-byte envelope + payload)";
     if (slot_bytes > max_slot_bytes) return "slot size must be at most 65536 bytes; use a zero-copy region";
     if (slot_bytes % slot_alignment != 0) return "slot size must be a multiple of 64 bytes";
     return nullptr;
@@ -185,13 +188,15 @@ public:
 
   //! Claimed-but-not-consumed positions (includes claims not yet published). A snapshot, for stats.
   RK_HOST_DEVICE std::uint64_t approximate_size() const noexcept {
-    const std::uint64_t t = cuda::atomic_ref<std::uint64_t, TailScope>(*v_.tail).load(cuda::std::memory_order_relaxed);
+    const std::uint64_t t =
+        cuda::atomic_ref<std::uint64_t, TailScope>(*v_.tail).load(cuda::std::memory_order_relaxed);
     const std::uint64_t h = head_ref().load(cuda::std::memory_order_relaxed);
     return t >= h ? t - h : 0;
   }
 
   //! Copies the 64-byte header and the inline payload into a claimed slot.
-  RK_HOST_DEVICE static void write_slot(std::byte* slot, const envelope& header, const void* payload) noexcept {
+  RK_HOST_DEVICE static void write_slot(std::byte* slot, const envelope& header,
+                                        const void* payload) noexcept {
     cuda::std::memcpy(slot, &header, envelope_bytes);
     if (header.payload_length != 0) cuda::std::memcpy(slot + envelope_bytes, payload, header.payload_length);
   }

@@ -21,7 +21,8 @@ struct byte_view {
 
 template <class T>
 RK_HOST_DEVICE byte_view as_bytes(const T& object) noexcept {
-  static_assert(cuda::std::is_trivially_copyable_v<T>, "only trivially copyable objects can be sent as bytes");
+  static_assert(cuda::std::is_trivially_copyable_v<T>,
+                "only trivially copyable objects can be sent as bytes");
   return byte_view{&object, static_cast<std::uint32_t>(sizeof(T))};
 }
 
@@ -39,7 +40,9 @@ public:
   RK_HOST_DEVICE std::uint64_t tenant() const noexcept { return header_->tenant; }
   RK_HOST_DEVICE std::uint64_t correlation_id() const noexcept { return header_->correlation_id; }
   RK_HOST_DEVICE hlc_timestamp timestamp() const noexcept { return header_->timestamp; }
-  RK_HOST_DEVICE rk::priority priority() const noexcept { return static_cast<rk::priority>(header_->priority); }
+  RK_HOST_DEVICE rk::priority priority() const noexcept {
+    return static_cast<rk::priority>(header_->priority);
+  }
   RK_HOST_DEVICE std::uint32_t hops() const noexcept { return header_->hops; }
   RK_HOST_DEVICE bool from_host() const noexcept { return header_->source == host_actor; }
 

@@ -35,20 +35,34 @@ RK_HOST_DEVICE constexpr bool is_ok(status s) noexcept {
 //! Stable lower-case name, e.g. "queue_full". Never returns null.
 RK_HOST_DEVICE constexpr const char* to_string(status s) noexcept {
   switch (s) {
-  case status::delivered: return "delivered";
-  case status::enqueued: return "enqueued";
-  case status::queue_full: return "queue_full";
-  case status::too_large: return "too_large";
-  case status::not_found: return "not_found";
-  case status::max_hops_exceeded: return "max_hops_exceeded";
-  case status::not_routable: return "not_routable";
-  case status::tenant_mismatch: return "tenant_mismatch";
-  case status::quota_exceeded: return "quota_exceeded";
-  case status::invalid_descriptor: return "invalid_descriptor";
-  case status::dropped: return "dropped";
-  case status::timed_out: return "timed_out";
-  case status::aborted: return "aborted";
-  case status::not_running: return "not_running";
+  case status::delivered:
+    return "delivered";
+  case status::enqueued:
+    return "enqueued";
+  case status::queue_full:
+    return "queue_full";
+  case status::too_large:
+    return "too_large";
+  case status::not_found:
+    return "not_found";
+  case status::max_hops_exceeded:
+    return "max_hops_exceeded";
+  case status::not_routable:
+    return "not_routable";
+  case status::tenant_mismatch:
+    return "tenant_mismatch";
+  case status::quota_exceeded:
+    return "quota_exceeded";
+  case status::invalid_descriptor:
+    return "invalid_descriptor";
+  case status::dropped:
+    return "dropped";
+  case status::timed_out:
+    return "timed_out";
+  case status::aborted:
+    return "aborted";
+  case status::not_running:
+    return "not_running";
   }
   return "unknown";
 }

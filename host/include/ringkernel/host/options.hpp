@@ -19,7 +19,9 @@ enum class backend {
 };
 
 std::string_view to_string(backend b) noexcept;
-inline std::ostream& operator<<(std::ostream& os, backend b) { return os << to_string(b); }
+inline std::ostream& operator<<(std::ostream& os, backend b) {
+  return os << to_string(b);
+}
 
 struct runtime_options {
   rk::backend backend = rk::backend::automatic;
@@ -43,7 +45,7 @@ struct runtime_options {
 };
 
 struct actor_options {
-  std::uint64_t tenant = 0;      //!< 0 = unspecified (single-tenant)
+  std::uint64_t tenant = 0;        //!< 0 = unspecified (single-tenant)
   ring_geometry mailbox{256, 256}; //!< mailbox slots (power of two) and slot bytes (64-byte header + payload)
 };
 

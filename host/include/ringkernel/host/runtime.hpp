@@ -72,9 +72,11 @@ public:
   //! backend) a handler whose spawning translation unit was not compiled by nvcc.
   //! `WithCuda` is an implementation detail: it keeps the nvcc and non-nvcc instantiations distinct.
   template <class H, bool WithCuda = RK_COMPILED_BY_NVCC>
-  actor_index spawn(std::string name, const actor_options& options = {}, const handler_state_t<H>& initial = {}) {
-    static_assert(is_valid_handler_v<H>, "handler types need a default-constructible, trivially copyable "
-                                         "state and 1..1024 threads_per_worker (see ringkernel/device/handler.cuh)");
+  actor_index spawn(std::string name, const actor_options& options = {},
+                    const handler_state_t<H>& initial = {}) {
+    static_assert(is_valid_handler_v<H>,
+                  "handler types need a default-constructible, trivially copyable "
+                  "state and 1..1024 threads_per_worker (see ringkernel/device/handler.cuh)");
     return spawn_erased(detail::make_actor_type_ops<H, WithCuda>(), std::move(name), options, &initial);
   }
 

@@ -13,7 +13,9 @@
 
 namespace rk {
 
-inline std::ostream& operator<<(std::ostream& os, status s) { return os << to_string(s); }
+inline std::ostream& operator<<(std::ostream& os, status s) {
+  return os << to_string(s);
+}
 
 using status_counts = std::array<std::uint64_t, status_count>;
 
@@ -26,14 +28,14 @@ inline std::uint64_t total(const status_counts& c) noexcept {
 struct actor_stats {
   actor_index id = 0;
   std::string name;
-  status_counts sent{};      //!< outcome of every send this actor made
+  status_counts sent{};       //!< outcome of every send this actor made
   std::uint64_t received = 0; //!< messages delivered into its mailbox
   std::uint64_t handled = 0;  //!< messages its handler finished
 };
 
 struct runtime_stats {
   std::vector<actor_stats> actors;
-  status_counts host_sends{};      //!< what runtime::send / send_wait returned on the host
+  status_counts host_sends{};       //!< what runtime::send / send_wait returned on the host
   status_counts gateway_verdicts{}; //!< what the device decided for each host message
   std::uint64_t gateway_processed = 0;
   std::uint64_t host_received = 0; //!< messages runtime::receive returned
@@ -48,11 +50,11 @@ struct runtime_stats {
 
 //! What shutdown() found.
 struct shutdown_report {
-  bool drained = true;                   //!< every in-flight message was handled before terminate
-  std::uint64_t undelivered = 0;         //!< messages still queued or in flight when the drain gave up
+  bool drained = true;                     //!< every in-flight message was handled before terminate
+  std::uint64_t undelivered = 0;           //!< messages still queued or in flight when the drain gave up
   std::uint64_t pending_host_messages = 0; //!< replies still in the egress ring (receive() can take them)
-  std::optional<std::string> fault;      //!< set when the runtime had faulted
-  bool workers_stopped = true;           //!< false: a worker did not exit in time (resources leaked)
+  std::optional<std::string> fault;        //!< set when the runtime had faulted
+  bool workers_stopped = true;             //!< false: a worker did not exit in time (resources leaked)
 };
 
 } // namespace rk

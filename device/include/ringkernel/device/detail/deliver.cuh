@@ -10,7 +10,8 @@ namespace rk::detail {
 
 //! Decides and, if allowed, delivers `header` + inline `payload`. Returns the verdict; on any verdict
 //! other than `delivered` nothing was written anywhere.
-RK_HOST_DEVICE inline status deliver(const system_view& sys, const envelope& header, const void* payload) noexcept {
+RK_HOST_DEVICE inline status deliver(const system_view& sys, const envelope& header,
+                                     const void* payload) noexcept {
   if (header.destination == host_actor) return egress_ring(sys.egress).try_send(header, payload);
 
   const bool drop = (header.flags & envelope_flags::drop_if_unroutable) != 0;

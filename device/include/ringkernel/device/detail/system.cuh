@@ -26,7 +26,8 @@ struct actor_slot {
 
 //! Per-actor counters (device memory).
 struct alignas(false_sharing_range) actor_counters {
-  std::uint64_t sent[status_count] = {}; //!< writers: the actor's worker threads; outcome of each send it made
+  std::uint64_t sent[status_count] =
+      {};                     //!< writers: the actor's worker threads; outcome of each send it made
   std::uint64_t received = 0; //!< writers: any sender; counted before the message is published
   std::uint64_t handled = 0;  //!< writer: the owning worker, after the handler returned
 };
@@ -77,15 +78,18 @@ struct system_view {
 // --- small accessors: every shared access says its scope and order here, once ---
 
 RK_HOST_DEVICE inline bool terminate_requested(const system_view& s) noexcept {
-  return cuda::atomic_ref<std::uint32_t, pcie_scope>(s.control->terminate).load(cuda::std::memory_order_acquire) != 0;
+  return cuda::atomic_ref<std::uint32_t, pcie_scope>(s.control->terminate)
+             .load(cuda::std::memory_order_acquire) != 0;
 }
 RK_HOST_DEVICE inline bool pause_requested(const system_view& s) noexcept {
-  return cuda::atomic_ref<std::uint32_t, pcie_scope>(s.control->pause).load(cuda::std::memory_order_relaxed) != 0;
+  return cuda::atomic_ref<std::uint32_t, pcie_scope>(s.control->pause)
+             .load(cuda::std::memory_order_relaxed) != 0;
 }
 RK_HOST_DEVICE inline actor_life life_of(const actor_slot& a) noexcept {
   // Acquire: the host writes the slot's other fields before making it live.
-  return static_cast<actor_life>(cuda::atomic_ref<std::uint32_t, peer_scope>(const_cast<std::uint32_t&>(a.life))
-                                     .load(cuda::std::memory_order_acquire));
+  return static_cast<actor_life>(
+      cuda::atomic_ref<std::uint32_t, peer_scope>(const_cast<std::uint32_t&>(a.life))
+          .load(cuda::std::memory_order_acquire));
 }
 RK_HOST_DEVICE inline void bump(std::uint64_t& counter, std::uint64_t by = 1) noexcept {
   cuda::atomic_ref<std::uint64_t, peer_scope>(counter).fetch_add(by, cuda::std::memory_order_relaxed);

@@ -23,17 +23,17 @@ struct mapped_allocation {
 //! One actor kernel (CUDA) or one group of actors of a handler type (CPU).
 struct worker_group {
   const actor_type_ops* ops = nullptr;
-  std::uint32_t workers = 0;                 //!< actors of this type
+  std::uint32_t workers = 0;                       //!< actors of this type
   const actor_index* host_worker_actors = nullptr; //!< host copy of params.worker_actors
-  void* host_states = nullptr;               //!< host-addressable states (CPU backend)
-  actor_kernel_params params;                //!< device-side parameters (CUDA backend)
-  std::string actors_description;            //!< e.g. "pong, ping" for error messages and stream names
+  void* host_states = nullptr;                     //!< host-addressable states (CPU backend)
+  actor_kernel_params params;                      //!< device-side parameters (CUDA backend)
+  std::string actors_description;                  //!< e.g. "pong, ping" for error messages and stream names
 };
 
 //! A fault noticed by the backend.
 struct backend_fault {
-  std::string where; //!< which kernel or worker
-  std::string what;  //!< the error
+  std::string where;                //!< which kernel or worker
+  std::string what;                 //!< the error
   std::optional<actor_index> actor; //!< the actor, when the backend knows it exactly
 };
 
