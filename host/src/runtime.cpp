@@ -308,7 +308,29 @@ public:
                   " ms, so the actor kernels are not all co-resident (other work on the GPU, MPS limits, or "
                   "more actors than fit). Nothing is left running; spawn fewer actors or free the GPU.");
     }
+    actor_workers_ = workers;
     phase_.store(phase::running);
+  }
+
+  // --- pause ----------------------------------------------------------------------------------------
+
+  bool pause(std::chrono::nanoseconds timeout) {
+    if (phase_.load() != phase::running) throw error("pause(): the runtime is not running");
+    throw_if_faulted();
+    cuda::atomic_ref<std::uint32_t, pcie_scope>(h_control_->pause).store(1, cuda::std::memory_order_release);
+    const wait_result r = wait_until(
+        [&] {
+          for (std::uint32_t w = 0; w < actor_workers_; ++w)
+            if (load_acquire(h_workers_[w].paused) == 0) return false;
+          return true;
+        },
+        [&] { return fault_detected(); }, to_ns(timeout));
+    if (r == wait_result::aborted) throw_if_faulted();
+    return r == wait_result::ready;
+  }
+
+  void resume() {
+    cuda::atomic_ref<std::uint32_t, pcie_scope>(h_control_->pause).store(0, cuda::std::memory_order_release);
   }
 
   // --- host sends -----------------------------------------------------------------------------------
@@ -675,6 +697,7 @@ private:
   std::vector<kind_record> kinds_;
   std::map<std::string, actor_index, std::less<>> by_name_;
 
+  std::uint32_t actor_workers_ = 0; //!< worker_status entries [0, n) belong to actor workers
   std::atomic<phase> phase_{phase::created};
   std::mutex lifecycle_mutex_;
   std::atomic<int> senders_in_flight_{0};
@@ -738,6 +761,12 @@ void runtime::start() {
 }
 bool runtime::running() const noexcept {
   return impl_->running();
+}
+bool runtime::pause(std::chrono::nanoseconds timeout) {
+  return impl_->pause(timeout);
+}
+void runtime::resume() {
+  impl_->resume();
 }
 
 status runtime::send(actor_index destination, std::uint32_t type, byte_view payload,

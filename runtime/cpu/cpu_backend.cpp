@@ -137,9 +137,14 @@ private:
     store_pcie(me.checked_in, 1u);
     backoff idle;
     std::uint64_t polls = 0;
+    bool paused = false;
     while (!terminate_requested(sys_)) {
       bool handled_any = false;
-      if (!pause_requested(sys_)) {
+      if (pause_requested(sys_) != paused) {
+        paused = !paused;
+        store_pcie(me.paused, paused ? 1u : 0u);
+      }
+      if (!paused) {
         for (std::size_t i = 0; i < work.size();) {
           try {
             handled_any |= work[i].ops->cpu_serve(sys_, work[i].actor, work[i].state);

@@ -13,6 +13,7 @@
 
 #include <cstring>
 #include <sstream>
+#include <vector>
 
 namespace rk::detail {
 
@@ -60,8 +61,10 @@ public:
       throw error("CUDA backend: cudaMalloc of " + std::to_string(bytes) +
                   " bytes failed: " + cuda_error_text(e) + "; reduce max_actors or mailbox sizes");
     }
-    RK_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, copy_stream_));
-    RK_CUDA_CHECK(cudaStreamSynchronize(copy_stream_));
+    // Zero through the copy engine: a memset may run as a kernel, which could queue behind persistent
+    // actor blocks that occupy every SM.
+    const std::vector<std::byte> zeros(bytes);
+    copy_to_device(p, zeros.data(), bytes);
     return p;
   }
   void free_device(void* pointer) noexcept override { RK_CUDA_WARN(cudaFree(pointer)); }

@@ -124,6 +124,27 @@ TEST_P(RuntimeCases, DestructorShutsDownARunningRuntime) {
   SUCCEED();
 }
 
+TEST_P(RuntimeCases, PauseParksWorkersAndResumeContinues) {
+  rk::runtime rt(options());
+  const actor_index a = rt.spawn<echo>("echo", small_mailbox());
+  const actor_index c = rt.spawn<counter>("counter", small_mailbox());
+  rt.start();
+  ASSERT_TRUE(rt.pause(5s)) << "every worker acknowledges the pause";
+  const ping_payload p{7, 7};
+  EXPECT_EQ(rt.send_wait(a, msg_ping, rk::as_bytes(p), 5s), status::delivered)
+      << "the gateway still delivers";
+  EXPECT_EQ(rt.send_wait(c, msg_count, rk::as_bytes(p), 5s), status::delivered);
+  EXPECT_EQ(rt.stats().actors[a].handled, 0u) << "a paused worker takes no message";
+  EXPECT_EQ(rt.stats().actors[c].handled, 0u);
+  EXPECT_EQ(rt.stats().actors[a].received, 1u) << "...but it is waiting in the mailbox";
+  rt.resume();
+  const auto reply = rt.receive(5s);
+  ASSERT_TRUE(reply.has_value()) << "resumed workers handle what waited";
+  EXPECT_EQ(reply->as<ping_payload>().sequence, 7u);
+  EXPECT_TRUE(rt.shutdown().drained);
+  EXPECT_EQ(rt.state<counter>(c).count, 1u);
+}
+
 // --- host <-> device path -------------------------------------------------------------------------
 
 TEST_P(RuntimeCases, PingPongHostToAToBToHost) {

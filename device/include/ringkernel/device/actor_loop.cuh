@@ -63,6 +63,7 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
   backoff idle(sys.device_idle_sleep_max_ns);
   std::uint32_t polls = 0;
   bool busy = false;
+  bool paused = false;
   if (threadIdx.x == 0) store_pcie(status_word.checked_in, 1u);
 
   for (;;) {
@@ -71,9 +72,15 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
       const bool check_control = !busy || (++polls % control_poll_interval) == 0;
       if (check_control && terminate_requested(sys)) {
         command = command_exit;
-      } else if (!(check_control && pause_requested(sys))) {
-        shared_slot = inbox.try_peek();
-        if (shared_slot != nullptr) command = command_handle;
+      } else {
+        if (check_control && pause_requested(sys) != paused) {
+          paused = !paused;
+          store_pcie(status_word.paused, paused ? 1u : 0u);
+        }
+        if (!paused) {
+          shared_slot = inbox.try_peek();
+          if (shared_slot != nullptr) command = command_handle;
+        }
       }
       if (command == command_handle && !busy) store_pcie(status_word.busy_actor, self + 1);
       if (command != command_handle && busy) store_pcie(status_word.busy_actor, 0u);

@@ -91,6 +91,13 @@ public:
   void start();
   bool running() const noexcept;
 
+  //! Asks every actor worker to stop taking messages and waits (up to `timeout`) until all of them have
+  //! acknowledged; returns false on timeout. Handlers already running finish first. Host messages keep
+  //! flowing into mailboxes (the gateway is not paused), and K2K sends from finishing handlers land too.
+  bool pause(std::chrono::nanoseconds timeout = std::chrono::seconds(5));
+  //! Lets paused workers take messages again.
+  void resume();
+
   //! Host -> actor through the ingress ring. Never blocks. Returns `enqueued` (the device decides and
   //! counts the outcome, see stats().gateway_verdicts), `queue_full` (ingress ring full), `too_large`
   //! (payload exceeds the host ring's slot) or `not_running`. Throws rk::error if the runtime faulted.

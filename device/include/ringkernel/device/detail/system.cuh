@@ -51,6 +51,7 @@ struct alignas(64) worker_status {
   std::uint64_t heartbeat = 0;  //!< advances while the worker loops (coarse)
   std::uint32_t checked_in = 0; //!< 1 once the worker runs: proves it is resident
   std::uint32_t busy_actor = 0; //!< actor id + 1 while the worker is in a burst of handler calls, else 0
+  std::uint32_t paused = 0;     //!< 1 while the worker honours a pause request (acknowledgement for the host)
 };
 
 //! Verdict of the gateway for one host message (mapped; one per ingress slot). Writer: gateway;
