@@ -558,6 +558,7 @@ public:
     try {
       phase_.store(phase::draining);
       wait_until([&] { return senders_in_flight_.load() == 0; }, [] { return false; }, wait_forever);
+      resume(); // paused workers would never drain
 
       if (!fault_detected()) {
         const std::uint64_t enqueued = host_enqueued_.load(std::memory_order_acquire);

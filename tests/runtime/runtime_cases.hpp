@@ -145,6 +145,20 @@ TEST_P(RuntimeCases, PauseParksWorkersAndResumeContinues) {
   EXPECT_EQ(rt.state<counter>(c).count, 1u);
 }
 
+TEST_P(RuntimeCases, ShutdownOfAPausedRuntimeStillDrains) {
+  rk::runtime rt(options());
+  const actor_index c = rt.spawn<counter>("counter", small_mailbox());
+  rt.start();
+  ASSERT_TRUE(rt.pause(5s));
+  for (std::uint64_t i = 0; i < 10; ++i) {
+    const ping_payload p{i, 1};
+    ASSERT_EQ(rt.send_wait(c, msg_count, rk::as_bytes(p), 5s), status::delivered);
+  }
+  const rk::shutdown_report r = rt.shutdown();
+  EXPECT_TRUE(r.drained);
+  EXPECT_EQ(rt.state<counter>(c).count, 10u);
+}
+
 // --- host <-> device path -------------------------------------------------------------------------
 
 TEST_P(RuntimeCases, PingPongHostToAToBToHost) {
