@@ -1,10 +1,16 @@
-// The host controller: owns every allocation, drives the lifecycle, moves host messages through the
-// mapped rings, reads counters back, and turns backend faults into rk::error.
+// The host controller: owns every allocation, drives the lifecycle, maintains the device routing table
+// (actors, aliases, routes, groups, message types), moves host messages through the mapped rings, reads
+// counters back, and turns backend faults into rk::error.
+//
+// Locking: `control_mutex_` guards the structural tables (actors, kinds, groups, names, shadows of the
+// device tables) so management calls and stats()/find() may come from different threads. The hot paths
+// (send, send_wait, receive) never take it.
 
 #include <ringkernel/host/runtime.hpp>
 #include <ringkernel/runtime/detail/backend.hpp>
 
 #include "nvtx.hpp"
+#include "routing_tables.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -56,20 +62,27 @@ std::string geometry_text(const ring_geometry& g) {
   return "capacity=" + std::to_string(g.capacity) + ", slot_bytes=" + std::to_string(g.slot_bytes);
 }
 
+std::uint32_t host_word(std::uint32_t epoch, host_state s) {
+  return make_state_word(epoch, static_cast<std::uint8_t>(s));
+}
+
 struct actor_record {
   std::string name;
+  bool alias = false;
   std::uint32_t kind = 0;
-  std::uint64_t tenant = 0;
-  ring_geometry mailbox;
-  void* d_mailbox = nullptr;
+  void* d_state = nullptr;        //!< the actor's handler state (device memory), set when its worker starts
+  std::vector<std::byte> initial; //!< for respawn
+  std::vector<std::byte> final_state; //!< read back by shutdown
 };
 
 struct kind_record {
   actor_type_ops ops;
-  std::vector<actor_index> actors;
-  std::vector<std::byte> states; // initial states before start, final states after shutdown
-  actor_index* d_worker_actors = nullptr;
-  void* d_states = nullptr;
+  bool loaded = false; //!< present at start(): its kernel was loaded and late spawns may use it
+};
+
+struct group_record {
+  std::string name;
+  std::vector<actor_index> members;
 };
 
 enum class phase : int { created, running, draining, stopped };
@@ -78,7 +91,7 @@ enum class phase : int { created, running, draining, stopped };
 
 class runtime_impl {
 public:
-  explicit runtime_impl(runtime_options opts) : options_(std::move(opts)) {
+  explicit runtime_impl(runtime_options opts) : options_(std::move(opts)), types_(global_message_types()) {
     validate_options();
     choose_backend();
     allocate_shared_structures();
@@ -95,13 +108,24 @@ public:
 
   // --- construction ---------------------------------------------------------------------------------
 
-  void validate_options() const {
+  void validate_options() {
     if (options_.max_actors == 0 || options_.max_actors > (1u << 20))
       throw error("runtime_options::max_actors must be between 1 and 1048576 (got " +
                   std::to_string(options_.max_actors) + ")");
     if (const char* problem = options_.host_ring.validate())
       throw error(std::string("runtime_options::host_ring: ") + problem + " (got " +
                   geometry_text(options_.host_ring) + ")");
+    if (options_.max_groups > (1u << 20))
+      throw error("runtime_options::max_groups must be at most 1048576 (got " +
+                  std::to_string(options_.max_groups) + ")");
+    if (options_.max_group_members == 0) options_.max_group_members = options_.max_actors;
+    if (options_.max_hops > 255)
+      throw error("runtime_options::max_hops must be at most 255 (the envelope's hop counter is 8 bits)");
+    if (options_.starvation_limit == 0 || options_.starvation_limit > 255)
+      throw error("runtime_options::starvation_limit must be between 1 and 255 (got " +
+                  std::to_string(options_.starvation_limit) + ")");
+    if (options_.max_message_types > (1u << 24))
+      throw error("runtime_options::max_message_types must be at most 16777216");
   }
 
   void choose_backend() {
@@ -141,12 +165,30 @@ public:
 
   void allocate_shared_structures() {
     const std::uint32_t capacity = options_.max_actors;
-    sys_.actor_capacity = capacity;
+    sys_.route_capacity = capacity;
+    sys_.max_hops = options_.max_hops;
+    sys_.starvation_limit = options_.starvation_limit;
     sys_.device_idle_sleep_max_ns = options_.device_idle_sleep_max_ns;
-    sys_.actors = static_cast<actor_slot*>(device_alloc(sizeof(actor_slot) * capacity));
+    sys_.routes = static_cast<route_entry*>(device_alloc(sizeof(route_entry) * capacity));
+    routes_.resize(capacity);
     sys_.counters = static_cast<actor_counters*>(device_alloc(sizeof(actor_counters) * capacity));
-    sys_.clocks = static_cast<hlc_clock*>(device_alloc(sizeof(hlc_clock) * capacity));
+    sys_.privates = static_cast<actor_private*>(device_alloc(sizeof(actor_private) * capacity));
     sys_.gateway = static_cast<gateway_counters*>(device_alloc(sizeof(gateway_counters)));
+
+    sys_.group_capacity = options_.max_groups;
+    sys_.groups =
+        static_cast<group_entry*>(device_alloc(sizeof(group_entry) * std::max(1u, options_.max_groups)));
+    sys_.group_cursors =
+        static_cast<std::uint32_t*>(device_alloc(sizeof(std::uint32_t) * std::max(1u, options_.max_groups)));
+    sys_.group_members =
+        static_cast<address*>(device_alloc(sizeof(address) * std::max(1u, options_.max_group_members)));
+
+    sys_.blocked_type_limit = options_.max_message_types;
+    blocked_types_.assign((options_.max_message_types + 31) / 32, 0u);
+    sys_.blocked_types = static_cast<std::uint32_t*>(
+        device_alloc(sizeof(std::uint32_t) * std::max<std::size_t>(1, blocked_types_.size())));
+    for (const message_type_info& t : types_.all())
+      if (!t.routable) block_type(t);
 
     const mapped_allocation control = mapped_alloc(sizeof(control_block));
     h_control_ = static_cast<control_block*>(control.host);
@@ -184,143 +226,497 @@ public:
     mapped_allocations_.clear();
   }
 
+  // --- routing-table writes ---------------------------------------------------------------------------
+  // The host writes an entry whole only while it is empty (no sender reads past the state word, no worker
+  // exists); afterwards it writes single words: host_word and next_hop. It never writes device_word.
+
+  void write_entry(address a) { backend_->copy_to_device(&sys_.routes[a], &routes_[a], sizeof(route_entry)); }
+  void write_host_word(address a, std::uint32_t word) {
+    routes_[a].host_word = word;
+    backend_->copy_to_device(&sys_.routes[a].host_word, &word, sizeof(word));
+  }
+  void write_next_hop(address a, address next) {
+    routes_[a].next_hop = next;
+    backend_->copy_to_device(&sys_.routes[a].next_hop, &next, sizeof(next));
+  }
+  std::uint32_t read_device_word(address a) const {
+    std::uint32_t word = 0;
+    backend_->copy_from_device(&word, &sys_.routes[a].device_word, sizeof(word));
+    return word;
+  }
+
   // --- spawning -------------------------------------------------------------------------------------
 
-  actor_index spawn(actor_type_ops ops, std::string name, const actor_options& opts, const void* initial) {
-    RK_NVTX_RANGE("rk::runtime::spawn");
-    const std::string who = "spawn('" + name + "')";
-    if (phase_.load() != phase::created)
-      throw error(who + ": actors must be spawned before start(); spawn every actor, then call start()");
-    if (name.empty()) throw error("spawn(): the actor name must not be empty");
-    if (by_name_.count(name) != 0) throw error(who + ": an actor with this name already exists");
-    if (actors_.size() >= options_.max_actors)
-      throw error(who + ": the actor table is full (max_actors = " + std::to_string(options_.max_actors) +
-                  "); raise runtime_options::max_actors");
-    if (const char* problem = opts.mailbox.validate())
-      throw error(who + ": invalid mailbox: " + problem + " (got " + geometry_text(opts.mailbox) + ")");
+  std::uint32_t kind_for(actor_type_ops ops, bool must_be_loaded, const std::string& who) {
+    for (std::uint32_t i = 0; i < kinds_.size(); ++i) {
+      if (kinds_[i].ops.type != ops.type) continue;
+      if (kinds_[i].ops.cuda_kernel == nullptr && !kinds_[i].loaded)
+        kinds_[i].ops.cuda_kernel = ops.cuda_kernel;
+      if (must_be_loaded && !kinds_[i].loaded)
+        throw error(who + ": handler '" + ops.name + "' was not known at start()");
+      return i;
+    }
+    if (must_be_loaded)
+      throw error(
+          who + ": handler '" + ops.name +
+          "' was not known at start(): loading a kernel while persistent kernels run can deadlock under "
+          "CUDA lazy loading, so spawn or prepare<H>() every handler type before start()");
+    kinds_.push_back(kind_record{std::move(ops), false});
+    return static_cast<std::uint32_t>(kinds_.size() - 1);
+  }
+
+  void check_cuda_code(const actor_type_ops& ops, const std::string& who) const {
     if (backend_->kind() == backend::cuda && ops.cuda_kernel == nullptr)
       throw error(who + ": handler '" + ops.name +
                   "' was compiled without nvcc, so it has no CUDA kernel; compile the translation unit that "
                   "calls spawn<" +
                   ops.name + ">() as CUDA (a .cu file) or use backend::cpu");
+  }
 
-    const std::uint32_t kind = kind_for(std::move(ops));
+  void prepare(actor_type_ops ops) {
+    std::lock_guard lock(control_mutex_);
+    const std::string who = "prepare<" + ops.name + ">()";
+    if (phase_.load() != phase::created) throw error(who + ": prepare handler types before start()");
+    check_cuda_code(ops, who);
+    kind_for(std::move(ops), false, who);
+  }
+
+  address spawn(actor_type_ops ops, std::string name, const actor_options& opts, const void* initial) {
+    RK_NVTX_RANGE("rk::runtime::spawn");
+    std::lock_guard lock(control_mutex_);
+    const std::string who = "spawn('" + name + "')";
+    const phase now = phase_.load();
+    if (now != phase::created && now != phase::running)
+      throw error(who + ": the runtime has shut down; create a new rk::runtime");
+    throw_if_faulted();
+    if (name.empty()) throw error("spawn(): the actor name must not be empty");
+    if (opts.instances == 0) throw error(who + ": actor_options::instances must be at least 1");
+    const std::uint32_t n = opts.instances;
+    if (n > 1 && groups_by_name_.count(name) != 0)
+      throw error(who + ": a group with this name already exists");
+    std::vector<std::string> names;
+    for (std::uint32_t i = 0; i < n; ++i) names.push_back(n == 1 ? name : name + "/" + std::to_string(i));
+    for (const auto& nm : names)
+      if (by_name_.count(nm) != 0) throw error("spawn('" + nm + "'): an actor with this name already exists");
+    if (actors_.size() + n > options_.max_actors)
+      throw error(who + ": the actor table is full (max_actors = " + std::to_string(options_.max_actors) +
+                  "); raise runtime_options::max_actors");
+    if (const char* problem = opts.mailbox.validate())
+      throw error(who + ": invalid mailbox: " + problem + " (got " + geometry_text(opts.mailbox) + ")");
+    check_cuda_code(ops, who);
+    const std::size_t state_size = ops.state_size;
+    const std::uint32_t kind = kind_for(std::move(ops), now == phase::running, who);
+
+    std::vector<actor_index> ids;
+    for (const auto& nm : names) ids.push_back(create_actor(nm, kind, opts, initial, state_size));
+    if (now == phase::running) {
+      try {
+        start_late_workers(ids);
+      } catch (...) {
+        forget_last_actors(ids.size());
+        throw;
+      }
+    }
+    if (n == 1) return ids.front();
+    return create_group_locked(name, ids);
+  }
+
+  //! Adds an actor record and its mailbox; the routing entry is written with host_state live before
+  //! start, and left empty while running until its worker is up (start_late_workers).
+  actor_index create_actor(const std::string& name, std::uint32_t kind, const actor_options& opts,
+                           const void* initial, std::size_t state_size) {
     const auto id = static_cast<actor_index>(actors_.size());
+    const std::uint32_t lanes = opts.priority_lanes ? priority_levels : 1;
+    const std::size_t stride = lane_stride(opts.mailbox);
+    void* d_mailbox = device_alloc(stride * lanes);
+    std::vector<std::byte> image(stride * (lanes - 1) + opts.mailbox.slots_offset());
+    for (std::uint32_t l = 0; l < lanes; ++l) init_ring_image(image.data() + l * stride, opts.mailbox);
+    backend_->copy_to_device(d_mailbox, image.data(), image.size());
+
+    route_entry& e = routes_[id];
+    e = route_entry{};
+    e.mailbox = static_cast<std::byte*>(d_mailbox);
+    e.geometry = opts.mailbox;
+    e.lanes = lanes;
+    e.kind = kind;
+    e.tenant = opts.tenant;
+    e.next_hop = id;
+    // Written whole, device word included: no worker exists for this id yet.
+    e.host_word = host_word(1, phase_.load() == phase::running ? host_state::empty : host_state::live);
+    write_entry(id);
 
     actor_record record;
     record.name = name;
     record.kind = kind;
-    record.tenant = opts.tenant;
-    record.mailbox = opts.mailbox;
-    record.d_mailbox = device_alloc(opts.mailbox.total_bytes());
-    std::vector<std::byte> image(opts.mailbox.slots_offset());
-    init_ring_image(image.data(), opts.mailbox);
-    backend_->copy_to_device(record.d_mailbox, image.data(), image.size());
-
-    actor_slot slot;
-    slot.inbox = make_ring_view(record.d_mailbox, opts.mailbox);
-    slot.tenant = opts.tenant;
-    slot.kind = kind;
-    slot.life = static_cast<std::uint32_t>(actor_life::live);
-    backend_->copy_to_device(&sys_.actors[id], &slot, sizeof(slot));
-
-    kind_record& k = kinds_[kind];
-    const std::size_t offset = k.states.size();
-    k.states.resize(offset + k.ops.state_size);
-    std::memcpy(k.states.data() + offset, initial, k.ops.state_size);
-    k.actors.push_back(id);
-
+    record.initial.assign(static_cast<const std::byte*>(initial),
+                          static_cast<const std::byte*>(initial) + state_size);
     by_name_.emplace(name, id);
     actors_.push_back(std::move(record));
     return id;
   }
 
-  std::uint32_t kind_for(actor_type_ops ops) {
-    for (std::uint32_t i = 0; i < kinds_.size(); ++i) {
-      if (kinds_[i].ops.type == ops.type) {
-        if (kinds_[i].ops.cuda_kernel == nullptr) kinds_[i].ops.cuda_kernel = ops.cuda_kernel;
-        return i;
-      }
+  //! Undoes create_actor for the newest `count` actors after a failed late spawn. Their mailboxes stay
+  //! allocated until shutdown (freeing device memory while kernels run would synchronise with them).
+  void forget_last_actors(std::size_t count) {
+    for (std::size_t i = 0; i < count; ++i) {
+      by_name_.erase(actors_.back().name);
+      actors_.pop_back();
     }
-    kinds_.push_back(kind_record{std::move(ops), {}, {}, nullptr, nullptr});
-    return static_cast<std::uint32_t>(kinds_.size() - 1);
+  }
+
+  //! Allocates the state array and worker list for `ids` (all of one kind) and describes their launch.
+  worker_group make_worker_group(const std::vector<actor_index>& ids, std::uint32_t first_worker,
+                                 std::vector<std::unique_ptr<std::vector<actor_index>>>& keep_alive) {
+    const kind_record& k = kinds_[actors_[ids.front()].kind];
+    const std::size_t size = k.ops.state_size;
+    auto* d_actors = static_cast<actor_index*>(device_alloc(sizeof(actor_index) * ids.size()));
+    backend_->copy_to_device(d_actors, ids.data(), sizeof(actor_index) * ids.size());
+    auto* d_states = static_cast<std::byte*>(device_alloc(std::max<std::size_t>(size * ids.size(), 1)));
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      actor_record& a = actors_[ids[i]];
+      a.d_state = d_states + i * size;
+      if (size) backend_->copy_to_device(a.d_state, a.initial.data(), size);
+    }
+    keep_alive.push_back(std::make_unique<std::vector<actor_index>>(ids));
+
+    worker_group g;
+    g.ops = &k.ops;
+    g.workers = static_cast<std::uint32_t>(ids.size());
+    g.host_worker_actors = keep_alive.back()->data();
+    g.host_states = d_states;
+    g.params.sys = sys_;
+    g.params.worker_actors = d_actors;
+    g.params.states = d_states;
+    g.params.first_worker = first_worker;
+    for (std::size_t i = 0; i < ids.size(); ++i)
+      g.actors_description += (i ? ", " : "") + actors_[ids[i]].name;
+    return g;
+  }
+
+  //! Waits until worker_status entries [first, first + count) and (if asked) the gateway have checked in.
+  void await_check_in(std::uint32_t first, std::uint32_t count, bool gateway, const std::string& who) {
+    auto all_checked_in = [&] {
+      if (gateway && load_acquire(h_workers_[options_.max_actors].checked_in) == 0) return false;
+      for (std::uint32_t w = first; w < first + count; ++w)
+        if (load_acquire(h_workers_[w].checked_in) == 0) return false;
+      return true;
+    };
+    const wait_result r = wait_until(
+        all_checked_in, [&] { return fault_detected(); }, to_ns(options_.start_timeout));
+    if (r == wait_result::ready) return;
+    if (r == wait_result::aborted) throw error(who + ": " + fault_text());
+    std::uint32_t started = 0;
+    for (std::uint32_t w = first; w < first + count; ++w)
+      started += load_acquire(h_workers_[w].checked_in) != 0;
+    throw error(
+        who + ": only " + std::to_string(started) + " of " + std::to_string(count) +
+        " actor workers started within " + std::to_string(options_.start_timeout.count()) +
+        " ms, so the actor kernels are not all co-resident (other work on the GPU, MPS limits, or more "
+        "actors than fit). Spawn fewer actors or free the GPU.");
+  }
+
+  void start_late_workers(const std::vector<actor_index>& ids) {
+    std::vector<std::unique_ptr<std::vector<actor_index>>> keep_alive;
+    std::vector<worker_group> groups{make_worker_group(ids, next_worker_, keep_alive)};
+    const std::uint32_t used = backend_->launch_more(sys_, groups);
+    await_check_in(next_worker_, used, false, "spawn('" + actors_[ids.front()].name + "')");
+    next_worker_ += used;
+    for (actor_index id : ids)
+      write_host_word(id, host_word(epoch_of(routes_[id].host_word), host_state::live));
+  }
+
+  // --- groups, routes, aliases --------------------------------------------------------------------------
+
+  address create_group(std::string name, std::span<const actor_index> members) {
+    std::lock_guard lock(control_mutex_);
+    return create_group_locked(std::move(name), std::vector<actor_index>(members.begin(), members.end()));
+  }
+
+  address create_group_locked(const std::string& name, const std::vector<actor_index>& members) {
+    const std::string who = "create_group('" + name + "')";
+    if (name.empty()) throw error("create_group(): the group name must not be empty");
+    if (groups_by_name_.count(name) != 0) throw error(who + ": a group with this name already exists");
+    if (members.empty()) throw error(who + ": a group needs at least one member");
+    for (actor_index m : members) {
+      if (m >= actors_.size() || actors_[m].alias)
+        throw error(who + ": member " + std::to_string(m) + " is not an actor of this runtime");
+    }
+    if (const address dup = first_duplicate(members); dup != host_actor)
+      throw error(who + ": actor '" + actors_[dup].name + "' is listed more than once");
+    if (groups_.size() >= options_.max_groups)
+      throw error(who + ": the group table is full (max_groups = " + std::to_string(options_.max_groups) +
+                  ")");
+    if (members_used_ + members.size() > options_.max_group_members)
+      throw error(who + ": group member lists are full (max_group_members = " +
+                  std::to_string(options_.max_group_members) + ")");
+
+    const auto g = static_cast<std::uint32_t>(groups_.size());
+    const std::vector<std::uint32_t> keys(members.size(), g);
+    const group_tables t = build_group_tables(keys, members, g, 1, members_used_);
+    // Members first, then the entry that makes them reachable; existing groups are never rewritten.
+    backend_->copy_to_device(sys_.group_members + members_used_, t.members.data(),
+                             sizeof(address) * t.members.size());
+    backend_->copy_to_device(&sys_.groups[g], &t.entries[0], sizeof(group_entry));
+    members_used_ += static_cast<std::uint32_t>(members.size());
+    groups_.push_back(group_record{name, members});
+    groups_by_name_.emplace(name, g);
+    return group_address(g);
+  }
+
+  address group(std::string_view name) const {
+    std::lock_guard lock(control_mutex_);
+    const auto it = groups_by_name_.find(name);
+    if (it == groups_by_name_.end())
+      throw error("group('" + std::string(name) + "'): no group with this name");
+    return group_address(it->second);
+  }
+
+  std::vector<actor_index> members(address g) const {
+    std::lock_guard lock(control_mutex_);
+    if (!is_group_address(g) || group_of(g) >= groups_.size())
+      throw error("members(): " + std::to_string(g) + " is not the address of a group of this runtime");
+    return groups_[group_of(g)].members;
+  }
+
+  void check_target(address target, const std::string& who) const {
+    if (target == host_actor) throw error(who + ": a route cannot lead to the host");
+    if (is_group_address(target)) {
+      if (group_of(target) >= groups_.size())
+        throw error(who + ": no group with address " + std::to_string(target));
+      return;
+    }
+    if (target >= actors_.size()) throw error(who + ": no actor or alias with id " + std::to_string(target));
+  }
+
+  void set_route(actor_index from, address next_hop) {
+    std::lock_guard lock(control_mutex_);
+    const std::string who = "set_route(" + std::to_string(from) + ", " + std::to_string(next_hop) + ")";
+    check_id(from, who.c_str());
+    check_target(next_hop, who);
+    write_next_hop(from, next_hop);
+  }
+
+  void clear_route(actor_index a) {
+    std::lock_guard lock(control_mutex_);
+    check_id(a, "clear_route()");
+    if (actors_[a].alias)
+      throw error("clear_route(): '" + actors_[a].name + "' is an alias; it has no own mailbox");
+    write_next_hop(a, a);
+  }
+
+  actor_index add_alias(std::string name, address target) {
+    std::lock_guard lock(control_mutex_);
+    const std::string who = "add_alias('" + name + "')";
+    if (name.empty()) throw error("add_alias(): the alias name must not be empty");
+    if (by_name_.count(name) != 0) throw error(who + ": an actor or alias with this name already exists");
+    if (actors_.size() >= options_.max_actors)
+      throw error(who + ": the actor table is full (max_actors = " + std::to_string(options_.max_actors) +
+                  ")");
+    check_target(target, who);
+    const auto id = static_cast<actor_index>(actors_.size());
+    route_entry& e = routes_[id];
+    e = route_entry{};
+    e.next_hop = target;
+    e.host_word = host_word(1, host_state::alias);
+    write_entry(id);
+    actor_record record;
+    record.name = name;
+    record.alias = true;
+    by_name_.emplace(name, id);
+    actors_.push_back(std::move(record));
+    return id;
+  }
+
+  // --- per-actor lifecycle -----------------------------------------------------------------------------
+
+  actor_index check_actor(actor_index a, const char* who) const {
+    check_id(a, who);
+    if (actors_[a].alias)
+      throw error(std::string(who) + ": '" + actors_[a].name + "' is an alias, not an actor");
+    return a;
+  }
+
+  void require_running(const char* who) const {
+    if (phase_.load() != phase::running) throw error(std::string(who) + ": the runtime is not running");
+  }
+
+  //! Waits until actor `a` reports `wanted` (or, if `or_faulted`, faulted) in the current epoch.
+  bool await_device_state(actor_index a, device_state wanted, bool or_faulted,
+                          std::chrono::nanoseconds timeout) {
+    const std::uint32_t hw = routes_[a].host_word;
+    const wait_result r = wait_until(
+        [&] {
+          const device_state ds = current_device_state(hw, read_device_word(a));
+          return ds == wanted || (or_faulted && ds == device_state::faulted);
+        },
+        [&] { return fault_detected(); }, to_ns(timeout));
+    if (r == wait_result::aborted) throw_if_faulted();
+    return r == wait_result::ready;
+  }
+
+  bool stop(actor_index a, std::chrono::nanoseconds timeout) {
+    std::lock_guard lock(control_mutex_);
+    check_actor(a, "stop()");
+    require_running("stop()");
+    throw_if_faulted();
+    const std::uint32_t hw = routes_[a].host_word;
+    const auto hs = static_cast<host_state>(state_in(hw));
+    if (hs == host_state::live || hs == host_state::paused)
+      write_host_word(a, host_word(epoch_of(hw), host_state::stopping));
+    return await_device_state(a, device_state::stopped, true, timeout);
+  }
+
+  void respawn(actor_index a, std::type_index type, const void* initial) {
+    std::lock_guard lock(control_mutex_);
+    check_actor(a, "respawn()");
+    require_running("respawn()");
+    throw_if_faulted();
+    actor_record& r = actors_[a];
+    const kind_record& k = kinds_[r.kind];
+    if (initial != nullptr && type != k.ops.type)
+      throw error("respawn<H>(" + std::to_string(a) + "): actor '" + r.name + "' runs handler '" +
+                  k.ops.name + "', not the requested type");
+    const std::uint32_t hw = routes_[a].host_word;
+    const device_state ds = current_device_state(hw, read_device_word(a));
+    if (ds != device_state::stopped && ds != device_state::faulted)
+      throw error("respawn(): actor '" + r.name + "' is not stopped or faulted; stop() it first");
+    // The worker is parked: it does not touch the state while stopped or faulted.
+    if (k.ops.state_size)
+      backend_->copy_to_device(r.d_state, initial ? initial : r.initial.data(), k.ops.state_size);
+    write_host_word(a, host_word(epoch_of(hw) + 1, host_state::live));
+  }
+
+  bool pause_actor(actor_index a, std::chrono::nanoseconds timeout) {
+    std::lock_guard lock(control_mutex_);
+    check_actor(a, "pause_actor()");
+    require_running("pause_actor()");
+    throw_if_faulted();
+    const std::uint32_t hw = routes_[a].host_word;
+    if (static_cast<host_state>(state_in(hw)) != host_state::live)
+      throw error("pause_actor(): actor '" + actors_[a].name + "' is not live");
+    write_host_word(a, host_word(epoch_of(hw), host_state::paused));
+    return await_device_state(a, device_state::paused, true, timeout);
+  }
+
+  void resume_actor(actor_index a) {
+    std::lock_guard lock(control_mutex_);
+    check_actor(a, "resume_actor()");
+    const std::uint32_t hw = routes_[a].host_word;
+    if (static_cast<host_state>(state_in(hw)) == host_state::paused)
+      write_host_word(a, host_word(epoch_of(hw), host_state::live));
+  }
+
+  actor_lifecycle lifecycle_of(actor_index a, std::uint32_t device_word) const {
+    if (actors_[a].alias) return actor_lifecycle::alias;
+    const std::uint32_t hw = routes_[a].host_word;
+    switch (current_device_state(hw, device_word)) {
+    case device_state::stopped:
+      return actor_lifecycle::stopped;
+    case device_state::faulted:
+      return actor_lifecycle::faulted;
+    default:
+      break;
+    }
+    switch (static_cast<host_state>(state_in(hw))) {
+    case host_state::paused:
+      return actor_lifecycle::paused;
+    case host_state::stopping:
+      return actor_lifecycle::stopping;
+    default:
+      return actor_lifecycle::live;
+    }
+  }
+
+  actor_lifecycle lifecycle(actor_index a) const {
+    std::lock_guard lock(control_mutex_);
+    check_id(a, "lifecycle()");
+    return lifecycle_of(a, read_device_word(a));
+  }
+
+  // --- message types ------------------------------------------------------------------------------------
+
+  void block_type(const message_type_info& t) {
+    if (t.id >= options_.max_message_types)
+      throw error("register_message_type('" + t.name +
+                  "'): a non-routable type needs an id below "
+                  "runtime_options::max_message_types (" +
+                  std::to_string(options_.max_message_types) + "); got " + std::to_string(t.id));
+    std::uint32_t& word = blocked_types_[t.id / 32];
+    word |= 1u << (t.id % 32);
+    backend_->copy_to_device(&sys_.blocked_types[t.id / 32], &word, sizeof(word));
+  }
+
+  void register_message_type(const message_type_info& info) {
+    std::lock_guard lock(control_mutex_);
+    if (!info.routable && info.id >= options_.max_message_types) block_type(info); // throws with the reason
+    types_.add(info);
+    if (!info.routable) block_type(info);
   }
 
   // --- start ----------------------------------------------------------------------------------------
 
   void start() {
     RK_NVTX_RANGE("rk::runtime::start");
+    std::lock_guard lock(control_mutex_);
     if (phase_.load() != phase::created)
       throw error("start(): a runtime starts once; create a new rk::runtime to run again");
-    if (actors_.empty()) throw error("start(): no actors; spawn at least one actor before start()");
+    std::vector<std::vector<actor_index>> by_kind(kinds_.size());
+    for (actor_index id = 0; id < actors_.size(); ++id)
+      if (!actors_[id].alias) by_kind[actors_[id].kind].push_back(id);
+    if (std::all_of(by_kind.begin(), by_kind.end(), [](const auto& v) { return v.empty(); }))
+      throw error("start(): no actors; spawn at least one actor before start()");
 
+    std::vector<const actor_type_ops*> all_kinds;
+    for (const auto& k : kinds_) all_kinds.push_back(&k.ops);
+    try {
+      backend_->preload(all_kinds);
+    } catch (const error& e) {
+      phase_.store(phase::stopped);
+      throw error(std::string("start(): ") + e.what());
+    }
+    for (auto& k : kinds_) k.loaded = true;
+
+    std::vector<std::unique_ptr<std::vector<actor_index>>> keep_alive;
     std::vector<worker_group> groups;
     std::uint32_t first_worker = 0;
-    for (auto& k : kinds_) {
-      const auto count = static_cast<std::uint32_t>(k.actors.size());
-      k.d_worker_actors = static_cast<actor_index*>(device_alloc(sizeof(actor_index) * count));
-      backend_->copy_to_device(k.d_worker_actors, k.actors.data(), sizeof(actor_index) * count);
-      k.d_states = device_alloc(std::max<std::size_t>(k.states.size(), 1));
-      if (!k.states.empty()) backend_->copy_to_device(k.d_states, k.states.data(), k.states.size());
-
-      worker_group g;
-      g.ops = &k.ops;
-      g.workers = count;
-      g.host_worker_actors = k.actors.data();
-      g.host_states = k.d_states;
-      g.params.sys = sys_;
-      g.params.worker_actors = k.d_worker_actors;
-      g.params.states = k.d_states;
-      g.params.first_worker = first_worker;
-      for (std::size_t i = 0; i < k.actors.size(); ++i)
-        g.actors_description += (i ? ", " : "") + actors_[k.actors[i]].name;
-      groups.push_back(std::move(g));
-      first_worker += count;
+    for (const auto& ids : by_kind) {
+      if (ids.empty()) continue;
+      groups.push_back(make_worker_group(ids, first_worker, keep_alive));
+      first_worker += static_cast<std::uint32_t>(ids.size());
     }
 
-    const std::uint32_t gateway_worker = options_.max_actors;
     std::uint32_t workers = 0;
     try {
-      workers = backend_->launch(sys_, h_control_, groups, gateway_worker);
-    } catch (...) {
+      workers = backend_->launch(sys_, h_control_, groups, options_.max_actors);
+      await_check_in(0, workers, true, "start()");
+    } catch (const error& e) {
       terminate_and_join(); // whatever did start sees terminate and exits
+      phase_.store(phase::stopped);
+      const std::string what = e.what();
+      throw error(what.rfind("start()", 0) == 0 ? what : "start(): " + what);
+    } catch (...) {
+      terminate_and_join();
       phase_.store(phase::stopped);
       throw;
     }
-
-    auto all_checked_in = [&] {
-      if (load_acquire(h_workers_[gateway_worker].checked_in) == 0) return false;
-      for (std::uint32_t w = 0; w < workers; ++w)
-        if (load_acquire(h_workers_[w].checked_in) == 0) return false;
-      return true;
-    };
-    const wait_result r = wait_until(
-        all_checked_in, [&] { return fault_detected(); }, to_ns(options_.start_timeout));
-    if (r != wait_result::ready) {
-      std::uint32_t started = 0;
-      for (std::uint32_t w = 0; w < workers; ++w) started += load_acquire(h_workers_[w].checked_in) != 0;
-      const std::string fault = fault_text();
-      terminate_and_join();
-      phase_.store(phase::stopped);
-      if (r == wait_result::aborted) throw error("start(): " + fault);
-      throw error("start(): only " + std::to_string(started) + " of " + std::to_string(workers) +
-                  " actor workers started within " + std::to_string(options_.start_timeout.count()) +
-                  " ms, so the actor kernels are not all co-resident (other work on the GPU, MPS limits, or "
-                  "more actors than fit). Nothing is left running; spawn fewer actors or free the GPU.");
-    }
-    actor_workers_ = workers;
+    next_worker_ = workers;
     phase_.store(phase::running);
   }
 
   // --- pause ----------------------------------------------------------------------------------------
 
   bool pause(std::chrono::nanoseconds timeout) {
-    if (phase_.load() != phase::running) throw error("pause(): the runtime is not running");
+    require_running("pause()");
     throw_if_faulted();
     cuda::atomic_ref<std::uint32_t, pcie_scope>(h_control_->pause).store(1, cuda::std::memory_order_release);
+    std::uint32_t workers;
+    {
+      std::lock_guard lock(control_mutex_);
+      workers = next_worker_;
+    }
     const wait_result r = wait_until(
         [&] {
-          for (std::uint32_t w = 0; w < actor_workers_; ++w)
+          for (std::uint32_t w = 0; w < workers; ++w)
             if (load_acquire(h_workers_[w].paused) == 0) return false;
           return true;
         },
@@ -376,7 +772,7 @@ public:
   }
 
   //! Shared by send and send_wait. On success `position` is the ingress position used.
-  status enqueue(actor_index destination, std::uint32_t type, byte_view payload, const send_options& opts,
+  status enqueue(address destination, std::uint32_t type, byte_view payload, const send_options& opts,
                  bool hold_receipt, std::uint64_t& position) {
     if (phase_.load() != phase::running) return status::not_running;
     throw_if_faulted();
@@ -394,6 +790,7 @@ public:
     header.payload_length = payload.size;
     header.flags = opts.flags;
     header.priority = static_cast<std::uint8_t>(opts.priority);
+    header.route_key = opts.key;
     ingress_ring::write_slot(ingress.slot_at(c.position), header, payload.data);
     if (hold_receipt) waiting_[c.position & (h_ingress_.capacity - 1)].store(1, std::memory_order_relaxed);
     ingress.publish(c.position); // release also orders the waiting_ store for later producers
@@ -402,14 +799,14 @@ public:
     return status::enqueued;
   }
 
-  status send(actor_index destination, std::uint32_t type, byte_view payload, const send_options& opts) {
+  status send(address destination, std::uint32_t type, byte_view payload, const send_options& opts) {
     RK_NVTX_RANGE("rk::runtime::send");
     send_scope scope(*this);
     std::uint64_t position = 0;
     return count_host(enqueue(destination, type, payload, opts, false, position));
   }
 
-  status send_wait(actor_index destination, std::uint32_t type, byte_view payload,
+  status send_wait(address destination, std::uint32_t type, byte_view payload,
                    std::chrono::nanoseconds timeout, const send_options& opts) {
     RK_NVTX_RANGE("rk::runtime::send_wait");
     std::uint64_t position = 0;
@@ -471,7 +868,11 @@ public:
     auto last = last_fault_poll_.load(std::memory_order_relaxed);
     if (now - last < 1'000'000) return false;
     if (!last_fault_poll_.compare_exchange_strong(last, now)) return false;
-    std::optional<backend_fault> f = backend_->poll_fault();
+    std::optional<backend_fault> f;
+    {
+      std::lock_guard lock(backend_poll_mutex_);
+      f = backend_->poll_fault();
+    }
     if (!f) return false;
     record_fault(*f);
     return true;
@@ -480,23 +881,26 @@ public:
   void record_fault(const backend_fault& f) {
     std::lock_guard lock(fault_mutex_);
     if (faulted_.load()) return;
+    const auto name = [&](std::uint32_t a) {
+      return a < names_snapshot_.size() ? names_snapshot_[a] : std::to_string(a);
+    };
     std::string text = f.where + " failed: " + f.what + ".";
     const std::uint32_t trap_actor = load_acquire(h_control_->trap_actor);
-    if (trap_actor != 0 && trap_actor - 1 < actors_.size()) {
-      text += " Actor '" + actors_[trap_actor - 1].name + "' called ctx.trap(" +
+    if (trap_actor != 0) {
+      text += " Actor '" + name(trap_actor - 1) + "' called ctx.trap(" +
               std::to_string(load_acquire(h_control_->trap_code)) + ").";
-    } else if (f.actor && *f.actor < actors_.size()) {
-      text += " Raised by actor '" + actors_[*f.actor].name + "'.";
+    } else if (f.actor) {
+      text += " Raised by actor '" + name(*f.actor) + "'.";
     }
     if (backend_->kind() == backend::cuda) {
       std::string busy;
       for (std::uint32_t w = 0; w < options_.max_actors; ++w) {
         const std::uint32_t a = load_acquire(h_workers_[w].busy_actor);
-        if (a != 0 && a - 1 < actors_.size()) busy += (busy.empty() ? "" : ", ") + actors_[a - 1].name;
+        if (a != 0) busy += (busy.empty() ? "" : ", ") + name(a - 1);
       }
       if (!busy.empty()) text += " Actors inside a handler at the time: " + busy + ".";
-      text += " The CUDA context is unusable after a device fault; destroy the runtime and restart the "
-              "process.";
+      text +=
+          " The CUDA context is unusable after a device fault; destroy the runtime and restart the process.";
     }
     fault_ = text;
     faulted_.store(true, std::memory_order_release);
@@ -515,26 +919,26 @@ public:
 
   struct drain_snapshot {
     std::uint64_t gateway_processed = 0;
-    std::uint64_t handled = 0;
+    std::uint64_t finished = 0; //!< handled + discarded
     std::uint64_t received = 0;
   };
 
-  std::vector<actor_counters> read_counters() const {
-    std::vector<actor_counters> c(actors_.size());
-    if (!c.empty()) backend_->copy_from_device(c.data(), sys_.counters, sizeof(actor_counters) * c.size());
+  std::vector<actor_counters> read_counters(std::size_t count) const {
+    std::vector<actor_counters> c(count);
+    if (count) backend_->copy_from_device(c.data(), sys_.counters, sizeof(actor_counters) * count);
     return c;
   }
 
-  //! Reads gateway progress, then handled, then received, in that order. Counters only grow and a
-  //! delivery is counted before it is published, so `processed == enqueued && handled == received`
+  //! Reads gateway progress, then handled + discarded, then received, in that order. Counters only grow
+  //! and a delivery is counted before it is published, so `processed == enqueued && finished == received`
   //! proves that at the moment `received` was read nothing was queued or inside a handler.
-  drain_snapshot snapshot_for_drain() const {
+  drain_snapshot snapshot_for_drain(std::size_t actors) const {
     drain_snapshot s;
     gateway_counters g;
     backend_->copy_from_device(&g, sys_.gateway, sizeof(g));
     s.gateway_processed = g.processed;
-    for (const auto& c : read_counters()) s.handled += c.handled;
-    for (const auto& c : read_counters()) s.received += c.received;
+    for (const auto& c : read_counters(actors)) s.finished += c.handled + c.discarded;
+    for (const auto& c : read_counters(actors)) s.received += c.received;
     return s;
   }
 
@@ -559,20 +963,28 @@ public:
       phase_.store(phase::draining);
       wait_until([&] { return senders_in_flight_.load() == 0; }, [] { return false; }, wait_forever);
       resume(); // paused workers would never drain
+      std::size_t actors;
+      {
+        std::lock_guard lock(control_mutex_);
+        actors = actors_.size();
+        for (actor_index a = 0; a < actors; ++a)
+          if (static_cast<host_state>(state_in(routes_[a].host_word)) == host_state::paused)
+            write_host_word(a, host_word(epoch_of(routes_[a].host_word), host_state::live));
+      }
 
       if (!fault_detected()) {
         const std::uint64_t enqueued = host_enqueued_.load(std::memory_order_acquire);
         drain_snapshot last;
         const wait_result r = wait_until(
             [&] {
-              last = snapshot_for_drain();
-              return last.gateway_processed == enqueued && last.handled == last.received;
+              last = snapshot_for_drain(actors);
+              return last.gateway_processed == enqueued && last.finished == last.received;
             },
             [&] { return fault_detected(); }, to_ns(options_.drain_timeout));
         if (r != wait_result::ready) {
           report.drained = false;
           report.undelivered = (enqueued - std::min(enqueued, last.gateway_processed)) +
-                               (last.received - std::min(last.received, last.handled));
+                               (last.received - std::min(last.received, last.finished));
         }
       }
       terminate_and_join();
@@ -582,9 +994,14 @@ public:
         report.drained = false;
       }
       if (workers_stopped_ && !faulted_.load()) {
-        final_stats_ = collect_stats();
-        for (auto& k : kinds_)
-          if (!k.states.empty()) backend_->copy_from_device(k.states.data(), k.d_states, k.states.size());
+        std::lock_guard lock(control_mutex_);
+        final_stats_ = collect_stats_locked();
+        for (const auto& a : final_stats_->actors) report.discarded += a.discarded;
+        for (auto& a : actors_) {
+          const std::size_t size = a.alias ? 0 : kinds_[a.kind].ops.state_size;
+          a.final_state.resize(size);
+          if (size && a.d_state) backend_->copy_from_device(a.final_state.data(), a.d_state, size);
+        }
         states_final_ = true;
       }
       report.pending_host_messages = pending_egress();
@@ -610,17 +1027,24 @@ public:
 
   // --- stats ----------------------------------------------------------------------------------------
 
-  runtime_stats collect_stats() const {
+  runtime_stats collect_stats_locked() {
     runtime_stats s;
-    const std::vector<actor_counters> counters = read_counters();
-    s.actors.reserve(actors_.size());
-    for (std::size_t i = 0; i < actors_.size(); ++i) {
+    const std::size_t n = actors_.size();
+    const std::vector<actor_counters> counters = read_counters(n);
+    std::vector<route_entry> entries(n);
+    if (n) backend_->copy_from_device(entries.data(), sys_.routes, sizeof(route_entry) * n);
+    s.actors.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
       actor_stats a;
       a.id = static_cast<actor_index>(i);
       a.name = actors_[i].name;
+      a.lifecycle = lifecycle_of(a.id, entries[i].device_word);
       std::copy(std::begin(counters[i].sent), std::end(counters[i].sent), a.sent.begin());
       a.received = counters[i].received;
       a.handled = counters[i].handled;
+      a.discarded = counters[i].discarded;
+      a.reservations = counters[i].reservations;
+      a.fault_code = counters[i].fault_code;
       s.actors.push_back(std::move(a));
     }
     gateway_counters g;
@@ -638,47 +1062,64 @@ public:
   }
 
   runtime_stats stats() {
+    std::lock_guard lock(control_mutex_);
     if (phase_.load() == phase::stopped) {
       runtime_stats s = final_stats_.value_or(runtime_stats{});
       fill_host_counters(s); // receive() keeps working after shutdown
       return s;
     }
     if (faulted_.load()) throw_if_faulted();
-    return collect_stats();
+    return collect_stats_locked();
   }
 
   void read_state(actor_index id, std::type_index type, void* out, std::size_t bytes) const {
-    check_id(id, "state()");
+    std::lock_guard lock(control_mutex_);
+    check_actor(id, "state()");
     const kind_record& k = kinds_[actors_[id].kind];
     if (k.ops.type != type)
       throw error("state<H>(" + std::to_string(id) + "): actor '" + actors_[id].name + "' runs handler '" +
                   k.ops.name + "', not the requested type");
     if (!states_final_)
-      throw error("state<H>(): actor states are read back by shutdown(); call it after shutdown() (and not "
-                  "after a fault)");
-    const auto pos = std::find(k.actors.begin(), k.actors.end(), id) - k.actors.begin();
-    std::memcpy(out, k.states.data() + static_cast<std::size_t>(pos) * bytes, bytes);
+      throw error(
+          "state<H>(): actor states are read back by shutdown(); call it after shutdown() (and not after a "
+          "fault)");
+    std::memcpy(out, actors_[id].final_state.data(), bytes);
   }
 
-  void check_id(actor_index id, const char* who) const {
+  void check_id(actor_index id, const std::string& who) const {
     if (id >= actors_.size())
-      throw error(std::string(who) + ": unknown actor id " + std::to_string(id) + " (this runtime has " +
-                  std::to_string(actors_.size()) + " actors)");
+      throw error(who + ": unknown actor id " + std::to_string(id) + " (this runtime has " +
+                  std::to_string(actors_.size()) + " actors and aliases)");
   }
 
   actor_index find(std::string_view name) const {
-    const auto it = by_name_.find(std::string(name));
-    if (it == by_name_.end()) throw error("find('" + std::string(name) + "'): no actor with this name");
+    std::lock_guard lock(control_mutex_);
+    const auto it = by_name_.find(name);
+    if (it == by_name_.end())
+      throw error("find('" + std::string(name) + "'): no actor or alias with this name");
     return it->second;
   }
 
   const std::string& name_of(actor_index id) const {
+    std::lock_guard lock(control_mutex_);
     check_id(id, "name_of()");
     return actors_[id].name;
   }
 
-  std::uint32_t actor_count() const noexcept { return static_cast<std::uint32_t>(actors_.size()); }
+  std::uint32_t actor_count() const noexcept {
+    std::lock_guard lock(control_mutex_);
+    return static_cast<std::uint32_t>(actors_.size());
+  }
   bool running() const noexcept { return phase_.load() == phase::running; }
+  const message_type_registry& message_types() const noexcept { return types_; }
+
+  //! Names by id for fault messages, which are built without control_mutex_ (a fault may surface inside
+  //! a management call that holds it).
+  void snapshot_names() {
+    std::lock_guard lock(fault_mutex_);
+    names_snapshot_.clear();
+    for (const auto& a : actors_) names_snapshot_.push_back(a.name);
+  }
 
 private:
   system_view sys_{};
@@ -694,11 +1135,18 @@ private:
   bool memory_releasable_ = true;
   bool workers_stopped_ = true;
 
-  std::vector<actor_record> actors_;
+  mutable std::mutex control_mutex_;
+  std::vector<route_entry> routes_;          //!< host shadow of the routing table (host-written fields)
+  std::vector<std::uint32_t> blocked_types_; //!< host shadow of the not-routable bitmap
+  message_type_registry types_;
+  std::vector<actor_record> actors_; //!< by id: actors and aliases
   std::vector<kind_record> kinds_;
+  std::vector<group_record> groups_;
   std::map<std::string, actor_index, std::less<>> by_name_;
+  std::map<std::string, std::uint32_t, std::less<>> groups_by_name_;
+  std::uint32_t members_used_ = 0;
+  std::uint32_t next_worker_ = 0; //!< worker_status entries [0, n) belong to actor workers
 
-  std::uint32_t actor_workers_ = 0; //!< worker_status entries [0, n) belong to actor workers
   std::atomic<phase> phase_{phase::created};
   std::mutex lifecycle_mutex_;
   std::atomic<int> senders_in_flight_{0};
@@ -710,8 +1158,10 @@ private:
   hlc_clock host_clock_;
 
   std::mutex fault_mutex_;
+  std::mutex backend_poll_mutex_;
   std::atomic<bool> faulted_{false};
   std::optional<std::string> fault_;
+  std::vector<std::string> names_snapshot_;
   std::atomic<clock_type::rep> last_fault_poll_{0};
 
   std::optional<runtime_stats> final_stats_;
@@ -744,9 +1194,14 @@ const std::string& runtime::backend_description() const noexcept {
   return impl_->description_;
 }
 
-actor_index runtime::spawn_erased(detail::actor_type_ops ops, std::string name, const actor_options& options,
-                                  const void* initial_state) {
-  return impl_->spawn(std::move(ops), std::move(name), options, initial_state);
+address runtime::spawn_erased(detail::actor_type_ops ops, std::string name, const actor_options& options,
+                              const void* initial_state) {
+  const address a = impl_->spawn(std::move(ops), std::move(name), options, initial_state);
+  impl_->snapshot_names();
+  return a;
+}
+void runtime::prepare_erased(detail::actor_type_ops ops) {
+  impl_->prepare(std::move(ops));
 }
 actor_index runtime::find(std::string_view name) const {
   return impl_->find(name);
@@ -757,6 +1212,51 @@ const std::string& runtime::name_of(actor_index id) const {
 std::uint32_t runtime::actor_count() const noexcept {
   return impl_->actor_count();
 }
+
+address runtime::create_group(std::string name, std::span<const actor_index> members) {
+  return impl_->create_group(std::move(name), members);
+}
+address runtime::group(std::string_view name) const {
+  return impl_->group(name);
+}
+std::vector<actor_index> runtime::members(address group) const {
+  return impl_->members(group);
+}
+void runtime::set_route(actor_index from, address next_hop) {
+  impl_->set_route(from, next_hop);
+}
+void runtime::clear_route(actor_index a) {
+  impl_->clear_route(a);
+}
+actor_index runtime::add_alias(std::string name, address target) {
+  const actor_index a = impl_->add_alias(std::move(name), target);
+  impl_->snapshot_names();
+  return a;
+}
+
+bool runtime::stop(actor_index a, std::chrono::nanoseconds timeout) {
+  return impl_->stop(a, timeout);
+}
+void runtime::respawn_erased(actor_index a, std::type_index type, const void* initial_state) {
+  impl_->respawn(a, type, initial_state);
+}
+bool runtime::pause_actor(actor_index a, std::chrono::nanoseconds timeout) {
+  return impl_->pause_actor(a, timeout);
+}
+void runtime::resume_actor(actor_index a) {
+  impl_->resume_actor(a);
+}
+actor_lifecycle runtime::lifecycle(actor_index a) const {
+  return impl_->lifecycle(a);
+}
+
+const message_type_registry& runtime::message_types() const noexcept {
+  return impl_->message_types();
+}
+void runtime::register_message_type(const message_type_info& info) {
+  impl_->register_message_type(info);
+}
+
 void runtime::start() {
   impl_->start();
 }
@@ -770,11 +1270,17 @@ void runtime::resume() {
   impl_->resume();
 }
 
-status runtime::send(actor_index destination, std::uint32_t type, byte_view payload,
+status runtime::send(address destination, std::uint32_t type, byte_view payload,
                      const send_options& options) {
   return impl_->send(destination, type, payload, options);
 }
-status runtime::send_wait(actor_index destination, std::uint32_t type, byte_view payload,
+status runtime::send_keyed(address group, std::uint64_t key, std::uint32_t type, byte_view payload,
+                           send_options options) {
+  options.flags |= envelope_flags::keyed;
+  options.key = key;
+  return impl_->send(group, type, payload, options);
+}
+status runtime::send_wait(address destination, std::uint32_t type, byte_view payload,
                           std::chrono::nanoseconds timeout, const send_options& options) {
   return impl_->send_wait(destination, type, payload, timeout, options);
 }

@@ -19,24 +19,36 @@ namespace {
 
 constexpr std::size_t allocation_alignment = 256;
 
-//! Word-wise atomic copy, so a copy racing with workers' atomic updates reads or writes each 8-byte
-//! counter whole (and ThreadSanitizer sees atomics, not a data race). Falls back to memcpy for unaligned
-//! or odd-sized ranges, which the runtime only uses while no worker runs.
+//! Word-wise atomic copy, so a copy racing with workers' atomic accesses reads or writes each 8- or 4-byte
+//! word whole (and ThreadSanitizer sees atomics, not a data race). Falls back to memcpy for unaligned or
+//! odd-sized ranges, which the runtime only uses for memory no worker touches at the time.
 void atomic_word_copy(void* destination, const void* source, std::size_t bytes, bool destination_shared) {
-  const bool aligned = reinterpret_cast<std::uintptr_t>(destination) % 8 == 0 &&
-                       reinterpret_cast<std::uintptr_t>(source) % 8 == 0 && bytes % 8 == 0;
-  if (!aligned) {
-    std::memcpy(destination, source, bytes);
-    return;
-  }
-  auto* d = static_cast<std::uint64_t*>(destination);
-  auto* s = static_cast<std::uint64_t*>(const_cast<void*>(source));
-  for (std::size_t i = 0; i < bytes / 8; ++i) {
-    if (destination_shared) {
-      std::atomic_ref<std::uint64_t>(d[i]).store(s[i], std::memory_order_release);
-    } else {
-      d[i] = std::atomic_ref<std::uint64_t>(s[i]).load(std::memory_order_acquire);
+  const auto aligned = [&](std::size_t a) {
+    return reinterpret_cast<std::uintptr_t>(destination) % a == 0 &&
+           reinterpret_cast<std::uintptr_t>(source) % a == 0 && bytes % a == 0;
+  };
+  if (aligned(8)) {
+    auto* d = static_cast<std::uint64_t*>(destination);
+    auto* s = static_cast<std::uint64_t*>(const_cast<void*>(source));
+    for (std::size_t i = 0; i < bytes / 8; ++i) {
+      if (destination_shared) {
+        std::atomic_ref<std::uint64_t>(d[i]).store(s[i], std::memory_order_release);
+      } else {
+        d[i] = std::atomic_ref<std::uint64_t>(s[i]).load(std::memory_order_acquire);
+      }
     }
+  } else if (aligned(4)) {
+    auto* d = static_cast<std::uint32_t*>(destination);
+    auto* s = static_cast<std::uint32_t*>(const_cast<void*>(source));
+    for (std::size_t i = 0; i < bytes / 4; ++i) {
+      if (destination_shared) {
+        std::atomic_ref<std::uint32_t>(d[i]).store(s[i], std::memory_order_release);
+      } else {
+        d[i] = std::atomic_ref<std::uint32_t>(s[i]).load(std::memory_order_acquire);
+      }
+    }
+  } else {
+    std::memcpy(destination, source, bytes);
   }
 }
 
@@ -52,9 +64,12 @@ public:
 
   ~cpu_backend() override {
     // The runtime joins before destroying the backend; a thread that never stopped is detached so that
-    // destruction cannot hang (its memory is leaked by the runtime).
-    for (auto& t : threads_)
-      if (t.joinable()) t.detach();
+    // destruction cannot hang (the runtime leaks the memory it uses, and its done flag).
+    for (auto& w : threads_)
+      if (w.thread.joinable()) {
+        w.thread.detach();
+        (void)w.done.release();
+      }
   }
 
   rk::backend kind() const noexcept override { return rk::backend::cpu; }
@@ -83,34 +98,18 @@ public:
     atomic_word_copy(host_destination, device_source, bytes, false);
   }
 
+  void preload(std::span<const actor_type_ops* const>) override {} // nothing to load on the CPU
+
   std::uint32_t launch(const system_view& sys, const control_block*, std::span<const worker_group> groups,
                        std::uint32_t gateway_worker) override {
-    std::vector<served_actor> all;
-    for (const auto& g : groups) {
-      auto* states = static_cast<std::byte*>(g.host_states);
-      for (std::uint32_t i = 0; i < g.workers; ++i)
-        all.push_back({g.ops, g.host_worker_actors[i], states + std::size_t{i} * g.ops->state_size});
-    }
-    const std::uint32_t hardware = std::max(1u, std::thread::hardware_concurrency());
-    const auto actors = static_cast<std::uint32_t>(all.size());
-    const std::uint32_t threads =
-        std::max(1u, std::min(actors, requested_workers_ ? requested_workers_ : hardware));
-
-    std::vector<std::vector<served_actor>> assignment(threads);
-    for (std::uint32_t i = 0; i < actors; ++i) assignment[i % threads].push_back(all[i]);
-
     sys_ = sys;
-    done_ = std::make_unique<std::atomic<bool>[]>(threads + 1);
-    try {
-      threads_.emplace_back([this, gateway_worker] { gateway_loop(gateway_worker, 0); });
-      for (std::uint32_t w = 0; w < threads; ++w)
-        threads_.emplace_back([this, w, work = std::move(assignment[w])] { worker_loop(w, work, w + 1); });
-    } catch (const std::system_error& e) {
-      throw error(std::string("CPU backend: could not start worker threads: ") + e.what());
-    }
-    return threads;
+    start_thread([this, gateway_worker](std::atomic<bool>& done) { gateway_loop(gateway_worker, done); });
+    return start_workers(groups);
   }
 
+  std::uint32_t launch_more(const system_view&, std::span<const worker_group> groups) override {
+    return start_workers(groups);
+  }
   std::optional<backend_fault> poll_fault() override {
     if (!faulted_.load(std::memory_order_acquire)) return std::nullopt;
     std::lock_guard lock(fault_mutex_);
@@ -118,21 +117,59 @@ public:
   }
 
   bool join(std::chrono::milliseconds timeout) noexcept override {
-    const std::size_t n = threads_.size();
     const wait_result r = wait_until(
         [&] {
-          for (std::size_t i = 0; i < n; ++i)
-            if (!done_[i].load(std::memory_order_acquire)) return false;
+          for (const auto& w : threads_)
+            if (!w.done->load(std::memory_order_acquire)) return false;
           return true;
         },
         [] { return false; }, static_cast<std::uint64_t>(timeout.count()) * 1'000'000ull);
-    for (std::size_t i = 0; i < n; ++i)
-      if (done_[i].load(std::memory_order_acquire) && threads_[i].joinable()) threads_[i].join();
+    for (auto& w : threads_)
+      if (w.done->load(std::memory_order_acquire) && w.thread.joinable()) w.thread.join();
     return r == wait_result::ready;
   }
 
 private:
-  void worker_loop(std::uint32_t worker, std::vector<served_actor> work, std::size_t done_index) {
+  struct worker_thread {
+    std::thread thread;
+    std::unique_ptr<std::atomic<bool>> done; //!< set by the thread as its last action
+  };
+
+  template <class Body>
+  void start_thread(Body body) {
+    auto done = std::make_unique<std::atomic<bool>>(false);
+    std::atomic<bool>& flag = *done;
+    try {
+      threads_.push_back(
+          {std::thread([body = std::move(body), &flag]() mutable { body(flag); }), std::move(done)});
+    } catch (const std::system_error& e) {
+      throw error(std::string("CPU backend: could not start a worker thread: ") + e.what());
+    }
+  }
+
+  //! Spreads the groups' actors over min(actors, cpu_workers or hardware threads) new threads.
+  std::uint32_t start_workers(std::span<const worker_group> groups) {
+    std::vector<served_actor> all;
+    for (const auto& g : groups) {
+      auto* states = static_cast<std::byte*>(g.host_states);
+      for (std::uint32_t i = 0; i < g.workers; ++i)
+        all.push_back({g.ops, g.host_worker_actors[i], states + std::size_t{i} * g.ops->state_size});
+    }
+    if (all.empty()) return 0;
+    const std::uint32_t hardware = std::max(1u, std::thread::hardware_concurrency());
+    const auto actors = static_cast<std::uint32_t>(all.size());
+    const std::uint32_t threads =
+        std::max(1u, std::min(actors, requested_workers_ ? requested_workers_ : hardware));
+    std::vector<std::vector<served_actor>> assignment(threads);
+    for (std::uint32_t i = 0; i < actors; ++i) assignment[i % threads].push_back(all[i]);
+    const std::uint32_t first = groups.front().params.first_worker;
+    for (std::uint32_t w = 0; w < threads; ++w)
+      start_thread([this, index = first + w, work = std::move(assignment[w])](
+                       std::atomic<bool>& done) mutable { worker_loop(index, std::move(work), done); });
+    return threads;
+  }
+
+  void worker_loop(std::uint32_t worker, std::vector<served_actor> work, std::atomic<bool>& done) {
     worker_status& me = sys_.workers[worker];
     store_pcie(me.checked_in, 1u);
     backoff idle;
@@ -168,10 +205,10 @@ private:
       }
       if ((++polls & 63u) == 0) store_pcie(me.heartbeat, polls);
     }
-    done_[done_index].store(true, std::memory_order_release);
+    done.store(true, std::memory_order_release);
   }
 
-  void gateway_loop(std::uint32_t worker, std::size_t done_index) {
+  void gateway_loop(std::uint32_t worker, std::atomic<bool>& done) {
     worker_status& me = sys_.workers[worker];
     store_pcie(me.checked_in, 1u);
     backoff idle;
@@ -184,7 +221,7 @@ private:
       }
       if ((++polls & 63u) == 0) store_pcie(me.heartbeat, polls);
     }
-    done_[done_index].store(true, std::memory_order_release);
+    done.store(true, std::memory_order_release);
   }
 
   void record_fault(std::uint32_t worker, const served_actor& a, std::string what) {
@@ -197,8 +234,7 @@ private:
 
   std::uint32_t requested_workers_;
   system_view sys_{};
-  std::vector<std::thread> threads_;
-  std::unique_ptr<std::atomic<bool>[]> done_;
+  std::vector<worker_thread> threads_;
   std::mutex fault_mutex_;
   std::atomic<bool> faulted_{false};
   std::optional<backend_fault> fault_;

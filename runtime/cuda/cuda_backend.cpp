@@ -93,52 +93,40 @@ public:
     RK_CUDA_CHECK(cudaStreamSynchronize(copy_stream_));
   }
 
+  void preload(std::span<const actor_type_ops* const> kinds) override {
+    for (const actor_type_ops* k : kinds) load(k->cuda_kernel, "actor kernel for handler '" + k->name + "'");
+    load(gateway_kernel_address(), "gateway kernel rk::gateway_kernel");
+  }
+
   std::uint32_t launch(const system_view& sys, const control_block* host_control,
                        std::span<const worker_group> groups, std::uint32_t gateway_worker) override {
     host_control_ = host_control;
-    struct planned {
-      const void* kernel;
-      unsigned blocks;
-      unsigned threads;
-      std::string where;
-      const worker_group* group; // null for the gateway
-    };
     std::vector<planned> plan;
     plan.push_back(
         {gateway_kernel_address(), 1, gateway_threads, "gateway kernel rk::gateway_kernel", nullptr});
-    for (const auto& g : groups)
-      plan.push_back({g.ops->cuda_kernel, g.workers, g.ops->threads_per_worker,
-                      "actor kernel for handler '" + g.ops->name + "' (actors: " + g.actors_description + ")",
-                      &g});
-
-    check_co_residency(plan.data(), plan.size());
+    for (const auto& g : groups) plan.push_back(plan_for(g));
+    used_capacity_ += check_co_residency(plan, used_capacity_);
 
     std::uint32_t workers = 0;
     for (const auto& p : plan) {
-      cudaStream_t stream = nullptr;
-      RK_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-      launched_.push_back({stream, p.where});
-#if defined(RK_ENABLE_NVTX) && RK_ENABLE_NVTX
-      nvtxNameCudaStreamA(stream, p.group ? ("rk " + p.group->ops->name).c_str() : "rk gateway");
-#endif
-      cudaError_t e;
       if (p.group == nullptr) {
         system_view sys_arg = sys;
         std::uint32_t worker_arg = gateway_worker;
         void* args[] = {&sys_arg, &worker_arg};
-        e = cudaLaunchKernel(p.kernel, dim3(1), dim3(gateway_threads), args, 0, stream);
+        start_kernel(p, args, "rk gateway");
       } else {
-        actor_kernel_params params = p.group->params;
-        void* args[] = {&params};
-        e = cudaLaunchKernel(p.kernel, dim3(p.blocks), dim3(p.threads), args, 0, stream);
-        workers += p.blocks;
-      }
-      if (e == cudaSuccess) e = cudaPeekAtLastError();
-      if (e != cudaSuccess) {
-        (void)cudaGetLastError();
-        throw error("start(): launching the " + p.where + " failed: " + cuda_error_text(e));
+        workers += launch_group(p);
       }
     }
+    return workers;
+  }
+
+  std::uint32_t launch_more(const system_view&, std::span<const worker_group> groups) override {
+    std::vector<planned> plan;
+    for (const auto& g : groups) plan.push_back(plan_for(g));
+    used_capacity_ += check_co_residency(plan, used_capacity_);
+    std::uint32_t workers = 0;
+    for (const auto& p : plan) workers += launch_group(p);
     return workers;
   }
 
@@ -172,31 +160,79 @@ public:
   }
 
 private:
+  struct planned {
+    const void* kernel;
+    unsigned blocks;
+    unsigned threads;
+    std::string where;
+    const worker_group* group; // null for the gateway
+  };
+
+  static planned plan_for(const worker_group& g) {
+    return {g.ops->cuda_kernel, g.workers, g.ops->threads_per_worker,
+            "actor kernel for handler '" + g.ops->name + "' (actors: " + g.actors_description + ")", &g};
+  }
+
+  std::uint32_t launch_group(const planned& p) {
+    actor_kernel_params params = p.group->params;
+    void* args[] = {&params};
+    start_kernel(p, args, "rk " + p.group->ops->name);
+    return p.blocks;
+  }
+
+  //! Launches one kernel on a new non-blocking stream named `stream_name` (a persistent kernel on an
+  //! existing stream would never start behind the one already there).
+  void start_kernel(const planned& p, void** args, const std::string& stream_name) {
+    cudaStream_t stream = nullptr;
+    RK_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    launched_.push_back({stream, p.where});
+#if defined(RK_ENABLE_NVTX) && RK_ENABLE_NVTX
+    nvtxNameCudaStreamA(stream, stream_name.c_str());
+#else
+    (void)stream_name;
+#endif
+    cudaError_t e = cudaLaunchKernel(p.kernel, dim3(p.blocks), dim3(p.threads), args, 0, stream);
+    if (e == cudaSuccess) e = cudaPeekAtLastError();
+    if (e != cudaSuccess) {
+      (void)cudaGetLastError();
+      throw error("launching the " + p.where + " failed: " + cuda_error_text(e));
+    }
+  }
+
+  //! Forces the module holding `kernel` to load now (defeats lazy loading) and checks it can run here.
+  cudaFuncAttributes load(const void* kernel, const std::string& where) const {
+    cudaFuncAttributes attributes{};
+    if (kernel == nullptr)
+      throw error("the " + where +
+                  " has no CUDA code: the translation unit that spawned or prepared it was not "
+                  "compiled by nvcc");
+    const cudaError_t e = cudaFuncGetAttributes(&attributes, kernel);
+    if (e != cudaSuccess) {
+      (void)cudaGetLastError();
+      throw error("the " + where + " cannot run on " + props_text(props_) + ": " + cuda_error_text(e) +
+                  ". Build with CMAKE_CUDA_ARCHITECTURES including " + std::to_string(props_.major) +
+                  std::to_string(props_.minor) + ". Nothing was launched.");
+    }
+    return attributes;
+  }
+
   bool terminate_requested() const noexcept {
     return host_control_ != nullptr &&
            cuda::atomic_ref<std::uint32_t, pcie_scope>(const_cast<std::uint32_t&>(host_control_->terminate))
                    .load(cuda::std::memory_order_acquire) != 0;
   }
 
-  template <class Planned>
-  void check_co_residency(const Planned* plan, std::size_t count) {
-    // Each kernel k can hold at most per_sm_k * SMs blocks; a mix fits when the fractions of that capacity
-    // add up to at most 1 (each kernel's binding resource is then shared proportionally). start() also
-    // waits for every block to check in, which catches what this estimate cannot (e.g. other work).
+  //! Each kernel k can hold at most per_sm_k * SMs blocks; a mix fits when the fractions of that capacity
+  //! add up to at most 1 (each kernel's binding resource is then shared proportionally). Returns the
+  //! fraction `plan` needs; throws (nothing launched) if it does not fit beside `already_used`. start()
+  //! also waits for every block to check in, which catches what this estimate cannot (other work).
+  double check_co_residency(const std::vector<planned>& plan, double already_used) {
     double demand = 0.0;
     std::ostringstream breakdown;
-    for (std::size_t i = 0; i < count; ++i) {
-      const Planned& p = plan[i];
-      cudaFuncAttributes attributes{};
-      const cudaError_t e = cudaFuncGetAttributes(&attributes, p.kernel); // also loads the module now
-      if (e != cudaSuccess) {
-        (void)cudaGetLastError();
-        throw error("start(): the " + p.where + " cannot run on " + props_text(props_) + ": " +
-                    cuda_error_text(e) + ". Build with CMAKE_CUDA_ARCHITECTURES including " +
-                    std::to_string(props_.major) + std::to_string(props_.minor) + ". Nothing was launched.");
-      }
+    for (const planned& p : plan) {
+      const cudaFuncAttributes attributes = load(p.kernel, p.where);
       if (static_cast<int>(p.threads) > attributes.maxThreadsPerBlock)
-        throw error("start(): the " + p.where + " needs " + std::to_string(p.threads) +
+        throw error("the " + p.where + " needs " + std::to_string(p.threads) +
                     " threads per worker but the kernel allows at most " +
                     std::to_string(attributes.maxThreadsPerBlock) +
                     "; lower threads_per_worker. Nothing was launched.");
@@ -205,27 +241,31 @@ private:
           cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, p.kernel, static_cast<int>(p.threads), 0));
       const double capacity = static_cast<double>(per_sm) * props_.multiProcessorCount;
       if (capacity <= 0)
-        throw error("start(): the " + p.where + " cannot be resident at all with " +
-                    std::to_string(p.threads) + " threads per worker. Nothing was launched.");
+        throw error("the " + p.where + " cannot be resident at all with " + std::to_string(p.threads) +
+                    " threads per worker. Nothing was launched.");
       demand += p.blocks / capacity;
       breakdown << "\n  " << p.where << ": " << p.blocks << " workers, at most " << per_sm << " per SM x "
                 << props_.multiProcessorCount << " SMs";
     }
-    if (demand > 1.0) {
+    if (already_used + demand > 1.0 + 1e-9) {
       std::ostringstream message;
       message.precision(1);
-      message << std::fixed << "start(): the actor kernels cannot all be co-resident on "
-              << props_text(props_) << ": they need " << demand * 100.0
-              << "% of the GPU's resident-block capacity." << breakdown.str()
+      message << std::fixed << "the actor kernels cannot all be co-resident on " << props_text(props_)
+              << ": they need " << (already_used + demand) * 100.0
+              << "% of the GPU's resident-block capacity";
+      if (already_used > 0) message << " (" << already_used * 100.0 << "% is already running)";
+      message << "." << breakdown.str()
               << "\nSpawn fewer actors or use fewer threads_per_worker. Nothing was launched.";
       throw error(message.str());
     }
+    return demand;
   }
 
   int device_;
   cudaDeviceProp props_{};
   cudaStream_t copy_stream_ = nullptr;
   std::vector<launched_kernel> launched_;
+  double used_capacity_ = 0.0; //!< fraction of resident-block capacity taken by launched kernels
   const control_block* host_control_ = nullptr;
   std::optional<backend_fault> fault_;
 };

@@ -22,15 +22,17 @@ struct ping_payload {
 };
 
 struct burst_request {
-  actor_index destination;
+  rk::address destination;
   std::uint32_t count;
   std::uint16_t flags;
+  std::uint32_t type; //!< 0: msg_count
 };
 
 struct burst_report {
   std::uint64_t delivered;
   std::uint64_t not_found;
   std::uint64_t dropped;
+  std::uint64_t not_routable;
   std::uint64_t other;
 };
 
@@ -109,12 +111,12 @@ struct burster {
   RK_HOST_DEVICE void operator()(Ctx& ctx, rk::no_state&, const rk::message& m) {
     const burst_request* req = m.as<burst_request>();
     if (req == nullptr) return;
-    burst_report report{0, 0, 0, 0};
+    burst_report report{0, 0, 0, 0, 0};
     for (std::uint32_t i = 0; i < req->count; ++i) {
       const ping_payload p{i, i + 1};
       rk::send_options o;
       o.flags = req->flags;
-      switch (ctx.send(req->destination, msg_count, rk::as_bytes(p), o)) {
+      switch (ctx.send(req->destination, req->type ? req->type : msg_count, rk::as_bytes(p), o)) {
       case status::delivered:
         ++report.delivered;
         break;
@@ -123,6 +125,9 @@ struct burster {
         break;
       case status::dropped:
         ++report.dropped;
+        break;
+      case status::not_routable:
+        ++report.not_routable;
         break;
       default:
         ++report.other;
@@ -176,6 +181,176 @@ struct cooperative_summer {
       s.total += sum;
       (void)ctx.reply(m, rk::as_bytes(sum));
     }
+  }
+};
+
+} // namespace rk_cases
+
+namespace rk_cases {
+
+inline constexpr std::uint32_t msg_tag = 10;
+inline constexpr std::uint32_t msg_forward = 11;
+inline constexpr std::uint32_t msg_random = 12;
+inline constexpr std::uint32_t msg_aggregate = 13;
+inline constexpr std::uint32_t msg_sequence = 14;
+inline constexpr std::uint32_t msg_secret = 77; //!< registered as not routable by the routing tests
+
+//! Replies to the host with its own id and the request's sequence number (who got the message?).
+struct tagger {
+  static constexpr const char* name = "tagger";
+  struct state {
+    std::uint64_t seen = 0;
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message& m) {
+    ++s.seen;
+    const ping_payload* p = m.as<ping_payload>();
+    const ping_payload reply{p ? p->sequence : 0, ctx.self()};
+    (void)ctx.send_host(msg_tag, rk::as_bytes(reply), {.correlation_id = m.correlation_id()});
+  }
+};
+
+//! Like tagger, but faults itself (ctx.fault(7)) on msg_trap.
+struct fragile {
+  static constexpr const char* name = "fragile";
+  struct state {
+    std::uint64_t seen = 0;
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message& m) {
+    if (m.type() == msg_trap) {
+      ctx.fault(7);
+      return;
+    }
+    ++s.seen;
+    const ping_payload* p = m.as<ping_payload>();
+    const ping_payload reply{p ? p->sequence : 0, ctx.self()};
+    (void)ctx.send_host(msg_tag, rk::as_bytes(reply), {.correlation_id = m.correlation_id()});
+  }
+};
+
+//! Forwards every message to `next` with ctx.forward (one more hop each time); when a forward is
+//! refused, reports the status and the hop count to the host.
+struct hop_forwarder {
+  static constexpr const char* name = "hop_forwarder";
+  struct state {
+    actor_index next = 0;
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message& m) {
+    const status st = ctx.forward(m, s.next);
+    if (st != status::delivered) {
+      const ping_payload report{static_cast<std::uint64_t>(st), m.hops()};
+      (void)ctx.send_host(msg_forward, rk::as_bytes(report));
+    }
+  }
+};
+
+//! Records the order in which it handles messages (sequence numbers and priorities).
+struct order_recorder {
+  static constexpr const char* name = "order_recorder";
+  struct state {
+    std::uint32_t count = 0;
+    std::uint32_t sequence[256] = {};
+    std::uint8_t priority[256] = {};
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx&, state& s, const rk::message& m) {
+    if (s.count < 256) {
+      const ping_payload* p = m.as<ping_payload>();
+      s.sequence[s.count] = p ? static_cast<std::uint32_t>(p->sequence) : 0xffffffffu;
+      s.priority[s.count] = static_cast<std::uint8_t>(m.priority());
+    }
+    ++s.count;
+  }
+};
+
+//! Random traffic for the counter-balance test: sends `count` messages to targets drawn from the
+//! request, some with a non-routable type and some with drop semantics, and tallies every status.
+struct random_request {
+  std::uint64_t seed;
+  std::uint32_t count;
+  std::uint32_t target_count;
+  rk::address targets[8];
+};
+struct random_sender {
+  static constexpr const char* name = "random_sender";
+  struct state {
+    std::uint64_t attempts = 0;
+    std::uint64_t by_status[rk::status_count] = {};
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message& m) {
+    const random_request* req = m.as<random_request>();
+    if (req == nullptr || req->target_count == 0) return;
+    std::uint64_t x = req->seed | 1;
+    for (std::uint32_t i = 0; i < req->count; ++i) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      const rk::address target = req->targets[x % req->target_count];
+      const std::uint32_t type = (x >> 8) % 10 == 0 ? msg_secret : msg_count;
+      rk::send_options o;
+      o.flags = (x >> 16) % 4 == 0 ? rk::envelope_flags::drop_if_unroutable : rk::envelope_flags::none;
+      o.priority = static_cast<rk::priority>((x >> 24) % 4);
+      const ping_payload p{i, 1};
+      const status st = ctx.send(target, type, rk::as_bytes(p), o);
+      ++s.attempts;
+      ++s.by_status[static_cast<std::uint32_t>(st)];
+    }
+  }
+};
+
+//! Checks per-sender FIFO: payload {sender thread, index}; counts messages and order violations.
+struct sequence_checker {
+  static constexpr const char* name = "sequence_checker";
+  struct state {
+    std::uint32_t count = 0;
+    std::uint32_t violations = 0;
+    std::uint32_t next[64] = {};
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx&, state& s, const rk::message& m) {
+    const ping_payload* p = m.as<ping_payload>();
+    if (p == nullptr || p->sequence >= 64) {
+      ++s.violations;
+      return;
+    }
+    if (p->value != s.next[p->sequence]) ++s.violations;
+    s.next[p->sequence] = static_cast<std::uint32_t>(p->value) + 1;
+    ++s.count;
+  }
+};
+
+//! 64 "threads" (64 CUDA threads, or 64 loop iterations on the CPU backend) each send 1 + i % 3
+//! messages to destinations[i % 4] with one send_aggregated call, then the leader tells the host.
+struct aggregate_request {
+  rk::address destinations[4];
+};
+struct aggregator {
+  static constexpr const char* name = "aggregator";
+  static constexpr std::uint32_t threads_per_worker = 64;
+  struct state {
+    std::uint32_t failures = 0;
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message& m) {
+    const aggregate_request* req = m.as<aggregate_request>();
+    if (req == nullptr) return;
+    ctx.parallel_for(64, [&](std::uint32_t i) {
+      ping_payload bodies[3];
+      rk::byte_view views[3];
+      const std::uint32_t n = 1 + i % 3;
+      for (std::uint32_t j = 0; j < n; ++j) {
+        bodies[j] = ping_payload{i, j};
+        views[j] = rk::as_bytes(bodies[j]);
+      }
+      const status st = ctx.send_aggregated(req->destinations[i % 4], msg_sequence, views, n);
+      if (st != status::delivered)
+        cuda::atomic_ref<std::uint32_t, cuda::thread_scope_block>(s.failures).fetch_add(1);
+    });
+    ctx.sync();
+    if (ctx.is_leader()) (void)ctx.send_host(msg_report, {}); // "done": the host may look now
   }
 };
 

@@ -1,13 +1,93 @@
 #pragma once
 //! \file
 //! The worker loop: poll the mailbox, run the handler to completion on one message, release the slot.
-//! `serve_one` is the single-message step shared by both backends; `actor_kernel<H>` is the persistent
-//! CUDA kernel (one thread block per actor) and the CPU backend calls serve_one from its worker threads.
+//! next_step() is the per-actor decision shared by both backends (lifecycle transitions, priority lanes,
+//! discarding after a stop or fault); cpu_serve_one() is the CPU backend's step and actor_kernel<H> the
+//! persistent CUDA kernel (one thread block per actor).
+//!
+//! Priorities and starvation: a mailbox has one lane per priority level and the worker serves the highest
+//! non-empty lane, except that a non-empty lane passed over `starvation_limit` times in a row (default
+//! 16) is served next, before higher lanes (among several such lanes, the higher priority first). So a
+//! queued message waits at most starvation_limit + priority_levels - 1 picks once it heads its lane.
 
 #include <ringkernel/device/backoff.cuh>
 #include <ringkernel/device/handler.cuh>
 
 namespace rk::detail {
+
+enum class step_kind : int { idle, handle, discard, park };
+
+struct worker_step {
+  step_kind kind = step_kind::idle;
+  const std::byte* slot = nullptr;
+  std::uint32_t lane = 0;
+};
+
+//! The next message of `e` by the priority/anti-starvation rule (updates `priv.starved`).
+RK_HOST_DEVICE inline worker_step pick_message(const route_entry& e, actor_private& priv,
+                                               std::uint32_t limit) noexcept {
+  const std::uint32_t lanes = e.lanes < priority_levels ? e.lanes : priority_levels;
+  const std::byte* heads[priority_levels] = {};
+  bool any = false;
+  for (std::uint32_t l = 0; l < lanes; ++l) {
+    heads[l] = mailbox(lane_view(e, l)).try_peek();
+    any = any || heads[l] != nullptr;
+  }
+  if (!any) {
+    for (auto& s : priv.starved) s = 0;
+    return {};
+  }
+  int chosen = -1;
+  for (int l = static_cast<int>(lanes) - 1; l >= 0 && chosen < 0; --l)
+    if (heads[l] != nullptr && priv.starved[l] >= limit) chosen = l;
+  for (int l = static_cast<int>(lanes) - 1; l >= 0 && chosen < 0; --l)
+    if (heads[l] != nullptr) chosen = l;
+  for (std::uint32_t l = 0; l < lanes; ++l) {
+    if (static_cast<int>(l) == chosen || heads[l] == nullptr) {
+      priv.starved[l] = 0;
+    } else if (priv.starved[l] < 255) {
+      ++priv.starved[l];
+    }
+  }
+  return {step_kind::handle, heads[chosen], static_cast<std::uint32_t>(chosen)};
+}
+
+//! Leader only: what the worker of `self` does next, applying lifecycle transitions on the way:
+//! acknowledges pause and resume, reports `stopped` once a stopping actor's mailbox is empty, and turns
+//! messages that reach a stopped or faulted actor into discards.
+RK_HOST_DEVICE inline worker_step next_step(const system_view& sys, actor_index self) noexcept {
+  route_entry& e = sys.routes[self];
+  const std::uint32_t hw = host_word_of(e);
+  const std::uint32_t dw = device_word_of(e);
+  const auto hs = static_cast<host_state>(state_in(hw));
+  const device_state ds = current_device_state(hw, dw);
+  const std::uint32_t epoch = epoch_of(hw);
+
+  if (ds == device_state::stopped || ds == device_state::faulted) {
+    for (std::uint32_t l = 0; l < e.lanes; ++l)
+      if (const std::byte* slot = mailbox(lane_view(e, l)).try_peek()) return {step_kind::discard, slot, l};
+    return {step_kind::park};
+  }
+  switch (hs) {
+  case host_state::live: {
+    if (ds == device_state::paused)
+      set_device_word(e, make_state_word(epoch, static_cast<std::uint8_t>(device_state::running)));
+    return pick_message(e, sys.privates[self], sys.starvation_limit);
+  }
+  case host_state::paused:
+    if (ds != device_state::paused)
+      set_device_word(e, make_state_word(epoch, static_cast<std::uint8_t>(device_state::paused)));
+    return {step_kind::park};
+  case host_state::stopping: {
+    const worker_step next = pick_message(e, sys.privates[self], sys.starvation_limit);
+    if (next.kind == step_kind::handle) return next;
+    set_device_word(e, make_state_word(epoch, static_cast<std::uint8_t>(device_state::stopped)));
+    return {step_kind::park};
+  }
+  default:
+    return {step_kind::park};
+  }
+}
 
 //! Runs H on the message in `slot` for `self`. Called by every thread of the worker with the same
 //! arguments; the leader has already merged the HLC into `event_time`.
@@ -15,23 +95,31 @@ template <class H>
 RK_HOST_DEVICE void run_handler(const system_view& sys, actor_index self, handler_state_t<H>& state,
                                 const std::byte* slot, hlc_timestamp event_time) {
   const message m(slot);
-  actor_context ctx(sys, self, sys.actors[self].tenant, event_time);
+  actor_context ctx(sys, self, sys.routes[self].tenant, event_time);
   H handler{};
   handler(ctx, state, m);
 }
 
-//! CPU backend step: handles at most one message for `self`. Returns whether one was handled.
+//! Releases the slot of `step` after it was handled or discarded, and counts it.
+RK_HOST_DEVICE inline void finish_step(const system_view& sys, actor_index self,
+                                       const worker_step& step) noexcept {
+  mailbox(lane_view(sys.routes[self], step.lane)).pop();
+  bump(step.kind == step_kind::handle ? sys.counters[self].handled : sys.counters[self].discarded);
+}
+
+//! CPU backend step: handles (or discards) at most one message for `self`. Returns whether it did.
 //! Exceptions from the handler propagate to the caller (the worker thread records the fault).
 template <class H>
 bool cpu_serve_one(const system_view& sys, actor_index self, void* state) {
-  const mailbox inbox(sys.actors[self].inbox);
-  const std::byte* slot = inbox.try_peek();
-  if (slot == nullptr) return false;
-  const hlc_timestamp event_time =
-      sys.clocks[self].observe(reinterpret_cast<const envelope*>(slot)->timestamp);
-  run_handler<H>(sys, self, *static_cast<handler_state_t<H>*>(state), slot, event_time);
-  inbox.pop();
-  bump(sys.counters[self].handled);
+  const worker_step step = next_step(sys, self);
+  if (step.kind == step_kind::handle) {
+    const hlc_timestamp event_time =
+        sys.privates[self].clock.observe(reinterpret_cast<const envelope*>(step.slot)->timestamp);
+    run_handler<H>(sys, self, *static_cast<handler_state_t<H>*>(state), step.slot, event_time);
+  } else if (step.kind != step_kind::discard) {
+    return false;
+  }
+  finish_step(sys, self, step);
   return true;
 }
 
@@ -49,16 +137,14 @@ inline constexpr std::uint32_t control_poll_interval = 64;
 
 template <class H>
 __device__ void device_worker_loop(const actor_kernel_params& p) {
-  __shared__ const std::byte* shared_slot;
-  __shared__ int shared_command;
-  enum : int { command_exit, command_idle, command_handle };
+  __shared__ worker_step shared_step;
+  __shared__ bool shared_exit;
+  __shared__ hlc_timestamp shared_time;
 
   const system_view& sys = p.sys;
   const actor_index self = p.worker_actors[blockIdx.x];
   auto* state = static_cast<handler_state_t<H>*>(p.states) + blockIdx.x;
   worker_status& status_word = sys.workers[p.first_worker + blockIdx.x];
-  const mailbox inbox(sys.actors[self].inbox);
-  actor_counters& counters = sys.counters[self];
 
   backoff idle(sys.device_idle_sleep_max_ns);
   std::uint32_t polls = 0;
@@ -68,47 +154,45 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
 
   for (;;) {
     if (threadIdx.x == 0) {
-      int command = command_idle;
+      worker_step step{};
+      shared_exit = false;
       const bool check_control = !busy || (++polls % control_poll_interval) == 0;
       if (check_control && terminate_requested(sys)) {
-        command = command_exit;
+        shared_exit = true;
       } else {
         if (check_control && pause_requested(sys) != paused) {
           paused = !paused;
           store_pcie(status_word.paused, paused ? 1u : 0u);
         }
-        if (!paused) {
-          shared_slot = inbox.try_peek();
-          if (shared_slot != nullptr) command = command_handle;
-        }
+        if (!paused) step = next_step(sys, self);
       }
-      if (command == command_handle && !busy) store_pcie(status_word.busy_actor, self + 1);
-      if (command != command_handle && busy) store_pcie(status_word.busy_actor, 0u);
-      busy = command == command_handle;
+      const bool working = step.kind == step_kind::handle;
+      if (working && !busy) store_pcie(status_word.busy_actor, self + 1);
+      if (!working && busy) store_pcie(status_word.busy_actor, 0u);
+      busy = working;
+      if (working)
+        shared_time =
+            sys.privates[self].clock.observe(reinterpret_cast<const envelope*>(step.slot)->timestamp);
       if (check_control) store_pcie(status_word.heartbeat, static_cast<std::uint64_t>(polls));
-      shared_command = command;
+      shared_step = step;
     }
     __syncthreads();
-    const int command = shared_command;
-    if (command == command_exit) break;
-    if (command == command_handle) {
-      __shared__ hlc_timestamp shared_time;
-      if (threadIdx.x == 0) {
-        shared_time = sys.clocks[self].observe(reinterpret_cast<const envelope*>(shared_slot)->timestamp);
-        idle.reset();
-      }
-      __syncthreads();
-      run_handler<H>(sys, self, *state, shared_slot, shared_time);
+    if (shared_exit) break;
+    const worker_step step = shared_step;
+    if (step.kind == step_kind::handle) {
+      run_handler<H>(sys, self, *state, step.slot, shared_time);
       __syncthreads(); // every thread is done with the slot before it is released
-      if (threadIdx.x == 0) {
-        inbox.pop();
-        bump(counters.handled);
-      }
-    } else if (threadIdx.x == 0) {
-      ++polls;
-      idle.pause();
     }
-    __syncthreads(); // shared_command / shared_slot are rewritten next iteration
+    if (threadIdx.x == 0) {
+      if (step.kind == step_kind::handle || step.kind == step_kind::discard) {
+        finish_step(sys, self, step);
+        idle.reset();
+      } else {
+        ++polls;
+        idle.pause();
+      }
+    }
+    __syncthreads(); // shared_step / shared_time are rewritten next iteration
   }
   if (threadIdx.x == 0) store_pcie(status_word.busy_actor, 0u);
 }
@@ -118,8 +202,9 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
 
 #if defined(__CUDACC__)
 namespace rk {
-//! The persistent actor kernel for handler type H. Launched once per runtime with one block per actor
-//! of type H; returns when the host sets terminate. Named so that Nsight shows `rk::actor_kernel<H>`.
+//! The persistent actor kernel for handler type H. Launched with one block per actor of type H (at start,
+//! and again for actors spawned later); returns when the host sets terminate. Nsight shows
+//! `rk::actor_kernel<H>`.
 template <class H>
 __global__ void actor_kernel(detail::actor_kernel_params params) {
   detail::device_worker_loop<H>(params);

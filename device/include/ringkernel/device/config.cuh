@@ -32,6 +32,24 @@ namespace rk {
 using actor_index = std::uint32_t;
 inline constexpr actor_index host_actor = 0xFFFF'FFFFu;
 
+//! Where a message goes: an actor id (also an alias with an indirect route), a group, or the host.
+//! Group addresses have the top bit set; `host_actor` is reserved.
+using address = std::uint32_t;
+inline constexpr address group_address_bit = 0x8000'0000u;
+RK_HOST_DEVICE constexpr bool is_group_address(address a) noexcept {
+  return a != host_actor && (a & group_address_bit) != 0;
+}
+RK_HOST_DEVICE constexpr address group_address(std::uint32_t group) noexcept {
+  return group_address_bit | group;
+}
+RK_HOST_DEVICE constexpr std::uint32_t group_of(address a) noexcept {
+  return a & ~group_address_bit;
+}
+
+//! Message priorities, one mailbox lane each; a receiver serves higher levels first (see actor_loop.cuh
+//! for the anti-starvation rule).
+inline constexpr std::uint32_t priority_levels = 4;
+
 //! Scopes used across the project, named for the reason they are chosen.
 //!  - peer_scope: all parties live in the same memory space as the ring (device memory on CUDA,
 //!    host memory on the CPU backend).

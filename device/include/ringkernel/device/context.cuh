@@ -11,6 +11,10 @@
 #include <ringkernel/device/detail/deliver.cuh>
 #include <ringkernel/device/message.cuh>
 
+#if defined(__CUDACC__)
+#include <cub/warp/warp_scan.cuh>
+#endif
+
 namespace rk {
 
 //! Per-send choices a sender may make (the rest of the envelope is stamped by the runtime).
@@ -18,6 +22,7 @@ struct send_options {
   std::uint64_t correlation_id = 0;
   rk::priority priority = rk::priority::normal;
   std::uint16_t flags = envelope_flags::none; //!< envelope_flags::drop_if_unroutable, ...
+  std::uint64_t key = 0;                      //!< route key; used when flags has envelope_flags::keyed
 };
 
 namespace detail {
@@ -53,15 +58,24 @@ public:
     for (std::uint32_t i = thread_rank(); i < n; i += thread_count()) f(i);
   }
 
-  //! Sends to another actor on the device (K2K). Never blocks; returns the device's verdict.
-  [[nodiscard]] RK_HOST_DEVICE status send(actor_index destination, std::uint32_t type, byte_view payload,
+  //! Sends to an actor, a group (round-robin over live members) or an alias, decided on the device.
+  //! Never blocks; returns the verdict.
+  [[nodiscard]] RK_HOST_DEVICE status send(address destination, std::uint32_t type, byte_view payload,
                                            const send_options& options = {}) const noexcept {
-    return send_stamped(destination, type, payload, options);
+    return send_one(make_header(destination, type, payload.size, options, 0), payload.data);
+  }
+  //! Sends to a group member chosen by hash of `key`: the same key reaches the same member while it is live.
+  [[nodiscard]] RK_HOST_DEVICE status send_keyed(address group, std::uint64_t key, std::uint32_t type,
+                                                 byte_view payload,
+                                                 send_options options = {}) const noexcept {
+    options.flags |= envelope_flags::keyed;
+    options.key = key;
+    return send(group, type, payload, options);
   }
   //! Sends to the host egress ring (collected by runtime::receive).
   [[nodiscard]] RK_HOST_DEVICE status send_host(std::uint32_t type, byte_view payload,
                                                 const send_options& options = {}) const noexcept {
-    return send_stamped(host_actor, type, payload, options);
+    return send(host_actor, type, payload, options);
   }
   //! Replies to the sender of `request` (an actor or the host) with the request's type and correlation id.
   [[nodiscard]] RK_HOST_DEVICE status reply(const message& request, byte_view payload) const noexcept {
@@ -72,7 +86,43 @@ public:
     send_options options;
     options.correlation_id = request.correlation_id();
     options.priority = request.priority();
-    return send_stamped(request.source(), type, payload, options);
+    return send(request.source(), type, payload, options);
+  }
+  //! Passes `m` on to `destination` (type, payload, correlation id, priority kept) as one more hop: a
+  //! message forwarded more than runtime_options::max_hops times is refused with max_hops_exceeded.
+  [[nodiscard]] RK_HOST_DEVICE status forward(const message& m, address destination) const noexcept {
+    send_options options;
+    options.correlation_id = m.correlation_id();
+    options.priority = m.priority();
+    const std::uint32_t hops = m.hops() + 1;
+    return send_one(make_header(destination, m.type(), m.size(), options, hops), m.payload().data);
+  }
+
+  //! Sends `count` messages of one type to one destination: all delivered, in order, or none (the
+  //! status says why). Warp-aggregated on CUDA: when every lane of a full warp calls this together (a
+  //! warp-collective; lanes with nothing to send pass count 0), the lanes that send to the same
+  //! destination, type and priority reserve their slots with one atomic, offsets from cub::WarpScan.
+  //! Otherwise (partial warps, the CPU backend) each call reserves its `count` slots with one atomic.
+  //! A group destination sends the whole batch of a warp to one member.
+  [[nodiscard]] RK_HOST_DEVICE status send_aggregated(address destination, std::uint32_t type,
+                                                      const byte_view* payloads, std::uint32_t count,
+                                                      const send_options& options = {}) const noexcept {
+#if defined(__CUDA_ARCH__)
+    if (__activemask() == 0xffff'ffffu && blockDim.x % 32 == 0)
+      return send_warp_aggregated(destination, type, payloads, count, options);
+#endif
+    return send_batch(destination, type, payloads, count, options);
+  }
+
+  //! Marks this actor faulted with `code`: it takes no more messages (later arrivals are discarded and
+  //! counted), groups skip it, and runtime::respawn can bring it back. The current handler call finishes.
+  RK_HOST_DEVICE void fault(std::uint32_t code) const noexcept {
+    detail::route_entry& e = sys_->routes[self_];
+    cuda::atomic_ref<std::uint32_t, peer_scope>(sys_->counters[self_].fault_code)
+        .store(code, cuda::std::memory_order_relaxed);
+    detail::set_device_word(
+        e, detail::make_state_word(detail::epoch_of(detail::host_word_of(e)),
+                                   static_cast<std::uint8_t>(detail::device_state::faulted)));
   }
 
   //! Stops the runtime with a fault attributed to this actor and `code`. On CUDA this is `__trap()`
@@ -86,8 +136,8 @@ public:
   }
 
 private:
-  RK_HOST_DEVICE status send_stamped(actor_index destination, std::uint32_t type, byte_view payload,
-                                     const send_options& options) const noexcept {
+  RK_HOST_DEVICE envelope make_header(address destination, std::uint32_t type, std::uint32_t length,
+                                      const send_options& options, std::uint32_t hops) const noexcept {
     envelope header;
     header.tenant = tenant_;
     header.correlation_id = options.correlation_id;
@@ -95,13 +145,152 @@ private:
     header.type_id = type;
     header.source = self_;
     header.destination = destination;
-    header.payload_length = payload.size;
+    header.payload_length = length;
     header.flags = options.flags;
     header.priority = static_cast<std::uint8_t>(options.priority);
-    const status verdict = detail::deliver(*sys_, header, payload.data);
-    detail::bump(sys_->counters[self_].sent[static_cast<std::uint32_t>(verdict)]);
+    header.hops = static_cast<std::uint8_t>(hops > 255 ? 255 : hops);
+    header.route_key = options.key;
+    return header;
+  }
+
+  RK_HOST_DEVICE detail::actor_counters& counters() const noexcept {
+    return sys_->counters[self_];
+  }
+
+  RK_HOST_DEVICE status count_sent(status verdict, std::uint32_t messages = 1) const noexcept {
+    detail::bump(counters().sent[static_cast<std::uint32_t>(verdict)], messages);
     return verdict;
   }
+
+  RK_HOST_DEVICE status send_one(const envelope& header, const void* payload) const noexcept {
+    return count_sent(detail::deliver(*sys_, header, payload, &counters()));
+  }
+
+  //! Largest payload of a batch (all must fit the destination slot).
+  RK_HOST_DEVICE static std::uint32_t largest(const byte_view* payloads, std::uint32_t count) noexcept {
+    std::uint32_t m = 0;
+    for (std::uint32_t i = 0; i < count; ++i) m = payloads[i].size > m ? payloads[i].size : m;
+    return m;
+  }
+
+  //! Writes messages [0, count) into positions first.. of `ring` (claimed, not yet published).
+  RK_HOST_DEVICE void write_batch(const mailbox& ring, std::uint64_t first, envelope header,
+                                  const byte_view* payloads, std::uint32_t count) const noexcept {
+    for (std::uint32_t i = 0; i < count; ++i) {
+      header.payload_length = payloads[i].size;
+      mailbox::write_slot(ring.slot_at(first + i), header, payloads[i].data);
+    }
+  }
+
+  //! One call, one reservation: the non-warp path of send_aggregated.
+  RK_HOST_DEVICE status send_batch(address destination, std::uint32_t type, const byte_view* payloads,
+                                   std::uint32_t count, const send_options& options) const noexcept {
+    if (count == 0) return status::delivered;
+    envelope header = make_header(destination, type, 0, options, 0);
+    const detail::prepared_delivery p = detail::prepare_delivery(*sys_, header, largest(payloads, count));
+    if (p.verdict != status::delivered) return count_sent(p.verdict, count);
+    header.hops = static_cast<std::uint8_t>(p.hops);
+    if (p.actor == host_actor) { // the host ring has its own scopes: message by message
+      status worst = status::delivered;
+      for (std::uint32_t i = 0; i < count && worst == status::delivered; ++i) {
+        header.payload_length = payloads[i].size;
+        worst = detail::commit_delivery(*sys_, p, header, payloads[i].data, &counters());
+      }
+      return count_sent(worst, count);
+    }
+    const mailbox ring(detail::lane_view(sys_->routes[p.actor], p.lane));
+    const ring_claim c = ring.try_claim(count);
+    if (!c.ok) return count_sent(status::queue_full, count);
+    write_batch(ring, c.position, header, payloads, count);
+    detail::bump(sys_->counters[p.actor].received, count); // before publish: see commit_delivery
+    for (std::uint32_t i = 0; i < count; ++i) ring.publish(c.position + i);
+    detail::bump(counters().reservations);
+    return count_sent(status::delivered, count);
+  }
+
+#if defined(__CUDACC__)
+  __device__ status send_warp_aggregated(address destination, std::uint32_t type, const byte_view* payloads,
+                                         std::uint32_t count, const send_options& options) const noexcept {
+#if defined(__CUDA_ARCH__)
+    using warp_scan = cub::WarpScan<std::uint32_t>;
+    __shared__ typename warp_scan::TempStorage scan_storage[32];
+    constexpr unsigned all_lanes = 0xffff'ffffu;
+    const unsigned lane = threadIdx.x % 32;
+    typename warp_scan::TempStorage& storage = scan_storage[threadIdx.x / 32];
+
+    envelope header = make_header(destination, type, 0, options, 0);
+    const std::uint32_t prio = header.priority;
+    const unsigned peers = __match_any_sync(all_lanes, destination) & __match_any_sync(all_lanes, type) &
+                           __match_any_sync(all_lanes, prio);
+    unsigned pending = __ballot_sync(all_lanes, count > 0);
+    status mine = count > 0 ? status::queue_full : status::delivered;
+
+    // One destination group per round; WarpScan is a full-warp collective, so every lane joins every round.
+    while (pending != 0) {
+      const int leader = __ffs(pending) - 1;
+      const unsigned group = __shfl_sync(all_lanes, peers, leader) & pending;
+      const bool in_group = ((group >> lane) & 1u) != 0;
+      std::uint32_t offset = 0, total = 0;
+      warp_scan(storage).ExclusiveSum(in_group ? count : 0u, offset, total);
+      std::uint32_t group_largest = in_group ? largest(payloads, count) : 0u;
+      for (int delta = 16; delta > 0; delta /= 2) {
+        const std::uint32_t other = __shfl_xor_sync(all_lanes, group_largest, delta);
+        group_largest = other > group_largest ? other : group_largest;
+      }
+
+      std::uint32_t verdict = 0, actor = 0, lane_index = 0, hops = 0;
+      std::uint64_t first = 0;
+      if (static_cast<int>(lane) == leader) {
+        const detail::prepared_delivery p = detail::prepare_delivery(*sys_, header, group_largest);
+        verdict = static_cast<std::uint32_t>(p.verdict);
+        actor = p.actor;
+        lane_index = p.lane;
+        hops = p.hops;
+        if (p.verdict == status::delivered && p.actor != host_actor) {
+          const ring_claim c = mailbox(detail::lane_view(sys_->routes[p.actor], p.lane)).try_claim(total);
+          if (c.ok) {
+            first = c.position;
+          } else {
+            verdict = static_cast<std::uint32_t>(status::queue_full);
+          }
+        }
+      }
+      verdict = __shfl_sync(all_lanes, verdict, leader);
+      actor = __shfl_sync(all_lanes, actor, leader);
+      lane_index = __shfl_sync(all_lanes, lane_index, leader);
+      hops = __shfl_sync(all_lanes, hops, leader);
+      first = __shfl_sync(all_lanes, first, leader);
+
+      const bool claimed = static_cast<status>(verdict) == status::delivered && actor != host_actor;
+      if (claimed) {
+        const mailbox ring(detail::lane_view(sys_->routes[actor], lane_index));
+        if (in_group) {
+          envelope routed = header;
+          routed.hops = static_cast<std::uint8_t>(hops);
+          write_batch(ring, first + offset, routed, payloads, count);
+          mine = count_sent(status::delivered, count);
+        }
+        __syncwarp(); // every lane's slot bytes are written (and ordered) before the leader publishes
+        if (static_cast<int>(lane) == leader) {
+          detail::bump(sys_->counters[actor].received, total); // before publish: see commit_delivery
+          for (std::uint32_t i = 0; i < total; ++i) ring.publish(first + i);
+          detail::bump(counters().reservations);
+        }
+      } else if (in_group) {
+        const status v = static_cast<status>(verdict);
+        // The group's total did not fit, or the destination is the host ring: each lane sends its own batch
+        // (which counts itself); any other verdict applies to the whole group.
+        const bool alone = v == status::queue_full || v == status::delivered;
+        mine = alone ? send_batch(destination, type, payloads, count, options) : count_sent(v, count);
+      }
+      pending &= ~group;
+    }
+    return mine;
+#else
+    return send_batch(destination, type, payloads, count, options);
+#endif
+  }
+#endif
 
   const detail::system_view* sys_;
   actor_index self_;

@@ -15,7 +15,7 @@
 //! |     50 |    1 | priority         | sender (rk::priority)                                      |
 //! |     51 |    1 | hops             | runtime: forwards taken so far                             |
 //! |     52 |    4 | reserved0        | zero                                                       |
-//! |     56 |    8 | reserved1        | zero                                                       |
+//! |     56 |    8 | route_key        | sender, for keyed group sends (envelope_flags::keyed)      |
 
 #include <ringkernel/device/hlc.cuh>
 
@@ -30,6 +30,8 @@ inline constexpr std::uint16_t descriptor = 1u << 0;
 //! Undeliverable (unknown destination) sends are dropped and counted as `dropped` instead of
 //! returning `not_found` (ZeroMQ ROUTER without the "mandatory" option).
 inline constexpr std::uint16_t drop_if_unroutable = 1u << 1;
+//! A group destination picks its member by hash of `route_key` (a stable member) instead of round-robin.
+inline constexpr std::uint16_t keyed = 1u << 2;
 } // namespace envelope_flags
 
 struct envelope {
@@ -44,7 +46,7 @@ struct envelope {
   std::uint8_t priority = static_cast<std::uint8_t>(rk::priority::normal);
   std::uint8_t hops = 0;
   std::uint32_t reserved0 = 0;
-  std::uint64_t reserved1 = 0;
+  std::uint64_t route_key = 0;
 };
 
 inline constexpr std::uint32_t envelope_bytes = 64;

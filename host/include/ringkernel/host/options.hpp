@@ -26,8 +26,18 @@ inline std::ostream& operator<<(std::ostream& os, backend b) {
 struct runtime_options {
   rk::backend backend = rk::backend::automatic;
   int cuda_device = 0;
-  //! Capacity of the actor table (ids are dense, 0 .. max_actors-1).
+  //! Capacity of the routing table: actor ids and aliases share it (dense, 0 .. max_actors-1).
   std::uint32_t max_actors = 1024;
+  //! Capacity of the group table, and of all groups' member lists together (0: max_actors).
+  std::uint32_t max_groups = 256;
+  std::uint32_t max_group_members = 0;
+  //! Forwards (indirect routes and ctx.forward) a message may take before it is refused with
+  //! max_hops_exceeded.
+  std::uint32_t max_hops = 8;
+  //! A non-empty priority lane passed over this many times in a row is served next (see actor_loop.cuh).
+  std::uint32_t starvation_limit = 16;
+  //! Message type ids below this can be marked not routable (the device keeps a bitmap of them).
+  std::uint32_t max_message_types = 4096;
   //! Host ingress and egress rings (pinned, mapped memory).
   ring_geometry host_ring{1024, 1024};
   //! CPU backend worker threads; 0 = min(actors, hardware threads). A worker may serve several actors.
@@ -45,8 +55,13 @@ struct runtime_options {
 };
 
 struct actor_options {
-  std::uint64_t tenant = 0;        //!< 0 = unspecified (single-tenant)
-  ring_geometry mailbox{256, 256}; //!< mailbox slots (power of two) and slot bytes (64-byte header + payload)
+  std::uint64_t tenant = 0; //!< 0 = unspecified (single-tenant)
+  ring_geometry mailbox{
+      256, 256}; //!< per priority lane: slots (power of two) and slot bytes (64-byte header + payload)
+  //! One lane per priority level (served by priority, see actor_loop.cuh) or a single FIFO lane.
+  bool priority_lanes = true;
+  //! More than 1: spawn actors `name/0` .. `name/<instances-1>` and a group `name` over them.
+  std::uint32_t instances = 1;
 };
 
 } // namespace rk

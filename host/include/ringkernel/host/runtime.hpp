@@ -8,6 +8,7 @@
 
 #include <ringkernel/host/detail/actor_type.hpp>
 #include <ringkernel/host/error.hpp>
+#include <ringkernel/host/message_types.hpp>
 #include <ringkernel/host/options.hpp>
 #include <ringkernel/host/stats.hpp>
 
@@ -15,6 +16,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -67,23 +69,73 @@ public:
   //! Why this backend: the GPU's name, or the reason no GPU is used.
   const std::string& backend_description() const noexcept;
 
-  //! Creates an actor running handler H with the given unique name and returns its id. Must be called
-  //! before start(). Throws rk::error for invalid options, a duplicate name, a full actor table, or (CUDA
-  //! backend) a handler whose spawning translation unit was not compiled by nvcc.
-  //! `WithCuda` is an implementation detail: it keeps the nvcc and non-nvcc instantiations distinct.
+  //! Creates an actor running handler H under a unique name and returns its address (its actor id).
+  //! With `options.instances > 1` it creates actors `name/0` .. `name/<n-1>` and a group `name` over them,
+  //! and returns the group's address. Before start(), any handler type; while running, only handler
+  //! types the runtime had at start() (spawned or prepare<H>()d), because loading a kernel while
+  //! persistent kernels run can deadlock under CUDA lazy loading. Throws rk::error for invalid options, a
+  //! duplicate name, a full table, or (CUDA backend) a handler whose spawning translation unit was not
+  //! compiled by nvcc. `WithCuda` is an implementation detail: it keeps the nvcc and non-nvcc
+  //! instantiations distinct.
   template <class H, bool WithCuda = RK_COMPILED_BY_NVCC>
-  actor_index spawn(std::string name, const actor_options& options = {},
-                    const handler_state_t<H>& initial = {}) {
+  address spawn(std::string name, const actor_options& options = {}, const handler_state_t<H>& initial = {}) {
     static_assert(is_valid_handler_v<H>,
                   "handler types need a default-constructible, trivially copyable "
                   "state and 1..1024 threads_per_worker (see ringkernel/device/handler.cuh)");
     return spawn_erased(detail::make_actor_type_ops<H, WithCuda>(), std::move(name), options, &initial);
   }
+  //! Makes handler type H available for spawning after start() (its kernel is loaded at start).
+  template <class H, bool WithCuda = RK_COMPILED_BY_NVCC>
+  void prepare() {
+    static_assert(is_valid_handler_v<H>);
+    prepare_erased(detail::make_actor_type_ops<H, WithCuda>());
+  }
 
-  //! The id of the actor named `name`; throws rk::error if there is none.
+  //! The id of the actor (or alias) named `name`; throws rk::error if there is none.
   actor_index find(std::string_view name) const;
   const std::string& name_of(actor_index id) const;
   std::uint32_t actor_count() const noexcept;
+
+  // --- groups and routes (all may be called before or while running) ---------------------------------
+
+  //! Creates a named group over existing actors (no duplicates) and returns its address. Sends to it go
+  //! round-robin to live members; members that are paused, stopping, stopped or faulted are skipped.
+  address create_group(std::string name, std::span<const actor_index> members);
+  //! The address of group `name`; throws rk::error if there is none.
+  address group(std::string_view name) const;
+  std::vector<actor_index> members(address group) const;
+  //! Messages for `from` (an actor or alias) go to `next_hop` instead, one hop per redirection; chains
+  //! longer than runtime_options::max_hops (or loops) end in max_hops_exceeded.
+  void set_route(actor_index from, address next_hop);
+  //! Restores direct delivery to actor `a`.
+  void clear_route(actor_index a);
+  //! A named address with no mailbox whose messages go to `target`; returns its id.
+  actor_index add_alias(std::string name, address target);
+
+  // --- actor lifecycle while running --------------------------------------------------------------------
+
+  //! Stops actor `a`: new messages are refused (not_found), queued ones are handled, then its worker
+  //! parks. Returns whether the worker confirmed within `timeout`. Later strays are discarded and counted.
+  bool stop(actor_index a, std::chrono::nanoseconds timeout = std::chrono::seconds(5));
+  //! Brings a stopped or faulted actor back with a fresh state (its original initial state, or `initial`
+  //! when given); it rejoins its groups.
+  template <class H>
+  void respawn(actor_index a, const handler_state_t<H>& initial) {
+    respawn_erased(a, std::type_index(typeid(H)), &initial);
+  }
+  void respawn(actor_index a) { respawn_erased(a, std::type_index(typeid(void)), nullptr); }
+  //! Per-actor pause: messages queue up but are not handled, and groups skip the actor. Returns whether
+  //! the worker confirmed within `timeout`.
+  bool pause_actor(actor_index a, std::chrono::nanoseconds timeout = std::chrono::seconds(5));
+  void resume_actor(actor_index a);
+  actor_lifecycle lifecycle(actor_index a) const;
+
+  // --- message types --------------------------------------------------------------------------------------
+
+  //! This runtime's registry (a copy of rk::global_message_types() taken at construction).
+  const message_type_registry& message_types() const noexcept;
+  //! Adds a type to this runtime; a non-routable one takes effect on the device at once.
+  void register_message_type(const message_type_info& info);
 
   //! Launches one persistent kernel per handler type (CUDA) or the worker threads (CPU) and waits until
   //! every worker runs. Throws rk::error, with nothing left running, when the actor kernels cannot all be
@@ -98,15 +150,19 @@ public:
   //! Lets paused workers take messages again.
   void resume();
 
-  //! Host -> actor through the ingress ring. Never blocks. Returns `enqueued` (the device decides and
-  //! counts the outcome, see stats().gateway_verdicts), `queue_full` (ingress ring full), `too_large`
-  //! (payload exceeds the host ring's slot) or `not_running`. Throws rk::error if the runtime faulted.
-  [[nodiscard]] status send(actor_index destination, std::uint32_t type, byte_view payload,
+  //! Host -> actor, group or alias through the ingress ring. Never blocks. Returns `enqueued` (the
+  //! device decides and counts the outcome, see stats().gateway_verdicts), `queue_full` (ingress ring
+  //! full), `too_large` (payload exceeds the host ring's slot) or `not_running`. Throws rk::error if the
+  //! runtime faulted.
+  [[nodiscard]] status send(address destination, std::uint32_t type, byte_view payload,
                             const send_options& options = {});
+  //! Like send, to the member of `group` chosen by hash of `key` (stable while that member is live).
+  [[nodiscard]] status send_keyed(address group, std::uint64_t key, std::uint32_t type, byte_view payload,
+                                  send_options options = {});
   //! Like send, then waits up to `timeout` for the device's verdict (delivered, queue_full, not_found,
   //! too_large, ...). `timed_out` means the verdict did not arrive in time (the message may still be
   //! delivered later).
-  [[nodiscard]] status send_wait(actor_index destination, std::uint32_t type, byte_view payload,
+  [[nodiscard]] status send_wait(address destination, std::uint32_t type, byte_view payload,
                                  std::chrono::nanoseconds timeout, const send_options& options = {});
   //! Takes the next message actors sent to the host, waiting up to `timeout`. Returns nullopt on timeout.
   //! Still works after shutdown() for messages left in the egress ring. Throws rk::error if the runtime
@@ -129,8 +185,10 @@ public:
   }
 
 private:
-  actor_index spawn_erased(detail::actor_type_ops ops, std::string name, const actor_options& options,
-                           const void* initial_state);
+  address spawn_erased(detail::actor_type_ops ops, std::string name, const actor_options& options,
+                       const void* initial_state);
+  void prepare_erased(detail::actor_type_ops ops);
+  void respawn_erased(actor_index a, std::type_index type, const void* initial_state);
   void read_state(actor_index id, std::type_index type, void* out, std::size_t bytes) const;
 
   std::unique_ptr<detail::runtime_impl> impl_;

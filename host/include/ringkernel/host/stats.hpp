@@ -25,12 +25,41 @@ inline std::uint64_t total(const status_counts& c) noexcept {
   return sum;
 }
 
+//! Where an actor is in its lifecycle (see runtime::stop, respawn, pause_actor, ctx.fault).
+enum class actor_lifecycle { live, paused, stopping, stopped, faulted, alias };
+
+inline const char* to_string(actor_lifecycle l) noexcept {
+  switch (l) {
+  case actor_lifecycle::live:
+    return "live";
+  case actor_lifecycle::paused:
+    return "paused";
+  case actor_lifecycle::stopping:
+    return "stopping";
+  case actor_lifecycle::stopped:
+    return "stopped";
+  case actor_lifecycle::faulted:
+    return "faulted";
+  case actor_lifecycle::alias:
+    return "alias";
+  }
+  return "unknown";
+}
+
+inline std::ostream& operator<<(std::ostream& os, actor_lifecycle l) {
+  return os << to_string(l);
+}
+
 struct actor_stats {
   actor_index id = 0;
   std::string name;
-  status_counts sent{};       //!< outcome of every send this actor made
-  std::uint64_t received = 0; //!< messages delivered into its mailbox
-  std::uint64_t handled = 0;  //!< messages its handler finished
+  actor_lifecycle lifecycle = actor_lifecycle::live;
+  status_counts sent{};           //!< outcome of every send this actor made
+  std::uint64_t received = 0;     //!< messages delivered into its mailbox
+  std::uint64_t handled = 0;      //!< messages its handler finished
+  std::uint64_t discarded = 0;    //!< messages that reached it after a stop or fault (counted, not handled)
+  std::uint64_t reservations = 0; //!< slot-claim atomics its sends took (aggregated sends take fewer)
+  std::uint32_t fault_code = 0;   //!< the code passed to ctx.fault, if it faulted
 };
 
 struct runtime_stats {
@@ -52,6 +81,7 @@ struct runtime_stats {
 struct shutdown_report {
   bool drained = true;                     //!< every in-flight message was handled before terminate
   std::uint64_t undelivered = 0;           //!< messages still queued or in flight when the drain gave up
+  std::uint64_t discarded = 0;             //!< messages that reached stopped or faulted actors (counted)
   std::uint64_t pending_host_messages = 0; //!< replies still in the egress ring (receive() can take them)
   std::optional<std::string> fault;        //!< set when the runtime had faulted
   bool workers_stopped = true;             //!< false: a worker did not exit in time (resources leaked)

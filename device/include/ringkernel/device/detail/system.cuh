@@ -9,27 +9,89 @@
 
 namespace rk::detail {
 
-//! Lifecycle of an actor-table entry.
-enum class actor_life : std::uint32_t {
-  empty = 0, //!< no actor with this id
-  live = 1,  //!< accepting messages
+// --- actor lifecycle ---------------------------------------------------------------------------------
+//
+// Two words per routing-table entry, each with exactly one writer, so host requests and device events
+// never overwrite each other. Both carry an epoch (incremented by the host on respawn): a device state
+// from an older epoch no longer applies.
+
+//! What the host asks for (route_entry::host_word & 0xff).
+enum class host_state : std::uint8_t {
+  empty = 0,    //!< no actor and no route at this address
+  live = 1,     //!< serving; eligible as a group member
+  paused = 2,   //!< messages queue up but are not handled; skipped by groups
+  stopping = 3, //!< no new messages; the worker handles what is queued, then reports stopped
+  alias = 4,    //!< an address with only an indirect route (no mailbox)
 };
 
-//! One entry per actor id (the table has `actor_capacity` entries). Written by the host before the
-//! entry's `life` becomes live; read by every sender.
-struct actor_slot {
-  ring_view inbox;
-  std::uint64_t tenant = 0;
-  std::uint32_t kind = 0; //!< index of the actor's handler type
-  std::uint32_t life = static_cast<std::uint32_t>(actor_life::empty);
+//! What the owning worker reports (route_entry::device_word & 0xff), valid for the epoch in the word.
+enum class device_state : std::uint8_t {
+  running = 0,
+  stopped = 1, //!< drained after a stop request; queued strays are discarded and counted
+  faulted = 2, //!< the handler called ctx.fault(); later messages are discarded and counted
+  paused = 3,  //!< acknowledges host_state::paused
 };
+
+RK_HOST_DEVICE constexpr std::uint32_t make_state_word(std::uint32_t epoch, std::uint8_t state) noexcept {
+  return (epoch << 8) | state;
+}
+RK_HOST_DEVICE constexpr std::uint32_t epoch_of(std::uint32_t word) noexcept {
+  return word >> 8;
+}
+RK_HOST_DEVICE constexpr std::uint8_t state_in(std::uint32_t word) noexcept {
+  return static_cast<std::uint8_t>(word & 0xffu);
+}
+
+// --- the routing table -------------------------------------------------------------------------------
+
+//! One entry per address below `route_capacity` (device memory): O(1) from destination to mailbox.
+//! Fields other than the two state words are written by the host while the entry is `empty` (or while
+//! its worker is parked) and read by every sender and by the owning worker.
+struct route_entry {
+  std::byte* mailbox = nullptr; //!< `lanes` rings laid out back to back (null for an alias)
+  ring_geometry geometry{};     //!< of each lane
+  std::uint32_t lanes = 0;      //!< 1 (FIFO, priority ignored) or priority_levels
+  std::uint32_t kind = 0;       //!< index of the actor's handler type
+  std::uint64_t tenant = 0;
+  address next_hop = 0;          //!< == this entry's own address: direct; otherwise an indirect route
+  std::uint32_t host_word = 0;   //!< writer: host. make_state_word(epoch, host_state)
+  std::uint32_t device_word = 0; //!< writer: the owning worker. make_state_word(epoch, device_state)
+  std::uint32_t reserved_ = 0;
+};
+
+//! Bytes from one lane of a mailbox to the next (keeps every lane's cursors on their own lines).
+RK_HOST_DEVICE constexpr std::size_t lane_stride(const ring_geometry& g) noexcept {
+  return (g.total_bytes() + false_sharing_range - 1) / false_sharing_range * false_sharing_range;
+}
+RK_HOST_DEVICE inline ring_view lane_view(const route_entry& e, std::uint32_t lane) noexcept {
+  return make_ring_view(e.mailbox + lane * lane_stride(e.geometry), e.geometry);
+}
+
+//! One per group (device memory, written by the host before the group's address is handed out; never
+//! changed afterwards). Members are actor addresses in `group_members[first, first + count)`.
+struct group_entry {
+  std::uint32_t first = 0;
+  std::uint32_t count = 0;
+};
+
+// --- counters ------------------------------------------------------------------------------------------
 
 //! Per-actor counters (device memory).
 struct alignas(false_sharing_range) actor_counters {
   std::uint64_t sent[status_count] =
-      {};                     //!< writers: the actor's worker threads; outcome of each send it made
-  std::uint64_t received = 0; //!< writers: any sender; counted before the message is published
-  std::uint64_t handled = 0;  //!< writer: the owning worker, after the handler returned
+      {};                         //!< writers: the actor's worker threads; outcome of each send it made
+  std::uint64_t received = 0;     //!< writers: any sender; counted before the message is published
+  std::uint64_t handled = 0;      //!< writer: the owning worker, after the handler returned
+  std::uint64_t discarded = 0;    //!< writer: the owning worker; arrived after a stop or fault, not handled
+  std::uint64_t reservations = 0; //!< writers: senders; slot-claim atomics this actor's sends performed
+  std::uint32_t fault_code = 0;   //!< writer: the actor's handler (ctx.fault)
+  std::uint32_t reserved_ = 0;
+};
+
+//! Worker-private per-actor state (device memory). Writer and only reader: the owning worker's leader.
+struct actor_private {
+  hlc_clock clock{};
+  std::uint8_t starved[priority_levels] = {}; //!< consecutive picks each non-empty lane was passed over
 };
 
 //! Counters of the gateway (device memory; single writer: the gateway).
@@ -51,7 +113,7 @@ struct alignas(64) worker_status {
   std::uint64_t heartbeat = 0;  //!< advances while the worker loops (coarse)
   std::uint32_t checked_in = 0; //!< 1 once the worker runs: proves it is resident
   std::uint32_t busy_actor = 0; //!< actor id + 1 while the worker is in a burst of handler calls, else 0
-  std::uint32_t paused = 0;     //!< 1 while the worker honours a pause request (acknowledgement for the host)
+  std::uint32_t paused = 0; //!< 1 while the worker honours the global pause (acknowledgement for the host)
 };
 
 //! Verdict of the gateway for one host message (mapped; one per ingress slot). Writer: gateway;
@@ -63,10 +125,18 @@ struct alignas(16) ingress_receipt {
 };
 
 struct system_view {
-  actor_slot* actors = nullptr;
+  route_entry* routes = nullptr; //!< the routing table, indexed by address
   actor_counters* counters = nullptr;
-  hlc_clock* clocks = nullptr; //!< one per actor; writer and only reader: the owning worker's leader thread
-  std::uint32_t actor_capacity = 0;
+  actor_private* privates = nullptr;
+  std::uint32_t route_capacity = 0;
+  std::uint32_t group_capacity = 0;
+  group_entry* groups = nullptr;
+  address* group_members = nullptr;
+  std::uint32_t* group_cursors = nullptr; //!< writers: senders (round-robin, device-scope fetch_add)
+  std::uint32_t* blocked_types = nullptr; //!< bit per message type id: set = not routable K2K (host writes)
+  std::uint32_t blocked_type_limit = 0;   //!< type ids at or above this are routable
+  std::uint32_t max_hops = 8;
+  std::uint32_t starvation_limit = 16;
   std::uint32_t device_idle_sleep_max_ns = 0; //!< backoff cap for device pollers (0: default)
   control_block* control = nullptr;           //!< mapped
   worker_status* workers = nullptr;           //!< mapped
@@ -86,11 +156,21 @@ RK_HOST_DEVICE inline bool pause_requested(const system_view& s) noexcept {
   return cuda::atomic_ref<std::uint32_t, pcie_scope>(s.control->pause)
              .load(cuda::std::memory_order_relaxed) != 0;
 }
-RK_HOST_DEVICE inline actor_life life_of(const actor_slot& a) noexcept {
-  // Acquire: the host writes the slot's other fields before making it live.
-  return static_cast<actor_life>(
-      cuda::atomic_ref<std::uint32_t, peer_scope>(const_cast<std::uint32_t&>(a.life))
-          .load(cuda::std::memory_order_acquire));
+//! Acquire: the host writes an entry's other fields before it changes the host word.
+RK_HOST_DEVICE inline std::uint32_t host_word_of(const route_entry& e) noexcept {
+  return cuda::atomic_ref<std::uint32_t, peer_scope>(const_cast<std::uint32_t&>(e.host_word))
+      .load(cuda::std::memory_order_acquire);
+}
+RK_HOST_DEVICE inline std::uint32_t device_word_of(const route_entry& e) noexcept {
+  return cuda::atomic_ref<std::uint32_t, peer_scope>(const_cast<std::uint32_t&>(e.device_word))
+      .load(cuda::std::memory_order_acquire);
+}
+RK_HOST_DEVICE inline void set_device_word(route_entry& e, std::uint32_t word) noexcept {
+  cuda::atomic_ref<std::uint32_t, peer_scope>(e.device_word).store(word, cuda::std::memory_order_release);
+}
+RK_HOST_DEVICE inline address next_hop_of(const route_entry& e) noexcept {
+  return cuda::atomic_ref<std::uint32_t, peer_scope>(const_cast<std::uint32_t&>(e.next_hop))
+      .load(cuda::std::memory_order_relaxed);
 }
 RK_HOST_DEVICE inline void bump(std::uint64_t& counter, std::uint64_t by = 1) noexcept {
   cuda::atomic_ref<std::uint64_t, peer_scope>(counter).fetch_add(by, cuda::std::memory_order_relaxed);
@@ -100,6 +180,13 @@ RK_HOST_DEVICE inline void store_pcie(std::uint32_t& word, std::uint32_t value) 
 }
 RK_HOST_DEVICE inline void store_pcie(std::uint64_t& word, std::uint64_t value) noexcept {
   cuda::atomic_ref<std::uint64_t, pcie_scope>(word).store(value, cuda::std::memory_order_relaxed);
+}
+
+//! The device state that applies now: an older epoch's report no longer counts.
+RK_HOST_DEVICE inline device_state current_device_state(std::uint32_t host_word,
+                                                        std::uint32_t device_word) noexcept {
+  return epoch_of(device_word) == epoch_of(host_word) ? static_cast<device_state>(state_in(device_word))
+                                                      : device_state::running;
 }
 
 } // namespace rk::detail

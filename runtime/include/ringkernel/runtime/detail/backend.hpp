@@ -53,13 +53,19 @@ public:
   virtual void copy_to_device(void* device_destination, const void* host_source, std::size_t bytes) = 0;
   virtual void copy_from_device(void* host_destination, const void* device_source, std::size_t bytes) = 0;
 
-  //! Starts every group and the gateway. Returns the number of worker_status entries used by actor
-  //! workers (entries [0, n)); the gateway uses entry `gateway_worker`. Throws rk::error if it cannot
-  //! start all of them; it launches nothing when the refusal can be decided up front (co-residency), and
-  //! otherwise the caller terminates and joins what did start. `host_control` is the host address of
-  //! sys.control.
+  //! Loads the code of every handler type the runtime may run, before anything is launched (after
+  //! launch, loading a kernel can deadlock against the running persistent kernels). Throws rk::error.
+  virtual void preload(std::span<const actor_type_ops* const> kinds) = 0;
+  //! Starts every group and the gateway. Group i's workers use worker_status entries starting at
+  //! groups[i].params.first_worker; returns how many entries all groups used (CPU workers may serve
+  //! several actors). The gateway uses entry `gateway_worker`. Throws rk::error if it cannot start all of
+  //! them; it launches nothing when the refusal can be decided up front (co-residency), and otherwise the
+  //! caller terminates and joins what did start. `host_control` is the host address of sys.control.
   virtual std::uint32_t launch(const system_view& sys, const control_block* host_control,
                                std::span<const worker_group> groups, std::uint32_t gateway_worker) = 0;
+  //! While running: starts workers for actors spawned after launch (same contract, no gateway). Refuses
+  //! (nothing launched) when they would not fit beside what runs.
+  virtual std::uint32_t launch_more(const system_view& sys, std::span<const worker_group> groups) = 0;
   //! A fault if one happened (cheap enough to call every millisecond). Once a fault is reported, it
   //! keeps being reported.
   virtual std::optional<backend_fault> poll_fault() = 0;
