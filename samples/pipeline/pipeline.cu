@@ -75,7 +75,8 @@ int main(int argc, char** argv) {
     rk::address next = rk::host_actor;
     std::vector<rk::actor_index> ids(stages);
     for (std::uint32_t i = stages; i-- > 0;) {
-      ids[i] = rt.spawn<stage>(std::string("s").append(std::to_string(i + 1)), {}, stage::state{next, i, 0, 0});
+      ids[i] =
+          rt.spawn<stage>(std::string("s").append(std::to_string(i + 1)), {}, stage::state{next, i, 0, 0});
       next = ids[i];
     }
     const rk::actor_index head = ids.front();
