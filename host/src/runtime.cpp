@@ -69,6 +69,8 @@ std::uint32_t host_word(std::uint32_t epoch, host_state s) {
 struct actor_record {
   std::string name;
   bool alias = false;
+  std::uint64_t tenant = 0;
+  std::uint64_t mailbox_bytes = 0;
   std::uint32_t kind = 0;
   void* d_state = nullptr;        //!< the actor's handler state (device memory), set when its worker starts
   std::vector<std::byte> initial; //!< for respawn
@@ -84,6 +86,33 @@ struct group_record {
   std::string name;
   std::vector<actor_index> members;
 };
+
+struct tenant_record {
+  tenant_quota quota;
+  std::uint32_t slot = 0;
+  std::uint64_t actors = 0;
+  std::uint64_t bytes = 0; //!< mailboxes + regions charged to the tenant
+  std::uint32_t regions = 0;
+};
+
+struct engagement_record {
+  std::uint64_t tenant = 0;
+  audit_tag tag;
+  std::uint64_t budget_ns = 0;
+};
+
+struct region_record {
+  std::byte* pointer = nullptr;
+  std::uint64_t size = 0;
+  region_options options;
+  std::uint32_t generation = 1;
+  std::uint64_t cursor = 0;
+  bool live = false;
+};
+
+std::string tenant_text(std::uint64_t tenant) {
+  return "tenant " + std::to_string(tenant);
+}
 
 enum class phase : int { created, running, draining, stopped };
 
@@ -182,6 +211,16 @@ public:
         static_cast<std::uint32_t*>(device_alloc(sizeof(std::uint32_t) * std::max(1u, options_.max_groups)));
     sys_.group_members =
         static_cast<address*>(device_alloc(sizeof(address) * std::max(1u, options_.max_group_members)));
+
+    sys_.tenant_capacity = std::max(1u, options_.max_tenants);
+    sys_.tenants = static_cast<tenant_entry*>(device_alloc(sizeof(tenant_entry) * sys_.tenant_capacity));
+    sys_.engagement_capacity = options_.max_engagements;
+    sys_.engagements = static_cast<engagement_entry*>(
+        device_alloc(sizeof(engagement_entry) * std::max(1u, options_.max_engagements)));
+    sys_.region_capacity = options_.max_regions;
+    sys_.regions =
+        static_cast<region_entry*>(device_alloc(sizeof(region_entry) * std::max(1u, options_.max_regions)));
+    register_tenant(0, tenant_quota::unlimited()); // tenant 0: unspecified, always present
 
     sys_.blocked_type_limit = options_.max_message_types;
     blocked_types_.assign((options_.max_message_types + 31) / 32, 0u);
@@ -306,9 +345,14 @@ public:
     check_cuda_code(ops, who);
     const std::size_t state_size = ops.state_size;
     const std::uint32_t kind = kind_for(std::move(ops), now == phase::running, who);
+    const std::uint32_t lanes = opts.priority_lanes ? priority_levels : 1;
+    const std::uint64_t mailbox_bytes = lane_stride(opts.mailbox) * lanes;
+    const std::uint32_t engagement =
+        opts.audit_tag == audit_tag{} ? no_slot : engagement_slot_for(opts.tenant, opts.audit_tag, who);
+    charge_tenant(opts.tenant, n, mailbox_bytes * n, who);
 
     std::vector<actor_index> ids;
-    for (const auto& nm : names) ids.push_back(create_actor(nm, kind, opts, initial, state_size));
+    for (const auto& nm : names) ids.push_back(create_actor(nm, kind, opts, initial, state_size, engagement));
     if (now == phase::running) {
       try {
         start_late_workers(ids);
@@ -324,7 +368,7 @@ public:
   //! Adds an actor record and its mailbox; the routing entry is written with host_state live before
   //! start, and left empty while running until its worker is up (start_late_workers).
   actor_index create_actor(const std::string& name, std::uint32_t kind, const actor_options& opts,
-                           const void* initial, std::size_t state_size) {
+                           const void* initial, std::size_t state_size, std::uint32_t engagement) {
     const auto id = static_cast<actor_index>(actors_.size());
     const std::uint32_t lanes = opts.priority_lanes ? priority_levels : 1;
     const std::size_t stride = lane_stride(opts.mailbox);
@@ -340,6 +384,8 @@ public:
     e.lanes = lanes;
     e.kind = kind;
     e.tenant = opts.tenant;
+    e.tenant_slot = tenants_.at(opts.tenant).slot;
+    e.engagement_slot = engagement;
     e.next_hop = id;
     // Written whole, device word included: no worker exists for this id yet.
     e.host_word = host_word(1, phase_.load() == phase::running ? host_state::empty : host_state::live);
@@ -348,6 +394,8 @@ public:
     actor_record record;
     record.name = name;
     record.kind = kind;
+    record.tenant = opts.tenant;
+    record.mailbox_bytes = stride * lanes;
     record.initial.assign(static_cast<const std::byte*>(initial),
                           static_cast<const std::byte*>(initial) + state_size);
     by_name_.emplace(name, id);
@@ -359,6 +407,9 @@ public:
   //! allocated until shutdown (freeing device memory while kernels run would synchronise with them).
   void forget_last_actors(std::size_t count) {
     for (std::size_t i = 0; i < count; ++i) {
+      tenant_record& t = tenants_.at(actors_.back().tenant);
+      t.actors -= 1;
+      t.bytes -= actors_.back().mailbox_bytes;
       by_name_.erase(actors_.back().name);
       actors_.pop_back();
     }
@@ -441,6 +492,10 @@ public:
       if (m >= actors_.size() || actors_[m].alias)
         throw error(who + ": member " + std::to_string(m) + " is not an actor of this runtime");
     }
+    for (actor_index m : members)
+      if (actors_[m].tenant != actors_[members.front()].tenant)
+        throw error(who + ": members '" + actors_[members.front()].name + "' and '" + actors_[m].name +
+                    "' belong to different tenants; a group serves one tenant");
     if (const address dup = first_duplicate(members); dup != host_actor)
       throw error(who + ": actor '" + actors_[dup].name + "' is listed more than once");
     if (groups_.size() >= options_.max_groups)
@@ -633,6 +688,312 @@ public:
     return lifecycle_of(a, read_device_word(a));
   }
 
+  // --- tenants -----------------------------------------------------------------------------------------
+
+  static void check_quota(std::uint64_t tenant, const tenant_quota& q) {
+    if (q.burst > (1u << 20))
+      throw error(tenant_text(tenant) + ": tenant_quota::burst must be at most 1048576 messages (got " +
+                  std::to_string(q.burst) + ")");
+    if (q.max_messages_per_second > 1'000'000'000'000ull)
+      throw error(tenant_text(tenant) + ": tenant_quota::max_messages_per_second must be at most 1e12");
+  }
+
+  void write_rate(const tenant_record& r) {
+    tenant_entry& e = tenant_shadow_[r.slot];
+    e.rate_per_second = r.quota.max_messages_per_second;
+    e.burst = r.quota.burst;
+    backend_->copy_to_device(&sys_.tenants[r.slot].rate_per_second, &e.rate_per_second,
+                             2 * sizeof(std::uint64_t));
+  }
+
+  void register_tenant(std::uint64_t tenant, const tenant_quota& quota) {
+    check_quota(tenant, quota);
+    if (next_tenant_slot_ >= sys_.tenant_capacity)
+      throw error("tenants().add(" + std::to_string(tenant) +
+                  "): the tenant table is full (max_tenants = " + std::to_string(options_.max_tenants) + ")");
+    tenant_record r;
+    r.quota = quota;
+    r.slot = next_tenant_slot_++;
+    tenant_shadow_.resize(next_tenant_slot_);
+    tenant_entry& e = tenant_shadow_[r.slot];
+    e = tenant_entry{};
+    e.id = tenant;
+    e.rate_per_second = quota.max_messages_per_second;
+    e.burst = quota.burst;
+    backend_->copy_to_device(&sys_.tenants[r.slot], &e, sizeof(e)); // a fresh slot: nothing reads it yet
+    {
+      std::lock_guard lock(tenant_slots_mutex_);
+      tenant_slots_[tenant] = r.slot;
+    }
+    tenants_.emplace(tenant, r);
+  }
+
+  void add_tenant(std::uint64_t tenant, const tenant_quota& quota) {
+    std::lock_guard lock(control_mutex_);
+    if (tenant == 0)
+      throw error("tenants().add(0): tenant 0 (unspecified) always exists; use set_quota(0, ...)");
+    if (tenants_.count(tenant) != 0)
+      throw error("tenants().add(" + std::to_string(tenant) +
+                  "): already registered; use set_quota to change it");
+    register_tenant(tenant, quota);
+  }
+
+  tenant_record& tenant_of(std::uint64_t tenant, const std::string& who) {
+    const auto it = tenants_.find(tenant);
+    if (it == tenants_.end())
+      throw error(who + ": " + tenant_text(tenant) + " is not registered; call rt.tenants().add(" +
+                  std::to_string(tenant) + ", quota) first");
+    return it->second;
+  }
+  const tenant_record& tenant_of(std::uint64_t tenant, const std::string& who) const {
+    return const_cast<runtime_impl*>(this)->tenant_of(tenant, who);
+  }
+
+  void set_quota(std::uint64_t tenant, const tenant_quota& quota) {
+    std::lock_guard lock(control_mutex_);
+    const std::string who = "tenants().set_quota(" + std::to_string(tenant) + ")";
+    tenant_record& r = tenant_of(tenant, who);
+    check_quota(tenant, quota);
+    if (quota.max_actors < r.actors)
+      throw error(who + ": the tenant already has " + std::to_string(r.actors) +
+                  " actors, more than the new max_actors " + std::to_string(quota.max_actors));
+    if (quota.max_device_bytes < r.bytes)
+      throw error(who + ": the tenant already uses " + std::to_string(r.bytes) +
+                  " device bytes, more than the new max_device_bytes " +
+                  std::to_string(quota.max_device_bytes));
+    r.quota = quota;
+    write_rate(r);
+  }
+
+  void remove_tenant(std::uint64_t tenant) {
+    std::lock_guard lock(control_mutex_);
+    const std::string who = "tenants().remove(" + std::to_string(tenant) + ")";
+    if (tenant == 0) throw error(who + ": tenant 0 (unspecified) cannot be removed");
+    const tenant_record& r = tenant_of(tenant, who);
+    if (r.actors != 0 || r.regions != 0)
+      throw error(who + ": the tenant still has " + std::to_string(r.actors) + " actors and " +
+                  std::to_string(r.regions) + " regions");
+    {
+      std::lock_guard slots(tenant_slots_mutex_);
+      tenant_slots_.erase(tenant);
+    }
+    tenants_.erase(tenant); // its slot is retired, never reused
+  }
+
+  bool has_tenant(std::uint64_t tenant) const {
+    std::lock_guard lock(control_mutex_);
+    return tenants_.count(tenant) != 0;
+  }
+
+  //! Charges `actors` and `bytes` to `tenant`, or throws naming the limit (nothing charged).
+  void charge_tenant(std::uint64_t tenant, std::uint64_t actors, std::uint64_t bytes,
+                     const std::string& who) {
+    tenant_record& r = tenant_of(tenant, who);
+    if (r.actors + actors > r.quota.max_actors)
+      throw error(who + ": " + tenant_text(tenant) + " would have " + std::to_string(r.actors + actors) +
+                  " actors, over its limit of " + std::to_string(r.quota.max_actors) +
+                  " (tenant_quota::max_actors)");
+    if (r.bytes + bytes > r.quota.max_device_bytes)
+      throw error(who + ": " + tenant_text(tenant) + " would use " + std::to_string(r.bytes + bytes) +
+                  " device bytes, over its limit of " + std::to_string(r.quota.max_device_bytes) +
+                  " (tenant_quota::max_device_bytes)");
+    r.actors += actors;
+    r.bytes += bytes;
+  }
+
+  //! The engagement slot of (tenant, tag), created with no budget on first use.
+  std::uint32_t engagement_slot_for(std::uint64_t tenant, const audit_tag& tag, const std::string& who) {
+    for (std::uint32_t i = 0; i < engagements_.size(); ++i)
+      if (engagements_[i].tenant == tenant && engagements_[i].tag == tag) return i;
+    tenant_of(tenant, who);
+    if (engagements_.size() >= options_.max_engagements)
+      throw error(who + ": the engagement table is full (max_engagements = " +
+                  std::to_string(options_.max_engagements) + ")");
+    engagement_entry e;
+    e.tenant = tenant;
+    e.org_id = tag.org_id;
+    e.engagement_id = tag.engagement_id;
+    const auto slot = static_cast<std::uint32_t>(engagements_.size());
+    backend_->copy_to_device(&sys_.engagements[slot], &e, sizeof(e));
+    engagements_.push_back({tenant, tag, 0});
+    return slot;
+  }
+
+  void set_engagement_budget(std::uint64_t tenant, const audit_tag& tag, std::chrono::nanoseconds budget) {
+    std::lock_guard lock(control_mutex_);
+    const std::string who = "tenants().set_engagement_budget(" + std::to_string(tenant) + ")";
+    tenant_of(tenant, who);
+    if (tag == audit_tag{})
+      throw error(who + ": the audit tag {0, 0} means untagged; use a non-zero org or engagement id");
+    if (budget.count() < 0) throw error(who + ": the budget must not be negative");
+    const std::uint32_t slot = engagement_slot_for(tenant, tag, who);
+    engagements_[slot].budget_ns = static_cast<std::uint64_t>(budget.count());
+    backend_->copy_to_device(&sys_.engagements[slot].budget_ns, &engagements_[slot].budget_ns,
+                             sizeof(std::uint64_t));
+  }
+
+  tenant_usage usage_locked(std::uint64_t tenant, const tenant_record& r) const {
+    tenant_entry e;
+    backend_->copy_from_device(&e, &sys_.tenants[r.slot], sizeof(e));
+    tenant_usage u;
+    u.tenant = tenant;
+    u.quota = r.quota;
+    u.actors = r.actors;
+    u.device_bytes = r.bytes;
+    u.messages_sent = e.sent;
+    u.rate_rejections = e.rate_rejections;
+    u.budget_rejections = e.budget_rejections;
+    u.handler_ns = e.handler_ns;
+    return u;
+  }
+
+  tenant_usage usage(std::uint64_t tenant) const {
+    std::lock_guard lock(control_mutex_);
+    return usage_locked(tenant, tenant_of(tenant, "tenants().usage(" + std::to_string(tenant) + ")"));
+  }
+
+  std::vector<tenant_usage> all_usage() const {
+    std::lock_guard lock(control_mutex_);
+    std::vector<tenant_usage> out;
+    for (const auto& [id, r] : tenants_) out.push_back(usage_locked(id, r));
+    return out;
+  }
+
+  engagement_usage engagement(std::uint64_t tenant, const audit_tag& tag) const {
+    std::lock_guard lock(control_mutex_);
+    engagement_usage u;
+    u.tenant = tenant;
+    u.tag = tag;
+    for (std::uint32_t i = 0; i < engagements_.size(); ++i) {
+      if (engagements_[i].tenant != tenant || !(engagements_[i].tag == tag)) continue;
+      engagement_entry e;
+      backend_->copy_from_device(&e, &sys_.engagements[i], sizeof(e));
+      u.budget_ns = e.budget_ns;
+      u.used_ns = e.used_ns;
+      u.rejections = e.rejections;
+    }
+    return u;
+  }
+
+  //! Slot of `tenant` for stamping host sends (hot path: its own small lock, never control_mutex_).
+  std::uint32_t send_slot(std::uint64_t tenant) {
+    if (tenant == 0) return 0;
+    std::lock_guard lock(tenant_slots_mutex_);
+    const auto it = tenant_slots_.find(tenant);
+    return it == tenant_slots_.end() ? no_slot : it->second;
+  }
+
+  // --- regions -----------------------------------------------------------------------------------------
+
+  region_record& live_region(region_handle h, const std::string& who) {
+    if (h.region >= region_records_.size() || !region_records_[h.region].live ||
+        region_records_[h.region].generation != h.generation)
+      throw error(who + ": region " + std::to_string(h.region) + " (generation " +
+                  std::to_string(h.generation) + ") is not registered");
+    return region_records_[h.region];
+  }
+
+  //! Slots are never reused, so a reader that raced an unregister never sees a new region's fields under
+  //! an old descriptor.
+  region_handle register_region_locked(void* pointer, std::uint64_t bytes, const region_options& opts,
+                                       std::uint64_t cursor, bool charge) {
+    const std::string who = "register_region()";
+    if (pointer == nullptr) throw error(who + ": the region pointer is null");
+    if (bytes == 0) throw error(who + ": a region needs at least one byte");
+    if (opts.policy != region_policy::immutable && opts.policy != region_policy::append_only &&
+        opts.policy != region_policy::slab)
+      throw error(who + ": unknown region policy");
+    if (opts.shared_with.size() > max_region_sharing)
+      throw error(who + ": a region can be shared with at most " + std::to_string(max_region_sharing) +
+                  " tenants");
+    for (std::uint64_t t : opts.shared_with) tenant_of(t, who);
+    if (region_records_.size() >= options_.max_regions)
+      throw error(who + ": the region table is full (max_regions = " + std::to_string(options_.max_regions) +
+                  ")");
+    if (charge) charge_tenant(opts.owner_tenant, 0, bytes, who);
+    tenant_of(opts.owner_tenant, who).regions += 1;
+
+    region_record r;
+    r.pointer = static_cast<std::byte*>(pointer);
+    r.size = bytes;
+    r.options = opts;
+    r.cursor = cursor;
+    r.live = true;
+    region_entry e;
+    e.base = r.pointer;
+    e.size = bytes;
+    e.append_cursor = cursor;
+    e.owner_tenant = opts.owner_tenant;
+    e.shared_count = static_cast<std::uint32_t>(opts.shared_with.size());
+    for (std::size_t i = 0; i < opts.shared_with.size(); ++i) e.shared_with[i] = opts.shared_with[i];
+    e.generation = r.generation;
+    e.policy = static_cast<std::uint32_t>(opts.policy);
+    e.live = 0;
+    const auto slot = static_cast<std::uint32_t>(region_records_.size());
+    backend_->copy_to_device(&sys_.regions[slot], &e, sizeof(e));
+    const std::uint32_t live = 1;
+    backend_->copy_to_device(&sys_.regions[slot].live, &live, sizeof(live)); // after every other field
+    region_records_.push_back(r);
+    return {slot, r.generation};
+  }
+
+  region_handle register_region(void* pointer, std::uint64_t bytes, const region_options& opts) {
+    std::lock_guard lock(control_mutex_);
+    return register_region_locked(pointer, bytes, opts, 0, true);
+  }
+
+  region_handle create_region(byte_view initial, std::uint64_t capacity, const region_options& opts) {
+    std::lock_guard lock(control_mutex_);
+    const std::string who = "create_region()";
+    if (capacity < initial.size)
+      throw error(who + ": capacity " + std::to_string(capacity) + " is smaller than the initial contents (" +
+                  std::to_string(initial.size) + " bytes)");
+    charge_tenant(opts.owner_tenant, 0, capacity, who);
+    try {
+      void* memory = device_alloc(std::max<std::uint64_t>(capacity, 1));
+      if (initial.size) backend_->copy_to_device(memory, initial.data, initial.size);
+      const std::uint64_t cursor = opts.policy == region_policy::append_only ? initial.size : 0;
+      return register_region_locked(memory, capacity, opts, cursor, false);
+    } catch (...) {
+      tenant_of(opts.owner_tenant, who).bytes -= capacity;
+      throw;
+    }
+  }
+
+  void unregister_region(region_handle h) {
+    std::lock_guard lock(control_mutex_);
+    region_record& r = live_region(h, "unregister_region()");
+    const std::uint32_t dead = 0;
+    backend_->copy_to_device(&sys_.regions[h.region].live, &dead, sizeof(dead));
+    const std::uint32_t generation = r.generation + 1;
+    backend_->copy_to_device(&sys_.regions[h.region].generation, &generation, sizeof(generation));
+    r.live = false;
+    r.generation = generation;
+    tenant_record& t = tenant_of(r.options.owner_tenant, "unregister_region()");
+    t.regions -= 1;
+    t.bytes -= std::min(t.bytes, r.size);
+  }
+
+  std::uint64_t append(region_handle h, byte_view bytes) {
+    std::lock_guard lock(control_mutex_);
+    const std::string who = "append()";
+    region_record& r = live_region(h, who);
+    if (r.options.policy != region_policy::append_only) throw error(who + ": the region is not append-only");
+    if (bytes.size > r.size - r.cursor)
+      throw error(who + ": " + std::to_string(bytes.size) + " bytes do not fit (" +
+                  std::to_string(r.size - r.cursor) + " left in the region)");
+    const std::uint64_t offset = r.cursor;
+    if (bytes.size) backend_->copy_to_device(r.pointer + offset, bytes.data, bytes.size);
+    r.cursor += bytes.size; // the bytes are in place before the cursor moves past them
+    backend_->copy_to_device(&sys_.regions[h.region].append_cursor, &r.cursor, sizeof(r.cursor));
+    return offset;
+  }
+
+  void* region_pointer(region_handle h) const {
+    std::lock_guard lock(control_mutex_);
+    return const_cast<runtime_impl*>(this)->live_region(h, "region_pointer()").pointer;
+  }
+
   // --- message types ------------------------------------------------------------------------------------
 
   void block_type(const message_type_info& t) {
@@ -791,6 +1152,8 @@ public:
     header.flags = opts.flags;
     header.priority = static_cast<std::uint8_t>(opts.priority);
     header.route_key = opts.key;
+    header.tenant = opts.tenant;
+    header.tenant_slot = send_slot(opts.tenant);
     ingress_ring::write_slot(ingress.slot_at(c.position), header, payload.data);
     if (hold_receipt) waiting_[c.position & (h_ingress_.capacity - 1)].store(1, std::memory_order_relaxed);
     ingress.publish(c.position); // release also orders the waiting_ store for later producers
@@ -1145,6 +1508,13 @@ private:
   std::map<std::string, actor_index, std::less<>> by_name_;
   std::map<std::string, std::uint32_t, std::less<>> groups_by_name_;
   std::uint32_t members_used_ = 0;
+  std::map<std::uint64_t, tenant_record> tenants_;
+  std::vector<tenant_entry> tenant_shadow_; //!< host-written fields of the device tenant table, by slot
+  std::uint32_t next_tenant_slot_ = 0;
+  std::mutex tenant_slots_mutex_; //!< guards tenant_slots_ (read by host sends)
+  std::map<std::uint64_t, std::uint32_t> tenant_slots_;
+  std::vector<engagement_record> engagements_;
+  std::vector<region_record> region_records_;
   std::uint32_t next_worker_ = 0; //!< worker_status entries [0, n) belong to actor workers
 
   std::atomic<phase> phase_{phase::created};
@@ -1248,6 +1618,55 @@ void runtime::resume_actor(actor_index a) {
 }
 actor_lifecycle runtime::lifecycle(actor_index a) const {
   return impl_->lifecycle(a);
+}
+
+region_handle runtime::register_region(void* device_pointer, std::uint64_t bytes,
+                                       const region_options& options) {
+  return impl_->register_region(device_pointer, bytes, options);
+}
+region_handle runtime::create_region(byte_view initial, std::uint64_t capacity,
+                                     const region_options& options) {
+  return impl_->create_region(initial, capacity, options);
+}
+void runtime::unregister_region(region_handle region) {
+  impl_->unregister_region(region);
+}
+std::uint64_t runtime::append(region_handle region, byte_view bytes) {
+  return impl_->append(region, bytes);
+}
+void* runtime::region_pointer(region_handle region) const {
+  return impl_->region_pointer(region);
+}
+status runtime::send_descriptor(address destination, std::uint32_t type, const region_descriptor& descriptor,
+                                send_options options) {
+  options.flags |= envelope_flags::descriptor;
+  return impl_->send(destination, type, as_bytes(descriptor), options);
+}
+
+void tenant_registry::add(std::uint64_t tenant, const tenant_quota& quota) {
+  impl_->add_tenant(tenant, quota);
+}
+void tenant_registry::set_quota(std::uint64_t tenant, const tenant_quota& quota) {
+  impl_->set_quota(tenant, quota);
+}
+void tenant_registry::remove(std::uint64_t tenant) {
+  impl_->remove_tenant(tenant);
+}
+bool tenant_registry::contains(std::uint64_t tenant) const {
+  return impl_->has_tenant(tenant);
+}
+void tenant_registry::set_engagement_budget(std::uint64_t tenant, const audit_tag& tag,
+                                            std::chrono::nanoseconds budget) {
+  impl_->set_engagement_budget(tenant, tag, budget);
+}
+tenant_usage tenant_registry::usage(std::uint64_t tenant) const {
+  return impl_->usage(tenant);
+}
+engagement_usage tenant_registry::engagement(std::uint64_t tenant, const audit_tag& tag) const {
+  return impl_->engagement(tenant, tag);
+}
+std::vector<tenant_usage> tenant_registry::all() const {
+  return impl_->all_usage();
 }
 
 const message_type_registry& runtime::message_types() const noexcept {

@@ -27,7 +27,7 @@ TEST(Envelope, FieldOffsetsMatchTheDocumentedTable) {
   EXPECT_EQ(offsetof(rk::envelope, flags), 48u);
   EXPECT_EQ(offsetof(rk::envelope, priority), 50u);
   EXPECT_EQ(offsetof(rk::envelope, hops), 51u);
-  EXPECT_EQ(offsetof(rk::envelope, reserved0), 52u);
+  EXPECT_EQ(offsetof(rk::envelope, tenant_slot), 52u);
   EXPECT_EQ(offsetof(rk::envelope, route_key), 56u);
 }
 

@@ -100,6 +100,14 @@ RK_HOST_DEVICE void run_handler(const system_view& sys, actor_index self, handle
   handler(ctx, state, m);
 }
 
+//! Adds a handler's running time to its actor's engagement (the GPU-time budget) and tenant.
+RK_HOST_DEVICE inline void charge_handler_time(const system_view& sys, actor_index self,
+                                               std::uint64_t ns) noexcept {
+  const route_entry& e = sys.routes[self];
+  if (e.engagement_slot < sys.engagement_capacity) bump(sys.engagements[e.engagement_slot].used_ns, ns);
+  if (e.tenant_slot < sys.tenant_capacity) bump(sys.tenants[e.tenant_slot].handler_ns, ns);
+}
+
 //! Releases the slot of `step` after it was handled or discarded, and counts it.
 RK_HOST_DEVICE inline void finish_step(const system_view& sys, actor_index self,
                                        const worker_step& step) noexcept {
@@ -115,7 +123,9 @@ bool cpu_serve_one(const system_view& sys, actor_index self, void* state) {
   if (step.kind == step_kind::handle) {
     const hlc_timestamp event_time =
         sys.privates[self].clock.observe(reinterpret_cast<const envelope*>(step.slot)->timestamp);
+    const std::uint64_t begin = physical_clock_ns();
     run_handler<H>(sys, self, *static_cast<handler_state_t<H>*>(state), step.slot, event_time);
+    charge_handler_time(sys, self, physical_clock_ns() - begin);
   } else if (step.kind != step_kind::discard) {
     return false;
   }
@@ -150,6 +160,7 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
   std::uint32_t polls = 0;
   bool busy = false;
   bool paused = false;
+  std::uint64_t handler_begin = 0; // thread 0 only
   if (threadIdx.x == 0) store_pcie(status_word.checked_in, 1u);
 
   for (;;) {
@@ -175,6 +186,7 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
             sys.privates[self].clock.observe(reinterpret_cast<const envelope*>(step.slot)->timestamp);
       if (check_control) store_pcie(status_word.heartbeat, static_cast<std::uint64_t>(polls));
       shared_step = step;
+      if (working) handler_begin = physical_clock_ns();
     }
     __syncthreads();
     if (shared_exit) break;
@@ -184,6 +196,7 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
       __syncthreads(); // every thread is done with the slot before it is released
     }
     if (threadIdx.x == 0) {
+      if (step.kind == step_kind::handle) charge_handler_time(sys, self, physical_clock_ns() - handler_begin);
       if (step.kind == step_kind::handle || step.kind == step_kind::discard) {
         finish_step(sys, self, step);
         idle.reset();

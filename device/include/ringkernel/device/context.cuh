@@ -10,6 +10,7 @@
 
 #include <ringkernel/device/detail/deliver.cuh>
 #include <ringkernel/device/message.cuh>
+#include <ringkernel/device/region.cuh>
 
 #if defined(__CUDACC__)
 #include <cub/warp/warp_scan.cuh>
@@ -23,6 +24,8 @@ struct send_options {
   rk::priority priority = rk::priority::normal;
   std::uint16_t flags = envelope_flags::none; //!< envelope_flags::drop_if_unroutable, ...
   std::uint64_t key = 0;                      //!< route key; used when flags has envelope_flags::keyed
+  //! Host sends only: the tenant the host acts for (actors always send as their own tenant).
+  std::uint64_t tenant = 0;
 };
 
 namespace detail {
@@ -107,11 +110,31 @@ public:
   [[nodiscard]] RK_HOST_DEVICE status send_aggregated(address destination, std::uint32_t type,
                                                       const byte_view* payloads, std::uint32_t count,
                                                       const send_options& options = {}) const noexcept {
+    if ((options.flags & envelope_flags::descriptor) != 0) // descriptors go one by one: send_descriptor
+      return count_sent(status::invalid_descriptor, count);
 #if defined(__CUDA_ARCH__)
     if (__activemask() == 0xffff'ffffu && blockDim.x % 32 == 0)
       return send_warp_aggregated(destination, type, payloads, count, options);
 #endif
     return send_batch(destination, type, payloads, count, options);
+  }
+
+  //! Sends a zero-copy descriptor instead of inline bytes. The device checks it before delivery (live
+  //! region, current generation, not a slab, in bounds, below the append cursor, owned by or shared with
+  //! this actor's tenant) and refuses anything else with invalid_descriptor.
+  [[nodiscard]] RK_HOST_DEVICE status send_descriptor(address destination, std::uint32_t type,
+                                                      const region_descriptor& descriptor,
+                                                      send_options options = {}) const noexcept {
+    options.flags |= envelope_flags::descriptor;
+    return send(destination, type, as_bytes(descriptor), options);
+  }
+  //! The bytes a received descriptor names (empty when `m` carries no descriptor). Valid while the
+  //! region stays registered; the device validated the descriptor before `m` was delivered.
+  RK_HOST_DEVICE byte_view region_bytes(const message& m) const noexcept {
+    if ((m.header().flags & envelope_flags::descriptor) == 0) return {};
+    const region_descriptor* d = m.as<region_descriptor>();
+    if (d == nullptr || d->region >= sys_->region_capacity) return {};
+    return {sys_->regions[d->region].base + d->offset, static_cast<std::uint32_t>(d->length)};
   }
 
   //! Marks this actor faulted with `code`: it takes no more messages (later arrivals are discarded and
@@ -150,6 +173,7 @@ private:
     header.priority = static_cast<std::uint8_t>(options.priority);
     header.hops = static_cast<std::uint8_t>(hops > 255 ? 255 : hops);
     header.route_key = options.key;
+    header.tenant_slot = sys_->routes[self_].tenant_slot;
     return header;
   }
 
@@ -187,7 +211,8 @@ private:
                                    std::uint32_t count, const send_options& options) const noexcept {
     if (count == 0) return status::delivered;
     envelope header = make_header(destination, type, 0, options, 0);
-    const detail::prepared_delivery p = detail::prepare_delivery(*sys_, header, largest(payloads, count));
+    const detail::prepared_delivery p =
+        detail::prepare_delivery(*sys_, header, largest(payloads, count), payloads[0].data, count);
     if (p.verdict != status::delivered) return count_sent(p.verdict, count);
     header.hops = static_cast<std::uint8_t>(p.hops);
     if (p.actor == host_actor) { // the host ring has its own scopes: message by message
@@ -241,7 +266,8 @@ private:
       std::uint32_t verdict = 0, actor = 0, lane_index = 0, hops = 0;
       std::uint64_t first = 0;
       if (static_cast<int>(lane) == leader) {
-        const detail::prepared_delivery p = detail::prepare_delivery(*sys_, header, group_largest);
+        const detail::prepared_delivery p =
+            detail::prepare_delivery(*sys_, header, group_largest, nullptr, total);
         verdict = static_cast<std::uint32_t>(p.verdict);
         actor = p.actor;
         lane_index = p.lane;

@@ -14,7 +14,7 @@
 //! |     48 |    2 | flags            | sender (envelope_flags)                                    |
 //! |     50 |    1 | priority         | sender (rk::priority)                                      |
 //! |     51 |    1 | hops             | runtime: forwards taken so far                             |
-//! |     52 |    4 | reserved0        | zero                                                       |
+//! |     52 |    4 | tenant_slot      | runtime: the sending tenant's slot in the device tenant table |
 //! |     56 |    8 | route_key        | sender, for keyed group sends (envelope_flags::keyed)      |
 
 #include <ringkernel/device/hlc.cuh>
@@ -45,7 +45,7 @@ struct envelope {
   std::uint16_t flags = envelope_flags::none;
   std::uint8_t priority = static_cast<std::uint8_t>(rk::priority::normal);
   std::uint8_t hops = 0;
-  std::uint32_t reserved0 = 0;
+  std::uint32_t tenant_slot = 0xFFFF'FFFFu; //!< no slot: the tenant is not registered
   std::uint64_t route_key = 0;
 };
 

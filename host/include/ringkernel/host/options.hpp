@@ -4,11 +4,14 @@
 
 #include <ringkernel/device/context.cuh>
 #include <ringkernel/device/mailbox.cuh>
+#include <ringkernel/device/region.cuh>
+#include <ringkernel/host/tenancy.hpp>
 
 #include <chrono>
 #include <cstdint>
 #include <ostream>
 #include <string_view>
+#include <vector>
 
 namespace rk {
 
@@ -38,6 +41,10 @@ struct runtime_options {
   std::uint32_t starvation_limit = 16;
   //! Message type ids below this can be marked not routable (the device keeps a bitmap of them).
   std::uint32_t max_message_types = 4096;
+  //! Capacities of the device tenant, engagement (audit tag) and region tables.
+  std::uint32_t max_tenants = 64;
+  std::uint32_t max_engagements = 256;
+  std::uint32_t max_regions = 256;
   //! Host ingress and egress rings (pinned, mapped memory).
   ring_geometry host_ring{1024, 1024};
   //! CPU backend worker threads; 0 = min(actors, hardware threads). A worker may serve several actors.
@@ -62,6 +69,15 @@ struct actor_options {
   bool priority_lanes = true;
   //! More than 1: spawn actors `name/0` .. `name/<instances-1>` and a group `name` over them.
   std::uint32_t instances = 1;
+  //! Who pays for this actor's GPU time (see tenant_registry::set_engagement_budget).
+  rk::audit_tag audit_tag{};
+};
+
+//! A zero-copy region: what may happen to its bytes, who owns it, and who else may send descriptors of it.
+struct region_options {
+  region_policy policy = region_policy::immutable;
+  std::uint64_t owner_tenant = 0;
+  std::vector<std::uint64_t> shared_with; //!< at most 8 other tenants
 };
 
 } // namespace rk

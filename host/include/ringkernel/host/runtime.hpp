@@ -11,6 +11,7 @@
 #include <ringkernel/host/message_types.hpp>
 #include <ringkernel/host/options.hpp>
 #include <ringkernel/host/stats.hpp>
+#include <ringkernel/host/tenancy.hpp>
 
 #include <chrono>
 #include <cstring>
@@ -130,6 +131,26 @@ public:
   void resume_actor(actor_index a);
   actor_lifecycle lifecycle(actor_index a) const;
 
+  // --- tenants and regions -------------------------------------------------------------------------------
+
+  //! The tenant registry: quotas, engagement budgets, usage (see tenancy.hpp).
+  tenant_registry& tenants() noexcept { return tenants_; }
+  const tenant_registry& tenants() const noexcept { return tenants_; }
+
+  //! Registers `bytes` of device memory at `device_pointer` (host memory on the CPU backend) as a region
+  //! owned by options.owner_tenant; counts against that tenant's max_device_bytes. The memory must stay
+  //! valid until the runtime is destroyed or the region is unregistered and no message naming it is left.
+  region_handle register_region(void* device_pointer, std::uint64_t bytes, const region_options& options);
+  //! Allocates a `capacity`-byte region, copies `initial` to its start and registers it. For an
+  //! append-only region the initial bytes are final (the append cursor starts after them).
+  region_handle create_region(byte_view initial, std::uint64_t capacity, const region_options& options);
+  //! Invalidates every descriptor of the region (live ones are refused from now on).
+  void unregister_region(region_handle region);
+  //! Append-only regions: copies `bytes` to the append cursor, then advances it; returns their offset.
+  std::uint64_t append(region_handle region, byte_view bytes);
+  //! The region's memory as workers address it.
+  void* region_pointer(region_handle region) const;
+
   // --- message types --------------------------------------------------------------------------------------
 
   //! This runtime's registry (a copy of rk::global_message_types() taken at construction).
@@ -159,6 +180,9 @@ public:
   //! Like send, to the member of `group` chosen by hash of `key` (stable while that member is live).
   [[nodiscard]] status send_keyed(address group, std::uint64_t key, std::uint32_t type, byte_view payload,
                                   send_options options = {});
+  //! Like send, carrying a zero-copy descriptor (validated on the device, see region.cuh).
+  [[nodiscard]] status send_descriptor(address destination, std::uint32_t type,
+                                       const region_descriptor& descriptor, send_options options = {});
   //! Like send, then waits up to `timeout` for the device's verdict (delivered, queue_full, not_found,
   //! too_large, ...). `timed_out` means the verdict did not arrive in time (the message may still be
   //! delivered later).
@@ -192,6 +216,7 @@ private:
   void read_state(actor_index id, std::type_index type, void* out, std::size_t bytes) const;
 
   std::unique_ptr<detail::runtime_impl> impl_;
+  tenant_registry tenants_{impl_.get()};
 };
 
 } // namespace rk

@@ -2,15 +2,20 @@
 //! \file
 //! The one place where the device decides what happens to a message. Every path (K2K sends from
 //! handlers, host messages forwarded by the gateway, replies to the host, aggregated warp sends) calls
-//! prepare_delivery() and nothing reaches a destination ring except through it:
+//! prepare_delivery() and nothing reaches a destination ring except through it. In order:
 //!   1. a K2K send of a type marked not routable -> not_routable
 //!   2. route resolution: indirect routes (one hop each, at most max_hops) -> max_hops_exceeded;
 //!      a group picks a live member (round-robin, or by hash of the route key); an unknown or
 //!      non-accepting destination -> not_found (or a counted `dropped` with drop_if_unroutable)
-//!   3. the destination lane by priority; the payload must fit its slot -> too_large
+//!   3. tenancy: the sender's tenant must be the receiving actor's -> tenant_mismatch
+//!   4. a zero-copy descriptor must name live, final bytes the sender may share -> invalid_descriptor
+//!   5. the destination lane by priority; the payload must fit its slot -> too_large
+//!   6. quotas: the sender's engagement budget, then its tenant's message rate -> quota_exceeded
 //! Only then are slots claimed and bytes written.
 
 #include <ringkernel/device/detail/system.cuh>
+
+#include <cuda/std/cstring>
 
 namespace rk::detail {
 
@@ -105,6 +110,80 @@ RK_HOST_DEVICE inline resolution resolve(const system_view& s, const envelope& h
   }
 }
 
+//! Relaxed atomic read of a host-written field that the host may rewrite while the device reads it
+//! (rate quotas, region slots being re-registered): never a torn or racy read.
+template <class T>
+RK_HOST_DEVICE inline T relaxed(const T& field) noexcept {
+  return cuda::atomic_ref<T, peer_scope>(const_cast<T&>(field)).load(cuda::std::memory_order_relaxed);
+}
+
+//! Whether `d` names bytes the sender (tenant `sender_tenant`) may hand out: a live region of the right
+//! generation, not a slab, in bounds without overflow, below the append cursor for append-only regions,
+//! owned by or shared with the sender's tenant.
+RK_HOST_DEVICE inline bool descriptor_valid(const system_view& s, std::uint64_t sender_tenant,
+                                            const void* payload, std::uint32_t length) noexcept {
+  if (length != sizeof(region_descriptor) || payload == nullptr) return false;
+  region_descriptor d;
+  cuda::std::memcpy(&d, payload, sizeof d);
+  if (d.region >= s.region_capacity) return false;
+  const region_entry& r = s.regions[d.region];
+  // Acquire: the host fills the slot before it sets `live`.
+  if (cuda::atomic_ref<std::uint32_t, peer_scope>(const_cast<std::uint32_t&>(r.live))
+          .load(cuda::std::memory_order_acquire) == 0)
+    return false;
+  if (relaxed(r.generation) != d.generation) return false;
+  const auto policy = static_cast<region_policy>(relaxed(r.policy));
+  if (policy != region_policy::immutable && policy != region_policy::append_only) return false;
+  const std::uint64_t end = d.offset + d.length;
+  if (end < d.offset || end > relaxed(r.size)) return false;
+  if (policy == region_policy::append_only &&
+      end > cuda::atomic_ref<std::uint64_t, peer_scope>(const_cast<std::uint64_t&>(r.append_cursor))
+                .load(cuda::std::memory_order_acquire))
+    return false;
+  if (relaxed(r.owner_tenant) == sender_tenant) return true;
+  const std::uint32_t shared = relaxed(r.shared_count);
+  for (std::uint32_t i = 0; i < shared && i < max_region_sharing; ++i)
+    if (relaxed(r.shared_with[i]) == sender_tenant) return true;
+  return false;
+}
+
+//! Takes `count` tokens from tenant `t`'s bucket (refilled at rate_per_second, holding at most `burst`),
+//! lock-free: the bucket word packs the last refill time in microseconds (40 bits) and the tokens in
+//! sixteenths (24 bits). Time only advances by what the added tokens paid for, so slow rates still refill.
+RK_HOST_DEVICE inline bool take_token(tenant_entry& t, std::uint32_t count) noexcept {
+  const std::uint64_t rate = relaxed(t.rate_per_second);
+  if (rate == 0) return true;
+  constexpr std::uint64_t time_mask = (1ull << 40) - 1;
+  constexpr std::uint64_t token_mask = (1ull << 24) - 1;
+  const std::uint64_t burst = relaxed(t.burst) ? relaxed(t.burst) : rate;
+  const std::uint64_t capacity = burst * 16 > token_mask ? token_mask : burst * 16;
+  const std::uint64_t need = std::uint64_t{count} * 16;
+  const std::uint64_t now_us = (physical_clock_ns() / 1000) & time_mask;
+  cuda::atomic_ref<std::uint64_t, peer_scope> bucket(t.bucket);
+  std::uint64_t old = bucket.load(cuda::std::memory_order_relaxed);
+  for (;;) {
+    const std::uint64_t last_us = old >> 24;
+    std::uint64_t tokens = old & token_mask;
+    std::uint64_t elapsed = (now_us - last_us) & time_mask;
+    if (old == 0) elapsed = 10'000'000; // never used: full
+    if (elapsed > 10'000'000) elapsed = 10'000'000;
+    const std::uint64_t added = elapsed * rate * 16 / 1'000'000;
+    std::uint64_t new_time;
+    if (tokens + added >= capacity) {
+      tokens = capacity;
+      new_time = now_us;
+    } else {
+      tokens += added;
+      new_time = (last_us + added * 1'000'000 / (rate * 16)) & time_mask;
+    }
+    if (tokens < need) return false;
+    const std::uint64_t next = (new_time << 24) | (tokens - need);
+    if (bucket.compare_exchange_weak(old, next == 0 ? 1 : next, cuda::std::memory_order_relaxed,
+                                     cuda::std::memory_order_relaxed))
+      return true;
+  }
+}
+
 //! A decided delivery: where the bytes go. `verdict != delivered` means nothing may be written.
 struct prepared_delivery {
   status verdict = status::not_found;
@@ -113,25 +192,56 @@ struct prepared_delivery {
   std::uint32_t hops = 0;
 };
 
-//! Steps 1-3 of the file comment for a message of `payload_length` bytes.
+//! Steps 1-6 of the file comment for `messages` messages of at most `payload_length` bytes (more than
+//! one for an aggregated batch, which shares one decision). `payload` is the (first) payload, read only
+//! for descriptor checks.
 RK_HOST_DEVICE inline prepared_delivery prepare_delivery(const system_view& s, const envelope& header,
-                                                         std::uint32_t payload_length) noexcept {
+                                                         std::uint32_t payload_length,
+                                                         const void* payload = nullptr,
+                                                         std::uint32_t messages = 1) noexcept {
   const bool drop = (header.flags & envelope_flags::drop_if_unroutable) != 0;
-  const bool k2k = header.source != host_actor && header.destination != host_actor;
+  const bool from_actor = header.source != host_actor;
+  const bool k2k = from_actor && header.destination != host_actor;
   if (k2k && type_blocked(s, header.type_id)) return {status::not_routable};
   const resolution r = resolve(s, header);
   if (r.verdict != status::delivered) {
     return {r.verdict == status::not_found && drop ? status::dropped : r.verdict};
   }
+  prepared_delivery p{status::delivered, r.actor, 0, r.hops};
   if (r.actor == host_actor) {
     if (payload_length > s.egress.slot_bytes - envelope_bytes) return {status::too_large};
-    return {status::delivered, host_actor, 0, r.hops};
+  } else {
+    const route_entry& e = s.routes[r.actor];
+    if (e.tenant != header.tenant) return {status::tenant_mismatch};
+    p.lane = e.lanes == 1 ? 0 : (header.priority < priority_levels ? header.priority : priority_levels - 1);
+    if (payload_length > e.geometry.payload_capacity()) return {status::too_large};
   }
-  const route_entry& e = s.routes[r.actor];
-  const std::uint32_t lane =
-      e.lanes == 1 ? 0 : (header.priority < priority_levels ? header.priority : priority_levels - 1);
-  if (payload_length > e.geometry.payload_capacity()) return {status::too_large};
-  return {status::delivered, r.actor, lane, r.hops};
+  if ((header.flags & envelope_flags::descriptor) != 0 &&
+      !descriptor_valid(s, header.tenant, payload, payload_length))
+    return {status::invalid_descriptor};
+
+  tenant_entry* tenant = header.tenant_slot < s.tenant_capacity ? &s.tenants[header.tenant_slot] : nullptr;
+  if (from_actor && header.source < s.route_capacity) {
+    const std::uint32_t slot = s.routes[header.source].engagement_slot;
+    if (slot < s.engagement_capacity) {
+      engagement_entry& g = s.engagements[slot];
+      const std::uint64_t budget = relaxed(g.budget_ns);
+      if (budget != 0 && cuda::atomic_ref<std::uint64_t, peer_scope>(g.used_ns).load(
+                             cuda::std::memory_order_relaxed) >= budget) {
+        bump(g.rejections, messages);
+        if (tenant) bump(tenant->budget_rejections, messages);
+        return {status::quota_exceeded};
+      }
+    }
+  }
+  if (tenant != nullptr) {
+    if (!take_token(*tenant, messages)) {
+      bump(tenant->rate_rejections, messages);
+      return {status::quota_exceeded};
+    }
+    bump(tenant->sent, messages);
+  }
+  return p;
 }
 
 //! Delivers a single message after prepare_delivery() allowed it. `sender` (may be null for the host)
@@ -160,7 +270,7 @@ RK_HOST_DEVICE inline status commit_delivery(const system_view& s, const prepare
 //! other than `delivered` nothing was written anywhere.
 RK_HOST_DEVICE inline status deliver(const system_view& s, const envelope& header, const void* payload,
                                      actor_counters* sender = nullptr) noexcept {
-  const prepared_delivery p = prepare_delivery(s, header, header.payload_length);
+  const prepared_delivery p = prepare_delivery(s, header, header.payload_length, payload);
   if (p.verdict != status::delivered) return p.verdict;
   return commit_delivery(s, p, header, payload, sender);
 }

@@ -6,6 +6,7 @@
 //! (pinned host memory mapped into the device address space).
 
 #include <ringkernel/device/mailbox.cuh>
+#include <ringkernel/device/region.cuh>
 
 namespace rk::detail {
 
@@ -56,6 +57,8 @@ struct route_entry {
   address next_hop = 0;          //!< == this entry's own address: direct; otherwise an indirect route
   std::uint32_t host_word = 0;   //!< writer: host. make_state_word(epoch, host_state)
   std::uint32_t device_word = 0; //!< writer: the owning worker. make_state_word(epoch, device_state)
+  std::uint32_t tenant_slot = 0; //!< the actor's tenant in the tenant table
+  std::uint32_t engagement_slot = 0xFFFF'FFFFu; //!< the actor's audit tag in the engagement table (none: ~0)
   std::uint32_t reserved_ = 0;
 };
 
@@ -72,6 +75,49 @@ RK_HOST_DEVICE inline ring_view lane_view(const route_entry& e, std::uint32_t la
 struct group_entry {
   std::uint32_t first = 0;
   std::uint32_t count = 0;
+};
+
+inline constexpr std::uint32_t no_slot = 0xFFFF'FFFFu;
+
+// --- tenancy and quotas -------------------------------------------------------------------------------
+
+//! One per registered tenant (device memory). Host fields are written before the tenant's slot is handed
+//! out (and the rate fields again on a quota change); device fields are counters and the token bucket.
+struct alignas(64) tenant_entry {
+  std::uint64_t id = 0;                //!< host
+  std::uint64_t rate_per_second = 0;   //!< host; 0: no rate limit
+  std::uint64_t burst = 0;             //!< host; tokens the bucket holds when full
+  std::uint64_t bucket = 0;            //!< device CAS: (microseconds << 24) | (tokens * 16), see take_token
+  std::uint64_t sent = 0;              //!< device: sends that passed every check
+  std::uint64_t rate_rejections = 0;   //!< device: sends refused for the rate
+  std::uint64_t budget_rejections = 0; //!< device: sends refused for an exhausted engagement budget
+  std::uint64_t handler_ns = 0;        //!< device: handler time of the tenant's actors
+};
+
+//! One per (tenant, org, engagement) audit tag in use (device memory).
+struct alignas(64) engagement_entry {
+  std::uint64_t tenant = 0;        //!< host
+  std::uint64_t org_id = 0;        //!< host
+  std::uint64_t engagement_id = 0; //!< host
+  std::uint64_t budget_ns = 0;     //!< host; 0: no budget
+  std::uint64_t used_ns = 0;       //!< device: handler time of the engagement's actors
+  std::uint64_t rejections = 0;    //!< device: sends refused because the budget was spent
+};
+
+inline constexpr std::uint32_t max_region_sharing = 8;
+
+//! One per region slot (device memory). The host fills a slot and then sets `live`; it clears `live`
+//! and bumps `generation` to unregister. Descriptors name (slot, generation).
+struct region_entry {
+  std::byte* base = nullptr;                          //!< host
+  std::uint64_t size = 0;                             //!< host
+  std::uint64_t append_cursor = 0;                    //!< host (region appends); bytes below it are final
+  std::uint64_t owner_tenant = 0;                     //!< host
+  std::uint64_t shared_with[max_region_sharing] = {}; //!< host: tenants allowed besides the owner
+  std::uint32_t shared_count = 0;                     //!< host
+  std::uint32_t generation = 0;                       //!< host
+  std::uint32_t policy = 0;                           //!< host: rk::region_policy
+  std::uint32_t live = 0;                             //!< host
 };
 
 // --- counters ------------------------------------------------------------------------------------------
@@ -137,6 +183,12 @@ struct system_view {
   std::uint32_t blocked_type_limit = 0;   //!< type ids at or above this are routable
   std::uint32_t max_hops = 8;
   std::uint32_t starvation_limit = 16;
+  tenant_entry* tenants = nullptr;
+  std::uint32_t tenant_capacity = 0;
+  std::uint32_t engagement_capacity = 0;
+  engagement_entry* engagements = nullptr;
+  region_entry* regions = nullptr;
+  std::uint32_t region_capacity = 0;
   std::uint32_t device_idle_sleep_max_ns = 0; //!< backoff cap for device pollers (0: default)
   control_block* control = nullptr;           //!< mapped
   worker_status* workers = nullptr;           //!< mapped

@@ -1,0 +1,93 @@
+#pragma once
+//! \file
+//! Tenants, quotas and usage: the host tenant registry (rt.tenants()).
+//!
+//! Every actor belongs to a tenant (actor_options::tenant). Tenant 0 means "unspecified": it is always
+//! registered, with no limits, for single-tenant deployments. Isolation is strict in both directions:
+//! tenant 0 actors and named-tenant actors cannot message each other (tenant_mismatch), exactly like two
+//! named tenants; the host acts on behalf of a tenant through send_options::tenant (default 0).
+//!
+//! Limits enforced on the host at setup time (rk::error naming the tenant and the limit): max_actors,
+//! max_device_bytes (mailboxes and regions). Limits enforced on the device per send (quota_exceeded):
+//! max_messages_per_second (a token bucket of `burst` tokens per tenant), and per-engagement GPU-time
+//! budgets (handler time measured on the device per audit tag).
+
+#include <ringkernel/device/config.cuh>
+
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+namespace rk {
+
+namespace detail {
+class runtime_impl;
+}
+
+inline constexpr std::uint64_t no_limit = ~std::uint64_t{0};
+
+struct tenant_quota {
+  std::uint64_t max_actors = no_limit;       //!< actors spawned for the tenant (stopped ones count)
+  std::uint64_t max_device_bytes = no_limit; //!< mailboxes + regions
+  std::uint64_t max_messages_per_second = 0; //!< 0: no rate limit
+  std::uint64_t burst = 0;                   //!< tokens when idle; 0: one second's worth
+
+  //! 1024 actors, 1 GiB, no rate limit.
+  static tenant_quota standard() { return {1024, std::uint64_t{1} << 30, 0, 0}; }
+  static tenant_quota unlimited() { return {}; }
+};
+
+//! Who pays for an actor's GPU time: the {org_id, engagement_id} it carries (actor_options::audit_tag).
+//! {0, 0} means untagged.
+struct audit_tag {
+  std::uint64_t org_id = 0;
+  std::uint64_t engagement_id = 0;
+  friend bool operator==(const audit_tag&, const audit_tag&) = default;
+};
+
+struct tenant_usage {
+  std::uint64_t tenant = 0;
+  tenant_quota quota;
+  std::uint64_t actors = 0;
+  std::uint64_t device_bytes = 0;
+  std::uint64_t messages_sent = 0;     //!< sends that passed every device check
+  std::uint64_t rate_rejections = 0;   //!< sends refused for the message rate
+  std::uint64_t budget_rejections = 0; //!< sends refused for an exhausted engagement budget
+  std::uint64_t handler_ns = 0;        //!< handler time of the tenant's actors
+};
+
+struct engagement_usage {
+  std::uint64_t tenant = 0;
+  rk::audit_tag tag;
+  std::uint64_t budget_ns = 0; //!< 0: no budget
+  std::uint64_t used_ns = 0;
+  std::uint64_t rejections = 0;
+  bool exhausted() const noexcept { return budget_ns != 0 && used_ns >= budget_ns; }
+};
+
+//! The tenant registry of one runtime. Obtain it with runtime::tenants(); it lives as long as the runtime.
+//! Setup calls throw rk::error with what was wrong and what to do.
+class tenant_registry {
+public:
+  //! Registers `tenant` (not 0, which always exists) with `quota`.
+  void add(std::uint64_t tenant, const tenant_quota& quota);
+  //! Changes a registered tenant's quota; the rate applies on the device at once.
+  void set_quota(std::uint64_t tenant, const tenant_quota& quota);
+  //! Deregisters `tenant`; refused while it has actors or regions.
+  void remove(std::uint64_t tenant);
+  bool contains(std::uint64_t tenant) const;
+  //! Sets the GPU-time budget of the engagement `tag` of `tenant` (0 ns: no budget). Actors carrying the
+  //! tag are charged for their handler time; once it is spent their sends are refused with
+  //! quota_exceeded. May be called before or after the actors are spawned, and while running.
+  void set_engagement_budget(std::uint64_t tenant, const audit_tag& tag, std::chrono::nanoseconds budget);
+  tenant_usage usage(std::uint64_t tenant) const;
+  engagement_usage engagement(std::uint64_t tenant, const audit_tag& tag) const;
+  std::vector<tenant_usage> all() const;
+
+private:
+  friend class runtime;
+  explicit tenant_registry(detail::runtime_impl* impl) : impl_(impl) {}
+  detail::runtime_impl* impl_;
+};
+
+} // namespace rk
