@@ -160,7 +160,7 @@ std::uint64_t audit_memory_sink::evicted() const {
 }
 
 audit_file_sink::audit_file_sink(std::filesystem::path path) : path_(std::move(path)) {
-  file_ = std::fopen(path_.c_str(), "w");
+  file_ = std::fopen(path_.c_str(), "we"); // e: close-on-exec, so child processes do not inherit it
   if (file_ == nullptr)
     throw error("audit_file_sink: cannot create '" + path_.string() + "': " + std::strerror(errno) +
                 "; check that the directory exists and is writable");

@@ -79,7 +79,7 @@ struct audit_record {
   actor_index actor = host_actor;
   actor_index other_actor = host_actor;
   std::uint32_t detail = 0;
-  audit_event event = audit_event::actor_fault;
+  audit_event event{}; //!< 0: not set by the writer (logged as "event_0")
   audit_level level = audit_level::info;
   audit_origin origin = audit_origin::device;
   std::uint64_t reserved_[7] = {};
