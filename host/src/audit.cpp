@@ -300,14 +300,17 @@ private:
   void run() noexcept {
     drain_thread_id_.store(std::this_thread::get_id(), std::memory_order_release);
     backoff idle(options_.idle_sleep_max_ns);
-    auto next_overflow_check = clock::now() + options_.overflow_check_interval;
+    // Capped so that now + interval cannot overflow.
+    const auto interval =
+        std::min<std::chrono::nanoseconds>(options_.overflow_check_interval, std::chrono::hours(24 * 365));
+    auto next_overflow_check = clock::now() + interval;
     bool dirty = false; // entries written since the sinks were last flushed
     for (;;) {
       std::uint64_t done = take_ring(ring_view_.capacity);
       done += take_host_queue();
       if (clock::now() >= next_overflow_check) {
         done += check_overflow();
-        next_overflow_check = clock::now() + options_.overflow_check_interval;
+        next_overflow_check = clock::now() + interval;
       }
       if (flush_pending_.load(std::memory_order_acquire)) {
         serve_flush();

@@ -612,6 +612,53 @@ TEST(AuditDrain, CallsFromASinkDoNotDeadlock) {
   drain.stop();
 }
 
+TEST(AuditDrain, HostRecordsAreStampedWithTheHostOriginAndATime) {
+  test_ring t(8);
+  auto memory = std::make_shared<rk::audit_memory_sink>(100);
+  rk::audit_drain drain(t.ring.view(), t.overflow_reader(), {memory});
+  audit_record untimed = make_record(audit_event::actor_spawn, 1);
+  untimed.time = {};
+  untimed.origin = audit_origin::device; // a host caller cannot pass its record off as a device one
+  ASSERT_EQ(drain.record_host(untimed), status::enqueued);
+  ASSERT_EQ(drain.record_host(make_record(audit_event::actor_stop, 2)), status::enqueued);
+  drain.stop();
+  const std::vector<audit_entry> got = memory->entries();
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].record.origin, audit_origin::host);
+  EXPECT_NE(got[0].record.time.physical_ns, 0u) << "an unset time gets the drain's HLC time";
+  EXPECT_EQ(got[1].record.origin, audit_origin::host);
+  EXPECT_EQ(got[1].record.time.physical_ns, 1'002u) << "a time the caller set is kept";
+  EXPECT_LT(got[0].record.time, got[2].record.time) << "the closing entry is later than what it closes";
+}
+
+TEST(AuditDrain, ReaderFailuresAreCountedAndTheDrainGoesOn) {
+  test_ring t(8);
+  auto memory = std::make_shared<rk::audit_memory_sink>(100);
+  std::atomic<int> mode{0}; // 0: throw, 1: report 5, 2: go backwards
+  rk::audit_drain_options options;
+  options.overflow_check_interval = std::chrono::hours(1);
+  rk::audit_drain drain(
+      t.ring.view(),
+      [&]() -> std::uint64_t {
+        if (mode.load() == 0) throw std::runtime_error("copy failed");
+        return mode.load() == 1 ? 5 : 2;
+      },
+      {memory}, options);
+  ASSERT_EQ(rk::emit_audit(t.channel, make_record(audit_event::actor_fault, 1)), status::delivered);
+  ASSERT_EQ(drain.flush(), rk::wait_result::ready);
+  rk::audit_drain_stats s = drain.stats();
+  EXPECT_EQ(s.reader_failures, 1u);
+  EXPECT_NE(s.last_failure.find("copy failed"), std::string::npos) << s.last_failure;
+  EXPECT_EQ(memory->entries().size(), 1u) << "the record still arrived";
+  mode.store(1);
+  ASSERT_EQ(drain.flush(), rk::wait_result::ready);
+  mode.store(2);
+  s = drain.stop();
+  EXPECT_EQ(s.reader_failures, 2u) << "a counter that goes backwards is a failure, not a report";
+  EXPECT_EQ(s.records_lost, 5u);
+  EXPECT_EQ(count_event(memory->entries(), audit_event::audit_overflow), 1u);
+}
+
 TEST(AuditDrain, MalformedSlotIsReportedNotDropped) {
   test_ring t(8);
   auto memory = std::make_shared<rk::audit_memory_sink>(100);
