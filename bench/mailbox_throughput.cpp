@@ -119,8 +119,11 @@ private:
 
 #if RK_BENCH_HAVE_MOODYCAMEL
 //! moodycamel::ConcurrentQueue used as its author recommends for throughput: one producer token per
-//! producer thread and a consumer token. Pre-sized for `capacity` messages; try_enqueue never allocates, so
-//! like the mailbox it reports "full" instead of growing (its block pool makes the bound approximate).
+//! producer thread and a consumer token, the block pool pre-sized for `capacity` messages. The queue has no
+//! hard bound, so a producer treats it as full while size_approx() >= capacity and otherwise enqueues
+//! (which may allocate a block; blocks are recycled once warm). Bounding it with try_enqueue instead is
+//! not usable: on a pool sized for 1024 messages, a second producer token can fail to get any block for
+//! good while the first holds them (seen with the Debian package, 1.0.3), and the run never ends.
 class moodycamel_queue {
 public:
   static constexpr const char* name = "moodycamel::ConcurrentQueue";
@@ -131,7 +134,8 @@ public:
     moodycamel::ProducerToken token;
   };
   bool try_push(producer& p, const rk::envelope& h, const payload& body) {
-    return queue_.try_enqueue(p.token, message128{h, body});
+    if (queue_.size_approx() >= capacity) return false;
+    return queue_.enqueue(p.token, message128{h, body});
   }
   bool try_pop(std::uint64_t& checksum) {
     message128 m;
@@ -172,6 +176,27 @@ private:
 };
 #endif
 
+//! No run may take longer than this; a queue that stops making progress ends the benchmark with an error.
+constexpr auto run_time_limit = std::chrono::seconds(60);
+
+//! Calls `step()` until it returns true, backing off in between. Returns false if `deadline` passed first
+//! (the clock is read every 1024 failed steps).
+template <class Step>
+bool retry_until(Step&& step, std::chrono::steady_clock::time_point deadline) {
+  rk::backoff retry;
+  for (std::uint32_t failures = 1; !step(); ++failures) {
+    if ((failures & 1023u) == 0 && std::chrono::steady_clock::now() > deadline) return false;
+    retry.pause();
+  }
+  return true;
+}
+
+[[noreturn]] void stalled(const char* queue) {
+  std::fprintf(stderr, "bench_mailbox_throughput: %s: no progress for %lld s, giving up\n", queue,
+               static_cast<long long>(run_time_limit.count()));
+  std::exit(1);
+}
+
 //! Messages per second for one run; exits the program if anything was lost or duplicated.
 template <class Queue>
 double run_once(std::uint32_t producers, std::uint64_t total_messages) {
@@ -179,6 +204,8 @@ double run_once(std::uint32_t producers, std::uint64_t total_messages) {
   const std::uint64_t per_producer = total_messages / producers;
   const std::uint64_t total = per_producer * producers;
   std::atomic<bool> go{false};
+  std::atomic<bool> producer_stalled{false};
+  const auto deadline = std::chrono::steady_clock::now() + run_time_limit;
   std::vector<std::thread> threads;
   for (std::uint32_t p = 0; p < producers; ++p) {
     threads.emplace_back([&, p] {
@@ -186,29 +213,27 @@ double run_once(std::uint32_t producers, std::uint64_t total_messages) {
       rk::envelope h;
       h.payload_length = payload_bytes;
       payload body{};
-      rk::backoff retry;
-      while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+      if (!retry_until([&] { return go.load(std::memory_order_acquire); }, deadline)) return;
       for (std::uint64_t i = 0; i < per_producer; ++i) {
         body.words[0] = (std::uint64_t{p} << 48) | i;
-        while (!q->try_push(token, h, body)) retry.pause();
-        retry.reset();
+        if (!retry_until([&] { return q->try_push(token, h, body); }, deadline)) {
+          producer_stalled.store(true, std::memory_order_relaxed);
+          return;
+        }
       }
     });
   }
   std::uint64_t checksum = 0, received = 0;
-  rk::backoff idle;
   const auto begin = std::chrono::steady_clock::now();
   go.store(true, std::memory_order_release);
-  while (received < total) {
-    if (q->try_pop(checksum)) {
-      ++received;
-      idle.reset();
-    } else {
-      idle.pause();
-    }
+  bool consumer_stalled = false;
+  while (received < total && !consumer_stalled) {
+    consumer_stalled = !retry_until([&] { return q->try_pop(checksum); }, deadline);
+    if (!consumer_stalled) ++received;
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
   for (auto& t : threads) t.join();
+  if (consumer_stalled || producer_stalled.load()) stalled(Queue::name);
   std::uint64_t extra = 0;
   const bool drained = !q->try_pop(extra);
   std::uint64_t expected = 0;

@@ -2,6 +2,10 @@
 // Shared benchmark plumbing: repetitions with median, percentiles and spread, the machine's name, a small
 // JSON writer, and a common command line (--json, --smoke, --repetitions N, plus per-benchmark flags).
 
+#if __has_include(<malloc.h>)
+#include <malloc.h>
+#endif
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -192,14 +196,16 @@ inline std::string cpu_description() {
          " hardware threads)";
 }
 
-//! Resident set size of this process in bytes (0 if /proc is unavailable).
-inline std::uint64_t resident_bytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;
-  }
+//! Bytes the C heap has handed out and not yet taken back (glibc mallinfo2: arenas + mmapped chunks), or
+//! 0 where that is unknown. Unlike the resident set it falls when memory is freed, so deltas taken around
+//! one runtime's lifetime stay meaningful across several runtimes in one process.
+inline std::uint64_t heap_bytes_in_use() {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+  const struct mallinfo2 m = mallinfo2();
+  return static_cast<std::uint64_t>(m.uordblks) + static_cast<std::uint64_t>(m.hblkhd);
+#else
   return 0;
+#endif
 }
 
 struct common_args {
