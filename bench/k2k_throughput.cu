@@ -181,15 +181,18 @@ run_result run(const settings& cfg, std::uint32_t actors) {
     if (std::string(e.what()).find("co-resident") != std::string::npos) throw not_resident{e.what()};
     throw;
   }
-  result.memory_bytes = memory_in_use(cfg.backend) - std::min(memory_in_use(cfg.backend), memory_before);
+  const std::uint64_t memory_after = memory_in_use(cfg.backend);
+  result.memory_bytes = memory_after > memory_before ? memory_after - memory_before : 0;
 
-  // Host messages go through the ingress ring; retry while it is full, for at most 60 s in all.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  // Host messages go through the ingress ring; retry while it is full, for at most 60 s per round.
   auto send_all = [&](std::uint32_t type) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    const std::uint64_t body =
+        type; // the handler ignores it; a non-empty payload keeps memcpy's source valid
     for (std::uint32_t i = 0; i < actors; ++i) {
       rk::backoff retry;
       for (;;) {
-        const rk::status s = rt.send(i, type, rk::byte_view{});
+        const rk::status s = rt.send(i, type, rk::as_bytes(body));
         if (s == rk::status::enqueued) break;
         if (s != rk::status::queue_full || std::chrono::steady_clock::now() > deadline)
           throw rk::error(std::string("k2k_throughput: host send returned ") + rk::to_string(s));
@@ -200,6 +203,7 @@ run_result run(const settings& cfg, std::uint32_t actors) {
   send_all(msg_seed);
 
   // Warm-up: every seed was taken by the gateway, then `warmup` more of steady state.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   rk::backoff idle;
   while (rt.stats().gateway_processed < actors) {
     if (std::chrono::steady_clock::now() > deadline)
