@@ -45,7 +45,7 @@ static_assert(sizeof(hop_payload) == 64);
 struct hop_bouncer {
   static constexpr const char* name = "hop_bouncer";
   struct state {
-    rk::actor_index peer = 0;
+    std::uint32_t peer = 0;           // actor id (ids are std::uint32_t)
     std::uint64_t* samples = nullptr; //!< samples[k - 1]: latency of hop k in ns (device memory on CUDA)
     std::uint64_t capacity = 0;       //!< entries in `samples`
     std::uint64_t failed = 0;         //!< sends the runtime refused (the chain then stops)
@@ -135,7 +135,7 @@ private:
 };
 
 //! Runs one chain of `hops` K2K hops and returns the host-measured wall time in ns. Throws on failure.
-double run_chain(rk::runtime& rt, rk::actor_index first, std::uint64_t hops) {
+double run_chain(rk::runtime& rt, std::uint32_t first, std::uint64_t hops) {
   hop_payload seed;
   seed.last_hop = hops;
   const auto begin = std::chrono::steady_clock::now();
