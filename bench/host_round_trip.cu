@@ -1,8 +1,10 @@
 // (b) Host -> actor -> host round trip, timed on the host (steady_clock), one message in flight.
 //
 // ringkernel: rt.send() of a 64-byte message to an echo actor (host ingress ring, gateway, the actor's
-// mailbox), the actor answers with ctx.send_host() (egress ring), rt.receive() takes it. The reply's
-// correlation id and payload are checked.
+// mailbox), the actor answers with ctx.send_host() (egress ring), and the host takes the reply two ways, each
+// its own row: rt.receive(timeout), whose wait backs off (pause, then yield, then sleeps), and a host thread
+// spinning on rt.receive(0) (no backoff; what a latency-critical caller would do). The reply's correlation id
+// and payload are checked.
 // Baselines in the same run, with the same 64-byte message in pinned host memory:
 //   - copy + launch + copy: per message cudaMemcpyAsync H2D, an echo kernel, cudaMemcpyAsync D2H and
 //     cudaStreamSynchronize;
@@ -72,7 +74,19 @@ bool same_payload(const echo_payload& a, const echo_payload& b) {
   return std::memcmp(&a, &b, sizeof a) == 0;
 }
 
-method_result measure_ringkernel(const settings& cfg) {
+//! Waits for the reply by spinning on rt.receive(0): one poll of the egress ring per call, no backoff (the
+//! runtime's own receive(timeout) backs off to yields and sleeps while it waits). Gives up after `limit`.
+std::optional<rk::received_message> receive_spinning(rk::runtime& rt, std::chrono::nanoseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    if (auto reply = rt.receive(std::chrono::nanoseconds(0))) return reply;
+    if (std::chrono::steady_clock::now() > deadline) return std::nullopt;
+  }
+}
+
+//! Two ringkernel rows from one runtime: the reply taken with rt.receive(timeout) (the runtime's waiting,
+//! with backoff), and with a host thread spinning on rt.receive(0). Repetitions alternate between the two.
+std::vector<method_result> measure_ringkernel(const settings& cfg) {
   rk::runtime_options options;
   options.backend = cfg.backend == target::cuda ? rk::backend::cuda : rk::backend::cpu;
   options.announce_backend = false;
@@ -82,14 +96,15 @@ method_result measure_ringkernel(const settings& cfg) {
   rt.start();
 
   std::uint64_t next = 0;
-  auto round_trip = [&]() -> double {
+  auto round_trip = [&](bool spin) -> double {
     const std::uint64_t i = next++;
     const echo_payload sent = make_payload(i);
     const auto begin = std::chrono::steady_clock::now();
     const rk::status s = rt.send(echo, msg_echo, rk::as_bytes(sent), {.correlation_id = i});
     if (s != rk::status::enqueued)
       throw rk::error(std::string("host_round_trip: send returned ") + rk::to_string(s));
-    const auto reply = rt.receive(std::chrono::seconds(10));
+    const auto reply =
+        spin ? receive_spinning(rt, std::chrono::seconds(10)) : rt.receive(std::chrono::seconds(10));
     const double ns = elapsed_ns(begin);
     if (!reply) throw rk::error("host_round_trip: no reply within 10 s");
     if (reply->correlation_id() != i || !same_payload(reply->as<echo_payload>(), sent))
@@ -97,17 +112,25 @@ method_result measure_ringkernel(const settings& cfg) {
     return ns;
   };
 
-  for (std::uint64_t i = 0; i < cfg.warmup; ++i) round_trip();
-  std::vector<std::vector<double>> reps;
+  for (std::uint64_t i = 0; i < cfg.warmup; ++i) {
+    round_trip(false);
+    round_trip(true);
+  }
+  std::vector<std::vector<double>> waiting_reps, spinning_reps;
   for (int r = 0; r < cfg.common.repetitions; ++r) {
-    std::vector<double> samples;
-    samples.reserve(cfg.messages);
-    for (std::uint64_t i = 0; i < cfg.messages; ++i) samples.push_back(round_trip());
-    reps.push_back(std::move(samples));
+    for (const bool spin : {false, true}) {
+      std::vector<double> samples;
+      samples.reserve(cfg.messages);
+      for (std::uint64_t i = 0; i < cfg.messages; ++i) samples.push_back(round_trip(spin));
+      (spin ? spinning_reps : waiting_reps).push_back(std::move(samples));
+    }
   }
   const rk::shutdown_report report = rt.shutdown();
   if (!report.drained || report.fault) throw rk::error("host_round_trip: shutdown did not drain cleanly");
-  return {"ringkernel", "ringkernel send/receive", rk::bench::summarize_repetitions(reps)};
+  return {
+      {"ringkernel", "ringkernel send + receive(timeout)", rk::bench::summarize_repetitions(waiting_reps)},
+      {"ringkernel_spin", "ringkernel send + spin on receive(0)",
+       rk::bench::summarize_repetitions(spinning_reps)}};
 }
 
 // --- CUDA baselines -------------------------------------------------------------------------------------
@@ -214,7 +237,8 @@ std::vector<method_result> measure_baselines(const settings& cfg) {
 void print(const settings& cfg, const std::string& machine, const std::string& host_cpu,
            const std::vector<method_result>& results) {
   const bool gpu = cfg.backend == target::cuda;
-  const method_result& ours = results.front();
+  // results[0], [1]: ringkernel waiting in receive(timeout) and spinning on receive(0); the rest: baselines.
+  constexpr std::size_t ringkernel_rows = 2;
   if (cfg.common.json) {
     std::vector<std::string> rows;
     for (const auto& r : results)
@@ -222,10 +246,14 @@ void print(const settings& cfg, const std::string& machine, const std::string& h
                          .text("method", r.key)
                          .raw("round_trip_ns", rk::bench::latency_json(r.latency))
                          .str());
-    rk::bench::json_object speedup_median, speedup_p99;
-    for (std::size_t i = 1; i < results.size(); ++i) {
-      speedup_median.number(results[i].key, results[i].latency.pooled.median / ours.latency.pooled.median, 3);
-      speedup_p99.number(results[i].key, results[i].latency.pooled.p99 / ours.latency.pooled.p99, 3);
+    // speedup_<stat>[_spin] = baseline / ringkernel row 0 [row 1] (> 1: ringkernel's round trip is shorter).
+    rk::bench::json_object speedup_median, speedup_p99, speedup_median_spin, speedup_p99_spin;
+    for (std::size_t i = ringkernel_rows; i < results.size(); ++i) {
+      const auto& b = results[i].latency.pooled;
+      speedup_median.number(results[i].key, b.median / results[0].latency.pooled.median, 3);
+      speedup_p99.number(results[i].key, b.p99 / results[0].latency.pooled.p99, 3);
+      speedup_median_spin.number(results[i].key, b.median / results[1].latency.pooled.median, 3);
+      speedup_p99_spin.number(results[i].key, b.p99 / results[1].latency.pooled.p99, 3);
     }
     rk::bench::json_object o;
     o.text("benchmark", "host_round_trip")
@@ -242,10 +270,11 @@ void print(const settings& cfg, const std::string& machine, const std::string& h
     } else {
       o.text("baselines", "not run: the copy + launch and CUDA Graph baselines need a GPU");
     }
-    // speedup = baseline / ringkernel (> 1: ringkernel's round trip is shorter).
     o.raw("results", rk::bench::json_array(rows))
         .raw("speedup_median", speedup_median.str())
-        .raw("speedup_p99", speedup_p99.str());
+        .raw("speedup_p99", speedup_p99.str())
+        .raw("speedup_median_spin", speedup_median_spin.str())
+        .raw("speedup_p99_spin", speedup_p99_spin.str());
     std::printf("%s\n", o.str().c_str());
     return;
   }
@@ -265,12 +294,14 @@ void print(const settings& cfg, const std::string& machine, const std::string& h
                 r.latency.pooled.p99, r.latency.pooled.min, r.latency.pooled.max, spread);
   }
   if (gpu) {
-    std::printf("speedup = baseline / ringkernel:");
-    for (std::size_t i = 1; i < results.size(); ++i)
-      std::printf("  %s median %.2fx, p99 %.2fx", results[i].name.c_str(),
-                  results[i].latency.pooled.median / ours.latency.pooled.median,
-                  results[i].latency.pooled.p99 / ours.latency.pooled.p99);
-    std::printf("\n");
+    for (std::size_t r = 0; r < ringkernel_rows; ++r) {
+      std::printf("speedup = baseline / %s:", results[r].name.c_str());
+      for (std::size_t i = ringkernel_rows; i < results.size(); ++i)
+        std::printf("  %s median %.2fx, p99 %.2fx", results[i].name.c_str(),
+                    results[i].latency.pooled.median / results[r].latency.pooled.median,
+                    results[i].latency.pooled.p99 / results[r].latency.pooled.p99);
+      std::printf("\n");
+    }
   } else {
     std::printf("baselines not run: the copy + launch and CUDA Graph baselines need a GPU. CPU-backend "
                 "figures say nothing about the GPU.\n");
@@ -301,7 +332,7 @@ int main(int argc, char** argv) {
   try {
     const std::string host_cpu = rk::bench::cpu_description();
     if (cfg.backend == target::cpu) {
-      print(cfg, host_cpu, host_cpu, {measure_ringkernel(cfg)});
+      print(cfg, host_cpu, host_cpu, measure_ringkernel(cfg));
       return 0;
     }
     const rk::device_probe probe = rk::probe_cuda_device();
@@ -310,7 +341,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     const std::string gpu = rk::bench::gpu_description();
-    std::vector<method_result> results{measure_ringkernel(cfg)};
+    std::vector<method_result> results = measure_ringkernel(cfg);
     for (auto& b : measure_baselines(cfg)) results.push_back(std::move(b));
     print(cfg, gpu, host_cpu, results);
     return 0;
