@@ -1,13 +1,20 @@
 #pragma once
-// Shared benchmark plumbing: repetitions with median and spread, the machine's name, JSON escaping, and
-// a common command line (--json, --smoke, --repetitions N).
+// Shared benchmark plumbing: repetitions with median, percentiles and spread, the machine's name, a small
+// JSON writer, and a common command line (--json, --smoke, --repetitions N, plus per-benchmark flags).
+
+#if __has_include(<malloc.h>)
+#include <malloc.h>
+#endif
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -17,17 +24,55 @@ struct summary {
   double median = 0;
   double min = 0;
   double max = 0;
+  double p99 = 0;
+  double mean = 0;
+  std::size_t count = 0;
 };
+
+//! The p-quantile (0 <= p <= 1) of sorted samples, nearest rank.
+inline double percentile_sorted(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  const auto rank = static_cast<std::size_t>(p * static_cast<double>(sorted.size() - 1) + 0.5);
+  return sorted[std::min(rank, sorted.size() - 1)];
+}
 
 inline summary summarize(std::vector<double> samples) {
   std::sort(samples.begin(), samples.end());
   summary s;
   if (samples.empty()) return s;
+  s.count = samples.size();
   s.min = samples.front();
   s.max = samples.back();
   const std::size_t n = samples.size();
   s.median = n % 2 ? samples[n / 2] : 0.5 * (samples[n / 2 - 1] + samples[n / 2]);
+  s.p99 = percentile_sorted(samples, 0.99);
+  double sum = 0;
+  for (const double v : samples) sum += v;
+  s.mean = sum / static_cast<double>(n);
   return s;
+}
+
+//! Latency samples of several repetitions: percentiles over all samples pooled, and the spread of the
+//! per-repetition medians (how much a whole run moves from one repetition to the next).
+struct latency_summary {
+  summary pooled;
+  double repetition_median_min = 0;
+  double repetition_median_max = 0;
+};
+
+inline latency_summary summarize_repetitions(const std::vector<std::vector<double>>& repetitions) {
+  latency_summary out;
+  std::vector<double> all, medians;
+  for (const auto& r : repetitions) {
+    all.insert(all.end(), r.begin(), r.end());
+    if (!r.empty()) medians.push_back(summarize(r).median);
+  }
+  out.pooled = summarize(std::move(all));
+  if (!medians.empty()) {
+    out.repetition_median_min = *std::min_element(medians.begin(), medians.end());
+    out.repetition_median_max = *std::max_element(medians.begin(), medians.end());
+  }
+  return out;
 }
 
 inline std::string json_escape(const std::string& text) {
@@ -59,6 +104,83 @@ inline std::string json_escape(const std::string& text) {
   return out;
 }
 
+//! `text` as a quoted JSON string. (Built by appending: GCC 12 warns falsely about `"x" + std::string&&`.)
+inline std::string json_string(const std::string& text) {
+  std::string out;
+  out += '"';
+  out += json_escape(text);
+  out += '"';
+  return out;
+}
+
+//! Builds one JSON object field by field: `json_object().text("a", "x").number("b", 1.5).str()`.
+class json_object {
+public:
+  json_object& text(std::string_view key, const std::string& value) { return raw(key, json_string(value)); }
+  json_object& number(std::string_view key, double value, int precision = 3) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.*f", precision, value);
+    return raw(key, buf);
+  }
+  json_object& integer(std::string_view key, std::uint64_t value) { return raw(key, std::to_string(value)); }
+  json_object& boolean(std::string_view key, bool value) { return raw(key, value ? "true" : "false"); }
+  json_object& null(std::string_view key) { return raw(key, "null"); }
+  //! `value` must already be JSON (an object, an array, a number).
+  json_object& raw(std::string_view key, const std::string& value) {
+    if (!body_.empty()) body_ += ", ";
+    body_ += json_string(std::string(key));
+    body_ += ": ";
+    body_ += value;
+    return *this;
+  }
+  std::string str() const {
+    std::string out;
+    out += '{';
+    out += body_;
+    out += '}';
+    return out;
+  }
+
+private:
+  std::string body_;
+};
+
+inline std::string json_array(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i) out += ", ";
+    out += items[i];
+  }
+  out += ']';
+  return out;
+}
+
+//! {"median": .., "p99": .., "min": .., "max": .., "mean": .., "count": ..}
+inline std::string summary_json(const summary& s, int precision = 1) {
+  return json_object()
+      .number("median", s.median, precision)
+      .number("p99", s.p99, precision)
+      .number("min", s.min, precision)
+      .number("max", s.max, precision)
+      .number("mean", s.mean, precision)
+      .integer("count", s.count)
+      .str();
+}
+
+//! summary_json of the pooled samples plus the spread of the per-repetition medians.
+inline std::string latency_json(const latency_summary& s, int precision = 1) {
+  return json_object()
+      .number("median", s.pooled.median, precision)
+      .number("p99", s.pooled.p99, precision)
+      .number("min", s.pooled.min, precision)
+      .number("max", s.pooled.max, precision)
+      .number("mean", s.pooled.mean, precision)
+      .integer("count", s.pooled.count)
+      .number("repetition_median_min", s.repetition_median_min, precision)
+      .number("repetition_median_max", s.repetition_median_max, precision)
+      .str();
+}
+
 //! "AMD EPYC 7B13 (2 hardware threads)" from /proc/cpuinfo.
 inline std::string cpu_description() {
   std::ifstream in("/proc/cpuinfo");
@@ -74,31 +196,70 @@ inline std::string cpu_description() {
          " hardware threads)";
 }
 
+//! Bytes the C heap has handed out and not yet taken back (glibc mallinfo2: arenas + mmapped chunks), or
+//! 0 where that is unknown. Unlike the resident set it falls when memory is freed, so deltas taken around
+//! one runtime's lifetime stay meaningful across several runtimes in one process.
+inline std::uint64_t heap_bytes_in_use() {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+  const struct mallinfo2 m = mallinfo2();
+  return static_cast<std::uint64_t>(m.uordblks) + static_cast<std::uint64_t>(m.hblkhd);
+#else
+  return 0;
+#endif
+}
+
 struct common_args {
   bool json = false;
   bool smoke = false;
   int repetitions = 5;
 };
 
-//! Parses the flags every benchmark takes; unknown flags are an error (exit 2).
-inline common_args parse_common(int argc, char** argv, const char* name) {
+//! Consumes a benchmark-specific flag: given the flag and a function that returns its value (exiting with
+//! a usage message when there is none), returns false when the flag is not one of the benchmark's.
+using extra_flag_parser =
+    std::function<bool(const std::string& flag, const std::function<const char*()>& value)>;
+
+//! Parses the flags every benchmark takes plus the benchmark's own (`extra`, described in `extra_usage`);
+//! unknown flags are an error (exit 2).
+inline common_args parse_common(int argc, char** argv, const char* name, const char* extra_usage = "",
+                                const extra_flag_parser& extra = {}) {
   common_args a;
+  auto usage = [&](const std::string& problem) {
+    std::fprintf(stderr, "%s: %s\nusage: %s [--json] [--smoke] [--repetitions N]%s%s\n", name,
+                 problem.c_str(), name, *extra_usage ? " " : "", extra_usage);
+    std::exit(2);
+  };
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
+    const std::function<const char*()> value = [&]() -> const char* {
+      if (i + 1 >= argc) usage(arg + " needs a value");
+      return argv[++i];
+    };
     if (arg == "--json") {
       a.json = true;
     } else if (arg == "--smoke") {
       a.smoke = true;
       a.repetitions = 1;
-    } else if (arg == "--repetitions" && i + 1 < argc) {
-      a.repetitions = std::max(1, std::atoi(argv[++i]));
-    } else {
-      std::fprintf(stderr, "%s: unknown argument '%s'\nusage: %s [--json] [--smoke] [--repetitions N]\n",
-                   name, arg.c_str(), name);
-      std::exit(2);
+    } else if (arg == "--repetitions") {
+      a.repetitions = std::max(1, std::atoi(value()));
+    } else if (arg == "--help" || arg == "-h") {
+      usage("benchmark (see docs/benchmarks.md)");
+    } else if (!extra || !extra(arg, value)) {
+      usage("unknown argument '" + arg + "'");
     }
   }
   return a;
+}
+
+//! Parses an unsigned count for `flag`; exits with status 2 when `text` is not a number.
+inline std::uint64_t parse_count(const char* text, const char* flag) {
+  char* end = nullptr;
+  const unsigned long long v = std::strtoull(text, &end, 10);
+  if (end == text || *end != '\0') {
+    std::fprintf(stderr, "invalid number '%s' for %s\n", text, flag);
+    std::exit(2);
+  }
+  return v;
 }
 
 } // namespace rk::bench
