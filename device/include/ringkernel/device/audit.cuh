@@ -67,6 +67,9 @@ enum class audit_origin : std::uint8_t {
 struct audit_tag {
   std::uint64_t org_id = 0;
   std::uint64_t engagement_id = 0;
+  RK_HOST_DEVICE friend constexpr bool operator==(const audit_tag& a, const audit_tag& b) noexcept {
+    return a.org_id == b.org_id && a.engagement_id == b.engagement_id;
+  }
 };
 
 //! One audit event. Trivially copyable, fixed size; see the layout table in the file comment.

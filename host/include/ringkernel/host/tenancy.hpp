@@ -12,7 +12,7 @@
 //! max_messages_per_second (a token bucket of `burst` tokens per tenant), and per-engagement GPU-time
 //! budgets (handler time measured on the device per audit tag).
 
-#include <ringkernel/device/config.cuh>
+#include <ringkernel/device/audit.cuh>
 
 #include <chrono>
 #include <cstdint>
@@ -37,13 +37,8 @@ struct tenant_quota {
   static tenant_quota unlimited() { return {}; }
 };
 
-//! Who pays for an actor's GPU time: the {org_id, engagement_id} it carries (actor_options::audit_tag).
-//! {0, 0} means untagged.
-struct audit_tag {
-  std::uint64_t org_id = 0;
-  std::uint64_t engagement_id = 0;
-  friend bool operator==(const audit_tag&, const audit_tag&) = default;
-};
+// rk::audit_tag (ringkernel/device/audit.cuh): who pays for an actor's GPU time, the {org_id,
+// engagement_id} it carries (actor_options::audit_tag); {0, 0} means untagged.
 
 struct tenant_usage {
   std::uint64_t tenant = 0;
