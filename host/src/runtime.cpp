@@ -255,6 +255,56 @@ public:
     // Device producers claim with a CAS; keep that counter in device memory, never across PCIe.
     sys_.egress.tail = static_cast<std::uint64_t*>(device_alloc(ring_geometry::cursor_bytes));
     h_egress_.tail = nullptr; // the host consumer never touches it
+
+    start_audit();
+  }
+
+  //! The audit ring (mapped; its claim and overflow counters in device memory) and the host drain that
+  //! hash-chains every record into the memory sink and the user's sinks.
+  void start_audit() {
+    const ring_geometry g = audit_ring_geometry(options_.audit_ring_slots);
+    if (const char* problem = g.validate())
+      throw error(std::string("runtime_options::audit_ring_slots: ") + problem);
+    const mapped_allocation ring = mapped_alloc(g.total_bytes());
+    init_ring_image(ring.host, g);
+    auto* words = static_cast<std::byte*>(device_alloc(2 * ring_geometry::cursor_bytes));
+    sys_.audit.ring = make_ring_view(ring.device, g);
+    sys_.audit.ring.tail = reinterpret_cast<std::uint64_t*>(words);
+    sys_.audit.overflow = reinterpret_cast<std::uint64_t*>(words + ring_geometry::cursor_bytes);
+    ring_view host_view = make_ring_view(ring.host, g);
+    host_view.tail = nullptr;
+
+    audit_memory_ =
+        std::make_shared<audit_memory_sink>(std::max<std::size_t>(1, options_.audit_memory_records));
+    std::vector<std::shared_ptr<audit_sink>> sinks{audit_memory_};
+    for (const auto& sink : options_.audit_sinks)
+      if (sink) sinks.push_back(sink);
+    audit_drain_options o;
+    std::uint64_t* tail = sys_.audit.ring.tail;
+    std::uint64_t* overflow = sys_.audit.overflow;
+    o.read_claimed = [this, tail] { return read_device_u64(tail); };
+    drain_ = std::make_unique<audit_drain>(
+        host_view, [this, overflow] { return read_device_u64(overflow); }, std::move(sinks), o);
+  }
+
+  std::uint64_t read_device_u64(const std::uint64_t* word) const {
+    std::uint64_t v = 0;
+    backend_->copy_from_device(&v, word, sizeof v);
+    return v;
+  }
+
+  //! A host-side audit record (spawn, stop, respawn, faults the host detects); the drain stamps its time.
+  void audit_host(audit_event event, audit_level level, actor_index actor, std::uint64_t tenant,
+                  std::uint32_t detail = 0, std::uint64_t value = 0) {
+    if (!drain_) return;
+    audit_record r;
+    r.event = event;
+    r.level = level;
+    r.actor = actor;
+    r.tenant = tenant;
+    r.detail = detail;
+    r.value = value;
+    (void)drain_->record_host(r); // not_running only after shutdown stopped the drain
   }
 
   void release_memory() noexcept {
@@ -361,6 +411,8 @@ public:
         throw;
       }
     }
+    for (actor_index id : ids)
+      audit_host(audit_event::actor_spawn, audit_level::info, id, opts.tenant, 0, kind);
     if (n == 1) return ids.front();
     return create_group_locked(name, ids);
   }
@@ -618,7 +670,9 @@ public:
     const auto hs = static_cast<host_state>(state_in(hw));
     if (hs == host_state::live || hs == host_state::paused)
       write_host_word(a, host_word(epoch_of(hw), host_state::stopping));
-    return await_device_state(a, device_state::stopped, true, timeout);
+    const bool stopped = await_device_state(a, device_state::stopped, true, timeout);
+    if (stopped) audit_host(audit_event::actor_stop, audit_level::info, a, actors_[a].tenant);
+    return stopped;
   }
 
   void respawn(actor_index a, std::type_index type, const void* initial) {
@@ -639,6 +693,7 @@ public:
     if (k.ops.state_size)
       backend_->copy_to_device(r.d_state, initial ? initial : r.initial.data(), k.ops.state_size);
     write_host_word(a, host_word(epoch_of(hw) + 1, host_state::live));
+    audit_host(audit_event::actor_spawn, audit_level::info, a, r.tenant, 1, r.kind); // detail 1: a respawn
   }
 
   bool pause_actor(actor_index a, std::chrono::nanoseconds timeout) {
@@ -1267,6 +1322,9 @@ public:
     }
     fault_ = text;
     faulted_.store(true, std::memory_order_release);
+    const actor_index culprit = trap_actor != 0 ? trap_actor - 1 : f.actor.value_or(host_actor);
+    audit_host(audit_event::actor_fault, audit_level::critical, culprit, 0,
+               trap_actor != 0 ? load_acquire(h_control_->trap_code) : 0);
   }
 
   std::string fault_text() {
@@ -1318,6 +1376,7 @@ public:
     if (phase_.load() == phase::stopped) return last_report_;
     shutdown_report report;
     if (phase_.load() == phase::created) {
+      if (drain_) (void)drain_->stop();
       phase_.store(phase::stopped);
       last_report_ = report;
       return report;
@@ -1368,7 +1427,9 @@ public:
         states_final_ = true;
       }
       report.pending_host_messages = pending_egress();
+      if (drain_) (void)drain_->stop(); // every record emitted so far reaches the sinks
     } catch (const std::exception& e) {
+      if (drain_) (void)drain_->stop();
       report.fault = std::string("shutdown failed: ") + e.what();
       report.drained = false;
     }
@@ -1474,6 +1535,9 @@ public:
     return static_cast<std::uint32_t>(actors_.size());
   }
   bool running() const noexcept { return phase_.load() == phase::running; }
+  std::vector<audit_entry> audit_records() const { return audit_memory_->entries(); }
+  wait_result flush_audit(std::chrono::nanoseconds timeout) { return drain_->flush(timeout); }
+  audit_drain_stats audit_stats() const { return drain_->stats(); }
   const message_type_registry& message_types() const noexcept { return types_; }
 
   //! Names by id for fault messages, which are built without control_mutex_ (a fault may surface inside
@@ -1515,7 +1579,9 @@ private:
   std::map<std::uint64_t, std::uint32_t> tenant_slots_;
   std::vector<engagement_record> engagements_;
   std::vector<region_record> region_records_;
-  std::uint32_t next_worker_ = 0; //!< worker_status entries [0, n) belong to actor workers
+  std::shared_ptr<audit_memory_sink> audit_memory_;
+  std::unique_ptr<audit_drain> drain_; //!< stopped by shutdown(), before any memory is released
+  std::uint32_t next_worker_ = 0;      //!< worker_status entries [0, n) belong to actor workers
 
   std::atomic<phase> phase_{phase::created};
   std::mutex lifecycle_mutex_;
@@ -1667,6 +1733,16 @@ engagement_usage tenant_registry::engagement(std::uint64_t tenant, const audit_t
 }
 std::vector<tenant_usage> tenant_registry::all() const {
   return impl_->all_usage();
+}
+
+std::vector<audit_entry> runtime::audit_records() const {
+  return impl_->audit_records();
+}
+wait_result runtime::flush_audit(std::chrono::nanoseconds timeout) {
+  return impl_->flush_audit(timeout);
+}
+audit_drain_stats runtime::audit_stats() const {
+  return impl_->audit_stats();
 }
 
 const message_type_registry& runtime::message_types() const noexcept {

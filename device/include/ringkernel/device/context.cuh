@@ -146,6 +146,17 @@ public:
     detail::set_device_word(
         e, detail::make_state_word(detail::epoch_of(detail::host_word_of(e)),
                                    static_cast<std::uint8_t>(detail::device_state::faulted)));
+    audit_record r;
+    r.time = event_time_;
+    r.tenant = tenant_;
+    r.actor = self_;
+    r.detail = code;
+    r.event = audit_event::actor_fault;
+    r.level = audit_level::error;
+    if (e.engagement_slot < sys_->engagement_capacity)
+      r.tag = audit_tag{sys_->engagements[e.engagement_slot].org_id,
+                        sys_->engagements[e.engagement_slot].engagement_id};
+    (void)emit_audit(sys_->audit, r);
   }
 
   //! Stops the runtime with a fault attributed to this actor and `code`. On CUDA this is `__trap()`

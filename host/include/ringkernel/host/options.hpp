@@ -7,6 +7,8 @@
 #include <ringkernel/device/region.cuh>
 #include <ringkernel/host/tenancy.hpp>
 
+#include <memory>
+
 #include <chrono>
 #include <cstdint>
 #include <ostream>
@@ -14,6 +16,8 @@
 #include <vector>
 
 namespace rk {
+
+class audit_sink;
 
 enum class backend {
   automatic, //!< CUDA when a usable device is present, else the CPU backend; prints which and why
@@ -59,6 +63,11 @@ struct runtime_options {
   std::uint32_t device_idle_sleep_max_ns = 1'000;
   //! Print the one-line backend choice to stderr.
   bool announce_backend = true;
+  //! Audit: slots of the device audit ring (a power of two), records the runtime keeps in memory for
+  //! runtime::audit_records(), and further sinks (e.g. rk::audit_file_sink) fed by the same hash chain.
+  std::uint32_t audit_ring_slots = 4096;
+  std::size_t audit_memory_records = 4096;
+  std::vector<std::shared_ptr<audit_sink>> audit_sinks;
 };
 
 struct actor_options {

@@ -6,6 +6,7 @@
 //! Thread safety: send, send_wait, receive and stats may be called from any number of host threads
 //! while the runtime runs. spawn, start and shutdown are called from one thread.
 
+#include <ringkernel/host/audit.hpp>
 #include <ringkernel/host/detail/actor_type.hpp>
 #include <ringkernel/host/error.hpp>
 #include <ringkernel/host/message_types.hpp>
@@ -150,6 +151,14 @@ public:
   std::uint64_t append(region_handle region, byte_view bytes);
   //! The region's memory as workers address it.
   void* region_pointer(region_handle region) const;
+
+  // --- audit ----------------------------------------------------------------------------------------------
+
+  //! The newest audit entries (up to runtime_options::audit_memory_records), oldest first, hash-chained.
+  std::vector<audit_entry> audit_records() const;
+  //! Waits until every audit record emitted so far reached every sink.
+  wait_result flush_audit(std::chrono::nanoseconds timeout = std::chrono::seconds(5));
+  audit_drain_stats audit_stats() const;
 
   // --- message types --------------------------------------------------------------------------------------
 

@@ -117,6 +117,30 @@ RK_HOST_DEVICE inline T relaxed(const T& field) noexcept {
   return cuda::atomic_ref<T, peer_scope>(const_cast<T&>(field)).load(cuda::std::memory_order_relaxed);
 }
 
+//! Reports a refused send to the audit ring (best effort: a full ring counts the loss, which the host
+//! drain reports). The record carries the sender, its tenant and audit tag, the other party, and the
+//! status returned to the sender.
+RK_HOST_DEVICE inline void audit_refusal(const system_view& s, const envelope& h, audit_event event,
+                                         status verdict, std::uint64_t other_tenant, address other_actor,
+                                         std::uint64_t value) noexcept {
+  audit_record r;
+  r.time = h.timestamp;
+  r.tenant = h.tenant;
+  r.other_tenant = other_tenant;
+  r.actor = h.source;
+  r.other_actor = other_actor;
+  r.detail = static_cast<std::uint32_t>(verdict);
+  r.value = value;
+  r.event = event;
+  r.level = audit_level::warning;
+  if (h.source != host_actor && h.source < s.route_capacity) {
+    const std::uint32_t slot = s.routes[h.source].engagement_slot;
+    if (slot < s.engagement_capacity)
+      r.tag = audit_tag{s.engagements[slot].org_id, s.engagements[slot].engagement_id};
+  }
+  (void)emit_audit(s.audit, r);
+}
+
 //! Whether `d` names bytes the sender (tenant `sender_tenant`) may hand out: a live region of the right
 //! generation, not a slab, in bounds without overflow, below the append cursor for append-only regions,
 //! owned by or shared with the sender's tenant.
@@ -184,6 +208,10 @@ RK_HOST_DEVICE inline bool take_token(tenant_entry& t, std::uint32_t count) noex
   }
 }
 
+//! `value` of a quota_exceeded audit record: which quota refused the send.
+inline constexpr std::uint64_t quota_reason_rate = 1;
+inline constexpr std::uint64_t quota_reason_budget = 2;
+
 //! A decided delivery: where the bytes go. `verdict != delivered` means nothing may be written.
 struct prepared_delivery {
   status verdict = status::not_found;
@@ -212,13 +240,23 @@ RK_HOST_DEVICE inline prepared_delivery prepare_delivery(const system_view& s, c
     if (payload_length > s.egress.slot_bytes - envelope_bytes) return {status::too_large};
   } else {
     const route_entry& e = s.routes[r.actor];
-    if (e.tenant != header.tenant) return {status::tenant_mismatch};
+    if (e.tenant != header.tenant) {
+      audit_refusal(s, header, audit_event::cross_tenant_attempt, status::tenant_mismatch, e.tenant, r.actor,
+                    header.type_id);
+      return {status::tenant_mismatch};
+    }
     p.lane = e.lanes == 1 ? 0 : (header.priority < priority_levels ? header.priority : priority_levels - 1);
     if (payload_length > e.geometry.payload_capacity()) return {status::too_large};
   }
   if ((header.flags & envelope_flags::descriptor) != 0 &&
-      !descriptor_valid(s, header.tenant, payload, payload_length))
+      !descriptor_valid(s, header.tenant, payload, payload_length)) {
+    region_descriptor d{};
+    if (payload != nullptr && payload_length >= sizeof d) cuda::std::memcpy(&d, payload, sizeof d);
+    audit_refusal(s, header, audit_event::descriptor_violation, status::invalid_descriptor,
+                  d.region < s.region_capacity ? relaxed(s.regions[d.region].owner_tenant) : 0, r.actor,
+                  d.region);
     return {status::invalid_descriptor};
+  }
 
   tenant_entry* tenant = header.tenant_slot < s.tenant_capacity ? &s.tenants[header.tenant_slot] : nullptr;
   if (from_actor && header.source < s.route_capacity) {
@@ -230,6 +268,8 @@ RK_HOST_DEVICE inline prepared_delivery prepare_delivery(const system_view& s, c
                              cuda::std::memory_order_relaxed) >= budget) {
         bump(g.rejections, messages);
         if (tenant) bump(tenant->budget_rejections, messages);
+        audit_refusal(s, header, audit_event::quota_exceeded, status::quota_exceeded, header.tenant, r.actor,
+                      quota_reason_budget);
         return {status::quota_exceeded};
       }
     }
@@ -237,6 +277,8 @@ RK_HOST_DEVICE inline prepared_delivery prepare_delivery(const system_view& s, c
   if (tenant != nullptr) {
     if (!take_token(*tenant, messages)) {
       bump(tenant->rate_rejections, messages);
+      audit_refusal(s, header, audit_event::quota_exceeded, status::quota_exceeded, header.tenant, r.actor,
+                    quota_reason_rate);
       return {status::quota_exceeded};
     }
     bump(tenant->sent, messages);

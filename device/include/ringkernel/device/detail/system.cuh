@@ -5,6 +5,7 @@
 //! kernels by value; the structures it points to live in device memory unless marked "mapped"
 //! (pinned host memory mapped into the device address space).
 
+#include <ringkernel/device/audit.cuh>
 #include <ringkernel/device/mailbox.cuh>
 #include <ringkernel/device/region.cuh>
 
@@ -189,6 +190,7 @@ struct system_view {
   engagement_entry* engagements = nullptr;
   region_entry* regions = nullptr;
   std::uint32_t region_capacity = 0;
+  audit_channel audit;                        //!< where refusals and faults are reported (see audit.cuh)
   std::uint32_t device_idle_sleep_max_ns = 0; //!< backoff cap for device pollers (0: default)
   control_block* control = nullptr;           //!< mapped
   worker_status* workers = nullptr;           //!< mapped
