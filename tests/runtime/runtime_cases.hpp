@@ -266,7 +266,7 @@ TEST_P(RuntimeCases, DirectK2KSendBetweenTwoActors) {
   ASSERT_TRUE(report.has_value());
   const burst_report r = report->as<burst_report>();
   EXPECT_EQ(r.delivered, n) << "the sink's mailbox holds all of them";
-  EXPECT_EQ(r.not_found + r.dropped + r.not_routable + r.other, 0u);
+  EXPECT_EQ(r.not_found + r.dropped + r.not_routable + r.tenant_mismatch + r.quota_exceeded + r.other, 0u);
   ASSERT_TRUE(rt.shutdown().drained);
   const counter::state st = rt.state<counter>(sink);
   EXPECT_EQ(st.count, n);

@@ -33,6 +33,8 @@ struct burst_report {
   std::uint64_t not_found;
   std::uint64_t dropped;
   std::uint64_t not_routable;
+  std::uint64_t tenant_mismatch;
+  std::uint64_t quota_exceeded;
   std::uint64_t other;
 };
 
@@ -111,7 +113,7 @@ struct burster {
   RK_HOST_DEVICE void operator()(Ctx& ctx, rk::no_state&, const rk::message& m) {
     const burst_request* req = m.as<burst_request>();
     if (req == nullptr) return;
-    burst_report report{0, 0, 0, 0, 0};
+    burst_report report{0, 0, 0, 0, 0, 0, 0};
     for (std::uint32_t i = 0; i < req->count; ++i) {
       const ping_payload p{i, i + 1};
       rk::send_options o;
@@ -128,6 +130,12 @@ struct burster {
         break;
       case status::not_routable:
         ++report.not_routable;
+        break;
+      case status::tenant_mismatch:
+        ++report.tenant_mismatch;
+        break;
+      case status::quota_exceeded:
+        ++report.quota_exceeded;
         break;
       default:
         ++report.other;
@@ -351,6 +359,99 @@ struct aggregator {
     });
     ctx.sync();
     if (ctx.is_leader()) (void)ctx.send_host(msg_report, {}); // "done": the host may look now
+  }
+};
+
+} // namespace rk_cases
+
+namespace rk_cases {
+
+inline constexpr std::uint32_t msg_region = 20;
+inline constexpr std::uint32_t msg_region_request = 21;
+inline constexpr std::uint32_t msg_status = 22;
+
+//! Reads the bytes a descriptor names (zero-copy) and answers the host with their sum and length.
+struct region_reader {
+  static constexpr const char* name = "region_reader";
+  struct state {
+    std::uint64_t read = 0;
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message& m) {
+    const rk::byte_view bytes = ctx.region_bytes(m);
+    std::uint64_t sum = 0;
+    for (std::uint32_t i = 0; i < bytes.size; ++i) sum += static_cast<std::uint8_t>(bytes.bytes()[i]);
+    ++s.read;
+    const ping_payload reply{sum, bytes.size};
+    (void)ctx.send_host(msg_region, rk::as_bytes(reply));
+  }
+};
+
+//! On request {destination, descriptor}: sends the descriptor K2K and tells the host the status.
+struct region_request {
+  rk::address destination;
+  std::uint32_t reserved;
+  rk::region_descriptor descriptor;
+};
+struct descriptor_sender {
+  static constexpr const char* name = "descriptor_sender";
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, rk::no_state&, const rk::message& m) {
+    const region_request* req = m.as<region_request>();
+    if (req == nullptr) return;
+    const status st = ctx.send_descriptor(req->destination, msg_region, req->descriptor);
+    const ping_payload reply{static_cast<std::uint64_t>(st), 0};
+    (void)ctx.send_host(msg_status, rk::as_bytes(reply));
+  }
+};
+
+//! Tries to pass itself off as another tenant (send_options::tenant is for the host only) and reports the
+//! status of a send to `destination`.
+struct forger {
+  static constexpr const char* name = "forger";
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, rk::no_state&, const rk::message& m) {
+    const burst_request* req = m.as<burst_request>();
+    if (req == nullptr) return;
+    rk::send_options o;
+    o.tenant = req->count; // the tenant it pretends to be
+    const ping_payload p{1, 1};
+    const status st = ctx.send(req->destination, msg_count, rk::as_bytes(p), o);
+    const ping_payload reply{static_cast<std::uint64_t>(st), ctx.tenant()};
+    (void)ctx.send_host(msg_status, rk::as_bytes(reply));
+  }
+};
+
+//! Spends about `spin_ns` of handler time, then sends one message to `destination` and reports its status.
+struct busy_sender {
+  static constexpr const char* name = "busy_sender";
+  struct state {
+    rk::address destination = 0;
+    std::uint64_t spin_ns = 0;
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message&) {
+    const std::uint64_t begin = rk::physical_clock_ns();
+    while (rk::physical_clock_ns() - begin < s.spin_ns) {
+    }
+    const ping_payload p{0, 1};
+    const status st = ctx.send(s.destination, msg_count, rk::as_bytes(p));
+    const ping_payload reply{static_cast<std::uint64_t>(st), 0};
+    (void)ctx.send_host(msg_status, rk::as_bytes(reply));
+  }
+};
+
+} // namespace rk_cases
+
+namespace rk_cases {
+
+//! Tells the host who the runtime says sent the message: {source actor, tenant}.
+struct envelope_reporter {
+  static constexpr const char* name = "envelope_reporter";
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, rk::no_state&, const rk::message& m) {
+    const ping_payload reply{m.source(), m.tenant()};
+    (void)ctx.send_host(msg_report, rk::as_bytes(reply));
   }
 };
 

@@ -1,0 +1,438 @@
+#pragma once
+// Adversarial tenancy suite, written once and instantiated per backend (test_runtime_cpu.cpp and
+// test_runtime_cuda.cu): cross-tenant sends by every path, forged source fields, tenant 0 mixing,
+// descriptors out of bounds / overflowing / stale / into a slab / beyond the append cursor / into another
+// tenant's region, rate and budget exhaustion, audit-ring overflow, host quotas. Every refusal must come
+// back with the right status, leave an audit record, and deliver nothing.
+
+#include "routing_cases.hpp"
+
+#include <cstdio>
+#include <filesystem>
+#include <numeric>
+
+#include <unistd.h>
+
+namespace rk_cases {
+
+class TenancyCases : public RuntimeCases {
+protected:
+  //! Audit entries of `event` after a flush (the runtime keeps the newest audit_memory_records).
+  static std::vector<rk::audit_entry> audited(rk::runtime& rt, rk::audit_event event) {
+    EXPECT_EQ(rt.flush_audit(10s), rk::wait_result::ready);
+    std::vector<rk::audit_entry> out;
+    for (const auto& e : rt.audit_records())
+      if (e.record.event == event) out.push_back(e);
+    return out;
+  }
+
+  static rk::send_options as_tenant(std::uint64_t tenant) {
+    rk::send_options o;
+    o.tenant = tenant;
+    return o;
+  }
+
+  static rk::actor_options in_tenant(std::uint64_t tenant, std::uint32_t slots = 256) {
+    rk::actor_options a = small_mailbox(slots, 256);
+    a.tenant = tenant;
+    return a;
+  }
+
+  //! Sends `req` to burster `b` as `tenant` and returns its report.
+  static burst_report burst(rk::runtime& rt, actor_index b, std::uint64_t tenant, const burst_request& req) {
+    EXPECT_EQ(rt.send(b, msg_burst, rk::as_bytes(req), as_tenant(tenant)), status::enqueued);
+    const auto reply = rt.receive(10s);
+    EXPECT_TRUE(reply.has_value());
+    return reply ? reply->as<burst_report>() : burst_report{};
+  }
+
+  //! Waits (bounded, no sleeps) until actor `a` has handled `n` messages.
+  static bool handled(rk::runtime& rt, actor_index a, std::uint64_t n) {
+    return rk::wait_until([&] { return rt.stats().actors[a].handled >= n; }, [] { return false; },
+                          10'000'000'000ull) == rk::wait_result::ready;
+  }
+};
+
+// --- tenant isolation by every path ------------------------------------------------------------------
+
+TEST_P(TenancyCases, CrossTenantSendsAreRejectedOnEveryPathAndAudited) {
+  rk::runtime rt(options());
+  rt.tenants().add(1, rk::tenant_quota::standard());
+  rt.tenants().add(2, rk::tenant_quota::standard());
+  const actor_index sink1 = rt.spawn<counter>("sink1", in_tenant(1));
+  const actor_index sink2 = rt.spawn<counter>("sink2", in_tenant(2));
+  rk::actor_options pool = in_tenant(2);
+  pool.instances = 2;
+  const rk::address group2 = rt.spawn<counter>("pool2", pool);
+  const actor_index b1 = rt.spawn<burster>("b1", in_tenant(1));
+  const actor_index alias2 = rt.add_alias("to_sink2", sink2);
+  rt.start();
+
+  const ping_payload p{0, 1};
+  // host path
+  EXPECT_EQ(rt.send_wait(sink2, msg_count, rk::as_bytes(p), 5s, as_tenant(1)), status::tenant_mismatch);
+  EXPECT_EQ(rt.send_wait(group2, msg_count, rk::as_bytes(p), 5s, as_tenant(1)), status::tenant_mismatch);
+  EXPECT_EQ(rt.send_wait(sink2, msg_count, rk::as_bytes(p), 5s, as_tenant(2)), status::delivered)
+      << "own tenant";
+  // K2K: direct, group, alias, and a redirected actor (next-hop route)
+  EXPECT_EQ(burst(rt, b1, 1, {sink2, 3, 0, 0}).tenant_mismatch, 3u);
+  EXPECT_EQ(burst(rt, b1, 1, {group2, 3, 0, 0}).tenant_mismatch, 3u);
+  EXPECT_EQ(burst(rt, b1, 1, {alias2, 3, 0, 0}).tenant_mismatch, 3u);
+  rt.set_route(sink1, sink2);
+  EXPECT_EQ(burst(rt, b1, 1, {sink1, 3, 0, 0}).tenant_mismatch, 3u);
+  rt.clear_route(sink1);
+  EXPECT_EQ(burst(rt, b1, 1, {sink1, 3, 0, 0}).delivered, 3u) << "same tenant still works";
+
+  const auto records = audited(rt, rk::audit_event::cross_tenant_attempt);
+  ASSERT_EQ(records.size(), 14u) << "2 host + 12 K2K attempts, each audited";
+  for (const auto& e : records) {
+    EXPECT_EQ(e.record.other_tenant, 2u);
+    EXPECT_EQ(e.record.detail, static_cast<std::uint32_t>(status::tenant_mismatch));
+    EXPECT_EQ(e.record.origin, rk::audit_origin::device);
+  }
+  EXPECT_TRUE(rt.shutdown().drained);
+  const rk::runtime_stats s = rt.stats();
+  EXPECT_EQ(rt.state<counter>(sink2).count, 1u) << "nothing crossed";
+  for (actor_index m : rt.members(group2)) EXPECT_EQ(s.actors[m].received, 0u);
+  EXPECT_EQ(s.actors[b1].sent[static_cast<int>(status::tenant_mismatch)], 12u);
+  EXPECT_EQ(s.gateway_verdicts[static_cast<int>(status::tenant_mismatch)], 2u);
+}
+
+TEST_P(TenancyCases, HandlersCannotForgeTheirSourceOrTenant) {
+  rk::runtime rt(options());
+  rt.tenants().add(1, rk::tenant_quota::standard());
+  rt.tenants().add(2, rk::tenant_quota::standard());
+  const actor_index victim = rt.spawn<envelope_reporter>("victim", in_tenant(2));
+  const actor_index own = rt.spawn<envelope_reporter>("own", in_tenant(1));
+  const actor_index f = rt.spawn<forger>("forger", in_tenant(1));
+  rt.start();
+  // The forger claims to be tenant 2 via send_options::tenant; the device stamps its real tenant.
+  ASSERT_EQ(rt.send(f, msg_ping, rk::as_bytes(burst_request{victim, 2, 0, 0}), as_tenant(1)),
+            status::enqueued);
+  auto reply = rt.receive(5s);
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(static_cast<status>(reply->as<ping_payload>().sequence), status::tenant_mismatch);
+  EXPECT_EQ(reply->as<ping_payload>().value, 1u);
+  ASSERT_EQ(rt.send(f, msg_ping, rk::as_bytes(burst_request{own, 2, 0, 0}), as_tenant(1)), status::enqueued);
+  std::optional<rk::received_message> stamped, status_reply;
+  for (int i = 0; i < 2; ++i) {
+    auto m = rt.receive(5s);
+    ASSERT_TRUE(m.has_value());
+    (m->type() == msg_report ? stamped : status_reply) = std::move(m);
+  }
+  ASSERT_TRUE(stamped && status_reply);
+  EXPECT_EQ(static_cast<status>(status_reply->as<ping_payload>().sequence), status::delivered);
+  EXPECT_EQ(stamped->as<ping_payload>().sequence, f) << "source is the real sender";
+  EXPECT_EQ(stamped->as<ping_payload>().value, 1u) << "tenant is the real sender's";
+  EXPECT_TRUE(rt.shutdown().drained);
+  EXPECT_EQ(rt.stats().actors[victim].received, 0u);
+}
+
+TEST_P(TenancyCases, TenantZeroAndNamedTenantsDoNotMix) {
+  rk::runtime rt(options());
+  rt.tenants().add(7, rk::tenant_quota::standard());
+  const actor_index z = rt.spawn<counter>("zero", in_tenant(0));
+  const actor_index s7 = rt.spawn<counter>("seven", in_tenant(7));
+  const actor_index b0 = rt.spawn<burster>("b0", in_tenant(0));
+  const actor_index b7 = rt.spawn<burster>("b7", in_tenant(7));
+  rt.start();
+  const ping_payload p{0, 1};
+  EXPECT_EQ(rt.send_wait(z, msg_count, rk::as_bytes(p), 5s), status::delivered)
+      << "host defaults to tenant 0";
+  EXPECT_EQ(rt.send_wait(s7, msg_count, rk::as_bytes(p), 5s), status::tenant_mismatch);
+  EXPECT_EQ(rt.send_wait(s7, msg_count, rk::as_bytes(p), 5s, as_tenant(7)), status::delivered);
+  EXPECT_EQ(rt.send_wait(z, msg_count, rk::as_bytes(p), 5s, as_tenant(7)), status::tenant_mismatch);
+  EXPECT_EQ(burst(rt, b0, 0, {s7, 2, 0, 0}).tenant_mismatch, 2u) << "tenant 0 -> named";
+  EXPECT_EQ(burst(rt, b7, 7, {z, 2, 0, 0}).tenant_mismatch, 2u) << "named -> tenant 0";
+  EXPECT_EQ(burst(rt, b0, 0, {z, 2, 0, 0}).delivered, 2u) << "tenant 0 -> tenant 0";
+  EXPECT_EQ(audited(rt, rk::audit_event::cross_tenant_attempt).size(), 6u);
+  EXPECT_TRUE(rt.shutdown().drained);
+  EXPECT_EQ(rt.state<counter>(z).count, 3u);
+  EXPECT_EQ(rt.state<counter>(s7).count, 1u);
+}
+
+// --- zero-copy descriptors -----------------------------------------------------------------------------
+
+TEST_P(TenancyCases, DescriptorsAreValidatedOnTheDeviceBeforeDelivery) {
+  rk::runtime rt(options());
+  rt.tenants().add(1, rk::tenant_quota::standard());
+  rt.tenants().add(2, rk::tenant_quota::standard());
+  const actor_index reader = rt.spawn<region_reader>("reader", in_tenant(1));
+  const actor_index reader2 = rt.spawn<region_reader>("reader2", in_tenant(2));
+  const actor_index sender = rt.spawn<descriptor_sender>("sender", in_tenant(1));
+  std::vector<std::uint8_t> bytes(256);
+  std::iota(bytes.begin(), bytes.end(), 0);
+  const rk::byte_view contents{bytes.data(), 256};
+  const rk::region_handle imm = rt.create_region(contents, 256, {rk::region_policy::immutable, 1, {}});
+  const rk::region_handle slab = rt.create_region(contents, 256, {rk::region_policy::slab, 1, {}});
+  const rk::region_handle app =
+      rt.create_region({bytes.data(), 64}, 256, {rk::region_policy::append_only, 1, {}});
+  const rk::region_handle foreign = rt.create_region(contents, 256, {rk::region_policy::immutable, 2, {}});
+  const rk::region_handle shared = rt.create_region(contents, 256, {rk::region_policy::immutable, 2, {1}});
+  const rk::region_handle doomed = rt.create_region(contents, 256, {rk::region_policy::immutable, 1, {}});
+  rt.start();
+
+  auto k2k = [&](const rk::region_descriptor& d) {
+    EXPECT_EQ(rt.send(sender, msg_region_request, rk::as_bytes(region_request{reader, 0, d}), as_tenant(1)),
+              status::enqueued);
+    std::optional<rk::received_message> verdict;
+    std::vector<rk::received_message> reads;
+    // The sender reports its status; a delivered descriptor also makes the reader answer.
+    while (!verdict) {
+      auto m = rt.receive(5s);
+      if (!m) break;
+      if (m->type() == msg_status) {
+        verdict = std::move(m);
+      } else {
+        reads.push_back(std::move(*m));
+      }
+    }
+    EXPECT_TRUE(verdict.has_value());
+    const auto st = verdict ? static_cast<status>(verdict->as<ping_payload>().sequence) : status::timed_out;
+    if (st == status::delivered && reads.empty()) {
+      auto m = rt.receive(5s);
+      EXPECT_TRUE(m.has_value());
+      if (m) reads.push_back(std::move(*m));
+    }
+    return std::make_pair(st, reads);
+  };
+
+  // Valid: the reader sees the named bytes in place.
+  auto [ok_status, ok_reads] = k2k(imm.describe(10, 20));
+  EXPECT_EQ(ok_status, status::delivered);
+  ASSERT_EQ(ok_reads.size(), 1u);
+  EXPECT_EQ(ok_reads[0].as<ping_payload>().sequence,
+            std::accumulate(bytes.begin() + 10, bytes.begin() + 30, 0ull));
+  EXPECT_EQ(ok_reads[0].as<ping_payload>().value, 20u);
+  EXPECT_EQ(k2k(shared.describe(0, 4)).first, status::delivered) << "shared with tenant 1";
+  EXPECT_EQ(k2k(app.describe(0, 64)).first, status::delivered) << "below the append cursor";
+
+  // Invalid, each refused before delivery:
+  const rk::region_descriptor invalid[] = {
+      imm.describe(250, 10),                  // out of bounds
+      imm.describe(~0ull - 4, 10),            // offset + length overflows
+      {imm.region, imm.generation + 1, 0, 4}, // generation that does not exist
+      slab.describe(0, 4),                    // slab: bytes may change after the check
+      app.describe(60, 10),                   // beyond the append cursor (64)
+      foreign.describe(0, 4),                 // another tenant's region
+      {200, 1, 0, 4},                         // no such region
+  };
+  for (const auto& d : invalid) EXPECT_EQ(k2k(d).first, status::invalid_descriptor) << "region " << d.region;
+  rt.unregister_region(doomed);
+  EXPECT_EQ(k2k(doomed.describe(0, 4)).first, status::invalid_descriptor) << "stale after unregister";
+  EXPECT_THROW(rt.append(imm, {bytes.data(), 4}), rk::error) << "only append-only regions append";
+
+  // Appending makes the range valid.
+  EXPECT_EQ(rt.append(app, {bytes.data(), 32}), 64u);
+  EXPECT_EQ(k2k(app.describe(60, 10)).first, status::delivered);
+
+  // Host path: the same checks for the tenant the host acts for; a malformed payload is refused too.
+  rk::send_options host1 = as_tenant(1);
+  host1.flags = rk::envelope_flags::descriptor;
+  rk::send_options host2 = as_tenant(2);
+  host2.flags = rk::envelope_flags::descriptor;
+  const rk::region_descriptor d = imm.describe(0, 8);
+  EXPECT_EQ(rt.send_wait(reader, msg_region, rk::as_bytes(d), 5s, host1), status::delivered);
+  EXPECT_EQ(rt.send_wait(reader2, msg_region, rk::as_bytes(d), 5s, host2), status::invalid_descriptor)
+      << "tenant 2 may not hand out tenant 1's region";
+  const std::uint64_t eight = 8;
+  EXPECT_EQ(rt.send_wait(reader, msg_region, rk::as_bytes(eight), 5s, host1), status::invalid_descriptor);
+  ASSERT_TRUE(rt.receive(5s).has_value()); // the one host-path read
+
+  const auto violations = audited(rt, rk::audit_event::descriptor_violation);
+  EXPECT_EQ(violations.size(), 7u + 1 + 2);
+  EXPECT_TRUE(rt.shutdown().drained);
+  EXPECT_EQ(rt.state<region_reader>(reader).read, 5u) << "only the valid descriptors were delivered";
+  EXPECT_EQ(rt.state<region_reader>(reader2).read, 0u);
+}
+
+// --- quotas on the device --------------------------------------------------------------------------------
+
+TEST_P(TenancyCases, OverRateSendsAreRefusedOnTheDevice) {
+  rk::runtime rt(options());
+  rk::tenant_quota q = rk::tenant_quota::standard();
+  q.max_messages_per_second = 100;
+  q.burst = 10;
+  rt.tenants().add(3, q);
+  const actor_index sink = rt.spawn<counter>("sink", in_tenant(3, 1024));
+  const actor_index b = rt.spawn<burster>("b3", in_tenant(3));
+  rt.start();
+  const auto begin = std::chrono::steady_clock::now();
+  ASSERT_EQ(rt.send(b, msg_burst, rk::as_bytes(burst_request{sink, 300, 0, 0}), as_tenant(3)),
+            status::enqueued);
+  ASSERT_TRUE(handled(rt, b, 1));
+  const double elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  const rk::actor_stats st = rt.stats().actors[b];
+  const std::uint64_t to_sink = st.sent[static_cast<int>(status::delivered)];
+  const std::uint64_t refused = st.sent[static_cast<int>(status::quota_exceeded)];
+  EXPECT_EQ(to_sink + refused, 301u) << "300 to the sink + the report (either may be refused)";
+  EXPECT_GT(refused, 0u);
+  // The bucket holds 10 and refills at 100/s: the host's own send took a token too.
+  EXPECT_LE(to_sink, 10 + 100.0 * elapsed_s + 2) << "elapsed " << elapsed_s << " s";
+  const rk::tenant_usage u = rt.tenants().usage(3);
+  EXPECT_EQ(u.rate_rejections, refused);
+  const auto records = audited(rt, rk::audit_event::quota_exceeded);
+  EXPECT_EQ(records.size(), refused);
+  for (const auto& e : records) {
+    EXPECT_EQ(e.record.tenant, 3u);
+    EXPECT_EQ(e.record.value, rk::detail::quota_reason_rate);
+  }
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+TEST_P(TenancyCases, SpentEngagementBudgetsRefuseThatEngagementsSends) {
+  rk::runtime rt(options());
+  rt.tenants().add(4, rk::tenant_quota::standard());
+  const rk::audit_tag billed{9, 1}, other_tag{9, 2};
+  rt.tenants().set_engagement_budget(4, billed, std::chrono::microseconds(100));
+  const actor_index sink = rt.spawn<counter>("sink", in_tenant(4));
+  rk::actor_options w = in_tenant(4);
+  w.audit_tag = billed;
+  const actor_index worker = rt.spawn<busy_sender>("worker", w, busy_sender::state{sink, 300'000});
+  rk::actor_options o = in_tenant(4);
+  o.audit_tag = other_tag;
+  const actor_index other = rt.spawn<busy_sender>("other", o, busy_sender::state{sink, 300'000});
+  rt.start();
+  auto run = [&](actor_index a) {
+    EXPECT_EQ(rt.send(a, msg_ping, {}, as_tenant(4)), status::enqueued);
+    const auto reply = rt.receive(10s);
+    EXPECT_TRUE(reply.has_value());
+    return reply ? static_cast<status>(reply->as<ping_payload>().sequence) : status::timed_out;
+  };
+  EXPECT_EQ(run(worker), status::delivered) << "the budget is charged after the handler returns";
+  ASSERT_TRUE(handled(rt, worker, 1)) << "handled is counted after the time was charged";
+  ASSERT_TRUE(rt.tenants().engagement(4, billed).exhausted());
+  // Every send of the spent engagement is refused, its report to the host included: read the counters.
+  ASSERT_EQ(rt.send(worker, msg_ping, {}, as_tenant(4)), status::enqueued);
+  ASSERT_TRUE(handled(rt, worker, 2));
+  EXPECT_EQ(rt.stats().actors[worker].sent[static_cast<int>(status::quota_exceeded)], 2u)
+      << "its send to the sink and its report to the host";
+  EXPECT_EQ(run(other), status::delivered) << "another engagement of the same tenant is unaffected";
+  const rk::engagement_usage e = rt.tenants().engagement(4, billed);
+  EXPECT_GE(e.used_ns, 300'000u);
+  EXPECT_EQ(e.budget_ns, 100'000u);
+  EXPECT_EQ(e.rejections, 2u);
+  const auto records = audited(rt, rk::audit_event::quota_exceeded);
+  ASSERT_FALSE(records.empty());
+  EXPECT_EQ(records[0].record.value, rk::detail::quota_reason_budget);
+  EXPECT_EQ(records[0].record.tag.org_id, 9u);
+  EXPECT_EQ(records[0].record.tag.engagement_id, 1u);
+  EXPECT_GE(rt.tenants().usage(4).handler_ns, 600'000u);
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+// --- the audit drain ------------------------------------------------------------------------------------
+
+TEST_P(TenancyCases, AuditRingOverflowIsCountedAndReported) {
+  rk::runtime_options o = options();
+  o.audit_ring_slots = 2;
+  o.audit_memory_records = 100'000;
+  rk::runtime rt(o);
+  rt.tenants().add(1, rk::tenant_quota::standard());
+  rt.tenants().add(2, rk::tenant_quota::standard());
+  const actor_index victim = rt.spawn<counter>("victim", in_tenant(2));
+  const actor_index b = rt.spawn<burster>("b", in_tenant(1));
+  rt.start();
+  const std::uint32_t attempts = static_cast<std::uint32_t>(rk::test::scaled(20'000));
+  EXPECT_EQ(burst(rt, b, 1, {victim, attempts, 0, 0}).tenant_mismatch, attempts);
+  EXPECT_TRUE(rt.shutdown().drained); // stops the drain: every record and the final overflow are in
+  const rk::audit_drain_stats st = rt.audit_stats();
+  std::uint64_t logged = 0, reported_lost = 0;
+  for (const auto& e : rt.audit_records()) {
+    if (e.record.event == rk::audit_event::cross_tenant_attempt) ++logged;
+    if (e.record.event == rk::audit_event::audit_overflow) reported_lost += e.record.value;
+  }
+  EXPECT_GT(st.records_lost, 0u) << "a 2-slot ring cannot keep up";
+  EXPECT_EQ(reported_lost, st.records_lost) << "every loss is itself an audit record";
+  EXPECT_EQ(logged + reported_lost, attempts) << "nothing lost silently";
+  EXPECT_TRUE(st.closed);
+}
+
+TEST_P(TenancyCases, TheAuditLogIsHashChainedAndVerifies) {
+  const auto path = std::filesystem::temp_directory_path() / (std::string("rk_audit_")
+                                                                  .append(std::to_string(::getpid()))
+                                                                  .append(rk::to_string(GetParam()))
+                                                                  .append(".jsonl"));
+  {
+    rk::runtime_options o = options();
+    o.audit_sinks.push_back(std::make_shared<rk::audit_file_sink>(path));
+    rk::runtime rt(o);
+    rt.tenants().add(1, rk::tenant_quota::standard());
+    rt.tenants().add(2, rk::tenant_quota::standard());
+    const actor_index victim = rt.spawn<counter>("victim", in_tenant(2));
+    const actor_index b = rt.spawn<burster>("b", in_tenant(1));
+    rt.start();
+    EXPECT_EQ(burst(rt, b, 1, {victim, 5, 0, 0}).tenant_mismatch, 5u);
+    ASSERT_TRUE(rt.stop(victim));
+    EXPECT_TRUE(rt.shutdown().drained);
+    const auto entries = rt.audit_records();
+    std::size_t spawns = 0, stops = 0;
+    for (const auto& e : entries) {
+      spawns += e.record.event == rk::audit_event::actor_spawn;
+      stops += e.record.event == rk::audit_event::actor_stop;
+    }
+    EXPECT_EQ(spawns, 2u);
+    EXPECT_EQ(stops, 1u);
+  }
+  const rk::audit_verify_result r = rk::verify_audit_log(path);
+  EXPECT_EQ(r.verdict, rk::audit_verdict::intact) << r.reason << " at line " << r.bad_line;
+  EXPECT_TRUE(r.closed);
+  EXPECT_GE(r.entries, 5u + 3 + 1);
+  std::filesystem::remove(path);
+}
+
+// --- quotas and registry on the host --------------------------------------------------------------------
+
+TEST_P(TenancyCases, HostQuotasAndRegistryMistakesGiveClearErrors) {
+  rk::runtime rt(options());
+  auto expect_error = [](auto&& f, std::initializer_list<const char*> needles) {
+    try {
+      f();
+      ADD_FAILURE() << "expected rk::error";
+    } catch (const rk::error& e) {
+      for (const char* n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what();
+    }
+  };
+  rk::tenant_quota q;
+  q.max_actors = 2;
+  q.max_device_bytes = 1 << 20;
+  rt.tenants().add(5, q);
+  rt.spawn<counter>("a", in_tenant(5));
+  rt.spawn<counter>("b", in_tenant(5));
+  expect_error([&] { rt.spawn<counter>("c", in_tenant(5)); }, {"tenant 5", "max_actors", "2"});
+  rk::tenant_quota roomy = q;
+  roomy.max_actors = 10;
+  rt.tenants().set_quota(5, roomy);
+  rk::actor_options big = in_tenant(5);
+  big.mailbox = {8192, 1024};
+  expect_error([&] { rt.spawn<counter>("big", big); }, {"tenant 5", "max_device_bytes"});
+  std::vector<std::byte> blob(1 << 20);
+  expect_error(
+      [&] {
+        (void)rt.create_region({blob.data(), 4}, 1 << 20, {rk::region_policy::immutable, 5, {}});
+      },
+      {"tenant 5", "max_device_bytes"});
+  const rk::tenant_usage u = rt.tenants().usage(5);
+  EXPECT_EQ(u.actors, 2u);
+  EXPECT_GT(u.device_bytes, 0u);
+  EXPECT_LE(u.device_bytes, q.max_device_bytes);
+
+  expect_error([&] { rt.tenants().add(0, q); }, {"tenant 0"});
+  expect_error([&] { rt.tenants().add(5, q); }, {"already registered"});
+  expect_error([&] { rt.tenants().remove(5); }, {"still has 2 actors"});
+  expect_error([&] { rt.spawn<counter>("stranger", in_tenant(6)); }, {"tenant 6", "not registered"});
+  EXPECT_NO_THROW(rt.tenants().set_quota(5, q)) << "2 actors fit max_actors 2";
+  rk::tenant_quota tiny = q;
+  tiny.max_actors = 1;
+  expect_error([&] { rt.tenants().set_quota(5, tiny); }, {"already has 2 actors"});
+  rt.tenants().add(8, rk::tenant_quota::standard());
+  const actor_index other = rt.spawn<counter>("other", in_tenant(8));
+  const std::vector<actor_index> mixed{rt.find("a"), other};
+  expect_error([&] { rt.create_group("mixed", mixed); }, {"different tenants"});
+  rt.tenants().add(9, rk::tenant_quota::standard());
+  EXPECT_TRUE(rt.tenants().contains(9));
+  rt.tenants().remove(9);
+  EXPECT_FALSE(rt.tenants().contains(9));
+}
+
+} // namespace rk_cases
