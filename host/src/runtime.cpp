@@ -505,7 +505,7 @@ public:
       return true;
     };
     const wait_result r = wait_until(
-        all_checked_in, [&] { return fault_detected(); }, to_ns(options_.start_timeout));
+        all_checked_in, [&] { return fault_detected(); }, to_ns(options_.start_timeout), host_backoff());
     if (r == wait_result::ready) return;
     if (r == wait_result::aborted) throw error(who + ": " + fault_text());
     std::uint32_t started = 0;
@@ -656,7 +656,7 @@ public:
           const device_state ds = current_device_state(hw, read_device_word(a));
           return ds == wanted || (or_faulted && ds == device_state::faulted);
         },
-        [&] { return fault_detected(); }, to_ns(timeout));
+        [&] { return fault_detected(); }, to_ns(timeout), host_backoff());
     if (r == wait_result::aborted) throw_if_faulted();
     return r == wait_result::ready;
   }
@@ -1136,7 +1136,7 @@ public:
             if (load_acquire(h_workers_[w].paused) == 0) return false;
           return true;
         },
-        [&] { return fault_detected(); }, to_ns(timeout));
+        [&] { return fault_detected(); }, to_ns(timeout), host_backoff());
     if (r == wait_result::aborted) throw_if_faulted();
     return r == wait_result::ready;
   }
@@ -1236,13 +1236,16 @@ public:
     const std::uint64_t index = position & (h_ingress_.capacity - 1);
     ingress_receipt& receipt = h_receipts_[index];
     const wait_result r = wait_until([&] { return load_acquire(receipt.position_plus_one) == position + 1; },
-                                     [&] { return fault_detected(); }, to_ns(timeout));
+                                     [&] { return fault_detected(); }, to_ns(timeout), host_backoff());
     status verdict = status::timed_out;
     if (r == wait_result::ready) verdict = static_cast<status>(load_acquire(receipt.verdict));
     waiting_[index].store(0, std::memory_order_release);
     if (r == wait_result::aborted) throw_if_faulted();
     return count_host(verdict);
   }
+
+  //! How host waits back off (see runtime_options::host_busy_poll).
+  backoff host_backoff() const noexcept { return options_.host_busy_poll ? backoff::busy_poll() : backoff{}; }
 
   hlc_timestamp host_tick() {
     std::lock_guard lock(clock_mutex_);
@@ -1260,7 +1263,7 @@ public:
     const std::byte* slot = egress.try_peek();
     if (slot == nullptr && live) {
       const wait_result r = wait_until([&] { return (slot = egress.try_peek()) != nullptr; },
-                                       [&] { return fault_detected(); }, to_ns(timeout));
+                                       [&] { return fault_detected(); }, to_ns(timeout), host_backoff());
       if (r == wait_result::aborted) throw_if_faulted();
     }
     if (slot == nullptr) return std::nullopt;
@@ -1402,7 +1405,7 @@ public:
               last = snapshot_for_drain(actors);
               return last.gateway_processed == enqueued && last.finished == last.received;
             },
-            [&] { return fault_detected(); }, to_ns(options_.drain_timeout));
+            [&] { return fault_detected(); }, to_ns(options_.drain_timeout), host_backoff());
         if (r != wait_result::ready) {
           report.drained = false;
           report.undelivered = (enqueued - std::min(enqueued, last.gateway_processed)) +

@@ -4,7 +4,8 @@
 // full host round trip (ingress ring, gateway, A's mailbox, K2K to B, egress ring), not a device-only
 // number. Throughput: `--window` round trips in flight; msgs_per_s counts completed round trips per second.
 //
-//   pingpong [--rounds N] [--warmup N] [--window N] [--backend auto|cpu|cuda] [--json]
+//   pingpong [--rounds N] [--warmup N] [--window N] [--backend auto|cpu|cuda] [--busy-poll] [--json]
+//   --busy-poll: host waits spin instead of sleeping (runtime_options::host_busy_poll)
 
 #include <ringkernel/ringkernel.hpp>
 
@@ -92,13 +93,14 @@ int main(int argc, char** argv) {
   std::uint64_t rounds = 10'000, warmup = 1'000, window = 64;
   bool json = false;
   rk::runtime_options options;
-  rk::samples::flags cli("pingpong",
-                         "[--rounds N] [--warmup N] [--window N] [--backend auto|cpu|cuda] [--json]");
+  rk::samples::flags cli(
+      "pingpong", "[--rounds N] [--warmup N] [--window N] [--backend auto|cpu|cuda] [--busy-poll] [--json]");
   cli.count("--rounds", rounds);
   cli.count("--warmup", warmup);
   cli.count("--window", window);
   cli.backend(options.backend);
   cli.toggle("--json", json);
+  cli.toggle("--busy-poll", options.host_busy_poll);
   cli.parse(argc, argv);
   if (rounds == 0) cli.fail("--rounds must be at least 1");
   if (window == 0 || window > 200) cli.fail("--window must be between 1 and 200");

@@ -195,6 +195,23 @@ TEST_P(RuntimeCases, PingPongHostToAToBToHost) {
   EXPECT_EQ(rt.state<forwarder>(a).forwarded, rounds);
 }
 
+TEST_P(RuntimeCases, BusyPollingHostWaitsDeliverTheSameResults) {
+  rk::runtime_options o = options();
+  o.host_busy_poll = true;
+  rk::runtime rt(o);
+  const actor_index a = rt.spawn<echo>("echo", small_mailbox());
+  rt.start();
+  for (std::uint64_t i = 0; i < 200; ++i) {
+    const ping_payload p{i, i};
+    ASSERT_EQ(rt.send_wait(a, msg_ping, rk::as_bytes(p), 5s), status::delivered);
+    const auto reply = rt.receive(5s);
+    ASSERT_TRUE(reply.has_value());
+    ASSERT_EQ(reply->as<ping_payload>().sequence, i);
+  }
+  EXPECT_FALSE(rt.receive(1ms).has_value()) << "a busy-poll wait still times out";
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
 TEST_P(RuntimeCases, HostSendsFromFourThreadsBalanceExactly) {
   rk::runtime rt(options());
   const actor_index c = rt.spawn<counter>("counter", small_mailbox(64, 128));

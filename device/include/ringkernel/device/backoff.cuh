@@ -22,6 +22,13 @@ public:
   RK_HOST_DEVICE constexpr backoff() noexcept = default;
   RK_HOST_DEVICE constexpr explicit backoff(std::uint32_t max_sleep_ns) noexcept
       : max_sleep_ns_(max_sleep_ns) {}
+  //! Host waits that must react within microseconds: spin, then yield, but never sleep (a sleep costs
+  //! tens of microseconds of timer slack on Linux).
+  RK_HOST_DEVICE static constexpr backoff busy_poll() noexcept {
+    backoff b;
+    b.may_sleep_ = false;
+    return b;
+  }
 
   RK_HOST_DEVICE void pause() noexcept { NV_IF_TARGET(NV_IS_DEVICE, (device_pause();), (host_pause();)) }
   RK_HOST_DEVICE void reset() noexcept { step_ = 0; }
@@ -47,7 +54,7 @@ private:
 #if defined(__x86_64__) || defined(__i386__)
       __builtin_ia32_pause();
 #endif
-    } else if (step_ < yield_steps) {
+    } else if (step_ < yield_steps || !may_sleep_) {
       std::this_thread::yield();
     } else {
       const std::uint32_t cap = max_sleep_ns_ ? max_sleep_ns_ : default_host_max_sleep_ns;
@@ -61,6 +68,7 @@ private:
 
   std::uint32_t step_ = 0;
   std::uint32_t max_sleep_ns_ = 0; // 0 = the target's default
+  bool may_sleep_ = true;          // host only; see busy_poll()
 };
 
 enum class wait_result : std::uint8_t { ready, timed_out, aborted };

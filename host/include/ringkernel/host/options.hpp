@@ -61,6 +61,9 @@ struct runtime_options {
   std::chrono::milliseconds stop_timeout{10'000};
   //! Backoff cap for idle device pollers; lower = lower wake-up latency, more polling traffic.
   std::uint32_t device_idle_sleep_max_ns = 1'000;
+  //! Host waits (receive, send_wait, pause, stop) spin and yield instead of sleeping when idle: lowest
+  //! latency, one busy host core per waiting thread.
+  bool host_busy_poll = false;
   //! Print the one-line backend choice to stderr.
   bool announce_backend = true;
   //! Audit: slots of the device audit ring (a power of two), records the runtime keeps in memory for
