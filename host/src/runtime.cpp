@@ -647,13 +647,13 @@ public:
     if (phase_.load() != phase::running) throw error(std::string(who) + ": the runtime is not running");
   }
 
-  //! Waits until actor `a` reports `wanted` (or, if `or_faulted`, faulted) in the current epoch.
-  bool await_device_state(actor_index a, device_state wanted, bool or_faulted,
+  //! Waits until actor `a` reports `wanted` (or, if `or_faulted`, faulted) in the epoch of `host_word`.
+  //! Needs no lock: it only reads the device word.
+  bool await_device_state(actor_index a, std::uint32_t host_word, device_state wanted, bool or_faulted,
                           std::chrono::nanoseconds timeout) {
-    const std::uint32_t hw = routes_[a].host_word;
     const wait_result r = wait_until(
         [&] {
-          const device_state ds = current_device_state(hw, read_device_word(a));
+          const device_state ds = current_device_state(host_word, read_device_word(a));
           return ds == wanted || (or_faulted && ds == device_state::faulted);
         },
         [&] { return fault_detected(); }, to_ns(timeout), host_backoff());
@@ -661,25 +661,34 @@ public:
     return r == wait_result::ready;
   }
 
-  bool stop(actor_index a, std::chrono::nanoseconds timeout) {
-    std::lock_guard lock(control_mutex_);
-    check_actor(a, "stop()");
-    require_running("stop()");
+  //! Common checks of the per-actor lifecycle calls (with control_mutex_ held).
+  void check_lifecycle_call(actor_index a, const char* who) {
+    check_actor(a, who);
+    require_running(who);
     throw_if_faulted();
-    const std::uint32_t hw = routes_[a].host_word;
-    const auto hs = static_cast<host_state>(state_in(hw));
-    if (hs == host_state::live || hs == host_state::paused)
-      write_host_word(a, host_word(epoch_of(hw), host_state::stopping));
-    const bool stopped = await_device_state(a, device_state::stopped, true, timeout);
-    if (stopped) audit_host(audit_event::actor_stop, audit_level::info, a, actors_[a].tenant);
+  }
+
+  bool stop(actor_index a, std::chrono::nanoseconds timeout) {
+    std::uint64_t tenant;
+    std::uint32_t hw;
+    {
+      std::lock_guard lock(control_mutex_);
+      check_lifecycle_call(a, "stop()");
+      hw = routes_[a].host_word;
+      const auto hs = static_cast<host_state>(state_in(hw));
+      if (hs == host_state::live || hs == host_state::paused)
+        write_host_word(a, host_word(epoch_of(hw), host_state::stopping));
+      tenant = actors_[a].tenant;
+    }
+    // Waiting without the lock: stats() and other management calls stay available meanwhile.
+    const bool stopped = await_device_state(a, hw, device_state::stopped, true, timeout);
+    if (stopped) audit_host(audit_event::actor_stop, audit_level::info, a, tenant);
     return stopped;
   }
 
   void respawn(actor_index a, std::type_index type, const void* initial) {
     std::lock_guard lock(control_mutex_);
-    check_actor(a, "respawn()");
-    require_running("respawn()");
-    throw_if_faulted();
+    check_lifecycle_call(a, "respawn()");
     actor_record& r = actors_[a];
     const kind_record& k = kinds_[r.kind];
     if (initial != nullptr && type != k.ops.type)
@@ -697,15 +706,16 @@ public:
   }
 
   bool pause_actor(actor_index a, std::chrono::nanoseconds timeout) {
-    std::lock_guard lock(control_mutex_);
-    check_actor(a, "pause_actor()");
-    require_running("pause_actor()");
-    throw_if_faulted();
-    const std::uint32_t hw = routes_[a].host_word;
-    if (static_cast<host_state>(state_in(hw)) != host_state::live)
-      throw error("pause_actor(): actor '" + actors_[a].name + "' is not live");
-    write_host_word(a, host_word(epoch_of(hw), host_state::paused));
-    return await_device_state(a, device_state::paused, true, timeout);
+    std::uint32_t hw;
+    {
+      std::lock_guard lock(control_mutex_);
+      check_lifecycle_call(a, "pause_actor()");
+      hw = routes_[a].host_word;
+      if (static_cast<host_state>(state_in(hw)) != host_state::live)
+        throw error("pause_actor(): actor '" + actors_[a].name + "' is not live");
+      write_host_word(a, host_word(epoch_of(hw), host_state::paused));
+    }
+    return await_device_state(a, hw, device_state::paused, true, timeout);
   }
 
   void resume_actor(actor_index a) {

@@ -22,31 +22,28 @@ constexpr std::size_t allocation_alignment = 256;
 //! Word-wise atomic copy, so a copy racing with workers' atomic accesses reads or writes each 8- or 4-byte
 //! word whole (and ThreadSanitizer sees atomics, not a data race). Falls back to memcpy for unaligned or
 //! odd-sized ranges, which the runtime only uses for memory no worker touches at the time.
+template <class Word>
+void copy_words(void* destination, const void* source, std::size_t bytes, bool destination_shared) {
+  auto* d = static_cast<Word*>(destination);
+  auto* s = static_cast<Word*>(const_cast<void*>(source));
+  for (std::size_t i = 0; i < bytes / sizeof(Word); ++i) {
+    if (destination_shared) {
+      std::atomic_ref<Word>(d[i]).store(s[i], std::memory_order_release);
+    } else {
+      d[i] = std::atomic_ref<Word>(s[i]).load(std::memory_order_acquire);
+    }
+  }
+}
+
 void atomic_word_copy(void* destination, const void* source, std::size_t bytes, bool destination_shared) {
   const auto aligned = [&](std::size_t a) {
     return reinterpret_cast<std::uintptr_t>(destination) % a == 0 &&
            reinterpret_cast<std::uintptr_t>(source) % a == 0 && bytes % a == 0;
   };
   if (aligned(8)) {
-    auto* d = static_cast<std::uint64_t*>(destination);
-    auto* s = static_cast<std::uint64_t*>(const_cast<void*>(source));
-    for (std::size_t i = 0; i < bytes / 8; ++i) {
-      if (destination_shared) {
-        std::atomic_ref<std::uint64_t>(d[i]).store(s[i], std::memory_order_release);
-      } else {
-        d[i] = std::atomic_ref<std::uint64_t>(s[i]).load(std::memory_order_acquire);
-      }
-    }
+    copy_words<std::uint64_t>(destination, source, bytes, destination_shared);
   } else if (aligned(4)) {
-    auto* d = static_cast<std::uint32_t*>(destination);
-    auto* s = static_cast<std::uint32_t*>(const_cast<void*>(source));
-    for (std::size_t i = 0; i < bytes / 4; ++i) {
-      if (destination_shared) {
-        std::atomic_ref<std::uint32_t>(d[i]).store(s[i], std::memory_order_release);
-      } else {
-        d[i] = std::atomic_ref<std::uint32_t>(s[i]).load(std::memory_order_acquire);
-      }
-    }
+    copy_words<std::uint32_t>(destination, source, bytes, destination_shared);
   } else {
     std::memcpy(destination, source, bytes);
   }
