@@ -181,7 +181,23 @@ public:
                    description_.c_str());
   }
 
+  //! Zero-filled device memory. Before start() a fresh allocation; afterwards a slice of the running arena,
+  //! because on CUDA a device allocation issued between two launches keeps them from running concurrently
+  //! ("implicit synchronization"), which would hold back workers launched beside the persistent kernels.
   void* device_alloc(std::size_t bytes) {
+    if (launched_ && arena_ == nullptr)
+      throw error("cannot allocate device memory after start(): runtime_options::running_arena_bytes is 0");
+    if (arena_ != nullptr) {
+      const std::size_t size = (std::max<std::size_t>(bytes, 1) + 255) / 256 * 256;
+      if (size > arena_size_ - arena_used_)
+        throw error("out of running memory: " + std::to_string(bytes) + " bytes asked, " +
+                    std::to_string(arena_size_ - arena_used_) +
+                    " left of runtime_options::running_arena_bytes (" + std::to_string(arena_size_) +
+                    "); raise it to spawn more actors or create more regions after start()");
+      void* p = arena_ + arena_used_;
+      arena_used_ += size;
+      return p;
+    }
     void* p = backend_->allocate_device(bytes);
     device_allocations_.push_back(p);
     return p;
@@ -402,14 +418,17 @@ public:
     charge_tenant(opts.tenant, n, mailbox_bytes * n, who);
 
     std::vector<actor_index> ids;
-    for (const auto& nm : names) ids.push_back(create_actor(nm, kind, opts, initial, state_size, engagement));
-    if (now == phase::running) {
-      try {
-        start_late_workers(ids);
-      } catch (...) {
-        forget_last_actors(ids.size());
-        throw;
-      }
+    try {
+      for (const auto& nm : names)
+        ids.push_back(create_actor(nm, kind, opts, initial, state_size, engagement));
+      if (now == phase::running) start_late_workers(ids);
+    } catch (...) {
+      // Undo everything this spawn did: its actors (and their charges), then the charge of the rest.
+      forget_last_actors(ids.size());
+      tenant_record& t = tenants_.at(opts.tenant);
+      t.actors -= n - ids.size();
+      t.bytes -= mailbox_bytes * (n - ids.size());
+      throw;
     }
     for (actor_index id : ids)
       audit_host(audit_event::actor_spawn, audit_level::info, id, opts.tenant, 0, kind);
@@ -455,10 +474,14 @@ public:
     return id;
   }
 
-  //! Undoes create_actor for the newest `count` actors after a failed late spawn. Their mailboxes stay
-  //! allocated until shutdown (freeing device memory while kernels run would synchronise with them).
+  //! Undoes create_actor for the newest `count` actors after a failed spawn: their entries go back to
+  //! empty and their tenant charges are returned. Their mailboxes stay allocated until shutdown (freeing
+  //! device memory while kernels run would synchronise with them).
   void forget_last_actors(std::size_t count) {
     for (std::size_t i = 0; i < count; ++i) {
+      const auto id = static_cast<actor_index>(actors_.size() - 1);
+      if (state_in(routes_[id].host_word) != static_cast<std::uint8_t>(host_state::empty))
+        write_host_word(id, host_word(epoch_of(routes_[id].host_word), host_state::empty));
       tenant_record& t = tenants_.at(actors_.back().tenant);
       t.actors -= 1;
       t.bytes -= actors_.back().mailbox_bytes;
@@ -1111,7 +1134,12 @@ public:
       first_worker += static_cast<std::uint32_t>(ids.size());
     }
 
+    if (options_.running_arena_bytes != 0) {
+      arena_ = static_cast<std::byte*>(device_alloc(options_.running_arena_bytes)); // before any launch
+      arena_size_ = options_.running_arena_bytes;
+    }
     std::uint32_t workers = 0;
+    launched_ = true;
     try {
       workers = backend_->launch(sys_, h_control_, groups, options_.max_actors);
       await_check_in(0, workers, true, "start()");
@@ -1571,6 +1599,10 @@ private:
   std::unique_ptr<std::atomic<std::uint32_t>[]> waiting_;
 
   std::vector<void*> device_allocations_;
+  std::byte* arena_ = nullptr; //!< running arena (see device_alloc); null before start()
+  bool launched_ = false;      //!< workers were launched: device memory comes from the arena only
+  std::size_t arena_size_ = 0;
+  std::size_t arena_used_ = 0;
   std::vector<mapped_allocation> mapped_allocations_;
   bool memory_releasable_ = true;
   bool workers_stopped_ = true;

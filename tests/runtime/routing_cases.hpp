@@ -251,6 +251,29 @@ TEST_P(RoutingCases, SpawningWhileRunningKeepsOtherActorsRunning) {
   EXPECT_EQ(rt.state<counter>(late).count, 1u);
 }
 
+TEST_P(RoutingCases, AllocationsWhileRunningComeFromTheArenaAndRunOutClearly) {
+  rk::runtime_options o = options();
+  o.running_arena_bytes = 256 * 1024; // room for about one default mailbox (4 lanes x 66 KiB)
+  rk::runtime rt(o);
+  const actor_index first = rt.spawn<counter>("first", small_mailbox());
+  rt.start();
+  const actor_index late = rt.spawn<counter>("late", small_mailbox(64, 128));
+  try {
+    rt.spawn<counter>("too_many", small_mailbox(1024, 1024));
+    ADD_FAILURE() << "the arena cannot hold a 4 MiB mailbox";
+  } catch (const rk::error& e) {
+    EXPECT_NE(std::string(e.what()).find("running_arena_bytes"), std::string::npos) << e.what();
+  }
+  const ping_payload p{0, 1};
+  EXPECT_EQ(rt.send_wait(late, msg_count, rk::as_bytes(p), 5s), status::delivered)
+      << "the runtime is unharmed";
+  EXPECT_EQ(rt.send_wait(first, msg_count, rk::as_bytes(p), 5s), status::delivered);
+  EXPECT_THROW(rt.find("too_many"), rk::error) << "the failed spawn left nothing behind";
+  EXPECT_EQ(rt.tenants().usage(0).actors, 2u) << "nor a tenant charge";
+  EXPECT_TRUE(rt.shutdown().drained);
+  EXPECT_EQ(rt.state<counter>(late).count, 1u);
+}
+
 TEST_P(RoutingCases, AFaultedActorIsSkippedUntilRespawned) {
   rk::runtime rt(options());
   rk::actor_options ao = small_mailbox();

@@ -61,6 +61,10 @@ struct runtime_options {
   std::chrono::milliseconds stop_timeout{10'000};
   //! Backoff cap for idle device pollers; lower = lower wake-up latency, more polling traffic.
   std::uint32_t device_idle_sleep_max_ns = 1'000;
+  //! Device memory reserved at start() for everything allocated while running (mailboxes and states of
+  //! actors spawned later, regions created later): allocating on the device while persistent kernels run
+  //! would serialise later launches behind them. 0: nothing may be allocated after start().
+  std::size_t running_arena_bytes = std::size_t{32} << 20;
   //! Host waits (receive, send_wait, pause, stop) spin and yield instead of sleeping when idle: lowest
   //! latency, one busy host core per waiting thread.
   bool host_busy_poll = false;
