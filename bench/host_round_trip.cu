@@ -88,6 +88,7 @@ std::optional<rk::received_message> receive_spinning(rk::runtime& rt, std::chron
 //! with backoff), and with a host thread spinning on rt.receive(0). Repetitions alternate between the two.
 std::vector<method_result> measure_ringkernel(const settings& cfg) {
   rk::runtime_options options;
+  options.running_arena_bytes = 0; // nothing is spawned after start(): keep memory figures per actor
   options.backend = cfg.backend == target::cuda ? rk::backend::cuda : rk::backend::cpu;
   options.announce_backend = false;
   options.device_idle_sleep_max_ns = cfg.idle_sleep_ns;

@@ -156,6 +156,7 @@ method_result measure_ringkernel(const settings& cfg) {
   const std::uint64_t capacity = std::max(cfg.hops, cfg.warmup_hops);
   sample_store samples(cfg.backend, capacity);
   rk::runtime_options options;
+  options.running_arena_bytes = 0; // nothing is spawned after start(): keep memory figures per actor
   options.backend = cfg.backend == target::cuda ? rk::backend::cuda : rk::backend::cpu;
   options.announce_backend = false;
   options.device_idle_sleep_max_ns = cfg.idle_sleep_ns;

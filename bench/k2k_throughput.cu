@@ -156,10 +156,12 @@ run_result run(const settings& cfg, std::uint32_t actors) {
   result.actors = actors;
   result.payload_bytes = Bytes;
   const rk::ring_geometry mailbox{mailbox_slots, rk::envelope_bytes + Bytes};
-  result.mailbox_bytes_per_actor = mailbox.total_bytes();
+  // One ring per priority lane (actor_options::priority_lanes is on by default), each padded to its stride.
+  result.mailbox_bytes_per_actor = rk::detail::lane_stride(mailbox) * rk::priority_levels;
 
   const std::uint64_t memory_before = memory_in_use(cfg.backend);
   rk::runtime_options options;
+  options.running_arena_bytes = 0; // nothing is spawned after start(): keep memory figures per actor
   options.backend = cfg.backend == target::cuda ? rk::backend::cuda : rk::backend::cpu;
   options.announce_backend = false;
   options.max_actors = actors;
