@@ -787,11 +787,9 @@ public:
   }
 
   void write_rate(const tenant_record& r) {
-    tenant_entry& e = tenant_shadow_[r.slot];
-    e.rate_per_second = r.quota.max_messages_per_second;
-    e.burst = r.quota.burst;
-    backend_->copy_to_device(&sys_.tenants[r.slot].rate_per_second, &e.rate_per_second,
-                             2 * sizeof(std::uint64_t));
+    // rate_per_second and burst are adjacent words of tenant_entry
+    const std::uint64_t words[2] = {r.quota.max_messages_per_second, r.quota.burst};
+    backend_->copy_to_device(&sys_.tenants[r.slot].rate_per_second, words, sizeof(words));
   }
 
   void register_tenant(std::uint64_t tenant, const tenant_quota& quota) {
@@ -802,9 +800,7 @@ public:
     tenant_record r;
     r.quota = quota;
     r.slot = next_tenant_slot_++;
-    tenant_shadow_.resize(next_tenant_slot_);
-    tenant_entry& e = tenant_shadow_[r.slot];
-    e = tenant_entry{};
+    tenant_entry e;
     e.id = tenant;
     e.rate_per_second = quota.max_messages_per_second;
     e.burst = quota.burst;
@@ -923,15 +919,23 @@ public:
   tenant_usage usage_locked(std::uint64_t tenant, const tenant_record& r) const {
     tenant_entry e;
     backend_->copy_from_device(&e, &sys_.tenants[r.slot], sizeof(e));
+    // Actors count their own sends and handler time; sum those of the tenant's actors.
+    std::uint64_t passed = 0, handler_ns = 0;
+    const std::vector<actor_counters> counters = read_counters(actors_.size());
+    for (std::size_t i = 0; i < actors_.size(); ++i) {
+      if (actors_[i].alias || actors_[i].tenant != tenant) continue;
+      passed += counters[i].passed;
+      handler_ns += counters[i].handler_ns;
+    }
     tenant_usage u;
     u.tenant = tenant;
     u.quota = r.quota;
     u.actors = r.actors;
     u.device_bytes = r.bytes;
-    u.messages_sent = e.sent;
+    u.messages_sent = e.host_sent + passed;
     u.rate_rejections = e.rate_rejections;
     u.budget_rejections = e.budget_rejections;
-    u.handler_ns = e.handler_ns;
+    u.handler_ns = handler_ns;
     return u;
   }
 
@@ -1618,7 +1622,6 @@ private:
   std::map<std::string, std::uint32_t, std::less<>> groups_by_name_;
   std::uint32_t members_used_ = 0;
   std::map<std::uint64_t, tenant_record> tenants_;
-  std::vector<tenant_entry> tenant_shadow_; //!< host-written fields of the device tenant table, by slot
   std::uint32_t next_tenant_slot_ = 0;
   std::mutex tenant_slots_mutex_; //!< guards tenant_slots_ (read by host sends)
   std::map<std::uint64_t, std::uint32_t> tenant_slots_;

@@ -180,18 +180,21 @@ private:
       }
       if (!paused) {
         for (std::size_t i = 0; i < work.size();) {
+          std::string fault;
           try {
             handled_any |= work[i].ops->cpu_serve(sys_, work[i].actor, work[i].state);
-            ++i;
           } catch (const trap_exception& t) {
-            record_fault(worker, work[i], "ctx.trap(" + std::to_string(t.code) + ")");
-            work.erase(work.begin() + static_cast<std::ptrdiff_t>(i)); // a faulted actor is not served again
+            fault = "ctx.trap(" + std::to_string(t.code) + ")";
           } catch (const std::exception& e) {
-            record_fault(worker, work[i], std::string("handler threw: ") + e.what());
-            work.erase(work.begin() + static_cast<std::ptrdiff_t>(i));
+            fault = std::string("handler threw: ") + e.what();
           } catch (...) {
-            record_fault(worker, work[i], "handler threw a non-standard exception");
-            work.erase(work.begin() + static_cast<std::ptrdiff_t>(i));
+            fault = "handler threw a non-standard exception";
+          }
+          if (fault.empty()) {
+            ++i;
+          } else {
+            record_fault(worker, work[i], std::move(fault));
+            work.erase(work.begin() + static_cast<std::ptrdiff_t>(i)); // a faulted actor is not served again
           }
         }
       }

@@ -105,7 +105,7 @@ RK_HOST_DEVICE inline void charge_handler_time(const system_view& sys, actor_ind
                                                std::uint64_t ns) noexcept {
   const route_entry& e = sys.routes[self];
   if (e.engagement_slot < sys.engagement_capacity) bump(sys.engagements[e.engagement_slot].used_ns, ns);
-  if (e.tenant_slot < sys.tenant_capacity) bump(sys.tenants[e.tenant_slot].handler_ns, ns);
+  bump(sys.counters[self].handler_ns, ns); // per actor: summed per tenant on the host
 }
 
 //! Releases the slot of `step` after it was handled or discarded, and counts it.

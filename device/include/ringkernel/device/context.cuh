@@ -153,9 +153,7 @@ public:
     r.detail = code;
     r.event = audit_event::actor_fault;
     r.level = audit_level::error;
-    if (e.engagement_slot < sys_->engagement_capacity)
-      r.tag = audit_tag{sys_->engagements[e.engagement_slot].org_id,
-                        sys_->engagements[e.engagement_slot].engagement_id};
+    r.tag = detail::audit_tag_of(*sys_, self_);
     (void)emit_audit(sys_->audit, r);
   }
 

@@ -117,6 +117,14 @@ RK_HOST_DEVICE inline T relaxed(const T& field) noexcept {
   return cuda::atomic_ref<T, peer_scope>(const_cast<T&>(field)).load(cuda::std::memory_order_relaxed);
 }
 
+//! The audit tag of actor `a` (untagged for the host and actors without one).
+RK_HOST_DEVICE inline audit_tag audit_tag_of(const system_view& s, actor_index a) noexcept {
+  if (a == host_actor || a >= s.route_capacity) return {};
+  const std::uint32_t slot = s.routes[a].engagement_slot;
+  if (slot >= s.engagement_capacity) return {};
+  return audit_tag{s.engagements[slot].org_id, s.engagements[slot].engagement_id};
+}
+
 //! Reports a refused send to the audit ring (best effort: a full ring counts the loss, which the host
 //! drain reports). The record carries the sender, its tenant and audit tag, the other party, and the
 //! status returned to the sender.
@@ -133,11 +141,7 @@ RK_HOST_DEVICE inline void audit_refusal(const system_view& s, const envelope& h
   r.value = value;
   r.event = event;
   r.level = audit_level::warning;
-  if (h.source != host_actor && h.source < s.route_capacity) {
-    const std::uint32_t slot = s.routes[h.source].engagement_slot;
-    if (slot < s.engagement_capacity)
-      r.tag = audit_tag{s.engagements[slot].org_id, s.engagements[slot].engagement_id};
-  }
+  r.tag = audit_tag_of(s, h.source);
   (void)emit_audit(s.audit, r);
 }
 
@@ -264,8 +268,7 @@ RK_HOST_DEVICE inline prepared_delivery prepare_delivery(const system_view& s, c
     if (slot < s.engagement_capacity) {
       engagement_entry& g = s.engagements[slot];
       const std::uint64_t budget = relaxed(g.budget_ns);
-      if (budget != 0 && cuda::atomic_ref<std::uint64_t, peer_scope>(g.used_ns).load(
-                             cuda::std::memory_order_relaxed) >= budget) {
+      if (budget != 0 && relaxed(g.used_ns) >= budget) {
         bump(g.rejections, messages);
         if (tenant) bump(tenant->budget_rejections, messages);
         audit_refusal(s, header, audit_event::quota_exceeded, status::quota_exceeded, header.tenant, r.actor,
@@ -281,7 +284,13 @@ RK_HOST_DEVICE inline prepared_delivery prepare_delivery(const system_view& s, c
                     quota_reason_rate);
       return {status::quota_exceeded};
     }
-    bump(tenant->sent, messages);
+  }
+  // Per-sender counters (summed per tenant on the host): a device-wide counter per tenant would put every
+  // send of the tenant on one atomic. Host sends have one writer, the gateway.
+  if (from_actor && header.source < s.route_capacity) {
+    bump(s.counters[header.source].passed, messages);
+  } else if (tenant != nullptr) {
+    bump(tenant->host_sent, messages);
   }
   return p;
 }
