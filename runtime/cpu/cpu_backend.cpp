@@ -1,6 +1,6 @@
 // CPU backend: the same device headers run on std::threads over host memory. "Device" and "mapped"
-// memory are ordinary aligned host allocations; a worker thread serves several actors round-robin;
-// the gateway is one more thread.
+// memory are ordinary aligned host allocations; a worker thread serves several actors round-robin and
+// exits once every one of them was retired; the gateway is one more thread.
 
 #include <ringkernel/device/gateway.cuh>
 #include <ringkernel/host/error.hpp>
@@ -100,12 +100,24 @@ public:
   std::uint32_t launch(const system_view& sys, const control_block*, std::span<const worker_group> groups,
                        std::uint32_t gateway_worker) override {
     sys_ = sys;
-    start_thread([this, gateway_worker](std::atomic<bool>& done) { gateway_loop(gateway_worker, done); });
+    start_thread(gateway_worker,
+                 [this, gateway_worker](std::atomic<bool>& done) { gateway_loop(gateway_worker, done); });
     return start_workers(groups);
   }
 
   std::uint32_t launch_more(const system_view&, std::span<const worker_group> groups) override {
     return start_workers(groups);
+  }
+
+  void release_workers(std::uint32_t first_worker, std::uint32_t count) noexcept override {
+    for (auto it = threads_.begin(); it != threads_.end();) {
+      if (it->worker >= first_worker && it->worker - first_worker < count) {
+        if (it->thread.joinable()) it->thread.join(); // it wrote `exited`: it is returning
+        it = threads_.erase(it);
+      } else {
+        ++it;
+      }
+    }
   }
   std::optional<backend_fault> poll_fault() override {
     if (!faulted_.load(std::memory_order_acquire)) return std::nullopt;
@@ -130,15 +142,16 @@ private:
   struct worker_thread {
     std::thread thread;
     std::unique_ptr<std::atomic<bool>> done; //!< set by the thread as its last action
+    std::uint32_t worker = 0;                //!< its worker_status entry
   };
 
   template <class Body>
-  void start_thread(Body body) {
+  void start_thread(std::uint32_t worker, Body body) {
     auto done = std::make_unique<std::atomic<bool>>(false);
     std::atomic<bool>& flag = *done;
     try {
       threads_.push_back(
-          {std::thread([body = std::move(body), &flag]() mutable { body(flag); }), std::move(done)});
+          {std::thread([body = std::move(body), &flag]() mutable { body(flag); }), std::move(done), worker});
     } catch (const std::system_error& e) {
       throw error(std::string("CPU backend: could not start a worker thread: ") + e.what());
     }
@@ -148,9 +161,7 @@ private:
   std::uint32_t start_workers(std::span<const worker_group> groups) {
     std::vector<served_actor> all;
     for (const auto& g : groups) {
-      auto* states = static_cast<std::byte*>(g.host_states);
-      for (std::uint32_t i = 0; i < g.workers; ++i)
-        all.push_back({g.ops, g.host_worker_actors[i], states + std::size_t{i} * g.ops->state_size});
+      for (std::uint32_t i = 0; i < g.workers; ++i) all.push_back({g.ops, g.host_worker_actors[i], g.host_states[i]});
     }
     if (all.empty()) return 0;
     const std::uint32_t hardware = std::max(1u, std::thread::hardware_concurrency());
@@ -160,20 +171,39 @@ private:
     std::vector<std::vector<served_actor>> assignment(threads);
     for (std::uint32_t i = 0; i < actors; ++i) assignment[i % threads].push_back(all[i]);
     const std::uint32_t first = groups.front().params.first_worker;
-    for (std::uint32_t w = 0; w < threads; ++w)
-      start_thread([this, index = first + w, work = std::move(assignment[w])](
-                       std::atomic<bool>& done) mutable { worker_loop(index, std::move(work), done); });
+    // All or nothing: the new threads wait at a gate before touching anything; if one cannot be
+    // started, the gate tells the others to leave, and they are joined before the error propagates.
+    auto gate = std::make_shared<std::atomic<int>>(gate_closed);
+    const std::size_t before = threads_.size();
+    try {
+      for (std::uint32_t w = 0; w < threads; ++w)
+        start_thread(first + w, [this, gate, index = first + w, work = std::move(assignment[w])](
+                                    std::atomic<bool>& done) mutable {
+          backoff wait;
+          while (gate->load(std::memory_order_acquire) == gate_closed) wait.pause();
+          if (gate->load(std::memory_order_acquire) == gate_open) worker_loop(index, std::move(work), done);
+          done.store(true, std::memory_order_release);
+        });
+    } catch (...) {
+      gate->store(gate_cancelled, std::memory_order_release);
+      for (std::size_t i = before; i < threads_.size(); ++i) threads_[i].thread.join();
+      threads_.erase(threads_.begin() + static_cast<std::ptrdiff_t>(before), threads_.end());
+      throw;
+    }
+    gate->store(gate_open, std::memory_order_release);
     return threads;
   }
+  static constexpr int gate_closed = 0, gate_open = 1, gate_cancelled = 2;
 
   void worker_loop(std::uint32_t worker, std::vector<served_actor> work, std::atomic<bool>& done) {
     worker_status& me = sys_.workers[worker];
-    store_pcie(me.checked_in, 1u);
+    std::uint32_t grace_seen = check_in(sys_, me);
     backoff idle;
     std::uint64_t polls = 0;
     bool paused = false;
-    while (!terminate_requested(sys_)) {
+    while (!terminate_requested(sys_) && !work.empty()) {
       bool handled_any = false;
+      note_quiescent(sys_, me, grace_seen);
       if (pause_requested(sys_) != paused) {
         paused = !paused;
         store_pcie(me.paused, paused ? 1u : 0u);
@@ -181,8 +211,10 @@ private:
       if (!paused) {
         for (std::size_t i = 0; i < work.size();) {
           std::string fault;
+          serve_result served = serve_result::idle;
           try {
-            handled_any |= work[i].ops->cpu_serve(sys_, work[i].actor, work[i].state);
+            served = work[i].ops->cpu_serve(sys_, work[i].actor, work[i].state);
+            handled_any |= served == serve_result::worked;
           } catch (const trap_exception& t) {
             fault = "ctx.trap(" + std::to_string(t.code) + ")";
           } catch (const std::exception& e) {
@@ -190,7 +222,9 @@ private:
           } catch (...) {
             fault = "handler threw a non-standard exception";
           }
-          if (fault.empty()) {
+          if (fault.empty() && served == serve_result::released) {
+            work.erase(work.begin() + static_cast<std::ptrdiff_t>(i)); // retired: never touched again
+          } else if (fault.empty()) {
             ++i;
           } else {
             record_fault(worker, work[i], std::move(fault));
@@ -205,15 +239,17 @@ private:
       }
       if ((++polls & 63u) == 0) store_pcie(me.heartbeat, polls);
     }
+    check_out(me);
     done.store(true, std::memory_order_release);
   }
 
   void gateway_loop(std::uint32_t worker, std::atomic<bool>& done) {
     worker_status& me = sys_.workers[worker];
-    store_pcie(me.checked_in, 1u);
+    std::uint32_t grace_seen = check_in(sys_, me);
     backoff idle;
     std::uint64_t polls = 0;
     while (!terminate_requested(sys_)) {
+      note_quiescent(sys_, me, grace_seen);
       if (gateway_step(sys_)) {
         idle.reset();
       } else {
@@ -221,6 +257,7 @@ private:
       }
       if ((++polls & 63u) == 0) store_pcie(me.heartbeat, polls);
     }
+    check_out(me);
     done.store(true, std::memory_order_release);
   }
 

@@ -25,7 +25,10 @@ constexpr unsigned gateway_threads = 32;
 
 struct launched_kernel {
   cudaStream_t stream = nullptr;
-  std::string where; //!< "actor kernel for handler 'echo' (actors: ...)"
+  std::string where;              //!< "actor kernel for handler 'echo' (actors: ...)"
+  std::uint32_t first_worker = 0; //!< its blocks use worker_status entries [first_worker, + blocks)
+  std::uint32_t blocks = 0;
+  double demand = 0.0; //!< its share of the GPU's resident-block capacity
 };
 
 std::string props_text(const cudaDeviceProp& p) {
@@ -102,8 +105,8 @@ public:
                        std::span<const worker_group> groups, std::uint32_t gateway_worker) override {
     host_control_ = host_control;
     std::vector<planned> plan;
-    plan.push_back(
-        {gateway_kernel_address(), 1, gateway_threads, "gateway kernel rk::gateway_kernel", nullptr});
+    plan.push_back({gateway_kernel_address(), 1, gateway_threads, "gateway kernel rk::gateway_kernel",
+                    nullptr, gateway_worker});
     for (const auto& g : groups) plan.push_back(plan_for(g));
     used_capacity_ += check_co_residency(plan, used_capacity_);
 
@@ -128,6 +131,20 @@ public:
     std::uint32_t workers = 0;
     for (const auto& p : plan) workers += launch_group(p);
     return workers;
+  }
+
+  void release_workers(std::uint32_t first_worker, std::uint32_t count) noexcept override {
+    for (auto it = launched_.begin(); it != launched_.end();) {
+      if (it->first_worker >= first_worker && it->first_worker + it->blocks <= first_worker + count) {
+        // Its blocks exited; destroying the stream lets the grid finish and frees the stream afterwards.
+        RK_CUDA_WARN(cudaStreamDestroy(it->stream));
+        used_capacity_ -= it->demand;
+        it = launched_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (used_capacity_ < 0) used_capacity_ = 0;
   }
 
   std::optional<backend_fault> poll_fault() override {
@@ -166,11 +183,17 @@ private:
     unsigned threads;
     std::string where;
     const worker_group* group; // null for the gateway
+    std::uint32_t first_worker;
+    double demand = 0.0; // set by check_co_residency
   };
 
   static planned plan_for(const worker_group& g) {
-    return {g.ops->cuda_kernel, g.workers, g.ops->threads_per_worker,
-            "actor kernel for handler '" + g.ops->name + "' (actors: " + g.actors_description + ")", &g};
+    return {g.ops->cuda_kernel,
+            g.workers,
+            g.ops->threads_per_worker,
+            "actor kernel for handler '" + g.ops->name + "' (actors: " + g.actors_description + ")",
+            &g,
+            g.params.first_worker};
   }
 
   std::uint32_t launch_group(const planned& p) {
@@ -185,7 +208,7 @@ private:
   void start_kernel(const planned& p, void** args, const std::string& stream_name) {
     cudaStream_t stream = nullptr;
     RK_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-    launched_.push_back({stream, p.where});
+    launched_.push_back({stream, p.where, p.first_worker, p.blocks, p.demand});
 #if defined(RK_ENABLE_NVTX) && RK_ENABLE_NVTX
     nvtxNameCudaStreamA(stream, stream_name.c_str());
 #else
@@ -226,10 +249,10 @@ private:
   //! add up to at most 1 (each kernel's binding resource is then shared proportionally). Returns the
   //! fraction `plan` needs; throws (nothing launched) if it does not fit beside `already_used`. start()
   //! also waits for every block to check in, which catches what this estimate cannot (other work).
-  double check_co_residency(const std::vector<planned>& plan, double already_used) {
+  double check_co_residency(std::vector<planned>& plan, double already_used) {
     double demand = 0.0;
     std::ostringstream breakdown;
-    for (const planned& p : plan) {
+    for (planned& p : plan) {
       const cudaFuncAttributes attributes = load(p.kernel, p.where);
       if (static_cast<int>(p.threads) > attributes.maxThreadsPerBlock)
         throw error("the " + p.where + " needs " + std::to_string(p.threads) +
@@ -243,7 +266,8 @@ private:
       if (capacity <= 0)
         throw error("the " + p.where + " cannot be resident at all with " + std::to_string(p.threads) +
                     " threads per worker. Nothing was launched.");
-      demand += p.blocks / capacity;
+      p.demand = p.blocks / capacity;
+      demand += p.demand;
       breakdown << "\n  " << p.where << ": " << p.blocks << " workers, at most " << per_sm << " per SM x "
                 << props_.multiProcessorCount << " SMs";
     }

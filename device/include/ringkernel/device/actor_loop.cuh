@@ -15,7 +15,9 @@
 
 namespace rk::detail {
 
-enum class step_kind : int { idle, handle, discard, park };
+//! release: the worker lets go of the actor for good (it was forgotten, or the id is no longer the
+//! slot's occupant); it never touches the actor's entry, mailbox or state again.
+enum class step_kind : int { idle, handle, discard, park, release };
 
 struct worker_step {
   step_kind kind = step_kind::idle;
@@ -53,16 +55,23 @@ RK_HOST_DEVICE inline worker_step pick_message(const route_entry& e, actor_priva
 }
 
 //! Leader only: what the worker of `self` does next, applying lifecycle transitions on the way:
-//! acknowledges pause and resume, reports `stopped` once a stopping actor's mailbox is empty, and turns
-//! messages that reach a stopped or faulted actor into discards.
+//! acknowledges pause and resume, reports `stopped` once a stopping actor's mailbox is empty, turns
+//! messages that reach a stopped or faulted actor into discards, and lets go of a retired actor.
 RK_HOST_DEVICE inline worker_step next_step(const system_view& sys, actor_index self) noexcept {
-  route_entry& e = sys.routes[self];
+  const std::uint32_t slot = slot_of(sys, self);
+  route_entry& e = sys.routes[slot];
   const std::uint32_t hw = host_word_of(e);
+  // A worker launched for an id whose slot has a new occupant (an orphaned launch) serves nothing.
+  if (load_relaxed(e.generation) != id_generation(self, sys.actor_slot_bits)) return {step_kind::release};
   const std::uint32_t dw = device_word_of(e);
   const auto hs = static_cast<host_state>(state_in(hw));
   const device_state ds = current_device_state(hw, dw);
   const std::uint32_t epoch = epoch_of(hw);
 
+  if (hs == host_state::retired) {
+    set_device_word(e, make_state_word(epoch, static_cast<std::uint8_t>(device_state::retired)));
+    return {step_kind::release};
+  }
   if (ds == device_state::stopped || ds == device_state::faulted) {
     for (std::uint32_t l = 0; l < e.lanes; ++l)
       if (const std::byte* slot = mailbox(lane_view(e, l)).try_peek()) return {step_kind::discard, slot, l};
@@ -72,14 +81,14 @@ RK_HOST_DEVICE inline worker_step next_step(const system_view& sys, actor_index 
   case host_state::live: {
     if (ds == device_state::paused)
       set_device_word(e, make_state_word(epoch, static_cast<std::uint8_t>(device_state::running)));
-    return pick_message(e, sys.privates[self], sys.starvation_limit);
+    return pick_message(e, sys.privates[slot], sys.starvation_limit);
   }
   case host_state::paused:
     if (ds != device_state::paused)
       set_device_word(e, make_state_word(epoch, static_cast<std::uint8_t>(device_state::paused)));
     return {step_kind::park};
   case host_state::stopping: {
-    const worker_step next = pick_message(e, sys.privates[self], sys.starvation_limit);
+    const worker_step next = pick_message(e, sys.privates[slot], sys.starvation_limit);
     if (next.kind == step_kind::handle) return next;
     set_device_word(e, make_state_word(epoch, static_cast<std::uint8_t>(device_state::stopped)));
     return {step_kind::park};
@@ -95,7 +104,7 @@ template <class H>
 RK_HOST_DEVICE void run_handler(const system_view& sys, actor_index self, handler_state_t<H>& state,
                                 const std::byte* slot, hlc_timestamp event_time) {
   const message m(slot);
-  actor_context ctx(sys, self, sys.routes[self].tenant, event_time);
+  actor_context ctx(sys, self, sys.routes[slot_of(sys, self)].tenant, event_time);
   H handler{};
   handler(ctx, state, m);
 }
@@ -103,41 +112,47 @@ RK_HOST_DEVICE void run_handler(const system_view& sys, actor_index self, handle
 //! Adds a handler's running time to its actor's engagement (the GPU-time budget) and tenant.
 RK_HOST_DEVICE inline void charge_handler_time(const system_view& sys, actor_index self,
                                                std::uint64_t ns) noexcept {
-  const route_entry& e = sys.routes[self];
+  const route_entry& e = sys.routes[slot_of(sys, self)];
   if (e.engagement_slot < sys.engagement_capacity) bump(sys.engagements[e.engagement_slot].used_ns, ns);
-  bump(sys.counters[self].handler_ns, ns); // per actor: summed per tenant on the host
+  bump(sys.counters[slot_of(sys, self)].handler_ns, ns); // per actor: summed per tenant on the host
 }
 
 //! Releases the slot of `step` after it was handled or discarded, and counts it.
 RK_HOST_DEVICE inline void finish_step(const system_view& sys, actor_index self,
                                        const worker_step& step) noexcept {
-  mailbox(lane_view(sys.routes[self], step.lane)).pop();
-  bump(step.kind == step_kind::handle ? sys.counters[self].handled : sys.counters[self].discarded);
+  const std::uint32_t slot = slot_of(sys, self);
+  mailbox(lane_view(sys.routes[slot], step.lane)).pop();
+  bump(step.kind == step_kind::handle ? sys.counters[slot].handled : sys.counters[slot].discarded);
 }
 
-//! CPU backend step: handles (or discards) at most one message for `self`. Returns whether it did.
-//! Exceptions from the handler propagate to the caller (the worker thread records the fault).
+//! What one CPU backend step did for an actor.
+enum class serve_result : int { idle, worked, released };
+
+//! CPU backend step: handles (or discards) at most one message for `self`, or lets go of it (released:
+//! the worker must not serve it again). Exceptions from the handler propagate to the caller (the worker
+//! thread records the fault).
 template <class H>
-bool cpu_serve_one(const system_view& sys, actor_index self, void* state) {
+serve_result cpu_serve_one(const system_view& sys, actor_index self, void* state) {
   const worker_step step = next_step(sys, self);
+  if (step.kind == step_kind::release) return serve_result::released;
   if (step.kind == step_kind::handle) {
-    const hlc_timestamp event_time =
-        sys.privates[self].clock.observe(reinterpret_cast<const envelope*>(step.slot)->timestamp);
+    const hlc_timestamp event_time = sys.privates[slot_of(sys, self)].clock.observe(
+        reinterpret_cast<const envelope*>(step.slot)->timestamp);
     const std::uint64_t begin = physical_clock_ns();
     run_handler<H>(sys, self, *static_cast<handler_state_t<H>*>(state), step.slot, event_time);
     charge_handler_time(sys, self, physical_clock_ns() - begin);
   } else if (step.kind != step_kind::discard) {
-    return false;
+    return serve_result::idle;
   }
   finish_step(sys, self, step);
-  return true;
+  return serve_result::worked;
 }
 
 //! Parameters of one actor kernel launch (one kernel per handler type; block i runs worker_actors[i]).
 struct actor_kernel_params {
   system_view sys;
   const actor_index* worker_actors = nullptr; //!< device memory, one per block
-  void* states = nullptr;                     //!< device memory, handler_state_t<H>[blocks]
+  void* const* states = nullptr;              //!< device memory, one handler_state_t<H>* per block
   std::uint32_t first_worker = 0;             //!< index of block 0 in sys.workers
 };
 
@@ -153,7 +168,7 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
 
   const system_view& sys = p.sys;
   const actor_index self = p.worker_actors[blockIdx.x];
-  auto* state = static_cast<handler_state_t<H>*>(p.states) + blockIdx.x;
+  auto* state = static_cast<handler_state_t<H>*>(p.states[blockIdx.x]);
   worker_status& status_word = sys.workers[p.first_worker + blockIdx.x];
 
   backoff idle(sys.device_idle_sleep_max_ns);
@@ -161,7 +176,8 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
   bool busy = false;
   bool paused = false;
   std::uint64_t handler_begin = 0; // thread 0 only
-  if (threadIdx.x == 0) store_pcie(status_word.checked_in, 1u);
+  std::uint32_t grace_seen = 0;    // thread 0 only
+  if (threadIdx.x == 0) grace_seen = check_in(sys, status_word);
 
   for (;;) {
     if (threadIdx.x == 0) {
@@ -171,19 +187,21 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
       if (check_control && terminate_requested(sys)) {
         shared_exit = true;
       } else {
+        if (check_control) note_quiescent(sys, status_word, grace_seen);
         if (check_control && pause_requested(sys) != paused) {
           paused = !paused;
           store_pcie(status_word.paused, paused ? 1u : 0u);
         }
         if (!paused) step = next_step(sys, self);
+        if (step.kind == step_kind::release) shared_exit = true;
       }
       const bool working = step.kind == step_kind::handle;
       if (working && !busy) store_pcie(status_word.busy_actor, self + 1);
       if (!working && busy) store_pcie(status_word.busy_actor, 0u);
       busy = working;
       if (working)
-        shared_time =
-            sys.privates[self].clock.observe(reinterpret_cast<const envelope*>(step.slot)->timestamp);
+        shared_time = sys.privates[slot_of(sys, self)].clock.observe(
+            reinterpret_cast<const envelope*>(step.slot)->timestamp);
       if (check_control) store_pcie(status_word.heartbeat, static_cast<std::uint64_t>(polls));
       shared_step = step;
       if (working) handler_begin = physical_clock_ns();
@@ -207,7 +225,7 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
     }
     __syncthreads(); // shared_step / shared_time are rewritten next iteration
   }
-  if (threadIdx.x == 0) store_pcie(status_word.busy_actor, 0u);
+  if (threadIdx.x == 0) check_out(status_word);
 }
 #endif
 
@@ -216,7 +234,8 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
 #if defined(__CUDACC__)
 namespace rk {
 //! The persistent actor kernel for handler type H. Launched with one block per actor of type H (at start,
-//! and again for actors spawned later); returns when the host sets terminate. Nsight shows
+//! and again for actors spawned later); a block returns when the host sets terminate or retires its actor
+//! (runtime::forget), after writing worker_status::exited. Nsight shows
 //! `rk::actor_kernel<H>`.
 template <class H>
 __global__ void actor_kernel(detail::actor_kernel_params params) {

@@ -39,7 +39,7 @@ class actor_context {
 public:
   RK_HOST_DEVICE actor_context(const detail::system_view& sys, actor_index self, std::uint64_t tenant,
                                hlc_timestamp event_time) noexcept
-      : sys_(&sys), self_(self), tenant_(tenant), event_time_(event_time) {}
+      : sys_(&sys), self_(self), slot_(detail::slot_of(sys, self)), tenant_(tenant), event_time_(event_time) {}
 
   RK_HOST_DEVICE actor_index self() const noexcept { return self_; }
   RK_HOST_DEVICE std::uint64_t tenant() const noexcept { return tenant_; }
@@ -128,20 +128,29 @@ public:
     options.flags |= envelope_flags::descriptor;
     return send(destination, type, as_bytes(descriptor), options);
   }
-  //! The bytes a received descriptor names (empty when `m` carries no descriptor). Valid while the
-  //! region stays registered; the device validated the descriptor before `m` was delivered.
+  //! The bytes a received descriptor names (empty when `m` carries no descriptor). The device validated
+  //! the descriptor before `m` was delivered; here the region must still be registered in the same
+  //! generation (an unregistered region's slot may hold another region by now), else the view is empty.
+  //! Valid during this handler call.
   RK_HOST_DEVICE byte_view region_bytes(const message& m) const noexcept {
     if ((m.header().flags & envelope_flags::descriptor) == 0) return {};
     const region_descriptor* d = m.as<region_descriptor>();
     if (d == nullptr || d->region >= sys_->region_capacity) return {};
-    return {sys_->regions[d->region].base + d->offset, static_cast<std::uint32_t>(d->length)};
+    const detail::region_entry& r = sys_->regions[d->region];
+    if (cuda::atomic_ref<std::uint32_t, peer_scope>(const_cast<std::uint32_t&>(r.live))
+                .load(cuda::std::memory_order_acquire) == 0 ||
+        detail::relaxed(r.generation) != d->generation)
+      return {};
+    const std::uint64_t end = d->offset + d->length;
+    if (end < d->offset || end > detail::relaxed(r.size)) return {};
+    return {detail::relaxed(r.base) + d->offset, static_cast<std::uint32_t>(d->length)};
   }
 
   //! Marks this actor faulted with `code`: it takes no more messages (later arrivals are discarded and
   //! counted), groups skip it, and runtime::respawn can bring it back. The current handler call finishes.
   RK_HOST_DEVICE void fault(std::uint32_t code) const noexcept {
-    detail::route_entry& e = sys_->routes[self_];
-    cuda::atomic_ref<std::uint32_t, peer_scope>(sys_->counters[self_].fault_code)
+    detail::route_entry& e = sys_->routes[slot_];
+    cuda::atomic_ref<std::uint32_t, peer_scope>(sys_->counters[slot_].fault_code)
         .store(code, cuda::std::memory_order_relaxed);
     detail::set_device_word(
         e, detail::make_state_word(detail::epoch_of(detail::host_word_of(e)),
@@ -182,12 +191,12 @@ private:
     header.priority = static_cast<std::uint8_t>(options.priority);
     header.hops = static_cast<std::uint8_t>(hops > 255 ? 255 : hops);
     header.route_key = options.key;
-    header.tenant_slot = sys_->routes[self_].tenant_slot;
+    header.tenant_slot = sys_->routes[slot_].tenant_slot;
     return header;
   }
 
   RK_HOST_DEVICE detail::actor_counters& counters() const noexcept {
-    return sys_->counters[self_];
+    return sys_->counters[slot_];
   }
 
   RK_HOST_DEVICE status count_sent(status verdict, std::uint32_t messages = 1) const noexcept {
@@ -232,11 +241,11 @@ private:
       }
       return count_sent(worst, count);
     }
-    const mailbox ring(detail::lane_view(sys_->routes[p.actor], p.lane));
+    const mailbox ring(detail::lane_view(sys_->routes[p.slot], p.lane));
     const ring_claim c = ring.try_claim(count);
     if (!c.ok) return count_sent(status::queue_full, count);
     write_batch(ring, c.position, header, payloads, count);
-    detail::bump(sys_->counters[p.actor].received, count); // before publish: see commit_delivery
+    detail::bump(sys_->counters[p.slot].received, count); // before publish: see commit_delivery
     for (std::uint32_t i = 0; i < count; ++i) ring.publish(c.position + i);
     detail::bump(counters().reservations);
     return count_sent(status::delivered, count);
@@ -272,17 +281,18 @@ private:
         group_largest = other > group_largest ? other : group_largest;
       }
 
-      std::uint32_t verdict = 0, actor = 0, lane_index = 0, hops = 0;
+      std::uint32_t verdict = 0, actor = 0, slot = 0, lane_index = 0, hops = 0;
       std::uint64_t first = 0;
       if (static_cast<int>(lane) == leader) {
         const detail::prepared_delivery p =
             detail::prepare_delivery(*sys_, header, group_largest, nullptr, total);
         verdict = static_cast<std::uint32_t>(p.verdict);
         actor = p.actor;
+        slot = p.slot;
         lane_index = p.lane;
         hops = p.hops;
         if (p.verdict == status::delivered && p.actor != host_actor) {
-          const ring_claim c = mailbox(detail::lane_view(sys_->routes[p.actor], p.lane)).try_claim(total);
+          const ring_claim c = mailbox(detail::lane_view(sys_->routes[p.slot], p.lane)).try_claim(total);
           if (c.ok) {
             first = c.position;
           } else {
@@ -292,13 +302,14 @@ private:
       }
       verdict = __shfl_sync(all_lanes, verdict, leader);
       actor = __shfl_sync(all_lanes, actor, leader);
+      slot = __shfl_sync(all_lanes, slot, leader);
       lane_index = __shfl_sync(all_lanes, lane_index, leader);
       hops = __shfl_sync(all_lanes, hops, leader);
       first = __shfl_sync(all_lanes, first, leader);
 
       const bool claimed = static_cast<status>(verdict) == status::delivered && actor != host_actor;
       if (claimed) {
-        const mailbox ring(detail::lane_view(sys_->routes[actor], lane_index));
+        const mailbox ring(detail::lane_view(sys_->routes[slot], lane_index));
         if (in_group) {
           envelope routed = header;
           routed.hops = static_cast<std::uint8_t>(hops);
@@ -307,7 +318,7 @@ private:
         }
         __syncwarp(); // every lane's slot bytes are written (and ordered) before the leader publishes
         if (static_cast<int>(lane) == leader) {
-          detail::bump(sys_->counters[actor].received, total); // before publish: see commit_delivery
+          detail::bump(sys_->counters[slot].received, total); // before publish: see commit_delivery
           for (std::uint32_t i = 0; i < total; ++i) ring.publish(first + i);
           detail::bump(counters().reservations);
         }
@@ -329,6 +340,7 @@ private:
 
   const detail::system_view* sys_;
   actor_index self_;
+  std::uint32_t slot_; //!< self_'s routing-table slot
   std::uint64_t tenant_;
   hlc_timestamp event_time_;
 };

@@ -37,7 +37,7 @@ RK_HOST_DEVICE inline bool gateway_step(const system_view& sys) noexcept {
 __device__ inline void device_gateway_loop(const system_view& sys, std::uint32_t worker_index) {
   if (threadIdx.x != 0) return;
   worker_status& status_word = sys.workers[worker_index];
-  store_pcie(status_word.checked_in, 1u);
+  std::uint32_t grace_seen = check_in(sys, status_word);
   backoff idle(sys.device_idle_sleep_max_ns);
   for (std::uint64_t polls = 0;; ++polls) {
     if (gateway_step(sys)) {
@@ -47,8 +47,10 @@ __device__ inline void device_gateway_loop(const system_view& sys, std::uint32_t
       idle.pause();
     }
     if (terminate_requested(sys)) break;
+    note_quiescent(sys, status_word, grace_seen);
     store_pcie(status_word.heartbeat, polls);
   }
+  check_out(status_word);
 }
 #endif
 

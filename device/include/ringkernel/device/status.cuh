@@ -23,9 +23,10 @@ enum class status : std::uint8_t {
   timed_out,          //!< a bounded wait expired
   aborted,            //!< a wait stopped because the runtime is terminating
   not_running,        //!< the runtime is not running (host send before start or after shutdown)
+  invalid_destination, //!< the sender may not address that destination (the host sending to itself)
 };
 
-inline constexpr std::uint32_t status_count = 14;
+inline constexpr std::uint32_t status_count = 15;
 
 //! True for the two outcomes that mean "the message is on its way".
 RK_HOST_DEVICE constexpr bool is_ok(status s) noexcept {
@@ -63,6 +64,8 @@ RK_HOST_DEVICE constexpr const char* to_string(status s) noexcept {
     return "aborted";
   case status::not_running:
     return "not_running";
+  case status::invalid_destination:
+    return "invalid_destination";
   }
   return "unknown";
 }

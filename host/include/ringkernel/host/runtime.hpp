@@ -95,8 +95,12 @@ public:
 
   //! The id of the actor (or alias) named `name`; throws rk::error if there is none.
   actor_index find(std::string_view name) const;
-  const std::string& name_of(actor_index id) const;
+  //! The name of a current actor or alias; throws rk::error for an unknown or forgotten id.
+  std::string name_of(actor_index id) const;
+  //! Current actors and aliases.
   std::uint32_t actor_count() const noexcept;
+  //! How full each table is (see table_usage).
+  table_usage tables() const;
 
   // --- groups and routes (all may be called before or while running) ---------------------------------
 
@@ -113,6 +117,12 @@ public:
   void clear_route(actor_index a);
   //! A named address with no mailbox whose messages go to `target`; returns its id.
   actor_index add_alias(std::string name, address target);
+  //! Removes an alias no other alias or route leads to. Its id is refused from now on (not_found on the
+  //! device, rk::error on the host); its slot is reused after a grace period.
+  void remove_alias(actor_index alias);
+  //! Removes a group no alias or route leads to. Its address is refused from now on; its slot and member
+  //! list are reused after a grace period.
+  void remove_group(address group);
 
   // --- actor lifecycle while running --------------------------------------------------------------------
 
@@ -131,6 +141,12 @@ public:
   bool pause_actor(actor_index a, std::chrono::nanoseconds timeout = std::chrono::seconds(5));
   void resume_actor(actor_index a);
   actor_lifecycle lifecycle(actor_index a) const;
+  //! Forgets actor `a`: before start() any actor, while running a stopped or faulted one (stop() it
+  //! first). Refused while a group, alias or route leads to it. Its name is free at once; its id is
+  //! refused from now on (the id carries a generation, so a reused slot gets a new id); its tenant charge
+  //! is returned; its slot, mailbox and state memory are reused once its worker let go of it and a grace
+  //! period passed. Its counters move to runtime_stats::forgotten, what was still queued as discarded.
+  void forget(actor_index a);
 
   // --- tenants and regions -------------------------------------------------------------------------------
 
@@ -182,8 +198,8 @@ public:
 
   //! Host -> actor, group or alias through the ingress ring. Never blocks. Returns `enqueued` (the
   //! device decides and counts the outcome, see stats().gateway_verdicts), `queue_full` (ingress ring
-  //! full), `too_large` (payload exceeds the host ring's slot) or `not_running`. Throws rk::error if the
-  //! runtime faulted.
+  //! full), `too_large` (payload exceeds the host ring's slot), `invalid_destination` (host_actor: the
+  //! host cannot send to itself) or `not_running`. Throws rk::error if the runtime faulted.
   [[nodiscard]] status send(address destination, std::uint32_t type, byte_view payload,
                             const send_options& options = {});
   //! Like send, to the member of `group` chosen by hash of `key` (stable while that member is live).

@@ -63,18 +63,48 @@ struct actor_stats {
 };
 
 struct runtime_stats {
+  //! Every current actor and alias, in id-slot order. Until an actor is forgotten, ids are dense and
+  //! `actors[id]` is actor `id`; use find() when actors may have been forgotten.
   std::vector<actor_stats> actors;
+  //! The counters of every forgotten actor, summed (messages still queued when it was forgotten count
+  //! as discarded), so that totals keep balancing across runtime::forget.
+  actor_stats forgotten{host_actor, "(forgotten actors)", actor_lifecycle::stopped};
   status_counts host_sends{};       //!< what runtime::send / send_wait returned on the host
   status_counts gateway_verdicts{}; //!< what the device decided for each host message
   std::uint64_t gateway_processed = 0;
   std::uint64_t host_received = 0; //!< messages runtime::receive returned
 
-  //! Sum over actors of sends with outcome `s`.
+  //! The entry of actor (or alias) `id`, or null when it is not a current one.
+  const actor_stats* find(actor_index id) const noexcept {
+    for (const auto& a : actors)
+      if (a.id == id) return &a;
+    return nullptr;
+  }
+  //! Sum over actors (forgotten ones included) of sends with outcome `s`.
   std::uint64_t actor_sends(status s) const noexcept {
-    std::uint64_t sum = 0;
+    std::uint64_t sum = forgotten.sent[static_cast<std::size_t>(s)];
     for (const auto& a : actors) sum += a.sent[static_cast<std::size_t>(s)];
     return sum;
   }
+};
+
+//! How full one table is.
+struct table_fill {
+  std::uint64_t used = 0;
+  std::uint64_t capacity = 0;
+};
+
+//! How full the runtime's tables are (runtime::tables()). Slots given back by forget, remove_alias,
+//! remove_group, tenants().remove and unregister_region count as used until their grace period ends.
+struct table_usage {
+  table_fill actors;        //!< actor and alias ids (runtime_options::max_actors)
+  table_fill groups;        //!< max_groups
+  table_fill group_members; //!< max_group_members
+  table_fill tenants;       //!< max_tenants (tenant 0 included)
+  table_fill engagements;   //!< max_engagements
+  table_fill regions;       //!< max_regions
+  table_fill running_arena; //!< bytes of runtime_options::running_arena_bytes (capacity 0 before start())
+  std::uint64_t pending_releases = 0; //!< slots and memory waiting for workers to pass a grace period
 };
 
 //! What shutdown() found.

@@ -3,6 +3,7 @@
 //! The one place where the device decides what happens to a message. Every path (K2K sends from
 //! handlers, host messages forwarded by the gateway, replies to the host, aggregated warp sends) calls
 //! prepare_delivery() and nothing reaches a destination ring except through it. In order:
+//!   0. a host send addressed to the host -> invalid_destination (runtime::send refuses it first)
 //!   1. a K2K send of a type marked not routable -> not_routable
 //!   2. route resolution: indirect routes (one hop each, at most max_hops) -> max_hops_exceeded;
 //!      a group picks a live member (round-robin, or by hash of the route key); an unknown or
@@ -10,7 +11,8 @@
 //!   3. tenancy: the sender's tenant must be the receiving actor's -> tenant_mismatch
 //!   4. a zero-copy descriptor must name live, final bytes the sender may share -> invalid_descriptor
 //!   5. the destination lane by priority; the payload must fit its slot -> too_large
-//!   6. quotas: the sender's engagement budget, then its tenant's message rate -> quota_exceeded
+//!   6. quotas: the sender's engagement budget, then its tenant's message rate -> quota_exceeded (a host
+//!      send stamped with the table slot of a tenant removed since is refused -> tenant_mismatch)
 //! Only then are slots claimed and bytes written.
 
 #include <ringkernel/device/detail/system.cuh>
@@ -27,9 +29,9 @@ RK_HOST_DEVICE constexpr std::uint64_t mix64(std::uint64_t x) noexcept {
   return x ^ (x >> 31);
 }
 
-//! Whether the actor at `e` takes direct messages now (live or paused, not stopped or faulted).
-RK_HOST_DEVICE inline bool accepts_messages(const route_entry& e) noexcept {
-  const std::uint32_t hw = host_word_of(e);
+//! Whether the actor at `e`, whose host word read `hw`, takes direct messages now (live or paused, not
+//! stopping, stopped, faulted or retired).
+RK_HOST_DEVICE inline bool accepts_messages(const route_entry& e, std::uint32_t hw) noexcept {
   const auto hs = static_cast<host_state>(state_in(hw));
   if (hs != host_state::live && hs != host_state::paused) return false;
   const device_state ds = current_device_state(hw, device_word_of(e));
@@ -39,11 +41,11 @@ RK_HOST_DEVICE inline bool accepts_messages(const route_entry& e) noexcept {
 //! Whether `member` may be picked by a group send: live (not paused, stopping, stopped or faulted) and
 //! reachable directly.
 RK_HOST_DEVICE inline bool eligible_member(const system_view& s, address member) noexcept {
-  if (member >= s.route_capacity) return false;
-  const route_entry& e = s.routes[member];
-  const std::uint32_t hw = host_word_of(e);
-  if (static_cast<host_state>(state_in(hw)) != host_state::live || next_hop_of(e) != member) return false;
-  const device_state ds = current_device_state(hw, device_word_of(e));
+  std::uint32_t hw = 0;
+  const route_entry* e = entry_of(s, member, hw);
+  if (e == nullptr) return false;
+  if (static_cast<host_state>(state_in(hw)) != host_state::live || next_hop_of(*e) != member) return false;
+  const device_state ds = current_device_state(hw, device_word_of(*e));
   return ds != device_state::stopped && ds != device_state::faulted;
 }
 
@@ -54,23 +56,32 @@ RK_HOST_DEVICE inline bool type_blocked(const system_view& s, std::uint32_t type
   return ((word >> (type % 32)) & 1u) != 0;
 }
 
-//! A member of group `g` for `header`, or host_actor when none is eligible.
+//! A member of the group at address `group` for `header`, or host_actor when none is eligible (or the
+//! address names no group, or a removed one).
 //! Round-robin: every candidate tried takes the next value of the group's shared cursor, so skipping a
 //! member that is not live consumes its turn and the live members keep an even share. Keyed: starts at
 //! hash(key) and takes the first eligible member from there, so a key keeps its member while that member
 //! stays live.
-RK_HOST_DEVICE inline address pick_member(const system_view& s, std::uint32_t g,
+RK_HOST_DEVICE inline address pick_member(const system_view& s, address group,
                                           const envelope& header) noexcept {
+  const std::uint32_t g = id_slot(group, s.group_slot_bits);
   if (g >= s.group_capacity) return host_actor;
-  const group_entry entry = s.groups[g];
-  if (entry.count == 0) return host_actor;
+  const group_entry& entry = s.groups[g];
+  // Acquire: the host writes `first` and `count` before it publishes the generation.
+  const std::uint32_t generation = cuda::atomic_ref<std::uint32_t, peer_scope>(
+                                       const_cast<std::uint32_t&>(entry.generation))
+                                       .load(cuda::std::memory_order_acquire);
+  if (generation != id_generation(group, s.group_slot_bits)) return host_actor;
+  const std::uint32_t first = load_relaxed(entry.first);
+  const std::uint32_t count = load_relaxed(entry.count);
+  if (count == 0) return host_actor;
   const bool keyed = (header.flags & envelope_flags::keyed) != 0;
-  const std::uint32_t start = keyed ? static_cast<std::uint32_t>(mix64(header.route_key) % entry.count) : 0;
-  for (std::uint32_t k = 0; k < entry.count; ++k) {
+  const std::uint32_t start = keyed ? static_cast<std::uint32_t>(mix64(header.route_key) % count) : 0;
+  for (std::uint32_t k = 0; k < count; ++k) {
     const std::uint32_t turn = keyed ? start + k
                                      : cuda::atomic_ref<std::uint32_t, peer_scope>(s.group_cursors[g])
                                            .fetch_add(1, cuda::std::memory_order_relaxed);
-    const address candidate = s.group_members[entry.first + turn % entry.count];
+    const address candidate = s.group_members[first + turn % count];
     if (eligible_member(s, candidate)) return candidate;
   }
   return host_actor;
@@ -90,22 +101,21 @@ RK_HOST_DEVICE inline resolution resolve(const system_view& s, const envelope& h
   for (;;) {
     if (d == host_actor) return {status::delivered, host_actor, hops};
     if (is_group_address(d)) {
-      const address member = pick_member(s, group_of(d), header);
+      const address member = pick_member(s, d, header);
       if (member == host_actor) return {status::not_found, host_actor, hops};
       return {status::delivered, member, hops};
     }
-    if (d >= s.route_capacity) return {status::not_found, host_actor, hops};
-    const route_entry& e = s.routes[d];
-    const auto hs = static_cast<host_state>(state_in(host_word_of(e)));
-    if (hs == host_state::empty) return {status::not_found, host_actor, hops};
-    const address next = next_hop_of(e);
+    std::uint32_t hw = 0;
+    const route_entry* e = entry_of(s, d, hw);
+    if (e == nullptr) return {status::not_found, host_actor, hops};
+    const address next = next_hop_of(*e);
     if (next != d) {
       if (hops >= s.max_hops) return {status::max_hops_exceeded, host_actor, hops};
       ++hops;
       d = next;
       continue;
     }
-    if (!accepts_messages(e)) return {status::not_found, host_actor, hops};
+    if (!accepts_messages(*e, hw)) return {status::not_found, host_actor, hops};
     return {status::delivered, d, hops};
   }
 }
@@ -119,8 +129,8 @@ RK_HOST_DEVICE inline T relaxed(const T& field) noexcept {
 
 //! The audit tag of actor `a` (untagged for the host and actors without one).
 RK_HOST_DEVICE inline audit_tag audit_tag_of(const system_view& s, actor_index a) noexcept {
-  if (a == host_actor || a >= s.route_capacity) return {};
-  const std::uint32_t slot = s.routes[a].engagement_slot;
+  if (a == host_actor || slot_of(s, a) >= s.route_capacity) return {};
+  const std::uint32_t slot = s.routes[slot_of(s, a)].engagement_slot;
   if (slot >= s.engagement_capacity) return {};
   return audit_tag{s.engagements[slot].org_id, s.engagements[slot].engagement_id};
 }
@@ -220,6 +230,7 @@ inline constexpr std::uint64_t quota_reason_budget = 2;
 struct prepared_delivery {
   status verdict = status::not_found;
   address actor = host_actor; //!< host_actor: the egress ring
+  std::uint32_t slot = 0;     //!< the receiving actor's routing-table slot
   std::uint32_t lane = 0;
   std::uint32_t hops = 0;
 };
@@ -234,16 +245,18 @@ RK_HOST_DEVICE inline prepared_delivery prepare_delivery(const system_view& s, c
   const bool drop = (header.flags & envelope_flags::drop_if_unroutable) != 0;
   const bool from_actor = header.source != host_actor;
   const bool k2k = from_actor && header.destination != host_actor;
+  if (!from_actor && header.destination == host_actor) return {status::invalid_destination};
   if (k2k && type_blocked(s, header.type_id)) return {status::not_routable};
   const resolution r = resolve(s, header);
   if (r.verdict != status::delivered) {
     return {r.verdict == status::not_found && drop ? status::dropped : r.verdict};
   }
-  prepared_delivery p{status::delivered, r.actor, 0, r.hops};
+  prepared_delivery p{status::delivered, r.actor, 0, 0, r.hops};
   if (r.actor == host_actor) {
     if (payload_length > s.egress.slot_bytes - envelope_bytes) return {status::too_large};
   } else {
-    const route_entry& e = s.routes[r.actor];
+    p.slot = slot_of(s, r.actor);
+    const route_entry& e = s.routes[p.slot];
     if (e.tenant != header.tenant) {
       audit_refusal(s, header, audit_event::cross_tenant_attempt, status::tenant_mismatch, e.tenant, r.actor,
                     header.type_id);
@@ -263,8 +276,15 @@ RK_HOST_DEVICE inline prepared_delivery prepare_delivery(const system_view& s, c
   }
 
   tenant_entry* tenant = header.tenant_slot < s.tenant_capacity ? &s.tenants[header.tenant_slot] : nullptr;
-  if (from_actor && header.source < s.route_capacity) {
-    const std::uint32_t slot = s.routes[header.source].engagement_slot;
+  if (tenant != nullptr && relaxed(tenant->id) != header.tenant) {
+    // A host send stamped with the slot of a tenant that was removed (and the slot reused) meanwhile.
+    audit_refusal(s, header, audit_event::cross_tenant_attempt, status::tenant_mismatch, relaxed(tenant->id),
+                  r.actor, header.type_id);
+    return {status::tenant_mismatch};
+  }
+  const std::uint32_t source_slot = from_actor ? slot_of(s, header.source) : no_slot;
+  if (source_slot < s.route_capacity) {
+    const std::uint32_t slot = s.routes[source_slot].engagement_slot;
     if (slot < s.engagement_capacity) {
       engagement_entry& g = s.engagements[slot];
       const std::uint64_t budget = relaxed(g.budget_ns);
@@ -287,8 +307,8 @@ RK_HOST_DEVICE inline prepared_delivery prepare_delivery(const system_view& s, c
   }
   // Per-sender counters (summed per tenant on the host): a device-wide counter per tenant would put every
   // send of the tenant on one atomic. Host sends have one writer, the gateway.
-  if (from_actor && header.source < s.route_capacity) {
-    bump(s.counters[header.source].passed, messages);
+  if (source_slot < s.route_capacity) {
+    bump(s.counters[source_slot].passed, messages);
   } else if (tenant != nullptr) {
     bump(tenant->host_sent, messages);
   }
@@ -306,10 +326,10 @@ RK_HOST_DEVICE inline status commit_delivery(const system_view& s, const prepare
   if (p.actor == host_actor) {
     st = egress_ring(s.egress).try_send(routed, payload);
   } else {
-    std::uint64_t& received = s.counters[p.actor].received;
+    std::uint64_t& received = s.counters[p.slot].received;
     // Counting before publish keeps `received >= handled + discarded` at every instant, which shutdown's
     // drain detection relies on.
-    st = mailbox(lane_view(s.routes[p.actor], p.lane)).try_send(routed, payload, [&received] {
+    st = mailbox(lane_view(s.routes[p.slot], p.lane)).try_send(routed, payload, [&received] {
       bump(received);
     });
   }

@@ -24,6 +24,7 @@ enum class host_state : std::uint8_t {
   paused = 2,   //!< messages queue up but are not handled; skipped by groups
   stopping = 3, //!< no new messages; the worker handles what is queued, then reports stopped
   alias = 4,    //!< an address with only an indirect route (no mailbox)
+  retired = 5,  //!< being forgotten: the worker lets go of the actor for good and reports retired
 };
 
 //! What the owning worker reports (route_entry::device_word & 0xff), valid for the epoch in the word.
@@ -32,6 +33,7 @@ enum class device_state : std::uint8_t {
   stopped = 1, //!< drained after a stop request; queued strays are discarded and counted
   faulted = 2, //!< the handler called ctx.fault(); later messages are discarded and counted
   paused = 3,  //!< acknowledges host_state::paused
+  retired = 4, //!< acknowledges host_state::retired: the worker never touches the actor again
 };
 
 RK_HOST_DEVICE constexpr std::uint32_t make_state_word(std::uint32_t epoch, std::uint8_t state) noexcept {
@@ -42,6 +44,35 @@ RK_HOST_DEVICE constexpr std::uint32_t epoch_of(std::uint32_t word) noexcept {
 }
 RK_HOST_DEVICE constexpr std::uint8_t state_in(std::uint32_t word) noexcept {
   return static_cast<std::uint8_t>(word & 0xffu);
+}
+
+// --- ids with generations ----------------------------------------------------------------------------
+//
+// An actor id (and an alias id) is `generation << slot_bits | slot`: the slot indexes the routing table,
+// the generation counts how often the slot was given back (runtime::forget, remove_alias). A runtime
+// that never gives slots back hands out 0, 1, 2, ...; an id whose generation is not the slot's current
+// one names an actor that is gone, and is refused on the host (rk::error) and on the device (not_found).
+// Group addresses carry a generation the same way below group_address_bit. `slot_bits` is the smallest
+// width that holds the table's capacity, so generations get the remaining bits below bit 31.
+
+RK_HOST_DEVICE constexpr std::uint32_t slot_bits_for(std::uint32_t capacity) noexcept {
+  std::uint32_t bits = 0;
+  while (bits < 31 && (std::uint32_t{1} << bits) < capacity) ++bits;
+  return bits;
+}
+RK_HOST_DEVICE constexpr std::uint32_t id_slot(address a, std::uint32_t slot_bits) noexcept {
+  return (a & ~group_address_bit) & ((std::uint32_t{1} << slot_bits) - 1u);
+}
+RK_HOST_DEVICE constexpr std::uint32_t id_generation(address a, std::uint32_t slot_bits) noexcept {
+  return (a & ~group_address_bit) >> slot_bits;
+}
+RK_HOST_DEVICE constexpr address make_id(std::uint32_t slot, std::uint32_t generation,
+                                         std::uint32_t slot_bits) noexcept {
+  return (generation << slot_bits) | slot;
+}
+//! Generations a slot can take before its ids repeat (they then wrap to 0).
+RK_HOST_DEVICE constexpr std::uint32_t generation_limit(std::uint32_t slot_bits) noexcept {
+  return std::uint32_t{1} << (31 - slot_bits);
 }
 
 // --- the routing table -------------------------------------------------------------------------------
@@ -60,7 +91,7 @@ struct route_entry {
   std::uint32_t device_word = 0; //!< writer: the owning worker. make_state_word(epoch, device_state)
   std::uint32_t tenant_slot = 0; //!< the actor's tenant in the tenant table
   std::uint32_t engagement_slot = 0xFFFF'FFFFu; //!< the actor's audit tag in the engagement table (none: ~0)
-  std::uint32_t reserved_ = 0;
+  std::uint32_t generation = 0; //!< host: the id generation of the slot's occupant (see id_generation)
 };
 
 //! Bytes from one lane of a mailbox to the next (keeps every lane's cursors on their own lines).
@@ -71,14 +102,17 @@ RK_HOST_DEVICE inline ring_view lane_view(const route_entry& e, std::uint32_t la
   return make_ring_view(e.mailbox + lane * lane_stride(e.geometry), e.geometry);
 }
 
-//! One per group (device memory, written by the host before the group's address is handed out; never
-//! changed afterwards). Members are actor addresses in `group_members[first, first + count)`.
+inline constexpr std::uint32_t no_slot = 0xFFFF'FFFFu;
+
+//! One per group slot (device memory). The host writes `first` and `count` while the slot is free, then
+//! `generation` (release), and hands out the address; removing the group sets `generation` to no_slot
+//! first. Members are actor ids in `group_members[first, first + count)`.
 struct group_entry {
   std::uint32_t first = 0;
   std::uint32_t count = 0;
+  std::uint32_t generation = no_slot; //!< host: generation of the group's address; no_slot: free
+  std::uint32_t reserved_ = 0;
 };
-
-inline constexpr std::uint32_t no_slot = 0xFFFF'FFFFu;
 
 // --- tenancy and quotas -------------------------------------------------------------------------------
 
@@ -154,6 +188,9 @@ struct alignas(false_sharing_range) gateway_counters {
 struct alignas(false_sharing_range) control_block {
   std::uint32_t terminate = 0; //!< writer: host; readers: workers and gateway. Non-zero: exit the loop
   std::uint32_t pause = 0;     //!< writer: host; readers: workers. Non-zero: take no new messages
+  //! writer: host; readers: workers and gateway, between messages (see note_quiescent). The host bumps
+  //! it after unpublishing table entries or memory, and reuses them once every worker reported it.
+  std::uint32_t grace_epoch = 0;
   alignas(false_sharing_range) std::uint32_t trap_actor = 0; //!< writer: a trapping worker; actor id + 1
   std::uint32_t trap_code = 0;                               //!< writer: the same worker
 };
@@ -164,6 +201,8 @@ struct alignas(64) worker_status {
   std::uint32_t checked_in = 0; //!< 1 once the worker runs: proves it is resident
   std::uint32_t busy_actor = 0; //!< actor id + 1 while the worker is in a burst of handler calls, else 0
   std::uint32_t paused = 0; //!< 1 while the worker honours the global pause (acknowledgement for the host)
+  std::uint32_t quiescent = 0; //!< the last control_block::grace_epoch seen between messages (release)
+  std::uint32_t exited = 0;    //!< 1 as the worker's last write: it touches nothing of the runtime again
 };
 
 //! Verdict of the gateway for one host message (mapped; one per ingress slot). Writer: gateway;
@@ -175,10 +214,12 @@ struct alignas(16) ingress_receipt {
 };
 
 struct system_view {
-  route_entry* routes = nullptr; //!< the routing table, indexed by address
+  route_entry* routes = nullptr; //!< the routing table, indexed by id_slot(id)
   actor_counters* counters = nullptr;
   actor_private* privates = nullptr;
   std::uint32_t route_capacity = 0;
+  std::uint32_t actor_slot_bits = 0; //!< see id_slot
+  std::uint32_t group_slot_bits = 0;
   std::uint32_t group_capacity = 0;
   group_entry* groups = nullptr;
   address* group_members = nullptr;
@@ -237,6 +278,55 @@ RK_HOST_DEVICE inline void store_pcie(std::uint32_t& word, std::uint32_t value) 
 }
 RK_HOST_DEVICE inline void store_pcie(std::uint64_t& word, std::uint64_t value) noexcept {
   cuda::atomic_ref<std::uint64_t, pcie_scope>(word).store(value, cuda::std::memory_order_relaxed);
+}
+
+RK_HOST_DEVICE inline std::uint32_t load_relaxed(const std::uint32_t& word) noexcept {
+  return cuda::atomic_ref<std::uint32_t, peer_scope>(const_cast<std::uint32_t&>(word))
+      .load(cuda::std::memory_order_relaxed);
+}
+
+//! The routing-table slot of actor (or alias) id `a`; `a` must be an id this runtime handed out.
+RK_HOST_DEVICE inline std::uint32_t slot_of(const system_view& s, actor_index a) noexcept {
+  return id_slot(a, s.actor_slot_bits);
+}
+
+//! The entry of actor or alias `a` with its host word (acquire), or null when `a` is no id of this
+//! runtime, names an empty slot, or names an earlier occupant of the slot. The host word is read before
+//! the generation: the host writes a reused slot's generation before it publishes the slot's host word.
+RK_HOST_DEVICE inline route_entry* entry_of(const system_view& s, address a, std::uint32_t& host_word) noexcept {
+  if (a == host_actor || is_group_address(a)) return nullptr;
+  const std::uint32_t slot = id_slot(a, s.actor_slot_bits);
+  if (slot >= s.route_capacity) return nullptr;
+  route_entry& e = s.routes[slot];
+  host_word = host_word_of(e);
+  if (static_cast<host_state>(state_in(host_word)) == host_state::empty) return nullptr;
+  if (load_relaxed(e.generation) != id_generation(a, s.actor_slot_bits)) return nullptr;
+  return &e;
+}
+
+//! Worker side of the host's grace periods: called between messages, never inside a handler. Once the
+//! host reads `quiescent >= E`, this worker holds nothing it found in the tables before epoch E began.
+RK_HOST_DEVICE inline void note_quiescent(const system_view& s, worker_status& w, std::uint32_t& seen) noexcept {
+  const std::uint32_t epoch = cuda::atomic_ref<std::uint32_t, pcie_scope>(s.control->grace_epoch)
+                                  .load(cuda::std::memory_order_acquire);
+  if (epoch == seen) return;
+  seen = epoch;
+  // Release: every access this worker made to tables and mailboxes so far happens before the report.
+  cuda::atomic_ref<std::uint32_t, pcie_scope>(w.quiescent).store(epoch, cuda::std::memory_order_release);
+}
+
+//! A worker's first and last words: check-in (after its first quiescence report) and exit.
+//! check_in returns the grace epoch it reported, for note_quiescent.
+RK_HOST_DEVICE inline std::uint32_t check_in(const system_view& s, worker_status& w) noexcept {
+  const std::uint32_t epoch = cuda::atomic_ref<std::uint32_t, pcie_scope>(s.control->grace_epoch)
+                                  .load(cuda::std::memory_order_acquire);
+  cuda::atomic_ref<std::uint32_t, pcie_scope>(w.quiescent).store(epoch, cuda::std::memory_order_relaxed);
+  cuda::atomic_ref<std::uint32_t, pcie_scope>(w.checked_in).store(1u, cuda::std::memory_order_release);
+  return epoch;
+}
+RK_HOST_DEVICE inline void check_out(worker_status& w) noexcept {
+  cuda::atomic_ref<std::uint32_t, pcie_scope>(w.busy_actor).store(0u, cuda::std::memory_order_relaxed);
+  cuda::atomic_ref<std::uint32_t, pcie_scope>(w.exited).store(1u, cuda::std::memory_order_release);
 }
 
 //! The device state that applies now: an older epoch's report no longer counts.

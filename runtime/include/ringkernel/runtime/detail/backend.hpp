@@ -25,7 +25,7 @@ struct worker_group {
   const actor_type_ops* ops = nullptr;
   std::uint32_t workers = 0;                       //!< actors of this type
   const actor_index* host_worker_actors = nullptr; //!< host copy of params.worker_actors
-  void* host_states = nullptr;                     //!< host-addressable states (CPU backend)
+  void* const* host_states = nullptr;              //!< host copy of params.states (one state per actor)
   actor_kernel_params params;                      //!< device-side parameters (CUDA backend)
   std::string actors_description;                  //!< e.g. "pong, ping" for error messages and stream names
 };
@@ -63,9 +63,14 @@ public:
   //! caller terminates and joins what did start. `host_control` is the host address of sys.control.
   virtual std::uint32_t launch(const system_view& sys, const control_block* host_control,
                                std::span<const worker_group> groups, std::uint32_t gateway_worker) = 0;
-  //! While running: starts workers for actors spawned after launch (same contract, no gateway). Refuses
-  //! (nothing launched) when they would not fit beside what runs.
+  //! While running: starts workers for actors spawned after launch (no gateway). All or nothing: when it
+  //! throws, nothing it started runs (it refuses up front when they would not fit beside what runs).
   virtual std::uint32_t launch_more(const system_view& sys, std::span<const worker_group> groups) = 0;
+  //! The host saw every worker in [first_worker, first_worker + count) exit for good (worker_status::
+  //! exited) before terminate: their actors were all retired. The backend forgets them (joins CPU threads;
+  //! on CUDA lets their kernel finish without calling it a fault, and gives back its co-residency share).
+  //! A range covers whole launches.
+  virtual void release_workers(std::uint32_t first_worker, std::uint32_t count) noexcept = 0;
   //! A fault if one happened (cheap enough to call every millisecond). Once a fault is reported, it
   //! keeps being reported.
   virtual std::optional<backend_fault> poll_fault() = 0;

@@ -1,0 +1,558 @@
+// The actor table (see actor_table.hpp).
+
+#include "actor_table.hpp"
+
+#include "support.hpp"
+
+#include <ringkernel/host/error.hpp>
+
+#include <algorithm>
+#include <cstring>
+
+namespace rk::detail {
+
+namespace {
+std::uint32_t host_word_of_state(std::uint32_t epoch, host_state s) {
+  return make_state_word(epoch, static_cast<std::uint8_t>(s));
+}
+std::size_t round_up(std::size_t n, std::size_t to) {
+  return (n + to - 1) / to * to;
+}
+} // namespace
+
+actor_table::actor_table(memory_pool& memory, backend_impl& backend, std::uint32_t capacity)
+    : memory_(memory), backend_(backend), capacity_(capacity), slot_bits_(slot_bits_for(capacity)),
+      slots_(capacity, generation_limit(slot_bits_for(capacity))) {
+  d_routes_ = memory.allocate(sizeof(route_entry) * capacity, "the routing table");
+  d_counters_ = memory.allocate(sizeof(actor_counters) * capacity, "actor counters");
+  d_privates_ = memory.allocate(sizeof(actor_private) * capacity, "actor worker state");
+  routes_.resize(capacity);
+  forgotten_.id = host_actor;
+  forgotten_.name = "(forgotten actors)";
+}
+
+void actor_table::describe(system_view& sys) const {
+  sys.routes = d_routes_.as<route_entry>();
+  sys.counters = d_counters_.as<actor_counters>();
+  sys.privates = d_privates_.as<actor_private>();
+  sys.route_capacity = capacity_;
+  sys.actor_slot_bits = slot_bits_;
+}
+
+// --- handler types ----------------------------------------------------------------------------------------
+
+std::uint32_t actor_table::kind_for(const actor_type_ops& ops, bool must_be_loaded, const std::string& who,
+                                    bool& added) {
+  added = false;
+  for (std::uint32_t i = 0; i < kinds_.size(); ++i) {
+    if (kinds_[i].ops.type != ops.type) continue;
+    // A spawn from an nvcc-compiled file supplies the kernel a host-compiled one could not.
+    if (kinds_[i].ops.cuda_kernel == nullptr && !kinds_[i].loaded) kinds_[i].ops.cuda_kernel = ops.cuda_kernel;
+    if (must_be_loaded && !kinds_[i].loaded) throw error(who + ": handler '" + ops.name + "' was not known at start()");
+    return i;
+  }
+  if (must_be_loaded)
+    throw error(who + ": handler '" + ops.name +
+                "' was not known at start(): loading a kernel while persistent kernels run can deadlock under "
+                "CUDA lazy loading, so spawn or prepare<H>() every handler type before start()");
+  kinds_.push_back(kind_record{ops, false});
+  added = true;
+  return static_cast<std::uint32_t>(kinds_.size() - 1);
+}
+
+void actor_table::remove_last_kind() noexcept {
+  kinds_.pop_back();
+}
+
+std::vector<const actor_type_ops*> actor_table::all_kinds() const {
+  std::vector<const actor_type_ops*> out;
+  for (const auto& k : kinds_) out.push_back(&k.ops);
+  return out;
+}
+
+void actor_table::mark_kinds_loaded() noexcept {
+  for (auto& k : kinds_) k.loaded = true;
+}
+
+// --- ids, names, entries ------------------------------------------------------------------------------------
+
+std::uint32_t actor_table::free_slots() const {
+  std::lock_guard lock(mutex_);
+  return slots_.capacity() - slots_.in_use();
+}
+
+bool actor_table::name_taken(std::string_view name) const {
+  std::lock_guard lock(mutex_);
+  return by_name_.find(name) != by_name_.end();
+}
+
+void actor_table::write_entry(std::uint32_t s) {
+  // Every field with the slot still empty, then the host word that publishes it.
+  route_entry e = routes_[s];
+  e.host_word = host_word_of_state(epoch_of(e.host_word), host_state::empty);
+  backend_.copy_to_device(&d_routes_.as<route_entry>()[s], &e, sizeof e);
+  if (e.host_word != routes_[s].host_word)
+    backend_.copy_to_device(&d_routes_.as<route_entry>()[s].host_word, &routes_[s].host_word, sizeof e.host_word);
+}
+
+actor_index actor_table::add_actor(const actor_spec& spec, bool running) {
+  const actor_type_ops& ops = kinds_[spec.kind].ops;
+  const std::uint32_t lanes = spec.priority_lanes ? priority_levels : 1;
+  const std::size_t stride = lane_stride(spec.mailbox);
+  const std::size_t state_offset = round_up(stride * lanes, std::max<std::size_t>(ops.state_align, 64));
+  std::optional<slot_allocator::slot_id> s;
+  {
+    std::lock_guard lock(mutex_);
+    s = slots_.acquire();
+  }
+  if (!s) throw out_of_room("spawn('" + spec.name + "'): the actor table is full");
+  const actor_index id = make_id(s->slot, s->generation, slot_bits_);
+  try {
+    device_block block = memory_.allocate(state_offset + ops.state_size, "the mailbox of '" + spec.name + "'");
+    std::vector<std::byte> image(stride * (lanes - 1) + spec.mailbox.slots_offset());
+    for (std::uint32_t l = 0; l < lanes; ++l) init_ring_image(image.data() + l * stride, spec.mailbox);
+    backend_.copy_to_device(block.get(), image.data(), image.size());
+    std::byte* state = block.as<std::byte>() + state_offset;
+    if (ops.state_size) backend_.copy_to_device(state, spec.initial, ops.state_size);
+
+    route_entry e;
+    e.mailbox = block.as<std::byte>();
+    e.geometry = spec.mailbox;
+    e.lanes = lanes;
+    e.kind = spec.kind;
+    e.tenant = spec.tenant;
+    e.tenant_slot = spec.tenant_slot;
+    e.engagement_slot = spec.engagement_slot;
+    e.next_hop = id;
+    e.generation = s->generation;
+    e.host_word = host_word_of_state(1, running ? host_state::empty : host_state::live);
+    std::lock_guard lock(mutex_);
+    routes_[s->slot] = e;
+    write_entry(s->slot);
+    if (records_.size() <= s->slot) records_.resize(s->slot + 1);
+    actor_record& r = records_[s->slot];
+    r.stage = stage_kind::active;
+    r.id = id;
+    r.name = spec.name;
+    r.tenant = spec.tenant;
+    r.kind = spec.kind;
+    r.d_state = state;
+    r.initial.assign(static_cast<const std::byte*>(spec.initial),
+                     static_cast<const std::byte*>(spec.initial) + ops.state_size);
+    r.memory = std::move(block);
+    by_name_.emplace(spec.name, id);
+  } catch (...) {
+    std::lock_guard lock(mutex_);
+    routes_[s->slot] = route_entry{};
+    if (s->slot < records_.size()) records_[s->slot] = actor_record{};
+    slots_.unacquire(s->slot);
+    throw;
+  }
+  return id;
+}
+
+actor_index actor_table::add_alias(const std::string& name, address target) {
+  std::lock_guard lock(mutex_);
+  const std::optional<slot_allocator::slot_id> s = slots_.acquire();
+  if (!s) throw out_of_room("add_alias('" + name + "'): the actor table is full");
+  const actor_index id = make_id(s->slot, s->generation, slot_bits_);
+  route_entry e;
+  e.next_hop = target;
+  e.generation = s->generation;
+  e.host_word = host_word_of_state(1, host_state::alias);
+  routes_[s->slot] = e;
+  try {
+    write_entry(s->slot);
+    if (records_.size() <= s->slot) records_.resize(s->slot + 1);
+  } catch (...) {
+    routes_[s->slot] = route_entry{};
+    slots_.unacquire(s->slot);
+    throw;
+  }
+  actor_record& r = records_[s->slot];
+  r.stage = stage_kind::active;
+  r.id = id;
+  r.name = name;
+  r.alias = true;
+  by_name_.emplace(name, id);
+  return id;
+}
+
+void actor_table::unadd(actor_index id) noexcept {
+  std::lock_guard lock(mutex_);
+  const std::uint32_t s = slot(id);
+  by_name_.erase(records_[s].name);
+  routes_[s] = route_entry{};
+  try {
+    write_entry(s);
+  } catch (...) { // the device is gone (a CUDA fault); nothing reads the entry any more
+  }
+  records_[s] = actor_record{};
+  slots_.unacquire(s);
+}
+
+const actor_table::actor_record& actor_table::record(actor_index id, const std::string& who) const {
+  const std::uint32_t s = slot(id);
+  if (id == host_actor || is_group_address(id) || s >= records_.size() || records_[s].stage != stage_kind::active ||
+      records_[s].id != id) {
+    const bool stale = s < records_.size() && records_[s].id != id && id_generation(id, slot_bits_) != 0;
+    throw error(who + ": unknown actor id " + std::to_string(id) +
+                (stale ? " (the actor it named was forgotten)"
+                       : " (this runtime has " + std::to_string(by_name_.size()) + " actors and aliases)"));
+  }
+  return records_[s];
+}
+
+actor_index actor_table::find(std::string_view name) const {
+  std::lock_guard lock(mutex_);
+  const auto it = by_name_.find(name);
+  if (it == by_name_.end()) throw error("find('" + std::string(name) + "'): no actor or alias with this name");
+  return it->second;
+}
+
+std::string actor_table::name_of(actor_index id) const {
+  std::lock_guard lock(mutex_);
+  return record(id, "name_of()").name;
+}
+
+std::uint32_t actor_table::count() const {
+  std::lock_guard lock(mutex_);
+  return static_cast<std::uint32_t>(by_name_.size());
+}
+
+void actor_table::check(actor_index id, const std::string& who, want sort) const {
+  std::lock_guard lock(mutex_);
+  const actor_record& r = record(id, who);
+  if (sort == want::actor && r.alias) throw error(who + ": '" + r.name + "' is an alias, not an actor");
+  if (sort == want::alias && !r.alias) throw error(who + ": '" + r.name + "' is an actor, not an alias");
+}
+
+bool actor_table::contains(actor_index id, want sort) const {
+  std::lock_guard lock(mutex_);
+  const std::uint32_t s = slot(id);
+  if (id == host_actor || is_group_address(id) || s >= records_.size() || records_[s].stage != stage_kind::active ||
+      records_[s].id != id)
+    return false;
+  return sort == want::any || (sort == want::alias) == records_[s].alias;
+}
+
+table_fill actor_table::fill() const {
+  std::lock_guard lock(mutex_);
+  return {slots_.in_use(), capacity_};
+}
+
+bool actor_table::launched(actor_index id) const {
+  std::lock_guard lock(mutex_);
+  return records_[slot(id)].launched;
+}
+
+std::uint64_t actor_table::tenant_of(actor_index id) const {
+  std::lock_guard lock(mutex_);
+  return record(id, "tenant_of()").tenant;
+}
+
+std::uint32_t actor_table::kind_of(actor_index id) const {
+  std::lock_guard lock(mutex_);
+  return record(id, "kind_of()").kind;
+}
+
+// --- words the host writes ------------------------------------------------------------------------------
+
+std::uint32_t actor_table::host_word(actor_index id) const {
+  std::lock_guard lock(mutex_);
+  return routes_[slot(id)].host_word;
+}
+
+std::uint32_t actor_table::device_word(actor_index id) const {
+  std::lock_guard lock(mutex_);
+  (void)record(id, "device_word()");
+  std::uint32_t word = 0;
+  backend_.copy_from_device(&word, &d_routes_.as<route_entry>()[slot(id)].device_word, sizeof word);
+  return word;
+}
+
+void actor_table::write_host_word(actor_index id, std::uint32_t word) {
+  std::lock_guard lock(mutex_);
+  routes_[slot(id)].host_word = word;
+  backend_.copy_to_device(&d_routes_.as<route_entry>()[slot(id)].host_word, &word, sizeof word);
+}
+
+address actor_table::next_hop(actor_index id) const {
+  std::lock_guard lock(mutex_);
+  return routes_[slot(id)].next_hop;
+}
+
+void actor_table::write_next_hop(actor_index id, address next) {
+  std::lock_guard lock(mutex_);
+  routes_[slot(id)].next_hop = next;
+  backend_.copy_to_device(&d_routes_.as<route_entry>()[slot(id)].next_hop, &next, sizeof next);
+}
+
+actor_lifecycle actor_table::lifecycle_of(const actor_record& r, std::uint32_t device_word) const {
+  if (r.alias) return actor_lifecycle::alias;
+  const std::uint32_t hw = routes_[slot(r.id)].host_word;
+  switch (current_device_state(hw, device_word)) {
+  case device_state::stopped:
+    return actor_lifecycle::stopped;
+  case device_state::faulted:
+    return actor_lifecycle::faulted;
+  default:
+    break;
+  }
+  switch (static_cast<host_state>(state_in(hw))) {
+  case host_state::paused:
+    return actor_lifecycle::paused;
+  case host_state::stopping:
+    return actor_lifecycle::stopping;
+  default:
+    return actor_lifecycle::live;
+  }
+}
+
+actor_lifecycle actor_table::lifecycle(actor_index id) const {
+  std::lock_guard lock(mutex_);
+  const actor_record& r = record(id, "lifecycle()");
+  std::uint32_t dw = 0;
+  backend_.copy_from_device(&dw, &d_routes_.as<route_entry>()[slot(id)].device_word, sizeof dw);
+  return lifecycle_of(r, dw);
+}
+
+void actor_table::rewrite_state(actor_index id, const void* initial) {
+  std::lock_guard lock(mutex_);
+  const actor_record& r = record(id, "respawn()");
+  const std::size_t size = kinds_[r.kind].ops.state_size;
+  if (size) backend_.copy_to_device(r.d_state, initial ? initial : r.initial.data(), size);
+}
+
+void actor_table::resume_paused() {
+  std::lock_guard lock(mutex_);
+  for (const actor_record& r : records_) {
+    if (r.stage != stage_kind::active || r.alias) continue;
+    std::uint32_t& hw = routes_[slot(r.id)].host_word;
+    if (static_cast<host_state>(state_in(hw)) != host_state::paused) continue;
+    hw = host_word_of_state(epoch_of(hw), host_state::live);
+    backend_.copy_to_device(&d_routes_.as<route_entry>()[slot(r.id)].host_word, &hw, sizeof hw);
+  }
+}
+
+std::uint64_t actor_table::mailbox_bytes(actor_index id) const {
+  std::lock_guard lock(mutex_);
+  const route_entry& e = routes_[slot(record(id, "mailbox_bytes()").id)];
+  return std::uint64_t{lane_stride(e.geometry)} * e.lanes;
+}
+
+// --- launches -------------------------------------------------------------------------------------------------
+
+std::vector<std::vector<actor_index>> actor_table::unlaunched_by_kind() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::vector<actor_index>> by_kind(kinds_.size());
+  for (const actor_record& r : records_)
+    if (r.stage == stage_kind::active && !r.alias && !r.launched) by_kind[r.kind].push_back(r.id);
+  return by_kind;
+}
+
+void* actor_table::state_of(actor_index id) const {
+  std::lock_guard lock(mutex_);
+  return records_[slot(id)].d_state;
+}
+
+void actor_table::mark_launched(const std::vector<actor_index>& ids, bool launched) noexcept {
+  std::lock_guard lock(mutex_);
+  for (actor_index id : ids) records_[slot(id)].launched = launched;
+}
+
+std::string actor_table::describe_actors(const std::vector<actor_index>& ids) const {
+  std::lock_guard lock(mutex_);
+  std::string text;
+  constexpr std::size_t named = 8;
+  for (std::size_t i = 0; i < ids.size() && i < named; ++i) text += (i ? ", " : "") + records_[slot(ids[i])].name;
+  if (ids.size() > named) text += " and " + std::to_string(ids.size() - named) + " more";
+  return text;
+}
+
+// --- giving slots back ---------------------------------------------------------------------------------------
+
+void actor_table::retire(actor_index id, grace_periods& grace) {
+  std::uint32_t s;
+  bool wait_for_worker;
+  {
+    std::lock_guard lock(mutex_);
+    actor_record& r = record(id, "forget()");
+    s = slot(id);
+    by_name_.erase(r.name);
+    r.stage = stage_kind::retiring;
+    wait_for_worker = !r.alias && r.launched && grace.workers_running();
+    const std::uint32_t hw = routes_[s].host_word;
+    const std::uint32_t word = host_word_of_state(epoch_of(hw), wait_for_worker ? host_state::retired : host_state::empty);
+    routes_[s].host_word = word;
+    backend_.copy_to_device(&d_routes_.as<route_entry>()[s].host_word, &word, sizeof word);
+    if (wait_for_worker) retiring_.push_back(s);
+  }
+  if (!wait_for_worker) grace.defer([this, s] { reclaim(s); });
+}
+
+void actor_table::collect(grace_periods& grace) {
+  std::vector<std::uint32_t> released;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto it = retiring_.begin(); it != retiring_.end();) {
+      std::uint32_t dw = 0;
+      backend_.copy_from_device(&dw, &d_routes_.as<route_entry>()[*it].device_word, sizeof dw);
+      const bool let_go = !grace.workers_running() ||
+                          current_device_state(routes_[*it].host_word, dw) == device_state::retired;
+      if (let_go) {
+        released.push_back(*it);
+        it = retiring_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (std::uint32_t s : released) grace.defer([this, s] { reclaim(s); });
+}
+
+void actor_table::reclaim(std::uint32_t s) noexcept {
+  std::lock_guard lock(mutex_);
+  actor_record& r = records_[s];
+  try {
+    if (!r.alias) {
+      actor_counters c;
+      backend_.copy_from_device(&c, &d_counters_.as<actor_counters>()[s], sizeof c);
+      for (std::size_t k = 0; k < status_count; ++k) forgotten_.sent[k] += c.sent[k];
+      forgotten_.received += c.received;
+      forgotten_.handled += c.handled;
+      // What is still queued is never handled: count it as discarded.
+      forgotten_.discarded += c.received - std::min(c.received, c.handled);
+      forgotten_.reservations += c.reservations;
+      tenant_history& h = history_[r.tenant];
+      h.passed += c.passed;
+      h.handler_ns += c.handler_ns;
+      const actor_counters zero_counters{};
+      const actor_private zero_private{};
+      backend_.copy_to_device(&d_counters_.as<actor_counters>()[s], &zero_counters, sizeof zero_counters);
+      backend_.copy_to_device(&d_privates_.as<actor_private>()[s], &zero_private, sizeof zero_private);
+    }
+    routes_[s] = route_entry{};
+    write_entry(s);
+  } catch (...) { // the device is gone (a CUDA fault): the slot stays out of use
+    return;
+  }
+  r = actor_record{};
+  slots_.release(s);
+}
+
+std::size_t actor_table::retiring() const {
+  std::lock_guard lock(mutex_);
+  return retiring_.size();
+}
+
+tenant_history actor_table::history_of(std::uint64_t tenant) const {
+  std::lock_guard lock(mutex_);
+  const auto it = history_.find(tenant);
+  return it == history_.end() ? tenant_history{} : it->second;
+}
+
+void actor_table::forget_history(std::uint64_t tenant) {
+  std::lock_guard lock(mutex_);
+  history_.erase(tenant);
+}
+
+// --- counters ------------------------------------------------------------------------------------------------
+
+std::vector<actor_counters> actor_table::read_counters() const {
+  std::vector<actor_counters> c(records_.size());
+  if (!c.empty()) backend_.copy_from_device(c.data(), d_counters_.get(), sizeof(actor_counters) * c.size());
+  return c;
+}
+
+void actor_table::collect_stats(runtime_stats& out) const {
+  std::lock_guard lock(mutex_);
+  const std::vector<actor_counters> counters = read_counters();
+  std::vector<route_entry> entries(records_.size());
+  if (!entries.empty())
+    backend_.copy_from_device(entries.data(), d_routes_.get(), sizeof(route_entry) * entries.size());
+  out.forgotten = forgotten_;
+  for (std::size_t s = 0; s < records_.size(); ++s) {
+    const actor_record& r = records_[s];
+    const actor_counters& c = counters[s];
+    if (r.stage == stage_kind::retiring && !r.alias) {
+      for (std::size_t k = 0; k < status_count; ++k) out.forgotten.sent[k] += c.sent[k];
+      out.forgotten.received += c.received;
+      out.forgotten.handled += c.handled;
+      out.forgotten.discarded += c.received - std::min(c.received, c.handled);
+      out.forgotten.reservations += c.reservations;
+    }
+    if (r.stage != stage_kind::active) continue;
+    actor_stats a;
+    a.id = r.id;
+    a.name = r.name;
+    a.lifecycle = lifecycle_of(r, entries[s].device_word);
+    std::copy(std::begin(c.sent), std::end(c.sent), a.sent.begin());
+    a.received = c.received;
+    a.handled = c.handled;
+    a.discarded = c.discarded;
+    a.reservations = c.reservations;
+    a.fault_code = c.fault_code;
+    out.actors.push_back(std::move(a));
+  }
+}
+
+void actor_table::drain_sums(std::uint64_t& finished, std::uint64_t& received) const {
+  std::lock_guard lock(mutex_);
+  // Finished first, then received: both only grow and a delivery is counted before it is published, so
+  // equal sums prove that nothing was queued or inside a handler when `received` was read.
+  const std::vector<actor_counters> first = read_counters();
+  const std::vector<actor_counters> second = read_counters();
+  finished = received = 0;
+  for (std::size_t s = 0; s < records_.size(); ++s) {
+    if (records_[s].stage == stage_kind::free || records_[s].alias) continue;
+    finished += records_[s].stage == stage_kind::retiring ? first[s].received : first[s].handled + first[s].discarded;
+    received += records_[s].stage == stage_kind::retiring ? first[s].received : second[s].received;
+  }
+}
+
+tenant_history actor_table::tenant_sums(std::uint64_t tenant) const {
+  std::lock_guard lock(mutex_);
+  const std::vector<actor_counters> counters = read_counters();
+  tenant_history sums;
+  if (const auto it = history_.find(tenant); it != history_.end()) sums = it->second;
+  for (std::size_t s = 0; s < records_.size(); ++s) {
+    if (records_[s].stage == stage_kind::free || records_[s].alias || records_[s].tenant != tenant) continue;
+    sums.passed += counters[s].passed;
+    sums.handler_ns += counters[s].handler_ns;
+  }
+  return sums;
+}
+
+void actor_table::read_final_states() {
+  std::lock_guard lock(mutex_);
+  for (actor_record& r : records_) {
+    if (r.stage != stage_kind::active || r.alias) continue;
+    r.final_state.resize(kinds_[r.kind].ops.state_size);
+    if (!r.final_state.empty()) backend_.copy_from_device(r.final_state.data(), r.d_state, r.final_state.size());
+  }
+}
+
+void actor_table::read_final_state(actor_index id, std::type_index type, void* out, std::size_t bytes) const {
+  std::lock_guard lock(mutex_);
+  const actor_record& r = record(id, "state()");
+  if (r.alias) throw error("state(): '" + r.name + "' is an alias, not an actor");
+  const actor_type_ops& k = kinds_[r.kind].ops;
+  if (k.type != type)
+    throw error("state<H>(" + std::to_string(id) + "): actor '" + r.name + "' runs handler '" + k.name +
+                "', not the requested type");
+  if (r.final_state.size() != bytes)
+    throw error("state<H>(): actor states are read back by shutdown(); call it after shutdown() (and not after a "
+                "fault)");
+  std::memcpy(out, r.final_state.data(), bytes);
+}
+
+std::string actor_table::name_for_report(actor_index id) const {
+  std::lock_guard lock(mutex_);
+  const std::uint32_t s = slot(id);
+  if (s < records_.size() && records_[s].stage != stage_kind::free && records_[s].id == id) return records_[s].name;
+  std::string unknown = std::to_string(id); // an actor forgotten meanwhile: its id
+  return unknown.insert(0, "id ");
+}
+
+} // namespace rk::detail

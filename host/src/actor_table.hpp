@@ -1,0 +1,187 @@
+#pragma once
+// The actor table: actor and alias ids (slots with generations), names, handler types, each actor's
+// mailbox and state memory, and the routing-table entries with their host-written lifecycle words.
+//
+// Owns (device memory): route_entry[max_actors] (sys.routes), actor_counters[] (sys.counters),
+// actor_private[] (sys.privates), and per actor one block with its mailbox lanes and handler state.
+// Host side: one record per slot and a shadow of every entry's host-written fields. It writes an entry
+// whole only while the slot is empty and no worker holds it; afterwards single words (host_word,
+// next_hop); never device_word.
+//
+// Called by the coordinator (spawn, forget, lifecycle calls), routing (alias entries, next_hop words) and
+// run control (launch lists, stats, drain sums, final states). Setup calls are serialised by the
+// coordinator; lookups (find, name_of, lifecycle, stats) may come from any thread: one mutex guards the
+// records and is never held while calling another facility. Never touches tenants, regions, groups or the
+// host rings: tenant charges are the caller's.
+
+#include "grace.hpp"
+#include "memory.hpp"
+
+#include <ringkernel/host/detail/actor_type.hpp>
+#include <ringkernel/host/options.hpp>
+#include <ringkernel/host/stats.hpp>
+
+#include <deque>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <typeindex>
+#include <vector>
+
+namespace rk::detail {
+
+//! What spawn asks the table to create for one actor.
+struct actor_spec {
+  std::string name;
+  std::uint32_t kind = 0;
+  std::uint64_t tenant = 0;
+  std::uint32_t tenant_slot = 0;
+  std::uint32_t engagement_slot = no_slot;
+  ring_geometry mailbox{};
+  bool priority_lanes = true;
+  const void* initial = nullptr; //!< handler state, kind's state_size bytes
+};
+
+//! Counters of actors that were forgotten, summed per tenant (tenant usage keeps counting them).
+struct tenant_history {
+  std::uint64_t passed = 0;
+  std::uint64_t handler_ns = 0;
+};
+
+class actor_table {
+public:
+  actor_table(memory_pool& memory, backend_impl& backend, std::uint32_t capacity);
+  void describe(system_view& sys) const;
+
+  // --- handler types (added before start(); never removed once an actor uses them) -------------------
+  //! The index of `ops`'s handler type, adding it if new (`added` says so). Throws when it is new, or
+  //! was not loaded, and `must_be_loaded`.
+  std::uint32_t kind_for(const actor_type_ops& ops, bool must_be_loaded, const std::string& who, bool& added);
+  void remove_last_kind() noexcept;
+  const actor_type_ops& kind(std::uint32_t k) const { return kinds_[k].ops; }
+  std::vector<const actor_type_ops*> all_kinds() const;
+  void mark_kinds_loaded() noexcept;
+
+  // --- ids, names, entries -----------------------------------------------------------------------------
+  //! Slots free now (given-back ones still in a grace period do not count).
+  std::uint32_t free_slots() const;
+  bool name_taken(std::string_view name) const;
+  //! A new actor: slot, mailbox + state block (initialised), entry (live before start(); empty while
+  //! running, until make_live). Throws rk::error with nothing kept.
+  actor_index add_actor(const actor_spec& spec, bool running);
+  //! A new alias with an indirect route to `target` (already validated), published at once.
+  actor_index add_alias(const std::string& name, address target);
+  //! Undoes add_actor/add_alias of an id that no worker saw and nobody was given: the table is exactly as
+  //! before it. Call in the reverse order of the adds.
+  void unadd(actor_index id) noexcept;
+
+  //! The id of `name`; throws rk::error naming it when there is none.
+  actor_index find(std::string_view name) const;
+  std::string name_of(actor_index id) const;
+  std::uint32_t count() const;
+  std::uint32_t capacity() const noexcept { return capacity_; }
+  //! Slots in use, including given-back ones still waiting for their worker or a grace period.
+  table_fill fill() const;
+  bool launched(actor_index id) const;
+  enum class want { any, actor, alias };
+  bool contains(actor_index id, want sort) const;
+  //! Throws rk::error (`who: ...`) unless `id` is a current actor/alias of the requested sort.
+  void check(actor_index id, const std::string& who, want sort = want::any) const;
+  std::uint64_t tenant_of(actor_index id) const;
+  std::uint32_t kind_of(actor_index id) const;
+
+  // --- words the host writes -----------------------------------------------------------------------------
+  std::uint32_t host_word(actor_index id) const;
+  std::uint32_t device_word(actor_index id) const; //!< read back from the device
+  void write_host_word(actor_index id, std::uint32_t word);
+  address next_hop(actor_index id) const;
+  void write_next_hop(actor_index id, address next);
+  actor_lifecycle lifecycle(actor_index id) const;
+  //! respawn: the parked worker does not touch the state until the new epoch is published.
+  void rewrite_state(actor_index id, const void* initial);
+  //! shutdown(): paused actors would never drain.
+  void resume_paused();
+  //! Device bytes of the actor's mailbox (what its tenant was charged).
+  std::uint64_t mailbox_bytes(actor_index id) const;
+
+  // --- launches (run control) ----------------------------------------------------------------------------
+  //! Actors without a worker yet, by handler type.
+  std::vector<std::vector<actor_index>> unlaunched_by_kind() const;
+  void* state_of(actor_index id) const;
+  void mark_launched(const std::vector<actor_index>& ids, bool launched) noexcept;
+  std::string describe_actors(const std::vector<actor_index>& ids) const;
+
+  // --- giving slots back ---------------------------------------------------------------------------------
+  //! Unpublishes actor or alias `id` (its name is free at once) and gives its slot and memory back once
+  //! its worker let go of it and a grace period passed (see collect).
+  void retire(actor_index id, grace_periods& grace);
+  //! Moves retiring actors whose worker acknowledged (or that have none) on to a grace period.
+  void collect(grace_periods& grace);
+  //! Actors waiting for their worker to let go.
+  std::size_t retiring() const;
+  tenant_history history_of(std::uint64_t tenant) const;
+  void forget_history(std::uint64_t tenant);
+
+  // --- counters ------------------------------------------------------------------------------------------
+  void collect_stats(runtime_stats& out) const;
+  //! handled + discarded and received over every actor (retiring ones count as finished: what is left in
+  //! their mailboxes is discarded when their slot is reclaimed).
+  void drain_sums(std::uint64_t& finished, std::uint64_t& received) const;
+  //! Per-tenant sums of the counters tenant usage reports (live actors plus forgotten ones).
+  tenant_history tenant_sums(std::uint64_t tenant) const;
+  void read_final_states();
+  void read_final_state(actor_index id, std::type_index type, void* out, std::size_t bytes) const;
+  //! Names by slot for fault reports.
+  std::string name_for_report(actor_index id) const;
+
+private:
+  struct kind_record {
+    actor_type_ops ops;
+    bool loaded = false; //!< present at start(): its kernel was loaded and late spawns may use it
+  };
+  enum class stage_kind : std::uint8_t { free, active, retiring };
+  struct actor_record {
+    stage_kind stage = stage_kind::free;
+    actor_index id = 0;
+    std::string name;
+    bool alias = false;
+    bool launched = false; //!< a started launch serves it (its worker must let go before reuse)
+    std::uint64_t tenant = 0;
+    std::uint32_t kind = 0;
+    device_block memory; //!< mailbox lanes, then the handler state
+    void* d_state = nullptr;
+    std::vector<std::byte> initial;
+    std::vector<std::byte> final_state;
+  };
+
+  const actor_record& record(actor_index id, const std::string& who) const; //!< needs mutex_
+  actor_record& record(actor_index id, const std::string& who) {
+    return const_cast<actor_record&>(std::as_const(*this).record(id, who));
+  }
+  std::uint32_t slot(actor_index id) const noexcept { return id_slot(id, slot_bits_); }
+  void write_entry(std::uint32_t slot);
+  void reclaim(std::uint32_t slot) noexcept;
+  std::vector<actor_counters> read_counters() const;
+  actor_lifecycle lifecycle_of(const actor_record& r, std::uint32_t device_word) const;
+
+  memory_pool& memory_;
+  backend_impl& backend_;
+  std::uint32_t capacity_;
+  std::uint32_t slot_bits_;
+  device_block d_routes_;
+  device_block d_counters_;
+  device_block d_privates_;
+
+  std::deque<kind_record> kinds_; //!< stable addresses: the backend keeps pointers to the ops
+  mutable std::mutex mutex_;      //!< guards everything below
+  slot_allocator slots_;
+  std::vector<route_entry> routes_;    //!< host shadow of the host-written fields, by slot
+  std::vector<actor_record> records_;  //!< by slot
+  std::map<std::string, actor_index, std::less<>> by_name_;
+  std::vector<std::uint32_t> retiring_; //!< slots waiting for their worker to let go
+  actor_stats forgotten_;               //!< counters of reclaimed actors
+  std::map<std::uint64_t, tenant_history> history_;
+};
+
+} // namespace rk::detail

@@ -1,0 +1,49 @@
+#pragma once
+// Fault detection: turns a backend fault (a device trap, an illegal address, a CPU handler that threw)
+// into one message naming the culprit, once, and keeps reporting it.
+//
+// Owns the fault text and the poll throttle. Reads the control block's trap record and the workers' busy
+// words (worker registry), names actors through the actor table, and writes one audit record. Called from
+// any thread, including host waits inside setup calls: it takes no lock of another facility while holding
+// its own, and the ones it calls (actor table, registry) never call back into it.
+
+#include "actor_table.hpp"
+#include "audit_link.hpp"
+#include "workers.hpp"
+
+#include <atomic>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace rk::detail {
+
+//! Where a runtime is in its life. Written by run control (start, shutdown); read everywhere.
+enum class phase : int { created, running, draining, stopped };
+
+class fault_monitor {
+public:
+  fault_monitor(backend_impl& backend, worker_registry& workers, actor_table& actors, audit_link& audit)
+      : backend_(backend), workers_(workers), actors_(actors), audit_(audit) {}
+
+  //! Polls the backend at most once per millisecond; true once the runtime has faulted.
+  bool detected();
+  bool faulted() const noexcept { return faulted_.load(std::memory_order_acquire); }
+  std::string text() const;
+  //! Throws rk::error with the fault's text if the runtime faulted.
+  void throw_if_faulted();
+
+private:
+  void record(const backend_fault& f);
+
+  backend_impl& backend_;
+  worker_registry& workers_;
+  actor_table& actors_;
+  audit_link& audit_;
+  mutable std::mutex mutex_; //!< guards text_ and serialises backend polls
+  std::atomic<bool> faulted_{false};
+  std::optional<std::string> text_;
+  std::atomic<std::int64_t> last_poll_{0};
+};
+
+} // namespace rk::detail

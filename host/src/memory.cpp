@@ -1,0 +1,164 @@
+// Memory ownership (see memory.hpp).
+
+#include "memory.hpp"
+
+#include "support.hpp"
+
+#include <ringkernel/host/error.hpp>
+
+#include <atomic>
+#include <string>
+
+namespace rk::detail {
+
+namespace {
+constexpr std::size_t arena_alignment = 256;
+std::atomic<std::uint64_t> allocations_until_failure{0};
+
+void maybe_fail(std::string_view what, std::size_t bytes) {
+  std::uint64_t n = allocations_until_failure.load(std::memory_order_relaxed);
+  while (n != 0 && !allocations_until_failure.compare_exchange_weak(n, n - 1)) {
+  }
+  if (n == 1)
+    throw error("allocating " + std::to_string(bytes) + " bytes for " + std::string(what) +
+                " failed (injected by rk::detail::testing::fail_allocation_after)");
+}
+} // namespace
+
+void testing::fail_allocation_after(std::uint64_t n) noexcept {
+  allocations_until_failure.store(n, std::memory_order_relaxed);
+}
+
+// --- handles ----------------------------------------------------------------------------------------------
+
+device_block& device_block::operator=(device_block&& other) noexcept {
+  if (this != &other) {
+    reset();
+    pool_ = std::exchange(other.pool_, nullptr);
+    pointer_ = std::exchange(other.pointer_, nullptr);
+    bytes_ = std::exchange(other.bytes_, 0);
+    arena_offset_ = std::exchange(other.arena_offset_, not_in_arena);
+  }
+  return *this;
+}
+
+void device_block::reset() noexcept {
+  if (pool_ != nullptr && pointer_ != nullptr) pool_->release(*this);
+  pool_ = nullptr;
+  pointer_ = nullptr;
+  bytes_ = 0;
+  arena_offset_ = not_in_arena;
+}
+
+mapped_block& mapped_block::operator=(mapped_block&& other) noexcept {
+  if (this != &other) {
+    reset();
+    pool_ = std::exchange(other.pool_, nullptr);
+    memory_ = std::exchange(other.memory_, mapped_allocation{});
+  }
+  return *this;
+}
+
+void mapped_block::reset() noexcept {
+  if (pool_ != nullptr && memory_.host != nullptr) pool_->release(*this);
+  pool_ = nullptr;
+  memory_ = {};
+}
+
+// --- the pool ---------------------------------------------------------------------------------------------
+
+memory_pool::~memory_pool() {
+  arena_.reset();
+  if (!leaking_)
+    for (void* p : deferred_frees_) backend_.free_device(p);
+}
+
+device_block memory_pool::allocate(std::size_t bytes, std::string_view what) {
+  std::lock_guard lock(mutex_);
+  maybe_fail(what, bytes);
+  device_block block;
+  if (launched_) {
+    if (!arena_)
+      throw error("cannot allocate " + std::string(what) +
+                  " after start(): runtime_options::running_arena_bytes is 0");
+    const std::optional<std::uint64_t> offset = arena_ranges_.allocate(bytes, arena_alignment);
+    if (!offset)
+      throw out_of_room("out of running memory: " + std::to_string(bytes) + " bytes asked for " + std::string(what) +
+                  ", " + std::to_string(arena_ranges_.size() - arena_ranges_.used()) + " free (largest piece " +
+                  std::to_string(arena_ranges_.largest_free()) + ") of runtime_options::running_arena_bytes (" +
+                  std::to_string(arena_ranges_.size()) +
+                  "); raise it to spawn more actors or create more regions after start()");
+    block.pointer_ = arena_.as<std::byte>() + *offset;
+    block.arena_offset_ = *offset;
+    // Slices are reused: zero them like fresh memory (on CUDA through the copy engine, beside the kernels).
+    const std::vector<std::byte> zeros(bytes);
+    try {
+      backend_.copy_to_device(block.pointer_, zeros.data(), bytes);
+    } catch (...) {
+      arena_ranges_.free(*offset, bytes);
+      throw;
+    }
+  } else {
+    block.pointer_ = backend_.allocate_device(bytes);
+  }
+  block.pool_ = this;
+  block.bytes_ = bytes;
+  return block;
+}
+
+mapped_block memory_pool::allocate_mapped(std::size_t bytes, std::string_view what) {
+  std::lock_guard lock(mutex_);
+  maybe_fail(what, bytes);
+  mapped_block block;
+  block.memory_ = backend_.allocate_mapped(bytes);
+  block.pool_ = this;
+  return block;
+}
+
+void memory_pool::reserve_arena(std::size_t bytes) {
+  if (bytes != 0) {
+    device_block arena = allocate(bytes, "the running arena (runtime_options::running_arena_bytes)");
+    std::lock_guard lock(mutex_);
+    arena_ = std::move(arena);
+    arena_ranges_ = range_allocator(bytes);
+  }
+  std::lock_guard lock(mutex_);
+  launched_ = true;
+}
+
+void memory_pool::workers_stopped() noexcept {
+  std::lock_guard lock(mutex_);
+  if (leaking_) return;
+  launched_ = false;
+  for (void* p : deferred_frees_) backend_.free_device(p);
+  deferred_frees_.clear();
+}
+
+void memory_pool::leak() noexcept {
+  std::lock_guard lock(mutex_);
+  leaking_ = true;
+}
+
+arena_usage memory_pool::arena() const {
+  std::lock_guard lock(mutex_);
+  return {static_cast<std::size_t>(arena_ranges_.size()), static_cast<std::size_t>(arena_ranges_.used())};
+}
+
+void memory_pool::release(device_block& block) noexcept {
+  std::lock_guard lock(mutex_);
+  if (leaking_) return;
+  if (block.arena_offset_ != device_block::not_in_arena) {
+    arena_ranges_.free(block.arena_offset_, block.bytes_);
+  } else if (launched_) {
+    deferred_frees_.push_back(block.pointer_); // a free now would serialise with the running kernels
+  } else {
+    backend_.free_device(block.pointer_);
+  }
+}
+
+void memory_pool::release(mapped_block& block) noexcept {
+  std::lock_guard lock(mutex_);
+  if (!leaking_) backend_.free_mapped(block.memory_);
+}
+
+} // namespace rk::detail

@@ -1,0 +1,166 @@
+// Zero-copy regions (see region_table.hpp).
+
+#include "region_table.hpp"
+
+#include "support.hpp"
+
+#include <ringkernel/host/error.hpp>
+
+#include <algorithm>
+
+namespace rk::detail {
+
+region_table::region_table(memory_pool& memory, backend_impl& backend, tenant_table& tenants, std::uint32_t capacity)
+    : memory_(memory), backend_(backend), tenants_(tenants), capacity_(capacity),
+      slots_(capacity, ~0u - 1) {
+  d_regions_ = memory.allocate(sizeof(region_entry) * std::max(1u, capacity), "the region table");
+}
+
+void region_table::describe(system_view& sys) const {
+  sys.regions = d_regions_.as<region_entry>();
+  sys.region_capacity = capacity_;
+}
+
+void region_table::validate(const void* pointer, std::uint64_t bytes, const region_options& opts,
+                            const std::string& who) const {
+  if (pointer == nullptr) throw error(who + ": the region pointer is null");
+  if (bytes == 0) throw error(who + ": a region needs at least one byte");
+  if (opts.policy != region_policy::immutable && opts.policy != region_policy::append_only &&
+      opts.policy != region_policy::slab)
+    throw error(who + ": unknown region policy");
+  if (opts.shared_with.size() > max_region_sharing)
+    throw error(who + ": a region can be shared with at most " + std::to_string(max_region_sharing) + " tenants");
+  tenants_.slot_of(opts.owner_tenant, who);
+  for (std::uint64_t t : opts.shared_with) tenants_.slot_of(t, who);
+}
+
+region_table::region_record& region_table::live(region_handle h, const std::string& who) {
+  if (h.region >= records_.size() || !records_[h.region].live || records_[h.region].generation != h.generation)
+    throw error(who + ": region " + std::to_string(h.region) + " (generation " + std::to_string(h.generation) +
+                ") is not registered");
+  return records_[h.region];
+}
+
+region_handle region_table::publish(region_record r, const std::string& who) {
+  std::lock_guard lock(mutex_);
+  const std::optional<slot_allocator::slot_id> s = slots_.acquire();
+  if (!s)
+    throw out_of_room(who + ": the region table is full (max_regions = " + std::to_string(capacity_) +
+                "); unregister a region first");
+  r.live = true;
+  r.generation = s->generation + 1; // handles and descriptors start at generation 1
+  region_entry e;
+  e.base = r.pointer;
+  e.size = r.size;
+  e.append_cursor = r.cursor;
+  e.owner_tenant = r.options.owner_tenant;
+  e.shared_count = static_cast<std::uint32_t>(r.options.shared_with.size());
+  for (std::size_t i = 0; i < r.options.shared_with.size(); ++i) e.shared_with[i] = r.options.shared_with[i];
+  e.generation = r.generation;
+  e.policy = static_cast<std::uint32_t>(r.options.policy);
+  e.live = 0;
+  try {
+    backend_.copy_to_device(&d_regions_.as<region_entry>()[s->slot], &e, sizeof e);
+    const std::uint32_t live = 1;
+    backend_.copy_to_device(&d_regions_.as<region_entry>()[s->slot].live, &live, sizeof live); // after the rest
+  } catch (...) {
+    slots_.unacquire(s->slot);
+    throw;
+  }
+  if (records_.size() <= s->slot) records_.resize(s->slot + 1);
+  const std::uint64_t owner = r.options.owner_tenant;
+  records_[s->slot] = std::move(r);
+  tenants_.count_region(owner, +1);
+  return {s->slot, records_[s->slot].generation};
+}
+
+region_handle region_table::register_region(void* pointer, std::uint64_t bytes, const region_options& opts) {
+  const std::string who = "register_region()";
+  validate(pointer, bytes, opts, who);
+  tenants_.charge(opts.owner_tenant, 0, bytes, who);
+  try {
+    region_record r;
+    r.pointer = static_cast<std::byte*>(pointer);
+    r.size = bytes;
+    r.charged = true;
+    r.options = opts;
+    return publish(std::move(r), who);
+  } catch (...) {
+    tenants_.refund(opts.owner_tenant, 0, bytes);
+    throw;
+  }
+}
+
+region_handle region_table::create_region(byte_view initial, std::uint64_t capacity, const region_options& opts) {
+  const std::string who = "create_region()";
+  if (capacity < initial.size)
+    throw error(who + ": capacity " + std::to_string(capacity) + " is smaller than the initial contents (" +
+                std::to_string(initial.size) + " bytes)");
+  const int placeholder = 0; // validate() wants a pointer; the memory comes below
+  validate(&placeholder, capacity, opts, who);
+  tenants_.charge(opts.owner_tenant, 0, capacity, who);
+  try {
+    region_record r;
+    r.memory = memory_.allocate(static_cast<std::size_t>(capacity), "a region");
+    if (initial.size) backend_.copy_to_device(r.memory.get(), initial.data, initial.size);
+    r.pointer = r.memory.as<std::byte>();
+    r.size = capacity;
+    r.cursor = opts.policy == region_policy::append_only ? initial.size : 0;
+    r.charged = true;
+    r.options = opts;
+    return publish(std::move(r), who);
+  } catch (...) {
+    tenants_.refund(opts.owner_tenant, 0, capacity);
+    throw;
+  }
+}
+
+void region_table::unregister_region(region_handle h, grace_periods& grace) {
+  std::uint64_t owner, bytes;
+  {
+    std::lock_guard lock(mutex_);
+    region_record& r = live(h, "unregister_region()");
+    const std::uint32_t dead = 0;
+    backend_.copy_to_device(&d_regions_.as<region_entry>()[h.region].live, &dead, sizeof dead);
+    const std::uint32_t generation = r.generation + 1;
+    backend_.copy_to_device(&d_regions_.as<region_entry>()[h.region].generation, &generation, sizeof generation);
+    r.live = false;
+    owner = r.options.owner_tenant;
+    bytes = r.charged ? r.size : 0;
+  }
+  tenants_.count_region(owner, -1);
+  tenants_.refund(owner, 0, bytes);
+  grace.defer([this, slot = h.region] {
+    std::lock_guard lock(mutex_);
+    records_[slot] = region_record{}; // frees the memory of a created region
+    slots_.release(slot);
+  });
+}
+
+std::uint64_t region_table::append(region_handle h, byte_view bytes) {
+  const std::string who = "append()";
+  std::lock_guard lock(mutex_);
+  region_record& r = live(h, who);
+  if (r.options.policy != region_policy::append_only) throw error(who + ": the region is not append-only");
+  if (bytes.size > r.size - r.cursor)
+    throw error(who + ": " + std::to_string(bytes.size) + " bytes do not fit (" + std::to_string(r.size - r.cursor) +
+                " left in the region)");
+  const std::uint64_t offset = r.cursor;
+  if (bytes.size) backend_.copy_to_device(r.pointer + offset, bytes.data, bytes.size);
+  const std::uint64_t cursor = r.cursor + bytes.size; // the bytes are in place before the cursor moves past them
+  backend_.copy_to_device(&d_regions_.as<region_entry>()[h.region].append_cursor, &cursor, sizeof cursor);
+  r.cursor = cursor;
+  return offset;
+}
+
+void* region_table::pointer(region_handle h) const {
+  std::lock_guard lock(mutex_);
+  return const_cast<region_table*>(this)->live(h, "region_pointer()").pointer;
+}
+
+std::uint32_t region_table::in_use() const {
+  std::lock_guard lock(mutex_);
+  return slots_.in_use();
+}
+
+} // namespace rk::detail

@@ -1,0 +1,65 @@
+#pragma once
+// Zero-copy regions: registered or runtime-allocated device memory that descriptors name, and the
+// device region table that validates them.
+//
+// Owns (device memory): region_entry[max_regions] (sys.regions) and the memory of regions it created
+// (create_region). Host side: one record per slot (pointer, size, policy, owner, append cursor).
+// A slot given back keeps counting generations, so every descriptor of an earlier registration stays
+// refused; the slot and the memory come back after a grace period.
+//
+// Called by the coordinator (setup calls, serialised; charges go through the tenant table) and from any
+// thread for region_pointer; one mutex guards the records. Never touches actors or routes.
+
+#include "grace.hpp"
+#include "memory.hpp"
+#include "tenant_table.hpp"
+
+#include <ringkernel/host/options.hpp>
+
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace rk::detail {
+
+class region_table {
+public:
+  region_table(memory_pool& memory, backend_impl& backend, tenant_table& tenants, std::uint32_t capacity);
+  void describe(system_view& sys) const;
+
+  region_handle register_region(void* pointer, std::uint64_t bytes, const region_options& options);
+  region_handle create_region(byte_view initial, std::uint64_t capacity, const region_options& options);
+  void unregister_region(region_handle region, grace_periods& grace);
+  std::uint64_t append(region_handle region, byte_view bytes);
+  void* pointer(region_handle region) const;
+  std::uint32_t in_use() const;
+
+private:
+  struct region_record {
+    bool live = false;
+    std::uint32_t generation = 0;
+    std::byte* pointer = nullptr;
+    std::uint64_t size = 0;
+    std::uint64_t cursor = 0;
+    bool charged = false; //!< bytes counted against the owner's max_device_bytes
+    region_options options;
+    device_block memory; //!< set for regions the runtime allocated
+  };
+
+  void validate(const void* pointer, std::uint64_t bytes, const region_options& options,
+                const std::string& who) const;
+  region_handle publish(region_record record, const std::string& who);
+  region_record& live(region_handle h, const std::string& who); //!< needs mutex_
+
+  memory_pool& memory_;
+  backend_impl& backend_;
+  tenant_table& tenants_;
+  std::uint32_t capacity_;
+  device_block d_regions_;
+
+  mutable std::mutex mutex_; //!< guards the records
+  slot_allocator slots_;
+  std::vector<region_record> records_; //!< by slot
+};
+
+} // namespace rk::detail

@@ -1,0 +1,277 @@
+// Run control (see run_control.hpp).
+
+#include "run_control.hpp"
+
+#include "nvtx.hpp"
+#include "support.hpp"
+
+#include <ringkernel/host/error.hpp>
+
+#include <algorithm>
+
+namespace rk::detail {
+
+namespace {
+std::uint32_t live_word(std::uint32_t epoch) {
+  return make_state_word(epoch, static_cast<std::uint8_t>(host_state::live));
+}
+} // namespace
+
+// --- starting workers -------------------------------------------------------------------------------------
+
+void run_control::start() {
+  RK_NVTX_RANGE("rk::runtime::start");
+  if (phase_.load() != phase::created) throw error("start(): a runtime starts once; create a new rk::runtime to run again");
+  const std::vector<std::vector<actor_index>> by_kind = actors_.unlaunched_by_kind();
+  if (std::all_of(by_kind.begin(), by_kind.end(), [](const auto& v) { return v.empty(); }))
+    throw error("start(): no actors; spawn at least one actor before start()");
+  // From here on a failure leaves the runtime stopped, with nothing running.
+  phase_.store(phase::stopped);
+  try {
+    backend_.preload(actors_.all_kinds());
+  } catch (const error& e) {
+    throw error(std::string("start(): ") + e.what());
+  }
+  actors_.mark_kinds_loaded();
+
+  std::vector<launch_group> groups;
+  std::vector<actor_index> all;
+  for (std::uint32_t k = 0; k < by_kind.size(); ++k) {
+    if (by_kind[k].empty()) continue;
+    launch_group g;
+    g.ops = &actors_.kind(k);
+    g.actors = by_kind[k];
+    for (actor_index id : g.actors) g.states.push_back(actors_.state_of(id));
+    g.description = actors_.describe_actors(g.actors);
+    all.insert(all.end(), g.actors.begin(), g.actors.end());
+    groups.push_back(std::move(g));
+  }
+  launch_record& launch = workers_.prepare(std::move(groups), "start()");
+  memory_.reserve_arena(options_.running_arena_bytes); // before any launch: see memory.hpp
+  grace_.workers_started();
+  try {
+    const std::uint32_t used =
+        backend_.launch(sys_, workers_.host_control(), launch.backend_groups(sys_), workers_.gateway_entry());
+    workers_.started(launch, used);
+    workers_.gateway_started();
+    actors_.mark_launched(all, true);
+    const wait_result r =
+        workers_.await_check_in(&launch, true, options_.start_timeout, abort_on_fault(), host_backoff());
+    if (r == wait_result::aborted) throw error("start(): " + faults_.text());
+    if (r == wait_result::timed_out)
+      throw error("start(): only " + std::to_string(workers_.checked_in(launch)) + " of " +
+                  std::to_string(launch.used) + " actor workers started within " +
+                  std::to_string(options_.start_timeout.count()) +
+                  " ms, so the actor kernels are not all co-resident (other work on the GPU, MPS limits, or more "
+                  "actors than fit). Spawn fewer actors or free the GPU.");
+  } catch (const error& e) {
+    terminate_and_join(); // whatever did start sees terminate and exits
+    const std::string what = e.what();
+    throw error(what.rfind("start()", 0) == 0 ? what : "start(): " + what);
+  } catch (...) {
+    terminate_and_join();
+    throw;
+  }
+  phase_.store(phase::running);
+}
+
+void run_control::launch_late(const std::vector<actor_index>& ids, const std::string& who) {
+  launch_group g;
+  g.ops = &actors_.kind(actors_.kind_of(ids.front()));
+  g.actors = ids;
+  for (actor_index id : ids) g.states.push_back(actors_.state_of(id));
+  g.description = actors_.describe_actors(ids);
+  std::vector<launch_group> groups;
+  groups.push_back(std::move(g));
+  launch_record& launch = workers_.prepare(std::move(groups), who);
+  std::uint32_t used = 0;
+  try {
+    used = backend_.launch_more(sys_, launch.backend_groups(sys_)); // all or nothing
+  } catch (...) {
+    workers_.discard(launch);
+    throw;
+  }
+  workers_.started(launch, used);
+  actors_.mark_launched(ids, true);
+  const wait_result r = workers_.await_check_in(&launch, false, options_.start_timeout, abort_on_fault(), host_backoff());
+  if (r != wait_result::ready) {
+    const std::uint32_t running = workers_.checked_in(launch);
+    workers_.abandon(launch);
+    if (r == wait_result::aborted) throw error(who + ": " + faults_.text());
+    throw error(who + ": only " + std::to_string(running) + " of " + std::to_string(launch.used) +
+                " actor workers started within " + std::to_string(options_.start_timeout.count()) +
+                " ms, so they are not co-resident with the running kernels. Spawn fewer actors or free the GPU.");
+  }
+  for (actor_index id : ids) actors_.write_host_word(id, live_word(epoch_of(actors_.host_word(id))));
+}
+
+// --- global pause -------------------------------------------------------------------------------------------
+
+bool run_control::pause(std::chrono::nanoseconds timeout) {
+  if (phase_.load() != phase::running) throw error("pause(): the runtime is not running");
+  faults_.throw_if_faulted();
+  workers_.request_pause(true);
+  const wait_result r = wait_until([&] { return workers_.all_paused(); }, abort_on_fault(), to_ns(timeout), host_backoff());
+  if (r == wait_result::aborted) faults_.throw_if_faulted();
+  return r == wait_result::ready;
+}
+
+void run_control::resume() {
+  workers_.request_pause(false);
+}
+
+// --- per-actor lifecycle --------------------------------------------------------------------------------------
+
+void run_control::check_lifecycle_call(actor_index a, const std::string& who) {
+  actors_.check(a, who, actor_table::want::actor);
+  if (phase_.load() != phase::running) throw error(who + ": the runtime is not running");
+  faults_.throw_if_faulted();
+}
+
+std::uint32_t run_control::begin_stop(actor_index a) {
+  check_lifecycle_call(a, "stop()");
+  const std::uint32_t hw = actors_.host_word(a);
+  const auto hs = static_cast<host_state>(state_in(hw));
+  if (hs == host_state::live || hs == host_state::paused)
+    actors_.write_host_word(a, make_state_word(epoch_of(hw), static_cast<std::uint8_t>(host_state::stopping)));
+  return hw;
+}
+
+std::uint32_t run_control::begin_pause(actor_index a) {
+  check_lifecycle_call(a, "pause_actor()");
+  const std::uint32_t hw = actors_.host_word(a);
+  if (static_cast<host_state>(state_in(hw)) != host_state::live)
+    throw error("pause_actor(): actor '" + actors_.name_of(a) + "' is not live");
+  actors_.write_host_word(a, make_state_word(epoch_of(hw), static_cast<std::uint8_t>(host_state::paused)));
+  return hw;
+}
+
+void run_control::resume_actor(actor_index a) {
+  actors_.check(a, "resume_actor()", actor_table::want::actor);
+  const std::uint32_t hw = actors_.host_word(a);
+  if (static_cast<host_state>(state_in(hw)) == host_state::paused) actors_.write_host_word(a, live_word(epoch_of(hw)));
+}
+
+void run_control::respawn(actor_index a, std::type_index type, const void* initial) {
+  check_lifecycle_call(a, "respawn()");
+  const actor_type_ops& k = actors_.kind(actors_.kind_of(a));
+  if (initial != nullptr && type != k.type)
+    throw error("respawn<H>(" + std::to_string(a) + "): actor '" + actors_.name_of(a) + "' runs handler '" + k.name +
+                "', not the requested type");
+  const std::uint32_t hw = actors_.host_word(a);
+  const device_state ds = current_device_state(hw, actors_.device_word(a));
+  if (ds != device_state::stopped && ds != device_state::faulted)
+    throw error("respawn(): actor '" + actors_.name_of(a) + "' is not stopped or faulted; stop() it first");
+  actors_.rewrite_state(a, initial); // the parked worker does not touch it until the new epoch
+  actors_.write_host_word(a, live_word(epoch_of(hw) + 1));
+  audit_.record(audit_event::actor_spawn, audit_level::info, a, actors_.tenant_of(a), 1, actors_.kind_of(a));
+}
+
+bool run_control::await_device_state(actor_index a, std::uint32_t host_word, device_state wanted,
+                                     std::chrono::nanoseconds timeout) {
+  const wait_result r = wait_until(
+      [&] {
+        const device_state ds = current_device_state(host_word, actors_.device_word(a));
+        return ds == wanted || ds == device_state::faulted;
+      },
+      abort_on_fault(), to_ns(timeout), host_backoff());
+  if (r == wait_result::aborted) faults_.throw_if_faulted();
+  return r == wait_result::ready;
+}
+
+// --- shutdown ---------------------------------------------------------------------------------------------------
+
+void run_control::terminate_and_join() {
+  workers_.request_terminate();
+  workers_stopped_ = backend_.join(options_.stop_timeout);
+  if (!workers_stopped_) {
+    memory_.leak(); // a worker may still run: leaking is the only safe choice
+    return;
+  }
+  workers_.forget_launches();
+  grace_.workers_gone();
+  actors_.collect(grace_); // retiring actors need no acknowledgement any more
+  memory_.workers_stopped();
+}
+
+shutdown_report run_control::shutdown() noexcept {
+  RK_NVTX_RANGE("rk::runtime::shutdown");
+  if (phase_.load() == phase::stopped) return last_report_;
+  shutdown_report report;
+  if (phase_.load() == phase::created) {
+    audit_.stop();
+    phase_.store(phase::stopped);
+    last_report_ = report;
+    return report;
+  }
+  try {
+    phase_.store(phase::draining);
+    io_.wait_for_senders();
+    resume(); // paused workers would never drain
+    actors_.resume_paused();
+    if (!faults_.detected()) {
+      const std::uint64_t enqueued = io_.enqueued();
+      std::uint64_t processed = 0, finished = 0, received = 0;
+      const wait_result r = wait_until(
+          [&] {
+            processed = io_.read_gateway().processed;
+            actors_.drain_sums(finished, received);
+            return processed == enqueued && finished == received;
+          },
+          abort_on_fault(), to_ns(options_.drain_timeout), host_backoff());
+      if (r != wait_result::ready) {
+        report.drained = false;
+        report.undelivered = (enqueued - std::min(enqueued, processed)) + (received - std::min(received, finished));
+      }
+    }
+    terminate_and_join();
+    report.workers_stopped = workers_stopped_;
+    if (faults_.detected()) {
+      report.fault = faults_.text();
+      report.drained = false;
+    }
+    if (workers_stopped_ && !faults_.faulted()) {
+      final_stats_ = collect_stats();
+      for (const auto& a : final_stats_->actors) report.discarded += a.discarded;
+      report.discarded += final_stats_->forgotten.discarded;
+      actors_.read_final_states();
+    }
+    report.pending_host_messages = io_.pending_egress();
+    audit_.stop(); // every record emitted so far reaches the sinks
+  } catch (const std::exception& e) {
+    audit_.stop();
+    report.fault = std::string("shutdown failed: ") + e.what();
+    report.drained = false;
+  }
+  phase_.store(phase::stopped);
+  last_report_ = report;
+  return report;
+}
+
+// --- stats --------------------------------------------------------------------------------------------------------
+
+runtime_stats run_control::collect_stats() const {
+  runtime_stats s;
+  actors_.collect_stats(s);
+  const gateway_counters g = io_.read_gateway();
+  std::copy(std::begin(g.verdicts), std::end(g.verdicts), s.gateway_verdicts.begin());
+  s.gateway_processed = g.processed;
+  io_.fill_host_counters(s);
+  return s;
+}
+
+runtime_stats run_control::stats() {
+  if (phase_.load() == phase::stopped) {
+    runtime_stats s = final_stats_.value_or(runtime_stats{});
+    io_.fill_host_counters(s); // receive() keeps working after shutdown
+    return s;
+  }
+  if (faults_.faulted()) faults_.throw_if_faulted();
+  return collect_stats();
+}
+
+void run_control::read_state(actor_index id, std::type_index type, void* out, std::size_t bytes) const {
+  actors_.read_final_state(id, type, out, bytes);
+}
+
+} // namespace rk::detail

@@ -1,0 +1,83 @@
+#pragma once
+// Run control: the runtime's phase, starting workers (at start() and for actors spawned while running),
+// the global pause, per-actor lifecycle requests (stop, respawn, pause), drain and shutdown, and stats.
+//
+// Owns the phase word, the final stats and the shutdown report. Drives the backend's launch, join and
+// fault calls; launches go through the worker registry, lifecycle words through the actor table, host
+// traffic counts come from host I/O. Setup-type calls (start, launch_late, begin_*, respawn, shutdown)
+// run under the coordinator's setup lock; the await_* waits and stats() run without it, from any thread.
+
+#include "actor_table.hpp"
+#include "audit_link.hpp"
+#include "faults.hpp"
+#include "grace.hpp"
+#include "host_io.hpp"
+#include "workers.hpp"
+
+#include <atomic>
+#include <optional>
+#include <typeindex>
+
+namespace rk::detail {
+
+class run_control {
+public:
+  run_control(const runtime_options& options, std::atomic<phase>& phase, backend_impl& backend, memory_pool& memory,
+              worker_registry& workers, grace_periods& grace, actor_table& actors, host_io& io, audit_link& audit,
+              fault_monitor& faults)
+      : options_(options), phase_(phase), backend_(backend), memory_(memory), workers_(workers), grace_(grace),
+        actors_(actors), io_(io), audit_(audit), faults_(faults) {}
+  //! The complete device view, once every facility described its part.
+  void set_system(const system_view& sys) noexcept { sys_ = sys; }
+  phase current_phase() const noexcept { return phase_.load(); }
+
+  void start();
+  //! Starts workers for `ids` (spawned while running, one handler type) and publishes them once they run.
+  //! Throws rk::error. If the backend refused, nothing ran and the ids are untouched (the caller undoes
+  //! them); if the workers did not check in, the launch is abandoned and the ids stay marked launched
+  //! (the caller retires them: an orphaned worker lets go of them when it runs).
+  void launch_late(const std::vector<actor_index>& ids, const std::string& who);
+
+  bool pause(std::chrono::nanoseconds timeout);
+  void resume();
+
+  //! Per-actor lifecycle: the begin_* calls check and write the request and return the host word the
+  //! wait needs; await_device_state waits for the worker's answer without any lock.
+  std::uint32_t begin_stop(actor_index a);
+  std::uint32_t begin_pause(actor_index a);
+  void resume_actor(actor_index a);
+  void respawn(actor_index a, std::type_index type, const void* initial);
+  bool await_device_state(actor_index a, std::uint32_t host_word, device_state wanted,
+                          std::chrono::nanoseconds timeout);
+
+  shutdown_report shutdown() noexcept;
+  runtime_stats stats();
+  void read_state(actor_index id, std::type_index type, void* out, std::size_t bytes) const;
+
+private:
+  void check_lifecycle_call(actor_index a, const std::string& who);
+  void terminate_and_join();
+  runtime_stats collect_stats() const;
+  backoff host_backoff() const noexcept { return options_.host_busy_poll ? backoff::busy_poll() : backoff{}; }
+  std::function<bool()> abort_on_fault() {
+    return [this] { return faults_.detected(); };
+  }
+
+  const runtime_options& options_;
+  std::atomic<phase>& phase_; //!< writer: run control; readers: host I/O and the coordinator
+  backend_impl& backend_;
+  memory_pool& memory_;
+  worker_registry& workers_;
+  grace_periods& grace_;
+  actor_table& actors_;
+  host_io& io_;
+  audit_link& audit_;
+  fault_monitor& faults_;
+  system_view sys_{};
+
+  bool workers_stopped_ = true;
+  std::optional<runtime_stats> final_stats_;
+  shutdown_report last_report_;
+};
+
+} // namespace rk::detail

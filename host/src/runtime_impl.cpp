@@ -1,0 +1,395 @@
+// The coordinator (see runtime_impl.hpp): options, backend choice, and the setup calls that span
+// several facilities, each one a transaction.
+
+#include "runtime_impl.hpp"
+
+#include "nvtx.hpp"
+#include "support.hpp"
+#include "undo_log.hpp"
+
+#include <cstdio>
+
+namespace rk::detail {
+
+namespace {
+
+//! Every option is checked before anything is allocated.
+runtime_options validated(runtime_options o) {
+  if (o.max_actors == 0 || o.max_actors > (1u << 20))
+    throw error("runtime_options::max_actors must be between 1 and 1048576 (got " + std::to_string(o.max_actors) + ")");
+  if (const char* problem = o.host_ring.validate())
+    throw error(std::string("runtime_options::host_ring: ") + problem + " (got " + geometry_text(o.host_ring) + ")");
+  if (o.max_groups > (1u << 20))
+    throw error("runtime_options::max_groups must be at most 1048576 (got " + std::to_string(o.max_groups) + ")");
+  if (o.max_group_members == 0) o.max_group_members = o.max_actors;
+  if (o.max_hops > 255) throw error("runtime_options::max_hops must be at most 255 (the envelope's hop counter is 8 bits)");
+  if (o.starvation_limit == 0 || o.starvation_limit > 255)
+    throw error("runtime_options::starvation_limit must be between 1 and 255 (got " +
+                std::to_string(o.starvation_limit) + ")");
+  if (o.max_message_types > (1u << 24)) throw error("runtime_options::max_message_types must be at most 16777216");
+  if (const char* problem = audit_ring_geometry(o.audit_ring_slots).validate())
+    throw error(std::string("runtime_options::audit_ring_slots: ") + problem);
+  return o;
+}
+
+std::unique_ptr<backend_impl> choose_backend(const runtime_options& o, std::string& description) {
+  std::unique_ptr<backend_impl> b;
+  std::string why;
+  switch (o.backend) {
+  case backend::cpu:
+    b = make_cpu_backend(o);
+    description = "requested";
+    break;
+  case backend::cuda:
+    b = make_cuda_backend(o, description);
+    break;
+  case backend::automatic:
+    if (cuda_device_usable(o.cuda_device, why)) {
+      b = make_cuda_backend(o, description);
+    } else {
+      b = make_cpu_backend(o);
+      description = "no usable CUDA device: " + why;
+    }
+    break;
+  }
+  if (!b) throw error("runtime_options::backend: unknown backend");
+  if (o.announce_backend)
+    std::fprintf(stderr, "ringkernel: backend %s (%s)\n", std::string(to_string(b->kind())).c_str(),
+                 description.c_str());
+  return b;
+}
+
+} // namespace
+
+runtime_impl::runtime_impl(runtime_options options)
+    : options_(validated(std::move(options))), backend_(choose_backend(options_, description_)), memory_(*backend_),
+      workers_(memory_, *backend_, options_.max_actors), audit_(memory_, *backend_, options_),
+      actors_(memory_, *backend_, options_.max_actors), routing_(memory_, *backend_, actors_, options_),
+      tenants_(memory_, *backend_, options_), regions_(memory_, *backend_, tenants_, options_.max_regions),
+      grace_(workers_), faults_(*backend_, workers_, actors_, audit_),
+      io_(memory_, *backend_, options_, phase_, faults_, tenants_),
+      run_(options_, phase_, *backend_, memory_, workers_, grace_, actors_, io_, audit_, faults_) {
+  system_view sys;
+  sys.max_hops = options_.max_hops;
+  sys.starvation_limit = options_.starvation_limit;
+  sys.device_idle_sleep_max_ns = options_.device_idle_sleep_max_ns;
+  actors_.describe(sys);
+  routing_.describe(sys);
+  tenants_.describe(sys);
+  regions_.describe(sys);
+  workers_.describe(sys);
+  audit_.describe(sys);
+  io_.describe(sys);
+  run_.set_system(sys);
+}
+
+runtime_impl::~runtime_impl() {
+  std::lock_guard lock(setup_);
+  const shutdown_report r = run_.shutdown();
+  // A worker that never stopped may still use the backend: leak it with the memory (see memory.hpp).
+  if (!r.workers_stopped) (void)backend_.release();
+}
+
+// --- helpers ----------------------------------------------------------------------------------------------
+
+bool runtime_impl::collect() {
+  actors_.collect(grace_);
+  return grace_.collect();
+}
+
+template <class Call>
+auto runtime_impl::with_room(Call&& call) {
+  collect();
+  try {
+    return call();
+  } catch (const out_of_room&) {
+    if (!grace_.workers_running() || (grace_.pending() == 0 && actors_.retiring() == 0)) throw;
+    // Releases are pending: wait for workers to pass their grace periods, then try once more.
+    const wait_result r = wait_until([&] { return collect() && grace_.pending() == 0 && actors_.retiring() == 0; },
+                                     [&] { return faults_.detected(); }, 2'000'000'000ull);
+    if (r == wait_result::aborted) faults_.throw_if_faulted();
+  }
+  return call();
+}
+
+void runtime_impl::check_cuda_code(const actor_type_ops& ops, const std::string& who) const {
+  if (backend_->kind() == backend::cuda && ops.cuda_kernel == nullptr)
+    throw error(who + ": handler '" + ops.name +
+                "' was compiled without nvcc, so it has no CUDA kernel; compile the translation unit that calls spawn<" +
+                ops.name + ">() as CUDA (a .cu file) or use backend::cpu");
+}
+
+void runtime_impl::require_setup_phase(const std::string& who) const {
+  const phase now = run_.current_phase();
+  if (now != phase::created && now != phase::running)
+    throw error(who + ": the runtime has shut down; create a new rk::runtime");
+}
+
+// --- actors -----------------------------------------------------------------------------------------------
+
+void runtime_impl::prepare(actor_type_ops ops) {
+  std::lock_guard lock(setup_);
+  const std::string who = "prepare<" + ops.name + ">()";
+  if (run_.current_phase() != phase::created) throw error(who + ": prepare handler types before start()");
+  check_cuda_code(ops, who);
+  bool added = false;
+  actors_.kind_for(ops, false, who, added);
+}
+
+address runtime_impl::spawn(actor_type_ops ops, std::string name, const actor_options& opts, const void* initial) {
+  RK_NVTX_RANGE("rk::runtime::spawn");
+  std::lock_guard lock(setup_);
+  const std::string who = "spawn('" + name + "')";
+  require_setup_phase(who);
+  faults_.throw_if_faulted();
+  if (name.empty()) throw error("spawn(): the actor name must not be empty");
+  if (opts.instances == 0) throw error(who + ": actor_options::instances must be at least 1");
+  const std::uint32_t n = opts.instances;
+  std::vector<std::string> names;
+  for (std::uint32_t i = 0; i < n; ++i) names.push_back(n == 1 ? name : name + "/" + std::to_string(i));
+  for (const auto& nm : names)
+    if (actors_.name_taken(nm)) throw error("spawn('" + nm + "'): an actor with this name already exists");
+  if (const char* problem = opts.mailbox.validate())
+    throw error(who + ": invalid mailbox: " + problem + " (got " + geometry_text(opts.mailbox) + ")");
+  check_cuda_code(ops, who);
+  const bool running = run_.current_phase() == phase::running;
+  const std::uint64_t mailbox_bytes =
+      std::uint64_t{lane_stride(opts.mailbox)} * (opts.priority_lanes ? priority_levels : 1);
+
+  return with_room([&]() -> address {
+    if (n > 1) routing_.check_room(name, n, who);
+    if (actors_.free_slots() < n)
+      throw out_of_room(who + ": the actor table is full (max_actors = " + std::to_string(options_.max_actors) +
+                        "); raise runtime_options::max_actors or forget actors");
+    undo_log undo;
+    bool added_kind = false;
+    const std::uint32_t kind = actors_.kind_for(ops, running, who, added_kind);
+    if (added_kind) undo.push([this] { actors_.remove_last_kind(); });
+    actor_spec spec;
+    spec.kind = kind;
+    spec.tenant = opts.tenant;
+    spec.tenant_slot = tenants_.slot_of(opts.tenant, who);
+    spec.mailbox = opts.mailbox;
+    spec.priority_lanes = opts.priority_lanes;
+    spec.initial = initial;
+    if (!(opts.audit_tag == audit_tag{})) {
+      bool created = false;
+      spec.engagement_slot = tenants_.engagement_slot(opts.tenant, opts.audit_tag, who, created);
+      if (created) undo.push([this, slot = spec.engagement_slot] { tenants_.unadd_engagement(slot); });
+    }
+    if (mailbox_bytes != 0 && n > no_limit / mailbox_bytes)
+      throw error(who + ": " + std::to_string(n) + " mailboxes of " + std::to_string(mailbox_bytes) + " bytes overflow");
+    tenants_.charge(opts.tenant, n, mailbox_bytes * n, who);
+    undo.push([this, &opts, n, mailbox_bytes] { tenants_.refund(opts.tenant, n, mailbox_bytes * n); });
+
+    std::vector<actor_index> ids;
+    for (const auto& nm : names) {
+      spec.name = nm;
+      ids.push_back(actors_.add_actor(spec, running));
+      // An id some worker may hold (an abandoned launch) is retired, never handed out again as is.
+      undo.push([this, id = ids.back()] {
+        if (actors_.contains(id, actor_table::want::actor) && actors_.launched(id))
+          actors_.retire(id, grace_);
+        else
+          actors_.unadd(id);
+      });
+    }
+    if (running) run_.launch_late(ids, who);
+    const address result = n == 1 ? ids.front() : routing_.create_group(name, ids);
+    undo.commit();
+    for (actor_index id : ids) audit_.record(audit_event::actor_spawn, audit_level::info, id, opts.tenant, 0, kind);
+    return result;
+  });
+}
+
+void runtime_impl::forget(actor_index a) {
+  std::lock_guard lock(setup_);
+  const std::string who = "forget(" + std::to_string(a) + ")";
+  require_setup_phase(who);
+  faults_.throw_if_faulted();
+  actors_.check(a, who, actor_table::want::actor);
+  if (run_.current_phase() == phase::running) {
+    const device_state ds = current_device_state(actors_.host_word(a), actors_.device_word(a));
+    if (ds != device_state::stopped && ds != device_state::faulted)
+      throw error(who + ": actor '" + actors_.name_of(a) + "' is " + to_string(actors_.lifecycle(a)) +
+                  "; stop() it first");
+  }
+  routing_.check_unreferenced(a, who);
+  const std::uint64_t tenant = actors_.tenant_of(a);
+  const std::uint64_t bytes = actors_.mailbox_bytes(a);
+  routing_.drop_route_from(a);
+  actors_.retire(a, grace_);
+  tenants_.refund(tenant, 1, bytes);
+  audit_.record(audit_event::actor_stop, audit_level::info, a, tenant, 1); // detail 1: forgotten
+  collect();
+}
+
+// --- routing ----------------------------------------------------------------------------------------------
+
+address runtime_impl::create_group(std::string name, std::span<const actor_index> members) {
+  std::lock_guard lock(setup_);
+  require_setup_phase("create_group('" + name + "')");
+  return with_room([&] { return routing_.create_group(name, members); });
+}
+
+void runtime_impl::remove_group(address group) {
+  std::lock_guard lock(setup_);
+  routing_.remove_group(group, grace_);
+  collect();
+}
+
+actor_index runtime_impl::add_alias(std::string name, address target) {
+  std::lock_guard lock(setup_);
+  require_setup_phase("add_alias('" + name + "')");
+  return with_room([&] { return routing_.add_alias(name, target); });
+}
+
+void runtime_impl::remove_alias(actor_index alias) {
+  std::lock_guard lock(setup_);
+  routing_.remove_alias(alias, grace_);
+  collect();
+}
+
+void runtime_impl::set_route(actor_index from, address next_hop) {
+  std::lock_guard lock(setup_);
+  routing_.set_route(from, next_hop);
+}
+
+void runtime_impl::clear_route(actor_index a) {
+  std::lock_guard lock(setup_);
+  routing_.clear_route(a);
+}
+
+// --- per-actor lifecycle ---------------------------------------------------------------------------------
+
+bool runtime_impl::stop(actor_index a, std::chrono::nanoseconds timeout) {
+  std::uint32_t hw;
+  {
+    std::lock_guard lock(setup_);
+    hw = run_.begin_stop(a);
+  }
+  // Waiting without the lock: stats() and other management calls stay available meanwhile.
+  const bool stopped = run_.await_device_state(a, hw, device_state::stopped, timeout);
+  if (stopped) audit_.record(audit_event::actor_stop, audit_level::info, a, actors_.tenant_of(a));
+  return stopped;
+}
+
+bool runtime_impl::pause_actor(actor_index a, std::chrono::nanoseconds timeout) {
+  std::uint32_t hw;
+  {
+    std::lock_guard lock(setup_);
+    hw = run_.begin_pause(a);
+  }
+  return run_.await_device_state(a, hw, device_state::paused, timeout);
+}
+
+void runtime_impl::resume_actor(actor_index a) {
+  std::lock_guard lock(setup_);
+  run_.resume_actor(a);
+}
+
+void runtime_impl::respawn(actor_index a, std::type_index type, const void* initial) {
+  std::lock_guard lock(setup_);
+  run_.respawn(a, type, initial);
+}
+
+// --- tenants -----------------------------------------------------------------------------------------------
+
+void runtime_impl::add_tenant(std::uint64_t tenant, const tenant_quota& quota) {
+  std::lock_guard lock(setup_);
+  with_room([&] { tenants_.add(tenant, quota); });
+}
+
+void runtime_impl::set_quota(std::uint64_t tenant, const tenant_quota& quota) {
+  std::lock_guard lock(setup_);
+  tenants_.set_quota(tenant, quota);
+}
+
+void runtime_impl::remove_tenant(std::uint64_t tenant) {
+  std::lock_guard lock(setup_);
+  tenants_.remove(tenant, grace_);
+  actors_.forget_history(tenant);
+  collect();
+}
+
+void runtime_impl::set_engagement_budget(std::uint64_t tenant, const audit_tag& tag, std::chrono::nanoseconds budget) {
+  std::lock_guard lock(setup_);
+  with_room([&] { tenants_.set_engagement_budget(tenant, tag, budget); });
+}
+
+tenant_usage runtime_impl::usage(std::uint64_t tenant) const {
+  tenant_usage u = tenants_.usage(tenant);
+  const tenant_history sums = actors_.tenant_sums(tenant);
+  u.messages_sent += sums.passed;
+  u.handler_ns = sums.handler_ns;
+  return u;
+}
+
+std::vector<tenant_usage> runtime_impl::all_usage() const {
+  std::vector<tenant_usage> out;
+  for (std::uint64_t t : tenants_.ids()) {
+    try {
+      out.push_back(usage(t));
+    } catch (const error&) { // removed meanwhile
+    }
+  }
+  return out;
+}
+
+// --- regions -----------------------------------------------------------------------------------------------
+
+region_handle runtime_impl::register_region(void* pointer, std::uint64_t bytes, const region_options& options) {
+  std::lock_guard lock(setup_);
+  return with_room([&] { return regions_.register_region(pointer, bytes, options); });
+}
+
+region_handle runtime_impl::create_region(byte_view initial, std::uint64_t capacity, const region_options& options) {
+  std::lock_guard lock(setup_);
+  require_setup_phase("create_region()");
+  return with_room([&] { return regions_.create_region(initial, capacity, options); });
+}
+
+void runtime_impl::unregister_region(region_handle region) {
+  std::lock_guard lock(setup_);
+  regions_.unregister_region(region, grace_);
+  collect();
+}
+
+std::uint64_t runtime_impl::append(region_handle region, byte_view bytes) {
+  std::lock_guard lock(setup_);
+  return regions_.append(region, bytes);
+}
+
+// --- the rest ------------------------------------------------------------------------------------------------
+
+void runtime_impl::register_message_type(const message_type_info& info) {
+  std::lock_guard lock(setup_);
+  routing_.register_type(info);
+}
+
+void runtime_impl::start() {
+  std::lock_guard lock(setup_);
+  run_.start();
+}
+
+shutdown_report runtime_impl::shutdown() noexcept {
+  std::lock_guard lock(setup_);
+  return run_.shutdown();
+}
+
+table_usage runtime_impl::tables() const {
+  std::lock_guard lock(setup_);
+  table_usage t;
+  t.actors = actors_.fill();
+  t.groups = routing_.group_fill();
+  t.group_members = routing_.member_fill();
+  t.tenants = {tenants_.in_use(), std::max(1u, options_.max_tenants)};
+  t.engagements = {tenants_.engagements_in_use(), options_.max_engagements};
+  t.regions = {regions_.in_use(), options_.max_regions};
+  const arena_usage a = memory_.arena();
+  t.running_arena = {a.used, a.bytes};
+  t.pending_releases = grace_.pending() + actors_.retiring();
+  return t;
+}
+
+} // namespace rk::detail

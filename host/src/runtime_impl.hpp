@@ -1,0 +1,127 @@
+#pragma once
+// The coordinator behind rk::runtime. It owns one instance of every facility, in the order they depend on
+// each other, and does only what spans several of them:
+//  - options and backend choice (construction);
+//  - setup calls as transactions: each takes the setup lock, checks everything it can up front, then
+//    performs its steps with an undo log, so a call that throws leaves the runtime exactly as before
+//    (spawn charges the tenant, adds actors, launches workers and creates the group in one transaction);
+//  - giving slots back (forget, remove_alias, remove_group, tenants().remove, unregister_region) and
+//    collecting what grace periods released, retrying a call once when a table or the arena was full
+//    only because releases were still pending.
+//
+// Facilities (one folder-level unit each, contracts at the top of their headers):
+//   memory.hpp       RAII device/mapped blocks, the running arena
+//   workers.hpp      control block, worker_status entries, launches, quiescence
+//   grace.hpp        when unpublished entries and memory may be reused
+//   audit_link.hpp   device audit ring and host drain
+//   actor_table.hpp  ids, names, handler types, routing entries, mailboxes, states, counters
+//   routing.hpp      groups, routes, aliases, message types
+//   tenant_table.hpp tenants, quotas, engagements
+//   region_table.hpp zero-copy regions
+//   faults.hpp       fault detection and reports
+//   host_io.hpp      host sends and receives through the mapped rings
+//   run_control.hpp  start, pause, lifecycle requests, drain, shutdown, stats
+//
+// Locking: setup_ serialises setup calls and shutdown (lock order: setup_, then at most one facility lock
+// at a time). Hot paths (send, receive) and lookups (find, stats, usage) take only facility locks.
+
+#include "actor_table.hpp"
+#include "audit_link.hpp"
+#include "faults.hpp"
+#include "grace.hpp"
+#include "host_io.hpp"
+#include "memory.hpp"
+#include "region_table.hpp"
+#include "routing.hpp"
+#include "run_control.hpp"
+#include "tenant_table.hpp"
+#include "workers.hpp"
+
+#include <ringkernel/host/runtime.hpp>
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace rk::detail {
+
+class runtime_impl {
+public:
+  explicit runtime_impl(runtime_options options);
+  ~runtime_impl();
+  runtime_impl(const runtime_impl&) = delete;
+  runtime_impl& operator=(const runtime_impl&) = delete;
+
+  rk::backend kind() const noexcept { return backend_->kind(); }
+  const std::string& description() const noexcept { return description_; }
+
+  void prepare(actor_type_ops ops);
+  address spawn(actor_type_ops ops, std::string name, const actor_options& options, const void* initial);
+  void forget(actor_index a);
+  address create_group(std::string name, std::span<const actor_index> members);
+  void remove_group(address group);
+  actor_index add_alias(std::string name, address target);
+  void remove_alias(actor_index alias);
+  void set_route(actor_index from, address next_hop);
+  void clear_route(actor_index a);
+
+  bool stop(actor_index a, std::chrono::nanoseconds timeout);
+  bool pause_actor(actor_index a, std::chrono::nanoseconds timeout);
+  void resume_actor(actor_index a);
+  void respawn(actor_index a, std::type_index type, const void* initial);
+
+  void add_tenant(std::uint64_t tenant, const tenant_quota& quota);
+  void set_quota(std::uint64_t tenant, const tenant_quota& quota);
+  void remove_tenant(std::uint64_t tenant);
+  void set_engagement_budget(std::uint64_t tenant, const audit_tag& tag, std::chrono::nanoseconds budget);
+  tenant_usage usage(std::uint64_t tenant) const;
+  std::vector<tenant_usage> all_usage() const;
+
+  region_handle register_region(void* pointer, std::uint64_t bytes, const region_options& options);
+  region_handle create_region(byte_view initial, std::uint64_t capacity, const region_options& options);
+  void unregister_region(region_handle region);
+  std::uint64_t append(region_handle region, byte_view bytes);
+
+  void register_message_type(const message_type_info& info);
+  void start();
+  shutdown_report shutdown() noexcept;
+  table_usage tables() const;
+
+  // Facilities the thin forwarders in runtime.cpp reach directly (their calls need no coordination).
+  const actor_table& actors() const noexcept { return actors_; }
+  const routing& routes() const noexcept { return routing_; }
+  const tenant_table& tenants() const noexcept { return tenants_; }
+  const region_table& regions() const noexcept { return regions_; }
+  audit_link& audit() noexcept { return audit_; }
+  host_io& io() noexcept { return io_; }
+  run_control& run() noexcept { return run_; }
+
+private:
+  //! Gives back what ended grace periods released; true if anything was.
+  bool collect();
+  //! Runs `call`; if it failed only for lack of room while releases were pending, waits for them (up to
+  //! a few seconds) and runs it once more.
+  template <class Call>
+  auto with_room(Call&& call);
+  void check_cuda_code(const actor_type_ops& ops, const std::string& who) const;
+  void require_setup_phase(const std::string& who) const;
+
+  runtime_options options_;
+  std::string description_;
+  std::unique_ptr<backend_impl> backend_;
+  memory_pool memory_;
+  worker_registry workers_;
+  audit_link audit_;
+  actor_table actors_;
+  routing routing_;
+  tenant_table tenants_;
+  region_table regions_;
+  grace_periods grace_; //!< after the facilities its pending releases touch: destroyed before them
+  fault_monitor faults_;
+  std::atomic<phase> phase_{phase::created}; //!< written by run control, read by host I/O
+  host_io io_;
+  run_control run_;
+  mutable std::mutex setup_;
+};
+
+} // namespace rk::detail

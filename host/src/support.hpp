@@ -1,0 +1,44 @@
+#pragma once
+// Small helpers shared by the host facilities.
+
+#include <ringkernel/device/detail/system.cuh>
+#include <ringkernel/host/error.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace rk::detail {
+
+//! rk::error for a full table or an exhausted running arena. Slots and memory given back wait for a grace
+//! period, so the coordinator retries a call that failed with it once those have ended.
+class out_of_room : public error {
+public:
+  using error::error;
+};
+
+//! Host read of a word that workers write in mapped memory.
+template <class T>
+T load_acquire(const T& word) noexcept {
+  return cuda::atomic_ref<T, pcie_scope>(const_cast<T&>(word)).load(cuda::std::memory_order_acquire);
+}
+
+//! A duration as a wait_until timeout: negative counts as 0.
+inline std::uint64_t to_ns(std::chrono::nanoseconds d) noexcept {
+  return d.count() <= 0 ? 0 : static_cast<std::uint64_t>(d.count());
+}
+
+inline std::string geometry_text(const ring_geometry& g) {
+  return "capacity=" + std::to_string(g.capacity) + ", slot_bytes=" + std::to_string(g.slot_bytes);
+}
+
+inline std::string tenant_text(std::uint64_t tenant) {
+  return "tenant " + std::to_string(tenant);
+}
+
+//! Whether `a` reached `b` on a wrapping 32-bit counter.
+inline bool reached(std::uint32_t a, std::uint32_t b) noexcept {
+  return static_cast<std::int32_t>(a - b) >= 0;
+}
+
+} // namespace rk::detail

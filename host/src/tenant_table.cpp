@@ -1,0 +1,286 @@
+// Tenancy (see tenant_table.hpp).
+
+#include "tenant_table.hpp"
+
+#include "support.hpp"
+
+#include <ringkernel/host/error.hpp>
+
+#include <algorithm>
+
+namespace rk::detail {
+
+namespace {
+std::uint64_t saturating_add(std::uint64_t a, std::uint64_t b) noexcept {
+  return a > no_limit - b ? no_limit : a + b;
+}
+} // namespace
+
+tenant_table::tenant_table(memory_pool& memory, backend_impl& backend, const runtime_options& options)
+    : backend_(backend), max_tenants_(std::max(1u, options.max_tenants)), max_engagements_(options.max_engagements),
+      tenant_slots_(max_tenants_, ~0u), engagement_slots_(max_engagements_, ~0u) {
+  d_tenants_ = memory.allocate(sizeof(tenant_entry) * max_tenants_, "the tenant table");
+  d_engagements_ =
+      memory.allocate(sizeof(engagement_entry) * std::max(1u, max_engagements_), "the engagement table");
+  register_tenant(0, tenant_quota::unlimited()); // tenant 0: unspecified, always present, slot 0
+}
+
+void tenant_table::describe(system_view& sys) const {
+  sys.tenants = d_tenants_.as<tenant_entry>();
+  sys.tenant_capacity = max_tenants_;
+  sys.engagements = d_engagements_.as<engagement_entry>();
+  sys.engagement_capacity = max_engagements_;
+}
+
+void tenant_table::check_quota(std::uint64_t tenant, const tenant_quota& q) {
+  if (q.burst > (1u << 20))
+    throw error(tenant_text(tenant) + ": tenant_quota::burst must be at most 1048576 messages (got " +
+                std::to_string(q.burst) + ")");
+  if (q.max_messages_per_second > 1'000'000'000'000ull)
+    throw error(tenant_text(tenant) + ": tenant_quota::max_messages_per_second must be at most 1e12");
+}
+
+tenant_table::tenant_record& tenant_table::record(std::uint64_t tenant, const std::string& who) {
+  const auto it = tenants_.find(tenant);
+  if (it == tenants_.end())
+    throw error(who + ": " + tenant_text(tenant) + " is not registered; call rt.tenants().add(" +
+                std::to_string(tenant) + ", quota) first");
+  return it->second;
+}
+const tenant_table::tenant_record& tenant_table::record(std::uint64_t tenant, const std::string& who) const {
+  return const_cast<tenant_table*>(this)->record(tenant, who);
+}
+
+void tenant_table::register_tenant(std::uint64_t tenant, const tenant_quota& quota) {
+  check_quota(tenant, quota);
+  std::lock_guard lock(mutex_);
+  const std::optional<slot_allocator::slot_id> s = tenant_slots_.acquire();
+  if (!s)
+    throw out_of_room("tenants().add(" + std::to_string(tenant) + "): the tenant table is full (max_tenants = " +
+                std::to_string(max_tenants_) + "); remove a tenant first");
+  tenant_entry e; // a free slot: only stale host sends read it, and they check the id
+  e.id = tenant;
+  e.rate_per_second = quota.max_messages_per_second;
+  e.burst = quota.burst;
+  try {
+    backend_.copy_to_device(&d_tenants_.as<tenant_entry>()[s->slot], &e, sizeof e);
+  } catch (...) {
+    tenant_slots_.unacquire(s->slot);
+    throw;
+  }
+  tenant_record r;
+  r.quota = quota;
+  r.slot = s->slot;
+  tenants_.emplace(tenant, r);
+  std::lock_guard send_lock(send_mutex_);
+  send_slots_[tenant] = s->slot;
+}
+
+void tenant_table::add(std::uint64_t tenant, const tenant_quota& quota) {
+  if (tenant == 0) throw error("tenants().add(0): tenant 0 (unspecified) always exists; use set_quota(0, ...)");
+  if (contains(tenant))
+    throw error("tenants().add(" + std::to_string(tenant) + "): already registered; use set_quota to change it");
+  register_tenant(tenant, quota);
+}
+
+void tenant_table::write_rate(const tenant_record& r) {
+  // rate_per_second and burst are adjacent words of tenant_entry
+  const std::uint64_t words[2] = {r.quota.max_messages_per_second, r.quota.burst};
+  backend_.copy_to_device(&d_tenants_.as<tenant_entry>()[r.slot].rate_per_second, words, sizeof(words));
+}
+
+void tenant_table::set_quota(std::uint64_t tenant, const tenant_quota& quota) {
+  const std::string who = "tenants().set_quota(" + std::to_string(tenant) + ")";
+  std::lock_guard lock(mutex_);
+  tenant_record& r = record(tenant, who);
+  check_quota(tenant, quota);
+  if (quota.max_actors < r.actors)
+    throw error(who + ": the tenant already has " + std::to_string(r.actors) + " actors, more than the new max_actors " +
+                std::to_string(quota.max_actors));
+  if (quota.max_device_bytes < r.bytes)
+    throw error(who + ": the tenant already uses " + std::to_string(r.bytes) +
+                " device bytes, more than the new max_device_bytes " + std::to_string(quota.max_device_bytes));
+  tenant_record updated = r;
+  updated.quota = quota;
+  write_rate(updated); // the only step that can fail: the record changes after it
+  r = updated;
+}
+
+void tenant_table::remove(std::uint64_t tenant, grace_periods& grace) {
+  const std::string who = "tenants().remove(" + std::to_string(tenant) + ")";
+  if (tenant == 0) throw error(who + ": tenant 0 (unspecified) cannot be removed");
+  std::uint32_t slot;
+  std::vector<std::uint32_t> engagement_slots;
+  {
+    std::lock_guard lock(mutex_);
+    const tenant_record& r = record(tenant, who);
+    if (r.actors != 0 || r.regions != 0)
+      throw error(who + ": the tenant still has " + std::to_string(r.actors) + " actors and " +
+                  std::to_string(r.regions) + " regions");
+    slot = r.slot;
+    tenants_.erase(tenant);
+    for (auto it = engagements_.begin(); it != engagements_.end(); ++it)
+      if (it->second.tenant == tenant) engagement_slots.push_back(it->first);
+    for (std::uint32_t e : engagement_slots) {
+      const engagement_record& g = engagements_.at(e);
+      engagement_by_key_.erase({g.tenant, g.tag.org_id, g.tag.engagement_id});
+      engagements_.erase(e);
+    }
+    std::lock_guard send_lock(send_mutex_);
+    send_slots_.erase(tenant);
+  }
+  grace.defer([this, slot, engagement_slots] {
+    std::lock_guard lock(mutex_);
+    tenant_slots_.release(slot);
+    for (std::uint32_t e : engagement_slots) engagement_slots_.release(e);
+  });
+}
+
+bool tenant_table::contains(std::uint64_t tenant) const {
+  std::lock_guard lock(mutex_);
+  return tenants_.count(tenant) != 0;
+}
+
+std::vector<std::uint64_t> tenant_table::ids() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::uint64_t> out;
+  for (const auto& [id, r] : tenants_) out.push_back(id);
+  return out;
+}
+
+std::uint32_t tenant_table::slot_of(std::uint64_t tenant, const std::string& who) const {
+  std::lock_guard lock(mutex_);
+  return record(tenant, who).slot;
+}
+
+std::uint32_t tenant_table::send_slot(std::uint64_t tenant) const {
+  if (tenant == 0) return 0;
+  std::lock_guard lock(send_mutex_);
+  const auto it = send_slots_.find(tenant);
+  return it == send_slots_.end() ? no_slot : it->second;
+}
+
+void tenant_table::charge(std::uint64_t tenant, std::uint64_t actors, std::uint64_t bytes, const std::string& who) {
+  std::lock_guard lock(mutex_);
+  tenant_record& r = record(tenant, who);
+  if (actors > r.quota.max_actors || r.actors > r.quota.max_actors - actors)
+    throw error(who + ": " + tenant_text(tenant) + " would have " + std::to_string(saturating_add(r.actors, actors)) +
+                " actors, over its limit of " + std::to_string(r.quota.max_actors) + " (tenant_quota::max_actors)");
+  if (bytes > r.quota.max_device_bytes || r.bytes > r.quota.max_device_bytes - bytes)
+    throw error(who + ": " + tenant_text(tenant) + " would use " + std::to_string(saturating_add(r.bytes, bytes)) +
+                " device bytes, over its limit of " + std::to_string(r.quota.max_device_bytes) +
+                " (tenant_quota::max_device_bytes)");
+  r.actors += actors;
+  r.bytes += bytes;
+}
+
+void tenant_table::refund(std::uint64_t tenant, std::uint64_t actors, std::uint64_t bytes) noexcept {
+  std::lock_guard lock(mutex_);
+  const auto it = tenants_.find(tenant);
+  if (it == tenants_.end()) return;
+  it->second.actors -= std::min(it->second.actors, actors);
+  it->second.bytes -= std::min(it->second.bytes, bytes);
+}
+
+void tenant_table::count_region(std::uint64_t tenant, int delta) noexcept {
+  std::lock_guard lock(mutex_);
+  const auto it = tenants_.find(tenant);
+  if (it != tenants_.end()) it->second.regions += static_cast<std::uint32_t>(delta);
+}
+
+std::uint32_t tenant_table::engagement_slot(std::uint64_t tenant, const audit_tag& tag, const std::string& who,
+                                            bool& created) {
+  std::lock_guard lock(mutex_);
+  created = false;
+  if (const auto it = engagement_by_key_.find({tenant, tag.org_id, tag.engagement_id});
+      it != engagement_by_key_.end())
+    return it->second;
+  record(tenant, who);
+  const std::optional<slot_allocator::slot_id> s = engagement_slots_.acquire();
+  if (!s)
+    throw out_of_room(who + ": the engagement table is full (max_engagements = " + std::to_string(max_engagements_) + ")");
+  engagement_entry e;
+  e.tenant = tenant;
+  e.org_id = tag.org_id;
+  e.engagement_id = tag.engagement_id;
+  try {
+    backend_.copy_to_device(&d_engagements_.as<engagement_entry>()[s->slot], &e, sizeof e);
+  } catch (...) {
+    engagement_slots_.unacquire(s->slot);
+    throw;
+  }
+  engagements_[s->slot] = {tenant, tag, 0};
+  engagement_by_key_[{tenant, tag.org_id, tag.engagement_id}] = s->slot;
+  created = true;
+  return s->slot;
+}
+
+void tenant_table::unadd_engagement(std::uint32_t slot) noexcept {
+  std::lock_guard lock(mutex_);
+  const engagement_record& g = engagements_.at(slot);
+  engagement_by_key_.erase({g.tenant, g.tag.org_id, g.tag.engagement_id});
+  engagements_.erase(slot);
+  engagement_slots_.unacquire(slot);
+}
+
+void tenant_table::set_engagement_budget(std::uint64_t tenant, const audit_tag& tag,
+                                         std::chrono::nanoseconds budget) {
+  const std::string who = "tenants().set_engagement_budget(" + std::to_string(tenant) + ")";
+  slot_of(tenant, who);
+  if (tag == audit_tag{}) throw error(who + ": the audit tag {0, 0} means untagged; use a non-zero org or engagement id");
+  if (budget.count() < 0) throw error(who + ": the budget must not be negative");
+  bool created = false;
+  const std::uint32_t slot = engagement_slot(tenant, tag, who, created);
+  const auto ns = static_cast<std::uint64_t>(budget.count());
+  try {
+    backend_.copy_to_device(&d_engagements_.as<engagement_entry>()[slot].budget_ns, &ns, sizeof ns);
+  } catch (...) {
+    if (created) unadd_engagement(slot);
+    throw;
+  }
+  std::lock_guard lock(mutex_);
+  engagements_.at(slot).budget_ns = ns;
+}
+
+engagement_usage tenant_table::engagement(std::uint64_t tenant, const audit_tag& tag) const {
+  std::lock_guard lock(mutex_);
+  engagement_usage u;
+  u.tenant = tenant;
+  u.tag = tag;
+  const auto it = engagement_by_key_.find({tenant, tag.org_id, tag.engagement_id});
+  if (it == engagement_by_key_.end()) return u;
+  engagement_entry e;
+  backend_.copy_from_device(&e, &d_engagements_.as<engagement_entry>()[it->second], sizeof e);
+  u.budget_ns = e.budget_ns;
+  u.used_ns = e.used_ns;
+  u.rejections = e.rejections;
+  return u;
+}
+
+tenant_usage tenant_table::usage(std::uint64_t tenant) const {
+  std::lock_guard lock(mutex_);
+  const tenant_record& r = record(tenant, "tenants().usage(" + std::to_string(tenant) + ")");
+  tenant_entry e;
+  backend_.copy_from_device(&e, &d_tenants_.as<tenant_entry>()[r.slot], sizeof e);
+  tenant_usage u;
+  u.tenant = tenant;
+  u.quota = r.quota;
+  u.actors = r.actors;
+  u.device_bytes = r.bytes;
+  u.messages_sent = e.host_sent;
+  u.rate_rejections = e.rate_rejections;
+  u.budget_rejections = e.budget_rejections;
+  return u;
+}
+
+std::uint32_t tenant_table::in_use() const {
+  std::lock_guard lock(mutex_);
+  return tenant_slots_.in_use();
+}
+
+std::uint32_t tenant_table::engagements_in_use() const {
+  std::lock_guard lock(mutex_);
+  return engagement_slots_.in_use();
+}
+
+} // namespace rk::detail
