@@ -47,14 +47,17 @@ std::uint32_t actor_table::kind_for(const actor_type_ops& ops, bool must_be_load
   for (std::uint32_t i = 0; i < kinds_.size(); ++i) {
     if (kinds_[i].ops.type != ops.type) continue;
     // A spawn from an nvcc-compiled file supplies the kernel a host-compiled one could not.
-    if (kinds_[i].ops.cuda_kernel == nullptr && !kinds_[i].loaded) kinds_[i].ops.cuda_kernel = ops.cuda_kernel;
-    if (must_be_loaded && !kinds_[i].loaded) throw error(who + ": handler '" + ops.name + "' was not known at start()");
+    if (kinds_[i].ops.cuda_kernel == nullptr && !kinds_[i].loaded)
+      kinds_[i].ops.cuda_kernel = ops.cuda_kernel;
+    if (must_be_loaded && !kinds_[i].loaded)
+      throw error(who + ": handler '" + ops.name + "' was not known at start()");
     return i;
   }
   if (must_be_loaded)
-    throw error(who + ": handler '" + ops.name +
-                "' was not known at start(): loading a kernel while persistent kernels run can deadlock under "
-                "CUDA lazy loading, so spawn or prepare<H>() every handler type before start()");
+    throw error(
+        who + ": handler '" + ops.name +
+        "' was not known at start(): loading a kernel while persistent kernels run can deadlock under "
+        "CUDA lazy loading, so spawn or prepare<H>() every handler type before start()");
   kinds_.push_back(kind_record{ops, false});
   added = true;
   return static_cast<std::uint32_t>(kinds_.size() - 1);
@@ -74,7 +77,8 @@ void actor_table::mark_kinds_loaded() noexcept {
   for (auto& k : kinds_) k.loaded = true;
 }
 
-// --- ids, names, entries ------------------------------------------------------------------------------------
+// --- ids, names, entries
+// ------------------------------------------------------------------------------------
 
 std::uint32_t actor_table::free_slots() const {
   std::lock_guard lock(mutex_);
@@ -92,7 +96,8 @@ void actor_table::write_entry(std::uint32_t s) {
   e.host_word = host_word_of_state(epoch_of(e.host_word), host_state::empty);
   backend_.copy_to_device(&d_routes_.as<route_entry>()[s], &e, sizeof e);
   if (e.host_word != routes_[s].host_word)
-    backend_.copy_to_device(&d_routes_.as<route_entry>()[s].host_word, &routes_[s].host_word, sizeof e.host_word);
+    backend_.copy_to_device(&d_routes_.as<route_entry>()[s].host_word, &routes_[s].host_word,
+                            sizeof e.host_word);
 }
 
 actor_index actor_table::add_actor(const actor_spec& spec, bool running) {
@@ -108,7 +113,8 @@ actor_index actor_table::add_actor(const actor_spec& spec, bool running) {
   if (!s) throw out_of_room("spawn('" + spec.name + "'): the actor table is full");
   const actor_index id = make_id(s->slot, s->generation, slot_bits_);
   try {
-    device_block block = memory_.allocate(state_offset + ops.state_size, "the mailbox of '" + spec.name + "'");
+    device_block block =
+        memory_.allocate(state_offset + ops.state_size, "the mailbox of '" + spec.name + "'");
     std::vector<std::byte> image(stride * (lanes - 1) + spec.mailbox.slots_offset());
     for (std::uint32_t l = 0; l < lanes; ++l) init_ring_image(image.data() + l * stride, spec.mailbox);
     backend_.copy_to_device(block.get(), image.data(), image.size());
@@ -193,8 +199,8 @@ void actor_table::unadd(actor_index id) noexcept {
 
 const actor_table::actor_record& actor_table::record(actor_index id, const std::string& who) const {
   const std::uint32_t s = slot(id);
-  if (id == host_actor || is_group_address(id) || s >= records_.size() || records_[s].stage != stage_kind::active ||
-      records_[s].id != id) {
+  if (id == host_actor || is_group_address(id) || s >= records_.size() ||
+      records_[s].stage != stage_kind::active || records_[s].id != id) {
     const bool stale = s < records_.size() && records_[s].id != id && id_generation(id, slot_bits_) != 0;
     throw error(who + ": unknown actor id " + std::to_string(id) +
                 (stale ? " (the actor it named was forgotten)"
@@ -206,7 +212,8 @@ const actor_table::actor_record& actor_table::record(actor_index id, const std::
 actor_index actor_table::find(std::string_view name) const {
   std::lock_guard lock(mutex_);
   const auto it = by_name_.find(name);
-  if (it == by_name_.end()) throw error("find('" + std::string(name) + "'): no actor or alias with this name");
+  if (it == by_name_.end())
+    throw error("find('" + std::string(name) + "'): no actor or alias with this name");
   return it->second;
 }
 
@@ -230,8 +237,8 @@ void actor_table::check(actor_index id, const std::string& who, want sort) const
 bool actor_table::contains(actor_index id, want sort) const {
   std::lock_guard lock(mutex_);
   const std::uint32_t s = slot(id);
-  if (id == host_actor || is_group_address(id) || s >= records_.size() || records_[s].stage != stage_kind::active ||
-      records_[s].id != id)
+  if (id == host_actor || is_group_address(id) || s >= records_.size() ||
+      records_[s].stage != stage_kind::active || records_[s].id != id)
     return false;
   return sort == want::any || (sort == want::alias) == records_[s].alias;
 }
@@ -341,7 +348,8 @@ std::uint64_t actor_table::mailbox_bytes(actor_index id) const {
   return std::uint64_t{lane_stride(e.geometry)} * e.lanes;
 }
 
-// --- launches -------------------------------------------------------------------------------------------------
+// --- launches
+// -------------------------------------------------------------------------------------------------
 
 std::vector<std::vector<actor_index>> actor_table::unlaunched_by_kind() const {
   std::lock_guard lock(mutex_);
@@ -365,12 +373,14 @@ std::string actor_table::describe_actors(const std::vector<actor_index>& ids) co
   std::lock_guard lock(mutex_);
   std::string text;
   constexpr std::size_t named = 8;
-  for (std::size_t i = 0; i < ids.size() && i < named; ++i) text += (i ? ", " : "") + records_[slot(ids[i])].name;
+  for (std::size_t i = 0; i < ids.size() && i < named; ++i)
+    text += (i ? ", " : "") + records_[slot(ids[i])].name;
   if (ids.size() > named) text += " and " + std::to_string(ids.size() - named) + " more";
   return text;
 }
 
-// --- giving slots back ---------------------------------------------------------------------------------------
+// --- giving slots back
+// ---------------------------------------------------------------------------------------
 
 void actor_table::retire(actor_index id, grace_periods& grace) {
   std::uint32_t s;
@@ -383,7 +393,8 @@ void actor_table::retire(actor_index id, grace_periods& grace) {
     r.stage = stage_kind::retiring;
     wait_for_worker = !r.alias && r.launched && grace.workers_running();
     const std::uint32_t hw = routes_[s].host_word;
-    const std::uint32_t word = host_word_of_state(epoch_of(hw), wait_for_worker ? host_state::retired : host_state::empty);
+    const std::uint32_t word =
+        host_word_of_state(epoch_of(hw), wait_for_worker ? host_state::retired : host_state::empty);
     routes_[s].host_word = word;
     backend_.copy_to_device(&d_routes_.as<route_entry>()[s].host_word, &word, sizeof word);
     if (wait_for_worker) retiring_.push_back(s);
@@ -457,7 +468,8 @@ void actor_table::forget_history(std::uint64_t tenant) {
   history_.erase(tenant);
 }
 
-// --- counters ------------------------------------------------------------------------------------------------
+// --- counters
+// ------------------------------------------------------------------------------------------------
 
 std::vector<actor_counters> actor_table::read_counters() const {
   std::vector<actor_counters> c(records_.size());
@@ -506,7 +518,8 @@ void actor_table::drain_sums(std::uint64_t& finished, std::uint64_t& received) c
   finished = received = 0;
   for (std::size_t s = 0; s < records_.size(); ++s) {
     if (records_[s].stage == stage_kind::free || records_[s].alias) continue;
-    finished += records_[s].stage == stage_kind::retiring ? first[s].received : first[s].handled + first[s].discarded;
+    finished +=
+        records_[s].stage == stage_kind::retiring ? first[s].received : first[s].handled + first[s].discarded;
     received += records_[s].stage == stage_kind::retiring ? first[s].received : second[s].received;
   }
 }
@@ -529,7 +542,8 @@ void actor_table::read_final_states() {
   for (actor_record& r : records_) {
     if (r.stage != stage_kind::active || r.alias) continue;
     r.final_state.resize(kinds_[r.kind].ops.state_size);
-    if (!r.final_state.empty()) backend_.copy_from_device(r.final_state.data(), r.d_state, r.final_state.size());
+    if (!r.final_state.empty())
+      backend_.copy_from_device(r.final_state.data(), r.d_state, r.final_state.size());
   }
 }
 
@@ -542,15 +556,17 @@ void actor_table::read_final_state(actor_index id, std::type_index type, void* o
     throw error("state<H>(" + std::to_string(id) + "): actor '" + r.name + "' runs handler '" + k.name +
                 "', not the requested type");
   if (r.final_state.size() != bytes)
-    throw error("state<H>(): actor states are read back by shutdown(); call it after shutdown() (and not after a "
-                "fault)");
+    throw error(
+        "state<H>(): actor states are read back by shutdown(); call it after shutdown() (and not after a "
+        "fault)");
   std::memcpy(out, r.final_state.data(), bytes);
 }
 
 std::string actor_table::name_for_report(actor_index id) const {
   std::lock_guard lock(mutex_);
   const std::uint32_t s = slot(id);
-  if (s < records_.size() && records_[s].stage != stage_kind::free && records_[s].id == id) return records_[s].name;
+  if (s < records_.size() && records_[s].stage != stage_kind::free && records_[s].id == id)
+    return records_[s].name;
   std::string unknown = std::to_string(id); // an actor forgotten meanwhile: its id
   return unknown.insert(0, "id ");
 }

@@ -176,8 +176,8 @@ private:
   std::deque<kind_record> kinds_; //!< stable addresses: the backend keeps pointers to the ops
   mutable std::mutex mutex_;      //!< guards everything below
   slot_allocator slots_;
-  std::vector<route_entry> routes_;    //!< host shadow of the host-written fields, by slot
-  std::vector<actor_record> records_;  //!< by slot
+  std::vector<route_entry> routes_;   //!< host shadow of the host-written fields, by slot
+  std::vector<actor_record> records_; //!< by slot
   std::map<std::string, actor_index, std::less<>> by_name_;
   std::vector<std::uint32_t> retiring_; //!< slots waiting for their worker to let go
   actor_stats forgotten_;               //!< counters of reclaimed actors

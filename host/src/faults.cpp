@@ -30,16 +30,18 @@ void fault_monitor::record(const backend_fault& f) {
   const std::uint32_t trap_actor = load_acquire(control.trap_actor);
   const std::uint32_t trap_code = load_acquire(control.trap_code);
   if (trap_actor != 0) {
-    text += " Actor '" + actors_.name_for_report(trap_actor - 1) + "' called ctx.trap(" + std::to_string(trap_code) +
-            ").";
+    text += " Actor '" + actors_.name_for_report(trap_actor - 1) + "' called ctx.trap(" +
+            std::to_string(trap_code) + ").";
   } else if (f.actor) {
     text += " Raised by actor '" + actors_.name_for_report(*f.actor) + "'.";
   }
   if (backend_.kind() == backend::cuda) {
     std::string busy;
-    for (std::uint32_t a : workers_.busy_actors()) busy += (busy.empty() ? "" : ", ") + actors_.name_for_report(a - 1);
+    for (std::uint32_t a : workers_.busy_actors())
+      busy += (busy.empty() ? "" : ", ") + actors_.name_for_report(a - 1);
     if (!busy.empty()) text += " Actors inside a handler at the time: " + busy + ".";
-    text += " The CUDA context is unusable after a device fault; destroy the runtime and restart the process.";
+    text +=
+        " The CUDA context is unusable after a device fault; destroy the runtime and restart the process.";
   }
   {
     std::lock_guard lock(mutex_);

@@ -24,7 +24,8 @@ private:
 
 host_io::host_io(memory_pool& memory, backend_impl& backend, const runtime_options& options,
                  const std::atomic<phase>& phase, fault_monitor& faults, const tenant_table& tenants)
-    : backend_(backend), phase_(phase), faults_(faults), tenants_(tenants), busy_poll_(options.host_busy_poll) {
+    : backend_(backend), phase_(phase), faults_(faults), tenants_(tenants),
+      busy_poll_(options.host_busy_poll) {
   const ring_geometry g = options.host_ring;
   ingress_memory_ = memory.allocate_mapped(g.total_bytes(), "the host ingress ring");
   init_ring_image(ingress_memory_.host(), g);
@@ -69,12 +70,13 @@ ring_claim host_io::claim_ingress() {
   std::uint64_t pos = tail.load(cuda::std::memory_order_relaxed);
   const std::uint64_t mask = h_ingress_.capacity - 1;
   for (;;) {
-    const std::uint64_t s =
-        cuda::atomic_ref<std::uint64_t, pcie_scope>(h_ingress_.seq[pos & mask]).load(cuda::std::memory_order_acquire);
+    const std::uint64_t s = cuda::atomic_ref<std::uint64_t, pcie_scope>(h_ingress_.seq[pos & mask])
+                                .load(cuda::std::memory_order_acquire);
     const auto diff = static_cast<std::int64_t>(s - pos);
     if (diff == 0) {
       if (waiting_[pos & mask].load(std::memory_order_acquire) != 0) return {pos, false};
-      if (tail.compare_exchange_weak(pos, pos + 1, cuda::std::memory_order_relaxed, cuda::std::memory_order_relaxed))
+      if (tail.compare_exchange_weak(pos, pos + 1, cuda::std::memory_order_relaxed,
+                                     cuda::std::memory_order_relaxed))
         return {pos, true};
     } else if (diff < 0) {
       return {pos, false};
@@ -176,7 +178,8 @@ gateway_counters host_io::read_gateway() const {
 }
 
 void host_io::fill_host_counters(runtime_stats& s) const {
-  for (std::size_t i = 0; i < status_count; ++i) s.host_sends[i] = host_sends_[i].load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < status_count; ++i)
+    s.host_sends[i] = host_sends_[i].load(std::memory_order_relaxed);
   s.host_received = host_received_.load(std::memory_order_relaxed);
 }
 

@@ -26,11 +26,12 @@ namespace rk::detail {
 
 class host_io {
 public:
-  host_io(memory_pool& memory, backend_impl& backend, const runtime_options& options, const std::atomic<phase>& phase,
-          fault_monitor& faults, const tenant_table& tenants);
+  host_io(memory_pool& memory, backend_impl& backend, const runtime_options& options,
+          const std::atomic<phase>& phase, fault_monitor& faults, const tenant_table& tenants);
   void describe(system_view& sys) const;
 
-  [[nodiscard]] status send(address destination, std::uint32_t type, byte_view payload, const send_options& options);
+  [[nodiscard]] status send(address destination, std::uint32_t type, byte_view payload,
+                            const send_options& options);
   [[nodiscard]] status send_wait(address destination, std::uint32_t type, byte_view payload,
                                  std::chrono::nanoseconds timeout, const send_options& options);
   std::optional<received_message> receive(std::chrono::nanoseconds timeout);

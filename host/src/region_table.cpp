@@ -10,9 +10,9 @@
 
 namespace rk::detail {
 
-region_table::region_table(memory_pool& memory, backend_impl& backend, tenant_table& tenants, std::uint32_t capacity)
-    : memory_(memory), backend_(backend), tenants_(tenants), capacity_(capacity),
-      slots_(capacity, ~0u - 1) {
+region_table::region_table(memory_pool& memory, backend_impl& backend, tenant_table& tenants,
+                           std::uint32_t capacity)
+    : memory_(memory), backend_(backend), tenants_(tenants), capacity_(capacity), slots_(capacity, ~0u - 1) {
   d_regions_ = memory.allocate(sizeof(region_entry) * std::max(1u, capacity), "the region table");
 }
 
@@ -29,15 +29,17 @@ void region_table::validate(const void* pointer, std::uint64_t bytes, const regi
       opts.policy != region_policy::slab)
     throw error(who + ": unknown region policy");
   if (opts.shared_with.size() > max_region_sharing)
-    throw error(who + ": a region can be shared with at most " + std::to_string(max_region_sharing) + " tenants");
+    throw error(who + ": a region can be shared with at most " + std::to_string(max_region_sharing) +
+                " tenants");
   tenants_.slot_of(opts.owner_tenant, who);
   for (std::uint64_t t : opts.shared_with) tenants_.slot_of(t, who);
 }
 
 region_table::region_record& region_table::live(region_handle h, const std::string& who) {
-  if (h.region >= records_.size() || !records_[h.region].live || records_[h.region].generation != h.generation)
-    throw error(who + ": region " + std::to_string(h.region) + " (generation " + std::to_string(h.generation) +
-                ") is not registered");
+  if (h.region >= records_.size() || !records_[h.region].live ||
+      records_[h.region].generation != h.generation)
+    throw error(who + ": region " + std::to_string(h.region) + " (generation " +
+                std::to_string(h.generation) + ") is not registered");
   return records_[h.region];
 }
 
@@ -46,7 +48,7 @@ region_handle region_table::publish(region_record r, const std::string& who) {
   const std::optional<slot_allocator::slot_id> s = slots_.acquire();
   if (!s)
     throw out_of_room(who + ": the region table is full (max_regions = " + std::to_string(capacity_) +
-                "); unregister a region first");
+                      "); unregister a region first");
   r.live = true;
   r.generation = s->generation + 1; // handles and descriptors start at generation 1
   region_entry e;
@@ -62,7 +64,8 @@ region_handle region_table::publish(region_record r, const std::string& who) {
   try {
     backend_.copy_to_device(&d_regions_.as<region_entry>()[s->slot], &e, sizeof e);
     const std::uint32_t live = 1;
-    backend_.copy_to_device(&d_regions_.as<region_entry>()[s->slot].live, &live, sizeof live); // after the rest
+    backend_.copy_to_device(&d_regions_.as<region_entry>()[s->slot].live, &live,
+                            sizeof live); // after the rest
   } catch (...) {
     slots_.unacquire(s->slot);
     throw;
@@ -91,7 +94,8 @@ region_handle region_table::register_region(void* pointer, std::uint64_t bytes, 
   }
 }
 
-region_handle region_table::create_region(byte_view initial, std::uint64_t capacity, const region_options& opts) {
+region_handle region_table::create_region(byte_view initial, std::uint64_t capacity,
+                                          const region_options& opts) {
   const std::string who = "create_region()";
   if (capacity < initial.size)
     throw error(who + ": capacity " + std::to_string(capacity) + " is smaller than the initial contents (" +
@@ -123,7 +127,8 @@ void region_table::unregister_region(region_handle h, grace_periods& grace) {
     const std::uint32_t dead = 0;
     backend_.copy_to_device(&d_regions_.as<region_entry>()[h.region].live, &dead, sizeof dead);
     const std::uint32_t generation = r.generation + 1;
-    backend_.copy_to_device(&d_regions_.as<region_entry>()[h.region].generation, &generation, sizeof generation);
+    backend_.copy_to_device(&d_regions_.as<region_entry>()[h.region].generation, &generation,
+                            sizeof generation);
     r.live = false;
     owner = r.options.owner_tenant;
     bytes = r.charged ? r.size : 0;
@@ -143,11 +148,12 @@ std::uint64_t region_table::append(region_handle h, byte_view bytes) {
   region_record& r = live(h, who);
   if (r.options.policy != region_policy::append_only) throw error(who + ": the region is not append-only");
   if (bytes.size > r.size - r.cursor)
-    throw error(who + ": " + std::to_string(bytes.size) + " bytes do not fit (" + std::to_string(r.size - r.cursor) +
-                " left in the region)");
+    throw error(who + ": " + std::to_string(bytes.size) + " bytes do not fit (" +
+                std::to_string(r.size - r.cursor) + " left in the region)");
   const std::uint64_t offset = r.cursor;
   if (bytes.size) backend_.copy_to_device(r.pointer + offset, bytes.data, bytes.size);
-  const std::uint64_t cursor = r.cursor + bytes.size; // the bytes are in place before the cursor moves past them
+  const std::uint64_t cursor =
+      r.cursor + bytes.size; // the bytes are in place before the cursor moves past them
   backend_.copy_to_device(&d_regions_.as<region_entry>()[h.region].append_cursor, &cursor, sizeof cursor);
   r.cursor = cursor;
   return offset;

@@ -11,10 +11,12 @@
 
 namespace rk::detail {
 
-routing::routing(memory_pool& memory, backend_impl& backend, actor_table& actors, const runtime_options& options)
+routing::routing(memory_pool& memory, backend_impl& backend, actor_table& actors,
+                 const runtime_options& options)
     : memory_(memory), backend_(backend), actors_(actors), max_groups_(options.max_groups),
       max_members_(options.max_group_members ? options.max_group_members : options.max_actors),
-      max_message_types_(options.max_message_types), group_slot_bits_(slot_bits_for(std::max(1u, max_groups_))),
+      max_message_types_(options.max_message_types),
+      group_slot_bits_(slot_bits_for(std::max(1u, max_groups_))),
       group_slots_(max_groups_, generation_limit(group_slot_bits_)), member_ranges_(max_members_),
       types_(global_message_types()) {
   const std::size_t groups = std::max(1u, max_groups_);
@@ -29,13 +31,15 @@ routing::routing(memory_pool& memory, backend_impl& backend, actor_table& actors
   for (const message_type_info& t : types_.all()) {
     if (t.routable) continue;
     if (t.id >= max_message_types_)
-      throw error("message type '" + t.name + "' (id " + std::to_string(t.id) +
-                  ") is registered as not routable, which needs an id below runtime_options::max_message_types (" +
-                  std::to_string(max_message_types_) + ")");
+      throw error(
+          "message type '" + t.name + "' (id " + std::to_string(t.id) +
+          ") is registered as not routable, which needs an id below runtime_options::max_message_types (" +
+          std::to_string(max_message_types_) + ")");
     blocked_types_[t.id / 32] |= 1u << (t.id % 32);
   }
   if (!blocked_types_.empty())
-    backend.copy_to_device(d_blocked_.get(), blocked_types_.data(), sizeof(std::uint32_t) * blocked_types_.size());
+    backend.copy_to_device(d_blocked_.get(), blocked_types_.data(),
+                           sizeof(std::uint32_t) * blocked_types_.size());
 }
 
 void routing::describe(system_view& sys) const {
@@ -64,12 +68,14 @@ bool routing::group_name_taken(std::string_view name) const {
 
 void routing::check_room(const std::string& name, std::size_t count, const std::string& who) const {
   std::lock_guard lock(mutex_);
-  if (groups_by_name_.find(name) != groups_by_name_.end()) throw error(who + ": a group with this name already exists");
+  if (groups_by_name_.find(name) != groups_by_name_.end())
+    throw error(who + ": a group with this name already exists");
   if (group_slots_.in_use() >= group_slots_.capacity())
     throw out_of_room(who + ": the group table is full (max_groups = " + std::to_string(max_groups_) + ")");
   if (count > member_ranges_.largest_free())
-    throw out_of_room(who + ": group member lists are full (max_group_members = " + std::to_string(max_members_) + ", " +
-                std::to_string(member_ranges_.size() - member_ranges_.used()) + " free)");
+    throw out_of_room(who +
+                      ": group member lists are full (max_group_members = " + std::to_string(max_members_) +
+                      ", " + std::to_string(member_ranges_.size() - member_ranges_.used()) + " free)");
 }
 
 address routing::create_group(const std::string& name, std::span<const actor_index> members) {
@@ -97,11 +103,13 @@ address routing::create_group(const std::string& name, std::span<const actor_ind
     const std::vector<std::uint32_t> keys(list.size(), s.slot);
     const group_tables t = build_group_tables(keys, list, s.slot, 1, first);
     // Members and range first, then the generation that makes the address valid.
-    backend_.copy_to_device(d_members_.as<address>() + first, t.members.data(), sizeof(address) * t.members.size());
+    backend_.copy_to_device(d_members_.as<address>() + first, t.members.data(),
+                            sizeof(address) * t.members.size());
     group_entry e = t.entries[0];
     e.generation = no_slot;
     backend_.copy_to_device(&d_groups_.as<group_entry>()[s.slot], &e, sizeof e);
-    backend_.copy_to_device(&d_groups_.as<group_entry>()[s.slot].generation, &s.generation, sizeof s.generation);
+    backend_.copy_to_device(&d_groups_.as<group_entry>()[s.slot].generation, &s.generation,
+                            sizeof s.generation);
   } catch (...) {
     member_ranges_.free(first, list.size());
     group_slots_.unacquire(s.slot);
@@ -160,11 +168,13 @@ address routing::group(std::string_view name) const {
 std::vector<actor_index> routing::members(address g) const {
   std::lock_guard lock(mutex_);
   const group_record* r = find_group(g);
-  if (r == nullptr) throw error("members(): " + std::to_string(g) + " is not the address of a group of this runtime");
+  if (r == nullptr)
+    throw error("members(): " + std::to_string(g) + " is not the address of a group of this runtime");
   return r->members;
 }
 
-// --- routes and aliases -------------------------------------------------------------------------------------
+// --- routes and aliases
+// -------------------------------------------------------------------------------------
 
 void routing::check_target(address target, const std::string& who) const {
   if (target == host_actor) throw error(who + ": a route cannot lead to the host");
@@ -218,7 +228,8 @@ actor_index routing::add_alias(const std::string& name, address target) {
   if (name.empty()) throw error("add_alias(): the alias name must not be empty");
   if (actors_.name_taken(name)) throw error(who + ": an actor or alias with this name already exists");
   if (actors_.free_slots() == 0)
-    throw out_of_room(who + ": the actor table is full (max_actors = " + std::to_string(actors_.capacity()) + ")");
+    throw out_of_room(who + ": the actor table is full (max_actors = " + std::to_string(actors_.capacity()) +
+                      ")");
   check_target(target, who);
   const actor_index id = actors_.add_alias(name, target);
   std::lock_guard lock(mutex_);
@@ -250,7 +261,8 @@ void routing::check_unreferenced(address a, const std::string& who) const {
 // --- message types ----------------------------------------------------------------------------------------
 
 void routing::write_blocked_word(std::uint32_t index) {
-  backend_.copy_to_device(d_blocked_.as<std::uint32_t>() + index, &blocked_types_[index], sizeof(std::uint32_t));
+  backend_.copy_to_device(d_blocked_.as<std::uint32_t>() + index, &blocked_types_[index],
+                          sizeof(std::uint32_t));
 }
 
 void routing::register_type(const message_type_info& info) {

@@ -21,7 +21,8 @@ std::uint32_t live_word(std::uint32_t epoch) {
 
 void run_control::start() {
   RK_NVTX_RANGE("rk::runtime::start");
-  if (phase_.load() != phase::created) throw error("start(): a runtime starts once; create a new rk::runtime to run again");
+  if (phase_.load() != phase::created)
+    throw error("start(): a runtime starts once; create a new rk::runtime to run again");
   const std::vector<std::vector<actor_index>> by_kind = actors_.unlaunched_by_kind();
   if (std::all_of(by_kind.begin(), by_kind.end(), [](const auto& v) { return v.empty(); }))
     throw error("start(): no actors; spawn at least one actor before start()");
@@ -59,11 +60,12 @@ void run_control::start() {
         workers_.await_check_in(&launch, true, options_.start_timeout, abort_on_fault(), host_backoff());
     if (r == wait_result::aborted) throw error("start(): " + faults_.text());
     if (r == wait_result::timed_out)
-      throw error("start(): only " + std::to_string(workers_.checked_in(launch)) + " of " +
-                  std::to_string(launch.used) + " actor workers started within " +
-                  std::to_string(options_.start_timeout.count()) +
-                  " ms, so the actor kernels are not all co-resident (other work on the GPU, MPS limits, or more "
-                  "actors than fit). Spawn fewer actors or free the GPU.");
+      throw error(
+          "start(): only " + std::to_string(workers_.checked_in(launch)) + " of " +
+          std::to_string(launch.used) + " actor workers started within " +
+          std::to_string(options_.start_timeout.count()) +
+          " ms, so the actor kernels are not all co-resident (other work on the GPU, MPS limits, or more "
+          "actors than fit). Spawn fewer actors or free the GPU.");
   } catch (const error& e) {
     terminate_and_join(); // whatever did start sees terminate and exits
     const std::string what = e.what();
@@ -93,25 +95,29 @@ void run_control::launch_late(const std::vector<actor_index>& ids, const std::st
   }
   workers_.started(launch, used);
   actors_.mark_launched(ids, true);
-  const wait_result r = workers_.await_check_in(&launch, false, options_.start_timeout, abort_on_fault(), host_backoff());
+  const wait_result r =
+      workers_.await_check_in(&launch, false, options_.start_timeout, abort_on_fault(), host_backoff());
   if (r != wait_result::ready) {
     const std::uint32_t running = workers_.checked_in(launch);
     workers_.abandon(launch);
     if (r == wait_result::aborted) throw error(who + ": " + faults_.text());
-    throw error(who + ": only " + std::to_string(running) + " of " + std::to_string(launch.used) +
-                " actor workers started within " + std::to_string(options_.start_timeout.count()) +
-                " ms, so they are not co-resident with the running kernels. Spawn fewer actors or free the GPU.");
+    throw error(
+        who + ": only " + std::to_string(running) + " of " + std::to_string(launch.used) +
+        " actor workers started within " + std::to_string(options_.start_timeout.count()) +
+        " ms, so they are not co-resident with the running kernels. Spawn fewer actors or free the GPU.");
   }
   for (actor_index id : ids) actors_.write_host_word(id, live_word(epoch_of(actors_.host_word(id))));
 }
 
-// --- global pause -------------------------------------------------------------------------------------------
+// --- global pause
+// -------------------------------------------------------------------------------------------
 
 bool run_control::pause(std::chrono::nanoseconds timeout) {
   if (phase_.load() != phase::running) throw error("pause(): the runtime is not running");
   faults_.throw_if_faulted();
   workers_.request_pause(true);
-  const wait_result r = wait_until([&] { return workers_.all_paused(); }, abort_on_fault(), to_ns(timeout), host_backoff());
+  const wait_result r =
+      wait_until([&] { return workers_.all_paused(); }, abort_on_fault(), to_ns(timeout), host_backoff());
   if (r == wait_result::aborted) faults_.throw_if_faulted();
   return r == wait_result::ready;
 }
@@ -120,7 +126,8 @@ void run_control::resume() {
   workers_.request_pause(false);
 }
 
-// --- per-actor lifecycle --------------------------------------------------------------------------------------
+// --- per-actor lifecycle
+// --------------------------------------------------------------------------------------
 
 void run_control::check_lifecycle_call(actor_index a, const std::string& who) {
   actors_.check(a, who, actor_table::want::actor);
@@ -133,7 +140,8 @@ std::uint32_t run_control::begin_stop(actor_index a) {
   const std::uint32_t hw = actors_.host_word(a);
   const auto hs = static_cast<host_state>(state_in(hw));
   if (hs == host_state::live || hs == host_state::paused)
-    actors_.write_host_word(a, make_state_word(epoch_of(hw), static_cast<std::uint8_t>(host_state::stopping)));
+    actors_.write_host_word(a,
+                            make_state_word(epoch_of(hw), static_cast<std::uint8_t>(host_state::stopping)));
   return hw;
 }
 
@@ -149,15 +157,16 @@ std::uint32_t run_control::begin_pause(actor_index a) {
 void run_control::resume_actor(actor_index a) {
   actors_.check(a, "resume_actor()", actor_table::want::actor);
   const std::uint32_t hw = actors_.host_word(a);
-  if (static_cast<host_state>(state_in(hw)) == host_state::paused) actors_.write_host_word(a, live_word(epoch_of(hw)));
+  if (static_cast<host_state>(state_in(hw)) == host_state::paused)
+    actors_.write_host_word(a, live_word(epoch_of(hw)));
 }
 
 void run_control::respawn(actor_index a, std::type_index type, const void* initial) {
   check_lifecycle_call(a, "respawn()");
   const actor_type_ops& k = actors_.kind(actors_.kind_of(a));
   if (initial != nullptr && type != k.type)
-    throw error("respawn<H>(" + std::to_string(a) + "): actor '" + actors_.name_of(a) + "' runs handler '" + k.name +
-                "', not the requested type");
+    throw error("respawn<H>(" + std::to_string(a) + "): actor '" + actors_.name_of(a) + "' runs handler '" +
+                k.name + "', not the requested type");
   const std::uint32_t hw = actors_.host_word(a);
   const device_state ds = current_device_state(hw, actors_.device_word(a));
   if (ds != device_state::stopped && ds != device_state::faulted)
@@ -179,7 +188,8 @@ bool run_control::await_device_state(actor_index a, std::uint32_t host_word, dev
   return r == wait_result::ready;
 }
 
-// --- shutdown ---------------------------------------------------------------------------------------------------
+// --- shutdown
+// ---------------------------------------------------------------------------------------------------
 
 void run_control::terminate_and_join() {
   workers_.request_terminate();
@@ -221,7 +231,8 @@ shutdown_report run_control::shutdown() noexcept {
           abort_on_fault(), to_ns(options_.drain_timeout), host_backoff());
       if (r != wait_result::ready) {
         report.drained = false;
-        report.undelivered = (enqueued - std::min(enqueued, processed)) + (received - std::min(received, finished));
+        report.undelivered =
+            (enqueued - std::min(enqueued, processed)) + (received - std::min(received, finished));
       }
     }
     terminate_and_join();
@@ -248,7 +259,8 @@ shutdown_report run_control::shutdown() noexcept {
   return report;
 }
 
-// --- stats --------------------------------------------------------------------------------------------------------
+// --- stats
+// --------------------------------------------------------------------------------------------------------
 
 runtime_stats run_control::collect_stats() const {
   runtime_stats s;

@@ -22,11 +22,11 @@ namespace rk::detail {
 
 class run_control {
 public:
-  run_control(const runtime_options& options, std::atomic<phase>& phase, backend_impl& backend, memory_pool& memory,
-              worker_registry& workers, grace_periods& grace, actor_table& actors, host_io& io, audit_link& audit,
-              fault_monitor& faults)
-      : options_(options), phase_(phase), backend_(backend), memory_(memory), workers_(workers), grace_(grace),
-        actors_(actors), io_(io), audit_(audit), faults_(faults) {}
+  run_control(const runtime_options& options, std::atomic<phase>& phase, backend_impl& backend,
+              memory_pool& memory, worker_registry& workers, grace_periods& grace, actor_table& actors,
+              host_io& io, audit_link& audit, fault_monitor& faults)
+      : options_(options), phase_(phase), backend_(backend), memory_(memory), workers_(workers),
+        grace_(grace), actors_(actors), io_(io), audit_(audit), faults_(faults) {}
   //! The complete device view, once every facility described its part.
   void set_system(const system_view& sys) noexcept { sys_ = sys; }
   phase current_phase() const noexcept { return phase_.load(); }

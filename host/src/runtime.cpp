@@ -23,7 +23,8 @@ std::string_view to_string(backend b) noexcept {
 
 std::string detail::demangle(const char* mangled) {
   int result = 0;
-  std::unique_ptr<char, void (*)(void*)> text(abi::__cxa_demangle(mangled, nullptr, nullptr, &result), std::free);
+  std::unique_ptr<char, void (*)(void*)> text(abi::__cxa_demangle(mangled, nullptr, nullptr, &result),
+                                              std::free);
   return result == 0 && text ? std::string(text.get()) : std::string(mangled);
 }
 
@@ -37,7 +38,8 @@ device_probe probe_cuda_device(int device) noexcept {
   return p;
 }
 
-runtime::runtime(runtime_options options) : impl_(std::make_unique<detail::runtime_impl>(std::move(options))) {}
+runtime::runtime(runtime_options options)
+    : impl_(std::make_unique<detail::runtime_impl>(std::move(options))) {}
 runtime::~runtime() = default;
 
 rk::backend runtime::backend() const noexcept {
@@ -47,7 +49,8 @@ const std::string& runtime::backend_description() const noexcept {
   return impl_->description();
 }
 
-// --- actors, groups, routes ---------------------------------------------------------------------------------
+// --- actors, groups, routes
+// ---------------------------------------------------------------------------------
 
 address runtime::spawn_erased(detail::actor_type_ops ops, std::string name, const actor_options& options,
                               const void* initial_state) {
@@ -97,7 +100,8 @@ void runtime::remove_alias(actor_index alias) {
   impl_->remove_alias(alias);
 }
 
-// --- lifecycle -------------------------------------------------------------------------------------------------
+// --- lifecycle
+// -------------------------------------------------------------------------------------------------
 
 bool runtime::stop(actor_index a, std::chrono::nanoseconds timeout) {
   return impl_->stop(a, timeout);
@@ -136,12 +140,15 @@ void runtime::read_state(actor_index id, std::type_index type, void* out, std::s
   impl_->run().read_state(id, type, out, bytes);
 }
 
-// --- regions and message types ---------------------------------------------------------------------------------
+// --- regions and message types
+// ---------------------------------------------------------------------------------
 
-region_handle runtime::register_region(void* device_pointer, std::uint64_t bytes, const region_options& options) {
+region_handle runtime::register_region(void* device_pointer, std::uint64_t bytes,
+                                       const region_options& options) {
   return impl_->register_region(device_pointer, bytes, options);
 }
-region_handle runtime::create_region(byte_view initial, std::uint64_t capacity, const region_options& options) {
+region_handle runtime::create_region(byte_view initial, std::uint64_t capacity,
+                                     const region_options& options) {
   return impl_->create_region(initial, capacity, options);
 }
 void runtime::unregister_region(region_handle region) {
@@ -160,7 +167,8 @@ void runtime::register_message_type(const message_type_info& info) {
   impl_->register_message_type(info);
 }
 
-// --- audit ---------------------------------------------------------------------------------------------------------
+// --- audit
+// ---------------------------------------------------------------------------------------------------------
 
 std::vector<audit_entry> runtime::audit_records() const {
   return impl_->audit().records();
@@ -172,9 +180,11 @@ audit_drain_stats runtime::audit_stats() const {
   return impl_->audit().stats();
 }
 
-// --- host I/O ----------------------------------------------------------------------------------------------------
+// --- host I/O
+// ----------------------------------------------------------------------------------------------------
 
-status runtime::send(address destination, std::uint32_t type, byte_view payload, const send_options& options) {
+status runtime::send(address destination, std::uint32_t type, byte_view payload,
+                     const send_options& options) {
   return impl_->io().send(destination, type, payload, options);
 }
 status runtime::send_keyed(address group, std::uint64_t key, std::uint32_t type, byte_view payload,
@@ -188,15 +198,16 @@ status runtime::send_descriptor(address destination, std::uint32_t type, const r
   options.flags |= envelope_flags::descriptor;
   return impl_->io().send(destination, type, as_bytes(descriptor), options);
 }
-status runtime::send_wait(address destination, std::uint32_t type, byte_view payload, std::chrono::nanoseconds timeout,
-                          const send_options& options) {
+status runtime::send_wait(address destination, std::uint32_t type, byte_view payload,
+                          std::chrono::nanoseconds timeout, const send_options& options) {
   return impl_->io().send_wait(destination, type, payload, timeout, options);
 }
 std::optional<received_message> runtime::receive(std::chrono::nanoseconds timeout) {
   return impl_->io().receive(timeout);
 }
 
-// --- the tenant registry -------------------------------------------------------------------------------------------
+// --- the tenant registry
+// -------------------------------------------------------------------------------------------
 
 void tenant_registry::add(std::uint64_t tenant, const tenant_quota& quota) {
   impl_->add_tenant(tenant, quota);

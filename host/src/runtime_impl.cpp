@@ -7,66 +7,15 @@
 #include "support.hpp"
 #include "undo_log.hpp"
 
-#include <cstdio>
-
 namespace rk::detail {
 
-namespace {
-
-//! Every option is checked before anything is allocated.
-runtime_options validated(runtime_options o) {
-  if (o.max_actors == 0 || o.max_actors > (1u << 20))
-    throw error("runtime_options::max_actors must be between 1 and 1048576 (got " + std::to_string(o.max_actors) + ")");
-  if (const char* problem = o.host_ring.validate())
-    throw error(std::string("runtime_options::host_ring: ") + problem + " (got " + geometry_text(o.host_ring) + ")");
-  if (o.max_groups > (1u << 20))
-    throw error("runtime_options::max_groups must be at most 1048576 (got " + std::to_string(o.max_groups) + ")");
-  if (o.max_group_members == 0) o.max_group_members = o.max_actors;
-  if (o.max_hops > 255) throw error("runtime_options::max_hops must be at most 255 (the envelope's hop counter is 8 bits)");
-  if (o.starvation_limit == 0 || o.starvation_limit > 255)
-    throw error("runtime_options::starvation_limit must be between 1 and 255 (got " +
-                std::to_string(o.starvation_limit) + ")");
-  if (o.max_message_types > (1u << 24)) throw error("runtime_options::max_message_types must be at most 16777216");
-  if (const char* problem = audit_ring_geometry(o.audit_ring_slots).validate())
-    throw error(std::string("runtime_options::audit_ring_slots: ") + problem);
-  return o;
-}
-
-std::unique_ptr<backend_impl> choose_backend(const runtime_options& o, std::string& description) {
-  std::unique_ptr<backend_impl> b;
-  std::string why;
-  switch (o.backend) {
-  case backend::cpu:
-    b = make_cpu_backend(o);
-    description = "requested";
-    break;
-  case backend::cuda:
-    b = make_cuda_backend(o, description);
-    break;
-  case backend::automatic:
-    if (cuda_device_usable(o.cuda_device, why)) {
-      b = make_cuda_backend(o, description);
-    } else {
-      b = make_cpu_backend(o);
-      description = "no usable CUDA device: " + why;
-    }
-    break;
-  }
-  if (!b) throw error("runtime_options::backend: unknown backend");
-  if (o.announce_backend)
-    std::fprintf(stderr, "ringkernel: backend %s (%s)\n", std::string(to_string(b->kind())).c_str(),
-                 description.c_str());
-  return b;
-}
-
-} // namespace
-
 runtime_impl::runtime_impl(runtime_options options)
-    : options_(validated(std::move(options))), backend_(choose_backend(options_, description_)), memory_(*backend_),
-      workers_(memory_, *backend_, options_.max_actors), audit_(memory_, *backend_, options_),
-      actors_(memory_, *backend_, options_.max_actors), routing_(memory_, *backend_, actors_, options_),
-      tenants_(memory_, *backend_, options_), regions_(memory_, *backend_, tenants_, options_.max_regions),
-      grace_(workers_), faults_(*backend_, workers_, actors_, audit_),
+    : options_(validated(std::move(options))), backend_(choose_backend(options_, description_)),
+      memory_(*backend_), workers_(memory_, *backend_, options_.max_actors),
+      audit_(memory_, *backend_, options_), actors_(memory_, *backend_, options_.max_actors),
+      routing_(memory_, *backend_, actors_, options_), tenants_(memory_, *backend_, options_),
+      regions_(memory_, *backend_, tenants_, options_.max_regions), grace_(workers_),
+      faults_(*backend_, workers_, actors_, audit_),
       io_(memory_, *backend_, options_, phase_, faults_, tenants_),
       run_(options_, phase_, *backend_, memory_, workers_, grace_, actors_, io_, audit_, faults_) {
   system_view sys;
@@ -105,8 +54,9 @@ auto runtime_impl::with_room(Call&& call) {
   } catch (const out_of_room&) {
     if (!grace_.workers_running() || (grace_.pending() == 0 && actors_.retiring() == 0)) throw;
     // Releases are pending: wait for workers to pass their grace periods, then try once more.
-    const wait_result r = wait_until([&] { return collect() && grace_.pending() == 0 && actors_.retiring() == 0; },
-                                     [&] { return faults_.detected(); }, 2'000'000'000ull);
+    const wait_result r =
+        wait_until([&] { return collect() && grace_.pending() == 0 && actors_.retiring() == 0; },
+                   [&] { return faults_.detected(); }, 2'000'000'000ull);
     if (r == wait_result::aborted) faults_.throw_if_faulted();
   }
   return call();
@@ -115,7 +65,8 @@ auto runtime_impl::with_room(Call&& call) {
 void runtime_impl::check_cuda_code(const actor_type_ops& ops, const std::string& who) const {
   if (backend_->kind() == backend::cuda && ops.cuda_kernel == nullptr)
     throw error(who + ": handler '" + ops.name +
-                "' was compiled without nvcc, so it has no CUDA kernel; compile the translation unit that calls spawn<" +
+                "' was compiled without nvcc, so it has no CUDA kernel; compile the translation unit that "
+                "calls spawn<" +
                 ops.name + ">() as CUDA (a .cu file) or use backend::cpu");
 }
 
@@ -136,7 +87,8 @@ void runtime_impl::prepare(actor_type_ops ops) {
   actors_.kind_for(ops, false, who, added);
 }
 
-address runtime_impl::spawn(actor_type_ops ops, std::string name, const actor_options& opts, const void* initial) {
+address runtime_impl::spawn(actor_type_ops ops, std::string name, const actor_options& opts,
+                            const void* initial) {
   RK_NVTX_RANGE("rk::runtime::spawn");
   std::lock_guard lock(setup_);
   const std::string who = "spawn('" + name + "')";
@@ -159,7 +111,8 @@ address runtime_impl::spawn(actor_type_ops ops, std::string name, const actor_op
   return with_room([&]() -> address {
     if (n > 1) routing_.check_room(name, n, who);
     if (actors_.free_slots() < n)
-      throw out_of_room(who + ": the actor table is full (max_actors = " + std::to_string(options_.max_actors) +
+      throw out_of_room(who +
+                        ": the actor table is full (max_actors = " + std::to_string(options_.max_actors) +
                         "); raise runtime_options::max_actors or forget actors");
     undo_log undo;
     bool added_kind = false;
@@ -178,7 +131,8 @@ address runtime_impl::spawn(actor_type_ops ops, std::string name, const actor_op
       if (created) undo.push([this, slot = spec.engagement_slot] { tenants_.unadd_engagement(slot); });
     }
     if (mailbox_bytes != 0 && n > no_limit / mailbox_bytes)
-      throw error(who + ": " + std::to_string(n) + " mailboxes of " + std::to_string(mailbox_bytes) + " bytes overflow");
+      throw error(who + ": " + std::to_string(n) + " mailboxes of " + std::to_string(mailbox_bytes) +
+                  " bytes overflow");
     tenants_.charge(opts.tenant, n, mailbox_bytes * n, who);
     undo.push([this, &opts, n, mailbox_bytes] { tenants_.refund(opts.tenant, n, mailbox_bytes * n); });
 
@@ -197,7 +151,8 @@ address runtime_impl::spawn(actor_type_ops ops, std::string name, const actor_op
     if (running) run_.launch_late(ids, who);
     const address result = n == 1 ? ids.front() : routing_.create_group(name, ids);
     undo.commit();
-    for (actor_index id : ids) audit_.record(audit_event::actor_spawn, audit_level::info, id, opts.tenant, 0, kind);
+    for (actor_index id : ids)
+      audit_.record(audit_event::actor_spawn, audit_level::info, id, opts.tenant, 0, kind);
     return result;
   });
 }
@@ -312,7 +267,8 @@ void runtime_impl::remove_tenant(std::uint64_t tenant) {
   collect();
 }
 
-void runtime_impl::set_engagement_budget(std::uint64_t tenant, const audit_tag& tag, std::chrono::nanoseconds budget) {
+void runtime_impl::set_engagement_budget(std::uint64_t tenant, const audit_tag& tag,
+                                         std::chrono::nanoseconds budget) {
   std::lock_guard lock(setup_);
   with_room([&] { tenants_.set_engagement_budget(tenant, tag, budget); });
 }
@@ -338,12 +294,14 @@ std::vector<tenant_usage> runtime_impl::all_usage() const {
 
 // --- regions -----------------------------------------------------------------------------------------------
 
-region_handle runtime_impl::register_region(void* pointer, std::uint64_t bytes, const region_options& options) {
+region_handle runtime_impl::register_region(void* pointer, std::uint64_t bytes,
+                                            const region_options& options) {
   std::lock_guard lock(setup_);
   return with_room([&] { return regions_.register_region(pointer, bytes, options); });
 }
 
-region_handle runtime_impl::create_region(byte_view initial, std::uint64_t capacity, const region_options& options) {
+region_handle runtime_impl::create_region(byte_view initial, std::uint64_t capacity,
+                                          const region_options& options) {
   std::lock_guard lock(setup_);
   require_setup_phase("create_region()");
   return with_room([&] { return regions_.create_region(initial, capacity, options); });
@@ -360,7 +318,8 @@ std::uint64_t runtime_impl::append(region_handle region, byte_view bytes) {
   return regions_.append(region, bytes);
 }
 
-// --- the rest ------------------------------------------------------------------------------------------------
+// --- the rest
+// ------------------------------------------------------------------------------------------------
 
 void runtime_impl::register_message_type(const message_type_info& info) {
   std::lock_guard lock(setup_);

@@ -10,6 +10,7 @@
 //    only because releases were still pending.
 //
 // Facilities (one folder-level unit each, contracts at the top of their headers):
+//   options.hpp      option checks and backend choice
 //   memory.hpp       RAII device/mapped blocks, the running arena
 //   workers.hpp      control block, worker_status entries, launches, quiescence
 //   grace.hpp        when unpublished entries and memory may be reused
@@ -31,6 +32,7 @@
 #include "grace.hpp"
 #include "host_io.hpp"
 #include "memory.hpp"
+#include "options.hpp"
 #include "region_table.hpp"
 #include "routing.hpp"
 #include "run_control.hpp"

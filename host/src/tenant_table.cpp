@@ -17,8 +17,9 @@ std::uint64_t saturating_add(std::uint64_t a, std::uint64_t b) noexcept {
 } // namespace
 
 tenant_table::tenant_table(memory_pool& memory, backend_impl& backend, const runtime_options& options)
-    : backend_(backend), max_tenants_(std::max(1u, options.max_tenants)), max_engagements_(options.max_engagements),
-      tenant_slots_(max_tenants_, ~0u), engagement_slots_(max_engagements_, ~0u) {
+    : backend_(backend), max_tenants_(std::max(1u, options.max_tenants)),
+      max_engagements_(options.max_engagements), tenant_slots_(max_tenants_, ~0u),
+      engagement_slots_(max_engagements_, ~0u) {
   d_tenants_ = memory.allocate(sizeof(tenant_entry) * max_tenants_, "the tenant table");
   d_engagements_ =
       memory.allocate(sizeof(engagement_entry) * std::max(1u, max_engagements_), "the engagement table");
@@ -56,8 +57,9 @@ void tenant_table::register_tenant(std::uint64_t tenant, const tenant_quota& quo
   std::lock_guard lock(mutex_);
   const std::optional<slot_allocator::slot_id> s = tenant_slots_.acquire();
   if (!s)
-    throw out_of_room("tenants().add(" + std::to_string(tenant) + "): the tenant table is full (max_tenants = " +
-                std::to_string(max_tenants_) + "); remove a tenant first");
+    throw out_of_room("tenants().add(" + std::to_string(tenant) +
+                      "): the tenant table is full (max_tenants = " + std::to_string(max_tenants_) +
+                      "); remove a tenant first");
   tenant_entry e; // a free slot: only stale host sends read it, and they check the id
   e.id = tenant;
   e.rate_per_second = quota.max_messages_per_second;
@@ -77,9 +79,11 @@ void tenant_table::register_tenant(std::uint64_t tenant, const tenant_quota& quo
 }
 
 void tenant_table::add(std::uint64_t tenant, const tenant_quota& quota) {
-  if (tenant == 0) throw error("tenants().add(0): tenant 0 (unspecified) always exists; use set_quota(0, ...)");
+  if (tenant == 0)
+    throw error("tenants().add(0): tenant 0 (unspecified) always exists; use set_quota(0, ...)");
   if (contains(tenant))
-    throw error("tenants().add(" + std::to_string(tenant) + "): already registered; use set_quota to change it");
+    throw error("tenants().add(" + std::to_string(tenant) +
+                "): already registered; use set_quota to change it");
   register_tenant(tenant, quota);
 }
 
@@ -95,11 +99,12 @@ void tenant_table::set_quota(std::uint64_t tenant, const tenant_quota& quota) {
   tenant_record& r = record(tenant, who);
   check_quota(tenant, quota);
   if (quota.max_actors < r.actors)
-    throw error(who + ": the tenant already has " + std::to_string(r.actors) + " actors, more than the new max_actors " +
-                std::to_string(quota.max_actors));
+    throw error(who + ": the tenant already has " + std::to_string(r.actors) +
+                " actors, more than the new max_actors " + std::to_string(quota.max_actors));
   if (quota.max_device_bytes < r.bytes)
     throw error(who + ": the tenant already uses " + std::to_string(r.bytes) +
-                " device bytes, more than the new max_device_bytes " + std::to_string(quota.max_device_bytes));
+                " device bytes, more than the new max_device_bytes " +
+                std::to_string(quota.max_device_bytes));
   tenant_record updated = r;
   updated.quota = quota;
   write_rate(updated); // the only step that can fail: the record changes after it
@@ -160,16 +165,18 @@ std::uint32_t tenant_table::send_slot(std::uint64_t tenant) const {
   return it == send_slots_.end() ? no_slot : it->second;
 }
 
-void tenant_table::charge(std::uint64_t tenant, std::uint64_t actors, std::uint64_t bytes, const std::string& who) {
+void tenant_table::charge(std::uint64_t tenant, std::uint64_t actors, std::uint64_t bytes,
+                          const std::string& who) {
   std::lock_guard lock(mutex_);
   tenant_record& r = record(tenant, who);
   if (actors > r.quota.max_actors || r.actors > r.quota.max_actors - actors)
-    throw error(who + ": " + tenant_text(tenant) + " would have " + std::to_string(saturating_add(r.actors, actors)) +
-                " actors, over its limit of " + std::to_string(r.quota.max_actors) + " (tenant_quota::max_actors)");
+    throw error(who + ": " + tenant_text(tenant) + " would have " +
+                std::to_string(saturating_add(r.actors, actors)) + " actors, over its limit of " +
+                std::to_string(r.quota.max_actors) + " (tenant_quota::max_actors)");
   if (bytes > r.quota.max_device_bytes || r.bytes > r.quota.max_device_bytes - bytes)
-    throw error(who + ": " + tenant_text(tenant) + " would use " + std::to_string(saturating_add(r.bytes, bytes)) +
-                " device bytes, over its limit of " + std::to_string(r.quota.max_device_bytes) +
-                " (tenant_quota::max_device_bytes)");
+    throw error(who + ": " + tenant_text(tenant) + " would use " +
+                std::to_string(saturating_add(r.bytes, bytes)) + " device bytes, over its limit of " +
+                std::to_string(r.quota.max_device_bytes) + " (tenant_quota::max_device_bytes)");
   r.actors += actors;
   r.bytes += bytes;
 }
@@ -188,8 +195,8 @@ void tenant_table::count_region(std::uint64_t tenant, int delta) noexcept {
   if (it != tenants_.end()) it->second.regions += static_cast<std::uint32_t>(delta);
 }
 
-std::uint32_t tenant_table::engagement_slot(std::uint64_t tenant, const audit_tag& tag, const std::string& who,
-                                            bool& created) {
+std::uint32_t tenant_table::engagement_slot(std::uint64_t tenant, const audit_tag& tag,
+                                            const std::string& who, bool& created) {
   std::lock_guard lock(mutex_);
   created = false;
   if (const auto it = engagement_by_key_.find({tenant, tag.org_id, tag.engagement_id});
@@ -198,7 +205,8 @@ std::uint32_t tenant_table::engagement_slot(std::uint64_t tenant, const audit_ta
   record(tenant, who);
   const std::optional<slot_allocator::slot_id> s = engagement_slots_.acquire();
   if (!s)
-    throw out_of_room(who + ": the engagement table is full (max_engagements = " + std::to_string(max_engagements_) + ")");
+    throw out_of_room(
+        who + ": the engagement table is full (max_engagements = " + std::to_string(max_engagements_) + ")");
   engagement_entry e;
   e.tenant = tenant;
   e.org_id = tag.org_id;
@@ -227,7 +235,8 @@ void tenant_table::set_engagement_budget(std::uint64_t tenant, const audit_tag& 
                                          std::chrono::nanoseconds budget) {
   const std::string who = "tenants().set_engagement_budget(" + std::to_string(tenant) + ")";
   slot_of(tenant, who);
-  if (tag == audit_tag{}) throw error(who + ": the audit tag {0, 0} means untagged; use a non-zero org or engagement id");
+  if (tag == audit_tag{})
+    throw error(who + ": the audit tag {0, 0} means untagged; use a non-zero org or engagement id");
   if (budget.count() < 0) throw error(who + ": the budget must not be negative");
   bool created = false;
   const std::uint32_t slot = engagement_slot(tenant, tag, who, created);

@@ -46,7 +46,8 @@ public:
   void count_region(std::uint64_t tenant, int delta) noexcept;
 
   //! The engagement slot of (tenant, tag), created with no budget when new (`created` says so).
-  std::uint32_t engagement_slot(std::uint64_t tenant, const audit_tag& tag, const std::string& who, bool& created);
+  std::uint32_t engagement_slot(std::uint64_t tenant, const audit_tag& tag, const std::string& who,
+                                bool& created);
   //! Undoes the creation of an engagement nothing uses yet.
   void unadd_engagement(std::uint32_t slot) noexcept;
   void set_engagement_budget(std::uint64_t tenant, const audit_tag& tag, std::chrono::nanoseconds budget);

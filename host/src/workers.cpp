@@ -34,7 +34,8 @@ std::vector<worker_group> launch_record::backend_groups(const system_view& sys) 
 worker_registry::worker_registry(memory_pool& memory, backend_impl& backend, std::uint32_t capacity)
     : memory_(memory), backend_(backend), capacity_(capacity), entries_(capacity) {
   control_ = memory.allocate_mapped(sizeof(control_block), "the control block");
-  status_ = memory.allocate_mapped(sizeof(worker_status) * (std::size_t{capacity} + 1), "worker status entries");
+  status_ =
+      memory.allocate_mapped(sizeof(worker_status) * (std::size_t{capacity} + 1), "worker status entries");
 }
 
 void worker_registry::describe(system_view& sys) const {
@@ -50,9 +51,10 @@ launch_record& worker_registry::prepare(std::vector<launch_group> groups, const 
     std::lock_guard lock(mutex_);
     const std::optional<std::uint64_t> first = entries_.allocate(total);
     if (!first)
-      throw out_of_room(who + ": no room for " + std::to_string(total) + " more workers (" +
-                  std::to_string(entries_.used()) + " of " + std::to_string(capacity_) +
-                  " worker entries hold workers that have not exited; runtime_options::max_actors sets it)");
+      throw out_of_room(
+          who + ": no room for " + std::to_string(total) + " more workers (" +
+          std::to_string(entries_.used()) + " of " + std::to_string(capacity_) +
+          " worker entries hold workers that have not exited; runtime_options::max_actors sets it)");
     record->first = static_cast<std::uint32_t>(*first);
     record->reserved = total;
   }
@@ -102,8 +104,8 @@ void worker_registry::gateway_started() noexcept {
 }
 
 wait_result worker_registry::await_check_in(const launch_record* launch, bool gateway,
-                                            std::chrono::nanoseconds timeout, const std::function<bool()>& abort,
-                                            backoff idle) const {
+                                            std::chrono::nanoseconds timeout,
+                                            const std::function<bool()>& abort, backoff idle) const {
   const auto all_checked_in = [&] {
     if (gateway && load_acquire(entry(capacity_).checked_in) == 0) return false;
     if (launch != nullptr)
@@ -122,7 +124,8 @@ std::uint32_t worker_registry::checked_in(const launch_record& launch) const {
 }
 
 void worker_registry::request_terminate() noexcept {
-  cuda::atomic_ref<std::uint32_t, pcie_scope>(host_control()->terminate).store(1, cuda::std::memory_order_release);
+  cuda::atomic_ref<std::uint32_t, pcie_scope>(host_control()->terminate)
+      .store(1, cuda::std::memory_order_release);
 }
 
 void worker_registry::request_pause(bool pause) noexcept {

@@ -34,9 +34,9 @@ struct launch_group {
 struct launch_record {
   std::uint32_t first = 0; //!< worker_status entries [first, first + reserved) belong to it
   std::uint32_t reserved = 0;
-  std::uint32_t used = 0;  //!< entries the backend used (CPU workers may serve several actors)
-  bool started = false;    //!< the backend accepted it (its workers may run at some point)
-  bool abandoned = false;  //!< its check-in timed out: it may start later, and exits when it does
+  std::uint32_t used = 0; //!< entries the backend used (CPU workers may serve several actors)
+  bool started = false;   //!< the backend accepted it (its workers may run at some point)
+  bool abandoned = false; //!< its check-in timed out: it may start later, and exits when it does
   std::vector<launch_group> groups;
 
   //! What the backend needs to start it.
@@ -87,7 +87,9 @@ public:
 
 private:
   bool exited(std::uint32_t entry) const;
-  const worker_status& entry(std::uint32_t w) const { return static_cast<const worker_status*>(status_.host())[w]; }
+  const worker_status& entry(std::uint32_t w) const {
+    return static_cast<const worker_status*>(status_.host())[w];
+  }
 
   memory_pool& memory_;
   backend_impl& backend_;

@@ -161,7 +161,8 @@ private:
   std::uint32_t start_workers(std::span<const worker_group> groups) {
     std::vector<served_actor> all;
     for (const auto& g : groups) {
-      for (std::uint32_t i = 0; i < g.workers; ++i) all.push_back({g.ops, g.host_worker_actors[i], g.host_states[i]});
+      for (std::uint32_t i = 0; i < g.workers; ++i)
+        all.push_back({g.ops, g.host_worker_actors[i], g.host_states[i]});
     }
     if (all.empty()) return 0;
     const std::uint32_t hardware = std::max(1u, std::thread::hardware_concurrency());
@@ -177,8 +178,8 @@ private:
     const std::size_t before = threads_.size();
     try {
       for (std::uint32_t w = 0; w < threads; ++w)
-        start_thread(first + w, [this, gate, index = first + w, work = std::move(assignment[w])](
-                                    std::atomic<bool>& done) mutable {
+        start_thread(first + w, [this, gate, index = first + w,
+                                 work = std::move(assignment[w])](std::atomic<bool>& done) mutable {
           backoff wait;
           while (gate->load(std::memory_order_acquire) == gate_closed) wait.pause();
           if (gate->load(std::memory_order_acquire) == gate_open) worker_loop(index, std::move(work), done);

@@ -39,7 +39,8 @@ class actor_context {
 public:
   RK_HOST_DEVICE actor_context(const detail::system_view& sys, actor_index self, std::uint64_t tenant,
                                hlc_timestamp event_time) noexcept
-      : sys_(&sys), self_(self), slot_(detail::slot_of(sys, self)), tenant_(tenant), event_time_(event_time) {}
+      : sys_(&sys), self_(self), slot_(detail::slot_of(sys, self)), tenant_(tenant), event_time_(event_time) {
+  }
 
   RK_HOST_DEVICE actor_index self() const noexcept { return self_; }
   RK_HOST_DEVICE std::uint64_t tenant() const noexcept { return tenant_; }

@@ -9,20 +9,20 @@ namespace rk {
 //! Outcome of a send (or a wait). Values are stable: they index the per-actor counter arrays and
 //! appear in audit records and JSON output.
 enum class status : std::uint8_t {
-  delivered = 0,      //!< written into the destination mailbox (or the host egress ring)
-  enqueued,           //!< host send accepted by the ingress ring; the device decides later
-  queue_full,         //!< destination ring full; nothing was written
-  too_large,          //!< payload larger than the destination slot's inline capacity
-  not_found,          //!< no live actor (or group) with that id / name
-  max_hops_exceeded,  //!< an indirect route forwarded the message too many times
-  not_routable,       //!< the message type may not travel kernel-to-kernel
-  tenant_mismatch,    //!< sender and destination belong to different tenants
-  quota_exceeded,     //!< the sending tenant is over its rate or budget
-  invalid_descriptor, //!< a zero-copy descriptor failed validation
-  dropped,            //!< not deliverable and the sender asked for silent-drop semantics (counted)
-  timed_out,          //!< a bounded wait expired
-  aborted,            //!< a wait stopped because the runtime is terminating
-  not_running,        //!< the runtime is not running (host send before start or after shutdown)
+  delivered = 0,       //!< written into the destination mailbox (or the host egress ring)
+  enqueued,            //!< host send accepted by the ingress ring; the device decides later
+  queue_full,          //!< destination ring full; nothing was written
+  too_large,           //!< payload larger than the destination slot's inline capacity
+  not_found,           //!< no live actor (or group) with that id / name
+  max_hops_exceeded,   //!< an indirect route forwarded the message too many times
+  not_routable,        //!< the message type may not travel kernel-to-kernel
+  tenant_mismatch,     //!< sender and destination belong to different tenants
+  quota_exceeded,      //!< the sending tenant is over its rate or budget
+  invalid_descriptor,  //!< a zero-copy descriptor failed validation
+  dropped,             //!< not deliverable and the sender asked for silent-drop semantics (counted)
+  timed_out,           //!< a bounded wait expired
+  aborted,             //!< a wait stopped because the runtime is terminating
+  not_running,         //!< the runtime is not running (host send before start or after shutdown)
   invalid_destination, //!< the sender may not address that destination (the host sending to itself)
 };
 

@@ -68,9 +68,9 @@ RK_HOST_DEVICE inline address pick_member(const system_view& s, address group,
   if (g >= s.group_capacity) return host_actor;
   const group_entry& entry = s.groups[g];
   // Acquire: the host writes `first` and `count` before it publishes the generation.
-  const std::uint32_t generation = cuda::atomic_ref<std::uint32_t, peer_scope>(
-                                       const_cast<std::uint32_t&>(entry.generation))
-                                       .load(cuda::std::memory_order_acquire);
+  const std::uint32_t generation =
+      cuda::atomic_ref<std::uint32_t, peer_scope>(const_cast<std::uint32_t&>(entry.generation))
+          .load(cuda::std::memory_order_acquire);
   if (generation != id_generation(group, s.group_slot_bits)) return host_actor;
   const std::uint32_t first = load_relaxed(entry.first);
   const std::uint32_t count = load_relaxed(entry.count);

@@ -200,7 +200,7 @@ struct alignas(64) worker_status {
   std::uint64_t heartbeat = 0;  //!< advances while the worker loops (coarse)
   std::uint32_t checked_in = 0; //!< 1 once the worker runs: proves it is resident
   std::uint32_t busy_actor = 0; //!< actor id + 1 while the worker is in a burst of handler calls, else 0
-  std::uint32_t paused = 0; //!< 1 while the worker honours the global pause (acknowledgement for the host)
+  std::uint32_t paused = 0;    //!< 1 while the worker honours the global pause (acknowledgement for the host)
   std::uint32_t quiescent = 0; //!< the last control_block::grace_epoch seen between messages (release)
   std::uint32_t exited = 0;    //!< 1 as the worker's last write: it touches nothing of the runtime again
 };
@@ -293,7 +293,8 @@ RK_HOST_DEVICE inline std::uint32_t slot_of(const system_view& s, actor_index a)
 //! The entry of actor or alias `a` with its host word (acquire), or null when `a` is no id of this
 //! runtime, names an empty slot, or names an earlier occupant of the slot. The host word is read before
 //! the generation: the host writes a reused slot's generation before it publishes the slot's host word.
-RK_HOST_DEVICE inline route_entry* entry_of(const system_view& s, address a, std::uint32_t& host_word) noexcept {
+RK_HOST_DEVICE inline route_entry* entry_of(const system_view& s, address a,
+                                            std::uint32_t& host_word) noexcept {
   if (a == host_actor || is_group_address(a)) return nullptr;
   const std::uint32_t slot = id_slot(a, s.actor_slot_bits);
   if (slot >= s.route_capacity) return nullptr;
@@ -306,7 +307,8 @@ RK_HOST_DEVICE inline route_entry* entry_of(const system_view& s, address a, std
 
 //! Worker side of the host's grace periods: called between messages, never inside a handler. Once the
 //! host reads `quiescent >= E`, this worker holds nothing it found in the tables before epoch E began.
-RK_HOST_DEVICE inline void note_quiescent(const system_view& s, worker_status& w, std::uint32_t& seen) noexcept {
+RK_HOST_DEVICE inline void note_quiescent(const system_view& s, worker_status& w,
+                                          std::uint32_t& seen) noexcept {
   const std::uint32_t epoch = cuda::atomic_ref<std::uint32_t, pcie_scope>(s.control->grace_epoch)
                                   .load(cuda::std::memory_order_acquire);
   if (epoch == seen) return;
