@@ -336,8 +336,9 @@ shutdown_report runtime_impl::shutdown() noexcept {
   return run_.shutdown();
 }
 
-table_usage runtime_impl::tables() const {
+table_usage runtime_impl::tables() {
   std::lock_guard lock(setup_);
+  collect();
   table_usage t;
   t.actors = actors_.fill();
   t.groups = routing_.group_fill();

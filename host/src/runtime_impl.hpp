@@ -87,7 +87,8 @@ public:
   void register_message_type(const message_type_info& info);
   void start();
   shutdown_report shutdown() noexcept;
-  table_usage tables() const;
+  //! After giving back what ended grace periods released.
+  table_usage tables();
 
   // Facilities the thin forwarders in runtime.cpp reach directly (their calls need no coordination).
   const actor_table& actors() const noexcept { return actors_; }

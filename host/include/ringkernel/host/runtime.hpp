@@ -99,7 +99,7 @@ public:
   std::string name_of(actor_index id) const;
   //! Current actors and aliases.
   std::uint32_t actor_count() const noexcept;
-  //! How full each table is (see table_usage).
+  //! How full each table is (see table_usage), after giving back what ended grace periods released.
   table_usage tables() const;
 
   // --- groups and routes (all may be called before or while running) ---------------------------------

@@ -1,0 +1,215 @@
+#pragma once
+// Tables give slots back: forgetting an actor, removing an alias, a group or a tenant, and unregistering
+// a region return the slot (and arena memory) for reuse, each cycled 10,000 times (1,000 under the
+// sanitizers); stale ids, group addresses and descriptors stay refused after their slot is reused; and
+// nothing can be removed while something still leads to it. Written once, instantiated per backend.
+
+#include "transaction_cases.hpp"
+
+namespace rk_cases {
+
+class ReuseCases : public TransactionCases {
+protected:
+  static std::uint64_t cycles() { return rk::test::scaled(10'000); }
+  //! Waits (bounded, no sleeps) until every slot and byte given back has passed its grace period.
+  static void settle(rk::runtime& rt) {
+    ASSERT_EQ(rk::wait_until([&] { return rt.tables().pending_releases == 0; }, [] { return false; },
+                             10'000'000'000ull),
+              rk::wait_result::ready);
+  }
+  static rk::send_options descriptor_flag() {
+    rk::send_options o;
+    o.flags = rk::envelope_flags::descriptor;
+    return o;
+  }
+};
+
+TEST_P(ReuseCases, RegionSlotsComeBackAndStaleDescriptorsStayRefused) {
+  rk::runtime rt(options()); // max_regions = 256: the 257th cycle used to fail
+  const actor_index reader = rt.spawn<region_reader>("reader", small_mailbox());
+  const std::vector<std::byte> ones(64, std::byte{1});
+  // Memory the workers can address on either backend, registered again and again below.
+  const rk::region_handle backing = rt.create_region({ones.data(), 64}, ones.size(), {});
+  void* memory = rt.region_pointer(backing);
+  const rk::region_handle first = rt.register_region(memory, 64, {});
+  rt.unregister_region(first);
+  for (std::uint64_t cycle = 0; cycle < cycles(); ++cycle)
+    rt.unregister_region(rt.register_region(memory, 64, {}));
+  rt.start();
+  for (std::uint64_t cycle = 0; cycle < cycles(); ++cycle)
+    rt.unregister_region(rt.register_region(memory, 64, {}));
+  const rk::region_handle current = rt.register_region(memory, 64, {});
+  EXPECT_EQ(rt.tables().regions.capacity, 256u);
+
+  EXPECT_EQ(rt.send_wait(reader, msg_region, rk::as_bytes(first.describe(0, 8)), 5s, descriptor_flag()),
+            status::invalid_descriptor)
+      << "a descriptor of an earlier registration is refused even though its slot is in use again";
+  ASSERT_EQ(rt.send_wait(reader, msg_region, rk::as_bytes(current.describe(0, 8)), 5s, descriptor_flag()),
+            status::delivered);
+  auto reply = rt.receive(5s);
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->as<ping_payload>().sequence, 8u) << "the reader saw the eight bytes";
+
+  // Validated on delivery, unregistered before the handler runs: the handler sees no bytes.
+  ASSERT_TRUE(rt.pause_actor(reader, 5s));
+  ASSERT_EQ(rt.send_wait(reader, msg_region, rk::as_bytes(current.describe(0, 8)), 5s, descriptor_flag()),
+            status::delivered);
+  rt.unregister_region(current);
+  rt.resume_actor(reader);
+  reply = rt.receive(5s);
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->as<ping_payload>().value, 0u) << "region_bytes re-checks the registration";
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+TEST_P(ReuseCases, CreatedRegionsGiveTheirArenaMemoryBack) {
+  rk::runtime rt(options()); // 32 MiB running arena: 33 regions of 1 MiB used to exhaust it for good
+  rt.tenants().add(5, rk::tenant_quota::standard());
+  rt.spawn<counter>("c", small_mailbox());
+  rt.start();
+  const std::size_t baseline = rt.tables().running_arena.used;
+  const std::uint64_t rounds = rk::test::scaled(2'000);
+  for (std::uint64_t cycle = 0; cycle < rounds; ++cycle) {
+    const rk::region_handle h = rt.create_region({}, 1 << 20, {rk::region_policy::immutable, 5, {}});
+    ASSERT_EQ(rt.tenants().usage(5).device_bytes, std::uint64_t{1} << 20) << "cycle " << cycle;
+    rt.unregister_region(h);
+    ASSERT_EQ(rt.tenants().usage(5).device_bytes, 0u) << "cycle " << cycle;
+  }
+  settle(rt);
+  EXPECT_EQ(rt.tables().running_arena.used, baseline) << "every region's memory is back in the arena";
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+TEST_P(ReuseCases, TenantSlotsComeBack) {
+  rk::runtime rt(options()); // max_tenants = 64: the 63rd add/remove cycle used to fail
+  rt.spawn<counter>("resident", small_mailbox());
+  rt.start();
+  const std::vector<std::byte> blob(64);
+  const ping_payload p{0, 1};
+  for (std::uint64_t cycle = 0; cycle < cycles(); ++cycle) {
+    const std::uint64_t tenant = 1000 + cycle;
+    rt.tenants().add(tenant, rk::tenant_quota::standard());
+    ASSERT_EQ(rt.tenants().usage(tenant).messages_sent, 0u) << "a reused slot starts with fresh counters";
+    if (cycle % 64 == 0) { // now and then with traffic, an actor, an engagement and a region to give back
+      const actor_index a = rt.spawn<counter>("member", in_tenant(tenant, 16));
+      ASSERT_EQ(rt.send_wait(a, msg_count, rk::as_bytes(p), 5s, as_tenant(tenant)), status::delivered);
+      ASSERT_EQ(rt.tenants().usage(tenant).messages_sent, 1u);
+      rt.tenants().set_engagement_budget(tenant, {tenant, 1}, 1s);
+      const rk::region_handle r =
+          rt.create_region({blob.data(), 64}, 64, {rk::region_policy::immutable, tenant, {}});
+      expect_refused([&] { rt.tenants().remove(tenant); }, "still has 1 actors and 1 regions");
+      rt.unregister_region(r);
+      ASSERT_TRUE(rt.stop(a, 5s));
+      rt.forget(a);
+    }
+    rt.tenants().remove(tenant);
+  }
+  for (std::uint64_t t = 1; t < 64; ++t) rt.tenants().add(t, rk::tenant_quota::standard());
+  settle(rt);
+  EXPECT_EQ(rt.tables().tenants.used, 64u);
+  EXPECT_EQ(rt.tables().engagements.used, 0u) << "a removed tenant's engagements went with it";
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+TEST_P(ReuseCases, ForgottenActorsGiveBackTheirIdsMailboxesAndWorkers) {
+  rk::runtime_options o = options();
+  o.max_actors = 4;
+  o.running_arena_bytes = 1 << 20;
+  rk::runtime rt(o);
+  const actor_index resident = rt.spawn<counter>("resident", small_mailbox(16, 128));
+  for (std::uint64_t cycle = 0; cycle < cycles(); ++cycle)
+    rt.forget(rt.spawn<counter>("temp", small_mailbox(16, 128)));
+  EXPECT_EQ(rt.tables().actors.used, 1u);
+  rt.start();
+  const ping_payload p{0, 1};
+  actor_index previous = rk::host_actor;
+  for (std::uint64_t cycle = 0; cycle < cycles(); ++cycle) {
+    const actor_index id = rt.spawn<counter>("temp", small_mailbox(16, 128));
+    ASSERT_NE(id, previous);
+    ASSERT_EQ(rt.send_wait(id, msg_count, rk::as_bytes(p), 5s), status::delivered) << "cycle " << cycle;
+    if (previous != rk::host_actor && cycle % 16 == 0) {
+      ASSERT_EQ(rt.send_wait(previous, msg_count, rk::as_bytes(p), 5s), status::not_found)
+          << "a forgotten id stays refused on the device";
+      expect_refused([&] { (void)rt.name_of(previous); }, "unknown actor id");
+    }
+    ASSERT_TRUE(rt.stop(id, 5s)) << "cycle " << cycle;
+    rt.forget(id);
+    previous = id;
+  }
+  EXPECT_EQ(rt.send_wait(resident, msg_count, rk::as_bytes(p), 5s), status::delivered);
+  const rk::shutdown_report r = rt.shutdown();
+  EXPECT_TRUE(r.drained);
+  const rk::runtime_stats s = rt.stats();
+  EXPECT_EQ(s.actors.size(), 1u);
+  EXPECT_EQ(s.forgotten.handled, cycles()) << "forgotten actors' counters are kept";
+  EXPECT_EQ(s.forgotten.received, s.forgotten.handled + s.forgotten.discarded);
+  EXPECT_EQ(rt.state<counter>(resident).count, 1u);
+}
+
+TEST_P(ReuseCases, GroupsAndAliasesGiveTheirSlotsBack) {
+  rk::runtime_options o = options();
+  o.max_groups = 4;
+  o.max_group_members = 8;
+  rk::runtime rt(o);
+  const actor_index a = rt.spawn<counter>("a", small_mailbox());
+  const actor_index b = rt.spawn<counter>("b", small_mailbox());
+  const std::vector<actor_index> pair{a, b};
+  rt.start();
+  const ping_payload p{0, 1};
+  rk::address previous_group = 0;
+  actor_index previous_alias = rk::host_actor;
+  for (std::uint64_t cycle = 0; cycle < cycles(); ++cycle) {
+    const rk::address g = rt.create_group("g", pair);
+    const actor_index x = rt.add_alias("x", g);
+    if (cycle % 64 == 0) {
+      ASSERT_EQ(rt.send_wait(x, msg_count, rk::as_bytes(p), 5s), status::delivered) << "cycle " << cycle;
+      if (previous_group != 0) {
+        EXPECT_EQ(rt.send_wait(previous_group, msg_count, rk::as_bytes(p), 5s), status::not_found)
+            << "a removed group's address stays refused";
+        EXPECT_EQ(rt.send_wait(previous_alias, msg_count, rk::as_bytes(p), 5s), status::not_found)
+            << "a removed alias stays refused";
+      }
+    }
+    rt.remove_alias(x);
+    rt.remove_group(g);
+    previous_group = g;
+    previous_alias = x;
+  }
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+TEST_P(ReuseCases, NothingIsRemovedWhileSomethingLeadsToIt) {
+  rk::runtime rt(options());
+  const actor_index a = rt.spawn<counter>("a", small_mailbox());
+  const actor_index b = rt.spawn<counter>("b", small_mailbox());
+  const rk::address g = rt.create_group("g", std::vector<actor_index>{a});
+  const actor_index x = rt.add_alias("x", a);
+  const actor_index y = rt.add_alias("y", x);
+  const actor_index z = rt.add_alias("z", g);
+  rt.set_route(b, a);
+  rt.start();
+  expect_refused([&] { rt.forget(a); }, "stop() it first");
+  ASSERT_TRUE(rt.stop(a, 5s));
+  try {
+    rt.forget(a);
+    ADD_FAILURE() << "forget() of an actor something leads to";
+  } catch (const rk::error& e) {
+    const std::string what = e.what();
+    for (const char* needle : {"group 'g'", "alias 'x'", "the route from 'b'"})
+      EXPECT_NE(what.find(needle), std::string::npos) << what;
+  }
+  expect_refused([&] { rt.remove_alias(x); }, "alias 'y'");
+  expect_refused([&] { rt.remove_group(g); }, "alias 'z'");
+  expect_refused([&] { rt.remove_alias(a); }, "is an actor, not an alias");
+  expect_refused([&] { rt.forget(x); }, "is an alias, not an actor");
+  rt.remove_alias(z);
+  rt.remove_group(g);
+  rt.remove_alias(y);
+  rt.remove_alias(x);
+  rt.clear_route(b);
+  EXPECT_NO_THROW(rt.forget(a));
+  expect_refused([&] { (void)rt.lifecycle(a); }, "unknown actor id");
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+} // namespace rk_cases
