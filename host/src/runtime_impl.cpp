@@ -219,13 +219,15 @@ void runtime_impl::clear_route(actor_index a) {
 
 bool runtime_impl::stop(actor_index a, std::chrono::nanoseconds timeout) {
   std::uint32_t hw;
+  std::uint64_t tenant;
   {
     std::lock_guard lock(setup_);
     hw = run_.begin_stop(a);
+    tenant = actors_.tenant_of(a);
   }
   // Waiting without the lock: stats() and other management calls stay available meanwhile.
   const bool stopped = run_.await_device_state(a, hw, device_state::stopped, timeout);
-  if (stopped) audit_.record(audit_event::actor_stop, audit_level::info, a, actors_.tenant_of(a));
+  if (stopped) audit_.record(audit_event::actor_stop, audit_level::info, a, tenant);
   return stopped;
 }
 

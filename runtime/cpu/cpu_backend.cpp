@@ -97,7 +97,8 @@ public:
 
   void preload(std::span<const actor_type_ops* const>) override {} // nothing to load on the CPU
 
-  std::uint32_t launch(const system_view& sys, const control_block*, std::span<const worker_group> groups,
+  std::uint32_t launch(const system_view& sys, const control_block*, const worker_status*,
+                       std::span<const worker_group> groups,
                        std::uint32_t gateway_worker) override {
     sys_ = sys;
     start_thread(gateway_worker,

@@ -101,9 +101,10 @@ public:
     load(gateway_kernel_address(), "gateway kernel rk::gateway_kernel");
   }
 
-  std::uint32_t launch(const system_view& sys, const control_block* host_control,
+  std::uint32_t launch(const system_view& sys, const control_block* host_control, const worker_status* host_workers,
                        std::span<const worker_group> groups, std::uint32_t gateway_worker) override {
     host_control_ = host_control;
+    host_workers_ = host_workers;
     std::vector<planned> plan;
     plan.push_back({gateway_kernel_address(), 1, gateway_threads, "gateway kernel rk::gateway_kernel",
                     nullptr, gateway_worker});
@@ -153,7 +154,9 @@ public:
       const cudaError_t e = cudaStreamQuery(k.stream);
       if (e == cudaErrorNotReady) continue;
       if (e == cudaSuccess) {
-        if (terminate_requested()) continue;
+        // Finished on its own: fine once terminate was requested, or when every block let go of a
+        // retired actor (the host calls release_workers for it soon).
+        if (terminate_requested() || all_exited(k)) continue;
         fault_ = backend_fault{k.where, "exited before terminate was requested", std::nullopt};
         return fault_;
       }
@@ -239,6 +242,15 @@ private:
     return attributes;
   }
 
+  bool all_exited(const launched_kernel& k) const noexcept {
+    if (host_workers_ == nullptr) return false;
+    for (std::uint32_t w = k.first_worker; w < k.first_worker + k.blocks; ++w)
+      if (cuda::atomic_ref<std::uint32_t, pcie_scope>(const_cast<std::uint32_t&>(host_workers_[w].exited))
+              .load(cuda::std::memory_order_acquire) == 0)
+        return false;
+    return true;
+  }
+
   bool terminate_requested() const noexcept {
     return host_control_ != nullptr &&
            cuda::atomic_ref<std::uint32_t, pcie_scope>(const_cast<std::uint32_t&>(host_control_->terminate))
@@ -291,6 +303,7 @@ private:
   std::vector<launched_kernel> launched_;
   double used_capacity_ = 0.0; //!< fraction of resident-block capacity taken by launched kernels
   const control_block* host_control_ = nullptr;
+  const worker_status* host_workers_ = nullptr;
   std::optional<backend_fault> fault_;
 };
 

@@ -60,8 +60,10 @@ public:
   //! groups[i].params.first_worker; returns how many entries all groups used (CPU workers may serve
   //! several actors). The gateway uses entry `gateway_worker`. Throws rk::error if it cannot start all of
   //! them; it launches nothing when the refusal can be decided up front (co-residency), and otherwise the
-  //! caller terminates and joins what did start. `host_control` is the host address of sys.control.
+  //! caller terminates and joins what did start. `host_control` and `host_workers` are the host addresses
+  //! of sys.control and sys.workers.
   virtual std::uint32_t launch(const system_view& sys, const control_block* host_control,
+                               const worker_status* host_workers,
                                std::span<const worker_group> groups, std::uint32_t gateway_worker) = 0;
   //! While running: starts workers for actors spawned after launch (no gateway). All or nothing: when it
   //! throws, nothing it started runs (it refuses up front when they would not fit beside what runs).
