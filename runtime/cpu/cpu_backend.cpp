@@ -14,6 +14,8 @@
 #include <new>
 #include <thread>
 
+#include <unistd.h>
+
 namespace rk::detail {
 namespace {
 
@@ -72,6 +74,11 @@ public:
   rk::backend kind() const noexcept override { return rk::backend::cpu; }
 
   void* allocate_device(std::size_t bytes) override {
+    static const std::size_t physical = static_cast<std::size_t>(sysconf(_SC_PHYS_PAGES)) *
+                                        static_cast<std::size_t>(sysconf(_SC_PAGE_SIZE));
+    if (bytes > physical)
+      throw error("CPU backend: " + std::to_string(bytes) + " bytes is more than this machine's memory (" +
+                  std::to_string(physical) + " bytes)");
     const std::size_t rounded = (std::max<std::size_t>(bytes, 1) + allocation_alignment - 1) /
                                 allocation_alignment * allocation_alignment;
     void* p = std::aligned_alloc(allocation_alignment, rounded);
