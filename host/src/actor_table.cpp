@@ -457,12 +457,6 @@ std::size_t actor_table::retiring() const {
   return retiring_.size();
 }
 
-tenant_history actor_table::history_of(std::uint64_t tenant) const {
-  std::lock_guard lock(mutex_);
-  const auto it = history_.find(tenant);
-  return it == history_.end() ? tenant_history{} : it->second;
-}
-
 void actor_table::forget_history(std::uint64_t tenant) {
   std::lock_guard lock(mutex_);
   history_.erase(tenant);

@@ -120,7 +120,6 @@ public:
   void collect(grace_periods& grace);
   //! Actors waiting for their worker to let go.
   std::size_t retiring() const;
-  tenant_history history_of(std::uint64_t tenant) const;
   void forget_history(std::uint64_t tenant);
 
   // --- counters ------------------------------------------------------------------------------------------

@@ -61,11 +61,6 @@ const routing::group_record* routing::find_group(address g) const {
   return &groups_[slot];
 }
 
-bool routing::group_name_taken(std::string_view name) const {
-  std::lock_guard lock(mutex_);
-  return groups_by_name_.find(name) != groups_by_name_.end();
-}
-
 void routing::check_room(const std::string& name, std::size_t count, const std::string& who) const {
   std::lock_guard lock(mutex_);
   if (groups_by_name_.find(name) != groups_by_name_.end())

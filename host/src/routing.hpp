@@ -40,7 +40,6 @@ public:
   void remove_group(address group, grace_periods& grace);
   address group(std::string_view name) const;
   std::vector<actor_index> members(address group) const;
-  bool group_name_taken(std::string_view name) const;
   table_fill group_fill() const;
   table_fill member_fill() const;
 

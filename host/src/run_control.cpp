@@ -51,9 +51,8 @@ void run_control::start() {
   memory_.reserve_arena(options_.running_arena_bytes); // before any launch: see memory.hpp
   grace_.workers_started();
   try {
-    const std::uint32_t used =
-        backend_.launch(sys_, workers_.host_control(), workers_.host_status(), launch.backend_groups(sys_),
-                        workers_.gateway_entry());
+    const std::uint32_t used = backend_.launch(sys_, workers_.host_control(), workers_.host_status(),
+                                               launch.backend_groups(sys_), workers_.gateway_entry());
     workers_.started(launch, used);
     workers_.gateway_started();
     actors_.mark_launched(all, true);

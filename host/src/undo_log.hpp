@@ -1,7 +1,8 @@
 #pragma once
 // What makes a multi-step setup call transactional: each step that changed something pushes its undo;
-// an exception unwinds them newest first, and commit() keeps the changes. Undo actions must not throw
-// (each gives back exactly what its step took).
+// an exception unwinds them newest first, and commit() keeps the changes. Each undo gives back exactly
+// what its step took. An undo runs during unwinding and so cannot report a failure: one that throws
+// (the device is gone, which the fault monitor reports) is skipped and the others still run.
 
 #include <functional>
 #include <utility>
@@ -16,7 +17,12 @@ public:
   undo_log& operator=(const undo_log&) = delete;
   ~undo_log() {
     if (committed_) return;
-    for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) (*it)();
+    for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) {
+      try {
+        (*it)();
+      } catch (...) {
+      }
+    }
   }
 
   template <class Undo>

@@ -49,7 +49,9 @@ public:
 
   void describe(system_view& sys) const;
   control_block* host_control() const noexcept { return static_cast<control_block*>(control_.host()); }
-  const worker_status* host_status() const noexcept { return static_cast<const worker_status*>(status_.host()); }
+  const worker_status* host_status() const noexcept {
+    return static_cast<const worker_status*>(status_.host());
+  }
   std::uint32_t gateway_entry() const noexcept { return capacity_; }
 
   //! A launch of `groups` (ops, actors and states filled in): entries reserved and zeroed, worker and

@@ -74,8 +74,8 @@ public:
   rk::backend kind() const noexcept override { return rk::backend::cpu; }
 
   void* allocate_device(std::size_t bytes) override {
-    static const std::size_t physical = static_cast<std::size_t>(sysconf(_SC_PHYS_PAGES)) *
-                                        static_cast<std::size_t>(sysconf(_SC_PAGE_SIZE));
+    static const std::size_t physical =
+        static_cast<std::size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<std::size_t>(sysconf(_SC_PAGE_SIZE));
     if (bytes > physical)
       throw error("CPU backend: " + std::to_string(bytes) + " bytes is more than this machine's memory (" +
                   std::to_string(physical) + " bytes)");
@@ -105,8 +105,7 @@ public:
   void preload(std::span<const actor_type_ops* const>) override {} // nothing to load on the CPU
 
   std::uint32_t launch(const system_view& sys, const control_block*, const worker_status*,
-                       std::span<const worker_group> groups,
-                       std::uint32_t gateway_worker) override {
+                       std::span<const worker_group> groups, std::uint32_t gateway_worker) override {
     sys_ = sys;
     start_thread(gateway_worker,
                  [this, gateway_worker](std::atomic<bool>& done) { gateway_loop(gateway_worker, done); });

@@ -101,8 +101,9 @@ public:
     load(gateway_kernel_address(), "gateway kernel rk::gateway_kernel");
   }
 
-  std::uint32_t launch(const system_view& sys, const control_block* host_control, const worker_status* host_workers,
-                       std::span<const worker_group> groups, std::uint32_t gateway_worker) override {
+  std::uint32_t launch(const system_view& sys, const control_block* host_control,
+                       const worker_status* host_workers, std::span<const worker_group> groups,
+                       std::uint32_t gateway_worker) override {
     host_control_ = host_control;
     host_workers_ = host_workers;
     std::vector<planned> plan;

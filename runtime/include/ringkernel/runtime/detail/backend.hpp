@@ -63,8 +63,8 @@ public:
   //! caller terminates and joins what did start. `host_control` and `host_workers` are the host addresses
   //! of sys.control and sys.workers.
   virtual std::uint32_t launch(const system_view& sys, const control_block* host_control,
-                               const worker_status* host_workers,
-                               std::span<const worker_group> groups, std::uint32_t gateway_worker) = 0;
+                               const worker_status* host_workers, std::span<const worker_group> groups,
+                               std::uint32_t gateway_worker) = 0;
   //! While running: starts workers for actors spawned after launch (no gateway). All or nothing: when it
   //! throws, nothing it started runs (it refuses up front when they would not fit beside what runs).
   virtual std::uint32_t launch_more(const system_view& sys, std::span<const worker_group> groups) = 0;
