@@ -26,18 +26,6 @@ protected:
     return out;
   }
 
-  static rk::send_options as_tenant(std::uint64_t tenant) {
-    rk::send_options o;
-    o.tenant = tenant;
-    return o;
-  }
-
-  static rk::actor_options in_tenant(std::uint64_t tenant, std::uint32_t slots = 256) {
-    rk::actor_options a = small_mailbox(slots, 256);
-    a.tenant = tenant;
-    return a;
-  }
-
   //! Sends `req` to burster `b` as `tenant` and returns its report.
   static burst_report burst(rk::runtime& rt, actor_index b, std::uint64_t tenant, const burst_request& req) {
     EXPECT_EQ(rt.send(b, msg_burst, rk::as_bytes(req), as_tenant(tenant)), status::enqueued);

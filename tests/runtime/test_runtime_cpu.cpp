@@ -1,5 +1,5 @@
 // Runtime behaviour on the CPU backend (compiled by the host compiler; also run under ThreadSanitizer).
-#include "reuse_cases.hpp"
+#include "tenancy_cases.hpp"
 
 #include <set>
 #include <stdexcept>
@@ -9,8 +9,6 @@ namespace rk_cases {
 INSTANTIATE_TEST_SUITE_P(cpu, RuntimeCases, ::testing::Values(rk::backend::cpu), backend_name);
 INSTANTIATE_TEST_SUITE_P(cpu, RoutingCases, ::testing::Values(rk::backend::cpu), backend_name);
 INSTANTIATE_TEST_SUITE_P(cpu, TenancyCases, ::testing::Values(rk::backend::cpu), backend_name);
-INSTANTIATE_TEST_SUITE_P(cpu, TransactionCases, ::testing::Values(rk::backend::cpu), backend_name);
-INSTANTIATE_TEST_SUITE_P(cpu, ReuseCases, ::testing::Values(rk::backend::cpu), backend_name);
 
 //! Host-only handler: exceptions cannot exist in device code, but on the CPU backend one that escapes a
 //! handler is a fault like a device trap.

@@ -1,14 +1,12 @@
 // Runtime behaviour on the CUDA backend: the same cases as the CPU backend (label `gpu`; each test skips
 // with the reason when no usable device is present).
-#include "reuse_cases.hpp"
+#include "tenancy_cases.hpp"
 
 namespace rk_cases {
 
 INSTANTIATE_TEST_SUITE_P(cuda, RuntimeCases, ::testing::Values(rk::backend::cuda), backend_name);
 INSTANTIATE_TEST_SUITE_P(cuda, RoutingCases, ::testing::Values(rk::backend::cuda), backend_name);
 INSTANTIATE_TEST_SUITE_P(cuda, TenancyCases, ::testing::Values(rk::backend::cuda), backend_name);
-INSTANTIATE_TEST_SUITE_P(cuda, TransactionCases, ::testing::Values(rk::backend::cuda), backend_name);
-INSTANTIATE_TEST_SUITE_P(cuda, ReuseCases, ::testing::Values(rk::backend::cuda), backend_name);
 
 //! A worker as wide as a block can be: few fit per SM, so many of them cannot be co-resident.
 struct wide_worker {

@@ -5,7 +5,7 @@
 // option, an allocation that fails) and compares everything a user can observe before and after.
 // Written once, instantiated per backend (test_runtime_cpu.cpp, test_runtime_cuda.cu).
 
-#include "tenancy_cases.hpp"
+#include "case_fixture.hpp"
 
 #include "memory.hpp" // rk::detail::testing::fail_allocation_after
 
@@ -13,7 +13,7 @@
 
 namespace rk_cases {
 
-class TransactionCases : public TenancyCases {
+class TransactionCases : public RuntimeCases {
 protected:
   //! Everything observable about the runtime's tables, as text: equal pictures, equal runtimes.
   static std::string picture(rk::runtime& rt, const std::vector<std::string>& names = {}) {

@@ -1,0 +1,77 @@
+#pragma once
+// The fixture every runtime case suite shares: one test per backend (GetParam()), skipped with the reason
+// when the CUDA backend has no device, small default options, and helpers for building actors and sends.
+
+#include "test_handlers.hpp"
+
+#include "test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace rk_cases {
+
+using namespace std::chrono_literals;
+using rk::actor_index;
+using rk::status;
+
+inline rk::actor_options small_mailbox(std::uint32_t slots = 256, std::uint32_t slot_bytes = 256) {
+  rk::actor_options a;
+  a.mailbox = {slots, slot_bytes};
+  return a;
+}
+
+inline rk::actor_options in_tenant(std::uint64_t tenant, std::uint32_t slots = 256) {
+  rk::actor_options a = small_mailbox(slots, 256);
+  a.tenant = tenant;
+  return a;
+}
+
+inline rk::send_options as_tenant(std::uint64_t tenant) {
+  rk::send_options o;
+  o.tenant = tenant;
+  return o;
+}
+
+// --- fixture --------------------------------------------------------------------------------------
+
+//! "cpu" / "cuda" in test names instead of the enum's bytes.
+inline std::string backend_name(const ::testing::TestParamInfo<rk::backend>& info) {
+  return std::string(rk::to_string(info.param));
+}
+
+class RuntimeCases : public ::testing::TestWithParam<rk::backend> {
+protected:
+  void SetUp() override {
+    if (GetParam() == rk::backend::cuda) {
+      const rk::device_probe probe = rk::probe_cuda_device();
+      if (!probe.usable) GTEST_SKIP() << "no usable CUDA device: " << probe.description;
+    }
+  }
+
+  rk::runtime_options options() const {
+    rk::runtime_options o;
+    o.backend = GetParam();
+    o.announce_backend = false;
+    o.max_actors = 64;
+    o.host_ring = {256, 1024};
+    o.drain_timeout = 5s;
+    return o;
+  }
+
+  //! Sends, retrying while the ingress ring is full.
+  static void send_reliably(rk::runtime& rt, actor_index to, std::uint32_t type, rk::byte_view payload,
+                            const rk::send_options& o = {}) {
+    rk::backoff retry;
+    status s;
+    while ((s = rt.send(to, type, payload, o)) == status::queue_full) retry.pause();
+    ASSERT_EQ(s, status::enqueued);
+  }
+};
+
+} // namespace rk_cases
