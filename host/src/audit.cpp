@@ -5,6 +5,7 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include <algorithm>
 #include <atomic>
@@ -91,18 +92,29 @@ std::string audit_canonical_form(std::uint64_t sequence, const audit_record& r) 
   return out;
 }
 
-std::string audit_chain_hash(std::string_view prev_hash, std::string_view canonical) {
-  const std::unique_ptr<EVP_MD_CTX, md_ctx_deleter> ctx(EVP_MD_CTX_new());
-  if (!ctx) throw_crypto_error("EVP_MD_CTX_new");
+std::string audit_chain_hash(std::string_view prev_hash, std::string_view canonical, std::string_view key) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  if (EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
-    throw_crypto_error("EVP_DigestInit_ex(sha256)");
-  if (EVP_DigestUpdate(ctx.get(), prev_hash.data(), prev_hash.size()) != 1 ||
-      EVP_DigestUpdate(ctx.get(), canonical.data(), canonical.size()) != 1)
-    throw_crypto_error("EVP_DigestUpdate");
-  if (EVP_DigestFinal_ex(ctx.get(), digest, &length) != 1 || length != 32)
-    throw_crypto_error("EVP_DigestFinal_ex");
+  if (key.empty()) {
+    const std::unique_ptr<EVP_MD_CTX, md_ctx_deleter> ctx(EVP_MD_CTX_new());
+    if (!ctx) throw_crypto_error("EVP_MD_CTX_new");
+    if (EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
+      throw_crypto_error("EVP_DigestInit_ex(sha256)");
+    if (EVP_DigestUpdate(ctx.get(), prev_hash.data(), prev_hash.size()) != 1 ||
+        EVP_DigestUpdate(ctx.get(), canonical.data(), canonical.size()) != 1)
+      throw_crypto_error("EVP_DigestUpdate");
+    if (EVP_DigestFinal_ex(ctx.get(), digest, &length) != 1 || length != 32)
+      throw_crypto_error("EVP_DigestFinal_ex");
+  } else {
+    std::string message;
+    message.reserve(prev_hash.size() + canonical.size());
+    message.append(prev_hash).append(canonical);
+    if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+             reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest,
+             &length) == nullptr ||
+        length != 32)
+      throw_crypto_error("HMAC(sha256)");
+  }
   static constexpr char hex[] = "0123456789abcdef";
   std::string out(64, '0');
   for (unsigned int i = 0; i < 32; ++i) {
@@ -112,13 +124,14 @@ std::string audit_chain_hash(std::string_view prev_hash, std::string_view canoni
   return out;
 }
 
-audit_entry make_audit_entry(std::uint64_t sequence, const audit_record& record, std::string_view prev_hash) {
+audit_entry make_audit_entry(std::uint64_t sequence, const audit_record& record, std::string_view prev_hash,
+                             std::string_view key) {
   audit_entry e;
   e.sequence = sequence;
   e.record = record;
   e.prev = std::string(prev_hash);
   std::string canonical = audit_canonical_form(sequence, record);
-  e.hash = audit_chain_hash(e.prev, canonical);
+  e.hash = audit_chain_hash(e.prev, canonical, key);
   // The line is the canonical object with prev and hash appended as its last two members.
   canonical.pop_back(); // the closing brace
   canonical += ",\"prev\":\"";
@@ -475,7 +488,11 @@ private:
   }
 
   void finish() noexcept {
-    const bool complete = drain_everything(clock::now() + options_.stop_timeout);
+    // Capped like flush(): now + milliseconds::max() would overflow; a negative timeout means no wait.
+    const bool complete =
+        drain_everything(clock::now() + std::clamp<std::chrono::nanoseconds>(options_.stop_timeout,
+                                                                             std::chrono::nanoseconds::zero(),
+                                                                             std::chrono::hours(24 * 365)));
     audit_record closing;
     closing.event = audit_event::audit_closed;
     closing.level = audit_level::info;
@@ -501,7 +518,7 @@ private:
   void append(const audit_record& r, std::uint64_t audit_drain_stats::*counter) noexcept {
     audit_entry entry;
     try {
-      entry = make_audit_entry(next_sequence_, r, head_);
+      entry = make_audit_entry(next_sequence_, r, head_, options_.key);
     } catch (const std::exception& e) {
       // libcrypto failed or memory ran out: the record cannot be chained. Say so; nothing else can be done.
       note_failure(&audit_drain_stats::sink_failures, std::string("chaining failed: ") + e.what());

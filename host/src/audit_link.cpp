@@ -24,6 +24,7 @@ audit_link::audit_link(memory_pool& memory, backend_impl& backend, const runtime
   for (const auto& sink : options.audit_sinks)
     if (sink) sinks.push_back(sink);
   audit_drain_options o;
+  o.key = options.audit_key;
   const std::uint64_t* tail = channel_.ring.tail;
   const std::uint64_t* overflow = channel_.overflow;
   o.read_claimed = [this, tail] { return read_device_u64(tail); };

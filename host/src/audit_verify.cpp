@@ -166,6 +166,21 @@ bool parse_into(std::string_view line, audit_entry& e, std::string* why) {
   return true;
 }
 
+enum class line_read { line, last_without_newline, too_long, end };
+
+//! The next line without its newline, reading at most `limit` bytes of it.
+line_read read_line(std::istream& in, std::string& line, std::size_t limit) {
+  line.clear();
+  for (;;) {
+    const int c = in.get();
+    if (c == std::char_traits<char>::eof())
+      return line.empty() ? line_read::end : line_read::last_without_newline;
+    if (c == '\n') return line_read::line;
+    if (line.size() == limit) return line_read::too_long;
+    line.push_back(static_cast<char>(c));
+  }
+}
+
 } // namespace
 
 std::optional<audit_entry> parse_audit_line(std::string_view line, std::string* why) {
@@ -191,9 +206,14 @@ audit_verify_result verify_audit_log(const std::filesystem::path& path, const au
     }
     std::string line;
     std::uint64_t line_number = 0;
-    while (std::getline(in, line)) {
+    for (;;) {
+      const line_read got = read_line(in, line, options.max_line_bytes);
+      if (got == line_read::end) break;
       ++line_number;
-      if (in.eof()) { // getline stopped at the end of the file, not at a newline
+      if (got == line_read::too_long)
+        return tampered(line_number, "the line is longer than " + std::to_string(options.max_line_bytes) +
+                                         " bytes (audit_verify_options::max_line_bytes): not an audit entry");
+      if (got == line_read::last_without_newline) {
         if (options.require_closed)
           return tampered(line_number, "the last line has no newline: the log was cut short");
         result.reason = "ignored an incomplete last line (the log may still be being written)";
@@ -204,8 +224,13 @@ audit_verify_result verify_audit_log(const std::filesystem::path& path, const au
       std::string why;
       const std::optional<audit_entry> e = parse_audit_line(line, &why);
       if (!e) return tampered(line_number, "not a well-formed audit entry: " + why);
-      if (audit_chain_hash(e->prev, audit_canonical_form(e->sequence, e->record)) != e->hash)
-        return tampered(line_number, "the hash does not match the entry: the line was edited");
+      if (audit_chain_hash(e->prev, audit_canonical_form(e->sequence, e->record), options.key) != e->hash)
+        return tampered(line_number,
+                        options.key.empty()
+                            ? "the hash does not match the entry: the line was edited (or the log is keyed: "
+                              "verify it with its key)"
+                            : "the keyed hash does not match the entry: the line was edited, or the log was "
+                              "rehashed without the key (or written with another key)");
       if (e->sequence != result.entries)
         return tampered(line_number, "the sequence number is " + std::to_string(e->sequence) + ", expected " +
                                          std::to_string(result.entries) +

@@ -145,26 +145,34 @@ status host_io::send_wait(address destination, std::uint32_t type, byte_view pay
 
 std::optional<received_message> host_io::receive(std::chrono::nanoseconds timeout) {
   RK_NVTX_RANGE("rk::runtime::receive");
-  std::lock_guard lock(egress_mutex_);
-  const egress_ring egress(h_egress_);
   const bool live = phase_.load() == phase::running || phase_.load() == phase::draining;
   if (live) faults_.throw_if_faulted();
-  const std::byte* slot = egress.try_peek();
-  if (slot == nullptr && live) {
-    const wait_result r = wait_until([&] { return (slot = egress.try_peek()) != nullptr; },
-                                     [&] { return faults_.detected(); }, to_ns(timeout), waiting_backoff());
+  // The egress ring has one consumer at a time: the lock is held to take one message, never while
+  // waiting, so receivers with short timeouts are not held up by one with a long timeout.
+  std::optional<received_message> got;
+  const auto take = [&] {
+    std::lock_guard lock(egress_mutex_);
+    const egress_ring egress(h_egress_);
+    const std::byte* slot = egress.try_peek();
+    if (slot == nullptr) return false;
+    received_message m;
+    std::memcpy(&m.header, slot, sizeof(envelope));
+    const std::uint32_t length = std::min(m.header.payload_length, egress.payload_capacity());
+    m.payload.assign(slot + envelope_bytes, slot + envelope_bytes + length);
+    egress.pop();
+    got = std::move(m);
+    return true;
+  };
+  if (!take() && live) {
+    const wait_result r = wait_until(
+        take, [&] { return faults_.detected(); }, to_ns(timeout), waiting_backoff());
     if (r == wait_result::aborted) faults_.throw_if_faulted();
   }
-  if (slot == nullptr) return std::nullopt;
-  received_message m;
-  std::memcpy(&m.header, slot, sizeof(envelope));
-  const std::uint32_t length = std::min(m.header.payload_length, egress.payload_capacity());
-  m.payload.assign(slot + envelope_bytes, slot + envelope_bytes + length);
-  egress.pop();
+  if (!got) return std::nullopt;
   host_received_.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard clock_lock(clock_mutex_);
-  clock_.observe(m.header.timestamp);
-  return m;
+  clock_.observe(got->header.timestamp);
+  return got;
 }
 
 void host_io::wait_for_senders() const {

@@ -1,10 +1,9 @@
-// Construction of a runtime: its options checked, and its backend chosen (see options.hpp).
+// A runtime's options, checked before anything is allocated (see options.hpp). Kept apart from the
+// backend choice so the option fuzzer (tools/fuzz) links this alone.
 
 #include "options.hpp"
 
 #include "support.hpp"
-
-#include <cstdio>
 
 namespace rk::detail {
 
@@ -19,43 +18,25 @@ runtime_options validated(runtime_options o) {
     throw error("runtime_options::max_groups must be at most 1048576 (got " + std::to_string(o.max_groups) +
                 ")");
   if (o.max_group_members == 0) o.max_group_members = o.max_actors;
-  if (o.max_hops > 255)
-    throw error("runtime_options::max_hops must be at most 255 (the envelope's hop counter is 8 bits)");
+  if (o.max_hops > max_hops_limit)
+    throw error("runtime_options::max_hops must be at most " + std::to_string(max_hops_limit) + " (got " +
+                std::to_string(o.max_hops) + "): the envelope's 8-bit hop counter must be able to exceed it");
   if (o.starvation_limit == 0 || o.starvation_limit > 255)
     throw error("runtime_options::starvation_limit must be between 1 and 255 (got " +
                 std::to_string(o.starvation_limit) + ")");
   if (o.max_message_types > (1u << 24))
     throw error("runtime_options::max_message_types must be at most 16777216");
+  const std::pair<const char*, std::chrono::milliseconds> timeouts[] = {{"start_timeout", o.start_timeout},
+                                                                        {"drain_timeout", o.drain_timeout},
+                                                                        {"stop_timeout", o.stop_timeout}};
+  for (const auto& [name, value] : timeouts)
+    if (value.count() < 0)
+      throw error(std::string("runtime_options::") + name + " must not be negative (got " +
+                  std::to_string(value.count()) +
+                  " ms); use milliseconds::max() to wait as long as it takes");
   if (const char* problem = audit_ring_geometry(o.audit_ring_slots).validate())
     throw error(std::string("runtime_options::audit_ring_slots: ") + problem);
   return o;
-}
-
-std::unique_ptr<backend_impl> choose_backend(const runtime_options& o, std::string& description) {
-  std::unique_ptr<backend_impl> b;
-  std::string why;
-  switch (o.backend) {
-  case backend::cpu:
-    b = make_cpu_backend(o);
-    description = "requested";
-    break;
-  case backend::cuda:
-    b = make_cuda_backend(o, description);
-    break;
-  case backend::automatic:
-    if (cuda_device_usable(o.cuda_device, why)) {
-      b = make_cuda_backend(o, description);
-    } else {
-      b = make_cpu_backend(o);
-      description = "no usable CUDA device: " + why;
-    }
-    break;
-  }
-  if (!b) throw error("runtime_options::backend: unknown backend");
-  if (o.announce_backend)
-    std::fprintf(stderr, "ringkernel: backend %s (%s)\n", std::string(to_string(b->kind())).c_str(),
-                 description.c_str());
-  return b;
 }
 
 } // namespace rk::detail

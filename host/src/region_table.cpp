@@ -132,13 +132,15 @@ void region_table::unregister_region(region_handle h, grace_periods& grace) {
     r.live = false;
     owner = r.options.owner_tenant;
     bytes = r.charged ? r.size : 0;
+    releasing_.emplace(h.region, h.generation);
   }
   tenants_.count_region(owner, -1);
   tenants_.refund(owner, 0, bytes);
-  grace.defer([this, slot = h.region] {
+  grace.defer([this, slot = h.region, generation = h.generation] {
     std::lock_guard lock(mutex_);
     records_[slot] = region_record{}; // frees the memory of a created region
     slots_.release(slot);
+    releasing_.erase({slot, generation});
   });
 }
 
@@ -157,6 +159,17 @@ std::uint64_t region_table::append(region_handle h, byte_view bytes) {
   backend_.copy_to_device(&d_regions_.as<region_entry>()[h.region].append_cursor, &cursor, sizeof cursor);
   r.cursor = cursor;
   return offset;
+}
+
+bool region_table::registered(region_handle h) const {
+  std::lock_guard lock(mutex_);
+  return h.region < records_.size() && records_[h.region].live &&
+         records_[h.region].generation == h.generation;
+}
+
+bool region_table::releasing(region_handle h) const {
+  std::lock_guard lock(mutex_);
+  return releasing_.count({h.region, h.generation}) != 0;
 }
 
 void* region_table::pointer(region_handle h) const {

@@ -17,6 +17,7 @@
 #include <ringkernel/host/options.hpp>
 
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,9 @@ public:
   region_handle register_region(void* pointer, std::uint64_t bytes, const region_options& options);
   region_handle create_region(byte_view initial, std::uint64_t capacity, const region_options& options);
   void unregister_region(region_handle region, grace_periods& grace);
+  //! Whether `region` is registered now / was unregistered and a worker may still read it.
+  bool registered(region_handle region) const;
+  bool releasing(region_handle region) const;
   std::uint64_t append(region_handle region, byte_view bytes);
   void* pointer(region_handle region) const;
   std::uint32_t in_use() const;
@@ -59,7 +63,8 @@ private:
 
   mutable std::mutex mutex_; //!< guards the records
   slot_allocator slots_;
-  std::vector<region_record> records_; //!< by slot
+  std::vector<region_record> records_;                          //!< by slot
+  std::set<std::pair<std::uint32_t, std::uint32_t>> releasing_; //!< (slot, generation) in a grace period
 };
 
 } // namespace rk::detail

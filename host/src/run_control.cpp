@@ -56,8 +56,8 @@ void run_control::start() {
     workers_.started(launch, used);
     workers_.gateway_started();
     actors_.mark_launched(all, true);
-    const wait_result r =
-        workers_.await_check_in(&launch, true, options_.start_timeout, abort_on_fault(), host_backoff());
+    const wait_result r = workers_.await_check_in(&launch, true, to_ns(options_.start_timeout),
+                                                  abort_on_fault(), host_backoff());
     if (r == wait_result::aborted) throw error("start(): " + faults_.text());
     if (r == wait_result::timed_out)
       throw error(
@@ -95,8 +95,8 @@ void run_control::launch_late(const std::vector<actor_index>& ids, const std::st
   }
   workers_.started(launch, used);
   actors_.mark_launched(ids, true);
-  const wait_result r =
-      workers_.await_check_in(&launch, false, options_.start_timeout, abort_on_fault(), host_backoff());
+  const wait_result r = workers_.await_check_in(&launch, false, to_ns(options_.start_timeout),
+                                                abort_on_fault(), host_backoff());
   if (r != wait_result::ready) {
     const std::uint32_t running = workers_.checked_in(launch);
     workers_.abandon(launch);
@@ -237,6 +237,9 @@ shutdown_report run_control::shutdown() noexcept {
     }
     terminate_and_join();
     report.workers_stopped = workers_stopped_;
+    if (!workers_stopped_)
+      for (std::uint32_t a : workers_.busy_actors())
+        report.stuck_actors.push_back(actors_.name_for_report(a - 1));
     if (faults_.detected()) {
       report.fault = faults_.text();
       report.drained = false;

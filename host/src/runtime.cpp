@@ -103,13 +103,13 @@ void runtime::remove_alias(actor_index alias) {
 // --- lifecycle
 // -------------------------------------------------------------------------------------------------
 
-bool runtime::stop(actor_index a, std::chrono::nanoseconds timeout) {
+bool runtime::stop_for(actor_index a, std::chrono::nanoseconds timeout) {
   return impl_->stop(a, timeout);
 }
 void runtime::respawn_erased(actor_index a, std::type_index type, const void* initial_state) {
   impl_->respawn(a, type, initial_state);
 }
-bool runtime::pause_actor(actor_index a, std::chrono::nanoseconds timeout) {
+bool runtime::pause_actor_for(actor_index a, std::chrono::nanoseconds timeout) {
   return impl_->pause_actor(a, timeout);
 }
 void runtime::resume_actor(actor_index a) {
@@ -124,7 +124,7 @@ void runtime::start() {
 bool runtime::running() const noexcept {
   return impl_->run().current_phase() == detail::phase::running;
 }
-bool runtime::pause(std::chrono::nanoseconds timeout) {
+bool runtime::pause_for(std::chrono::nanoseconds timeout) {
   return impl_->run().pause(timeout);
 }
 void runtime::resume() {
@@ -154,6 +154,9 @@ region_handle runtime::create_region(byte_view initial, std::uint64_t capacity,
 void runtime::unregister_region(region_handle region) {
   impl_->unregister_region(region);
 }
+wait_result runtime::release_region_for(region_handle region, std::chrono::nanoseconds timeout) {
+  return impl_->release_region(region, timeout);
+}
 std::uint64_t runtime::append(region_handle region, byte_view bytes) {
   return impl_->append(region, bytes);
 }
@@ -173,7 +176,7 @@ void runtime::register_message_type(const message_type_info& info) {
 std::vector<audit_entry> runtime::audit_records() const {
   return impl_->audit().records();
 }
-wait_result runtime::flush_audit(std::chrono::nanoseconds timeout) {
+wait_result runtime::flush_audit_for(std::chrono::nanoseconds timeout) {
   return impl_->audit().flush(timeout);
 }
 audit_drain_stats runtime::audit_stats() const {
@@ -198,11 +201,11 @@ status runtime::send_descriptor(address destination, std::uint32_t type, const r
   options.flags |= envelope_flags::descriptor;
   return impl_->io().send(destination, type, as_bytes(descriptor), options);
 }
-status runtime::send_wait(address destination, std::uint32_t type, byte_view payload,
-                          std::chrono::nanoseconds timeout, const send_options& options) {
+status runtime::send_wait_for(address destination, std::uint32_t type, byte_view payload,
+                              std::chrono::nanoseconds timeout, const send_options& options) {
   return impl_->io().send_wait(destination, type, payload, timeout, options);
 }
-std::optional<received_message> runtime::receive(std::chrono::nanoseconds timeout) {
+std::optional<received_message> runtime::receive_for(std::chrono::nanoseconds timeout) {
   return impl_->io().receive(timeout);
 }
 

@@ -315,6 +315,22 @@ void runtime_impl::unregister_region(region_handle region) {
   collect();
 }
 
+wait_result runtime_impl::release_region(region_handle region, std::chrono::nanoseconds timeout) {
+  {
+    std::lock_guard lock(setup_);
+    if (regions_.registered(region)) regions_.unregister_region(region, grace_);
+  }
+  const auto released = [&] {
+    std::lock_guard lock(setup_);
+    collect();
+    return !regions_.releasing(region);
+  };
+  const wait_result r = wait_until(
+      released, [&] { return faults_.detected(); }, to_ns(timeout));
+  if (r == wait_result::aborted) faults_.throw_if_faulted();
+  return r;
+}
+
 std::uint64_t runtime_impl::append(region_handle region, byte_view bytes) {
   std::lock_guard lock(setup_);
   return regions_.append(region, bytes);

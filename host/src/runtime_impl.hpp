@@ -82,6 +82,7 @@ public:
   region_handle register_region(void* pointer, std::uint64_t bytes, const region_options& options);
   region_handle create_region(byte_view initial, std::uint64_t capacity, const region_options& options);
   void unregister_region(region_handle region);
+  wait_result release_region(region_handle region, std::chrono::nanoseconds timeout);
   std::uint64_t append(region_handle region, byte_view bytes);
 
   void register_message_type(const message_type_info& info);

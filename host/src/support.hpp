@@ -1,6 +1,7 @@
 #pragma once
 // Small helpers shared by the host facilities.
 
+#include <ringkernel/device/backoff.cuh>
 #include <ringkernel/device/detail/system.cuh>
 #include <ringkernel/host/error.hpp>
 
@@ -23,9 +24,10 @@ T load_acquire(const T& word) noexcept {
   return cuda::atomic_ref<T, pcie_scope>(const_cast<T&>(word)).load(cuda::std::memory_order_acquire);
 }
 
-//! A duration as a wait_until timeout: negative counts as 0.
-inline std::uint64_t to_ns(std::chrono::nanoseconds d) noexcept {
-  return d.count() <= 0 ? 0 : static_cast<std::uint64_t>(d.count());
+//! A duration as a wait_until timeout: negative counts as 0, too long for 64-bit nanoseconds as forever.
+template <class Rep, class Period>
+std::uint64_t to_ns(std::chrono::duration<Rep, Period> d) noexcept {
+  return timeout_ns(d);
 }
 
 inline std::string geometry_text(const ring_geometry& g) {

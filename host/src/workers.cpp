@@ -104,8 +104,8 @@ void worker_registry::gateway_started() noexcept {
 }
 
 wait_result worker_registry::await_check_in(const launch_record* launch, bool gateway,
-                                            std::chrono::nanoseconds timeout,
-                                            const std::function<bool()>& abort, backoff idle) const {
+                                            std::uint64_t timeout_ns, const std::function<bool()>& abort,
+                                            backoff idle) const {
   const auto all_checked_in = [&] {
     if (gateway && load_acquire(entry(capacity_).checked_in) == 0) return false;
     if (launch != nullptr)
@@ -113,7 +113,7 @@ wait_result worker_registry::await_check_in(const launch_record* launch, bool ga
         if (load_acquire(entry(w).checked_in) == 0) return false;
     return true;
   };
-  return wait_until(all_checked_in, abort, to_ns(timeout), idle);
+  return wait_until(all_checked_in, abort, timeout_ns, idle);
 }
 
 std::uint32_t worker_registry::checked_in(const launch_record& launch) const {

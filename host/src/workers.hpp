@@ -67,7 +67,7 @@ public:
   //! The gateway was started with the first launch (entry gateway_entry()).
   void gateway_started() noexcept;
   //! Waits until the launch's workers (and, if asked, the gateway) checked in. `abort` is polled.
-  wait_result await_check_in(const launch_record* launch, bool gateway, std::chrono::nanoseconds timeout,
+  wait_result await_check_in(const launch_record* launch, bool gateway, std::uint64_t timeout_ns,
                              const std::function<bool()>& abort, backoff idle) const;
   std::uint32_t checked_in(const launch_record& launch) const;
 

@@ -139,7 +139,7 @@ public:
             if (!w.done->load(std::memory_order_acquire)) return false;
           return true;
         },
-        [] { return false; }, static_cast<std::uint64_t>(timeout.count()) * 1'000'000ull);
+        [] { return false; }, timeout_ns(timeout));
     for (auto& w : threads_)
       if (w.done->load(std::memory_order_acquire) && w.thread.joinable()) w.thread.join();
     return r == wait_result::ready;
@@ -220,6 +220,8 @@ private:
         for (std::size_t i = 0; i < work.size();) {
           std::string fault;
           serve_result served = serve_result::idle;
+          // Which actor this thread is serving, for fault and shutdown reports (its own cache line).
+          store_pcie(me.busy_actor, work[i].actor + 1);
           try {
             served = work[i].ops->cpu_serve(sys_, work[i].actor, work[i].state);
             handled_any |= served == serve_result::worked;
@@ -230,6 +232,7 @@ private:
           } catch (...) {
             fault = "handler threw a non-standard exception";
           }
+          store_pcie(me.busy_actor, 0u);
           if (fault.empty() && served == serve_result::released) {
             work.erase(work.begin() + static_cast<std::ptrdiff_t>(i)); // retired: never touched again
           } else if (fault.empty()) {

@@ -175,7 +175,7 @@ public:
             if (cudaStreamQuery(k.stream) == cudaErrorNotReady) return false;
           return true;
         },
-        [] { return false; }, static_cast<std::uint64_t>(timeout.count()) * 1'000'000ull);
+        [] { return false; }, timeout_ns(timeout));
     (void)cudaGetLastError();
     return r == wait_result::ready;
   }

@@ -93,3 +93,40 @@ TEST(Hlc, RealClockNowIsMonotonic) {
 }
 
 } // namespace
+
+namespace {
+
+TEST(Hlc, TheLogicalCounterCarriesIntoThePhysicalPartInsteadOfWrapping) {
+  constexpr std::uint32_t top = 0xFFFF'FFFFu;
+  hlc_clock c(hlc_timestamp{1'000, top - 1});
+  const hlc_timestamp at_top = c.tick(500); // a clock ahead of physical time keeps counting
+  EXPECT_EQ(at_top.physical_ns, 1'000u);
+  EXPECT_EQ(at_top.logical, top);
+  const hlc_timestamp carried = c.tick(500);
+  EXPECT_LT(at_top, carried) << "never backwards";
+  EXPECT_EQ(carried.physical_ns, 1'001u);
+  EXPECT_EQ(carried.logical, 0u);
+
+  hlc_clock receiver(hlc_timestamp{7, 3});
+  const hlc_timestamp merged = receiver.merge(hlc_timestamp{2'000, top}, 100);
+  EXPECT_LT((hlc_timestamp{2'000, top}), merged) << "a receive is later than the send, even at the top";
+  EXPECT_EQ(merged.physical_ns, 2'001u);
+  EXPECT_EQ(merged.logical, 0u);
+
+  hlc_clock tie(hlc_timestamp{50, top});
+  const hlc_timestamp t = tie.merge(hlc_timestamp{50, 4}, 50);
+  EXPECT_EQ(t.physical_ns, 51u);
+  EXPECT_EQ(t.logical, 0u);
+}
+
+TEST(Hlc, HostTimeIsUnixTimeLikeTheDevicesGlobalTimer) {
+  const auto unix_ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                      std::chrono::system_clock::now().time_since_epoch())
+                                                      .count());
+  hlc_clock c;
+  const hlc_timestamp t = c.now();
+  EXPECT_LT((t.physical_ns > unix_ns ? t.physical_ns - unix_ns : unix_ns - t.physical_ns), 1'000'000'000u)
+      << "the host's HLC physical time is nanoseconds since the Unix epoch";
+}
+
+} // namespace

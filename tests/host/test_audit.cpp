@@ -686,10 +686,13 @@ TEST(AuditDrain, MalformedSlotIsReportedNotDropped) {
 
 //! Writes a closed log of `device` device records, 3 host records, one overflow report and the closing
 //! entry. Returns the drain's final statistics.
-rk::audit_drain_stats write_log(const std::filesystem::path& path, std::uint64_t device = 8) {
+rk::audit_drain_stats write_log(const std::filesystem::path& path, std::uint64_t device = 8,
+                                const std::string& key = {}) {
   test_ring t(16);
   auto file = std::make_shared<rk::audit_file_sink>(path);
-  rk::audit_drain drain(t.ring.view(), t.overflow_reader(), {file});
+  rk::audit_drain_options options;
+  options.key = key;
+  rk::audit_drain drain(t.ring.view(), t.overflow_reader(), {file}, options);
   for (std::uint64_t i = 0; i < device; ++i)
     EXPECT_EQ(rk::emit_audit(t.channel, make_record(audit_event::cross_tenant_attempt, i, 2, 7)),
               status::delivered);
@@ -906,6 +909,79 @@ TEST_F(AuditVerify, CliExitCodes) {
   EXPECT_EQ(run_cli("").exit_code, 2);
   EXPECT_EQ(run_cli("--bogus x").exit_code, 2);
   EXPECT_EQ(run_cli("a b").exit_code, 2);
+}
+
+// --- the keyed chain -----------------------------------------------------------------------------------
+
+TEST(AuditKeyedChain, IsHmacSha256UnderTheKey) {
+  // RFC 4231, test case 2: key "Jefe", data "what do ya want for nothing?".
+  EXPECT_EQ(rk::audit_chain_hash("what do ya ", "want for nothing?", "Jefe"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  EXPECT_NE(rk::audit_chain_hash("a", "b", "k1"), rk::audit_chain_hash("a", "b", "k2"));
+  EXPECT_NE(rk::audit_chain_hash("a", "b", "k1"), rk::audit_chain_hash("a", "b"));
+}
+
+TEST(AuditKeyedChain, AnEditedAndRehashedLogFailsTheKeyedCheck) {
+  scratch_dir dir;
+  const std::filesystem::path log = dir.file("keyed.jsonl"), edited = dir.file("edited.jsonl");
+  const std::string key = "a secret the host keeps";
+  const rk::audit_drain_stats stats = write_log(log, 8, key);
+  rk::audit_verify_options keyed;
+  keyed.key = key;
+  const rk::audit_verify_result ok = rk::verify_audit_log(log, keyed);
+  EXPECT_TRUE(ok.intact()) << ok.reason;
+  EXPECT_EQ(ok.head, stats.head);
+  const rk::audit_verify_result unkeyed = rk::verify_audit_log(log);
+  EXPECT_EQ(unkeyed.verdict, rk::audit_verdict::tampered) << "a keyed log does not pass as a plain chain";
+  EXPECT_NE(unkeyed.reason.find("keyed"), std::string::npos) << unkeyed.reason;
+
+  // A forger who can rewrite the file, knows the format and recomputes every hash, but not the key.
+  std::vector<std::string> lines = read_lines(log);
+  std::string prev(rk::audit_genesis_hash);
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    std::optional<audit_entry> e = rk::parse_audit_line(lines[i]);
+    ASSERT_TRUE(e);
+    if (i == 3) e->record.tenant = 99;
+    const audit_entry forged = rk::make_audit_entry(e->sequence, e->record, prev);
+    lines[i] = forged.json;
+    prev = forged.hash;
+  }
+  write_lines(edited, lines);
+  EXPECT_TRUE(rk::verify_audit_log(edited).intact())
+      << "an unkeyed chain cannot tell: this is what keys are for";
+  const rk::audit_verify_result caught = rk::verify_audit_log(edited, keyed);
+  EXPECT_EQ(caught.verdict, rk::audit_verdict::tampered);
+  EXPECT_EQ(caught.bad_line, 1u) << caught.reason;
+  rk::audit_verify_options wrong = keyed;
+  wrong.key = "another key";
+  EXPECT_EQ(rk::verify_audit_log(log, wrong).verdict, rk::audit_verdict::tampered);
+
+#ifdef RK_AUDIT_VERIFY_EXE
+  const std::filesystem::path key_file = dir.file("key");
+  {
+    std::ofstream out(key_file, std::ios::binary | std::ios::trunc);
+    out << key;
+  }
+  EXPECT_EQ(run_cli("--key-file '" + key_file.string() + "' '" + log.string() + "'").exit_code, 0);
+  EXPECT_EQ(run_cli("--key-file '" + key_file.string() + "' '" + edited.string() + "'").exit_code, 1);
+  EXPECT_EQ(run_cli("--key-file '" + dir.file("no_such_key").string() + "' '" + log.string() + "'").exit_code,
+            2);
+#endif
+}
+
+TEST(AuditVerifyInput, ALineWithoutEndIsReadOnlyUpToTheLimit) {
+  scratch_dir dir;
+  const std::filesystem::path junk = dir.file("junk.jsonl");
+  {
+    std::ofstream out(junk, std::ios::binary);
+    out << std::string(1 << 20, 'x'); // a megabyte without a newline
+  }
+  rk::audit_verify_options small;
+  small.max_line_bytes = 4096;
+  const rk::audit_verify_result v = rk::verify_audit_log(junk, small);
+  EXPECT_EQ(v.verdict, rk::audit_verdict::tampered);
+  EXPECT_EQ(v.bad_line, 1u);
+  EXPECT_NE(v.reason.find("longer than 4096 bytes"), std::string::npos) << v.reason;
 }
 
 } // namespace

@@ -1,6 +1,6 @@
 // rk-audit-verify: checks that a JSON-lines audit log written by rk::audit_file_sink was not edited.
 //
-//   rk-audit-verify [--allow-open] [--head HASH] FILE
+//   rk-audit-verify [--allow-open] [--head HASH] [--key-file KEY] FILE
 //
 // Exit status: 0 the log is intact; 1 it was tampered with (the first bad line is named); 2 usage error or
 // the file cannot be read.
@@ -8,6 +8,8 @@
 #include <ringkernel/host/audit.hpp>
 
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <string_view>
 
@@ -18,12 +20,15 @@ constexpr int exit_tampered = 1;
 constexpr int exit_usage = 2;
 
 void usage(std::FILE* to) {
-  std::fputs("usage: rk-audit-verify [--allow-open] [--head HASH] FILE\n"
-             "Verifies the SHA-256 hash chain of a ringkernel JSON-lines audit log.\n"
-             "  --allow-open  accept a log without the closing audit_closed entry (still being written)\n"
-             "  --head HASH   also require the last entry's hash to be HASH (recorded elsewhere)\n"
-             "Exit status: 0 intact, 1 tampered (names the first bad line), 2 usage or I/O error.\n",
-             to);
+  std::fputs(
+      "usage: rk-audit-verify [--allow-open] [--head HASH] [--key-file KEY] FILE\n"
+      "Verifies the hash chain of a ringkernel JSON-lines audit log (SHA-256, or HMAC-SHA256 with a key).\n"
+      "  --allow-open    accept a log without the closing audit_closed entry (still being written)\n"
+      "  --head HASH     also require the last entry's hash to be HASH (recorded elsewhere)\n"
+      "  --key-file KEY  the log is keyed: verify HMAC-SHA256 with the bytes of file KEY as the key\n"
+      "Lines longer than 64 KiB are refused (an audit line is a few hundred bytes).\n"
+      "Exit status: 0 intact, 1 tampered (names the first bad line), 2 usage or I/O error.\n",
+      to);
 }
 
 } // namespace
@@ -41,6 +46,17 @@ int main(int argc, char** argv) {
       options.require_closed = false;
     } else if (arg == "--head" && i + 1 < argc) {
       options.expected_head = argv[++i];
+    } else if (arg == "--key-file" && i + 1 < argc) {
+      std::ifstream key(argv[++i], std::ios::binary);
+      options.key.assign(std::istreambuf_iterator<char>(key), std::istreambuf_iterator<char>());
+      if (!key.good() && !key.eof()) {
+        std::fprintf(stderr, "rk-audit-verify: cannot read the key file '%s'\n", argv[i]);
+        return exit_usage;
+      }
+      if (options.key.empty()) {
+        std::fprintf(stderr, "rk-audit-verify: the key file '%s' is empty\n", argv[i]);
+        return exit_usage;
+      }
     } else if (!arg.empty() && arg[0] == '-') {
       std::fprintf(stderr, "rk-audit-verify: unknown or incomplete option '%s'\n", argv[i]);
       usage(stderr);

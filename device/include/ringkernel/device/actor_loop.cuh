@@ -104,7 +104,7 @@ template <class H>
 RK_HOST_DEVICE void run_handler(const system_view& sys, actor_index self, handler_state_t<H>& state,
                                 const std::byte* slot, hlc_timestamp event_time) {
   const message m(slot);
-  actor_context ctx(sys, self, sys.routes[slot_of(sys, self)].tenant, event_time);
+  actor_context ctx(sys, self, sys.routes[slot_of(sys, self)].tenant, event_time, slot);
   H handler{};
   handler(ctx, state, m);
 }

@@ -75,6 +75,17 @@ enum class wait_result : std::uint8_t { ready, timed_out, aborted };
 
 inline constexpr std::uint64_t wait_forever = ~std::uint64_t{0};
 
+//! (Host code; also declared in the device pass so host templates that use it compile in .cu files.)
+//! A duration as a wait_until timeout, without overflow: negative counts as 0, and one too long for 64-bit
+//! nanoseconds (e.g. milliseconds::max()) as wait_forever.
+template <class Rep, class Period>
+std::uint64_t timeout_ns(std::chrono::duration<Rep, Period> d) noexcept {
+  if (d <= d.zero()) return 0;
+  // Decide in double (no overflow), convert exactly in integers below 2^63 ns (292 years).
+  if (!(std::chrono::duration<double, std::nano>(d).count() < 9.2e18)) return wait_forever;
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
+}
+
 //! Polls `ready()` until it returns true, `should_abort()` returns true, or `timeout_ns` elapses on the
 //! caller's physical clock. The abort and clock checks run every 16 polls so a hot poll stays cheap.
 //! With `timeout_ns == wait_forever` this is the plain (abortable) form.

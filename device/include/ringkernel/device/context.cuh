@@ -37,10 +37,12 @@ struct trap_exception {
 
 class actor_context {
 public:
+  //! Made by the worker for one delivered message, whose mailbox slot is `delivered` (the only message
+  //! region_bytes accepts).
   RK_HOST_DEVICE actor_context(const detail::system_view& sys, actor_index self, std::uint64_t tenant,
-                               hlc_timestamp event_time) noexcept
-      : sys_(&sys), self_(self), slot_(detail::slot_of(sys, self)), tenant_(tenant), event_time_(event_time) {
-  }
+                               hlc_timestamp event_time, const std::byte* delivered = nullptr) noexcept
+      : sys_(&sys), self_(self), slot_(detail::slot_of(sys, self)), tenant_(tenant), event_time_(event_time),
+        delivered_(delivered) {}
 
   RK_HOST_DEVICE actor_index self() const noexcept { return self_; }
   RK_HOST_DEVICE std::uint64_t tenant() const noexcept { return tenant_; }
@@ -92,22 +94,27 @@ public:
     options.priority = request.priority();
     return send(request.source(), type, payload, options);
   }
-  //! Passes `m` on to `destination` (type, payload, correlation id, priority kept) as one more hop: a
-  //! message forwarded more than runtime_options::max_hops times is refused with max_hops_exceeded.
+  //! Passes `m` on to `destination` as one more hop, keeping its type, payload, correlation id, priority,
+  //! flags and route key (a descriptor stays a descriptor and is validated again for this sender; a
+  //! keyed message keeps its key). A message forwarded more than runtime_options::max_hops times is
+  //! refused with max_hops_exceeded.
   [[nodiscard]] RK_HOST_DEVICE status forward(const message& m, address destination) const noexcept {
     send_options options;
     options.correlation_id = m.correlation_id();
     options.priority = m.priority();
+    options.flags = m.header().flags;
+    options.key = m.header().route_key;
     const std::uint32_t hops = m.hops() + 1;
     return send_one(make_header(destination, m.type(), m.size(), options, hops), m.payload().data);
   }
 
-  //! Sends `count` messages of one type to one destination: all delivered, in order, or none (the
-  //! status says why). Warp-aggregated on CUDA: when every lane of a full warp calls this together (a
-  //! warp-collective; lanes with nothing to send pass count 0), the lanes that send to the same
-  //! destination, type and priority reserve their slots with one atomic, offsets from cub::WarpScan.
-  //! Otherwise (partial warps, the CPU backend) each call reserves its `count` slots with one atomic.
-  //! A group destination sends the whole batch of a warp to one member.
+  //! Sends `count` messages of one type to one destination (an actor, group, alias or the host): all
+  //! delivered, in order, or none (the status says why; too_large also when `count` exceeds the
+  //! destination ring's capacity), and counted `count` times under that one status. Warp-aggregated on CUDA:
+  //! when every lane of a full warp calls this together (a warp-collective; lanes with nothing to send pass
+  //! count 0), the lanes that send to the same destination, type and priority reserve their slots with one
+  //! atomic, offsets from cub::WarpScan. Otherwise (partial warps, the CPU backend) each call reserves its
+  //! `count` slots with one atomic. A group destination sends the whole batch of a warp to one member.
   [[nodiscard]] RK_HOST_DEVICE status send_aggregated(address destination, std::uint32_t type,
                                                       const byte_view* payloads, std::uint32_t count,
                                                       const send_options& options = {}) const noexcept {
@@ -129,22 +136,26 @@ public:
     options.flags |= envelope_flags::descriptor;
     return send(destination, type, as_bytes(descriptor), options);
   }
-  //! The bytes a received descriptor names (empty when `m` carries no descriptor). The device validated
-  //! the descriptor before `m` was delivered; here the region must still be registered in the same
-  //! generation (an unregistered region's slot may hold another region by now), else the view is empty.
-  //! Valid during this handler call.
+  //! The bytes a received descriptor names, read in place; valid during this handler call. Region access
+  //! is a capability the runtime grants per delivery: `m` must be the message this call was given (a
+  //! message a handler builds itself grants nothing), and its descriptor is checked again now exactly as on
+  //! delivery (live region, same generation, policy, bounds, owned by or shared with this actor's tenant),
+  //! so neither a rewritten slot nor a region unregistered since delivery yields a byte. Empty when `m`
+  //! carries no descriptor; a refusal is also reported to the audit log (descriptor_violation).
   RK_HOST_DEVICE byte_view region_bytes(const message& m) const noexcept {
     if ((m.header().flags & envelope_flags::descriptor) == 0) return {};
-    const region_descriptor* d = m.as<region_descriptor>();
-    if (d == nullptr || d->region >= sys_->region_capacity) return {};
-    const detail::region_entry& r = sys_->regions[d->region];
-    if (cuda::atomic_ref<std::uint32_t, peer_scope>(const_cast<std::uint32_t&>(r.live))
-                .load(cuda::std::memory_order_acquire) == 0 ||
-        detail::relaxed(r.generation) != d->generation)
+    const bool delivered =
+        delivered_ != nullptr && reinterpret_cast<const std::byte*>(&m.header()) == delivered_;
+    // One read of the slot: what is checked is what is used, whatever the slot holds meanwhile.
+    region_descriptor d{};
+    const bool sized = m.size() == sizeof d && m.payload().data != nullptr;
+    if (sized) cuda::std::memcpy(&d, m.payload().data, sizeof d);
+    if (!delivered || !sized || !detail::descriptor_valid(*sys_, tenant_, &d, sizeof d) ||
+        d.length > 0xFFFF'FFFFu) {
+      if (is_leader()) refuse_region_access(d);
       return {};
-    const std::uint64_t end = d->offset + d->length;
-    if (end < d->offset || end > detail::relaxed(r.size)) return {};
-    return {detail::relaxed(r.base) + d->offset, static_cast<std::uint32_t>(d->length)};
+    }
+    return {detail::relaxed(sys_->regions[d.region].base) + d.offset, static_cast<std::uint32_t>(d.length)};
   }
 
   //! Marks this actor faulted with `code`: it takes no more messages (later arrivals are discarded and
@@ -178,6 +189,22 @@ public:
   }
 
 private:
+  RK_HOST_DEVICE void refuse_region_access(const region_descriptor& d) const noexcept {
+    audit_record r;
+    r.time = event_time_;
+    r.tenant = tenant_;
+    r.other_tenant =
+        d.region < sys_->region_capacity ? detail::relaxed(sys_->regions[d.region].owner_tenant) : 0;
+    r.actor = self_;
+    r.other_actor = self_;
+    r.detail = static_cast<std::uint32_t>(status::invalid_descriptor);
+    r.value = d.region;
+    r.event = audit_event::descriptor_violation;
+    r.level = audit_level::warning;
+    r.tag = detail::audit_tag_of(*sys_, self_);
+    (void)emit_audit(sys_->audit, r);
+  }
+
   RK_HOST_DEVICE envelope make_header(address destination, std::uint32_t type, std::uint32_t length,
                                       const send_options& options, std::uint32_t hops) const noexcept {
     envelope header;
@@ -234,15 +261,21 @@ private:
         detail::prepare_delivery(*sys_, header, largest(payloads, count), payloads[0].data, count);
     if (p.verdict != status::delivered) return count_sent(p.verdict, count);
     header.hops = static_cast<std::uint8_t>(p.hops);
-    if (p.actor == host_actor) { // the host ring has its own scopes: message by message
-      status worst = status::delivered;
-      for (std::uint32_t i = 0; i < count && worst == status::delivered; ++i) {
+    if (p.actor == host_actor) { // the host ring: the same all-or-nothing claim, in its own scopes
+      const egress_ring ring(sys_->egress);
+      if (count > ring.view().capacity) return count_sent(status::too_large, count);
+      const ring_claim c = ring.try_claim(count);
+      if (!c.ok) return count_sent(status::queue_full, count);
+      for (std::uint32_t i = 0; i < count; ++i) {
         header.payload_length = payloads[i].size;
-        worst = detail::commit_delivery(*sys_, p, header, payloads[i].data, &counters());
+        egress_ring::write_slot(ring.slot_at(c.position + i), header, payloads[i].data);
       }
-      return count_sent(worst, count);
+      for (std::uint32_t i = 0; i < count; ++i) ring.publish(c.position + i);
+      detail::bump(counters().reservations);
+      return count_sent(status::delivered, count);
     }
     const mailbox ring(detail::lane_view(sys_->routes[p.slot], p.lane));
+    if (count > ring.view().capacity) return count_sent(status::too_large, count); // can never fit
     const ring_claim c = ring.try_claim(count);
     if (!c.ok) return count_sent(status::queue_full, count);
     write_batch(ring, c.position, header, payloads, count);
@@ -344,6 +377,7 @@ private:
   std::uint32_t slot_; //!< self_'s routing-table slot
   std::uint64_t tenant_;
   hlc_timestamp event_time_;
+  const std::byte* delivered_; //!< the mailbox slot of the message this call was given
 };
 
 } // namespace rk

@@ -2,10 +2,14 @@
 //! \file
 //! Hybrid logical clock (Kulkarni et al., "Logical Physical Clocks", 2014).
 //!
-//! A timestamp is (physical_ns, logical). Physical time comes from `%globaltimer` on the device and from
-//! std::chrono::steady_clock on the host; the logical counter orders events whose physical parts tie, so
-//! timestamps are strictly increasing per clock and a receive is always later than the matching send,
-//! whatever the skew between the two time sources.
+//! A timestamp is (physical_ns, logical). Physical time is nanoseconds since the Unix epoch on both
+//! sides: `%globaltimer` on the device (the driver keeps it in Unix time) and std::chrono::system_clock on
+//! the host (hlc_physical_ns), so a device and a host timestamp can be compared and the logical counter
+//! only has to absorb the small skew between the two. The logical counter orders events whose physical
+//! parts tie; when it would overflow it carries into the physical part, so timestamps are strictly
+//! increasing per clock, never wrap backwards, and a receive is always later than the matching send.
+//! Durations (timeouts, handler time, rate buckets) use physical_clock_ns, which on the host is the
+//! monotonic steady_clock instead.
 //!
 //! An hlc_clock has a single writer (the worker that runs its actor, or the host under a lock); it is not
 //! itself thread-safe.
@@ -38,8 +42,8 @@ struct hlc_timestamp {
 };
 static_assert(sizeof(hlc_timestamp) == 16);
 
-//! Nanoseconds from the calling side's physical clock: `%globaltimer` on the device, steady_clock on the
-//! host. The two have different epochs; the HLC merge rule tolerates that.
+//! Nanoseconds for measuring durations: `%globaltimer` on the device, steady_clock (monotonic, any epoch)
+//! on the host.
 RK_HOST_DEVICE inline std::uint64_t physical_clock_ns() noexcept {
   NV_IF_TARGET(NV_IS_DEVICE,
                (std::uint64_t t; asm volatile("mov.u64 %0, %%globaltimer;"
@@ -50,15 +54,28 @@ RK_HOST_DEVICE inline std::uint64_t physical_clock_ns() noexcept {
                                                       .count());))
 }
 
+//! Nanoseconds since the Unix epoch, the HLC's physical time on both sides: `%globaltimer` on the device,
+//! system_clock on the host.
+RK_HOST_DEVICE inline std::uint64_t hlc_physical_ns() noexcept {
+  NV_IF_TARGET(NV_IS_DEVICE, (return physical_clock_ns();),
+               (return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                      std::chrono::system_clock::now().time_since_epoch())
+                                                      .count());))
+}
+
 class hlc_clock {
 public:
+  RK_HOST_DEVICE constexpr hlc_clock() noexcept = default;
+  //! A clock that continues from `last` (restoring a clock, or testing the logical counter's carry).
+  RK_HOST_DEVICE constexpr explicit hlc_clock(const hlc_timestamp& last) noexcept : last_(last) {}
+
   //! Local or send event at physical time `physical_now`. Strictly greater than every earlier result.
   RK_HOST_DEVICE hlc_timestamp tick(std::uint64_t physical_now) noexcept {
     if (physical_now > last_.physical_ns) {
       last_.physical_ns = physical_now;
       last_.logical = 0;
     } else {
-      ++last_.logical;
+      advance(last_.physical_ns, last_.logical);
     }
     return last_;
   }
@@ -68,26 +85,40 @@ public:
     const std::uint64_t local = last_.physical_ns;
     std::uint64_t next = local > remote.physical_ns ? local : remote.physical_ns;
     if (physical_now > next) next = physical_now;
+    std::uint32_t logical = 0;
     if (next == local && next == remote.physical_ns) {
-      last_.logical = (last_.logical > remote.logical ? last_.logical : remote.logical) + 1;
+      logical = last_.logical > remote.logical ? last_.logical : remote.logical;
+      advance(next, logical);
     } else if (next == local) {
-      ++last_.logical;
+      logical = last_.logical;
+      advance(next, logical);
     } else if (next == remote.physical_ns) {
-      last_.logical = remote.logical + 1;
-    } else {
-      last_.logical = 0;
+      logical = remote.logical;
+      advance(next, logical);
     }
     last_.physical_ns = next;
+    last_.logical = logical;
     return last_;
   }
 
-  RK_HOST_DEVICE hlc_timestamp now() noexcept { return tick(physical_clock_ns()); }
+  RK_HOST_DEVICE hlc_timestamp now() noexcept { return tick(hlc_physical_ns()); }
   RK_HOST_DEVICE hlc_timestamp observe(const hlc_timestamp& remote) noexcept {
-    return merge(remote, physical_clock_ns());
+    return merge(remote, hlc_physical_ns());
   }
   RK_HOST_DEVICE const hlc_timestamp& last() const noexcept { return last_; }
 
 private:
+  //! The timestamp right after (physical, logical): the logical counter carries into the physical part
+  //! instead of wrapping.
+  RK_HOST_DEVICE static void advance(std::uint64_t& physical, std::uint32_t& logical) noexcept {
+    if (logical == 0xFFFF'FFFFu) {
+      ++physical;
+      logical = 0;
+    } else {
+      ++logical;
+    }
+  }
+
   hlc_timestamp last_{};
 };
 

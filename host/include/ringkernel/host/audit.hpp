@@ -51,12 +51,15 @@ struct audit_entry {
 //! `,"prev":...` member, followed by `}`. See docs/audit.md.
 std::string audit_canonical_form(std::uint64_t sequence, const audit_record& record);
 
-//! Lower-case hex SHA-256 (OpenSSL) of the bytes of `prev_hash` followed by the bytes of `canonical`.
-//! Throws rk::error if libcrypto fails.
-std::string audit_chain_hash(std::string_view prev_hash, std::string_view canonical);
+//! Lower-case hex SHA-256 (OpenSSL) of the bytes of `prev_hash` followed by the bytes of `canonical`; with
+//! a non-empty `key`, HMAC-SHA256 under that key instead (a keyed chain: whoever rewrites the log cannot
+//! recompute the hashes without the key). Throws rk::error if libcrypto fails.
+std::string audit_chain_hash(std::string_view prev_hash, std::string_view canonical,
+                             std::string_view key = {});
 
 //! The entry that follows an entry whose hash is `prev_hash`: canonical form, hash, and JSON line.
-audit_entry make_audit_entry(std::uint64_t sequence, const audit_record& record, std::string_view prev_hash);
+audit_entry make_audit_entry(std::uint64_t sequence, const audit_record& record, std::string_view prev_hash,
+                             std::string_view key = {});
 
 //! Parses one log line (without its newline). Checks the syntax and that the line is in canonical form,
 //! not the hash (the chain needs the previous line; see verify_audit_log). On failure returns nullopt
@@ -153,6 +156,9 @@ struct audit_drain_options {
   std::function<std::uint64_t()> read_claimed;
   //! How long stop() waits for claimed-but-unpublished records (only with read_claimed).
   std::chrono::milliseconds stop_timeout{5'000};
+  //! Non-empty: chain with HMAC-SHA256 under this key instead of plain SHA-256 (see audit_chain_hash);
+  //! verify with the same key (audit_verify_options::key, `rk-audit-verify --key-file`).
+  std::string key;
 };
 
 //! What the drain has done. A snapshot; counters only grow.
@@ -242,6 +248,11 @@ struct audit_verify_options {
   //! If not empty: the hash the last entry must have (a head recorded elsewhere, e.g. from
   //! audit_drain_stats::head), which also detects a log rewritten from some point on.
   std::string expected_head;
+  //! The key of a keyed log (audit_drain_options::key); empty for the plain SHA-256 chain.
+  std::string key;
+  //! Lines longer than this are refused (an audit line is a few hundred bytes), so a stream without
+  //! newlines cannot make the verifier read without limit.
+  std::size_t max_line_bytes = 64 * 1024;
 };
 
 struct audit_verify_result {

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <ostream>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -30,6 +31,9 @@ inline std::ostream& operator<<(std::ostream& os, backend b) {
   return os << to_string(b);
 }
 
+//! The largest runtime_options::max_hops: the envelope's 8-bit hop counter must be able to exceed it.
+inline constexpr std::uint32_t max_hops_limit = 254;
+
 struct runtime_options {
   rk::backend backend = rk::backend::automatic;
   int cuda_device = 0;
@@ -39,7 +43,7 @@ struct runtime_options {
   std::uint32_t max_groups = 256;
   std::uint32_t max_group_members = 0;
   //! Forwards (indirect routes and ctx.forward) a message may take before it is refused with
-  //! max_hops_exceeded.
+  //! max_hops_exceeded; at most rk::max_hops_limit.
   std::uint32_t max_hops = 8;
   //! A non-empty priority lane passed over this many times in a row is served next (see actor_loop.cuh).
   std::uint32_t starvation_limit = 16;
@@ -75,6 +79,9 @@ struct runtime_options {
   std::uint32_t audit_ring_slots = 4096;
   std::size_t audit_memory_records = 4096;
   std::vector<std::shared_ptr<audit_sink>> audit_sinks;
+  //! Non-empty: the audit log is chained with HMAC-SHA256 under this key (tamper-evident against whoever
+  //! can rewrite the log but does not hold the key); verify with `rk-audit-verify --key-file`.
+  std::string audit_key;
 };
 
 struct actor_options {

@@ -6,6 +6,7 @@
 //! Thread safety: send, send_wait, receive and stats may be called from any number of host threads
 //! while the runtime runs. spawn, start and shutdown are called from one thread.
 
+#include <ringkernel/device/backoff.cuh>
 #include <ringkernel/host/audit.hpp>
 #include <ringkernel/host/detail/actor_type.hpp>
 #include <ringkernel/host/error.hpp>
@@ -27,7 +28,20 @@ namespace rk {
 
 namespace detail {
 class runtime_impl;
+
+//! `timeout` as nanoseconds for the wait named `who`: rk::error when negative; a timeout longer than
+//! nanoseconds can hold (e.g. milliseconds::max()) saturates, and means "as long as it takes".
+template <class Rep, class Period>
+std::chrono::nanoseconds checked_timeout(std::chrono::duration<Rep, Period> timeout, const char* who) {
+  if (timeout < timeout.zero())
+    throw error(std::string(who) + ": the timeout must not be negative (got " +
+                std::to_string(timeout.count()) + " ticks)");
+  const std::uint64_t ns = timeout_ns(timeout);
+  constexpr auto longest = static_cast<std::uint64_t>(std::chrono::nanoseconds::max().count());
+  return ns >= longest ? std::chrono::nanoseconds::max()
+                       : std::chrono::nanoseconds(static_cast<std::int64_t>(ns));
 }
+} // namespace detail
 
 //! A message the host took from the egress ring (an owning copy).
 struct received_message {
@@ -128,7 +142,10 @@ public:
 
   //! Stops actor `a`: new messages are refused (not_found), queued ones are handled, then its worker
   //! parks. Returns whether the worker confirmed within `timeout`. Later strays are discarded and counted.
-  bool stop(actor_index a, std::chrono::nanoseconds timeout = std::chrono::seconds(5));
+  template <class Rep = std::int64_t, class Period = std::nano>
+  bool stop(actor_index a, std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
+    return stop_for(a, detail::checked_timeout(timeout, "stop()"));
+  }
   //! Brings a stopped or faulted actor back with a fresh state (its original initial state, or `initial`
   //! when given); it rejoins its groups.
   template <class H>
@@ -138,7 +155,10 @@ public:
   void respawn(actor_index a) { respawn_erased(a, std::type_index(typeid(void)), nullptr); }
   //! Per-actor pause: messages queue up but are not handled, and groups skip the actor. Returns whether
   //! the worker confirmed within `timeout`.
-  bool pause_actor(actor_index a, std::chrono::nanoseconds timeout = std::chrono::seconds(5));
+  template <class Rep = std::int64_t, class Period = std::nano>
+  bool pause_actor(actor_index a, std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
+    return pause_actor_for(a, detail::checked_timeout(timeout, "pause_actor()"));
+  }
   void resume_actor(actor_index a);
   actor_lifecycle lifecycle(actor_index a) const;
   //! Forgets actor `a`: before start() any actor, while running a stopped or faulted one (stop() it
@@ -161,8 +181,18 @@ public:
   //! Allocates a `capacity`-byte region, copies `initial` to its start and registers it. For an
   //! append-only region the initial bytes are final (the append cursor starts after them).
   region_handle create_region(byte_view initial, std::uint64_t capacity, const region_options& options);
-  //! Invalidates every descriptor of the region (live ones are refused from now on).
+  //! Invalidates every descriptor of the region (live ones are refused from now on, and handlers that
+  //! get a delivered one see no bytes). Handlers already reading it may go on until they return; see
+  //! release_region for when the memory may be freed.
   void unregister_region(region_handle region);
+  //! Unregisters the region (if it still is) and waits until no worker can read it any more: after
+  //! `ready` its memory may be freed or reused. `timed_out`: a handler that may hold its bytes did not
+  //! return within `timeout` (call again later).
+  template <class Rep = std::int64_t, class Period = std::nano>
+  wait_result release_region(region_handle region,
+                             std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
+    return release_region_for(region, detail::checked_timeout(timeout, "release_region()"));
+  }
   //! Append-only regions: copies `bytes` to the append cursor, then advances it; returns their offset.
   std::uint64_t append(region_handle region, byte_view bytes);
   //! The region's memory as workers address it.
@@ -173,7 +203,10 @@ public:
   //! The newest audit entries (up to runtime_options::audit_memory_records), oldest first, hash-chained.
   std::vector<audit_entry> audit_records() const;
   //! Waits until every audit record emitted so far reached every sink.
-  wait_result flush_audit(std::chrono::nanoseconds timeout = std::chrono::seconds(5));
+  template <class Rep = std::int64_t, class Period = std::nano>
+  wait_result flush_audit(std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
+    return flush_audit_for(detail::checked_timeout(timeout, "flush_audit()"));
+  }
   audit_drain_stats audit_stats() const;
 
   // --- message types --------------------------------------------------------------------------------------
@@ -192,7 +225,10 @@ public:
   //! Asks every actor worker to stop taking messages and waits (up to `timeout`) until all of them have
   //! acknowledged; returns false on timeout. Handlers already running finish first. Host messages keep
   //! flowing into mailboxes (the gateway is not paused), and K2K sends from finishing handlers land too.
-  bool pause(std::chrono::nanoseconds timeout = std::chrono::seconds(5));
+  template <class Rep = std::int64_t, class Period = std::nano>
+  bool pause(std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
+    return pause_for(detail::checked_timeout(timeout, "pause()"));
+  }
   //! Lets paused workers take messages again.
   void resume();
 
@@ -211,12 +247,20 @@ public:
   //! Like send, then waits up to `timeout` for the device's verdict (delivered, queue_full, not_found,
   //! too_large, ...). `timed_out` means the verdict did not arrive in time (the message may still be
   //! delivered later).
+  template <class Rep, class Period>
   [[nodiscard]] status send_wait(address destination, std::uint32_t type, byte_view payload,
-                                 std::chrono::nanoseconds timeout, const send_options& options = {});
+                                 std::chrono::duration<Rep, Period> timeout,
+                                 const send_options& options = {}) {
+    return send_wait_for(destination, type, payload, detail::checked_timeout(timeout, "send_wait()"),
+                         options);
+  }
   //! Takes the next message actors sent to the host, waiting up to `timeout`. Returns nullopt on timeout.
   //! Still works after shutdown() for messages left in the egress ring. Throws rk::error if the runtime
   //! faulted.
-  std::optional<received_message> receive(std::chrono::nanoseconds timeout);
+  template <class Rep, class Period>
+  std::optional<received_message> receive(std::chrono::duration<Rep, Period> timeout) {
+    return receive_for(detail::checked_timeout(timeout, "receive()"));
+  }
 
   //! Stops accepting host sends, waits (up to drain_timeout) until every in-flight message was handled,
   //! terminates the workers and joins them. Idempotent. Never throws; problems are in the report.
@@ -239,6 +283,14 @@ private:
   void prepare_erased(detail::actor_type_ops ops);
   void respawn_erased(actor_index a, std::type_index type, const void* initial_state);
   void read_state(actor_index id, std::type_index type, void* out, std::size_t bytes) const;
+  bool stop_for(actor_index a, std::chrono::nanoseconds timeout);
+  wait_result release_region_for(region_handle region, std::chrono::nanoseconds timeout);
+  bool pause_actor_for(actor_index a, std::chrono::nanoseconds timeout);
+  bool pause_for(std::chrono::nanoseconds timeout);
+  wait_result flush_audit_for(std::chrono::nanoseconds timeout);
+  status send_wait_for(address destination, std::uint32_t type, byte_view payload,
+                       std::chrono::nanoseconds timeout, const send_options& options);
+  std::optional<received_message> receive_for(std::chrono::nanoseconds timeout);
 
   std::unique_ptr<detail::runtime_impl> impl_;
   tenant_registry tenants_{impl_.get()};

@@ -115,6 +115,9 @@ struct shutdown_report {
   std::uint64_t pending_host_messages = 0; //!< replies still in the egress ring (receive() can take them)
   std::optional<std::string> fault;        //!< set when the runtime had faulted
   bool workers_stopped = true;             //!< false: a worker did not exit in time (resources leaked)
+  //! When workers did not exit: the actors whose handler they were still running. Their workers, the
+  //! runtime's memory and its backend are leaked rather than freed under them.
+  std::vector<std::string> stuck_actors;
 };
 
 } // namespace rk

@@ -1,0 +1,437 @@
+#pragma once
+// Hardening, tried as a hostile tenant and as a careless user would: region access only through the
+// message a handler was given, quota and bounds arithmetic at the u64 edges, timeouts at their edges, hop
+// limits the 8-bit counter can enforce, all-or-nothing batches to the host, forwards that keep their
+// descriptor and key, receivers that do not queue behind each other, and a completion for region memory.
+// Written once, instantiated per backend (test_hardening_cpu.cpp, test_hardening_cuda.cu).
+
+#include "case_fixture.hpp"
+
+#include <cstring>
+#include <limits>
+#include <set>
+
+namespace rk_cases {
+
+inline constexpr std::uint32_t msg_started = 30;
+
+//! Reads a region through a message it builds itself from the descriptor it is sent, then reports how
+//! many bytes it got.
+struct region_thief {
+  static constexpr const char* name = "region_thief";
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, rk::no_state&, const rk::message& m) {
+    const rk::region_descriptor* wanted = m.as<rk::region_descriptor>();
+    if (wanted == nullptr) return;
+    alignas(64) std::byte fake[rk::envelope_bytes + sizeof(rk::region_descriptor)] = {};
+    rk::envelope h = m.header();
+    h.flags = rk::envelope_flags::descriptor;
+    h.payload_length = sizeof(rk::region_descriptor);
+    memcpy(fake, &h, sizeof h);
+    memcpy(fake + rk::envelope_bytes, wanted, sizeof *wanted);
+    const rk::byte_view bytes = ctx.region_bytes(rk::message(fake));
+    const ping_payload reply{bytes.size, 0};
+    (void)ctx.send_host(msg_region, rk::as_bytes(reply));
+  }
+};
+
+//! Receives a valid descriptor, overwrites it in its own delivered slot with `replacement`, then reads.
+struct slot_rewriter {
+  static constexpr const char* name = "slot_rewriter";
+  struct state {
+    rk::region_descriptor replacement{};
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message& m) {
+    if (m.size() == sizeof(rk::region_descriptor))
+      memcpy(const_cast<std::byte*>(m.payload().bytes()), &s.replacement, sizeof s.replacement);
+    const rk::byte_view bytes = ctx.region_bytes(m);
+    std::uint64_t sum = 0;
+    for (std::uint32_t i = 0; i < bytes.size; ++i) sum += static_cast<std::uint8_t>(bytes.bytes()[i]);
+    const ping_payload reply{bytes.size, sum};
+    (void)ctx.send_host(msg_region, rk::as_bytes(reply));
+  }
+};
+
+//! Says it started, then keeps reading the region it was given for `spin_ns`, then reports the sum.
+struct slow_region_reader {
+  static constexpr const char* name = "slow_region_reader";
+  struct state {
+    std::uint64_t spin_ns = 0;
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message& m) {
+    (void)ctx.send_host(msg_started, {});
+    const rk::byte_view bytes = ctx.region_bytes(m);
+    const std::uint64_t begin = rk::physical_clock_ns();
+    std::uint64_t sum = 0;
+    do {
+      sum = 0;
+      for (std::uint32_t i = 0; i < bytes.size; ++i) sum += static_cast<std::uint8_t>(bytes.bytes()[i]);
+    } while (rk::physical_clock_ns() - begin < s.spin_ns);
+    const ping_payload reply{bytes.size, sum};
+    (void)ctx.send_host(msg_region, rk::as_bytes(reply));
+  }
+};
+
+//! Sends a batch of `count` messages to the host with one send_aggregated and reports nothing (its
+//! counters tell).
+struct host_batcher {
+  static constexpr const char* name = "host_batcher";
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, rk::no_state&, const rk::message& m) {
+    const ping_payload* req = m.as<ping_payload>();
+    if (req == nullptr || req->value > 64) return;
+    ping_payload items[64];
+    rk::byte_view views[64];
+    for (std::uint32_t i = 0; i < req->value; ++i) {
+      items[i] = ping_payload{req->sequence, i};
+      views[i] = rk::as_bytes(items[i]);
+    }
+    if (ctx.is_leader())
+      (void)ctx.send_aggregated(rk::host_actor, msg_tag, views, static_cast<std::uint32_t>(req->value));
+  }
+};
+
+//! Forwards every message to `next` with ctx.forward.
+struct plain_forwarder {
+  static constexpr const char* name = "plain_forwarder";
+  struct state {
+    rk::address next = 0;
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message& m) {
+    (void)ctx.forward(m, s.next);
+  }
+};
+
+class HardeningCases : public RuntimeCases {
+protected:
+  static rk::send_options descriptor_as(std::uint64_t tenant) {
+    rk::send_options o = as_tenant(tenant);
+    o.flags = rk::envelope_flags::descriptor;
+    return o;
+  }
+  static std::uint64_t audited(rk::runtime& rt, rk::audit_event event, actor_index actor) {
+    EXPECT_EQ(rt.flush_audit(10s), rk::wait_result::ready);
+    std::uint64_t n = 0;
+    for (const auto& e : rt.audit_records()) n += e.record.event == event && e.record.actor == actor;
+    return n;
+  }
+  static ping_payload reply_of(rk::runtime& rt) {
+    const auto r = rt.receive(10s);
+    EXPECT_TRUE(r.has_value());
+    return r ? r->as<ping_payload>() : ping_payload{~0ull, ~0ull};
+  }
+  template <class Call>
+  static void expect_refused(Call&& call, const std::string& needle) {
+    try {
+      call();
+      ADD_FAILURE() << "expected rk::error containing '" << needle << "'";
+    } catch (const rk::error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  }
+};
+
+// --- 1. region access is a per-delivery capability --------------------------------------------------------
+
+TEST_P(HardeningCases, HandlersReadOnlyTheRegionBytesTheyWereGiven) {
+  rk::runtime rt(options());
+  rt.tenants().add(1, rk::tenant_quota::standard());
+  rt.tenants().add(2, rk::tenant_quota::standard());
+  const std::vector<std::byte> secret(64, std::byte{0x55}), own(64, std::byte{1});
+  const rk::region_handle theirs =
+      rt.create_region({secret.data(), 64}, 64, {rk::region_policy::immutable, 2, {}});
+  rk::region_handle mine = rt.create_region({own.data(), 64}, 64, {rk::region_policy::immutable, 1, {}});
+  const rk::region_handle stale = mine;
+  rt.unregister_region(mine);
+  mine = rt.create_region({own.data(), 64}, 64, {rk::region_policy::immutable, 1, {}});
+  const actor_index thief = rt.spawn<region_thief>("thief", in_tenant(1));
+  // One rewriter per forgery, each starting from a valid descriptor of its own tenant's region.
+  const std::vector<std::pair<const char*, rk::region_descriptor>> forgeries{
+      {"another tenant's region", theirs.describe(0, 64)},
+      {"out of bounds", mine.describe(32, 64)},
+      {"offset 2^62", mine.describe(std::uint64_t{1} << 62, 8)},
+      {"wrapping range", mine.describe(~std::uint64_t{0} - 4, 16)},
+      {"stale generation", stale.describe(0, 8)},
+      {"unknown region", rk::region_descriptor{4000, 1, 0, 8}},
+  };
+  std::vector<actor_index> rewriters;
+  for (std::size_t i = 0; i < forgeries.size(); ++i)
+    rewriters.push_back(rt.spawn<slot_rewriter>("rewriter" + std::to_string(i), in_tenant(1),
+                                                slot_rewriter::state{forgeries[i].second}));
+  const actor_index honest =
+      rt.spawn<slot_rewriter>("honest", in_tenant(1), slot_rewriter::state{mine.describe(0, 64)});
+  rt.start();
+
+  // A message the handler built itself grants nothing, even for its own tenant's region.
+  for (const rk::region_descriptor& d : {theirs.describe(0, 64), mine.describe(0, 64)}) {
+    ASSERT_EQ(rt.send(thief, msg_region, rk::as_bytes(d), as_tenant(1)), status::enqueued);
+    EXPECT_EQ(reply_of(rt).sequence, 0u) << "a forged message reads nothing";
+  }
+  EXPECT_EQ(audited(rt, rk::audit_event::descriptor_violation, thief), 2u);
+
+  for (std::size_t i = 0; i < forgeries.size(); ++i) {
+    SCOPED_TRACE(forgeries[i].first);
+    ASSERT_EQ(rt.send_wait(rewriters[i], msg_region, rk::as_bytes(mine.describe(0, 8)), 5s, descriptor_as(1)),
+              status::delivered);
+    const ping_payload r = reply_of(rt);
+    EXPECT_EQ(r.sequence, 0u) << "the rewritten descriptor is checked again on access";
+    EXPECT_EQ(r.value, 0u);
+    EXPECT_EQ(audited(rt, rk::audit_event::descriptor_violation, rewriters[i]), 1u);
+  }
+  ASSERT_EQ(rt.send_wait(honest, msg_region, rk::as_bytes(mine.describe(0, 8)), 5s, descriptor_as(1)),
+            status::delivered);
+  const ping_payload r = reply_of(rt);
+  EXPECT_EQ(r.sequence, 64u)
+      << "a valid descriptor of its own region reads (the check is not a blanket refusal)";
+  EXPECT_EQ(r.value, 64u);
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+// --- 2. quota and bounds arithmetic at the u64 edges -----------------------------------------------------
+
+TEST_P(HardeningCases, QuotaAndBoundsArithmeticHoldsAtTheU64Edges) {
+  rk::runtime rt(options());
+  rk::tenant_quota gib = rk::tenant_quota::standard(); // 1 GiB
+  rt.tenants().add(1, gib);
+  std::vector<std::byte> bytes(64, std::byte{1});
+  const rk::region_handle backing =
+      rt.create_region({bytes.data(), 64}, 64, {rk::region_policy::immutable, 1, {}});
+  void* memory = rt.region_pointer(backing);
+  const std::uint64_t huge = 18446744073709284352ull;
+  expect_refused(
+      [&] {
+        rt.register_region(memory, huge, {rk::region_policy::immutable, 1, {}});
+      },
+      "max_device_bytes");
+  expect_refused(
+      [&] {
+        (void)rt.create_region({}, ~std::uint64_t{0}, {rk::region_policy::immutable, 1, {}});
+      },
+      "max_device_bytes");
+  EXPECT_EQ(rt.tenants().usage(1).device_bytes, 64u) << "nothing was charged (no wrap-around)";
+
+  // Unlimited quota: the sum itself must not wrap.
+  rt.tenants().add(2, rk::tenant_quota::unlimited());
+  const rk::region_handle half =
+      rt.register_region(memory, std::uint64_t{1} << 63, {rk::region_policy::immutable, 2, {}});
+  expect_refused(
+      [&] {
+        rt.register_region(memory, std::uint64_t{1} << 63, {rk::region_policy::immutable, 2, {}});
+      },
+      "18446744073709551615");
+  EXPECT_EQ(rt.tenants().usage(2).device_bytes, std::uint64_t{1} << 63);
+  rt.unregister_region(half);
+
+  const actor_index reader = rt.spawn<region_reader>("reader", in_tenant(1));
+  rt.start();
+  for (const rk::region_descriptor& d :
+       {backing.describe(std::uint64_t{1} << 62, 8), backing.describe(~std::uint64_t{0} - 7, 16),
+        backing.describe(0, ~std::uint64_t{0}), backing.describe(64, 1), backing.describe(1, 64)})
+    EXPECT_EQ(rt.send_wait(reader, msg_region, rk::as_bytes(d), 5s, descriptor_as(1)),
+              status::invalid_descriptor)
+        << "offset " << d.offset << " length " << d.length;
+  EXPECT_EQ(rt.send_wait(reader, msg_region, rk::as_bytes(backing.describe(0, 64)), 5s, descriptor_as(1)),
+            status::delivered);
+  EXPECT_EQ(reply_of(rt).sequence, 64u);
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+// --- 4. timeouts at their edges
+// ----------------------------------------------------------------------------------
+
+TEST_P(HardeningCases, TimeoutsAreSafeAtTheirEdges) {
+  for (auto spoil : {+[](rk::runtime_options& o) { o.start_timeout = -1ms; },
+                     +[](rk::runtime_options& o) { o.drain_timeout = -1ms; },
+                     +[](rk::runtime_options& o) { o.stop_timeout = std::chrono::milliseconds::min(); }}) {
+    rk::runtime_options o = options();
+    spoil(o);
+    expect_refused([&] { rk::runtime rt(o); }, "must not be negative");
+  }
+  rk::runtime_options o = options();
+  o.drain_timeout = std::chrono::milliseconds::max(); // "as long as it takes", not an overflow
+  o.stop_timeout = std::chrono::milliseconds::max();
+  o.start_timeout = std::chrono::milliseconds::max();
+  rk::runtime rt(o);
+  const actor_index e = rt.spawn<echo>("echo", small_mailbox());
+  const actor_index c = rt.spawn<counter>("counter", small_mailbox());
+  rt.start();
+  const ping_payload p{1, 2};
+  expect_refused([&] { (void)rt.receive(-1ms); }, "must not be negative");
+  expect_refused([&] { (void)rt.send_wait(e, msg_ping, rk::as_bytes(p), -1s); }, "must not be negative");
+  expect_refused([&] { (void)rt.pause(std::chrono::seconds::min()); }, "must not be negative");
+  expect_refused([&] { (void)rt.stop(e, -1ns); }, "must not be negative");
+  EXPECT_EQ(rt.send_wait(e, msg_ping, rk::as_bytes(p), std::chrono::hours::max()), status::delivered);
+  EXPECT_TRUE(rt.receive(std::chrono::milliseconds::max()).has_value()) << "a reply is there: no wait at all";
+  EXPECT_FALSE(rt.receive(std::chrono::nanoseconds::zero()).has_value());
+  EXPECT_EQ(rt.flush_audit(std::chrono::milliseconds::max()), rk::wait_result::ready);
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(rt.send(c, msg_count, rk::as_bytes(p)), status::enqueued);
+  const rk::shutdown_report r = rt.shutdown();
+  EXPECT_TRUE(r.drained) << "drain_timeout = max drains everything";
+  EXPECT_EQ(rt.state<counter>(c).count, 100u);
+}
+
+// --- 5. hop limits
+// ------------------------------------------------------------------------------------------------
+
+TEST_P(HardeningCases, TheHopLimitHoldsAtItsMaximum) {
+  rk::runtime_options o = options();
+  o.max_hops = 255;
+  expect_refused([&] { rk::runtime rt(o); }, "at most 254");
+  o.max_hops = rk::max_hops_limit;
+  rk::runtime rt(o);
+  const actor_index a = rt.spawn<counter>("a", small_mailbox());
+  const actor_index b = rt.spawn<counter>("b", small_mailbox());
+  rt.set_route(a, b);
+  rt.set_route(b, a); // a loop of indirect routes
+  const actor_index x = rt.spawn<plain_forwarder>("x", small_mailbox());
+  const actor_index y = rt.spawn<plain_forwarder>("y", small_mailbox(), plain_forwarder::state{x});
+  rt.start();
+  const ping_payload p{0, 1};
+  EXPECT_EQ(rt.send_wait(a, msg_count, rk::as_bytes(p), 5s), status::max_hops_exceeded);
+  // x forwards to itself, y to x: a forwarding loop that only the hop counter can end.
+  ASSERT_TRUE(rt.stop(x, 5s));
+  rt.respawn<plain_forwarder>(x, plain_forwarder::state{x});
+  ASSERT_EQ(rt.send_wait(y, msg_count, rk::as_bytes(p), 5s), status::delivered);
+  const rk::wait_result ended = rk::wait_until(
+      [&] {
+        const rk::runtime_stats s = rt.stats();
+        return s.actors[x].sent[static_cast<int>(status::max_hops_exceeded)] == 1;
+      },
+      [] { return false; }, 30'000'000'000ull);
+  EXPECT_EQ(ended, rk::wait_result::ready) << "the loop ends at max_hops";
+  const rk::runtime_stats s = rt.stats();
+  EXPECT_EQ(s.actors[x].sent[static_cast<int>(status::delivered)], rk::max_hops_limit - 1)
+      << "y's forward was hop 1; x forwarded until the counter passed the limit";
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+// --- 6. batches and forwards keep their promises
+// -------------------------------------------------------------------
+
+TEST_P(HardeningCases, BatchesToTheHostAreAllOrNothingAndCountedExactly) {
+  rk::runtime_options o = options();
+  o.host_ring = {16, 256};
+  rk::runtime rt(o);
+  const actor_index batcher = rt.spawn<host_batcher>("batcher", small_mailbox());
+  rt.start();
+  const auto batch = [&](std::uint64_t tag, std::uint64_t count) {
+    const ping_payload req{tag, count};
+    ASSERT_EQ(rt.send_wait(batcher, msg_ping, rk::as_bytes(req), 5s), status::delivered);
+    // The `tag`-th request is done once the batcher handled it; its batch is counted by then.
+    ASSERT_EQ(rk::wait_until([&] { return rt.stats().actors[batcher].handled >= tag; }, [] { return false; },
+                             10'000'000'000ull),
+              rk::wait_result::ready);
+  };
+  batch(1, 12); // 12 of 16 slots
+  batch(2, 8);  // 4 free: refused whole
+  rk::runtime_stats s = rt.stats();
+  EXPECT_EQ(s.actors[batcher].sent[static_cast<int>(status::delivered)], 12u);
+  EXPECT_EQ(s.actors[batcher].sent[static_cast<int>(status::queue_full)], 8u);
+  std::uint64_t received = 0;
+  while (const auto m = rt.receive(0s)) {
+    EXPECT_EQ(m->as<ping_payload>().sequence, 1u) << "nothing of the refused batch reached the host";
+    ++received;
+  }
+  EXPECT_EQ(received, 12u);
+  batch(3, 8);  // room again
+  batch(4, 17); // more than the ring holds: never fits
+  s = rt.stats();
+  EXPECT_EQ(s.actors[batcher].sent[static_cast<int>(status::delivered)], 20u);
+  EXPECT_EQ(s.actors[batcher].sent[static_cast<int>(status::too_large)], 17u);
+  received = 0;
+  while (const auto m = rt.receive(0s)) received += m->as<ping_payload>().sequence == 3;
+  EXPECT_EQ(received, 8u);
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+TEST_P(HardeningCases, ForwardKeepsDescriptorsAndKeys) {
+  rk::runtime rt(options());
+  rt.tenants().add(1, rk::tenant_quota::standard());
+  const std::vector<std::byte> ones(32, std::byte{1});
+  const rk::region_handle region =
+      rt.create_region({ones.data(), 32}, 32, {rk::region_policy::immutable, 1, {}});
+  const actor_index reader = rt.spawn<region_reader>("reader", in_tenant(1));
+  const actor_index relay = rt.spawn<plain_forwarder>("relay", in_tenant(1), plain_forwarder::state{reader});
+  rk::actor_options pool = small_mailbox();
+  pool.instances = 4;
+  const rk::address workers = rt.spawn<tagger>("pool", pool);
+  const actor_index keyed_relay =
+      rt.spawn<plain_forwarder>("keyed_relay", small_mailbox(), plain_forwarder::state{workers});
+  rt.start();
+  ASSERT_EQ(rt.send_wait(relay, msg_region, rk::as_bytes(region.describe(0, 32)), 5s, descriptor_as(1)),
+            status::delivered);
+  const ping_payload read = reply_of(rt);
+  EXPECT_EQ(read.sequence, 32u) << "the forwarded message is still a descriptor the reader may use";
+  EXPECT_EQ(read.value, 32u);
+  // The same key reaches the same member through the relay, as it would directly.
+  for (std::uint64_t key : {3u, 7u, 11u}) {
+    std::set<actor_index> members;
+    for (int i = 0; i < 4; ++i) {
+      ASSERT_EQ(rt.send_keyed(keyed_relay, key, msg_tag, {}), status::enqueued);
+      const auto m = rt.receive(10s);
+      ASSERT_TRUE(m.has_value());
+      members.insert(m->source());
+    }
+    EXPECT_EQ(members.size(), 1u) << "key " << key << " went to " << members.size() << " members";
+  }
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+// --- 7. receivers do not queue behind each other
+// -------------------------------------------------------------------
+
+TEST_P(HardeningCases, AShortReceiveIsNotHeldUpByALongOne) {
+  rk::runtime rt(options());
+  const actor_index e = rt.spawn<echo>("echo", small_mailbox());
+  rt.start();
+  std::atomic<bool> long_wait_started{false};
+  std::optional<rk::received_message> long_result;
+  std::thread waiter([&] {
+    long_wait_started = true;
+    long_result = rt.receive(60s);
+  });
+  ASSERT_EQ(rk::wait_until([&] { return long_wait_started.load(); }, [] { return false; }, 10'000'000'000ull),
+            rk::wait_result::ready);
+  const auto begin = std::chrono::steady_clock::now();
+  EXPECT_FALSE(rt.receive(10ms).has_value());
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, 20s)
+      << "the short receive did not wait for the long one";
+  const ping_payload p{9, 9};
+  ASSERT_EQ(rt.send(e, msg_ping, rk::as_bytes(p)), status::enqueued);
+  waiter.join(); // the reply ends the long wait
+  ASSERT_TRUE(long_result.has_value());
+  EXPECT_EQ(long_result->as<ping_payload>().sequence, 9u);
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+// --- 8. a completion for region memory
+// -------------------------------------------------------------------------------
+
+TEST_P(HardeningCases, ReleaseRegionWaitsForHandlersStillReadingIt) {
+  rk::runtime rt(options());
+  const actor_index reader =
+      rt.spawn<slow_region_reader>("slow", small_mailbox(), slow_region_reader::state{50'000'000}); // 50 ms
+  const std::vector<std::byte> ones(256, std::byte{1});
+  const rk::region_handle backing = rt.create_region({ones.data(), 256}, 256, {});
+  const rk::region_handle view = rt.register_region(rt.region_pointer(backing), 256, {});
+  rt.start();
+  rk::send_options o;
+  o.flags = rk::envelope_flags::descriptor;
+  ASSERT_EQ(rt.send(reader, msg_region, rk::as_bytes(view.describe(0, 256)), o), status::enqueued);
+  const auto started = rt.receive(10s);
+  ASSERT_TRUE(started.has_value());
+  ASSERT_EQ(started->type(), msg_started) << "the handler holds the region's bytes now";
+  EXPECT_EQ(rt.release_region(view, 10s), rk::wait_result::ready);
+  // Released means no worker can read it: the handler that held the bytes has returned.
+  const auto done = rt.receive(0s);
+  ASSERT_TRUE(done.has_value()) << "release_region returned while a handler could still read the region";
+  EXPECT_EQ(done->as<ping_payload>().value, 256u);
+  EXPECT_EQ(rt.release_region(view, 0s), rk::wait_result::ready) << "idempotent";
+  EXPECT_EQ(rt.release_region(backing, 10s), rk::wait_result::ready) << "the runtime frees its own region";
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+} // namespace rk_cases

@@ -1,0 +1,83 @@
+// Hardening on the CPU backend (host compiler; also run under ThreadSanitizer and ASan/UBSan), plus the
+// failure paths only the CPU backend can take in-process: a handler that never returns, and starts that
+// time out.
+#include "hardening_cases.hpp"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
+
+namespace rk_cases {
+
+INSTANTIATE_TEST_SUITE_P(cpu, HardeningCases, ::testing::Values(rk::backend::cpu), backend_name);
+
+namespace {
+std::atomic<bool> release_stuck_handler{false};
+
+//! Host-only: never returns until the test says so.
+struct stuck_handler {
+  template <class Ctx>
+  void operator()(Ctx&, rk::no_state&, const rk::message&) {
+    rk::backoff idle;
+    while (!release_stuck_handler.load()) idle.pause();
+  }
+};
+
+rk::runtime_options cpu_options() {
+  rk::runtime_options o;
+  o.backend = rk::backend::cpu;
+  o.announce_backend = false;
+  return o;
+}
+} // namespace
+
+TEST(CpuHardening, AHandlerThatOutlivesStopTimeoutIsReportedAndNothingIsFreedUnderIt) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP()
+      << "the stuck worker thread is deliberately never joined, which ThreadSanitizer reports as a leak";
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+  __lsan::ScopedDisabler leaks_on_purpose; // the runtime keeps its memory for the worker that may still run
+#endif
+  {
+    rk::runtime_options o = cpu_options();
+    o.cpu_workers = 2;
+    o.drain_timeout = 50ms;
+    o.stop_timeout = 100ms;
+    rk::runtime rt(o);
+    const actor_index stuck = rt.spawn<stuck_handler>("stuck");
+    const actor_index bystander = rt.spawn<counter>("bystander");
+    rt.start();
+    const ping_payload p{0, 1};
+    ASSERT_EQ(rt.send(stuck, msg_count, {}), status::enqueued);
+    ASSERT_EQ(rt.send_wait(bystander, msg_count, rk::as_bytes(p), 5s), status::delivered);
+    ASSERT_EQ(rk::wait_until([&] { return rt.stats().actors[stuck].received == 1; }, [] { return false; },
+                             10'000'000'000ull),
+              rk::wait_result::ready);
+    const rk::shutdown_report r = rt.shutdown();
+    EXPECT_FALSE(r.workers_stopped);
+    EXPECT_FALSE(r.drained);
+    EXPECT_EQ(r.stuck_actors, std::vector<std::string>{"stuck"}) << "the report names the stuck actor";
+  }                             // destroyed without freeing what the stuck worker still uses
+  release_stuck_handler = true; // the handler returns into memory that is still valid, and its thread exits
+}
+
+TEST(CpuHardening, StartsThatTimeOutTearDownCleanly) {
+  // start_timeout = 0 ms: start() fails whenever the workers have not checked in at its first look.
+  for (int round = 0; round < 200; ++round) {
+    rk::runtime_options o = cpu_options();
+    o.start_timeout = 0ms;
+    o.audit_sinks.push_back(std::make_shared<rk::audit_callback_sink>([](const rk::audit_entry&) {}));
+    rk::runtime rt(o);
+    rt.spawn<counter>("c");
+    try {
+      rt.start();
+      ASSERT_TRUE(rt.running());
+    } catch (const rk::error& e) {
+      EXPECT_NE(std::string(e.what()).find("start()"), std::string::npos) << e.what();
+      EXPECT_FALSE(rt.running());
+    }
+  } // each destructor stops the audit drain before the memory it reads is freed (ASan checks)
+}
+
+} // namespace rk_cases
