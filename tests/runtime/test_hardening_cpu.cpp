@@ -64,7 +64,7 @@ TEST(CpuHardening, AHandlerThatOutlivesStopTimeoutIsReportedAndNothingIsFreedUnd
 
 TEST(CpuHardening, StartsThatTimeOutTearDownCleanly) {
   // start_timeout = 0 ms: start() fails whenever the workers have not checked in at its first look.
-  for (int round = 0; round < 200; ++round) {
+  for (std::uint64_t round = 0; round < rk::test::scaled(200); ++round) {
     rk::runtime_options o = cpu_options();
     o.start_timeout = 0ms;
     o.audit_sinks.push_back(std::make_shared<rk::audit_callback_sink>([](const rk::audit_entry&) {}));
