@@ -4,7 +4,7 @@
 # A crash or an oracle violation prints the fuzzer's whole report and fails.
 #   bash tests/fuzz/run.sh BUILD_DIR [SECONDS]
 set -uo pipefail
-build=${1:?usage: run.sh BUILD_DIR [SECONDS]}
+build=$(cd "${1:?usage: run.sh BUILD_DIR [SECONDS]}" && pwd)
 seconds=${2:-60}
 here=$(cd "$(dirname "$0")" && pwd)
 scratch=$(mktemp -d)

@@ -268,6 +268,36 @@ TEST_P(TenancyCases, OverRateSendsAreRefusedOnTheDevice) {
   EXPECT_TRUE(rt.shutdown().drained);
 }
 
+TEST_P(TenancyCases, RateTokensPayForDeliveriesOnly) {
+  rk::runtime rt(options());
+  rk::tenant_quota q = rk::tenant_quota::standard();
+  q.max_messages_per_second = 1; // refills slowly enough that the burst decides
+  q.burst = 4;
+  rt.tenants().add(3, q);
+  const actor_index sink = rt.spawn<counter>("sink", in_tenant(3, 2));
+  const actor_index b = rt.spawn<burster>("b3", in_tenant(3));
+  rt.start();
+  ASSERT_TRUE(rt.pause_actor(sink, 5s)); // its 2-slot mailbox fills and stays full
+  // Tokens: 1 for this host send, 2 for the deliveries that fit; the 6 sends that find the mailbox full
+  // give theirs back, so none is refused for the rate and the report to the host still has one.
+  ASSERT_EQ(rt.send(b, msg_burst, rk::as_bytes(burst_request{sink, 8, 0, 0}), as_tenant(3)),
+            status::enqueued);
+  const auto reply = rt.receive(10s);
+  ASSERT_TRUE(reply.has_value());
+  const burst_report r = reply->as<burst_report>();
+  EXPECT_EQ(r.delivered, 2u);
+  EXPECT_EQ(r.quota_exceeded, 0u) << "a send refused for a full mailbox spent no token";
+  EXPECT_EQ(r.other, 6u);
+  const rk::actor_stats st = rt.stats().actors[b];
+  EXPECT_EQ(st.sent[static_cast<int>(status::queue_full)], 6u) << "refusals are counted by reason";
+  EXPECT_EQ(st.sent[static_cast<int>(status::delivered)], 3u) << "2 to the sink and the report";
+  const rk::tenant_usage u = rt.tenants().usage(3);
+  EXPECT_EQ(u.messages_sent, 4u) << "the host send, 2 to the sink and the report: deliveries only";
+  EXPECT_EQ(u.rate_rejections, 0u);
+  rt.resume_actor(sink); // the 2 delivered messages are handled before shutdown reports drained
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
 TEST_P(TenancyCases, SpentEngagementBudgetsRefuseThatEngagementsSends) {
   rk::runtime rt(options());
   rt.tenants().add(4, rk::tenant_quota::standard());

@@ -261,27 +261,33 @@ private:
         detail::prepare_delivery(*sys_, header, largest(payloads, count), payloads[0].data, count);
     if (p.verdict != status::delivered) return count_sent(p.verdict, count);
     header.hops = static_cast<std::uint8_t>(p.hops);
+    const auto undelivered = [&](status why) {
+      detail::settle_delivery(*sys_, header, count, false);
+      return count_sent(why, count);
+    };
     if (p.actor == host_actor) { // the host ring: the same all-or-nothing claim, in its own scopes
       const egress_ring ring(sys_->egress);
-      if (count > ring.view().capacity) return count_sent(status::too_large, count);
+      if (count > ring.view().capacity) return undelivered(status::too_large);
       const ring_claim c = ring.try_claim(count);
-      if (!c.ok) return count_sent(status::queue_full, count);
+      if (!c.ok) return undelivered(status::queue_full);
       for (std::uint32_t i = 0; i < count; ++i) {
         header.payload_length = payloads[i].size;
         egress_ring::write_slot(ring.slot_at(c.position + i), header, payloads[i].data);
       }
       for (std::uint32_t i = 0; i < count; ++i) ring.publish(c.position + i);
       detail::bump(counters().reservations);
+      detail::settle_delivery(*sys_, header, count, true);
       return count_sent(status::delivered, count);
     }
     const mailbox ring(detail::lane_view(sys_->routes[p.slot], p.lane));
-    if (count > ring.view().capacity) return count_sent(status::too_large, count); // can never fit
+    if (count > ring.view().capacity) return undelivered(status::too_large); // can never fit
     const ring_claim c = ring.try_claim(count);
-    if (!c.ok) return count_sent(status::queue_full, count);
+    if (!c.ok) return undelivered(status::queue_full);
     write_batch(ring, c.position, header, payloads, count);
     detail::bump(sys_->counters[p.slot].received, count); // before publish: see commit_delivery
     for (std::uint32_t i = 0; i < count; ++i) ring.publish(c.position + i);
     detail::bump(counters().reservations);
+    detail::settle_delivery(*sys_, header, count, true);
     return count_sent(status::delivered, count);
   }
 
@@ -333,6 +339,11 @@ private:
             verdict = static_cast<std::uint32_t>(status::queue_full);
           }
         }
+        // Claimed: the group's messages are delivered once published below. Otherwise each lane sends (and
+        // pays for) its own batch: the group's charge goes back.
+        if (p.verdict == status::delivered)
+          detail::settle_delivery(*sys_, header, total,
+                                  p.actor != host_actor && static_cast<status>(verdict) == status::delivered);
       }
       verdict = __shfl_sync(all_lanes, verdict, leader);
       actor = __shfl_sync(all_lanes, actor, leader);

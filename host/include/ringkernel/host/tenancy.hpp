@@ -45,7 +45,7 @@ struct tenant_usage {
   tenant_quota quota;
   std::uint64_t actors = 0;
   std::uint64_t device_bytes = 0;
-  std::uint64_t messages_sent = 0;     //!< sends that passed every device check
+  std::uint64_t messages_sent = 0;     //!< messages that passed every device check and were delivered
   std::uint64_t rate_rejections = 0;   //!< sends refused for the message rate
   std::uint64_t budget_rejections = 0; //!< sends refused for an exhausted engagement budget
   std::uint64_t handler_ns = 0;        //!< handler time of the tenant's actors

@@ -13,7 +13,8 @@
 //!   5. the destination lane by priority; the payload must fit its slot -> too_large
 //!   6. quotas: the sender's engagement budget, then its tenant's message rate -> quota_exceeded (a host
 //!      send stamped with the table slot of a tenant removed since is refused -> tenant_mismatch)
-//! Only then are slots claimed and bytes written.
+//! Only then are slots claimed and bytes written; settle_delivery() then counts what was delivered and
+//! gives the rate tokens of what found no room back (refusals cost nothing).
 
 #include <ringkernel/device/detail/system.cuh>
 
@@ -305,14 +306,46 @@ RK_HOST_DEVICE inline prepared_delivery prepare_delivery(const system_view& s, c
       return {status::quota_exceeded};
     }
   }
-  // Per-sender counters (summed per tenant on the host): a device-wide counter per tenant would put every
-  // send of the tenant on one atomic. Host sends have one writer, the gateway.
+  return p;
+}
+
+//! Gives back `count` tokens take_token() took (capped at the bucket's capacity; the refill time stays).
+RK_HOST_DEVICE inline void return_tokens(tenant_entry& t, std::uint32_t count) noexcept {
+  const std::uint64_t rate = relaxed(t.rate_per_second);
+  if (rate == 0) return;
+  constexpr std::uint64_t token_mask = (1ull << 24) - 1;
+  const std::uint64_t burst = relaxed(t.burst) ? relaxed(t.burst) : rate;
+  const std::uint64_t capacity = burst * 16 > token_mask ? token_mask : burst * 16;
+  cuda::atomic_ref<std::uint64_t, peer_scope> word(t.bucket); // the scope take_token uses
+  std::uint64_t old = word.load(cuda::std::memory_order_relaxed);
+  for (;;) {
+    const std::uint64_t tokens = old & token_mask;
+    const std::uint64_t back = static_cast<std::uint64_t>(count) * 16;
+    const std::uint64_t refilled = capacity - tokens < back ? capacity : tokens + back;
+    if (word.compare_exchange_weak(old, (old & ~token_mask) | refilled, cuda::std::memory_order_relaxed,
+                                   cuda::std::memory_order_relaxed))
+      return;
+  }
+}
+
+//! Closes a delivery prepare_delivery() allowed, once its slots were claimed (`delivered`) or not (a full
+//! ring, a batch larger than the ring): only deliveries pay. Delivered messages count as sent for their
+//! sender (summed per tenant on the host: a device-wide counter per tenant would put every send of the
+//! tenant on one atomic; host sends have one writer, the gateway); the rate tokens of undelivered ones go
+//! back to the tenant's bucket.
+RK_HOST_DEVICE inline void settle_delivery(const system_view& s, const envelope& header,
+                                           std::uint32_t messages, bool delivered) noexcept {
+  tenant_entry* tenant = header.tenant_slot < s.tenant_capacity ? &s.tenants[header.tenant_slot] : nullptr;
+  if (!delivered) {
+    if (tenant != nullptr) return_tokens(*tenant, messages);
+    return;
+  }
+  const std::uint32_t source_slot = header.source != host_actor ? slot_of(s, header.source) : no_slot;
   if (source_slot < s.route_capacity) {
     bump(s.counters[source_slot].passed, messages);
   } else if (tenant != nullptr) {
     bump(tenant->host_sent, messages);
   }
-  return p;
 }
 
 //! Delivers a single message after prepare_delivery() allowed it. `sender` (may be null for the host)
@@ -343,7 +376,9 @@ RK_HOST_DEVICE inline status deliver(const system_view& s, const envelope& heade
                                      actor_counters* sender = nullptr) noexcept {
   const prepared_delivery p = prepare_delivery(s, header, header.payload_length, payload);
   if (p.verdict != status::delivered) return p.verdict;
-  return commit_delivery(s, p, header, payload, sender);
+  const status st = commit_delivery(s, p, header, payload, sender);
+  settle_delivery(s, header, 1, st == status::delivered);
+  return st;
 }
 
 } // namespace rk::detail

@@ -123,9 +123,9 @@ struct alignas(64) tenant_entry {
   std::uint64_t rate_per_second = 0; //!< host; 0: no rate limit
   std::uint64_t burst = 0;           //!< host; tokens the bucket holds when full
   std::uint64_t bucket = 0;          //!< device CAS: (microseconds << 24) | (tokens * 16), see take_token
-  std::uint64_t host_sent = 0;       //!< gateway (single writer): host sends for the tenant that passed every
-                                     //!< check; actors count their own in actor_counters::passed
-  std::uint64_t rate_rejections = 0; //!< device: sends refused for the rate
+  std::uint64_t host_sent = 0; //!< gateway (single writer): host sends for the tenant delivered after every
+                               //!< check; actors count their own in actor_counters::passed
+  std::uint64_t rate_rejections = 0;   //!< device: sends refused for the rate
   std::uint64_t budget_rejections = 0; //!< device: sends refused for an exhausted engagement budget
   std::uint64_t reserved_ = 0;
 };
@@ -166,9 +166,9 @@ struct alignas(false_sharing_range) actor_counters {
   std::uint64_t handled = 0;      //!< writer: the owning worker, after the handler returned
   std::uint64_t discarded = 0;    //!< writer: the owning worker; arrived after a stop or fault, not handled
   std::uint64_t reservations = 0; //!< writers: senders; slot-claim atomics this actor's sends performed
-  std::uint64_t passed = 0;       //!< writers: the actor's threads; sends that passed every device check
-  std::uint64_t handler_ns = 0;   //!< writer: the owning worker; time spent in the handler
-  std::uint32_t fault_code = 0;   //!< writer: the actor's handler (ctx.fault)
+  std::uint64_t passed = 0;     //!< writers: the actor's threads; messages delivered after every device check
+  std::uint64_t handler_ns = 0; //!< writer: the owning worker; time spent in the handler
+  std::uint32_t fault_code = 0; //!< writer: the actor's handler (ctx.fault)
   std::uint32_t reserved_ = 0;
 };
 
