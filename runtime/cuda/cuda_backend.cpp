@@ -1,6 +1,8 @@
 // CUDA backend: device memory for mailboxes and tables, pinned+mapped memory for the host rings and the
 // control block, one persistent kernel per handler type on its own non-blocking stream, and a gateway
-// kernel. Every call is checked; faults are read from the kernels' streams.
+// kernel. Every call is checked; faults are read from the kernels' streams. Every entry point makes the
+// runtime's device current for its calls (and restores the caller's afterwards): the runtime may be called
+// from any host thread, and a thread's current device is its own.
 
 #include <ringkernel/runtime/cuda/check.hpp>
 #include <ringkernel/runtime/detail/backend.hpp>
@@ -31,6 +33,38 @@ struct launched_kernel {
   double demand = 0.0; //!< its share of the GPU's resident-block capacity
 };
 
+//! Makes `device` the calling thread's current device for one backend call, then restores the previous one.
+class current_device {
+public:
+  explicit current_device(int device) noexcept {
+    if (cudaGetDevice(&previous_) != cudaSuccess) {
+      (void)cudaGetLastError();
+      previous_ = -1;
+    }
+    if (previous_ != device) {
+      status_ = cudaSetDevice(device);
+      if (status_ != cudaSuccess) (void)cudaGetLastError();
+      switched_ = status_ == cudaSuccess && previous_ >= 0;
+    }
+  }
+  ~current_device() {
+    if (switched_) RK_CUDA_WARN(cudaSetDevice(previous_));
+  }
+  current_device(const current_device&) = delete;
+  current_device& operator=(const current_device&) = delete;
+  //! Throws rk::error when the device could not be made current (for entry points that may throw).
+  void check(int device) const {
+    if (status_ != cudaSuccess)
+      throw error("CUDA backend: cannot make device " + std::to_string(device) +
+                  " current on this thread: " + cuda_error_text(status_));
+  }
+
+private:
+  int previous_ = -1;
+  cudaError_t status_ = cudaSuccess;
+  bool switched_ = false;
+};
+
 std::string props_text(const cudaDeviceProp& p) {
   return std::string(p.name) + " (sm_" + std::to_string(p.major) + std::to_string(p.minor) + ", " +
          std::to_string(p.multiProcessorCount) + " SMs)";
@@ -43,13 +77,15 @@ public:
     if (!cuda_device_usable(device_, why))
       throw error("backend::cuda requested but CUDA device " + std::to_string(device_) + " is not usable: " +
                   why + ". Use backend::automatic (falls back to the CPU backend) or backend::cpu.");
-    RK_CUDA_CHECK(cudaSetDevice(device_));
+    const current_device on(device_);
+    on.check(device_);
     RK_CUDA_CHECK(cudaGetDeviceProperties(&props_, device_));
     RK_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
     description = props_text(props_);
   }
 
   ~cuda_backend() override {
+    const current_device on(device_);
     for (auto& k : launched_) RK_CUDA_WARN(cudaStreamDestroy(k.stream));
     if (copy_stream_ != nullptr) RK_CUDA_WARN(cudaStreamDestroy(copy_stream_));
   }
@@ -57,6 +93,8 @@ public:
   rk::backend kind() const noexcept override { return rk::backend::cuda; }
 
   void* allocate_device(std::size_t bytes) override {
+    const current_device on(device_);
+    on.check(device_);
     void* p = nullptr;
     const cudaError_t e = cudaMalloc(&p, bytes);
     if (e != cudaSuccess) {
@@ -70,9 +108,14 @@ public:
     copy_to_device(p, zeros.data(), bytes);
     return p;
   }
-  void free_device(void* pointer) noexcept override { RK_CUDA_WARN(cudaFree(pointer)); }
+  void free_device(void* pointer) noexcept override {
+    const current_device on(device_);
+    RK_CUDA_WARN(cudaFree(pointer));
+  }
 
   mapped_allocation allocate_mapped(std::size_t bytes) override {
+    const current_device on(device_);
+    on.check(device_);
     void* host = nullptr;
     RK_CUDA_CHECK(cudaHostAlloc(&host, bytes, cudaHostAllocMapped | cudaHostAllocPortable));
     std::memset(host, 0, bytes);
@@ -81,22 +124,29 @@ public:
     return {host, device};
   }
   void free_mapped(const mapped_allocation& allocation) noexcept override {
+    const current_device on(device_);
     RK_CUDA_WARN(cudaFreeHost(allocation.host));
   }
 
   // A non-blocking stream: these copies run beside the persistent kernels instead of waiting for them.
   void copy_to_device(void* device_destination, const void* host_source, std::size_t bytes) override {
+    const current_device on(device_);
+    on.check(device_);
     RK_CUDA_CHECK(
         cudaMemcpyAsync(device_destination, host_source, bytes, cudaMemcpyHostToDevice, copy_stream_));
     RK_CUDA_CHECK(cudaStreamSynchronize(copy_stream_));
   }
   void copy_from_device(void* host_destination, const void* device_source, std::size_t bytes) override {
+    const current_device on(device_);
+    on.check(device_);
     RK_CUDA_CHECK(
         cudaMemcpyAsync(host_destination, device_source, bytes, cudaMemcpyDeviceToHost, copy_stream_));
     RK_CUDA_CHECK(cudaStreamSynchronize(copy_stream_));
   }
 
   void preload(std::span<const actor_type_ops* const> kinds) override {
+    const current_device on(device_);
+    on.check(device_);
     for (const actor_type_ops* k : kinds) load(k->cuda_kernel, "actor kernel for handler '" + k->name + "'");
     load(gateway_kernel_address(), "gateway kernel rk::gateway_kernel");
   }
@@ -104,6 +154,8 @@ public:
   std::uint32_t launch(const system_view& sys, const control_block* host_control,
                        const worker_status* host_workers, std::span<const worker_group> groups,
                        std::uint32_t gateway_worker) override {
+    const current_device on(device_);
+    on.check(device_);
     host_control_ = host_control;
     host_workers_ = host_workers;
     std::vector<planned> plan;
@@ -127,6 +179,8 @@ public:
   }
 
   std::uint32_t launch_more(const system_view&, std::span<const worker_group> groups) override {
+    const current_device on(device_);
+    on.check(device_);
     std::vector<planned> plan;
     for (const auto& g : groups) plan.push_back(plan_for(g));
     used_capacity_ += check_co_residency(plan, used_capacity_);
@@ -136,6 +190,7 @@ public:
   }
 
   void release_workers(std::uint32_t first_worker, std::uint32_t count) noexcept override {
+    const current_device on(device_);
     for (auto it = launched_.begin(); it != launched_.end();) {
       if (it->first_worker >= first_worker && it->first_worker + it->blocks <= first_worker + count) {
         // Its blocks exited; destroying the stream lets the grid finish and frees the stream afterwards.
@@ -150,6 +205,8 @@ public:
   }
 
   std::optional<backend_fault> poll_fault() override {
+    const current_device on(device_);
+    on.check(device_);
     if (fault_) return fault_;
     for (const auto& k : launched_) {
       const cudaError_t e = cudaStreamQuery(k.stream);
@@ -161,14 +218,20 @@ public:
         fault_ = backend_fault{k.where, "exited before terminate was requested", std::nullopt};
         return fault_;
       }
+      // A device fault is sticky for the whole context: every stream reports it, so the stream checked
+      // first says nothing about the culprit. The host names it from the device's records (trap_actor,
+      // each worker's busy_actor).
       (void)cudaGetLastError();
-      fault_ = backend_fault{k.where, cuda_error_text(e), std::nullopt};
+      fault_ = backend_fault{"the GPU " + props_text(props_),
+                             "a device fault (" + cuda_error_text(e) + ") stopped every kernel on it",
+                             std::nullopt};
       return fault_;
     }
     return std::nullopt;
   }
 
   bool join(std::chrono::milliseconds timeout) noexcept override {
+    const current_device on(device_);
     const wait_result r = wait_until(
         [&] {
           for (const auto& k : launched_)

@@ -43,8 +43,11 @@ public:
     RK_CUDA_CHECK(cudaHostGetDevicePointer(&d_ring, h_ring_, 0));
     // One allocation for the two device-side words, each on its own line: [tail][overflow].
     RK_CUDA_CHECK(cudaMalloc(&d_counters_, 2 * rk::ring_geometry::cursor_bytes));
-    RK_CUDA_CHECK(cudaMemset(d_counters_, 0, 2 * rk::ring_geometry::cursor_bytes));
     RK_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
+    // Zeroed on the stream the test copies on, and finished before any kernel (launched on a non-blocking
+    // stream, which does not wait for the legacy stream) can read the words.
+    RK_CUDA_CHECK(cudaMemsetAsync(d_counters_, 0, 2 * rk::ring_geometry::cursor_bytes, copy_stream_));
+    RK_CUDA_CHECK(cudaStreamSynchronize(copy_stream_));
     channel_.ring = rk::make_ring_view(d_ring, geometry_);
     channel_.ring.tail = d_tail();
     channel_.overflow = d_overflow();

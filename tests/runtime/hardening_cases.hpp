@@ -105,6 +105,17 @@ struct plain_forwarder {
   }
 };
 
+//! Every thread of the worker reports the same fault, twice.
+struct fault_everywhere {
+  static constexpr const char* name = "fault_everywhere";
+  static constexpr std::uint32_t threads_per_worker = 32;
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, rk::no_state&, const rk::message&) {
+    ctx.fault(5);
+    ctx.fault(5);
+  }
+};
+
 class HardeningCases : public RuntimeCases {
 protected:
   static rk::send_options descriptor_as(std::uint64_t tenant) {
@@ -432,6 +443,21 @@ TEST_P(HardeningCases, ReleaseRegionWaitsForHandlersStillReadingIt) {
   EXPECT_EQ(rt.release_region(view, 0s), rk::wait_result::ready) << "idempotent";
   EXPECT_EQ(rt.release_region(backing, 10s), rk::wait_result::ready) << "the runtime frees its own region";
   EXPECT_TRUE(rt.shutdown().drained);
+}
+
+// --- one fault, one record -----------------------------------------------------------------------------
+
+TEST_P(HardeningCases, AFaultReportedByEveryThreadIsAuditedOnce) {
+  rk::runtime rt(options());
+  const actor_index a = rt.spawn<fault_everywhere>("faulty", small_mailbox());
+  rt.start();
+  ASSERT_EQ(rt.send(a, msg_ping, {}), status::enqueued);
+  ASSERT_EQ(rk::wait_until([&] { return rt.stats().actors[a].fault_code == 5; }, [] { return false; },
+                           10'000'000'000ull),
+            rk::wait_result::ready);
+  EXPECT_EQ(audited(rt, rk::audit_event::actor_fault, a), 1u)
+      << "32 threads x 2 calls of ctx.fault are one fault";
+  (void)rt.shutdown();
 }
 
 } // namespace rk_cases

@@ -32,7 +32,7 @@ TEST(CudaFault, TrapInAHandlerSurfacesAsAnErrorNamingTheActor) {
     const std::string what = e.what();
     EXPECT_NE(what.find("fragile"), std::string::npos) << what;
     EXPECT_NE(what.find("ctx.trap(42)"), std::string::npos) << what;
-    EXPECT_NE(what.find("actor kernel"), std::string::npos) << what;
+    EXPECT_NE(what.find("device fault"), std::string::npos) << what;
   }
   EXPECT_TRUE(surfaced) << "receive() returned instead of reporting the fault";
   const rk::shutdown_report r = rt.shutdown();

@@ -69,4 +69,46 @@ TEST(CudaBackend, ReleasesDeviceMemoryAcrossRuntimes) {
   EXPECT_LE(free_before - std::min(free_before, free_after), std::size_t{16} << 20);
 }
 
+//! Each runtime keeps its own device whatever device the calling thread has made current, and leaves the
+//! caller's current device as it was.
+TEST(CudaBackend, EachRuntimeUsesItsOwnDeviceFromAnyThread) {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices < 2) {
+    (void)cudaGetLastError();
+    GTEST_SKIP() << "needs two CUDA devices (found " << devices << ")";
+  }
+  for (int d = 0; d < 2; ++d) {
+    const rk::device_probe probe = rk::probe_cuda_device(d);
+    if (!probe.usable) GTEST_SKIP() << "device " << d << " is not usable: " << probe.description;
+  }
+  std::vector<std::unique_ptr<rk::runtime>> runtimes;
+  std::vector<actor_index> echoes;
+  for (int d = 0; d < 2; ++d) {
+    rk::runtime_options o;
+    o.backend = rk::backend::cuda;
+    o.cuda_device = d;
+    o.announce_backend = false;
+    ASSERT_EQ(cudaSetDevice(1 - d), cudaSuccess); // the other device is current while this one is built
+    runtimes.push_back(std::make_unique<rk::runtime>(o));
+    int current = -1;
+    ASSERT_EQ(cudaGetDevice(&current), cudaSuccess);
+    EXPECT_EQ(current, 1 - d) << "the runtime restored the caller's current device";
+    echoes.push_back(runtimes.back()->spawn<echo>("echo"));
+    runtimes.back()->start();
+  }
+  // Another thread (current device 0 by default) spawns, sends and receives on both runtimes.
+  std::thread other([&] {
+    for (int d = 0; d < 2; ++d) {
+      rk::runtime& rt = *runtimes[static_cast<std::size_t>(d)];
+      const actor_index late = rt.spawn<echo>("late");
+      const ping_payload p{static_cast<std::uint64_t>(d), 1};
+      EXPECT_EQ(rt.send_wait(late, msg_ping, rk::as_bytes(p), 10s), status::delivered);
+      EXPECT_EQ(rt.send_wait(echoes[static_cast<std::size_t>(d)], msg_ping, rk::as_bytes(p), 10s),
+                status::delivered);
+    }
+  });
+  other.join();
+  for (auto& rt : runtimes) EXPECT_TRUE(rt->shutdown().drained);
+}
+
 } // namespace rk_cases

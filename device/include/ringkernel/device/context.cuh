@@ -160,13 +160,17 @@ public:
 
   //! Marks this actor faulted with `code`: it takes no more messages (later arrivals are discarded and
   //! counted), groups skip it, and runtime::respawn can bring it back. The current handler call finishes.
+  //! Called by several threads of the worker, or more than once, it is one fault with one audit record.
   RK_HOST_DEVICE void fault(std::uint32_t code) const noexcept {
     detail::route_entry& e = sys_->routes[slot_];
     cuda::atomic_ref<std::uint32_t, peer_scope>(sys_->counters[slot_].fault_code)
         .store(code, cuda::std::memory_order_relaxed);
-    detail::set_device_word(
-        e, detail::make_state_word(detail::epoch_of(detail::host_word_of(e)),
-                                   static_cast<std::uint8_t>(detail::device_state::faulted)));
+    const std::uint32_t faulted = detail::make_state_word(
+        detail::epoch_of(detail::host_word_of(e)), static_cast<std::uint8_t>(detail::device_state::faulted));
+    // One record per fault: the threads of a worker (or repeated calls) after the first find it set.
+    if (cuda::atomic_ref<std::uint32_t, peer_scope>(e.device_word)
+            .exchange(faulted, cuda::std::memory_order_acq_rel) == faulted)
+      return;
     audit_record r;
     r.time = event_time_;
     r.tenant = tenant_;
