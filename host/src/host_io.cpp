@@ -134,8 +134,9 @@ status host_io::send_wait(address destination, std::uint32_t type, byte_view pay
   }
   const std::uint64_t index = position & (h_ingress_.capacity - 1);
   ingress_receipt& receipt = h_receipts_[index];
-  const wait_result r = wait_until([&] { return load_acquire(receipt.position_plus_one) == position + 1; },
-                                   [&] { return faults_.detected(); }, to_ns(timeout), waiting_backoff());
+  const wait_result r =
+      wait_until([&] { return load_acquire(receipt.position_plus_one) == position + 1; },
+                 [&] { return faults_.detected(); }, timeout_ns(timeout), waiting_backoff());
   status verdict = status::timed_out;
   if (r == wait_result::ready) verdict = static_cast<status>(load_acquire(receipt.verdict));
   waiting_[index].store(0, std::memory_order_release);
@@ -165,7 +166,7 @@ std::optional<received_message> host_io::receive(std::chrono::nanoseconds timeou
   };
   if (!take() && live) {
     const wait_result r = wait_until(
-        take, [&] { return faults_.detected(); }, to_ns(timeout), waiting_backoff());
+        take, [&] { return faults_.detected(); }, timeout_ns(timeout), waiting_backoff());
     if (r == wait_result::aborted) faults_.throw_if_faulted();
   }
   if (!got) return std::nullopt;

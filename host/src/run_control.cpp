@@ -56,7 +56,7 @@ void run_control::start() {
     workers_.started(launch, used);
     workers_.gateway_started();
     actors_.mark_launched(all, true);
-    const wait_result r = workers_.await_check_in(&launch, true, to_ns(options_.start_timeout),
+    const wait_result r = workers_.await_check_in(&launch, true, timeout_ns(options_.start_timeout),
                                                   abort_on_fault(), host_backoff());
     if (r == wait_result::aborted) throw error("start(): " + faults_.text());
     if (r == wait_result::timed_out)
@@ -95,7 +95,7 @@ void run_control::launch_late(const std::vector<actor_index>& ids, const std::st
   }
   workers_.started(launch, used);
   actors_.mark_launched(ids, true);
-  const wait_result r = workers_.await_check_in(&launch, false, to_ns(options_.start_timeout),
+  const wait_result r = workers_.await_check_in(&launch, false, timeout_ns(options_.start_timeout),
                                                 abort_on_fault(), host_backoff());
   if (r != wait_result::ready) {
     const std::uint32_t running = workers_.checked_in(launch);
@@ -116,8 +116,8 @@ bool run_control::pause(std::chrono::nanoseconds timeout) {
   if (phase_.load() != phase::running) throw error("pause(): the runtime is not running");
   faults_.throw_if_faulted();
   workers_.request_pause(true);
-  const wait_result r =
-      wait_until([&] { return workers_.all_paused(); }, abort_on_fault(), to_ns(timeout), host_backoff());
+  const wait_result r = wait_until([&] { return workers_.all_paused(); }, abort_on_fault(),
+                                   timeout_ns(timeout), host_backoff());
   if (r == wait_result::aborted) faults_.throw_if_faulted();
   return r == wait_result::ready;
 }
@@ -183,7 +183,7 @@ bool run_control::await_device_state(actor_index a, std::uint32_t host_word, dev
         const device_state ds = current_device_state(host_word, actors_.device_word(a));
         return ds == wanted || ds == device_state::faulted;
       },
-      abort_on_fault(), to_ns(timeout), host_backoff());
+      abort_on_fault(), timeout_ns(timeout), host_backoff());
   if (r == wait_result::aborted) faults_.throw_if_faulted();
   return r == wait_result::ready;
 }
@@ -228,7 +228,7 @@ shutdown_report run_control::shutdown() noexcept {
             actors_.drain_sums(finished, received);
             return processed == enqueued && finished == received;
           },
-          abort_on_fault(), to_ns(options_.drain_timeout), host_backoff());
+          abort_on_fault(), timeout_ns(options_.drain_timeout), host_backoff());
       if (r != wait_result::ready) {
         report.drained = false;
         report.undelivered =

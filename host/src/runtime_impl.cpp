@@ -326,7 +326,7 @@ wait_result runtime_impl::release_region(region_handle region, std::chrono::nano
     return !regions_.releasing(region);
   };
   const wait_result r = wait_until(
-      released, [&] { return faults_.detected(); }, to_ns(timeout));
+      released, [&] { return faults_.detected(); }, timeout_ns(timeout));
   if (r == wait_result::aborted) faults_.throw_if_faulted();
   return r;
 }

@@ -24,12 +24,6 @@ T load_acquire(const T& word) noexcept {
   return cuda::atomic_ref<T, pcie_scope>(const_cast<T&>(word)).load(cuda::std::memory_order_acquire);
 }
 
-//! A duration as a wait_until timeout: negative counts as 0, too long for 64-bit nanoseconds as forever.
-template <class Rep, class Period>
-std::uint64_t to_ns(std::chrono::duration<Rep, Period> d) noexcept {
-  return timeout_ns(d);
-}
-
 inline std::string geometry_text(const ring_geometry& g) {
   return "capacity=" + std::to_string(g.capacity) + ", slot_bytes=" + std::to_string(g.slot_bytes);
 }

@@ -20,6 +20,17 @@ using namespace std::chrono_literals;
 using rk::actor_index;
 using rk::status;
 
+//! Runs `call`, which must throw rk::error containing `needle`.
+template <class Call>
+void expect_refused(Call&& call, const std::string& needle) {
+  try {
+    call();
+    ADD_FAILURE() << "expected rk::error containing '" << needle << "'";
+  } catch (const rk::error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
 inline rk::actor_options small_mailbox(std::uint32_t slots = 256, std::uint32_t slot_bytes = 256) {
   rk::actor_options a;
   a.mailbox = {slots, slot_bytes};

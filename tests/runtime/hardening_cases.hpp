@@ -134,15 +134,6 @@ protected:
     EXPECT_TRUE(r.has_value());
     return r ? r->as<ping_payload>() : ping_payload{~0ull, ~0ull};
   }
-  template <class Call>
-  static void expect_refused(Call&& call, const std::string& needle) {
-    try {
-      call();
-      ADD_FAILURE() << "expected rk::error containing '" << needle << "'";
-    } catch (const rk::error& e) {
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
-  }
 };
 
 // --- 1. region access is a per-delivery capability --------------------------------------------------------

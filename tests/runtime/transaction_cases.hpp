@@ -51,17 +51,6 @@ protected:
     return o.str();
   }
 
-  //! Runs `call`, which must throw rk::error containing `needle`.
-  template <class Call>
-  static void expect_refused(Call&& call, const std::string& needle) {
-    try {
-      call();
-      ADD_FAILURE() << "expected rk::error containing '" << needle << "'";
-    } catch (const rk::error& e) {
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
-  }
-
   //! Makes the `n`-th allocation from now fail; cleared when the scope ends.
   struct failing_allocation {
     explicit failing_allocation(std::uint64_t n) { rk::detail::testing::fail_allocation_after(n); }

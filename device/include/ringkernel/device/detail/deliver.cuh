@@ -186,6 +186,14 @@ RK_HOST_DEVICE inline bool descriptor_valid(const system_view& s, std::uint64_t 
   return false;
 }
 
+inline constexpr std::uint64_t token_mask = (1ull << 24) - 1; //!< the bucket word's token bits
+
+//! Tokens (in sixteenths) tenant `t`'s bucket holds when full: `burst`, or one second's worth at `rate`.
+RK_HOST_DEVICE inline std::uint64_t bucket_capacity(const tenant_entry& t, std::uint64_t rate) noexcept {
+  const std::uint64_t burst = relaxed(t.burst) ? relaxed(t.burst) : rate;
+  return burst * 16 > token_mask ? token_mask : burst * 16;
+}
+
 //! Takes `count` tokens from tenant `t`'s bucket (refilled at rate_per_second, holding at most `burst`),
 //! lock-free: the bucket word packs the last refill time in microseconds (40 bits) and the tokens in
 //! sixteenths (24 bits). Time only advances by what the added tokens paid for, so slow rates still refill.
@@ -193,9 +201,7 @@ RK_HOST_DEVICE inline bool take_token(tenant_entry& t, std::uint32_t count) noex
   const std::uint64_t rate = relaxed(t.rate_per_second);
   if (rate == 0) return true;
   constexpr std::uint64_t time_mask = (1ull << 40) - 1;
-  constexpr std::uint64_t token_mask = (1ull << 24) - 1;
-  const std::uint64_t burst = relaxed(t.burst) ? relaxed(t.burst) : rate;
-  const std::uint64_t capacity = burst * 16 > token_mask ? token_mask : burst * 16;
+  const std::uint64_t capacity = bucket_capacity(t, rate);
   const std::uint64_t need = std::uint64_t{count} * 16;
   const std::uint64_t now_us = (physical_clock_ns() / 1000) & time_mask;
   cuda::atomic_ref<std::uint64_t, peer_scope> bucket(t.bucket);
@@ -313,9 +319,7 @@ RK_HOST_DEVICE inline prepared_delivery prepare_delivery(const system_view& s, c
 RK_HOST_DEVICE inline void return_tokens(tenant_entry& t, std::uint32_t count) noexcept {
   const std::uint64_t rate = relaxed(t.rate_per_second);
   if (rate == 0) return;
-  constexpr std::uint64_t token_mask = (1ull << 24) - 1;
-  const std::uint64_t burst = relaxed(t.burst) ? relaxed(t.burst) : rate;
-  const std::uint64_t capacity = burst * 16 > token_mask ? token_mask : burst * 16;
+  const std::uint64_t capacity = bucket_capacity(t, rate);
   cuda::atomic_ref<std::uint64_t, peer_scope> word(t.bucket); // the scope take_token uses
   std::uint64_t old = word.load(cuda::std::memory_order_relaxed);
   for (;;) {
