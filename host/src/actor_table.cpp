@@ -497,6 +497,7 @@ void actor_table::collect_stats(runtime_stats& out) const {
     a.received = c.received;
     a.handled = c.handled;
     a.discarded = c.discarded;
+    a.interrupted = c.interrupted;
     a.reservations = c.reservations;
     a.fault_code = c.fault_code;
     out.actors.push_back(std::move(a));
@@ -512,8 +513,9 @@ void actor_table::drain_sums(std::uint64_t& finished, std::uint64_t& received) c
   finished = received = 0;
   for (std::size_t s = 0; s < records_.size(); ++s) {
     if (records_[s].stage == stage_kind::free || records_[s].alias) continue;
-    finished +=
-        records_[s].stage == stage_kind::retiring ? first[s].received : first[s].handled + first[s].discarded;
+    finished += records_[s].stage == stage_kind::retiring
+                    ? first[s].received
+                    : first[s].handled + first[s].discarded + first[s].interrupted;
     received += records_[s].stage == stage_kind::retiring ? first[s].received : second[s].received;
   }
 }
@@ -563,6 +565,15 @@ std::string actor_table::name_for_report(actor_index id) const {
     return records_[s].name;
   std::string unknown = std::to_string(id); // an actor forgotten meanwhile: its id
   return unknown.insert(0, "id ");
+}
+
+std::string actor_table::handler_for_report(actor_index id) const {
+  std::lock_guard lock(mutex_);
+  const std::uint32_t s = slot(id);
+  if (s < records_.size() && records_[s].stage != stage_kind::free && records_[s].id == id &&
+      !records_[s].alias)
+    return kinds_[records_[s].kind].ops.name;
+  return "(unknown)";
 }
 
 } // namespace rk::detail

@@ -133,6 +133,8 @@ public:
   void read_final_state(actor_index id, std::type_index type, void* out, std::size_t bytes) const;
   //! Names by slot for fault reports.
   std::string name_for_report(actor_index id) const;
+  //! The handler type's name of actor `id`, for fault reports ("(unknown)" for a forgotten one).
+  std::string handler_for_report(actor_index id) const;
 
 private:
   struct kind_record {

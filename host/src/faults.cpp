@@ -14,6 +14,10 @@ bool fault_monitor::detected() {
   std::int64_t last = last_poll_.load(std::memory_order_relaxed);
   if (now - last < 1'000'000) return false;
   if (!last_poll_.compare_exchange_strong(last, now)) return false;
+  {
+    std::lock_guard lock(list_mutex_);
+    collect_contained();
+  }
   std::optional<backend_fault> f;
   {
     std::lock_guard lock(mutex_);
@@ -51,6 +55,36 @@ void fault_monitor::record(const backend_fault& f) {
   }
   const actor_index culprit = trap_actor != 0 ? trap_actor - 1 : f.actor.value_or(host_actor);
   audit_.record(audit_event::actor_fault, audit_level::critical, culprit, 0, trap_actor != 0 ? trap_code : 0);
+}
+
+void fault_monitor::collect_contained() const {
+  for (contained_fault& c : backend_.take_contained_faults()) {
+    actor_fault f;
+    f.actor = c.actor;
+    f.name = actors_.name_for_report(c.actor);
+    f.handler = actors_.handler_for_report(c.actor);
+    f.message_type = c.message_type;
+    f.code = c.code;
+    f.kind = c.code == fault_code_exception ? fault_kind::exception : fault_kind::trap;
+    f.reason = std::move(c.reason);
+    actor_faults_.push_back(std::move(f));
+  }
+  if (actor_faults_.size() > max_actor_faults)
+    actor_faults_.erase(actor_faults_.begin(),
+                        actor_faults_.begin() +
+                            static_cast<std::ptrdiff_t>(actor_faults_.size() - max_actor_faults));
+}
+
+std::vector<actor_fault> fault_monitor::actor_faults() const {
+  std::lock_guard lock(list_mutex_);
+  collect_contained();
+  return actor_faults_;
+}
+
+void fault_monitor::add_actor_fault(actor_fault f) {
+  std::lock_guard lock(list_mutex_);
+  collect_contained(); // keeps the list in order
+  actor_faults_.push_back(std::move(f));
 }
 
 std::string fault_monitor::text() const {

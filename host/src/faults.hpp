@@ -15,6 +15,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace rk::detail {
 
@@ -33,8 +34,15 @@ public:
   //! Throws rk::error with the fault's text if the runtime faulted.
   void throw_if_faulted();
 
+  //! Per-actor faults: those the backend contained, and the watchdog's reports, oldest first (the newest
+  //! max_actor_faults are kept).
+  std::vector<actor_fault> actor_faults() const;
+  void add_actor_fault(actor_fault f);
+  static constexpr std::size_t max_actor_faults = 4096;
+
 private:
   void record(const backend_fault& f);
+  void collect_contained() const; //!< with list_mutex_ held
 
   backend_impl& backend_;
   worker_registry& workers_;
@@ -44,6 +52,8 @@ private:
   std::atomic<bool> faulted_{false};
   std::optional<std::string> text_;
   std::atomic<std::int64_t> last_poll_{0};
+  mutable std::mutex list_mutex_; //!< guards actor_faults_ and backend_.take_contained_faults()
+  mutable std::vector<actor_fault> actor_faults_;
 };
 
 } // namespace rk::detail

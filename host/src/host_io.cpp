@@ -25,7 +25,8 @@ private:
 host_io::host_io(memory_pool& memory, backend_impl& backend, const runtime_options& options,
                  const std::atomic<phase>& phase, fault_monitor& faults, const tenant_table& tenants)
     : backend_(backend), phase_(phase), faults_(faults), tenants_(tenants),
-      busy_poll_(options.host_busy_poll) {
+      busy_poll_(options.host_busy_poll), parking_capacity_(options.host_parking_slots),
+      queue_count_(options.max_actors + options.max_groups) {
   const ring_geometry g = options.host_ring;
   ingress_memory_ = memory.allocate_mapped(g.total_bytes(), "the host ingress ring");
   init_ring_image(ingress_memory_.host(), g);
@@ -33,7 +34,7 @@ host_io::host_io(memory_pool& memory, backend_impl& backend, const runtime_optio
   d_ingress_ = make_ring_view(ingress_memory_.device(), g);
   receipt_memory_ = memory.allocate_mapped(sizeof(ingress_receipt) * g.capacity, "ingress receipts");
   h_receipts_ = static_cast<ingress_receipt*>(receipt_memory_.host());
-  waiting_ = std::make_unique<std::atomic<std::uint32_t>[]>(g.capacity);
+  for (std::uint32_t i = g.capacity; i-- > 0;) free_receipts_.push_back(i);
 
   egress_memory_ = memory.allocate_mapped(g.total_bytes(), "the host egress ring");
   init_ring_image(egress_memory_.host(), g);
@@ -44,13 +45,56 @@ host_io::host_io(memory_pool& memory, backend_impl& backend, const runtime_optio
   d_egress_.tail = egress_tail_.as<std::uint64_t>();
   h_egress_.tail = nullptr; // the host consumer never touches it
   d_gateway_ = memory.allocate(sizeof(gateway_counters), "gateway counters");
+  settled_memory_ = memory.allocate_mapped(ring_geometry::cursor_bytes, "the gateway's settled counter");
+
+  // The parking area: every queue empty, every slot on the free list (0 -> 1 -> ... -> none).
+  std::vector<parking_queue> queues(queue_count_);
+  parking_queues_ = memory.allocate(sizeof(parking_queue) * queue_count_, "the gateway's parking queues");
+  backend.copy_to_device(parking_queues_.get(), queues.data(), sizeof(parking_queue) * queue_count_);
+  std::vector<std::uint32_t> chain(parking_capacity_);
+  for (std::uint32_t i = 0; i < parking_capacity_; ++i)
+    chain[i] = i + 1 < parking_capacity_ ? i + 1 : parking_none;
+  parking_next_ = memory.allocate(sizeof(std::uint32_t) * parking_capacity_, "the gateway's parking links");
+  backend.copy_to_device(parking_next_.get(), chain.data(), sizeof(std::uint32_t) * parking_capacity_);
+  parking_active_ = memory.allocate(sizeof(std::uint32_t) * parking_capacity_, "the gateway's parking list");
+  parking_positions_ =
+      memory.allocate(sizeof(std::uint64_t) * parking_capacity_, "the gateway's parking positions");
+  parking_slots_ = memory.allocate(std::size_t{g.slot_bytes} * parking_capacity_,
+                                   "the gateway's parking area (runtime_options::host_parking_slots)");
+  parking_state_ = memory.allocate(sizeof(parking_state), "the gateway's parking state"); // zero: slot 0 free
 }
 
 void host_io::describe(system_view& sys) const {
   sys.ingress = d_ingress_;
   sys.receipts = static_cast<ingress_receipt*>(receipt_memory_.device());
+  sys.receipt_capacity = h_ingress_.capacity;
   sys.egress = d_egress_;
   sys.gateway = d_gateway_.as<gateway_counters>();
+  sys.host_settled = static_cast<std::uint64_t*>(settled_memory_.device());
+  parking_view& p = sys.parking;
+  p.queues = parking_queues_.as<parking_queue>();
+  p.active = parking_active_.as<std::uint32_t>();
+  p.next = parking_next_.as<std::uint32_t>();
+  p.positions = parking_positions_.as<std::uint64_t>();
+  p.slots = parking_slots_.as<std::byte>();
+  p.state = parking_state_.as<parking_state>();
+  p.capacity = parking_capacity_;
+  p.slot_bytes = h_ingress_.slot_bytes;
+  p.queue_count = queue_count_;
+  p.route_capacity = sys.route_capacity;
+}
+
+std::uint64_t host_io::settled() const noexcept {
+  return load_acquire(*static_cast<std::uint64_t*>(settled_memory_.host()));
+}
+
+//! Takes one unit of the unsettled-message allowance, or returns false when all are taken.
+bool host_io::admit() {
+  std::uint64_t admitted = admitted_.load(std::memory_order_relaxed);
+  for (;;) {
+    if (admitted - std::min(admitted, settled()) >= parking_capacity_) return false;
+    if (admitted_.compare_exchange_weak(admitted, admitted + 1, std::memory_order_relaxed)) return true;
+  }
 }
 
 status host_io::count(status s) {
@@ -63,8 +107,7 @@ hlc_timestamp host_io::tick() {
   return clock_.now();
 }
 
-//! Claims an ingress position, skipping none: a slot whose previous receipt a send_wait caller has not
-//! read yet counts as full (it is released as soon as that caller reads it).
+//! Claims an ingress position (the ring's own claim, with the host's PCIe-scope tail).
 ring_claim host_io::claim_ingress() {
   cuda::atomic_ref<std::uint64_t, pcie_scope> tail(*h_ingress_.tail);
   std::uint64_t pos = tail.load(cuda::std::memory_order_relaxed);
@@ -74,7 +117,6 @@ ring_claim host_io::claim_ingress() {
                                 .load(cuda::std::memory_order_acquire);
     const auto diff = static_cast<std::int64_t>(s - pos);
     if (diff == 0) {
-      if (waiting_[pos & mask].load(std::memory_order_acquire) != 0) return {pos, false};
       if (tail.compare_exchange_weak(pos, pos + 1, cuda::std::memory_order_relaxed,
                                      cuda::std::memory_order_relaxed))
         return {pos, true};
@@ -86,31 +128,60 @@ ring_claim host_io::claim_ingress() {
   }
 }
 
+std::uint32_t host_io::acquire_receipt() {
+  std::lock_guard lock(receipt_mutex_);
+  if (free_receipts_.empty()) {
+    std::erase_if(abandoned_receipts_, [&](const std::pair<std::uint32_t, std::uint64_t>& a) {
+      if (load_acquire(h_receipts_[a.first].position_plus_one) != a.second + 1) return false;
+      free_receipts_.push_back(a.first);
+      return true;
+    });
+  }
+  if (free_receipts_.empty()) return no_slot;
+  const std::uint32_t slot = free_receipts_.back();
+  free_receipts_.pop_back();
+  return slot;
+}
+
+void host_io::release_receipt(std::uint32_t slot, std::optional<std::uint64_t> abandoned_at) {
+  std::lock_guard lock(receipt_mutex_);
+  if (abandoned_at) {
+    abandoned_receipts_.emplace_back(slot, *abandoned_at);
+  } else {
+    free_receipts_.push_back(slot);
+  }
+}
+
 status host_io::enqueue(address destination, std::uint32_t type, byte_view payload, const send_options& opts,
-                        bool hold_receipt, std::uint64_t& position) {
+                        std::uint32_t receipt_slot, std::uint64_t& position) {
   if (phase_.load() != phase::running) return status::not_running;
   faults_.throw_if_faulted();
   if (destination == host_actor) return status::invalid_destination; // the host cannot send to itself
   const ingress_ring ingress(h_ingress_);
   if (payload.size > ingress.payload_capacity()) return status::too_large;
+  if (!admit()) return status::queue_full;
   const ring_claim c = claim_ingress();
-  if (!c.ok) return status::queue_full;
+  if (!c.ok) {
+    admitted_.fetch_sub(1, std::memory_order_relaxed);
+    return status::queue_full;
+  }
 
   envelope header;
   header.correlation_id = opts.correlation_id;
   header.timestamp = tick();
   header.type_id = type;
-  header.source = host_actor;
+  // A host message's source is the host; the field carries the receipt slot to the gateway (gateway.cuh).
+  header.source = receipt_slot == no_slot ? host_actor : receipt_slot;
   header.destination = destination;
   header.payload_length = payload.size;
-  header.flags = opts.flags;
+  header.flags = static_cast<std::uint16_t>((opts.flags & ~envelope_flags::runtime_only) |
+                                            (receipt_slot != no_slot ? envelope_flags::wants_receipt : 0));
   header.priority = static_cast<std::uint8_t>(opts.priority);
   header.route_key = opts.key;
   header.tenant = opts.tenant;
   header.tenant_slot = tenants_.send_slot(opts.tenant);
   ingress_ring::write_slot(ingress.slot_at(c.position), header, payload.data);
-  if (hold_receipt) waiting_[c.position & (h_ingress_.capacity - 1)].store(1, std::memory_order_relaxed);
-  ingress.publish(c.position); // release also orders the waiting_ store for later producers
+  ingress.publish(c.position);
   enqueued_.fetch_add(1, std::memory_order_release);
   position = c.position;
   return status::enqueued;
@@ -120,28 +191,51 @@ status host_io::send(address destination, std::uint32_t type, byte_view payload,
   RK_NVTX_RANGE("rk::runtime::send");
   send_scope scope(*this);
   std::uint64_t position = 0;
-  return count(enqueue(destination, type, payload, opts, false, position));
+  return count(enqueue(destination, type, payload, opts, no_slot, position));
 }
 
 status host_io::send_wait(address destination, std::uint32_t type, byte_view payload,
                           std::chrono::nanoseconds timeout, const send_options& opts) {
   RK_NVTX_RANGE("rk::runtime::send_wait");
   std::uint64_t position = 0;
+  const std::uint32_t slot = acquire_receipt();
+  if (slot == no_slot) return count(status::queue_full); // as many send_waits in flight as ingress slots
   {
     send_scope scope(*this);
-    const status s = enqueue(destination, type, payload, opts, true, position);
-    if (s != status::enqueued) return count(s);
+    const status s = enqueue(destination, type, payload, opts, slot, position);
+    if (s != status::enqueued) {
+      release_receipt(slot, std::nullopt);
+      return count(s);
+    }
   }
-  const std::uint64_t index = position & (h_ingress_.capacity - 1);
-  ingress_receipt& receipt = h_receipts_[index];
+  ingress_receipt& receipt = h_receipts_[slot];
   const wait_result r =
       wait_until([&] { return load_acquire(receipt.position_plus_one) == position + 1; },
                  [&] { return faults_.detected(); }, timeout_ns(timeout), waiting_backoff());
   status verdict = status::timed_out;
   if (r == wait_result::ready) verdict = static_cast<status>(load_acquire(receipt.verdict));
-  waiting_[index].store(0, std::memory_order_release);
+  release_receipt(slot, r == wait_result::ready ? std::nullopt : std::optional<std::uint64_t>(position));
   if (r == wait_result::aborted) faults_.throw_if_faulted();
   return count(verdict);
+}
+
+status host_io::send_blocking(address destination, std::uint32_t type, byte_view payload,
+                              std::chrono::nanoseconds timeout, const send_options& opts) {
+  RK_NVTX_RANGE("rk::runtime::send_blocking");
+  status s = status::queue_full;
+  // One attempt per poll, each inside its own send scope: shutdown never waits for a blocked sender
+  // longer than one attempt, and the sender then sees not_running.
+  const auto attempt = [&] {
+    send_scope scope(*this);
+    std::uint64_t position = 0;
+    s = enqueue(destination, type, payload, opts, no_slot, position);
+    return s != status::queue_full;
+  };
+  if (attempt()) return count(s);
+  const wait_result r = wait_until(
+      attempt, [&] { return faults_.detected(); }, timeout_ns(timeout), waiting_backoff());
+  if (r == wait_result::aborted) faults_.throw_if_faulted();
+  return count(r == wait_result::ready ? s : status::timed_out);
 }
 
 std::optional<received_message> host_io::receive(std::chrono::nanoseconds timeout) {
@@ -201,6 +295,44 @@ std::uint64_t host_io::pending_egress() {
                  .load(cuda::std::memory_order_acquire) == head + n + 1)
     ++n;
   return n;
+}
+
+std::vector<undelivered_message> host_io::unsettled_messages() const {
+  std::vector<undelivered_message> out;
+  const auto describe_message = [&](const envelope& h, bool parked) {
+    out.push_back({h.destination, h.type_id, h.correlation_id, h.tenant, parked});
+  };
+  parking_state st;
+  backend_.copy_from_device(&st, parking_state_.get(), sizeof st);
+  if (st.active_count <= parking_capacity_ && st.active_count != 0) {
+    std::vector<std::uint32_t> active(st.active_count);
+    std::vector<parking_queue> queues(queue_count_);
+    std::vector<std::uint32_t> next(parking_capacity_);
+    backend_.copy_from_device(active.data(), parking_active_.get(), sizeof(std::uint32_t) * active.size());
+    backend_.copy_from_device(queues.data(), parking_queues_.get(), sizeof(parking_queue) * queues.size());
+    backend_.copy_from_device(next.data(), parking_next_.get(), sizeof(std::uint32_t) * next.size());
+    for (std::uint32_t q : active) {
+      if (q >= queue_count_) continue;
+      // Bounded walk: a list longer than the capacity would be corrupt.
+      std::uint32_t slot = queues[q].head;
+      for (std::uint32_t n = 0; slot < parking_capacity_ && n < parking_capacity_; ++n, slot = next[slot]) {
+        envelope h;
+        backend_.copy_from_device(&h,
+                                  static_cast<const std::byte*>(parking_slots_.get()) +
+                                      std::size_t{slot} * h_ingress_.slot_bytes,
+                                  sizeof h);
+        describe_message(h, true);
+      }
+    }
+  }
+  const std::uint64_t mask = h_ingress_.capacity - 1;
+  for (std::uint64_t pos = load_acquire(*h_ingress_.head);; ++pos) {
+    if (load_acquire(h_ingress_.seq[pos & mask]) != pos + 1) break;
+    envelope h;
+    std::memcpy(&h, ingress_ring(h_ingress_).slot_at(pos), sizeof h);
+    describe_message(h, false);
+  }
+  return out;
 }
 
 } // namespace rk::detail

@@ -2,8 +2,14 @@
 // Host I/O: messages between host threads and actors through the mapped rings.
 //
 // Owns (mapped memory): the ingress ring and its receipts (sys.ingress, sys.receipts), the egress ring's
-// slots (sys.egress; its claim counter in device memory); (device memory) the gateway counters
-// (sys.gateway). Host side: per-slot send_wait flags, host send/receive counters, the host HLC clock.
+// slots (sys.egress; its claim counter in device memory), the gateway's settled counter
+// (sys.host_settled); (device memory) the gateway counters (sys.gateway) and the gateway's parking area
+// (sys.parking). Host side: per-slot send_wait flags, the admission counter, host send/receive
+// counters, the host HLC clock.
+//
+// Admission: a host send is admitted only while fewer than host_parking_slots host messages are
+// unsettled (admitted minus the gateway's settled count, read from mapped memory: no round trip), so
+// the gateway can always park a message whose mailbox is full; see parking.cuh.
 //
 // Hot paths: send, send_keyed, send_descriptor, send_wait and receive may be called from any number of
 // threads while the runtime runs; they take no setup lock (tenant slots come from the tenant table's own
@@ -21,6 +27,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 namespace rk::detail {
 
@@ -34,6 +41,9 @@ public:
                             const send_options& options);
   [[nodiscard]] status send_wait(address destination, std::uint32_t type, byte_view payload,
                                  std::chrono::nanoseconds timeout, const send_options& options);
+  //! send(), waiting up to `timeout` while the answer would be queue_full; timed_out when it stays full.
+  [[nodiscard]] status send_blocking(address destination, std::uint32_t type, byte_view payload,
+                                     std::chrono::nanoseconds timeout, const send_options& options);
   std::optional<received_message> receive(std::chrono::nanoseconds timeout);
 
   //! Shutdown, after the phase left `running`: waits until no host send is between its phase check and
@@ -44,13 +54,24 @@ public:
   void fill_host_counters(runtime_stats& s) const;
   //! Replies still in the egress ring.
   std::uint64_t pending_egress();
+  //! After the gateway exited: every host message not settled, oldest first per destination (parked
+  //! ones, then those still in the ingress ring).
+  std::vector<undelivered_message> unsettled_messages() const;
 
 private:
   class send_scope;
   status count(status s);
   ring_claim claim_ingress();
+  bool admit();
+  std::uint64_t settled() const noexcept;
   status enqueue(address destination, std::uint32_t type, byte_view payload, const send_options& options,
-                 bool hold_receipt, std::uint64_t& position);
+                 std::uint32_t receipt_slot, std::uint64_t& position);
+  //! A receipt slot for send_wait, or no_slot when every one is held (by waiters, or by messages whose
+  //! waiter gave up and whose verdict is not written yet).
+  std::uint32_t acquire_receipt();
+  //! Gives a slot back once its verdict was read; `abandoned_at`: the waiter gave up on the message at
+  //! that ingress position, so the slot is free only once the gateway wrote that verdict.
+  void release_receipt(std::uint32_t slot, std::optional<std::uint64_t> abandoned_at);
   backoff waiting_backoff() const noexcept { return busy_poll_ ? backoff::busy_poll() : backoff{}; }
   hlc_timestamp tick();
 
@@ -64,15 +85,29 @@ private:
   mapped_block egress_memory_;
   device_block egress_tail_;
   device_block d_gateway_;
+  mapped_block settled_memory_;
+  // The parking area (device memory; see parking.cuh).
+  std::uint32_t parking_capacity_;
+  std::uint32_t queue_count_;
+  device_block parking_queues_;
+  device_block parking_active_;
+  device_block parking_next_;
+  device_block parking_positions_;
+  device_block parking_slots_;
+  device_block parking_state_;
   ring_view h_ingress_{};
   ring_view h_egress_{};
   ring_view d_ingress_{};
   ring_view d_egress_{};
   ingress_receipt* h_receipts_ = nullptr;
-  std::unique_ptr<std::atomic<std::uint32_t>[]> waiting_; //!< per ingress slot: a send_wait holds its receipt
+  std::mutex receipt_mutex_;
+  std::vector<std::uint32_t> free_receipts_;
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> abandoned_receipts_; //!< (slot, ingress position)
 
   std::atomic<int> senders_in_flight_{0};
   std::atomic<std::uint64_t> enqueued_{0};
+  std::atomic<std::uint64_t> admitted_{0};   //!< sends admitted (see Admission above), never decreases
+  std::atomic<std::uint64_t> unadmitted_{0}; //!< admitted sends that found the ingress ring full
   std::array<std::atomic<std::uint64_t>, status_count> host_sends_{};
   std::atomic<std::uint64_t> host_received_{0};
   std::mutex egress_mutex_; //!< one consumer of the egress ring at a time

@@ -14,6 +14,9 @@ runtime_options validated(runtime_options o) {
   if (const char* problem = o.host_ring.validate())
     throw error(std::string("runtime_options::host_ring: ") + problem + " (got " +
                 geometry_text(o.host_ring) + ")");
+  if (o.host_parking_slots == 0 || o.host_parking_slots > (1u << 24))
+    throw error("runtime_options::host_parking_slots must be between 1 and 16777216 (got " +
+                std::to_string(o.host_parking_slots) + ")");
   if (o.max_groups > (1u << 20))
     throw error("runtime_options::max_groups must be at most 1048576 (got " + std::to_string(o.max_groups) +
                 ")");
@@ -26,9 +29,11 @@ runtime_options validated(runtime_options o) {
                 std::to_string(o.starvation_limit) + ")");
   if (o.max_message_types > (1u << 24))
     throw error("runtime_options::max_message_types must be at most 16777216");
-  const std::pair<const char*, std::chrono::milliseconds> timeouts[] = {{"start_timeout", o.start_timeout},
-                                                                        {"drain_timeout", o.drain_timeout},
-                                                                        {"stop_timeout", o.stop_timeout}};
+  const std::pair<const char*, std::chrono::milliseconds> timeouts[] = {
+      {"start_timeout", o.start_timeout},
+      {"drain_timeout", o.drain_timeout},
+      {"stop_timeout", o.stop_timeout},
+      {"handler_timeout", o.handler_timeout}};
   for (const auto& [name, value] : timeouts)
     if (value.count() < 0)
       throw error(std::string("runtime_options::") + name + " must not be negative (got " +

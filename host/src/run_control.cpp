@@ -66,6 +66,7 @@ void run_control::start() {
           std::to_string(options_.start_timeout.count()) +
           " ms, so the actor kernels are not all co-resident (other work on the GPU, MPS limits, or more "
           "actors than fit). Spawn fewer actors or free the GPU.");
+    watchdog_.start();
   } catch (const error& e) {
     terminate_and_join(); // whatever did start sees terminate and exits
     const std::string what = e.what();
@@ -133,6 +134,7 @@ void run_control::check_lifecycle_call(actor_index a, const std::string& who) {
   actors_.check(a, who, actor_table::want::actor);
   if (phase_.load() != phase::running) throw error(who + ": the runtime is not running");
   faults_.throw_if_faulted();
+  watchdog_.throw_if_stuck(a, who);
 }
 
 std::uint32_t run_control::begin_stop(actor_index a) {
@@ -192,6 +194,7 @@ bool run_control::await_device_state(actor_index a, std::uint32_t host_word, dev
 // ---------------------------------------------------------------------------------------------------
 
 void run_control::terminate_and_join() {
+  watchdog_.stop();
   workers_.request_terminate();
   workers_stopped_ = backend_.join(options_.stop_timeout);
   if (!workers_stopped_) {
@@ -235,20 +238,32 @@ shutdown_report run_control::shutdown() noexcept {
             (enqueued - std::min(enqueued, processed)) + (received - std::min(received, finished));
       }
     }
+    for (std::string& name : watchdog_.stuck_names()) report.stuck_actors.push_back(std::move(name));
     terminate_and_join();
     report.workers_stopped = workers_stopped_;
+    if (workers_stopped_ && !report.drained && !faults_.faulted())
+      report.undelivered_host_messages = io_.unsettled_messages();
     if (!workers_stopped_)
-      for (std::uint32_t a : workers_.busy_actors())
-        report.stuck_actors.push_back(actors_.name_for_report(a - 1));
+      for (std::uint32_t a : workers_.busy_actors()) {
+        std::string name = actors_.name_for_report(a - 1);
+        if (std::find(report.stuck_actors.begin(), report.stuck_actors.end(), name) ==
+            report.stuck_actors.end())
+          report.stuck_actors.push_back(std::move(name));
+      }
     if (faults_.detected()) {
       report.fault = faults_.text();
       report.drained = false;
     }
-    if (workers_stopped_ && !faults_.faulted()) {
-      final_stats_ = collect_stats();
-      for (const auto& a : final_stats_->actors) report.discarded += a.discarded;
+    if (workers_stopped_) {
+      final_stats_ = faults_.faulted() ? last_snapshot() : collect_stats();
+      for (const auto& a : final_stats_->actors) {
+        report.discarded += a.discarded;
+        report.lost_to_fault += a.interrupted;
+        if (final_stats_->stale)
+          report.lost_to_fault += a.received - std::min(a.received, a.handled + a.discarded + a.interrupted);
+      }
       report.discarded += final_stats_->forgotten.discarded;
-      actors_.read_final_states();
+      if (!faults_.faulted()) actors_.read_final_states();
     }
     report.pending_host_messages = io_.pending_egress();
     audit_.stop(); // every record emitted so far reaches the sinks
@@ -271,18 +286,38 @@ runtime_stats run_control::collect_stats() const {
   const gateway_counters g = io_.read_gateway();
   std::copy(std::begin(g.verdicts), std::end(g.verdicts), s.gateway_verdicts.begin());
   s.gateway_processed = g.processed;
+  s.gateway_parked = g.parked;
+  s.gateway_parked_total = g.parked_total;
   io_.fill_host_counters(s);
   return s;
 }
 
 runtime_stats run_control::stats() {
   if (phase_.load() == phase::stopped) {
-    runtime_stats s = final_stats_.value_or(runtime_stats{});
+    runtime_stats s = final_stats_.value_or(last_snapshot());
     io_.fill_host_counters(s); // receive() keeps working after shutdown
     return s;
   }
-  if (faults_.faulted()) faults_.throw_if_faulted();
-  return collect_stats();
+  if (faults_.faulted()) return last_snapshot();
+  runtime_stats s = collect_stats();
+  std::lock_guard lock(snapshot_mutex_);
+  last_snapshot_ = s;
+  return s;
+}
+
+runtime_stats run_control::last_snapshot() const {
+  // On the CPU backend memory stays readable after a fault: read it. On CUDA a device fault makes every
+  // copy fail: keep what was read last.
+  try {
+    if (backend_.kind() == rk::backend::cpu) return collect_stats();
+  } catch (const std::exception&) { // fall through to the snapshot
+  }
+  std::lock_guard lock(snapshot_mutex_);
+  runtime_stats s = last_snapshot_.value_or(runtime_stats{});
+  s.stale = true;
+  for (auto& a : s.actors) a.lifecycle = actor_lifecycle::faulted;
+  io_.fill_host_counters(s);
+  return s;
 }
 
 void run_control::read_state(actor_index id, std::type_index type, void* out, std::size_t bytes) const {

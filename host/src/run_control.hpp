@@ -12,9 +12,11 @@
 #include "faults.hpp"
 #include "grace.hpp"
 #include "host_io.hpp"
+#include "watchdog.hpp"
 #include "workers.hpp"
 
 #include <atomic>
+#include <mutex>
 #include <optional>
 #include <typeindex>
 
@@ -26,7 +28,8 @@ public:
               memory_pool& memory, worker_registry& workers, grace_periods& grace, actor_table& actors,
               host_io& io, audit_link& audit, fault_monitor& faults)
       : options_(options), phase_(phase), backend_(backend), memory_(memory), workers_(workers),
-        grace_(grace), actors_(actors), io_(io), audit_(audit), faults_(faults) {}
+        grace_(grace), actors_(actors), io_(io), audit_(audit), faults_(faults),
+        watchdog_(options.handler_timeout, backend, workers, actors, faults, audit) {}
   //! The complete device view, once every facility described its part.
   void set_system(const system_view& sys) noexcept { sys_ = sys; }
   phase current_phase() const noexcept { return phase_.load(); }
@@ -49,6 +52,8 @@ public:
   void respawn(actor_index a, std::type_index type, const void* initial);
   bool await_device_state(actor_index a, std::uint32_t host_word, device_state wanted,
                           std::chrono::nanoseconds timeout);
+  //! rk::error naming the stuck handler call when the watchdog reports `a` (or its worker) stuck.
+  void throw_if_stuck(actor_index a, const std::string& who) const { watchdog_.throw_if_stuck(a, who); }
 
   shutdown_report shutdown() noexcept;
   runtime_stats stats();
@@ -58,6 +63,8 @@ private:
   void check_lifecycle_call(actor_index a, const std::string& who);
   void terminate_and_join();
   runtime_stats collect_stats() const;
+  //! After a fault: the counters as they can still be read, or the last snapshot stats() took.
+  runtime_stats last_snapshot() const;
   backoff host_backoff() const noexcept { return options_.host_busy_poll ? backoff::busy_poll() : backoff{}; }
   std::function<bool()> abort_on_fault() {
     return [this] { return faults_.detected(); };
@@ -73,10 +80,13 @@ private:
   host_io& io_;
   audit_link& audit_;
   fault_monitor& faults_;
+  watchdog watchdog_;
   system_view sys_{};
 
   bool workers_stopped_ = true;
   std::optional<runtime_stats> final_stats_;
+  mutable std::mutex snapshot_mutex_;
+  std::optional<runtime_stats> last_snapshot_; //!< guarded by snapshot_mutex_
   shutdown_report last_report_;
 };
 

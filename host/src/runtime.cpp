@@ -116,7 +116,11 @@ void runtime::resume_actor(actor_index a) {
   impl_->resume_actor(a);
 }
 actor_lifecycle runtime::lifecycle(actor_index a) const {
-  return impl_->actors().lifecycle(a);
+  const actor_lifecycle l = impl_->actors().lifecycle(a);
+  return impl_->device_faulted() && l != actor_lifecycle::alias ? actor_lifecycle::faulted : l;
+}
+std::vector<actor_fault> runtime::faults() const {
+  return impl_->fault_list();
 }
 void runtime::start() {
   impl_->start();
@@ -200,6 +204,10 @@ status runtime::send_descriptor(address destination, std::uint32_t type, const r
                                 send_options options) {
   options.flags |= envelope_flags::descriptor;
   return impl_->io().send(destination, type, as_bytes(descriptor), options);
+}
+status runtime::send_blocking_for(address destination, std::uint32_t type, byte_view payload,
+                                  std::chrono::nanoseconds timeout, const send_options& options) {
+  return impl_->io().send_blocking(destination, type, payload, timeout, options);
 }
 status runtime::send_wait_for(address destination, std::uint32_t type, byte_view payload,
                               std::chrono::nanoseconds timeout, const send_options& options) {

@@ -228,6 +228,7 @@ bool runtime_impl::stop(actor_index a, std::chrono::nanoseconds timeout) {
   // Waiting without the lock: stats() and other management calls stay available meanwhile.
   const bool stopped = run_.await_device_state(a, hw, device_state::stopped, timeout);
   if (stopped) audit_.record(audit_event::actor_stop, audit_level::info, a, tenant);
+  if (!stopped) run_.throw_if_stuck(a, "stop()"); // say why instead of timing out silently
   return stopped;
 }
 
@@ -237,7 +238,9 @@ bool runtime_impl::pause_actor(actor_index a, std::chrono::nanoseconds timeout) 
     std::lock_guard lock(setup_);
     hw = run_.begin_pause(a);
   }
-  return run_.await_device_state(a, hw, device_state::paused, timeout);
+  const bool paused = run_.await_device_state(a, hw, device_state::paused, timeout);
+  if (!paused) run_.throw_if_stuck(a, "pause_actor()");
+  return paused;
 }
 
 void runtime_impl::resume_actor(actor_index a) {

@@ -99,6 +99,8 @@ public:
   audit_link& audit() noexcept { return audit_; }
   host_io& io() noexcept { return io_; }
   run_control& run() noexcept { return run_; }
+  bool device_faulted() const noexcept { return faults_.faulted(); }
+  std::vector<actor_fault> fault_list() const { return faults_.actor_faults(); }
 
 private:
   //! Gives back what ended grace periods released; true if anything was.

@@ -206,4 +206,21 @@ std::vector<std::uint32_t> worker_registry::busy_actors() const {
   return busy;
 }
 
+std::vector<worker_registry::worker_sample> worker_registry::sample() const {
+  std::lock_guard lock(mutex_);
+  std::vector<worker_sample> out;
+  for (const auto& l : launches_)
+    for (std::uint32_t w = l->first; w < l->first + l->used; ++w) {
+      const worker_status& e = entry(w);
+      if (load_acquire(e.checked_in) == 0 || load_acquire(e.exited) != 0) continue;
+      worker_sample s;
+      s.entry = w;
+      s.heartbeat = load_acquire(e.heartbeat);
+      s.busy_actor = load_acquire(e.busy_actor);
+      s.busy_type = load_acquire(e.busy_type);
+      out.push_back(s);
+    }
+  return out;
+}
+
 } // namespace rk::detail

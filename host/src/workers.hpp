@@ -88,6 +88,16 @@ public:
   //! Actor id + 1 of each worker inside a handler now (for fault reports).
   std::vector<std::uint32_t> busy_actors() const;
 
+  //! What the watchdog reads of one running worker.
+  struct worker_sample {
+    std::uint32_t entry = 0;
+    std::uint32_t busy_actor = 0; //!< actor id + 1, or 0
+    std::uint32_t busy_type = 0;
+    std::uint64_t heartbeat = 0;
+  };
+  //! Every actor worker that checked in and has not exited.
+  std::vector<worker_sample> sample() const;
+
 private:
   bool exited(std::uint32_t entry) const;
   const worker_status& entry(std::uint32_t w) const {

@@ -13,6 +13,8 @@
 #include <mutex>
 #include <new>
 #include <thread>
+#include <unordered_map>
+#include <utility>
 
 #include <unistd.h>
 
@@ -126,6 +128,17 @@ public:
       }
     }
   }
+  std::vector<actor_index> actors_of_worker(std::uint32_t worker) const override {
+    std::lock_guard lock(fault_mutex_);
+    const auto it = served_by_.find(worker);
+    return it == served_by_.end() ? std::vector<actor_index>{} : it->second;
+  }
+
+  std::vector<contained_fault> take_contained_faults() override {
+    std::lock_guard lock(fault_mutex_);
+    return std::exchange(contained_, {});
+  }
+
   std::optional<backend_fault> poll_fault() override {
     if (!faulted_.load(std::memory_order_acquire)) return std::nullopt;
     std::lock_guard lock(fault_mutex_);
@@ -179,6 +192,14 @@ private:
     std::vector<std::vector<served_actor>> assignment(threads);
     for (std::uint32_t i = 0; i < actors; ++i) assignment[i % threads].push_back(all[i]);
     const std::uint32_t first = groups.front().params.first_worker;
+    {
+      std::lock_guard lock(fault_mutex_);
+      for (std::uint32_t w = 0; w < threads; ++w) {
+        std::vector<actor_index>& ids = served_by_[first + w];
+        ids.clear();
+        for (const served_actor& a : assignment[w]) ids.push_back(a.actor);
+      }
+    }
     // All or nothing: the new threads wait at a gate before touching anything; if one cannot be
     // started, the gate tells the others to leave, and they are joined before the error propagates.
     auto gate = std::make_shared<std::atomic<int>>(gate_closed);
@@ -218,28 +239,32 @@ private:
       }
       if (!paused) {
         for (std::size_t i = 0; i < work.size();) {
-          std::string fault;
+          std::string failure;
           serve_result served = serve_result::idle;
-          // Which actor this thread is serving, for fault and shutdown reports (its own cache line).
+          handler_fault fault;
+          // Which actor this thread is serving, for the watchdog and reports (its own cache line).
           store_pcie(me.busy_actor, work[i].actor + 1);
+          store_pcie(me.heartbeat, ++polls); // a call that never returns leaves it standing (watchdog)
           try {
-            served = work[i].ops->cpu_serve(sys_, work[i].actor, work[i].state);
-            handled_any |= served == serve_result::worked;
-          } catch (const trap_exception& t) {
-            fault = "ctx.trap(" + std::to_string(t.code) + ")";
-          } catch (const std::exception& e) {
-            fault = std::string("handler threw: ") + e.what();
+            served = work[i].ops->cpu_serve(sys_, work[i].actor, work[i].state, fault, me);
+            handled_any |= served == serve_result::worked || served == serve_result::faulted;
+          } catch (const std::exception& e) { // the runtime itself failed (e.g. out of memory)
+            failure = e.what();
           } catch (...) {
-            fault = "handler threw a non-standard exception";
+            failure = "unknown exception";
           }
           store_pcie(me.busy_actor, 0u);
-          if (fault.empty() && served == serve_result::released) {
+          if (served == serve_result::faulted) {
+            std::lock_guard lock(fault_mutex_);
+            contained_.push_back({work[i].actor, fault.message_type, fault.code, std::move(fault.reason)});
+          }
+          if (failure.empty() && served == serve_result::released) {
             work.erase(work.begin() + static_cast<std::ptrdiff_t>(i)); // retired: never touched again
-          } else if (fault.empty()) {
-            ++i;
+          } else if (failure.empty()) {
+            ++i; // a faulted actor stays: its worker discards what reaches it and serves it after respawn
           } else {
-            record_fault(worker, work[i], std::move(fault));
-            work.erase(work.begin() + static_cast<std::ptrdiff_t>(i)); // a faulted actor is not served again
+            record_fault(worker, work[i], std::move(failure));
+            work.erase(work.begin() + static_cast<std::ptrdiff_t>(i));
           }
         }
       }
@@ -248,7 +273,7 @@ private:
       } else {
         idle.pause();
       }
-      if ((++polls & 63u) == 0) store_pcie(me.heartbeat, polls);
+      store_pcie(me.heartbeat, ++polls);
     }
     check_out(me);
     done.store(true, std::memory_order_release);
@@ -283,9 +308,11 @@ private:
   std::uint32_t requested_workers_;
   system_view sys_{};
   std::vector<worker_thread> threads_;
-  std::mutex fault_mutex_;
+  mutable std::mutex fault_mutex_; //!< guards the fault records and served_by_
   std::atomic<bool> faulted_{false};
   std::optional<backend_fault> fault_;
+  std::vector<contained_fault> contained_;                                //!< guarded by fault_mutex_
+  std::unordered_map<std::uint32_t, std::vector<actor_index>> served_by_; //!< worker entry -> its actors
 };
 
 } // namespace

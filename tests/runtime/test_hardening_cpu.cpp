@@ -1,6 +1,7 @@
 // Hardening on the CPU backend (host compiler; also run under ThreadSanitizer and ASan/UBSan), plus the
 // failure paths only the CPU backend can take in-process: a handler that never returns, and starts that
 // time out.
+#include "delivery_cases.hpp"
 #include "hardening_cases.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -10,6 +11,7 @@
 namespace rk_cases {
 
 INSTANTIATE_TEST_SUITE_P(cpu, HardeningCases, ::testing::Values(rk::backend::cpu), backend_name);
+INSTANTIATE_TEST_SUITE_P(cpu, DeliveryCases, ::testing::Values(rk::backend::cpu), backend_name);
 
 namespace {
 std::atomic<bool> release_stuck_handler{false};
@@ -60,6 +62,60 @@ TEST(CpuHardening, AHandlerThatOutlivesStopTimeoutIsReportedAndNothingIsFreedUnd
     EXPECT_EQ(r.stuck_actors, std::vector<std::string>{"stuck"}) << "the report names the stuck actor";
   }                             // destroyed without freeing what the stuck worker still uses
   release_stuck_handler = true; // the handler returns into memory that is still valid, and its thread exits
+}
+
+namespace {
+std::atomic<bool> release_gated_handler{false};
+
+//! Host-only: its first call waits for the test's word, then every call returns at once.
+struct gated_handler {
+  struct state {
+    std::uint64_t calls = 0;
+  };
+  template <class Ctx>
+  void operator()(Ctx&, state& s, const rk::message&) {
+    rk::backoff idle;
+    while (!release_gated_handler.load()) idle.pause();
+    ++s.calls;
+  }
+};
+} // namespace
+
+TEST(CpuHardening, TheWatchdogNamesAStuckCallAndTheActorsWaitingBehindIt) {
+  rk::runtime_options o = cpu_options();
+  o.cpu_workers = 1; // both actors on one worker: `behind` waits for `gated`
+  o.handler_timeout = 50ms;
+  rk::runtime rt(o);
+  const actor_index gated = rt.spawn<gated_handler>("gated");
+  const actor_index behind = rt.spawn<counter>("behind");
+  rt.start();
+  ASSERT_EQ(rt.send(gated, msg_count, {}), status::enqueued);
+  ASSERT_EQ(rk::wait_until([&] { return !rt.faults().empty(); }, [] { return false; }, 20'000'000'000ull),
+            rk::wait_result::ready);
+  const rk::actor_fault f = rt.faults().front();
+  EXPECT_EQ(f.kind, rk::fault_kind::watchdog);
+  EXPECT_EQ(f.name, "gated");
+  EXPECT_EQ(f.message_type, msg_count);
+  EXPECT_EQ(f.stuck_behind, std::vector<std::string>{"behind"});
+  expect_refused([&] { (void)rt.stop(gated, 10ms); }, "gated");
+  expect_refused([&] { (void)rt.pause_actor(behind, 10ms); }, "shares a worker with a stuck handler call");
+  release_gated_handler = true;
+  // Once the call returned (the watchdog sees the heartbeat move) the actors are usable again.
+  const auto usable = [&] {
+    try {
+      return rt.pause_actor(behind, 5s);
+    } catch (const rk::error&) {
+      return false;
+    }
+  };
+  ASSERT_EQ(rk::wait_until(
+                usable, [] { return false; }, 20'000'000'000ull),
+            rk::wait_result::ready);
+  rt.resume_actor(behind);
+  const rk::shutdown_report r = rt.shutdown();
+  EXPECT_TRUE(r.drained);
+  EXPECT_TRUE(r.stuck_actors.empty());
+  EXPECT_EQ(rt.state<gated_handler>(gated).calls, 1u);
 }
 
 TEST(CpuHardening, StartsThatTimeOutTearDownCleanly) {

@@ -11,32 +11,70 @@ INSTANTIATE_TEST_SUITE_P(cpu, RoutingCases, ::testing::Values(rk::backend::cpu),
 INSTANTIATE_TEST_SUITE_P(cpu, TenancyCases, ::testing::Values(rk::backend::cpu), backend_name);
 
 //! Host-only handler: exceptions cannot exist in device code, but on the CPU backend one that escapes a
-//! handler is a fault like a device trap.
+//! handler faults that actor alone. Throws on type 1, counts the rest.
 struct thrower {
+  struct state {
+    std::uint64_t handled = 0;
+  };
   template <class Ctx>
-  void operator()(Ctx&, rk::no_state&, const rk::message&) {
-    throw std::runtime_error("bad input 7");
+  void operator()(Ctx&, state& s, const rk::message& m) {
+    if (m.type() == 1) throw std::runtime_error("bad input 7");
+    ++s.handled;
   }
 };
 
-TEST(CpuBackend, ExceptionEscapingAHandlerIsAFaultNamingTheActor) {
+TEST(CpuBackend, AnExceptionFaultsOnlyItsActorAndAccountingSurvives) {
   rk::runtime_options o;
   o.backend = rk::backend::cpu;
   o.announce_backend = false;
+  o.cpu_workers = 1; // both actors share one worker: the fault must not stop the other
   rk::runtime rt(o);
+  rk::actor_options other_tenant;
+  other_tenant.tenant = 9;
+  rt.tenants().add(9, rk::tenant_quota::standard());
   const auto a = rt.spawn<thrower>("thrower");
+  const auto b = rt.spawn<thrower>("other", other_tenant);
   rt.start();
-  ASSERT_EQ(rt.send(a, 1, {}), rk::status::enqueued);
-  try {
-    (void)rt.receive(30s);
-    ADD_FAILURE() << "the fault did not interrupt receive()";
-  } catch (const rk::error& e) {
-    EXPECT_NE(std::string(e.what()).find("thrower"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("bad input 7"), std::string::npos) << e.what();
-  }
+  ASSERT_TRUE(rt.pause_actor(a, 5s));
+  ASSERT_EQ(rt.send(a, 1, {}), rk::status::enqueued);                             // throws when handled
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(rt.send(a, 2, {}), rk::status::enqueued); // queued behind it
+  ASSERT_EQ(rk::wait_until([&] { return rt.stats().actors[a].received == 4; }, [] { return false; },
+                           30'000'000'000ull),
+            rk::wait_result::ready);
+  rt.resume_actor(a);
+  ASSERT_EQ(rk::wait_until([&] { return rt.stats().actors[a].discarded == 3; }, [] { return false; },
+                           30'000'000'000ull),
+            rk::wait_result::ready)
+      << "the messages queued behind the fault are discarded and counted";
+  EXPECT_EQ(rt.lifecycle(a), rk::actor_lifecycle::faulted);
+  const auto faults = rt.faults();
+  ASSERT_EQ(faults.size(), 1u);
+  EXPECT_EQ(faults[0].name, "thrower");
+  EXPECT_EQ(faults[0].message_type, 1u);
+  EXPECT_EQ(faults[0].kind, rk::fault_kind::exception);
+  EXPECT_EQ(faults[0].code, rk::fault_code_exception);
+  EXPECT_NE(faults[0].reason.find("bad input 7"), std::string::npos) << faults[0].reason;
+  rk::send_options as9;
+  as9.tenant = 9;
+  EXPECT_EQ(rt.send_wait(b, 2, {}, 10s, as9), rk::status::delivered) << "the other tenant's actor still runs";
+  ASSERT_EQ(rt.flush_audit(10s), rk::wait_result::ready);
+  std::size_t fault_records = 0;
+  for (const auto& e : rt.audit_records())
+    if (e.record.event == rk::audit_event::actor_fault && e.record.actor == a) ++fault_records;
+  EXPECT_EQ(fault_records, 1u);
+  rt.respawn(a);
+  EXPECT_EQ(rt.send_wait(a, 2, {}, 10s), rk::status::delivered);
   const rk::shutdown_report r = rt.shutdown();
-  EXPECT_TRUE(r.fault.has_value());
-  EXPECT_TRUE(r.workers_stopped);
+  EXPECT_TRUE(r.drained);
+  EXPECT_FALSE(r.fault.has_value());
+  EXPECT_EQ(r.lost_to_fault, 1u);
+  EXPECT_EQ(r.discarded, 3u);
+  const rk::runtime_stats s = rt.stats();
+  ASSERT_EQ(s.actors.size(), 2u) << "stats survive the fault";
+  EXPECT_EQ(s.actors[a].interrupted, 1u);
+  EXPECT_EQ(s.actors[a].handled, 1u);
+  EXPECT_EQ(rt.state<thrower>(a).handled, 1u) << "respawn started from a fresh state";
+  EXPECT_EQ(rt.state<thrower>(b).handled, 1u);
 }
 
 TEST(CpuBackend, HandlersSpawnedFromAHostCompiledFileCannotUseCuda) {

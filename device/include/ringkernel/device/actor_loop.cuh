@@ -13,6 +13,9 @@
 #include <ringkernel/device/backoff.cuh>
 #include <ringkernel/device/handler.cuh>
 
+#include <exception>
+#include <string>
+
 namespace rk::detail {
 
 //! release: the worker lets go of the actor for good (it was forgotten, or the id is no longer the
@@ -125,22 +128,50 @@ RK_HOST_DEVICE inline void finish_step(const system_view& sys, actor_index self,
   bump(step.kind == step_kind::handle ? sys.counters[slot].handled : sys.counters[slot].discarded);
 }
 
-//! What one CPU backend step did for an actor.
-enum class serve_result : int { idle, worked, released };
+//! What one CPU backend step did for an actor. faulted: the handler threw or trapped; the fault was
+//! contained (see cpu_serve_one) and described in the step's handler_fault.
+enum class serve_result : int { idle, worked, released, faulted };
+
+//! A contained CPU-backend handler fault.
+struct handler_fault {
+  std::uint32_t message_type = 0;
+  std::uint32_t code = 0; //!< the ctx.trap code, or rk::fault_code_exception
+  std::string reason;     //!< "ctx.trap(3)", or "handler threw: <what()>"
+};
 
 //! CPU backend step: handles (or discards) at most one message for `self`, or lets go of it (released:
-//! the worker must not serve it again). Exceptions from the handler propagate to the caller (the worker
-//! thread records the fault).
+//! the worker must not serve it again). A handler that throws or calls ctx.trap faults only its actor:
+//! the message is released and counted as interrupted, the actor is marked faulted (audit record,
+//! fault code), `fault` says what happened, and later messages are discarded until runtime::respawn.
 template <class H>
-serve_result cpu_serve_one(const system_view& sys, actor_index self, void* state) {
+serve_result cpu_serve_one(const system_view& sys, actor_index self, void* state, handler_fault& fault,
+                           worker_status& status_word) {
   const worker_step step = next_step(sys, self);
   if (step.kind == step_kind::release) return serve_result::released;
   if (step.kind == step_kind::handle) {
-    const hlc_timestamp event_time = sys.privates[slot_of(sys, self)].clock.observe(
-        reinterpret_cast<const envelope*>(step.slot)->timestamp);
+    const auto& header = *reinterpret_cast<const envelope*>(step.slot);
+    store_pcie(status_word.busy_type, header.type_id);
+    const hlc_timestamp event_time = sys.privates[slot_of(sys, self)].clock.observe(header.timestamp);
     const std::uint64_t begin = physical_clock_ns();
-    run_handler<H>(sys, self, *static_cast<handler_state_t<H>*>(state), step.slot, event_time);
+    bool failed = true;
+    try {
+      run_handler<H>(sys, self, *static_cast<handler_state_t<H>*>(state), step.slot, event_time);
+      failed = false;
+    } catch (const trap_exception& t) {
+      fault = {header.type_id, t.code, "ctx.trap(" + std::to_string(t.code) + ")"};
+    } catch (const std::exception& e) {
+      fault = {header.type_id, fault_code_exception, std::string("handler threw: ") + e.what()};
+    } catch (...) {
+      fault = {header.type_id, fault_code_exception, "handler threw a non-standard exception"};
+    }
     charge_handler_time(sys, self, physical_clock_ns() - begin);
+    if (failed) {
+      fault_actor(sys, self, fault.code, event_time);
+      const std::uint32_t slot = slot_of(sys, self);
+      mailbox(lane_view(sys.routes[slot], step.lane)).pop();
+      bump(sys.counters[slot].interrupted);
+      return serve_result::faulted;
+    }
   } else if (step.kind != step_kind::discard) {
     return serve_result::idle;
   }
@@ -175,8 +206,9 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
   std::uint32_t polls = 0;
   bool busy = false;
   bool paused = false;
-  std::uint64_t handler_begin = 0; // thread 0 only
-  std::uint32_t grace_seen = 0;    // thread 0 only
+  std::uint64_t handler_begin = 0;            // thread 0 only
+  std::uint32_t grace_seen = 0;               // thread 0 only
+  std::uint32_t reported_type = 0xFFFF'FFFFu; // thread 0 only: the last busy_type written
   if (threadIdx.x == 0) grace_seen = check_in(sys, status_word);
 
   for (;;) {
@@ -199,9 +231,14 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
       if (working && !busy) store_pcie(status_word.busy_actor, self + 1);
       if (!working && busy) store_pcie(status_word.busy_actor, 0u);
       busy = working;
-      if (working)
-        shared_time = sys.privates[slot_of(sys, self)].clock.observe(
-            reinterpret_cast<const envelope*>(step.slot)->timestamp);
+      if (working) {
+        const auto& header = *reinterpret_cast<const envelope*>(step.slot);
+        shared_time = sys.privates[slot_of(sys, self)].clock.observe(header.timestamp);
+        if (header.type_id != reported_type) { // one PCIe write per change of type, not per message
+          reported_type = header.type_id;
+          store_pcie(status_word.busy_type, reported_type);
+        }
+      }
       if (check_control) store_pcie(status_word.heartbeat, static_cast<std::uint64_t>(polls));
       shared_step = step;
       if (working) handler_begin = physical_clock_ns();
@@ -214,7 +251,12 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
       __syncthreads(); // every thread is done with the slot before it is released
     }
     if (threadIdx.x == 0) {
-      if (step.kind == step_kind::handle) charge_handler_time(sys, self, physical_clock_ns() - handler_begin);
+      if (step.kind == step_kind::handle) {
+        const std::uint64_t took = physical_clock_ns() - handler_begin;
+        charge_handler_time(sys, self, took);
+        // A long call is rare and the watchdog must see it return: report at once.
+        if (took > 1'000'000) store_pcie(status_word.heartbeat, static_cast<std::uint64_t>(++polls));
+      }
       if (step.kind == step_kind::handle || step.kind == step_kind::discard) {
         finish_step(sys, self, step);
         idle.reset();

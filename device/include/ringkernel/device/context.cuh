@@ -28,6 +28,9 @@ struct send_options {
   std::uint64_t tenant = 0;
 };
 
+//! actor_stats::fault_code of an actor whose CPU-backend handler threw an exception.
+inline constexpr std::uint32_t fault_code_exception = 0xFFFF'FFFEu;
+
 namespace detail {
 struct trap_exception {
   actor_index actor;
@@ -162,33 +165,18 @@ public:
   //! counted), groups skip it, and runtime::respawn can bring it back. The current handler call finishes.
   //! Called by several threads of the worker, or more than once, it is one fault with one audit record.
   RK_HOST_DEVICE void fault(std::uint32_t code) const noexcept {
-    detail::route_entry& e = sys_->routes[slot_];
-    cuda::atomic_ref<std::uint32_t, peer_scope>(sys_->counters[slot_].fault_code)
-        .store(code, cuda::std::memory_order_relaxed);
-    const std::uint32_t faulted = detail::make_state_word(
-        detail::epoch_of(detail::host_word_of(e)), static_cast<std::uint8_t>(detail::device_state::faulted));
-    // One record per fault: the threads of a worker (or repeated calls) after the first find it set.
-    if (cuda::atomic_ref<std::uint32_t, peer_scope>(e.device_word)
-            .exchange(faulted, cuda::std::memory_order_acq_rel) == faulted)
-      return;
-    audit_record r;
-    r.time = event_time_;
-    r.tenant = tenant_;
-    r.actor = self_;
-    r.detail = code;
-    r.event = audit_event::actor_fault;
-    r.level = audit_level::error;
-    r.tag = detail::audit_tag_of(*sys_, self_);
-    (void)emit_audit(sys_->audit, r);
+    detail::fault_actor(*sys_, self_, code, event_time_);
   }
 
-  //! Stops the runtime with a fault attributed to this actor and `code`. On CUDA this is `__trap()`
-  //! (the context becomes unusable, as with any device fault); on the CPU backend the worker stops
-  //! running this actor. In both cases the host surfaces an rk::error naming the actor.
+  //! Ends this handler call with a fault attributed to this actor and `code`. On CUDA this is `__trap()`:
+  //! the context becomes unusable, as with any device fault, every kernel stops, and the host surfaces an
+  //! rk::error naming the actor. On the CPU backend only this actor faults (as if the handler had thrown):
+  //! it is marked faulted, listed in runtime::faults(), and everything else keeps running.
   RK_HOST_DEVICE void trap(std::uint32_t code) const {
-    detail::store_pcie(sys_->control->trap_code, code);
-    detail::store_pcie(sys_->control->trap_actor, self_ + 1);
-    NV_IF_TARGET(NV_IS_DEVICE, (__threadfence_system(); __trap();),
+    NV_IF_TARGET(NV_IS_DEVICE,
+                 (detail::store_pcie(sys_->control->trap_code, code);
+                  detail::store_pcie(sys_->control->trap_actor, self_ + 1); __threadfence_system();
+                  __trap();),
                  (throw detail::trap_exception{self_, code};))
   }
 
@@ -219,7 +207,7 @@ private:
     header.source = self_;
     header.destination = destination;
     header.payload_length = length;
-    header.flags = options.flags;
+    header.flags = static_cast<std::uint16_t>(options.flags & ~envelope_flags::runtime_only);
     header.priority = static_cast<std::uint8_t>(options.priority);
     header.hops = static_cast<std::uint8_t>(hops > 255 ? 255 : hops);
     header.route_key = options.key;

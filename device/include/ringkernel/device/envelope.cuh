@@ -32,6 +32,14 @@ inline constexpr std::uint16_t descriptor = 1u << 0;
 inline constexpr std::uint16_t drop_if_unroutable = 1u << 1;
 //! A group destination picks its member by hash of `route_key` (a stable member) instead of round-robin.
 inline constexpr std::uint16_t keyed = 1u << 2;
+//! Host sends only: when the destination mailbox is full the gateway refuses the message (a counted
+//! `queue_full` verdict) instead of parking it until there is room. Without it no host message is lost
+//! to a full mailbox.
+inline constexpr std::uint16_t drop_if_full = 1u << 3;
+//! Flags the runtime sets itself; a sender's bits here are cleared.
+inline constexpr std::uint16_t runtime_only = 0xF000u;
+//! Set by runtime::send_wait: the gateway writes the verdict into the ingress slot's receipt.
+inline constexpr std::uint16_t wants_receipt = 1u << 15;
 } // namespace envelope_flags
 
 struct envelope {

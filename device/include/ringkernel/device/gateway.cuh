@@ -1,35 +1,128 @@
 #pragma once
 //! \file
 //! The gateway: the device-side forwarder from the host ingress ring into actor mailboxes. One consumer
-//! (a single thread on the device, a thread on the CPU backend) takes host messages in order, lets
-//! deliver() decide, writes the verdict as a receipt for runtime::send_wait, and releases the slot.
+//! (a single thread on the device, a thread on the CPU backend) takes host messages in order and lets
+//! deliver() decide. A message whose destination mailbox is full is parked (parking.cuh) and tried again
+//! on later steps, unless its sender asked for envelope_flags::drop_if_full; so every host message is
+//! *settled* exactly once, as delivered or refused with a reason, and nothing is lost to a full mailbox.
+//! Settling counts the verdict, advances the settled counter the host's admission reads, and writes a
+//! receipt when runtime::send_wait waits for one.
+//!
+//! Receipts: an ingress envelope's `source` field carries the receipt slot the sending host thread
+//! holds (runtime::send_wait, with envelope_flags::wants_receipt), since a host message's source is
+//! always the host. The gateway restores `source = host_actor` before anything else reads the envelope.
+//! The host holds a receipt slot until it read the verdict (or saw it written after giving up), so a
+//! verdict written after any time in the parking area never lands in another message's receipt.
 
 #include <ringkernel/device/backoff.cuh>
 #include <ringkernel/device/detail/deliver.cuh>
 
 namespace rk::detail {
 
-//! Forwards at most one host message. Returns whether one was taken.
-RK_HOST_DEVICE inline bool gateway_step(const system_view& sys) noexcept {
+//! Records the final verdict of a host message: its receipt (send_wait), the verdict counters and the
+//! settled count the host admits new sends against (release: the ingress slot or parking slot the
+//! message used is free before the host can count it settled).
+RK_HOST_DEVICE inline void settle_host_message(const system_view& sys, std::uint32_t receipt_slot,
+                                               std::uint64_t ingress_position, status verdict) noexcept {
+  if (receipt_slot != parking_none) {
+    ingress_receipt& receipt = sys.receipts[receipt_slot];
+    store_pcie(receipt.verdict, static_cast<std::uint32_t>(verdict));
+    // Release: the verdict is visible before the position that marks it as this message's.
+    cuda::atomic_ref<std::uint64_t, pcie_scope>(receipt.position_plus_one)
+        .store(ingress_position + 1, cuda::std::memory_order_release);
+  }
+  gateway_counters& counters = *sys.gateway;
+  bump(counters.verdicts[static_cast<std::uint32_t>(verdict)]);
+  const std::uint64_t settled = load_relaxed(counters.processed) + 1;
+  cuda::atomic_ref<std::uint64_t, peer_scope>(counters.processed)
+      .store(settled, cuda::std::memory_order_relaxed);
+  cuda::atomic_ref<std::uint64_t, pcie_scope>(*sys.host_settled)
+      .store(settled, cuda::std::memory_order_release);
+}
+
+//! The receipt slot a host message carries (parking_none: nobody waits for its verdict).
+RK_HOST_DEVICE inline std::uint32_t receipt_slot_of(const system_view& sys, const envelope& h) noexcept {
+  return (h.flags & envelope_flags::wants_receipt) != 0 && h.source < sys.receipt_capacity ? h.source
+                                                                                           : parking_none;
+}
+
+//! The envelope of a host message as deliver() must see it: from the host.
+RK_HOST_DEVICE inline envelope host_header(const std::byte* slot) noexcept {
+  envelope h;
+  cuda::std::memcpy(&h, slot, sizeof h);
+  h.source = host_actor;
+  h.flags = static_cast<std::uint16_t>(h.flags & ~envelope_flags::runtime_only);
+  return h;
+}
+
+RK_HOST_DEVICE inline void set_parked_gauge(const system_view& sys, std::int64_t change) noexcept {
+  gateway_counters& counters = *sys.gateway;
+  cuda::atomic_ref<std::uint64_t, peer_scope>(counters.parked)
+      .store(load_relaxed(counters.parked) + static_cast<std::uint64_t>(change),
+             cuda::std::memory_order_relaxed);
+  if (change > 0) bump(counters.parked_total);
+}
+
+//! Tries the parked messages of up to `queue_budget` destinations, round-robin over those with any;
+//! delivers from each queue's head until it finds the mailbox still full. Returns whether any message
+//! was settled.
+RK_HOST_DEVICE inline bool retry_parked(const system_view& sys, std::uint32_t queue_budget = 32) noexcept {
+  const parking_view& p = sys.parking;
+  parking_state& st = *p.state;
+  bool progress = false;
+  for (std::uint32_t visited = 0; visited < queue_budget && st.active_count != 0; ++visited) {
+    if (st.cursor >= st.active_count) st.cursor = 0;
+    const std::uint32_t queue = p.active[st.cursor];
+    bool emptied = false;
+    for (;;) {
+      const std::uint32_t slot = p.queues[queue].head;
+      const std::byte* message = parking_slot(p, slot);
+      const envelope header = host_header(message);
+      const status verdict = deliver(sys, header, message + envelope_bytes);
+      if (verdict == status::queue_full) break;
+      const std::uint32_t receipt = receipt_slot_of(sys, *reinterpret_cast<const envelope*>(message));
+      emptied = p.next[slot] == parking_none;
+      unpark_head(p, queue);
+      set_parked_gauge(sys, -1);
+      settle_host_message(sys, receipt, p.positions[slot], verdict);
+      progress = true;
+      if (emptied) break; // the last active queue moved into this index: visit it next
+    }
+    if (!emptied) ++st.cursor;
+  }
+  return progress;
+}
+
+//! Takes at most one host message from the ingress ring: delivers it, refuses it, or parks it behind
+//! earlier messages to the same address. Returns whether one was taken.
+RK_HOST_DEVICE inline bool take_ingress(const system_view& sys) noexcept {
   const ingress_ring ingress(sys.ingress);
   const std::byte* slot = ingress.try_peek();
   if (slot == nullptr) return false;
-  const auto& header = *reinterpret_cast<const envelope*>(slot);
-  const status verdict = deliver(sys, header, slot + envelope_bytes);
-
+  const envelope header = host_header(slot);
+  const std::uint32_t receipt = receipt_slot_of(sys, *reinterpret_cast<const envelope*>(slot));
   const std::uint64_t position =
       cuda::atomic_ref<std::uint64_t, pcie_scope>(*sys.ingress.head).load(cuda::std::memory_order_relaxed);
-  ingress_receipt& receipt = sys.receipts[position & (sys.ingress.capacity - 1)];
-  store_pcie(receipt.verdict, static_cast<std::uint32_t>(verdict));
-  // Release: the verdict is visible before the position that marks it as this message's.
-  cuda::atomic_ref<std::uint64_t, pcie_scope>(receipt.position_plus_one)
-      .store(position + 1, cuda::std::memory_order_release);
-
-  gateway_counters& counters = *sys.gateway;
-  bump(counters.verdicts[static_cast<std::uint32_t>(verdict)]);
-  bump(counters.processed);
-  ingress.pop();
+  const parking_view& p = sys.parking;
+  const bool may_park = (header.flags & envelope_flags::drop_if_full) == 0;
+  const std::uint32_t queue =
+      parking_queue_of(p, header.destination, sys.actor_slot_bits, sys.group_slot_bits);
+  // Behind parked messages to the same address: wait behind them (or, with drop_if_full, count as full).
+  status verdict = has_parked(p, queue) ? status::queue_full : deliver(sys, header, slot + envelope_bytes);
+  if (verdict == status::queue_full && may_park && park(p, queue, slot, position)) {
+    set_parked_gauge(sys, +1);
+    ingress.pop();
+    return true;
+  }
+  ingress.pop(); // before settling: the host counts a settled message's slot as free
+  settle_host_message(sys, receipt, position, verdict);
   return true;
+}
+
+//! One gateway step: retries parked messages, then takes a new one. Returns whether anything moved.
+RK_HOST_DEVICE inline bool gateway_step(const system_view& sys) noexcept {
+  const bool retried = retry_parked(sys);
+  return take_ingress(sys) || retried;
 }
 
 #if defined(__CUDACC__)

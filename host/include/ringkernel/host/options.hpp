@@ -55,6 +55,11 @@ struct runtime_options {
   std::uint32_t max_regions = 256;
   //! Host ingress and egress rings (pinned, mapped memory).
   ring_geometry host_ring{1024, 1024};
+  //! Host messages that may be unsettled at once: in the ingress ring, or parked by the gateway because
+  //! their destination mailbox was full (device memory, host_ring.slot_bytes each). send() returns
+  //! queue_full beyond it, so no host message is ever dropped for a full mailbox (see
+  //! envelope_flags::drop_if_full for the old behaviour). 1 .. 16777216.
+  std::uint32_t host_parking_slots = 4096;
   //! CPU backend worker threads; 0 = min(actors, hardware threads). A worker may serve several actors.
   std::uint32_t cpu_workers = 0;
   //! How long start() waits for every worker to prove it is running (CUDA co-residency check).
@@ -63,6 +68,10 @@ struct runtime_options {
   std::chrono::milliseconds drain_timeout{5'000};
   //! How long shutdown() waits for workers to exit after terminate.
   std::chrono::milliseconds stop_timeout{10'000};
+  //! The watchdog: a handler call running longer than this is reported (runtime::faults(), an audit
+  //! record, an rk::error from the next lifecycle call on its actor or one sharing its worker) and named
+  //! by shutdown(). The host checks about four times per period. 0: no watchdog.
+  std::chrono::milliseconds handler_timeout{5'000};
   //! Backoff cap for idle device pollers; lower = lower wake-up latency, more polling traffic.
   std::uint32_t device_idle_sleep_max_ns = 1'000;
   //! Device memory reserved at start() for everything allocated while running (mailboxes and states of

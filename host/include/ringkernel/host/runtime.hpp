@@ -142,6 +142,8 @@ public:
 
   //! Stops actor `a`: new messages are refused (not_found), queued ones are handled, then its worker
   //! parks. Returns whether the worker confirmed within `timeout`. Later strays are discarded and counted.
+  //! Throws rk::error naming the call when the watchdog reports `a`, or a handler call on its worker,
+  //! stuck (runtime_options::handler_timeout); the same holds for pause_actor and respawn.
   template <class Rep = std::int64_t, class Period = std::nano>
   bool stop(actor_index a, std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
     return stop_for(a, detail::checked_timeout(timeout, "stop()"));
@@ -160,7 +162,15 @@ public:
     return pause_actor_for(a, detail::checked_timeout(timeout, "pause_actor()"));
   }
   void resume_actor(actor_index a);
+  //! Where actor `a` is in its lifecycle. After a device fault (CUDA) every actor is `faulted`.
   actor_lifecycle lifecycle(actor_index a) const;
+  //! Faults contained to one actor (CPU backend: a handler that threw or called ctx.trap) and the
+  //! watchdog's reports (runtime_options::handler_timeout), oldest first; the newest 4096 are kept. Each
+  //! names the actor, its handler type, the message type and the reason. A faulted actor takes no
+  //! messages (they are discarded and counted) until respawn(). Faults from ctx.fault() show in
+  //! lifecycle(), actor_stats::fault_code and the audit log; a device fault (CUDA) is an rk::error from
+  //! every call, see docs/architecture.md "Faults".
+  std::vector<actor_fault> faults() const;
   //! Forgets actor `a`: before start() any actor, while running a stopped or faulted one (stop() it
   //! first). Refused while a group, alias or route leads to it. Its name is free at once; its id is
   //! refused from now on (the id carries a generation, so a reused slot gets a new id); its tenant charge
@@ -232,10 +242,19 @@ public:
   //! Lets paused workers take messages again.
   void resume();
 
-  //! Host -> actor, group or alias through the ingress ring. Never blocks. Returns `enqueued` (the
-  //! device decides and counts the outcome, see stats().gateway_verdicts), `queue_full` (ingress ring
-  //! full), `too_large` (payload exceeds the host ring's slot), `invalid_destination` (host_actor: the
-  //! host cannot send to itself) or `not_running`. Throws rk::error if the runtime faulted.
+  //! Host -> actor, group or alias through the ingress ring. Never blocks. Returns `enqueued`,
+  //! `queue_full` (runtime_options::host_parking_slots host messages are unsettled already, or the
+  //! ingress ring is full: nothing was sent, try again), `too_large` (payload exceeds the host ring's
+  //! slot), `invalid_destination` (host_actor: the host cannot send to itself) or `not_running`. Throws
+  //! rk::error if the runtime faulted.
+  //!
+  //! An enqueued message is never lost: the gateway on the device delivers it, waiting in its parking
+  //! area while the destination mailbox is full (later messages to other destinations pass it; those to
+  //! the same address queue behind it), or refuses it with a reason counted in
+  //! stats().gateway_verdicts and, for tenancy and quota refusals, audited (send_wait returns it). A
+  //! message still parked when shutdown() gives up draining is listed in
+  //! shutdown_report::undelivered_host_messages. With `envelope_flags::drop_if_full` in the options the
+  //! gateway refuses it (a counted queue_full verdict) instead of waiting for room.
   [[nodiscard]] status send(address destination, std::uint32_t type, byte_view payload,
                             const send_options& options = {});
   //! Like send, to the member of `group` chosen by hash of `key` (stable while that member is live).
@@ -244,9 +263,20 @@ public:
   //! Like send, carrying a zero-copy descriptor (validated on the device, see region.cuh).
   [[nodiscard]] status send_descriptor(address destination, std::uint32_t type,
                                        const region_descriptor& descriptor, send_options options = {});
-  //! Like send, then waits up to `timeout` for the device's verdict (delivered, queue_full, not_found,
-  //! too_large, ...). `timed_out` means the verdict did not arrive in time (the message may still be
-  //! delivered later).
+  //! Like send, but while the answer would be queue_full it waits (up to `timeout`) for room instead:
+  //! returns `enqueued`, `timed_out` (still no room; nothing was sent) or what send returns otherwise.
+  template <class Rep, class Period>
+  [[nodiscard]] status send_blocking(address destination, std::uint32_t type, byte_view payload,
+                                     std::chrono::duration<Rep, Period> timeout,
+                                     const send_options& options = {}) {
+    return send_blocking_for(destination, type, payload, detail::checked_timeout(timeout, "send_blocking()"),
+                             options);
+  }
+  //! Like send, then waits up to `timeout` for the device's final verdict: `delivered` once the message
+  //! is in the destination's mailbox (after any wait in the parking area), or the refusal (not_found,
+  //! tenant_mismatch, quota_exceeded, too_large, queue_full with drop_if_full, ...). `timed_out` means
+  //! the verdict did not arrive in time (the message may still be delivered later); `queue_full` before
+  //! anything was sent as for send.
   template <class Rep, class Period>
   [[nodiscard]] status send_wait(address destination, std::uint32_t type, byte_view payload,
                                  std::chrono::duration<Rep, Period> timeout,
@@ -266,7 +296,8 @@ public:
   //! terminates the workers and joins them. Idempotent. Never throws; problems are in the report.
   shutdown_report shutdown();
 
-  //! Counter snapshot (while running) or final counters (after shutdown).
+  //! Counter snapshot (while running) or final counters (after shutdown). After a device fault: the last
+  //! counters read before it, with runtime_stats::stale set (never throws for a fault).
   runtime_stats stats() const;
 
   //! Final state of actor `id`, which must run handler H. Only after shutdown().
@@ -290,6 +321,8 @@ private:
   wait_result flush_audit_for(std::chrono::nanoseconds timeout);
   status send_wait_for(address destination, std::uint32_t type, byte_view payload,
                        std::chrono::nanoseconds timeout, const send_options& options);
+  status send_blocking_for(address destination, std::uint32_t type, byte_view payload,
+                           std::chrono::nanoseconds timeout, const send_options& options);
   std::optional<received_message> receive_for(std::chrono::nanoseconds timeout);
 
   std::unique_ptr<detail::runtime_impl> impl_;

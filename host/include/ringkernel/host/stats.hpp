@@ -50,6 +50,38 @@ inline std::ostream& operator<<(std::ostream& os, actor_lifecycle l) {
   return os << to_string(l);
 }
 
+//! How an actor faulted (see runtime::faults()).
+enum class fault_kind {
+  exception, //!< CPU backend: the handler threw; only this actor faulted
+  trap,      //!< CPU backend: the handler called ctx.trap; only this actor faulted
+  watchdog,  //!< a handler call ran longer than runtime_options::handler_timeout (it may still be running)
+};
+
+inline const char* to_string(fault_kind k) noexcept {
+  switch (k) {
+  case fault_kind::exception:
+    return "exception";
+  case fault_kind::trap:
+    return "trap";
+  case fault_kind::watchdog:
+    return "watchdog";
+  }
+  return "unknown";
+}
+
+//! One fault of one actor, as runtime::faults() lists it.
+struct actor_fault {
+  actor_index actor = host_actor;
+  std::string name;               //!< the actor's name
+  std::string handler;            //!< its handler type
+  std::uint32_t message_type = 0; //!< the message being handled (watchdog on CUDA: 0 when unknown)
+  std::uint32_t code = 0;         //!< the ctx.trap code; rk::fault_code_exception for an exception
+  fault_kind kind = fault_kind::exception;
+  std::string reason;                    //!< e.g. "handler threw: bad input", "ctx.trap(3)"
+  std::uint64_t running_ns = 0;          //!< watchdog: how long the call had run when it was reported
+  std::vector<std::string> stuck_behind; //!< watchdog, CPU backend: actors waiting on the same worker
+};
+
 struct actor_stats {
   actor_index id = 0;
   std::string name;
@@ -58,6 +90,7 @@ struct actor_stats {
   std::uint64_t received = 0;     //!< messages delivered into its mailbox
   std::uint64_t handled = 0;      //!< messages its handler finished
   std::uint64_t discarded = 0;    //!< messages that reached it after a stop or fault (counted, not handled)
+  std::uint64_t interrupted = 0;  //!< messages whose handler call faulted (CPU backend), not handled
   std::uint64_t reservations = 0; //!< slot-claim atomics its sends took (aggregated sends take fewer)
   std::uint32_t fault_code = 0;   //!< the code passed to ctx.fault, if it faulted
 };
@@ -69,10 +102,15 @@ struct runtime_stats {
   //! The counters of every forgotten actor, summed (messages still queued when it was forgotten count
   //! as discarded), so that totals keep balancing across runtime::forget.
   actor_stats forgotten{host_actor, "(forgotten actors)", actor_lifecycle::stopped};
-  status_counts host_sends{};       //!< what runtime::send / send_wait returned on the host
-  status_counts gateway_verdicts{}; //!< what the device decided for each host message
-  std::uint64_t gateway_processed = 0;
-  std::uint64_t host_received = 0; //!< messages runtime::receive returned
+  status_counts host_sends{};          //!< what runtime::send / send_wait returned on the host
+  status_counts gateway_verdicts{};    //!< what the device finally decided for each settled host message
+  std::uint64_t gateway_processed = 0; //!< host messages settled (delivered or refused)
+  std::uint64_t gateway_parked = 0;    //!< host messages waiting for room in the gateway's parking area now
+  std::uint64_t gateway_parked_total = 0; //!< host messages that waited there at some point
+  std::uint64_t host_received = 0;        //!< messages runtime::receive returned
+  //! The runtime faulted (a device fault on CUDA): these are the last counters read before it, and the
+  //! actors' lifecycle says faulted.
+  bool stale = false;
 
   //! The entry of actor (or alias) `id`, or null when it is not a current one.
   const actor_stats* find(actor_index id) const noexcept {
@@ -107,16 +145,33 @@ struct table_usage {
   std::uint64_t pending_releases = 0; //!< slots and memory waiting for workers to pass a grace period
 };
 
+//! A host message that was enqueued but neither delivered nor refused when shutdown() stopped the
+//! gateway (its destination stayed full, e.g. a paused actor).
+struct undelivered_message {
+  address destination = host_actor; //!< as sent (an actor, alias or group address)
+  std::uint32_t type = 0;
+  std::uint64_t correlation_id = 0;
+  std::uint64_t tenant = 0;
+  bool parked = false; //!< waiting for room in the gateway's parking area (else still in the ingress ring)
+};
+
 //! What shutdown() found.
 struct shutdown_report {
-  bool drained = true;                     //!< every in-flight message was handled before terminate
-  std::uint64_t undelivered = 0;           //!< messages still queued or in flight when the drain gave up
-  std::uint64_t discarded = 0;             //!< messages that reached stopped or faulted actors (counted)
+  bool drained = true;           //!< every in-flight message was handled before terminate
+  std::uint64_t undelivered = 0; //!< messages still queued or in flight when the drain gave up
+  //! The host messages among them that never reached a mailbox, each by destination, type and
+  //! correlation id (empty when the drain succeeded or a device fault made them unreadable).
+  std::vector<undelivered_message> undelivered_host_messages;
+  std::uint64_t discarded = 0; //!< messages that reached stopped or faulted actors (counted)
+  //! Messages lost to faults: those whose handler call faulted (CPU backend) and, after a device fault,
+  //! everything delivered but not handled by the last counters read.
+  std::uint64_t lost_to_fault = 0;
   std::uint64_t pending_host_messages = 0; //!< replies still in the egress ring (receive() can take them)
   std::optional<std::string> fault;        //!< set when the runtime had faulted
   bool workers_stopped = true;             //!< false: a worker did not exit in time (resources leaked)
-  //! When workers did not exit: the actors whose handler they were still running. Their workers, the
-  //! runtime's memory and its backend are leaked rather than freed under them.
+  //! Actors the watchdog found stuck in one handler call (runtime_options::handler_timeout), and, when
+  //! workers did not exit, the actors whose handler they were still running. Such workers, the runtime's
+  //! memory and its backend are leaked rather than freed under them.
   std::vector<std::string> stuck_actors;
 };
 

@@ -156,6 +156,31 @@ RK_HOST_DEVICE inline void audit_refusal(const system_view& s, const envelope& h
   (void)emit_audit(s.audit, r);
 }
 
+//! Marks actor `self` faulted with `code` in its current epoch and writes one actor_fault audit record
+//! (repeated calls, e.g. from every thread of a worker, find it set and write none). Its worker then
+//! discards what reaches it until runtime::respawn.
+RK_HOST_DEVICE inline void fault_actor(const system_view& s, actor_index self, std::uint32_t code,
+                                       hlc_timestamp time) noexcept {
+  const std::uint32_t slot = slot_of(s, self);
+  route_entry& e = s.routes[slot];
+  cuda::atomic_ref<std::uint32_t, peer_scope>(s.counters[slot].fault_code)
+      .store(code, cuda::std::memory_order_relaxed);
+  const std::uint32_t faulted =
+      make_state_word(epoch_of(host_word_of(e)), static_cast<std::uint8_t>(device_state::faulted));
+  if (cuda::atomic_ref<std::uint32_t, peer_scope>(e.device_word)
+          .exchange(faulted, cuda::std::memory_order_acq_rel) == faulted)
+    return;
+  audit_record r;
+  r.time = time;
+  r.tenant = e.tenant;
+  r.actor = self;
+  r.detail = code;
+  r.event = audit_event::actor_fault;
+  r.level = audit_level::error;
+  r.tag = audit_tag_of(s, self);
+  (void)emit_audit(s.audit, r);
+}
+
 //! Whether `d` names bytes the sender (tenant `sender_tenant`) may hand out: a live region of the right
 //! generation, not a slab, in bounds without overflow, below the append cursor for append-only regions,
 //! owned by or shared with the sender's tenant.

@@ -6,6 +6,7 @@
 //! (pinned host memory mapped into the device address space).
 
 #include <ringkernel/device/audit.cuh>
+#include <ringkernel/device/detail/parking.cuh>
 #include <ringkernel/device/mailbox.cuh>
 #include <ringkernel/device/region.cuh>
 
@@ -31,7 +32,8 @@ enum class host_state : std::uint8_t {
 enum class device_state : std::uint8_t {
   running = 0,
   stopped = 1, //!< drained after a stop request; queued strays are discarded and counted
-  faulted = 2, //!< the handler called ctx.fault(); later messages are discarded and counted
+  faulted = 2, //!< ctx.fault(), or (CPU backend) a handler that threw or trapped; later messages are
+               //!< discarded and counted
   paused = 3,  //!< acknowledges host_state::paused
   retired = 4, //!< acknowledges host_state::retired: the worker never touches the actor again
 };
@@ -168,7 +170,11 @@ struct alignas(false_sharing_range) actor_counters {
   std::uint64_t reservations = 0; //!< writers: senders; slot-claim atomics this actor's sends performed
   std::uint64_t passed = 0;     //!< writers: the actor's threads; messages delivered after every device check
   std::uint64_t handler_ns = 0; //!< writer: the owning worker; time spent in the handler
-  std::uint32_t fault_code = 0; //!< writer: the actor's handler (ctx.fault)
+  //! writer: the owning worker (CPU backend); messages whose handler call ended in a fault (an exception
+  //! or ctx.trap): taken from the mailbox, not handled. received = handled + discarded + interrupted +
+  //! queued.
+  std::uint64_t interrupted = 0;
+  std::uint32_t fault_code = 0; //!< writer: the actor's handler (ctx.fault) or worker (a contained fault)
   std::uint32_t reserved_ = 0;
 };
 
@@ -180,8 +186,10 @@ struct actor_private {
 
 //! Counters of the gateway (device memory; single writer: the gateway).
 struct alignas(false_sharing_range) gateway_counters {
-  std::uint64_t verdicts[status_count] = {}; //!< outcome of delivering each host message
-  std::uint64_t processed = 0;               //!< host messages taken from the ingress ring
+  std::uint64_t verdicts[status_count] = {}; //!< final outcome of each host message (delivered or refused)
+  std::uint64_t processed = 0;               //!< host messages settled: delivered or refused
+  std::uint64_t parked = 0;                  //!< host messages waiting in the parking area now (a gauge)
+  std::uint64_t parked_total = 0;            //!< host messages that ever waited there
 };
 
 //! Host <-> device control (mapped).
@@ -197,16 +205,20 @@ struct alignas(false_sharing_range) control_block {
 
 //! One per worker (mapped). Writer: that worker's leader thread; reader: the host.
 struct alignas(64) worker_status {
-  std::uint64_t heartbeat = 0;  //!< advances while the worker loops (coarse)
+  //! Advances while the worker loops, and whenever a handler call returns (CPU: every call; CUDA: every
+  //! 64 polls and after any call longer than a millisecond), so the host watchdog sees a handler call
+  //! that does not return as a busy worker whose heartbeat stands still.
+  std::uint64_t heartbeat = 0;
   std::uint32_t checked_in = 0; //!< 1 once the worker runs: proves it is resident
   std::uint32_t busy_actor = 0; //!< actor id + 1 while the worker is in a burst of handler calls, else 0
   std::uint32_t paused = 0;    //!< 1 while the worker honours the global pause (acknowledgement for the host)
   std::uint32_t quiescent = 0; //!< the last control_block::grace_epoch seen between messages (release)
   std::uint32_t exited = 0;    //!< 1 as the worker's last write: it touches nothing of the runtime again
+  std::uint32_t busy_type = 0; //!< the message type of the handler call in progress (CUDA: when it changes)
 };
 
-//! Verdict of the gateway for one host message (mapped; one per ingress slot). Writer: gateway;
-//! reader: the host thread waiting in send_wait.
+//! Verdict of the gateway for one host message (mapped). A host thread in send_wait holds the slot
+//! until it read the verdict (or, after giving up, saw it written). Writer: gateway; reader: that thread.
 struct alignas(16) ingress_receipt {
   std::uint64_t position_plus_one = 0; //!< ingress position + 1 this verdict belongs to (0: none yet)
   std::uint32_t verdict = 0;           //!< rk::status
@@ -239,8 +251,11 @@ struct system_view {
   control_block* control = nullptr;           //!< mapped
   worker_status* workers = nullptr;           //!< mapped
   ring_view ingress;                          //!< mapped (host producers, gateway consumer)
-  ingress_receipt* receipts = nullptr;        //!< mapped
+  ingress_receipt* receipts = nullptr;        //!< mapped; slots handed out by host send_wait callers
+  std::uint32_t receipt_capacity = 0;
   gateway_counters* gateway = nullptr;
+  parking_view parking;                  //!< device memory, gateway only (see parking.cuh)
+  std::uint64_t* host_settled = nullptr; //!< mapped; writer: gateway. == gateway->processed, for admission
   ring_view egress; //!< slots mapped; tail in device memory (device producers, host consumer)
 };
 
@@ -282,6 +297,11 @@ RK_HOST_DEVICE inline void store_pcie(std::uint64_t& word, std::uint64_t value) 
 
 RK_HOST_DEVICE inline std::uint32_t load_relaxed(const std::uint32_t& word) noexcept {
   return cuda::atomic_ref<std::uint32_t, peer_scope>(const_cast<std::uint32_t&>(word))
+      .load(cuda::std::memory_order_relaxed);
+}
+
+RK_HOST_DEVICE inline std::uint64_t load_relaxed(const std::uint64_t& word) noexcept {
+  return cuda::atomic_ref<std::uint64_t, peer_scope>(const_cast<std::uint64_t&>(word))
       .load(cuda::std::memory_order_relaxed);
 }
 

@@ -18,7 +18,7 @@ struct actor_type_ops {
   std::size_t state_align = 1;
   std::uint32_t threads_per_worker = 1;
   //! CPU backend step (see cpu_serve_one).
-  serve_result (*cpu_serve)(const system_view&, actor_index, void*) = nullptr;
+  serve_result (*cpu_serve)(const system_view&, actor_index, void*, handler_fault&, worker_status&) = nullptr;
   //! Host stub of rk::actor_kernel<H>; null when the spawning translation unit was not compiled by nvcc.
   const void* cuda_kernel = nullptr;
 };

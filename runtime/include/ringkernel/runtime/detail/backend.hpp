@@ -37,6 +37,15 @@ struct backend_fault {
   std::optional<actor_index> actor; //!< the actor, when the backend knows it exactly
 };
 
+//! A handler fault the backend contained to its actor (CPU backend: an exception or ctx.trap). The actor
+//! is already marked faulted on the "device" side; the host lists it in runtime::faults().
+struct contained_fault {
+  actor_index actor = host_actor;
+  std::uint32_t message_type = 0;
+  std::uint32_t code = 0;
+  std::string reason;
+};
+
 class backend_impl {
 public:
   virtual ~backend_impl() = default;
@@ -76,6 +85,10 @@ public:
   //! A fault if one happened (cheap enough to call every millisecond). Once a fault is reported, it
   //! keeps being reported.
   virtual std::optional<backend_fault> poll_fault() = 0;
+  //! The actors worker entry `worker` serves (CPU: several; CUDA: empty, one actor per worker).
+  virtual std::vector<actor_index> actors_of_worker(std::uint32_t) const { return {}; }
+  //! Contained faults since the last call, oldest first (none on backends that cannot contain one).
+  virtual std::vector<contained_fault> take_contained_faults() { return {}; }
   //! After terminate was requested: waits up to `timeout` for all workers to exit. False if some did not
   //! (their memory must then be leaked rather than freed).
   virtual bool join(std::chrono::milliseconds timeout) noexcept = 0;

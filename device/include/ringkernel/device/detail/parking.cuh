@@ -1,0 +1,129 @@
+#pragma once
+//! \file
+//! The gateway's parking area: host messages whose destination mailbox was full wait here, one FIFO
+//! queue per destination address, until there is room. The gateway is the only reader and writer (one
+//! thread), so nothing here is atomic; the host reads it only after the gateway exited (shutdown's list
+//! of undelivered messages). The gauge of parked messages is in gateway_counters.
+//!
+//! Why it cannot overflow: the host admits a send only while fewer than `capacity` host messages are
+//! unsettled (enqueued but neither delivered nor refused; see host_io::admit), and every unsettled
+//! message occupies either an ingress slot or one parking slot, never both. So a free parking slot
+//! exists whenever the gateway needs one.
+//!
+//! Order: a message for an address with parked messages is parked behind them without being tried, so
+//! host messages to one address are delivered in the order they left the ingress ring (per-producer FIFO
+//! survives parking). Queues are keyed by the address as sent (an actor or alias slot, or a group slot):
+//! a full destination holds back only messages sent to the same address.
+//!
+//! Layout (device memory, one allocation each, built by host_io):
+//!   queues[queue_count]   head / tail slot index (no_slot: empty) and the queue's place in `active`
+//!   active[capacity]      dense list of non-empty queues, visited round-robin by retry_parked()
+//!   next[capacity]        per parking slot: the next slot of its queue, or of the free list
+//!   positions[capacity]   per parking slot: the ingress position the message came from (its receipt)
+//!   slots[capacity]       a copy of the ingress slot (envelope + payload), `slot_bytes` each
+
+#include <ringkernel/device/envelope.cuh>
+
+namespace rk::detail {
+
+struct parking_queue {
+  std::uint32_t head = 0xFFFF'FFFFu; //!< first parked slot (no_slot: the queue is empty)
+  std::uint32_t tail = 0xFFFF'FFFFu; //!< last parked slot
+  std::uint32_t active_index = 0;    //!< where this queue sits in parking_view::active while non-empty
+  std::uint32_t reserved_ = 0;
+};
+
+//! Gateway-private bookkeeping (device memory).
+struct parking_state {
+  std::uint32_t free_head = 0;    //!< first free parking slot (the host chains all slots at creation)
+  std::uint32_t active_count = 0; //!< non-empty queues
+  std::uint32_t cursor = 0;       //!< next index of `active` retry_parked() visits
+  std::uint32_t reserved_ = 0;
+};
+
+struct parking_view {
+  parking_queue* queues = nullptr;
+  std::uint32_t* active = nullptr;
+  std::uint32_t* next = nullptr;
+  std::byte* slots = nullptr;
+  std::uint64_t* positions = nullptr; //!< per parking slot: the message's ingress position (its receipt)
+  parking_state* state = nullptr;
+  std::uint32_t capacity = 0;    //!< parking slots (runtime_options::host_parking_slots)
+  std::uint32_t slot_bytes = 0;  //!< the ingress ring's slot size
+  std::uint32_t queue_count = 0; //!< route_capacity + group_capacity
+  std::uint32_t route_capacity = 0;
+};
+
+inline constexpr std::uint32_t parking_none = 0xFFFF'FFFFu;
+
+//! The queue of destination `a`: actor and alias slots first, then group slots; parking_none for an
+//! address that can never be parked (the host, or out of range: such a message is refused, never full).
+RK_HOST_DEVICE inline std::uint32_t parking_queue_of(const parking_view& p, address a,
+                                                     std::uint32_t actor_slot_bits,
+                                                     std::uint32_t group_slot_bits) noexcept {
+  if (a == host_actor) return parking_none;
+  std::uint32_t q;
+  if (is_group_address(a)) {
+    q = p.route_capacity + (group_of(a) & ((std::uint32_t{1} << group_slot_bits) - 1u));
+  } else {
+    q = a & ((std::uint32_t{1} << actor_slot_bits) - 1u);
+    if (q >= p.route_capacity) return parking_none;
+  }
+  return q < p.queue_count ? q : parking_none;
+}
+
+RK_HOST_DEVICE inline bool has_parked(const parking_view& p, std::uint32_t queue) noexcept {
+  return queue != parking_none && p.queues[queue].head != parking_none;
+}
+
+RK_HOST_DEVICE inline std::byte* parking_slot(const parking_view& p, std::uint32_t slot) noexcept {
+  return p.slots + std::size_t{slot} * p.slot_bytes;
+}
+
+//! Copies `message` (an envelope and its payload) to the tail of `queue`. Returns false only if no
+//! parking slot is free, which the host's admission rule prevents (see the file comment).
+RK_HOST_DEVICE inline bool park(const parking_view& p, std::uint32_t queue, const std::byte* message,
+                                std::uint64_t ingress_position) noexcept {
+  parking_state& st = *p.state;
+  const std::uint32_t slot = st.free_head;
+  if (slot == parking_none || slot >= p.capacity || queue == parking_none) return false;
+  st.free_head = p.next[slot];
+  const auto& header = *reinterpret_cast<const envelope*>(message);
+  const std::uint32_t payload =
+      header.payload_length <= p.slot_bytes - envelope_bytes ? header.payload_length : 0;
+  // Slots are 64-byte aligned and sized: copy whole 8-byte words.
+  const std::uint32_t words = (envelope_bytes + payload + 7) / 8;
+  const auto* from = reinterpret_cast<const std::uint64_t*>(message);
+  auto* to = reinterpret_cast<std::uint64_t*>(parking_slot(p, slot));
+  for (std::uint32_t i = 0; i < words; ++i) to[i] = from[i];
+  p.next[slot] = parking_none;
+  p.positions[slot] = ingress_position;
+  parking_queue& q = p.queues[queue];
+  if (q.head == parking_none) {
+    q.head = slot;
+    q.active_index = st.active_count;
+    p.active[st.active_count++] = queue;
+  } else {
+    p.next[q.tail] = slot;
+  }
+  q.tail = slot;
+  return true;
+}
+
+//! Removes the head of `queue` (after it was delivered or refused) and gives its slot back; a queue that
+//! empties leaves the active list (the last active queue takes its place).
+RK_HOST_DEVICE inline void unpark_head(const parking_view& p, std::uint32_t queue) noexcept {
+  parking_state& st = *p.state;
+  parking_queue& q = p.queues[queue];
+  const std::uint32_t slot = q.head;
+  q.head = p.next[slot];
+  p.next[slot] = st.free_head;
+  st.free_head = slot;
+  if (q.head != parking_none) return;
+  q.tail = parking_none;
+  const std::uint32_t last = p.active[--st.active_count];
+  p.active[q.active_index] = last;
+  p.queues[last].active_index = q.active_index;
+}
+
+} // namespace rk::detail

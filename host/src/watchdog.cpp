@@ -1,0 +1,126 @@
+// The watchdog (see watchdog.hpp).
+
+#include "watchdog.hpp"
+
+#include <ringkernel/host/error.hpp>
+
+#include <algorithm>
+
+namespace rk::detail {
+
+void watchdog::start() {
+  if (timeout_.count() == 0 || thread_.joinable()) return;
+  {
+    std::lock_guard lock(mutex_);
+    stop_requested_ = false;
+  }
+  try {
+    thread_ = std::thread([this] { run(); });
+  } catch (const std::system_error& e) {
+    throw error(std::string("start(): could not start the watchdog thread: ") + e.what());
+  }
+}
+
+void watchdog::stop() noexcept {
+  {
+    std::lock_guard lock(mutex_);
+    stop_requested_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void watchdog::run() {
+  // A quarter of the timeout between looks (1 ms .. 250 ms): a stuck call is reported within 1.25 x the
+  // timeout (plus the 250 ms cap for long timeouts).
+  const auto period = std::clamp<std::chrono::milliseconds>(timeout_ / 4, std::chrono::milliseconds(1),
+                                                            std::chrono::milliseconds(250));
+  std::unique_lock lock(mutex_);
+  while (!stop_requested_) {
+    // A timed wait on the stop request: the period is the watchdog's sampling rate, not synchronisation.
+    wake_.wait_for(lock, period, [this] { return stop_requested_; });
+    if (stop_requested_) break;
+    lock.unlock();
+    check(std::chrono::steady_clock::now());
+    lock.lock();
+  }
+}
+
+void watchdog::check(std::chrono::steady_clock::time_point now) {
+  std::map<std::uint32_t, watched> next;
+  for (const worker_registry::worker_sample& s : workers_.sample()) {
+    watched w{s.busy_actor, s.heartbeat, now, false};
+    if (const auto it = watched_.find(s.entry);
+        it != watched_.end() && it->second.busy_actor == s.busy_actor && it->second.heartbeat == s.heartbeat)
+      w = it->second;
+    if (w.busy_actor == 0 || w.heartbeat != s.heartbeat || w.since == now) {
+      std::lock_guard lock(mutex_);
+      stuck_.erase(s.entry); // idle, or it moved on: any earlier call returned
+    }
+    const auto running = now - w.since;
+    if (w.busy_actor != 0 && !w.reported && running > timeout_) {
+      w.reported = true;
+      const actor_index a = w.busy_actor - 1;
+      actor_fault f;
+      f.actor = a;
+      f.name = actors_.name_for_report(a);
+      f.handler = actors_.handler_for_report(a);
+      f.message_type = s.busy_type;
+      f.kind = fault_kind::watchdog;
+      f.running_ns = static_cast<std::uint64_t>(std::chrono::nanoseconds(running).count());
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(running).count();
+      f.reason = "one handler call has run for " + std::to_string(ms) +
+                 " ms (runtime_options::handler_timeout = " + std::to_string(timeout_.count()) + " ms)";
+      stuck_call call{a,
+                      "actor '" + f.name + "' (handler '" + f.handler + "', message type " +
+                          std::to_string(s.busy_type) + ") " + f.reason,
+                      {}};
+      for (actor_index other : backend_.actors_of_worker(s.entry))
+        if (other != a) {
+          call.behind.push_back(other);
+          f.stuck_behind.push_back(actors_.name_for_report(other));
+        }
+      if (!f.stuck_behind.empty()) {
+        std::string names;
+        for (const std::string& n : f.stuck_behind) names += (names.empty() ? "" : ", ") + n;
+        call.description += "; waiting on the same worker: " + names;
+      }
+      std::uint64_t tenant = 0;
+      try {
+        tenant = actors_.tenant_of(a);
+      } catch (const error&) { // forgotten meanwhile: report it untagged
+      }
+      // detail: the message type; value: how long the call had run, in milliseconds.
+      audit_.record(audit_event::actor_fault, audit_level::error, a, tenant, s.busy_type,
+                    static_cast<std::uint64_t>(ms));
+      {
+        std::lock_guard lock(mutex_); // marked before it is listed: whoever sees the report sees the mark
+        stuck_[s.entry] = std::move(call);
+      }
+      faults_.add_actor_fault(std::move(f));
+    }
+    next[s.entry] = w;
+  }
+  watched_ = std::move(next);
+  std::lock_guard lock(mutex_);
+  std::erase_if(stuck_, [&](const auto& e) { return !watched_.contains(e.first); }); // exited workers
+}
+
+void watchdog::throw_if_stuck(actor_index a, const std::string& who) const {
+  std::lock_guard lock(mutex_);
+  for (const auto& [entry, call] : stuck_) {
+    if (call.actor == a) throw error(who + ": the watchdog reports " + call.description);
+    if (std::find(call.behind.begin(), call.behind.end(), a) != call.behind.end())
+      throw error(who + ": actor " + std::to_string(a) +
+                  " shares a worker with a stuck handler call: " + call.description);
+  }
+}
+
+std::vector<std::string> watchdog::stuck_names() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> names;
+  for (const auto& [entry, call] : stuck_) names.push_back(actors_.name_for_report(call.actor));
+  return names;
+}
+
+} // namespace rk::detail

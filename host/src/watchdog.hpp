@@ -1,0 +1,76 @@
+#pragma once
+// The watchdog: notices a handler call that does not return (runtime_options::handler_timeout).
+//
+// Owns one host thread, started by run control once workers run and stopped before they are joined. About
+// four times per timeout it samples every running worker's status (worker registry): a worker that is
+// busy with the same actor and whose heartbeat has not moved for longer than the timeout is stuck in one
+// handler call. It reports that once per call: an actor_fault (fault monitor), an audit record, and a
+// mark that lifecycle calls on the actor, or on actors sharing its worker (CPU backend), turn into an
+// rk::error naming it. The mark goes when the heartbeat moves again (the call returned).
+// Reads the worker status words only; never writes anything a worker reads.
+
+#include "actor_table.hpp"
+#include "audit_link.hpp"
+#include "faults.hpp"
+#include "workers.hpp"
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace rk::detail {
+
+class watchdog {
+public:
+  watchdog(std::chrono::milliseconds timeout, backend_impl& backend, worker_registry& workers,
+           const actor_table& actors, fault_monitor& faults, audit_link& audit)
+      : timeout_(timeout), backend_(backend), workers_(workers), actors_(actors), faults_(faults),
+        audit_(audit) {}
+  ~watchdog() { stop(); }
+  watchdog(const watchdog&) = delete;
+  watchdog& operator=(const watchdog&) = delete;
+
+  //! Starts the thread (no-op when the timeout is 0). Throws rk::error when no thread can be started.
+  void start();
+  //! Stops and joins the thread; idempotent, never throws.
+  void stop() noexcept;
+  //! Throws rk::error for `who` when actor `a` is stuck, or waits on a worker stuck in another actor.
+  void throw_if_stuck(actor_index a, const std::string& who) const;
+  //! Names of actors stuck in a handler call now, for shutdown's report.
+  std::vector<std::string> stuck_names() const;
+
+private:
+  struct watched {
+    std::uint32_t busy_actor = 0;
+    std::uint64_t heartbeat = 0;
+    std::chrono::steady_clock::time_point since{};
+    bool reported = false;
+  };
+  struct stuck_call {
+    actor_index actor = host_actor;
+    std::string description; //!< "actor 'x' (handler 'h') has run one call of message type T for N ms"
+    std::vector<actor_index> behind;
+  };
+  void run();
+  void check(std::chrono::steady_clock::time_point now);
+
+  std::chrono::milliseconds timeout_;
+  backend_impl& backend_;
+  worker_registry& workers_;
+  const actor_table& actors_;
+  fault_monitor& faults_;
+  audit_link& audit_;
+  std::thread thread_;
+  mutable std::mutex mutex_; //!< guards stop_requested_ and stuck_
+  std::condition_variable wake_;
+  bool stop_requested_ = false;
+  std::map<std::uint32_t, watched> watched_;  //!< by worker entry; the watchdog thread only
+  std::map<std::uint32_t, stuck_call> stuck_; //!< by worker entry
+};
+
+} // namespace rk::detail

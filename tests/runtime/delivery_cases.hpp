@@ -1,0 +1,235 @@
+#pragma once
+// Delivery guarantees for host messages, written once and instantiated per backend (test_hardening_cpu.cpp,
+// test_hardening_cuda.cu): a full mailbox never costs a host message (the gateway parks it), send()
+// pushes back with queue_full when the parking area is full, send_blocking waits for room, send_wait
+// reports the final verdict, messages to other destinations pass a full one, drop_if_full keeps the old
+// behaviour, and shutdown lists what never found room. Every host send must end as delivered, refused
+// with a reason, or listed.
+
+#include "case_fixture.hpp"
+
+namespace rk_cases {
+
+inline constexpr std::uint32_t msg_spin = 40;
+
+//! Busy for the number of milliseconds in its payload (on the device clock), without returning.
+struct spinner {
+  static constexpr const char* name = "spinner";
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx&, rk::no_state&, const rk::message& m) {
+    const std::uint64_t* ms = m.as<std::uint64_t>();
+    if (ms == nullptr) return;
+    const std::uint64_t end = rk::physical_clock_ns() + *ms * 1'000'000;
+    while (rk::physical_clock_ns() < end) {
+    }
+  }
+};
+
+class DeliveryCases : public RuntimeCases {
+protected:
+  //! Waits (bounded) until `n` host messages are parked at the gateway.
+  static void await_parked(rk::runtime& rt, std::uint64_t n) {
+    ASSERT_EQ(rk::wait_until([&] { return rt.stats().gateway_parked == n; }, [] { return false; },
+                             30'000'000'000ull),
+              rk::wait_result::ready)
+        << "parked: " << rt.stats().gateway_parked << ", expected " << n;
+  }
+};
+
+TEST_P(DeliveryCases, AHostFloodIntoASmallMailboxLosesNothingAndKeepsOrder) {
+  rk::runtime_options o = options();
+  o.host_parking_slots = 64; // far fewer than the flood: senders must be pushed back, not dropped
+  rk::runtime rt(o);
+  const actor_index a = rt.spawn<sequence_checker>("checker", small_mailbox(4, 128));
+  rt.start();
+  ASSERT_TRUE(rt.pause_actor(a, 5s)); // its 4 slots fill and the next messages park
+  for (std::uint64_t i = 0; i < 10; ++i)
+    ASSERT_EQ(rt.send(a, msg_sequence, rk::as_bytes(ping_payload{4, i})), status::enqueued);
+  await_parked(rt, 6);
+  rt.resume_actor(a);
+  const std::uint64_t per_thread = rk::test::scaled(20'000);
+  std::vector<std::thread> senders;
+  std::atomic<std::uint64_t> refused{0};
+  for (std::uint64_t t = 0; t < 4; ++t)
+    senders.emplace_back([&, t] {
+      for (std::uint64_t i = 0; i < per_thread; ++i)
+        if (rt.send_blocking(a, msg_sequence, rk::as_bytes(ping_payload{t, i}), 60s) != status::enqueued)
+          refused.fetch_add(1);
+    });
+  for (auto& s : senders) s.join();
+  ASSERT_EQ(refused.load(), 0u);
+  ASSERT_TRUE(rt.shutdown().drained);
+  const rk::runtime_stats s = rt.stats();
+  const std::uint64_t sent = 10 + 4 * per_thread;
+  EXPECT_EQ(s.gateway_processed, sent);
+  EXPECT_EQ(s.gateway_verdicts[static_cast<int>(status::delivered)], sent) << "no host message was lost";
+  EXPECT_EQ(s.gateway_verdicts[static_cast<int>(status::queue_full)], 0u);
+  EXPECT_GE(s.gateway_parked_total, 6u);
+  EXPECT_EQ(s.gateway_parked, 0u);
+  const sequence_checker::state st = rt.state<sequence_checker>(a);
+  EXPECT_EQ(st.count, sent);
+  EXPECT_EQ(st.violations, 0u) << "per-producer FIFO survives parking";
+}
+
+TEST_P(DeliveryCases, SendPushesBackWhenTheParkingAreaIsFull) {
+  rk::runtime_options o = options();
+  o.host_parking_slots = 8;
+  rk::runtime rt(o);
+  const actor_index a = rt.spawn<counter>("slow", small_mailbox(2, 128));
+  rt.start();
+  ASSERT_TRUE(rt.pause_actor(a, 5s));
+  // 8 unsettled at most: 2 settle into the mailbox, after which 8 more can wait in the parking area.
+  std::uint64_t enqueued = 0;
+  const auto fill = [&] {
+    while (rt.send(a, msg_count, rk::as_bytes(ping_payload{0, 1})) == status::enqueued) ++enqueued;
+  };
+  fill();
+  EXPECT_GE(enqueued, 8u);
+  ASSERT_EQ(rk::wait_until([&] { return rt.stats().gateway_processed == 2; }, [] { return false; },
+                           30'000'000'000ull),
+            rk::wait_result::ready);
+  fill();
+  EXPECT_EQ(enqueued, 10u);
+  await_parked(rt, 8);
+  EXPECT_EQ(rt.send(a, msg_count, rk::as_bytes(ping_payload{0, 1})), status::queue_full);
+  EXPECT_EQ(rt.send_blocking(a, msg_count, rk::as_bytes(ping_payload{0, 1}), 20ms), status::timed_out);
+  rt.resume_actor(a);
+  EXPECT_EQ(rt.send_blocking(a, msg_count, rk::as_bytes(ping_payload{0, 1}), 30s), status::enqueued);
+  ASSERT_TRUE(rt.shutdown().drained);
+  const rk::runtime_stats s = rt.stats();
+  EXPECT_EQ(s.gateway_verdicts[static_cast<int>(status::delivered)], enqueued + 1);
+  EXPECT_EQ(s.host_sends[static_cast<int>(status::timed_out)], 1u);
+  EXPECT_EQ(rt.state<counter>(a).count, enqueued + 1);
+}
+
+TEST_P(DeliveryCases, AFullDestinationHoldsBackOnlyItsOwnMessages) {
+  rk::runtime rt(options());
+  const actor_index full = rt.spawn<counter>("full", small_mailbox(2, 128));
+  const actor_index other = rt.spawn<counter>("other", small_mailbox(2, 128));
+  rt.start();
+  ASSERT_TRUE(rt.pause_actor(full, 5s));
+  for (int i = 0; i < 5; ++i)
+    ASSERT_EQ(rt.send(full, msg_count, rk::as_bytes(ping_payload{0, 1})), status::enqueued);
+  await_parked(rt, 3);
+  // The message waits for room: its verdict is not in yet.
+  EXPECT_EQ(rt.send_wait(full, msg_count, rk::as_bytes(ping_payload{0, 1}), 20ms), status::timed_out);
+  for (int i = 0; i < 20; ++i) // more than `other`'s mailbox holds: it keeps handling while `full` waits
+    ASSERT_EQ(rt.send_wait(other, msg_count, rk::as_bytes(ping_payload{0, 1}), 10s), status::delivered);
+  EXPECT_EQ(rt.stats().gateway_parked, 4u);
+  rt.resume_actor(full);
+  EXPECT_EQ(rt.send_wait(full, msg_count, rk::as_bytes(ping_payload{0, 1}), 10s), status::delivered)
+      << "a verdict after parking is the final one";
+  ASSERT_TRUE(rt.shutdown().drained);
+  EXPECT_EQ(rt.state<counter>(full).count, 7u);
+  EXPECT_EQ(rt.state<counter>(other).count, 20u);
+}
+
+TEST_P(DeliveryCases, DropIfFullKeepsTheOldBehaviourOnRequest) {
+  rk::runtime rt(options());
+  const actor_index a = rt.spawn<counter>("a", small_mailbox(2, 128));
+  rt.start();
+  ASSERT_TRUE(rt.pause_actor(a, 5s));
+  rk::send_options drop;
+  drop.flags = rk::envelope_flags::drop_if_full;
+  const auto p = rk::as_bytes(ping_payload{0, 1});
+  EXPECT_EQ(rt.send_wait(a, msg_count, p, 10s, drop), status::delivered);
+  EXPECT_EQ(rt.send_wait(a, msg_count, p, 10s, drop), status::delivered);
+  EXPECT_EQ(rt.send_wait(a, msg_count, p, 10s, drop), status::queue_full) << "refused, not parked";
+  ASSERT_EQ(rt.send(a, msg_count, p), status::enqueued); // parks
+  await_parked(rt, 1);
+  EXPECT_EQ(rt.send_wait(a, msg_count, p, 10s, drop), status::queue_full)
+      << "behind a parked message the destination counts as full";
+  rk::send_options forged;
+  forged.flags = rk::envelope_flags::wants_receipt; // runtime-only bits are cleared, not trusted
+  ASSERT_EQ(rt.send(a, msg_count, p, forged), status::enqueued);
+  await_parked(rt, 2);
+  rt.resume_actor(a);
+  ASSERT_TRUE(rt.shutdown().drained);
+  const rk::runtime_stats s = rt.stats();
+  EXPECT_EQ(s.gateway_verdicts[static_cast<int>(status::queue_full)], 2u);
+  EXPECT_EQ(s.gateway_verdicts[static_cast<int>(status::delivered)], 4u);
+  EXPECT_EQ(rt.state<counter>(a).count, 4u);
+}
+
+TEST_P(DeliveryCases, ShutdownListsEveryHostMessageThatFoundNoRoom) {
+  rk::runtime_options o = options();
+  o.drain_timeout = 0ms; // give up at once: whatever is still parked must be listed
+  rk::runtime rt(o);
+  const actor_index a = rt.spawn<counter>("a", small_mailbox(2, 128));
+  rt.start();
+  ASSERT_TRUE(rt.pause_actor(a, 5s));
+  const std::uint64_t n = 40;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    rk::send_options so;
+    so.correlation_id = 1000 + i;
+    ASSERT_EQ(rt.send(a, msg_count, rk::as_bytes(ping_payload{0, 1}), so), status::enqueued);
+  }
+  await_parked(rt, n - 2);
+  const rk::shutdown_report r = rt.shutdown();
+  const rk::runtime_stats s = rt.stats();
+  const std::uint64_t delivered = s.gateway_verdicts[static_cast<int>(status::delivered)];
+  EXPECT_EQ(delivered + r.undelivered_host_messages.size(), n) << "delivered or listed, nothing else";
+  EXPECT_EQ(rk::total(s.gateway_verdicts), delivered);
+  // Listed in order: the newest messages, oldest first.
+  for (std::size_t i = 0; i < r.undelivered_host_messages.size(); ++i) {
+    const rk::undelivered_message& m = r.undelivered_host_messages[i];
+    EXPECT_EQ(m.destination, a);
+    EXPECT_EQ(m.type, msg_count);
+    EXPECT_EQ(m.correlation_id, 1000 + delivered + i);
+    EXPECT_TRUE(m.parked);
+  }
+  if (!r.drained) {
+    EXPECT_FALSE(r.undelivered_host_messages.empty());
+  }
+}
+
+TEST_P(DeliveryCases, TheWatchdogReportsAHandlerCallThatRunsTooLong) {
+  rk::runtime_options o = options();
+  o.handler_timeout = 100ms;
+  rk::runtime rt(o);
+  const actor_index slow = rt.spawn<spinner>("slow", small_mailbox());
+  rt.start();
+  const std::uint64_t spin_ms = 1'500;
+  ASSERT_EQ(rt.send(slow, msg_spin, rk::as_bytes(spin_ms)), status::enqueued);
+  const auto reported = [&] {
+    for (const rk::actor_fault& f : rt.faults())
+      if (f.kind == rk::fault_kind::watchdog) return true;
+    return false;
+  };
+  ASSERT_EQ(rk::wait_until(
+                reported, [] { return false; }, 20'000'000'000ull),
+            rk::wait_result::ready)
+      << "a call running 15 x handler_timeout was not reported";
+  const std::vector<rk::actor_fault> faults = rt.faults();
+  ASSERT_EQ(faults.size(), 1u) << "one report per stuck call";
+  EXPECT_EQ(faults[0].actor, slow);
+  EXPECT_EQ(faults[0].name, "slow");
+  EXPECT_EQ(faults[0].handler, "spinner");
+  EXPECT_EQ(faults[0].message_type, msg_spin);
+  EXPECT_GE(faults[0].running_ns, 100'000'000u);
+  EXPECT_NE(faults[0].reason.find("handler_timeout"), std::string::npos) << faults[0].reason;
+  ASSERT_EQ(rt.flush_audit(10s), rk::wait_result::ready);
+  std::size_t records = 0;
+  for (const auto& e : rt.audit_records())
+    if (e.record.event == rk::audit_event::actor_fault && e.record.actor == slow &&
+        e.record.detail == msg_spin)
+      ++records;
+  EXPECT_EQ(records, 1u);
+  const rk::shutdown_report r = rt.shutdown(); // the call ends on its own: the drain waits for it
+  EXPECT_TRUE(r.drained);
+  EXPECT_TRUE(r.workers_stopped);
+  EXPECT_EQ(rt.stats().actors[slow].handled, 1u);
+}
+
+TEST_P(DeliveryCases, ParkingSlotOptionIsChecked) {
+  rk::runtime_options o = options();
+  o.host_parking_slots = 0;
+  expect_refused([&] { rk::runtime rt(o); }, "host_parking_slots");
+  o.host_parking_slots = (1u << 24) + 1;
+  expect_refused([&] { rk::runtime rt(o); }, "host_parking_slots");
+  o = options();
+  o.handler_timeout = -1ms;
+  expect_refused([&] { rk::runtime rt(o); }, "handler_timeout");
+}
+
+} // namespace rk_cases
