@@ -498,6 +498,7 @@ void actor_table::collect_stats(runtime_stats& out) const {
     a.handled = c.handled;
     a.discarded = c.discarded;
     a.interrupted = c.interrupted;
+    a.deferred = c.deferred;
     a.reservations = c.reservations;
     a.fault_code = c.fault_code;
     out.actors.push_back(std::move(a));

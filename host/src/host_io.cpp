@@ -26,7 +26,8 @@ host_io::host_io(memory_pool& memory, backend_impl& backend, const runtime_optio
                  const std::atomic<phase>& phase, fault_monitor& faults, const tenant_table& tenants)
     : backend_(backend), phase_(phase), faults_(faults), tenants_(tenants),
       busy_poll_(options.host_busy_poll), parking_capacity_(options.host_parking_slots),
-      queue_count_(options.max_actors + options.max_groups) {
+      queue_count_(options.max_actors + options.max_groups),
+      per_destination_(options.host_parking_per_destination) {
   const ring_geometry g = options.host_ring;
   ingress_memory_ = memory.allocate_mapped(g.total_bytes(), "the host ingress ring");
   init_ring_image(ingress_memory_.host(), g);
@@ -62,9 +63,13 @@ host_io::host_io(memory_pool& memory, backend_impl& backend, const runtime_optio
   parking_slots_ = memory.allocate(std::size_t{g.slot_bytes} * parking_capacity_,
                                    "the gateway's parking area (runtime_options::host_parking_slots)");
   parking_state_ = memory.allocate(sizeof(parking_state), "the gateway's parking state"); // zero: slot 0 free
+  settled_by_queue_ = memory.allocate(sizeof(std::uint64_t) * queue_count_, "per-destination settled counts");
+  host_settled_by_queue_ =
+      memory.allocate_mapped(sizeof(std::uint64_t) * queue_count_, "per-destination settled counts (host)");
+  admitted_by_queue_ = std::make_unique<std::atomic<std::uint64_t>[]>(queue_count_);
 }
 
-void host_io::describe(system_view& sys) const {
+void host_io::describe(system_view& sys) {
   sys.ingress = d_ingress_;
   sys.receipts = static_cast<ingress_receipt*>(receipt_memory_.device());
   sys.receipt_capacity = h_ingress_.capacity;
@@ -82,19 +87,40 @@ void host_io::describe(system_view& sys) const {
   p.slot_bytes = h_ingress_.slot_bytes;
   p.queue_count = queue_count_;
   p.route_capacity = sys.route_capacity;
+  sys.settled_by_queue = settled_by_queue_.as<std::uint64_t>();
+  sys.host_settled_by_queue = static_cast<std::uint64_t*>(host_settled_by_queue_.device());
+  queue_geometry_ = p;
+  actor_slot_bits_ = sys.actor_slot_bits;
+  group_slot_bits_ = sys.group_slot_bits;
 }
 
 std::uint64_t host_io::settled() const noexcept {
   return load_acquire(*static_cast<std::uint64_t*>(settled_memory_.host()));
 }
 
-//! Takes one unit of the unsettled-message allowance, or returns false when all are taken.
-bool host_io::admit() {
+bool host_io::admit(std::uint32_t queue) {
   std::uint64_t admitted = admitted_.load(std::memory_order_relaxed);
   for (;;) {
     if (admitted - std::min(admitted, settled()) >= parking_capacity_) return false;
-    if (admitted_.compare_exchange_weak(admitted, admitted + 1, std::memory_order_relaxed)) return true;
+    if (admitted_.compare_exchange_weak(admitted, admitted + 1, std::memory_order_relaxed)) break;
   }
+  if (queue == parking_none) return true;
+  std::atomic<std::uint64_t>& mine = admitted_by_queue_[queue];
+  const std::uint64_t& settled_here = static_cast<const std::uint64_t*>(host_settled_by_queue_.host())[queue];
+  std::uint64_t taken = mine.load(std::memory_order_relaxed);
+  for (;;) {
+    const std::uint64_t done = load_acquire(settled_here);
+    if (taken - std::min(taken, done) >= per_destination_) {
+      admitted_.fetch_sub(1, std::memory_order_relaxed);
+      return false;
+    }
+    if (mine.compare_exchange_weak(taken, taken + 1, std::memory_order_relaxed)) return true;
+  }
+}
+
+void host_io::unadmit(std::uint32_t queue) noexcept {
+  admitted_.fetch_sub(1, std::memory_order_relaxed);
+  if (queue != parking_none) admitted_by_queue_[queue].fetch_sub(1, std::memory_order_relaxed);
 }
 
 status host_io::count(status s) {
@@ -159,10 +185,12 @@ status host_io::enqueue(address destination, std::uint32_t type, byte_view paylo
   if (destination == host_actor) return status::invalid_destination; // the host cannot send to itself
   const ingress_ring ingress(h_ingress_);
   if (payload.size > ingress.payload_capacity()) return status::too_large;
-  if (!admit()) return status::queue_full;
+  const std::uint32_t queue =
+      parking_queue_of(queue_geometry_, destination, actor_slot_bits_, group_slot_bits_);
+  if (!admit(queue)) return status::queue_full;
   const ring_claim c = claim_ingress();
   if (!c.ok) {
-    admitted_.fetch_sub(1, std::memory_order_relaxed);
+    unadmit(queue);
     return status::queue_full;
   }
 

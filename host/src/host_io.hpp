@@ -35,7 +35,7 @@ class host_io {
 public:
   host_io(memory_pool& memory, backend_impl& backend, const runtime_options& options,
           const std::atomic<phase>& phase, fault_monitor& faults, const tenant_table& tenants);
-  void describe(system_view& sys) const;
+  void describe(system_view& sys);
 
   [[nodiscard]] status send(address destination, std::uint32_t type, byte_view payload,
                             const send_options& options);
@@ -62,7 +62,10 @@ private:
   class send_scope;
   status count(status s);
   ring_claim claim_ingress();
-  bool admit();
+  //! Takes a unit of the parking allowance, in all and for parking queue `queue` (parking_none: an
+  //! address that can never be parked), or returns false when either is used up.
+  bool admit(std::uint32_t queue);
+  void unadmit(std::uint32_t queue) noexcept;
   std::uint64_t settled() const noexcept;
   status enqueue(address destination, std::uint32_t type, byte_view payload, const send_options& options,
                  std::uint32_t receipt_slot, std::uint64_t& position);
@@ -95,6 +98,13 @@ private:
   device_block parking_positions_;
   device_block parking_slots_;
   device_block parking_state_;
+  std::uint32_t per_destination_;
+  device_block settled_by_queue_;
+  mapped_block host_settled_by_queue_;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> admitted_by_queue_;
+  parking_view queue_geometry_{}; //!< route_capacity and queue_count for parking_queue_of
+  std::uint32_t actor_slot_bits_ = 0;
+  std::uint32_t group_slot_bits_ = 0;
   ring_view h_ingress_{};
   ring_view h_egress_{};
   ring_view d_ingress_{};

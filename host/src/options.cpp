@@ -5,6 +5,8 @@
 
 #include "support.hpp"
 
+#include <algorithm>
+
 namespace rk::detail {
 
 runtime_options validated(runtime_options o) {
@@ -17,6 +19,12 @@ runtime_options validated(runtime_options o) {
   if (o.host_parking_slots == 0 || o.host_parking_slots > (1u << 24))
     throw error("runtime_options::host_parking_slots must be between 1 and 16777216 (got " +
                 std::to_string(o.host_parking_slots) + ")");
+  if (o.host_parking_per_destination == 0)
+    o.host_parking_per_destination = std::max(1u, o.host_parking_slots / 4);
+  if (o.host_parking_per_destination > o.host_parking_slots)
+    throw error("runtime_options::host_parking_per_destination must be at most host_parking_slots (" +
+                std::to_string(o.host_parking_slots) + "; got " +
+                std::to_string(o.host_parking_per_destination) + ")");
   if (o.max_groups > (1u << 20))
     throw error("runtime_options::max_groups must be at most 1048576 (got " + std::to_string(o.max_groups) +
                 ")");

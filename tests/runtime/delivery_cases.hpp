@@ -25,6 +25,32 @@ struct spinner {
   }
 };
 
+//! A pipeline stage that never drops: forwards to `next`, and when `next` is full keeps the message
+//! (ctx.defer) for its next turn instead of spinning.
+struct relay {
+  static constexpr const char* name = "relay";
+  struct state {
+    actor_index next = 0;
+    std::uint64_t forwarded = 0;
+    std::uint64_t refused = 0; //!< sends that failed for any reason but a full mailbox (must stay 0)
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message& m) {
+    rk::send_options o;
+    o.correlation_id = m.correlation_id();
+    const status st = ctx.send(s.next, m.type(), m.payload(), o);
+    if (st == status::queue_full) {
+      ctx.defer();
+      return;
+    }
+    if (st == status::delivered) {
+      ++s.forwarded;
+    } else {
+      ++s.refused;
+    }
+  }
+};
+
 class DeliveryCases : public RuntimeCases {
 protected:
   //! Waits (bounded) until `n` host messages are parked at the gateway.
@@ -74,6 +100,7 @@ TEST_P(DeliveryCases, AHostFloodIntoASmallMailboxLosesNothingAndKeepsOrder) {
 TEST_P(DeliveryCases, SendPushesBackWhenTheParkingAreaIsFull) {
   rk::runtime_options o = options();
   o.host_parking_slots = 8;
+  o.host_parking_per_destination = 8;
   rk::runtime rt(o);
   const actor_index a = rt.spawn<counter>("slow", small_mailbox(2, 128));
   rt.start();
@@ -122,6 +149,34 @@ TEST_P(DeliveryCases, AFullDestinationHoldsBackOnlyItsOwnMessages) {
   ASSERT_TRUE(rt.shutdown().drained);
   EXPECT_EQ(rt.state<counter>(full).count, 7u);
   EXPECT_EQ(rt.state<counter>(other).count, 20u);
+}
+
+TEST_P(DeliveryCases, OneStalledDestinationCannotTakeTheWholeParkingArea) {
+  rk::runtime_options o = options();
+  o.host_parking_slots = 16;
+  o.host_parking_per_destination = 4;
+  rk::runtime rt(o);
+  const actor_index stalled = rt.spawn<counter>("stalled", small_mailbox(2, 128));
+  const actor_index other = rt.spawn<counter>("other", small_mailbox(2, 128));
+  rt.start();
+  ASSERT_TRUE(rt.pause_actor(stalled, 5s));
+  // 2 settle into the mailbox, 4 wait in the parking area: then its credit is spent.
+  std::uint64_t enqueued = 0;
+  for (int round = 0; round < 2; ++round) {
+    while (rt.send(stalled, msg_count, rk::as_bytes(ping_payload{0, 1})) == status::enqueued) ++enqueued;
+    ASSERT_EQ(rk::wait_until([&] { return rt.stats().gateway_processed == 2; }, [] { return false; },
+                             30'000'000'000ull),
+              rk::wait_result::ready);
+  }
+  EXPECT_EQ(enqueued, 6u);
+  await_parked(rt, 4);
+  EXPECT_EQ(rt.send(stalled, msg_count, rk::as_bytes(ping_payload{0, 1})), status::queue_full);
+  for (int i = 0; i < 50; ++i) // the other destination keeps its share
+    ASSERT_EQ(rt.send_wait(other, msg_count, rk::as_bytes(ping_payload{0, 1}), 10s), status::delivered);
+  rt.resume_actor(stalled);
+  ASSERT_TRUE(rt.shutdown().drained);
+  EXPECT_EQ(rt.state<counter>(stalled).count, 6u);
+  EXPECT_EQ(rt.state<counter>(other).count, 50u);
 }
 
 TEST_P(DeliveryCases, DropIfFullKeepsTheOldBehaviourOnRequest) {
@@ -183,6 +238,99 @@ TEST_P(DeliveryCases, ShutdownListsEveryHostMessageThatFoundNoRoom) {
   }
 }
 
+TEST_P(DeliveryCases, DeferKeepsAMessageUntilTheNextStageHasRoom) {
+  rk::runtime rt(options());
+  const actor_index sink = rt.spawn<sequence_checker>("sink", small_mailbox(2, 128));
+  const actor_index stage = rt.spawn<relay>("stage", small_mailbox(4, 128), relay::state{sink});
+  rt.start();
+  ASSERT_TRUE(rt.pause_actor(sink, 5s)); // the stage finds the sink full and defers
+  const std::uint64_t n = 200;
+  for (std::uint64_t i = 0; i < n; ++i)
+    ASSERT_EQ(rt.send_blocking(stage, msg_sequence, rk::as_bytes(ping_payload{0, i}), 30s), status::enqueued)
+        << "backpressure reaches the host as waiting, never as loss";
+  ASSERT_EQ(rk::wait_until([&] { return rt.stats().actors[stage].deferred > 0; }, [] { return false; },
+                           30'000'000'000ull),
+            rk::wait_result::ready);
+  rt.resume_actor(sink);
+  ASSERT_TRUE(rt.shutdown().drained);
+  const rk::runtime_stats s = rt.stats();
+  EXPECT_EQ(rt.state<sequence_checker>(sink).count, n);
+  EXPECT_EQ(rt.state<sequence_checker>(sink).violations, 0u) << "order survives deferral";
+  EXPECT_EQ(rt.state<relay>(stage).forwarded, n);
+  EXPECT_EQ(rt.state<relay>(stage).refused, 0u);
+  EXPECT_EQ(s.actors[stage].handled, n) << "a deferred call is not counted as handled";
+  EXPECT_EQ(s.actors[stage].sent[static_cast<int>(status::queue_full)], s.actors[stage].deferred);
+  EXPECT_EQ(s.gateway_verdicts[static_cast<int>(status::delivered)], n);
+}
+
+TEST_P(DeliveryCases, OverloadBalancesExactly) {
+  // 4 host threads flood two relays with 4-slot mailboxes that feed two 4-slot sinks, which start paused
+  // (slowest possible) so that the relays defer and the gateway parks; a few sends go to an address that
+  // does not exist. Nothing may be lost or duplicated, order holds per producer, and every
+  // host send is delivered or refused by reason.
+  rk::runtime_options o = options();
+  o.host_parking_slots = 256;
+  rk::runtime rt(o);
+  actor_index sinks[2], relays[2];
+  for (int k = 0; k < 2; ++k) {
+    sinks[k] = rt.spawn<sequence_checker>("sink/" + std::to_string(k), small_mailbox(4, 128));
+    relays[k] = rt.spawn<relay>("relay/" + std::to_string(k), small_mailbox(4, 128), relay::state{sinks[k]});
+  }
+  rt.start();
+  for (actor_index sink : sinks) ASSERT_TRUE(rt.pause_actor(sink, 5s));
+  const std::uint64_t per_thread = rk::test::scaled(250'000);
+  const std::uint64_t strays_per_thread = per_thread / 1'000;
+  const actor_index nowhere = 60; // below max_actors, never spawned
+  std::vector<std::thread> producers;
+  std::atomic<std::uint64_t> not_enqueued{0};
+  for (std::uint64_t t = 0; t < 4; ++t)
+    producers.emplace_back([&, t] {
+      for (std::uint64_t i = 0; i < per_thread; ++i) {
+        if (rt.send_blocking(relays[t % 2], msg_sequence, rk::as_bytes(ping_payload{t, i}), 60s) !=
+            status::enqueued)
+          not_enqueued.fetch_add(1);
+        if (i % 1'000 == 999 && rt.send_blocking(nowhere, msg_sequence, rk::as_bytes(ping_payload{t, i}),
+                                                 60s) != status::enqueued)
+          not_enqueued.fetch_add(1);
+      }
+    });
+  const auto both_deferred = [&] {
+    const rk::runtime_stats s = rt.stats();
+    return s.actors[relays[0]].deferred > 0 && s.actors[relays[1]].deferred > 0 && s.gateway_parked > 0;
+  };
+  const rk::wait_result backed_up = rk::wait_until(
+      both_deferred, [] { return false; }, 60'000'000'000ull);
+  for (actor_index sink : sinks) rt.resume_actor(sink);
+  for (auto& p : producers) p.join();
+  ASSERT_EQ(backed_up, rk::wait_result::ready);
+  ASSERT_EQ(not_enqueued.load(), 0u);
+  const rk::shutdown_report r = rt.shutdown();
+  ASSERT_TRUE(r.drained);
+  EXPECT_EQ(r.lost_to_fault, 0u);
+  EXPECT_TRUE(r.undelivered_host_messages.empty());
+  const rk::runtime_stats s = rt.stats();
+  const std::uint64_t sent = 4 * (per_thread + strays_per_thread);
+  EXPECT_EQ(s.host_sends[static_cast<int>(status::enqueued)], sent);
+  EXPECT_EQ(s.gateway_processed, sent);
+  EXPECT_EQ(s.gateway_verdicts[static_cast<int>(status::delivered)], 4 * per_thread);
+  EXPECT_EQ(s.gateway_verdicts[static_cast<int>(status::not_found)], 4 * strays_per_thread);
+  EXPECT_EQ(rk::total(s.gateway_verdicts), sent) << "host sent = delivered + refused by reason, exactly";
+  std::uint64_t received = 0;
+  for (int k = 0; k < 2; ++k) {
+    const sequence_checker::state c = rt.state<sequence_checker>(sinks[k]);
+    EXPECT_EQ(c.count, 2 * per_thread) << "sink " << k << ": every message once";
+    EXPECT_EQ(c.violations, 0u) << "sink " << k << ": per-producer FIFO, nothing lost or repeated";
+    EXPECT_EQ(c.next[k], per_thread);
+    EXPECT_EQ(c.next[k + 2], per_thread);
+    EXPECT_EQ(rt.state<relay>(relays[k]).refused, 0u);
+    received += s.actors[sinks[k]].handled;
+    EXPECT_EQ(s.actors[relays[k]].received, s.actors[relays[k]].handled);
+  }
+  EXPECT_EQ(received, 4 * per_thread);
+  RecordProperty("relay_defers", std::to_string(s.actors[relays[0]].deferred + s.actors[relays[1]].deferred));
+  RecordProperty("host_messages_parked", std::to_string(s.gateway_parked_total));
+}
+
 TEST_P(DeliveryCases, TheWatchdogReportsAHandlerCallThatRunsTooLong) {
   rk::runtime_options o = options();
   o.handler_timeout = 100ms;
@@ -230,6 +378,10 @@ TEST_P(DeliveryCases, ParkingSlotOptionIsChecked) {
   o = options();
   o.handler_timeout = -1ms;
   expect_refused([&] { rk::runtime rt(o); }, "handler_timeout");
+  o = options();
+  o.host_parking_slots = 8;
+  o.host_parking_per_destination = 9;
+  expect_refused([&] { rk::runtime rt(o); }, "host_parking_per_destination");
 }
 
 } // namespace rk_cases

@@ -120,6 +120,17 @@ RK_HOST_DEVICE inline void charge_handler_time(const system_view& sys, actor_ind
   bump(sys.counters[slot_of(sys, self)].handler_ns, ns); // per actor: summed per tenant on the host
 }
 
+//! Leader, after a handler call: whether the handler called ctx.defer() (cleared for the next call). A
+//! deferred message stays in the mailbox and is counted as deferred, not handled.
+RK_HOST_DEVICE inline bool take_defer(const system_view& sys, actor_index self) noexcept {
+  const std::uint32_t slot = slot_of(sys, self);
+  cuda::atomic_ref<std::uint32_t, peer_scope> flag(sys.privates[slot].defer_requested);
+  if (flag.load(cuda::std::memory_order_relaxed) == 0) return false;
+  flag.store(0u, cuda::std::memory_order_relaxed);
+  bump(sys.counters[slot].deferred);
+  return true;
+}
+
 //! Releases the slot of `step` after it was handled or discarded, and counts it.
 RK_HOST_DEVICE inline void finish_step(const system_view& sys, actor_index self,
                                        const worker_step& step) noexcept {
@@ -166,12 +177,14 @@ serve_result cpu_serve_one(const system_view& sys, actor_index self, void* state
     }
     charge_handler_time(sys, self, physical_clock_ns() - begin);
     if (failed) {
+      take_defer(sys, self); // a call that faulted keeps nothing
       fault_actor(sys, self, fault.code, event_time);
       const std::uint32_t slot = slot_of(sys, self);
       mailbox(lane_view(sys.routes[slot], step.lane)).pop();
       bump(sys.counters[slot].interrupted);
       return serve_result::faulted;
     }
+    if (take_defer(sys, self)) return serve_result::idle; // kept for the next turn: no progress made
   } else if (step.kind != step_kind::discard) {
     return serve_result::idle;
   }
@@ -257,7 +270,10 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
         // A long call is rare and the watchdog must see it return: report at once.
         if (took > 1'000'000) store_pcie(status_word.heartbeat, static_cast<std::uint64_t>(++polls));
       }
-      if (step.kind == step_kind::handle || step.kind == step_kind::discard) {
+      if (step.kind == step_kind::handle && take_defer(sys, self)) {
+        ++polls; // kept for the next turn: back off as if idle, so room can appear downstream
+        idle.pause();
+      } else if (step.kind == step_kind::handle || step.kind == step_kind::discard) {
         finish_step(sys, self, step);
         idle.reset();
       } else {

@@ -161,6 +161,19 @@ public:
     return {detail::relaxed(sys_->regions[d.region].base) + d.offset, static_cast<std::uint32_t>(d.length)};
   }
 
+  //! Keeps the message being handled: it is not released, and the actor's worker offers it to the
+  //! handler again on the actor's next turn (after its other actors on the CPU backend, after a backoff on
+  //! CUDA), so a handler whose send found the destination full (queue_full) can wait for room without
+  //! spinning and without losing either message. The whole call repeats, so defer before any effect that
+  //! must not happen twice (typically: `if (ctx.send(...) == rk::status::queue_full) { ctx.defer();
+  //! return; }`). Messages behind it in the same lane wait; the mailbox fills and pushes back on its own
+  //! senders, which can defer in turn (backpressure along a pipeline, down to the host's parking area).
+  //! Counted per actor in actor_stats::deferred. Any thread of the worker may call it.
+  RK_HOST_DEVICE void defer() const noexcept {
+    cuda::atomic_ref<std::uint32_t, peer_scope>(sys_->privates[slot_].defer_requested)
+        .store(1u, cuda::std::memory_order_relaxed);
+  }
+
   //! Marks this actor faulted with `code`: it takes no more messages (later arrivals are discarded and
   //! counted), groups skip it, and runtime::respawn can bring it back. The current handler call finishes.
   //! Called by several threads of the worker, or more than once, it is one fault with one audit record.

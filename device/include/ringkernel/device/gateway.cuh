@@ -5,8 +5,8 @@
 //! deliver() decide. A message whose destination mailbox is full is parked (parking.cuh) and tried again
 //! on later steps, unless its sender asked for envelope_flags::drop_if_full; so every host message is
 //! *settled* exactly once, as delivered or refused with a reason, and nothing is lost to a full mailbox.
-//! Settling counts the verdict, advances the settled counter the host's admission reads, and writes a
-//! receipt when runtime::send_wait waits for one.
+//! Settling counts the verdict, advances the settled counters the host's admission reads (in all, and
+//! for the message's destination address), and writes a receipt when runtime::send_wait waits for one.
 //!
 //! Receipts: an ingress envelope's `source` field carries the receipt slot the sending host thread
 //! holds (runtime::send_wait, with envelope_flags::wants_receipt), since a host message's source is
@@ -20,10 +20,11 @@
 namespace rk::detail {
 
 //! Records the final verdict of a host message: its receipt (send_wait), the verdict counters and the
-//! settled count the host admits new sends against (release: the ingress slot or parking slot the
-//! message used is free before the host can count it settled).
-RK_HOST_DEVICE inline void settle_host_message(const system_view& sys, std::uint32_t receipt_slot,
-                                               std::uint64_t ingress_position, status verdict) noexcept {
+//! settled counts the host admits new sends against, in all and for the message's parking queue
+//! (release: the ingress slot or parking slot the message used is free before the host counts it).
+RK_HOST_DEVICE inline void settle_host_message(const system_view& sys, std::uint32_t queue,
+                                               std::uint32_t receipt_slot, std::uint64_t ingress_position,
+                                               status verdict) noexcept {
   if (receipt_slot != parking_none) {
     ingress_receipt& receipt = sys.receipts[receipt_slot];
     store_pcie(receipt.verdict, static_cast<std::uint32_t>(verdict));
@@ -36,6 +37,12 @@ RK_HOST_DEVICE inline void settle_host_message(const system_view& sys, std::uint
   const std::uint64_t settled = load_relaxed(counters.processed) + 1;
   cuda::atomic_ref<std::uint64_t, peer_scope>(counters.processed)
       .store(settled, cuda::std::memory_order_relaxed);
+  if (queue != parking_none) { // the destination's credit comes back (counted in device memory)
+    const std::uint64_t by_queue = sys.settled_by_queue[queue] + 1;
+    sys.settled_by_queue[queue] = by_queue;
+    cuda::atomic_ref<std::uint64_t, pcie_scope>(sys.host_settled_by_queue[queue])
+        .store(by_queue, cuda::std::memory_order_release);
+  }
   cuda::atomic_ref<std::uint64_t, pcie_scope>(*sys.host_settled)
       .store(settled, cuda::std::memory_order_release);
 }
@@ -84,7 +91,7 @@ RK_HOST_DEVICE inline bool retry_parked(const system_view& sys, std::uint32_t qu
       emptied = p.next[slot] == parking_none;
       unpark_head(p, queue);
       set_parked_gauge(sys, -1);
-      settle_host_message(sys, receipt, p.positions[slot], verdict);
+      settle_host_message(sys, queue, receipt, p.positions[slot], verdict);
       progress = true;
       if (emptied) break; // the last active queue moved into this index: visit it next
     }
@@ -115,7 +122,7 @@ RK_HOST_DEVICE inline bool take_ingress(const system_view& sys) noexcept {
     return true;
   }
   ingress.pop(); // before settling: the host counts a settled message's slot as free
-  settle_host_message(sys, receipt, position, verdict);
+  settle_host_message(sys, queue, receipt, position, verdict);
   return true;
 }
 

@@ -60,6 +60,10 @@ struct runtime_options {
   //! queue_full beyond it, so no host message is ever dropped for a full mailbox (see
   //! envelope_flags::drop_if_full for the old behaviour). 1 .. 16777216.
   std::uint32_t host_parking_slots = 4096;
+  //! Of those, how many may be for one destination address: a destination that stopped taking messages
+  //! then holds back only its own senders (send() to it returns queue_full) while other destinations
+  //! keep the rest of the area. 1 .. host_parking_slots; 0: a quarter of host_parking_slots (at least 1).
+  std::uint32_t host_parking_per_destination = 0;
   //! CPU backend worker threads; 0 = min(actors, hardware threads). A worker may serve several actors.
   std::uint32_t cpu_workers = 0;
   //! How long start() waits for every worker to prove it is running (CUDA co-residency check).

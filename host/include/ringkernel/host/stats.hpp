@@ -91,6 +91,7 @@ struct actor_stats {
   std::uint64_t handled = 0;      //!< messages its handler finished
   std::uint64_t discarded = 0;    //!< messages that reached it after a stop or fault (counted, not handled)
   std::uint64_t interrupted = 0;  //!< messages whose handler call faulted (CPU backend), not handled
+  std::uint64_t deferred = 0;     //!< handler calls that ended in ctx.defer() (the message was offered again)
   std::uint64_t reservations = 0; //!< slot-claim atomics its sends took (aggregated sends take fewer)
   std::uint32_t fault_code = 0;   //!< the code passed to ctx.fault, if it faulted
 };

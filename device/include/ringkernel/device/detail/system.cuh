@@ -170,6 +170,7 @@ struct alignas(false_sharing_range) actor_counters {
   std::uint64_t reservations = 0; //!< writers: senders; slot-claim atomics this actor's sends performed
   std::uint64_t passed = 0;     //!< writers: the actor's threads; messages delivered after every device check
   std::uint64_t handler_ns = 0; //!< writer: the owning worker; time spent in the handler
+  std::uint64_t deferred = 0;   //!< writer: the owning worker; handler calls that ended in ctx.defer()
   //! writer: the owning worker (CPU backend); messages whose handler call ended in a fault (an exception
   //! or ctx.trap): taken from the mailbox, not handled. received = handled + discarded + interrupted +
   //! queued.
@@ -182,6 +183,9 @@ struct alignas(false_sharing_range) actor_counters {
 struct actor_private {
   hlc_clock clock{};
   std::uint8_t starved[priority_levels] = {}; //!< consecutive picks each non-empty lane was passed over
+  //! Set by ctx.defer() (any thread of the worker, relaxed: the worker's barrier orders it), read and
+  //! cleared by the leader after the call: the message stays in the mailbox for the actor's next turn.
+  std::uint32_t defer_requested = 0;
 };
 
 //! Counters of the gateway (device memory; single writer: the gateway).
@@ -256,6 +260,10 @@ struct system_view {
   gateway_counters* gateway = nullptr;
   parking_view parking;                  //!< device memory, gateway only (see parking.cuh)
   std::uint64_t* host_settled = nullptr; //!< mapped; writer: gateway. == gateway->processed, for admission
+  //! Per parking queue (destination address), host messages settled: the gateway's count (device
+  //! memory) and its copy for the host's per-destination admission (mapped). Writer: gateway.
+  std::uint64_t* settled_by_queue = nullptr;
+  std::uint64_t* host_settled_by_queue = nullptr;
   ring_view egress; //!< slots mapped; tail in device memory (device producers, host consumer)
 };
 
