@@ -255,8 +255,11 @@ private:
           }
           store_pcie(me.busy_actor, 0u);
           if (served == serve_result::faulted) {
-            std::lock_guard lock(fault_mutex_);
-            contained_.push_back({work[i].actor, fault.message_type, fault.code, std::move(fault.reason)});
+            {
+              std::lock_guard lock(fault_mutex_); // listed before it is visible as faulted
+              contained_.push_back({work[i].actor, fault.message_type, fault.code, fault.reason});
+            }
+            fault_actor(sys_, work[i].actor, fault.code, fault.time);
           }
           if (failure.empty() && served == serve_result::released) {
             work.erase(work.begin() + static_cast<std::ptrdiff_t>(i)); // retired: never touched again

@@ -92,13 +92,11 @@ inline std::string json_escape(const std::string& text) {
   return out;
 }
 
-//! Sends, retrying while the ingress ring is full; any other refusal is returned.
+//! Sends, waiting (up to 30 s) while there is no room for another host message; any refusal, or
+//! timed_out, is returned.
 inline rk::status send_retrying(rk::runtime& rt, rk::address to, std::uint32_t type, rk::byte_view payload,
                                 const rk::send_options& options = {}) {
-  rk::backoff retry;
-  rk::status s;
-  while ((s = rt.send(to, type, payload, options)) == rk::status::queue_full) retry.pause();
-  return s;
+  return rt.send_blocking(to, type, payload, std::chrono::seconds(30), options);
 }
 
 } // namespace rk::samples

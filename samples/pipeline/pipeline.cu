@@ -27,7 +27,8 @@ struct event {
   std::uint32_t reserved;
 };
 
-//! One stage: transforms the event and passes it on (next == host_actor: back to the host).
+//! One stage: transforms the event and passes it on (next == host_actor: back to the host). A full
+//! successor costs no event: the stage defers it and gets it again on its next turn.
 struct stage {
   static constexpr const char* name = "stage";
   struct state {
@@ -43,10 +44,14 @@ struct stage {
     event out = *in;
     out.value += s.number;
     out.visited |= 1u << s.number;
+    const rk::status st =
+        ctx.send(s.next, m.type(), rk::as_bytes(out), {.correlation_id = m.correlation_id()});
+    if (st == rk::status::queue_full) { // the next stage (or the host ring) is full: retry on the next turn
+      ctx.defer();
+      return;
+    }
     ++s.events;
-    if (ctx.send(s.next, m.type(), rk::as_bytes(out), {.correlation_id = m.correlation_id()}) !=
-        rk::status::delivered)
-      ++s.refused;
+    if (st != rk::status::delivered) ++s.refused;
   }
 };
 

@@ -148,12 +148,15 @@ struct handler_fault {
   std::uint32_t message_type = 0;
   std::uint32_t code = 0; //!< the ctx.trap code, or rk::fault_code_exception
   std::string reason;     //!< "ctx.trap(3)", or "handler threw: <what()>"
+  hlc_timestamp time{};   //!< the event time of the call, for the fault's audit record
 };
 
 //! CPU backend step: handles (or discards) at most one message for `self`, or lets go of it (released:
 //! the worker must not serve it again). A handler that throws or calls ctx.trap faults only its actor:
-//! the message is released and counted as interrupted, the actor is marked faulted (audit record,
-//! fault code), `fault` says what happened, and later messages are discarded until runtime::respawn.
+//! the message is released and counted as interrupted and `fault` says what happened; the caller then
+//! records the report where the host finds it and only then marks the actor faulted with
+//! fault_actor(..., fault.code, fault.time), so whoever sees the actor faulted also finds the report.
+//! Later messages are discarded until runtime::respawn.
 template <class H>
 serve_result cpu_serve_one(const system_view& sys, actor_index self, void* state, handler_fault& fault,
                            worker_status& status_word) {
@@ -178,7 +181,7 @@ serve_result cpu_serve_one(const system_view& sys, actor_index self, void* state
     charge_handler_time(sys, self, physical_clock_ns() - begin);
     if (failed) {
       take_defer(sys, self); // a call that faulted keeps nothing
-      fault_actor(sys, self, fault.code, event_time);
+      fault.time = event_time;
       const std::uint32_t slot = slot_of(sys, self);
       mailbox(lane_view(sys.routes[slot], step.lane)).pop();
       bump(sys.counters[slot].interrupted);
