@@ -186,7 +186,8 @@ TEST_P(DeliveryCases, DropIfFullKeepsTheOldBehaviourOnRequest) {
   ASSERT_TRUE(rt.pause_actor(a, 5s));
   rk::send_options drop;
   drop.flags = rk::envelope_flags::drop_if_full;
-  const auto p = rk::as_bytes(ping_payload{0, 1});
+  const ping_payload one{0, 1};
+  const auto p = rk::as_bytes(one);
   EXPECT_EQ(rt.send_wait(a, msg_count, p, 10s, drop), status::delivered);
   EXPECT_EQ(rt.send_wait(a, msg_count, p, 10s, drop), status::delivered);
   EXPECT_EQ(rt.send_wait(a, msg_count, p, 10s, drop), status::queue_full) << "refused, not parked";
