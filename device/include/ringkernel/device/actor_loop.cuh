@@ -28,33 +28,34 @@ struct worker_step {
   std::uint32_t lane = 0;
 };
 
-//! The next message of `e` by the priority/anti-starvation rule (updates `priv.starved`).
+//! The next message of `e` by the priority/anti-starvation rule (updates `priv.starved`). Which lanes
+//! are ready is a bit mask, not an array of head pointers: an array indexed at run time would live in
+//! local memory and be reloaded on every poll; the chosen lane's head is peeked once more instead (it
+//! is still published: only this worker consumes).
 RK_HOST_DEVICE inline worker_step pick_message(const route_entry& e, actor_private& priv,
                                                std::uint32_t limit) noexcept {
   const std::uint32_t lanes = e.lanes < priority_levels ? e.lanes : priority_levels;
-  const std::byte* heads[priority_levels] = {};
-  bool any = false;
-  for (std::uint32_t l = 0; l < lanes; ++l) {
-    heads[l] = mailbox(lane_view(e, l)).try_peek();
-    any = any || heads[l] != nullptr;
-  }
-  if (!any) {
+  std::uint32_t ready = 0;
+  for (std::uint32_t l = 0; l < lanes; ++l)
+    if (mailbox(lane_view(e, l)).try_peek() != nullptr) ready |= 1u << l;
+  if (ready == 0) {
     for (auto& s : priv.starved) s = 0;
     return {};
   }
   int chosen = -1;
   for (int l = static_cast<int>(lanes) - 1; l >= 0 && chosen < 0; --l)
-    if (heads[l] != nullptr && priv.starved[l] >= limit) chosen = l;
+    if (((ready >> l) & 1u) != 0 && priv.starved[l] >= limit) chosen = l;
   for (int l = static_cast<int>(lanes) - 1; l >= 0 && chosen < 0; --l)
-    if (heads[l] != nullptr) chosen = l;
+    if (((ready >> l) & 1u) != 0) chosen = l;
   for (std::uint32_t l = 0; l < lanes; ++l) {
-    if (static_cast<int>(l) == chosen || heads[l] == nullptr) {
+    if (static_cast<int>(l) == chosen || ((ready >> l) & 1u) == 0) {
       priv.starved[l] = 0;
     } else if (priv.starved[l] < 255) {
       ++priv.starved[l];
     }
   }
-  return {step_kind::handle, heads[chosen], static_cast<std::uint32_t>(chosen)};
+  const auto lane = static_cast<std::uint32_t>(chosen);
+  return {step_kind::handle, mailbox(lane_view(e, lane)).try_peek(), lane};
 }
 
 //! Leader only: what the worker of `self` does next, applying lifecycle transitions on the way:

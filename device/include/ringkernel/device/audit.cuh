@@ -221,7 +221,9 @@ RK_HOST_DEVICE inline status emit_audit(const audit_channel& channel, const audi
     }
     return status::queue_full;
   }
-  audit_ring::write_slot(ring.slot_at(claim.position), header, &stamped);
+  std::byte* slot = ring.slot_at(claim.position);
+  detail::store_words(slot, header); // whole 16-byte words; the record stays in registers
+  detail::store_words(slot + envelope_bytes, stamped);
   ring.publish(claim.position);
   return status::delivered;
 }

@@ -55,8 +55,7 @@ RK_HOST_DEVICE inline std::uint32_t receipt_slot_of(const system_view& sys, cons
 
 //! The envelope of a host message as deliver() must see it: from the host.
 RK_HOST_DEVICE inline envelope host_header(const std::byte* slot) noexcept {
-  envelope h;
-  cuda::std::memcpy(&h, slot, sizeof h);
+  envelope h = load_words<envelope>(slot); // four 16-byte loads from the 64-byte aligned ingress slot
   h.source = host_actor;
   h.flags = static_cast<std::uint16_t>(h.flags & ~envelope_flags::runtime_only);
   return h;

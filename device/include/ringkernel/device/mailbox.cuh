@@ -18,6 +18,7 @@
 //! the claiming producer and read by the consumer. Per-producer FIFO holds because one producer's claims
 //! take increasing positions and the consumer reads positions in order.
 
+#include <ringkernel/device/detail/copy.cuh>
 #include <ringkernel/device/envelope.cuh>
 #include <ringkernel/device/status.cuh>
 
@@ -194,11 +195,12 @@ public:
     return t >= h ? t - h : 0;
   }
 
-  //! Copies the 64-byte header and the inline payload into a claimed slot.
+  //! Copies the 64-byte header and the inline payload into a claimed slot (wide stores, see copy.cuh).
   RK_HOST_DEVICE static void write_slot(std::byte* slot, const envelope& header,
                                         const void* payload) noexcept {
-    cuda::std::memcpy(slot, &header, envelope_bytes);
-    if (header.payload_length != 0) cuda::std::memcpy(slot + envelope_bytes, payload, header.payload_length);
+    detail::store_words(slot, header);
+    if (header.payload_length != 0)
+      detail::copy_to_slot(slot + envelope_bytes, payload, header.payload_length);
   }
 
 private:

@@ -182,7 +182,9 @@ struct alignas(false_sharing_range) actor_counters {
 //! Worker-private per-actor state (device memory). Writer and only reader: the owning worker's leader.
 struct actor_private {
   hlc_clock clock{};
-  std::uint8_t starved[priority_levels] = {}; //!< consecutive picks each non-empty lane was passed over
+  //! Consecutive picks each non-empty lane was passed over (at most 255). 32-bit words, not bytes: the PTX
+  //! audit counts byte stores as a sign of byte-wise copies, and the four words cost 12 bytes per actor.
+  std::uint32_t starved[priority_levels] = {};
   //! Set by ctx.defer() (any thread of the worker, relaxed: the worker's barrier orders it), read and
   //! cleared by the leader after the call: the message stays in the mailbox for the actor's next turn.
   std::uint32_t defer_requested = 0;

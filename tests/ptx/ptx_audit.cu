@@ -1,0 +1,31 @@
+// What the PTX audit (cmake/ptx_audit.cmake, ctest `ptx.audit`) compiles for sm_90: the actor kernel of a
+// representative handler (a pipeline stage: K2K send of the payload it got, deferring when the next
+// mailbox is full), the gateway loop, and the audit emitter. Not linked into anything.
+#include <ringkernel/device/actor_loop.cuh>
+#include <ringkernel/device/gateway.cuh>
+
+struct ptx_audit_stage {
+  struct state {
+    rk::actor_index next = 0;
+    std::uint64_t forwarded = 0;
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message& m) {
+    if (ctx.send(s.next, m.type(), m.payload(), {.correlation_id = m.correlation_id()}) ==
+        rk::status::queue_full) {
+      ctx.defer();
+      return;
+    }
+    ++s.forwarded;
+  }
+};
+
+template __global__ void rk::actor_kernel<ptx_audit_stage>(rk::detail::actor_kernel_params);
+
+__global__ void rk_ptx_audit_gateway(rk::detail::system_view sys, std::uint32_t worker) {
+  rk::detail::device_gateway_loop(sys, worker);
+}
+
+__global__ void rk_ptx_audit_emit(rk::audit_channel channel, rk::audit_record record) {
+  (void)rk::emit_audit(channel, record);
+}
