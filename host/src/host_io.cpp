@@ -67,6 +67,7 @@ host_io::host_io(memory_pool& memory, backend_impl& backend, const runtime_optio
   host_settled_by_queue_ =
       memory.allocate_mapped(sizeof(std::uint64_t) * queue_count_, "per-destination settled counts (host)");
   admitted_by_queue_ = std::make_unique<std::atomic<std::uint64_t>[]>(queue_count_);
+  settled_seen_by_queue_ = std::make_unique<std::atomic<std::uint64_t>[]>(queue_count_);
 }
 
 void host_io::describe(system_view& sys) {
@@ -94,28 +95,39 @@ void host_io::describe(system_view& sys) {
   group_slot_bits_ = sys.group_slot_bits;
 }
 
-std::uint64_t host_io::settled() const noexcept {
-  return load_acquire(*static_cast<std::uint64_t*>(settled_memory_.host()));
+namespace {
+//! Takes one unit of a credit of `limit` (`taken` admitted so far, `settled` what the gateway settled, as
+//! published in mapped memory). The last settled count read is cached in `seen`: the mapped word, which the
+//! gateway keeps writing, is read only when the cached count says the credit is spent, so a send that
+//! finds room does not pull the gateway's cache line over. A stale `seen` is only ever too small (the
+//! count grows), which errs towards reading again.
+bool take_credit(std::atomic<std::uint64_t>& taken, std::atomic<std::uint64_t>& seen,
+                 const std::uint64_t& settled, std::uint64_t limit) {
+  std::uint64_t t = taken.load(std::memory_order_relaxed);
+  std::uint64_t s = seen.load(std::memory_order_relaxed);
+  for (;;) {
+    if (t - std::min(t, s) >= limit) {
+      const std::uint64_t fresh = load_acquire(settled);
+      if (fresh <= s) return false;
+      s = fresh;
+      seen.store(fresh, std::memory_order_relaxed);
+      continue;
+    }
+    if (taken.compare_exchange_weak(t, t + 1, std::memory_order_relaxed)) return true;
+  }
 }
+} // namespace
 
 bool host_io::admit(std::uint32_t queue) {
-  std::uint64_t admitted = admitted_.load(std::memory_order_relaxed);
-  for (;;) {
-    if (admitted - std::min(admitted, settled()) >= parking_capacity_) return false;
-    if (admitted_.compare_exchange_weak(admitted, admitted + 1, std::memory_order_relaxed)) break;
-  }
+  if (!take_credit(admitted_, settled_seen_, *static_cast<const std::uint64_t*>(settled_memory_.host()),
+                   parking_capacity_))
+    return false;
   if (queue == parking_none) return true;
-  std::atomic<std::uint64_t>& mine = admitted_by_queue_[queue];
-  const std::uint64_t& settled_here = static_cast<const std::uint64_t*>(host_settled_by_queue_.host())[queue];
-  std::uint64_t taken = mine.load(std::memory_order_relaxed);
-  for (;;) {
-    const std::uint64_t done = load_acquire(settled_here);
-    if (taken - std::min(taken, done) >= per_destination_) {
-      admitted_.fetch_sub(1, std::memory_order_relaxed);
-      return false;
-    }
-    if (mine.compare_exchange_weak(taken, taken + 1, std::memory_order_relaxed)) return true;
-  }
+  if (take_credit(admitted_by_queue_[queue], settled_seen_by_queue_[queue],
+                  static_cast<const std::uint64_t*>(host_settled_by_queue_.host())[queue], per_destination_))
+    return true;
+  admitted_.fetch_sub(1, std::memory_order_relaxed);
+  return false;
 }
 
 void host_io::unadmit(std::uint32_t queue) noexcept {

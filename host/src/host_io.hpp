@@ -66,7 +66,6 @@ private:
   //! address that can never be parked), or returns false when either is used up.
   bool admit(std::uint32_t queue);
   void unadmit(std::uint32_t queue) noexcept;
-  std::uint64_t settled() const noexcept;
   status enqueue(address destination, std::uint32_t type, byte_view payload, const send_options& options,
                  std::uint32_t receipt_slot, std::uint64_t& position);
   //! A receipt slot for send_wait, or no_slot when every one is held (by waiters, or by messages whose
@@ -102,6 +101,7 @@ private:
   device_block settled_by_queue_;
   mapped_block host_settled_by_queue_;
   std::unique_ptr<std::atomic<std::uint64_t>[]> admitted_by_queue_;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> settled_seen_by_queue_; //!< see take_credit in host_io.cpp
   parking_view queue_geometry_{}; //!< route_capacity and queue_count for parking_queue_of
   std::uint32_t actor_slot_bits_ = 0;
   std::uint32_t group_slot_bits_ = 0;
@@ -116,8 +116,8 @@ private:
 
   std::atomic<int> senders_in_flight_{0};
   std::atomic<std::uint64_t> enqueued_{0};
-  std::atomic<std::uint64_t> admitted_{0};   //!< sends admitted (see Admission above), never decreases
-  std::atomic<std::uint64_t> unadmitted_{0}; //!< admitted sends that found the ingress ring full
+  std::atomic<std::uint64_t> admitted_{0};     //!< sends admitted and not given back (see Admission above)
+  std::atomic<std::uint64_t> settled_seen_{0}; //!< the gateway's settled count as last read
   std::array<std::atomic<std::uint64_t>, status_count> host_sends_{};
   std::atomic<std::uint64_t> host_received_{0};
   std::mutex egress_mutex_; //!< one consumer of the egress ring at a time
