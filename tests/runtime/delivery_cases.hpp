@@ -234,8 +234,11 @@ TEST_P(DeliveryCases, ShutdownListsEveryHostMessageThatFoundNoRoom) {
     EXPECT_EQ(m.correlation_id, 1000 + delivered + i);
     EXPECT_TRUE(m.parked);
   }
-  if (!r.drained) {
-    EXPECT_FALSE(r.undelivered_host_messages.empty());
+  // Whether any were still parked depends on how far the gateway got before terminate; the report's
+  // undelivered count includes them (and what was queued in the mailbox).
+  EXPECT_GE(r.undelivered, r.undelivered_host_messages.size());
+  if (r.drained) {
+    EXPECT_TRUE(r.undelivered_host_messages.empty());
   }
 }
 
