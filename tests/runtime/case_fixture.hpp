@@ -75,13 +75,11 @@ protected:
     return o;
   }
 
-  //! Sends, retrying while the ingress ring is full.
+  //! Sends, waiting for room (with a deadline: a test never hangs on a runtime that stopped taking
+  //! messages).
   static void send_reliably(rk::runtime& rt, actor_index to, std::uint32_t type, rk::byte_view payload,
                             const rk::send_options& o = {}) {
-    rk::backoff retry;
-    status s;
-    while ((s = rt.send(to, type, payload, o)) == status::queue_full) retry.pause();
-    ASSERT_EQ(s, status::enqueued);
+    ASSERT_EQ(rt.send_blocking(to, type, payload, 60s, o), status::enqueued);
   }
 };
 
