@@ -15,15 +15,13 @@ namespace {
 std::uint32_t host_word_of_state(std::uint32_t epoch, host_state s) {
   return make_state_word(epoch, static_cast<std::uint8_t>(s));
 }
-std::size_t round_up(std::size_t n, std::size_t to) {
-  return (n + to - 1) / to * to;
-}
 } // namespace
 
-actor_table::actor_table(memory_pool& memory, backend_impl& backend, std::uint32_t capacity)
-    : memory_(memory), backend_(backend), capacity_(capacity), slot_bits_(slot_bits_for(capacity)),
-      slots_(capacity, generation_limit(slot_bits_for(capacity))) {
+actor_table::actor_table(memory_pool& memory, backend_impl& backend, scheduler& sched, std::uint32_t capacity)
+    : memory_(memory), backend_(backend), scheduler_(sched), capacity_(capacity),
+      slot_bits_(slot_bits_for(capacity)), slots_(capacity, generation_limit(slot_bits_for(capacity))) {
   d_routes_ = memory.allocate(sizeof(route_entry) * capacity, "the routing table");
+  d_scheduled_ = memory.allocate(sizeof(std::uint32_t) * capacity, "the scheduled words");
   d_counters_ = memory.allocate(sizeof(actor_counters) * capacity, "actor counters");
   d_privates_ = memory.allocate(sizeof(actor_private) * capacity, "actor worker state");
   routes_.resize(capacity);
@@ -35,6 +33,7 @@ void actor_table::describe(system_view& sys) const {
   sys.routes = d_routes_.as<route_entry>();
   sys.counters = d_counters_.as<actor_counters>();
   sys.privates = d_privates_.as<actor_private>();
+  sys.sched.scheduled = d_scheduled_.as<std::uint32_t>();
   sys.route_capacity = capacity_;
   sys.actor_slot_bits = slot_bits_;
 }
@@ -47,8 +46,10 @@ std::uint32_t actor_table::kind_for(const actor_type_ops& ops, bool must_be_load
   for (std::uint32_t i = 0; i < kinds_.size(); ++i) {
     if (kinds_[i].ops.type != ops.type) continue;
     // A spawn from an nvcc-compiled file supplies the kernel a host-compiled one could not.
-    if (kinds_[i].ops.cuda_kernel == nullptr && !kinds_[i].loaded)
+    if (kinds_[i].ops.cuda_kernel == nullptr && !kinds_[i].loaded) {
       kinds_[i].ops.cuda_kernel = ops.cuda_kernel;
+      kinds_[i].ops.cuda_scheduled_kernel = ops.cuda_scheduled_kernel;
+    }
     if (must_be_loaded && !kinds_[i].loaded)
       throw error(who + ": handler '" + ops.name + "' was not known at start()");
     return i;
@@ -95,6 +96,9 @@ void actor_table::write_entry(std::uint32_t s) {
   route_entry e = routes_[s];
   e.host_word = host_word_of_state(epoch_of(e.host_word), host_state::empty);
   backend_.copy_to_device(&d_routes_.as<route_entry>()[s], &e, sizeof e);
+  // A retired occupant left its scheduled word owned for good (schedule.cuh): the new one starts idle.
+  const std::uint32_t idle = 0;
+  backend_.copy_to_device(&d_scheduled_.as<std::uint32_t>()[s], &idle, sizeof idle);
   if (e.host_word != routes_[s].host_word)
     backend_.copy_to_device(&d_routes_.as<route_entry>()[s].host_word, &routes_[s].host_word,
                             sizeof e.host_word);
@@ -131,6 +135,8 @@ actor_index actor_table::add_actor(const actor_spec& spec, bool running) {
     e.engagement_slot = spec.engagement_slot;
     e.next_hop = id;
     e.generation = s->generation;
+    e.dedicated = spec.dedicated ? 1u : 0u;
+    e.state = state;
     e.host_word = host_word_of_state(1, running ? host_state::empty : host_state::live);
     std::lock_guard lock(mutex_);
     routes_[s->slot] = e;
@@ -279,9 +285,26 @@ std::uint32_t actor_table::device_word(actor_index id) const {
 }
 
 void actor_table::write_host_word(actor_index id, std::uint32_t word) {
+  {
+    std::lock_guard lock(mutex_);
+    routes_[slot(id)].host_word = word;
+    backend_.copy_to_device(&d_routes_.as<route_entry>()[slot(id)].host_word, &word, sizeof word);
+  }
+  wake_if_scheduled(id);
+}
+
+void actor_table::wake_if_scheduled(actor_index id) {
+  bool scheduled;
+  {
+    std::lock_guard lock(mutex_);
+    scheduled = routes_[slot(id)].dedicated == 0 && routes_[slot(id)].mailbox != nullptr;
+  }
+  if (scheduled) scheduler_.wake(id);
+}
+
+bool actor_table::dedicated(actor_index id) const {
   std::lock_guard lock(mutex_);
-  routes_[slot(id)].host_word = word;
-  backend_.copy_to_device(&d_routes_.as<route_entry>()[slot(id)].host_word, &word, sizeof word);
+  return routes_[slot(record(id, "dedicated()").id)].dedicated != 0;
 }
 
 address actor_table::next_hop(actor_index id) const {
@@ -332,14 +355,19 @@ void actor_table::rewrite_state(actor_index id, const void* initial) {
 }
 
 void actor_table::resume_paused() {
-  std::lock_guard lock(mutex_);
-  for (const actor_record& r : records_) {
-    if (r.stage != stage_kind::active || r.alias) continue;
-    std::uint32_t& hw = routes_[slot(r.id)].host_word;
-    if (static_cast<host_state>(state_in(hw)) != host_state::paused) continue;
-    hw = host_word_of_state(epoch_of(hw), host_state::live);
-    backend_.copy_to_device(&d_routes_.as<route_entry>()[slot(r.id)].host_word, &hw, sizeof hw);
+  std::vector<actor_index> resumed;
+  {
+    std::lock_guard lock(mutex_);
+    for (const actor_record& r : records_) {
+      if (r.stage != stage_kind::active || r.alias) continue;
+      std::uint32_t& hw = routes_[slot(r.id)].host_word;
+      if (static_cast<host_state>(state_in(hw)) != host_state::paused) continue;
+      hw = host_word_of_state(epoch_of(hw), host_state::live);
+      backend_.copy_to_device(&d_routes_.as<route_entry>()[slot(r.id)].host_word, &hw, sizeof hw);
+      resumed.push_back(r.id);
+    }
   }
+  for (actor_index id : resumed) wake_if_scheduled(id);
 }
 
 std::uint64_t actor_table::mailbox_bytes(actor_index id) const {
@@ -351,11 +379,13 @@ std::uint64_t actor_table::mailbox_bytes(actor_index id) const {
 // --- launches
 // -------------------------------------------------------------------------------------------------
 
-std::vector<std::vector<actor_index>> actor_table::unlaunched_by_kind() const {
+std::vector<std::vector<actor_index>> actor_table::unlaunched_by_kind(bool dedicated) const {
   std::lock_guard lock(mutex_);
   std::vector<std::vector<actor_index>> by_kind(kinds_.size());
   for (const actor_record& r : records_)
-    if (r.stage == stage_kind::active && !r.alias && !r.launched) by_kind[r.kind].push_back(r.id);
+    if (r.stage == stage_kind::active && !r.alias && !r.launched &&
+        (routes_[slot(r.id)].dedicated != 0) == dedicated)
+      by_kind[r.kind].push_back(r.id);
   return by_kind;
 }
 
@@ -399,6 +429,7 @@ void actor_table::retire(actor_index id, grace_periods& grace) {
     backend_.copy_to_device(&d_routes_.as<route_entry>()[s].host_word, &word, sizeof word);
     if (wait_for_worker) retiring_.push_back(s);
   }
+  if (wait_for_worker) wake_if_scheduled(id); // a scheduled actor's worker acknowledges once woken
   if (!wait_for_worker) grace.defer([this, s] { reclaim(s); });
 }
 

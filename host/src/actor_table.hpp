@@ -3,7 +3,9 @@
 // mailbox and state memory, and the routing-table entries with their host-written lifecycle words.
 //
 // Owns (device memory): route_entry[max_actors] (sys.routes), actor_counters[] (sys.counters),
-// actor_private[] (sys.privates), and per actor one block with its mailbox lanes and handler state.
+// actor_private[] (sys.privates), the scheduled words (sys.sched.scheduled), and per actor one block with
+// its mailbox lanes and handler state. After writing a scheduled actor's lifecycle word it asks the
+// scheduler to wake the actor, so a worker acknowledges the change.
 // Host side: one record per slot and a shadow of every entry's host-written fields. It writes an entry
 // whole only while the slot is empty and no worker holds it; afterwards single words (host_word,
 // next_hop); never device_word.
@@ -16,6 +18,7 @@
 
 #include "grace.hpp"
 #include "memory.hpp"
+#include "scheduler.hpp"
 
 #include <ringkernel/host/detail/actor_type.hpp>
 #include <ringkernel/host/options.hpp>
@@ -40,6 +43,7 @@ struct actor_spec {
   std::uint32_t engagement_slot = no_slot;
   ring_geometry mailbox{};
   bool priority_lanes = true;
+  bool dedicated = false;        //!< a worker of its own (actor_options::dedicated_worker)
   const void* initial = nullptr; //!< handler state, kind's state_size bytes
 };
 
@@ -51,7 +55,7 @@ struct tenant_history {
 
 class actor_table {
 public:
-  actor_table(memory_pool& memory, backend_impl& backend, std::uint32_t capacity);
+  actor_table(memory_pool& memory, backend_impl& backend, scheduler& sched, std::uint32_t capacity);
   void describe(system_view& sys) const;
 
   // --- handler types (added before start(); never removed once an actor uses them) -------------------
@@ -106,8 +110,9 @@ public:
   std::uint64_t mailbox_bytes(actor_index id) const;
 
   // --- launches (run control) ----------------------------------------------------------------------------
-  //! Actors without a worker yet, by handler type.
-  std::vector<std::vector<actor_index>> unlaunched_by_kind() const;
+  //! Actors without a worker yet, by handler type: dedicated ones, or scheduled ones (which need none).
+  std::vector<std::vector<actor_index>> unlaunched_by_kind(bool dedicated) const;
+  bool dedicated(actor_index id) const;
   void* state_of(actor_index id) const;
   void mark_launched(const std::vector<actor_index>& ids, bool launched) noexcept;
   std::string describe_actors(const std::vector<actor_index>& ids) const;
@@ -167,10 +172,15 @@ private:
   actor_lifecycle lifecycle_of(const actor_record& r, std::uint32_t device_word) const;
 
   memory_pool& memory_;
+  //! Asks for a worker's look at `id` after its host word changed (scheduled actors only).
+  void wake_if_scheduled(actor_index id);
+
   backend_impl& backend_;
+  scheduler& scheduler_;
   std::uint32_t capacity_;
   std::uint32_t slot_bits_;
   device_block d_routes_;
+  device_block d_scheduled_;
   device_block d_counters_;
   device_block d_privates_;
 

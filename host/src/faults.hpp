@@ -33,6 +33,11 @@ public:
   std::string text() const;
   //! Throws rk::error with the fault's text if the runtime faulted.
   void throw_if_faulted();
+  //! The lifecycle to report for an actor whose table says `recorded`: after a device fault every kernel
+  //! stopped, so every actor (not an alias, which has no worker) is faulted whatever its table says.
+  actor_lifecycle as_reported(actor_lifecycle recorded) const noexcept {
+    return faulted() && recorded != actor_lifecycle::alias ? actor_lifecycle::faulted : recorded;
+  }
 
   //! Per-actor faults: those the backend contained, and the watchdog's reports, oldest first (the newest
   //! max_actor_faults are kept).

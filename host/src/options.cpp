@@ -47,6 +47,13 @@ runtime_options validated(runtime_options o) {
       throw error(std::string("runtime_options::") + name + " must not be negative (got " +
                   std::to_string(value.count()) +
                   " ms); use milliseconds::max() to wait as long as it takes");
+  if (o.scheduled_workers > max_scheduled_workers)
+    throw error("runtime_options::scheduled_workers must be at most " +
+                std::to_string(max_scheduled_workers) + " (got " + std::to_string(o.scheduled_workers) +
+                "; 0 picks one per SM, or the CPU's threads)");
+  if (o.actor_turn_messages == 0 || o.actor_turn_messages > 65536)
+    throw error("runtime_options::actor_turn_messages must be between 1 and 65536 (got " +
+                std::to_string(o.actor_turn_messages) + ")");
   if (const char* problem = audit_ring_geometry(o.audit_ring_slots).validate())
     throw error(std::string("runtime_options::audit_ring_slots: ") + problem);
   return o;

@@ -10,6 +10,11 @@
 
 namespace rk::detail {
 
+//! The largest runtime_options::scheduled_workers.
+inline constexpr std::uint32_t max_scheduled_workers = 4096;
+//! Worker entries kept for scheduled pools beside one per actor (all handler types' pools together).
+inline constexpr std::uint32_t scheduled_worker_entries = 8192;
+
 //! `options` with defaults filled in (max_group_members); throws rk::error naming the first bad option.
 runtime_options validated(runtime_options options);
 //! The backend `options.backend` asks for; `description` says which GPU, or why the CPU backend.

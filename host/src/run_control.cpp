@@ -23,8 +23,11 @@ void run_control::start() {
   RK_NVTX_RANGE("rk::runtime::start");
   if (phase_.load() != phase::created)
     throw error("start(): a runtime starts once; create a new rk::runtime to run again");
-  const std::vector<std::vector<actor_index>> by_kind = actors_.unlaunched_by_kind();
-  if (std::all_of(by_kind.begin(), by_kind.end(), [](const auto& v) { return v.empty(); }))
+  const std::vector<std::vector<actor_index>> by_kind = actors_.unlaunched_by_kind(true);
+  const std::vector<std::vector<actor_index>> scheduled = actors_.unlaunched_by_kind(false);
+  const auto none = [](const auto& v) { return v.empty(); };
+  if (std::all_of(by_kind.begin(), by_kind.end(), none) &&
+      std::all_of(scheduled.begin(), scheduled.end(), none))
     throw error("start(): no actors; spawn at least one actor before start()");
   // From here on a failure leaves the runtime stopped, with nothing running.
   phase_.store(phase::stopped);
@@ -37,6 +40,23 @@ void run_control::start() {
 
   std::vector<launch_group> groups;
   std::vector<actor_index> all;
+  // A pool for every handler type known now: later spawns of any of them need no launch.
+  const std::uint32_t pool = scheduler_.workers_per_kind();
+  for (std::uint32_t k = 0; k < scheduled.size(); ++k) {
+    launch_group g;
+    g.ops = &actors_.kind(k);
+    g.scheduled = true;
+    g.kind = k;
+    g.pool_workers = pool;
+    g.description = std::to_string(pool) + " scheduled workers";
+    all.insert(all.end(), scheduled[k].begin(), scheduled[k].end());
+    groups.push_back(std::move(g));
+  }
+  try {
+    scheduler_.create_queues(static_cast<std::uint32_t>(scheduled.size()), options_.max_actors, sys_);
+  } catch (const error& e) {
+    throw error(std::string("start(): ") + e.what());
+  }
   for (std::uint32_t k = 0; k < by_kind.size(); ++k) {
     if (by_kind[k].empty()) continue;
     launch_group g;
@@ -55,6 +75,7 @@ void run_control::start() {
                                                launch.backend_groups(sys_), workers_.gateway_entry());
     workers_.started(launch, used);
     workers_.gateway_started();
+    scheduler_.set_gateway_running(true);
     actors_.mark_launched(all, true);
     const wait_result r = workers_.await_check_in(&launch, true, timeout_ns(options_.start_timeout),
                                                   abort_on_fault(), host_backoff());
@@ -79,6 +100,11 @@ void run_control::start() {
 }
 
 void run_control::launch_late(const std::vector<actor_index>& ids, const std::string& who) {
+  if (!actors_.dedicated(ids.front())) {
+    actors_.mark_launched(ids, true); // the pool may serve them from now on: forget waits for it
+    for (actor_index id : ids) actors_.write_host_word(id, live_word(epoch_of(actors_.host_word(id))));
+    return;
+  }
   launch_group g;
   g.ops = &actors_.kind(actors_.kind_of(ids.front()));
   g.actors = ids;
@@ -195,6 +221,7 @@ bool run_control::await_device_state(actor_index a, std::uint32_t host_word, dev
 
 void run_control::terminate_and_join() {
   watchdog_.stop();
+  scheduler_.set_gateway_running(false);
   workers_.request_terminate();
   workers_stopped_ = backend_.join(options_.stop_timeout);
   if (!workers_stopped_) {
@@ -315,7 +342,7 @@ runtime_stats run_control::last_snapshot() const {
   std::lock_guard lock(snapshot_mutex_);
   runtime_stats s = last_snapshot_.value_or(runtime_stats{});
   s.stale = true;
-  for (auto& a : s.actors) a.lifecycle = actor_lifecycle::faulted;
+  for (auto& a : s.actors) a.lifecycle = faults_.as_reported(a.lifecycle);
   io_.fill_host_counters(s);
   return s;
 }

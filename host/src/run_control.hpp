@@ -12,6 +12,7 @@
 #include "faults.hpp"
 #include "grace.hpp"
 #include "host_io.hpp"
+#include "scheduler.hpp"
 #include "watchdog.hpp"
 #include "workers.hpp"
 
@@ -25,20 +26,21 @@ namespace rk::detail {
 class run_control {
 public:
   run_control(const runtime_options& options, std::atomic<phase>& phase, backend_impl& backend,
-              memory_pool& memory, worker_registry& workers, grace_periods& grace, actor_table& actors,
-              host_io& io, audit_link& audit, fault_monitor& faults)
+              memory_pool& memory, worker_registry& workers, scheduler& sched, grace_periods& grace,
+              actor_table& actors, host_io& io, audit_link& audit, fault_monitor& faults)
       : options_(options), phase_(phase), backend_(backend), memory_(memory), workers_(workers),
-        grace_(grace), actors_(actors), io_(io), audit_(audit), faults_(faults),
+        scheduler_(sched), grace_(grace), actors_(actors), io_(io), audit_(audit), faults_(faults),
         watchdog_(options.handler_timeout, backend, workers, actors, faults, audit) {}
   //! The complete device view, once every facility described its part.
   void set_system(const system_view& sys) noexcept { sys_ = sys; }
   phase current_phase() const noexcept { return phase_.load(); }
 
   void start();
-  //! Starts workers for `ids` (spawned while running, one handler type) and publishes them once they run.
-  //! Throws rk::error. If the backend refused, nothing ran and the ids are untouched (the caller undoes
-  //! them); if the workers did not check in, the launch is abandoned and the ids stay marked launched
-  //! (the caller retires them: an orphaned worker lets go of them when it runs).
+  //! Publishes `ids` (spawned while running, one handler type). Scheduled actors need no launch: the
+  //! running pool serves them. Dedicated ones get workers first, published once they run. Throws
+  //! rk::error. If the backend refused, nothing ran and the ids are untouched (the caller undoes them); if
+  //! the workers did not check in, the launch is abandoned and the ids stay marked launched (the caller
+  //! retires them: an orphaned worker lets go of them when it runs).
   void launch_late(const std::vector<actor_index>& ids, const std::string& who);
 
   bool pause(std::chrono::nanoseconds timeout);
@@ -75,6 +77,7 @@ private:
   backend_impl& backend_;
   memory_pool& memory_;
   worker_registry& workers_;
+  scheduler& scheduler_;
   grace_periods& grace_;
   actor_table& actors_;
   host_io& io_;

@@ -116,8 +116,7 @@ void runtime::resume_actor(actor_index a) {
   impl_->resume_actor(a);
 }
 actor_lifecycle runtime::lifecycle(actor_index a) const {
-  const actor_lifecycle l = impl_->actors().lifecycle(a);
-  return impl_->device_faulted() && l != actor_lifecycle::alias ? actor_lifecycle::faulted : l;
+  return impl_->lifecycle_as_reported(impl_->actors().lifecycle(a));
 }
 std::vector<actor_fault> runtime::faults() const {
   return impl_->fault_list();

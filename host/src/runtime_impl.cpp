@@ -11,13 +11,15 @@ namespace rk::detail {
 
 runtime_impl::runtime_impl(runtime_options options)
     : options_(validated(std::move(options))), backend_(choose_backend(options_, description_)),
-      memory_(*backend_), workers_(memory_, *backend_, options_.max_actors),
-      audit_(memory_, *backend_, options_), actors_(memory_, *backend_, options_.max_actors),
+      memory_(*backend_), workers_(memory_, *backend_, options_.max_actors + scheduled_worker_entries),
+      scheduler_(memory_, *backend_, options_), audit_(memory_, *backend_, options_),
+      actors_(memory_, *backend_, scheduler_, options_.max_actors),
       routing_(memory_, *backend_, actors_, options_), tenants_(memory_, *backend_, options_),
       regions_(memory_, *backend_, tenants_, options_.max_regions), grace_(workers_),
       faults_(*backend_, workers_, actors_, audit_),
       io_(memory_, *backend_, options_, phase_, faults_, tenants_),
-      run_(options_, phase_, *backend_, memory_, workers_, grace_, actors_, io_, audit_, faults_) {
+      run_(options_, phase_, *backend_, memory_, workers_, scheduler_, grace_, actors_, io_, audit_,
+           faults_) {
   system_view sys;
   sys.max_hops = options_.max_hops;
   sys.starvation_limit = options_.starvation_limit;
@@ -27,6 +29,7 @@ runtime_impl::runtime_impl(runtime_options options)
   tenants_.describe(sys);
   regions_.describe(sys);
   workers_.describe(sys);
+  scheduler_.describe(sys);
   audit_.describe(sys);
   io_.describe(sys);
   run_.set_system(sys);
@@ -124,6 +127,7 @@ address runtime_impl::spawn(actor_type_ops ops, std::string name, const actor_op
     spec.tenant_slot = tenants_.slot_of(opts.tenant, who);
     spec.mailbox = opts.mailbox;
     spec.priority_lanes = opts.priority_lanes;
+    spec.dedicated = opts.dedicated_worker || options_.dedicated_workers;
     spec.initial = initial;
     if (!(opts.audit_tag == audit_tag{})) {
       bool created = false;

@@ -13,6 +13,7 @@
 //   options.hpp      option checks and backend choice
 //   memory.hpp       RAII device/mapped blocks, the running arena
 //   workers.hpp      control block, worker_status entries, launches, quiescence
+//   scheduler.hpp    run queues of scheduled actors, wake requests to the gateway
 //   grace.hpp        when unpublished entries and memory may be reused
 //   audit_link.hpp   device audit ring and host drain
 //   actor_table.hpp  ids, names, handler types, routing entries, mailboxes, states, counters
@@ -36,6 +37,7 @@
 #include "region_table.hpp"
 #include "routing.hpp"
 #include "run_control.hpp"
+#include "scheduler.hpp"
 #include "tenant_table.hpp"
 #include "workers.hpp"
 
@@ -99,7 +101,7 @@ public:
   audit_link& audit() noexcept { return audit_; }
   host_io& io() noexcept { return io_; }
   run_control& run() noexcept { return run_; }
-  bool device_faulted() const noexcept { return faults_.faulted(); }
+  actor_lifecycle lifecycle_as_reported(actor_lifecycle l) const noexcept { return faults_.as_reported(l); }
   std::vector<actor_fault> fault_list() const { return faults_.actor_faults(); }
 
 private:
@@ -117,6 +119,7 @@ private:
   std::unique_ptr<backend_impl> backend_;
   memory_pool memory_;
   worker_registry workers_;
+  scheduler scheduler_;
   audit_link audit_;
   actor_table actors_;
   routing routing_;

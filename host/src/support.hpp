@@ -32,6 +32,10 @@ inline std::string tenant_text(std::uint64_t tenant) {
   return "tenant " + std::to_string(tenant);
 }
 
+inline std::size_t round_up(std::size_t n, std::size_t to) {
+  return (n + to - 1) / to * to;
+}
+
 //! Whether `a` reached `b` on a wrapping 32-bit counter.
 inline bool reached(std::uint32_t a, std::uint32_t b) noexcept {
   return static_cast<std::int32_t>(a - b) >= 0;

@@ -17,7 +17,9 @@ std::vector<worker_group> launch_record::backend_groups(const system_view& sys) 
   for (const launch_group& g : groups) {
     worker_group w;
     w.ops = g.ops;
-    w.workers = static_cast<std::uint32_t>(g.actors.size());
+    w.scheduled = g.scheduled;
+    w.workers = g.workers();
+    w.params.kind = g.kind;
     w.host_worker_actors = g.actors.data();
     w.host_states = g.states.data();
     w.params.sys = sys;
@@ -45,7 +47,7 @@ void worker_registry::describe(system_view& sys) const {
 
 launch_record& worker_registry::prepare(std::vector<launch_group> groups, const std::string& who) {
   std::uint32_t total = 0;
-  for (const launch_group& g : groups) total += static_cast<std::uint32_t>(g.actors.size());
+  for (const launch_group& g : groups) total += g.workers();
   auto record = std::make_unique<launch_record>();
   {
     std::lock_guard lock(mutex_);
@@ -54,7 +56,8 @@ launch_record& worker_registry::prepare(std::vector<launch_group> groups, const 
       throw out_of_room(
           who + ": no room for " + std::to_string(total) + " more workers (" +
           std::to_string(entries_.used()) + " of " + std::to_string(capacity_) +
-          " worker entries hold workers that have not exited; runtime_options::max_actors sets it)");
+          " worker entries hold workers that have not exited: one per actor (runtime_options::max_actors) "
+          "plus 8192 for scheduled pools; lower runtime_options::scheduled_workers)");
     record->first = static_cast<std::uint32_t>(*first);
     record->reserved = total;
   }
@@ -63,6 +66,7 @@ launch_record& worker_registry::prepare(std::vector<launch_group> groups, const 
     std::fill_n(static_cast<worker_status*>(status_.host()) + record->first, total, worker_status{});
     for (launch_group& g : groups) {
       const std::size_t n = g.actors.size();
+      if (n == 0) continue; // a scheduled pool: its workers find their actors in the run queue
       g.d_actors = memory_.allocate(sizeof(actor_index) * n, "worker lists");
       backend_.copy_to_device(g.d_actors.get(), g.actors.data(), sizeof(actor_index) * n);
       g.d_states = memory_.allocate(sizeof(void*) * n, "worker lists");

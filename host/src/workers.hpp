@@ -23,11 +23,20 @@ namespace rk::detail {
 //! The workers of one handler type within a launch, and the device arrays they read at start.
 struct launch_group {
   const actor_type_ops* ops = nullptr;
+  //! A scheduled pool of `pool_workers` workers for handler type `kind` (no actor list), else one worker
+  //! per actor in `actors`.
+  bool scheduled = false;
+  std::uint32_t kind = 0;
+  std::uint32_t pool_workers = 0;
   std::vector<actor_index> actors;
   std::vector<void*> states; //!< each actor's handler state (device memory)
   std::string description;   //!< "pong, ping" for error messages and stream names
   device_block d_actors;
   device_block d_states;
+
+  std::uint32_t workers() const noexcept {
+    return scheduled ? pool_workers : static_cast<std::uint32_t>(actors.size());
+  }
 };
 
 //! One batch of workers started together: one kernel per handler type on CUDA, threads on the CPU.

@@ -75,6 +75,10 @@ public:
 
   rk::backend kind() const noexcept override { return rk::backend::cpu; }
 
+  std::uint32_t default_scheduled_workers() const override {
+    return requested_workers_ ? requested_workers_ : std::max(1u, std::thread::hardware_concurrency());
+  }
+
   void* allocate_device(std::size_t bytes) override {
     static const std::size_t physical =
         static_cast<std::size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<std::size_t>(sysconf(_SC_PAGE_SIZE));
@@ -177,18 +181,26 @@ private:
     }
   }
 
-  //! Spreads the groups' actors over min(actors, cpu_workers or hardware threads) new threads.
+  //! Spreads the dedicated groups' actors over min(actors, cpu_workers or hardware threads) new threads,
+  //! then starts one pool for the scheduled groups (threads: the largest group's count), each pool thread
+  //! serving the run queues of every scheduled handler type.
   std::uint32_t start_workers(std::span<const worker_group> groups) {
     std::vector<served_actor> all;
+    std::vector<const actor_type_ops*> by_kind;
+    std::uint32_t pool = 0;
     for (const auto& g : groups) {
+      if (g.scheduled) {
+        if (by_kind.size() <= g.params.kind) by_kind.resize(g.params.kind + 1);
+        by_kind[g.params.kind] = g.ops;
+        pool = std::max(pool, g.workers);
+        continue;
+      }
       for (std::uint32_t i = 0; i < g.workers; ++i)
         all.push_back({g.ops, g.host_worker_actors[i], g.host_states[i]});
     }
-    if (all.empty()) return 0;
-    const std::uint32_t hardware = std::max(1u, std::thread::hardware_concurrency());
+    if (all.empty() && pool == 0) return 0;
     const auto actors = static_cast<std::uint32_t>(all.size());
-    const std::uint32_t threads =
-        std::max(1u, std::min(actors, requested_workers_ ? requested_workers_ : hardware));
+    const std::uint32_t threads = actors == 0 ? 0 : std::min(actors, default_scheduled_workers());
     std::vector<std::vector<served_actor>> assignment(threads);
     for (std::uint32_t i = 0; i < actors; ++i) assignment[i % threads].push_back(all[i]);
     const std::uint32_t first = groups.front().params.first_worker;
@@ -213,6 +225,14 @@ private:
           if (gate->load(std::memory_order_acquire) == gate_open) worker_loop(index, std::move(work), done);
           done.store(true, std::memory_order_release);
         });
+      for (std::uint32_t w = 0; w < pool; ++w)
+        start_thread(first + threads + w,
+                     [this, gate, index = first + threads + w, by_kind](std::atomic<bool>& done) mutable {
+                       backoff wait;
+                       while (gate->load(std::memory_order_acquire) == gate_closed) wait.pause();
+                       if (gate->load(std::memory_order_acquire) == gate_open) pool_loop(index, by_kind);
+                       done.store(true, std::memory_order_release);
+                     });
     } catch (...) {
       gate->store(gate_cancelled, std::memory_order_release);
       for (std::size_t i = before; i < threads_.size(); ++i) threads_[i].thread.join();
@@ -220,10 +240,54 @@ private:
       throw;
     }
     gate->store(gate_open, std::memory_order_release);
-    return threads;
+    return threads + pool;
   }
   static constexpr int gate_closed = 0, gate_open = 1, gate_cancelled = 2;
 
+  //! One step of actor `a` on this thread, with the watchdog's words around it. A handler fault is
+  //! contained (listed, then the actor marked faulted); a failure of the runtime itself (e.g. out of
+  //! memory) faults the whole runtime and comes back as `released`: the actor is not served again.
+  serve_result serve_guarded(std::uint32_t worker, worker_status& me, const served_actor& a,
+                             std::uint64_t& polls) {
+    std::string failure;
+    serve_result served = serve_result::idle;
+    handler_fault fault;
+    // Which actor this thread is serving, for the watchdog and reports (its own cache line).
+    store_pcie(me.busy_actor, a.actor + 1);
+    store_pcie(me.heartbeat, ++polls); // a call that never returns leaves it standing (watchdog)
+    try {
+      served = a.ops->cpu_serve(sys_, a.actor, a.state, fault, me);
+    } catch (const std::exception& e) {
+      failure = e.what();
+    } catch (...) {
+      failure = "unknown exception";
+    }
+    store_pcie(me.busy_actor, 0u);
+    if (!failure.empty()) {
+      record_fault(worker, a, std::move(failure));
+      return serve_result::released;
+    }
+    if (served == serve_result::faulted) {
+      {
+        std::lock_guard lock(fault_mutex_); // listed before it is visible as faulted
+        contained_.push_back({a.actor, fault.message_type, fault.code, fault.reason});
+      }
+      fault_actor(sys_, a.actor, fault.code, fault.time);
+    }
+    return served;
+  }
+
+  //! The global pause and quiescence, between messages. Returns whether the worker is paused.
+  bool between_messages(worker_status& me, std::uint32_t& grace_seen, bool& paused) {
+    note_quiescent(sys_, me, grace_seen);
+    if (pause_requested(sys_) != paused) {
+      paused = !paused;
+      store_pcie(me.paused, paused ? 1u : 0u);
+    }
+    return paused;
+  }
+
+  //! A dedicated-actor thread: serves its actors round-robin, one step each per pass.
   void worker_loop(std::uint32_t worker, std::vector<served_actor> work, std::atomic<bool>& done) {
     worker_status& me = sys_.workers[worker];
     std::uint32_t grace_seen = check_in(sys_, me);
@@ -232,42 +296,14 @@ private:
     bool paused = false;
     while (!terminate_requested(sys_) && !work.empty()) {
       bool handled_any = false;
-      note_quiescent(sys_, me, grace_seen);
-      if (pause_requested(sys_) != paused) {
-        paused = !paused;
-        store_pcie(me.paused, paused ? 1u : 0u);
-      }
-      if (!paused) {
+      if (!between_messages(me, grace_seen, paused)) {
         for (std::size_t i = 0; i < work.size();) {
-          std::string failure;
-          serve_result served = serve_result::idle;
-          handler_fault fault;
-          // Which actor this thread is serving, for the watchdog and reports (its own cache line).
-          store_pcie(me.busy_actor, work[i].actor + 1);
-          store_pcie(me.heartbeat, ++polls); // a call that never returns leaves it standing (watchdog)
-          try {
-            served = work[i].ops->cpu_serve(sys_, work[i].actor, work[i].state, fault, me);
-            handled_any |= served == serve_result::worked || served == serve_result::faulted;
-          } catch (const std::exception& e) { // the runtime itself failed (e.g. out of memory)
-            failure = e.what();
-          } catch (...) {
-            failure = "unknown exception";
-          }
-          store_pcie(me.busy_actor, 0u);
-          if (served == serve_result::faulted) {
-            {
-              std::lock_guard lock(fault_mutex_); // listed before it is visible as faulted
-              contained_.push_back({work[i].actor, fault.message_type, fault.code, fault.reason});
-            }
-            fault_actor(sys_, work[i].actor, fault.code, fault.time);
-          }
-          if (failure.empty() && served == serve_result::released) {
-            work.erase(work.begin() + static_cast<std::ptrdiff_t>(i)); // retired: never touched again
-          } else if (failure.empty()) {
-            ++i; // a faulted actor stays: its worker discards what reaches it and serves it after respawn
+          const serve_result served = serve_guarded(worker, me, work[i], polls);
+          handled_any |= served == serve_result::worked || served == serve_result::faulted;
+          if (served == serve_result::released) {
+            work.erase(work.begin() + static_cast<std::ptrdiff_t>(i)); // never touched again
           } else {
-            record_fault(worker, work[i], std::move(failure));
-            work.erase(work.begin() + static_cast<std::ptrdiff_t>(i));
+            ++i; // a faulted actor stays: its worker discards what reaches it and serves it after respawn
           }
         }
       }
@@ -280,6 +316,52 @@ private:
     }
     check_out(me);
     done.store(true, std::memory_order_release);
+  }
+
+  //! A scheduled-pool thread: takes ready actors from the run queues of `by_kind` (round-robin over the
+  //! types) and serves each for one turn (see schedule.cuh and scheduled_loop.cuh).
+  void pool_loop(std::uint32_t worker, const std::vector<const actor_type_ops*>& by_kind) {
+    worker_status& me = sys_.workers[worker];
+    std::uint32_t grace_seen = check_in(sys_, me);
+    backoff idle;
+    std::uint64_t polls = 0;
+    bool paused = false;
+    std::size_t next_kind = 0;
+    const std::uint32_t turn_limit = std::max(1u, sys_.sched.turn_messages);
+    while (!terminate_requested(sys_)) {
+      store_pcie(me.heartbeat, ++polls);
+      if (between_messages(me, grace_seen, paused)) {
+        idle.pause();
+        continue;
+      }
+      served_actor a{nullptr, 0, nullptr};
+      for (std::size_t i = 0; i < by_kind.size() && a.ops == nullptr; ++i) {
+        const std::size_t k = (next_kind + i) % by_kind.size();
+        if (by_kind[k] != nullptr && take_ready(sys_, static_cast<std::uint32_t>(k), a.actor)) {
+          a.ops = by_kind[k];
+          next_kind = k + 1;
+        }
+      }
+      if (a.ops == nullptr) {
+        idle.pause();
+        continue;
+      }
+      a.state = sys_.routes[slot_of(sys_, a.actor)].state;
+      std::uint32_t handled = 0;
+      serve_result served = serve_result::worked;
+      while (handled < turn_limit) {
+        served = serve_guarded(worker, me, a, polls);
+        if (served != serve_result::worked && served != serve_result::faulted) break;
+        ++handled;
+      }
+      if (served != serve_result::released) end_turn(sys_, a.actor, handled == turn_limit);
+      if (handled != 0) {
+        idle.reset();
+      } else {
+        idle.pause();
+      }
+    }
+    check_out(me);
   }
 
   void gateway_loop(std::uint32_t worker, std::atomic<bool>& done) {

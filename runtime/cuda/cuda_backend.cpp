@@ -13,6 +13,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 #include <vector>
@@ -92,6 +93,12 @@ public:
 
   rk::backend kind() const noexcept override { return rk::backend::cuda; }
 
+  //! One block per SM and handler type: every SM can serve every type, and the pool leaves room beside
+  //! it for dedicated actors.
+  std::uint32_t default_scheduled_workers() const override {
+    return static_cast<std::uint32_t>(std::max(1, props_.multiProcessorCount));
+  }
+
   void* allocate_device(std::size_t bytes) override {
     const current_device on(device_);
     on.check(device_);
@@ -147,7 +154,10 @@ public:
   void preload(std::span<const actor_type_ops* const> kinds) override {
     const current_device on(device_);
     on.check(device_);
-    for (const actor_type_ops* k : kinds) load(k->cuda_kernel, "actor kernel for handler '" + k->name + "'");
+    for (const actor_type_ops* k : kinds) {
+      load(k->cuda_kernel, "actor kernel for handler '" + k->name + "'");
+      load(k->cuda_scheduled_kernel, "scheduled actor kernel for handler '" + k->name + "'");
+    }
     load(gateway_kernel_address(), "gateway kernel rk::gateway_kernel");
   }
 
@@ -255,6 +265,14 @@ private:
   };
 
   static planned plan_for(const worker_group& g) {
+    if (g.scheduled)
+      return {g.ops->cuda_scheduled_kernel,
+              g.workers,
+              g.ops->threads_per_worker,
+              "scheduled actor kernel for handler '" + g.ops->name + "' (" + std::to_string(g.workers) +
+                  " workers)",
+              &g,
+              g.params.first_worker};
     return {g.ops->cuda_kernel,
             g.workers,
             g.ops->threads_per_worker,

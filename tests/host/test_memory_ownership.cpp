@@ -137,24 +137,31 @@ TEST(MemoryOwnership, AConstructionFailingAtAnyAllocationFreesEverything) {
 }
 
 TEST(MemoryOwnership, FailedSpawnsAndFailedStartsFreeEverything) {
-  expect_no_growth("refused spawns before and after start", rk::test::scaled(300), [&] {
-    rk::runtime_options o = base();
-    o.max_actors = 4;
-    o.running_arena_bytes = 1 << 20;
-    rk::runtime rt(o);
-    rt.spawn<counter>("a");
-    expect_refused([&] { rt.spawn<counter>("bad", {.mailbox = {100, 256}}); }, "power of two");
-    {
-      failing_allocation fail(1);
-      expect_refused([&] { rt.spawn<counter>("b"); }, "injected");
-    }
-    rt.start();
-    for (std::uint64_t step = 1; step <= 3; ++step) { // mailbox, then the launch's two worker lists
-      failing_allocation fail(step);
-      expect_refused([&] { rt.spawn<counter>("late"); }, "injected");
-    }
-    expect_refused([&] { rt.spawn<counter>("g", {.instances = 4}); }, "actor table is full");
-  });
+  for (const bool dedicated : {false, true})
+    expect_no_growth(
+        dedicated ? "refused spawns before and after start, dedicated workers"
+                  : "refused spawns before and after start, scheduled actors",
+        rk::test::scaled(150), [&] {
+          rk::runtime_options o = base();
+          o.dedicated_workers = dedicated;
+          o.max_actors = 4;
+          o.running_arena_bytes = 1 << 20;
+          rk::runtime rt(o);
+          rt.spawn<counter>("a");
+          expect_refused([&] { rt.spawn<counter>("bad", {.mailbox = {100, 256}}); }, "power of two");
+          {
+            failing_allocation fail(1);
+            expect_refused([&] { rt.spawn<counter>("b"); }, "injected");
+          }
+          rt.start();
+          // The mailbox; a dedicated actor's launch then takes two worker lists (a scheduled one only
+          // registers).
+          for (std::uint64_t step = 1; step <= (dedicated ? 3u : 1u); ++step) {
+            failing_allocation fail(step);
+            expect_refused([&] { rt.spawn<counter>("late"); }, "injected");
+          }
+          expect_refused([&] { rt.spawn<counter>("g", {.instances = 4}); }, "actor table is full");
+        });
   expect_no_growth("a start() that fails", rk::test::scaled(300), [&] {
     rk::runtime_options o = base();
     o.running_arena_bytes = 1 << 20;

@@ -1,6 +1,7 @@
 #pragma once
-// The fixture every runtime case suite shares: one test per backend (GetParam()), skipped with the reason
-// when the CUDA backend has no device, small default options, and helpers for building actors and sends.
+// The fixture every runtime case suite shares: one test per backend and worker mode (GetParam()), skipped
+// with the reason when the CUDA backend has no device, small default options, and helpers for building actors
+// and sends.
 
 #include "test_handlers.hpp"
 
@@ -51,15 +52,29 @@ inline rk::send_options as_tenant(std::uint64_t tenant) {
 
 // --- fixture --------------------------------------------------------------------------------------
 
-//! "cpu" / "cuda" in test names instead of the enum's bytes.
-inline std::string backend_name(const ::testing::TestParamInfo<rk::backend>& info) {
-  return std::string(rk::to_string(info.param));
+//! What a case runs on: the backend, and whether every actor gets a dedicated worker
+//! (runtime_options::dedicated_workers) or is served by the scheduled pool (the default).
+struct run_mode {
+  rk::backend backend = rk::backend::cpu;
+  bool dedicated = false;
+};
+
+//! "cpu" / "cpu_dedicated" / "cuda" ... in test names.
+inline std::string backend_name(const ::testing::TestParamInfo<run_mode>& info) {
+  return std::string(rk::to_string(info.param.backend)) + (info.param.dedicated ? "_dedicated" : "");
 }
 
-class RuntimeCases : public ::testing::TestWithParam<rk::backend> {
+//! Both worker modes on one backend: every suite runs scheduled and dedicated.
+inline auto both_modes(rk::backend b) {
+  return ::testing::Values(run_mode{b, false}, run_mode{b, true});
+}
+
+class RuntimeCases : public ::testing::TestWithParam<run_mode> {
 protected:
+  rk::backend backend() const { return GetParam().backend; }
+
   void SetUp() override {
-    if (GetParam() == rk::backend::cuda) {
+    if (backend() == rk::backend::cuda) {
       const rk::device_probe probe = rk::probe_cuda_device();
       if (!probe.usable) GTEST_SKIP() << "no usable CUDA device: " << probe.description;
     }
@@ -67,7 +82,8 @@ protected:
 
   rk::runtime_options options() const {
     rk::runtime_options o;
-    o.backend = GetParam();
+    o.backend = backend();
+    o.dedicated_workers = GetParam().dedicated;
     o.announce_backend = false;
     o.max_actors = 64;
     o.host_ring = {256, 1024};

@@ -53,6 +53,18 @@ struct relay {
 
 class DeliveryCases : public RuntimeCases {
 protected:
+  //! Sends one count message to `a` until send() pushes back; returns how many were enqueued.
+  static std::uint64_t send_until_refused(rk::runtime& rt, actor_index a) {
+    std::uint64_t enqueued = 0;
+    while (rt.send(a, msg_count, rk::as_bytes(ping_payload{0, 1})) == status::enqueued) ++enqueued;
+    return enqueued;
+  }
+  //! Waits (bounded) until the gateway settled `n` host messages in all.
+  static void await_processed(rk::runtime& rt, std::uint64_t n) {
+    ASSERT_EQ(rk::wait_until([&] { return rt.stats().gateway_processed == n; }, [] { return false; },
+                             30'000'000'000ull),
+              rk::wait_result::ready);
+  }
   //! Waits (bounded) until `n` host messages are parked at the gateway.
   static void await_parked(rk::runtime& rt, std::uint64_t n) {
     ASSERT_EQ(rk::wait_until([&] { return rt.stats().gateway_parked == n; }, [] { return false; },
@@ -106,16 +118,10 @@ TEST_P(DeliveryCases, SendPushesBackWhenTheParkingAreaIsFull) {
   rt.start();
   ASSERT_TRUE(rt.pause_actor(a, 5s));
   // 8 unsettled at most: 2 settle into the mailbox, after which 8 more can wait in the parking area.
-  std::uint64_t enqueued = 0;
-  const auto fill = [&] {
-    while (rt.send(a, msg_count, rk::as_bytes(ping_payload{0, 1})) == status::enqueued) ++enqueued;
-  };
-  fill();
+  std::uint64_t enqueued = send_until_refused(rt, a);
   EXPECT_GE(enqueued, 8u);
-  ASSERT_EQ(rk::wait_until([&] { return rt.stats().gateway_processed == 2; }, [] { return false; },
-                           30'000'000'000ull),
-            rk::wait_result::ready);
-  fill();
+  await_processed(rt, 2);
+  enqueued += send_until_refused(rt, a);
   EXPECT_EQ(enqueued, 10u);
   await_parked(rt, 8);
   EXPECT_EQ(rt.send(a, msg_count, rk::as_bytes(ping_payload{0, 1})), status::queue_full);
@@ -163,10 +169,8 @@ TEST_P(DeliveryCases, OneStalledDestinationCannotTakeTheWholeParkingArea) {
   // 2 settle into the mailbox, 4 wait in the parking area: then its credit is spent.
   std::uint64_t enqueued = 0;
   for (int round = 0; round < 2; ++round) {
-    while (rt.send(stalled, msg_count, rk::as_bytes(ping_payload{0, 1})) == status::enqueued) ++enqueued;
-    ASSERT_EQ(rk::wait_until([&] { return rt.stats().gateway_processed == 2; }, [] { return false; },
-                             30'000'000'000ull),
-              rk::wait_result::ready);
+    enqueued += send_until_refused(rt, stalled);
+    await_processed(rt, 2);
   }
   EXPECT_EQ(enqueued, 6u);
   await_parked(rt, 4);

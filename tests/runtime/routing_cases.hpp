@@ -525,7 +525,7 @@ TEST_P(RoutingCases, AggregatedSendsReserveOnceAndKeepOrder) {
   EXPECT_EQ(s.actors[agg].sent[static_cast<int>(status::delivered)], expected_total + 1) << "+ the report";
   // CUDA: 2 full warps x 4 destinations, one reservation each. CPU: one reservation per call. Plus one
   // for the report to the host.
-  EXPECT_EQ(s.actors[agg].reservations, (GetParam() == rk::backend::cuda ? 8u : 64u) + 1);
+  EXPECT_EQ(s.actors[agg].reservations, (backend() == rk::backend::cuda ? 8u : 64u) + 1);
 }
 
 TEST_P(RoutingCases, AnAggregatedBatchIsAllOrNothing) {

@@ -10,7 +10,7 @@ namespace rk_cases {
 
 TEST_P(RuntimeCases, LifecycleStartRunShutdown) {
   rk::runtime rt(options());
-  EXPECT_EQ(rt.backend(), GetParam());
+  EXPECT_EQ(rt.backend(), backend());
   const actor_index a = rt.spawn<echo>("echo", small_mailbox());
   EXPECT_EQ(rt.find("echo"), a);
   EXPECT_EQ(rt.name_of(a), "echo");
@@ -375,7 +375,7 @@ TEST_P(RuntimeCases, InvalidOptionsGiveClearErrors) {
 }
 
 TEST_P(RuntimeCases, TrapInAHandlerFaultsOnlyItsActorOnTheCpuBackend) {
-  if (GetParam() == rk::backend::cuda)
+  if (backend() == rk::backend::cuda)
     GTEST_SKIP()
         << "a device trap poisons the CUDA context; covered by ringkernel.test.cuda_fault in its own process";
   rk::runtime rt(options());

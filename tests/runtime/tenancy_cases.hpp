@@ -369,7 +369,7 @@ TEST_P(TenancyCases, AuditRingOverflowIsCountedAndReported) {
 TEST_P(TenancyCases, TheAuditLogIsHashChainedAndVerifies) {
   const auto path = std::filesystem::temp_directory_path() / (std::string("rk_audit_")
                                                                   .append(std::to_string(::getpid()))
-                                                                  .append(rk::to_string(GetParam()))
+                                                                  .append(rk::to_string(backend()))
                                                                   .append(".jsonl"));
   {
     rk::runtime_options o = options();

@@ -10,8 +10,8 @@
 
 namespace rk_cases {
 
-INSTANTIATE_TEST_SUITE_P(cpu, HardeningCases, ::testing::Values(rk::backend::cpu), backend_name);
-INSTANTIATE_TEST_SUITE_P(cpu, DeliveryCases, ::testing::Values(rk::backend::cpu), backend_name);
+INSTANTIATE_TEST_SUITE_P(cpu, HardeningCases, both_modes(rk::backend::cpu), backend_name);
+INSTANTIATE_TEST_SUITE_P(cpu, DeliveryCases, both_modes(rk::backend::cpu), backend_name);
 
 namespace {
 std::atomic<bool> release_stuck_handler{false};
@@ -83,8 +83,10 @@ struct gated_handler {
 
 TEST(CpuHardening, TheWatchdogNamesAStuckCallAndTheActorsWaitingBehindIt) {
   rk::runtime_options o = cpu_options();
-  o.cpu_workers = 1; // both actors on one worker: `behind` waits for `gated`
+  o.dedicated_workers = true;
+  o.cpu_workers = 1; // both actors on one worker thread: `behind` waits for `gated`
   o.handler_timeout = 50ms;
+  release_gated_handler = false;
   rk::runtime rt(o);
   const actor_index gated = rt.spawn<gated_handler>("gated");
   const actor_index behind = rt.spawn<counter>("behind");
@@ -115,6 +117,35 @@ TEST(CpuHardening, TheWatchdogNamesAStuckCallAndTheActorsWaitingBehindIt) {
   const rk::shutdown_report r = rt.shutdown();
   EXPECT_TRUE(r.drained);
   EXPECT_TRUE(r.stuck_actors.empty());
+  EXPECT_EQ(rt.state<gated_handler>(gated).calls, 1u);
+}
+
+TEST(CpuHardening, AStuckCallHoldsUpOnlyItsOwnActorWhenActorsAreScheduled) {
+  // Scheduled actors have no worker of their own: while one pool worker is stuck, the others serve
+  // everyone else, so the watchdog names nobody as waiting behind the call.
+  rk::runtime_options o = cpu_options();
+  o.scheduled_workers = 2;
+  o.handler_timeout = 50ms;
+  release_gated_handler = false;
+  rk::runtime rt(o);
+  const actor_index gated = rt.spawn<gated_handler>("gated");
+  const actor_index other = rt.spawn<counter>("other");
+  rt.start();
+  ASSERT_EQ(rt.send(gated, msg_count, {}), status::enqueued);
+  ASSERT_EQ(rk::wait_until([&] { return !rt.faults().empty(); }, [] { return false; }, 20'000'000'000ull),
+            rk::wait_result::ready);
+  const rk::actor_fault f = rt.faults().front();
+  EXPECT_EQ(f.name, "gated");
+  EXPECT_TRUE(f.stuck_behind.empty());
+  const ping_payload p{1, 1};
+  for (int i = 0; i < 100; ++i)
+    ASSERT_EQ(rt.send_wait(other, msg_count, rk::as_bytes(p), 10s), status::delivered);
+  EXPECT_TRUE(rt.pause_actor(other, 10s)) << "a free pool worker acknowledges the pause";
+  rt.resume_actor(other);
+  release_gated_handler = true;
+  const rk::shutdown_report r = rt.shutdown();
+  EXPECT_TRUE(r.drained);
+  EXPECT_EQ(rt.state<counter>(other).count, 100u);
   EXPECT_EQ(rt.state<gated_handler>(gated).calls, 1u);
 }
 

@@ -5,7 +5,7 @@
 
 namespace rk_cases {
 
-INSTANTIATE_TEST_SUITE_P(cuda, HardeningCases, ::testing::Values(rk::backend::cuda), backend_name);
-INSTANTIATE_TEST_SUITE_P(cuda, DeliveryCases, ::testing::Values(rk::backend::cuda), backend_name);
+INSTANTIATE_TEST_SUITE_P(cuda, HardeningCases, both_modes(rk::backend::cuda), backend_name);
+INSTANTIATE_TEST_SUITE_P(cuda, DeliveryCases, both_modes(rk::backend::cuda), backend_name);
 
 } // namespace rk_cases

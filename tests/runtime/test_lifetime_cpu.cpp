@@ -5,7 +5,7 @@
 
 namespace rk_cases {
 
-INSTANTIATE_TEST_SUITE_P(cpu, TransactionCases, ::testing::Values(rk::backend::cpu), backend_name);
-INSTANTIATE_TEST_SUITE_P(cpu, ReuseCases, ::testing::Values(rk::backend::cpu), backend_name);
+INSTANTIATE_TEST_SUITE_P(cpu, TransactionCases, both_modes(rk::backend::cpu), backend_name);
+INSTANTIATE_TEST_SUITE_P(cpu, ReuseCases, both_modes(rk::backend::cpu), backend_name);
 
 } // namespace rk_cases

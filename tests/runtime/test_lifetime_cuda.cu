@@ -4,7 +4,7 @@
 
 namespace rk_cases {
 
-INSTANTIATE_TEST_SUITE_P(cuda, TransactionCases, ::testing::Values(rk::backend::cuda), backend_name);
-INSTANTIATE_TEST_SUITE_P(cuda, ReuseCases, ::testing::Values(rk::backend::cuda), backend_name);
+INSTANTIATE_TEST_SUITE_P(cuda, TransactionCases, both_modes(rk::backend::cuda), backend_name);
+INSTANTIATE_TEST_SUITE_P(cuda, ReuseCases, both_modes(rk::backend::cuda), backend_name);
 
 } // namespace rk_cases

@@ -6,9 +6,9 @@
 
 namespace rk_cases {
 
-INSTANTIATE_TEST_SUITE_P(cpu, RuntimeCases, ::testing::Values(rk::backend::cpu), backend_name);
-INSTANTIATE_TEST_SUITE_P(cpu, RoutingCases, ::testing::Values(rk::backend::cpu), backend_name);
-INSTANTIATE_TEST_SUITE_P(cpu, TenancyCases, ::testing::Values(rk::backend::cpu), backend_name);
+INSTANTIATE_TEST_SUITE_P(cpu, RuntimeCases, both_modes(rk::backend::cpu), backend_name);
+INSTANTIATE_TEST_SUITE_P(cpu, RoutingCases, both_modes(rk::backend::cpu), backend_name);
+INSTANTIATE_TEST_SUITE_P(cpu, TenancyCases, both_modes(rk::backend::cpu), backend_name);
 
 //! Host-only handler: exceptions cannot exist in device code, but on the CPU backend one that escapes a
 //! handler faults that actor alone. Throws on type 1, counts the rest.

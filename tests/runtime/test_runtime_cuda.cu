@@ -4,9 +4,9 @@
 
 namespace rk_cases {
 
-INSTANTIATE_TEST_SUITE_P(cuda, RuntimeCases, ::testing::Values(rk::backend::cuda), backend_name);
-INSTANTIATE_TEST_SUITE_P(cuda, RoutingCases, ::testing::Values(rk::backend::cuda), backend_name);
-INSTANTIATE_TEST_SUITE_P(cuda, TenancyCases, ::testing::Values(rk::backend::cuda), backend_name);
+INSTANTIATE_TEST_SUITE_P(cuda, RuntimeCases, both_modes(rk::backend::cuda), backend_name);
+INSTANTIATE_TEST_SUITE_P(cuda, RoutingCases, both_modes(rk::backend::cuda), backend_name);
+INSTANTIATE_TEST_SUITE_P(cuda, TenancyCases, both_modes(rk::backend::cuda), backend_name);
 
 //! A worker as wide as a block can be: few fit per SM, so many of them cannot be co-resident.
 struct wide_worker {

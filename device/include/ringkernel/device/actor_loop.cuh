@@ -11,6 +11,7 @@
 //! queued message waits at most starvation_limit + priority_levels - 1 picks once it heads its lane.
 
 #include <ringkernel/device/backoff.cuh>
+#include <ringkernel/device/detail/schedule.cuh>
 #include <ringkernel/device/handler.cuh>
 
 #include <exception>
@@ -196,12 +197,14 @@ serve_result cpu_serve_one(const system_view& sys, actor_index self, void* state
   return serve_result::worked;
 }
 
-//! Parameters of one actor kernel launch (one kernel per handler type; block i runs worker_actors[i]).
+//! Parameters of one actor kernel launch (one kernel per handler type). Dedicated workers: block i runs
+//! worker_actors[i]. Scheduled workers (scheduled_loop.cuh): every block serves the run queue of `kind`.
 struct actor_kernel_params {
   system_view sys;
-  const actor_index* worker_actors = nullptr; //!< device memory, one per block
+  const actor_index* worker_actors = nullptr; //!< device memory, one per block (dedicated workers)
   void* const* states = nullptr;              //!< device memory, one handler_state_t<H>* per block
   std::uint32_t first_worker = 0;             //!< index of block 0 in sys.workers
+  std::uint32_t kind = 0;                     //!< the handler type's run queue (scheduled workers)
 };
 
 #if defined(__CUDACC__)

@@ -291,6 +291,7 @@ private:
     write_batch(ring, c.position, header, payloads, count);
     detail::bump(sys_->counters[p.slot].received, count); // before publish: see commit_delivery
     for (std::uint32_t i = 0; i < count; ++i) ring.publish(c.position + i);
+    detail::wake(*sys_, p.slot);
     detail::bump(counters().reservations);
     detail::settle_delivery(*sys_, header, count, true);
     return count_sent(status::delivered, count);
@@ -370,6 +371,7 @@ private:
         if (static_cast<int>(lane) == leader) {
           detail::bump(sys_->counters[slot].received, total); // before publish: see commit_delivery
           for (std::uint32_t i = 0; i < total; ++i) ring.publish(first + i);
+          detail::wake(*sys_, slot);
           detail::bump(counters().reservations);
         }
       } else if (in_group) {

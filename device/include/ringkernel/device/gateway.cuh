@@ -125,10 +125,26 @@ RK_HOST_DEVICE inline bool take_ingress(const system_view& sys) noexcept {
   return true;
 }
 
-//! One gateway step: retries parked messages, then takes a new one. Returns whether anything moved.
+//! Takes the host's wake requests (actors whose lifecycle word it changed: schedule.cuh), at most
+//! `budget`. Returns whether it took any.
+RK_HOST_DEVICE inline bool take_wakes(const system_view& sys, std::uint32_t budget = 64) noexcept {
+  const ingress_ring wakes(sys.sched.wakes);
+  std::uint32_t taken = 0;
+  for (; taken < budget; ++taken) {
+    const std::byte* slot = wakes.try_peek();
+    if (slot == nullptr) break;
+    const actor_index id = load_words<envelope>(slot).destination;
+    wakes.pop();
+    wake_actor(sys, id);
+  }
+  return taken != 0;
+}
+
+//! One gateway step: wake requests, parked messages, then a new one. Returns whether anything moved.
 RK_HOST_DEVICE inline bool gateway_step(const system_view& sys) noexcept {
+  const bool woke = sys.sched.wakes.slots != nullptr && take_wakes(sys);
   const bool retried = retry_parked(sys);
-  return take_ingress(sys) || retried;
+  return take_ingress(sys) || retried || woke;
 }
 
 #if defined(__CUDACC__)

@@ -64,8 +64,19 @@ struct runtime_options {
   //! then holds back only its own senders (send() to it returns queue_full) while other destinations
   //! keep the rest of the area. 1 .. host_parking_slots; 0: a quarter of host_parking_slots (at least 1).
   std::uint32_t host_parking_per_destination = 0;
-  //! CPU backend worker threads; 0 = min(actors, hardware threads). A worker may serve several actors.
+  //! CPU backend threads for dedicated actors (actor_options::dedicated_worker); 0 = min(those actors,
+  //! hardware threads). A thread may serve several dedicated actors.
   std::uint32_t cpu_workers = 0;
+  //! Scheduled workers: actors that are not dedicated are served in turns by a fixed pool (see
+  //! docs/architecture.md, "Scheduled actors"). CUDA: thread blocks per handler type (0: one per SM);
+  //! CPU backend: threads in all, each serving every handler type (0: cpu_workers, else the hardware
+  //! threads). 1 .. 4096.
+  std::uint32_t scheduled_workers = 0;
+  //! Messages a scheduled worker handles for one actor before it moves on to the next ready actor (the
+  //! actor goes to the back of the run queue if it has more). 1 .. 65536.
+  std::uint32_t actor_turn_messages = 32;
+  //! Every actor gets a worker of its own, as if spawned with actor_options::dedicated_worker.
+  bool dedicated_workers = false;
   //! How long start() waits for every worker to prove it is running (CUDA co-residency check).
   std::chrono::milliseconds start_timeout{10'000};
   //! How long shutdown() waits for in-flight messages to be handled before it terminates anyway.
@@ -107,6 +118,11 @@ struct actor_options {
   std::uint32_t instances = 1;
   //! Who pays for this actor's GPU time (see tenant_registry::set_engagement_budget).
   rk::audit_tag audit_tag{};
+  //! The actor gets a worker of its own (a resident thread block on CUDA) that polls only its mailbox:
+  //! the lowest wake-up latency, at the price of a worker per actor (a GPU holds a few thousand) and a
+  //! kernel launch for each one spawned after start(). Otherwise a pool of scheduled workers serves it
+  //! when it has messages (runtime_options::scheduled_workers).
+  bool dedicated_worker = false;
 };
 
 //! A zero-copy region: what may happen to its bytes, who owns it, and who else may send descriptors of it.

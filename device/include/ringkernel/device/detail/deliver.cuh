@@ -16,19 +16,12 @@
 //! Only then are slots claimed and bytes written; settle_delivery() then counts what was delivered and
 //! gives the rate tokens of what found no room back (refusals cost nothing).
 
-#include <ringkernel/device/detail/system.cuh>
+#include <ringkernel/device/detail/keyed_pick.cuh>
+#include <ringkernel/device/detail/schedule.cuh>
 
 #include <cuda/std/cstring>
 
 namespace rk::detail {
-
-//! splitmix64 finaliser: spreads keys before `% members`.
-RK_HOST_DEVICE constexpr std::uint64_t mix64(std::uint64_t x) noexcept {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 //! Whether the actor at `e`, whose host word read `hw`, takes direct messages now (live or paused, not
 //! stopping, stopped, faulted or retired).
@@ -60,9 +53,9 @@ RK_HOST_DEVICE inline bool type_blocked(const system_view& s, std::uint32_t type
 //! A member of the group at address `group` for `header`, or host_actor when none is eligible (or the
 //! address names no group, or a removed one).
 //! Round-robin: every candidate tried takes the next value of the group's shared cursor, so skipping a
-//! member that is not live consumes its turn and the live members keep an even share. Keyed: starts at
-//! hash(key) and takes the first eligible member from there, so a key keeps its member while that member
-//! stays live.
+//! member that is not live consumes its turn and the live members keep an even share. Keyed: a consistent
+//! hash over the members (keyed_pick.cuh), so a key keeps its member while that member stays live and the
+//! keys of a stopped member spread evenly over the others.
 RK_HOST_DEVICE inline address pick_member(const system_view& s, address group,
                                           const envelope& header) noexcept {
   const std::uint32_t g = id_slot(group, s.group_slot_bits);
@@ -76,12 +69,15 @@ RK_HOST_DEVICE inline address pick_member(const system_view& s, address group,
   const std::uint32_t first = load_relaxed(entry.first);
   const std::uint32_t count = load_relaxed(entry.count);
   if (count == 0) return host_actor;
-  const bool keyed = (header.flags & envelope_flags::keyed) != 0;
-  const std::uint32_t start = keyed ? static_cast<std::uint32_t>(mix64(header.route_key) % count) : 0;
+  if ((header.flags & envelope_flags::keyed) != 0) {
+    const std::uint32_t i = keyed_pick(header.route_key, count, [&](std::uint32_t index) {
+      return eligible_member(s, s.group_members[first + index]);
+    });
+    return i < count ? s.group_members[first + i] : host_actor;
+  }
   for (std::uint32_t k = 0; k < count; ++k) {
-    const std::uint32_t turn = keyed ? start + k
-                                     : cuda::atomic_ref<std::uint32_t, peer_scope>(s.group_cursors[g])
-                                           .fetch_add(1, cuda::std::memory_order_relaxed);
+    const std::uint32_t turn = cuda::atomic_ref<std::uint32_t, peer_scope>(s.group_cursors[g])
+                                   .fetch_add(1, cuda::std::memory_order_relaxed);
     const address candidate = s.group_members[first + turn % count];
     if (eligible_member(s, candidate)) return candidate;
   }
@@ -394,6 +390,7 @@ RK_HOST_DEVICE inline status commit_delivery(const system_view& s, const prepare
     st = mailbox(lane_view(s.routes[p.slot], p.lane)).try_send(routed, payload, [&received] {
       bump(received);
     });
+    if (st == status::delivered) wake(s, p.slot);
   }
   if (st == status::delivered && sender != nullptr) bump(sender->reservations);
   return st;

@@ -7,6 +7,7 @@
 
 #include <ringkernel/device/audit.cuh>
 #include <ringkernel/device/detail/parking.cuh>
+#include <ringkernel/device/detail/run_queue.cuh>
 #include <ringkernel/device/mailbox.cuh>
 #include <ringkernel/device/region.cuh>
 
@@ -94,6 +95,10 @@ struct route_entry {
   std::uint32_t tenant_slot = 0; //!< the actor's tenant in the tenant table
   std::uint32_t engagement_slot = 0xFFFF'FFFFu; //!< the actor's audit tag in the engagement table (none: ~0)
   std::uint32_t generation = 0; //!< host: the id generation of the slot's occupant (see id_generation)
+  //! 1: the actor has a worker of its own (actor_options::dedicated_worker) and is never put in a run
+  //! queue; 0: scheduled workers of its handler type take turns serving it (see schedule.cuh).
+  std::uint32_t dedicated = 0;
+  void* state = nullptr; //!< the actor's handler state (device memory), for scheduled workers
 };
 
 //! Bytes from one lane of a mailbox to the next (keeps every lane's cursors on their own lines).
@@ -231,7 +236,21 @@ struct alignas(16) ingress_receipt {
   std::uint32_t reserved_ = 0;
 };
 
+//! The scheduler's shared state (see schedule.cuh). All device memory except `wakes`.
+struct scheduler_view {
+  run_queue_view* queues = nullptr; //!< one run queue per handler type (kind); null before start()
+  std::uint32_t kinds = 0;
+  std::uint32_t turn_messages = 1; //!< messages a worker handles for an actor before it requeues it
+  //! Per routing-table slot: 1 while the actor is in a run queue or being served, else 0 (see
+  //! schedule.cuh). Writers: senders and workers (atomics); the host resets it while the slot is empty.
+  std::uint32_t* scheduled = nullptr;
+  //! Host -> gateway requests to look at an actor whose lifecycle word the host changed (mapped; host
+  //! producers, gateway consumer): the gateway wakes it as if a message had arrived.
+  ring_view wakes;
+};
+
 struct system_view {
+  scheduler_view sched;
   route_entry* routes = nullptr; //!< the routing table, indexed by id_slot(id)
   actor_counters* counters = nullptr;
   actor_private* privates = nullptr;

@@ -2,7 +2,7 @@
 //! \file
 //! Type erasure for handler types: what the (non-template) runtime needs to know about a handler H.
 
-#include <ringkernel/device/actor_loop.cuh>
+#include <ringkernel/device/scheduled_loop.cuh>
 
 #include <cstddef>
 #include <string>
@@ -19,8 +19,10 @@ struct actor_type_ops {
   std::uint32_t threads_per_worker = 1;
   //! CPU backend step (see cpu_serve_one).
   serve_result (*cpu_serve)(const system_view&, actor_index, void*, handler_fault&, worker_status&) = nullptr;
-  //! Host stub of rk::actor_kernel<H>; null when the spawning translation unit was not compiled by nvcc.
+  //! Host stubs of rk::actor_kernel<H> (dedicated workers) and rk::scheduled_actor_kernel<H>; null when
+  //! the spawning translation unit was not compiled by nvcc.
   const void* cuda_kernel = nullptr;
+  const void* cuda_scheduled_kernel = nullptr;
 };
 
 std::string demangle(const char* mangled);
@@ -33,6 +35,9 @@ struct cuda_kernel_of;
 template <class H>
 struct cuda_kernel_of {
   static const void* get() noexcept { return reinterpret_cast<const void*>(&rk::actor_kernel<H>); }
+  static const void* scheduled() noexcept {
+    return reinterpret_cast<const void*>(&rk::scheduled_actor_kernel<H>);
+  }
 };
 #endif
 
@@ -49,7 +54,10 @@ actor_type_ops make_actor_type_ops() {
   ops.state_align = alignof(handler_state_t<H>);
   ops.threads_per_worker = threads_per_worker_v<H>;
   ops.cpu_serve = &cpu_serve_one<H>;
-  if constexpr (WithCuda) ops.cuda_kernel = cuda_kernel_of<H>::get();
+  if constexpr (WithCuda) {
+    ops.cuda_kernel = cuda_kernel_of<H>::get();
+    ops.cuda_scheduled_kernel = cuda_kernel_of<H>::scheduled();
+  }
   return ops;
 }
 

@@ -20,10 +20,14 @@ struct mapped_allocation {
   void* device = nullptr; //!< the same memory as seen by workers
 };
 
-//! One actor kernel (CUDA) or one group of actors of a handler type (CPU).
+//! One actor kernel (CUDA) or one group of actors of a handler type (CPU). A scheduled group has no
+//! actor list: its workers serve the run queue of handler type params.kind (see schedule.cuh). On CUDA
+//! that is `workers` blocks of rk::scheduled_actor_kernel; the CPU backend serves every scheduled group
+//! with one pool of threads (as many as the largest group asks for), each serving every handler type.
 struct worker_group {
   const actor_type_ops* ops = nullptr;
-  std::uint32_t workers = 0;                       //!< actors of this type
+  bool scheduled = false;
+  std::uint32_t workers = 0;                       //!< actors of this type (dedicated), or pool workers
   const actor_index* host_worker_actors = nullptr; //!< host copy of params.worker_actors
   void* const* host_states = nullptr;              //!< host copy of params.states (one state per actor)
   actor_kernel_params params;                      //!< device-side parameters (CUDA backend)
@@ -89,6 +93,8 @@ public:
   virtual std::vector<actor_index> actors_of_worker(std::uint32_t) const { return {}; }
   //! Contained faults since the last call, oldest first (none on backends that cannot contain one).
   virtual std::vector<contained_fault> take_contained_faults() { return {}; }
+  //! Scheduled workers per handler type when runtime_options::scheduled_workers is 0.
+  virtual std::uint32_t default_scheduled_workers() const = 0;
   //! After terminate was requested: waits up to `timeout` for all workers to exit. False if some did not
   //! (their memory must then be leaked rather than freed).
   virtual bool join(std::chrono::milliseconds timeout) noexcept = 0;

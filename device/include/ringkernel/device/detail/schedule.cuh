@@ -1,0 +1,123 @@
+#pragma once
+//! \file
+//! Scheduled actors: a fixed pool of workers per handler type takes ready actors from the type's run
+//! queue (run_queue.cuh) instead of every actor owning a worker. Shared by both backends.
+//!
+//! Protocol. Each actor has a scheduled word S (sys.sched.scheduled[slot]): 0 idle, 1 owned. Whoever
+//! moves S from 0 to 1 owns the actor until it stores 0 again, and only the owner pushes it to the run
+//! queue or serves it; a pop hands the ownership to the popping worker.
+//!   - Sender (wake, after publishing a message to a scheduled actor's mailbox):
+//!       publish; fence(seq_cst); if S == 0 and exchange(S, 1) == 0: push.
+//!   - Worker, after a turn (end_turn): if it stopped because the turn budget was spent, it pushes the
+//!     actor again (still the owner: FIFO fairness). Otherwise:
+//!       store(S, 0, release); fence(seq_cst); if the actor has work: if S == 0 and exchange(S, 1) == 0:
+//!       push.
+//!   - The host changes an actor's lifecycle word and then asks the gateway (sys.sched.wakes) to wake it,
+//!     which the gateway does as a sender would.
+//!
+//! Why no wake-up is lost: a sender's publish and a worker's release are each followed by a seq_cst fence
+//! and then a read of what the other wrote (S, resp. the mailbox). Two fences are ordered one way or the
+//! other: if the sender's comes later, its read of S sees the 0 (or a later owner's 1, who will serve
+//! the message); if the worker's comes later, its re-check sees the message and it takes the actor back.
+//! Either way someone owns the actor after the message is published. The same holds for a host request,
+//! whose word is visible to the gateway's wake (it was written before the request was published).
+//! Why no double scheduling: pushing requires owning S, owning requires a 0 -> 1 transition, and the
+//! owner gives S up only after its last access to the actor; so an actor is in a queue at most once and
+//! is served by at most one worker at a time. The release store of 0 and the acquire of the exchange
+//! (then the queue's release/acquire) order one owner's writes to the actor's state and private words
+//! before the next owner's reads.
+//! Retirement: a worker that acknowledges `retired` keeps S at 1 for good, so the actor is never queued
+//! again; the host resets S when it gives the slot to a new actor.
+//! Dedicated actors (route_entry::dedicated) keep their own worker and never touch S.
+
+#include <ringkernel/device/backoff.cuh>
+#include <ringkernel/device/detail/system.cuh>
+
+namespace rk::detail {
+
+RK_HOST_DEVICE inline cuda::atomic_ref<std::uint32_t, peer_scope>
+scheduled_word(const system_view& s, std::uint32_t slot) noexcept {
+  return cuda::atomic_ref<std::uint32_t, peer_scope>(s.sched.scheduled[slot]);
+}
+
+//! Pushes `actor`, waiting out a pop that has claimed but not yet freed the tail's cell (run_queue.cuh):
+//! the queue holds fewer actors than cells, so the wait ends within that pop's next two stores.
+RK_HOST_DEVICE inline void push_until_done(const run_queue_view& q, actor_index actor) noexcept {
+  backoff wait;
+  while (!run_queue_push(q, actor)) wait.pause();
+}
+
+RK_HOST_DEVICE inline void full_fence() noexcept {
+  cuda::atomic_thread_fence(cuda::std::memory_order_seq_cst, peer_scope);
+}
+
+//! Takes ownership of the actor in `slot` if nobody holds it, and queues it. The caller has fenced.
+RK_HOST_DEVICE inline void claim_and_push(const system_view& s, std::uint32_t slot) noexcept {
+  auto word = scheduled_word(s, slot);
+  if (word.load(cuda::std::memory_order_relaxed) != 0) return;
+  if (word.exchange(1u, cuda::std::memory_order_acq_rel) != 0) return;
+  const route_entry& e = s.routes[slot];
+  const actor_index id = make_id(slot, load_relaxed(e.generation), s.actor_slot_bits);
+  push_until_done(s.sched.queues[load_relaxed(e.kind)], id);
+}
+
+//! Sender side: after publishing a message to the actor in `slot`, makes sure a worker will serve it.
+RK_HOST_DEVICE inline void wake(const system_view& s, std::uint32_t slot) noexcept {
+  if (s.sched.queues == nullptr || load_relaxed(s.routes[slot].dedicated) != 0) return;
+  full_fence();
+  claim_and_push(s, slot);
+}
+
+//! Gateway side of a host request: wakes actor `id` if it is still the slot's occupant.
+RK_HOST_DEVICE inline void wake_actor(const system_view& s, actor_index id) noexcept {
+  const std::uint32_t slot = slot_of(s, id);
+  if (slot >= s.route_capacity) return;
+  if (load_relaxed(s.routes[slot].generation) != id_generation(id, s.actor_slot_bits)) return;
+  wake(s, slot);
+}
+
+//! Whether a worker has anything to do for `self` now: a message to handle or discard, or a lifecycle
+//! request to acknowledge. Mirrors next_step (actor_loop.cuh) without its side effects.
+RK_HOST_DEVICE inline bool has_pending_work(const system_view& s, actor_index self) noexcept {
+  const route_entry& e = s.routes[slot_of(s, self)];
+  const std::uint32_t hw = host_word_of(e);
+  if (load_relaxed(e.generation) != id_generation(self, s.actor_slot_bits)) return false;
+  const auto hs = static_cast<host_state>(state_in(hw));
+  const device_state ds = current_device_state(hw, device_word_of(e));
+  if (hs == host_state::retired) return ds != device_state::retired;
+  bool any = false;
+  for (std::uint32_t l = 0; l < e.lanes && !any; ++l) any = mailbox(lane_view(e, l)).try_peek() != nullptr;
+  if (ds == device_state::stopped || ds == device_state::faulted) return any;
+  switch (hs) {
+  case host_state::live:
+    return any || ds == device_state::paused;
+  case host_state::paused:
+    return ds != device_state::paused;
+  case host_state::stopping:
+    return true;
+  default:
+    return false;
+  }
+}
+
+//! The owner's end of a turn of `self` (not after it let go of a retired actor: that one stays owned).
+//! `budget_spent`: the turn ended because it handled turn_messages messages, so it goes to the back of
+//! the queue; otherwise it had nothing left it could do, and is given up (and taken back if work
+//! arrived meanwhile).
+RK_HOST_DEVICE inline void end_turn(const system_view& s, actor_index self, bool budget_spent) noexcept {
+  const std::uint32_t slot = slot_of(s, self);
+  if (budget_spent) {
+    push_until_done(s.sched.queues[load_relaxed(s.routes[slot].kind)], self);
+    return;
+  }
+  scheduled_word(s, slot).store(0u, cuda::std::memory_order_release);
+  full_fence();
+  if (has_pending_work(s, self)) claim_and_push(s, slot);
+}
+
+//! Worker side: the next ready actor of handler type `kind`, if any.
+RK_HOST_DEVICE inline bool take_ready(const system_view& s, std::uint32_t kind, actor_index& actor) noexcept {
+  return run_queue_pop(s.sched.queues[kind], actor);
+}
+
+} // namespace rk::detail

@@ -1,0 +1,138 @@
+#pragma once
+//! \file
+//! The scheduled worker loop on CUDA: rk::scheduled_actor_kernel<H> runs a fixed pool of thread blocks per
+//! handler type; each block takes a ready actor from its type's run queue, serves it for at most
+//! `turn_messages` messages (same per-actor rules as a dedicated worker: next_step, priorities, defers,
+//! lifecycle), then requeues it or gives it up (schedule.cuh says how no wake-up is lost). Between actors
+//! it reads the control words and reports quiescence; the CPU backend's pool (cpu_backend.cpp) follows
+//! the same steps on threads.
+
+#include <ringkernel/device/actor_loop.cuh>
+
+namespace rk::detail {
+
+#if defined(__CUDACC__)
+template <class H>
+__device__ void device_scheduled_loop(const actor_kernel_params& p) {
+  __shared__ worker_step shared_step;
+  __shared__ bool shared_exit;
+  __shared__ hlc_timestamp shared_time;
+  __shared__ actor_index shared_actor;
+  __shared__ void* shared_state;
+
+  const system_view& sys = p.sys;
+  worker_status& status_word = sys.workers[p.first_worker + blockIdx.x];
+
+  // Thread 0 only below: the leader decides, every thread runs the handler.
+  backoff idle(sys.device_idle_sleep_max_ns);
+  std::uint32_t polls = 0;
+  std::uint32_t grace_seen = 0;
+  std::uint32_t turn = 0;
+  bool paused = false;
+  bool holding = false; // owns `current` (schedule.cuh)
+  actor_index current = 0;
+  std::uint32_t reported_actor = 0;
+  std::uint32_t reported_type = 0xFFFF'FFFFu;
+  std::uint64_t handler_begin = 0;
+  if (threadIdx.x == 0) grace_seen = check_in(sys, status_word);
+
+  for (;;) {
+    if (threadIdx.x == 0) {
+      worker_step step{};
+      shared_exit = false;
+      if (!holding) {
+        ++polls;
+        if (terminate_requested(sys)) {
+          shared_exit = true;
+        } else {
+          note_quiescent(sys, status_word, grace_seen);
+          if (pause_requested(sys) != paused) {
+            paused = !paused;
+            store_pcie(status_word.paused, paused ? 1u : 0u);
+          }
+          if (!paused && take_ready(sys, p.kind, current)) {
+            holding = true;
+            turn = 0;
+          }
+          store_pcie(status_word.heartbeat, static_cast<std::uint64_t>(polls));
+        }
+      } else if ((++polls % control_poll_interval) == 0 && terminate_requested(sys)) {
+        shared_exit = true;
+      }
+      if (holding && !shared_exit) {
+        step = next_step(sys, current);
+        if (step.kind == step_kind::release) { // retired: it stays owned for good
+          holding = false;
+          step = {};
+        } else if (step.kind != step_kind::handle && step.kind != step_kind::discard) {
+          end_turn(sys, current, false);
+          holding = false;
+          step = {};
+        }
+      }
+      const std::uint32_t busy = step.kind == step_kind::handle ? current + 1 : 0u;
+      if (busy != reported_actor) {
+        reported_actor = busy;
+        store_pcie(status_word.busy_actor, busy);
+      }
+      if (step.kind == step_kind::handle) {
+        const auto& header = *reinterpret_cast<const envelope*>(step.slot);
+        shared_time = sys.privates[slot_of(sys, current)].clock.observe(header.timestamp);
+        if (header.type_id != reported_type) {
+          reported_type = header.type_id;
+          store_pcie(status_word.busy_type, reported_type);
+        }
+        shared_state = sys.routes[slot_of(sys, current)].state;
+        handler_begin = physical_clock_ns();
+      }
+      shared_actor = current;
+      shared_step = step;
+    }
+    __syncthreads();
+    if (shared_exit) break;
+    const worker_step step = shared_step;
+    if (step.kind == step_kind::handle) {
+      run_handler<H>(sys, shared_actor, *static_cast<handler_state_t<H>*>(shared_state), step.slot,
+                     shared_time);
+      __syncthreads(); // every thread is done with the slot (and the state) before the leader moves on
+    }
+    if (threadIdx.x == 0) {
+      if (step.kind == step_kind::handle) {
+        const std::uint64_t took = physical_clock_ns() - handler_begin;
+        charge_handler_time(sys, current, took);
+        if (took > 1'000'000) store_pcie(status_word.heartbeat, static_cast<std::uint64_t>(++polls));
+      }
+      if (step.kind == step_kind::handle && take_defer(sys, current)) {
+        end_turn(sys, current, false); // the message stays: it is requeued behind the others
+        holding = false;
+        idle.pause();
+      } else if (step.kind == step_kind::handle || step.kind == step_kind::discard) {
+        finish_step(sys, current, step);
+        idle.reset();
+        if (++turn >= sys.sched.turn_messages) {
+          end_turn(sys, current, true);
+          holding = false;
+        }
+      } else if (!holding) {
+        idle.pause();
+      }
+    }
+    __syncthreads(); // shared words are rewritten next iteration
+  }
+  if (threadIdx.x == 0) check_out(status_word);
+}
+#endif
+
+} // namespace rk::detail
+
+#if defined(__CUDACC__)
+namespace rk {
+//! The scheduled actor kernel for handler type H: a fixed pool of blocks serving every scheduled actor of
+//! that type (launched once, at start; later spawns only register their actors). Exits on terminate.
+//! Nsight shows `rk::scheduled_actor_kernel<H>`.
+template <class H>
+__global__ void scheduled_actor_kernel(detail::actor_kernel_params params) {
+  detail::device_scheduled_loop<H>(params);
+}
+} // namespace rk
+#endif

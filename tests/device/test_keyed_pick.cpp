@@ -1,0 +1,72 @@
+// Keyed group routing (keyed_pick.cuh): the spread of keys over members, and what moves when a member
+// stops.
+
+#include <ringkernel/device/detail/keyed_pick.cuh>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <vector>
+
+namespace {
+
+using rk::detail::keyed_pick;
+
+constexpr std::uint32_t members = 64;
+constexpr std::uint64_t keys = 100'000;
+
+std::vector<std::uint32_t> assign(const std::vector<bool>& live) {
+  std::vector<std::uint32_t> owner(keys);
+  for (std::uint64_t k = 0; k < keys; ++k)
+    owner[k] =
+        keyed_pick(k, static_cast<std::uint32_t>(live.size()), [&](std::uint32_t i) { return live[i]; });
+  return owner;
+}
+
+TEST(KeyedPick, SpreadsKeysEvenly) {
+  const std::vector<std::uint32_t> owner = assign(std::vector<bool>(members, true));
+  std::vector<std::uint64_t> load(members);
+  for (std::uint32_t o : owner) ++load[o];
+  const double mean = static_cast<double>(keys) / members;
+  const auto [lo, hi] = std::minmax_element(load.begin(), load.end());
+  // 1562.5 keys per member on average; a uniform hash stays within about 4 standard deviations (~160).
+  EXPECT_LE(static_cast<double>(*hi) / mean, 1.12) << "max/mean";
+  EXPECT_GE(static_cast<double>(*lo) / mean, 0.88) << "min/mean";
+}
+
+TEST(KeyedPick, AStoppedMembersKeysSpreadAndNoOtherKeyMoves) {
+  std::vector<bool> live(members, true);
+  const std::vector<std::uint32_t> before = assign(live);
+  const std::uint32_t stopped = 17;
+  live[stopped] = false;
+  const std::vector<std::uint32_t> after = assign(live);
+  std::vector<std::uint64_t> gained(members);
+  std::uint64_t moved = 0;
+  for (std::uint64_t k = 0; k < keys; ++k) {
+    if (before[k] != stopped) {
+      EXPECT_EQ(after[k], before[k]) << "key " << k << " moved although its member is live";
+      continue;
+    }
+    ASSERT_NE(after[k], stopped);
+    ++gained[after[k]];
+    ++moved;
+  }
+  ASSERT_GT(moved, 0u);
+  const double share = static_cast<double>(moved) / (members - 1);
+  // ~25 keys each: no member takes over the stopped one's keys (as a "next member" scheme would).
+  EXPECT_LE(static_cast<double>(*std::max_element(gained.begin(), gained.end())), 3 * share);
+  live[stopped] = true;
+  EXPECT_EQ(assign(live), before) << "the keys return once the member is live again";
+}
+
+TEST(KeyedPick, FindsTheLastLiveMemberAndReportsNone) {
+  std::vector<bool> live(members, false);
+  live[63] = true;
+  for (std::uint64_t k = 0; k < 1000; ++k)
+    EXPECT_EQ(keyed_pick(k, members, [&](std::uint32_t i) { return live[i]; }), 63u);
+  live[63] = false;
+  EXPECT_EQ(keyed_pick(5, members, [&](std::uint32_t i) { return live[i]; }), members);
+  EXPECT_EQ(keyed_pick(5, 1, [](std::uint32_t) { return true; }), 0u);
+}
+
+} // namespace

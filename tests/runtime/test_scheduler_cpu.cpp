@@ -1,0 +1,207 @@
+// The scheduler on the CPU backend (also run under ThreadSanitizer): no lost wake-up and no actor served
+// by two workers at once under many producers and tiny mailboxes, fair turns, late spawns served by the
+// running pool, dedicated and scheduled actors side by side.
+
+#include "case_fixture.hpp"
+
+#include <array>
+#include <atomic>
+#include <set>
+
+namespace rk_cases {
+namespace {
+
+constexpr std::uint32_t msg_hop = 20;
+constexpr std::uint32_t ring_actors = 32;
+
+//! Which actors are inside a handler call now, by id (the ids are 0 .. ring_actors-1: nothing is
+//! forgotten), and how often a second call for the same actor began before the first returned.
+std::array<std::atomic<int>, ring_actors> inside{};
+std::atomic<std::uint64_t> overlaps{0};
+
+struct hop_payload {
+  std::uint64_t hops_left;
+  std::uint64_t seed;
+};
+
+//! Passes a token on to a pseudo-random other actor until its hops run out. When that mailbox is full
+//! it tries the following actors; with fewer tokens than actors one of them has room unless others fill
+//! it meanwhile, and then the message is kept (ctx.defer) for the actor's next turn. Host-only: it touches
+//! host atomics to catch overlapping calls.
+struct hopper {
+  static constexpr const char* name = "hopper";
+  struct state {
+    std::uint64_t finished = 0; //!< calls that passed the token on or ended it (not deferred ones)
+    std::uint64_t refused = 0;  //!< sends refused for anything but a full mailbox (must stay 0)
+    std::uint64_t full = 0;     //!< sends that found a full mailbox
+  };
+  template <class Ctx>
+  void operator()(Ctx& ctx, state& s, const rk::message& m) {
+    std::atomic<int>& flag = inside[ctx.self() % ring_actors];
+    if (flag.exchange(1, std::memory_order_acq_rel) != 0) overlaps.fetch_add(1);
+    const hop_payload* p = m.as<hop_payload>();
+    if (p != nullptr && p->hops_left > 0) {
+      const std::uint64_t next_seed = p->seed * 6364136223846793005ull + 1442695040888963407ull;
+      const hop_payload next{p->hops_left - 1, next_seed};
+      status st = status::queue_full;
+      for (std::uint32_t k = 0; k < ring_actors && st == status::queue_full; ++k) {
+        const auto to = static_cast<actor_index>(((next_seed >> 33) + k) % ring_actors);
+        if (to == ctx.self()) continue;
+        st = ctx.send(to, msg_hop, rk::as_bytes(next));
+        if (st == status::queue_full) ++s.full;
+      }
+      if (st == status::queue_full) {
+        ctx.defer();
+        flag.store(0, std::memory_order_release);
+        return;
+      }
+      if (st != status::delivered) ++s.refused;
+    }
+    ++s.finished;
+    flag.store(0, std::memory_order_release);
+  }
+};
+
+rk::runtime_options scheduled_options(std::uint32_t workers, std::uint32_t turn) {
+  rk::runtime_options o;
+  o.backend = rk::backend::cpu;
+  o.announce_backend = false;
+  o.max_actors = 256;
+  o.scheduled_workers = workers;
+  o.actor_turn_messages = turn;
+  o.drain_timeout = 60s;
+  return o;
+}
+
+} // namespace
+
+TEST(Scheduler, ManyProducersAndTinyMailboxesLoseNoWakeUpAndNeverOverlap) {
+  overlaps = 0;
+  rk::runtime rt(scheduled_options(4, 1)); // a turn of one message: the most hand-offs between workers
+  rk::actor_options tiny;
+  tiny.mailbox = {2, 128};
+  tiny.priority_lanes = false;
+  for (std::uint32_t i = 0; i < ring_actors; ++i)
+    ASSERT_EQ(rt.spawn<hopper>(std::string("h").append(std::to_string(i)), tiny), i);
+  rt.start();
+  constexpr std::uint64_t tokens = ring_actors - 1;
+  const std::uint64_t hops = 2000 / RK_TEST_SCALE_DIVISOR + 50;
+  for (std::uint64_t t = 0; t < tokens; ++t) {
+    const hop_payload p{hops, t + 1};
+    ASSERT_EQ(rt.send_blocking(static_cast<actor_index>(t % ring_actors), msg_hop, rk::as_bytes(p), 30s),
+              status::enqueued);
+  }
+  const rk::shutdown_report r = rt.shutdown();
+  ASSERT_TRUE(r.drained) << "every token reached its last hop (a lost wake-up leaves one stranded)";
+  std::uint64_t finished = 0, handled = 0, received = 0;
+  const rk::runtime_stats s = rt.stats();
+  for (std::uint32_t i = 0; i < ring_actors; ++i) {
+    const auto st = rt.state<hopper>(i);
+    finished += st.finished;
+    EXPECT_EQ(st.refused, 0u);
+    handled += s.actors[i].handled;
+    received += s.actors[i].received;
+  }
+  EXPECT_EQ(finished, tokens * (hops + 1));
+  EXPECT_EQ(handled, finished);
+  EXPECT_EQ(received, handled) << "counters balance";
+  EXPECT_EQ(overlaps.load(), 0u) << "an actor ran on two workers at once";
+  std::uint64_t full = 0;
+  for (std::uint32_t i = 0; i < ring_actors; ++i) full += rt.state<hopper>(i).full;
+  EXPECT_GT(full, 0u) << "the mailboxes were never full: the test did not exercise what it is for";
+}
+
+namespace {
+std::atomic<std::uint64_t> handled_clock{0};
+
+//! Records when (in handled messages, runtime-wide) it handled its first and last message.
+struct ordinal_recorder {
+  static constexpr const char* name = "ordinal_recorder";
+  struct state {
+    std::uint64_t first = 0;
+    std::uint64_t last = 0;
+    std::uint64_t count = 0;
+  };
+  template <class Ctx>
+  void operator()(Ctx&, state& s, const rk::message&) {
+    const std::uint64_t now = handled_clock.fetch_add(1) + 1;
+    if (s.count++ == 0) s.first = now;
+    s.last = now;
+  }
+};
+} // namespace
+
+TEST(Scheduler, AFloodedActorYieldsAfterItsTurn) {
+  handled_clock = 0;
+  constexpr std::uint32_t turn = 4;
+  rk::runtime rt(scheduled_options(1, turn)); // one worker: the order is the scheduler's alone
+  const actor_index flooded = rt.spawn<ordinal_recorder>("flooded", small_mailbox(256, 128));
+  const actor_index quiet = rt.spawn<ordinal_recorder>("quiet", small_mailbox(256, 128));
+  rt.start();
+  ASSERT_TRUE(rt.pause(5s)); // workers take no actor: both queue up, flooded first
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(rt.send(flooded, msg_count, {}), status::enqueued);
+  ASSERT_EQ(rt.send(quiet, msg_count, {}), status::enqueued);
+  ASSERT_EQ(rk::wait_until([&] { return rt.stats().gateway_processed == 101; }, [] { return false; },
+                           30'000'000'000ull),
+            rk::wait_result::ready);
+  rt.resume();
+  ASSERT_TRUE(rt.shutdown().drained);
+  EXPECT_EQ(rt.state<ordinal_recorder>(flooded).count, 100u);
+  EXPECT_EQ(rt.state<ordinal_recorder>(quiet).count, 1u);
+  EXPECT_EQ(rt.state<ordinal_recorder>(quiet).first, turn + 1)
+      << "the quiet actor runs right after the flooded one's first turn, not after its backlog";
+}
+
+TEST(Scheduler, ActorsSpawnedWhileRunningAreServedByTheRunningPool) {
+  rk::runtime rt(scheduled_options(2, 32));
+  rt.spawn<echo>("first");
+  rt.start();
+  std::vector<actor_index> late;
+  for (int i = 0; i < 200; ++i)
+    late.push_back(rt.spawn<echo>(std::string("late").append(std::to_string(i)), small_mailbox(4, 128)));
+  for (actor_index id : late) {
+    const ping_payload p{id, id};
+    ASSERT_EQ(rt.send(id, msg_ping, rk::as_bytes(p)), status::enqueued);
+  }
+  std::set<std::uint64_t> seen;
+  for (std::size_t i = 0; i < late.size(); ++i) {
+    const auto m = rt.receive(10s);
+    ASSERT_TRUE(m.has_value());
+    seen.insert(m->as<ping_payload>().sequence);
+  }
+  EXPECT_EQ(seen.size(), late.size());
+  // Forgetting a scheduled actor waits for a pool worker to let go of it.
+  ASSERT_TRUE(rt.stop(late[0], 5s));
+  rt.forget(late[0]);
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+TEST(Scheduler, DedicatedAndScheduledActorsTalkToEachOther) {
+  rk::runtime rt(scheduled_options(2, 8));
+  rk::actor_options own;
+  own.dedicated_worker = true;
+  const actor_index sink = rt.spawn<counter>("sink");
+  const actor_index fwd = rt.spawn<forwarder>("fwd", own, forwarder::state{sink});
+  rt.start();
+  for (int i = 0; i < 500; ++i)
+    ASSERT_EQ(rt.send_blocking(fwd, msg_count, rk::as_bytes(ping_payload{0, 1}), 30s), status::enqueued);
+  ASSERT_TRUE(rt.shutdown().drained);
+  EXPECT_EQ(rt.state<counter>(sink).count, rt.state<forwarder>(fwd).forwarded);
+  EXPECT_EQ(rt.state<forwarder>(fwd).forwarded + rt.state<forwarder>(fwd).failed, 500u);
+  EXPECT_GT(rt.state<counter>(sink).count, 0u);
+}
+
+TEST(Scheduler, OptionsAreCheckedAtTheEdges) {
+  rk::runtime_options o = scheduled_options(1, 1);
+  o.actor_turn_messages = 0;
+  expect_refused([&] { rk::runtime rt(o); }, "actor_turn_messages must be between 1 and 65536");
+  o.actor_turn_messages = 65537;
+  expect_refused([&] { rk::runtime rt(o); }, "actor_turn_messages must be between 1 and 65536");
+  o.actor_turn_messages = 65536;
+  o.scheduled_workers = 4097;
+  expect_refused([&] { rk::runtime rt(o); }, "scheduled_workers must be at most 4096");
+  o.scheduled_workers = 4096;
+  EXPECT_NO_THROW(rk::runtime rt(o));
+}
+
+} // namespace rk_cases
