@@ -26,7 +26,8 @@ endif()
 
 # kernel (a substring of its mangled name) | register budget | st.u8 budget
 set(kernels
-  "actor_kernelI15ptx_audit_stage|64|0"
+  "_ZN2rk12actor_kernelI15ptx_audit_stage|64|0"
+  "scheduled_actor_kernelI15ptx_audit_stage|64|0"
   "rk_ptx_audit_gateway|80|0"
   "rk_ptx_audit_emit|48|0")
 

@@ -1,8 +1,9 @@
-// What the PTX audit (cmake/ptx_audit.cmake, ctest `ptx.audit`) compiles for sm_90: the actor kernel of a
-// representative handler (a pipeline stage: K2K send of the payload it got, deferring when the next
+// What the PTX audit (cmake/ptx_audit.cmake, ctest `ptx.audit`) compiles for sm_90: the dedicated and the
+// scheduled actor kernel of a representative handler (a pipeline stage: K2K send of the payload it got, deferring when the next
 // mailbox is full), the gateway loop, and the audit emitter. Not linked into anything.
 #include <ringkernel/device/actor_loop.cuh>
 #include <ringkernel/device/gateway.cuh>
+#include <ringkernel/device/scheduled_loop.cuh>
 
 struct ptx_audit_stage {
   struct state {
@@ -21,6 +22,7 @@ struct ptx_audit_stage {
 };
 
 template __global__ void rk::actor_kernel<ptx_audit_stage>(rk::detail::actor_kernel_params);
+template __global__ void rk::scheduled_actor_kernel<ptx_audit_stage>(rk::detail::actor_kernel_params);
 
 __global__ void rk_ptx_audit_gateway(rk::detail::system_view sys, std::uint32_t worker) {
   rk::detail::device_gateway_loop(sys, worker);
