@@ -104,63 +104,117 @@ void actor_table::write_entry(std::uint32_t s) {
                             sizeof e.host_word);
 }
 
-actor_index actor_table::add_actor(const actor_spec& spec, bool running) {
+std::vector<actor_index> actor_table::add_actors(const actor_spec& spec, std::span<const std::string> names,
+                                                 const std::byte* initials, std::size_t initial_stride,
+                                                 bool running) {
   const actor_type_ops& ops = kinds_[spec.kind].ops;
   const std::uint32_t lanes = spec.priority_lanes ? priority_levels : 1;
   const std::size_t stride = lane_stride(spec.mailbox);
   const std::size_t state_offset = round_up(stride * lanes, std::max<std::size_t>(ops.state_align, 64));
-  std::optional<slot_allocator::slot_id> s;
+  const std::size_t per_actor = round_up(state_offset + ops.state_size, 64);
+  const std::size_t n = names.size();
+  if (n == 0) return {};
+  std::vector<slot_allocator::slot_id> taken;
+  taken.reserve(n);
   {
     std::lock_guard lock(mutex_);
-    s = slots_.acquire();
+    if (slots_.capacity() - slots_.in_use() < n)
+      throw out_of_room("spawn('" + names.front() + "'): the actor table is full");
+    for (std::size_t i = 0; i < n; ++i) taken.push_back(*slots_.acquire());
   }
-  if (!s) throw out_of_room("spawn('" + spec.name + "'): the actor table is full");
-  const actor_index id = make_id(s->slot, s->generation, slot_bits_);
+  std::vector<actor_index> ids(n);
+  for (std::size_t i = 0; i < n; ++i) ids[i] = make_id(taken[i].slot, taken[i].generation, slot_bits_);
+  std::size_t named = 0; // names published so far (undone on failure)
+  bool entries_written = false;
   try {
-    device_block block =
-        memory_.allocate(state_offset + ops.state_size, "the mailbox of '" + spec.name + "'");
-    std::vector<std::byte> image(stride * (lanes - 1) + spec.mailbox.slots_offset());
-    for (std::uint32_t l = 0; l < lanes; ++l) init_ring_image(image.data() + l * stride, spec.mailbox);
-    backend_.copy_to_device(block.get(), image.data(), image.size());
-    std::byte* state = block.as<std::byte>() + state_offset;
-    if (ops.state_size) backend_.copy_to_device(state, spec.initial, ops.state_size);
+    const std::string what =
+        n == 1 ? "the mailbox of '" + names.front() + "'"
+               : std::string("the mailboxes of ").append(std::to_string(n)).append(" actors");
+    auto block = std::make_shared<device_block>(memory_.allocate(per_actor * n, what));
+    std::byte* base = block->as<std::byte>();
+    // Mailbox headers (cursors, sequence numbers) for every lane of every actor: one image, written with
+    // one strided copy per lane; the slots themselves stay zero as allocated.
+    std::vector<std::byte> header(spec.mailbox.slots_offset());
+    init_ring_image(header.data(), spec.mailbox);
+    for (std::uint32_t l = 0; l < lanes; ++l)
+      backend_.copy_to_device_strided(base + l * stride, per_actor, header.data(), 0, header.size(), n);
+    if (ops.state_size)
+      backend_.copy_to_device_strided(base + state_offset, per_actor, initials, initial_stride,
+                                      ops.state_size, n);
 
-    route_entry e;
-    e.mailbox = block.as<std::byte>();
-    e.geometry = spec.mailbox;
-    e.lanes = lanes;
-    e.kind = spec.kind;
-    e.tenant = spec.tenant;
-    e.tenant_slot = spec.tenant_slot;
-    e.engagement_slot = spec.engagement_slot;
-    e.next_hop = id;
-    e.generation = s->generation;
-    e.dedicated = spec.dedicated ? 1u : 0u;
-    e.state = state;
-    e.host_word = host_word_of_state(1, running ? host_state::empty : host_state::live);
     std::lock_guard lock(mutex_);
-    routes_[s->slot] = e;
-    write_entry(s->slot);
-    if (records_.size() <= s->slot) records_.resize(s->slot + 1);
-    actor_record& r = records_[s->slot];
-    r.stage = stage_kind::active;
-    r.id = id;
-    r.name = spec.name;
-    r.tenant = spec.tenant;
-    r.kind = spec.kind;
-    r.d_state = state;
-    r.initial.assign(static_cast<const std::byte*>(spec.initial),
-                     static_cast<const std::byte*>(spec.initial) + ops.state_size);
-    r.memory = std::move(block);
-    by_name_.emplace(spec.name, id);
+    std::uint32_t last_slot = 0;
+    for (const auto& t : taken) last_slot = std::max(last_slot, t.slot);
+    if (records_.size() <= last_slot) records_.resize(last_slot + 1);
+    by_name_.reserve(by_name_.size() + n);
+    for (std::size_t i = 0; i < n; ++i) {
+      route_entry e;
+      e.mailbox = base + i * per_actor;
+      e.geometry = spec.mailbox;
+      e.lanes = lanes;
+      e.kind = spec.kind;
+      e.tenant = spec.tenant;
+      e.tenant_slot = spec.tenant_slot;
+      e.engagement_slot = spec.engagement_slot;
+      e.next_hop = ids[i];
+      e.generation = taken[i].generation;
+      e.dedicated = spec.dedicated ? 1u : 0u;
+      e.state = base + i * per_actor + state_offset;
+      e.host_word = host_word_of_state(1, running ? host_state::empty : host_state::live);
+      routes_[taken[i].slot] = e;
+    }
+    entries_written = true;
+    write_entries(taken);
+    for (std::size_t i = 0; i < n; ++i) {
+      actor_record& r = records_[taken[i].slot];
+      r.stage = stage_kind::active;
+      r.id = ids[i];
+      r.name = names[i];
+      r.tenant = spec.tenant;
+      r.kind = spec.kind;
+      r.d_state = routes_[taken[i].slot].state;
+      const std::byte* initial = initials + i * initial_stride;
+      r.initial.assign(initial, initial + ops.state_size);
+      r.memory = block;
+      by_name_.emplace(names[i], ids[i]);
+      ++named;
+    }
   } catch (...) {
     std::lock_guard lock(mutex_);
-    routes_[s->slot] = route_entry{};
-    if (s->slot < records_.size()) records_[s->slot] = actor_record{};
-    slots_.unacquire(s->slot);
+    for (std::size_t i = n; i-- > 0;) {
+      const std::uint32_t s = taken[i].slot;
+      if (i < named) by_name_.erase(names[i]);
+      routes_[s] = route_entry{};
+      if (entries_written) {
+        try {
+          write_entry(s);
+        } catch (...) { // the device is gone (a CUDA fault); nothing reads the entry any more
+        }
+      }
+      if (s < records_.size()) records_[s] = actor_record{};
+      slots_.unacquire(s);
+    }
     throw;
   }
-  return id;
+  return ids;
+}
+
+void actor_table::write_entries(std::span<const slot_allocator::slot_id> taken) {
+  const bool consecutive = std::adjacent_find(taken.begin(), taken.end(), [](const auto& a, const auto& b) {
+                             return b.slot != a.slot + 1;
+                           }) == taken.end();
+  if (!consecutive) {
+    for (const auto& t : taken) write_entry(t.slot);
+    return;
+  }
+  // Freshly handed-out slots in a row: entries and scheduled words in one copy each. Before start() no
+  // worker reads them; while running they are written as `empty`, which workers skip.
+  const std::uint32_t first = taken.front().slot;
+  backend_.copy_to_device(&d_routes_.as<route_entry>()[first], &routes_[first],
+                          sizeof(route_entry) * taken.size());
+  const std::vector<std::uint32_t> idle(taken.size(), 0u);
+  backend_.copy_to_device(&d_scheduled_.as<std::uint32_t>()[first], idle.data(),
+                          sizeof(std::uint32_t) * taken.size());
 }
 
 actor_index actor_table::add_alias(const std::string& name, address target) {

@@ -26,25 +26,32 @@
 
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <typeindex>
+#include <unordered_map>
 #include <vector>
 
 namespace rk::detail {
 
 //! What spawn asks the table to create for one actor.
 struct actor_spec {
-  std::string name;
   std::uint32_t kind = 0;
   std::uint64_t tenant = 0;
   std::uint32_t tenant_slot = 0;
   std::uint32_t engagement_slot = no_slot;
   ring_geometry mailbox{};
   bool priority_lanes = true;
-  bool dedicated = false;        //!< a worker of its own (actor_options::dedicated_worker)
-  const void* initial = nullptr; //!< handler state, kind's state_size bytes
+  bool dedicated = false; //!< a worker of its own (actor_options::dedicated_worker)
+};
+
+//! Heterogeneous lookup by std::string_view in the name maps.
+struct name_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
 };
 
 //! Counters of actors that were forgotten, summed per tenant (tenant usage keeps counting them).
@@ -71,9 +78,13 @@ public:
   //! Slots free now (given-back ones still in a grace period do not count).
   std::uint32_t free_slots() const;
   bool name_taken(std::string_view name) const;
-  //! A new actor: slot, mailbox + state block (initialised), entry (live before start(); empty while
-  //! running, until make_live). Throws rk::error with nothing kept.
-  actor_index add_actor(const actor_spec& spec, bool running);
+  //! New actors named `names`, one per name, all as `spec` says (spec.name and spec.initial unused):
+  //! slots, one device block with every mailbox and state (initialised; actor i's state from
+  //! `initials + i * initial_stride`, so stride 0 gives all the same state), entries (live before
+  //! start(); empty while running, until made live). The block is freed with the last of them. Returns
+  //! the ids in name order. Throws rk::error with nothing kept.
+  std::vector<actor_index> add_actors(const actor_spec& spec, std::span<const std::string> names,
+                                      const std::byte* initials, std::size_t initial_stride, bool running);
   //! A new alias with an indirect route to `target` (already validated), published at once.
   actor_index add_alias(const std::string& name, address target);
   //! Undoes add_actor/add_alias of an id that no worker saw and nobody was given: the table is exactly as
@@ -155,7 +166,8 @@ private:
     bool launched = false; //!< a started launch serves it (its worker must let go before reuse)
     std::uint64_t tenant = 0;
     std::uint32_t kind = 0;
-    device_block memory; //!< mailbox lanes, then the handler state
+    //! Mailbox lanes, then the handler state: a slice of a block shared by the actors spawned together.
+    std::shared_ptr<device_block> memory;
     void* d_state = nullptr;
     std::vector<std::byte> initial;
     std::vector<std::byte> final_state;
@@ -167,6 +179,7 @@ private:
   }
   std::uint32_t slot(actor_index id) const noexcept { return id_slot(id, slot_bits_); }
   void write_entry(std::uint32_t slot);
+  void write_entries(std::span<const slot_allocator::slot_id> taken); //!< needs mutex_
   void reclaim(std::uint32_t slot) noexcept;
   std::vector<actor_counters> read_counters() const;
   actor_lifecycle lifecycle_of(const actor_record& r, std::uint32_t device_word) const;
@@ -189,7 +202,7 @@ private:
   slot_allocator slots_;
   std::vector<route_entry> routes_;   //!< host shadow of the host-written fields, by slot
   std::vector<actor_record> records_; //!< by slot
-  std::map<std::string, actor_index, std::less<>> by_name_;
+  std::unordered_map<std::string, actor_index, name_hash, std::equal_to<>> by_name_;
   std::vector<std::uint32_t> retiring_; //!< slots waiting for their worker to let go
   actor_stats forgotten_;               //!< counters of reclaimed actors
   std::map<std::uint64_t, tenant_history> history_;

@@ -10,8 +10,8 @@
 namespace rk::detail {
 
 runtime_options validated(runtime_options o) {
-  if (o.max_actors == 0 || o.max_actors > (1u << 20))
-    throw error("runtime_options::max_actors must be between 1 and 1048576 (got " +
+  if (o.max_actors == 0 || o.max_actors > (1u << 24))
+    throw error("runtime_options::max_actors must be between 1 and 16777216 (got " +
                 std::to_string(o.max_actors) + ")");
   if (const char* problem = o.host_ring.validate())
     throw error(std::string("runtime_options::host_ring: ") + problem + " (got " +

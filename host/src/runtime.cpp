@@ -52,6 +52,12 @@ const std::string& runtime::backend_description() const noexcept {
 // --- actors, groups, routes
 // ---------------------------------------------------------------------------------
 
+std::vector<actor_index> runtime::spawn_many_erased(detail::actor_type_ops ops, std::string prefix,
+                                                    std::uint32_t count, const actor_options& options,
+                                                    const void* initial_states, std::size_t initial_count) {
+  return impl_->spawn_many(std::move(ops), std::move(prefix), count, options, initial_states, initial_count);
+}
+
 address runtime::spawn_erased(detail::actor_type_ops ops, std::string name, const actor_options& options,
                               const void* initial_state) {
   return impl_->spawn(std::move(ops), std::move(name), options, initial_state);

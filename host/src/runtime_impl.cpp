@@ -95,13 +95,45 @@ address runtime_impl::spawn(actor_type_ops ops, std::string name, const actor_op
   RK_NVTX_RANGE("rk::runtime::spawn");
   std::lock_guard lock(setup_);
   const std::string who = "spawn('" + name + "')";
-  require_setup_phase(who);
-  faults_.throw_if_faulted();
   if (name.empty()) throw error("spawn(): the actor name must not be empty");
   if (opts.instances == 0) throw error(who + ": actor_options::instances must be at least 1");
   const std::uint32_t n = opts.instances;
   std::vector<std::string> names;
   for (std::uint32_t i = 0; i < n; ++i) names.push_back(n == 1 ? name : name + "/" + std::to_string(i));
+  const spawned s = spawn_transaction(ops, who, names, opts, static_cast<const std::byte*>(initial), 0,
+                                      n > 1 ? &name : nullptr);
+  return n == 1 ? s.ids.front() : s.group;
+}
+
+std::vector<actor_index> runtime_impl::spawn_many(actor_type_ops ops, std::string prefix, std::uint32_t count,
+                                                  const actor_options& opts, const void* initials,
+                                                  std::size_t initial_count) {
+  RK_NVTX_RANGE("rk::runtime::spawn_many");
+  std::lock_guard lock(setup_);
+  const std::string who = "spawn_many('" + prefix + "', " + std::to_string(count) + ")";
+  if (prefix.empty()) throw error("spawn_many(): the name prefix must not be empty");
+  if (count == 0) throw error(who + ": count must be at least 1");
+  if (opts.instances != 1)
+    throw error(who + ": actor_options::instances must be 1 (spawn_many names its actors '" + prefix +
+                "/0' .. and creates no group; use create_group for one)");
+  if (initials == nullptr || (initial_count != 1 && initial_count != count))
+    throw error(who + ": initial_states holds " + std::to_string(initial_count) +
+                " states; pass none (default states), one (the same for all) or " + std::to_string(count));
+  std::vector<std::string> names(count);
+  prefix += '/';
+  for (std::uint32_t i = 0; i < count; ++i) names[i].append(prefix).append(std::to_string(i));
+  const std::size_t stride = initial_count == count && count > 1 ? ops.state_size : 0;
+  return spawn_transaction(ops, who, names, opts, static_cast<const std::byte*>(initials), stride, nullptr)
+      .ids;
+}
+
+runtime_impl::spawned runtime_impl::spawn_transaction(const actor_type_ops& ops, const std::string& who,
+                                                      const std::vector<std::string>& names,
+                                                      const actor_options& opts, const std::byte* initials,
+                                                      std::size_t initial_stride, const std::string* group) {
+  require_setup_phase(who);
+  faults_.throw_if_faulted();
+  const std::uint64_t n = names.size();
   for (const auto& nm : names)
     if (actors_.name_taken(nm)) throw error("spawn('" + nm + "'): an actor with this name already exists");
   if (const char* problem = opts.mailbox.validate())
@@ -111,8 +143,8 @@ address runtime_impl::spawn(actor_type_ops ops, std::string name, const actor_op
   const std::uint64_t mailbox_bytes =
       std::uint64_t{lane_stride(opts.mailbox)} * (opts.priority_lanes ? priority_levels : 1);
 
-  return with_room([&]() -> address {
-    if (n > 1) routing_.check_room(name, n, who);
+  return with_room([&]() -> spawned {
+    if (group != nullptr) routing_.check_room(*group, static_cast<std::uint32_t>(n), who);
     if (actors_.free_slots() < n)
       throw out_of_room(who +
                         ": the actor table is full (max_actors = " + std::to_string(options_.max_actors) +
@@ -128,7 +160,6 @@ address runtime_impl::spawn(actor_type_ops ops, std::string name, const actor_op
     spec.mailbox = opts.mailbox;
     spec.priority_lanes = opts.priority_lanes;
     spec.dedicated = opts.dedicated_worker || options_.dedicated_workers;
-    spec.initial = initial;
     if (!(opts.audit_tag == audit_tag{})) {
       bool created = false;
       spec.engagement_slot = tenants_.engagement_slot(opts.tenant, opts.audit_tag, who, created);
@@ -140,24 +171,27 @@ address runtime_impl::spawn(actor_type_ops ops, std::string name, const actor_op
     tenants_.charge(opts.tenant, n, mailbox_bytes * n, who);
     undo.push([this, &opts, n, mailbox_bytes] { tenants_.refund(opts.tenant, n, mailbox_bytes * n); });
 
-    std::vector<actor_index> ids;
-    for (const auto& nm : names) {
-      spec.name = nm;
-      ids.push_back(actors_.add_actor(spec, running));
-      // An id some worker may hold (an abandoned launch) is retired, never handed out again as is.
-      undo.push([this, id = ids.back()] {
+    spawned out;
+    out.ids = actors_.add_actors(spec, names, initials, initial_stride, running);
+    // An id some worker may hold (an abandoned launch) is retired, never handed out again as is.
+    for (actor_index id : out.ids)
+      undo.push([this, id] {
         if (actors_.contains(id, actor_table::want::actor) && actors_.launched(id))
           actors_.retire(id, grace_);
         else
           actors_.unadd(id);
       });
-    }
-    if (running) run_.launch_late(ids, who);
-    const address result = n == 1 ? ids.front() : routing_.create_group(name, ids);
+    if (running) run_.launch_late(out.ids, who);
+    if (group != nullptr) out.group = routing_.create_group(*group, out.ids);
     undo.commit();
-    for (actor_index id : ids)
-      audit_.record(audit_event::actor_spawn, audit_level::info, id, opts.tenant, 0, kind);
-    return result;
+    if (out.ids.size() == 1 || group != nullptr) {
+      for (actor_index id : out.ids)
+        audit_.record(audit_event::actor_spawn, audit_level::info, id, opts.tenant, 0, kind);
+    } else { // spawn_many: one record for the batch (value: how many, from the id given)
+      audit_.record(audit_event::actor_spawn, audit_level::info, out.ids.front(), opts.tenant,
+                    static_cast<std::uint32_t>(out.ids.size()), kind);
+    }
+    return out;
   });
 }
 

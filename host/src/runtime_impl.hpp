@@ -61,6 +61,10 @@ public:
 
   void prepare(actor_type_ops ops);
   address spawn(actor_type_ops ops, std::string name, const actor_options& options, const void* initial);
+  //! `initial_count` states at `initials`: 1 (the same for all) or `count`.
+  std::vector<actor_index> spawn_many(actor_type_ops ops, std::string prefix, std::uint32_t count,
+                                      const actor_options& options, const void* initials,
+                                      std::size_t initial_count);
   void forget(actor_index a);
   address create_group(std::string name, std::span<const actor_index> members);
   void remove_group(address group);
@@ -111,6 +115,15 @@ private:
   //! a few seconds) and runs it once more.
   template <class Call>
   auto with_room(Call&& call);
+  struct spawned {
+    std::vector<actor_index> ids;
+    address group = 0; //!< when spawned as a group
+  };
+  //! One spawn transaction: names checked, tenant charged, actors added (and launched while running),
+  //! the group created when `group` names one; undone completely if any step throws.
+  spawned spawn_transaction(const actor_type_ops& ops, const std::string& who,
+                            const std::vector<std::string>& names, const actor_options& opts,
+                            const std::byte* initials, std::size_t initial_stride, const std::string* group);
   void check_cuda_code(const actor_type_ops& ops, const std::string& who) const;
   void require_setup_phase(const std::string& who) const;
 

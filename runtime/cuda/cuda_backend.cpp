@@ -143,6 +143,33 @@ public:
         cudaMemcpyAsync(device_destination, host_source, bytes, cudaMemcpyHostToDevice, copy_stream_));
     RK_CUDA_CHECK(cudaStreamSynchronize(copy_stream_));
   }
+  //! One cudaMemcpy2D per chunk of rows; a source repeated for every row is staged first (a 2D copy needs
+  //! a source pitch of at least the width).
+  void copy_to_device_strided(void* device_destination, std::size_t destination_pitch,
+                              const void* host_source, std::size_t source_pitch, std::size_t width,
+                              std::size_t rows) override {
+    const current_device on(device_);
+    on.check(device_);
+    if (rows == 0 || width == 0) return;
+    constexpr std::size_t staged_bytes = std::size_t{16} << 20;
+    const std::size_t chunk_rows = source_pitch != 0 ? rows : std::max<std::size_t>(1, staged_bytes / width);
+    std::vector<std::byte> staged;
+    if (source_pitch == 0) {
+      staged.resize(std::min(rows, chunk_rows) * width);
+      for (std::size_t r = 0; r * width < staged.size(); ++r)
+        std::memcpy(staged.data() + r * width, host_source, width);
+    }
+    for (std::size_t first = 0; first < rows; first += chunk_rows) {
+      const std::size_t n = std::min(chunk_rows, rows - first);
+      const void* source = source_pitch != 0 ? host_source : staged.data();
+      const std::size_t pitch = source_pitch != 0 ? source_pitch : width;
+      RK_CUDA_CHECK(cudaMemcpy2DAsync(
+          static_cast<std::byte*>(device_destination) + first * destination_pitch, destination_pitch,
+          static_cast<const std::byte*>(source) + (source_pitch != 0 ? first * pitch : 0), pitch, width, n,
+          cudaMemcpyHostToDevice, copy_stream_));
+      RK_CUDA_CHECK(cudaStreamSynchronize(copy_stream_));
+    }
+  }
   void copy_from_device(void* host_destination, const void* device_source, std::size_t bytes) override {
     const current_device on(device_);
     on.check(device_);

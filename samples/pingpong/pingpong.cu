@@ -30,6 +30,10 @@ struct relay {
   template <class Ctx>
   RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message& m) {
     const rk::status st = ctx.send(s.next, m.type(), m.payload(), {.correlation_id = m.correlation_id()});
+    if (st == rk::status::queue_full) {
+      ctx.defer(); // B's mailbox is full: keep this request and try again on A's next turn
+      return;
+    }
     if (st != rk::status::delivered) ++s.failed;
   }
 };
@@ -44,8 +48,9 @@ struct pong {
 
 // Host side: spawn A and B, start, and make one round trip.
 rk::actor_index start_pingpong(rk::runtime& rt) {
-  const rk::actor_index b = rt.spawn<pong>("B");
-  const rk::actor_index a = rt.spawn<relay>("A", {}, relay::state{b});
+  const rk::actor_options roomy{.mailbox = {256, 256}}; // room for the throughput test's window
+  const rk::actor_index b = rt.spawn<pong>("B", roomy);
+  const rk::actor_index a = rt.spawn<relay>("A", roomy, relay::state{b});
   rt.start(); // one persistent kernel per handler type (CUDA) or worker threads (CPU)
   return a;
 }

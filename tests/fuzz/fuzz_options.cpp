@@ -44,7 +44,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   o.stop_timeout = std::chrono::milliseconds(in.ConsumeIntegral<std::int64_t>());
   try {
     const rk::runtime_options v = rk::detail::validated(o);
-    if (v.max_actors == 0 || v.max_actors > (1u << 20)) violated("max_actors in range");
+    if (v.max_actors == 0 || v.max_actors > (1u << 24)) violated("max_actors in range");
     if (v.host_ring.validate() != nullptr) violated("the host rings are valid");
     if (rk::audit_ring_geometry(v.audit_ring_slots).validate() != nullptr)
       violated("the audit ring is valid");

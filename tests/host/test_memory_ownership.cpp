@@ -90,7 +90,7 @@ TEST(MemoryOwnership, RuntimesRefusedAtEachValidationStepFreeEverything) {
   };
   const std::vector<refusal> refusals{
       {"max_actors 0", [](auto& o) { o.max_actors = 0; }, "max_actors"},
-      {"max_actors too large", [](auto& o) { o.max_actors = (1u << 20) + 1; }, "max_actors"},
+      {"max_actors too large", [](auto& o) { o.max_actors = (1u << 24) + 1; }, "max_actors"},
       {"host ring",
        [](auto& o) {
          o.host_ring = {1000, 256};

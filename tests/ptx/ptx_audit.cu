@@ -1,6 +1,7 @@
 // What the PTX audit (cmake/ptx_audit.cmake, ctest `ptx.audit`) compiles for sm_90: the dedicated and the
-// scheduled actor kernel of a representative handler (a pipeline stage: K2K send of the payload it got, deferring when the next
-// mailbox is full), the gateway loop, and the audit emitter. Not linked into anything.
+// scheduled actor kernel of a representative handler (a pipeline stage: K2K send of the payload it got,
+// deferring when the next mailbox is full), the gateway loop, and the audit emitter. Not linked into
+// anything.
 #include <ringkernel/device/actor_loop.cuh>
 #include <ringkernel/device/gateway.cuh>
 #include <ringkernel/device/scheduled_loop.cuh>

@@ -38,6 +38,13 @@ inline rk::actor_options small_mailbox(std::uint32_t slots = 256, std::uint32_t 
   return a;
 }
 
+//! One mailbox lane per priority level (actor_options::priority_lanes; off by default).
+inline rk::actor_options priority_mailbox() {
+  rk::actor_options a = small_mailbox();
+  a.priority_lanes = true;
+  return a;
+}
+
 inline rk::actor_options in_tenant(std::uint64_t tenant, std::uint32_t slots = 256) {
   rk::actor_options a = small_mailbox(slots, 256);
   a.tenant = tenant;

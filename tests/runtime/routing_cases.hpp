@@ -253,14 +253,14 @@ TEST_P(RoutingCases, SpawningWhileRunningKeepsOtherActorsRunning) {
 
 TEST_P(RoutingCases, AllocationsWhileRunningComeFromTheArenaAndRunOutClearly) {
   rk::runtime_options o = options();
-  o.running_arena_bytes = 256 * 1024; // room for about one default mailbox (4 lanes x 66 KiB)
+  o.running_arena_bytes = 256 * 1024; // room for a few 64 KiB mailboxes, not for a 1 MiB one
   rk::runtime rt(o);
   const actor_index first = rt.spawn<counter>("first", small_mailbox());
   rt.start();
   const actor_index late = rt.spawn<counter>("late", small_mailbox(64, 128));
   try {
     rt.spawn<counter>("too_many", small_mailbox(1024, 1024));
-    ADD_FAILURE() << "the arena cannot hold a 4 MiB mailbox";
+    ADD_FAILURE() << "the arena cannot hold a 1 MiB mailbox";
   } catch (const rk::error& e) {
     EXPECT_NE(std::string(e.what()).find("running_arena_bytes"), std::string::npos) << e.what();
   }
@@ -369,7 +369,7 @@ TEST_P(RoutingCases, HigherPrioritiesDrainFirst) {
   rk::runtime_options o = options();
   o.starvation_limit = 255; // effectively strict priority for this test
   rk::runtime rt(o);
-  const actor_index r = rt.spawn<order_recorder>("recorder", small_mailbox());
+  const actor_index r = rt.spawn<order_recorder>("recorder", priority_mailbox());
   rt.start();
   ASSERT_TRUE(rt.pause_actor(r));
   for (std::uint64_t i = 0; i < 20; ++i) {
@@ -389,11 +389,28 @@ TEST_P(RoutingCases, HigherPrioritiesDrainFirst) {
   }
 }
 
+TEST_P(RoutingCases, OneLaneServesInArrivalOrderWhateverThePriority) {
+  rk::runtime rt(options());
+  const actor_index r = rt.spawn<order_recorder>("recorder", small_mailbox()); // priority_lanes off
+  rt.start();
+  ASSERT_TRUE(rt.pause_actor(r));
+  for (std::uint64_t i = 0; i < 20; ++i) {
+    const ping_payload p{i, 0};
+    const rk::priority pr = i % 2 ? rk::priority::urgent : rk::priority::low;
+    ASSERT_EQ(rt.send_wait(r, msg_ping, rk::as_bytes(p), 5s, {.priority = pr}), status::delivered);
+  }
+  rt.resume_actor(r);
+  EXPECT_TRUE(rt.shutdown().drained);
+  const order_recorder::state st = rt.state<order_recorder>(r);
+  ASSERT_EQ(st.count, 20u);
+  for (std::uint32_t i = 0; i < 20; ++i) EXPECT_EQ(st.sequence[i], i) << "position " << i;
+}
+
 TEST_P(RoutingCases, StarvationLimitBoundsHowLongALaneWaits) {
   rk::runtime_options o = options();
   o.starvation_limit = 4;
   rk::runtime rt(o);
-  const actor_index r = rt.spawn<order_recorder>("recorder", small_mailbox());
+  const actor_index r = rt.spawn<order_recorder>("recorder", priority_mailbox());
   rt.start();
   ASSERT_TRUE(rt.pause_actor(r));
   constexpr std::uint32_t per_lane = 12;

@@ -4,6 +4,8 @@
 
 #include "case_fixture.hpp"
 
+#include <set>
+
 namespace rk_cases {
 
 // --- lifecycle ------------------------------------------------------------------------------------
@@ -412,6 +414,63 @@ TEST_P(RuntimeCases, TrapInAHandlerFaultsOnlyItsActorOnTheCpuBackend) {
   EXPECT_EQ(s.actors[t].handled, 1u);
   EXPECT_EQ(s.actors[t].received, s.actors[t].handled + s.actors[t].discarded + s.actors[t].interrupted);
   EXPECT_EQ(s.actors[bystander].handled, 1u) << "accounting survives the fault";
+}
+
+// --- spawn_many -----------------------------------------------------------------------------------
+
+TEST_P(RuntimeCases, SpawnManyCreatesNamedActorsWithTheirOwnStates) {
+  rk::runtime_options o = options();
+  o.max_actors = 1100;
+  rk::runtime rt(o);
+  std::vector<counter::state> states(1000);
+  for (std::uint64_t i = 0; i < states.size(); ++i) states[i].sum = i * 1000;
+  const std::vector<actor_index> ids = rt.spawn_many<counter>("w", 1000, {}, states);
+  ASSERT_EQ(ids.size(), 1000u);
+  EXPECT_EQ(std::set<actor_index>(ids.begin(), ids.end()).size(), 1000u) << "distinct ids";
+  for (const std::uint64_t i : {0u, 1u, 517u, 999u}) {
+    const std::string name = std::string("w/").append(std::to_string(i));
+    EXPECT_EQ(rt.name_of(ids[i]), name);
+    EXPECT_EQ(rt.find(name), ids[i]);
+  }
+  const std::vector<actor_index> same = rt.spawn_many<counter>("s", 3, {}, std::span(&states[7], 1));
+  const std::vector<actor_index> defaults = rt.spawn_many<counter>("d", 2);
+  rt.start();
+  const std::vector<actor_index> late = rt.spawn_many<counter>("late", 50); // registered while running
+  const ping_payload p{0, 1};
+  for (const auto* batch : {&ids, &same, &late})
+    for (actor_index a : *batch) send_reliably(rt, a, msg_count, rk::as_bytes(p));
+  const rk::shutdown_report r = rt.shutdown();
+  EXPECT_TRUE(r.drained);
+  EXPECT_EQ(r.undelivered, 0u);
+  for (std::uint64_t i = 0; i < ids.size(); ++i) {
+    const counter::state st = rt.state<counter>(ids[i]);
+    ASSERT_EQ(st.count, 1u) << "actor " << i;
+    ASSERT_EQ(st.sum, i * 1000 + 1) << "actor " << i << " started from its own state";
+  }
+  for (actor_index a : same) EXPECT_EQ(rt.state<counter>(a).sum, 7001u) << "one state for all";
+  for (actor_index a : defaults) EXPECT_EQ(rt.state<counter>(a).sum, 0u) << "default states";
+  for (actor_index a : late) EXPECT_EQ(rt.state<counter>(a).count, 1u) << "late actors are served";
+  std::uint64_t handled = 0;
+  for (const rk::actor_stats& a : rt.stats().actors) handled += a.handled;
+  EXPECT_EQ(handled, 1053u);
+}
+
+TEST_P(RuntimeCases, SpawnManyRefusesBadArgumentsAndLeavesNothingBehind) {
+  rk::runtime rt(options()); // max_actors 64
+  rt.spawn<counter>("keep");
+  rt.spawn<counter>("w/1");
+  const std::vector<counter::state> two(2);
+  expect_refused([&] { rt.spawn_many<counter>("", 3); }, "prefix");
+  expect_refused([&] { rt.spawn_many<counter>("w", 0); }, "count");
+  expect_refused([&] { rt.spawn_many<counter>("w", 3, {}, two); }, "initial_states");
+  expect_refused([&] { rt.spawn_many<counter>("w", 3, {.instances = 2}); }, "instances");
+  expect_refused([&] { rt.spawn_many<counter>("m", 2, {.mailbox = {100, 256}}); }, "power of two");
+  expect_refused([&] { rt.spawn_many<counter>("v", 63); }, "actor table is full");
+  expect_refused([&] { rt.spawn_many<counter>("w", 3); }, "already exists");
+  EXPECT_EQ(rt.actor_count(), 2u);
+  EXPECT_THROW(rt.find("w/0"), rk::error) << "no name of a refused batch is left";
+  const std::vector<actor_index> all = rt.spawn_many<counter>("v", 62);
+  EXPECT_EQ(all.size(), 62u) << "every slot a refused batch took is free again";
 }
 
 } // namespace rk_cases

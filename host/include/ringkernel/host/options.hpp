@@ -37,7 +37,9 @@ inline constexpr std::uint32_t max_hops_limit = 254;
 struct runtime_options {
   rk::backend backend = rk::backend::automatic;
   int cuda_device = 0;
-  //! Capacity of the routing table: actor ids and aliases share it (dense, 0 .. max_actors-1).
+  //! Capacity of the routing table: actor ids and aliases share it (dense, 0 .. max_actors-1). At most
+  //! 16,777,216 (2^24; ids stay 32-bit). Each slot costs about 450 bytes of device memory (entry,
+  //! counters, worker state, run-queue cell) whether used or not; an actor adds its mailbox and state.
   std::uint32_t max_actors = 1024;
   //! Capacity of the group table, and of all groups' member lists together (0: max_actors).
   std::uint32_t max_groups = 256;
@@ -110,10 +112,14 @@ struct runtime_options {
 
 struct actor_options {
   std::uint64_t tenant = 0; //!< 0 = unspecified (single-tenant)
-  ring_geometry mailbox{
-      256, 256}; //!< per priority lane: slots (power of two) and slot bytes (64-byte header + payload)
-  //! One lane per priority level (served by priority, see actor_loop.cuh) or a single FIFO lane.
-  bool priority_lanes = true;
+  //! Per lane: slots (a power of two) and slot bytes (64-byte header + payload). The default (8 slots of
+  //! 256 bytes, payloads up to 192 bytes, one lane) keeps an actor near 2.5 KiB so a GPU holds millions;
+  //! give busy actors more slots (a full mailbox refuses K2K sends with queue_full and parks host sends).
+  ring_geometry mailbox{8, 256};
+  //! One lane per priority level (low, normal, high, urgent: served by priority with the anti-starvation
+  //! rule, see actor_loop.cuh), which takes four times the mailbox memory; off (the default): one FIFO
+  //! lane, and send priorities are ignored for this actor.
+  bool priority_lanes = false;
   //! More than 1: spawn actors `name/0` .. `name/<instances-1>` and a group `name` over them.
   std::uint32_t instances = 1;
   //! Who pays for this actor's GPU time (see tenant_registry::set_engagement_budget).

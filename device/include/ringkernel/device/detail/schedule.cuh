@@ -4,30 +4,30 @@
 //! queue (run_queue.cuh) instead of every actor owning a worker. Shared by both backends.
 //!
 //! Protocol. Each actor has a scheduled word S (sys.sched.scheduled[slot]): 0 idle, 1 owned. Whoever
-//! moves S from 0 to 1 owns the actor until it stores 0 again, and only the owner pushes it to the run
-//! queue or serves it; a pop hands the ownership to the popping worker.
+//! moves S from 0 to 1 owns the actor until it moves S back to 0, and only the owner pushes it to the run
+//! queue or serves it; a pop hands the ownership to the popping worker. Every change of S is an acq_rel
+//! exchange (no fences: ThreadSanitizer checks exactly this protocol on the CPU backend).
 //!   - Sender (wake, after publishing a message to a scheduled actor's mailbox):
-//!       publish; fence(seq_cst); if S == 0 and exchange(S, 1) == 0: push.
+//!       publish; if exchange(S, 1) == 0: push.
 //!   - Worker, after a turn (end_turn): if it stopped because the turn budget was spent, it pushes the
 //!     actor again (still the owner: FIFO fairness). Otherwise:
-//!       store(S, 0, release); fence(seq_cst); if the actor has work: if S == 0 and exchange(S, 1) == 0:
-//!       push.
+//!       exchange(S, 0); if the actor has work: if exchange(S, 1) == 0: push.
 //!   - The host changes an actor's lifecycle word and then asks the gateway (sys.sched.wakes) to wake it,
 //!     which the gateway does as a sender would.
 //!
-//! Why no wake-up is lost: a sender's publish and a worker's release are each followed by a seq_cst fence
-//! and then a read of what the other wrote (S, resp. the mailbox). Two fences are ordered one way or the
-//! other: if the sender's comes later, its read of S sees the 0 (or a later owner's 1, who will serve
-//! the message); if the worker's comes later, its re-check sees the message and it takes the actor back.
-//! Either way someone owns the actor after the message is published. The same holds for a host request,
-//! whose word is visible to the gateway's wake (it was written before the request was published).
+//! Why no wake-up is lost: all writes to S are exchanges, so they are totally ordered and each reads
+//! the one before it. If a sender's exchange comes after the worker's exchange(S, 0), it reads that 0 or
+//! a later owner's 1: then it owns the actor, or the later owner ends its turn with another exchange(S, 0)
+//! after it, to which the same argument applies. If it comes before, the worker's exchange reads from
+//! the sender's (or a later exchange in its release sequence), so the sender's publish happens before the
+//! worker's re-check of the mailbox, which therefore sees the message and takes the actor back. The same
+//! holds for a host request, whose word was written before the request reached the gateway.
 //! Why no double scheduling: pushing requires owning S, owning requires a 0 -> 1 transition, and the
 //! owner gives S up only after its last access to the actor; so an actor is in a queue at most once and
-//! is served by at most one worker at a time. The release store of 0 and the acquire of the exchange
-//! (then the queue's release/acquire) order one owner's writes to the actor's state and private words
-//! before the next owner's reads.
+//! is served by at most one worker at a time. The acq_rel exchanges (then the queue's release/acquire)
+//! order one owner's writes to the actor's state and private words before the next owner's reads.
 //! Retirement: a worker that acknowledges `retired` keeps S at 1 for good, so the actor is never queued
-//! again; the host resets S when it gives the slot to a new actor.
+//! again; the host resets S when it gives the slot to a new actor (no one else touches it then).
 //! Dedicated actors (route_entry::dedicated) keep their own worker and never touch S.
 
 #include <ringkernel/device/backoff.cuh>
@@ -47,15 +47,9 @@ RK_HOST_DEVICE inline void push_until_done(const run_queue_view& q, actor_index 
   while (!run_queue_push(q, actor)) wait.pause();
 }
 
-RK_HOST_DEVICE inline void full_fence() noexcept {
-  cuda::atomic_thread_fence(cuda::std::memory_order_seq_cst, peer_scope);
-}
-
-//! Takes ownership of the actor in `slot` if nobody holds it, and queues it. The caller has fenced.
+//! Takes ownership of the actor in `slot` if nobody holds it, and queues it.
 RK_HOST_DEVICE inline void claim_and_push(const system_view& s, std::uint32_t slot) noexcept {
-  auto word = scheduled_word(s, slot);
-  if (word.load(cuda::std::memory_order_relaxed) != 0) return;
-  if (word.exchange(1u, cuda::std::memory_order_acq_rel) != 0) return;
+  if (scheduled_word(s, slot).exchange(1u, cuda::std::memory_order_acq_rel) != 0) return;
   const route_entry& e = s.routes[slot];
   const actor_index id = make_id(slot, load_relaxed(e.generation), s.actor_slot_bits);
   push_until_done(s.sched.queues[load_relaxed(e.kind)], id);
@@ -64,7 +58,6 @@ RK_HOST_DEVICE inline void claim_and_push(const system_view& s, std::uint32_t sl
 //! Sender side: after publishing a message to the actor in `slot`, makes sure a worker will serve it.
 RK_HOST_DEVICE inline void wake(const system_view& s, std::uint32_t slot) noexcept {
   if (s.sched.queues == nullptr || load_relaxed(s.routes[slot].dedicated) != 0) return;
-  full_fence();
   claim_and_push(s, slot);
 }
 
@@ -110,8 +103,7 @@ RK_HOST_DEVICE inline void end_turn(const system_view& s, actor_index self, bool
     push_until_done(s.sched.queues[load_relaxed(s.routes[slot].kind)], self);
     return;
   }
-  scheduled_word(s, slot).store(0u, cuda::std::memory_order_release);
-  full_fence();
+  (void)scheduled_word(s, slot).exchange(0u, cuda::std::memory_order_acq_rel);
   if (has_pending_work(s, self)) claim_and_push(s, slot);
 }
 

@@ -65,6 +65,15 @@ public:
   //! read atomically (no torn counters); multi-word snapshots are not consistent with each other.
   virtual void copy_to_device(void* device_destination, const void* host_source, std::size_t bytes) = 0;
   virtual void copy_from_device(void* host_destination, const void* device_source, std::size_t bytes) = 0;
+  //! `rows` copies of `width` bytes: row i from host_source + i * source_pitch (0: the same bytes for
+  //! every row) to device_destination + i * destination_pitch. This one copies row by row.
+  virtual void copy_to_device_strided(void* device_destination, std::size_t destination_pitch,
+                                      const void* host_source, std::size_t source_pitch, std::size_t width,
+                                      std::size_t rows) {
+    for (std::size_t i = 0; i < rows; ++i)
+      copy_to_device(static_cast<std::byte*>(device_destination) + i * destination_pitch,
+                     static_cast<const std::byte*>(host_source) + i * source_pitch, width);
+  }
 
   //! Loads the code of every handler type the runtime may run, before anything is launched (after
   //! launch, loading a kernel can deadlock against the running persistent kernels). Throws rk::error.

@@ -1,0 +1,249 @@
+// Many scheduled actors on one runtime (issue 11): what a million actors cost and how an idle runtime
+// behaves.
+//
+//   1. spawn: `spawn_many` of N actors at default actor options (wall time), and the memory it took:
+//      resident set (CPU backend: mailboxes, states and tables are host memory) or device memory
+//      (cudaMemGetInfo, CUDA backend) from before the runtime was constructed to after the spawn,
+//      divided by N. max_actors is N, so the per-slot tables count too.
+//   2. idle: after start(), the process's CPU time (getrusage: every worker, the gateway and the host
+//      threads) over `--idle-seconds` of wall time in which nothing is sent, as a share of one core.
+//   3. wake-up: a message from the host to a random idle actor, which answers the host at once; the host
+//      times send() to receive() (steady_clock) with a pause between samples so the pool is idle again.
+//      A host round trip: it includes the ingress ring, the gateway and the egress ring, not only the
+//      scheduler's wake-up.
+//   4. ring: a token passed `--ring-hops` times around all N actors (Erlang's ring), each hop a K2K send
+//      to the next actor, which is idle until then; reported as hops per second and ns per hop.
+//
+//   bench_scale [--json] [--smoke] [--backend cuda|cpu] [--actors N] [--idle-seconds S]
+//               [--wakeups N] [--ring-hops N]
+// Without a usable device `--backend cuda` (the default) reports "skipped".
+
+#include "common/cuda_bench.cuh"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <random>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using rk::bench::target;
+using clock_type = std::chrono::steady_clock;
+
+constexpr std::uint32_t msg_wake = 1;
+constexpr std::uint32_t msg_token = 2;
+constexpr std::uint32_t msg_answer = 3;
+
+//! The ring: ids are consecutive from `first` (a fresh runtime's spawn_many; checked by the benchmark),
+//! so the next actor is computed rather than stored.
+struct token {
+  std::uint64_t hops_left = 0;
+  rk::actor_index first = 0;
+  std::uint32_t count = 0;
+};
+
+//! Answers a wake-up message to the host; passes a token on to the next actor until its hops run out.
+struct ring_member {
+  static constexpr const char* name = "ring_member";
+  struct state {
+    std::uint64_t tokens = 0;
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message& m) {
+    if (m.type() == msg_wake) {
+      (void)ctx.send_host(msg_answer, m.payload());
+      return;
+    }
+    const token* t = m.as<token>();
+    if (t == nullptr) return;
+    ++s.tokens;
+    if (t->hops_left == 0) {
+      (void)ctx.send_host(msg_answer, m.payload());
+      return;
+    }
+    const token next{t->hops_left - 1, t->first, t->count};
+    const rk::actor_index to = t->first + (ctx.self() - t->first + 1) % t->count;
+    if (ctx.send(to, msg_token, rk::as_bytes(next)) == rk::status::queue_full) ctx.defer();
+  }
+};
+
+struct settings {
+  rk::bench::common_args common;
+  target backend = target::cuda;
+  std::uint32_t actors = 0;
+  double idle_seconds = 0;
+  std::uint64_t wakeups = 0;
+  std::uint64_t ring_hops = 0;
+};
+
+std::uint64_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::uint64_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * static_cast<std::uint64_t>(sysconf(_SC_PAGE_SIZE));
+}
+
+std::uint64_t device_bytes_in_use() {
+  std::size_t free_bytes = 0, total = 0;
+  if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess) return 0;
+  return total - free_bytes;
+}
+
+double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
+}
+
+struct result {
+  double spawn_s = 0;
+  double bytes_per_actor = 0;
+  const char* memory_kind = "";
+  double idle_core_share = 0;
+  rk::bench::summary wakeup_us;
+  double ring_ns_per_hop = 0;
+  double ring_hops_per_s = 0;
+};
+
+result measure(const settings& cfg) {
+  result out;
+  const bool cuda = cfg.backend == target::cuda;
+  rk::runtime_options o;
+  o.backend = cuda ? rk::backend::cuda : rk::backend::cpu;
+  o.announce_backend = false;
+  o.max_actors = cfg.actors;
+  o.audit_ring_slots = 1024;
+  if (cuda) (void)cudaFree(nullptr); // the context exists before the baseline is taken
+  const std::uint64_t before = cuda ? device_bytes_in_use() : resident_bytes();
+  rk::runtime rt(o);
+  const auto t0 = clock_type::now();
+  const std::vector<rk::actor_index> ids = rt.spawn_many<ring_member>("a", cfg.actors);
+  out.spawn_s = std::chrono::duration<double>(clock_type::now() - t0).count();
+  const std::uint64_t after = cuda ? device_bytes_in_use() : resident_bytes();
+  out.bytes_per_actor = static_cast<double>(after - std::min(after, before)) / cfg.actors;
+  out.memory_kind = cuda ? "device memory (cudaMemGetInfo)" : "resident set";
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    if (ids[i] != ids[0] + i) throw rk::error("bench_scale: spawn_many gave non-consecutive ids");
+  rt.start();
+
+  // Idle.
+  const double cpu0 = process_cpu_seconds();
+  const auto w0 = clock_type::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(cfg.idle_seconds));
+  const double wall = std::chrono::duration<double>(clock_type::now() - w0).count();
+  out.idle_core_share = (process_cpu_seconds() - cpu0) / wall;
+
+  // Wake-ups of random idle actors.
+  std::mt19937_64 pick(42);
+  std::vector<double> samples;
+  for (std::uint64_t i = 0; i < cfg.wakeups; ++i) {
+    const rk::actor_index a = ids[pick() % ids.size()];
+    std::this_thread::sleep_for(std::chrono::milliseconds(1)); // the pool goes idle between samples
+    const auto s0 = clock_type::now();
+    if (rt.send(a, msg_wake, {}) != rk::status::enqueued) throw rk::error("wake-up send refused");
+    if (!rt.receive(std::chrono::seconds(10))) throw rk::error("no answer from a woken actor");
+    samples.push_back(std::chrono::duration<double, std::micro>(clock_type::now() - s0).count());
+  }
+  out.wakeup_us = rk::bench::summarize(std::move(samples));
+
+  // The ring.
+  if (cfg.ring_hops > 0) {
+    const token first{cfg.ring_hops - 1, ids[0], cfg.actors};
+    const auto r0 = clock_type::now();
+    if (rt.send(ids[0], msg_token, rk::as_bytes(first)) != rk::status::enqueued)
+      throw rk::error("bench_scale: the ring's first send was refused");
+    if (!rt.receive(std::chrono::seconds(600))) throw rk::error("bench_scale: the token did not come back");
+    const double seconds = std::chrono::duration<double>(clock_type::now() - r0).count();
+    out.ring_ns_per_hop = seconds * 1e9 / static_cast<double>(cfg.ring_hops);
+    out.ring_hops_per_s = static_cast<double>(cfg.ring_hops) / seconds;
+  }
+  const rk::shutdown_report r = rt.shutdown();
+  if (!r.drained) throw rk::error("bench_scale: shutdown did not drain");
+  return out;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  settings cfg;
+  std::optional<std::uint64_t> actors, wakeups, hops;
+  std::optional<double> idle;
+  cfg.common = rk::bench::parse_common(
+      argc, argv, "bench_scale",
+      "[--backend cuda|cpu] [--actors N] [--idle-seconds S] [--wakeups N] [--ring-hops N]",
+      [&](const std::string& flag, const std::function<const char*()>& value) {
+        if (rk::bench::parse_target_flag(flag, value, cfg.backend)) return true;
+        if (flag == "--actors") {
+          actors = rk::bench::parse_count(value(), "--actors");
+        } else if (flag == "--idle-seconds") {
+          idle = std::atof(value());
+        } else if (flag == "--wakeups") {
+          wakeups = rk::bench::parse_count(value(), "--wakeups");
+        } else if (flag == "--ring-hops") {
+          hops = rk::bench::parse_count(value(), "--ring-hops");
+        } else {
+          return false;
+        }
+        return true;
+      });
+  const bool cpu = cfg.backend == target::cpu;
+  cfg.actors = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(
+      actors.value_or(cfg.common.smoke ? 2'000 : (cpu ? 100'000 : 1'000'000)), 2, std::uint64_t{1} << 24));
+  cfg.idle_seconds = idle.value_or(cfg.common.smoke ? 0.2 : 3.0);
+  cfg.wakeups = std::max<std::uint64_t>(1, wakeups.value_or(cfg.common.smoke ? 20 : 1'000));
+  cfg.ring_hops = hops.value_or(cfg.common.smoke ? 10'000 : 10'000'000);
+  try {
+    std::string machine = rk::bench::cpu_description();
+    if (!cpu) {
+      const rk::device_probe probe = rk::probe_cuda_device();
+      if (!probe.usable) {
+        rk::bench::print_skipped(cfg.common, "scale", probe.description);
+        return 0;
+      }
+      machine = rk::bench::gpu_description();
+    }
+    const result r = measure(cfg);
+    if (cfg.common.json) {
+      std::printf("%s\n", rk::bench::json_object()
+                              .text("benchmark", "scale")
+                              .text("backend", rk::bench::target_name(cfg.backend))
+                              .text("machine", machine)
+                              .integer("actors", cfg.actors)
+                              .number("spawn_s", r.spawn_s, 3)
+                              .number("bytes_per_actor", r.bytes_per_actor, 0)
+                              .text("memory_measured", r.memory_kind)
+                              .number("idle_seconds", cfg.idle_seconds, 1)
+                              .number("idle_core_share", r.idle_core_share, 4)
+                              .raw("wakeup_round_trip_us", rk::bench::summary_json(r.wakeup_us, 1))
+                              .integer("ring_hops", cfg.ring_hops)
+                              .number("ring_ns_per_hop", r.ring_ns_per_hop, 1)
+                              .number("ring_hops_per_s", r.ring_hops_per_s, 0)
+                              .str()
+                              .c_str());
+    } else {
+      std::printf("scale (%s backend, %s): %u actors\n", cpu ? "CPU" : "CUDA", machine.c_str(), cfg.actors);
+      std::printf("  spawn_many:  %.3f s, %.0f bytes per actor (%s, tables included)\n", r.spawn_s,
+                  r.bytes_per_actor, r.memory_kind);
+      std::printf("  idle:        %.2f%% of one core over %.1f s (whole process)\n", r.idle_core_share * 100,
+                  cfg.idle_seconds);
+      std::printf("  wake-up:     host round trip to a random idle actor: median %.1f us, p99 %.1f us "
+                  "(%zu samples)\n",
+                  r.wakeup_us.median, r.wakeup_us.p99, r.wakeup_us.count);
+      if (cfg.ring_hops)
+        std::printf("  ring:        %.0f hops/s, %.1f ns per hop (%llu hops)\n", r.ring_hops_per_s,
+                    r.ring_ns_per_hop, static_cast<unsigned long long>(cfg.ring_hops));
+    }
+    return 0;
+  } catch (const rk::error& e) {
+    std::fprintf(stderr, "bench_scale: %s\n", e.what());
+    return 1;
+  }
+}
