@@ -222,6 +222,7 @@ status host_io::enqueue(address destination, std::uint32_t type, byte_view paylo
   header.tenant_slot = tenants_.send_slot(opts.tenant);
   ingress_ring::write_slot(ingress.slot_at(c.position), header, payload.data);
   ingress.publish(c.position);
+  backend_.notify_gateway();
   enqueued_.fetch_add(1, std::memory_order_release);
   position = c.position;
   return status::enqueued;

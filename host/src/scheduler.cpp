@@ -67,6 +67,7 @@ void scheduler::wake(actor_index id) {
   const std::byte no_payload{};
   const wait_result r = wait_until([&] { return ring.try_send(request, &no_payload) == status::delivered; },
                                    [&] { return !gateway_running_.load(); }, 10'000'000'000ull);
+  if (r == wait_result::ready) backend_.notify_gateway();
   if (r == wait_result::timed_out)
     throw error("the gateway did not take a wake request for actor " + std::to_string(id) +
                 " within 10 s (its wake ring stayed full); the device may be stalled");

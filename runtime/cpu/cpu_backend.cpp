@@ -113,6 +113,10 @@ public:
   std::uint32_t launch(const system_view& sys, const control_block*, const worker_status*,
                        std::span<const worker_group> groups, std::uint32_t gateway_worker) override {
     sys_ = sys;
+    if (sys_.sched.queues != nullptr) { // idle pool threads park (host_park.cuh)
+      sys_.sched.parked = &parked_;
+      sys_.sched.park_signal = &park_signal_;
+    }
     start_thread(gateway_worker,
                  [this, gateway_worker](std::atomic<bool>& done) { gateway_loop(gateway_worker, done); });
     return start_workers(groups);
@@ -334,16 +338,10 @@ private:
         idle.pause();
         continue;
       }
-      served_actor a{nullptr, 0, nullptr};
-      for (std::size_t i = 0; i < by_kind.size() && a.ops == nullptr; ++i) {
-        const std::size_t k = (next_kind + i) % by_kind.size();
-        if (by_kind[k] != nullptr && take_ready(sys_, static_cast<std::uint32_t>(k), a.actor)) {
-          a.ops = by_kind[k];
-          next_kind = k + 1;
-        }
-      }
+      served_actor a = take_any(by_kind, next_kind);
+      if (a.ops == nullptr && idle.step() >= park_after_steps) a = park(by_kind, next_kind);
       if (a.ops == nullptr) {
-        idle.pause();
+        if (idle.step() < park_after_steps) idle.pause();
         continue;
       }
       a.state = sys_.routes[slot_of(sys_, a.actor)].state;
@@ -364,6 +362,36 @@ private:
     check_out(me);
   }
 
+  //! One ready actor of any handler type, trying the types round-robin from `next_kind`.
+  served_actor take_any(const std::vector<const actor_type_ops*>& by_kind, std::size_t& next_kind) {
+    served_actor a{nullptr, 0, nullptr};
+    for (std::size_t i = 0; i < by_kind.size() && a.ops == nullptr; ++i) {
+      const std::size_t k = (next_kind + i) % by_kind.size();
+      if (by_kind[k] != nullptr && take_ready(sys_, static_cast<std::uint32_t>(k), a.actor)) {
+        a.ops = by_kind[k];
+        next_kind = k + 1;
+      }
+    }
+    return a;
+  }
+
+  //! A pool thread that stayed idle through its backoff sleeps until a push wakes it (or park_timeout_ns
+  //! passes, so it still reads the control words and takes part in grace periods). See host_park.cuh.
+  served_actor park(const std::vector<const actor_type_ops*>& by_kind, std::size_t& next_kind) {
+    const std::uint32_t seen = park_word(&park_signal_).load(cuda::std::memory_order_acquire);
+    park_word(&parked_).fetch_add(1u, cuda::std::memory_order_acq_rel);
+    served_actor a = take_any(by_kind, next_kind);
+    if (a.ops == nullptr) futex_wait_for(&park_signal_, seen, park_timeout_ns);
+    park_word(&parked_).fetch_sub(1u, cuda::std::memory_order_acq_rel);
+    return a;
+  }
+
+  void notify_gateway() noexcept override {
+    if (park_word(&gateway_parked_).fetch_add(0u, cuda::std::memory_order_acq_rel) == 0) return;
+    park_word(&gateway_signal_).fetch_add(1u, cuda::std::memory_order_acq_rel);
+    futex_wake_one(&gateway_signal_);
+  }
+
   void gateway_loop(std::uint32_t worker, std::atomic<bool>& done) {
     worker_status& me = sys_.workers[worker];
     std::uint32_t grace_seen = check_in(sys_, me);
@@ -373,6 +401,16 @@ private:
       note_quiescent(sys_, me, grace_seen);
       if (gateway_step(sys_)) {
         idle.reset();
+      } else if (idle.step() >= park_after_steps && sys_.parking.state->active_count == 0) {
+        // Nothing parked to retry: sleep until the host publishes (notify_gateway) or the timeout.
+        const std::uint32_t seen = park_word(&gateway_signal_).load(cuda::std::memory_order_acquire);
+        park_word(&gateway_parked_).fetch_add(1u, cuda::std::memory_order_acq_rel);
+        if (gateway_step(sys_)) {
+          idle.reset();
+        } else {
+          futex_wait_for(&gateway_signal_, seen, park_timeout_ns);
+        }
+        park_word(&gateway_parked_).fetch_sub(1u, cuda::std::memory_order_acq_rel);
       } else {
         idle.pause();
       }
@@ -390,7 +428,16 @@ private:
     faulted_.store(true, std::memory_order_release);
   }
 
+  //! Backoff steps (spin, yield, then sleeps of 1 .. 50 us: about 0.3 ms of idleness) before a pool
+  //! thread parks, and how long it sleeps at most then.
+  static constexpr std::uint32_t park_after_steps = 140;
+  static constexpr long park_timeout_ns = 1'000'000;
+
   std::uint32_t requested_workers_;
+  alignas(64) std::uint32_t parked_ = 0;         //!< pool threads parked (host_park.cuh)
+  alignas(64) std::uint32_t park_signal_ = 0;    //!< what parked pool threads sleep on
+  alignas(64) std::uint32_t gateway_parked_ = 0; //!< the same for the gateway thread (notify_gateway)
+  alignas(64) std::uint32_t gateway_signal_ = 0;
   system_view sys_{};
   std::vector<worker_thread> threads_;
   mutable std::mutex fault_mutex_; //!< guards the fault records and served_by_

@@ -149,7 +149,7 @@ struct audit_drain_options {
   std::chrono::milliseconds overflow_check_interval{10};
   //! Cap of the idle backoff between polls of an empty ring; bounds how late the drain notices new
   //! records, flush() and stop().
-  std::uint32_t idle_sleep_max_ns = 250'000;
+  std::uint32_t idle_sleep_max_ns = 1'000'000;
   //! Optional: reads the ring's claim counter (`tail`; on CUDA a copy from device memory). With it,
   //! flush() and stop() also wait for records that producers have claimed but not yet published; without
   //! it they take what is published when they look.

@@ -31,6 +31,7 @@
 //! Dedicated actors (route_entry::dedicated) keep their own worker and never touch S.
 
 #include <ringkernel/device/backoff.cuh>
+#include <ringkernel/device/detail/host_park.cuh>
 #include <ringkernel/device/detail/system.cuh>
 
 namespace rk::detail {
@@ -53,6 +54,7 @@ RK_HOST_DEVICE inline void claim_and_push(const system_view& s, std::uint32_t sl
   const route_entry& e = s.routes[slot];
   const actor_index id = make_id(slot, load_relaxed(e.generation), s.actor_slot_bits);
   push_until_done(s.sched.queues[load_relaxed(e.kind)], id);
+  notify_parked(s.sched);
 }
 
 //! Sender side: after publishing a message to the actor in `slot`, makes sure a worker will serve it.

@@ -247,6 +247,10 @@ struct scheduler_view {
   //! Host -> gateway requests to look at an actor whose lifecycle word the host changed (mapped; host
   //! producers, gateway consumer): the gateway wakes it as if a message had arrived.
   ring_view wakes;
+  //! CPU backend only (null on CUDA): how many pool threads are parked, and the word they sleep on. A
+  //! push that makes an actor ready wakes one of them (host_park.cuh).
+  std::uint32_t* parked = nullptr;
+  std::uint32_t* park_signal = nullptr;
 };
 
 struct system_view {

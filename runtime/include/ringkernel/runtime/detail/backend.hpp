@@ -65,6 +65,8 @@ public:
   //! read atomically (no torn counters); multi-word snapshots are not consistent with each other.
   virtual void copy_to_device(void* device_destination, const void* host_source, std::size_t bytes) = 0;
   virtual void copy_from_device(void* host_destination, const void* device_source, std::size_t bytes) = 0;
+  //! The host published to the ingress or wake ring: a gateway that sleeps while idle (CPU backend) wakes.
+  virtual void notify_gateway() noexcept {}
   //! `rows` copies of `width` bytes: row i from host_source + i * source_pitch (0: the same bytes for
   //! every row) to device_destination + i * destination_pitch. This one copies row by row.
   virtual void copy_to_device_strided(void* device_destination, std::size_t destination_pitch,
