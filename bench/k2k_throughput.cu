@@ -156,8 +156,8 @@ run_result run(const settings& cfg, std::uint32_t actors) {
   result.actors = actors;
   result.payload_bytes = Bytes;
   const rk::ring_geometry mailbox{mailbox_slots, rk::envelope_bytes + Bytes};
-  // One ring per priority lane (actor_options::priority_lanes is on by default), each padded to its stride.
-  result.mailbox_bytes_per_actor = rk::detail::lane_stride(mailbox) * rk::priority_levels;
+  // One lane (actor_options::priority_lanes is off by default), padded to its stride.
+  result.mailbox_bytes_per_actor = rk::detail::lane_stride(mailbox);
 
   const std::uint64_t memory_before = memory_in_use(cfg.backend);
   rk::runtime_options options;

@@ -92,9 +92,8 @@ device_block memory_pool::allocate(std::size_t bytes, std::string_view what) {
     block.pointer_ = arena_.as<std::byte>() + *offset;
     block.arena_offset_ = *offset;
     // Slices are reused: zero them like fresh memory (on CUDA through the copy engine, beside the kernels).
-    const std::vector<std::byte> zeros(bytes);
     try {
-      backend_.copy_to_device(block.pointer_, zeros.data(), bytes);
+      backend_.zero_device(block.pointer_, bytes);
     } catch (...) {
       arena_ranges_.free(*offset, bytes);
       throw;

@@ -104,6 +104,9 @@ public:
   void copy_to_device(void* device_destination, const void* host_source, std::size_t bytes) override {
     atomic_word_copy(device_destination, host_source, bytes, true);
   }
+  void zero_device(void* device_destination, std::size_t bytes) override {
+    std::memset(device_destination, 0, bytes); // nothing reads it yet (a fresh or given-back slice)
+  }
   void copy_from_device(void* host_destination, const void* device_source, std::size_t bytes) override {
     atomic_word_copy(host_destination, device_source, bytes, false);
   }

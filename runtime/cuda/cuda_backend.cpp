@@ -109,10 +109,7 @@ public:
       throw error("CUDA backend: cudaMalloc of " + std::to_string(bytes) +
                   " bytes failed: " + cuda_error_text(e) + "; reduce max_actors or mailbox sizes");
     }
-    // Zero through the copy engine: a memset may run as a kernel, which could queue behind persistent
-    // actor blocks that occupy every SM.
-    const std::vector<std::byte> zeros(bytes);
-    copy_to_device(p, zeros.data(), bytes);
+    zero_device(p, bytes); // through the copy engine (see backend_impl::zero_device)
     return p;
   }
   void free_device(void* pointer) noexcept override {

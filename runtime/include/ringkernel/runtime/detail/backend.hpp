@@ -6,7 +6,9 @@
 #include <ringkernel/host/detail/actor_type.hpp>
 #include <ringkernel/host/options.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <memory>
 #include <optional>
 #include <span>
@@ -65,6 +67,14 @@ public:
   //! read atomically (no torn counters); multi-word snapshots are not consistent with each other.
   virtual void copy_to_device(void* device_destination, const void* host_source, std::size_t bytes) = 0;
   virtual void copy_from_device(void* host_destination, const void* device_source, std::size_t bytes) = 0;
+  //! Zeroes device memory that no worker reads yet, through copies of a small zero buffer (on CUDA a
+  //! memset may run as a kernel and queue behind persistent blocks).
+  virtual void zero_device(void* device_destination, std::size_t bytes) {
+    static const std::vector<std::byte> zeros(std::size_t{1} << 20);
+    for (std::size_t done = 0; done < bytes; done += zeros.size())
+      copy_to_device(static_cast<std::byte*>(device_destination) + done, zeros.data(),
+                     std::min(zeros.size(), bytes - done));
+  }
   //! The host published to the ingress or wake ring: a gateway that sleeps while idle (CPU backend) wakes.
   virtual void notify_gateway() noexcept {}
   //! `rows` copies of `width` bytes: row i from host_source + i * source_pitch (0: the same bytes for
