@@ -191,6 +191,28 @@ TEST(Scheduler, DedicatedAndScheduledActorsTalkToEachOther) {
   EXPECT_GT(rt.state<counter>(sink).count, 0u);
 }
 
+TEST(Scheduler, AHundredThousandActorsEachHandleTheirMessage) {
+  // At default actor options (issue 11: at least 100,000 actors on the CPU backend of a 2-core machine).
+  const auto n = static_cast<std::uint32_t>(rk::test::scaled(100'000));
+  rk::runtime_options o = scheduled_options(0, 32);
+  o.max_actors = n;
+  rk::runtime rt(o);
+  const std::vector<actor_index> ids = rt.spawn_many<counter>("a", n);
+  ASSERT_EQ(ids.size(), n);
+  rt.start();
+  for (std::uint32_t i = 0; i < n; ++i)
+    ASSERT_EQ(rt.send_blocking(ids[i], msg_count, rk::as_bytes(ping_payload{i, i}), 30s), status::enqueued);
+  const rk::shutdown_report r = rt.shutdown();
+  ASSERT_TRUE(r.drained);
+  std::uint64_t handled = 0;
+  for (const rk::actor_stats& a : rt.stats().actors) handled += a.handled;
+  EXPECT_EQ(handled, n);
+  for (const std::uint32_t i : {0u, n / 2, n - 1}) {
+    EXPECT_EQ(rt.state<counter>(ids[i]).count, 1u);
+    EXPECT_EQ(rt.state<counter>(ids[i]).sum, i);
+  }
+}
+
 TEST(Scheduler, OptionsAreCheckedAtTheEdges) {
   rk::runtime_options o = scheduled_options(1, 1);
   o.actor_turn_messages = 0;
