@@ -130,11 +130,13 @@ std::uint32_t worker_registry::checked_in(const launch_record& launch) const {
 void worker_registry::request_terminate() noexcept {
   cuda::atomic_ref<std::uint32_t, pcie_scope>(host_control()->terminate)
       .store(1, cuda::std::memory_order_release);
+  backend_.wake_idle_workers();
 }
 
 void worker_registry::request_pause(bool pause) noexcept {
   cuda::atomic_ref<std::uint32_t, pcie_scope>(host_control()->pause)
       .store(pause ? 1u : 0u, cuda::std::memory_order_release);
+  backend_.wake_idle_workers();
 }
 
 bool worker_registry::exited(std::uint32_t w) const {
@@ -157,6 +159,7 @@ std::uint32_t worker_registry::begin_grace() {
   // Release: the table writes that unpublished what this period protects are visible first.
   cuda::atomic_ref<std::uint32_t, pcie_scope>(host_control()->grace_epoch)
       .store(grace_epoch_, cuda::std::memory_order_release);
+  backend_.wake_idle_workers(); // parked CPU threads report quiescence at once
   return grace_epoch_;
 }
 

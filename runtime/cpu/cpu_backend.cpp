@@ -370,7 +370,8 @@ private:
         continue;
       }
       served_actor a = take_any(by_kind, next_kind);
-      if (a.ops == nullptr && idle.step() >= park_after_steps) a = park(by_kind, next_kind);
+      if (a.ops == nullptr && idle.step() >= park_after_steps)
+        a = park(by_kind, next_kind, grace_seen, paused);
       if (a.ops == nullptr) {
         if (idle.step() < park_after_steps) idle.pause();
         continue;
@@ -408,13 +409,31 @@ private:
 
   //! A pool thread that stayed idle through its backoff sleeps until a push wakes it (or park_timeout_ns
   //! passes, so it still reads the control words and takes part in grace periods). See host_park.cuh.
-  served_actor park(const std::vector<const actor_type_ops*>& by_kind, std::size_t& next_kind) {
+  served_actor park(const std::vector<const actor_type_ops*>& by_kind, std::size_t& next_kind,
+                    std::uint32_t grace_seen, bool paused) {
     const std::uint32_t seen = park_word(&park_signal_).load(cuda::std::memory_order_acquire);
     park_word(&parked_).fetch_add(1u, cuda::std::memory_order_acq_rel);
     served_actor a = take_any(by_kind, next_kind);
-    if (a.ops == nullptr) futex_wait_for(&park_signal_, seen, park_timeout_ns);
+    // A control word written before `seen` was bumped is visible now (wake_idle_workers): read it first.
+    if (a.ops == nullptr && !control_changed(grace_seen, &paused))
+      futex_wait_for(&park_signal_, seen, park_timeout_ns);
     park_word(&parked_).fetch_sub(1u, cuda::std::memory_order_acq_rel);
     return a;
+  }
+
+  //! Whether the host changed a control word this thread has not acted on yet (`paused`: its pause state;
+  //! null for the gateway, which does not pause).
+  bool control_changed(std::uint32_t grace_seen, const bool* paused) const noexcept {
+    return terminate_requested(sys_) || (paused != nullptr && pause_requested(sys_) != *paused) ||
+           cuda::atomic_ref<std::uint32_t, pcie_scope>(sys_.control->grace_epoch)
+                   .load(cuda::std::memory_order_acquire) != grace_seen;
+  }
+
+  void wake_idle_workers() noexcept override {
+    park_word(&park_signal_).fetch_add(1u, cuda::std::memory_order_acq_rel);
+    futex_wake_all(&park_signal_);
+    park_word(&gateway_signal_).fetch_add(1u, cuda::std::memory_order_acq_rel);
+    futex_wake_all(&gateway_signal_);
   }
 
   void notify_gateway() noexcept override {
@@ -438,7 +457,7 @@ private:
         park_word(&gateway_parked_).fetch_add(1u, cuda::std::memory_order_acq_rel);
         if (gateway_step(sys_)) {
           idle.reset();
-        } else {
+        } else if (!control_changed(grace_seen, nullptr)) {
           futex_wait_for(&gateway_signal_, seen, park_timeout_ns);
         }
         park_word(&gateway_parked_).fetch_sub(1u, cuda::std::memory_order_acq_rel);
@@ -462,7 +481,8 @@ private:
   //! Backoff steps (spin, yield, then sleeps of 1 .. 50 us: about 0.3 ms of idleness) before a pool
   //! thread parks, and how long it sleeps at most then.
   static constexpr std::uint32_t park_after_steps = 140;
-  static constexpr long park_timeout_ns = 1'000'000;
+  //! A backstop only: pushes, host publishes and control words wake parked threads at once.
+  static constexpr long park_timeout_ns = 100'000'000;
 
   //! Allocations of at least this many bytes come from mmap (see allocate_device).
   static constexpr std::size_t large_allocation = std::size_t{4} << 20;

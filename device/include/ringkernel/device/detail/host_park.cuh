@@ -7,8 +7,8 @@
 //! An event count on two words: `parked` (threads about to sleep or asleep) and `signal` (bumped for
 //! every wake-up). Every access to `parked` is a read-modify-write, so they are totally ordered:
 //!   - a pool thread that found nothing: seen = signal; parked += 1; look at the run queues again; if
-//!     still nothing, sleep on `signal` while it equals `seen` (futex, with a timeout so control words
-//!     are still read); parked -= 1.
+//!     still nothing, sleep on `signal` while it equals `seen` (futex; the host's control-word changes
+//!     bump `signal` and wake everyone, and a long timeout is only a backstop); parked -= 1.
 //!   - after pushing a ready actor: if (parked += 0) != 0: signal += 1; wake one sleeper.
 //! If the pusher's read of `parked` comes after the thread's increment, it sees the thread and bumps
 //! `signal` after the thread read `seen`, so the futex wait returns at once or is woken. If it comes
@@ -22,6 +22,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <ctime>
 #endif
 
@@ -40,6 +41,10 @@ inline void futex_wait_for(std::uint32_t* word, std::uint32_t expected, long tim
 
 inline void futex_wake_one(std::uint32_t* word) noexcept {
   (void)syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
+inline void futex_wake_all(std::uint32_t* word) noexcept {
+  (void)syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
 }
 
 //! After a push that made an actor ready: wakes one parked pool thread, if any.

@@ -75,6 +75,9 @@ public:
       copy_to_device(static_cast<std::byte*>(device_destination) + done, zeros.data(),
                      std::min(zeros.size(), bytes - done));
   }
+  //! The host changed a control word (terminate, pause, grace epoch): workers and the gateway that sleep
+  //! while idle (CPU backend) wake up and read it.
+  virtual void wake_idle_workers() noexcept {}
   //! The host published to the ingress or wake ring: a gateway that sleeps while idle (CPU backend) wakes.
   virtual void notify_gateway() noexcept {}
   //! `rows` copies of `width` bytes: row i from host_source + i * source_pitch (0: the same bytes for
