@@ -13,6 +13,11 @@
 //      scheduler's wake-up.
 //   4. ring: a token passed `--ring-hops` times around all N actors (Erlang's ring), each hop a K2K send
 //      to the next actor, which is idle until then; reported as hops per second and ns per hop.
+//   5. fan-out / fan-in: an aggregator asks all N actors (K2K, one message each) and counts their answers;
+//      wall time from the host's start message until the aggregator reports all N answers.
+// With `--backend cpu` and CAF found at build time (Debian's libcaf-dev), the same five measurements run
+// for CAF in the same process right after (same N, as many CAF scheduler threads as ringkernel's pool),
+// and the ratios are printed: caf_baseline.cpp.
 //
 //   bench_scale [--json] [--smoke] [--backend cuda|cpu] [--actors N] [--idle-seconds S]
 //               [--wakeups N] [--ring-hops N]
@@ -20,13 +25,19 @@
 
 #include "common/cuda_bench.cuh"
 
+#if RK_BENCH_HAVE_CAF
+#include "caf_baseline.hpp"
+#endif
+
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <malloc.h>
 #include <optional>
 #include <random>
 #include <thread>
@@ -40,6 +51,16 @@ using clock_type = std::chrono::steady_clock;
 constexpr std::uint32_t msg_wake = 1;
 constexpr std::uint32_t msg_token = 2;
 constexpr std::uint32_t msg_answer = 3;
+constexpr std::uint32_t msg_fan_start = 4; //!< host -> aggregator: ask every member
+constexpr std::uint32_t msg_fan_ask = 5;   //!< aggregator -> member
+constexpr std::uint32_t msg_fan_reply = 6; //!< member -> aggregator
+
+//! Fan-out / fan-in: the aggregator asks `count` members (ids from `first`), each answers it once.
+struct fan_request {
+  rk::actor_index first = 0;
+  std::uint32_t count = 0;
+  rk::actor_index aggregator = 0;
+};
 
 //! The ring: ids are consecutive from `first` (a fresh runtime's spawn_many; checked by the benchmark),
 //! so the next actor is computed rather than stored.
@@ -61,6 +82,11 @@ struct ring_member {
       (void)ctx.send_host(msg_answer, m.payload());
       return;
     }
+    if (m.type() == msg_fan_ask) {
+      const fan_request* f = m.as<fan_request>();
+      if (f != nullptr && ctx.send(f->aggregator, msg_fan_reply, {}) == rk::status::queue_full) ctx.defer();
+      return;
+    }
     const token* t = m.as<token>();
     if (t == nullptr) return;
     ++s.tokens;
@@ -71,6 +97,34 @@ struct ring_member {
     const token next{t->hops_left - 1, t->first, t->count};
     const rk::actor_index to = t->first + (ctx.self() - t->first + 1) % t->count;
     if (ctx.send(to, msg_token, rk::as_bytes(next)) == rk::status::queue_full) ctx.defer();
+  }
+};
+
+//! Asks every member once and tells the host when all have answered.
+struct aggregator {
+  static constexpr const char* name = "aggregator";
+  struct state {
+    std::uint64_t answers = 0;
+    std::uint64_t expected = 0;
+    std::uint64_t asked = 0; //!< members asked so far (a full member mailbox: deferred, resumed here)
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message& m) {
+    if (m.type() == msg_fan_start) {
+      const fan_request* f = m.as<fan_request>();
+      if (f == nullptr) return;
+      s.expected = f->count;
+      const fan_request ask{f->first, f->count, ctx.self()};
+      for (; s.asked < f->count; ++s.asked) {
+        if (ctx.send(f->first + static_cast<rk::actor_index>(s.asked), msg_fan_ask, rk::as_bytes(ask)) ==
+            rk::status::queue_full) {
+          ctx.defer(); // this start message comes back; `asked` says where to go on
+          return;
+        }
+      }
+      return;
+    }
+    if (m.type() == msg_fan_reply && ++s.answers == s.expected) (void)ctx.send_host(msg_answer, {});
   }
 };
 
@@ -110,6 +164,7 @@ struct result {
   double idle_core_share = 0;
   rk::bench::summary wakeup_us;
   double ring_ns_per_hop = 0;
+  double fan_s = 0; //!< fan-out to all N and fan-in of their answers, wall time
   double ring_hops_per_s = 0;
 };
 
@@ -119,7 +174,7 @@ result measure(const settings& cfg) {
   rk::runtime_options o;
   o.backend = cuda ? rk::backend::cuda : rk::backend::cpu;
   o.announce_backend = false;
-  o.max_actors = cfg.actors;
+  o.max_actors = cfg.actors + 1; // and the aggregator
   o.audit_ring_slots = 1024;
   if (cuda) (void)cudaFree(nullptr); // the context exists before the baseline is taken
   const std::uint64_t before = cuda ? device_bytes_in_use() : resident_bytes();
@@ -132,6 +187,9 @@ result measure(const settings& cfg) {
   out.memory_kind = cuda ? "device memory (cudaMemGetInfo)" : "resident set";
   for (std::size_t i = 0; i < ids.size(); ++i)
     if (ids[i] != ids[0] + i) throw rk::error("bench_scale: spawn_many gave non-consecutive ids");
+  // Room for many answers at once, so members rarely find the aggregator's mailbox full (they defer then).
+  const std::uint32_t aggregator_slots = std::clamp<std::uint32_t>(std::bit_ceil(cfg.actors), 1024, 65536);
+  const rk::actor_index agg = rt.spawn<aggregator>("aggregator", {.mailbox = {aggregator_slots, 128}});
   rt.start();
 
   // Idle.
@@ -164,6 +222,15 @@ result measure(const settings& cfg) {
     const double seconds = std::chrono::duration<double>(clock_type::now() - r0).count();
     out.ring_ns_per_hop = seconds * 1e9 / static_cast<double>(cfg.ring_hops);
     out.ring_hops_per_s = static_cast<double>(cfg.ring_hops) / seconds;
+  }
+  // Fan-out / fan-in.
+  {
+    const fan_request start{ids[0], cfg.actors, agg};
+    const auto f0 = clock_type::now();
+    if (rt.send(agg, msg_fan_start, rk::as_bytes(start)) != rk::status::enqueued)
+      throw rk::error("bench_scale: the fan-out's start was refused");
+    if (!rt.receive(std::chrono::seconds(600))) throw rk::error("bench_scale: the fan-in did not complete");
+    out.fan_s = std::chrono::duration<double>(clock_type::now() - f0).count();
   }
   const rk::shutdown_report r = rt.shutdown();
   if (!r.drained) throw rk::error("bench_scale: shutdown did not drain");
@@ -211,6 +278,38 @@ int main(int argc, char** argv) {
       machine = rk::bench::gpu_description();
     }
     const result r = measure(cfg);
+    malloc_trim(0); // give freed heap back, so the next resident-set delta starts clean
+#if RK_BENCH_HAVE_CAF
+    std::optional<rk::bench::caf_scale_result> caf;
+    rk::bench::summary caf_wakeup;
+    if (cpu) {
+      const unsigned threads = std::max(1u, std::thread::hardware_concurrency()); // ringkernel's default pool
+      caf = rk::bench::measure_caf_scale(cfg.actors, cfg.idle_seconds, cfg.wakeups, cfg.ring_hops, threads);
+      caf_wakeup = rk::bench::summarize(caf->wakeup_us);
+    }
+#endif
+    // CAF's figures and ringkernel / CAF ratios (time ratios < 1 and hop-rate ratios > 1 favour ringkernel).
+    const auto caf_json = [&]() -> std::string {
+#if RK_BENCH_HAVE_CAF
+      if (caf) {
+        return rk::bench::json_object()
+            .text("version", "CAF 0.17 (libcaf-dev)")
+            .number("spawn_s", caf->spawn_s, 3)
+            .number("bytes_per_actor", caf->bytes_per_actor, 0)
+            .number("idle_core_share", caf->idle_core_share, 4)
+            .raw("wakeup_round_trip_us", rk::bench::summary_json(caf_wakeup, 1))
+            .number("ring_ns_per_hop", caf->ring_ns_per_hop, 1)
+            .number("spawn_time_ratio", r.spawn_s / caf->spawn_s, 3)
+            .number("memory_ratio", r.bytes_per_actor / caf->bytes_per_actor, 3)
+            .number("wakeup_median_ratio", r.wakeup_us.median / caf_wakeup.median, 3)
+            .number("ring_time_ratio", r.ring_ns_per_hop / caf->ring_ns_per_hop, 3)
+            .number("fan_s", caf->fan_s, 3)
+            .number("fan_time_ratio", r.fan_s / caf->fan_s, 3)
+            .str();
+      }
+#endif
+      return "null";
+    };
     if (cfg.common.json) {
       std::printf("%s\n", rk::bench::json_object()
                               .text("benchmark", "scale")
@@ -226,6 +325,8 @@ int main(int argc, char** argv) {
                               .integer("ring_hops", cfg.ring_hops)
                               .number("ring_ns_per_hop", r.ring_ns_per_hop, 1)
                               .number("ring_hops_per_s", r.ring_hops_per_s, 0)
+                              .number("fan_out_in_s", r.fan_s, 3)
+                              .raw("caf", caf_json())
                               .str()
                               .c_str());
     } else {
@@ -240,6 +341,23 @@ int main(int argc, char** argv) {
       if (cfg.ring_hops)
         std::printf("  ring:        %.0f hops/s, %.1f ns per hop (%llu hops)\n", r.ring_hops_per_s,
                     r.ring_ns_per_hop, static_cast<unsigned long long>(cfg.ring_hops));
+      std::printf("  fan-out/in:  %.3f s for %u answers\n", r.fan_s, cfg.actors);
+#if RK_BENCH_HAVE_CAF
+      if (caf) {
+        std::printf("CAF 0.17 in the same process, same N, %u scheduler threads:\n",
+                    std::max(1u, std::thread::hardware_concurrency()));
+        std::printf("  spawn:       %.3f s (ringkernel / CAF %.2f), %.0f bytes per actor (ratio %.2f)\n",
+                    caf->spawn_s, r.spawn_s / caf->spawn_s, caf->bytes_per_actor,
+                    r.bytes_per_actor / caf->bytes_per_actor);
+        std::printf("  idle:        %.2f%% of one core\n", caf->idle_core_share * 100);
+        std::printf("  wake-up:     median %.1f us, p99 %.1f us (ringkernel / CAF median %.2f)\n",
+                    caf_wakeup.median, caf_wakeup.p99, r.wakeup_us.median / caf_wakeup.median);
+        if (cfg.ring_hops)
+          std::printf("  ring:        %.1f ns per hop (ringkernel / CAF %.2f)\n", caf->ring_ns_per_hop,
+                      r.ring_ns_per_hop / caf->ring_ns_per_hop);
+        std::printf("  fan-out/in:  %.3f s (ringkernel / CAF %.2f)\n", caf->fan_s, r.fan_s / caf->fan_s);
+      }
+#endif
     }
     return 0;
   } catch (const rk::error& e) {

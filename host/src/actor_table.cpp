@@ -217,6 +217,13 @@ void actor_table::write_entries(std::span<const slot_allocator::slot_id> taken) 
                           sizeof(std::uint32_t) * taken.size());
 }
 
+const std::string* actor_table::first_taken(std::span<const std::string> names) const {
+  std::lock_guard lock(mutex_);
+  for (const std::string& n : names)
+    if (by_name_.find(std::string_view(n)) != by_name_.end()) return &n;
+  return nullptr;
+}
+
 actor_index actor_table::add_alias(const std::string& name, address target) {
   std::lock_guard lock(mutex_);
   const std::optional<slot_allocator::slot_id> s = slots_.acquire();
@@ -345,6 +352,28 @@ void actor_table::write_host_word(actor_index id, std::uint32_t word) {
     backend_.copy_to_device(&d_routes_.as<route_entry>()[slot(id)].host_word, &word, sizeof word);
   }
   wake_if_scheduled(id);
+}
+
+void actor_table::make_live(std::span<const actor_index> ids) {
+  if (ids.empty()) return;
+  std::lock_guard lock(mutex_);
+  bool consecutive = true;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    route_entry& e = routes_[slot(ids[i])];
+    e.host_word = make_state_word(epoch_of(e.host_word), static_cast<std::uint8_t>(host_state::live));
+    consecutive = consecutive && slot(ids[i]) == slot(ids[0]) + i;
+  }
+  if (!consecutive) {
+    for (actor_index id : ids)
+      backend_.copy_to_device(&d_routes_.as<route_entry>()[slot(id)].host_word, &routes_[slot(id)].host_word,
+                              sizeof(std::uint32_t));
+    return;
+  }
+  // One strided copy of the host words of a batch spawned together (spawn_many while running).
+  const std::uint32_t first = slot(ids[0]);
+  backend_.copy_to_device_strided(&d_routes_.as<route_entry>()[first].host_word, sizeof(route_entry),
+                                  &routes_[first].host_word, sizeof(route_entry), sizeof(std::uint32_t),
+                                  ids.size());
 }
 
 void actor_table::wake_if_scheduled(actor_index id) {

@@ -78,6 +78,8 @@ public:
   //! Slots free now (given-back ones still in a grace period do not count).
   std::uint32_t free_slots() const;
   bool name_taken(std::string_view name) const;
+  //! The first of `names` that is taken, or null.
+  const std::string* first_taken(std::span<const std::string> names) const;
   //! New actors named `names`, one per name, all as `spec` says (spec.name and spec.initial unused):
   //! slots, one device block with every mailbox and state (initialised; actor i's state from
   //! `initials + i * initial_stride`, so stride 0 gives all the same state), entries (live before
@@ -110,6 +112,9 @@ public:
   std::uint32_t host_word(actor_index id) const;
   std::uint32_t device_word(actor_index id) const; //!< read back from the device
   void write_host_word(actor_index id, std::uint32_t word);
+  //! Publishes actors added while running (their entries `empty` until now) as live. No wake request:
+  //! nothing can have been delivered to them yet, and the first delivery wakes a scheduled actor.
+  void make_live(std::span<const actor_index> ids);
   address next_hop(actor_index id) const;
   void write_next_hop(actor_index id, address next);
   actor_lifecycle lifecycle(actor_index id) const;

@@ -102,7 +102,7 @@ void run_control::start() {
 void run_control::launch_late(const std::vector<actor_index>& ids, const std::string& who) {
   if (!actors_.dedicated(ids.front())) {
     actors_.mark_launched(ids, true); // the pool may serve them from now on: forget waits for it
-    for (actor_index id : ids) actors_.write_host_word(id, live_word(epoch_of(actors_.host_word(id))));
+    actors_.make_live(ids);
     return;
   }
   launch_group g;
@@ -133,7 +133,7 @@ void run_control::launch_late(const std::vector<actor_index>& ids, const std::st
         " actor workers started within " + std::to_string(options_.start_timeout.count()) +
         " ms, so they are not co-resident with the running kernels. Spawn fewer actors or free the GPU.");
   }
-  for (actor_index id : ids) actors_.write_host_word(id, live_word(epoch_of(actors_.host_word(id))));
+  actors_.make_live(ids);
 }
 
 // --- global pause

@@ -134,8 +134,8 @@ runtime_impl::spawned runtime_impl::spawn_transaction(const actor_type_ops& ops,
   require_setup_phase(who);
   faults_.throw_if_faulted();
   const std::uint64_t n = names.size();
-  for (const auto& nm : names)
-    if (actors_.name_taken(nm)) throw error("spawn('" + nm + "'): an actor with this name already exists");
+  if (const std::string* taken = actors_.first_taken(names))
+    throw error("spawn('" + *taken + "'): an actor with this name already exists");
   if (const char* problem = opts.mailbox.validate())
     throw error(who + ": invalid mailbox: " + problem + " (got " + geometry_text(opts.mailbox) + ")");
   check_cuda_code(ops, who);

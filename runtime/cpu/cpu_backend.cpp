@@ -379,7 +379,9 @@ private:
       a.state = sys_.routes[slot_of(sys_, a.actor)].state;
       std::uint32_t handled = 0;
       serve_result served = serve_result::worked;
-      while (handled < turn_limit) {
+      // Terminate is checked between messages: after shutdown gave up on a stuck call, the runtime may
+      // have destroyed the handler tables this thread would read for the next message.
+      while (handled < turn_limit && !terminate_requested(sys_)) {
         served = serve_guarded(worker, me, a, polls);
         if (served != serve_result::worked && served != serve_result::faulted) break;
         ++handled;
