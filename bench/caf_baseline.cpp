@@ -80,11 +80,12 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self, std::vecto
 } // namespace
 
 caf_scale_result measure_caf_scale(std::uint32_t actors, double idle_seconds, std::uint64_t wakeups,
-                                   std::uint64_t ring_hops, unsigned threads) {
+                                   std::uint64_t ring_hops, unsigned threads, bool sharing) {
   caf_scale_result out;
   const std::uint64_t before = resident_bytes();
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", static_cast<std::size_t>(threads));
+  if (sharing) cfg.set("scheduler.policy", caf::atom("sharing"));
   caf::actor_system system{cfg};
   caf::scoped_actor host{system};
   const caf::actor reporter = caf::actor_cast<caf::actor>(host);
@@ -125,7 +126,7 @@ caf_scale_result measure_caf_scale(std::uint32_t actors, double idle_seconds, st
     out.ring_ns_per_hop =
         std::chrono::duration<double>(clock_type::now() - r0).count() * 1e9 / static_cast<double>(ring_hops);
   }
-  {
+  if (sharing || actors <= stealing_fan_limit) {
     const caf::actor agg = system.spawn(aggregator, &members, reporter);
     const auto f0 = clock_type::now();
     host->send(agg, ask_atom::value);

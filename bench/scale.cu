@@ -280,32 +280,46 @@ int main(int argc, char** argv) {
     const result r = measure(cfg);
     malloc_trim(0); // give freed heap back, so the next resident-set delta starts clean
 #if RK_BENCH_HAVE_CAF
-    std::optional<rk::bench::caf_scale_result> caf;
-    rk::bench::summary caf_wakeup;
+    // CAF twice: its default work-stealing scheduler and its "sharing" policy (neither wins everywhere).
+    std::optional<rk::bench::caf_scale_result> caf_runs[2];
+    rk::bench::summary caf_wakeups[2];
     if (cpu) {
       const unsigned threads = std::max(1u, std::thread::hardware_concurrency()); // ringkernel's default pool
-      caf = rk::bench::measure_caf_scale(cfg.actors, cfg.idle_seconds, cfg.wakeups, cfg.ring_hops, threads);
-      caf_wakeup = rk::bench::summarize(caf->wakeup_us);
+      for (int sharing = 0; sharing < 2; ++sharing) {
+        caf_runs[sharing] = rk::bench::measure_caf_scale(cfg.actors, cfg.idle_seconds, cfg.wakeups,
+                                                         cfg.ring_hops, threads, sharing != 0);
+        caf_wakeups[sharing] = rk::bench::summarize(caf_runs[sharing]->wakeup_us);
+        malloc_trim(0);
+      }
     }
 #endif
     // CAF's figures and ringkernel / CAF ratios (time ratios < 1 and hop-rate ratios > 1 favour ringkernel).
     const auto caf_json = [&]() -> std::string {
 #if RK_BENCH_HAVE_CAF
-      if (caf) {
-        return rk::bench::json_object()
-            .text("version", "CAF 0.17 (libcaf-dev)")
-            .number("spawn_s", caf->spawn_s, 3)
-            .number("bytes_per_actor", caf->bytes_per_actor, 0)
-            .number("idle_core_share", caf->idle_core_share, 4)
-            .raw("wakeup_round_trip_us", rk::bench::summary_json(caf_wakeup, 1))
-            .number("ring_ns_per_hop", caf->ring_ns_per_hop, 1)
-            .number("spawn_time_ratio", r.spawn_s / caf->spawn_s, 3)
-            .number("memory_ratio", r.bytes_per_actor / caf->bytes_per_actor, 3)
-            .number("wakeup_median_ratio", r.wakeup_us.median / caf_wakeup.median, 3)
-            .number("ring_time_ratio", r.ring_ns_per_hop / caf->ring_ns_per_hop, 3)
-            .number("fan_s", caf->fan_s, 3)
-            .number("fan_time_ratio", r.fan_s / caf->fan_s, 3)
-            .str();
+      if (caf_runs[0]) {
+        std::vector<std::string> runs;
+        for (int i = 0; i < 2; ++i) {
+          const rk::bench::caf_scale_result& c = *caf_runs[i];
+          rk::bench::json_object o;
+          o.text("version", "CAF 0.17 (libcaf-dev)")
+              .text("scheduler", i ? "sharing" : "work stealing (default)")
+              .number("spawn_s", c.spawn_s, 3)
+              .number("bytes_per_actor", c.bytes_per_actor, 0)
+              .number("idle_core_share", c.idle_core_share, 4)
+              .raw("wakeup_round_trip_us", rk::bench::summary_json(caf_wakeups[i], 1))
+              .number("ring_ns_per_hop", c.ring_ns_per_hop, 1)
+              .number("spawn_time_ratio", r.spawn_s / c.spawn_s, 3)
+              .number("memory_ratio", r.bytes_per_actor / c.bytes_per_actor, 3)
+              .number("wakeup_median_ratio", r.wakeup_us.median / caf_wakeups[i].median, 3)
+              .number("ring_time_ratio", r.ring_ns_per_hop / c.ring_ns_per_hop, 3);
+          if (c.fan_s >= 0) {
+            o.number("fan_s", c.fan_s, 3).number("fan_time_ratio", r.fan_s / c.fan_s, 3);
+          } else {
+            o.null("fan_s");
+          }
+          runs.push_back(o.str());
+        }
+        return rk::bench::json_array(runs);
       }
 #endif
       return "null";
@@ -343,19 +357,25 @@ int main(int argc, char** argv) {
                     r.ring_ns_per_hop, static_cast<unsigned long long>(cfg.ring_hops));
       std::printf("  fan-out/in:  %.3f s for %u answers\n", r.fan_s, cfg.actors);
 #if RK_BENCH_HAVE_CAF
-      if (caf) {
-        std::printf("CAF 0.17 in the same process, same N, %u scheduler threads:\n",
-                    std::max(1u, std::thread::hardware_concurrency()));
+      for (int i = 0; i < 2 && caf_runs[i]; ++i) {
+        const rk::bench::caf_scale_result& c = *caf_runs[i];
+        std::printf("CAF 0.17 (%s scheduler) in the same process, same N, %u threads:\n",
+                    i ? "sharing" : "work-stealing", std::max(1u, std::thread::hardware_concurrency()));
         std::printf("  spawn:       %.3f s (ringkernel / CAF %.2f), %.0f bytes per actor (ratio %.2f)\n",
-                    caf->spawn_s, r.spawn_s / caf->spawn_s, caf->bytes_per_actor,
-                    r.bytes_per_actor / caf->bytes_per_actor);
-        std::printf("  idle:        %.2f%% of one core\n", caf->idle_core_share * 100);
+                    c.spawn_s, r.spawn_s / c.spawn_s, c.bytes_per_actor,
+                    r.bytes_per_actor / c.bytes_per_actor);
+        std::printf("  idle:        %.2f%% of one core\n", c.idle_core_share * 100);
         std::printf("  wake-up:     median %.1f us, p99 %.1f us (ringkernel / CAF median %.2f)\n",
-                    caf_wakeup.median, caf_wakeup.p99, r.wakeup_us.median / caf_wakeup.median);
+                    caf_wakeups[i].median, caf_wakeups[i].p99, r.wakeup_us.median / caf_wakeups[i].median);
         if (cfg.ring_hops)
-          std::printf("  ring:        %.1f ns per hop (ringkernel / CAF %.2f)\n", caf->ring_ns_per_hop,
-                      r.ring_ns_per_hop / caf->ring_ns_per_hop);
-        std::printf("  fan-out/in:  %.3f s (ringkernel / CAF %.2f)\n", caf->fan_s, r.fan_s / caf->fan_s);
+          std::printf("  ring:        %.1f ns per hop (ringkernel / CAF %.2f)\n", c.ring_ns_per_hop,
+                      r.ring_ns_per_hop / c.ring_ns_per_hop);
+        if (c.fan_s >= 0) {
+          std::printf("  fan-out/in:  %.3f s (ringkernel / CAF %.2f)\n", c.fan_s, r.fan_s / c.fan_s);
+        } else {
+          std::printf("  fan-out/in:  not measured above %u actors with work stealing\n",
+                      rk::bench::stealing_fan_limit);
+        }
       }
 #endif
     }
