@@ -2,13 +2,11 @@
 
 #include "caf_baseline.hpp"
 
+#include "common/bench_util.hpp"
+
 #include <caf/all.hpp>
 
-#include <sys/resource.h>
-#include <unistd.h>
-
 #include <chrono>
-#include <fstream>
 #include <random>
 #include <thread>
 
@@ -20,20 +18,6 @@ using next_atom = caf::atom_constant<caf::atom("next")>;
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
 using ask_atom = caf::atom_constant<caf::atom("ask")>;
 using answer_atom = caf::atom_constant<caf::atom("answer")>;
-
-std::uint64_t resident_bytes() {
-  std::ifstream statm("/proc/self/statm");
-  std::uint64_t pages = 0, resident = 0;
-  statm >> pages >> resident;
-  return resident * static_cast<std::uint64_t>(sysconf(_SC_PAGE_SIZE));
-}
-
-double process_cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
-}
 
 struct member_state {
   caf::actor next;

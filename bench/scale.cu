@@ -29,14 +29,10 @@
 #include "caf_baseline.hpp"
 #endif
 
-#include <sys/resource.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <bit>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <malloc.h>
 #include <optional>
 #include <random>
@@ -137,24 +133,10 @@ struct settings {
   std::uint64_t ring_hops = 0;
 };
 
-std::uint64_t resident_bytes() {
-  std::ifstream statm("/proc/self/statm");
-  std::uint64_t pages = 0, resident = 0;
-  statm >> pages >> resident;
-  return resident * static_cast<std::uint64_t>(sysconf(_SC_PAGE_SIZE));
-}
-
 std::uint64_t device_bytes_in_use() {
   std::size_t free_bytes = 0, total = 0;
   if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess) return 0;
   return total - free_bytes;
-}
-
-double process_cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
 }
 
 struct result {
@@ -177,12 +159,12 @@ result measure(const settings& cfg) {
   o.max_actors = cfg.actors + 1; // and the aggregator
   o.audit_ring_slots = 1024;
   if (cuda) (void)cudaFree(nullptr); // the context exists before the baseline is taken
-  const std::uint64_t before = cuda ? device_bytes_in_use() : resident_bytes();
+  const std::uint64_t before = cuda ? device_bytes_in_use() : rk::bench::resident_bytes();
   rk::runtime rt(o);
   const auto t0 = clock_type::now();
   const std::vector<rk::actor_index> ids = rt.spawn_many<ring_member>("a", cfg.actors);
   out.spawn_s = std::chrono::duration<double>(clock_type::now() - t0).count();
-  const std::uint64_t after = cuda ? device_bytes_in_use() : resident_bytes();
+  const std::uint64_t after = cuda ? device_bytes_in_use() : rk::bench::resident_bytes();
   out.bytes_per_actor = static_cast<double>(after - std::min(after, before)) / cfg.actors;
   out.memory_kind = cuda ? "device memory (cudaMemGetInfo)" : "resident set";
   for (std::size_t i = 0; i < ids.size(); ++i)
@@ -193,11 +175,11 @@ result measure(const settings& cfg) {
   rt.start();
 
   // Idle.
-  const double cpu0 = process_cpu_seconds();
+  const double cpu0 = rk::bench::process_cpu_seconds();
   const auto w0 = clock_type::now();
   std::this_thread::sleep_for(std::chrono::duration<double>(cfg.idle_seconds));
   const double wall = std::chrono::duration<double>(clock_type::now() - w0).count();
-  out.idle_core_share = (process_cpu_seconds() - cpu0) / wall;
+  out.idle_core_share = (rk::bench::process_cpu_seconds() - cpu0) / wall;
 
   // Wake-ups of random idle actors.
   std::mt19937_64 pick(42);

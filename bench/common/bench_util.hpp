@@ -4,6 +4,8 @@
 
 #if __has_include(<malloc.h>)
 #include <malloc.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #endif
 
 #include <algorithm>
@@ -206,6 +208,22 @@ inline std::uint64_t heap_bytes_in_use() {
 #else
   return 0;
 #endif
+}
+
+//! The process's resident set in bytes (/proc/self/statm).
+inline std::uint64_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::uint64_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * static_cast<std::uint64_t>(sysconf(_SC_PAGE_SIZE));
+}
+
+//! User + system CPU time of the whole process (every thread), in seconds.
+inline double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
 }
 
 struct common_args {

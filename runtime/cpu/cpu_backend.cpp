@@ -145,8 +145,7 @@ public:
                        std::span<const worker_group> groups, std::uint32_t gateway_worker) override {
     sys_ = sys;
     if (sys_.sched.queues != nullptr) { // idle pool threads park (host_park.cuh)
-      sys_.sched.parked = &parked_;
-      sys_.sched.park_signal = &park_signal_;
+      sys_.sched.pool_lot = &pool_lot_;
     }
     start_thread(gateway_worker,
                  [this, gateway_worker](std::atomic<bool>& done) { gateway_loop(gateway_worker, done); });
@@ -413,13 +412,12 @@ private:
   //! passes, so it still reads the control words and takes part in grace periods). See host_park.cuh.
   served_actor park(const std::vector<const actor_type_ops*>& by_kind, std::size_t& next_kind,
                     std::uint32_t grace_seen, bool paused) {
-    const std::uint32_t seen = park_word(&park_signal_).load(cuda::std::memory_order_acquire);
-    park_word(&parked_).fetch_add(1u, cuda::std::memory_order_acq_rel);
+    const std::uint32_t seen = park_enter(pool_lot_);
     served_actor a = take_any(by_kind, next_kind);
     // A control word written before `seen` was bumped is visible now (wake_idle_workers): read it first.
     if (a.ops == nullptr && !control_changed(grace_seen, &paused))
-      futex_wait_for(&park_signal_, seen, park_timeout_ns);
-    park_word(&parked_).fetch_sub(1u, cuda::std::memory_order_acq_rel);
+      park_sleep(pool_lot_, seen, park_timeout_ns);
+    park_leave(pool_lot_);
     return a;
   }
 
@@ -432,17 +430,11 @@ private:
   }
 
   void wake_idle_workers() noexcept override {
-    park_word(&park_signal_).fetch_add(1u, cuda::std::memory_order_acq_rel);
-    futex_wake_all(&park_signal_);
-    park_word(&gateway_signal_).fetch_add(1u, cuda::std::memory_order_acq_rel);
-    futex_wake_all(&gateway_signal_);
+    park_notify_all(pool_lot_);
+    park_notify_all(gateway_lot_);
   }
 
-  void notify_gateway() noexcept override {
-    if (park_word(&gateway_parked_).fetch_add(0u, cuda::std::memory_order_acq_rel) == 0) return;
-    park_word(&gateway_signal_).fetch_add(1u, cuda::std::memory_order_acq_rel);
-    futex_wake_one(&gateway_signal_);
-  }
+  void notify_gateway() noexcept override { park_notify_one(gateway_lot_); }
 
   void gateway_loop(std::uint32_t worker, std::atomic<bool>& done) {
     worker_status& me = sys_.workers[worker];
@@ -455,14 +447,13 @@ private:
         idle.reset();
       } else if (idle.step() >= park_after_steps && sys_.parking.state->active_count == 0) {
         // Nothing parked to retry: sleep until the host publishes (notify_gateway) or the timeout.
-        const std::uint32_t seen = park_word(&gateway_signal_).load(cuda::std::memory_order_acquire);
-        park_word(&gateway_parked_).fetch_add(1u, cuda::std::memory_order_acq_rel);
+        const std::uint32_t seen = park_enter(gateway_lot_);
         if (gateway_step(sys_)) {
           idle.reset();
         } else if (!control_changed(grace_seen, nullptr)) {
-          futex_wait_for(&gateway_signal_, seen, park_timeout_ns);
+          park_sleep(gateway_lot_, seen, park_timeout_ns);
         }
-        park_word(&gateway_parked_).fetch_sub(1u, cuda::std::memory_order_acq_rel);
+        park_leave(gateway_lot_);
       } else {
         idle.pause();
       }
@@ -493,10 +484,8 @@ private:
   std::unordered_map<void*, std::size_t> mapped_sizes_; //!< mmap'ed allocations and their sizes
 
   std::uint32_t requested_workers_;
-  alignas(64) std::uint32_t parked_ = 0;         //!< pool threads parked (host_park.cuh)
-  alignas(64) std::uint32_t park_signal_ = 0;    //!< what parked pool threads sleep on
-  alignas(64) std::uint32_t gateway_parked_ = 0; //!< the same for the gateway thread (notify_gateway)
-  alignas(64) std::uint32_t gateway_signal_ = 0;
+  park_lot pool_lot_;    //!< where idle pool threads park (host_park.cuh)
+  park_lot gateway_lot_; //!< where the idle gateway thread parks (notify_gateway)
   system_view sys_{};
   std::vector<worker_thread> threads_;
   mutable std::mutex fault_mutex_; //!< guards the fault records and served_by_

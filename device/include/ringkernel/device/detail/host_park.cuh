@@ -29,35 +29,45 @@
 namespace rk::detail {
 
 #if !defined(__CUDA_ARCH__)
-inline cuda::atomic_ref<std::uint32_t, peer_scope> park_word(std::uint32_t* word) noexcept {
-  return cuda::atomic_ref<std::uint32_t, peer_scope>(*word);
+inline cuda::atomic_ref<std::uint32_t, peer_scope> park_word(std::uint32_t& word) noexcept {
+  return cuda::atomic_ref<std::uint32_t, peer_scope>(word);
 }
 
-//! Sleeps while `*word == expected`, at most `timeout_ns` (< 1 s); returns early on a wake or a change.
-inline void futex_wait_for(std::uint32_t* word, std::uint32_t expected, long timeout_ns) noexcept {
+//! A thread about to sleep takes its ticket: the `seen` to pass to park_sleep. It must then look for work
+//! (and at its control words) once more before sleeping, and call park_leave afterwards.
+inline std::uint32_t park_enter(park_lot& lot) noexcept {
+  const std::uint32_t seen = park_word(lot.signal).load(cuda::std::memory_order_acquire);
+  park_word(lot.parked).fetch_add(1u, cuda::std::memory_order_acq_rel);
+  return seen;
+}
+
+//! Sleeps while nobody signalled since `seen`, at most `timeout_ns` (< 1 s).
+inline void park_sleep(park_lot& lot, std::uint32_t seen, long timeout_ns) noexcept {
   const timespec timeout{0, timeout_ns};
-  (void)syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, &timeout, nullptr, 0);
+  (void)syscall(SYS_futex, &lot.signal, FUTEX_WAIT_PRIVATE, seen, &timeout, nullptr, 0);
 }
 
-inline void futex_wake_one(std::uint32_t* word) noexcept {
-  (void)syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+inline void park_leave(park_lot& lot) noexcept {
+  park_word(lot.parked).fetch_sub(1u, cuda::std::memory_order_acq_rel);
 }
 
-inline void futex_wake_all(std::uint32_t* word) noexcept {
-  (void)syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
+//! After publishing work: wakes one parked thread, if any (the read of `parked` is an RMW, see above).
+inline void park_notify_one(park_lot& lot) noexcept {
+  if (park_word(lot.parked).fetch_add(0u, cuda::std::memory_order_acq_rel) == 0) return;
+  park_word(lot.signal).fetch_add(1u, cuda::std::memory_order_acq_rel);
+  (void)syscall(SYS_futex, &lot.signal, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
 }
 
-//! After a push that made an actor ready: wakes one parked pool thread, if any.
-inline void host_notify_parked(const scheduler_view& s) noexcept {
-  if (park_word(s.parked).fetch_add(0u, cuda::std::memory_order_acq_rel) == 0) return;
-  park_word(s.park_signal).fetch_add(1u, cuda::std::memory_order_acq_rel);
-  futex_wake_one(s.park_signal);
+//! After changing what every parked thread must read (control words): wakes them all.
+inline void park_notify_all(park_lot& lot) noexcept {
+  park_word(lot.signal).fetch_add(1u, cuda::std::memory_order_acq_rel);
+  (void)syscall(SYS_futex, &lot.signal, FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
 }
 #endif
 
 //! Shared code calls this after pushing a ready actor; a no-op on the device and without parking.
 RK_HOST_DEVICE inline void notify_parked(const scheduler_view& s) noexcept {
-  NV_IF_TARGET(NV_IS_HOST, (if (s.parked != nullptr) host_notify_parked(s);))
+  NV_IF_TARGET(NV_IS_HOST, (if (s.pool_lot != nullptr) park_notify_one(*s.pool_lot);))
 }
 
 } // namespace rk::detail

@@ -237,6 +237,13 @@ struct alignas(16) ingress_receipt {
 };
 
 //! The scheduler's shared state (see schedule.cuh). All device memory except `wakes`.
+//! An event count for threads that sleep while idle (CPU backend; see host_park.cuh): how many are about
+//! to sleep or asleep, and the word they sleep on. Each on its own line.
+struct park_lot {
+  alignas(64) std::uint32_t parked = 0;
+  alignas(64) std::uint32_t signal = 0;
+};
+
 struct scheduler_view {
   run_queue_view* queues = nullptr; //!< one run queue per handler type (kind); null before start()
   std::uint32_t kinds = 0;
@@ -247,10 +254,9 @@ struct scheduler_view {
   //! Host -> gateway requests to look at an actor whose lifecycle word the host changed (mapped; host
   //! producers, gateway consumer): the gateway wakes it as if a message had arrived.
   ring_view wakes;
-  //! CPU backend only (null on CUDA): how many pool threads are parked, and the word they sleep on. A
-  //! push that makes an actor ready wakes one of them (host_park.cuh).
-  std::uint32_t* parked = nullptr;
-  std::uint32_t* park_signal = nullptr;
+  //! CPU backend only (null on CUDA): where idle pool threads park; a push that makes an actor ready
+  //! wakes one of them (host_park.cuh).
+  park_lot* pool_lot = nullptr;
 };
 
 struct system_view {
