@@ -17,7 +17,9 @@
 // ringkernel is ahead). CAF gets as many scheduler threads as ringkernel's pool (the hardware threads).
 //
 //   bench_traffic [--json] [--smoke] [--repetitions N] [--backend cpu|cuda] [--round-trips N]
-//                 [--messages N]
+//                 [--messages N] [--pool-threads N]
+// `--pool-threads N`: ringkernel's scheduled pool and CAF's scheduler both get N threads (default: the
+// hardware threads).
 // `--backend cuda` measures ringkernel on the GPU without CAF (skipped without a usable device).
 
 #include "common/cuda_bench.cuh"
@@ -156,9 +158,12 @@ struct walker {
   }
 };
 
+unsigned pool_threads = 0; //!< --pool-threads: 0 = the hardware threads (both systems' default)
+
 rk::runtime_options options_for(target t) {
   rk::runtime_options o;
   o.backend = t == target::cpu ? rk::backend::cpu : rk::backend::cuda;
+  if (t == target::cpu) o.scheduled_workers = pool_threads;
   return o;
 }
 
@@ -275,7 +280,8 @@ void alternate(const settings& cfg, Measure&& measure) {
 }
 
 std::vector<comparison> run_all(const settings& cfg) {
-  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  const unsigned threads =
+      pool_threads != 0 ? pool_threads : std::max(1u, std::thread::hardware_concurrency());
   std::vector<comparison> out;
   {
     comparison c;
@@ -363,11 +369,14 @@ int main(int argc, char** argv) {
   settings cfg;
   std::optional<std::uint64_t> round_trips, messages;
   cfg.common = rk::bench::parse_common(
-      argc, argv, "bench_traffic", "[--backend cpu|cuda] [--round-trips N] [--messages N]",
+      argc, argv, "bench_traffic", "[--backend cpu|cuda] [--round-trips N] [--messages N] [--pool-threads N]",
       [&](const std::string& flag, const std::function<const char*()>& value) {
         if (rk::bench::parse_target_flag(flag, value, cfg.backend)) return true;
         if (flag == "--round-trips") {
           round_trips = rk::bench::parse_count(value(), "--round-trips");
+        } else if (flag == "--pool-threads") {
+          pool_threads = static_cast<unsigned>(
+              std::min<std::uint64_t>(64, rk::bench::parse_count(value(), "--pool-threads")));
         } else if (flag == "--messages") {
           messages = rk::bench::parse_count(value(), "--messages");
         } else {

@@ -73,6 +73,13 @@ void runtime_impl::check_cuda_code(const actor_type_ops& ops, const std::string&
                 ops.name + ">() as CUDA (a .cu file) or use backend::cpu");
 }
 
+// Refused before any name is built: a count no table could hold would otherwise cost its names' memory.
+void runtime_impl::check_batch_fits(std::uint64_t count, const std::string& who) const {
+  if (count > options_.max_actors)
+    throw out_of_room(who + ": " + std::to_string(count) + " actors can never fit a table of max_actors = " +
+                      std::to_string(options_.max_actors) + "; raise runtime_options::max_actors");
+}
+
 void runtime_impl::require_setup_phase(const std::string& who) const {
   const phase now = run_.current_phase();
   if (now != phase::created && now != phase::running)
@@ -98,6 +105,7 @@ address runtime_impl::spawn(actor_type_ops ops, std::string name, const actor_op
   if (name.empty()) throw error("spawn(): the actor name must not be empty");
   if (opts.instances == 0) throw error(who + ": actor_options::instances must be at least 1");
   const std::uint32_t n = opts.instances;
+  check_batch_fits(n, who);
   std::vector<std::string> names;
   for (std::uint32_t i = 0; i < n; ++i) names.push_back(n == 1 ? name : name + "/" + std::to_string(i));
   const spawned s = spawn_transaction(ops, who, names, opts, static_cast<const std::byte*>(initial), 0,
@@ -119,6 +127,7 @@ std::vector<actor_index> runtime_impl::spawn_many(actor_type_ops ops, std::strin
   if (initials == nullptr || (initial_count != 1 && initial_count != count))
     throw error(who + ": initial_states holds " + std::to_string(initial_count) +
                 " states; pass none (default states), one (the same for all) or " + std::to_string(count));
+  check_batch_fits(count, who);
   std::vector<std::string> names(count);
   prefix += '/';
   for (std::uint32_t i = 0; i < count; ++i) names[i].append(prefix).append(std::to_string(i));

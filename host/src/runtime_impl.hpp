@@ -125,6 +125,7 @@ private:
                             const std::vector<std::string>& names, const actor_options& opts,
                             const std::byte* initials, std::size_t initial_stride, const std::string* group);
   void check_cuda_code(const actor_type_ops& ops, const std::string& who) const;
+  void check_batch_fits(std::uint64_t count, const std::string& who) const;
   void require_setup_phase(const std::string& who) const;
 
   runtime_options options_;

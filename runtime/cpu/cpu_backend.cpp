@@ -362,13 +362,30 @@ private:
     bool paused = false;
     std::size_t next_kind = 0;
     const std::uint32_t turn_limit = std::max(1u, sys_.sched.turn_messages);
+    run_next_slot run_next{&sys_};
+    current_run_next = &run_next;
+    std::uint32_t streak = 0; // turns in a row taken from run_next
     while (!terminate_requested(sys_)) {
       store_pcie(me.heartbeat, ++polls);
       if (between_messages(me, grace_seen, paused)) {
         idle.pause();
         continue;
       }
-      served_actor a = take_any(by_kind, next_kind);
+      served_actor a{nullptr, 0, nullptr};
+      if (run_next.full && streak < run_next_streak_limit && by_kind[run_next.kind] != nullptr) {
+        a.ops = by_kind[run_next.kind];
+        a.actor = run_next.actor;
+        run_next.full = false;
+        ++streak;
+      } else {
+        if (run_next.full) { // fairness: to the back of the queue, and serve the queue's head
+          run_next.full = false;
+          push_until_done(sys_.sched.queues[run_next.kind], run_next.actor);
+          notify_parked(sys_.sched);
+        }
+        streak = 0;
+        a = take_any(by_kind, next_kind);
+      }
       if (a.ops == nullptr && idle.step() >= park_after_steps)
         a = park(by_kind, next_kind, grace_seen, paused);
       if (a.ops == nullptr) {
@@ -392,6 +409,7 @@ private:
         idle.pause();
       }
     }
+    current_run_next = nullptr;
     check_out(me);
   }
 

@@ -466,6 +466,10 @@ TEST_P(RuntimeCases, SpawnManyRefusesBadArgumentsAndLeavesNothingBehind) {
   expect_refused([&] { rt.spawn_many<counter>("w", 3, {.instances = 2}); }, "instances");
   expect_refused([&] { rt.spawn_many<counter>("m", 2, {.mailbox = {100, 256}}); }, "power of two");
   expect_refused([&] { rt.spawn_many<counter>("v", 63); }, "actor table is full");
+  // A count no table could ever hold is refused before its names are built (4 x 10^9 names would
+  // otherwise exhaust memory).
+  expect_refused([&] { rt.spawn_many<counter>("huge", 4'000'000'000u); }, "can never fit");
+  expect_refused([&] { rt.spawn<counter>("huge", {.instances = 4'000'000'000u}); }, "can never fit");
   expect_refused([&] { rt.spawn_many<counter>("w", 3); }, "already exists");
   EXPECT_EQ(rt.actor_count(), 2u);
   EXPECT_THROW(rt.find("w/0"), rk::error) << "no name of a refused batch is left";

@@ -29,6 +29,15 @@
 //! Retirement: a worker that acknowledges `retired` keeps S at 1 for good, so the actor is never queued
 //! again; the host resets S when it gives the slot to a new actor (no one else touches it then).
 //! Dedicated actors (route_entry::dedicated) keep their own worker and never touch S.
+//!
+//! Run-next (CPU backend). An owner may keep the actor in its pool thread's run-next slot instead of the
+//! queue: a handler's send that makes an actor ready hands it to the thread running the handler, which
+//! serves it right after the current turn (the receiver's message is still in cache, and no other thread
+//! is woken for it: a ping-pong between two actors stays on one thread, as in CAF's and Go's schedulers).
+//! The slot holds one actor; a second one goes to the queue. The slot is just another place an owned
+//! actor waits, so the protocol above is unchanged. Fairness: after `run_next_streak_limit` turns in a
+//! row taken from the slot, the thread puts the slot's actor at the back of the queue and serves the
+//! queue's head instead.
 
 #include <ringkernel/device/backoff.cuh>
 #include <ringkernel/device/detail/host_park.cuh>
@@ -48,13 +57,47 @@ RK_HOST_DEVICE inline void push_until_done(const run_queue_view& q, actor_index 
   while (!run_queue_push(q, actor)) wait.pause();
 }
 
-//! Takes ownership of the actor in `slot` if nobody holds it, and queues it.
-RK_HOST_DEVICE inline void claim_and_push(const system_view& s, std::uint32_t slot) noexcept {
+#if !defined(__CUDA_ARCH__)
+//! A CPU pool thread's run-next slot (see the protocol above); `sys` is the runtime it serves.
+struct run_next_slot {
+  const system_view* sys = nullptr;
+  actor_index actor = 0;
+  std::uint32_t kind = 0;
+  bool full = false;
+};
+inline constexpr std::uint32_t run_next_streak_limit = 16;
+//! The slot of the pool thread running this code; null on every other thread (gateway, dedicated
+//! workers, the host's threads).
+inline thread_local run_next_slot* current_run_next = nullptr;
+
+inline bool keep_on_this_thread(const system_view& s, std::uint32_t kind, actor_index id) noexcept {
+  run_next_slot* r = current_run_next;
+  if (r == nullptr || r->sys != &s || r->full) return false;
+  r->actor = id;
+  r->kind = kind;
+  r->full = true;
+  return true;
+}
+#endif
+
+//! The owner's hand-off of actor `id` of handler type `kind`: to this pool thread's run-next slot when
+//! `may_run_next` and it is free (CPU backend), else to the run queue, waking a parked thread.
+RK_HOST_DEVICE inline void hand_off(const system_view& s, std::uint32_t kind, actor_index id,
+                                    bool may_run_next) noexcept {
+  NV_IF_TARGET(NV_IS_HOST, (if (may_run_next && keep_on_this_thread(s, kind, id)) return;))
+  push_until_done(s.sched.queues[kind], id);
+  notify_parked(s.sched);
+}
+
+//! Takes ownership of the actor in `slot` if nobody holds it, and hands it to a worker. A sender's wake
+//! may use the run-next slot; an actor taken back at the end of its own turn may not (it usually waits
+//! for someone else, e.g. after a defer, and would only spin on this thread).
+RK_HOST_DEVICE inline void claim_and_push(const system_view& s, std::uint32_t slot,
+                                          bool may_run_next = true) noexcept {
   if (scheduled_word(s, slot).exchange(1u, cuda::std::memory_order_acq_rel) != 0) return;
   const route_entry& e = s.routes[slot];
-  const actor_index id = make_id(slot, load_relaxed(e.generation), s.actor_slot_bits);
-  push_until_done(s.sched.queues[load_relaxed(e.kind)], id);
-  notify_parked(s.sched);
+  hand_off(s, load_relaxed(e.kind), make_id(slot, load_relaxed(e.generation), s.actor_slot_bits),
+           may_run_next);
 }
 
 //! Sender side: after publishing a message to the actor in `slot`, makes sure a worker will serve it.
@@ -106,7 +149,7 @@ RK_HOST_DEVICE inline void end_turn(const system_view& s, actor_index self, bool
     return;
   }
   (void)scheduled_word(s, slot).exchange(0u, cuda::std::memory_order_acq_rel);
-  if (has_pending_work(s, self)) claim_and_push(s, slot);
+  if (has_pending_work(s, self)) claim_and_push(s, slot, false);
 }
 
 //! Worker side: the next ready actor of handler type `kind`, if any.
