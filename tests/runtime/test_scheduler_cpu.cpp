@@ -152,6 +152,72 @@ TEST(Scheduler, AFloodedActorYieldsAfterItsTurn) {
       << "the quiet actor runs right after the flooded one's first turn, not after its backlog";
 }
 
+namespace {
+std::atomic<std::uint64_t> rally_hops{0};
+std::atomic<std::uint64_t> rally_cap{~std::uint64_t{0}};
+std::atomic<bool> rally_stop{false};
+std::atomic<std::uint64_t> bystander_saw{0};
+std::atomic<bool> bystander_ran{false};
+
+//! Two of these bounce a ball: each send readies the peer on the sending thread's run-next slot, so
+//! without the streak limit one pool thread would serve the pair forever.
+struct rally {
+  static constexpr const char* name = "rally";
+  struct state {
+    actor_index peer = 0;
+  };
+  template <class Ctx>
+  void operator()(Ctx& ctx, state& s, const rk::message&) {
+    if (rally_stop.load() || rally_hops.load() >= rally_cap.load()) return;
+    rally_hops.fetch_add(1);
+    (void)ctx.send(s.peer, msg_count, {});
+  }
+};
+
+struct bystander {
+  static constexpr const char* name = "bystander";
+  struct state {
+    std::uint64_t calls = 0;
+  };
+  template <class Ctx>
+  void operator()(Ctx&, state& s, const rk::message&) {
+    ++s.calls;
+    bystander_saw = rally_hops.load();
+    bystander_ran = true;
+    rally_stop = true;
+  }
+};
+} // namespace
+
+TEST(Scheduler, AConversationKeptOnOneThreadDoesNotStarveTheQueue) {
+  rally_hops = 0;
+  rally_cap = ~std::uint64_t{0};
+  rally_stop = false;
+  bystander_ran = false;
+  rk::runtime rt(scheduled_options(1, 32)); // one pool thread: the rally and the bystander share it
+  const actor_index a = rt.spawn<rally>("a", {}, rally::state{1});
+  const actor_index b = rt.spawn<rally>("b", {}, rally::state{0});
+  ASSERT_EQ(a, 0u);
+  ASSERT_EQ(b, 1u);
+  const actor_index by = rt.spawn<bystander>("bystander");
+  rt.start();
+  ASSERT_EQ(rt.send(a, msg_count, {}), status::enqueued);
+  ASSERT_EQ(rk::wait_until([] { return rally_hops.load() >= 1000; }, [] { return false; }, 30'000'000'000ull),
+            rk::wait_result::ready);
+  // From here the rally may take at most `allowance` more hops: enough for the gateway to deliver the
+  // bystander's message and a few streaks, far from what a starved queue would take (forever).
+  constexpr std::uint64_t allowance = 200'000;
+  const std::uint64_t sent_at = rally_hops.load();
+  rally_cap = sent_at + allowance;
+  ASSERT_EQ(rt.send(by, msg_count, {}), status::enqueued);
+  ASSERT_EQ(rk::wait_until([] { return bystander_ran.load(); }, [] { return false; }, 60'000'000'000ull),
+            rk::wait_result::ready);
+  EXPECT_LT(bystander_saw.load(), sent_at + allowance)
+      << "the bystander waited until the rally gave up: the run-next chain starved the run queue";
+  EXPECT_TRUE(rt.shutdown().drained);
+  EXPECT_EQ(rt.state<bystander>(by).calls, 1u);
+}
+
 TEST(Scheduler, ActorsSpawnedWhileRunningAreServedByTheRunningPool) {
   rk::runtime rt(scheduled_options(2, 32));
   rt.spawn<echo>("first");
