@@ -5,6 +5,8 @@
 #include "nvtx.hpp"
 #include "support.hpp"
 
+#include <ringkernel/device/detail/host_park.cuh>
+
 #include <algorithm>
 #include <cstring>
 
@@ -300,8 +302,10 @@ std::optional<received_message> host_io::receive(std::chrono::nanoseconds timeou
     return true;
   };
   if (!take() && live) {
-    const wait_result r = wait_until(
-        take, [&] { return faults_.detected(); }, timeout_ns(timeout), waiting_backoff());
+    park_lot* lot = busy_poll_ ? nullptr : backend_.receive_lot();
+    const wait_result r = lot != nullptr ? wait_parked(*lot, take, timeout_ns(timeout))
+                                         : wait_until(take, [&] { return faults_.detected(); },
+                                                      timeout_ns(timeout), waiting_backoff());
     if (r == wait_result::aborted) faults_.throw_if_faulted();
   }
   if (!got) return std::nullopt;
@@ -309,6 +313,33 @@ std::optional<received_message> host_io::receive(std::chrono::nanoseconds timeou
   std::lock_guard clock_lock(clock_mutex_);
   clock_.observe(got->header.timestamp);
   return got;
+}
+
+// A short spin and yield (a reply that is microseconds away costs no sleep), then sleeps on `lot`, whose
+// event count every egress publish, fault and control-word change bumps (host_park.cuh: taking the ticket
+// before the last look means no publish is missed). The 100 ms cap only bounds a sleep if a wake were lost.
+wait_result host_io::wait_parked(park_lot& lot, const std::function<bool()>& take, std::uint64_t timeout) {
+  constexpr std::uint32_t spin_steps = 128; // backoff: 64 pause hints, then 64 yields
+  const std::uint64_t start = physical_clock_ns();
+  const auto elapsed = [start] { return physical_clock_ns() - start; };
+  backoff spin = backoff::busy_poll();
+  for (std::uint32_t i = 0; i < spin_steps; ++i) {
+    if (take()) return wait_result::ready;
+    if (timeout != wait_forever && elapsed() >= timeout) return wait_result::timed_out;
+    spin.pause();
+  }
+  for (;;) {
+    if (faults_.detected()) return wait_result::aborted;
+    const std::uint64_t waited = elapsed();
+    if (timeout != wait_forever && waited >= timeout) return take() ? wait_result::ready : wait_result::timed_out;
+    const std::uint64_t left = timeout == wait_forever ? wait_forever : timeout - waited;
+    const std::uint32_t seen = park_enter(lot);
+    const bool ready = take();
+    if (!ready && !faults_.detected())
+      park_sleep(lot, seen, static_cast<long>(std::min<std::uint64_t>(left, 100'000'000)));
+    park_leave(lot);
+    if (ready || take()) return wait_result::ready;
+  }
 }
 
 void host_io::wait_for_senders() const {

@@ -24,6 +24,7 @@
 
 #include <array>
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -75,6 +76,8 @@ private:
   //! that ingress position, so the slot is free only once the gateway wrote that verdict.
   void release_receipt(std::uint32_t slot, std::optional<std::uint64_t> abandoned_at);
   backoff waiting_backoff() const noexcept { return busy_poll_ ? backoff::busy_poll() : backoff{}; }
+  //! receive()'s wait on the CPU backend: spin briefly, then park on `lot` until `take()` succeeds.
+  wait_result wait_parked(park_lot& lot, const std::function<bool()>& take, std::uint64_t timeout);
   hlc_timestamp tick();
 
   backend_impl& backend_;

@@ -147,6 +147,7 @@ public:
     if (sys_.sched.queues != nullptr) { // idle pool threads park (host_park.cuh)
       sys_.sched.pool_lot = &pool_lot_;
     }
+    sys_.receive_lot = &receive_lot_; // egress publishes wake host threads parked in receive()
     start_thread(gateway_worker,
                  [this, gateway_worker](std::atomic<bool>& done) { gateway_loop(gateway_worker, done); });
     return start_workers(groups);
@@ -450,7 +451,10 @@ private:
   void wake_idle_workers() noexcept override {
     park_notify_all(pool_lot_);
     park_notify_all(gateway_lot_);
+    park_notify_all(receive_lot_);
   }
+
+  park_lot* receive_lot() noexcept override { return &receive_lot_; }
 
   void notify_gateway() noexcept override { park_notify_one(gateway_lot_); }
 
@@ -487,11 +491,13 @@ private:
     fault_ = backend_fault{"CPU worker " + std::to_string(worker) + " running handler '" + a.ops->name + "'",
                            std::move(what), a.actor};
     faulted_.store(true, std::memory_order_release);
+    park_notify_all(receive_lot_); // a host thread parked in receive() reports the fault at once
   }
 
-  //! Backoff steps (spin, yield, then sleeps of 1 .. 50 us: about 0.3 ms of idleness) before a pool
-  //! thread parks, and how long it sleeps at most then.
-  static constexpr std::uint32_t park_after_steps = 140;
+  //! Backoff steps before an idle pool or gateway thread parks: 64 pause hints and 64 yields (tens of
+  //! microseconds), never the backoff's timed sleeps: a thread in nanosleep is not woken by a push and
+  //! would add its whole sleep plus the kernel's timer slack (~50 us) to the next message's latency.
+  static constexpr std::uint32_t park_after_steps = 128;
   //! A backstop only: pushes, host publishes and control words wake parked threads at once.
   static constexpr long park_timeout_ns = 100'000'000;
 
@@ -504,6 +510,7 @@ private:
   std::uint32_t requested_workers_;
   park_lot pool_lot_;    //!< where idle pool threads park (host_park.cuh)
   park_lot gateway_lot_; //!< where the idle gateway thread parks (notify_gateway)
+  park_lot receive_lot_; //!< where host threads wait in receive() (system_view::receive_lot)
   system_view sys_{};
   std::vector<worker_thread> threads_;
   mutable std::mutex fault_mutex_; //!< guards the fault records and served_by_

@@ -280,6 +280,7 @@ private:
         egress_ring::write_slot(ring.slot_at(c.position + i), header, payloads[i].data);
       }
       for (std::uint32_t i = 0; i < count; ++i) ring.publish(c.position + i);
+      detail::notify_host_receiver(*sys_);
       detail::bump(counters().reservations);
       detail::settle_delivery(*sys_, header, count, true);
       return count_sent(status::delivered, count);

@@ -383,6 +383,7 @@ RK_HOST_DEVICE inline status commit_delivery(const system_view& s, const prepare
   status st;
   if (p.actor == host_actor) {
     st = egress_ring(s.egress).try_send(routed, payload);
+    if (st == status::delivered) notify_host_receiver(s);
   } else {
     std::uint64_t& received = s.counters[p.slot].received;
     // Counting before publish keeps `received >= handled + discarded` at every instant, which shutdown's

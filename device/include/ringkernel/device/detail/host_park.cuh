@@ -1,7 +1,8 @@
 #pragma once
 //! \file
-//! Parking idle scheduled-pool threads on the CPU backend, so an idle runtime costs next to no CPU while
-//! a message still wakes a worker within microseconds. Host only; on CUDA the pool's blocks back off with
+//! Parking idle scheduled-pool threads (and the gateway, and host threads blocked in receive()) on the
+//! CPU backend, so an idle runtime costs next to no CPU while a message still wakes a worker within
+//! microseconds. Host only; on CUDA the pool's blocks back off with
 //! __nanosleep instead (scheduler_view::parked is null there).
 //!
 //! An event count on two words: `parked` (threads about to sleep or asleep) and `signal` (bumped for
@@ -68,6 +69,12 @@ inline void park_notify_all(park_lot& lot) noexcept {
 //! Shared code calls this after pushing a ready actor; a no-op on the device and without parking.
 RK_HOST_DEVICE inline void notify_parked(const scheduler_view& s) noexcept {
   NV_IF_TARGET(NV_IS_HOST, (if (s.pool_lot != nullptr) park_notify_one(*s.pool_lot);))
+}
+
+//! Shared code calls this after publishing to the host's egress ring: wakes a host thread parked in
+//! receive() (CPU backend; on CUDA the host polls with a backoff).
+RK_HOST_DEVICE inline void notify_host_receiver(const system_view& s) noexcept {
+  NV_IF_TARGET(NV_IS_HOST, (if (s.receive_lot != nullptr) park_notify_one(*s.receive_lot);))
 }
 
 } // namespace rk::detail

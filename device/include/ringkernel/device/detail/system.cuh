@@ -296,6 +296,9 @@ struct system_view {
   std::uint64_t* settled_by_queue = nullptr;
   std::uint64_t* host_settled_by_queue = nullptr;
   ring_view egress; //!< slots mapped; tail in device memory (device producers, host consumer)
+  //! CPU backend only (null on CUDA): where host threads blocked in receive() park; a publish to the
+  //! egress ring wakes one of them (host_park.cuh).
+  park_lot* receive_lot = nullptr;
 };
 
 // --- small accessors: every shared access says its scope and order here, once ---

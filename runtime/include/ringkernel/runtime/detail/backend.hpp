@@ -80,6 +80,9 @@ public:
   virtual void wake_idle_workers() noexcept {}
   //! The host published to the ingress or wake ring: a gateway that sleeps while idle (CPU backend) wakes.
   virtual void notify_gateway() noexcept {}
+  //! Where a host thread waiting in receive() may park until the egress ring gets a message (CPU
+  //! backend: woken by every egress publish, fault and control-word change); null: poll with a backoff.
+  virtual park_lot* receive_lot() noexcept { return nullptr; }
   //! `rows` copies of `width` bytes: row i from host_source + i * source_pitch (0: the same bytes for
   //! every row) to device_destination + i * destination_pitch. This one copies row by row.
   virtual void copy_to_device_strided(void* device_destination, std::size_t destination_pitch,
