@@ -304,8 +304,9 @@ std::optional<received_message> host_io::receive(std::chrono::nanoseconds timeou
   if (!take() && live) {
     park_lot* lot = busy_poll_ ? nullptr : backend_.receive_lot();
     const wait_result r = lot != nullptr ? wait_parked(*lot, take, timeout_ns(timeout))
-                                         : wait_until(take, [&] { return faults_.detected(); },
-                                                      timeout_ns(timeout), waiting_backoff());
+                                         : wait_until(
+                                               take, [&] { return faults_.detected(); }, timeout_ns(timeout),
+                                               waiting_backoff());
     if (r == wait_result::aborted) faults_.throw_if_faulted();
   }
   if (!got) return std::nullopt;
@@ -331,7 +332,8 @@ wait_result host_io::wait_parked(park_lot& lot, const std::function<bool()>& tak
   for (;;) {
     if (faults_.detected()) return wait_result::aborted;
     const std::uint64_t waited = elapsed();
-    if (timeout != wait_forever && waited >= timeout) return take() ? wait_result::ready : wait_result::timed_out;
+    if (timeout != wait_forever && waited >= timeout)
+      return take() ? wait_result::ready : wait_result::timed_out;
     const std::uint64_t left = timeout == wait_forever ? wait_forever : timeout - waited;
     const std::uint32_t seen = park_enter(lot);
     const bool ready = take();
