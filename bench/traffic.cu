@@ -336,14 +336,9 @@ std::vector<comparison> run_all(const settings& cfg) {
   return out;
 }
 
-std::string samples_json(const std::vector<double>& v, int precision) {
-  const rk::bench::summary s = rk::bench::summarize(v);
-  return rk::bench::json_object()
-      .number("median", s.median, precision)
-      .number("min", s.min, precision)
-      .number("max", s.max, precision)
-      .integer("repetitions", s.count)
-      .str();
+//! {"median", "p99", "min", "max", "mean", "count"} over the repetitions.
+std::string samples_json(const std::vector<double>& v) {
+  return rk::bench::summary_json(rk::bench::summarize(v), 0);
 }
 
 //! CAF / ringkernel for latencies, ringkernel / CAF for rates: > 1 means ringkernel is ahead.
@@ -405,16 +400,13 @@ int main(int argc, char** argv) {
       for (const comparison& c : results) {
         rk::bench::json_object o;
         o.text("workload", c.workload).integer("actors", c.actors);
-        const int precision = 0;
-        o.raw(c.latency ? "ringkernel_p50_ns" : "ringkernel_messages_per_s",
-              samples_json(c.rk_values, precision));
+        o.raw(c.latency ? "ringkernel_p50_ns" : "ringkernel_messages_per_s", samples_json(c.rk_values));
         if (c.latency)
-          o.raw("ringkernel_p99_ns", samples_json(c.rk_p99, 0))
-              .raw("ringkernel_max_ns", samples_json(c.rk_max, 0));
+          o.raw("ringkernel_p99_ns", samples_json(c.rk_p99)).raw("ringkernel_max_ns", samples_json(c.rk_max));
         if (cfg.with_caf) {
-          o.raw(c.latency ? "caf_p50_ns" : "caf_messages_per_s", samples_json(c.caf_values, precision));
+          o.raw(c.latency ? "caf_p50_ns" : "caf_messages_per_s", samples_json(c.caf_values));
           if (c.latency)
-            o.raw("caf_p99_ns", samples_json(c.caf_p99, 0)).raw("caf_max_ns", samples_json(c.caf_max, 0));
+            o.raw("caf_p99_ns", samples_json(c.caf_p99)).raw("caf_max_ns", samples_json(c.caf_max));
           o.number("advantage", advantage(c, c.rk_values, c.caf_values), 3);
           if (c.latency) o.number("advantage_p99", advantage(c, c.rk_p99, c.caf_p99), 3);
         }

@@ -381,8 +381,7 @@ private:
       } else {
         if (run_next.full) { // fairness: to the back of the queue, and serve the queue's head
           run_next.full = false;
-          push_until_done(sys_.sched.queues[run_next.kind], run_next.actor);
-          notify_parked(sys_.sched);
+          hand_off(sys_, run_next.kind, run_next.actor, false);
         }
         streak = 0;
         a = take_any(by_kind, next_kind);

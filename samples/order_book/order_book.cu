@@ -220,9 +220,15 @@ int main(int argc, char** argv) {
     const auto check_begin = std::chrono::steady_clock::now();
     const reference ref = run_reference(mkt, static_cast<std::uint32_t>(rounds), trader_ids);
     std::uint64_t mismatches = count_mismatches(ref, host.seen(), rt, trader_ids);
-    std::uint32_t refused = rt.state<aggregator>(agg).rounds == rounds ? 0u : 1u;
+    std::uint32_t refused = 0;
     for (const rk::actor_index m : members) refused += rt.state<instrument>(m).refused;
     if (refused != 0) std::fprintf(stderr, "order_book: %u instrument sends were refused\n", refused);
+    if (rt.state<aggregator>(agg).rounds != rounds) {
+      std::fprintf(stderr, "order_book: the aggregator reported %llu of %llu rounds\n",
+                   static_cast<unsigned long long>(rt.state<aggregator>(agg).rounds),
+                   static_cast<unsigned long long>(rounds));
+      ++mismatches;
+    }
     const double check_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - check_begin).count();
 
