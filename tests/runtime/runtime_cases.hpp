@@ -141,6 +141,24 @@ TEST_P(RuntimeCases, PingPongHostToAToBToHost) {
   EXPECT_EQ(rt.state<forwarder>(a).forwarded, rounds);
 }
 
+// A delivery is counted before it is published, so counters read after receive() include that reply
+// (a race CI once caught: the sender's counts landed just after the host saw the message).
+TEST_P(RuntimeCases, CountersReadAfterAReceiveIncludeThatReply) {
+  rk::runtime rt(options());
+  rt.tenants().add(5, rk::tenant_quota::standard());
+  const actor_index a = rt.spawn<echo>("echo", in_tenant(5));
+  rt.start();
+  const std::uint64_t rounds = rk::test::scaled(500);
+  for (std::uint64_t i = 1; i <= rounds; ++i) {
+    const ping_payload p{i, i};
+    ASSERT_EQ(rt.send(a, msg_ping, rk::as_bytes(p), as_tenant(5)), status::enqueued);
+    ASSERT_TRUE(rt.receive(5s).has_value());
+    ASSERT_EQ(rt.stats().actors[a].sent[static_cast<int>(status::delivered)], i) << "round " << i;
+    ASSERT_EQ(rt.tenants().usage(5).messages_sent, 2 * i) << "host sends and replies, round " << i;
+  }
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
 TEST_P(RuntimeCases, BusyPollingHostWaitsDeliverTheSameResults) {
   rk::runtime_options o = options();
   o.host_busy_poll = true;

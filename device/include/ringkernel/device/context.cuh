@@ -238,7 +238,8 @@ private:
   }
 
   RK_HOST_DEVICE status send_one(const envelope& header, const void* payload) const noexcept {
-    return count_sent(detail::deliver(*sys_, header, payload, &counters()));
+    const status verdict = detail::deliver(*sys_, header, payload, &counters());
+    return verdict == status::delivered ? verdict : count_sent(verdict); // deliver() counted a delivery
   }
 
   //! Largest payload of a batch (all must fit the destination slot).
@@ -267,7 +268,7 @@ private:
     if (p.verdict != status::delivered) return count_sent(p.verdict, count);
     header.hops = static_cast<std::uint8_t>(p.hops);
     const auto undelivered = [&](status why) {
-      detail::settle_delivery(*sys_, header, count, false);
+      detail::refund_undelivered(*sys_, header, count);
       return count_sent(why, count);
     };
     if (p.actor == host_actor) { // the host ring: the same all-or-nothing claim, in its own scopes
@@ -279,11 +280,10 @@ private:
         header.payload_length = payloads[i].size;
         egress_ring::write_slot(ring.slot_at(c.position + i), header, payloads[i].data);
       }
+      detail::count_delivery(*sys_, header, count, &counters()); // before publish: see count_delivery
       for (std::uint32_t i = 0; i < count; ++i) ring.publish(c.position + i);
       detail::notify_host_receiver(*sys_);
-      detail::bump(counters().reservations);
-      detail::settle_delivery(*sys_, header, count, true);
-      return count_sent(status::delivered, count);
+      return status::delivered;
     }
     const mailbox ring(detail::lane_view(sys_->routes[p.slot], p.lane));
     if (count > ring.view().capacity) return undelivered(status::too_large); // can never fit
@@ -291,11 +291,10 @@ private:
     if (!c.ok) return undelivered(status::queue_full);
     write_batch(ring, c.position, header, payloads, count);
     detail::bump(sys_->counters[p.slot].received, count); // before publish: see commit_delivery
+    detail::count_delivery(*sys_, header, count, &counters());
     for (std::uint32_t i = 0; i < count; ++i) ring.publish(c.position + i);
     detail::wake(*sys_, p.slot);
-    detail::bump(counters().reservations);
-    detail::settle_delivery(*sys_, header, count, true);
-    return count_sent(status::delivered, count);
+    return status::delivered;
   }
 
 #if defined(__CUDACC__)
@@ -346,11 +345,15 @@ private:
             verdict = static_cast<std::uint32_t>(status::queue_full);
           }
         }
-        // Claimed: the group's messages are delivered once published below. Otherwise each lane sends (and
-        // pays for) its own batch: the group's charge goes back.
-        if (p.verdict == status::delivered)
-          detail::settle_delivery(*sys_, header, total,
-                                  p.actor != host_actor && static_cast<status>(verdict) == status::delivered);
+        // Claimed: the group's messages are delivered once published below (and counted as passed before
+        // that). Otherwise each lane sends (and pays for) its own batch: the group's charge goes back.
+        if (p.verdict == status::delivered) {
+          if (p.actor != host_actor && static_cast<status>(verdict) == status::delivered) {
+            detail::count_passed(*sys_, header, total);
+          } else {
+            detail::refund_undelivered(*sys_, header, total);
+          }
+        }
       }
       verdict = __shfl_sync(all_lanes, verdict, leader);
       actor = __shfl_sync(all_lanes, actor, leader);
@@ -371,9 +374,9 @@ private:
         __syncwarp(); // every lane's slot bytes are written (and ordered) before the leader publishes
         if (static_cast<int>(lane) == leader) {
           detail::bump(sys_->counters[slot].received, total); // before publish: see commit_delivery
+          detail::bump(counters().reservations);
           for (std::uint32_t i = 0; i < total; ++i) ring.publish(first + i);
           detail::wake(*sys_, slot);
-          detail::bump(counters().reservations);
         }
       } else if (in_group) {
         const status v = static_cast<status>(verdict);

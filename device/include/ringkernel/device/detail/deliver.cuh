@@ -13,8 +13,9 @@
 //!   5. the destination lane by priority; the payload must fit its slot -> too_large
 //!   6. quotas: the sender's engagement budget, then its tenant's message rate -> quota_exceeded (a host
 //!      send stamped with the table slot of a tenant removed since is refused -> tenant_mismatch)
-//! Only then are slots claimed and bytes written; settle_delivery() then counts what was delivered and
-//! gives the rate tokens of what found no room back (refusals cost nothing).
+//! Only then are slots claimed and bytes written; count_delivery() counts a delivery before it is published
+//! (so whoever sees a message sees it counted), and refund_undelivered() gives the rate tokens of what found
+//! no room back (refusals cost nothing).
 
 #include <ringkernel/device/detail/keyed_pick.cuh>
 #include <ringkernel/device/detail/schedule.cuh>
@@ -353,28 +354,40 @@ RK_HOST_DEVICE inline void return_tokens(tenant_entry& t, std::uint32_t count) n
   }
 }
 
-//! Closes a delivery prepare_delivery() allowed, once its slots were claimed (`delivered`) or not (a full
-//! ring, a batch larger than the ring): only deliveries pay. Delivered messages count as sent for their
-//! sender (summed per tenant on the host: a device-wide counter per tenant would put every send of the
-//! tenant on one atomic; host sends have one writer, the gateway); the rate tokens of undelivered ones go
-//! back to the tenant's bucket.
-RK_HOST_DEVICE inline void settle_delivery(const system_view& s, const envelope& header,
-                                           std::uint32_t messages, bool delivered) noexcept {
-  tenant_entry* tenant = header.tenant_slot < s.tenant_capacity ? &s.tenants[header.tenant_slot] : nullptr;
-  if (!delivered) {
-    if (tenant != nullptr) return_tokens(*tenant, messages);
-    return;
-  }
+//! Gives back the rate tokens prepare_delivery() took for `messages` that were not delivered (a full ring, a
+//! batch larger than the ring): only deliveries pay.
+RK_HOST_DEVICE inline void refund_undelivered(const system_view& s, const envelope& header,
+                                              std::uint32_t messages) noexcept {
+  if (header.tenant_slot < s.tenant_capacity) return_tokens(s.tenants[header.tenant_slot], messages);
+}
+
+//! Counts `messages` whose slots are claimed and written as passed for their source (summed per tenant on
+//! the host: a device-wide counter per tenant would put every send of the tenant on one atomic; host sends
+//! have one writer, the gateway). Called before the messages are published, so whoever sees one (a handler,
+//! the host's receive()) also sees it counted: stats() read after a receive() include that delivery.
+RK_HOST_DEVICE inline void count_passed(const system_view& s, const envelope& header,
+                                        std::uint32_t messages) noexcept {
   const std::uint32_t source_slot = header.source != host_actor ? slot_of(s, header.source) : no_slot;
   if (source_slot < s.route_capacity) {
     bump(s.counters[source_slot].passed, messages);
-  } else if (tenant != nullptr) {
-    bump(tenant->host_sent, messages);
+  } else if (header.tenant_slot < s.tenant_capacity) {
+    bump(s.tenants[header.tenant_slot].host_sent, messages);
   }
 }
 
-//! Delivers a single message after prepare_delivery() allowed it. `sender` (may be null for the host)
-//! counts the slot reservation.
+//! Everything a claimed, written delivery of `messages` counts, before it is published: passed for the
+//! source, and for the sending actor (`sender`, null for the host) one reservation and `messages` sends
+//! delivered.
+RK_HOST_DEVICE inline void count_delivery(const system_view& s, const envelope& header,
+                                          std::uint32_t messages, actor_counters* sender) noexcept {
+  count_passed(s, header, messages);
+  if (sender == nullptr) return;
+  bump(sender->reservations);
+  bump(sender->sent[static_cast<std::uint32_t>(status::delivered)], messages);
+}
+
+//! Delivers a single message after prepare_delivery() allowed it, counting it (count_delivery) before it is
+//! published; on any other verdict it refunds the rate token. `sender` is null for the host.
 RK_HOST_DEVICE inline status commit_delivery(const system_view& s, const prepared_delivery& p,
                                              const envelope& header, const void* payload,
                                              actor_counters* sender) noexcept {
@@ -382,30 +395,30 @@ RK_HOST_DEVICE inline status commit_delivery(const system_view& s, const prepare
   routed.hops = static_cast<std::uint8_t>(p.hops);
   status st;
   if (p.actor == host_actor) {
-    st = egress_ring(s.egress).try_send(routed, payload);
+    st = egress_ring(s.egress).try_send(routed, payload, [&] { count_delivery(s, header, 1, sender); });
     if (st == status::delivered) notify_host_receiver(s);
   } else {
     std::uint64_t& received = s.counters[p.slot].received;
     // Counting before publish keeps `received >= handled + discarded` at every instant, which shutdown's
     // drain detection relies on.
-    st = mailbox(lane_view(s.routes[p.slot], p.lane)).try_send(routed, payload, [&received] {
+    st = mailbox(lane_view(s.routes[p.slot], p.lane)).try_send(routed, payload, [&] {
       bump(received);
+      count_delivery(s, header, 1, sender);
     });
     if (st == status::delivered) wake(s, p.slot);
   }
-  if (st == status::delivered && sender != nullptr) bump(sender->reservations);
+  if (st != status::delivered) refund_undelivered(s, header, 1);
   return st;
 }
 
 //! Decides and, if allowed, delivers `header` + inline `payload`. Returns the verdict; on any verdict
-//! other than `delivered` nothing was written anywhere.
+//! other than `delivered` nothing was written anywhere. A delivery is counted for `sender` (see
+//! count_delivery); the caller counts the other verdicts.
 RK_HOST_DEVICE inline status deliver(const system_view& s, const envelope& header, const void* payload,
                                      actor_counters* sender = nullptr) noexcept {
   const prepared_delivery p = prepare_delivery(s, header, header.payload_length, payload);
   if (p.verdict != status::delivered) return p.verdict;
-  const status st = commit_delivery(s, p, header, payload, sender);
-  settle_delivery(s, header, 1, st == status::delivered);
-  return st;
+  return commit_delivery(s, p, header, payload, sender);
 }
 
 } // namespace rk::detail
