@@ -543,12 +543,8 @@ void actor_table::reclaim(std::uint32_t s) noexcept {
     if (!r.alias) {
       actor_counters c;
       backend_.copy_from_device(&c, &d_counters_.as<actor_counters>()[s], sizeof c);
-      for (std::size_t k = 0; k < status_count; ++k) forgotten_.sent[k] += c.sent[k];
-      forgotten_.received += c.received;
-      forgotten_.handled += c.handled;
-      // What is still queued is never handled: count it as discarded.
-      forgotten_.discarded += c.received - std::min(c.received, c.handled);
-      forgotten_.reservations += c.reservations;
+      add_forgotten(forgotten_, c);
+      add_forgotten(forgotten_group(r), c);
       tenant_history& h = history_[r.tenant];
       h.passed += c.passed;
       h.handler_ns += c.handler_ns;
@@ -574,78 +570,6 @@ std::size_t actor_table::retiring() const {
 void actor_table::forget_history(std::uint64_t tenant) {
   std::lock_guard lock(mutex_);
   history_.erase(tenant);
-}
-
-// --- counters
-// ------------------------------------------------------------------------------------------------
-
-std::vector<actor_counters> actor_table::read_counters() const {
-  std::vector<actor_counters> c(records_.size());
-  if (!c.empty()) backend_.copy_from_device(c.data(), d_counters_.get(), sizeof(actor_counters) * c.size());
-  return c;
-}
-
-void actor_table::collect_stats(runtime_stats& out) const {
-  std::lock_guard lock(mutex_);
-  const std::vector<actor_counters> counters = read_counters();
-  std::vector<route_entry> entries(records_.size());
-  if (!entries.empty())
-    backend_.copy_from_device(entries.data(), d_routes_.get(), sizeof(route_entry) * entries.size());
-  out.forgotten = forgotten_;
-  for (std::size_t s = 0; s < records_.size(); ++s) {
-    const actor_record& r = records_[s];
-    const actor_counters& c = counters[s];
-    if (r.stage == stage_kind::retiring && !r.alias) {
-      for (std::size_t k = 0; k < status_count; ++k) out.forgotten.sent[k] += c.sent[k];
-      out.forgotten.received += c.received;
-      out.forgotten.handled += c.handled;
-      out.forgotten.discarded += c.received - std::min(c.received, c.handled);
-      out.forgotten.reservations += c.reservations;
-    }
-    if (r.stage != stage_kind::active) continue;
-    actor_stats a;
-    a.id = r.id;
-    a.name = r.name;
-    a.lifecycle = lifecycle_of(r, entries[s].device_word);
-    std::copy(std::begin(c.sent), std::end(c.sent), a.sent.begin());
-    a.received = c.received;
-    a.handled = c.handled;
-    a.discarded = c.discarded;
-    a.interrupted = c.interrupted;
-    a.deferred = c.deferred;
-    a.reservations = c.reservations;
-    a.fault_code = c.fault_code;
-    out.actors.push_back(std::move(a));
-  }
-}
-
-void actor_table::drain_sums(std::uint64_t& finished, std::uint64_t& received) const {
-  std::lock_guard lock(mutex_);
-  // Finished first, then received: both only grow and a delivery is counted before it is published, so
-  // equal sums prove that nothing was queued or inside a handler when `received` was read.
-  const std::vector<actor_counters> first = read_counters();
-  const std::vector<actor_counters> second = read_counters();
-  finished = received = 0;
-  for (std::size_t s = 0; s < records_.size(); ++s) {
-    if (records_[s].stage == stage_kind::free || records_[s].alias) continue;
-    finished += records_[s].stage == stage_kind::retiring
-                    ? first[s].received
-                    : first[s].handled + first[s].discarded + first[s].interrupted;
-    received += records_[s].stage == stage_kind::retiring ? first[s].received : second[s].received;
-  }
-}
-
-tenant_history actor_table::tenant_sums(std::uint64_t tenant) const {
-  std::lock_guard lock(mutex_);
-  const std::vector<actor_counters> counters = read_counters();
-  tenant_history sums;
-  if (const auto it = history_.find(tenant); it != history_.end()) sums = it->second;
-  for (std::size_t s = 0; s < records_.size(); ++s) {
-    if (records_[s].stage == stage_kind::free || records_[s].alias || records_[s].tenant != tenant) continue;
-    sums.passed += counters[s].passed;
-    sums.handler_ns += counters[s].handler_ns;
-  }
-  return sums;
 }
 
 void actor_table::read_final_states() {

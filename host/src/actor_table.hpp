@@ -187,6 +187,10 @@ private:
   void write_entries(std::span<const slot_allocator::slot_id> taken); //!< needs mutex_
   void reclaim(std::uint32_t slot) noexcept;
   std::vector<actor_counters> read_counters() const;
+  //! Adds a forgotten actor's counters to `into` (what was still queued counts as discarded).
+  static void add_forgotten(actor_stats& into, const actor_counters& c) noexcept;
+  //! The forgotten counters of r's handler type and tenant (needs mutex_).
+  actor_stats& forgotten_group(const actor_record& r);
   actor_lifecycle lifecycle_of(const actor_record& r, std::uint32_t device_word) const;
 
   memory_pool& memory_;
@@ -210,6 +214,8 @@ private:
   std::unordered_map<std::string, actor_index, name_hash, std::equal_to<>> by_name_;
   std::vector<std::uint32_t> retiring_; //!< slots waiting for their worker to let go
   actor_stats forgotten_;               //!< counters of reclaimed actors
+  //! The same, by (handler type, tenant): runtime_stats::forgotten_by_handler_and_tenant.
+  std::map<std::pair<std::uint32_t, std::uint64_t>, actor_stats> forgotten_groups_;
   std::map<std::uint64_t, tenant_history> history_;
 };
 

@@ -67,7 +67,7 @@ void fault_monitor::collect_contained() const {
     f.code = c.code;
     f.kind = c.code == fault_code_exception ? fault_kind::exception : fault_kind::trap;
     f.reason = std::move(c.reason);
-    actor_faults_.push_back(std::move(f));
+    keep(std::move(f));
   }
   if (actor_faults_.size() > max_actor_faults)
     actor_faults_.erase(actor_faults_.begin(),
@@ -84,7 +84,19 @@ std::vector<actor_fault> fault_monitor::actor_faults() const {
 void fault_monitor::add_actor_fault(actor_fault f) {
   std::lock_guard lock(list_mutex_);
   collect_contained(); // keeps the list in order
+  keep(std::move(f));
+}
+
+void fault_monitor::keep(actor_fault f) const {
+  ++counts_.by_handler[f.handler][static_cast<std::size_t>(f.kind)];
+  ++counts_.by_actor[f.actor];
   actor_faults_.push_back(std::move(f));
+}
+
+fault_counts fault_monitor::counts() const {
+  std::lock_guard lock(list_mutex_);
+  collect_contained();
+  return counts_;
 }
 
 std::string fault_monitor::text() const {

@@ -11,7 +11,9 @@
 #include "audit_link.hpp"
 #include "workers.hpp"
 
+#include <array>
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -21,6 +23,13 @@ namespace rk::detail {
 
 //! Where a runtime is in its life. Written by run control (start, shutdown); read everywhere.
 enum class phase : int { created, running, draining, stopped };
+
+//! Per-actor faults reported so far (see fault_monitor::counts).
+struct fault_counts {
+  static constexpr std::size_t kinds = 3; //!< fault_kind values
+  std::map<std::string, std::array<std::uint64_t, kinds>> by_handler;
+  std::map<actor_index, std::uint64_t> by_actor;
+};
 
 class fault_monitor {
 public:
@@ -43,11 +52,15 @@ public:
   //! max_actor_faults are kept).
   std::vector<actor_fault> actor_faults() const;
   void add_actor_fault(actor_fault f);
+  //! How many per-actor faults were reported, by handler type and kind and by actor (never decreasing,
+  //! unlike the bounded list).
+  fault_counts counts() const;
   static constexpr std::size_t max_actor_faults = 4096;
 
 private:
   void record(const backend_fault& f);
   void collect_contained() const; //!< with list_mutex_ held
+  void keep(actor_fault f) const; //!< with list_mutex_ held: counts `f` and appends it to the list
 
   backend_impl& backend_;
   worker_registry& workers_;
@@ -59,6 +72,7 @@ private:
   std::atomic<std::int64_t> last_poll_{0};
   mutable std::mutex list_mutex_; //!< guards actor_faults_ and backend_.take_contained_faults()
   mutable std::vector<actor_fault> actor_faults_;
+  mutable fault_counts counts_;
 };
 
 } // namespace rk::detail

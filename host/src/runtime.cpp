@@ -192,6 +192,16 @@ audit_drain_stats runtime::audit_stats() const {
   return impl_->audit().stats();
 }
 
+std::string runtime::metrics_text(const metrics_options& options) const {
+  return detail::prometheus_text(impl_->read_metrics(), options);
+}
+std::string runtime::metrics_json(const metrics_options& options) const {
+  return detail::metrics_json(impl_->read_metrics(), options);
+}
+std::uint16_t runtime::serve_metrics(const metrics_endpoint_options& options) {
+  return impl_->serve_metrics(options);
+}
+
 // --- host I/O
 // ----------------------------------------------------------------------------------------------------
 

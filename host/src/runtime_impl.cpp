@@ -36,6 +36,10 @@ runtime_impl::runtime_impl(runtime_options options)
 }
 
 runtime_impl::~runtime_impl() {
+  {
+    std::lock_guard lock(endpoint_mutex_);
+    endpoint_.reset(); // joins the server thread: no scrape runs past this point
+  }
   std::lock_guard lock(setup_);
   const shutdown_report r = run_.shutdown();
   // A worker that never stopped may still use the backend: leak it with the memory (see memory.hpp).
@@ -397,6 +401,39 @@ void runtime_impl::register_message_type(const message_type_info& info) {
 void runtime_impl::start() {
   std::lock_guard lock(setup_);
   run_.start();
+  started_at_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count() | 1,
+                       std::memory_order_relaxed);
+}
+
+metrics_reading runtime_impl::read_metrics() {
+  metrics_reading r;
+  r.backend = std::string(to_string(kind()));
+  r.backend_description = description_;
+  r.running = run_.current_phase() == phase::running;
+  const std::int64_t started = started_at_ns_.load(std::memory_order_relaxed);
+  if (started != 0)
+    r.uptime_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch() -
+                                                     std::chrono::steady_clock::duration(started))
+                           .count();
+  r.stats = run_.stats();
+  r.faulted = faults_.faulted();
+  r.tenants = all_usage();
+  r.audit = audit_.stats();
+  r.faults = faults_.counts();
+  return r;
+}
+
+std::uint16_t runtime_impl::serve_metrics(const metrics_endpoint_options& options) {
+  std::lock_guard lock(endpoint_mutex_);
+  if (endpoint_)
+    throw error("serve_metrics(): this runtime already serves its metrics on " + endpoint_->address() + ":" +
+                std::to_string(endpoint_->port()) + " (one endpoint per runtime)");
+  const metrics_options shown = options.metrics;
+  endpoint_ = std::make_unique<metrics_endpoint>(options, [this, shown](bool json) {
+    const metrics_reading r = read_metrics();
+    return json ? metrics_json(r, shown) : prometheus_text(r, shown);
+  });
+  return endpoint_->port();
 }
 
 shutdown_report runtime_impl::shutdown() noexcept {

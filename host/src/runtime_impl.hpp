@@ -23,6 +23,7 @@
 //   faults.hpp       fault detection and reports
 //   host_io.hpp      host sends and receives through the mapped rings
 //   run_control.hpp  start, pause, lifecycle requests, drain, shutdown, stats
+//   metrics.hpp      metrics rendering; metrics_endpoint.hpp its HTTP endpoint
 //
 // Locking: setup_ serialises setup calls and shutdown (lock order: setup_, then at most one facility lock
 // at a time). Hot paths (send, receive) and lookups (find, stats, usage) take only facility locks.
@@ -33,6 +34,8 @@
 #include "grace.hpp"
 #include "host_io.hpp"
 #include "memory.hpp"
+#include "metrics.hpp"
+#include "metrics_endpoint.hpp"
 #include "options.hpp"
 #include "region_table.hpp"
 #include "routing.hpp"
@@ -97,6 +100,11 @@ public:
   //! After giving back what ended grace periods released.
   table_usage tables();
 
+  //! One reading of every counter the metrics show (metrics.hpp).
+  metrics_reading read_metrics();
+  //! Starts the metrics endpoint (once per runtime); returns its port.
+  std::uint16_t serve_metrics(const metrics_endpoint_options& options);
+
   // Facilities the thin forwarders in runtime.cpp reach directly (their calls need no coordination).
   const actor_table& actors() const noexcept { return actors_; }
   const routing& routes() const noexcept { return routing_; }
@@ -145,6 +153,10 @@ private:
   host_io io_;
   run_control run_;
   mutable std::mutex setup_;
+  std::atomic<std::int64_t> started_at_ns_{0}; //!< steady clock at start(); 0 before
+  std::mutex endpoint_mutex_;                  //!< guards endpoint_
+  //! Last: destroyed first, so no scrape reads a facility being torn down (the destructor stops it too).
+  std::unique_ptr<metrics_endpoint> endpoint_;
 };
 
 } // namespace rk::detail

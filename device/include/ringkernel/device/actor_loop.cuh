@@ -119,7 +119,9 @@ RK_HOST_DEVICE inline void charge_handler_time(const system_view& sys, actor_ind
                                                std::uint64_t ns) noexcept {
   const route_entry& e = sys.routes[slot_of(sys, self)];
   if (e.engagement_slot < sys.engagement_capacity) bump(sys.engagements[e.engagement_slot].used_ns, ns);
-  bump(sys.counters[slot_of(sys, self)].handler_ns, ns); // per actor: summed per tenant on the host
+  actor_counters& c = sys.counters[slot_of(sys, self)];
+  bump(c.handler_ns, ns); // per actor: summed per tenant on the host
+  bump(c.handler_time[handler_time_bucket(ns)]);
 }
 
 //! Leader, after a handler call: whether the handler called ctx.defer() (cleared for the next call). A

@@ -11,6 +11,7 @@
 #include <ringkernel/host/detail/actor_type.hpp>
 #include <ringkernel/host/error.hpp>
 #include <ringkernel/host/message_types.hpp>
+#include <ringkernel/host/metrics.hpp>
 #include <ringkernel/host/options.hpp>
 #include <ringkernel/host/stats.hpp>
 #include <ringkernel/host/tenancy.hpp>
@@ -238,6 +239,19 @@ public:
     return flush_audit_for(detail::checked_timeout(timeout, "flush_audit()"));
   }
   audit_drain_stats audit_stats() const;
+
+  // --- metrics (metrics.hpp, docs/observability.md) --------------------------------------------------------
+
+  //! Every counter in the Prometheus text exposition format (0.0.4): per runtime, handler type, tenant and
+  //! (up to options.max_actor_series) actor. Any thread, any time; after a device fault it shows the last
+  //! counters read, with ringkernel_faulted 1.
+  std::string metrics_text(const metrics_options& options = {}) const;
+  //! The same values as one JSON document (format "ringkernel-metrics/1").
+  std::string metrics_json(const metrics_options& options = {}) const;
+  //! Serves GET /metrics (text) and GET /metrics.json on a loopback address from one thread until the
+  //! runtime is destroyed; returns the port. Off unless called. Throws rk::error for a non-loopback
+  //! address, a port that cannot be bound, or a second call.
+  std::uint16_t serve_metrics(const metrics_endpoint_options& options = {});
 
   // --- message types --------------------------------------------------------------------------------------
 

@@ -73,7 +73,7 @@ inline const char* to_string(fault_kind k) noexcept {
 struct actor_fault {
   actor_index actor = host_actor;
   std::string name;               //!< the actor's name
-  std::string handler;            //!< its handler type
+  std::string handler{};          //!< its handler type
   std::uint32_t message_type = 0; //!< the message being handled (watchdog on CUDA: 0 when unknown)
   std::uint32_t code = 0;         //!< the ctx.trap code; rk::fault_code_exception for an exception
   fault_kind kind = fault_kind::exception;
@@ -94,6 +94,18 @@ struct actor_stats {
   std::uint64_t deferred = 0;     //!< handler calls that ended in ctx.defer() (the message was offered again)
   std::uint64_t reservations = 0; //!< slot-claim atomics its sends took (aggregated sends take fewer)
   std::uint32_t fault_code = 0;   //!< the code passed to ctx.fault, if it faulted
+  std::string handler{};          //!< its handler type's name (empty for an alias)
+  std::uint64_t tenant = 0;       //!< the tenant it belongs to
+  std::uint64_t handler_ns = 0;   //!< time spent in its handler calls (the device clock on CUDA)
+  //! Its handler calls by running time: bucket k counts the calls that took at most
+  //! handler_time_bucket_bound_ns(k) and more than the bound of bucket k - 1.
+  std::array<std::uint64_t, handler_time_bucket_count> handler_time{};
+
+  //! Messages in its mailbox or in its handler now (deferred ones included).
+  std::uint64_t queued() const noexcept {
+    const std::uint64_t finished = handled + discarded + interrupted;
+    return received > finished ? received - finished : 0;
+  }
 };
 
 struct runtime_stats {
@@ -103,6 +115,9 @@ struct runtime_stats {
   //! The counters of every forgotten actor, summed (messages still queued when it was forgotten count
   //! as discarded), so that totals keep balancing across runtime::forget.
   actor_stats forgotten{host_actor, "(forgotten actors)", actor_lifecycle::stopped};
+  //! `forgotten` split by handler type and tenant (actor_stats::handler and tenant say which), so that
+  //! sums per handler type or tenant keep balancing across runtime::forget too.
+  std::vector<actor_stats> forgotten_by_handler_and_tenant;
   status_counts host_sends{};          //!< what runtime::send / send_wait returned on the host
   status_counts gateway_verdicts{};    //!< what the device finally decided for each settled host message
   std::uint64_t gateway_processed = 0; //!< host messages settled (delivered or refused)

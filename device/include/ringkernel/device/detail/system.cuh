@@ -11,6 +11,8 @@
 #include <ringkernel/device/mailbox.cuh>
 #include <ringkernel/device/region.cuh>
 
+#include <cuda/std/bit>
+
 namespace rk::detail {
 
 // --- actor lifecycle ---------------------------------------------------------------------------------
@@ -182,7 +184,20 @@ struct alignas(false_sharing_range) actor_counters {
   std::uint64_t interrupted = 0;
   std::uint32_t fault_code = 0; //!< writer: the actor's handler (ctx.fault) or worker (a contained fault)
   std::uint32_t reserved_ = 0;
+  //! writer: the owning worker; handler calls by running time (handler_time_bucket). Fills what the
+  //! alignment would pad: the counters stay two 128-byte lines per actor.
+  std::uint64_t handler_time[handler_time_bucket_count] = {};
 };
+static_assert(sizeof(actor_counters) == 2 * false_sharing_range, "actor_counters grew past two lines");
+
+//! The handler-time bucket of a call that ran `ns` nanoseconds (see handler_time_bucket_bound_ns).
+RK_HOST_DEVICE inline std::uint32_t handler_time_bucket(std::uint64_t ns) noexcept {
+  if (ns <= handler_time_bucket_bound_ns(0)) return 0;
+  // Bucket k ≥ 1 holds (1024·4^(k-1), 1024·4^k]: k = ceil(bit width of (ns - 1) / 1024, halved).
+  const auto width = static_cast<std::uint32_t>(64 - cuda::std::countl_zero((ns - 1) >> 10));
+  const std::uint32_t k = (width + 1) / 2;
+  return k < handler_time_bucket_count - 1 ? k : static_cast<std::uint32_t>(handler_time_bucket_count - 1);
+}
 
 //! Worker-private per-actor state (device memory). Writer and only reader: the owning worker's leader.
 struct actor_private {

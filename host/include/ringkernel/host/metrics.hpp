@@ -1,0 +1,42 @@
+#pragma once
+//! \file
+//! Metrics of a runtime in the formats people scrape: runtime::metrics_text() (Prometheus text exposition
+//! format 0.0.4), runtime::metrics_json() and, when asked for, an HTTP endpoint on a loopback address
+//! (runtime::serve_metrics). docs/observability.md lists every series.
+//!
+//! Contract:
+//!  - Every value comes from the counters runtime::stats(), tenants().all_usage(), audit_stats() and the
+//!    fault reports hold, read once per exposition. Counters (`_total`, histograms) never go down while
+//!    the runtime lives: a forgotten actor's counts stay in its handler type's and tenant's series.
+//!  - Series per runtime (uptime, host sends and gateway verdicts by outcome, audit records and losses,
+//!    faults by handler type and kind), per handler type and per tenant (sums over their actors), and per
+//!    actor for at most metrics_options::max_actor_series actors (lowest ids first; how many were left
+//!    out is `ringkernel_actor_series_omitted`). Handler time is a histogram with the fixed buckets of
+//!    handler_time_bucket_bound_ns().
+//!  - Actor and handler names appear only as label values, escaped as the format requires.
+//!  - The endpoint answers GET /metrics (text) and GET /metrics.json from one server thread, binds only
+//!    loopback addresses (names and tenant ids are in the series: put an authenticating proxy in front to
+//!    expose them further), and serves until the runtime is destroyed (after shutdown() it shows the final
+//!    counters).
+
+#include <cstdint>
+#include <string>
+
+namespace rk {
+
+struct metrics_options {
+  //! Per-actor series for at most this many actors, lowest ids first (0: none). Every actor counts in its
+  //! handler type's and tenant's series either way: a runtime of 10^5 actors would otherwise expose
+  //! millions of series, more than a scraper wants.
+  std::uint32_t max_actor_series = 1000;
+};
+
+struct metrics_endpoint_options {
+  //! A loopback address to bind: "127.0.0.1" (or any 127.x.y.z), "::1" or "localhost".
+  std::string address = "127.0.0.1";
+  //! 0: a free port chosen by the system (serve_metrics returns it).
+  std::uint16_t port = 0;
+  metrics_options metrics;
+};
+
+} // namespace rk

@@ -1,0 +1,112 @@
+// The actor table's counters (see actor_table.hpp, "counters"): reading them back, the sums shutdown's
+// drain and tenant usage need, and the counters of forgotten actors, kept per handler type and tenant so
+// that no sum goes down when an actor is forgotten.
+
+#include "actor_table.hpp"
+
+#include <algorithm>
+
+namespace rk::detail {
+
+void actor_table::add_forgotten(actor_stats& into, const actor_counters& c) noexcept {
+  for (std::size_t k = 0; k < status_count; ++k) into.sent[k] += c.sent[k];
+  into.received += c.received;
+  into.handled += c.handled;
+  // What is still queued (or was interrupted) is never handled: count it as discarded.
+  into.discarded += c.received - std::min(c.received, c.handled);
+  into.deferred += c.deferred;
+  into.reservations += c.reservations;
+  into.handler_ns += c.handler_ns;
+  for (std::size_t k = 0; k < handler_time_bucket_count; ++k) into.handler_time[k] += c.handler_time[k];
+}
+
+actor_stats& actor_table::forgotten_group(const actor_record& r) {
+  actor_stats& g = forgotten_groups_[{r.kind, r.tenant}];
+  if (g.name.empty()) {
+    g.id = host_actor;
+    g.name = forgotten_.name;
+    g.lifecycle = actor_lifecycle::stopped;
+    g.handler = kinds_[r.kind].ops.name;
+    g.tenant = r.tenant;
+  }
+  return g;
+}
+
+std::vector<actor_counters> actor_table::read_counters() const {
+  std::vector<actor_counters> c(records_.size());
+  if (!c.empty()) backend_.copy_from_device(c.data(), d_counters_.get(), sizeof(actor_counters) * c.size());
+  return c;
+}
+
+void actor_table::collect_stats(runtime_stats& out) const {
+  std::lock_guard lock(mutex_);
+  const std::vector<actor_counters> counters = read_counters();
+  std::vector<route_entry> entries(records_.size());
+  if (!entries.empty())
+    backend_.copy_from_device(entries.data(), d_routes_.get(), sizeof(route_entry) * entries.size());
+  out.forgotten = forgotten_;
+  std::map<std::pair<std::uint32_t, std::uint64_t>, actor_stats> groups = forgotten_groups_;
+  for (std::size_t s = 0; s < records_.size(); ++s) {
+    const actor_record& r = records_[s];
+    const actor_counters& c = counters[s];
+    if (r.stage == stage_kind::retiring && !r.alias) {
+      add_forgotten(out.forgotten, c);
+      actor_stats& g = groups[{r.kind, r.tenant}];
+      if (g.name.empty()) g = actor_stats{host_actor, forgotten_.name, actor_lifecycle::stopped};
+      g.handler = kinds_[r.kind].ops.name;
+      g.tenant = r.tenant;
+      add_forgotten(g, c);
+    }
+    if (r.stage != stage_kind::active) continue;
+    actor_stats a;
+    a.id = r.id;
+    a.name = r.name;
+    a.lifecycle = lifecycle_of(r, entries[s].device_word);
+    a.tenant = r.tenant;
+    if (!r.alias) a.handler = kinds_[r.kind].ops.name;
+    std::copy(std::begin(c.sent), std::end(c.sent), a.sent.begin());
+    a.received = c.received;
+    a.handled = c.handled;
+    a.discarded = c.discarded;
+    a.interrupted = c.interrupted;
+    a.deferred = c.deferred;
+    a.reservations = c.reservations;
+    a.fault_code = c.fault_code;
+    a.handler_ns = c.handler_ns;
+    std::copy(std::begin(c.handler_time), std::end(c.handler_time), a.handler_time.begin());
+    out.actors.push_back(std::move(a));
+  }
+  out.forgotten_by_handler_and_tenant.clear();
+  for (auto& [key, g] : groups) out.forgotten_by_handler_and_tenant.push_back(std::move(g));
+}
+
+void actor_table::drain_sums(std::uint64_t& finished, std::uint64_t& received) const {
+  std::lock_guard lock(mutex_);
+  // Finished first, then received: both only grow and a delivery is counted before it is published, so
+  // equal sums prove that nothing was queued or inside a handler when `received` was read.
+  const std::vector<actor_counters> first = read_counters();
+  const std::vector<actor_counters> second = read_counters();
+  finished = received = 0;
+  for (std::size_t s = 0; s < records_.size(); ++s) {
+    if (records_[s].stage == stage_kind::free || records_[s].alias) continue;
+    finished += records_[s].stage == stage_kind::retiring
+                    ? first[s].received
+                    : first[s].handled + first[s].discarded + first[s].interrupted;
+    received += records_[s].stage == stage_kind::retiring ? first[s].received : second[s].received;
+  }
+}
+
+tenant_history actor_table::tenant_sums(std::uint64_t tenant) const {
+  std::lock_guard lock(mutex_);
+  const std::vector<actor_counters> counters = read_counters();
+  tenant_history sums;
+  if (const auto it = history_.find(tenant); it != history_.end()) sums = it->second;
+  for (std::size_t s = 0; s < records_.size(); ++s) {
+    if (records_[s].stage == stage_kind::free || records_[s].alias || records_[s].tenant != tenant) continue;
+    sums.passed += counters[s].passed;
+    sums.handler_ns += counters[s].handler_ns;
+  }
+  return sums;
+}
+
+} // namespace rk::detail

@@ -1,0 +1,337 @@
+// Metrics (metrics.hpp) on the CPU backend, as a user scrapes them: the Prometheus text parses with the
+// reference client's parser (prometheus_client, through tests/metrics/parse_prometheus.py) and its counters
+// equal stats() and tenant usage; the endpoint serves the same over HTTP; bad options are refused.
+#include "../runtime/test_handlers.hpp"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <thread>
+
+namespace {
+
+using namespace std::chrono_literals;
+using namespace rk_cases;
+
+rk::runtime_options cpu_options() {
+  rk::runtime_options o;
+  o.backend = rk::backend::cpu;
+  o.announce_backend = false;
+  return o;
+}
+
+rk::actor_options in_tenant(std::uint64_t tenant) {
+  rk::actor_options a;
+  a.tenant = tenant;
+  return a;
+}
+
+//! Busy for at least 300 µs per message (so its calls land above the 262 µs bucket), then counts.
+struct slow {
+  static constexpr const char* name = "slow";
+  struct state {
+    std::uint64_t count = 0;
+  };
+  template <class Ctx>
+  void operator()(Ctx&, state& s, const rk::message&) {
+    const auto until = std::chrono::steady_clock::now() + 300us;
+    while (std::chrono::steady_clock::now() < until) {
+    }
+    ++s.count;
+  }
+};
+
+//! The samples prometheus_client read from one exposition.
+struct scrape {
+  std::map<std::string, std::string> families; //!< name -> type
+  nlohmann::json samples;                      //!< [[name, {labels}, value], ...]
+
+  //! The value of the one sample `name` whose labels include `labels` (a failure unless exactly one).
+  double value(const std::string& name, const std::map<std::string, std::string>& labels = {}) const {
+    int matches = 0;
+    double v = -1;
+    for (const auto& s : samples) {
+      if (s[0] != name) continue;
+      bool all = true;
+      for (const auto& [k, want] : labels) all = all && s[1].contains(k) && s[1][k] == want;
+      if (!all) continue;
+      ++matches;
+      v = s[2].get<double>();
+    }
+    EXPECT_EQ(matches, 1) << name << " with the given labels";
+    return v;
+  }
+  std::size_t count(const std::string& name) const {
+    std::size_t n = 0;
+    for (const auto& s : samples) n += s[0] == name ? 1 : 0;
+    return n;
+  }
+};
+
+//! Parses `text` with prometheus_client; a parse failure fails the test.
+scrape parse(const std::string& text) {
+  static int serial = 0;
+  const std::filesystem::path file =
+      std::filesystem::temp_directory_path() /
+      ("rk_metrics_" + std::to_string(::getpid()) + "_" + std::to_string(serial++) + ".txt");
+  std::ofstream(file) << text;
+  const std::string command =
+      std::string("python3 " RK_SOURCE_DIR "/tests/metrics/parse_prometheus.py ").append(file.string());
+  FILE* pipe = ::popen(command.c_str(), "r");
+  std::string out;
+  if (pipe != nullptr) {
+    char buffer[65536];
+    std::size_t n;
+    while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) out.append(buffer, n);
+  }
+  const int rc = pipe != nullptr ? ::pclose(pipe) : -1;
+  std::filesystem::remove(file);
+  scrape s;
+  EXPECT_EQ(rc, 0) << "prometheus_client could not parse the exposition (exit " << rc << "); it begins:\n"
+                   << text.substr(0, 2000);
+  if (rc != 0) return s;
+  const nlohmann::json j = nlohmann::json::parse(out);
+  for (const auto& [name, type] : j["families"].items()) s.families[name] = type.get<std::string>();
+  s.samples = j["samples"];
+  return s;
+}
+
+double as_double(std::uint64_t v) {
+  return static_cast<double>(v);
+}
+
+TEST(Metrics, TheTextParsesAndItsCountersEqualStatsAndUsage) {
+  rk::runtime rt(cpu_options());
+  rt.tenants().add(7, rk::tenant_quota::standard());
+  const actor_index e1 = rt.spawn<echo>("e1", in_tenant(7));
+  const actor_index e2 = rt.spawn<echo>("e2", in_tenant(7));
+  const actor_index c1 = rt.spawn<counter>("c1");
+  const actor_index s1 = rt.spawn<slow>("s1");
+  rt.start();
+  for (std::uint64_t i = 0; i < 50; ++i) {
+    const ping_payload p{i, i};
+    rk::send_options t7;
+    t7.tenant = 7;
+    ASSERT_EQ(rt.send(e1, msg_ping, rk::as_bytes(p), t7), status::enqueued);
+    ASSERT_EQ(rt.send(e2, msg_ping, rk::as_bytes(p), t7), status::enqueued);
+  }
+  for (std::uint64_t i = 0; i < 30; ++i) ASSERT_EQ(rt.send(c1, msg_count, {}), status::enqueued);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(rt.send(s1, msg_count, {}), status::enqueued);
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(rt.receive(10s).has_value()) << "reply " << i;
+  ASSERT_TRUE(rt.shutdown().drained);
+
+  const rk::runtime_stats st = rt.stats();
+  const scrape m = parse(rt.metrics_text());
+  EXPECT_EQ(m.families.at("ringkernel_handler_received"), "counter");
+  EXPECT_EQ(m.families.at("ringkernel_handler_time_seconds"), "histogram");
+  EXPECT_EQ(m.families.at("ringkernel_actor_queued"), "gauge");
+  EXPECT_EQ(m.value("ringkernel_running"), 0.0);
+  EXPECT_EQ(m.value("ringkernel_info", {{"backend", "cpu"}, {"description", rt.backend_description()}}), 1.0);
+
+  for (const rk::actor_stats& a : st.actors) {
+    const std::map<std::string, std::string> who{{"actor", a.name}, {"id", std::to_string(a.id)}};
+    EXPECT_EQ(m.value("ringkernel_actor_received_total", who), as_double(a.received)) << a.name;
+    EXPECT_EQ(m.value("ringkernel_actor_handled_total", who), as_double(a.handled)) << a.name;
+    auto delivered = who;
+    delivered["outcome"] = "delivered";
+    EXPECT_EQ(m.value("ringkernel_actor_sent_total", delivered),
+              as_double(a.sent[static_cast<int>(status::delivered)]))
+        << a.name;
+    EXPECT_EQ(m.value("ringkernel_actor_handler_time_seconds_count", who), as_double(a.handled)) << a.name;
+    EXPECT_EQ(m.value("ringkernel_actor_queued", who), 0.0);
+  }
+  EXPECT_EQ(st.actors[e1].handled, 50u);
+  EXPECT_EQ(m.value("ringkernel_handler_received_total", {{"handler", "echo"}}), 100.0);
+  EXPECT_EQ(m.value("ringkernel_handler_sent_total", {{"handler", "echo"}, {"outcome", "delivered"}}), 100.0);
+  EXPECT_EQ(m.value("ringkernel_handler_handled_total", {{"handler", "counter"}}), 30.0);
+  EXPECT_EQ(m.value("ringkernel_handler_actors", {{"handler", "echo"}}), 2.0);
+  EXPECT_EQ(m.value("ringkernel_handler_time_seconds_bucket", {{"handler", "echo"}, {"le", "+Inf"}}), 100.0);
+  // The slow handler's calls all took over 300 µs: nothing in the buckets up to 262 µs.
+  EXPECT_EQ(m.value("ringkernel_handler_time_seconds_bucket", {{"handler", "slow"}, {"le", "0.000262144"}}),
+            0.0);
+  EXPECT_EQ(m.value("ringkernel_handler_time_seconds_count", {{"handler", "slow"}}), 3.0);
+  EXPECT_GE(m.value("ringkernel_handler_time_seconds_sum", {{"handler", "slow"}}), 3 * 300e-6);
+  EXPECT_EQ(m.value("ringkernel_host_sends_total", {{"outcome", "enqueued"}}),
+            as_double(st.host_sends[static_cast<int>(status::enqueued)]));
+  EXPECT_EQ(m.value("ringkernel_gateway_verdicts_total", {{"outcome", "delivered"}}), 133.0);
+  EXPECT_EQ(m.value("ringkernel_host_received_total"), 100.0);
+  const rk::tenant_usage u7 = rt.tenants().usage(7);
+  EXPECT_EQ(u7.messages_sent, 200u) << "100 host sends and 100 replies";
+  EXPECT_EQ(m.value("ringkernel_tenant_messages_sent_total", {{"tenant", "7"}}), 200.0);
+  EXPECT_EQ(m.value("ringkernel_tenant_actors", {{"tenant", "7"}}), 2.0);
+  EXPECT_EQ(m.value("ringkernel_tenant_received_total", {{"tenant", "7"}}), 100.0);
+  EXPECT_EQ(m.value("ringkernel_tenant_handled_total", {{"tenant", "0"}}), 33.0);
+
+  // The JSON document holds the same values.
+  const nlohmann::json j = nlohmann::json::parse(rt.metrics_json());
+  EXPECT_EQ(j["format"], "ringkernel-metrics/1");
+  bool seen_echo = false;
+  for (const auto& h : j["handler_types"]) {
+    if (h["handler"] != "echo") continue;
+    seen_echo = true;
+    EXPECT_EQ(h["received"], 100u);
+    EXPECT_EQ(h["handler_time"]["count"], 100u);
+    EXPECT_EQ(h["sent"]["delivered"], 100u);
+  }
+  EXPECT_TRUE(seen_echo);
+  EXPECT_EQ(j["actors"].size(), 4u);
+  EXPECT_EQ(j["host"]["received"], 100u);
+}
+
+TEST(Metrics, TheEndpointServesLiveAndFinalCountersOnLoopback) {
+  rk::runtime rt(cpu_options());
+  const actor_index e = rt.spawn<echo>("e");
+  const std::uint16_t port = rt.serve_metrics();
+  ASSERT_NE(port, 0);
+  httplib::Client client("127.0.0.1", port);
+  client.set_read_timeout(10, 0);
+  {
+    const auto before = client.Get("/metrics");
+    ASSERT_TRUE(before) << "no answer from 127.0.0.1:" << port;
+    EXPECT_EQ(before->status, 200);
+    EXPECT_EQ(before->get_header_value("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+    EXPECT_EQ(parse(before->body).value("ringkernel_running"), 0.0) << "served before start() too";
+  }
+  rt.start();
+  for (std::uint64_t i = 0; i < 20; ++i) {
+    ASSERT_EQ(rt.send(e, msg_ping, rk::as_bytes(ping_payload{i, i})), status::enqueued);
+    ASSERT_TRUE(rt.receive(10s).has_value());
+    const auto live = client.Get("/metrics");
+    ASSERT_TRUE(live);
+    const scrape m = parse(live->body);
+    EXPECT_EQ(m.value("ringkernel_running"), 1.0);
+    // A reply the host received was counted before it was published.
+    EXPECT_GE(m.value("ringkernel_actor_sent_total", {{"actor", "e"}, {"outcome", "delivered"}}),
+              static_cast<double>(i + 1));
+  }
+  ASSERT_TRUE(rt.shutdown().drained);
+  const auto final_text = client.Get("/metrics");
+  ASSERT_TRUE(final_text) << "the endpoint serves until the runtime is destroyed";
+  const scrape m = parse(final_text->body);
+  const rk::runtime_stats st = rt.stats();
+  EXPECT_EQ(m.value("ringkernel_actor_handled_total", {{"actor", "e"}}), as_double(st.actors[e].handled));
+  EXPECT_EQ(st.actors[e].handled, 20u);
+  const auto json = client.Get("/metrics.json");
+  ASSERT_TRUE(json);
+  EXPECT_EQ(json->get_header_value("Content-Type"), "application/json");
+  EXPECT_EQ(nlohmann::json::parse(json->body)["actors"][0]["handled"], 20u);
+  const auto missing = client.Get("/other");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+}
+
+TEST(Metrics, BadEndpointOptionsAreRefusedWithAClearError) {
+  rk::runtime rt(cpu_options());
+  for (const char* address : {"0.0.0.0", "192.168.1.10", "::", "example.com", ""}) {
+    rk::metrics_endpoint_options o;
+    o.address = address;
+    try {
+      rt.serve_metrics(o);
+      ADD_FAILURE() << "bound " << address;
+    } catch (const rk::error& e) {
+      EXPECT_NE(std::string(e.what()).find("loopback"), std::string::npos) << e.what();
+    }
+  }
+  const std::uint16_t port = rt.serve_metrics();
+  try {
+    rt.serve_metrics();
+    ADD_FAILURE() << "a second endpoint";
+  } catch (const rk::error& e) {
+    EXPECT_NE(std::string(e.what()).find("already serves"), std::string::npos) << e.what();
+  }
+  rk::runtime other(cpu_options());
+  rk::metrics_endpoint_options same;
+  same.port = port;
+  try {
+    other.serve_metrics(same);
+    ADD_FAILURE() << "bound a port in use";
+  } catch (const rk::error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot bind"), std::string::npos) << e.what();
+  }
+  same.address = "localhost";
+  same.port = 0;
+  EXPECT_NE(other.serve_metrics(same), 0) << "after a refusal the runtime can still serve";
+}
+
+TEST(Metrics, ForgottenActorsStayInTheirHandlerTypesSums) {
+  rk::runtime rt(cpu_options());
+  const actor_index gone = rt.spawn<echo>("gone");
+  const actor_index kept = rt.spawn<echo>("kept");
+  rt.start();
+  for (std::uint64_t i = 0; i < 5; ++i) {
+    ASSERT_EQ(rt.send(gone, msg_ping, rk::as_bytes(ping_payload{i, i})), status::enqueued);
+    ASSERT_EQ(rt.send(kept, msg_ping, rk::as_bytes(ping_payload{i, i})), status::enqueued);
+  }
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(rt.receive(10s).has_value());
+  ASSERT_TRUE(rt.stop(gone, 5s));
+  rt.forget(gone);
+  const scrape m = parse(rt.metrics_text());
+  EXPECT_EQ(m.value("ringkernel_handler_received_total", {{"handler", "echo"}}), 10.0);
+  EXPECT_EQ(m.value("ringkernel_handler_handled_total", {{"handler", "echo"}}), 10.0);
+  EXPECT_EQ(m.value("ringkernel_handler_time_seconds_count", {{"handler", "echo"}}), 10.0);
+  EXPECT_EQ(m.value("ringkernel_handler_actors", {{"handler", "echo"}}), 1.0);
+  EXPECT_EQ(m.count("ringkernel_actor_received_total"), 1u) << "only 'kept' has series of its own";
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+TEST(Metrics, FaultsAreCountedPerHandlerTypeKindAndActor) {
+  rk::runtime rt(cpu_options());
+  const actor_index t = rt.spawn<trapper>("t");
+  rt.start();
+  ASSERT_EQ(rt.send(t, msg_trap, {}), status::enqueued);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (rt.lifecycle(t) != rk::actor_lifecycle::faulted && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  ASSERT_EQ(rt.lifecycle(t), rk::actor_lifecycle::faulted);
+  const scrape m = parse(rt.metrics_text());
+  EXPECT_EQ(m.value("ringkernel_faults_total", {{"handler", "trapper"}, {"kind", "trap"}}), 1.0);
+  EXPECT_EQ(m.value("ringkernel_faults_total", {{"handler", "trapper"}, {"kind", "exception"}}), 0.0);
+  EXPECT_EQ(m.value("ringkernel_actor_faults_total", {{"actor", "t"}}), 1.0);
+  EXPECT_EQ(m.value("ringkernel_actor_lifecycle", {{"actor", "t"}, {"lifecycle", "faulted"}}), 1.0);
+  rt.shutdown();
+}
+
+TEST(Metrics, NamesAreEscapedAndActorSeriesAreBounded) {
+  rk::runtime rt(cpu_options());
+  const std::string odd = "we\"ird\\na\nme";
+  rt.spawn<counter>(odd);
+  rt.spawn<counter>("b");
+  rt.spawn<counter>("c");
+  rk::metrics_options one;
+  one.max_actor_series = 1;
+  const scrape m = parse(rt.metrics_text(one));
+  EXPECT_EQ(m.value("ringkernel_actor_received_total", {{"actor", odd}}), 0.0) << "the raw name comes back";
+  EXPECT_EQ(m.count("ringkernel_actor_received_total"), 1u);
+  EXPECT_EQ(m.value("ringkernel_actor_series_omitted"), 2.0);
+  rk::metrics_options none;
+  none.max_actor_series = 0;
+  const scrape n = parse(rt.metrics_text(none));
+  EXPECT_EQ(n.count("ringkernel_actor_received_total"), 0u);
+  EXPECT_EQ(n.value("ringkernel_actor_series_omitted"), 3.0);
+  EXPECT_EQ(n.value("ringkernel_handler_actors", {{"handler", "counter"}}), 3.0);
+  EXPECT_EQ(nlohmann::json::parse(rt.metrics_json(none))["actor_series_omitted"], 3u);
+}
+
+TEST(Metrics, HandlerTimeBucketsHaveInclusiveUpperBounds) {
+  using rk::detail::handler_time_bucket;
+  EXPECT_EQ(handler_time_bucket(0), 0u);
+  EXPECT_EQ(handler_time_bucket(1024), 0u);
+  EXPECT_EQ(handler_time_bucket(1025), 1u);
+  EXPECT_EQ(handler_time_bucket(4096), 1u);
+  EXPECT_EQ(handler_time_bucket(4097), 2u);
+  for (std::size_t k = 0; k + 1 < rk::handler_time_bucket_count; ++k) {
+    EXPECT_EQ(handler_time_bucket(rk::handler_time_bucket_bound_ns(k)), k);
+    EXPECT_EQ(handler_time_bucket(rk::handler_time_bucket_bound_ns(k) + 1), k + 1);
+  }
+  EXPECT_EQ(handler_time_bucket(UINT64_MAX), rk::handler_time_bucket_count - 1);
+  EXPECT_EQ(rk::handler_time_bucket_bound_ns(rk::handler_time_bucket_count - 1), UINT64_MAX);
+}
+
+} // namespace

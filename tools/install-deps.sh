@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages libringkernel needs beyond the base machine (CUDA toolkit, g++, CMake,
+# GoogleTest), when they are missing; does nothing when all are there. The README's two commands and
+# .ci/run start with it.
+#   required: nlohmann-json (metrics JSON), cpp-httplib (the metrics endpoint), pkg-config (finds it),
+#             python3-prometheus-client (the metrics test parses the endpoint's output with it)
+#   --ci adds what only CI uses: the benchmark baselines (moodycamel, boost::lockfree, CAF) and clang
+#             with libFuzzer for the fuzz targets
+set -euo pipefail
+packages=(nlohmann-json3-dev libcpp-httplib-dev pkg-config python3-prometheus-client)
+if [[ "${1:-}" == "--ci" ]]; then
+  packages+=(libconcurrentqueue-dev libboost-dev libcaf-dev clang-14 libclang-rt-14-dev)
+fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
+"${sudo_cmd[@]}" apt-get update -q
+DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q "${missing[@]}"
