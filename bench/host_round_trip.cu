@@ -316,16 +316,10 @@ int main(int argc, char** argv) {
   std::optional<std::uint64_t> messages_flag;
   cfg.common = rk::bench::parse_common(
       argc, argv, "bench_host_round_trip", "[--backend cuda|cpu] [--messages N] [--idle-sleep-ns N]",
-      [&](const std::string& flag, const std::function<const char*()>& value) {
-        if (rk::bench::parse_target_flag(flag, value, cfg.backend)) return true;
-        if (flag == "--messages") {
-          messages_flag = rk::bench::parse_count(value(), "--messages");
-        } else if (flag == "--idle-sleep-ns") {
-          cfg.idle_sleep_ns = static_cast<std::uint32_t>(rk::bench::parse_count(value(), "--idle-sleep-ns"));
-        } else {
-          return false;
-        }
-        return true;
+      [&](CLI::App& app) {
+        rk::bench::add_target_flag(app, cfg.backend);
+        rk::cli::add_count(app, "--messages", messages_flag, "round trips per repetition");
+        rk::cli::add_count(app, "--idle-sleep-ns", cfg.idle_sleep_ns, "device idle backoff cap");
       });
   cfg.messages = std::max<std::uint64_t>(1, messages_flag.value_or(cfg.common.smoke ? 200 : 20'000));
   cfg.warmup = cfg.common.smoke ? 20 : 1'000;

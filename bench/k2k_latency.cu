@@ -405,16 +405,10 @@ int main(int argc, char** argv) {
   std::optional<std::uint64_t> hops_flag;
   cfg.common = rk::bench::parse_common(
       argc, argv, "bench_k2k_latency", "[--backend cuda|cpu] [--hops N] [--idle-sleep-ns N]",
-      [&](const std::string& flag, const std::function<const char*()>& value) {
-        if (rk::bench::parse_target_flag(flag, value, cfg.backend)) return true;
-        if (flag == "--hops") {
-          hops_flag = rk::bench::parse_count(value(), "--hops");
-        } else if (flag == "--idle-sleep-ns") {
-          cfg.idle_sleep_ns = static_cast<std::uint32_t>(rk::bench::parse_count(value(), "--idle-sleep-ns"));
-        } else {
-          return false;
-        }
-        return true;
+      [&](CLI::App& app) {
+        rk::bench::add_target_flag(app, cfg.backend);
+        rk::cli::add_count(app, "--hops", hops_flag, "timed hops per repetition");
+        rk::cli::add_count(app, "--idle-sleep-ns", cfg.idle_sleep_ns, "device idle backoff cap");
       });
   cfg.hops = hops_flag.value_or(cfg.common.smoke ? 300 : 100'000);
   cfg.warmup_hops = cfg.common.smoke ? 20 : 1'000;

@@ -380,21 +380,12 @@ int main(int argc, char** argv) {
   cfg.common = rk::bench::parse_common(
       argc, argv, "bench_k2k_throughput",
       "[--backend cuda|cpu] [--window-ms N] [--tokens-per-actor N] [--max-actors N] [--idle-sleep-ns N]",
-      [&](const std::string& flag, const std::function<const char*()>& value) {
-        if (rk::bench::parse_target_flag(flag, value, cfg.backend)) return true;
-        if (flag == "--window-ms") {
-          window_flag = rk::bench::parse_count(value(), "--window-ms");
-        } else if (flag == "--tokens-per-actor") {
-          cfg.tokens_per_actor =
-              static_cast<std::uint32_t>(rk::bench::parse_count(value(), "--tokens-per-actor"));
-        } else if (flag == "--max-actors") {
-          cfg.max_actors = static_cast<std::uint32_t>(rk::bench::parse_count(value(), "--max-actors"));
-        } else if (flag == "--idle-sleep-ns") {
-          cfg.idle_sleep_ns = static_cast<std::uint32_t>(rk::bench::parse_count(value(), "--idle-sleep-ns"));
-        } else {
-          return false;
-        }
-        return true;
+      [&](CLI::App& app) {
+        rk::bench::add_target_flag(app, cfg.backend);
+        rk::cli::add_count(app, "--window-ms", window_flag, "measured window per point");
+        rk::cli::add_count(app, "--tokens-per-actor", cfg.tokens_per_actor, "tokens each actor circulates");
+        rk::cli::add_count(app, "--max-actors", cfg.max_actors, "largest actor count measured");
+        rk::cli::add_count(app, "--idle-sleep-ns", cfg.idle_sleep_ns, "device idle backoff cap");
       });
   if (cfg.tokens_per_actor < 1 || cfg.tokens_per_actor > mailbox_slots / 4) {
     std::fprintf(stderr, "bench_k2k_throughput: --tokens-per-actor must be between 1 and %u\n",

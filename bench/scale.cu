@@ -228,20 +228,14 @@ int main(int argc, char** argv) {
   cfg.common = rk::bench::parse_common(
       argc, argv, "bench_scale",
       "[--backend cuda|cpu] [--actors N] [--idle-seconds S] [--wakeups N] [--ring-hops N]",
-      [&](const std::string& flag, const std::function<const char*()>& value) {
-        if (rk::bench::parse_target_flag(flag, value, cfg.backend)) return true;
-        if (flag == "--actors") {
-          actors = rk::bench::parse_count(value(), "--actors");
-        } else if (flag == "--idle-seconds") {
-          idle = std::atof(value());
-        } else if (flag == "--wakeups") {
-          wakeups = rk::bench::parse_count(value(), "--wakeups");
-        } else if (flag == "--ring-hops") {
-          hops = rk::bench::parse_count(value(), "--ring-hops");
-        } else {
-          return false;
-        }
-        return true;
+      [&](CLI::App& app) {
+        rk::bench::add_target_flag(app, cfg.backend);
+        rk::cli::add_count(app, "--actors", actors, "actors to spawn");
+        app.add_option_function<double>(
+               "--idle-seconds", [&idle](double v) { idle = v; }, "seconds the idle runtime is measured")
+            ->check(CLI::Range(0.0, 3600.0));
+        rk::cli::add_count(app, "--wakeups", wakeups, "idle-actor wake-ups timed");
+        rk::cli::add_count(app, "--ring-hops", hops, "hops of the token ring");
       });
   const bool cpu = cfg.backend == target::cpu;
   cfg.actors = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(

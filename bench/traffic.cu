@@ -365,19 +365,12 @@ int main(int argc, char** argv) {
   std::optional<std::uint64_t> round_trips, messages;
   cfg.common = rk::bench::parse_common(
       argc, argv, "bench_traffic", "[--backend cpu|cuda] [--round-trips N] [--messages N] [--pool-threads N]",
-      [&](const std::string& flag, const std::function<const char*()>& value) {
-        if (rk::bench::parse_target_flag(flag, value, cfg.backend)) return true;
-        if (flag == "--round-trips") {
-          round_trips = rk::bench::parse_count(value(), "--round-trips");
-        } else if (flag == "--pool-threads") {
-          pool_threads = static_cast<unsigned>(
-              std::min<std::uint64_t>(64, rk::bench::parse_count(value(), "--pool-threads")));
-        } else if (flag == "--messages") {
-          messages = rk::bench::parse_count(value(), "--messages");
-        } else {
-          return false;
-        }
-        return true;
+      [&](CLI::App& app) {
+        rk::bench::add_target_flag(app, cfg.backend);
+        rk::cli::add_count(app, "--round-trips", round_trips, "ping-pong round trips");
+        rk::cli::add_count(app, "--pool-threads", pool_threads, "worker threads of both systems (0: all)")
+            ->check(CLI::Range(0u, 64u));
+        rk::cli::add_count(app, "--messages", messages, "messages per traffic pattern");
       });
   cfg.round_trips = std::max<std::uint64_t>(10, round_trips.value_or(cfg.common.smoke ? 2'000 : 200'000));
   cfg.messages = std::max<std::uint64_t>(100'000, messages.value_or(cfg.common.smoke ? 100'000 : 2'000'000));

@@ -2,12 +2,14 @@
 # Installs the Debian packages libringkernel needs beyond the base machine (CUDA toolkit, g++, CMake,
 # GoogleTest), when they are missing; does nothing when all are there. The README's two commands and
 # .ci/run start with it.
-#   required: nlohmann-json (metrics JSON), cpp-httplib (the metrics endpoint), pkg-config (finds it),
-#             python3-prometheus-client (the metrics test parses the endpoint's output with it)
+#   required: nlohmann-json (metrics and sample JSON), cpp-httplib (the metrics endpoint), pkg-config
+#             (finds it), CLI11 (command lines of the samples, benchmarks and tools),
+#             python3-prometheus-client (the metrics test parses the endpoint's output with it),
+#             tmux (the rk-top test draws its live view in a detached session)
 #   --ci adds what only CI uses: the benchmark baselines (moodycamel, boost::lockfree, CAF) and clang
 #             with libFuzzer for the fuzz targets
 set -euo pipefail
-packages=(nlohmann-json3-dev libcpp-httplib-dev pkg-config python3-prometheus-client)
+packages=(nlohmann-json3-dev libcpp-httplib-dev pkg-config libcli11-dev python3-prometheus-client tmux)
 if [[ "${1:-}" == "--ci" ]]; then
   packages+=(libconcurrentqueue-dev libboost-dev libcaf-dev clang-14 libclang-rt-14-dev)
 fi

@@ -1,6 +1,7 @@
 #pragma once
-// Shared benchmark plumbing: repetitions with median, percentiles and spread, the machine's name, a small
-// JSON writer, and a common command line (--json, --smoke, --repetitions N, plus per-benchmark flags).
+// Shared benchmark plumbing: repetitions with median, percentiles and spread, the machine's name, a JSON
+// builder (on nlohmann-json), and a common command line on CLI11 (--json, --smoke, --repetitions N, plus
+// per-benchmark flags).
 
 #if __has_include(<malloc.h>)
 #include <malloc.h>
@@ -8,13 +9,19 @@
 #include <unistd.h>
 #endif
 
+#include <rk_cli.hpp>
+
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -77,84 +84,55 @@ inline latency_summary summarize_repetitions(const std::vector<std::vector<doubl
   return out;
 }
 
-inline std::string json_escape(const std::string& text) {
-  std::string out;
-  for (const char c : text) {
-    switch (c) {
-    case '"':
-      out += "\\\"";
-      break;
-    case '\\':
-      out += "\\\\";
-      break;
-    case '\n':
-      out += "\\n";
-      break;
-    case '\t':
-      out += "\\t";
-      break;
-    default:
-      if (static_cast<unsigned char>(c) < 0x20) {
-        char buf[8];
-        std::snprintf(buf, sizeof buf, "\\u%04x", c);
-        out += buf;
-      } else {
-        out += c;
-      }
-    }
-  }
-  return out;
-}
-
-//! `text` as a quoted JSON string. (Built by appending: GCC 12 warns falsely about `"x" + std::string&&`.)
+//! `text` as a quoted JSON string (nlohmann-json escapes it).
 inline std::string json_string(const std::string& text) {
-  std::string out;
-  out += '"';
-  out += json_escape(text);
-  out += '"';
-  return out;
+  return nlohmann::json(text).dump();
 }
 
-//! Builds one JSON object field by field: `json_object().text("a", "x").number("b", 1.5).str()`.
+//! Builds one JSON object field by field, in order, on nlohmann-json:
+//! `json_object().text("a", "x").number("b", 1.5).str()`.
 class json_object {
 public:
-  json_object& text(std::string_view key, const std::string& value) { return raw(key, json_string(value)); }
-  json_object& number(std::string_view key, double value, int precision = 3) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.*f", precision, value);
-    return raw(key, buf);
-  }
-  json_object& integer(std::string_view key, std::uint64_t value) { return raw(key, std::to_string(value)); }
-  json_object& boolean(std::string_view key, bool value) { return raw(key, value ? "true" : "false"); }
-  json_object& null(std::string_view key) { return raw(key, "null"); }
-  //! `value` must already be JSON (an object, an array, a number).
-  json_object& raw(std::string_view key, const std::string& value) {
-    if (!body_.empty()) body_ += ", ";
-    body_ += json_string(std::string(key));
-    body_ += ": ";
-    body_ += value;
+  json_object& text(std::string_view key, const std::string& value) {
+    doc_[std::string(key)] = value;
     return *this;
   }
-  std::string str() const {
-    std::string out;
-    out += '{';
-    out += body_;
-    out += '}';
-    return out;
+  //! `value` rounded to `precision` decimals (non-finite values become null).
+  json_object& number(std::string_view key, double value, int precision = 3) {
+    const double scale = std::pow(10.0, precision);
+    doc_[std::string(key)] = std::isfinite(value) ? nlohmann::ordered_json(std::round(value * scale) / scale)
+                                                  : nlohmann::ordered_json(nullptr);
+    return *this;
   }
+  json_object& integer(std::string_view key, std::uint64_t value) {
+    doc_[std::string(key)] = value;
+    return *this;
+  }
+  json_object& boolean(std::string_view key, bool value) {
+    doc_[std::string(key)] = value;
+    return *this;
+  }
+  json_object& null(std::string_view key) {
+    doc_[std::string(key)] = nullptr;
+    return *this;
+  }
+  //! `value` must already be JSON text (an object, an array, a number): it is parsed, so a malformed
+  //! value fails here rather than in whoever reads the output.
+  json_object& raw(std::string_view key, const std::string& value) {
+    doc_[std::string(key)] = nlohmann::ordered_json::parse(value);
+    return *this;
+  }
+  std::string str() const { return doc_.dump(); }
 
 private:
-  std::string body_;
+  nlohmann::ordered_json doc_ = nlohmann::ordered_json::object();
 };
 
+//! A JSON array of JSON texts.
 inline std::string json_array(const std::vector<std::string>& items) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (i) out += ", ";
-    out += items[i];
-  }
-  out += ']';
-  return out;
+  nlohmann::ordered_json a = nlohmann::ordered_json::array();
+  for (const std::string& item : items) a.push_back(nlohmann::ordered_json::parse(item));
+  return a.dump();
 }
 
 //! {"median": .., "p99": .., "min": .., "max": .., "mean": .., "count": ..}
@@ -232,52 +210,24 @@ struct common_args {
   int repetitions = 5;
 };
 
-//! Consumes a benchmark-specific flag: given the flag and a function that returns its value (exiting with
-//! a usage message when there is none), returns false when the flag is not one of the benchmark's.
-using extra_flag_parser =
-    std::function<bool(const std::string& flag, const std::function<const char*()>& value)>;
-
-//! Parses the flags every benchmark takes plus the benchmark's own (`extra`, described in `extra_usage`);
-//! unknown flags are an error (exit 2).
+//! Parses the flags every benchmark takes (--json, --smoke, --repetitions N) plus the benchmark's own,
+//! which `extra` adds to the CLI11 app (described in `extra_usage`). Errors exit with status 2.
 inline common_args parse_common(int argc, char** argv, const char* name, const char* extra_usage = "",
-                                const extra_flag_parser& extra = {}) {
+                                const std::function<void(CLI::App&)>& extra = {}) {
   common_args a;
-  auto usage = [&](const std::string& problem) {
-    std::fprintf(stderr, "%s: %s\nusage: %s [--json] [--smoke] [--repetitions N]%s%s\n", name,
-                 problem.c_str(), name, *extra_usage ? " " : "", extra_usage);
-    std::exit(2);
-  };
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    const std::function<const char*()> value = [&]() -> const char* {
-      if (i + 1 >= argc) usage(arg + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "--json") {
-      a.json = true;
-    } else if (arg == "--smoke") {
-      a.smoke = true;
-      a.repetitions = 1;
-    } else if (arg == "--repetitions") {
-      a.repetitions = std::max(1, std::atoi(value()));
-    } else if (arg == "--help" || arg == "-h") {
-      usage("benchmark (see docs/benchmarks.md)");
-    } else if (!extra || !extra(arg, value)) {
-      usage("unknown argument '" + arg + "'");
-    }
-  }
+  CLI::App app("ringkernel benchmark (see docs/benchmarks.md)", name);
+  app.add_flag("--json", a.json, "one JSON document on stdout");
+  app.add_flag("--smoke", a.smoke, "a short run (ctest), one repetition unless --repetitions says more");
+  std::optional<std::uint32_t> repetitions;
+  rk::cli::add_count(app, "--repetitions", repetitions, "alternating repetitions (at least 1)");
+  if (extra) extra(app);
+  rk::cli::parse(app, argc, argv,
+                 std::string("[--json] [--smoke] [--repetitions N]")
+                     .append(*extra_usage ? " " : "")
+                     .append(extra_usage));
+  if (a.smoke) a.repetitions = 1;
+  if (repetitions) a.repetitions = static_cast<int>(std::clamp<std::uint32_t>(*repetitions, 1, 1'000'000));
   return a;
-}
-
-//! Parses an unsigned count for `flag`; exits with status 2 when `text` is not a number.
-inline std::uint64_t parse_count(const char* text, const char* flag) {
-  char* end = nullptr;
-  const unsigned long long v = std::strtoull(text, &end, 10);
-  if (end == text || *end != '\0') {
-    std::fprintf(stderr, "invalid number '%s' for %s\n", text, flag);
-    std::exit(2);
-  }
-  return v;
 }
 
 } // namespace rk::bench

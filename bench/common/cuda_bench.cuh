@@ -27,20 +27,20 @@ inline const char* target_name(target t) {
   return t == target::cuda ? "cuda" : "cpu";
 }
 
-//! Handles `--backend cuda|cpu` for parse_common's extra-flag hook.
-inline bool parse_target_flag(const std::string& flag, const std::function<const char*()>& value,
-                              target& out) {
-  if (flag != "--backend") return false;
-  const std::string v = value();
-  if (v == "cuda") {
-    out = target::cuda;
-  } else if (v == "cpu") {
-    out = target::cpu;
-  } else {
-    std::fprintf(stderr, "--backend must be cuda or cpu (got '%s')\n", v.c_str());
-    std::exit(2);
-  }
-  return true;
+//! Adds --backend cuda|cpu, storing into `out`.
+inline void add_target_flag(CLI::App& app, target& out) {
+  app.add_option_function<std::string>(
+      "--backend",
+      [&out](const std::string& v) {
+        if (v == "cuda") {
+          out = target::cuda;
+        } else if (v == "cpu") {
+          out = target::cpu;
+        } else {
+          throw CLI::ValidationError("--backend", "must be cuda or cpu (got '" + v + "')");
+        }
+      },
+      "cuda (the default) or cpu");
 }
 
 //! Prints the one-line skip notice (or its JSON form) for `benchmark`.

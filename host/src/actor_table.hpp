@@ -22,6 +22,7 @@
 
 #include <ringkernel/host/detail/actor_type.hpp>
 #include <ringkernel/host/options.hpp>
+#include <ringkernel/host/state_dump.hpp>
 #include <ringkernel/host/stats.hpp>
 
 #include <deque>
@@ -150,6 +151,10 @@ public:
   void drain_sums(std::uint64_t& finished, std::uint64_t& received) const;
   //! Per-tenant sums of the counters tenant usage reports (live actors plus forgotten ones).
   tenant_history tenant_sums(std::uint64_t tenant) const;
+  //! Actors with messages queued or in a handler: counters, then the cursors of each lane (state dumps;
+  //! reads only counters and cursors). `lifecycle` holds the table's lifecycle for the caller to map.
+  std::vector<std::pair<mailbox_state, actor_lifecycle>> nonempty_mailboxes() const;
+  std::uint64_t actor_count() const; //!< current actors, aliases excluded
   void read_final_states();
   void read_final_state(actor_index id, std::type_index type, void* out, std::size_t bytes) const;
   //! Names by slot for fault reports.

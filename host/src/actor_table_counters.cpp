@@ -109,4 +109,46 @@ tenant_history actor_table::tenant_sums(std::uint64_t tenant) const {
   return sums;
 }
 
+std::vector<std::pair<mailbox_state, actor_lifecycle>> actor_table::nonempty_mailboxes() const {
+  std::lock_guard lock(mutex_);
+  const std::vector<actor_counters> counters = read_counters();
+  std::vector<route_entry> entries(records_.size());
+  if (!entries.empty())
+    backend_.copy_from_device(entries.data(), d_routes_.get(), sizeof(route_entry) * entries.size());
+  std::vector<std::pair<mailbox_state, actor_lifecycle>> out;
+  for (std::size_t s = 0; s < records_.size(); ++s) {
+    const actor_record& r = records_[s];
+    if (r.stage != stage_kind::active || r.alias) continue;
+    const actor_counters& c = counters[s];
+    const std::uint64_t finished = c.handled + c.discarded + c.interrupted;
+    if (c.received <= finished) continue;
+    mailbox_state m;
+    m.actor = r.id;
+    m.name = r.name;
+    m.handler = kinds_[r.kind].ops.name;
+    m.tenant = r.tenant;
+    m.queued = c.received - finished;
+    m.host_word = routes_[s].host_word;
+    m.device_word = entries[s].device_word;
+    const route_entry& e = routes_[s];
+    m.lane_count = e.lanes;
+    for (std::uint32_t lane = 0; lane < e.lanes && lane < priority_levels; ++lane) {
+      const ring_view v = lane_view(e, lane);
+      std::uint64_t cursors[2] = {}; // tail (next claim), then head (next read)
+      backend_.copy_from_device(&cursors[0], v.tail, sizeof cursors[0]);
+      backend_.copy_from_device(&cursors[1], v.head, sizeof cursors[1]);
+      m.lanes[lane] = cursors[0] > cursors[1] ? cursors[0] - cursors[1] : 0;
+    }
+    out.emplace_back(std::move(m), lifecycle_of(r, entries[s].device_word));
+  }
+  return out;
+}
+
+std::uint64_t actor_table::actor_count() const {
+  std::lock_guard lock(mutex_);
+  std::uint64_t n = 0;
+  for (const actor_record& r : records_) n += r.stage == stage_kind::active && !r.alias ? 1 : 0;
+  return n;
+}
+
 } // namespace rk::detail

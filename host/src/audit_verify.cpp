@@ -2,6 +2,8 @@
 
 #include <ringkernel/host/audit.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -11,61 +13,6 @@
 
 namespace rk {
 namespace {
-
-//! A strict left-to-right reader over one line: the log format has one spelling per entry, so the
-//! parser expects each member in order and re-serialisation confirms the canonical form.
-class line_cursor {
-public:
-  explicit line_cursor(std::string_view text) : text_(text) {}
-
-  std::size_t position() const noexcept { return at_; }
-  bool at_end() const noexcept { return at_ == text_.size(); }
-
-  bool literal(std::string_view expected) noexcept {
-    if (text_.substr(at_, expected.size()) != expected) return false;
-    at_ += expected.size();
-    return true;
-  }
-
-  //! An unsigned decimal integer no larger than `max`.
-  bool number(std::uint64_t& out, std::uint64_t max) noexcept {
-    const char* first = text_.data() + at_;
-    const char* last = text_.data() + text_.size();
-    if (first == last || *first < '0' || *first > '9') return false;
-    const auto r = std::from_chars(first, last, out);
-    if (r.ec != std::errc{} || out > max) return false;
-    at_ += static_cast<std::size_t>(r.ptr - first);
-    return true;
-  }
-
-  //! Characters [a-z0-9_] up to the closing quote (which it consumes).
-  bool token(std::string_view& out) noexcept {
-    const std::size_t start = at_;
-    while (at_ < text_.size() && ((text_[at_] >= 'a' && text_[at_] <= 'z') ||
-                                  (text_[at_] >= '0' && text_[at_] <= '9') || text_[at_] == '_'))
-      ++at_;
-    if (at_ == start || at_ == text_.size() || text_[at_] != '"') return false;
-    out = text_.substr(start, at_ - start);
-    ++at_;
-    return true;
-  }
-
-  //! 64 lower-case hex digits.
-  bool hash(std::string& out) {
-    if (text_.size() - at_ < 64) return false;
-    const std::string_view digits = text_.substr(at_, 64);
-    if (!std::all_of(digits.begin(), digits.end(),
-                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }))
-      return false;
-    out = std::string(digits);
-    at_ += 64;
-    return true;
-  }
-
-private:
-  std::string_view text_;
-  std::size_t at_ = 0;
-};
 
 //! Maps a name written by audit_canonical_form back to its code: a built-in name, or `<prefix><code>`.
 template <class Enum>
@@ -104,64 +51,91 @@ bool fail(std::string* why, std::string text) {
   return false;
 }
 
+bool is_hash(const std::string& h) {
+  return h.size() == 64 && std::all_of(h.begin(), h.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+//! Parses with nlohmann-json, reads every member by name and type, then requires the line to be exactly
+//! the canonical serialisation of what was read (one spelling per entry: member order, no whitespace, no
+//! leading zeros, no numeric name for a known code, no duplicate or extra members).
 bool parse_into(std::string_view line, audit_entry& e, std::string* why) {
-  line_cursor c(line);
-  auto expect = [&](std::string_view lit) {
-    return c.literal(lit) ||
-           fail(why, "expected '" + std::string(lit) + "' at column " + std::to_string(c.position() + 1));
+  // An entry is one flat object: anything nested deeper is refused while parsing, so hostile input
+  // cannot build deep trees.
+  struct too_deep {};
+  const nlohmann::json::parser_callback_t flat = [](int depth, nlohmann::json::parse_event_t,
+                                                    nlohmann::json&) {
+    if (depth > 1) throw too_deep{};
+    return true;
   };
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(line.begin(), line.end(), flat);
+  } catch (const nlohmann::json::parse_error& error) {
+    return fail(why, std::string("not canonical JSON (the JSON parser says: ") + error.what() + ")");
+  } catch (const too_deep&) {
+    return fail(why, "a nested value: an audit entry is one flat object");
+  }
+  if (!j.is_object()) return fail(why, "not a JSON object");
   constexpr std::uint64_t u32_max = std::numeric_limits<std::uint32_t>::max();
-  constexpr std::uint64_t u64_max = std::numeric_limits<std::uint64_t>::max();
-  auto number = [&](const char* field, std::uint64_t& out, std::uint64_t max) {
-    return c.number(out, max) ||
-           fail(why, std::string("'") + field + "' is not a decimal number in range at column " +
-                         std::to_string(c.position() + 1));
+  const auto member = [&](const char* field) -> const nlohmann::json* {
+    const auto it = j.find(field);
+    if (it == j.end()) {
+      fail(why, std::string("'") + field + "' is missing");
+      return nullptr;
+    }
+    return &*it;
   };
-  auto name = [&](const char* field, std::string_view& out) {
-    return c.token(out) || fail(why, std::string("'") + field + "' is not a name at column " +
-                                         std::to_string(c.position() + 1));
+  const auto number = [&](const char* field, std::uint64_t& out, std::uint64_t max) {
+    const nlohmann::json* v = member(field);
+    if (v == nullptr) return false;
+    if (!v->is_number_unsigned() || v->get<std::uint64_t>() > max)
+      return fail(why, std::string("'") + field + "' is not a decimal number in range");
+    out = v->get<std::uint64_t>();
+    return true;
+  };
+  const auto text = [&](const char* field, std::string& out) {
+    const nlohmann::json* v = member(field);
+    if (v == nullptr) return false;
+    if (!v->is_string()) return fail(why, std::string("'") + field + "' is not a string");
+    out = v->get<std::string>();
+    return true;
   };
 
   audit_record& r = e.record;
-  std::string_view event_name, level_name, origin_name;
+  std::string event_name, level_name, origin_name;
   std::uint64_t logical = 0, actor = 0, other_actor = 0, detail = 0;
-  if (!(expect("{\"seq\":") && number("seq", e.sequence, u64_max) && expect(",\"event\":\"") &&
-        name("event", event_name) && expect(",\"level\":\"") && name("level", level_name) &&
-        expect(",\"origin\":\"") && name("origin", origin_name) && expect(",\"time_ns\":") &&
-        number("time_ns", r.time.physical_ns, u64_max) && expect(",\"time_logical\":") &&
-        number("time_logical", logical, u32_max) && expect(",\"tenant\":") &&
-        number("tenant", r.tenant, u64_max) && expect(",\"other_tenant\":") &&
-        number("other_tenant", r.other_tenant, u64_max) && expect(",\"actor\":") &&
-        number("actor", actor, u32_max) && expect(",\"other_actor\":") &&
-        number("other_actor", other_actor, u32_max) && expect(",\"org_id\":") &&
-        number("org_id", r.tag.org_id, u64_max) && expect(",\"engagement_id\":") &&
-        number("engagement_id", r.tag.engagement_id, u64_max) && expect(",\"detail\":") &&
-        number("detail", detail, u32_max) && expect(",\"value\":") && number("value", r.value, u64_max)))
+  const std::uint64_t u64_max = std::numeric_limits<std::uint64_t>::max();
+  if (!(number("seq", e.sequence, u64_max) && text("event", event_name) && text("level", level_name) &&
+        text("origin", origin_name) && number("time_ns", r.time.physical_ns, u64_max) &&
+        number("time_logical", logical, u32_max) && number("tenant", r.tenant, u64_max) &&
+        number("other_tenant", r.other_tenant, u64_max) && number("actor", actor, u32_max) &&
+        number("other_actor", other_actor, u32_max) && number("org_id", r.tag.org_id, u64_max) &&
+        number("engagement_id", r.tag.engagement_id, u64_max) && number("detail", detail, u32_max) &&
+        number("value", r.value, u64_max) && text("prev", e.prev) && text("hash", e.hash)))
     return false;
-  const std::size_t canonical_end = c.position();
-  if (!(expect(",\"prev\":\"") && (c.hash(e.prev) || fail(why, "'prev' is not 64 lower-case hex digits")) &&
-        expect("\",\"hash\":\"") && (c.hash(e.hash) || fail(why, "'hash' is not 64 lower-case hex digits")) &&
-        expect("\"}")))
-    return false;
-  if (!c.at_end())
-    return fail(why, "unexpected text after the entry at column " + std::to_string(c.position() + 1));
+  if (!is_hash(e.prev)) return fail(why, "'prev' is not 64 lower-case hex digits");
+  if (!is_hash(e.hash)) return fail(why, "'hash' is not 64 lower-case hex digits");
 
   r.time.logical = static_cast<std::uint32_t>(logical);
   r.actor = static_cast<actor_index>(actor);
   r.other_actor = static_cast<actor_index>(other_actor);
   r.detail = static_cast<std::uint32_t>(detail);
-  if (!code_from_name(event_name, "event_", 0xFFFF, known_event, r.event))
-    return fail(why, "unknown event name '" + std::string(event_name) + "'");
-  if (!code_from_name(level_name, "level_", 0xFF, known_level, r.level))
-    return fail(why, "unknown level name '" + std::string(level_name) + "'");
-  if (!code_from_name(origin_name, "origin_", 0xFF, known_origin, r.origin))
-    return fail(why, "unknown origin name '" + std::string(origin_name) + "'");
+  if (!code_from_name(std::string_view(event_name), "event_", 0xFFFF, known_event, r.event))
+    return fail(why, "unknown event name '" + event_name + "'");
+  if (!code_from_name(std::string_view(level_name), "level_", 0xFF, known_level, r.level))
+    return fail(why, "unknown level name '" + level_name + "'");
+  if (!code_from_name(std::string_view(origin_name), "origin_", 0xFF, known_origin, r.origin))
+    return fail(why, "unknown origin name '" + origin_name + "'");
 
-  // One spelling per entry: what we parsed must serialise back to the same bytes.
-  const std::string canonical = audit_canonical_form(e.sequence, r);
-  if (line.substr(0, canonical_end) != std::string_view(canonical).substr(0, canonical.size() - 1))
-    return fail(why, "the entry is not in canonical form (e.g. a leading zero, or a numeric name for a "
-                     "known code)");
+  // One spelling per entry: what we read must serialise back to exactly the same bytes.
+  std::string canonical = audit_canonical_form(e.sequence, r);
+  canonical.pop_back(); // the closing brace: prev and hash follow
+  canonical.append(",\"prev\":\"").append(e.prev).append("\",\"hash\":\"").append(e.hash).append("\"}");
+  if (line != canonical)
+    return fail(why, "the entry is not in canonical form (member order, whitespace, a leading zero, an extra "
+                     "or repeated member, or a numeric name for a known code)");
   e.json = std::string(line);
   return true;
 }

@@ -56,6 +56,13 @@ public:
                           std::chrono::nanoseconds timeout);
   //! rk::error naming the stuck handler call when the watchdog reports `a` (or its worker) stuck.
   void throw_if_stuck(actor_index a, const std::string& who) const { watchdog_.throw_if_stuck(a, who); }
+  //! The watchdog's look at each worker (state dumps); empty without a watchdog.
+  std::map<std::uint32_t, watchdog::observation> worker_observations() const {
+    return watchdog_.observations();
+  }
+  std::vector<std::string> stuck_names() const { return watchdog_.stuck_names(); }
+  //! Called on the watchdog thread when it reports a stuck call. Set before start().
+  void on_stuck(std::function<void()> call) { watchdog_.on_report(std::move(call)); }
 
   shutdown_report shutdown() noexcept;
   runtime_stats stats();

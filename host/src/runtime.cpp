@@ -1,6 +1,7 @@
 // rk::runtime and rk::tenant_registry: the public face. Each call forwards to the coordinator (calls that
 // span facilities or change tables) or straight to the facility that answers it (lookups, host I/O).
 
+#include "nvtx.hpp"
 #include "runtime_impl.hpp"
 
 #include <cxxabi.h>
@@ -43,9 +44,11 @@ runtime::runtime(runtime_options options)
 runtime::~runtime() = default;
 
 rk::backend runtime::backend() const noexcept {
+  RK_NVTX_RANGE("rk::runtime::backend");
   return impl_->kind();
 }
 const std::string& runtime::backend_description() const noexcept {
+  RK_NVTX_RANGE("rk::runtime::backend_description");
   return impl_->description();
 }
 
@@ -63,46 +66,60 @@ address runtime::spawn_erased(detail::actor_type_ops ops, std::string name, cons
   return impl_->spawn(std::move(ops), std::move(name), options, initial_state);
 }
 void runtime::prepare_erased(detail::actor_type_ops ops) {
+  RK_NVTX_RANGE("rk::runtime::prepare");
   impl_->prepare(std::move(ops));
 }
 actor_index runtime::find(std::string_view name) const {
+  RK_NVTX_RANGE("rk::runtime::find");
   return impl_->actors().find(name);
 }
 std::string runtime::name_of(actor_index id) const {
+  RK_NVTX_RANGE("rk::runtime::name_of");
   return impl_->actors().name_of(id);
 }
 std::uint32_t runtime::actor_count() const noexcept {
+  RK_NVTX_RANGE("rk::runtime::actor_count");
   return impl_->actors().count();
 }
 table_usage runtime::tables() const {
+  RK_NVTX_RANGE("rk::runtime::tables");
   return impl_->tables();
 }
 void runtime::forget(actor_index a) {
+  RK_NVTX_RANGE("rk::runtime::forget");
   impl_->forget(a);
 }
 
 address runtime::create_group(std::string name, std::span<const actor_index> members) {
+  RK_NVTX_RANGE("rk::runtime::create_group");
   return impl_->create_group(std::move(name), members);
 }
 void runtime::remove_group(address group) {
+  RK_NVTX_RANGE("rk::runtime::remove_group");
   impl_->remove_group(group);
 }
 address runtime::group(std::string_view name) const {
+  RK_NVTX_RANGE("rk::runtime::group");
   return impl_->routes().group(name);
 }
 std::vector<actor_index> runtime::members(address group) const {
+  RK_NVTX_RANGE("rk::runtime::members");
   return impl_->routes().members(group);
 }
 void runtime::set_route(actor_index from, address next_hop) {
+  RK_NVTX_RANGE("rk::runtime::set_route");
   impl_->set_route(from, next_hop);
 }
 void runtime::clear_route(actor_index a) {
+  RK_NVTX_RANGE("rk::runtime::clear_route");
   impl_->clear_route(a);
 }
 actor_index runtime::add_alias(std::string name, address target) {
+  RK_NVTX_RANGE("rk::runtime::add_alias");
   return impl_->add_alias(std::move(name), target);
 }
 void runtime::remove_alias(actor_index alias) {
+  RK_NVTX_RANGE("rk::runtime::remove_alias");
   impl_->remove_alias(alias);
 }
 
@@ -110,42 +127,53 @@ void runtime::remove_alias(actor_index alias) {
 // -------------------------------------------------------------------------------------------------
 
 bool runtime::stop_for(actor_index a, std::chrono::nanoseconds timeout) {
+  RK_NVTX_RANGE("rk::runtime::stop");
   return impl_->stop(a, timeout);
 }
 void runtime::respawn_erased(actor_index a, std::type_index type, const void* initial_state) {
+  RK_NVTX_RANGE("rk::runtime::respawn");
   impl_->respawn(a, type, initial_state);
 }
 bool runtime::pause_actor_for(actor_index a, std::chrono::nanoseconds timeout) {
+  RK_NVTX_RANGE("rk::runtime::pause_actor");
   return impl_->pause_actor(a, timeout);
 }
 void runtime::resume_actor(actor_index a) {
+  RK_NVTX_RANGE("rk::runtime::resume_actor");
   impl_->resume_actor(a);
 }
 actor_lifecycle runtime::lifecycle(actor_index a) const {
+  RK_NVTX_RANGE("rk::runtime::lifecycle");
   return impl_->lifecycle_as_reported(impl_->actors().lifecycle(a));
 }
 std::vector<actor_fault> runtime::faults() const {
+  RK_NVTX_RANGE("rk::runtime::faults");
   return impl_->fault_list();
 }
 void runtime::start() {
   impl_->start();
 }
 bool runtime::running() const noexcept {
+  RK_NVTX_RANGE("rk::runtime::running");
   return impl_->run().current_phase() == detail::phase::running;
 }
 bool runtime::pause_for(std::chrono::nanoseconds timeout) {
+  RK_NVTX_RANGE("rk::runtime::pause");
   return impl_->run().pause(timeout);
 }
 void runtime::resume() {
+  RK_NVTX_RANGE("rk::runtime::resume");
   impl_->run().resume();
 }
 shutdown_report runtime::shutdown() {
   return impl_->shutdown();
 }
 runtime_stats runtime::stats() const {
+  RK_NVTX_RANGE("rk::runtime::stats");
   return impl_->run().stats();
 }
 void runtime::read_state(actor_index id, std::type_index type, void* out, std::size_t bytes) const {
+  RK_NVTX_RANGE("rk::runtime::read_state");
   impl_->run().read_state(id, type, out, bytes);
 }
 
@@ -154,28 +182,36 @@ void runtime::read_state(actor_index id, std::type_index type, void* out, std::s
 
 region_handle runtime::register_region(void* device_pointer, std::uint64_t bytes,
                                        const region_options& options) {
+  RK_NVTX_RANGE("rk::runtime::register_region");
   return impl_->register_region(device_pointer, bytes, options);
 }
 region_handle runtime::create_region(byte_view initial, std::uint64_t capacity,
                                      const region_options& options) {
+  RK_NVTX_RANGE("rk::runtime::create_region");
   return impl_->create_region(initial, capacity, options);
 }
 void runtime::unregister_region(region_handle region) {
+  RK_NVTX_RANGE("rk::runtime::unregister_region");
   impl_->unregister_region(region);
 }
 wait_result runtime::release_region_for(region_handle region, std::chrono::nanoseconds timeout) {
+  RK_NVTX_RANGE("rk::runtime::release_region");
   return impl_->release_region(region, timeout);
 }
 std::uint64_t runtime::append(region_handle region, byte_view bytes) {
+  RK_NVTX_RANGE("rk::runtime::append");
   return impl_->append(region, bytes);
 }
 void* runtime::region_pointer(region_handle region) const {
+  RK_NVTX_RANGE("rk::runtime::region_pointer");
   return impl_->regions().pointer(region);
 }
 const message_type_registry& runtime::message_types() const noexcept {
+  RK_NVTX_RANGE("rk::runtime::message_types");
   return impl_->routes().types();
 }
 void runtime::register_message_type(const message_type_info& info) {
+  RK_NVTX_RANGE("rk::runtime::register_message_type");
   impl_->register_message_type(info);
 }
 
@@ -183,23 +219,37 @@ void runtime::register_message_type(const message_type_info& info) {
 // ---------------------------------------------------------------------------------------------------------
 
 std::vector<audit_entry> runtime::audit_records() const {
+  RK_NVTX_RANGE("rk::runtime::audit_records");
   return impl_->audit().records();
 }
 wait_result runtime::flush_audit_for(std::chrono::nanoseconds timeout) {
+  RK_NVTX_RANGE("rk::runtime::flush_audit");
   return impl_->audit().flush(timeout);
 }
 audit_drain_stats runtime::audit_stats() const {
+  RK_NVTX_RANGE("rk::runtime::audit_stats");
   return impl_->audit().stats();
 }
 
 std::string runtime::metrics_text(const metrics_options& options) const {
+  RK_NVTX_RANGE("rk::runtime::metrics_text");
   return detail::prometheus_text(impl_->read_metrics(), options);
 }
 std::string runtime::metrics_json(const metrics_options& options) const {
+  RK_NVTX_RANGE("rk::runtime::metrics_json");
   return detail::metrics_json(impl_->read_metrics(), options);
 }
 std::uint16_t runtime::serve_metrics(const metrics_endpoint_options& options) {
+  RK_NVTX_RANGE("rk::runtime::serve_metrics");
   return impl_->serve_metrics(options);
+}
+state_dump runtime::dump_state() const {
+  RK_NVTX_RANGE("rk::runtime::dump_state");
+  return impl_->dump_state();
+}
+std::string runtime::stats_shm_name() const {
+  RK_NVTX_RANGE("rk::runtime::stats_shm_name");
+  return impl_->stats_shm_name();
 }
 
 // --- host I/O
@@ -211,12 +261,14 @@ status runtime::send(address destination, std::uint32_t type, byte_view payload,
 }
 status runtime::send_keyed(address group, std::uint64_t key, std::uint32_t type, byte_view payload,
                            send_options options) {
+  RK_NVTX_RANGE("rk::runtime::send_keyed");
   options.flags |= envelope_flags::keyed;
   options.key = key;
   return impl_->io().send(group, type, payload, options);
 }
 status runtime::send_descriptor(address destination, std::uint32_t type, const region_descriptor& descriptor,
                                 send_options options) {
+  RK_NVTX_RANGE("rk::runtime::send_descriptor");
   options.flags |= envelope_flags::descriptor;
   return impl_->io().send(destination, type, as_bytes(descriptor), options);
 }
@@ -236,28 +288,36 @@ std::optional<received_message> runtime::receive_for(std::chrono::nanoseconds ti
 // -------------------------------------------------------------------------------------------
 
 void tenant_registry::add(std::uint64_t tenant, const tenant_quota& quota) {
+  RK_NVTX_RANGE("rk::tenant_registry::add");
   impl_->add_tenant(tenant, quota);
 }
 void tenant_registry::set_quota(std::uint64_t tenant, const tenant_quota& quota) {
+  RK_NVTX_RANGE("rk::tenant_registry::set_quota");
   impl_->set_quota(tenant, quota);
 }
 void tenant_registry::remove(std::uint64_t tenant) {
+  RK_NVTX_RANGE("rk::tenant_registry::remove");
   impl_->remove_tenant(tenant);
 }
 bool tenant_registry::contains(std::uint64_t tenant) const {
+  RK_NVTX_RANGE("rk::tenant_registry::contains");
   return impl_->tenants().contains(tenant);
 }
 void tenant_registry::set_engagement_budget(std::uint64_t tenant, const audit_tag& tag,
                                             std::chrono::nanoseconds budget) {
+  RK_NVTX_RANGE("rk::tenant_registry::set_engagement_budget");
   impl_->set_engagement_budget(tenant, tag, budget);
 }
 tenant_usage tenant_registry::usage(std::uint64_t tenant) const {
+  RK_NVTX_RANGE("rk::tenant_registry::usage");
   return impl_->usage(tenant);
 }
 engagement_usage tenant_registry::engagement(std::uint64_t tenant, const audit_tag& tag) const {
+  RK_NVTX_RANGE("rk::tenant_registry::engagement");
   return impl_->tenants().engagement(tenant, tag);
 }
 std::vector<tenant_usage> tenant_registry::all() const {
+  RK_NVTX_RANGE("rk::tenant_registry::all");
   return impl_->all_usage();
 }
 

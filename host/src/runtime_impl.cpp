@@ -3,6 +3,8 @@
 
 #include "runtime_impl.hpp"
 
+#include <cstdio>
+
 #include "nvtx.hpp"
 #include "support.hpp"
 #include "undo_log.hpp"
@@ -33,6 +35,7 @@ runtime_impl::runtime_impl(runtime_options options)
   audit_.describe(sys);
   io_.describe(sys);
   run_.set_system(sys);
+  if (options_.dump_state_on_watchdog) run_.on_stuck([this] { deliver_dump(); });
 }
 
 runtime_impl::~runtime_impl() {
@@ -40,6 +43,7 @@ runtime_impl::~runtime_impl() {
     std::lock_guard lock(endpoint_mutex_);
     endpoint_.reset(); // joins the server thread: no scrape runs past this point
   }
+  if (publisher_) publisher_->stop(); // likewise the rk-top publisher (its object goes with publisher_)
   std::lock_guard lock(setup_);
   const shutdown_report r = run_.shutdown();
   // A worker that never stopped may still use the backend: leak it with the memory (see memory.hpp).
@@ -400,7 +404,20 @@ void runtime_impl::register_message_type(const message_type_info& info) {
 
 void runtime_impl::start() {
   std::lock_guard lock(setup_);
-  run_.start();
+  // Registered first, so a hang inside start() can be dumped too; dropped again if start() fails.
+  if (options_.dump_state_on_sigusr1 && !sigusr1_)
+    sigusr1_ = std::make_unique<dump_signal_registration>([this] { deliver_dump(); });
+  try {
+    if (options_.publish_stats && !publisher_)
+      publisher_ = std::make_unique<stats_publisher>(
+          stats_publisher::sources{[this] { return read_metrics(); }, [this] { return run_.stuck_names(); }},
+          std::chrono::milliseconds(100));
+    run_.start();
+  } catch (...) {
+    publisher_.reset();
+    sigusr1_.reset();
+    throw;
+  }
   started_at_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count() | 1,
                        std::memory_order_relaxed);
 }
@@ -438,7 +455,77 @@ std::uint16_t runtime_impl::serve_metrics(const metrics_endpoint_options& option
 
 shutdown_report runtime_impl::shutdown() noexcept {
   std::lock_guard lock(setup_);
-  return run_.shutdown();
+  shutdown_report r = run_.shutdown(); // SIGUSR1 still dumps a drain that hangs
+  sigusr1_.reset();
+  if (publisher_) publisher_->stop(); // after a last snapshot ("running": false); removed on destruction
+  return r;
+}
+
+std::string runtime_impl::stats_shm_name() const {
+  return publisher_ ? publisher_->name() : std::string();
+}
+
+state_dump runtime_impl::dump_state() const {
+  state_dump d;
+  d.taken = std::chrono::system_clock::now();
+  d.backend = std::string(to_string(kind())).append(" (").append(description_).append(")");
+  constexpr const char* phases[] = {"created", "running", "draining", "stopped"};
+  const phase now_phase = run_.current_phase();
+  d.phase = phases[static_cast<int>(now_phase)];
+  d.paused = workers_.pause_requested();
+  if (faults_.faulted()) d.fault = faults_.text();
+  d.ages_known =
+      options_.handler_timeout.count() > 0 && (now_phase == phase::running || now_phase == phase::draining);
+  const auto observed = run_.worker_observations();
+  const auto now = std::chrono::steady_clock::now();
+  for (const worker_registry::worker_sample& s : workers_.sample()) {
+    worker_state w;
+    w.worker = s.entry;
+    worker_registry::worker_role role = workers_.role_of(s.entry);
+    w.serves = std::move(role.serves);
+    w.scheduled = role.scheduled;
+    w.heartbeat = s.heartbeat;
+    if (s.busy_actor != 0) {
+      w.actor = s.busy_actor - 1;
+      w.actor_name = actors_.name_for_report(*w.actor);
+      w.message_type = s.busy_type;
+    }
+    if (const auto it = observed.find(s.entry);
+        it != observed.end() && it->second.busy_actor == s.busy_actor) {
+      // A heartbeat that moved since the watchdog's last look has stood still for less than its period: 0.
+      w.heartbeat_age =
+          it->second.heartbeat == s.heartbeat ? now - it->second.beat_since : std::chrono::nanoseconds(0);
+      if (s.busy_actor != 0) w.busy_for = now - it->second.busy_since;
+    }
+    d.workers.push_back(std::move(w));
+  }
+  try {
+    for (auto& [m, recorded] : actors_.nonempty_mailboxes()) {
+      m.lifecycle = to_string(faults_.as_reported(recorded));
+      d.mailboxes.push_back(std::move(m));
+    }
+    d.actors = actors_.actor_count();
+  } catch (const error& e) { // after a device fault the counters and cursors may be unreadable
+    d.fault =
+        d.fault.value_or("").append(d.fault ? "; " : "").append("mailboxes unreadable: ").append(e.what());
+  }
+  return d;
+}
+
+void runtime_impl::deliver_dump() const noexcept {
+  try {
+    const state_dump d = dump_state();
+    if (options_.on_state_dump) {
+      options_.on_state_dump(d);
+    } else {
+      const std::string text = d.text();
+      std::fwrite(text.data(), 1, text.size(), stderr);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ringkernel: state dump failed: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "ringkernel: state dump failed\n");
+  }
 }
 
 table_usage runtime_impl::tables() {

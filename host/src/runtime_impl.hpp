@@ -30,6 +30,7 @@
 
 #include "actor_table.hpp"
 #include "audit_link.hpp"
+#include "dump_signal.hpp"
 #include "faults.hpp"
 #include "grace.hpp"
 #include "host_io.hpp"
@@ -41,6 +42,7 @@
 #include "routing.hpp"
 #include "run_control.hpp"
 #include "scheduler.hpp"
+#include "stats_publisher.hpp"
 #include "tenant_table.hpp"
 #include "workers.hpp"
 
@@ -104,6 +106,10 @@ public:
   metrics_reading read_metrics();
   //! Starts the metrics endpoint (once per runtime); returns its port.
   std::uint16_t serve_metrics(const metrics_endpoint_options& options);
+  //! Workers, busy actors and non-empty mailboxes from status words, counters and cursors only.
+  state_dump dump_state() const;
+  //! The rk-top shared-memory name, empty unless publishing (runtime_options::publish_stats).
+  std::string stats_shm_name() const;
 
   // Facilities the thin forwarders in runtime.cpp reach directly (their calls need no coordination).
   const actor_table& actors() const noexcept { return actors_; }
@@ -133,6 +139,8 @@ private:
                             const std::vector<std::string>& names, const actor_options& opts,
                             const std::byte* initials, std::size_t initial_stride, const std::string* group);
   void check_cuda_code(const actor_type_ops& ops, const std::string& who) const;
+  //! A dump for SIGUSR1 or the watchdog, handed to runtime_options::on_state_dump; never throws.
+  void deliver_dump() const noexcept;
   void check_batch_fits(std::uint64_t count, const std::string& who) const;
   void require_setup_phase(const std::string& who) const;
 
@@ -153,8 +161,10 @@ private:
   host_io io_;
   run_control run_;
   mutable std::mutex setup_;
-  std::atomic<std::int64_t> started_at_ns_{0}; //!< steady clock at start(); 0 before
-  std::mutex endpoint_mutex_;                  //!< guards endpoint_
+  std::atomic<std::int64_t> started_at_ns_{0};        //!< steady clock at start(); 0 before
+  std::unique_ptr<dump_signal_registration> sigusr1_; //!< while running with dump_state_on_sigusr1
+  std::unique_ptr<stats_publisher> publisher_;        //!< from start() with publish_stats
+  std::mutex endpoint_mutex_;                         //!< guards endpoint_
   //! Last: destroyed first, so no scrape reads a facility being torn down (the destructor stops it too).
   std::unique_ptr<metrics_endpoint> endpoint_;
 };

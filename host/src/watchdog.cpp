@@ -48,11 +48,14 @@ void watchdog::run() {
 
 void watchdog::check(std::chrono::steady_clock::time_point now) {
   std::map<std::uint32_t, watched> next;
+  bool reported = false;
   for (const worker_registry::worker_sample& s : workers_.sample()) {
-    watched w{s.busy_actor, s.heartbeat, now, false};
+    watched w{s.busy_actor, s.heartbeat, now, now, false};
     if (const auto it = watched_.find(s.entry);
-        it != watched_.end() && it->second.busy_actor == s.busy_actor && it->second.heartbeat == s.heartbeat)
-      w = it->second;
+        it != watched_.end() && it->second.busy_actor == s.busy_actor) {
+      if (it->second.heartbeat == s.heartbeat) w = it->second;
+      w.busy_since = it->second.busy_since;
+    }
     if (w.busy_actor == 0 || w.heartbeat != s.heartbeat || w.since == now) {
       std::lock_guard lock(mutex_);
       stuck_.erase(s.entry); // idle, or it moved on: any earlier call returned
@@ -60,6 +63,7 @@ void watchdog::check(std::chrono::steady_clock::time_point now) {
     const auto running = now - w.since;
     if (w.busy_actor != 0 && !w.reported && running > timeout_) {
       w.reported = true;
+      reported = true;
       const actor_index a = w.busy_actor - 1;
       actor_fault f;
       f.actor = a;
@@ -101,9 +105,19 @@ void watchdog::check(std::chrono::steady_clock::time_point now) {
     }
     next[s.entry] = w;
   }
-  watched_ = std::move(next);
+  {
+    std::lock_guard lock(mutex_);
+    watched_ = std::move(next);
+    std::erase_if(stuck_, [&](const auto& e) { return !watched_.contains(e.first); }); // exited workers
+  }
+  if (reported && on_report_) on_report_(); // the coordinator's dump catches what it throws
+}
+
+std::map<std::uint32_t, watchdog::observation> watchdog::observations() const {
   std::lock_guard lock(mutex_);
-  std::erase_if(stuck_, [&](const auto& e) { return !watched_.contains(e.first); }); // exited workers
+  std::map<std::uint32_t, observation> out;
+  for (const auto& [entry, w] : watched_) out[entry] = {w.busy_actor, w.heartbeat, w.busy_since, w.since};
+  return out;
 }
 
 void watchdog::throw_if_stuck(actor_index a, const std::string& who) const {

@@ -6,7 +6,9 @@
 // busy with the same actor and whose heartbeat has not moved for longer than the timeout is stuck in one
 // handler call. It reports that once per call: an actor_fault (fault monitor), an audit record, and a
 // mark that lifecycle calls on the actor, or on actors sharing its worker (CPU backend), turn into an
-// rk::error naming it. The mark goes when the heartbeat moves again (the call returned).
+// rk::error naming it. The mark goes when the heartbeat moves again (the call returned). After a look that
+// reported something it calls on_report (the coordinator's state dump); its observations (since when each
+// worker's busy actor and heartbeat stood still) give state dumps their ages.
 // Reads the worker status words only; never writes anything a worker reads.
 
 #include "actor_table.hpp"
@@ -16,6 +18,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -43,12 +46,26 @@ public:
   void throw_if_stuck(actor_index a, const std::string& who) const;
   //! Names of actors stuck in a handler call now, for shutdown's report.
   std::vector<std::string> stuck_names() const;
+  //! Called on the watchdog thread after a look that reported a new stuck call (the state dump). Set
+  //! before start().
+  void on_report(std::function<void()> call) { on_report_ = std::move(call); }
+
+  //! What the last look saw of one worker: since when its busy actor, and its heartbeat, stood still.
+  struct observation {
+    std::uint32_t busy_actor = 0;
+    std::uint64_t heartbeat = 0;
+    std::chrono::steady_clock::time_point busy_since{};
+    std::chrono::steady_clock::time_point beat_since{};
+  };
+  //! By worker entry; empty without a watchdog.
+  std::map<std::uint32_t, observation> observations() const;
 
 private:
   struct watched {
     std::uint32_t busy_actor = 0;
     std::uint64_t heartbeat = 0;
-    std::chrono::steady_clock::time_point since{};
+    std::chrono::steady_clock::time_point since{};      //!< busy actor and heartbeat unchanged since
+    std::chrono::steady_clock::time_point busy_since{}; //!< busy actor unchanged since
     bool reported = false;
   };
   struct stuck_call {
@@ -66,10 +83,11 @@ private:
   fault_monitor& faults_;
   audit_link& audit_;
   std::thread thread_;
-  mutable std::mutex mutex_; //!< guards stop_requested_ and stuck_
+  std::function<void()> on_report_;
+  mutable std::mutex mutex_; //!< guards stop_requested_, stuck_ and writes of watched_
   std::condition_variable wake_;
   bool stop_requested_ = false;
-  std::map<std::uint32_t, watched> watched_;  //!< by worker entry; the watchdog thread only
+  std::map<std::uint32_t, watched> watched_;  //!< by worker entry; written by the watchdog thread
   std::map<std::uint32_t, stuck_call> stuck_; //!< by worker entry
 };
 

@@ -139,6 +139,11 @@ void worker_registry::request_pause(bool pause) noexcept {
   backend_.wake_idle_workers();
 }
 
+bool worker_registry::pause_requested() const noexcept {
+  return cuda::atomic_ref<std::uint32_t, pcie_scope>(host_control()->pause)
+             .load(cuda::std::memory_order_relaxed) != 0;
+}
+
 bool worker_registry::exited(std::uint32_t w) const {
   return load_acquire(entry(w).exited) != 0;
 }
@@ -228,6 +233,28 @@ std::vector<worker_registry::worker_sample> worker_registry::sample() const {
       out.push_back(s);
     }
   return out;
+}
+
+worker_registry::worker_role worker_registry::role_of(std::uint32_t w) const {
+  std::lock_guard lock(mutex_);
+  for (const auto& l : launches_) {
+    if (w < l->first || w >= l->first + l->reserved || l->groups.empty()) continue;
+    // Entries go to the groups in order; a CPU launch may use fewer (a thread serves several actors or
+    // every handler type), so an entry past the groups' count reports the whole launch.
+    const auto role = [](const launch_group& g) {
+      return g.scheduled ? std::string("handler '").append(g.ops->name).append("' (scheduled)")
+                         : std::string(g.description).append(" (dedicated)");
+    };
+    std::uint32_t offset = w - l->first;
+    for (const launch_group& g : l->groups) {
+      if (offset < g.workers()) return {role(g), g.scheduled};
+      offset -= g.workers();
+    }
+    std::string all;
+    for (const launch_group& g : l->groups) all += (all.empty() ? "" : ", ") + role(g);
+    return {all, l->groups.front().scheduled};
+  }
+  return {"(unknown launch)", false};
 }
 
 } // namespace rk::detail

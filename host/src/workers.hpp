@@ -82,6 +82,7 @@ public:
 
   void request_terminate() noexcept;
   void request_pause(bool pause) noexcept;
+  bool pause_requested() const noexcept;
   //! Whether every running worker acknowledged the global pause.
   bool all_paused() const;
 
@@ -106,6 +107,12 @@ public:
   };
   //! Every actor worker that checked in and has not exited.
   std::vector<worker_sample> sample() const;
+  //! What worker `entry` was launched for (state dumps).
+  struct worker_role {
+    std::string serves; //!< its launch group's description ("pong, ping"), or the launch's
+    bool scheduled = false;
+  };
+  worker_role role_of(std::uint32_t entry) const;
 
 private:
   bool exited(std::uint32_t entry) const;

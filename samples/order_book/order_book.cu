@@ -240,17 +240,22 @@ int main(int argc, char** argv) {
     const std::uint64_t order_count = traders * orders * rounds;
     const std::string backend(rk::to_string(rt.backend()));
     if (json) {
-      std::printf("{\"backend\": \"%s\", \"device\": \"%s\", \"instruments\": %llu, \"traders\": %llu, "
-                  "\"rounds\": %llu, \"orders\": %llu, \"trades\": %llu, \"volume\": %llu, "
-                  "\"messages_handled\": %llu, \"setup_s\": %.3f, \"run_s\": %.3f, \"orders_per_s\": %.0f, "
-                  "\"messages_per_s\": %.0f, \"reference_check_s\": %.3f, \"matches_reference\": %s}\n",
-                  backend.c_str(), rk::samples::json_escape(rt.backend_description()).c_str(),
-                  static_cast<unsigned long long>(instruments), static_cast<unsigned long long>(traders),
-                  static_cast<unsigned long long>(rounds), static_cast<unsigned long long>(order_count),
-                  static_cast<unsigned long long>(trades), static_cast<unsigned long long>(volume),
-                  static_cast<unsigned long long>(handled), setup_s, run_s,
-                  static_cast<double>(order_count) / run_s, static_cast<double>(handled) / run_s, check_s,
-                  passed ? "true" : "false");
+      const nlohmann::ordered_json doc = {{"backend", backend},
+                                          {"device", rt.backend_description()},
+                                          {"instruments", instruments},
+                                          {"traders", traders},
+                                          {"rounds", rounds},
+                                          {"orders", order_count},
+                                          {"trades", trades},
+                                          {"volume", volume},
+                                          {"messages_handled", handled},
+                                          {"setup_s", setup_s},
+                                          {"run_s", run_s},
+                                          {"orders_per_s", static_cast<double>(order_count) / run_s},
+                                          {"messages_per_s", static_cast<double>(handled) / run_s},
+                                          {"reference_check_s", check_s},
+                                          {"matches_reference", passed}};
+      std::printf("%s\n", doc.dump().c_str());
     } else {
       std::printf(
           "order_book: %llu instruments (keyed group), %llu traders, %llu rounds on the %s backend (%s)\n",

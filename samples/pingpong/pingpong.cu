@@ -66,7 +66,6 @@ bool hello(rk::runtime& rt, rk::actor_index a) {
 
 namespace {
 
-using rk::samples::json_escape;
 using rk::samples::percentile_us;
 
 constexpr std::uint32_t ping_type = 1;
@@ -175,12 +174,15 @@ int main(int argc, char** argv) {
     const double p99 = percentile_us(latencies_ns, 0.99);
     const double max = latencies_ns.back() / 1'000.0;
     if (json) {
-      std::printf(
-          "{\"backend\": \"%s\", \"device\": \"%s\", \"rounds\": %llu, \"p50_us\": %.3f, \"p99_us\": %.3f, "
-          "\"max_us\": %.3f, \"msgs_per_s\": %.1f, \"window\": %llu}\n",
-          backend.c_str(), json_escape(rt.backend_description()).c_str(),
-          static_cast<unsigned long long>(rounds), p50, p99, max, msgs_per_s,
-          static_cast<unsigned long long>(window));
+      const nlohmann::ordered_json doc = {{"backend", backend},
+                                          {"device", rt.backend_description()},
+                                          {"rounds", rounds},
+                                          {"p50_us", p50},
+                                          {"p99_us", p99},
+                                          {"max_us", max},
+                                          {"msgs_per_s", msgs_per_s},
+                                          {"window", window}};
+      std::printf("%s\n", doc.dump().c_str());
     } else {
       std::printf("pingpong: host -> A -> B -> host on the %s backend (%s)\n", backend.c_str(),
                   rt.backend_description().c_str());

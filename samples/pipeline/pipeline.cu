@@ -142,12 +142,16 @@ int main(int argc, char** argv) {
     const double p99 = rk::samples::percentile_us(latencies_ns, 0.99);
     const double max = latencies_ns.back() / 1'000.0;
     if (json) {
-      std::printf("{\"backend\": \"%s\", \"device\": \"%s\", \"stages\": %u, \"events\": %llu, "
-                  "\"events_per_s\": %.1f, "
-                  "\"p50_us\": %.3f, \"p99_us\": %.3f, \"max_us\": %.3f, \"window\": %llu}\n",
-                  backend.c_str(), rk::samples::json_escape(rt.backend_description()).c_str(), stages,
-                  static_cast<unsigned long long>(events), events_per_s, p50, p99, max,
-                  static_cast<unsigned long long>(window));
+      const nlohmann::ordered_json doc = {{"backend", backend},
+                                          {"device", rt.backend_description()},
+                                          {"stages", stages},
+                                          {"events", events},
+                                          {"events_per_s", events_per_s},
+                                          {"p50_us", p50},
+                                          {"p99_us", p99},
+                                          {"max_us", max},
+                                          {"window", window}};
+      std::printf("%s\n", doc.dump().c_str());
     } else {
       std::printf("pipeline: host -> s1 -> s2 -> s3 -> s4 -> host on the %s backend (%s)\n", backend.c_str(),
                   rt.backend_description().c_str());

@@ -160,29 +160,27 @@ int main(int argc, char** argv) {
 
     const std::string backend(rk::to_string(rt.backend()));
     if (json) {
-      std::printf("{\"backend\": \"%s\", \"device\": \"%s\", \"tenants\": [", backend.c_str(),
-                  rk::samples::json_escape(rt.backend_description()).c_str());
-      bool first = true;
+      nlohmann::ordered_json doc = {{"backend", backend}, {"device", rt.backend_description()}};
+      nlohmann::ordered_json tenant_rows = nlohmann::ordered_json::array();
       for (std::uint64_t t : {acme, globex}) {
         const rk::tenant_usage u = rt.tenants().usage(t);
-        std::printf(
-            "%s{\"tenant\": %llu, \"actors\": %llu, \"messages_sent\": %llu, \"rate_rejections\": %llu, "
-            "\"jobs_done\": %llu}",
-            first ? "" : ", ", static_cast<unsigned long long>(t), static_cast<unsigned long long>(u.actors),
-            static_cast<unsigned long long>(u.messages_sent),
-            static_cast<unsigned long long>(u.rate_rejections),
-            static_cast<unsigned long long>(t == acme ? acme_jobs : globex_jobs));
-        first = false;
+        tenant_rows.push_back({{"tenant", t},
+                               {"actors", u.actors},
+                               {"messages_sent", u.messages_sent},
+                               {"rate_rejections", u.rate_rejections},
+                               {"jobs_done", t == acme ? acme_jobs : globex_jobs}});
       }
-      std::printf("], \"tenant_mismatch\": %llu, \"invalid_descriptor\": %llu, \"quota_exceeded\": %llu, "
-                  "\"audit_log\": \"%s\", \"audit_verified\": %s, \"audit_records\": [",
-                  static_cast<unsigned long long>(mismatches), static_cast<unsigned long long>(forged),
-                  static_cast<unsigned long long>(over_rate),
-                  rk::samples::json_escape(log_path.string()).c_str(),
-                  verified.verdict == rk::audit_verdict::intact ? "true" : "false");
-      for (std::size_t i = 0; i < audit.size(); ++i)
-        std::printf("%s%s", i ? ", " : "", audit[i].json.c_str());
-      std::printf("], \"ok\": %s}\n", ok ? "true" : "false");
+      doc["tenants"] = std::move(tenant_rows);
+      doc["tenant_mismatch"] = mismatches;
+      doc["invalid_descriptor"] = forged;
+      doc["quota_exceeded"] = over_rate;
+      doc["audit_log"] = log_path.string();
+      doc["audit_verified"] = verified.verdict == rk::audit_verdict::intact;
+      nlohmann::ordered_json records = nlohmann::ordered_json::array();
+      for (const auto& e : audit) records.push_back(nlohmann::ordered_json::parse(e.json)); // canonical text
+      doc["audit_records"] = std::move(records);
+      doc["ok"] = ok;
+      std::printf("%s\n", doc.dump().c_str());
     } else {
       std::printf("tenants: two tenants on the %s backend (%s)\n", backend.c_str(),
                   rt.backend_description().c_str());

@@ -130,17 +130,16 @@ int main(int argc, char** argv) {
 
     const std::string backend(rk::to_string(rt.backend()));
     if (json) {
-      std::printf("{\"backend\": \"%s\", \"device\": \"%s\", \"workers\": %llu, \"jobs_per_phase\": %llu, "
-                  "\"per_worker\": [",
-                  backend.c_str(), rk::samples::json_escape(rt.backend_description()).c_str(),
-                  static_cast<unsigned long long>(workers), static_cast<unsigned long long>(jobs));
-      for (std::uint64_t w = 0; w < workers; ++w)
-        std::printf("%s%llu", w ? ", " : "", static_cast<unsigned long long>(before[w]));
-      std::printf("], \"stopped_worker\": %u, \"per_worker_after_stop\": [", stopped);
-      for (std::uint64_t w = 0; w < workers; ++w)
-        std::printf("%s%llu", w ? ", " : "", static_cast<unsigned long long>(after[w]));
-      std::printf("], \"received_after_stop\": %llu, \"even\": %s}\n",
-                  static_cast<unsigned long long>(after[stopped]), ok ? "true" : "false");
+      nlohmann::ordered_json doc = {{"backend", backend},
+                                    {"device", rt.backend_description()},
+                                    {"workers", workers},
+                                    {"jobs_per_phase", jobs}};
+      doc["per_worker"] = before;
+      doc["stopped_worker"] = stopped;
+      doc["per_worker_after_stop"] = after;
+      doc["received_after_stop"] = after[stopped];
+      doc["even"] = ok;
+      std::printf("%s\n", doc.dump().c_str());
     } else {
       std::printf("worker_pool: %llu workers in group 'worker' on the %s backend (%s)\n",
                   static_cast<unsigned long long>(workers), backend.c_str(),

@@ -5,12 +5,14 @@
 #include <ringkernel/device/context.cuh>
 #include <ringkernel/device/mailbox.cuh>
 #include <ringkernel/device/region.cuh>
+#include <ringkernel/host/state_dump.hpp>
 #include <ringkernel/host/tenancy.hpp>
 
 #include <memory>
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -100,6 +102,17 @@ struct runtime_options {
   bool host_busy_poll = false;
   //! Print the one-line backend choice to stderr.
   bool announce_backend = true;
+  //! rk-top: from start(), publish a read-only snapshot of the counters about 10 times a second into POSIX
+  //! shared memory (stats_shm.hpp; runtime::stats_shm_name() says where), until shutdown().
+  bool publish_stats = false;
+  //! While running, SIGUSR1 makes this runtime write a state dump (runtime::dump_state) to on_state_dump.
+  //! The process's SIGUSR1 handler is replaced while any such runtime runs, then restored.
+  bool dump_state_on_sigusr1 = false;
+  //! When the watchdog reports a stuck handler call (handler_timeout), it also writes a state dump.
+  bool dump_state_on_watchdog = true;
+  //! Where those dumps go (called on a runtime thread; it must not call the runtime's setup calls or
+  //! shutdown). Empty: state_dump::text() to stderr.
+  std::function<void(const state_dump&)> on_state_dump;
   //! Audit: slots of the device audit ring (a power of two), records the runtime keeps in memory for
   //! runtime::audit_records(), and further sinks (e.g. rk::audit_file_sink) fed by the same hash chain.
   std::uint32_t audit_ring_slots = 4096;

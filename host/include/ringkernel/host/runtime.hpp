@@ -13,6 +13,7 @@
 #include <ringkernel/host/message_types.hpp>
 #include <ringkernel/host/metrics.hpp>
 #include <ringkernel/host/options.hpp>
+#include <ringkernel/host/state_dump.hpp>
 #include <ringkernel/host/stats.hpp>
 #include <ringkernel/host/tenancy.hpp>
 
@@ -252,6 +253,14 @@ public:
   //! runtime is destroyed; returns the port. Off unless called. Throws rk::error for a non-loopback
   //! address, a port that cannot be bound, or a second call.
   std::uint16_t serve_metrics(const metrics_endpoint_options& options = {});
+
+  //! The hang hunter (state_dump.hpp): every worker (actor being handled, message type, for how long,
+  //! heartbeat age) and every actor with a non-empty mailbox (depth per lane, lifecycle words). Reads
+  //! only status words, counters and cursors: works while handlers are stuck, and after a fault.
+  state_dump dump_state() const;
+  //! Where rk-top finds this runtime's snapshots (runtime_options::publish_stats): "/ringkernel.<pid>.<k>",
+  //! or empty when it does not publish.
+  std::string stats_shm_name() const;
 
   // --- message types --------------------------------------------------------------------------------------
 

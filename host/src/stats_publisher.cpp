@@ -1,0 +1,230 @@
+// The rk-top publisher (see stats_publisher.hpp).
+
+#include "stats_publisher.hpp"
+
+#include <ringkernel/host/error.hpp>
+#include <ringkernel/host/stats_shm.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+namespace rk::detail {
+
+namespace {
+
+constexpr std::size_t snapshot_capacity = std::size_t{1} << 20; // a snapshot is a few KiB: ample
+constexpr std::size_t top_actors = 10;
+
+std::uint64_t unix_ns() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
+std::uint64_t refused(const status_counts& sent) {
+  std::uint64_t n = 0;
+  for (std::size_t k = 0; k < status_count; ++k)
+    if (static_cast<status>(k) != status::delivered) n += sent[k];
+  return n;
+}
+
+} // namespace
+
+stats_publisher::stats_publisher(sources from, std::chrono::milliseconds interval)
+    : from_(std::move(from)), interval_(interval) {
+  const auto pid = static_cast<std::uint32_t>(::getpid());
+  int fd = -1;
+  for (std::uint32_t index = 0; index < 1024 && fd < 0; ++index) {
+    name_ = stats_shm_name(pid, index);
+    fd = ::shm_open(name_.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0644);
+    if (fd < 0 && errno != EEXIST)
+      throw error("start(): publish_stats: shm_open(" + name_ + ") failed: " + std::strerror(errno));
+  }
+  if (fd < 0) throw error("start(): publish_stats: 1024 runtimes of this process already publish");
+  mapped_bytes_ = sizeof(stats_shm_header) + snapshot_capacity;
+  void* p = MAP_FAILED;
+  if (::ftruncate(fd, static_cast<off_t>(mapped_bytes_)) == 0)
+    p = ::mmap(nullptr, mapped_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  const int saved = errno;
+  ::close(fd);
+  if (p == MAP_FAILED) {
+    ::shm_unlink(name_.c_str());
+    throw error("start(): publish_stats: cannot size or map " + name_ + ": " + std::strerror(saved));
+  }
+  mapping_ = p;
+  auto* h = static_cast<stats_shm_header*>(mapping_);
+  std::memcpy(h->magic, stats_shm_magic, sizeof h->magic);
+  h->version = 1;
+  h->pid = pid;
+  h->capacity = snapshot_capacity;
+  h->interval_ns = static_cast<std::uint64_t>(std::chrono::nanoseconds(interval_).count());
+  try {
+    thread_ = std::thread([this] { run(); });
+  } catch (const std::system_error& e) {
+    ::munmap(mapping_, mapped_bytes_);
+    ::shm_unlink(name_.c_str());
+    throw error(std::string("start(): publish_stats: no thread: ") + e.what());
+  }
+}
+
+stats_publisher::~stats_publisher() {
+  stop();
+  ::munmap(mapping_, mapped_bytes_);
+  ::shm_unlink(name_.c_str());
+}
+
+void stats_publisher::stop() noexcept {
+  {
+    std::lock_guard lock(mutex_);
+    if (stop_requested_ && !thread_.joinable()) return;
+    stop_requested_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void stats_publisher::run() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    lock.unlock();
+    publish();
+    lock.lock();
+    if (stop_requested_) return; // the last snapshot is the one just written
+    // A timed wait on the stop request: the interval is the publishing rate, not synchronisation.
+    wake_.wait_for(lock, interval_, [this] { return stop_requested_; });
+  }
+}
+
+void stats_publisher::publish() noexcept {
+  std::string text;
+  try {
+    text = snapshot_json();
+  } catch (const std::exception& e) { // e.g. a device fault while reading: say so in the snapshot
+    text = nlohmann::json({{"format", "ringkernel-top/1"}, {"error", e.what()}}).dump();
+  }
+  if (text.size() > snapshot_capacity) text = R"({"format":"ringkernel-top/1","error":"snapshot too large"})";
+  auto* h = static_cast<stats_shm_header*>(mapping_);
+  std::atomic_ref<std::uint64_t> sequence(h->sequence);
+  // Odd while writing; the acquire half keeps the writes below after it (the single writer is this thread).
+  const std::uint64_t s = sequence.fetch_add(1, std::memory_order_acq_rel);
+  std::memcpy(static_cast<char*>(mapping_) + sizeof(stats_shm_header), text.data(), text.size());
+  h->length = text.size();
+  h->published_ns = unix_ns();
+  sequence.store(s + 2, std::memory_order_release); // even: complete
+}
+
+std::string stats_publisher::snapshot_json() {
+  const metrics_reading r = from_.read();
+  const auto now = std::chrono::steady_clock::now();
+  const double seconds = previous_at_ == std::chrono::steady_clock::time_point{}
+                             ? 0.0
+                             : std::chrono::duration<double>(now - previous_at_).count();
+  const auto rate = [&](std::uint64_t current, std::uint64_t previous) {
+    return seconds > 0 && current >= previous ? static_cast<double>(current - previous) / seconds : 0.0;
+  };
+
+  struct handler_row {
+    std::uint64_t actors = 0, received = 0, handled = 0, queued = 0, delivered = 0, refused = 0;
+  };
+  std::map<std::string, handler_row> handlers;
+  std::map<std::string, std::uint64_t> by_handler;
+  std::map<actor_index, std::uint64_t> by_actor;
+  struct actor_row {
+    const actor_stats* a;
+    double per_s;
+  };
+  std::vector<actor_row> rows;
+  for (const actor_stats& a : r.stats.actors) {
+    if (a.lifecycle == actor_lifecycle::alias) continue;
+    handler_row& h = handlers[a.handler];
+    ++h.actors;
+    h.received += a.received;
+    h.handled += a.handled;
+    h.queued += a.queued();
+    h.delivered += a.sent[static_cast<std::size_t>(status::delivered)];
+    h.refused += refused(a.sent);
+    by_actor[a.id] = a.handled;
+    const auto it = previous_by_actor_.find(a.id);
+    rows.push_back({&a, rate(a.handled, it == previous_by_actor_.end() ? a.handled : it->second)});
+  }
+  for (const actor_stats& f : r.stats.forgotten_by_handler_and_tenant) {
+    handler_row& h = handlers[f.handler];
+    h.received += f.received;
+    h.handled += f.handled;
+    h.delivered += f.sent[static_cast<std::size_t>(status::delivered)];
+    h.refused += refused(f.sent);
+  }
+  nlohmann::json doc;
+  doc["format"] = "ringkernel-top/1";
+  doc["pid"] = ::getpid();
+  doc["backend"] = r.backend;
+  doc["backend_description"] = r.backend_description;
+  doc["running"] = r.running;
+  doc["faulted"] = r.faulted;
+  doc["uptime_seconds"] = r.uptime_seconds;
+  doc["rate_window_seconds"] = seconds;
+  nlohmann::json hs = nlohmann::json::array();
+  for (const auto& [name, h] : handlers) {
+    by_handler[name] = h.handled;
+    const auto it = previous_by_handler_.find(name);
+    std::uint64_t faults = 0;
+    if (const auto f = r.faults.by_handler.find(name); f != r.faults.by_handler.end())
+      for (std::uint64_t n : f->second) faults += n;
+    hs.push_back(
+        {{"handler", name},
+         {"actors", h.actors},
+         {"received", h.received},
+         {"handled", h.handled},
+         {"handled_per_s", rate(h.handled, it == previous_by_handler_.end() ? h.handled : it->second)},
+         {"queued", h.queued},
+         {"sent_delivered", h.delivered},
+         {"sent_refused", h.refused},
+         {"faults", faults}});
+  }
+  doc["handler_types"] = std::move(hs);
+  nlohmann::json ts = nlohmann::json::array();
+  for (const tenant_usage& u : r.tenants)
+    ts.push_back({{"tenant", u.tenant},
+                  {"actors", u.actors},
+                  {"device_bytes", u.device_bytes},
+                  {"messages_sent", u.messages_sent},
+                  {"rate_rejections", u.rate_rejections},
+                  {"budget_rejections", u.budget_rejections}});
+  doc["tenants"] = std::move(ts);
+  const auto actor_json = [](const actor_row& row) {
+    return nlohmann::json({{"id", row.a->id},
+                           {"name", row.a->name},
+                           {"handler", row.a->handler},
+                           {"handled_per_s", row.per_s},
+                           {"queued", row.a->queued()},
+                           {"lifecycle", to_string(row.a->lifecycle)}});
+  };
+  const std::size_t top = std::min(rows.size(), top_actors);
+  std::partial_sort(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(top), rows.end(),
+                    [](const actor_row& x, const actor_row& y) { return x.per_s > y.per_s; });
+  nlohmann::json busiest = nlohmann::json::array();
+  for (std::size_t i = 0; i < top; ++i) busiest.push_back(actor_json(rows[i]));
+  doc["busiest"] = std::move(busiest);
+  std::partial_sort(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(top), rows.end(),
+                    [](const actor_row& x, const actor_row& y) { return x.a->queued() > y.a->queued(); });
+  nlohmann::json deepest = nlohmann::json::array();
+  for (std::size_t i = 0; i < top && rows[i].a->queued() > 0; ++i) deepest.push_back(actor_json(rows[i]));
+  doc["deepest"] = std::move(deepest);
+  doc["stuck"] = from_.stuck();
+  doc["audit"] = {{"entries", r.audit.entries},
+                  {"records_lost", r.audit.records_lost},
+                  {"sink_failures", r.audit.sink_failures}};
+  previous_at_ = now;
+  previous_by_handler_ = std::move(by_handler);
+  previous_by_actor_ = std::move(by_actor);
+  return doc.dump();
+}
+
+} // namespace rk::detail

@@ -1,0 +1,76 @@
+#pragma once
+// Command lines of the samples, benchmarks and tools: CLI11 (Debian's libcli11-dev) with the house rules.
+//  - Counts are plain non-negative decimal integers within their type: CLI11 alone would read "-1" as
+//    2^64 - 1 and clamp "18446744073709551616".
+//  - Any error prints "<program>: <problem>" and the usage line to stderr and exits with status 2;
+//    --help prints the options and exits 0.
+
+#include <CLI/CLI.hpp>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <optional>
+#include <string>
+
+namespace rk::cli {
+
+//! `text` as a count no larger than `max`, or nullopt.
+inline std::optional<std::uint64_t>
+parse_count(const std::string& text, std::uint64_t max = std::numeric_limits<std::uint64_t>::max()) {
+  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  errno = 0;
+  const unsigned long long v = std::strtoull(text.c_str(), nullptr, 10);
+  if (errno == ERANGE || v > max) return std::nullopt;
+  return v;
+}
+
+namespace detail {
+template <class T>
+struct count_target {
+  using type = T;
+};
+template <class T>
+struct count_target<std::optional<T>> {
+  using type = T;
+};
+} // namespace detail
+
+//! Adds `--name N` storing into `target` (an unsigned integer, or a std::optional of one, set only when
+//! given). Refuses anything but a decimal count that fits.
+template <class Target>
+CLI::Option* add_count(CLI::App& app, const std::string& name, Target& target, const std::string& help) {
+  using value_type = typename detail::count_target<Target>::type;
+  static_assert(std::is_unsigned_v<value_type>, "counts are unsigned");
+  return app
+      .add_option_function<std::string>(
+          name,
+          [name, &target](const std::string& text) {
+            const auto v = parse_count(text, std::numeric_limits<value_type>::max());
+            if (!v)
+              throw CLI::ValidationError(name, "expected a count from 0 to " +
+                                                   std::to_string(std::numeric_limits<value_type>::max()) +
+                                                   ", got '" + text + "'");
+            target = static_cast<value_type>(*v);
+          },
+          help)
+      ->type_name("N");
+}
+
+//! Parses the command line; on any error prints the problem and `usage` and exits with status 2.
+inline void parse(CLI::App& app, int argc, char** argv, const std::string& usage) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::fputs(app.help().c_str(), stdout);
+    std::exit(0);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "%s: %s\nusage: %s %s\n", app.get_name().c_str(), e.what(), app.get_name().c_str(),
+                 usage.c_str());
+    std::exit(2);
+  }
+}
+
+} // namespace rk::cli

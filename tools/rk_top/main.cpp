@@ -1,0 +1,235 @@
+// rk-top: a live view of a running libringkernel runtime from another process. It maps the snapshot the
+// runtime publishes (runtime_options::publish_stats; layout in <ringkernel/host/stats_shm.hpp>) read-only
+// and shows per handler type rates and queue depths, tenant usage, the busiest actors, the deepest
+// mailboxes, stuck actors and audit losses, refreshing in place. `--once` prints one view, `--once --json`
+// the snapshot as published (for scripts).
+//
+//   rk-top [--pid PID [--index K] | --name NAME] [--once] [--json] [--interval-ms N]
+//
+// Without --pid or --name it attaches to the only runtime publishing on this machine.
+
+#include <ringkernel/host/stats_shm.hpp>
+#include <rk_cli.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+constexpr int exit_ok = 0;
+constexpr int exit_usage = 2;
+
+std::atomic<bool> interrupted{false};
+extern "C" void on_interrupt(int) {
+  interrupted.store(true);
+}
+
+//! A read-only mapping of one published snapshot.
+class snapshot_source {
+public:
+  explicit snapshot_source(const std::string& name) : name_(name) {
+    const int fd = ::shm_open(name.c_str(), O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) throw std::runtime_error("cannot open " + name + ": " + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || static_cast<std::size_t>(st.st_size) < sizeof(rk::stats_shm_header)) {
+      ::close(fd);
+      throw std::runtime_error(name + " is not a ringkernel snapshot (too small)");
+    }
+    bytes_ = static_cast<std::size_t>(st.st_size);
+    base_ = ::mmap(nullptr, bytes_, PROT_READ, MAP_SHARED, fd, 0);
+    ::close(fd);
+    if (base_ == MAP_FAILED) throw std::runtime_error("cannot map " + name + ": " + std::strerror(errno));
+    if (std::memcmp(header().magic, rk::stats_shm_magic, sizeof rk::stats_shm_magic) != 0 ||
+        header().version != 1)
+      throw std::runtime_error(name + " is not a version-1 ringkernel snapshot");
+  }
+  ~snapshot_source() { ::munmap(base_, bytes_); }
+  snapshot_source(const snapshot_source&) = delete;
+  snapshot_source& operator=(const snapshot_source&) = delete;
+
+  const rk::stats_shm_header& header() const { return *static_cast<const rk::stats_shm_header*>(base_); }
+
+  //! The JSON text of a consistent snapshot (seqlock), or nullopt when none could be read in 1,000 tries.
+  std::optional<std::string> read() const {
+    auto& word = const_cast<std::uint64_t&>(header().sequence);
+    const std::atomic_ref<std::uint64_t> sequence(word);
+    for (int attempt = 0; attempt < 1000; ++attempt) {
+      const std::uint64_t before = sequence.load(std::memory_order_acquire);
+      if (before == 0 || (before & 1) != 0) { // nothing yet, or being written
+        std::this_thread::yield();
+        continue;
+      }
+      const std::uint64_t length =
+          std::min<std::uint64_t>(header().length, bytes_ - sizeof(rk::stats_shm_header));
+      std::string text(static_cast<const char*>(base_) + sizeof(rk::stats_shm_header), length);
+      if (sequence.load(std::memory_order_acquire) == before) return text;
+    }
+    return std::nullopt;
+  }
+
+private:
+  std::string name_;
+  void* base_ = nullptr;
+  std::size_t bytes_ = 0;
+};
+
+//! Every snapshot name in /dev/shm.
+std::vector<std::string> published() {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/dev/shm", ec))
+    if (const std::string f = entry.path().filename().string(); f.starts_with("ringkernel."))
+      names.push_back("/" + f);
+  return names;
+}
+
+std::string number(double v, int decimals = 1) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.*f", decimals, v);
+  return buffer;
+}
+
+std::string view(const nlohmann::json& s, const std::string& name, bool alive) {
+  if (s.contains("error"))
+    return "rk-top: " + name + ": the runtime says: " + s["error"].get<std::string>() + "\n";
+  std::string out;
+  char line[256];
+  std::snprintf(line, sizeof line, "ringkernel %s  pid %lld  %s backend (%s)  %s  up %s s  audit lost %llu\n",
+                name.c_str(), s.value("pid", 0LL), s.value("backend", std::string("?")).c_str(),
+                s.value("backend_description", std::string()).c_str(),
+                !alive                      ? "PROCESS GONE"
+                : s.value("faulted", false) ? "FAULTED"
+                : s.value("running", false) ? "running"
+                                            : "stopped",
+                number(s.value("uptime_seconds", 0.0)).c_str(),
+                static_cast<unsigned long long>(s["audit"].value("records_lost", 0ULL)));
+  out += line;
+  std::snprintf(line, sizeof line, "\n%-24s %8s %12s %10s %14s %14s %10s %7s\n", "HANDLER", "ACTORS",
+                "HANDLED/s", "QUEUED", "HANDLED", "DELIVERED", "REFUSED", "FAULTS");
+  out += line;
+  for (const auto& h : s["handler_types"]) {
+    std::snprintf(line, sizeof line, "%-24.24s %8llu %12s %10llu %14llu %14llu %10llu %7llu\n",
+                  h["handler"].get<std::string>().c_str(), h["actors"].get<unsigned long long>(),
+                  number(h["handled_per_s"].get<double>()).c_str(), h["queued"].get<unsigned long long>(),
+                  h["handled"].get<unsigned long long>(), h["sent_delivered"].get<unsigned long long>(),
+                  h["sent_refused"].get<unsigned long long>(), h["faults"].get<unsigned long long>());
+    out += line;
+  }
+  std::snprintf(line, sizeof line, "\n%-10s %8s %14s %10s %10s %14s\n", "TENANT", "ACTORS", "SENT",
+                "RATE-REJ", "BUDGET-REJ", "DEVICE-BYTES");
+  out += line;
+  for (const auto& t : s["tenants"]) {
+    std::snprintf(
+        line, sizeof line, "%-10llu %8llu %14llu %10llu %10llu %14llu\n",
+        t["tenant"].get<unsigned long long>(), t["actors"].get<unsigned long long>(),
+        t["messages_sent"].get<unsigned long long>(), t["rate_rejections"].get<unsigned long long>(),
+        t["budget_rejections"].get<unsigned long long>(), t["device_bytes"].get<unsigned long long>());
+    out += line;
+  }
+  const auto actors = [&](const char* title, const nlohmann::json& list) {
+    out += std::string("\n") + title + "\n";
+    if (list.empty()) out += "  (none)\n";
+    for (const auto& a : list) {
+      std::snprintf(line, sizeof line, "  %-28.28s id %-10llu %-16.16s %12s/s  queued %-8llu %s\n",
+                    a["name"].get<std::string>().c_str(), a["id"].get<unsigned long long>(),
+                    a["handler"].get<std::string>().c_str(), number(a["handled_per_s"].get<double>()).c_str(),
+                    a["queued"].get<unsigned long long>(), a["lifecycle"].get<std::string>().c_str());
+      out += line;
+    }
+  };
+  actors("BUSIEST ACTORS (handled per second)", s["busiest"]);
+  actors("DEEPEST MAILBOXES", s["deepest"]);
+  out += "\nSTUCK (watchdog):";
+  if (s["stuck"].empty()) out += " none";
+  for (const auto& n : s["stuck"]) out += "\n  " + n.get<std::string>();
+  out += '\n';
+  return out;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::optional<std::uint32_t> pid;
+  std::uint32_t index = 0;
+  std::string name;
+  bool once = false, json = false;
+  std::uint32_t interval_ms = 500;
+  CLI::App app("A live view of a running libringkernel runtime (runtime_options::publish_stats).", "rk-top");
+  rk::cli::add_count(app, "--pid", pid, "the process that runs the runtime");
+  rk::cli::add_count(app, "--index", index, "which of its publishing runtimes (default 0)");
+  app.add_option("--name", name, "the shared-memory name, e.g. /ringkernel.1234.0");
+  app.add_flag("--once", once, "print one view and exit");
+  app.add_flag("--json", json, "with --once: the snapshot as published (JSON)");
+  rk::cli::add_count(app, "--interval-ms", interval_ms, "refresh period of the live view (default 500)")
+      ->check(CLI::Range(10u, 60'000u));
+  rk::cli::parse(app, argc, argv,
+                 "[--pid PID [--index K] | --name NAME] [--once] [--json] [--interval-ms N]");
+  if (json && !once) {
+    std::fputs("rk-top: --json needs --once (the live view is for people)\n", stderr);
+    return exit_usage;
+  }
+  if (pid && !name.empty()) {
+    std::fputs("rk-top: give --pid or --name, not both\n", stderr);
+    return exit_usage;
+  }
+  if (pid) name = rk::stats_shm_name(*pid, index);
+  if (name.empty()) {
+    const std::vector<std::string> all = published();
+    if (all.size() != 1) {
+      std::fprintf(stderr, "rk-top: %s; choose one with --pid or --name\n",
+                   all.empty() ? "no runtime publishes its counters here (runtime_options::publish_stats)"
+                               : "several runtimes publish here");
+      for (const std::string& n : all) std::fprintf(stderr, "  %s\n", n.c_str());
+      return exit_usage;
+    }
+    name = all.front();
+  }
+  try {
+    const snapshot_source source(name);
+    const auto owner = static_cast<pid_t>(source.header().pid);
+    std::signal(SIGINT, on_interrupt);
+    std::signal(SIGTERM, on_interrupt);
+    for (;;) {
+      const std::optional<std::string> text = source.read();
+      const bool alive = ::kill(owner, 0) == 0 || errno == EPERM;
+      if (!text) {
+        if (once) {
+          std::fprintf(stderr, "rk-top: %s has no complete snapshot yet\n", name.c_str());
+          return exit_usage;
+        }
+      } else if (once && json) {
+        std::printf("%s\n", text->c_str());
+        return exit_ok;
+      } else {
+        const std::string screen = view(nlohmann::json::parse(*text), name, alive);
+        if (once) {
+          std::fputs(screen.c_str(), stdout);
+          return exit_ok;
+        }
+        std::printf("\x1b[H\x1b[J%s", screen.c_str()); // home, clear, redraw
+        std::fflush(stdout);
+      }
+      // The refresh period paces a display for people; nothing waits on it.
+      for (std::uint32_t waited = 0; waited < interval_ms && !interrupted.load(); waited += 10)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      if (interrupted.load()) return exit_ok;
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rk-top: %s\n", e.what());
+    return exit_usage;
+  }
+}
