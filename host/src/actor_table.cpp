@@ -572,6 +572,45 @@ void actor_table::forget_history(std::uint64_t tenant) {
   history_.erase(tenant);
 }
 
+actor_snapshot actor_table::image(actor_index id) const {
+  std::lock_guard lock(mutex_);
+  const actor_record& r = record(id, "snapshot()");
+  if (r.alias) throw error("snapshot(): '" + r.name + "' is an alias, not an actor");
+  const actor_type_ops& k = kinds_[r.kind].ops;
+  const route_entry& e = routes_[slot(id)];
+  actor_snapshot out;
+  out.id = r.id;
+  out.name = r.name;
+  out.handler = k.name;
+  out.tenant = r.tenant;
+  out.mailbox = e.geometry;
+  out.priority_lanes = e.lanes > 1;
+  out.dedicated_worker = e.dedicated != 0;
+  out.state.resize(k.state_size);
+  if (!out.state.empty()) backend_.copy_from_device(out.state.data(), r.d_state, out.state.size());
+  return out;
+}
+
+std::vector<actor_snapshot> actor_table::images() const {
+  std::vector<actor_index> ids;
+  {
+    std::lock_guard lock(mutex_);
+    for (const actor_record& r : records_)
+      if (r.stage == stage_kind::active && !r.alias) ids.push_back(r.id);
+  }
+  std::vector<actor_snapshot> out;
+  out.reserve(ids.size());
+  for (actor_index id : ids) out.push_back(image(id));
+  return out;
+}
+
+const actor_type_ops* actor_table::kind_named(std::string_view name) const {
+  std::lock_guard lock(mutex_);
+  for (const kind_record& k : kinds_)
+    if (k.ops.name == name) return &k.ops;
+  return nullptr;
+}
+
 void actor_table::read_final_states() {
   std::lock_guard lock(mutex_);
   for (actor_record& r : records_) {

@@ -22,6 +22,7 @@
 
 #include <ringkernel/host/detail/actor_type.hpp>
 #include <ringkernel/host/options.hpp>
+#include <ringkernel/host/snapshot.hpp>
 #include <ringkernel/host/state_dump.hpp>
 #include <ringkernel/host/stats.hpp>
 
@@ -119,6 +120,13 @@ public:
   address next_hop(actor_index id) const;
   void write_next_hop(actor_index id, address next);
   actor_lifecycle lifecycle(actor_index id) const;
+  //! Actor `id`'s state (copied from the device) and spawn options (snapshots); the caller makes sure
+  //! nothing writes the state meanwhile. Throws rk::error for an alias or an unknown id.
+  actor_snapshot image(actor_index id) const;
+  //! image() of every current actor, in id-slot order.
+  std::vector<actor_snapshot> images() const;
+  //! The handler type named `name`, or null (restore).
+  const actor_type_ops* kind_named(std::string_view name) const;
   //! respawn: the parked worker does not touch the state until the new epoch is published.
   void rewrite_state(actor_index id, const void* initial);
   //! shutdown(): paused actors would never drain.

@@ -247,6 +247,23 @@ state_dump runtime::dump_state() const {
   RK_NVTX_RANGE("rk::runtime::dump_state");
   return impl_->dump_state();
 }
+actor_snapshot runtime::snapshot_for(actor_index a, std::chrono::nanoseconds timeout) {
+  RK_NVTX_RANGE("rk::runtime::snapshot");
+  return impl_->snapshot(a, timeout);
+}
+void runtime::snapshot_into(actor_index a, std::type_index type, void* out, std::size_t bytes,
+                            std::chrono::nanoseconds timeout) {
+  RK_NVTX_RANGE("rk::runtime::snapshot_into");
+  impl_->snapshot_into(a, type, out, bytes, timeout);
+}
+std::uint64_t runtime::snapshot_all_for(const std::filesystem::path& path, std::chrono::nanoseconds timeout) {
+  RK_NVTX_RANGE("rk::runtime::snapshot_all");
+  return impl_->snapshot_all(path, timeout);
+}
+std::uint64_t runtime::restore(const std::filesystem::path& path) {
+  RK_NVTX_RANGE("rk::runtime::restore");
+  return impl_->restore(path);
+}
 std::string runtime::stats_shm_name() const {
   RK_NVTX_RANGE("rk::runtime::stats_shm_name");
   return impl_->stats_shm_name();

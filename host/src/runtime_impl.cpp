@@ -4,6 +4,7 @@
 #include "runtime_impl.hpp"
 
 #include <cstdio>
+#include <cstring>
 
 #include "nvtx.hpp"
 #include "support.hpp"
@@ -459,6 +460,98 @@ shutdown_report runtime_impl::shutdown() noexcept {
   sigusr1_.reset();
   if (publisher_) publisher_->stop(); // after a last snapshot ("running": false); removed on destruction
   return r;
+}
+
+// --- snapshots --------------------------------------------------------------------------------------------
+
+actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds timeout) {
+  actors_.check(a, "snapshot()", actor_table::want::actor);
+  // A live actor of a running runtime is paused for the copy; anything else holds still already.
+  const bool pause = run_.current_phase() == phase::running && actors_.lifecycle(a) == actor_lifecycle::live;
+  try {
+    if (pause && !pause_actor(a, timeout)) {
+      resume_actor(a);
+      throw error("snapshot(): actor '" + actors_.name_of(a) + "' did not pause within " +
+                  std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
+                  " ms (a handler call is still running); nothing was copied");
+    }
+    actor_snapshot s = actors_.image(a);
+    if (pause) resume_actor(a);
+    return s;
+  } catch (const error&) {
+    if (pause && actors_.lifecycle(a) == actor_lifecycle::paused) resume_actor(a);
+    throw;
+  }
+}
+
+void runtime_impl::snapshot_into(actor_index a, std::type_index type, void* out, std::size_t bytes,
+                                 std::chrono::nanoseconds timeout) {
+  actors_.check(a, "snapshot_state()", actor_table::want::actor);
+  const actor_type_ops& k = actors_.kind(actors_.kind_of(a));
+  if (k.type != type || k.state_size != bytes)
+    throw error("snapshot_state<H>(" + std::to_string(a) + "): actor '" + actors_.name_of(a) +
+                "' runs handler '" + k.name + "', not the requested type");
+  const actor_snapshot s = snapshot(a, timeout);
+  if (bytes != 0) std::memcpy(out, s.state.data(), bytes);
+}
+
+std::uint64_t runtime_impl::snapshot_all(const std::filesystem::path& path,
+                                         std::chrono::nanoseconds timeout) {
+  std::vector<actor_snapshot> all;
+  {
+    std::lock_guard lock(setup_); // no spawn or forget between the pause and the copies
+    const bool pause = run_.current_phase() == phase::running && !workers_.pause_requested();
+    if (pause && !run_.pause(timeout)) {
+      run_.resume();
+      throw error("snapshot_all(): the workers did not all pause within " +
+                  std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
+                  " ms (a handler call is still running); nothing was written");
+    }
+    try {
+      all = actors_.images();
+    } catch (...) {
+      if (pause) run_.resume();
+      throw;
+    }
+    if (pause) run_.resume();
+  }
+  write_snapshot_file(path, all,
+                      std::string(to_string(kind())).append(" (").append(description_).append(")"));
+  return all.size();
+}
+
+std::uint64_t runtime_impl::restore(const std::filesystem::path& path) {
+  if (run_.current_phase() != phase::created)
+    throw error("restore(): only before start() (restore into a new runtime, then start it)");
+  const std::vector<actor_snapshot> saved = read_snapshot_file(path);
+  // Everything is checked before the first spawn.
+  for (const actor_snapshot& a : saved) {
+    const actor_type_ops* ops = actors_.kind_named(a.handler);
+    if (ops == nullptr)
+      throw error("restore(): the snapshot has actors of handler type '" + a.handler +
+                  "', which this runtime does not know: spawn one or call prepare<H>() before restore()");
+    if (ops->state_size != a.state.size())
+      throw error("restore(): handler type '" + a.handler + "' has a " + std::to_string(ops->state_size) +
+                  "-byte state here but " + std::to_string(a.state.size()) +
+                  " bytes in the snapshot: the handler's state type changed since it was taken");
+    if (actors_.name_taken(a.name))
+      throw error("restore(): an actor named '" + a.name + "' exists already in this runtime");
+  }
+  std::vector<actor_index> restored;
+  for (const actor_snapshot& a : saved) {
+    actor_options o;
+    o.tenant = a.tenant;
+    o.mailbox = a.mailbox;
+    o.priority_lanes = a.priority_lanes;
+    o.dedicated_worker = a.dedicated_worker;
+    try {
+      restored.push_back(spawn(*actors_.kind_named(a.handler), a.name, o, a.state.data()));
+    } catch (const error& e) {
+      for (auto it = restored.rbegin(); it != restored.rend(); ++it) forget(*it);
+      throw error("restore(): actor '" + a.name + "': " + e.what() + " (nothing was restored)");
+    }
+  }
+  return restored.size();
 }
 
 std::string runtime_impl::stats_shm_name() const {

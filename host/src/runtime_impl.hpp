@@ -42,6 +42,7 @@
 #include "routing.hpp"
 #include "run_control.hpp"
 #include "scheduler.hpp"
+#include "snapshot_file.hpp"
 #include "stats_publisher.hpp"
 #include "tenant_table.hpp"
 #include "workers.hpp"
@@ -108,6 +109,13 @@ public:
   std::uint16_t serve_metrics(const metrics_endpoint_options& options);
   //! Workers, busy actors and non-empty mailboxes from status words, counters and cursors only.
   state_dump dump_state() const;
+  //! Snapshots (snapshot.hpp): one actor (paused for the copy when live), every actor to a file, and
+  //! restoring a file's actors before start().
+  actor_snapshot snapshot(actor_index a, std::chrono::nanoseconds timeout);
+  void snapshot_into(actor_index a, std::type_index type, void* out, std::size_t bytes,
+                     std::chrono::nanoseconds timeout);
+  std::uint64_t snapshot_all(const std::filesystem::path& path, std::chrono::nanoseconds timeout);
+  std::uint64_t restore(const std::filesystem::path& path);
   //! The rk-top shared-memory name, empty unless publishing (runtime_options::publish_stats).
   std::string stats_shm_name() const;
 

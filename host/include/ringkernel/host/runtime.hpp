@@ -13,17 +13,20 @@
 #include <ringkernel/host/message_types.hpp>
 #include <ringkernel/host/metrics.hpp>
 #include <ringkernel/host/options.hpp>
+#include <ringkernel/host/snapshot.hpp>
 #include <ringkernel/host/state_dump.hpp>
 #include <ringkernel/host/stats.hpp>
 #include <ringkernel/host/tenancy.hpp>
 
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <typeindex>
 #include <vector>
 
 namespace rk {
@@ -258,6 +261,35 @@ public:
   //! heartbeat age) and every actor with a non-empty mailbox (depth per lane, lifecycle words). Reads
   //! only status words, counters and cursors: works while handlers are stuck, and after a fault.
   state_dump dump_state() const;
+  // --- snapshots (snapshot.hpp) ---------------------------------------------------------------------------
+
+  //! Actor `a`'s state and spawn options. A live actor of a running runtime is paused for the copy and
+  //! resumed; rk::error if it does not pause within `timeout` (then nothing was copied).
+  template <class Rep = std::int64_t, class Period = std::nano>
+  actor_snapshot snapshot(actor_index a,
+                          std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
+    return snapshot_for(a, detail::checked_timeout(timeout, "snapshot()"));
+  }
+  //! The same, as H's state type (rk::error if `a` runs another handler type).
+  template <class H, class Rep = std::int64_t, class Period = std::nano>
+  handler_state_t<H> snapshot_state(actor_index a,
+                                    std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
+    handler_state_t<H> value{};
+    snapshot_into(a, std::type_index(typeid(H)), &value, sizeof(value),
+                  detail::checked_timeout(timeout, "snapshot_state()"));
+    return value;
+  }
+  //! Every actor (workers paused for the copies) to a versioned file at `path`; returns how many.
+  template <class Rep = std::int64_t, class Period = std::nano>
+  std::uint64_t snapshot_all(const std::filesystem::path& path,
+                             std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
+    return snapshot_all_for(path, detail::checked_timeout(timeout, "snapshot_all()"));
+  }
+  //! Before start(): spawns every actor of a snapshot_all() file with its name, options and state, all or
+  //! nothing; returns how many. Its handler types must be known here (spawned or prepare<H>()d) with the
+  //! same state sizes.
+  std::uint64_t restore(const std::filesystem::path& path);
+
   //! Where rk-top finds this runtime's snapshots (runtime_options::publish_stats): "/ringkernel.<pid>.<k>",
   //! or empty when it does not publish.
   std::string stats_shm_name() const;
@@ -358,6 +390,10 @@ private:
                                              std::uint32_t count, const actor_options& options,
                                              const void* initial_states, std::size_t initial_count);
   void prepare_erased(detail::actor_type_ops ops);
+  actor_snapshot snapshot_for(actor_index a, std::chrono::nanoseconds timeout);
+  void snapshot_into(actor_index a, std::type_index type, void* out, std::size_t bytes,
+                     std::chrono::nanoseconds timeout);
+  std::uint64_t snapshot_all_for(const std::filesystem::path& path, std::chrono::nanoseconds timeout);
   void respawn_erased(actor_index a, std::type_index type, const void* initial_state);
   void read_state(actor_index id, std::type_index type, void* out, std::size_t bytes) const;
   bool stop_for(actor_index a, std::chrono::nanoseconds timeout);

@@ -1,0 +1,45 @@
+#pragma once
+//! \file
+//! Snapshots of actor states: runtime::snapshot (one actor, while it runs), runtime::snapshot_all (every
+//! actor, to a versioned file) and runtime::restore (a new runtime's actors from that file, before start).
+//!
+//! Contract:
+//!  - snapshot(a) pauses a live actor (pause_actor), copies its handler state, and resumes it; an actor
+//!    that is already paused, stopped or faulted, or a runtime that is not running, is copied as it is.
+//!    The state is exactly the bytes of handler_state_t<H>: no pointers are followed.
+//!  - snapshot_all(path) pauses every worker (runtime::pause), copies every actor, resumes, and writes the
+//!    file: one JSON header line (format "ringkernel-snapshot", version 1, the handler types with their
+//!    state sizes, and per actor its name, handler type, tenant, mailbox geometry, priority lanes and
+//!    dedicated worker flag), then the states back to back, whose SHA-256 the header holds. Groups,
+//!    aliases, routes, audit tags and queued messages are not part of a snapshot.
+//!  - restore(path), before start(), checks the whole file first (format, version, checksum, that every
+//!    handler type is known to this runtime, spawned or prepare<H>()d, with the same state size) and then
+//!    spawns every actor with its saved name, options and state, all or nothing. Errors are rk::error
+//!    saying what did not match.
+
+#include <ringkernel/device/config.cuh>
+#include <ringkernel/device/mailbox.cuh>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace rk {
+
+//! One actor's state and what is needed to spawn it again.
+struct actor_snapshot {
+  actor_index id = 0;
+  std::string name;
+  std::string handler; //!< its handler type's name
+  std::uint64_t tenant = 0;
+  ring_geometry mailbox{}; //!< of each lane
+  bool priority_lanes = false;
+  bool dedicated_worker = false;
+  std::vector<std::byte> state; //!< the bytes of handler_state_t<H>
+};
+
+//! Current version of the snapshot file format.
+inline constexpr std::uint32_t snapshot_format_version = 1;
+
+} // namespace rk

@@ -1,0 +1,146 @@
+// The snapshot file format (see snapshot_file.hpp).
+
+#include "snapshot_file.hpp"
+
+#include <ringkernel/host/error.hpp>
+
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <map>
+
+namespace rk::detail {
+
+namespace {
+
+constexpr const char* format_name = "ringkernel-snapshot";
+constexpr std::size_t max_header_bytes = std::size_t{1} << 30;
+
+std::string sha256_hex(const std::vector<std::byte>& bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr) != 1)
+    throw error("snapshot: OpenSSL SHA-256 failed");
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < length; ++i) {
+    out += hex[digest[i] >> 4];
+    out += hex[digest[i] & 15];
+  }
+  return out;
+}
+
+} // namespace
+
+void write_snapshot_file(const std::filesystem::path& path, const std::vector<actor_snapshot>& actors,
+                         const std::string& backend) {
+  nlohmann::json header;
+  header["format"] = format_name;
+  header["version"] = snapshot_format_version;
+  header["backend"] = backend;
+  std::map<std::string, std::size_t> types;
+  std::vector<std::byte> states;
+  nlohmann::json list = nlohmann::json::array();
+  for (const actor_snapshot& a : actors) {
+    types.emplace(a.handler, a.state.size());
+    list.push_back({{"name", a.name},
+                    {"handler", a.handler},
+                    {"tenant", a.tenant},
+                    {"mailbox_slots", a.mailbox.capacity},
+                    {"slot_bytes", a.mailbox.slot_bytes},
+                    {"priority_lanes", a.priority_lanes},
+                    {"dedicated_worker", a.dedicated_worker},
+                    {"state_bytes", a.state.size()}});
+    states.insert(states.end(), a.state.begin(), a.state.end());
+  }
+  nlohmann::json handler_types = nlohmann::json::array();
+  for (const auto& [name, bytes] : types) handler_types.push_back({{"name", name}, {"state_bytes", bytes}});
+  header["handler_types"] = std::move(handler_types);
+  header["actors"] = std::move(list);
+  header["states_bytes"] = states.size();
+  header["states_sha256"] = sha256_hex(states);
+
+  std::filesystem::path temporary = path;
+  temporary += ".partial";
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    const std::string line = header.dump() + "\n";
+    out.write(line.data(), static_cast<std::streamsize>(line.size()));
+    out.write(reinterpret_cast<const char*>(states.data()), static_cast<std::streamsize>(states.size()));
+    out.flush();
+    if (!out) throw error("snapshot_all(): cannot write '" + temporary.string() + "'");
+  }
+  std::error_code ec;
+  std::filesystem::rename(temporary, path, ec);
+  if (ec) {
+    std::filesystem::remove(temporary);
+    throw error("snapshot_all(): cannot rename '" + temporary.string() + "' to '" + path.string() +
+                "': " + ec.message());
+  }
+}
+
+std::vector<actor_snapshot> read_snapshot_file(const std::filesystem::path& path) {
+  const std::string who = "restore('" + path.string() + "'): ";
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw error(who + "cannot open the file");
+  std::string line;
+  if (!std::getline(in, line) || line.size() > max_header_bytes) throw error(who + "no header line");
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(line);
+  } catch (const nlohmann::json::exception& e) {
+    throw error(who + "the header is not JSON (" + e.what() + "): not a snapshot file");
+  }
+  try {
+    if (!header.is_object() || header.value("format", std::string()) != format_name)
+      throw error(who + "not a ringkernel snapshot file");
+    const auto version = header.at("version").get<std::uint32_t>();
+    if (version != snapshot_format_version)
+      throw error(who + "format version " + std::to_string(version) + ", this library reads version " +
+                  std::to_string(snapshot_format_version));
+    const std::string rest((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<std::byte> states(rest.size());
+    if (!rest.empty()) std::memcpy(states.data(), rest.data(), rest.size());
+    if (states.size() != header.at("states_bytes").get<std::uint64_t>())
+      throw error(
+          who + "the file holds " + std::to_string(states.size()) + " bytes of states, the header says " +
+          std::to_string(header.at("states_bytes").get<std::uint64_t>()) + ": truncated or appended to");
+    if (sha256_hex(states) != header.at("states_sha256").get<std::string>())
+      throw error(who + "the states' SHA-256 does not match the header: the file was damaged or edited");
+    std::map<std::string, std::uint64_t> types;
+    for (const auto& t : header.at("handler_types"))
+      types[t.at("name").get<std::string>()] = t.at("state_bytes").get<std::uint64_t>();
+    std::vector<actor_snapshot> actors;
+    std::size_t offset = 0;
+    for (const auto& a : header.at("actors")) {
+      actor_snapshot s;
+      s.name = a.at("name").get<std::string>();
+      s.handler = a.at("handler").get<std::string>();
+      s.tenant = a.at("tenant").get<std::uint64_t>();
+      s.mailbox.capacity = a.at("mailbox_slots").get<std::uint32_t>();
+      s.mailbox.slot_bytes = a.at("slot_bytes").get<std::uint32_t>();
+      s.priority_lanes = a.at("priority_lanes").get<bool>();
+      s.dedicated_worker = a.at("dedicated_worker").get<bool>();
+      const auto bytes = a.at("state_bytes").get<std::uint64_t>();
+      const auto type = types.find(s.handler);
+      if (type == types.end() || type->second != bytes)
+        throw error(who + "actor '" + s.name + "': its state size does not match its handler type's entry");
+      if (bytes > states.size() - offset)
+        throw error(who + "actor '" + s.name + "': its state runs past the file");
+      s.state.assign(states.begin() + static_cast<std::ptrdiff_t>(offset),
+                     states.begin() + static_cast<std::ptrdiff_t>(offset + bytes));
+      offset += bytes;
+      actors.push_back(std::move(s));
+    }
+    if (offset != states.size()) throw error(who + "the states do not add up to the file's size");
+    return actors;
+  } catch (const nlohmann::json::exception& e) {
+    throw error(who + "a header member is missing or has the wrong type (" + e.what() + ")");
+  }
+}
+
+} // namespace rk::detail

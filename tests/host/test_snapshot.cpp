@@ -1,0 +1,261 @@
+// Snapshots (snapshot.hpp) on the CPU backend: a running actor's state is copied without stopping it,
+// snapshot_all() and restore() round-trip states and options into a new runtime, and every mismatch
+// (handler type, state size, damaged or foreign file, tenant, name, phase) is refused with nothing restored.
+#include "../runtime/test_handlers.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+#include <unistd.h>
+
+namespace {
+
+using namespace std::chrono_literals;
+using namespace rk_cases;
+
+rk::runtime_options cpu_options() {
+  rk::runtime_options o;
+  o.backend = rk::backend::cpu;
+  o.announce_backend = false;
+  return o;
+}
+
+std::filesystem::path temp_file(const std::string& tag) {
+  return std::filesystem::temp_directory_path() /
+         ("rk_snapshot_" + std::to_string(::getpid()) + "_" + tag + ".snap");
+}
+
+//! Waits (bounded, no sleeps) until actor `a` has handled `n` messages.
+bool handled(rk::runtime& rt, actor_index a, std::uint64_t n) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (rt.stats().actors[a].handled >= n) return true;
+    std::this_thread::yield();
+  }
+  return false;
+}
+
+void send_counts(rk::runtime& rt, actor_index a, std::uint64_t first, std::uint64_t count,
+                 std::uint64_t tenant = 0) {
+  rk::send_options o;
+  o.tenant = tenant;
+  for (std::uint64_t i = first; i < first + count; ++i)
+    ASSERT_EQ(rt.send_blocking(a, msg_count, rk::as_bytes(ping_payload{i, i}), 10s, o), status::enqueued);
+}
+
+//! Same name as `counter`, another state type: a handler whose state changed between releases.
+struct counter_v2 {
+  static constexpr const char* name = "counter";
+  struct state {
+    std::uint64_t count = 0, sum = 0, extra = 0;
+  };
+  template <class Ctx>
+  void operator()(Ctx&, state& s, const rk::message&) {
+    ++s.count;
+  }
+};
+
+std::atomic<bool> release_blocker{false};
+struct blocker {
+  static constexpr const char* name = "blocker";
+  template <class Ctx>
+  void operator()(Ctx&, rk::no_state&, const rk::message&) {
+    while (!release_blocker.load()) std::this_thread::yield();
+  }
+};
+
+TEST(Snapshot, ARunningActorIsCopiedAndGoesOn) {
+  rk::runtime rt(cpu_options());
+  const actor_index c = rt.spawn<counter>("c");
+  EXPECT_EQ(rt.snapshot_state<counter>(c).count, 0u) << "before start(): the initial state";
+  rt.start();
+  send_counts(rt, c, 1, 50);
+  ASSERT_TRUE(handled(rt, c, 50));
+  const counter::state s = rt.snapshot_state<counter>(c);
+  EXPECT_EQ(s.count, 50u);
+  EXPECT_EQ(s.sum, 50u * 51 / 2);
+  EXPECT_EQ(rt.lifecycle(c), rk::actor_lifecycle::live) << "resumed after the copy";
+  send_counts(rt, c, 51, 10);
+  ASSERT_TRUE(handled(rt, c, 60)) << "the actor goes on after a snapshot";
+
+  ASSERT_TRUE(rt.pause_actor(c, 5s));
+  const rk::actor_snapshot paused = rt.snapshot(c);
+  EXPECT_EQ(paused.name, "c");
+  EXPECT_EQ(paused.handler, "counter");
+  EXPECT_EQ(paused.state.size(), sizeof(counter::state));
+  EXPECT_EQ(rt.lifecycle(c), rk::actor_lifecycle::paused) << "an actor the user paused stays paused";
+  rt.resume_actor(c);
+  EXPECT_THROW((void)rt.snapshot_state<echo>(c), rk::error) << "another handler type";
+  EXPECT_TRUE(rt.shutdown().drained);
+  EXPECT_EQ(rt.snapshot_state<counter>(c).count, 60u) << "after shutdown(): the final state";
+}
+
+TEST(Snapshot, AStuckActorTimesOutAndIsNotLeftPaused) {
+  release_blocker = false;
+  rk::runtime rt(cpu_options());
+  const actor_index b = rt.spawn<blocker>("b");
+  rt.start();
+  ASSERT_EQ(rt.send(b, msg_count, {}), status::enqueued);
+  const auto in_handler = [&] {
+    for (const rk::worker_state& w : rt.dump_state().workers)
+      if (w.actor == b) return true;
+    return false;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!in_handler() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  ASSERT_TRUE(in_handler());
+  try {
+    (void)rt.snapshot(b, 100ms);
+    ADD_FAILURE() << "copied a state while its handler ran";
+  } catch (const rk::error& e) {
+    EXPECT_NE(std::string(e.what()).find("did not pause"), std::string::npos) << e.what();
+  }
+  release_blocker = true;
+  ASSERT_TRUE(handled(rt, b, 1));
+  ASSERT_EQ(rt.send(b, msg_count, {}), status::enqueued);
+  EXPECT_TRUE(handled(rt, b, 2)) << "the actor was not left paused";
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+TEST(Snapshot, SnapshotAllAndRestoreRoundTripStatesAndOptions) {
+  const std::filesystem::path file = temp_file("round_trip");
+  counter::state c1_state, c2_state;
+  {
+    rk::runtime rt(cpu_options());
+    rt.tenants().add(3, rk::tenant_quota::standard());
+    rk::actor_options big;
+    big.mailbox = {64, 512};
+    big.priority_lanes = true;
+    big.tenant = 3;
+    const actor_index c1 = rt.spawn<counter>("c1", big);
+    const actor_index c2 = rt.spawn<counter>("c2");
+    const actor_index e = rt.spawn<echo>("e");
+    rt.start();
+    send_counts(rt, c1, 1, 30, 3);
+    send_counts(rt, c2, 100, 7);
+    ASSERT_EQ(rt.send(e, msg_ping, rk::as_bytes(ping_payload{1, 1})), status::enqueued);
+    ASSERT_TRUE(rt.receive(10s).has_value());
+    ASSERT_TRUE(handled(rt, c1, 30) && handled(rt, c2, 7));
+    EXPECT_EQ(rt.snapshot_all(file), 3u) << "while running";
+    c1_state = rt.snapshot_state<counter>(c1);
+    c2_state = rt.snapshot_state<counter>(c2);
+    EXPECT_TRUE(rt.running()) << "running again after the snapshot";
+    send_counts(rt, c1, 31, 5, 3);
+    ASSERT_TRUE(handled(rt, c1, 35)) << "resumed after snapshot_all";
+    EXPECT_TRUE(rt.shutdown().drained);
+  }
+  rk::runtime restored(cpu_options());
+  restored.tenants().add(3, rk::tenant_quota::standard());
+  restored.prepare<counter>();
+  restored.prepare<echo>();
+  EXPECT_EQ(restored.restore(file), 3u);
+  const actor_index c1 = restored.find("c1");
+  const actor_index c2 = restored.find("c2");
+  const rk::actor_snapshot c1_back = restored.snapshot(c1);
+  EXPECT_EQ(c1_back.tenant, 3u);
+  EXPECT_EQ(c1_back.mailbox.capacity, 64u);
+  EXPECT_EQ(c1_back.mailbox.slot_bytes, 512u);
+  EXPECT_TRUE(c1_back.priority_lanes);
+  restored.start();
+  EXPECT_EQ(restored.snapshot_state<counter>(c1).count, c1_state.count);
+  EXPECT_EQ(restored.snapshot_state<counter>(c1).sum, c1_state.sum);
+  EXPECT_EQ(restored.snapshot_state<counter>(c2).sum, c2_state.sum);
+  send_counts(restored, c2, 1, 1);
+  ASSERT_TRUE(handled(restored, c2, 1));
+  EXPECT_EQ(restored.snapshot_state<counter>(c2).count, c2_state.count + 1) << "it goes on from the state";
+  const auto e = restored.find("e");
+  ASSERT_EQ(restored.send(e, msg_ping, rk::as_bytes(ping_payload{2, 2})), status::enqueued);
+  EXPECT_TRUE(restored.receive(10s).has_value());
+  EXPECT_TRUE(restored.shutdown().drained);
+  std::filesystem::remove(file);
+}
+
+std::string expect_refused(const std::filesystem::path& file,
+                           const std::function<void(rk::runtime&)>& setup) {
+  rk::runtime rt(cpu_options());
+  setup(rt);
+  const std::size_t before = rt.stats().actors.size();
+  try {
+    (void)rt.restore(file);
+  } catch (const rk::error& e) {
+    EXPECT_EQ(rt.stats().actors.size(), before) << "nothing half-restored: " << e.what();
+    return e.what();
+  }
+  ADD_FAILURE() << "restore() accepted it";
+  return {};
+}
+
+TEST(Snapshot, MismatchesAndDamagedFilesAreRefusedWithNothingRestored) {
+  const std::filesystem::path file = temp_file("refusals");
+  {
+    rk::runtime rt(cpu_options());
+    rt.tenants().add(3, rk::tenant_quota::standard());
+    rk::actor_options t3;
+    t3.tenant = 3;
+    rt.spawn<counter>("c1");
+    rt.spawn<counter>("c2", t3);
+    ASSERT_EQ(rt.snapshot_all(file), 2u) << "before start() too";
+  }
+  const auto has = [](const std::string& what, const char* part) {
+    EXPECT_NE(what.find(part), std::string::npos) << what;
+  };
+  has(expect_refused(file, [](rk::runtime&) {}), "does not know");
+  has(expect_refused(file,
+                     [](rk::runtime& rt) {
+                       rt.tenants().add(3, rk::tenant_quota::standard());
+                       rt.prepare<counter_v2>();
+                     }),
+      "state type changed");
+  has(expect_refused(file, [](rk::runtime& rt) { rt.prepare<counter>(); }), "nothing was restored");
+  has(expect_refused(file,
+                     [](rk::runtime& rt) {
+                       rt.tenants().add(3, rk::tenant_quota::standard());
+                       rt.spawn<counter>("c2");
+                     }),
+      "exists already");
+
+  std::string bytes;
+  {
+    std::ifstream in(file, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  const auto rewrite = [&](const std::string& content) {
+    std::ofstream(file, std::ios::binary | std::ios::trunc) << content;
+  };
+  const auto known = [](rk::runtime& rt) {
+    rt.tenants().add(3, rk::tenant_quota::standard());
+    rt.prepare<counter>();
+  };
+  std::string damaged = bytes;
+  damaged.back() = static_cast<char>(damaged.back() ^ 1);
+  rewrite(damaged);
+  has(expect_refused(file, known), "SHA-256");
+  rewrite(bytes.substr(0, bytes.size() - 3));
+  has(expect_refused(file, known), "truncated");
+  std::string newer = bytes;
+  newer.replace(newer.find("\"version\":1"), 11, "\"version\":9");
+  rewrite(newer);
+  has(expect_refused(file, known), "format version 9");
+  rewrite("{\"something\": \"else\"}\n");
+  has(expect_refused(file, known), "not a ringkernel snapshot");
+  rewrite("not json at all");
+  has(expect_refused(file, known), "not JSON");
+  has(expect_refused(temp_file("missing"), known), "cannot open");
+
+  rewrite(bytes);
+  rk::runtime started(cpu_options());
+  known(started);
+  started.spawn<counter>("other");
+  started.start();
+  EXPECT_THROW((void)started.restore(file), rk::error) << "only before start()";
+  started.shutdown();
+  rk::runtime fine(cpu_options());
+  known(fine);
+  EXPECT_EQ(fine.restore(file), 2u) << "the intact file still restores";
+  std::filesystem::remove(file);
+}
+
+} // namespace
