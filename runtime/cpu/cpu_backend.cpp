@@ -317,7 +317,7 @@ private:
     note_quiescent(sys_, me, grace_seen);
     if (pause_requested(sys_) != paused) {
       paused = !paused;
-      store_pcie(me.paused, paused ? 1u : 0u);
+      acknowledge_pcie(me.paused, paused ? 1u : 0u); // pause() then sees every state write before it
     }
     return paused;
   }

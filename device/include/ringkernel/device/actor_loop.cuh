@@ -244,7 +244,7 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
         if (check_control) note_quiescent(sys, status_word, grace_seen);
         if (check_control && pause_requested(sys) != paused) {
           paused = !paused;
-          store_pcie(status_word.paused, paused ? 1u : 0u);
+          acknowledge_pcie(status_word.paused, paused ? 1u : 0u); // release: see acknowledge_pcie
         }
         if (!paused) step = next_step(sys, self);
         if (step.kind == step_kind::release) shared_exit = true;

@@ -48,7 +48,7 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
           note_quiescent(sys, status_word, grace_seen);
           if (pause_requested(sys) != paused) {
             paused = !paused;
-            store_pcie(status_word.paused, paused ? 1u : 0u);
+            acknowledge_pcie(status_word.paused, paused ? 1u : 0u); // release: see acknowledge_pcie
           }
           if (!paused && take_ready(sys, p.kind, current)) {
             holding = true;

@@ -348,6 +348,11 @@ RK_HOST_DEVICE inline void bump(std::uint64_t& counter, std::uint64_t by = 1) no
 RK_HOST_DEVICE inline void store_pcie(std::uint32_t& word, std::uint32_t value) noexcept {
   cuda::atomic_ref<std::uint32_t, pcie_scope>(word).store(value, cuda::std::memory_order_relaxed);
 }
+//! A worker's acknowledgement to the host (e.g. worker_status::paused): release, so that what the worker
+//! wrote before it (handler states, counters) is visible to a host that reads the word with acquire.
+RK_HOST_DEVICE inline void acknowledge_pcie(std::uint32_t& word, std::uint32_t value) noexcept {
+  cuda::atomic_ref<std::uint32_t, pcie_scope>(word).store(value, cuda::std::memory_order_release);
+}
 RK_HOST_DEVICE inline void store_pcie(std::uint64_t& word, std::uint64_t value) noexcept {
   cuda::atomic_ref<std::uint64_t, pcie_scope>(word).store(value, cuda::std::memory_order_relaxed);
 }
