@@ -72,7 +72,7 @@ bool parse_into(std::string_view line, audit_entry& e, std::string* why) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(line.begin(), line.end(), flat);
-  } catch (const nlohmann::json::parse_error& error) {
+  } catch (const nlohmann::json::exception& error) { // parse_error, and out_of_range for a number overflow
     return fail(why, std::string("not canonical JSON (the JSON parser says: ") + error.what() + ")");
   } catch (const too_deep&) {
     return fail(why, "a nested value: an audit entry is one flat object");
