@@ -544,7 +544,7 @@ void actor_table::reclaim(std::uint32_t s) noexcept {
       actor_counters c;
       backend_.copy_from_device(&c, &d_counters_.as<actor_counters>()[s], sizeof c);
       add_forgotten(forgotten_, c);
-      add_forgotten(forgotten_group(r), c);
+      add_forgotten(forgotten_group(forgotten_groups_, r), c);
       tenant_history& h = history_[r.tenant];
       h.passed += c.passed;
       h.handler_ns += c.handler_ns;

@@ -202,8 +202,9 @@ private:
   std::vector<actor_counters> read_counters() const;
   //! Adds a forgotten actor's counters to `into` (what was still queued counts as discarded).
   static void add_forgotten(actor_stats& into, const actor_counters& c) noexcept;
-  //! The forgotten counters of r's handler type and tenant (needs mutex_).
-  actor_stats& forgotten_group(const actor_record& r);
+  using forgotten_map = std::map<std::pair<std::uint32_t, std::uint64_t>, actor_stats>;
+  //! The entry of r's handler type and tenant in `groups`, labelled when new (needs mutex_).
+  actor_stats& forgotten_group(forgotten_map& groups, const actor_record& r) const;
   actor_lifecycle lifecycle_of(const actor_record& r, std::uint32_t device_word) const;
 
   memory_pool& memory_;
@@ -228,7 +229,7 @@ private:
   std::vector<std::uint32_t> retiring_; //!< slots waiting for their worker to let go
   actor_stats forgotten_;               //!< counters of reclaimed actors
   //! The same, by (handler type, tenant): runtime_stats::forgotten_by_handler_and_tenant.
-  std::map<std::pair<std::uint32_t, std::uint64_t>, actor_stats> forgotten_groups_;
+  forgotten_map forgotten_groups_;
   std::map<std::uint64_t, tenant_history> history_;
 };
 

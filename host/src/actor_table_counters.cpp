@@ -20,8 +20,8 @@ void actor_table::add_forgotten(actor_stats& into, const actor_counters& c) noex
   for (std::size_t k = 0; k < handler_time_bucket_count; ++k) into.handler_time[k] += c.handler_time[k];
 }
 
-actor_stats& actor_table::forgotten_group(const actor_record& r) {
-  actor_stats& g = forgotten_groups_[{r.kind, r.tenant}];
+actor_stats& actor_table::forgotten_group(forgotten_map& groups, const actor_record& r) const {
+  actor_stats& g = groups[{r.kind, r.tenant}];
   if (g.name.empty()) {
     g.id = host_actor;
     g.name = forgotten_.name;
@@ -45,17 +45,13 @@ void actor_table::collect_stats(runtime_stats& out) const {
   if (!entries.empty())
     backend_.copy_from_device(entries.data(), d_routes_.get(), sizeof(route_entry) * entries.size());
   out.forgotten = forgotten_;
-  std::map<std::pair<std::uint32_t, std::uint64_t>, actor_stats> groups = forgotten_groups_;
+  forgotten_map groups = forgotten_groups_;
   for (std::size_t s = 0; s < records_.size(); ++s) {
     const actor_record& r = records_[s];
     const actor_counters& c = counters[s];
     if (r.stage == stage_kind::retiring && !r.alias) {
       add_forgotten(out.forgotten, c);
-      actor_stats& g = groups[{r.kind, r.tenant}];
-      if (g.name.empty()) g = actor_stats{host_actor, forgotten_.name, actor_lifecycle::stopped};
-      g.handler = kinds_[r.kind].ops.name;
-      g.tenant = r.tenant;
-      add_forgotten(g, c);
+      add_forgotten(forgotten_group(groups, r), c);
     }
     if (r.stage != stage_kind::active) continue;
     actor_stats a;

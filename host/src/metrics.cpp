@@ -16,45 +16,6 @@ namespace {
 
 constexpr std::array<const char*, fault_counts::kinds> fault_kind_names = {"exception", "trap", "watchdog"};
 
-//! Sums of actor counters over a handler type or a tenant.
-struct totals {
-  std::uint64_t actors = 0; //!< current actors (forgotten ones are not counted)
-  actor_stats sums;
-
-  void add(const actor_stats& a, bool current) {
-    actors += current ? 1 : 0;
-    for (std::size_t k = 0; k < status_count; ++k) sums.sent[k] += a.sent[k];
-    sums.received += a.received;
-    sums.handled += a.handled;
-    sums.discarded += a.discarded;
-    sums.interrupted += a.interrupted;
-    sums.deferred += a.deferred;
-    sums.handler_ns += a.handler_ns;
-    for (std::size_t k = 0; k < handler_time_bucket_count; ++k) sums.handler_time[k] += a.handler_time[k];
-  }
-};
-
-struct grouped {
-  std::map<std::string, totals> by_handler;
-  std::map<std::uint64_t, totals> by_tenant;
-};
-
-grouped group(const metrics_reading& r) {
-  grouped g;
-  for (const actor_stats& a : r.stats.actors) {
-    if (a.lifecycle == actor_lifecycle::alias) continue;
-    g.by_handler[a.handler].add(a, true);
-    g.by_tenant[a.tenant].add(a, true);
-  }
-  for (const actor_stats& f : r.stats.forgotten_by_handler_and_tenant) {
-    g.by_handler[f.handler].add(f, false);
-    g.by_tenant[f.tenant].add(f, false);
-  }
-  for (const auto& [handler, counts] : r.faults.by_handler)
-    if (!handler.empty() && handler != "(unknown)") g.by_handler[handler]; // a series even when all are gone
-  return g;
-}
-
 //! The actors that get their own series: the first max_actor_series non-alias actors by id.
 std::vector<const actor_stats*> actor_series(const metrics_reading& r, const metrics_options& o,
                                              std::uint64_t& omitted) {
@@ -273,7 +234,7 @@ void tenant_families(exposition& e, const metrics_reading& r, const grouped& g) 
 std::string prometheus_text(const metrics_reading& r, const metrics_options& options) {
   exposition e;
   runtime_families(e, r);
-  const grouped g = group(r);
+  const grouped g = group(r, true);
 
   std::vector<std::pair<std::string, const actor_stats*>> rows;
   for (const auto& [handler, t] : g.by_handler) rows.emplace_back(label("handler", handler), &t.sums);
@@ -340,7 +301,7 @@ nlohmann::json counters(const actor_stats& a, bool all_outcomes) {
 } // namespace
 
 std::string metrics_json(const metrics_reading& r, const metrics_options& options) {
-  const grouped g = group(r);
+  const grouped g = group(r, true);
   nlohmann::json doc;
   doc["format"] = "ringkernel-metrics/1";
   doc["backend"] = r.backend;
@@ -401,6 +362,36 @@ std::string metrics_json(const metrics_reading& r, const metrics_options& option
   doc["actors"] = std::move(actors);
   doc["actor_series_omitted"] = omitted;
   return doc.dump(2);
+}
+
+void totals::add(const actor_stats& a, bool current) {
+  actors += current ? 1 : 0;
+  for (std::size_t k = 0; k < status_count; ++k) sums.sent[k] += a.sent[k];
+  sums.received += a.received;
+  sums.handled += a.handled;
+  sums.discarded += a.discarded;
+  sums.interrupted += a.interrupted;
+  sums.deferred += a.deferred;
+  sums.handler_ns += a.handler_ns;
+  for (std::size_t k = 0; k < handler_time_bucket_count; ++k) sums.handler_time[k] += a.handler_time[k];
+}
+
+grouped group(const metrics_reading& r, bool fault_only_handlers) {
+  grouped g;
+  for (const actor_stats& a : r.stats.actors) {
+    if (a.lifecycle == actor_lifecycle::alias) continue;
+    g.by_handler[a.handler].add(a, true);
+    g.by_tenant[a.tenant].add(a, true);
+  }
+  for (const actor_stats& f : r.stats.forgotten_by_handler_and_tenant) {
+    g.by_handler[f.handler].add(f, false);
+    g.by_tenant[f.tenant].add(f, false);
+  }
+  if (fault_only_handlers)
+    for (const auto& [handler, counts] : r.faults.by_handler)
+      if (!handler.empty() && handler != "(unknown)")
+        g.by_handler[handler]; // a series even when all are gone
+  return g;
 }
 
 } // namespace rk::detail

@@ -130,36 +130,17 @@ std::string stats_publisher::snapshot_json() {
     return seconds > 0 && current >= previous ? static_cast<double>(current - previous) / seconds : 0.0;
   };
 
-  struct handler_row {
-    std::uint64_t actors = 0, received = 0, handled = 0, queued = 0, delivered = 0, refused = 0;
-  };
-  std::map<std::string, handler_row> handlers;
-  std::map<std::string, std::uint64_t> by_handler;
-  std::map<actor_index, std::uint64_t> by_actor;
   struct actor_row {
     const actor_stats* a;
     double per_s;
   };
+  std::map<actor_index, std::uint64_t> by_actor;
   std::vector<actor_row> rows;
   for (const actor_stats& a : r.stats.actors) {
     if (a.lifecycle == actor_lifecycle::alias) continue;
-    handler_row& h = handlers[a.handler];
-    ++h.actors;
-    h.received += a.received;
-    h.handled += a.handled;
-    h.queued += a.queued();
-    h.delivered += a.sent[static_cast<std::size_t>(status::delivered)];
-    h.refused += refused(a.sent);
     by_actor[a.id] = a.handled;
     const auto it = previous_by_actor_.find(a.id);
     rows.push_back({&a, rate(a.handled, it == previous_by_actor_.end() ? a.handled : it->second)});
-  }
-  for (const actor_stats& f : r.stats.forgotten_by_handler_and_tenant) {
-    handler_row& h = handlers[f.handler];
-    h.received += f.received;
-    h.handled += f.handled;
-    h.delivered += f.sent[static_cast<std::size_t>(status::delivered)];
-    h.refused += refused(f.sent);
   }
   nlohmann::json doc;
   doc["format"] = "ringkernel-top/1";
@@ -171,7 +152,9 @@ std::string stats_publisher::snapshot_json() {
   doc["uptime_seconds"] = r.uptime_seconds;
   doc["rate_window_seconds"] = seconds;
   nlohmann::json hs = nlohmann::json::array();
-  for (const auto& [name, h] : handlers) {
+  std::map<std::string, std::uint64_t> by_handler;
+  for (const auto& [name, t] : group(r, false).by_handler) {
+    const actor_stats& h = t.sums;
     by_handler[name] = h.handled;
     const auto it = previous_by_handler_.find(name);
     std::uint64_t faults = 0;
@@ -179,13 +162,13 @@ std::string stats_publisher::snapshot_json() {
       for (std::uint64_t n : f->second) faults += n;
     hs.push_back(
         {{"handler", name},
-         {"actors", h.actors},
+         {"actors", t.actors},
          {"received", h.received},
          {"handled", h.handled},
          {"handled_per_s", rate(h.handled, it == previous_by_handler_.end() ? h.handled : it->second)},
-         {"queued", h.queued},
-         {"sent_delivered", h.delivered},
-         {"sent_refused", h.refused},
+         {"queued", h.queued()},
+         {"sent_delivered", h.sent[static_cast<std::size_t>(status::delivered)]},
+         {"sent_refused", refused(h.sent)},
          {"faults", faults}});
   }
   doc["handler_types"] = std::move(hs);
