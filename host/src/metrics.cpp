@@ -185,6 +185,13 @@ void runtime_families(exposition& e, const metrics_reading& r) {
   counter("ringkernel_audit_malformed_total", "Audit ring slots that held no audit record",
           r.audit.malformed);
   counter("ringkernel_audit_sink_failures_total", "Audit sink calls that threw", r.audit.sink_failures);
+  const trace_stats& t = r.stats.trace;
+  counter("ringkernel_trace_records_collected_total", "Sampled handler calls taken off the device trace ring",
+          t.collected);
+  counter("ringkernel_trace_records_ring_full_total",
+          "Sampled handler calls dropped: the trace ring was full", t.ring_full);
+  counter("ringkernel_trace_records_evicted_total", "Trace records evicted on the host (trace.max_records)",
+          t.evicted);
   e.family("ringkernel_faults_total", "counter", "Per-actor faults by handler type and kind");
   for (const auto& [handler, kinds] : r.faults.by_handler)
     for (std::size_t k = 0; k < fault_counts::kinds; ++k)
@@ -320,6 +327,11 @@ std::string metrics_json(const metrics_reading& r, const metrics_options& option
                   {"malformed", r.audit.malformed},
                   {"sink_failures", r.audit.sink_failures},
                   {"complete", r.audit.complete}};
+  doc["trace"] = {{"sample_every", r.stats.trace.sample_every},
+                  {"collected", r.stats.trace.collected},
+                  {"ring_full", r.stats.trace.ring_full},
+                  {"evicted", r.stats.trace.evicted},
+                  {"kept", r.stats.trace.kept}};
   nlohmann::json handlers = nlohmann::json::array();
   for (const auto& [name, t] : g.by_handler) {
     nlohmann::json h = counters(t.sums, true);

@@ -9,6 +9,20 @@
 
 namespace rk::detail {
 
+namespace {
+void validate_trace(const trace_options& t) {
+  if (t.sample_every == 0) return; // off: the other fields are not used
+  if (const char* problem = trace_ring_geometry(t.ring_slots).validate())
+    throw error(std::string("runtime_options::trace.ring_slots: ") + problem);
+  if (t.max_records == 0 || t.max_records > (std::size_t{1} << 28))
+    throw error("runtime_options::trace.max_records must be between 1 and 268,435,456 (got " +
+                std::to_string(t.max_records) + "); each kept record costs about 64 bytes of host memory");
+  if (t.collect_interval < std::chrono::milliseconds(1) || t.collect_interval > std::chrono::seconds(10))
+    throw error("runtime_options::trace.collect_interval must be between 1 ms and 10 s (got " +
+                std::to_string(t.collect_interval.count()) + " ms)");
+}
+} // namespace
+
 runtime_options validated(runtime_options o) {
   if (o.max_actors == 0 || o.max_actors > (1u << 24))
     throw error("runtime_options::max_actors must be between 1 and 16777216 (got " +
@@ -56,6 +70,7 @@ runtime_options validated(runtime_options o) {
                 std::to_string(o.actor_turn_messages) + ")");
   if (const char* problem = audit_ring_geometry(o.audit_ring_slots).validate())
     throw error(std::string("runtime_options::audit_ring_slots: ") + problem);
+  validate_trace(o.trace);
   return o;
 }
 

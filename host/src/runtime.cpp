@@ -7,6 +7,7 @@
 #include <cxxabi.h>
 
 #include <cstdlib>
+#include <fstream>
 
 namespace rk {
 
@@ -170,7 +171,25 @@ shutdown_report runtime::shutdown() {
 }
 runtime_stats runtime::stats() const {
   RK_NVTX_RANGE("rk::runtime::stats");
-  return impl_->run().stats();
+  return impl_->stats();
+}
+std::vector<trace_record> runtime::trace_records() const {
+  RK_NVTX_RANGE("rk::runtime::trace_records");
+  return impl_->trace_records();
+}
+std::string runtime::trace_json() const {
+  RK_NVTX_RANGE("rk::runtime::trace_json");
+  return impl_->trace_json();
+}
+void runtime::write_trace(const std::filesystem::path& path) const {
+  RK_NVTX_RANGE("rk::runtime::write_trace");
+  const std::string json = impl_->trace_json();
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (out) out.write(json.data(), static_cast<std::streamsize>(json.size()));
+  out.close();
+  if (!out)
+    throw error("write_trace(" + path.string() +
+                "): the file could not be written; check that its directory exists and is writable");
 }
 void runtime::read_state(actor_index id, std::type_index type, void* out, std::size_t bytes) const {
   RK_NVTX_RANGE("rk::runtime::read_state");

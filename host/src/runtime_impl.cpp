@@ -16,7 +16,7 @@ runtime_impl::runtime_impl(runtime_options options)
     : options_(validated(std::move(options))), backend_(choose_backend(options_, description_)),
       memory_(*backend_), workers_(memory_, *backend_, options_.max_actors + scheduled_worker_entries),
       scheduler_(memory_, *backend_, options_), audit_(memory_, *backend_, options_),
-      actors_(memory_, *backend_, scheduler_, options_.max_actors),
+      trace_(memory_, *backend_, options_), actors_(memory_, *backend_, scheduler_, options_.max_actors),
       routing_(memory_, *backend_, actors_, options_), tenants_(memory_, *backend_, options_),
       regions_(memory_, *backend_, tenants_, options_.max_regions), grace_(workers_),
       faults_(*backend_, workers_, actors_, audit_),
@@ -34,6 +34,7 @@ runtime_impl::runtime_impl(runtime_options options)
   workers_.describe(sys);
   scheduler_.describe(sys);
   audit_.describe(sys);
+  trace_.describe(sys);
   io_.describe(sys);
   run_.set_system(sys);
   if (options_.dump_state_on_watchdog) run_.on_stuck([this] { deliver_dump(); });
@@ -433,7 +434,7 @@ metrics_reading runtime_impl::read_metrics() {
     r.uptime_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch() -
                                                      std::chrono::steady_clock::duration(started))
                            .count();
-  r.stats = run_.stats();
+  r.stats = stats();
   r.faulted = faults_.faulted();
   r.tenants = all_usage();
   r.audit = audit_.stats();
@@ -457,9 +458,34 @@ std::uint16_t runtime_impl::serve_metrics(const metrics_endpoint_options& option
 shutdown_report runtime_impl::shutdown() noexcept {
   std::lock_guard lock(setup_);
   shutdown_report r = run_.shutdown(); // SIGUSR1 still dumps a drain that hangs
+  trace_.stop();                       // workers are stopped: the rest of the trace ring is collected
   sigusr1_.reset();
   if (publisher_) publisher_->stop(); // after a last snapshot ("running": false); removed on destruction
   return r;
+}
+
+runtime_stats runtime_impl::stats() {
+  runtime_stats r = run_.stats();
+  r.trace = trace_.stats();
+  return r;
+}
+
+std::string runtime_impl::trace_json() {
+  const std::vector<trace_record> records = trace_.records();
+  const trace_stats totals = trace_.stats();
+  trace_names names;
+  names.actor = [this](actor_index a) {
+    try {
+      return actors_.name_of(a);
+    } catch (const error&) {
+      return std::string(); // forgotten since: exported as "actor <id>"
+    }
+  };
+  names.message_type = [this](std::uint32_t id) {
+    const auto info = routing_.types().find(id);
+    return info ? info->name : std::string();
+  };
+  return chrome_trace_json(records, names, totals);
 }
 
 // --- snapshots --------------------------------------------------------------------------------------------

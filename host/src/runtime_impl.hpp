@@ -45,6 +45,7 @@
 #include "snapshot_file.hpp"
 #include "stats_publisher.hpp"
 #include "tenant_table.hpp"
+#include "trace_link.hpp"
 #include "workers.hpp"
 
 #include <ringkernel/host/runtime.hpp>
@@ -116,6 +117,11 @@ public:
                      std::chrono::nanoseconds timeout);
   std::uint64_t snapshot_all(const std::filesystem::path& path, std::chrono::nanoseconds timeout);
   std::uint64_t restore(const std::filesystem::path& path);
+  //! Counters of every facility (run_control::stats) plus the trace collector's.
+  runtime_stats stats();
+  //! The sampled message trace (trace_link.hpp): the kept records, and them as Chrome trace JSON.
+  std::vector<trace_record> trace_records() { return trace_.records(); }
+  std::string trace_json();
   //! The rk-top shared-memory name, empty unless publishing (runtime_options::publish_stats).
   std::string stats_shm_name() const;
 
@@ -159,6 +165,7 @@ private:
   worker_registry workers_;
   scheduler scheduler_;
   audit_link audit_;
+  trace_link trace_;
   actor_table actors_;
   routing routing_;
   tenant_table tenants_;

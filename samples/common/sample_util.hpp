@@ -32,6 +32,13 @@ public:
     });
   }
   void toggle(const std::string& name, bool& target) { app_.add_flag(name, target); }
+  //! `--name value`: any non-empty text (e.g. a file name).
+  void text(const std::string& name, std::string& target) {
+    app_.add_option(name, target)
+        ->check(CLI::Validator(
+            [](const std::string& v) { return v.empty() ? std::string("must not be empty") : std::string(); },
+            "TEXT"));
+  }
   //! --backend auto|cpu|cuda
   void backend(rk::backend& target) {
     choice("--backend", [&target](const std::string& v) {

@@ -4,7 +4,10 @@
 // last one answers the host. Latency: one event in flight, host clock, full path (4 K2K hops plus the
 // host rings). Throughput: `--window` events in flight; events/s counts completed events.
 //
-//   pipeline [--events N] [--window N] [--backend auto|cpu|cuda] [--json]
+//   pipeline [--events N] [--window N] [--backend auto|cpu|cuda] [--json] [--trace FILE [--trace-every N]]
+//
+// --trace FILE records every N-th handler call of each stage (default: every call) on the device clock and
+// writes them as Chrome trace JSON (open in https://ui.perfetto.dev; docs/profiling.md).
 
 #include <ringkernel/ringkernel.hpp>
 
@@ -65,17 +68,29 @@ int main(int argc, char** argv) {
   std::uint64_t events = 20'000, window = 64;
   bool json = false;
   rk::runtime_options options;
-  rk::samples::flags cli("pipeline", "[--events N] [--window N] [--backend auto|cpu|cuda] [--json]");
+  std::string trace_path;
+  std::uint64_t trace_every = 0;
+  rk::samples::flags cli("pipeline", "[--events N] [--window N] [--backend auto|cpu|cuda] [--json] "
+                                     "[--trace FILE [--trace-every N]]");
   cli.count("--events", events);
   cli.count("--window", window);
   cli.backend(options.backend);
   cli.toggle("--json", json);
+  cli.text("--trace", trace_path);
+  cli.count("--trace-every", trace_every);
   cli.parse(argc, argv);
   if (events == 0) cli.fail("--events must be at least 1");
   if (window == 0 || window > 200) cli.fail("--window must be between 1 and 200");
+  if (trace_every != 0 && trace_path.empty()) cli.fail("--trace-every needs --trace FILE");
+  if (trace_every > 0xFFFF'FFFFu) cli.fail("--trace-every must be at most 4294967295");
+  if (!trace_path.empty()) {
+    options.trace.sample_every = trace_every == 0 ? 1 : static_cast<std::uint32_t>(trace_every);
+    options.trace.ring_slots = 1u << 16; // room for a burst between two collections
+  }
 
   try {
     rk::runtime rt(options);
+    rt.register_message_type({event_type, "event", true, ""}); // names the events in the trace
     // Spawn back to front so each stage knows its successor.
     rk::address next = rk::host_actor;
     std::vector<rk::actor_index> ids(stages);
@@ -137,20 +152,27 @@ int main(int argc, char** argv) {
       return 1;
     }
 
+    if (!trace_path.empty()) rt.write_trace(trace_path);
+    const rk::trace_stats trace = rt.stats().trace;
+
     const std::string backend(rk::to_string(rt.backend()));
     const double p50 = rk::samples::percentile_us(latencies_ns, 0.50);
     const double p99 = rk::samples::percentile_us(latencies_ns, 0.99);
     const double max = latencies_ns.back() / 1'000.0;
     if (json) {
-      const nlohmann::ordered_json doc = {{"backend", backend},
-                                          {"device", rt.backend_description()},
-                                          {"stages", stages},
-                                          {"events", events},
-                                          {"events_per_s", events_per_s},
-                                          {"p50_us", p50},
-                                          {"p99_us", p99},
-                                          {"max_us", max},
-                                          {"window", window}};
+      nlohmann::ordered_json doc = {{"backend", backend},
+                                    {"device", rt.backend_description()},
+                                    {"stages", stages},
+                                    {"events", events},
+                                    {"events_per_s", events_per_s},
+                                    {"p50_us", p50},
+                                    {"p99_us", p99},
+                                    {"max_us", max},
+                                    {"window", window}};
+      if (!trace_path.empty())
+        doc["trace"] = {{"file", trace_path},           {"sample_every", trace.sample_every},
+                        {"collected", trace.collected}, {"ring_full", trace.ring_full},
+                        {"evicted", trace.evicted},     {"kept", trace.kept}};
       std::printf("%s\n", doc.dump().c_str());
     } else {
       std::printf("pipeline: host -> s1 -> s2 -> s3 -> s4 -> host on the %s backend (%s)\n", backend.c_str(),
@@ -159,6 +181,11 @@ int main(int argc, char** argv) {
                   static_cast<unsigned long long>(events), p50, p99, max);
       std::printf("  throughput with %llu in flight: %.0f events/s\n",
                   static_cast<unsigned long long>(window), events_per_s);
+      if (!trace_path.empty())
+        std::printf(
+            "  trace: %llu handler calls in %s (1 in %u; %llu dropped on the device, %llu on the host)\n",
+            static_cast<unsigned long long>(trace.kept), trace_path.c_str(), trace.sample_every,
+            static_cast<unsigned long long>(trace.ring_full), static_cast<unsigned long long>(trace.evicted));
     }
     return 0;
   } catch (const rk::error& e) {

@@ -42,6 +42,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   o.start_timeout = std::chrono::milliseconds(in.ConsumeIntegral<std::int64_t>());
   o.drain_timeout = std::chrono::milliseconds(in.ConsumeIntegral<std::int64_t>());
   o.stop_timeout = std::chrono::milliseconds(in.ConsumeIntegral<std::int64_t>());
+  o.trace.sample_every = in.ConsumeIntegral<std::uint32_t>();
+  o.trace.ring_slots = in.ConsumeIntegral<std::uint32_t>();
+  o.trace.max_records = in.ConsumeIntegral<std::size_t>();
+  o.trace.collect_interval = std::chrono::milliseconds(in.ConsumeIntegral<std::int64_t>());
   try {
     const rk::runtime_options v = rk::detail::validated(o);
     if (v.max_actors == 0 || v.max_actors > (1u << 24)) violated("max_actors in range");
@@ -53,6 +57,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (v.max_group_members == 0) violated("max_group_members is filled in");
     if (v.start_timeout.count() < 0 || v.drain_timeout.count() < 0 || v.stop_timeout.count() < 0)
       violated("timeouts are not negative");
+    if (v.trace.sample_every != 0 &&
+        (rk::trace_ring_geometry(v.trace.ring_slots).validate() != nullptr || v.trace.max_records == 0 ||
+         v.trace.collect_interval.count() < 1 || v.trace.collect_interval.count() > 10'000))
+      violated("a trace that is on has a valid ring, room for a record and a bounded interval");
   } catch (const rk::error& e) {
     if (std::string_view(e.what()).find("runtime_options::") == std::string_view::npos)
       violated("a refusal names the option");

@@ -135,6 +135,20 @@ RK_HOST_DEVICE inline bool take_defer(const system_view& sys, actor_index self) 
   return true;
 }
 
+//! Leader, after a handler call of `self` on the message in `slot` (still in the mailbox): counts the call
+//! towards the trace sample and records every trace.sample_every-th one (trace.cuh). `begin_ns` is when the
+//! call began on the HLC's clock (hlc_physical_ns), `took_ns` how long it ran.
+RK_HOST_DEVICE inline void trace_call(const system_view& sys, actor_index self, const std::byte* slot,
+                                      std::uint64_t begin_ns, std::uint64_t took_ns,
+                                      trace_outcome outcome) noexcept {
+  if (sys.trace.sample_every == 0) return;
+  std::uint32_t& count = sys.privates[slot_of(sys, self)].trace_count;
+  if (++count < sys.trace.sample_every) return;
+  count = 0;
+  (void)emit_trace(sys.trace, slot, self, begin_ns, begin_ns + took_ns,
+                   outcome); // a full ring counts the drop
+}
+
 //! Releases the slot of `step` after it was handled or discarded, and counts it.
 RK_HOST_DEVICE inline void finish_step(const system_view& sys, actor_index self,
                                        const worker_step& step) noexcept {
@@ -170,6 +184,7 @@ serve_result cpu_serve_one(const system_view& sys, actor_index self, void* state
     const auto& header = *reinterpret_cast<const envelope*>(step.slot);
     store_pcie(status_word.busy_type, header.type_id);
     const hlc_timestamp event_time = sys.privates[slot_of(sys, self)].clock.observe(header.timestamp);
+    const std::uint64_t wall_begin = sys.trace.sample_every != 0 ? hlc_physical_ns() : 0; // the trace's clock
     const std::uint64_t begin = physical_clock_ns();
     bool failed = true;
     try {
@@ -182,16 +197,21 @@ serve_result cpu_serve_one(const system_view& sys, actor_index self, void* state
     } catch (...) {
       fault = {header.type_id, fault_code_exception, "handler threw a non-standard exception"};
     }
-    charge_handler_time(sys, self, physical_clock_ns() - begin);
+    const std::uint64_t took = physical_clock_ns() - begin;
+    charge_handler_time(sys, self, took);
     if (failed) {
       take_defer(sys, self); // a call that faulted keeps nothing
+      trace_call(sys, self, step.slot, wall_begin, took, trace_outcome::faulted);
       fault.time = event_time;
       const std::uint32_t slot = slot_of(sys, self);
       mailbox(lane_view(sys.routes[slot], step.lane)).pop();
       bump(sys.counters[slot].interrupted);
       return serve_result::faulted;
     }
-    if (take_defer(sys, self)) return serve_result::idle; // kept for the next turn: no progress made
+    const bool deferred = take_defer(sys, self);
+    trace_call(sys, self, step.slot, wall_begin, took,
+               deferred ? trace_outcome::deferred : trace_outcome::handled);
+    if (deferred) return serve_result::idle; // kept for the next turn: no progress made
   } else if (step.kind != step_kind::discard) {
     return serve_result::idle;
   }
@@ -273,13 +293,18 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
       __syncthreads(); // every thread is done with the slot before it is released
     }
     if (threadIdx.x == 0) {
+      bool deferred = false;
       if (step.kind == step_kind::handle) {
         const std::uint64_t took = physical_clock_ns() - handler_begin;
         charge_handler_time(sys, self, took);
         // A long call is rare and the watchdog must see it return: report at once.
         if (took > 1'000'000) store_pcie(status_word.heartbeat, static_cast<std::uint64_t>(++polls));
+        deferred = take_defer(sys, self);
+        // On the device the duration clock is the HLC's (%globaltimer), so handler_begin serves both.
+        trace_call(sys, self, step.slot, handler_begin, took,
+                   deferred ? trace_outcome::deferred : trace_outcome::handled);
       }
-      if (step.kind == step_kind::handle && take_defer(sys, self)) {
+      if (deferred) {
         ++polls; // kept for the next turn: back off as if idle, so room can appear downstream
         idle.pause();
       } else if (step.kind == step_kind::handle || step.kind == step_kind::discard) {

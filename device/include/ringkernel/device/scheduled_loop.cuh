@@ -97,12 +97,16 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
       __syncthreads(); // every thread is done with the slot (and the state) before the leader moves on
     }
     if (threadIdx.x == 0) {
+      bool deferred = false;
       if (step.kind == step_kind::handle) {
         const std::uint64_t took = physical_clock_ns() - handler_begin;
         charge_handler_time(sys, current, took);
         if (took > 1'000'000) store_pcie(status_word.heartbeat, static_cast<std::uint64_t>(++polls));
+        deferred = take_defer(sys, current);
+        trace_call(sys, current, step.slot, handler_begin, took,
+                   deferred ? trace_outcome::deferred : trace_outcome::handled);
       }
-      if (step.kind == step_kind::handle && take_defer(sys, current)) {
+      if (deferred) {
         end_turn(sys, current, false); // the message stays: it is requeued behind the others
         holding = false;
         idle.pause();

@@ -36,6 +36,21 @@ inline std::ostream& operator<<(std::ostream& os, backend b) {
 //! The largest runtime_options::max_hops: the envelope's 8-bit hop counter must be able to exceed it.
 inline constexpr std::uint32_t max_hops_limit = 254;
 
+//! The sampled message trace (trace.cuh; runtime::trace_json and write_trace export it for Perfetto and
+//! chrome://tracing). Off by default.
+struct trace_options {
+  //! Record every N-th handler call of each actor (1: every call); 0: tracing off. Each recorded call
+  //! costs one 128-byte write into mapped host memory.
+  std::uint32_t sample_every = 0;
+  //! Slots of the device-to-host trace ring (a power of two). A record that finds it full is dropped and
+  //! counted (trace_stats::ring_full): raise this or collect_interval's rate for bursts.
+  std::uint32_t ring_slots = 4096;
+  //! Records the host keeps (the most recent; older ones are evicted and counted). At least 1 when on.
+  std::size_t max_records = std::size_t{1} << 20;
+  //! How often the host collector empties the ring (1 ms .. 10 s).
+  std::chrono::milliseconds collect_interval{10};
+};
+
 struct runtime_options {
   rk::backend backend = rk::backend::automatic;
   int cuda_device = 0;
@@ -121,6 +136,8 @@ struct runtime_options {
   //! Non-empty: the audit log is chained with HMAC-SHA256 under this key (tamper-evident against whoever
   //! can rewrite the log but does not hold the key); verify with `rk-audit-verify --key-file`.
   std::string audit_key;
+  //! Sampled message trace: off unless trace.sample_every > 0.
+  trace_options trace{};
 };
 
 struct actor_options {

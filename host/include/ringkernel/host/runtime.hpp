@@ -17,6 +17,7 @@
 #include <ringkernel/host/state_dump.hpp>
 #include <ringkernel/host/stats.hpp>
 #include <ringkernel/host/tenancy.hpp>
+#include <ringkernel/host/trace.hpp>
 
 #include <chrono>
 #include <cstring>
@@ -261,6 +262,17 @@ public:
   //! heartbeat age) and every actor with a non-empty mailbox (depth per lane, lifecycle words). Reads
   //! only status words, counters and cursors: works while handlers are stuck, and after a fault.
   state_dump dump_state() const;
+  // --- the sampled message trace (trace.hpp, runtime_options::trace, docs/profiling.md) -------------------
+
+  //! The kept records, oldest first, after taking what the device wrote so far (empty when tracing is
+  //! off). stats().trace counts what was collected, dropped on the device and evicted on the host.
+  std::vector<trace_record> trace_records() const;
+  //! The kept records as Chrome trace JSON (open in https://ui.perfetto.dev or chrome://tracing), with
+  //! actor and message-type names.
+  std::string trace_json() const;
+  //! trace_json() into `path` (replaced). Throws rk::error if the file cannot be written.
+  void write_trace(const std::filesystem::path& path) const;
+
   // --- snapshots (snapshot.hpp) ---------------------------------------------------------------------------
 
   //! Actor `a`'s state and spawn options. A live actor of a running runtime is paused for the copy and

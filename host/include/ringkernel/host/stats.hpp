@@ -3,6 +3,7 @@
 //! Counters the host reads back from the device: per actor, per gateway, per host.
 
 #include <ringkernel/device/status.cuh>
+#include <ringkernel/host/trace.hpp>
 
 #include <array>
 #include <cstdint>
@@ -127,6 +128,8 @@ struct runtime_stats {
   //! The runtime faulted (a device fault on CUDA): these are the last counters read before it, and the
   //! actors' lifecycle says faulted.
   bool stale = false;
+  //! The sampled message trace's collector (runtime_options::trace; all zero when tracing is off).
+  trace_stats trace{};
 
   //! The entry of actor (or alias) `id`, or null when it is not a current one.
   const actor_stats* find(actor_index id) const noexcept {

@@ -10,6 +10,7 @@
 #include <ringkernel/device/detail/run_queue.cuh>
 #include <ringkernel/device/mailbox.cuh>
 #include <ringkernel/device/region.cuh>
+#include <ringkernel/device/trace.cuh>
 
 #include <cuda/std/bit>
 
@@ -208,6 +209,8 @@ struct actor_private {
   //! Set by ctx.defer() (any thread of the worker, relaxed: the worker's barrier orders it), read and
   //! cleared by the leader after the call: the message stays in the mailbox for the actor's next turn.
   std::uint32_t defer_requested = 0;
+  //! Handler calls since this actor's last traced one (runtime_options::trace.sample_every).
+  std::uint32_t trace_count = 0;
 };
 
 //! Counters of the gateway (device memory; single writer: the gateway).
@@ -297,6 +300,7 @@ struct system_view {
   region_entry* regions = nullptr;
   std::uint32_t region_capacity = 0;
   audit_channel audit;                        //!< where refusals and faults are reported (see audit.cuh)
+  trace_channel trace;                        //!< where sampled handler calls are recorded (see trace.cuh)
   std::uint32_t device_idle_sleep_max_ns = 0; //!< backoff cap for device pollers (0: default)
   control_block* control = nullptr;           //!< mapped
   worker_status* workers = nullptr;           //!< mapped

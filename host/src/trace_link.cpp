@@ -1,0 +1,81 @@
+// The runtime's end of the sampled message trace (see trace_link.hpp).
+
+#include "trace_link.hpp"
+
+namespace rk::detail {
+
+trace_link::trace_link(memory_pool& memory, backend_impl& backend, const runtime_options& options)
+    : backend_(backend), options_(options.trace) {
+  if (options_.sample_every == 0) return;
+  const ring_geometry g = trace_ring_geometry(options_.ring_slots); // validated with the options
+  ring_ = memory.allocate_mapped(g.total_bytes(), "the trace ring");
+  init_ring_image(ring_.host(), g);
+  words_ = memory.allocate(2 * ring_geometry::cursor_bytes, "trace ring counters");
+  channel_.ring = make_ring_view(ring_.device(), g);
+  // Device producers claim with a CAS: the claim counter stays in device memory, never across PCIe.
+  channel_.ring.tail = words_.as<std::uint64_t>();
+  channel_.ring_full = reinterpret_cast<std::uint64_t*>(words_.as<std::byte>() + ring_geometry::cursor_bytes);
+  channel_.sample_every = options_.sample_every;
+  host_view_ = make_ring_view(ring_.host(), g);
+  host_view_.tail = nullptr; // the host consumer never touches it
+  collector_ = std::thread([this] { run(); });
+}
+
+void trace_link::run() {
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    collect_locked();
+    // A periodic poll with a stop flag, not a synchronisation: records wait in the ring until then.
+    wake_.wait_for(lock, options_.collect_interval, [this] { return stopping_; });
+  }
+}
+
+void trace_link::collect_locked() noexcept {
+  if (stopped_ || host_view_.slots == nullptr) return;
+  const trace_ring ring(host_view_);
+  while (const std::byte* slot = ring.try_peek()) {
+    const trace_record r = load_words<trace_record>(slot);
+    if (r.call.marker == trace_marker) {
+      kept_.push_back(r);
+      ++collected_;
+      if (kept_.size() > options_.max_records) {
+        kept_.pop_front();
+        ++evicted_;
+      }
+    }
+    ring.pop();
+  }
+  try {
+    std::uint64_t full = 0;
+    backend_.copy_from_device(&full, channel_.ring_full, sizeof full);
+    ring_full_ = full;
+  } catch (...) {
+    // A faulted device cannot be read: keep the last count (stats() stays what it was).
+  }
+}
+
+std::vector<trace_record> trace_link::records() {
+  std::lock_guard lock(mutex_);
+  collect_locked();
+  return {kept_.begin(), kept_.end()};
+}
+
+trace_stats trace_link::stats() {
+  std::lock_guard lock(mutex_);
+  collect_locked();
+  return {options_.sample_every, collected_, ring_full_, evicted_, kept_.size()};
+}
+
+void trace_link::stop() noexcept {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    stopping_ = true;
+    collect_locked();
+    stopped_ = true;
+  }
+  wake_.notify_all();
+  if (collector_.joinable()) collector_.join();
+}
+
+} // namespace rk::detail
