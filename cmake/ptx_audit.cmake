@@ -3,7 +3,9 @@
 #   - a checked kernel has a stack frame or spills (a local-memory array or copy reloaded every poll),
 #   - it uses more registers than its budget,
 #   - a byte store to global or generic memory remains (st.u8 outside shared memory): the checked kernels
-#     keep no 8-bit fields in memory, so any byte store is a byte-wise copy of a slot coming back.
+#     keep no 8-bit fields in memory, so any byte store is a byte-wise copy of a slot coming back,
+#   - the idle poll (rk_ptx_audit_idle_poll: what workers call between messages) loads anything with
+#     system scope (ld.*.sys: mapped memory, across PCIe, on every idle iteration of every worker).
 # Arguments: -DNVCC=<nvcc> -DSOURCE=<ptx_audit.cu> -DINCLUDES=<dir|dir|...> -DWORK_DIR=<dir>
 cmake_minimum_required(VERSION 3.25)
 file(MAKE_DIRECTORY "${WORK_DIR}")
@@ -24,12 +26,13 @@ if(NOT rc EQUAL 0)
   message(FATAL_ERROR "ptx audit: nvcc -ptx failed:\n${err2}")
 endif()
 
-# kernel (a substring of its mangled name) | register budget | st.u8 budget
+# kernel (a substring of its mangled name) | register budget | st.u8 budget | .sys load budget (- : any)
 set(kernels
-  "_ZN2rk12actor_kernelI15ptx_audit_stage|64|0"
-  "scheduled_actor_kernelI15ptx_audit_stage|64|0"
-  "rk_ptx_audit_gateway|80|0"
-  "rk_ptx_audit_emit|48|0")
+  "_ZN2rk12actor_kernelI15ptx_audit_stage|64|0|-"
+  "scheduled_actor_kernelI15ptx_audit_stage|64|0|-"
+  "rk_ptx_audit_gateway|80|0|-"
+  "rk_ptx_audit_emit|48|0|-"
+  "rk_ptx_audit_idle_poll|64|0|0")
 
 # ptxas -v: "Function properties for NAME" / "N bytes stack frame, S bytes spill stores, L bytes spill
 # loads" / "Used R registers".
@@ -54,8 +57,11 @@ foreach(line IN LISTS ptx)
   if(line MATCHES "^\\.visible \\.entry ([A-Za-z0-9_]+)\\(")
     set(entry "${CMAKE_MATCH_1}")
     set(bytes_${entry} 0)
+    set(sys_${entry} 0)
   elseif(entry AND line MATCHES "^[ \t]+st\\.[a-z.]*[ub]8[ \t]" AND NOT line MATCHES "st\\.shared")
     math(EXPR bytes_${entry} "${bytes_${entry}} + 1")
+  elseif(entry AND line MATCHES "^[ \t]+ld\\.[a-z.]*sys[. \t]")
+    math(EXPR sys_${entry} "${sys_${entry}} + 1")
   endif()
 endforeach()
 
@@ -65,6 +71,7 @@ foreach(spec IN LISTS kernels)
   list(GET spec 0 pattern)
   list(GET spec 1 register_budget)
   list(GET spec 2 byte_store_budget)
+  list(GET spec 3 sys_load_budget)
   set(found "")
   foreach(line IN LISTS lines)
     if(line MATCHES "Function properties for ([A-Za-z0-9_]*${pattern}[A-Za-z0-9_]*)")
@@ -79,7 +86,11 @@ foreach(spec IN LISTS kernels)
   set(spill ${spill_${found}})
   set(regs ${regs_${found}})
   set(stores ${bytes_${found}})
-  string(APPEND report "  ${pattern}: ${regs} registers (budget ${register_budget}), stack ${stack} B, spills ${spill} B, st.u8 ${stores} (budget ${byte_store_budget})\n")
+  set(sys_loads ${sys_${found}})
+  string(APPEND report "  ${pattern}: ${regs} registers (budget ${register_budget}), stack ${stack} B, spills ${spill} B, st.u8 ${stores} (budget ${byte_store_budget}), ld .sys ${sys_loads} (budget ${sys_load_budget})\n")
+  if(NOT sys_load_budget STREQUAL "-" AND sys_loads GREATER sys_load_budget)
+    list(APPEND failures "${pattern}: ${sys_loads} system-scope loads (ld.*.sys), budget ${sys_load_budget}: an idle poll reads mapped memory across PCIe")
+  endif()
   if(NOT stack EQUAL 0)
     list(APPEND failures "${pattern}: ${stack}-byte stack frame (local memory)")
   endif()

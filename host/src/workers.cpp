@@ -36,12 +36,14 @@ std::vector<worker_group> launch_record::backend_groups(const system_view& sys) 
 worker_registry::worker_registry(memory_pool& memory, backend_impl& backend, std::uint32_t capacity)
     : memory_(memory), backend_(backend), capacity_(capacity), entries_(capacity) {
   control_ = memory.allocate_mapped(sizeof(control_block), "the control block");
+  live_control_ = memory.allocate(sizeof(device_control), "the device control words");
   status_ =
       memory.allocate_mapped(sizeof(worker_status) * (std::size_t{capacity} + 1), "worker status entries");
 }
 
 void worker_registry::describe(system_view& sys) const {
   sys.control = static_cast<control_block*>(control_.device());
+  sys.live = live_control_.as<device_control>();
   sys.workers = static_cast<worker_status*>(status_.device());
 }
 
@@ -100,6 +102,7 @@ void worker_registry::discard(launch_record& launch) noexcept {
 void worker_registry::abandon(launch_record& launch) noexcept {
   std::lock_guard lock(mutex_);
   launch.abandoned = true;
+  backend_.abandon_workers(launch.first, launch.used);
 }
 
 void worker_registry::gateway_started() noexcept {
@@ -127,15 +130,28 @@ std::uint32_t worker_registry::checked_in(const launch_record& launch) const {
   return n;
 }
 
+bool worker_registry::publish_control(std::uint32_t device_control::*word, std::uint32_t value) noexcept {
+  // A word-sized copy: the CPU backend stores it atomically with release order; on CUDA it is a copy on
+  // the copy stream, after the table copies it must follow.
+  try {
+    backend_.copy_to_device(&(live_control_.as<device_control>()->*word), &value, sizeof value);
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
 void worker_registry::request_terminate() noexcept {
   cuda::atomic_ref<std::uint32_t, pcie_scope>(host_control()->terminate)
       .store(1, cuda::std::memory_order_release);
+  (void)publish_control(&device_control::terminate, 1u); // a failed copy: the device faulted, kernels gone
   backend_.wake_idle_workers();
 }
 
 void worker_registry::request_pause(bool pause) noexcept {
   cuda::atomic_ref<std::uint32_t, pcie_scope>(host_control()->pause)
       .store(pause ? 1u : 0u, cuda::std::memory_order_release);
+  (void)publish_control(&device_control::pause, pause ? 1u : 0u);
   backend_.wake_idle_workers();
 }
 
@@ -164,6 +180,8 @@ std::uint32_t worker_registry::begin_grace() {
   // Release: the table writes that unpublished what this period protects are visible first.
   cuda::atomic_ref<std::uint32_t, pcie_scope>(host_control()->grace_epoch)
       .store(grace_epoch_, cuda::std::memory_order_release);
+  // A failed copy (a device fault) leaves the period open for good: nothing it protects is reused.
+  (void)publish_control(&device_control::grace_epoch, grace_epoch_);
   backend_.wake_idle_workers(); // parked CPU threads report quiescence at once
   return grace_epoch_;
 }

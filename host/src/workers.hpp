@@ -124,12 +124,16 @@ private:
   backend_impl& backend_;
   std::uint32_t capacity_;
   mapped_block control_;
+  device_block live_control_; //!< device_control: what workers poll (see system.cuh)
   mapped_block status_;
   mutable std::mutex mutex_; //!< guards the launch list and entry allocator (read by waits and grace checks)
   range_allocator entries_;
   std::vector<std::unique_ptr<launch_record>> launches_;
   bool gateway_started_ = false;
   std::uint32_t grace_epoch_ = 0; //!< the host's copy of control_block::grace_epoch
+  //! Writes one word of the device_control (and returns whether the copy succeeded: after a device fault
+  //! it cannot, and then the kernels are gone anyway).
+  bool publish_control(std::uint32_t device_control::*word, std::uint32_t value) noexcept;
 };
 
 } // namespace rk::detail

@@ -443,8 +443,7 @@ private:
   //! null for the gateway, which does not pause).
   bool control_changed(std::uint32_t grace_seen, const bool* paused) const noexcept {
     return terminate_requested(sys_) || (paused != nullptr && pause_requested(sys_) != *paused) ||
-           cuda::atomic_ref<std::uint32_t, pcie_scope>(sys_.control->grace_epoch)
-                   .load(cuda::std::memory_order_acquire) != grace_seen;
+           grace_epoch_of(sys_) != grace_seen;
   }
 
   void wake_idle_workers() noexcept override {

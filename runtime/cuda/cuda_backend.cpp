@@ -26,6 +26,10 @@ namespace {
 
 constexpr unsigned gateway_threads = 32;
 
+//! "Maximum number of resident grids per device" in the CUDA C++ Programming Guide's table of compute
+//! capabilities: 128 for every architecture this library builds for (sm_70 and later, Jetson aside).
+constexpr std::size_t max_resident_grids = 128;
+
 struct launched_kernel {
   cudaStream_t stream = nullptr;
   std::string where;              //!< "actor kernel for handler 'echo' (actors: ...)"
@@ -82,12 +86,30 @@ public:
     on.check(device_);
     RK_CUDA_CHECK(cudaGetDeviceProperties(&props_, device_));
     RK_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
+    // Device memory comes from a memory pool of this runtime's own, allocated and freed in stream order on
+    // the copy stream: cudaMalloc and cudaFree synchronise with every stream of the device, so with another
+    // runtime's persistent kernels running they would wait for ever. The pool keeps what it reserved
+    // (release threshold: never) until it is destroyed, which does not wait either.
+    int pools_supported = 0;
+    RK_CUDA_CHECK(cudaDeviceGetAttribute(&pools_supported, cudaDevAttrMemoryPoolsSupported, device_));
+    if (pools_supported != 0) {
+      cudaMemPoolProps props{};
+      props.allocType = cudaMemAllocationTypePinned;
+      props.handleTypes = cudaMemHandleTypeNone;
+      props.location.type = cudaMemLocationTypeDevice;
+      props.location.id = device_;
+      RK_CUDA_CHECK(cudaMemPoolCreate(&pool_, &props));
+      std::uint64_t keep_everything = ~std::uint64_t{0};
+      RK_CUDA_CHECK(cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrReleaseThreshold, &keep_everything));
+    }
     description = props_text(props_);
   }
 
   ~cuda_backend() override {
     const current_device on(device_);
     for (auto& k : launched_) RK_CUDA_WARN(cudaStreamDestroy(k.stream));
+    if (copy_stream_ != nullptr) RK_CUDA_WARN(cudaStreamSynchronize(copy_stream_)); // its frees are done
+    if (pool_ != nullptr) RK_CUDA_WARN(cudaMemPoolDestroy(pool_));
     if (copy_stream_ != nullptr) RK_CUDA_WARN(cudaStreamDestroy(copy_stream_));
   }
 
@@ -103,18 +125,28 @@ public:
     const current_device on(device_);
     on.check(device_);
     void* p = nullptr;
-    const cudaError_t e = cudaMalloc(&p, bytes);
+    cudaError_t e = cudaSuccess;
+    if (pool_ != nullptr) {
+      e = cudaMallocFromPoolAsync(&p, bytes, pool_, copy_stream_);
+      if (e == cudaSuccess) e = cudaStreamSynchronize(copy_stream_);
+    } else {
+      e = cudaMalloc(&p, bytes); // no memory pools on this device: synchronises (docs/architecture.md)
+    }
     if (e != cudaSuccess) {
       (void)cudaGetLastError();
-      throw error("CUDA backend: cudaMalloc of " + std::to_string(bytes) +
-                  " bytes failed: " + cuda_error_text(e) + "; reduce max_actors or mailbox sizes");
+      throw error("CUDA backend: allocating " + std::to_string(bytes) + " bytes of device memory failed: " +
+                  cuda_error_text(e) + "; reduce max_actors or mailbox sizes");
     }
     zero_device(p, bytes); // through the copy engine (see backend_impl::zero_device)
     return p;
   }
   void free_device(void* pointer) noexcept override {
     const current_device on(device_);
-    RK_CUDA_WARN(cudaFree(pointer));
+    if (pool_ != nullptr) {
+      RK_CUDA_WARN(cudaFreeAsync(pointer, copy_stream_)); // after the copies that used it, in stream order
+    } else {
+      RK_CUDA_WARN(cudaFree(pointer));
+    }
   }
 
   mapped_allocation allocate_mapped(std::size_t bytes) override {
@@ -233,6 +265,16 @@ public:
         it = launched_.erase(it);
       } else {
         ++it;
+      }
+    }
+    if (used_capacity_ < 0) used_capacity_ = 0;
+  }
+
+  void abandon_workers(std::uint32_t first_worker, std::uint32_t count) noexcept override {
+    for (auto& k : launched_) {
+      if (k.first_worker >= first_worker && k.first_worker + k.blocks <= first_worker + count) {
+        used_capacity_ -= k.demand;
+        k.demand = 0.0;
       }
     }
     if (used_capacity_ < 0) used_capacity_ = 0;
@@ -368,6 +410,16 @@ private:
   //! fraction `plan` needs; throws (nothing launched) if it does not fit beside `already_used`. start()
   //! also waits for every block to check in, which catches what this estimate cannot (other work).
   double check_co_residency(std::vector<planned>& plan, double already_used) {
+    // Kernels, not blocks: a device runs at most max_resident_grids grids at once, and a launch beyond
+    // that waits for one to finish, which a persistent kernel never does.
+    if (launched_.size() + plan.size() > max_resident_grids)
+      throw error("the GPU " + props_text(props_) + " runs at most " + std::to_string(max_resident_grids) +
+                  " kernels at once; " + std::to_string(launched_.size()) +
+                  " persistent kernels run (the gateway, one per scheduled handler type, one per batch of "
+                  "dedicated actors spawned after start) and this launch needs " +
+                  std::to_string(plan.size()) +
+                  " more. Spawn dedicated actors in batches (spawn_many), before start(), or as scheduled "
+                  "actors. Nothing was launched.");
     double demand = 0.0;
     std::ostringstream breakdown;
     for (planned& p : plan) {
@@ -394,7 +446,8 @@ private:
       message.precision(1);
       message << std::fixed << "the actor kernels cannot all be co-resident on " << props_text(props_)
               << ": they need " << (already_used + demand) * 100.0
-              << "% of the GPU's resident-block capacity";
+              << "% of the GPU's resident-block capacity (the limit on blocks per SM for their register, "
+                 "shared-memory and thread use)";
       if (already_used > 0) message << " (" << already_used * 100.0 << "% is already running)";
       message << "." << breakdown.str()
               << "\nSpawn fewer actors or use fewer threads_per_worker. Nothing was launched.";
@@ -406,6 +459,7 @@ private:
   int device_;
   cudaDeviceProp props_{};
   cudaStream_t copy_stream_ = nullptr;
+  cudaMemPool_t pool_ = nullptr; //!< this runtime's device memory (null: the device has no memory pools)
   std::vector<launched_kernel> launched_;
   double used_capacity_ = 0.0; //!< fraction of resident-block capacity taken by launched kernels
   const control_block* host_control_ = nullptr;

@@ -29,6 +29,23 @@ __global__ void rk_ptx_audit_gateway(rk::detail::system_view sys, std::uint32_t 
   rk::detail::device_gateway_loop(sys, worker);
 }
 
+//! What a worker does on every idle poll, from the same functions the loops call between messages: the
+//! control words, the quiescence report, the next step of an actor with an empty mailbox (dedicated), the
+//! run queue (scheduled). The audit allows no system-scope (.sys, mapped memory over PCIe) load here.
+__global__ void rk_ptx_audit_idle_poll(rk::detail::actor_kernel_params p, std::uint32_t* out) {
+  using namespace rk::detail;
+  const system_view& sys = p.sys;
+  worker_status& status_word = sys.workers[p.first_worker + blockIdx.x];
+  std::uint32_t seen = out[0];
+  std::uint32_t result = terminate_requested(sys) ? 1u : 0u;
+  note_quiescent(sys, status_word, seen);
+  result += pause_requested(sys) ? 2u : 0u;
+  result += static_cast<std::uint32_t>(next_step(sys, p.worker_actors[blockIdx.x]).kind);
+  rk::actor_index ready = 0;
+  result += take_ready(sys, p.kind, ready) ? ready : 0u;
+  out[1 + blockIdx.x] = result + seen;
+}
+
 __global__ void rk_ptx_audit_emit(rk::audit_channel channel, rk::audit_record record) {
   (void)rk::emit_audit(channel, record);
 }

@@ -2,6 +2,10 @@
 // with the reason when no usable device is present).
 #include "tenancy_cases.hpp"
 
+#include <cstdio>
+#include <cstdlib>
+#include <future>
+
 namespace rk_cases {
 
 INSTANTIATE_TEST_SUITE_P(cuda, RuntimeCases, both_modes(rk::backend::cuda), backend_name);
@@ -44,6 +48,67 @@ TEST(CudaBackend, RefusesToStartKernelsThatCannotBeCoResident) {
   rt.start();
   EXPECT_EQ(rt.send_wait(a, msg_ping, {}, 5s), rk::status::delivered);
   EXPECT_TRUE(rt.shutdown().drained);
+}
+
+// A device runs at most 128 grids at once; each dedicated actor spawned after start() is one more grid, so
+// the 129th kernel is refused up front, naming that limit, instead of queueing forever.
+TEST(CudaBackend, RefusesTheKernelBeyondTheResidentGridLimit) {
+  const rk::device_probe probe = rk::probe_cuda_device();
+  if (!probe.usable) GTEST_SKIP() << "no usable CUDA device: " << probe.description;
+  rk::runtime_options o;
+  o.backend = rk::backend::cuda;
+  o.announce_backend = false;
+  o.max_actors = 1024;
+  rk::runtime rt(o);
+  rk::actor_options dedicated = small_mailbox(2, 128);
+  dedicated.dedicated_worker = true;
+  rt.spawn<echo>("first", dedicated);
+  rt.start(); // the gateway and one dedicated grid
+  int spawned = 0;
+  std::string refusal;
+  for (int i = 0; i < 200 && refusal.empty(); ++i) {
+    try {
+      rt.spawn<echo>(std::string("late").append(std::to_string(i)), dedicated);
+      ++spawned;
+    } catch (const rk::error& e) {
+      refusal = e.what();
+    }
+  }
+  // 128 minus the gateway, the first actor's grid and a scheduled pool if one was started for echo.
+  EXPECT_GE(spawned, 125) << refusal;
+  EXPECT_LE(spawned, 126) << refusal;
+  EXPECT_NE(refusal.find("at most 128 kernels at once"), std::string::npos) << refusal;
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+// A second runtime built, used and destroyed while another one's persistent kernels run: nothing in its
+// life may wait for the whole device (cudaMalloc, cudaFree and cudaDeviceSynchronize would, for ever). It
+// lives on another thread under a 60 s deadline, so a regression fails here instead of hanging.
+TEST(CudaBackend, ASecondRuntimeComesAndGoesWhileTheFirstRuns) {
+  const rk::device_probe probe = rk::probe_cuda_device();
+  if (!probe.usable) GTEST_SKIP() << "no usable CUDA device: " << probe.description;
+  rk::runtime_options o;
+  o.backend = rk::backend::cuda;
+  o.announce_backend = false;
+  rk::runtime first(o);
+  const auto a = first.spawn<echo>("a");
+  first.start();
+  auto second_life = std::async(std::launch::async, [&o] {
+    rk::runtime second(o);
+    const auto b = second.spawn<echo>("b");
+    second.start();
+    const rk::status st = second.send_wait(b, msg_ping, {}, 5s);
+    (void)second.shutdown();
+    return st;
+  });
+  if (second_life.wait_for(60s) != std::future_status::ready) {
+    std::fprintf(stderr, "a second runtime did not come and go within 60 s beside a running one: an "
+                         "allocation or free waited for the first runtime's kernels\n");
+    std::_Exit(1); // the blocked thread cannot be joined
+  }
+  EXPECT_EQ(second_life.get(), rk::status::delivered);
+  EXPECT_EQ(first.send_wait(a, msg_ping, {}, 5s), rk::status::delivered) << "the first runtime still runs";
+  EXPECT_TRUE(first.shutdown().drained);
 }
 
 TEST(CudaBackend, ReleasesDeviceMemoryAcrossRuntimes) {

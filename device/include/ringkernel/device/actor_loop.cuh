@@ -230,7 +230,7 @@ struct actor_kernel_params {
 };
 
 #if defined(__CUDACC__)
-//! How often a busy worker looks at the (mapped, slow to read) control block.
+//! How often a busy worker looks at the control words (between handler calls).
 inline constexpr std::uint32_t control_poll_interval = 64;
 
 template <class H>
@@ -281,7 +281,8 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
           store_pcie(status_word.busy_type, reported_type);
         }
       }
-      if (check_control) store_pcie(status_word.heartbeat, static_cast<std::uint64_t>(polls));
+      if (check_control && (polls % heartbeat_poll_interval) == 0)
+        store_pcie(status_word.heartbeat, static_cast<std::uint64_t>(polls));
       shared_step = step;
       if (working) handler_begin = physical_clock_ns();
     }

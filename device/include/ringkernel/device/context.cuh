@@ -124,6 +124,11 @@ public:
     if ((options.flags & envelope_flags::descriptor) != 0) // descriptors go one by one: send_descriptor
       return count_sent(status::invalid_descriptor, count);
 #if defined(__CUDA_ARCH__)
+    // Warp-uniform: lanes that execute __activemask() together all get the same mask, so either all 32
+    // lanes ran it together and every one of them takes the collective path, or none sees the full mask
+    // (lanes that arrive apart each see only their own group) and each takes the per-call path. A lane
+    // cannot see the full mask while another does not, so no lane waits in a _sync call for one that took
+    // the other path. (Lanes that arrive apart lose the aggregation, not correctness.)
     if (__activemask() == 0xffff'ffffu && blockDim.x % 32 == 0)
       return send_warp_aggregated(destination, type, payloads, count, options);
 #endif

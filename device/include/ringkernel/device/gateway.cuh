@@ -163,7 +163,7 @@ __device__ inline void device_gateway_loop(const system_view& sys, std::uint32_t
     }
     if (terminate_requested(sys)) break;
     note_quiescent(sys, status_word, grace_seen);
-    store_pcie(status_word.heartbeat, polls);
+    if ((polls % heartbeat_poll_interval) == 0) store_pcie(status_word.heartbeat, polls);
   }
   check_out(status_word);
 }

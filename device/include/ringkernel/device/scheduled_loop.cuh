@@ -54,7 +54,8 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
             holding = true;
             turn = 0;
           }
-          store_pcie(status_word.heartbeat, static_cast<std::uint64_t>(polls));
+          if ((polls % heartbeat_poll_interval) == 0)
+            store_pcie(status_word.heartbeat, static_cast<std::uint64_t>(polls));
         }
       } else if ((++polls % control_poll_interval) == 0 && terminate_requested(sys)) {
         shared_exit = true;

@@ -232,6 +232,22 @@ struct alignas(false_sharing_range) control_block {
   std::uint32_t trap_code = 0;                               //!< writer: the same worker
 };
 
+//! What workers and the gateway poll between messages (device memory; host writes through the backend's
+//! copies, after writing the same value into the mapped control_block, which stays the host's record). In
+//! device memory so that an idle poll never crosses PCIe: thousands of idle workers reading mapped words
+//! would flood the bus and slow the host's own traffic.
+struct alignas(false_sharing_range) device_control {
+  std::uint32_t terminate = 0;   //!< see control_block::terminate
+  std::uint32_t pause = 0;       //!< see control_block::pause
+  std::uint32_t grace_epoch = 0; //!< see control_block::grace_epoch
+};
+
+//! Device pollers write their heartbeat (a PCIe write) once per this many idle polls: once the idle
+//! backoff reaches runtime_options::device_idle_sleep_max_ns (1 µs by default) per poll, that is one write
+//! every ~16 µs per idle worker instead of one per poll. It divides control_poll_interval, so a busy
+//! worker still beats each time it looks at the control words.
+inline constexpr std::uint32_t heartbeat_poll_interval = 16;
+
 //! One per worker (mapped). Writer: that worker's leader thread; reader: the host.
 struct alignas(64) worker_status {
   //! Advances while the worker loops, and whenever a handler call returns (CPU: every call; CUDA: every
@@ -302,7 +318,8 @@ struct system_view {
   audit_channel audit;                        //!< where refusals and faults are reported (see audit.cuh)
   trace_channel trace;                        //!< where sampled handler calls are recorded (see trace.cuh)
   std::uint32_t device_idle_sleep_max_ns = 0; //!< backoff cap for device pollers (0: default)
-  control_block* control = nullptr;           //!< mapped
+  control_block* control = nullptr;           //!< mapped: the host's record, and trap reports
+  device_control* live = nullptr;             //!< device memory: the control words workers poll
   worker_status* workers = nullptr;           //!< mapped
   ring_view ingress;                          //!< mapped (host producers, gateway consumer)
   ingress_receipt* receipts = nullptr;        //!< mapped; slots handed out by host send_wait callers
@@ -323,12 +340,18 @@ struct system_view {
 // --- small accessors: every shared access says its scope and order here, once ---
 
 RK_HOST_DEVICE inline bool terminate_requested(const system_view& s) noexcept {
-  return cuda::atomic_ref<std::uint32_t, pcie_scope>(s.control->terminate)
+  return cuda::atomic_ref<std::uint32_t, peer_scope>(s.live->terminate)
              .load(cuda::std::memory_order_acquire) != 0;
 }
 RK_HOST_DEVICE inline bool pause_requested(const system_view& s) noexcept {
-  return cuda::atomic_ref<std::uint32_t, pcie_scope>(s.control->pause)
-             .load(cuda::std::memory_order_relaxed) != 0;
+  return cuda::atomic_ref<std::uint32_t, peer_scope>(s.live->pause).load(cuda::std::memory_order_relaxed) !=
+         0;
+}
+//! Acquire: the host unpublished what the epoch protects (table writes, through the same copy stream on
+//! CUDA) before it wrote the epoch.
+RK_HOST_DEVICE inline std::uint32_t grace_epoch_of(const system_view& s) noexcept {
+  return cuda::atomic_ref<std::uint32_t, peer_scope>(s.live->grace_epoch)
+      .load(cuda::std::memory_order_acquire);
 }
 //! Acquire: the host writes an entry's other fields before it changes the host word.
 RK_HOST_DEVICE inline std::uint32_t host_word_of(const route_entry& e) noexcept {
@@ -395,8 +418,7 @@ RK_HOST_DEVICE inline route_entry* entry_of(const system_view& s, address a,
 //! host reads `quiescent >= E`, this worker holds nothing it found in the tables before epoch E began.
 RK_HOST_DEVICE inline void note_quiescent(const system_view& s, worker_status& w,
                                           std::uint32_t& seen) noexcept {
-  const std::uint32_t epoch = cuda::atomic_ref<std::uint32_t, pcie_scope>(s.control->grace_epoch)
-                                  .load(cuda::std::memory_order_acquire);
+  const std::uint32_t epoch = grace_epoch_of(s);
   if (epoch == seen) return;
   seen = epoch;
   // Release: every access this worker made to tables and mailboxes so far happens before the report.
@@ -406,8 +428,7 @@ RK_HOST_DEVICE inline void note_quiescent(const system_view& s, worker_status& w
 //! A worker's first and last words: check-in (after its first quiescence report) and exit.
 //! check_in returns the grace epoch it reported, for note_quiescent.
 RK_HOST_DEVICE inline std::uint32_t check_in(const system_view& s, worker_status& w) noexcept {
-  const std::uint32_t epoch = cuda::atomic_ref<std::uint32_t, pcie_scope>(s.control->grace_epoch)
-                                  .load(cuda::std::memory_order_acquire);
+  const std::uint32_t epoch = grace_epoch_of(s);
   cuda::atomic_ref<std::uint32_t, pcie_scope>(w.quiescent).store(epoch, cuda::std::memory_order_relaxed);
   cuda::atomic_ref<std::uint32_t, pcie_scope>(w.checked_in).store(1u, cuda::std::memory_order_release);
   return epoch;

@@ -113,6 +113,10 @@ public:
   //! on CUDA lets their kernel finish without calling it a fault, and gives back its co-residency share).
   //! A range covers whole launches.
   virtual void release_workers(std::uint32_t first_worker, std::uint32_t count) noexcept = 0;
+  //! The launch of workers [first_worker, + count) was given up before all of them checked in: their
+  //! actors' ids are retired, so a block that becomes resident later exits on its first look. What the
+  //! launch holds of the co-residency estimate is given back now; its stream goes with release_workers.
+  virtual void abandon_workers(std::uint32_t /*first_worker*/, std::uint32_t /*count*/) noexcept {}
   //! A fault if one happened (cheap enough to call every millisecond). Once a fault is reported, it
   //! keeps being reported.
   virtual std::optional<backend_fault> poll_fault() = 0;
