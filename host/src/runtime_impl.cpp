@@ -471,8 +471,7 @@ runtime_stats runtime_impl::stats() {
 }
 
 std::string runtime_impl::trace_json() {
-  const std::vector<trace_record> records = trace_.records();
-  const trace_stats totals = trace_.stats();
+  const auto [records, totals] = trace_.records_and_stats();
   trace_names names;
   names.actor = [this](actor_index a) {
     try {

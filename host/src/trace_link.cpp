@@ -66,6 +66,13 @@ trace_stats trace_link::stats() {
   return {options_.sample_every, collected_, ring_full_, evicted_, kept_.size()};
 }
 
+std::pair<std::vector<trace_record>, trace_stats> trace_link::records_and_stats() {
+  std::lock_guard lock(mutex_);
+  collect_locked();
+  return {{kept_.begin(), kept_.end()},
+          {options_.sample_every, collected_, ring_full_, evicted_, kept_.size()}};
+}
+
 void trace_link::stop() noexcept {
   {
     std::lock_guard lock(mutex_);

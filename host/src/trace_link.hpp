@@ -17,6 +17,7 @@
 #include <deque>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace rk::detail {
@@ -32,6 +33,8 @@ public:
   //! Takes what the ring holds now, then returns every kept record (oldest first).
   std::vector<trace_record> records();
   trace_stats stats();
+  //! Both from one collection, so that stats.kept == records.size().
+  std::pair<std::vector<trace_record>, trace_stats> records_and_stats();
   //! Workers are stopped (or gone): takes the rest and ends the collector. Idempotent.
   void stop() noexcept;
 

@@ -68,6 +68,32 @@ TEST(Mailbox, SingleProducerIsFifoAcrossManyLaps) {
   EXPECT_EQ(mb.try_peek(), nullptr);
 }
 
+// The consumer that keeps its own head (the gateway, whose ring heads are in mapped memory) sees the
+// same FIFO, frees slots for the producers' next lap, and leaves head where try_peek() expects it.
+TEST(Mailbox, AConsumerWithItsOwnHeadCopyReadsTheSameFifo) {
+  host_ring ring({4, 128});
+  const mailbox mb(ring.view());
+  std::uint64_t head = 0;
+  for (std::uint64_t i = 0; i < 40; ++i) {
+    ASSERT_EQ(mb.try_send(header_for(1, sizeof(i), i), &i), status::delivered);
+    if (i % 4 == 3) {
+      ASSERT_EQ(mb.try_send(header_for(1, sizeof(i), i), &i), status::queue_full) << "4 slots, all taken";
+      while (const std::byte* slot = mb.try_peek_at(head)) {
+        ASSERT_EQ(rk::message(slot).correlation_id(), head);
+        mb.pop_at(head);
+        ++head;
+      }
+    }
+  }
+  EXPECT_EQ(head, 40u);
+  EXPECT_EQ(*ring.view().head, 40u);
+  EXPECT_EQ(mb.try_peek(), nullptr);
+  const std::uint64_t last = 40;
+  ASSERT_EQ(mb.try_send(header_for(1, sizeof(last), last), &last), status::delivered);
+  ASSERT_NE(mb.try_peek(), nullptr); // the plain consumer takes over where the head copy left off
+  EXPECT_EQ(rk::message(mb.try_peek()).correlation_id(), 40u);
+}
+
 TEST(Mailbox, FullMailboxReturnsQueueFullAndLosesNothing) {
   host_ring ring({16, 128});
   const mailbox mb(ring.view());

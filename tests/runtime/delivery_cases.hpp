@@ -53,10 +53,14 @@ struct relay {
 
 class DeliveryCases : public RuntimeCases {
 protected:
-  //! Sends one count message to `a` until send() pushes back; returns how many were enqueued.
+  //! Sends one count message to `a` until send() pushes back; returns how many were enqueued. Bounded: a
+  //! runtime that never pushed back fails the test instead of looping for ever.
   static std::uint64_t send_until_refused(rk::runtime& rt, actor_index a) {
+    constexpr std::uint64_t bound = 10'000'000;
     std::uint64_t enqueued = 0;
-    while (rt.send(a, msg_count, rk::as_bytes(ping_payload{0, 1})) == status::enqueued) ++enqueued;
+    while (enqueued < bound && rt.send(a, msg_count, rk::as_bytes(ping_payload{0, 1})) == status::enqueued)
+      ++enqueued;
+    EXPECT_LT(enqueued, bound) << "send() never pushed back";
     return enqueued;
   }
   //! Waits (bounded) until the gateway settled `n` host messages in all.

@@ -103,24 +103,24 @@ RK_HOST_DEVICE inline bool retry_parked(const system_view& sys, std::uint32_t qu
 //! earlier messages to the same address. Returns whether one was taken.
 RK_HOST_DEVICE inline bool take_ingress(const system_view& sys) noexcept {
   const ingress_ring ingress(sys.ingress);
-  const std::byte* slot = ingress.try_peek();
+  const parking_view& p = sys.parking;
+  const std::uint64_t position = p.state->ingress_head; // the mapped head is written, never read back
+  const std::byte* slot = ingress.try_peek_at(position);
   if (slot == nullptr) return false;
   const envelope header = host_header(slot);
   const std::uint32_t receipt = receipt_slot_of(sys, *reinterpret_cast<const envelope*>(slot));
-  const std::uint64_t position =
-      cuda::atomic_ref<std::uint64_t, pcie_scope>(*sys.ingress.head).load(cuda::std::memory_order_relaxed);
-  const parking_view& p = sys.parking;
   const bool may_park = (header.flags & envelope_flags::drop_if_full) == 0;
   const std::uint32_t queue =
       parking_queue_of(p, header.destination, sys.actor_slot_bits, sys.group_slot_bits);
   // Behind parked messages to the same address: wait behind them (or, with drop_if_full, count as full).
   status verdict = has_parked(p, queue) ? status::queue_full : deliver(sys, header, slot + envelope_bytes);
+  p.state->ingress_head = position + 1;
   if (verdict == status::queue_full && may_park && park(p, queue, slot, position)) {
     set_parked_gauge(sys, +1);
-    ingress.pop();
+    ingress.pop_at(position);
     return true;
   }
-  ingress.pop(); // before settling: the host counts a settled message's slot as free
+  ingress.pop_at(position); // before settling: the host counts a settled message's slot as free
   settle_host_message(sys, queue, receipt, position, verdict);
   return true;
 }
@@ -129,12 +129,14 @@ RK_HOST_DEVICE inline bool take_ingress(const system_view& sys) noexcept {
 //! `budget`. Returns whether it took any.
 RK_HOST_DEVICE inline bool take_wakes(const system_view& sys, std::uint32_t budget = 64) noexcept {
   const ingress_ring wakes(sys.sched.wakes);
+  std::uint64_t& head = sys.parking.state->wakes_head; // as for ingress: never read back across PCIe
   std::uint32_t taken = 0;
   for (; taken < budget; ++taken) {
-    const std::byte* slot = wakes.try_peek();
+    const std::byte* slot = wakes.try_peek_at(head);
     if (slot == nullptr) break;
     const actor_index id = load_words<envelope>(slot).destination;
-    wakes.pop();
+    wakes.pop_at(head);
+    ++head;
     wake_actor(sys, id);
   }
   return taken != 0;

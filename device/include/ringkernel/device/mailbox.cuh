@@ -187,6 +187,18 @@ public:
     head_ref().store(h + 1, cuda::std::memory_order_relaxed);
   }
 
+  //! The same two steps for a consumer that keeps its own copy of head (its only writer), so that a head
+  //! in mapped memory is only written, never read back across PCIe: the slot at `position` (== head) if
+  //! it is published, else null; then releasing it, which advances head to position + 1.
+  RK_HOST_DEVICE const std::byte* try_peek_at(std::uint64_t position) const noexcept {
+    if (seq_ref(position).load(cuda::std::memory_order_acquire) != position + 1) return nullptr;
+    return slot_at(position);
+  }
+  RK_HOST_DEVICE void pop_at(std::uint64_t position) const noexcept {
+    seq_ref(position).store(position + v_.capacity, cuda::std::memory_order_release);
+    head_ref().store(position + 1, cuda::std::memory_order_relaxed);
+  }
+
   //! Claimed-but-not-consumed positions (includes claims not yet published). A snapshot, for stats.
   RK_HOST_DEVICE std::uint64_t approximate_size() const noexcept {
     const std::uint64_t t =

@@ -39,6 +39,11 @@ struct parking_state {
   std::uint32_t active_count = 0; //!< non-empty queues
   std::uint32_t cursor = 0;       //!< next index of `active` retry_parked() visits
   std::uint32_t reserved_ = 0;
+  //! The gateway's copies of the heads of the ingress and wake rings, whose only consumer it is: the heads
+  //! live in mapped memory for the host producers to read, and the gateway writes them without reading
+  //! them back across PCIe.
+  std::uint64_t ingress_head = 0;
+  std::uint64_t wakes_head = 0;
 };
 
 struct parking_view {
