@@ -8,16 +8,11 @@ namespace rk::detail {
 
 audit_link::audit_link(memory_pool& memory, backend_impl& backend, const runtime_options& options)
     : backend_(backend) {
-  const ring_geometry g = audit_ring_geometry(options.audit_ring_slots); // validated with the options
-  ring_ = memory.allocate_mapped(g.total_bytes(), "the audit ring");
-  init_ring_image(ring_.host(), g);
-  words_ = memory.allocate(2 * ring_geometry::cursor_bytes, "audit ring counters");
-  channel_.ring = make_ring_view(ring_.device(), g);
-  // Device producers claim with a CAS: the claim counter stays in device memory, never across PCIe.
-  channel_.ring.tail = words_.as<std::uint64_t>();
-  channel_.overflow = reinterpret_cast<std::uint64_t*>(words_.as<std::byte>() + ring_geometry::cursor_bytes);
-  ring_view host_view = make_ring_view(ring_.host(), g);
-  host_view.tail = nullptr; // the host consumer never touches it
+  // validated with the options
+  ring_ =
+      allocate_device_to_host_ring(memory, audit_ring_geometry(options.audit_ring_slots), "the audit ring");
+  channel_.ring = ring_.device_view;
+  channel_.overflow = ring_.refused;
 
   memory_sink_ = std::make_shared<audit_memory_sink>(std::max<std::size_t>(1, options.audit_memory_records));
   std::vector<std::shared_ptr<audit_sink>> sinks{memory_sink_};
@@ -29,7 +24,7 @@ audit_link::audit_link(memory_pool& memory, backend_impl& backend, const runtime
   const std::uint64_t* overflow = channel_.overflow;
   o.read_claimed = [this, tail] { return read_device_u64(tail); };
   drain_ = std::make_unique<audit_drain>(
-      host_view, [this, overflow] { return read_device_u64(overflow); }, std::move(sinks), o);
+      ring_.host_view, [this, overflow] { return read_device_u64(overflow); }, std::move(sinks), o);
 }
 
 std::uint64_t audit_link::read_device_u64(const std::uint64_t* word) const {

@@ -39,8 +39,7 @@ private:
   std::uint64_t read_device_u64(const std::uint64_t* word) const;
 
   backend_impl& backend_;
-  mapped_block ring_;
-  device_block words_; //!< claim counter, overflow counter
+  device_to_host_ring ring_; //!< overflow: its refused count
   audit_channel channel_{};
   std::shared_ptr<audit_memory_sink> memory_sink_;
   std::unique_ptr<audit_drain> drain_; //!< last member: stopped before the memory it reads goes

@@ -161,4 +161,18 @@ void memory_pool::release(mapped_block& block) noexcept {
   if (!leaking_) backend_.free_mapped(block.memory_);
 }
 
+device_to_host_ring allocate_device_to_host_ring(memory_pool& memory, ring_geometry g,
+                                                 const std::string& what) {
+  device_to_host_ring r;
+  r.slots = memory.allocate_mapped(g.total_bytes(), what);
+  init_ring_image(r.slots.host(), g);
+  r.counters = memory.allocate(2 * ring_geometry::cursor_bytes, what + " counters");
+  r.device_view = make_ring_view(r.slots.device(), g);
+  r.device_view.tail = r.counters.as<std::uint64_t>();
+  r.refused = reinterpret_cast<std::uint64_t*>(r.counters.as<std::byte>() + ring_geometry::cursor_bytes);
+  r.host_view = make_ring_view(r.slots.host(), g);
+  r.host_view.tail = nullptr;
+  return r;
+}
+
 } // namespace rk::detail

@@ -117,4 +117,18 @@ private:
   std::vector<void*> deferred_frees_; //!< pre-start blocks given back while workers run
 };
 
+//! A ring that device producers fill and one host thread drains (the audit and trace rings): slots and
+//! sequence words in mapped memory, the producers' claim counter and a count of records the full ring
+//! refused in device memory, so that no atomic read-modify-write crosses PCIe.
+struct device_to_host_ring {
+  mapped_block slots;
+  device_block counters;            //!< the claim counter, then the refused count
+  ring_view device_view{};          //!< for producers (tail in device memory)
+  ring_view host_view{};            //!< for the consumer, which never touches the tail
+  std::uint64_t* refused = nullptr; //!< device memory; producers that found the ring full add to it
+};
+//! Allocates an empty one of geometry `g` (valid); `what` names it in allocation errors ("the audit ring").
+device_to_host_ring allocate_device_to_host_ring(memory_pool& memory, ring_geometry g,
+                                                 const std::string& what);
+
 } // namespace rk::detail

@@ -7,17 +7,11 @@ namespace rk::detail {
 trace_link::trace_link(memory_pool& memory, backend_impl& backend, const runtime_options& options)
     : backend_(backend), options_(options.trace) {
   if (options_.sample_every == 0) return;
-  const ring_geometry g = trace_ring_geometry(options_.ring_slots); // validated with the options
-  ring_ = memory.allocate_mapped(g.total_bytes(), "the trace ring");
-  init_ring_image(ring_.host(), g);
-  words_ = memory.allocate(2 * ring_geometry::cursor_bytes, "trace ring counters");
-  channel_.ring = make_ring_view(ring_.device(), g);
-  // Device producers claim with a CAS: the claim counter stays in device memory, never across PCIe.
-  channel_.ring.tail = words_.as<std::uint64_t>();
-  channel_.ring_full = reinterpret_cast<std::uint64_t*>(words_.as<std::byte>() + ring_geometry::cursor_bytes);
+  // validated with the options
+  ring_ = allocate_device_to_host_ring(memory, trace_ring_geometry(options_.ring_slots), "the trace ring");
+  channel_.ring = ring_.device_view;
+  channel_.ring_full = ring_.refused;
   channel_.sample_every = options_.sample_every;
-  host_view_ = make_ring_view(ring_.host(), g);
-  host_view_.tail = nullptr; // the host consumer never touches it
   collector_ = std::thread([this] { run(); });
 }
 
@@ -31,8 +25,8 @@ void trace_link::run() {
 }
 
 void trace_link::collect_locked() noexcept {
-  if (stopped_ || host_view_.slots == nullptr) return;
-  const trace_ring ring(host_view_);
+  if (stopped_ || ring_.host_view.slots == nullptr) return;
+  const trace_ring ring(ring_.host_view);
   while (const std::byte* slot = ring.try_peek()) {
     const trace_record r = load_words<trace_record>(slot);
     if (r.call.marker == trace_marker) {
@@ -63,6 +57,10 @@ std::vector<trace_record> trace_link::records() {
 trace_stats trace_link::stats() {
   std::lock_guard lock(mutex_);
   collect_locked();
+  return stats_locked();
+}
+
+trace_stats trace_link::stats_locked() const noexcept {
   return {options_.sample_every, collected_, ring_full_, evicted_, kept_.size()};
 }
 

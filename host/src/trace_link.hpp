@@ -42,13 +42,12 @@ private:
   void run();
   //! Under mutex_: moves every published record from the ring into kept_, refreshes ring_full_.
   void collect_locked() noexcept;
+  trace_stats stats_locked() const noexcept;
 
   backend_impl& backend_;
   trace_options options_;
-  mapped_block ring_;
-  device_block words_; //!< claim counter, ring-full counter
+  device_to_host_ring ring_; //!< ring_full: its refused count
   trace_channel channel_{};
-  ring_view host_view_{};
 
   std::mutex mutex_;
   std::condition_variable wake_;
