@@ -61,8 +61,10 @@ struct slow_region_reader {
   };
   template <class Ctx>
   RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message& m) {
-    (void)ctx.send_host(msg_started, {});
+    // Resolve the bytes first: "started" tells the host this call holds them (it may release the region
+    // at once, and a descriptor resolved after that sees no bytes).
     const rk::byte_view bytes = ctx.region_bytes(m);
+    (void)ctx.send_host(msg_started, {});
     const std::uint64_t begin = rk::physical_clock_ns();
     std::uint64_t sum = 0;
     do {
