@@ -17,11 +17,15 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if ((${#missing[@]} == 0)); then
-  exit 0
-fi
-echo "install-deps: installing ${missing[*]}"
 sudo_cmd=()
 if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
-"${sudo_cmd[@]}" apt-get update -q
-DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q "${missing[@]}"
+if ((${#missing[@]} != 0)); then
+  echo "install-deps: installing ${missing[*]}"
+  "${sudo_cmd[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q "${missing[@]}"
+fi
+# The python3 first on PATH may not be Debian's (pyenv, a venv): the Debian package does not reach it.
+if ! python3 -c 'import prometheus_client' 2>/dev/null; then
+  echo "install-deps: python3 on PATH ($(command -v python3)) lacks prometheus_client; installing it with pip"
+  python3 -m pip install --quiet prometheus-client
+fi

@@ -65,6 +65,7 @@ host_io::host_io(memory_pool& memory, backend_impl& backend, const runtime_optio
   parking_slots_ = memory.allocate(std::size_t{g.slot_bytes} * parking_capacity_,
                                    "the gateway's parking area (runtime_options::host_parking_slots)");
   parking_state_ = memory.allocate(sizeof(parking_state), "the gateway's parking state"); // zero: slot 0 free
+  staging_slot_ = memory.allocate(g.slot_bytes, "the gateway's staging slot");
   settled_by_queue_ = memory.allocate(sizeof(std::uint64_t) * queue_count_, "per-destination settled counts");
   host_settled_by_queue_ =
       memory.allocate_mapped(sizeof(std::uint64_t) * queue_count_, "per-destination settled counts (host)");
@@ -86,6 +87,7 @@ void host_io::describe(system_view& sys) {
   p.positions = parking_positions_.as<std::uint64_t>();
   p.slots = parking_slots_.as<std::byte>();
   p.state = parking_state_.as<parking_state>();
+  p.staging = staging_slot_.as<std::byte>();
   p.capacity = parking_capacity_;
   p.slot_bytes = h_ingress_.slot_bytes;
   p.queue_count = queue_count_;

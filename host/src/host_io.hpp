@@ -100,6 +100,7 @@ private:
   device_block parking_positions_;
   device_block parking_slots_;
   device_block parking_state_;
+  device_block staging_slot_; //!< the device gateway's copy of the host message it is deciding
   std::uint32_t per_destination_;
   device_block settled_by_queue_;
   mapped_block host_settled_by_queue_;

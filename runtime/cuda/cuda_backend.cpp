@@ -4,6 +4,8 @@
 // runtime's device current for its calls (and restores the caller's afterwards): the runtime may be called
 // from any host thread, and a thread's current device is its own.
 
+#include "pinned_arena.hpp"
+
 #include <ringkernel/runtime/cuda/check.hpp>
 #include <ringkernel/runtime/detail/backend.hpp>
 
@@ -103,10 +105,12 @@ public:
       RK_CUDA_CHECK(cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrReleaseThreshold, &keep_everything));
     }
     description = props_text(props_);
+    pinned_arena::backend_created();
   }
 
   ~cuda_backend() override {
     const current_device on(device_);
+    pinned_arena::backend_destroyed(); // the last one out gives the arena's cached blocks back
     for (auto& k : launched_) RK_CUDA_WARN(cudaStreamDestroy(k.stream));
     if (copy_stream_ != nullptr) RK_CUDA_WARN(cudaStreamSynchronize(copy_stream_)); // its frees are done
     if (pool_ != nullptr) RK_CUDA_WARN(cudaMemPoolDestroy(pool_));
@@ -152,16 +156,19 @@ public:
   mapped_allocation allocate_mapped(std::size_t bytes) override {
     const current_device on(device_);
     on.check(device_);
-    void* host = nullptr;
-    RK_CUDA_CHECK(cudaHostAlloc(&host, bytes, cudaHostAllocMapped | cudaHostAllocPortable));
-    std::memset(host, 0, bytes);
+    void* host = pinned_arena::acquire(bytes); // zeroed
     void* device = nullptr;
-    RK_CUDA_CHECK(cudaHostGetDevicePointer(&device, host, 0));
+    const cudaError_t e = cudaHostGetDevicePointer(&device, host, 0);
+    if (e != cudaSuccess) {
+      pinned_arena::release(host);
+      RK_CUDA_CHECK(e);
+    }
     return {host, device};
   }
+  //! Back to the process-wide arena, not to the driver: cudaFreeHost would wait behind every running
+  //! kernel of the device, another runtime's persistent ones included (pinned_arena.hpp).
   void free_mapped(const mapped_allocation& allocation) noexcept override {
-    const current_device on(device_);
-    RK_CUDA_WARN(cudaFreeHost(allocation.host));
+    pinned_arena::release(allocation.host);
   }
 
   // A non-blocking stream: these copies run beside the persistent kernels instead of waiting for them.

@@ -233,6 +233,29 @@ TEST_P(RuntimeCases, SendWaitReportsTheDeviceVerdict) {
   EXPECT_EQ(rt.state<counter>(small).count, 1u);
 }
 
+TEST_P(RuntimeCases, HostMessagesOfEveryLengthArriveWhole) {
+  // The device gateway's warp copies a host message out of mapped memory 16 bytes a lane, reading the
+  // first 512 bytes before it knows the length: lengths on either side of every word and round boundary,
+  // up to the largest the host ring holds, must arrive byte for byte (and nothing past them).
+  rk::runtime rt(options());
+  constexpr std::uint32_t slot_bytes = 1024; // the fixture's host ring slot
+  const actor_index a = rt.spawn<echo>("echo", small_mailbox(16, slot_bytes));
+  rt.start();
+  const std::uint32_t most = slot_bytes - rk::envelope_bytes;
+  for (const std::uint32_t length : {0u,   1u,   4u,   15u,  16u,  17u,  63u,  64u,  65u,      447u,
+                                     448u, 449u, 463u, 464u, 465u, 511u, 512u, 513u, most - 1, most}) {
+    std::vector<std::byte> bytes(length);
+    for (std::uint32_t i = 0; i < length; ++i) bytes[i] = static_cast<std::byte>((i * 131u + length) & 0xFFu);
+    ASSERT_EQ(rt.send_wait(a, msg_ping, {bytes.data(), length}, 5s), status::delivered) << length << " bytes";
+    const auto reply = rt.receive(5s);
+    ASSERT_TRUE(reply.has_value()) << length << " bytes";
+    ASSERT_EQ(reply->payload.size(), length);
+    EXPECT_TRUE(bytes == reply->payload) << "the " << length << "-byte message changed on its way";
+  }
+  ASSERT_TRUE(rt.shutdown().drained);
+  EXPECT_EQ(rt.state<echo>(a).seen, 20u);
+}
+
 // --- K2K ------------------------------------------------------------------------------------------
 
 TEST_P(RuntimeCases, DirectK2KSendBetweenTwoActors) {

@@ -1,7 +1,8 @@
 #pragma once
 //! \file
 //! The gateway: the device-side forwarder from the host ingress ring into actor mailboxes. One consumer
-//! (a single thread on the device, a thread on the CPU backend) takes host messages in order and lets
+//! (lane 0 of a one-warp block on the device, whose warp copies each message out of mapped memory first;
+//! a thread on the CPU backend) takes host messages in order and lets
 //! deliver() decide. A message whose destination mailbox is full is parked (parking.cuh) and tried again
 //! on later steps, unless its sender asked for envelope_flags::drop_if_full; so every host message is
 //! *settled* exactly once, as delivered or refused with a reason, and nothing is lost to a full mailbox.
@@ -99,29 +100,36 @@ RK_HOST_DEVICE inline bool retry_parked(const system_view& sys, std::uint32_t qu
   return progress;
 }
 
-//! Takes at most one host message from the ingress ring: delivers it, refuses it, or parks it behind
-//! earlier messages to the same address. Returns whether one was taken.
-RK_HOST_DEVICE inline bool take_ingress(const system_view& sys) noexcept {
+//! Settles the host message at ingress `position`, whose bytes are at `message` (the ingress slot itself,
+//! or the gateway warp's copy of it in device memory): delivers it, refuses it, or parks it behind earlier
+//! messages to the same address; then frees its ingress slot.
+RK_HOST_DEVICE inline void take_ingress_at(const system_view& sys, const std::byte* message,
+                                           std::uint64_t position) noexcept {
   const ingress_ring ingress(sys.ingress);
   const parking_view& p = sys.parking;
-  const std::uint64_t position = p.state->ingress_head; // the mapped head is written, never read back
-  const std::byte* slot = ingress.try_peek_at(position);
-  if (slot == nullptr) return false;
-  const envelope header = host_header(slot);
-  const std::uint32_t receipt = receipt_slot_of(sys, *reinterpret_cast<const envelope*>(slot));
+  const envelope header = host_header(message);
+  const std::uint32_t receipt = receipt_slot_of(sys, *reinterpret_cast<const envelope*>(message));
   const bool may_park = (header.flags & envelope_flags::drop_if_full) == 0;
   const std::uint32_t queue =
       parking_queue_of(p, header.destination, sys.actor_slot_bits, sys.group_slot_bits);
   // Behind parked messages to the same address: wait behind them (or, with drop_if_full, count as full).
-  status verdict = has_parked(p, queue) ? status::queue_full : deliver(sys, header, slot + envelope_bytes);
+  status verdict = has_parked(p, queue) ? status::queue_full : deliver(sys, header, message + envelope_bytes);
   p.state->ingress_head = position + 1;
-  if (verdict == status::queue_full && may_park && park(p, queue, slot, position)) {
+  if (verdict == status::queue_full && may_park && park(p, queue, message, position)) {
     set_parked_gauge(sys, +1);
     ingress.pop_at(position);
-    return true;
+    return;
   }
   ingress.pop_at(position); // before settling: the host counts a settled message's slot as free
   settle_host_message(sys, queue, receipt, position, verdict);
+}
+
+//! Takes at most one host message from the ingress ring, read where it lies. Returns whether one was taken.
+RK_HOST_DEVICE inline bool take_ingress(const system_view& sys) noexcept {
+  const std::uint64_t position = sys.parking.state->ingress_head; // the mapped head is never read back
+  const std::byte* slot = ingress_ring(sys.ingress).try_peek_at(position);
+  if (slot == nullptr) return false;
+  take_ingress_at(sys, slot, position);
   return true;
 }
 
@@ -150,24 +158,78 @@ RK_HOST_DEVICE inline bool gateway_step(const system_view& sys) noexcept {
 }
 
 #if defined(__CUDACC__)
-//! Device gateway loop (thread 0 of a one-warp block); exits when the host sets terminate.
+//! The gateway warp copies a host message from its mapped ingress slot into `staging` (device memory,
+//! one slot): lane k moves 16-byte words k, k + 32, ..., so a 256-byte message is one round of PCIe reads
+//! in flight together instead of sixteen one after another. The first round reads the envelope (and up
+//! to 448 payload bytes) before the length is known; words past the message are read, never stored.
+//! Every lane of the warp calls it; the caller orders the copy before its use with __syncwarp().
+__device__ inline void stage_host_message(std::byte* staging, const std::byte* slot, std::uint32_t slot_bytes,
+                                          unsigned lane) {
+  constexpr std::uint32_t word_bytes = sizeof(slot_chunk);
+  constexpr std::uint32_t round_bytes = 32 * word_bytes;
+  const auto* from = reinterpret_cast<const slot_chunk*>(slot);
+  auto* to = reinterpret_cast<slot_chunk*>(staging);
+  const std::uint32_t slot_words = slot_bytes / word_bytes;
+  const slot_chunk first = lane < slot_words ? from[lane] : slot_chunk{};
+  // The lane that read the envelope's payload_length hands it to the others.
+  constexpr std::uint32_t length_at = offsetof(envelope, payload_length);
+  constexpr std::uint32_t length_lane = length_at / word_bytes;
+  constexpr std::uint32_t length_shift = (length_at % 8) * 8;
+  const std::uint64_t half = length_at % word_bytes >= 8 ? first.high : first.low;
+  const auto payload =
+      static_cast<std::uint32_t>(__shfl_sync(0xFFFF'FFFFu, half, length_lane) >> length_shift);
+  const std::uint32_t capped = payload <= slot_bytes - envelope_bytes ? payload : slot_bytes - envelope_bytes;
+  const std::uint32_t words = (envelope_bytes + capped + word_bytes - 1) / word_bytes;
+  if (lane < words) to[lane] = first;
+  for (std::uint32_t w = lane + 32; w < words; w += 32) to[w] = from[w];
+  static_assert(round_bytes >= envelope_bytes, "the first round must hold the envelope");
+}
+
+//! Device gateway loop, run by the one warp of its block; exits when the host sets terminate. Lane 0
+//! decides (wakes, parked messages, settling) exactly as the CPU backend's gateway thread does; the whole
+//! warp copies each new host message out of mapped memory first (stage_host_message).
 __device__ inline void device_gateway_loop(const system_view& sys, std::uint32_t worker_index) {
-  if (threadIdx.x != 0) return;
+  constexpr unsigned all_lanes = 0xFFFF'FFFFu;
+  const unsigned lane = threadIdx.x;
   worker_status& status_word = sys.workers[worker_index];
-  std::uint32_t grace_seen = check_in(sys, status_word);
+  std::uint32_t grace_seen = lane == 0 ? check_in(sys, status_word) : 0;
+  const ingress_ring ingress(sys.ingress);
   backoff idle(sys.device_idle_sleep_max_ns);
   for (std::uint64_t polls = 0;; ++polls) {
-    if (gateway_step(sys)) {
+    bool moved = false;
+    std::uint64_t position = 0;
+    unsigned long long slot_address = 0;
+    if (lane == 0) {
+      const bool woke = sys.sched.wakes.slots != nullptr && take_wakes(sys);
+      moved = retry_parked(sys) || woke;
+      position = sys.parking.state->ingress_head; // the mapped head is never read back
+      slot_address = reinterpret_cast<unsigned long long>(ingress.try_peek_at(position));
+    }
+    // Lane 0's acquire of the slot's sequence, then the warp barrier, orders every lane's reads after it.
+    slot_address = __shfl_sync(all_lanes, slot_address, 0);
+    if (slot_address != 0) {
+      __syncwarp();
+      stage_host_message(sys.parking.staging, reinterpret_cast<const std::byte*>(slot_address),
+                         sys.ingress.slot_bytes, lane);
+      __syncwarp(); // the copy is complete before lane 0 reads it and frees the ingress slot
+      if (lane == 0) take_ingress_at(sys, sys.parking.staging, position);
+      moved = true;
+    }
+    moved = __shfl_sync(all_lanes, moved, 0) != 0;
+    if (moved) {
       idle.reset();
       if ((polls % 64) != 0) continue;
     } else {
       idle.pause();
     }
-    if (terminate_requested(sys)) break;
-    note_quiescent(sys, status_word, grace_seen);
-    if ((polls % heartbeat_poll_interval) == 0) store_pcie(status_word.heartbeat, polls);
+    const bool stop = __shfl_sync(all_lanes, lane == 0 && terminate_requested(sys), 0) != 0;
+    if (stop) break;
+    if (lane == 0) {
+      note_quiescent(sys, status_word, grace_seen);
+      if ((polls % heartbeat_poll_interval) == 0) store_pcie(status_word.heartbeat, polls);
+    }
   }
-  check_out(status_word);
+  if (lane == 0) check_out(status_word);
 }
 #endif
 

@@ -53,6 +53,7 @@ struct parking_view {
   std::byte* slots = nullptr;
   std::uint64_t* positions = nullptr; //!< per parking slot: the message's ingress position (its receipt)
   parking_state* state = nullptr;
+  std::byte* staging = nullptr;  //!< one ingress slot: where the device gateway's warp copies a host message
   std::uint32_t capacity = 0;    //!< parking slots (runtime_options::host_parking_slots)
   std::uint32_t slot_bytes = 0;  //!< the ingress ring's slot size
   std::uint32_t queue_count = 0; //!< route_capacity + group_capacity
