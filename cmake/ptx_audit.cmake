@@ -6,8 +6,9 @@
 #     keep no 8-bit fields in memory, so any byte store is a byte-wise copy of a slot coming back,
 #   - the idle poll (rk_ptx_audit_idle_poll: what workers call between messages) loads anything with
 #     system scope (ld.*.sys: mapped memory, across PCIe, on every idle iteration of every worker), or
-#     the gateway more than its 12: the acquire loads of the seq words of the mapped rings it polls or
-#     claims (ingress, wake requests, egress, audit); ring heads it owns are kept in device memory.
+#     the gateway more than its 14: the acquire loads of the seq words of the mapped rings it polls or
+#     claims (ingress, wake requests, egress, the cluster outbound ring, audit), counted per inlined copy;
+#     ring heads it owns are kept in device memory.
 # Arguments: -DNVCC=<nvcc> -DSOURCE=<ptx_audit.cu> -DINCLUDES=<dir|dir|...> -DWORK_DIR=<dir>
 cmake_minimum_required(VERSION 3.25)
 file(MAKE_DIRECTORY "${WORK_DIR}")
@@ -32,7 +33,7 @@ endif()
 set(kernels
   "_ZN2rk12actor_kernelI15ptx_audit_stage|64|0|-"
   "scheduled_actor_kernelI15ptx_audit_stage|64|0|-"
-  "rk_ptx_audit_gateway|80|0|12"
+  "rk_ptx_audit_gateway|80|0|14"
   "rk_ptx_audit_emit|48|0|-"
   "rk_ptx_audit_idle_poll|64|0|0")
 

@@ -225,14 +225,32 @@ const std::string* actor_table::first_taken(std::span<const std::string> names) 
 }
 
 actor_index actor_table::add_alias(const std::string& name, address target) {
-  std::lock_guard lock(mutex_);
-  const std::optional<slot_allocator::slot_id> s = slots_.acquire();
-  if (!s) throw out_of_room("add_alias('" + name + "'): the actor table is full");
-  const actor_index id = make_id(s->slot, s->generation, slot_bits_);
   route_entry e;
   e.next_hop = target;
-  e.generation = s->generation;
   e.host_word = host_word_of_state(1, host_state::alias);
+  return add_entry_without_actor(name, e, false, "add_alias('" + name + "')");
+}
+
+actor_index actor_table::add_remote(const std::string& name, std::uint64_t tenant, std::uint32_t tenant_slot,
+                                    ring_geometry outbound) {
+  route_entry e; // no mailbox, next hop itself: a remote entry
+  e.geometry = outbound;
+  e.lanes = 1;
+  e.tenant = tenant;
+  e.tenant_slot = tenant_slot;
+  e.dedicated = 1; // never in a run queue
+  e.host_word = host_word_of_state(1, host_state::live);
+  return add_entry_without_actor(name, e, true, "add_remote('" + name + "')");
+}
+
+actor_index actor_table::add_entry_without_actor(const std::string& name, route_entry e, bool self_hop,
+                                                 const std::string& who) {
+  std::lock_guard lock(mutex_);
+  const std::optional<slot_allocator::slot_id> s = slots_.acquire();
+  if (!s) throw out_of_room(who + ": the actor table is full");
+  const actor_index id = make_id(s->slot, s->generation, slot_bits_);
+  if (self_hop) e.next_hop = id;
+  e.generation = s->generation;
   routes_[s->slot] = e;
   try {
     write_entry(s->slot);
@@ -247,6 +265,7 @@ actor_index actor_table::add_alias(const std::string& name, address target) {
   r.id = id;
   r.name = name;
   r.alias = true;
+  r.tenant = e.tenant;
   by_name_.emplace(name, id);
   return id;
 }

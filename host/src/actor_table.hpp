@@ -91,6 +91,11 @@ public:
                                       const std::byte* initials, std::size_t initial_stride, bool running);
   //! A new alias with an indirect route to `target` (already validated), published at once.
   actor_index add_alias(const std::string& name, address target);
+  //! A new remote entry (system.cuh): stands for an actor of tenant `tenant` on another rank; deliveries
+  //! to it go to the outbound ring of geometry `outbound`. Published at once; an alias in every other
+  //! respect here (no worker, no state, not counted as an actor).
+  actor_index add_remote(const std::string& name, std::uint64_t tenant, std::uint32_t tenant_slot,
+                         ring_geometry outbound);
   //! Undoes add_actor/add_alias of an id that no worker saw and nobody was given: the table is exactly as
   //! before it. Call in the reverse order of the adds.
   void unadd(actor_index id) noexcept;
@@ -197,6 +202,9 @@ private:
   }
   std::uint32_t slot(actor_index id) const noexcept { return id_slot(id, slot_bits_); }
   void write_entry(std::uint32_t slot);
+  //! An alias or remote entry `e` in a new slot (`self_hop`: its next hop is its own id), published.
+  actor_index add_entry_without_actor(const std::string& name, route_entry e, bool self_hop,
+                                      const std::string& who);
   void write_entries(std::span<const slot_allocator::slot_id> taken); //!< needs mutex_
   void reclaim(std::uint32_t slot) noexcept;
   std::vector<actor_counters> read_counters() const;

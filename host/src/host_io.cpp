@@ -47,6 +47,8 @@ host_io::host_io(memory_pool& memory, backend_impl& backend, const runtime_optio
   egress_tail_ = memory.allocate(ring_geometry::cursor_bytes, "the egress claim counter");
   d_egress_.tail = egress_tail_.as<std::uint64_t>();
   h_egress_.tail = nullptr; // the host consumer never touches it
+  if (options.cluster_outbound.capacity != 0)
+    outbound_ = allocate_device_to_host_ring(memory, options.cluster_outbound, "the cluster outbound ring");
   d_gateway_ = memory.allocate(sizeof(gateway_counters), "gateway counters");
   settled_memory_ = memory.allocate_mapped(ring_geometry::cursor_bytes, "the gateway's settled counter");
 
@@ -78,6 +80,7 @@ void host_io::describe(system_view& sys) {
   sys.receipts = static_cast<ingress_receipt*>(receipt_memory_.device());
   sys.receipt_capacity = h_ingress_.capacity;
   sys.egress = d_egress_;
+  sys.outbound = outbound_.device_view; // no slots without a cluster
   sys.gateway = d_gateway_.as<gateway_counters>();
   sys.host_settled = static_cast<std::uint64_t*>(settled_memory_.device());
   parking_view& p = sys.parking;
@@ -199,37 +202,72 @@ status host_io::enqueue(address destination, std::uint32_t type, byte_view paylo
   if (phase_.load() != phase::running) return status::not_running;
   faults_.throw_if_faulted();
   if (destination == host_actor) return status::invalid_destination; // the host cannot send to itself
-  const ingress_ring ingress(h_ingress_);
-  if (payload.size > ingress.payload_capacity()) return status::too_large;
-  const std::uint32_t queue =
-      parking_queue_of(queue_geometry_, destination, actor_slot_bits_, group_slot_bits_);
-  if (!admit(queue)) return status::queue_full;
-  const ring_claim c = claim_ingress();
-  if (!c.ok) {
-    unadmit(queue);
-    return status::queue_full;
-  }
-
   envelope header;
   header.correlation_id = opts.correlation_id;
-  header.timestamp = tick();
   header.type_id = type;
   // A host message's source is the host; the field carries the receipt slot to the gateway (gateway.cuh).
   header.source = receipt_slot == no_slot ? host_actor : receipt_slot;
   header.destination = destination;
-  header.payload_length = payload.size;
   header.flags = static_cast<std::uint16_t>((opts.flags & ~envelope_flags::runtime_only) |
                                             (receipt_slot != no_slot ? envelope_flags::wants_receipt : 0));
   header.priority = static_cast<std::uint8_t>(opts.priority);
   header.route_key = opts.key;
   header.tenant = opts.tenant;
   header.tenant_slot = tenants_.send_slot(opts.tenant);
+  return enqueue_header(header, payload, position);
+}
+
+status host_io::enqueue_header(envelope& header, byte_view payload, std::uint64_t& position) {
+  const ingress_ring ingress(h_ingress_);
+  if (payload.size > ingress.payload_capacity()) return status::too_large;
+  const std::uint32_t queue =
+      parking_queue_of(queue_geometry_, header.destination, actor_slot_bits_, group_slot_bits_);
+  if (!admit(queue)) return status::queue_full;
+  const ring_claim c = claim_ingress();
+  if (!c.ok) {
+    unadmit(queue);
+    return status::queue_full;
+  }
+  header.timestamp = tick();
+  header.payload_length = payload.size;
   ingress_ring::write_slot(ingress.slot_at(c.position), header, payload.data);
   ingress.publish(c.position);
   backend_.notify_gateway();
   enqueued_.fetch_add(1, std::memory_order_release);
   position = c.position;
   return status::enqueued;
+}
+
+status host_io::relay(const envelope& from_peer, byte_view payload) {
+  send_scope scope(*this);
+  if (phase_.load() != phase::running) return status::not_running;
+  faults_.throw_if_faulted();
+  envelope header = from_peer;
+  header.flags =
+      static_cast<std::uint16_t>((header.flags & ~envelope_flags::runtime_only) | envelope_flags::relayed);
+  // The sending rank charged the tenant's rate quota; the message is not charged twice.
+  header.tenant_slot = no_slot;
+  std::uint64_t position = 0;
+  const status s = enqueue_header(header, payload, position);
+  if (s == status::enqueued) relayed_.fetch_add(1, std::memory_order_relaxed);
+  return s;
+}
+
+bool host_io::take_outbound(received_message& out) {
+  if (!has_outbound_ring()) return false;
+  std::lock_guard lock(outbound_mutex_);
+  const egress_ring ring(outbound_.host_view);
+  const std::byte* slot = ring.try_peek();
+  if (slot == nullptr) return false;
+  std::memcpy(&out.header, slot, sizeof(envelope));
+  const std::uint32_t length = std::min(out.header.payload_length, ring.payload_capacity());
+  out.payload.assign(slot + envelope_bytes, slot + envelope_bytes + length);
+  ring.pop();
+  return true;
+}
+
+ring_geometry host_io::outbound_geometry() const noexcept {
+  return {outbound_.host_view.capacity, outbound_.host_view.slot_bytes};
 }
 
 status host_io::send(address destination, std::uint32_t type, byte_view payload, const send_options& opts) {
@@ -362,15 +400,28 @@ void host_io::fill_host_counters(runtime_stats& s) const {
   s.host_received = host_received_.load(std::memory_order_relaxed);
 }
 
-std::uint64_t host_io::pending_egress() {
-  std::lock_guard lock(egress_mutex_);
-  const std::uint64_t head = *h_egress_.head;
+namespace {
+//! Published messages from the consumer's head on, in a device-to-host ring the caller consumes alone.
+std::uint64_t published_from_head(const ring_view& ring) {
+  const std::uint64_t head = *ring.head;
   std::uint64_t n = 0;
-  while (n < h_egress_.capacity &&
-         cuda::atomic_ref<std::uint64_t, pcie_scope>(h_egress_.seq[(head + n) & (h_egress_.capacity - 1)])
+  while (n < ring.capacity &&
+         cuda::atomic_ref<std::uint64_t, pcie_scope>(ring.seq[(head + n) & (ring.capacity - 1)])
                  .load(cuda::std::memory_order_acquire) == head + n + 1)
     ++n;
   return n;
+}
+} // namespace
+
+std::uint64_t host_io::pending_egress() {
+  std::lock_guard lock(egress_mutex_);
+  return published_from_head(h_egress_);
+}
+
+std::uint64_t host_io::pending_outbound() {
+  if (!has_outbound_ring()) return 0;
+  std::lock_guard lock(outbound_mutex_);
+  return published_from_head(outbound_.host_view);
 }
 
 std::vector<undelivered_message> host_io::unsettled_messages() const {

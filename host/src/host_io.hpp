@@ -47,6 +47,21 @@ public:
                                      std::chrono::nanoseconds timeout, const send_options& options);
   std::optional<received_message> receive(std::chrono::nanoseconds timeout);
 
+  // --- cluster proxy (rk::cluster; see ringkernel/host/detail/remote.hpp) ----------------------------
+  //! Puts a message from another rank into the ingress ring as the proxy received it: `header.source` is
+  //! the sender's remote entry here (or host_actor), `header.tenant` the sender's tenant; the gateway
+  //! decides it as a K2K send. enqueued, queue_full (try again: nothing was written), too_large,
+  //! not_running.
+  [[nodiscard]] status relay(const envelope& header, byte_view payload);
+  //! Takes the oldest message bound for another rank, if any (one proxy thread calls it).
+  bool take_outbound(received_message& out);
+  bool has_outbound_ring() const noexcept { return outbound_.slots.host() != nullptr; }
+  //! Messages in the outbound ring not taken yet.
+  std::uint64_t pending_outbound();
+  ring_geometry outbound_geometry() const noexcept;
+  //! Messages handed in with relay() so far.
+  std::uint64_t relayed() const noexcept { return relayed_.load(std::memory_order_relaxed); }
+
   //! Shutdown, after the phase left `running`: waits until no host send is between its phase check and
   //! its publish.
   void wait_for_senders() const;
@@ -69,6 +84,8 @@ private:
   void unadmit(std::uint32_t queue) noexcept;
   status enqueue(address destination, std::uint32_t type, byte_view payload, const send_options& options,
                  std::uint32_t receipt_slot, std::uint64_t& position);
+  //! Admits and publishes `header` (timestamped here) with `payload` in the ingress ring.
+  status enqueue_header(envelope& header, byte_view payload, std::uint64_t& position);
   //! A receipt slot for send_wait, or no_slot when every one is held (by waiters, or by messages whose
   //! waiter gave up and whose verdict is not written yet).
   std::uint32_t acquire_receipt();
@@ -89,6 +106,9 @@ private:
   mapped_block receipt_memory_;
   mapped_block egress_memory_;
   device_block egress_tail_;
+  device_to_host_ring outbound_; //!< to other ranks (runtime_options::cluster_outbound); empty without
+  std::mutex outbound_mutex_;    //!< one consumer at a time
+  std::atomic<std::uint64_t> relayed_{0};
   device_block d_gateway_;
   mapped_block settled_memory_;
   // The parking area (device memory; see parking.cuh).

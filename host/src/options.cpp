@@ -30,6 +30,12 @@ runtime_options validated(runtime_options o) {
   if (const char* problem = o.host_ring.validate())
     throw error(std::string("runtime_options::host_ring: ") + problem + " (got " +
                 geometry_text(o.host_ring) + ")");
+  const bool no_outbound = o.cluster_outbound.capacity == 0 && o.cluster_outbound.slot_bytes == 0;
+  if (!no_outbound) {
+    if (const char* problem = o.cluster_outbound.validate())
+      throw error(std::string("runtime_options::cluster_outbound: ") + problem + " (got " +
+                  geometry_text(o.cluster_outbound) + "; {0, 0} means no cluster)");
+  }
   if (o.host_parking_slots == 0 || o.host_parking_slots > (1u << 24))
     throw error("runtime_options::host_parking_slots must be between 1 and 16777216 (got " +
                 std::to_string(o.host_parking_slots) + ")");

@@ -256,6 +256,24 @@ actor_index runtime_impl::add_alias(std::string name, address target) {
   return with_room([&] { return routing_.add_alias(name, target); });
 }
 
+actor_index runtime_impl::add_remote(std::string name, std::uint64_t tenant) {
+  std::lock_guard lock(setup_);
+  const std::string who = "add_remote('" + name + "')";
+  require_setup_phase(who);
+  if (!io_.has_outbound_ring())
+    throw error(who + ": this runtime has no outbound ring (runtime_options::cluster_outbound is {0, 0}); "
+                      "actors on other ranks are reached through an rk::cluster");
+  if (name.empty()) throw error(who + ": the name must not be empty");
+  if (actors_.name_taken(name)) throw error(who + ": an actor or alias with this name already exists");
+  const std::uint32_t tenant_slot = tenants_.slot_of(tenant, who);
+  return with_room([&] {
+    if (actors_.free_slots() == 0)
+      throw out_of_room(who + ": the actor table is full (max_actors = " +
+                        std::to_string(options_.max_actors) + "); raise runtime_options::max_actors");
+    return actors_.add_remote(name, tenant, tenant_slot, io_.outbound_geometry());
+  });
+}
+
 void runtime_impl::remove_alias(actor_index alias) {
   std::lock_guard lock(setup_);
   routing_.remove_alias(alias, grace_);

@@ -76,6 +76,8 @@ public:
   address create_group(std::string name, std::span<const actor_index> members);
   void remove_group(address group);
   actor_index add_alias(std::string name, address target);
+  //! A remote entry for rk::cluster (ringkernel/host/detail/remote.hpp).
+  actor_index add_remote(std::string name, std::uint64_t tenant);
   void remove_alias(actor_index alias);
   void set_route(actor_index from, address next_hop);
   void clear_route(actor_index a);

@@ -40,8 +40,8 @@ struct world {
   std::vector<std::uint32_t> blocked = std::vector<std::uint32_t>(2);
   std::vector<std::vector<std::byte>> mailboxes;
   std::vector<std::byte> region_bytes = std::vector<std::byte>(4096);
-  std::vector<std::byte> egress_memory, audit_memory;
-  std::uint64_t egress_tail = 0, audit_tail = 0, audit_overflow = 0;
+  std::vector<std::byte> egress_memory, outbound_memory, audit_memory;
+  std::uint64_t egress_tail = 0, outbound_tail = 0, audit_tail = 0, audit_overflow = 0;
   control_block control{};
   gateway_counters gateway{};
   system_view sys{};
@@ -59,18 +59,24 @@ struct world {
   explicit world(FuzzedDataProvider& in) {
     for (std::uint32_t s = 0; s < actors; ++s) {
       route_entry& e = routes[s];
-      e.lanes = in.ConsumeBool() ? priority_levels : 1;
-      mailboxes.emplace_back(lane_stride(lane) * e.lanes + 256);
-      for (std::uint32_t l = 0; l < e.lanes; ++l)
-        init_ring_image(aligned(mailboxes.back()) + l * lane_stride(lane), lane);
-      e.mailbox = aligned(mailboxes.back());
-      e.geometry = lane;
+      // About one in four: a remote entry (no mailbox; deliveries go to the outbound ring).
+      const bool remote = in.ConsumeBool() && in.ConsumeBool();
+      e.lanes = !remote && in.ConsumeBool() ? priority_levels : 1;
+      if (remote) {
+        e.geometry = host_geometry;
+      } else {
+        mailboxes.emplace_back(lane_stride(lane) * e.lanes + 256);
+        for (std::uint32_t l = 0; l < e.lanes; ++l)
+          init_ring_image(aligned(mailboxes.back()) + l * lane_stride(lane), lane);
+        e.mailbox = aligned(mailboxes.back());
+        e.geometry = lane;
+      }
       e.generation = in.ConsumeIntegralInRange<std::uint32_t>(0, 3);
       e.tenant = in.ConsumeIntegralInRange<std::uint64_t>(0, tenants - 1);
       e.tenant_slot = static_cast<std::uint32_t>(e.tenant);
       e.engagement_slot = in.ConsumeBool() ? 0 : no_slot;
       const address own = make_id(s, e.generation, slot_bits);
-      e.next_hop = in.ConsumeBool() ? own : in.ConsumeIntegral<address>();
+      e.next_hop = remote || in.ConsumeBool() ? own : in.ConsumeIntegral<address>();
       e.host_word = make_state_word(in.ConsumeIntegralInRange<std::uint32_t>(0, 3),
                                     in.ConsumeIntegralInRange<std::uint8_t>(0, 6));
       e.device_word = make_state_word(in.ConsumeIntegralInRange<std::uint32_t>(0, 3),
@@ -108,8 +114,9 @@ struct world {
     blocked[0] = in.ConsumeIntegral<std::uint32_t>();
     blocked[1] = in.ConsumeIntegral<std::uint32_t>();
 
-    const ring_geometry host{4, 256};
+    const ring_geometry host = host_geometry;
     egress_memory = ring(host);
+    outbound_memory = ring(host);
     audit_memory = ring(audit_ring_geometry(8));
     sys.routes = routes.data();
     sys.counters = counters.data();
@@ -137,8 +144,11 @@ struct world {
     sys.gateway = &gateway;
     sys.egress = make_ring_view(aligned(egress_memory), host);
     sys.egress.tail = &egress_tail;
+    sys.outbound = make_ring_view(aligned(outbound_memory), host);
+    sys.outbound.tail = &outbound_tail;
   }
   static constexpr std::uint32_t max_hops_limit() { return 254; }
+  static constexpr ring_geometry host_geometry{4, 256}; //!< egress and outbound rings
 };
 
 [[noreturn]] void violated(const char* oracle) {
@@ -168,9 +178,8 @@ bool descriptor_allowed(const world& w, std::uint64_t tenant, const std::byte* p
   return false;
 }
 
-std::uint64_t egress_published(const world& w) {
+std::uint64_t published(const ring_view& v) {
   std::uint64_t n = 0;
-  const ring_view& v = w.sys.egress;
   for (std::uint64_t p = *v.head; p < *v.head + v.capacity; ++p) n += v.seq[p & (v.capacity - 1)] == p + 1;
   return n;
 }
@@ -201,7 +210,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         in.ConsumeBytes<std::uint8_t>(in.ConsumeIntegralInRange<std::size_t>(0, 300));
     h.payload_length = static_cast<std::uint32_t>(payload.size());
     const std::vector<actor_counters> before = w.counters;
-    const std::uint64_t egress_before = egress_published(w);
+    const std::uint64_t egress_before = published(w.sys.egress);
+    const std::uint64_t outbound_before = published(w.sys.outbound);
 
     const status verdict = deliver(w.sys, h, payload.data());
 
@@ -212,13 +222,31 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         ++receivers;
         receiver = s;
       }
-    const std::uint64_t to_host = egress_published(w) - egress_before;
+    const std::uint64_t to_host = published(w.sys.egress) - egress_before;
+    const std::uint64_t to_remote = published(w.sys.outbound) - outbound_before;
     if (verdict != status::delivered) {
-      if (receivers != 0 || to_host != 0) violated("a refused send wrote nothing");
+      if (receivers != 0 || to_host != 0 || to_remote != 0) violated("a refused send wrote nothing");
       if (h.source == host_actor && h.destination == host_actor && verdict != status::invalid_destination)
         violated("the host cannot send to itself");
     } else {
-      if (receivers + to_host != 1) violated("a delivered send lands exactly once");
+      if (receivers + to_host + to_remote != 1) violated("a delivered send lands exactly once");
+      if (to_remote == 1) {
+        const ring_view& v = w.sys.outbound;
+        bool found = false;
+        for (std::uint64_t p = 0; p < v.capacity && !found; ++p) {
+          envelope got;
+          std::memcpy(&got, v.slots + p * v.slot_bytes, sizeof got);
+          if (v.seq[p] != p + 1 || got.correlation_id != h.correlation_id) continue;
+          found = true;
+          const std::uint32_t slot = id_slot(got.destination, slot_bits);
+          if (is_group_address(got.destination) || slot >= actors || w.routes[slot].mailbox != nullptr ||
+              w.routes[slot].generation != id_generation(got.destination, slot_bits))
+            violated("an outbound message names the remote entry it was decided for");
+          if (w.routes[slot].tenant != h.tenant) violated("the remote actor has the sender's tenant");
+          if (got.hops > w.sys.max_hops) violated("hops never exceed max_hops");
+        }
+        if (!found) violated("the delivered message is in the outbound ring");
+      }
       if (h.source != host_actor && h.destination != host_actor && h.type_id < 64 &&
           ((w.blocked[h.type_id / 32] >> (h.type_id % 32)) & 1u))
         violated("a blocked type never travels K2K");

@@ -272,12 +272,13 @@ private:
         detail::prepare_delivery(*sys_, header, largest(payloads, count), payloads[0].data, count);
     if (p.verdict != status::delivered) return count_sent(p.verdict, count);
     header.hops = static_cast<std::uint8_t>(p.hops);
+    if (p.remote()) header.destination = p.actor; // see commit_delivery
     const auto undelivered = [&](status why) {
       detail::refund_undelivered(*sys_, header, count);
       return count_sent(why, count);
     };
-    if (p.actor == host_actor) { // the host ring: the same all-or-nothing claim, in its own scopes
-      const egress_ring ring(sys_->egress);
+    if (p.host_bound()) { // a ring the host consumes: the same all-or-nothing claim, in its own scopes
+      const egress_ring ring(detail::host_bound_ring(*sys_, p));
       if (count > ring.view().capacity) return undelivered(status::too_large);
       const ring_claim c = ring.try_claim(count);
       if (!c.ok) return undelivered(status::queue_full);
@@ -287,7 +288,7 @@ private:
       }
       detail::count_delivery(*sys_, header, count, &counters()); // before publish: see count_delivery
       for (std::uint32_t i = 0; i < count; ++i) ring.publish(c.position + i);
-      detail::notify_host_receiver(*sys_);
+      detail::notify_host_receiver(*sys_); // for the outbound ring: a spurious wake-up
       return status::delivered;
     }
     const mailbox ring(detail::lane_view(sys_->routes[p.slot], p.lane));
@@ -342,7 +343,8 @@ private:
         slot = p.slot;
         lane_index = p.lane;
         hops = p.hops;
-        if (p.verdict == status::delivered && p.actor != host_actor) {
+        if (p.verdict == status::delivered && p.remote()) actor = host_actor; // host-bound: per-lane batches
+        if (p.verdict == status::delivered && !p.host_bound()) {
           const ring_claim c = mailbox(detail::lane_view(sys_->routes[p.slot], p.lane)).try_claim(total);
           if (c.ok) {
             first = c.position;
@@ -353,7 +355,7 @@ private:
         // Claimed: the group's messages are delivered once published below (and counted as passed before
         // that). Otherwise each lane sends (and pays for) its own batch: the group's charge goes back.
         if (p.verdict == status::delivered) {
-          if (p.actor != host_actor && static_cast<status>(verdict) == status::delivered) {
+          if (!p.host_bound() && static_cast<status>(verdict) == status::delivered) {
             detail::count_passed(*sys_, header, total);
           } else {
             detail::refund_undelivered(*sys_, header, total);

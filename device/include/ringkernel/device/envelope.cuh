@@ -40,6 +40,9 @@ inline constexpr std::uint16_t drop_if_full = 1u << 3;
 inline constexpr std::uint16_t runtime_only = 0xF000u;
 //! Set by runtime::send_wait: the gateway writes the verdict into the ingress slot's receipt.
 inline constexpr std::uint16_t wants_receipt = 1u << 15;
+//! Set by a cluster proxy on a message it carries in from another rank: the gateway keeps its source (a
+//! remote entry standing for the sender) instead of making it the host, and decides it as a K2K send.
+inline constexpr std::uint16_t relayed = 1u << 14;
 } // namespace envelope_flags
 
 struct envelope {

@@ -48,16 +48,26 @@ RK_HOST_DEVICE inline void settle_host_message(const system_view& sys, std::uint
       .store(settled, cuda::std::memory_order_release);
 }
 
-//! The receipt slot a host message carries (parking_none: nobody waits for its verdict).
+//! The receipt slot a host message carries (parking_none: nobody waits for its verdict; a relayed
+//! message's source is its sender's remote entry, never a receipt).
 RK_HOST_DEVICE inline std::uint32_t receipt_slot_of(const system_view& sys, const envelope& h) noexcept {
-  return (h.flags & envelope_flags::wants_receipt) != 0 && h.source < sys.receipt_capacity ? h.source
-                                                                                           : parking_none;
+  const std::uint16_t wants = envelope_flags::wants_receipt | envelope_flags::relayed;
+  return (h.flags & wants) == envelope_flags::wants_receipt && h.source < sys.receipt_capacity ? h.source
+                                                                                               : parking_none;
 }
 
-//! The envelope of a host message as deliver() must see it: from the host.
-RK_HOST_DEVICE inline envelope host_header(const std::byte* slot) noexcept {
+//! Whether `a` is a remote entry of this runtime (system.cuh): what a relayed message may name as source.
+RK_HOST_DEVICE inline bool is_remote_entry(const system_view& sys, address a) noexcept {
+  std::uint32_t hw = 0;
+  const route_entry* e = entry_of(sys, a, hw);
+  return e != nullptr && e->mailbox == nullptr && next_hop_of(*e) == a;
+}
+
+//! The envelope of a host message as deliver() must see it: from the host, unless a cluster proxy relayed
+//! it from another rank with the sender's remote entry as source (then it is decided as a K2K send).
+RK_HOST_DEVICE inline envelope host_header(const system_view& sys, const std::byte* slot) noexcept {
   envelope h = load_words<envelope>(slot); // four 16-byte loads from the 64-byte aligned ingress slot
-  h.source = host_actor;
+  if ((h.flags & envelope_flags::relayed) == 0 || !is_remote_entry(sys, h.source)) h.source = host_actor;
   h.flags = static_cast<std::uint16_t>(h.flags & ~envelope_flags::runtime_only);
   return h;
 }
@@ -84,7 +94,7 @@ RK_HOST_DEVICE inline bool retry_parked(const system_view& sys, std::uint32_t qu
     for (;;) {
       const std::uint32_t slot = p.queues[queue].head;
       const std::byte* message = parking_slot(p, slot);
-      const envelope header = host_header(message);
+      const envelope header = host_header(sys, message);
       const status verdict = deliver(sys, header, message + envelope_bytes);
       if (verdict == status::queue_full) break;
       const std::uint32_t receipt = receipt_slot_of(sys, *reinterpret_cast<const envelope*>(message));
@@ -107,7 +117,7 @@ RK_HOST_DEVICE inline void take_ingress_at(const system_view& sys, const std::by
                                            std::uint64_t position) noexcept {
   const ingress_ring ingress(sys.ingress);
   const parking_view& p = sys.parking;
-  const envelope header = host_header(message);
+  const envelope header = host_header(sys, message);
   const std::uint32_t receipt = receipt_slot_of(sys, *reinterpret_cast<const envelope*>(message));
   const bool may_park = (header.flags & envelope_flags::drop_if_full) == 0;
   const std::uint32_t queue =

@@ -74,6 +74,10 @@ struct runtime_options {
   std::uint32_t max_regions = 256;
   //! Host ingress and egress rings (pinned, mapped memory).
   ring_geometry host_ring{1024, 1024};
+  //! The ring that carries messages to actors on other ranks (pinned, mapped memory), drained by the
+  //! rank's proxy. rk::cluster sets it from cluster_options; {0, 0} (the default): no ring, no remote
+  //! actors. Its slot size bounds what a handler may send to another rank.
+  ring_geometry cluster_outbound{0, 0};
   //! Host messages that may be unsettled at once: in the ingress ring, or parked by the gateway because
   //! their destination mailbox was full (device memory, host_ring.slot_bytes each). send() returns
   //! queue_full beyond it, so no host message is ever dropped for a full mailbox (see

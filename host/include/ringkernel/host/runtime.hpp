@@ -34,6 +34,7 @@ namespace rk {
 
 namespace detail {
 class runtime_impl;
+struct runtime_access;
 
 //! `timeout` as nanoseconds for the wait named `who`: rk::error when negative; a timeout longer than
 //! nanoseconds can hold (e.g. milliseconds::max()) saturates, and means "as long as it takes".
@@ -396,6 +397,7 @@ public:
   }
 
 private:
+  friend struct detail::runtime_access; // rk::cluster's proxy (ringkernel/host/detail/remote.hpp)
   address spawn_erased(detail::actor_type_ops ops, std::string name, const actor_options& options,
                        const void* initial_state);
   std::vector<actor_index> spawn_many_erased(detail::actor_type_ops ops, std::string prefix,

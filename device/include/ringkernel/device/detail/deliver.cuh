@@ -260,9 +260,19 @@ struct prepared_delivery {
   status verdict = status::not_found;
   address actor = host_actor; //!< host_actor: the egress ring
   std::uint32_t slot = 0;     //!< the receiving actor's routing-table slot
-  std::uint32_t lane = 0;
+  std::uint32_t lane = 0;     //!< the mailbox lane; outbound_lane when `actor` is a remote entry (system.cuh)
   std::uint32_t hops = 0;
+  static constexpr std::uint32_t outbound_lane = 0xFFFF'FFFFu;
+  RK_HOST_DEVICE bool remote() const noexcept { return lane == outbound_lane; }
+  //! Whether the bytes go to a ring the host consumes (egress, or outbound) rather than a mailbox.
+  RK_HOST_DEVICE bool host_bound() const noexcept { return actor == host_actor || remote(); }
 };
+
+//! The host-consumed ring a host_bound() delivery is written to.
+RK_HOST_DEVICE inline const ring_view& host_bound_ring(const system_view& s,
+                                                       const prepared_delivery& p) noexcept {
+  return p.remote() ? s.outbound : s.egress;
+}
 
 //! Steps 1-6 of the file comment for `messages` messages of at most `payload_length` bytes (more than
 //! one for an aggregated batch, which shares one decision). `payload` is the (first) payload, read only
@@ -292,6 +302,11 @@ RK_HOST_DEVICE inline prepared_delivery prepare_delivery(const system_view& s, c
       return {status::tenant_mismatch};
     }
     p.lane = e.lanes == 1 ? 0 : (header.priority < priority_levels ? header.priority : priority_levels - 1);
+    // resolve() returns only direct entries: an actor's, or a remote one (no mailbox)
+    if (e.mailbox == nullptr) {
+      if (s.outbound.slots == nullptr) return {status::not_found}; // no cluster: no remote entry either
+      p.lane = prepared_delivery::outbound_lane;
+    }
     if (payload_length > e.geometry.payload_capacity()) return {status::too_large};
   }
   if ((header.flags & envelope_flags::descriptor) != 0 &&
@@ -393,10 +408,14 @@ RK_HOST_DEVICE inline status commit_delivery(const system_view& s, const prepare
                                              actor_counters* sender) noexcept {
   envelope routed = header;
   routed.hops = static_cast<std::uint8_t>(p.hops);
+  // An alias or group that led to a remote entry: the proxy reads the entry from the destination.
+  if (p.remote()) routed.destination = p.actor;
   status st;
-  if (p.actor == host_actor) {
-    st = egress_ring(s.egress).try_send(routed, payload, [&] { count_delivery(s, header, 1, sender); });
-    if (st == status::delivered) notify_host_receiver(s);
+  if (p.host_bound()) {
+    st = egress_ring(host_bound_ring(s, p)).try_send(routed, payload, [&] {
+      count_delivery(s, header, 1, sender);
+    });
+    if (st == status::delivered) notify_host_receiver(s); // for the outbound ring: a spurious wake-up
   } else {
     std::uint64_t& received = s.counters[p.slot].received;
     // Counting before publish keeps `received >= handled + discarded` at every instant, which shutdown's

@@ -84,6 +84,10 @@ RK_HOST_DEVICE constexpr std::uint32_t generation_limit(std::uint32_t slot_bits)
 // --- the routing table -------------------------------------------------------------------------------
 
 //! One entry per address below `route_capacity` (device memory): O(1) from destination to mailbox.
+//! Three sorts: an actor (a mailbox; next_hop == its own address), an alias or indirect route (no mailbox;
+//! next_hop another address) and a remote entry (no mailbox; next_hop == its own address), which stands
+//! for an actor on another rank of a cluster: deliveries to it go to sys.outbound, decided here against
+//! its `tenant` (the remote actor's, from the cluster directory) and its `geometry` (the outbound ring's).
 //! Fields other than the two state words are written by the host while the entry is `empty` (or while
 //! its worker is parked) and read by every sender and by the owning worker.
 struct route_entry {
@@ -332,6 +336,9 @@ struct system_view {
   std::uint64_t* settled_by_queue = nullptr;
   std::uint64_t* host_settled_by_queue = nullptr;
   ring_view egress; //!< slots mapped; tail in device memory (device producers, host consumer)
+  //! Messages to actors on other ranks (rk::cluster): laid out like egress, consumed by the rank's proxy.
+  //! No slots without a cluster; then no remote entry exists either.
+  ring_view outbound;
   //! CPU backend only (null on CUDA): where host threads blocked in receive() park; a publish to the
   //! egress ring wakes one of them (host_park.cuh).
   park_lot* receive_lot = nullptr;

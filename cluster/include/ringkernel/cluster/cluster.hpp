@@ -1,0 +1,152 @@
+#pragma once
+//! \file
+//! rk::cluster: one rk::runtime per process (rank), launched with mpirun or srun, whose actors reach the
+//! actors of every other rank. Link `ringkernel::cluster` (built when CMake finds MPI).
+//!
+//! Addressing. Every rank spawns its own actors; a name given to cluster::spawn is known cluster-wide
+//! once start() has run (find()). An actor of any rank is a global_address {rank, actor}. address_of()
+//! turns one into an actor id this rank's handlers and host use like any other: the actor itself when
+//! it lives here, otherwise a *remote entry* in this rank's routing table that stands for it. A handler
+//! that received a message from another rank sees that rank's sender as such a remote entry, so
+//! ctx.reply() and sends to m.source() work unchanged.
+//!
+//! Delivery. A send to a remote entry is decided on the sending device like any K2K send (message type,
+//! the sender's tenant against the remote actor's tenant from the directory, size against the outbound
+//! slot, the sender's quotas) and written to the rank's outbound ring; the sender sees `delivered` once
+//! it is there, or the refusal. The rank's proxy thread carries outbound messages in batches (over MPI)
+//! to their ranks, where the gateway decides each again (type, tenant, the destination still live) as a
+//! K2K send from the sender's remote entry; the receiving rank's refusals are counted in its
+//! runtime_stats::gateway_verdicts and audited like local ones. Buffers are bounded end to end: a proxy
+//! whose peer has `max_batches_in_flight` unfinished sends stops draining its outbound ring, which then
+//! fills, and senders see queue_full (handlers) or wait in the gateway's parking area (host sends); a
+//! receiving proxy whose gateway is full stops receiving, which holds the sender's batches back.
+//!
+//! Collective calls (every rank, in the same order): the constructor, start(), shutdown() (and the
+//! destructor, which shuts down a running cluster). MPI: the constructor initialises MPI with
+//! MPI_THREAD_MULTIPLE when the application has not (and finalises it at exit); an application that
+//! initialised MPI itself must have asked for MPI_THREAD_MULTIPLE. The cluster works on a duplicate of
+//! MPI_COMM_WORLD, so the application's own MPI traffic never mixes with it.
+//!
+//! Not yet: NCCL as a transport, device-to-device sends inside a node, collectives among actors, and
+//! detection of a rank that died (docs/cluster.md says what each needs).
+
+#include <ringkernel/ringkernel.hpp>
+
+#include <chrono>
+#include <compare>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace rk {
+
+//! An actor of some rank (or that rank's host, with actor == host_actor).
+struct global_address {
+  std::uint32_t rank = 0;
+  actor_index actor = host_actor;
+  friend constexpr auto operator<=>(const global_address&, const global_address&) = default;
+};
+
+struct cluster_options {
+  runtime_options runtime{}; //!< this rank's runtime (each rank may choose its own backend)
+  //! The ring handlers' sends to other ranks go through: its slot size bounds such a message
+  //! (runtime_options::cluster_outbound). A power of two of at least 2 slots; slots as for a mailbox.
+  ring_geometry outbound{4096, 256};
+  //! The most bytes one MPI message (a batch) carries; a batch also goes out as soon as the outbound
+  //! ring has nothing more for it. At least one outbound slot; at most 64 MiB.
+  std::uint32_t batch_bytes = 64 * 1024;
+  //! Batches to one rank that MPI has not finished sending, beyond which the proxy stops draining the
+  //! outbound ring (backpressure). 1 .. 1024.
+  std::uint32_t max_batches_in_flight = 8;
+  //! How long shutdown() waits for the cluster to fall quiet (no message anywhere: in a mailbox, a
+  //! handler, an outbound ring, a proxy or MPI) before it stops every rank anyway and reports it.
+  std::chrono::milliseconds drain_timeout{10'000};
+  bool announce = true; //!< rank 0 prints one line at start(): ranks, transport, backends
+};
+
+//! What this rank's proxy carried. Sums over ranks balance once shutdown() drained: every message one
+//! rank sent another was relayed there (sent == relayed cluster-wide).
+struct cluster_stats {
+  std::uint64_t sent = 0;         //!< messages taken from the outbound ring and handed to MPI
+  std::uint64_t sent_batches = 0; //!< MPI messages they went in
+  std::uint64_t received = 0;     //!< messages that arrived from other ranks
+  std::uint64_t received_batches = 0;
+  std::uint64_t relayed = 0;        //!< of those, handed to this rank's gateway
+  std::uint64_t relay_waits = 0;    //!< times the gateway was full and the proxy held messages back
+  std::uint64_t remote_entries = 0; //!< remote entries in this rank's routing table
+};
+
+//! What shutdown() found: whether the cluster fell quiet within drain_timeout, and this rank's report.
+struct cluster_report {
+  bool drained = false;        //!< no message was anywhere in the cluster when the ranks stopped
+  std::uint64_t in_flight = 0; //!< messages sent between ranks and not relayed when they stopped (all ranks)
+  shutdown_report local;       //!< this rank's runtime
+};
+
+namespace detail {
+class cluster_impl;
+}
+
+class cluster {
+public:
+  //! Joins the job (collective). Throws rk::error for invalid options, or when MPI was initialised by the
+  //! application without MPI_THREAD_MULTIPLE.
+  explicit cluster(cluster_options options = {});
+  ~cluster();
+  cluster(const cluster&) = delete;
+  cluster& operator=(const cluster&) = delete;
+
+  std::uint32_t rank() const noexcept;
+  std::uint32_t size() const noexcept;
+  //! This rank's runtime: register tenants and message types on it (the same on every rank), read its
+  //! stats, spawn actors that need no cluster-wide name.
+  runtime& local() noexcept;
+
+  //! Spawns a handler-H actor on this rank whose name becomes cluster-wide at start(). Names must be
+  //! unique in the whole cluster (start() throws on every rank otherwise). Before start() only.
+  template <class H>
+  global_address spawn(std::string name, const actor_options& options = {},
+                       const handler_state_t<H>& initial = {}) {
+    require_before_start("spawn('" + name + "')");
+    const actor_index id = local().spawn<H>(name, options, initial);
+    publish(name, id, options.tenant);
+    return {rank(), id};
+  }
+
+  //! Starts this rank's runtime, exchanges the directory of names and starts the proxy (collective).
+  void start();
+  bool running() const noexcept;
+
+  //! The actor named `name` on any rank (after start()); throws rk::error naming it when there is none.
+  global_address find(std::string_view name) const;
+  //! The id this rank uses for `a`: a.actor when a.rank is this rank, else a remote entry (created on
+  //! first use). A remote actor must be in the directory (spawned through cluster::spawn) or have sent
+  //! to this rank; throws rk::error otherwise, and for a rank out of range.
+  actor_index address_of(global_address a);
+  //! Who a message this rank's host received comes from, as a global address.
+  global_address origin_of(const received_message& m) const;
+
+  //! runtime::send to any rank's actor (a remote one through this rank's device, outbound ring and proxy).
+  [[nodiscard]] status send(global_address to, std::uint32_t type, byte_view payload,
+                            const send_options& options = {});
+  //! runtime::send_blocking, the same way.
+  [[nodiscard]] status send_blocking(global_address to, std::uint32_t type, byte_view payload,
+                                     std::chrono::milliseconds timeout, const send_options& options = {});
+  //! runtime::receive on this rank.
+  std::optional<received_message> receive(std::chrono::milliseconds timeout);
+
+  //! Waits until no message is anywhere in the cluster (or drain_timeout passed), then stops every rank's
+  //! proxy and runtime (collective). Idempotent.
+  cluster_report shutdown();
+  cluster_stats stats() const;
+
+private:
+  void require_before_start(const std::string& who) const;
+  void publish(const std::string& name, actor_index id, std::uint64_t tenant);
+  std::unique_ptr<detail::cluster_impl> impl_;
+};
+
+} // namespace rk

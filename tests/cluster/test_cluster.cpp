@@ -1,0 +1,273 @@
+// rk::cluster on the CPU backend, run by ctest under mpiexec with 4 ranks (and 2). Every rank runs every
+// test in the same order; each test is collective (constructor, start, shutdown). A rank that fails a check
+// keeps going through the collective calls (EXPECT, not ASSERT, around them), so one failure does not hang
+// the others; ctest's timeout is the backstop.
+
+#include <ringkernel/cluster/cluster.hpp>
+
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using rk::actor_index;
+using rk::global_address;
+using rk::status;
+
+constexpr std::uint32_t msg_ping = 1;
+constexpr std::uint32_t msg_token = 2;
+constexpr std::uint32_t msg_set_next = 3;
+constexpr std::uint32_t msg_sequence = 4;
+
+struct ping {
+  std::uint64_t from_rank = 0;
+  std::uint64_t sequence = 0;
+};
+
+//! Replies to whoever sent the message (on any rank) with the same payload.
+struct echo {
+  struct state {
+    std::uint64_t seen = 0;
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message& m) {
+    ++s.seen;
+    (void)ctx.reply(m, m.payload());
+  }
+};
+
+//! A stage of a ring that spans the ranks: msg_set_next tells it its successor (an id on this rank: the
+//! next stage itself or its remote entry); a token with hops left goes on, one with none goes to the host.
+struct stage {
+  struct state {
+    actor_index next = rk::host_actor;
+    std::uint64_t passed = 0;
+    std::uint64_t failed = 0;
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message& m) {
+    if (m.type() == msg_set_next) {
+      if (const auto* next = m.as<actor_index>()) s.next = *next;
+      return;
+    }
+    const auto* hops = m.as<std::uint64_t>();
+    if (hops == nullptr) return;
+    if (*hops == 0) {
+      (void)ctx.send_host(msg_token, m.payload());
+      return;
+    }
+    const std::uint64_t left = *hops - 1;
+    if (ctx.send(s.next, msg_token, rk::as_bytes(left)) == status::delivered) {
+      ++s.passed;
+    } else {
+      ++s.failed;
+    }
+  }
+};
+
+//! Checks that each producing rank's messages arrive once each, in order.
+struct sequence_checker {
+  struct state {
+    std::uint64_t count = 0;
+    std::uint64_t violations = 0;
+    std::uint64_t next[64] = {};
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx&, state& s, const rk::message& m) {
+    const auto* p = m.as<ping>();
+    if (p == nullptr || p->from_rank >= 64) {
+      ++s.violations;
+      return;
+    }
+    if (p->sequence != s.next[p->from_rank]) ++s.violations;
+    s.next[p->from_rank] = p->sequence + 1;
+    ++s.count;
+  }
+};
+
+rk::cluster_options options() {
+  rk::cluster_options o;
+  o.runtime.backend = rk::backend::cpu;
+  o.runtime.announce_backend = false;
+  o.runtime.cpu_workers = 1; // four ranks share two cores here
+  o.runtime.max_actors = 256;
+  o.runtime.host_ring = {256, 256};
+  o.outbound = {256, 256};
+  o.announce = false;
+  return o;
+}
+
+rk::actor_options mailbox(std::uint32_t slots = 256) {
+  rk::actor_options a;
+  a.mailbox = {slots, 256};
+  return a;
+}
+
+std::uint64_t sum_over_ranks(std::uint64_t mine) {
+  std::uint64_t all = 0;
+  MPI_Allreduce(&mine, &all, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+  return all;
+}
+
+std::string name_of(const char* what, std::uint32_t rank) {
+  return what + std::to_string(rank);
+}
+
+TEST(Cluster, NamesResolveOnEveryRankAndAddressesAreStable) {
+  rk::cluster c(options());
+  const global_address mine = c.spawn<echo>(name_of("echo", c.rank()), mailbox());
+  EXPECT_EQ(mine.rank, c.rank());
+  EXPECT_THROW((void)c.find("echo0"), rk::error) << "names are known after start()";
+  c.start();
+  for (std::uint32_t r = 0; r < c.size(); ++r) {
+    const global_address a = c.find(name_of("echo", r));
+    EXPECT_EQ(a.rank, r);
+    const actor_index here = c.address_of(a);
+    EXPECT_EQ(c.address_of(a), here) << "one remote entry per remote actor";
+    if (r == c.rank()) {
+      EXPECT_EQ(here, mine.actor);
+    }
+  }
+  EXPECT_THROW((void)c.find("nobody"), rk::error);
+  EXPECT_THROW((void)c.address_of({c.size(), 0}), rk::error) << "rank out of range";
+  EXPECT_THROW(c.spawn<echo>("late"), rk::error) << "cluster-wide names are exchanged at start()";
+  const rk::cluster_report r = c.shutdown();
+  EXPECT_TRUE(r.drained);
+  EXPECT_TRUE(r.local.drained);
+}
+
+TEST(Cluster, EveryHostReachesEveryRanksEchoAndHearsBackFromIt) {
+  rk::cluster c(options());
+  (void)c.spawn<echo>(name_of("echo", c.rank()), mailbox());
+  c.start();
+  constexpr std::uint64_t per_rank = 50;
+  std::uint64_t expected = 0;
+  for (std::uint32_t r = 0; r < c.size(); ++r) {
+    for (std::uint64_t i = 0; i < per_rank; ++i) {
+      const ping p{c.rank(), i};
+      EXPECT_EQ(c.send_blocking(c.find(name_of("echo", r)), msg_ping, rk::as_bytes(p), 10s),
+                status::enqueued);
+      ++expected;
+    }
+  }
+  std::vector<std::uint64_t> from(c.size(), 0);
+  for (std::uint64_t got = 0; got < expected; ++got) {
+    const auto reply = c.receive(20s);
+    if (!reply) {
+      ADD_FAILURE() << "rank " << c.rank() << " heard back " << got << " of " << expected;
+      break;
+    }
+    const global_address origin = c.origin_of(*reply);
+    EXPECT_EQ(origin, c.find(name_of("echo", origin.rank)));
+    EXPECT_EQ(reply->as<ping>().from_rank, c.rank());
+    ++from[origin.rank];
+  }
+  for (std::uint32_t r = 0; r < c.size(); ++r) EXPECT_EQ(from[r], per_rank) << "from rank " << r;
+  const rk::cluster_report report = c.shutdown();
+  EXPECT_TRUE(report.drained);
+  const rk::cluster_stats s = c.stats();
+  EXPECT_EQ(sum_over_ranks(s.sent), sum_over_ranks(s.relayed)) << "every message carried was handed over";
+}
+
+TEST(Cluster, ATokenGoesAroundTheRanksThroughHandlerSends) {
+  rk::cluster c(options());
+  const global_address me = c.spawn<stage>(name_of("stage", c.rank()), mailbox());
+  c.start();
+  const actor_index next = c.address_of(c.find(name_of("stage", (c.rank() + 1) % c.size())));
+  EXPECT_EQ(c.local().send_wait(me.actor, msg_set_next, rk::as_bytes(next), 10s), status::delivered);
+  MPI_Barrier(MPI_COMM_WORLD); // every stage knows its successor before the token starts
+  constexpr std::uint64_t laps = 20;
+  const std::uint64_t hops = laps * c.size();
+  if (c.rank() == 0) {
+    EXPECT_EQ(c.local().send(me.actor, msg_token, rk::as_bytes(hops)), status::enqueued);
+    const auto done = c.receive(30s);
+    EXPECT_TRUE(done.has_value()) << "the token did not come back";
+  }
+  const rk::cluster_report report = c.shutdown();
+  EXPECT_TRUE(report.drained);
+  const stage::state s = c.local().state<stage>(me.actor);
+  EXPECT_EQ(s.failed, 0u);
+  EXPECT_EQ(sum_over_ranks(s.passed), hops) << "every hop was one handler send";
+}
+
+TEST(Cluster, TheSendingRankRefusesAForeignTenantBeforeAnythingLeaves) {
+  rk::cluster c(options());
+  c.local().tenants().add(5, rk::tenant_quota::standard());
+  rk::actor_options in_five = mailbox();
+  in_five.tenant = 5;
+  (void)c.spawn<echo>(name_of("five", c.rank()), in_five);
+  c.start();
+  const global_address far = c.find(name_of("five", (c.rank() + 1) % c.size()));
+  if (far.rank != c.rank()) {
+    const ping p{c.rank(), 0};
+    EXPECT_EQ(c.local().send_wait(c.address_of(far), msg_ping, rk::as_bytes(p), 10s),
+              status::tenant_mismatch);
+    rk::send_options as_five;
+    as_five.tenant = 5;
+    EXPECT_EQ(c.local().send_wait(c.address_of(far), msg_ping, rk::as_bytes(p), 10s, as_five),
+              status::delivered);
+    const auto reply = c.receive(20s);
+    EXPECT_TRUE(reply.has_value());
+  }
+  EXPECT_TRUE(c.shutdown().drained);
+  EXPECT_EQ(c.stats().sent, c.size() > 1 ? 2u : 0u)
+      << "the tenant-5 send and the echo's reply to another rank's host; the tenant-0 send never left";
+}
+
+TEST(Cluster, AMillionMessagesAmongAllRanksArriveOnceEachAndInOrder) {
+  int ranks = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+  if (ranks < 2) GTEST_SKIP() << "needs two ranks at least";
+  rk::cluster_options o = options();
+  o.outbound = {64, 256}; // small buffers everywhere: backpressure, not memory, absorbs the load
+  o.batch_bytes = 4096;
+  o.max_batches_in_flight = 2;
+  rk::cluster c(o);
+  const global_address checker = c.spawn<sequence_checker>(name_of("checker", c.rank()), mailbox(1024));
+  c.start();
+  // 10^6 messages in all, every rank sending the same number to every other.
+  const std::uint64_t per_destination = 1'000'000 / (std::uint64_t{c.size()} * (c.size() - 1));
+  std::vector<actor_index> destinations;
+  for (std::uint32_t r = 0; r < c.size(); ++r)
+    if (r != c.rank()) destinations.push_back(c.address_of(c.find(name_of("checker", r))));
+  for (std::uint64_t i = 0; i < per_destination; ++i) {
+    const ping p{c.rank(), i};
+    for (const actor_index d : destinations)
+      ASSERT_EQ(c.local().send_blocking(d, msg_sequence, rk::as_bytes(p), 30s), status::enqueued) << i;
+  }
+  const rk::cluster_report report = c.shutdown();
+  EXPECT_TRUE(report.drained);
+  EXPECT_EQ(report.in_flight, 0u);
+  const sequence_checker::state s = c.local().state<sequence_checker>(checker.actor);
+  EXPECT_EQ(s.violations, 0u) << "lost, duplicated or reordered";
+  EXPECT_EQ(s.count, per_destination * (c.size() - 1));
+  const rk::cluster_stats st = c.stats();
+  EXPECT_EQ(sum_over_ranks(st.sent), sum_over_ranks(st.relayed));
+  EXPECT_EQ(sum_over_ranks(st.sent), per_destination * c.size() * (c.size() - 1));
+  if (c.rank() == 0)
+    std::printf("%llu messages among %u ranks; %llu MPI messages carried them\n",
+                static_cast<unsigned long long>(sum_over_ranks(st.sent)), c.size(),
+                static_cast<unsigned long long>(sum_over_ranks(st.sent_batches)));
+  else
+    (void)sum_over_ranks(st.sent_batches);
+}
+
+TEST(Cluster, BadOptionsAreRefusedOnEveryRank) {
+  rk::cluster_options o = options();
+  o.outbound = {3, 256};
+  EXPECT_THROW(rk::cluster bad(o), rk::error);
+  o = options();
+  o.batch_bytes = 16;
+  EXPECT_THROW(rk::cluster bad(o), rk::error);
+  o = options();
+  o.max_batches_in_flight = 0;
+  EXPECT_THROW(rk::cluster bad(o), rk::error);
+}
+
+} // namespace
