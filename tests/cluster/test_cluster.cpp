@@ -3,6 +3,8 @@
 // keeps going through the collective calls (EXPECT, not ASSERT, around them), so one failure does not hang
 // the others; ctest's timeout is the backstop.
 
+#include "test_handlers.hpp" // echo: replies to whoever sent the message, on any rank
+
 #include <ringkernel/cluster/cluster.hpp>
 
 #include <gtest/gtest.h>
@@ -19,6 +21,7 @@ using namespace std::chrono_literals;
 using rk::actor_index;
 using rk::global_address;
 using rk::status;
+using rk_cases::echo;
 
 constexpr std::uint32_t msg_ping = 1;
 constexpr std::uint32_t msg_token = 2;
@@ -28,18 +31,6 @@ constexpr std::uint32_t msg_sequence = 4;
 struct ping {
   std::uint64_t from_rank = 0;
   std::uint64_t sequence = 0;
-};
-
-//! Replies to whoever sent the message (on any rank) with the same payload.
-struct echo {
-  struct state {
-    std::uint64_t seen = 0;
-  };
-  template <class Ctx>
-  RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message& m) {
-    ++s.seen;
-    (void)ctx.reply(m, m.payload());
-  }
 };
 
 //! A stage of a ring that spans the ranks: msg_set_next tells it its successor (an id on this rank: the
