@@ -2,6 +2,7 @@
 
 #include "directory.hpp"
 #include "proxy.hpp"
+#include "survivors.hpp"
 
 #include <ringkernel/cluster/cluster.hpp>
 #include <ringkernel/host/detail/remote.hpp>
@@ -63,6 +64,13 @@ void validate(const cluster_options& o) {
   if (o.drain_timeout.count() <= 0 || o.drain_timeout > std::chrono::hours(24))
     throw error("cluster_options::drain_timeout must be positive and at most 24 hours; got " +
                 std::to_string(o.drain_timeout.count()) + " ms");
+  if (o.heartbeat_interval < std::chrono::milliseconds(1) || o.heartbeat_interval > std::chrono::minutes(1))
+    throw error("cluster_options::heartbeat_interval must be 1 ms .. 60 s; got " +
+                std::to_string(o.heartbeat_interval.count()) + " ms");
+  if (o.failure_timeout < 2 * o.heartbeat_interval || o.failure_timeout > std::chrono::hours(24))
+    throw error("cluster_options::failure_timeout must be at least twice heartbeat_interval (" +
+                std::to_string(2 * o.heartbeat_interval.count()) + " ms) and at most 24 hours; got " +
+                std::to_string(o.failure_timeout.count()) + " ms");
 }
 
 //! Whether every rank says `ok`; the ranks that do not throw their own error, the others one naming them.
@@ -84,6 +92,10 @@ public:
     join_mpi();
     MPI_Comm_dup(MPI_COMM_WORLD, &control_);
     MPI_Comm_dup(MPI_COMM_WORLD, &data_);
+    // Errors come back as codes (a rank that died must not end this one); the proxy treats one on a
+    // peer's operation as that peer being gone.
+    MPI_Comm_set_errhandler(control_, MPI_ERRORS_RETURN);
+    MPI_Comm_set_errhandler(data_, MPI_ERRORS_RETURN);
     int rank = 0, size = 0;
     MPI_Comm_rank(control_, &rank);
     MPI_Comm_size(control_, &size);
@@ -132,9 +144,15 @@ public:
       failure = std::current_exception();
     }
     agree_or_throw(control_, "starting the rank's runtime", failure);
-    proxy_ =
-        std::make_unique<mpi_proxy>(*runtime_, *directory_, data_, rank_, size_, options_.batch_bytes,
-                                    options_.max_batches_in_flight, options_.outbound.payload_capacity());
+    proxy_options po;
+    po.batch_bytes = options_.batch_bytes;
+    po.max_in_flight = options_.max_batches_in_flight;
+    po.max_payload = options_.outbound.payload_capacity();
+    po.heartbeat_interval = options_.heartbeat_interval;
+    po.failure_timeout = options_.failure_timeout;
+    proxy_ = std::make_unique<mpi_proxy>(*runtime_, *directory_, data_, rank_, size_, po);
+    survivors_ = std::make_unique<survivors>(control_, rank_, size_,
+                                             [this](std::uint32_t r) { return proxy_->gone(r); });
     proxy_->start();
     started_ = true;
     announce();
@@ -149,15 +167,19 @@ public:
       return report;
     }
     stopped_ = true;
-    report.drained = wait_until_quiet(report.in_flight);
-    // Whatever is still held is dropped (counted); every rank's sends finish before the proxies stop.
+    std::vector<bool> gone(size_, false);
+    report.drained = wait_until_quiet(report.in_flight, gone);
+    // Whatever is still held is dropped (counted); every live rank's sends finish before the proxies stop.
     proxy_->stop_carrying();
-    wait_for_sends_everywhere();
+    wait_for_sends_everywhere(gone);
     proxy_->stop();
     report.local = runtime_->shutdown();
-    MPI_Barrier(control_);
+    for (std::uint32_t r = 0; r < size_; ++r)
+      if (gone[r] || proxy_->gone(r)) report.gone_ranks.push_back(r);
     return report;
   }
+
+  bool rank_gone(std::uint32_t r) const noexcept;
 
   cluster_stats stats() const {
     cluster_stats s;
@@ -169,6 +191,10 @@ public:
       s.received_batches = c.received_batches.load();
       s.relayed = c.relayed.load();
       s.relay_waits = c.relay_waits.load();
+      s.refused = c.refused.load();
+      s.dropped = c.dropped.load();
+      s.unreachable = c.unreachable.load();
+      s.abandoned = c.abandoned.load();
     }
     s.remote_entries = directory_->entries();
     return s;
@@ -182,6 +208,7 @@ public:
   std::unique_ptr<runtime> runtime_;
   std::unique_ptr<cluster_directory> directory_;
   std::unique_ptr<mpi_proxy> proxy_;
+  std::unique_ptr<survivors> survivors_;
   bool started_ = false;
   bool stopped_ = false;
 
@@ -222,9 +249,14 @@ private:
         library.c_str(), cuda, backends.size() - cuda);
   }
 
-  //! This rank's activity: [0] messages sent to other ranks, [1] received from them, [2] a count that
-  //! changes whenever anything moves here, [3] 1 when anything is queued or running here.
-  std::array<std::uint64_t, 4> local_activity() const {
+  // Steps of shutdown (survivors.hpp), in order.
+  static constexpr std::uint32_t step_quiet = 0;
+  static constexpr std::uint32_t step_sends = 1;
+
+  //! This rank's row for step_quiet: [0] 1 when anything is queued or running here, [1] a count that
+  //! changes whenever anything moves here, [2] 1 past the deadline, [3 + r] messages sent to rank r,
+  //! [3 + n + r] messages received from rank r, [3 + 2n + r] 1 when rank r is gone here.
+  std::vector<std::uint64_t> quiet_row(bool past_deadline) const {
     const proxy_counters& c = proxy_->counters();
     const std::uint64_t holding = c.holding.load();
     const runtime_stats s = runtime_->stats();
@@ -238,47 +270,87 @@ private:
     const bool ingress_busy = s.gateway_processed != remote::enqueued(*runtime_);
     const bool busy =
         holding != 0 || pending != 0 || ingress_busy || remote::outbound_pending(*runtime_) != 0;
-    const std::uint64_t moved =
-        c.sent.load() + c.received.load() + c.relayed.load() + s.gateway_processed + handled;
-    return {c.sent.load(), c.received.load() + c.dropped.load(), moved, busy ? 1u : 0u};
+    std::vector<std::uint64_t> row(3 + 3 * std::size_t{size_});
+    row[0] = busy ? 1 : 0;
+    row[1] = c.sent.load() + c.received.load() + c.relayed.load() + c.unreachable.load() +
+             s.gateway_processed + handled;
+    row[2] = past_deadline ? 1 : 0;
+    for (std::uint32_t r = 0; r < size_; ++r) {
+      row[3 + r] = proxy_->sent_to(r);
+      row[3 + size_ + r] = proxy_->received_from(r);
+      row[3 + 2 * size_ + r] = proxy_->gone(r) ? 1 : 0;
+    }
+    return row;
   }
 
-  //! Rounds of MPI_Allreduce until two in a row find nothing queued anywhere, as many messages received as
-  //! sent cluster-wide, and nothing moved between them; or until drain_timeout (decided together: every
-  //! rank leaves in the same round).
-  bool wait_until_quiet(std::uint64_t& in_flight) {
+  //! The ranks gone for anyone who answered (`gone_at`: offset of the gone flags in a row) folded into
+  //! `gone`; returns whether this rank is among them (another rank declared it gone: it is on its own).
+  bool fold_gone(const exchange_result& x, std::size_t gone_at, std::vector<bool>& gone) const {
+    for (std::uint32_t r = 0; r < size_; ++r) {
+      gone[r] = gone[r] || proxy_->gone(r);
+      for (const std::vector<std::uint64_t>& row : x.rows)
+        if (!row.empty() && row[gone_at + r] != 0) gone[r] = true;
+    }
+    return gone[rank_];
+  }
+
+  //! Rounds of all_to_all among the live ranks until two in a row find nothing queued anywhere, as many
+  //! messages received from each live rank as it sent, and nothing moved between them; or until
+  //! drain_timeout. Every rank that received the same rows decides the same.
+  bool wait_until_quiet(std::uint64_t& in_flight, std::vector<bool>& gone) {
     const auto deadline = std::chrono::steady_clock::now() + options_.drain_timeout;
-    std::array<std::uint64_t, 2> previous{~0ull, ~0ull};
+    const std::size_t n = size_;
+    std::optional<std::uint64_t> previous;
     backoff idle;
     for (;;) {
-      const std::array<std::uint64_t, 4> mine = local_activity();
-      std::array<std::uint64_t, 3> sums{};
-      MPI_Allreduce(mine.data(), sums.data(), 3, MPI_UINT64_T, MPI_SUM, control_);
-      const std::array<std::uint64_t, 2> flags_mine{mine[3],
-                                                    std::chrono::steady_clock::now() > deadline ? 1u : 0u};
-      std::array<std::uint64_t, 2> flags{};
-      MPI_Allreduce(flags_mine.data(), flags.data(), 2, MPI_UINT64_T, MPI_MAX, control_);
-      in_flight = sums[0] > sums[1] ? sums[0] - sums[1] : 0;
-      const bool quiet = flags[0] == 0 && sums[0] == sums[1];
-      if (quiet && previous[0] == sums[2] && previous[1] == sums[0]) return true;
-      if (flags[1] != 0) return false;
-      previous =
-          quiet ? std::array<std::uint64_t, 2>{sums[2], sums[0]} : std::array<std::uint64_t, 2>{~0ull, ~0ull};
+      const exchange_result x =
+          survivors_->all_to_all(step_quiet, quiet_row(std::chrono::steady_clock::now() > deadline), false);
+      if (fold_gone(x, 3 + 2 * n, gone) || x.peer_left) return false;
+      bool quiet = true;
+      bool past_deadline = false;
+      std::uint64_t moved = 0;
+      in_flight = 0;
+      for (std::uint32_t a = 0; a < size_; ++a) {
+        const std::vector<std::uint64_t>& row = x.rows[a];
+        if (gone[a] || row.empty()) continue;
+        quiet = quiet && row[0] == 0;
+        moved += row[1];
+        past_deadline = past_deadline || row[2] != 0;
+        for (std::uint32_t b = 0; b < size_; ++b) {
+          if (b == a || gone[b] || x.rows[b].empty()) continue;
+          const std::uint64_t sent = row[3 + b];
+          const std::uint64_t arrived = x.rows[b][3 + n + a];
+          in_flight += sent > arrived ? sent - arrived : 0;
+        }
+      }
+      quiet = quiet && in_flight == 0;
+      if (quiet && previous == moved) return true;
+      if (past_deadline) return false;
+      previous = quiet ? std::optional<std::uint64_t>(moved) : std::nullopt;
       idle.pause();
     }
   }
 
-  //! After stop_carrying(): rounds until no rank has a batch it sent unfinished (the proxies keep
+  //! After stop_carrying(): rounds until no live rank has a batch it sent unfinished (the proxies keep
   //! receiving, and dropping, meanwhile), or 10 s.
-  void wait_for_sends_everywhere() {
+  void wait_for_sends_everywhere(std::vector<bool>& gone) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     backoff idle;
     for (;;) {
-      const std::array<std::uint64_t, 2> mine{proxy_->counters().holding.load(),
-                                              std::chrono::steady_clock::now() > deadline ? 1u : 0u};
-      std::array<std::uint64_t, 2> all{};
-      MPI_Allreduce(mine.data(), all.data(), 2, MPI_UINT64_T, MPI_MAX, control_);
-      if (all[0] == 0 || all[1] != 0) return;
+      std::vector<std::uint64_t> row(2 + size_);
+      row[0] = proxy_->counters().holding.load();
+      row[1] = std::chrono::steady_clock::now() > deadline ? 1u : 0u;
+      for (std::uint32_t r = 0; r < size_; ++r) row[2 + r] = proxy_->gone(r) ? 1 : 0;
+      const exchange_result x = survivors_->all_to_all(step_sends, row, true);
+      if (fold_gone(x, 2, gone)) return;
+      bool holding = false;
+      bool past_deadline = false;
+      for (std::uint32_t r = 0; r < size_; ++r) {
+        if (gone[r] || x.rows[r].empty()) continue;
+        holding = holding || x.rows[r][0] != 0;
+        past_deadline = past_deadline || x.rows[r][1] != 0;
+      }
+      if (!holding || past_deadline) return;
       idle.pause();
     }
   }
@@ -334,12 +406,26 @@ global_address cluster::origin_of(const received_message& m) const {
   return {rank(), m.source()};
 }
 
+std::vector<std::uint32_t> cluster::gone_ranks() const {
+  std::vector<std::uint32_t> gone;
+  if (impl_->proxy_)
+    for (std::uint32_t r = 0; r < size(); ++r)
+      if (impl_->proxy_->gone(r)) gone.push_back(r);
+  return gone;
+}
+
+bool detail::cluster_impl::rank_gone(std::uint32_t r) const noexcept {
+  return proxy_ && r < size_ && r != rank_ && proxy_->gone(r);
+}
+
 status cluster::send(global_address to, std::uint32_t type, byte_view payload, const send_options& options) {
+  if (impl_->rank_gone(to.rank)) return status::unreachable;
   return local().send(address_of(to), type, payload, options);
 }
 
 status cluster::send_blocking(global_address to, std::uint32_t type, byte_view payload,
                               std::chrono::milliseconds timeout, const send_options& options) {
+  if (impl_->rank_gone(to.rank)) return status::unreachable;
   return local().send_blocking(address_of(to), type, payload, timeout, options);
 }
 

@@ -100,6 +100,7 @@ actor_index cluster_directory::entry_for(global_address a, std::uint64_t tenant)
   name +=
       a.actor == host_actor ? "host as tenant " + std::to_string(tenant) : "actor " + std::to_string(a.actor);
   const actor_index id = remote::add_entry(rt_, name, tenant);
+  if (gone_[a.rank]) remote::mark_unreachable(rt_, id);
   entries_.emplace(key, id);
   targets_.emplace(id, a);
   if (a.actor != host_actor) tenant_of_.emplace(a, tenant);
@@ -111,6 +112,14 @@ std::optional<global_address> cluster_directory::target_of(actor_index entry) co
   const auto it = targets_.find(entry);
   if (it == targets_.end()) return std::nullopt;
   return it->second;
+}
+
+void cluster_directory::mark_rank_gone(std::uint32_t rank) {
+  std::lock_guard lock(mutex_);
+  if (rank >= size_ || gone_[rank]) return;
+  gone_[rank] = true;
+  for (const auto& [key, id] : entries_)
+    if (std::get<0>(key) == rank) remote::mark_unreachable(rt_, id);
 }
 
 std::uint64_t cluster_directory::entries() const {

@@ -32,7 +32,7 @@ struct directory_entry {
 class cluster_directory {
 public:
   cluster_directory(runtime& rt, std::uint32_t rank, std::uint32_t size)
-      : rt_(rt), rank_(rank), size_(size) {}
+      : rt_(rt), rank_(rank), size_(size), gone_(size, false) {}
 
   //! This rank's names, serialised for the exchange; and reading every rank's back (throws rk::error on a
   //! name published by two ranks, or on bytes that do not parse).
@@ -49,6 +49,9 @@ public:
   //! The actor a remote entry of this rank stands for, or nothing (not a remote entry of ours).
   std::optional<global_address> target_of(actor_index entry) const;
   std::uint64_t entries() const;
+  //! Marks every remote entry for an actor of `rank` unreachable (remote::mark_unreachable), now and when
+  //! made later: sends to them end as status::unreachable.
+  void mark_rank_gone(std::uint32_t rank);
 
 private:
   runtime& rt_;
@@ -60,6 +63,7 @@ private:
   std::map<global_address, std::uint64_t> tenant_of_; //!< directory actors, and senders seen
   std::map<std::tuple<std::uint32_t, actor_index, std::uint64_t>, actor_index> entries_;
   std::unordered_map<actor_index, global_address> targets_;
+  std::vector<bool> gone_; //!< per rank: marked by mark_rank_gone
 };
 
 } // namespace rk::detail

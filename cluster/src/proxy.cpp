@@ -10,23 +10,44 @@ namespace rk::detail {
 namespace {
 
 constexpr int batch_tag = 7001;
+constexpr int heartbeat_tag = 7002;
 
 //! Outbound messages taken per loop turn before the proxy looks at arrivals again.
 constexpr int drain_budget = 4096;
 
+template <class T>
+std::unique_ptr<std::atomic<T>[]> atomics(std::size_t n) {
+  auto a = std::make_unique<std::atomic<T>[]>(n);
+  for (std::size_t i = 0; i < n; ++i) a[i].store(T{});
+  return a;
+}
+
+//! Lets go of a send MPI may still be carrying: cancelled, its request freed, its buffer never freed (MPI
+//! may read it until the cancel takes effect).
+void abandon(MPI_Request& request, std::vector<std::byte>&& bytes) {
+  if (request != MPI_REQUEST_NULL) {
+    (void)MPI_Cancel(&request);
+    (void)MPI_Request_free(&request);
+  }
+  new std::vector<std::byte>(std::move(bytes)); // NOLINT: deliberately leaked, see above
+}
+
 } // namespace
 
 mpi_proxy::mpi_proxy(runtime& rt, cluster_directory& directory, MPI_Comm comm, std::uint32_t rank,
-                     std::uint32_t size, std::uint32_t batch_bytes, std::uint32_t max_in_flight,
-                     std::uint32_t max_payload)
-    : rt_(rt), directory_(directory), comm_(comm), rank_(rank), batch_bytes_(batch_bytes),
-      max_in_flight_(max_in_flight), max_payload_(max_payload), peers_(size) {}
+                     std::uint32_t size, const proxy_options& options)
+    : rt_(rt), directory_(directory), comm_(comm), rank_(rank), options_(options), peers_(size),
+      sent_to_(atomics<std::uint64_t>(size)), received_from_(atomics<std::uint64_t>(size)),
+      gone_(atomics<bool>(size)) {}
 
 mpi_proxy::~mpi_proxy() {
   stop();
 }
 
 void mpi_proxy::start() {
+  const clock::time_point now = clock::now();
+  for (peer& p : peers_) p.last_heard = now;
+  next_heartbeat_ = now;
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -39,6 +60,7 @@ void mpi_proxy::loop() {
   backoff idle;
   while (!stop_.load()) {
     bool moved = complete_sends();
+    moved = watch_peers() || moved;
     if (carrying_.load()) {
       moved = drain_outbound() || moved;
       moved = relay_arrivals() || moved;
@@ -59,20 +81,22 @@ void mpi_proxy::loop() {
   // shutdown() stops the proxies once every rank's sends completed (cluster.cpp); only when it gave up
   // waiting can some be unfinished. MPI may still read their buffers: those are let go of, never freed.
   for (peer& p : peers_) {
-    for (in_flight_batch& b : p.in_flight) {
-      MPI_Request_free(&b.request);
-      new std::vector<std::byte>(std::move(b.bytes)); // NOLINT: deliberately leaked, see above
-    }
+    for (in_flight_batch& b : p.in_flight) abandon(b.request, std::move(b.bytes));
     p.in_flight.clear();
+    abandon(p.heartbeat, {});
   }
 }
 
 bool mpi_proxy::complete_sends() {
   bool any = false;
-  for (peer& p : peers_) {
+  for (std::uint32_t r = 0; r < peers_.size(); ++r) {
+    peer& p = peers_[r];
     while (!p.in_flight.empty()) {
       int done = 0;
-      MPI_Test(&p.in_flight.front().request, &done, MPI_STATUS_IGNORE);
+      if (MPI_Test(&p.in_flight.front().request, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) {
+        declare_gone(r, clock::now() - p.last_heard); // MPI says the rank cannot be reached
+        break;
+      }
       if (done == 0) break;
       p.in_flight.pop_front();
       any = true;
@@ -96,9 +120,14 @@ bool mpi_proxy::drain_outbound() {
       counters_.dropped.fetch_add(1);
       continue;
     }
+    if (gone(to->rank)) { // sent before its entry was marked, or waiting for room when the rank went
+      counters_.unreachable.fetch_add(1);
+      moved = true;
+      continue;
+    }
     peer& p = peers_[to->rank];
     if (p.building.count() != 0 &&
-        p.building.bytes() + wire::message_bytes(m.header.payload_length) > batch_bytes_ &&
+        p.building.bytes() + wire::message_bytes(m.header.payload_length) > options_.batch_bytes &&
         !flush(to->rank)) {
       stalled_ = std::move(m); // its rank has max_in_flight batches unfinished: stop draining
       return moved;
@@ -106,6 +135,7 @@ bool mpi_proxy::drain_outbound() {
     m.header.destination = to->actor;
     p.building.add(m.header, m.payload);
     counters_.sent.fetch_add(1);
+    sent_to_[to->rank].fetch_add(1);
     moved = true;
   }
   for (std::uint32_t r = 0; r < peers_.size(); ++r)
@@ -116,12 +146,14 @@ bool mpi_proxy::drain_outbound() {
 bool mpi_proxy::flush(std::uint32_t r) {
   peer& p = peers_[r];
   if (p.building.count() == 0) return true;
-  if (p.in_flight.size() >= max_in_flight_) return false;
+  if (p.in_flight.size() >= options_.max_in_flight) return false;
   in_flight_batch b;
+  b.messages = p.building.count();
   b.bytes = p.building.take();
-  MPI_Isend(b.bytes.data(), static_cast<int>(b.bytes.size()), MPI_BYTE, static_cast<int>(r), batch_tag, comm_,
-            &b.request);
+  const int rc = MPI_Isend(b.bytes.data(), static_cast<int>(b.bytes.size()), MPI_BYTE, static_cast<int>(r),
+                           batch_tag, comm_, &b.request);
   p.in_flight.push_back(std::move(b)); // the vector's buffer does not move with it
+  if (rc != MPI_SUCCESS) declare_gone(r, clock::now() - p.last_heard); // cancels it, counts it abandoned
   counters_.sent_batches.fetch_add(1);
   return true;
 }
@@ -157,16 +189,19 @@ bool mpi_proxy::take_batch() {
   std::vector<std::byte> batch(static_cast<std::size_t>(bytes));
   MPI_Recv(batch.data(), bytes, MPI_BYTE, st.MPI_SOURCE, batch_tag, comm_, MPI_STATUS_IGNORE);
   counters_.received_batches.fetch_add(1);
-  const std::string problem = wire::decode_batch(batch, max_payload_, decoded_);
+  const auto from = static_cast<std::uint32_t>(st.MPI_SOURCE);
+  const bool from_gone = gone(from);
+  if (!from_gone) peers_[from].last_heard = clock::now();
+  const std::string problem = wire::decode_batch(batch, options_.max_payload, decoded_);
   if (!problem.empty()) { // a peer never sends one: say so once per batch, and count nothing as delivered
     std::fprintf(stderr, "rk::cluster rank %u: dropped a batch from rank %d: %s\n", rank_, st.MPI_SOURCE,
                  problem.c_str());
     return true;
   }
-  const auto from = static_cast<std::uint32_t>(st.MPI_SOURCE);
   for (const wire::decoded_message& m : decoded_) {
     counters_.received.fetch_add(1);
-    if (!carrying_.load()) {
+    received_from_[from].fetch_add(1);
+    if (!carrying_.load() || from_gone) { // a gone rank stays gone: what it still sends is not taken
       counters_.dropped.fetch_add(1);
       continue;
     }
@@ -184,6 +219,72 @@ bool mpi_proxy::take_batch() {
     arrivals_.push_back(std::move(a));
   }
   return true;
+}
+
+bool mpi_proxy::watch_peers() {
+  bool moved = false;
+  const clock::time_point now = clock::now();
+  for (;;) { // heartbeats in
+    int waiting = 0;
+    MPI_Status st;
+    if (MPI_Iprobe(MPI_ANY_SOURCE, heartbeat_tag, comm_, &waiting, &st) != MPI_SUCCESS || waiting == 0) break;
+    (void)MPI_Recv(nullptr, 0, MPI_BYTE, st.MPI_SOURCE, heartbeat_tag, comm_, MPI_STATUS_IGNORE);
+    const auto from = static_cast<std::uint32_t>(st.MPI_SOURCE);
+    if (!gone(from)) peers_[from].last_heard = now;
+  }
+  if (now >= next_heartbeat_) { // heartbeats out: at most one unfinished per rank
+    next_heartbeat_ = now + options_.heartbeat_interval;
+    for (std::uint32_t r = 0; r < peers_.size(); ++r) {
+      peer& p = peers_[r];
+      if (r == rank_ || gone(r)) continue;
+      int done = 1;
+      if (p.heartbeat != MPI_REQUEST_NULL &&
+          MPI_Test(&p.heartbeat, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) {
+        declare_gone(r, now - p.last_heard);
+        continue;
+      }
+      if (done == 0) continue;
+      if (MPI_Isend(nullptr, 0, MPI_BYTE, static_cast<int>(r), heartbeat_tag, comm_, &p.heartbeat) !=
+          MPI_SUCCESS)
+        declare_gone(r, now - p.last_heard);
+    }
+  }
+  for (std::uint32_t r = 0; r < peers_.size(); ++r) {
+    if (r == rank_ || gone(r)) continue;
+    const clock::duration silent = now - peers_[r].last_heard;
+    if (silent > options_.failure_timeout) {
+      declare_gone(r, silent);
+      moved = true;
+    }
+  }
+  return moved;
+}
+
+void mpi_proxy::declare_gone(std::uint32_t r, clock::duration silent) {
+  if (gone(r)) return;
+  peer& p = peers_[r];
+  counters_.unreachable.fetch_add(p.building.count());
+  (void)p.building.take();
+  for (in_flight_batch& b : p.in_flight) {
+    counters_.abandoned.fetch_add(b.messages);
+    abandon(b.request, std::move(b.bytes));
+  }
+  p.in_flight.clear();
+  abandon(p.heartbeat, {});
+  gone_[r].store(true);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(silent).count();
+  std::fprintf(
+      stderr,
+      "rk::cluster rank %u: rank %u is gone (nothing heard from it for %lld ms); sends to its actors "
+      "now end as unreachable\n",
+      rank_, r, static_cast<long long>(ms));
+  try {
+    directory_.mark_rank_gone(r);
+  } catch (const std::exception& e) { // the runtime refused: say so; the proxy drops what is for r anyway
+    std::fprintf(stderr, "rk::cluster rank %u: could not mark rank %u's entries unreachable: %s\n", rank_, r,
+                 e.what());
+  }
+  remote::audit(rt_, audit_event::rank_unreachable, audit_level::error, r, static_cast<std::uint64_t>(ms));
 }
 
 void mpi_proxy::publish_holding() {

@@ -1,6 +1,6 @@
 #pragma once
 // A rank's proxy: one thread that carries messages between this rank's runtime and the other ranks over
-// MPI point-to-point messages on its own communicator.
+// MPI point-to-point messages on its own communicator, and watches whether the other ranks are alive.
 //
 // Departures: it drains the runtime's outbound ring, maps each message's remote entry to (rank, actor),
 // and appends it to that rank's batch; a batch goes out (MPI_Isend) when the next message would not fit
@@ -10,6 +10,12 @@
 // Arrivals: when it holds no earlier arrivals, it takes one batch (MPI_Iprobe, MPI_Recv), turns each
 // sender into its remote entry here, and hands the messages to the gateway in order (remote::relay); a
 // full ingress ring keeps the rest until there is room, and no new batch is taken meanwhile.
+// Liveness: every heartbeat_interval it sends each live rank an empty heartbeat message. A rank from
+// which nothing (heartbeat or batch) arrived for failure_timeout is *gone* from then on (fail-stop: later
+// arrivals from it are dropped and counted): its remote entries here are marked unreachable (sends to
+// them end as status::unreachable on the device), the audit log gets a rank_unreachable record, what the
+// proxy holds for it is counted as unreachable, and its unfinished MPI sends are cancelled (counted as
+// abandoned: they may or may not have reached it before it failed).
 // Shutdown: stop_carrying() makes it drop (and count) what it still holds or receives while its own
 // sends finish; stop() ends the thread. Counters are atomics any thread may read.
 
@@ -19,8 +25,10 @@
 #include <mpi.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -34,15 +42,25 @@ struct proxy_counters {
   std::atomic<std::uint64_t> received_batches{0};
   std::atomic<std::uint64_t> relayed{0};
   std::atomic<std::uint64_t> relay_waits{0};
-  std::atomic<std::uint64_t> refused{0}; //!< arrivals this rank could not take (unknown tenant, no room)
-  std::atomic<std::uint64_t> dropped{0}; //!< held or arriving after stop_carrying()
-  std::atomic<std::uint64_t> holding{0}; //!< messages and batches inside the proxy now (0: it holds none)
+  std::atomic<std::uint64_t> refused{0};     //!< arrivals this rank could not take (unknown tenant, no room)
+  std::atomic<std::uint64_t> dropped{0};     //!< held or arriving after stop_carrying(), or from a gone rank
+  std::atomic<std::uint64_t> unreachable{0}; //!< for a gone rank, never handed to MPI
+  std::atomic<std::uint64_t> abandoned{0};   //!< in MPI sends to a gone rank that were cancelled
+  std::atomic<std::uint64_t> holding{0};     //!< messages and batches inside the proxy now (0: it holds none)
+};
+
+struct proxy_options {
+  std::uint32_t batch_bytes = 0;
+  std::uint32_t max_in_flight = 0;
+  std::uint32_t max_payload = 0;
+  std::chrono::milliseconds heartbeat_interval{100};
+  std::chrono::milliseconds failure_timeout{10'000};
 };
 
 class mpi_proxy {
 public:
   mpi_proxy(runtime& rt, cluster_directory& directory, MPI_Comm comm, std::uint32_t rank, std::uint32_t size,
-            std::uint32_t batch_bytes, std::uint32_t max_in_flight, std::uint32_t max_payload);
+            const proxy_options& options);
   ~mpi_proxy();
   mpi_proxy(const mpi_proxy&) = delete;
   mpi_proxy& operator=(const mpi_proxy&) = delete;
@@ -51,15 +69,24 @@ public:
   void stop_carrying() noexcept { carrying_.store(false); }
   void stop() noexcept;
   const proxy_counters& counters() const noexcept { return counters_; }
+  //! Messages appended to a batch for rank `r`, and messages that arrived from it (any thread).
+  std::uint64_t sent_to(std::uint32_t r) const noexcept { return sent_to_[r].load(); }
+  std::uint64_t received_from(std::uint32_t r) const noexcept { return received_from_[r].load(); }
+  //! Whether rank `r` was declared gone (any thread; once true, stays true).
+  bool gone(std::uint32_t r) const noexcept { return gone_[r].load(); }
 
 private:
+  using clock = std::chrono::steady_clock;
   struct in_flight_batch {
     MPI_Request request = MPI_REQUEST_NULL;
     std::vector<std::byte> bytes;
+    std::uint32_t messages = 0;
   };
   struct peer {
     wire::batch_builder building;
     std::deque<in_flight_batch> in_flight;
+    clock::time_point last_heard{};
+    MPI_Request heartbeat = MPI_REQUEST_NULL;
   };
   struct arrival {
     envelope header{};
@@ -73,16 +100,21 @@ private:
   bool flush(std::uint32_t p);
   bool relay_arrivals();
   bool take_batch();
+  //! Heartbeats out and in; declares ranks silent for failure_timeout gone.
+  bool watch_peers();
+  void declare_gone(std::uint32_t r, clock::duration silent);
   void publish_holding();
 
   runtime& rt_;
   cluster_directory& directory_;
   MPI_Comm comm_;
   std::uint32_t rank_;
-  std::uint32_t batch_bytes_;
-  std::uint32_t max_in_flight_;
-  std::uint32_t max_payload_;
+  proxy_options options_;
   std::vector<peer> peers_;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> sent_to_;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> received_from_;
+  std::unique_ptr<std::atomic<bool>[]> gone_;
+  clock::time_point next_heartbeat_{};
   std::optional<received_message> stalled_; //!< taken from the ring, waiting for its rank to have room
   std::deque<arrival> arrivals_;
   std::vector<wire::decoded_message> decoded_;

@@ -17,6 +17,14 @@ actor_index add_entry(runtime& rt, std::string name, std::uint64_t tenant) {
   return runtime_access::impl(rt).add_remote(std::move(name), tenant);
 }
 
+void mark_unreachable(runtime& rt, actor_index entry) {
+  runtime_access::impl(rt).mark_remote_unreachable(entry);
+}
+
+void audit(runtime& rt, audit_event event, audit_level level, std::uint32_t detail, std::uint64_t value) {
+  runtime_access::impl(rt).audit().record(event, level, host_actor, 0, detail, value);
+}
+
 bool take_outbound(runtime& rt, received_message& out) {
   return runtime_access::impl(rt).io().take_outbound(out);
 }
@@ -26,11 +34,11 @@ status relay(runtime& rt, const envelope& header, byte_view payload) {
 }
 
 std::uint64_t relayed(const runtime& rt) {
-  return const_cast<runtime_impl&>(runtime_access::impl(rt)).io().relayed();
+  return runtime_access::impl(rt).io().relayed();
 }
 
 std::uint64_t enqueued(const runtime& rt) {
-  return const_cast<runtime_impl&>(runtime_access::impl(rt)).io().enqueued();
+  return runtime_access::impl(rt).io().enqueued();
 }
 
 std::uint64_t outbound_pending(runtime& rt) {

@@ -274,6 +274,17 @@ actor_index runtime_impl::add_remote(std::string name, std::uint64_t tenant) {
   });
 }
 
+void runtime_impl::mark_remote_unreachable(actor_index remote) {
+  std::lock_guard lock(setup_);
+  const std::string who = "mark_remote_unreachable(" + std::to_string(remote) + ")";
+  actors_.check(remote, who, actor_table::want::alias);
+  if (actors_.next_hop(remote) != remote || !io_.has_outbound_ring())
+    throw error(who + ": not a remote entry (an alias with an indirect route)");
+  const std::uint32_t hw = actors_.host_word(remote);
+  actors_.write_host_word(remote,
+                          make_state_word(epoch_of(hw), static_cast<std::uint8_t>(host_state::unreachable)));
+}
+
 void runtime_impl::remove_alias(actor_index alias) {
   std::lock_guard lock(setup_);
   routing_.remove_alias(alias, grace_);

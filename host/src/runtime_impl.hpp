@@ -78,6 +78,8 @@ public:
   actor_index add_alias(std::string name, address target);
   //! A remote entry for rk::cluster (ringkernel/host/detail/remote.hpp).
   actor_index add_remote(std::string name, std::uint64_t tenant);
+  //! Makes the remote entry `remote` refuse every later send with status::unreachable (its rank is gone).
+  void mark_remote_unreachable(actor_index remote);
   void remove_alias(actor_index alias);
   void set_route(actor_index from, address next_hop);
   void clear_route(actor_index a);
@@ -134,6 +136,7 @@ public:
   const region_table& regions() const noexcept { return regions_; }
   audit_link& audit() noexcept { return audit_; }
   host_io& io() noexcept { return io_; }
+  const host_io& io() const noexcept { return io_; }
   run_control& run() noexcept { return run_; }
   actor_lifecycle lifecycle_as_reported(actor_lifecycle l) const noexcept { return faults_.as_reported(l); }
   std::vector<actor_fault> fault_list() const { return faults_.actor_faults(); }

@@ -260,6 +260,19 @@ TEST(Cluster, BadOptionsAreRefusedOnEveryRank) {
   o = options();
   o.max_batches_in_flight = 0;
   EXPECT_THROW(rk::cluster bad(o), rk::error);
+  o = options();
+  o.heartbeat_interval = 0ms;
+  EXPECT_THROW(rk::cluster bad(o), rk::error);
+  o = options();
+  o.heartbeat_interval = 2min;
+  EXPECT_THROW(rk::cluster bad(o), rk::error);
+  o = options();
+  o.heartbeat_interval = 100ms;
+  o.failure_timeout = 199ms;
+  EXPECT_THROW(rk::cluster bad(o), rk::error) << "a timeout shorter than two heartbeats";
+  o = options();
+  o.failure_timeout = std::chrono::hours(25);
+  EXPECT_THROW(rk::cluster bad(o), rk::error);
 }
 
 } // namespace

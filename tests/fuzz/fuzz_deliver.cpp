@@ -8,6 +8,7 @@
 //  - a delivered message's receiver has the sender's tenant; its hop count is at most max_hops;
 //  - a delivered descriptor names live, final bytes the sender's tenant may read (an independent check);
 //  - a K2K message of a blocked type is never delivered; a host send to the host is invalid_destination;
+//  - a remote entry marked unreachable (its rank is gone) takes nothing;
 //  - every refusal leaves every mailbox and counter as it was.
 // Build and run: see tests/fuzz/README.md.
 
@@ -78,7 +79,7 @@ struct world {
       const address own = make_id(s, e.generation, slot_bits);
       e.next_hop = remote || in.ConsumeBool() ? own : in.ConsumeIntegral<address>();
       e.host_word = make_state_word(in.ConsumeIntegralInRange<std::uint32_t>(0, 3),
-                                    in.ConsumeIntegralInRange<std::uint8_t>(0, 6));
+                                    in.ConsumeIntegralInRange<std::uint8_t>(0, 7));
       e.device_word = make_state_word(in.ConsumeIntegralInRange<std::uint32_t>(0, 3),
                                       in.ConsumeIntegralInRange<std::uint8_t>(0, 5));
     }
@@ -243,6 +244,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
               w.routes[slot].generation != id_generation(got.destination, slot_bits))
             violated("an outbound message names the remote entry it was decided for");
           if (w.routes[slot].tenant != h.tenant) violated("the remote actor has the sender's tenant");
+          if (static_cast<host_state>(state_in(w.routes[slot].host_word)) == host_state::unreachable)
+            violated("a remote entry whose rank is gone takes nothing");
           if (got.hops > w.sys.max_hops) violated("hops never exceed max_hops");
         }
         if (!found) violated("the delivered message is in the outbound ring");

@@ -178,6 +178,42 @@ TEST(RemoteEntries, AnAliasLeadingToARemoteEntryNamesTheEntryToTheProxy) {
   EXPECT_TRUE(a.shutdown().drained);
 }
 
+TEST(RemoteEntries, AnEntryMarkedUnreachableRefusesEverySendOnTheDevice) {
+  rk::runtime a(rank_options());
+  const actor_index far = remote::add_entry(a, "far", 0);
+  const actor_index nickname = a.add_alias("nickname", far);
+  const actor_index fwd = a.spawn<forwarder>("fwd", small_mailbox(16, 256), forwarder::state{far});
+  a.start();
+  const ping_payload p{1, 2};
+  ASSERT_EQ(a.send_wait(fwd, msg_ping, rk::as_bytes(p), 5s), status::delivered);
+  ASSERT_TRUE(next_outbound(a).has_value()) << "reachable until marked";
+
+  remote::mark_unreachable(a, far); // what the proxy does when far's rank is gone
+  EXPECT_EQ(a.send_wait(far, msg_ping, rk::as_bytes(p), 5s), status::unreachable) << "decided by the gateway";
+  EXPECT_EQ(a.send_wait(nickname, msg_ping, rk::as_bytes(p), 5s), status::unreachable) << "through an alias";
+  ASSERT_EQ(a.send_wait(fwd, msg_ping, rk::as_bytes(p), 5s), status::delivered);
+  EXPECT_TRUE(a.shutdown().drained);
+  rk::received_message extra;
+  EXPECT_FALSE(remote::take_outbound(a, extra)) << "nothing left for the unreachable rank";
+  EXPECT_EQ(a.state<forwarder>(fwd).forwarded, 1u);
+  EXPECT_EQ(a.state<forwarder>(fwd).failed, 1u) << "the handler's send was refused on the device";
+  const rk::runtime_stats s = a.stats();
+  EXPECT_EQ(s.gateway_verdicts[static_cast<int>(status::unreachable)], 2u);
+  std::uint64_t handler_refusals = 0;
+  for (const rk::actor_stats& st : s.actors)
+    handler_refusals += st.sent[static_cast<int>(status::unreachable)];
+  EXPECT_EQ(handler_refusals, 1u) << "counted under its own status";
+}
+
+TEST(RemoteEntries, OnlyRemoteEntriesCanBeMarkedUnreachable) {
+  rk::runtime a(rank_options());
+  const actor_index far = remote::add_entry(a, "far", 0);
+  const actor_index own = a.spawn<counter>("own", small_mailbox(16, 256));
+  const actor_index nickname = a.add_alias("nickname", far);
+  expect_refused([&] { remote::mark_unreachable(a, own); }, "mark_remote_unreachable");
+  expect_refused([&] { remote::mark_unreachable(a, nickname); }, "not a remote entry");
+}
+
 TEST(RemoteEntries, SetupErrorsSayWhatIsWrong) {
   rk::runtime_options plain = rank_options();
   plain.cluster_outbound = {0, 0};

@@ -27,8 +27,16 @@
 //! initialised MPI itself must have asked for MPI_THREAD_MULTIPLE. The cluster works on a duplicate of
 //! MPI_COMM_WORLD, so the application's own MPI traffic never mixes with it.
 //!
-//! Not yet: NCCL as a transport, device-to-device sends inside a node, collectives among actors, and
-//! detection of a rank that died (docs/cluster.md says what each needs).
+//! Failure (fail-stop). Each rank's proxy hears from every other rank at least every heartbeat_interval;
+//! a rank silent for failure_timeout is *gone* for good: sends to its actors end as status::unreachable
+//! (decided on the sending device, from the remote entries, which are marked), gone_ranks() names it, the
+//! audit log gets a rank_unreachable record, and shutdown() completes among the ranks left. Messages that
+//! were already on their way to it are counted (cluster_stats::unreachable, ::abandoned), not confirmed.
+//! Launch with a launcher that lets the other ranks live on: `mpirun --enable-recovery` (Open MPI 4),
+//! `srun --no-kill` (Slurm). Failures before start() returns are not detected (MPI collectives there).
+//!
+//! Not yet: NCCL as a transport, device-to-device sends inside a node, collectives among actors
+//! (docs/cluster.md says what each needs).
 
 #include <ringkernel/ringkernel.hpp>
 
@@ -64,6 +72,11 @@ struct cluster_options {
   //! How long shutdown() waits for the cluster to fall quiet (no message anywhere: in a mailbox, a
   //! handler, an outbound ring, a proxy or MPI) before it stops every rank anyway and reports it.
   std::chrono::milliseconds drain_timeout{10'000};
+  //! How often a rank's proxy tells each other rank it is alive (an empty MPI message). 1 ms .. 60 s.
+  std::chrono::milliseconds heartbeat_interval{100};
+  //! How long a rank may stay silent (no heartbeat, no batch) before the others declare it gone. At least
+  //! twice heartbeat_interval; at most 24 hours. Too short a timeout declares a busy rank gone.
+  std::chrono::milliseconds failure_timeout{10'000};
   bool announce = true; //!< rank 0 prints one line at start(): ranks, transport, backends
 };
 
@@ -74,16 +87,21 @@ struct cluster_stats {
   std::uint64_t sent_batches = 0; //!< MPI messages they went in
   std::uint64_t received = 0;     //!< messages that arrived from other ranks
   std::uint64_t received_batches = 0;
-  std::uint64_t relayed = 0;        //!< of those, handed to this rank's gateway
-  std::uint64_t relay_waits = 0;    //!< times the gateway was full and the proxy held messages back
+  std::uint64_t relayed = 0;     //!< of those, handed to this rank's gateway
+  std::uint64_t relay_waits = 0; //!< times the gateway was full and the proxy held messages back
+  std::uint64_t refused = 0;     //!< arrivals this rank could not take (unknown tenant, table full)
+  std::uint64_t dropped = 0; //!< arrivals not relayed: after shutdown gave up on them, or from a gone rank
+  std::uint64_t unreachable = 0;    //!< outbound messages for a gone rank, never handed to MPI
+  std::uint64_t abandoned = 0;      //!< in MPI sends to a rank when it was declared gone (cancelled)
   std::uint64_t remote_entries = 0; //!< remote entries in this rank's routing table
 };
 
 //! What shutdown() found: whether the cluster fell quiet within drain_timeout, and this rank's report.
 struct cluster_report {
   bool drained = false;        //!< no message was anywhere in the cluster when the ranks stopped
-  std::uint64_t in_flight = 0; //!< messages sent between ranks and not relayed when they stopped (all ranks)
-  shutdown_report local;       //!< this rank's runtime
+  std::uint64_t in_flight = 0; //!< messages sent between live ranks and not arrived when they stopped
+  std::vector<std::uint32_t> gone_ranks; //!< ranks declared gone (by this rank or one it heard from)
+  shutdown_report local;                 //!< this rank's runtime
 };
 
 namespace detail {
@@ -129,7 +147,11 @@ public:
   //! Who a message this rank's host received comes from, as a global address.
   global_address origin_of(const received_message& m) const;
 
-  //! runtime::send to any rank's actor (a remote one through this rank's device, outbound ring and proxy).
+  //! Ranks this rank declared gone (failure_timeout), in increasing order.
+  std::vector<std::uint32_t> gone_ranks() const;
+
+  //! runtime::send to any rank's actor (a remote one through this rank's device, outbound ring and proxy);
+  //! `unreachable` at once when its rank is gone.
   [[nodiscard]] status send(global_address to, std::uint32_t type, byte_view payload,
                             const send_options& options = {});
   //! runtime::send_blocking, the same way.
@@ -139,7 +161,8 @@ public:
   std::optional<received_message> receive(std::chrono::milliseconds timeout);
 
   //! Waits until no message is anywhere in the cluster (or drain_timeout passed), then stops every rank's
-  //! proxy and runtime (collective). Idempotent.
+  //! proxy and runtime (collective among the ranks not gone; a rank declared gone meanwhile is no longer
+  //! waited for). Idempotent.
   cluster_report shutdown();
   cluster_stats stats() const;
 

@@ -50,6 +50,8 @@ enum class audit_event : std::uint16_t {
   audit_overflow = 7,       //!< written by the drain: `value` records were lost because the ring was full
   audit_malformed = 8,      //!< written by the drain: a ring slot did not hold an audit record
   audit_closed = 9,         //!< written by the drain when it stops: the last record of a complete log
+  rank_unreachable = 10,    //!< rk::cluster: a rank died or stopped answering (host; detail: the rank,
+                            //!< value: milliseconds since it was last heard from)
 };
 inline constexpr std::uint16_t audit_event_application_first = 0x8000;
 
@@ -151,6 +153,8 @@ RK_HOST_DEVICE constexpr const char* audit_event_name(audit_event e) noexcept {
     return "audit_malformed";
   case audit_event::audit_closed:
     return "audit_closed";
+  case audit_event::rank_unreachable:
+    return "rank_unreachable";
   }
   return nullptr;
 }

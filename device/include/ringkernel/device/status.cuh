@@ -24,9 +24,10 @@ enum class status : std::uint8_t {
   aborted,             //!< a wait stopped because the runtime is terminating
   not_running,         //!< the runtime is not running (host send before start or after shutdown)
   invalid_destination, //!< the sender may not address that destination (the host sending to itself)
+  unreachable,         //!< the destination lives on a cluster rank that died or stopped answering
 };
 
-inline constexpr std::uint32_t status_count = 15;
+inline constexpr std::uint32_t status_count = 16;
 
 //! True for the two outcomes that mean "the message is on its way".
 RK_HOST_DEVICE constexpr bool is_ok(status s) noexcept {
@@ -66,6 +67,8 @@ RK_HOST_DEVICE constexpr const char* to_string(status s) noexcept {
     return "not_running";
   case status::invalid_destination:
     return "invalid_destination";
+  case status::unreachable:
+    return "unreachable";
   }
   return "unknown";
 }

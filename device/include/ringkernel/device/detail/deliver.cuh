@@ -113,7 +113,10 @@ RK_HOST_DEVICE inline resolution resolve(const system_view& s, const envelope& h
       d = next;
       continue;
     }
-    if (!accepts_messages(*e, hw)) return {status::not_found, host_actor, hops};
+    if (!accepts_messages(*e, hw)) {
+      const bool gone_rank = static_cast<host_state>(state_in(hw)) == host_state::unreachable;
+      return {gone_rank ? status::unreachable : status::not_found, host_actor, hops};
+    }
     return {status::delivered, d, hops};
   }
 }

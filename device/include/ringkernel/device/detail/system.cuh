@@ -24,12 +24,14 @@ namespace rk::detail {
 
 //! What the host asks for (route_entry::host_word & 0xff).
 enum class host_state : std::uint8_t {
-  empty = 0,    //!< no actor and no route at this address
-  live = 1,     //!< serving; eligible as a group member
-  paused = 2,   //!< messages queue up but are not handled; skipped by groups
-  stopping = 3, //!< no new messages; the worker handles what is queued, then reports stopped
-  alias = 4,    //!< an address with only an indirect route (no mailbox)
-  retired = 5,  //!< being forgotten: the worker lets go of the actor for good and reports retired
+  empty = 0,       //!< no actor and no route at this address
+  live = 1,        //!< serving; eligible as a group member
+  paused = 2,      //!< messages queue up but are not handled; skipped by groups
+  stopping = 3,    //!< no new messages; the worker handles what is queued, then reports stopped
+  alias = 4,       //!< an address with only an indirect route (no mailbox)
+  retired = 5,     //!< being forgotten: the worker lets go of the actor for good and reports retired
+  unreachable = 6, //!< a remote entry whose rank died or stopped answering (rk::cluster): sends to it
+                   //!< end as status::unreachable
 };
 
 //! What the owning worker reports (route_entry::device_word & 0xff), valid for the epoch in the word.
@@ -190,7 +192,8 @@ struct alignas(false_sharing_range) actor_counters {
   std::uint32_t fault_code = 0; //!< writer: the actor's handler (ctx.fault) or worker (a contained fault)
   std::uint32_t reserved_ = 0;
   //! writer: the owning worker; handler calls by running time (handler_time_bucket). Fills what the
-  //! alignment would pad: the counters stay two 128-byte lines per actor.
+  //! alignment would pad: the counters stay two 128-byte lines per actor. Keep it so: a 384-byte stride
+  //! costs the scheduled actor kernel 8 registers (PTX audit), 512 bytes cost memory per actor.
   std::uint64_t handler_time[handler_time_bucket_count] = {};
 };
 static_assert(sizeof(actor_counters) == 2 * false_sharing_range, "actor_counters grew past two lines");

@@ -23,6 +23,14 @@ namespace rk::detail::remote {
 //! table full). Remove it with runtime::remove_alias.
 actor_index add_entry(runtime& rt, std::string name, std::uint64_t tenant);
 
+//! Makes the remote entry `entry` refuse every later send with status::unreachable, on the device and in
+//! the gateway (its rank died or stopped answering). Messages already in the outbound ring stay there for
+//! the proxy. Throws rk::error when `entry` is no remote entry of this runtime.
+void mark_unreachable(runtime& rt, actor_index entry);
+
+//! Writes a host record to this runtime's audit log (like the runtime's own spawn and stop records).
+void audit(runtime& rt, audit_event event, audit_level level, std::uint32_t detail, std::uint64_t value);
+
 //! Takes the oldest message written to the outbound ring; its `header.destination` is the remote entry
 //! it was sent to, `header.source` the sending actor here (or host_actor). False when the ring is empty.
 bool take_outbound(runtime& rt, received_message& out);

@@ -1,0 +1,76 @@
+// Collective steps among the ranks still alive (see survivors.hpp).
+
+#include "survivors.hpp"
+
+#include <memory>
+
+namespace rk::detail {
+namespace {
+
+constexpr int first_step_tag = 8100;
+
+void let_go(MPI_Request& request, std::vector<std::uint64_t>&& buffer) {
+  (void)MPI_Cancel(&request);
+  (void)MPI_Request_free(&request);
+  new std::vector<std::uint64_t>(std::move(buffer)); // NOLINT: deliberately leaked, see survivors.hpp
+}
+
+} // namespace
+
+exchange_result survivors::all_to_all(std::uint32_t step, std::span<const std::uint64_t> mine,
+                                      bool last_step) {
+  const int tag = first_step_tag + static_cast<int>(step);
+  const int count = static_cast<int>(mine.size());
+  exchange_result result;
+  result.rows.resize(size_);
+  result.rows[rank_].assign(mine.begin(), mine.end());
+  std::vector<MPI_Request> sends(size_, MPI_REQUEST_NULL), receives(size_, MPI_REQUEST_NULL);
+  std::vector<std::vector<std::uint64_t>> buffers(size_);
+  auto outgoing = std::make_unique<std::vector<std::uint64_t>>(mine.begin(), mine.end());
+  for (std::uint32_t r = 0; r < size_; ++r) {
+    if (r == rank_ || gone_(r)) continue;
+    buffers[r].resize(mine.size());
+    (void)MPI_Irecv(buffers[r].data(), count, MPI_UINT64_T, static_cast<int>(r), tag, comm_, &receives[r]);
+    (void)MPI_Isend(outgoing->data(), count, MPI_UINT64_T, static_cast<int>(r), tag, comm_, &sends[r]);
+  }
+  backoff idle;
+  for (bool waiting = true; waiting;) {
+    waiting = false;
+    for (std::uint32_t r = 0; r < size_; ++r) {
+      if (receives[r] == MPI_REQUEST_NULL) continue;
+      int done = 0;
+      if (MPI_Test(&receives[r], &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && done != 0) {
+        result.rows[r] = std::move(buffers[r]);
+        idle.reset();
+        continue;
+      }
+      int moved_on = 0;
+      if (!last_step) (void)MPI_Iprobe(static_cast<int>(r), tag + 1, comm_, &moved_on, MPI_STATUS_IGNORE);
+      if (moved_on != 0) result.peer_left = true;
+      if (moved_on != 0 || gone_(r)) {
+        let_go(receives[r], std::move(buffers[r]));
+        continue;
+      }
+      waiting = true;
+    }
+    if (waiting) idle.pause();
+  }
+  bool abandoned = false;
+  for (std::uint32_t r = 0; r < size_; ++r) { // small messages: MPI finishes them at once (eager)
+    while (sends[r] != MPI_REQUEST_NULL) {
+      int done = 0;
+      if (MPI_Test(&sends[r], &done, MPI_STATUS_IGNORE) != MPI_SUCCESS || done != 0) break;
+      if (gone_(r)) {
+        (void)MPI_Cancel(&sends[r]);
+        (void)MPI_Request_free(&sends[r]);
+        abandoned = true;
+        break;
+      }
+      idle.pause();
+    }
+  }
+  if (abandoned) (void)outgoing.release(); // MPI may read it until the cancel takes effect: never freed
+  return result;
+}
+
+} // namespace rk::detail

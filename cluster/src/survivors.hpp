@@ -1,0 +1,43 @@
+#pragma once
+// The collective steps after start() (shutdown) among the ranks still alive. MPI's own collectives wait
+// for ever for a rank that died, so these are built from point-to-point messages that stop waiting for a
+// rank once the proxy declared it gone (proxy.hpp: heartbeats and failure_timeout).
+//
+// all_to_all(step, mine): every rank not gone gets `mine` (the same length on every rank), and this rank
+// gets theirs. A step is a series of calls with one MPI tag; a rank that has moved on to the next step
+// (its message with the next step's tag is waiting) has left this one, and the call says so instead of
+// waiting for it. Receives and sends to a rank that is gone are cancelled; their buffers are let go of,
+// never freed (MPI may still touch them until the cancel takes effect), a few bytes per failure.
+
+#include <ringkernel/ringkernel.hpp>
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+namespace rk::detail {
+
+struct exchange_result {
+  std::vector<std::vector<std::uint64_t>> rows; //!< per rank: what it sent (empty: gone, or left)
+  bool peer_left = false;                       //!< some rank had moved on to the next step
+};
+
+class survivors {
+public:
+  survivors(MPI_Comm comm, std::uint32_t rank, std::uint32_t size, std::function<bool(std::uint32_t)> gone)
+      : comm_(comm), rank_(rank), size_(size), gone_(std::move(gone)) {}
+
+  //! Steps are numbered 0, 1, ...; `last_step`: no step follows this one.
+  exchange_result all_to_all(std::uint32_t step, std::span<const std::uint64_t> mine, bool last_step);
+
+private:
+  MPI_Comm comm_;
+  std::uint32_t rank_;
+  std::uint32_t size_;
+  std::function<bool(std::uint32_t)> gone_;
+};
+
+} // namespace rk::detail
