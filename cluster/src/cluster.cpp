@@ -12,7 +12,12 @@
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
 #include <numeric>
+#include <set>
 #include <thread>
 
 namespace rk {
@@ -181,6 +186,75 @@ public:
 
   bool rank_gone(std::uint32_t r) const noexcept;
 
+  // --- host messages: the application's, and those kept for collectives ---------------------------------
+
+  bool kept_type(std::uint32_t type) {
+    std::lock_guard lock(inbox_mutex_);
+    return kept_types_.contains(type);
+  }
+
+  //! Files `m` where it belongs; returns it when it is the application's.
+  std::optional<received_message> sort(received_message&& m) {
+    std::lock_guard lock(inbox_mutex_);
+    if (!kept_types_.contains(m.type())) return std::move(m);
+    kept_[m.type()].push_back(std::move(m));
+    return std::nullopt;
+  }
+
+  std::optional<received_message> receive(std::chrono::milliseconds timeout) {
+    {
+      std::lock_guard lock(inbox_mutex_);
+      if (!for_application_.empty()) {
+        received_message m = std::move(for_application_.front());
+        for_application_.pop_front();
+        return m;
+      }
+    }
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      std::optional<received_message> m = runtime_->receive(std::max(left, std::chrono::milliseconds(0)));
+      if (!m) return std::nullopt;
+      if (std::optional<received_message> mine = sort(std::move(*m))) return mine;
+      if (left.count() <= 0) return std::nullopt;
+    }
+  }
+
+  std::optional<received_message> take_kept(std::uint32_t type, std::uint64_t round,
+                                            std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      {
+        std::lock_guard lock(inbox_mutex_);
+        std::deque<received_message>& q = kept_[type];
+        for (auto it = q.begin(); it != q.end(); ++it) {
+          std::uint64_t its_round = ~round;
+          if (it->payload.size() >= sizeof its_round)
+            std::memcpy(&its_round, it->payload.data(), sizeof its_round);
+          if (its_round != round) continue;
+          received_message m = std::move(*it);
+          q.erase(it);
+          return m;
+        }
+      }
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return std::nullopt;
+      std::optional<received_message> m = runtime_->receive(left);
+      if (!m) return std::nullopt;
+      if (std::optional<received_message> theirs = sort(std::move(*m))) {
+        std::lock_guard lock(inbox_mutex_);
+        for_application_.push_back(std::move(*theirs)); // receive() returns it later, in order
+      }
+    }
+  }
+
+  std::vector<std::vector<std::uint64_t>> exchange_for_collective(std::span<const std::uint64_t> row) {
+    if (!started_ || stopped_) throw error("rk::cluster: collectives run between start() and shutdown()");
+    return survivors_->all_to_all(step_collective, row, true).rows;
+  }
+
   cluster_stats stats() const {
     cluster_stats s;
     if (proxy_) {
@@ -209,6 +283,10 @@ public:
   std::unique_ptr<cluster_directory> directory_;
   std::unique_ptr<mpi_proxy> proxy_;
   std::unique_ptr<survivors> survivors_;
+  std::mutex inbox_mutex_;
+  std::set<std::uint32_t> kept_types_;
+  std::map<std::uint32_t, std::deque<received_message>> kept_;
+  std::deque<received_message> for_application_; //!< read past by take_kept()
   bool started_ = false;
   bool stopped_ = false;
 
@@ -252,6 +330,7 @@ private:
   // Steps of shutdown (survivors.hpp), in order.
   static constexpr std::uint32_t step_quiet = 0;
   static constexpr std::uint32_t step_sends = 1;
+  static constexpr std::uint32_t step_collective = 2; //!< allreduce, broadcast (not part of shutdown)
 
   //! This rank's row for step_quiet: [0] 1 when anything is queued or running here, [1] a count that
   //! changes whenever anything moves here, [2] 1 past the deadline, [3 + r] messages sent to rank r,
@@ -430,7 +509,58 @@ status cluster::send_blocking(global_address to, std::uint32_t type, byte_view p
 }
 
 std::optional<received_message> cluster::receive(std::chrono::milliseconds timeout) {
-  return local().receive(timeout);
+  return impl_->receive(timeout);
+}
+
+void cluster::keep_for_collectives(std::uint32_t type) {
+  std::lock_guard lock(impl_->inbox_mutex_);
+  impl_->kept_types_.insert(type);
+}
+
+std::optional<received_message> cluster::take_kept(std::uint32_t type, std::uint64_t round,
+                                                   std::chrono::milliseconds timeout) {
+  return impl_->take_kept(type, round, timeout);
+}
+
+std::vector<std::vector<std::uint64_t>> cluster::exchange_for_collective(std::span<const std::uint64_t> row) {
+  return impl_->exchange_for_collective(row);
+}
+
+std::uint64_t cluster::broadcast(std::uint32_t root, std::string_view group, std::uint32_t type,
+                                 byte_view payload, std::chrono::milliseconds timeout) {
+  const std::string who = "rk::cluster::broadcast('" + std::string(group) + "')";
+  if (root >= size())
+    throw error(who + ": root rank " + std::to_string(root) + " is out of range (the cluster has " +
+                std::to_string(size()) + " ranks)");
+  // Two exchanges: the root's length, then its bytes in 8-byte words.
+  const bool at_root = rank() == root;
+  const std::uint64_t mine = at_root ? payload.size : 0;
+  const std::vector<std::vector<std::uint64_t>> lengths = exchange_for_collective({&mine, 1});
+  if (lengths[root].empty()) {
+    (void)exchange_for_collective(std::vector<std::uint64_t>{}); // the others still send their words
+    throw error(who + ": the root rank " + std::to_string(root) + " is gone");
+  }
+  const std::uint64_t length = lengths[root][0];
+  std::vector<std::uint64_t> words((length + 7) / 8, 0);
+  if (at_root && length != 0) std::memcpy(words.data(), payload.data, length);
+  const std::vector<std::vector<std::uint64_t>> all = exchange_for_collective(words);
+  if (all[root].size() != words.size())
+    throw error(who + ": the root rank " + std::to_string(root) + " is gone");
+  std::vector<std::byte> bytes(length);
+  if (length != 0) std::memcpy(bytes.data(), all[root].data(), length);
+
+  address target = host_actor;
+  try {
+    target = local().group(group);
+  } catch (const error&) {
+    return 0; // no such group on this rank: nobody here
+  }
+  std::uint64_t enqueued = 0;
+  for (const actor_index member : local().members(target))
+    if (local().send_blocking(member, type, {bytes.data(), static_cast<std::uint32_t>(bytes.size())},
+                              timeout) == status::enqueued)
+      ++enqueued;
+  return enqueued;
 }
 
 cluster_report cluster::shutdown() {

@@ -39,7 +39,12 @@ exchange_result survivors::all_to_all(std::uint32_t step, std::span<const std::u
     for (std::uint32_t r = 0; r < size_; ++r) {
       if (receives[r] == MPI_REQUEST_NULL) continue;
       int done = 0;
-      if (MPI_Test(&receives[r], &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && done != 0) {
+      const int rc = MPI_Test(&receives[r], &done, MPI_STATUS_IGNORE);
+      if (rc != MPI_SUCCESS) { // a row of another length: a rank called a different step; its row is empty
+        receives[r] = MPI_REQUEST_NULL;
+        continue;
+      }
+      if (done != 0) {
         result.rows[r] = std::move(buffers[r]);
         idle.reset();
         continue;

@@ -11,8 +11,10 @@
 // theirs when it is done, so every rank reaches the collective shutdown() at the same time.
 //
 // Self-checking: rank 0 keeps `--window` events in flight and checks that every event came back exactly
-// once with the value a sequential reference computes and every stage's mark; any mismatch, refused
-// send or undrained shutdown exits 1 (bad arguments exit 2).
+// once with the value a sequential reference computes and every stage's mark; then every rank's stages
+// contribute their event counts to an allreduce (rk/cluster/collectives.hpp: a reducer actor per rank,
+// combined across ranks over MPI) that must give events x stages. Any mismatch, refused send or
+// undrained shutdown exits 1 (bad arguments exit 2).
 //
 //   mpiexec -np 4 cluster_pipeline [--events N] [--window N] [--stages N] [--workers N]
 //                                  [--backend auto|cpu|cuda] [--timeout SECONDS] [--json]
@@ -21,6 +23,7 @@
 // OMPI_MCA_btl_vader_single_copy_mechanism=none.) --json prints one JSON line on rank 0.
 
 #include <ringkernel/cluster/cluster.hpp>
+#include <ringkernel/cluster/collectives.hpp>
 #include <ringkernel/ringkernel.hpp>
 
 #include "../common/sample_util.hpp"
@@ -35,10 +38,13 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr std::uint32_t msg_event = 1; //!< an event on its way (event)
-constexpr std::uint32_t msg_next = 2;  //!< host -> its stage: your successor (rk::address)
-constexpr std::uint32_t msg_ready = 3; //!< rank r's host -> rank 0's host: r's stages are wired (rank)
-constexpr std::uint32_t msg_done = 4;  //!< rank 0's host -> every other host: shut down
+constexpr std::uint32_t msg_event = 1;      //!< an event on its way (event)
+constexpr std::uint32_t msg_next = 2;       //!< host -> its stage: your successor (rk::address)
+constexpr std::uint32_t msg_ready = 3;      //!< rank r's host -> rank 0's host: r's stages are wired (rank)
+constexpr std::uint32_t msg_done = 4;       //!< rank 0's host -> every other host: shut down
+constexpr std::uint32_t msg_count = 5;      //!< host -> its stage: contribute your event count (reducer id)
+constexpr std::uint32_t msg_contribute = 6; //!< stage -> its rank's reducer (rk::contribution)
+constexpr std::uint32_t msg_partial = 7;    //!< reducer -> its host (kept by the cluster for allreduce)
 
 struct event {
   std::uint64_t id;
@@ -78,6 +84,14 @@ struct stage {
         s.next = *next;
         s.wired = 1;
       }
+      return;
+    }
+    if (m.type() == msg_count) { // the reducer's id: add this stage's count to the cluster-wide sum
+      const auto* reducer = m.as<rk::address>();
+      const rk::contribution<std::uint64_t> mine{0, s.events};
+      if (reducer == nullptr ||
+          ctx.send(*reducer, msg_contribute, rk::as_bytes(mine)) != rk::status::delivered)
+        ++s.refused;
       return;
     }
     const event* in = m.as<event>();
@@ -222,6 +236,11 @@ int main(int argc, char** argv) {
       mine.emplace_back(
           k, c.spawn<stage>(stage_name(k), mailbox, stage::state{rk::host_actor, k, 0, 0, 0}).actor);
     const rk::actor_index relay = c.spawn<to_host>(relay_name(rank), mailbox).actor;
+    // Afterwards every stage contributes how many events it forwarded: an allreduce over all ranks, each
+    // rank's counts combined by its reducer actor (on the GPU with the CUDA backend), must give events x
+    // stages.
+    auto handled = rk::make_reduction<std::uint64_t, rk::reduce_op::sum>(
+        c, "events_handled", static_cast<std::uint32_t>(mine.size()), msg_partial, mailbox);
     c.start();
 
     // Wire this rank's stages: stage k -> stage k+1 (here or a remote entry), the last one -> to_host0.
@@ -267,6 +286,17 @@ int main(int argc, char** argv) {
       if (!v.ok()) rc = 1;
     }
 
+    for (const auto& [k, id] : mine)
+      if (c.local().send_blocking(id, msg_count, rk::as_bytes(handled.address()), 10s) !=
+          rk::status::enqueued)
+        rc = 1;
+    const std::optional<std::uint64_t> total = rk::allreduce(c, handled, timeout);
+    if (!total || *total != events * stages) {
+      std::fprintf(stderr, "cluster_pipeline: rank %u: the allreduce of stage counts gave %s\n", rank,
+                   total ? std::to_string(*total).c_str() : "nothing");
+      rc = 1;
+    }
+
     const rk::cluster_report report = c.shutdown();
     std::uint64_t refused = c.local().state<to_host>(relay).refused;
     for (const auto& [k, id] : mine) refused += c.local().state<stage>(id).refused;
@@ -299,6 +329,7 @@ int main(int argc, char** argv) {
                                     {"messages_per_event", per_event},
                                     {"cross_rank_messages_per_event", cross_rank},
                                     {"messages_per_s", events_per_s * static_cast<double>(per_event)},
+                                    {"allreduce_stage_events", total.value_or(0)},
                                     {"checked", checked}};
       if (rc != 0)
         doc["errors"] = {{"missing", v.missing}, {"duplicates", v.duplicates},
@@ -317,6 +348,9 @@ int main(int argc, char** argv) {
           static_cast<unsigned long long>(events), static_cast<unsigned long long>(window), seconds,
           events_per_s, events_per_s * static_cast<double>(per_event),
           static_cast<unsigned long long>(per_event), static_cast<unsigned long long>(cross_rank));
+      std::printf("  allreduce of the stages' counts: %llu (expected %llu)\n",
+                  static_cast<unsigned long long>(total.value_or(0)),
+                  static_cast<unsigned long long>(events * stages));
       std::printf("  check: %s (%llu missing, %llu duplicated, %llu wrong, %llu unexpected)\n", checked,
                   static_cast<unsigned long long>(v.missing), static_cast<unsigned long long>(v.duplicates),
                   static_cast<unsigned long long>(v.wrong), static_cast<unsigned long long>(v.unexpected));

@@ -35,8 +35,10 @@
 //! Launch with a launcher that lets the other ranks live on: `mpirun --enable-recovery` (Open MPI 4),
 //! `srun --no-kill` (Slurm). Failures before start() returns are not detected (MPI collectives there).
 //!
-//! Not yet: NCCL as a transport, device-to-device sends inside a node, collectives among actors
-//! (docs/cluster.md says what each needs).
+//! Collectives among actors (reduce, allreduce, broadcast): ringkernel/cluster/collectives.hpp.
+//!
+//! Not yet: NCCL as a transport, device-to-device sends inside a node (docs/cluster.md says what each
+//! needs).
 
 #include <ringkernel/ringkernel.hpp>
 
@@ -45,6 +47,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -157,8 +160,26 @@ public:
   //! runtime::send_blocking, the same way.
   [[nodiscard]] status send_blocking(global_address to, std::uint32_t type, byte_view payload,
                                      std::chrono::milliseconds timeout, const send_options& options = {});
-  //! runtime::receive on this rank.
+  //! runtime::receive on this rank, less the partial results reductions keep (collectives.hpp).
   std::optional<received_message> receive(std::chrono::milliseconds timeout);
+
+  //! Collective: sends `payload` (taken from rank `root`; ignored on the others) with message type `type`
+  //! to every member of group `group` on every rank (the group of that name on each rank; none there:
+  //! nobody). Returns how many members of this rank's group it was enqueued for (send_blocking with
+  //! `timeout` each). Throws rk::error for a root out of range or gone, or a payload the outbound slots
+  //! cannot hold.
+  std::uint64_t broadcast(std::uint32_t root, std::string_view group, std::uint32_t type, byte_view payload,
+                          std::chrono::milliseconds timeout);
+
+  // --- building blocks of collectives.hpp (not for applications) ---------------------------------------
+  //! Host messages of type `type` are kept for take_kept() and never returned by receive().
+  void keep_for_collectives(std::uint32_t type);
+  //! The kept message of type `type` whose payload starts with `round` (a u64), waiting up to `timeout`.
+  std::optional<received_message> take_kept(std::uint32_t type, std::uint64_t round,
+                                            std::chrono::milliseconds timeout);
+  //! Every live rank's `row` (collective, the same length everywhere); a gone rank's row is empty.
+  //! Throws rk::error unless the cluster is running.
+  std::vector<std::vector<std::uint64_t>> exchange_for_collective(std::span<const std::uint64_t> row);
 
   //! Waits until no message is anywhere in the cluster (or drain_timeout passed), then stops every rank's
   //! proxy and runtime (collective among the ranks not gone; a rank declared gone meanwhile is no longer

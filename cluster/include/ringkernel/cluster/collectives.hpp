@@ -1,0 +1,197 @@
+#pragma once
+//! \file
+//! Collectives among actors of an rk::cluster: reduce/allreduce of values contributed by actors on every
+//! rank, and broadcast to a group on every rank.
+//!
+//! Reduction. Each rank spawns one reducer actor (make_reduction, the same call on every rank) and tells
+//! its contributing actors its address. In round r every contributor sends one
+//! `contribution<T>{r, value}` to its rank's reducer (ctx.send, message type `contribute_type`). The
+//! reducer, an ordinary actor, combines them where it runs (on the device with the CUDA backend) and,
+//! once it has `local_contributors` of them, hands the rank's partial result to its host. allreduce()
+//! (collective: every rank, in the same order) waits for that partial and combines the ranks' partials
+//! over MPI point-to-point among the ranks still alive (a rank declared gone is left out and named in the
+//! result); every rank returns the same value. reduce() is the same with the value kept at one rank.
+//! Rounds are numbered from 0 by the calls; a contribution for the next round may arrive before the
+//! current one completes (it is kept); one for any other round is counted as stale and not used.
+//!
+//! Broadcast. broadcast() (collective) takes `payload` from the root rank and sends it, on every rank,
+//! to every member of that rank's group `group` (runtime::create_group, the same name on every rank),
+//! each send decided by that rank's device like any host send.
+//!
+//! Types: T is an arithmetic type of at most 8 bytes; ops sum, min, max. The partial results reach the
+//! host as messages of type `reply_type`: cluster::receive() keeps them for allreduce and never returns
+//! them (a message of that type read with runtime::receive directly is lost to the reduction).
+//! Not yet: combining across ranks with NCCL on GPU ranks (the partials cross over MPI on host memory).
+
+#include <ringkernel/cluster/cluster.hpp>
+
+#include <array>
+#include <cstring>
+#include <optional>
+#include <type_traits>
+#include <vector>
+
+namespace rk {
+
+enum class reduce_op : std::uint32_t { sum = 0, min = 1, max = 2 };
+
+template <class T>
+struct contribution {
+  std::uint64_t round = 0;
+  T value{};
+};
+
+template <class T>
+struct partial_result {
+  std::uint64_t round = 0;
+  std::uint64_t contributors = 0;
+  T value{};
+};
+
+template <class T, reduce_op Op>
+RK_HOST_DEVICE constexpr T combine(T a, T b) noexcept {
+  if constexpr (Op == reduce_op::sum) {
+    return static_cast<T>(a + b);
+  } else if constexpr (Op == reduce_op::min) {
+    return b < a ? b : a;
+  } else {
+    return a < b ? b : a;
+  }
+}
+
+//! The reducer actor: combines one rank's contributions round by round (see the file comment).
+template <class T, reduce_op Op>
+struct reducer {
+  static_assert(std::is_arithmetic_v<T> && sizeof(T) <= 8, "reducer<T>: T is a number of at most 8 bytes");
+  static constexpr const char* name = "rk::reducer";
+  struct state {
+    std::uint32_t expected = 0;   //!< contributions per round on this rank
+    std::uint32_t reply_type = 0; //!< the message type of the partial results sent to the host
+    std::uint64_t round = 0;      //!< the round being combined
+    std::uint64_t got = 0;
+    T partial{};
+    std::uint64_t next_got = 0; //!< contributions for round + 1 that came early
+    T next_partial{};
+    std::uint64_t stale = 0;  //!< contributions for another round, or not a contribution<T>
+    std::uint64_t unsent = 0; //!< partial results the host refused (not for want of room)
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const message& m) {
+    const auto* c = m.as<contribution<T>>();
+    if (c == nullptr || (c->round != s.round && c->round != s.round + 1)) {
+      ++s.stale;
+      return;
+    }
+    if (c->round == s.round + 1) {
+      s.next_partial = s.next_got == 0 ? c->value : combine<T, Op>(s.next_partial, c->value);
+      ++s.next_got;
+      return;
+    }
+    const T value = s.got == 0 ? c->value : combine<T, Op>(s.partial, c->value);
+    if (s.got + 1 < s.expected) {
+      s.partial = value;
+      ++s.got;
+      return;
+    }
+    const partial_result<T> done{s.round, s.got + 1, value};
+    const status sent = ctx.send_host(s.reply_type, as_bytes(done));
+    if (sent == status::queue_full) {
+      ctx.defer(); // the host ring is full: this contribution comes back and completes the round then
+      return;
+    }
+    if (sent != status::delivered) ++s.unsent; // the host cannot take it at all: its allreduce times out
+    ++s.round;
+    s.got = s.next_got;
+    s.partial = s.next_partial;
+    s.next_got = 0;
+    s.next_partial = T{};
+  }
+};
+
+//! One reduction: this rank's reducer and the rounds completed so far. Made by make_reduction().
+template <class T, reduce_op Op>
+class reduction {
+public:
+  //! The reducer's id on this rank: where this rank's contributors send their contributions.
+  actor_index address() const noexcept { return reducer_; }
+  std::uint64_t next_round() const noexcept { return round_; }
+
+private:
+  template <class U, reduce_op O>
+  friend reduction<U, O> make_reduction(cluster&, std::string, std::uint32_t, std::uint32_t,
+                                        const actor_options&);
+  template <class U, reduce_op O>
+  friend std::optional<U> allreduce(cluster&, reduction<U, O>&, std::chrono::milliseconds);
+  actor_index reducer_ = host_actor;
+  std::uint32_t local_contributors_ = 0;
+  std::uint32_t reply_type_ = 0;
+  std::uint64_t round_ = 0;
+};
+
+//! Spawns this rank's reducer (any time before shutdown; the same call on every rank). `local_contributors`
+//! contributions per round on this rank (0: this rank contributes nothing); `reply_type`: a message type
+//! no other message to this rank's host uses.
+template <class T, reduce_op Op>
+reduction<T, Op> make_reduction(cluster& c, std::string name, std::uint32_t local_contributors,
+                                std::uint32_t reply_type, const actor_options& options = {}) {
+  typename reducer<T, Op>::state initial{};
+  initial.expected = local_contributors;
+  initial.reply_type = reply_type;
+  reduction<T, Op> r;
+  if (local_contributors > 0) r.reducer_ = c.local().spawn<reducer<T, Op>>(std::move(name), options, initial);
+  r.local_contributors_ = local_contributors;
+  r.reply_type_ = reply_type;
+  c.keep_for_collectives(reply_type);
+  return r;
+}
+
+//! The next round's value combined over every contribution of every rank still alive (collective).
+//! Nothing when this rank's partial did not come within `timeout`, or another rank's did not; throws
+//! rk::error before start() or after shutdown().
+template <class T, reduce_op Op>
+std::optional<T> allreduce(cluster& c, reduction<T, Op>& r, std::chrono::milliseconds timeout) {
+  if (!c.running()) throw error("rk::allreduce(): collectives run between start() and shutdown()");
+  const std::uint64_t round = r.round_++;
+  // Row: [round, contributors (~0: failed), value bits].
+  std::array<std::uint64_t, 3> row{round, 0, 0};
+  if (r.local_contributors_ > 0) {
+    const std::optional<received_message> m = c.take_kept(r.reply_type_, round, timeout);
+    if (m && m->payload.size() >= sizeof(partial_result<T>)) {
+      const auto p = m->as<partial_result<T>>();
+      row[1] = p.contributors;
+      std::memcpy(&row[2], &p.value, sizeof(T));
+    } else {
+      row[1] = ~std::uint64_t{0};
+    }
+  }
+  bool failed = false, any = false;
+  T total{};
+  for (const std::vector<std::uint64_t>& theirs : c.exchange_for_collective(row)) {
+    if (theirs.size() != row.size()) continue; // a rank that is gone
+    if (theirs[0] != round || theirs[1] == ~std::uint64_t{0}) {
+      failed = true;
+      continue;
+    }
+    if (theirs[1] == 0) continue;
+    T value;
+    std::memcpy(&value, &theirs[2], sizeof(T));
+    total = any ? combine<T, Op>(total, value) : value;
+    any = true;
+  }
+  if (failed || !any) return std::nullopt;
+  return total;
+}
+
+//! allreduce() whose value only `root` keeps (collective); nothing on the other ranks.
+template <class T, reduce_op Op>
+std::optional<T> reduce(cluster& c, reduction<T, Op>& r, std::uint32_t root,
+                        std::chrono::milliseconds timeout) {
+  if (root >= c.size())
+    throw error("rk::reduce(): root rank " + std::to_string(root) + " is out of range (the cluster has " +
+                std::to_string(c.size()) + " ranks)");
+  const std::optional<T> v = allreduce(c, r, timeout);
+  if (c.rank() != root) return std::nullopt;
+  return v;
+}
+
+} // namespace rk

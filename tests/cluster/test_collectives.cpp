@@ -1,0 +1,216 @@
+// Collectives among actors of an rk::cluster (collectives.hpp), run by ctest under mpiexec with 1, 2 and 4
+// ranks of the CPU backend. Rank r has 2 + r contributing actors; every expected value is computed here
+// from the same formula the contributors use, so the checks hold for any number of ranks.
+
+#include <ringkernel/cluster/collectives.hpp>
+
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using rk::actor_index;
+using rk::status;
+
+constexpr std::uint32_t msg_go = 1;       //!< host -> contributor: contribute to this round
+constexpr std::uint32_t msg_partial = 50; //!< reducer -> host (kept by the cluster)
+constexpr std::uint32_t msg_news = 3;     //!< broadcast payload
+constexpr std::uint32_t msg_heard = 4;    //!< listener -> host: what it got
+
+//! The value contributor `index` (cluster-wide) gives in `round`.
+template <class T>
+T value_of(std::uint64_t index, std::uint64_t round) {
+  if constexpr (std::is_floating_point_v<T>) {
+    return static_cast<T>(index) * T(0.5) - static_cast<T>(round) * T(1.25);
+  } else if constexpr (std::is_signed_v<T>) {
+    return static_cast<T>(static_cast<std::int64_t>(index * 7 % 13) - static_cast<std::int64_t>(round) - 5);
+  } else {
+    return static_cast<T>(index * 7 % 13 + round);
+  }
+}
+
+//! On msg_go (payload: the round) sends its value for that round to its rank's reducer.
+template <class T>
+struct contributor {
+  struct state {
+    actor_index reducer = rk::host_actor;
+    std::uint64_t index = 0; //!< cluster-wide
+    std::uint64_t refused = 0;
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message& m) {
+    const auto* round = m.as<std::uint64_t>();
+    if (round == nullptr) return;
+    const rk::contribution<T> c{*round, value_of<T>(s.index, *round)};
+    const status st = ctx.send(s.reducer, msg_go, rk::as_bytes(c));
+    if (st == status::queue_full) {
+      ctx.defer();
+      return;
+    }
+    if (st != status::delivered) ++s.refused;
+  }
+};
+
+//! Hands what it hears to the host.
+struct listener {
+  struct state {};
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, state&, const rk::message& m) {
+    (void)ctx.send_host(msg_heard, m.payload());
+  }
+};
+
+rk::cluster_options options() {
+  rk::cluster_options o;
+  o.runtime.backend = rk::backend::cpu;
+  o.runtime.announce_backend = false;
+  o.runtime.cpu_workers = 1;
+  o.runtime.max_actors = 256;
+  o.runtime.host_ring = {256, 256};
+  o.outbound = {256, 256};
+  o.announce = false;
+  return o;
+}
+
+std::uint32_t contributors_on(std::uint32_t rank) {
+  return 2 + rank;
+}
+std::uint64_t first_index_on(std::uint32_t rank) {
+  std::uint64_t first = 0;
+  for (std::uint32_t r = 0; r < rank; ++r) first += contributors_on(r);
+  return first;
+}
+
+template <class T, rk::reduce_op Op>
+T expected(std::uint32_t ranks, std::uint64_t round) {
+  std::uint64_t all = 0;
+  for (std::uint32_t r = 0; r < ranks; ++r) all += contributors_on(r);
+  T v = value_of<T>(0, round); // computed here, independently of rk::combine
+  for (std::uint64_t i = 1; i < all; ++i) {
+    const T x = value_of<T>(i, round);
+    if constexpr (Op == rk::reduce_op::sum) {
+      v = static_cast<T>(v + x);
+    } else if constexpr (Op == rk::reduce_op::min) {
+      v = std::min(v, x);
+    } else {
+      v = std::max(v, x);
+    }
+  }
+  return v;
+}
+
+//! Runs `rounds` rounds of an allreduce of T with Op; contributions of round k + 1 are sent before the
+//! host asks for round k, so every reducer also sees early contributions.
+template <class T, rk::reduce_op Op>
+void check_allreduce(std::uint64_t rounds) {
+  rk::cluster c(options());
+  const std::uint32_t mine = contributors_on(c.rank());
+  rk::actor_options box;
+  box.mailbox = {64, 256};
+  rk::reduction<T, Op> sum = rk::make_reduction<T, Op>(c, "reducer", mine, msg_partial, box);
+  std::vector<actor_index> members;
+  for (std::uint32_t k = 0; k < mine; ++k)
+    members.push_back(c.local().spawn<contributor<T>>(
+        "contributor" + std::to_string(k), box,
+        typename contributor<T>::state{sum.address(), first_index_on(c.rank()) + k, 0}));
+  c.start();
+  const auto go = [&](std::uint64_t round) {
+    for (const actor_index m : members)
+      EXPECT_EQ(c.local().send_blocking(m, msg_go, rk::as_bytes(round), 5s), status::enqueued);
+  };
+  go(0);
+  for (std::uint64_t round = 0; round < rounds; ++round) {
+    if (round + 1 < rounds) go(round + 1); // early: the reducer keeps them for the next round
+    const std::optional<T> got = rk::allreduce(c, sum, 10s);
+    ASSERT_TRUE(got.has_value()) << "round " << round;
+    EXPECT_EQ(*got, (expected<T, Op>(c.size(), round))) << "round " << round << " on rank " << c.rank();
+  }
+  EXPECT_TRUE(c.shutdown().drained);
+  for (const actor_index m : members) EXPECT_EQ(c.local().state<contributor<T>>(m).refused, 0u);
+}
+
+TEST(Collectives, AllreduceSumsIntegersOverEveryContributorOfEveryRank) {
+  check_allreduce<std::int64_t, rk::reduce_op::sum>(20);
+}
+TEST(Collectives, AllreduceFindsTheMinimumOfDoubles) {
+  check_allreduce<double, rk::reduce_op::min>(10);
+}
+TEST(Collectives, AllreduceFindsTheMaximumOfUnsigned32BitValues) {
+  check_allreduce<std::uint32_t, rk::reduce_op::max>(10);
+}
+TEST(Collectives, AllreduceSumsFloats) {
+  check_allreduce<float, rk::reduce_op::sum>(5);
+}
+
+TEST(Collectives, ReduceKeepsTheValueAtTheRootAndARankWithoutContributorsTakesPart) {
+  rk::cluster c(options());
+  // Only rank 0 contributes (3 actors); the other ranks have no reducer.
+  const std::uint32_t mine = c.rank() == 0 ? 3 : 0;
+  rk::actor_options box;
+  box.mailbox = {64, 256};
+  auto r = rk::make_reduction<std::int64_t, rk::reduce_op::sum>(c, "reducer", mine, msg_partial, box);
+  std::vector<actor_index> members;
+  for (std::uint32_t k = 0; k < mine; ++k)
+    members.push_back(c.local().spawn<contributor<std::int64_t>>(
+        "contributor" + std::to_string(k), box, contributor<std::int64_t>::state{r.address(), k, 0}));
+  (void)c.local().spawn<listener>("someone", box); // a runtime needs one actor
+  c.start();
+  const std::uint64_t round = 0;
+  for (const actor_index m : members)
+    EXPECT_EQ(c.local().send_blocking(m, msg_go, rk::as_bytes(round), 5s), status::enqueued);
+  const std::uint32_t root = c.size() - 1;
+  const std::optional<std::int64_t> got = rk::reduce(c, r, root, 10s);
+  const std::int64_t want =
+      value_of<std::int64_t>(0, 0) + value_of<std::int64_t>(1, 0) + value_of<std::int64_t>(2, 0);
+  if (c.rank() == root) {
+    ASSERT_TRUE(got.has_value());
+    EXPECT_EQ(*got, want);
+  } else {
+    EXPECT_FALSE(got.has_value()) << "only the root keeps the value";
+  }
+  EXPECT_THROW((void)rk::reduce(c, r, c.size(), 1s), rk::error) << "root out of range";
+  EXPECT_TRUE(c.shutdown().drained);
+  EXPECT_THROW((void)rk::allreduce(c, r, 1s), rk::error) << "after shutdown";
+}
+
+TEST(Collectives, BroadcastReachesEveryMemberOfTheGroupOnEveryRankAndNothingElse) {
+  rk::cluster c(options());
+  rk::actor_options box;
+  box.mailbox = {64, 256};
+  std::vector<actor_index> listeners;
+  for (std::uint32_t k = 0; k < 1 + c.rank(); ++k)
+    listeners.push_back(c.local().spawn<listener>("listener" + std::to_string(k), box));
+  const actor_index outsider = c.local().spawn<listener>("outsider", box);
+  (void)c.local().create_group("audience", listeners);
+  c.start();
+  const std::uint32_t root = c.size() / 2;
+  const std::string news = "news from rank " + std::to_string(root) + ", 33 bytes long";
+  const std::string noise = "ignored on the other ranks";
+  const std::string& mine = c.rank() == root ? news : noise;
+  const std::uint64_t enqueued = c.broadcast(
+      root, "audience", msg_news,
+      {reinterpret_cast<const std::byte*>(mine.data()), static_cast<std::uint32_t>(mine.size())}, 5s);
+  EXPECT_EQ(enqueued, listeners.size());
+  for (std::size_t k = 0; k < listeners.size(); ++k) {
+    const auto m = c.receive(10s);
+    ASSERT_TRUE(m.has_value()) << "listener " << k << " of rank " << c.rank();
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(m->payload.data()), m->payload.size()), news);
+  }
+  EXPECT_EQ(c.broadcast(root, "nobody", msg_news, {}, 1s), 0u) << "no such group: nobody here";
+  EXPECT_THROW((void)c.broadcast(c.size(), "audience", msg_news, {}, 1s), rk::error);
+  EXPECT_TRUE(c.shutdown().drained);
+  for (const rk::actor_stats& a : c.local().stats().actors)
+    if (a.id == outsider) {
+      EXPECT_EQ(a.received, 0u) << "the outsider is not in the group";
+    }
+}
+
+} // namespace
