@@ -27,7 +27,12 @@ namespace {
 void finalize_mpi_at_exit() {
   int finalized = 0;
   MPI_Finalized(&finalized);
-  if (finalized == 0) MPI_Finalize();
+  if (finalized != 0) return;
+  if (rank_failure_seen()) { // MPI_Finalize would wait for the dead rank for ever (seen with Open MPI 4)
+    std::fprintf(stderr, "rk::cluster: a rank failed during this run; MPI_Finalize is not called at exit\n");
+    return;
+  }
+  MPI_Finalize();
 }
 
 //! Makes sure MPI is initialised with MPI_THREAD_MULTIPLE (the proxy thread and the caller's thread both

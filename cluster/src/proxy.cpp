@@ -15,6 +15,8 @@ constexpr int heartbeat_tag = 7002;
 //! Outbound messages taken per loop turn before the proxy looks at arrivals again.
 constexpr int drain_budget = 4096;
 
+std::atomic<bool> failure_seen{false};
+
 template <class T>
 std::unique_ptr<std::atomic<T>[]> atomics(std::size_t n) {
   auto a = std::make_unique<std::atomic<T>[]>(n);
@@ -33,6 +35,10 @@ void abandon(MPI_Request& request, std::vector<std::byte>&& bytes) {
 }
 
 } // namespace
+
+bool rank_failure_seen() noexcept {
+  return failure_seen.load();
+}
 
 mpi_proxy::mpi_proxy(runtime& rt, cluster_directory& directory, MPI_Comm comm, std::uint32_t rank,
                      std::uint32_t size, const proxy_options& options)
@@ -272,6 +278,7 @@ void mpi_proxy::declare_gone(std::uint32_t r, clock::duration silent) {
   p.in_flight.clear();
   abandon(p.heartbeat, {});
   gone_[r].store(true);
+  failure_seen.store(true);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(silent).count();
   std::fprintf(
       stderr,

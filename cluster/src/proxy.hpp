@@ -35,6 +35,10 @@
 
 namespace rk::detail {
 
+//! Whether any proxy in this process declared a rank gone (process-wide; once true, stays true). MPI
+//! without fault tolerance cannot finalise after that: MPI_Finalize waits for every rank, the dead one too.
+bool rank_failure_seen() noexcept;
+
 struct proxy_counters {
   std::atomic<std::uint64_t> sent{0};
   std::atomic<std::uint64_t> sent_batches{0};

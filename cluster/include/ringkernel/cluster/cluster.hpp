@@ -34,6 +34,9 @@
 //! were already on their way to it are counted (cluster_stats::unreachable, ::abandoned), not confirmed.
 //! Launch with a launcher that lets the other ranks live on: `mpirun --enable-recovery` (Open MPI 4),
 //! `srun --no-kill` (Slurm). Failures before start() returns are not detected (MPI collectives there).
+//! After a failure MPI cannot be finalised (MPI_Finalize waits for every rank, the dead one too): the
+//! cluster then skips the MPI_Finalize it would call at exit, and an application that finalises MPI
+//! itself should skip it when cluster_report::gone_ranks is not empty.
 //!
 //! Collectives among actors (reduce, allreduce, broadcast): ringkernel/cluster/collectives.hpp.
 //!
