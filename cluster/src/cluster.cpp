@@ -484,6 +484,14 @@ actor_index cluster::address_of(global_address a) {
   return impl_->directory_->address_of(a);
 }
 
+actor_index cluster::host_address(std::uint32_t rank, std::uint64_t tenant) {
+  if (rank >= size())
+    throw error("rk::cluster::host_address(): rank " + std::to_string(rank) +
+                " is out of range (the cluster has " + std::to_string(size()) + " ranks)");
+  if (rank == this->rank()) return host_actor;
+  return impl_->directory_->entry_for({rank, host_actor}, tenant);
+}
+
 global_address cluster::origin_of(const received_message& m) const {
   if (m.source() == host_actor) return {rank(), host_actor};
   if (const std::optional<global_address> far = impl_->directory_->target_of(m.source())) return *far;

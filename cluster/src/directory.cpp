@@ -78,6 +78,7 @@ actor_index cluster_directory::address_of(global_address a) {
     throw error("rk::cluster::address_of(): rank " + std::to_string(a.rank) +
                 " is out of range (the cluster has " + std::to_string(size_) + " ranks)");
   if (a.rank == rank_) return a.actor;
+  if (a.actor == host_actor) return entry_for(a, 0); // a host is always there; as tenant 0
   std::uint64_t tenant = 0;
   {
     std::lock_guard lock(mutex_);

@@ -5,10 +5,10 @@
 // Stage k runs on rank k % size (any number of ranks works; designed for 4 ranks and 4 stages). Each stage
 // mixes its number into the event's value and forwards it with ctx.send to the next stage's address on
 // its own rank (the stage itself or a remote entry from cluster::address_of). The last stage sends to
-// `to_host0`, an actor on rank 0 that hands everything to rank 0's host (a host is reachable from
-// another rank only through an actor, or once it has sent there). Every rank has such a relay: the other
-// ranks tell rank 0 through it that their stages know their successors, and rank 0 tells them through
-// theirs when it is done, so every rank reaches the collective shutdown() at the same time.
+// `to_host0`, an actor on rank 0 that hands everything to rank 0's host (cluster::host_address(0) would
+// reach that host directly; the relay also shows a named actor in the pipeline). Every rank has such a
+// relay: the other ranks tell rank 0 through it that their stages know their successors, and rank 0 tells
+// them through theirs when it is done, so every rank reaches the collective shutdown() at the same time.
 //
 // Self-checking: rank 0 keeps `--window` events in flight and checks that every event came back exactly
 // once with the value a sequential reference computes and every stage's mark; then every rank's stages

@@ -166,6 +166,44 @@ TEST(Cluster, EveryHostReachesEveryRanksEchoAndHearsBackFromIt) {
   EXPECT_EQ(sum_over_ranks(s.sent), sum_over_ranks(s.relayed)) << "every message carried was handed over";
 }
 
+TEST(Cluster, HandlersOnEveryRankReachRankZerosHostWithoutItWritingFirst) {
+  rk::cluster c(options());
+  c.local().tenants().add(6, rk::tenant_quota::standard());
+  rk::actor_options in_six = mailbox();
+  in_six.tenant = 6;
+  const actor_index to_zero = c.host_address(0); // before rank 0's host ever sent here
+  EXPECT_EQ(c.address_of({0, rk::host_actor}), to_zero);
+  const global_address fwd =
+      c.spawn<rk_cases::forwarder>(name_of("fwd", c.rank()), mailbox(), rk_cases::forwarder::state{to_zero});
+  const global_address fwd6 = c.spawn<rk_cases::forwarder>(name_of("fwd6_", c.rank()), in_six,
+                                                           rk_cases::forwarder::state{c.host_address(0, 6)});
+  EXPECT_THROW((void)c.host_address(c.size()), rk::error);
+  EXPECT_THROW((void)c.host_address((c.rank() + 1) % c.size(), 99), rk::error) << "tenant 99 is unknown";
+  c.start();
+  const ping p{c.rank(), 1};
+  rk::send_options as_six;
+  as_six.tenant = 6;
+  EXPECT_EQ(c.local().send_wait(fwd.actor, msg_ping, rk::as_bytes(p), 10s), status::delivered);
+  EXPECT_EQ(c.local().send_wait(fwd6.actor, msg_ping, rk::as_bytes(p), 10s, as_six), status::delivered);
+  if (c.rank() == 0) {
+    std::vector<std::uint64_t> from(c.size(), 0);
+    for (std::uint32_t k = 0; k < 2 * c.size(); ++k) {
+      const auto m = c.receive(20s);
+      if (!m) {
+        ADD_FAILURE() << "heard " << k << " of " << 2 * c.size();
+        break;
+      }
+      const global_address origin = c.origin_of(*m);
+      EXPECT_EQ(m->as<ping>().from_rank, origin.rank);
+      ++from[origin.rank];
+    }
+    for (std::uint32_t r = 0; r < c.size(); ++r) EXPECT_EQ(from[r], 2u) << "from rank " << r;
+  }
+  EXPECT_TRUE(c.shutdown().drained);
+  EXPECT_EQ(c.local().state<rk_cases::forwarder>(fwd.actor).failed, 0u);
+  EXPECT_EQ(c.local().state<rk_cases::forwarder>(fwd6.actor).failed, 0u) << "tenant 6 to the tenant-6 entry";
+}
+
 TEST(Cluster, ATokenGoesAroundTheRanksThroughHandlerSends) {
   rk::cluster c(options());
   const global_address me = c.spawn<stage>(name_of("stage", c.rank()), mailbox());

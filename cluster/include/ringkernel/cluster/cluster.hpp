@@ -148,8 +148,13 @@ public:
   global_address find(std::string_view name) const;
   //! The id this rank uses for `a`: a.actor when a.rank is this rank, else a remote entry (created on
   //! first use). A remote actor must be in the directory (spawned through cluster::spawn) or have sent
-  //! to this rank; throws rk::error otherwise, and for a rank out of range.
+  //! to this rank; throws rk::error otherwise, and for a rank out of range. Another rank's host
+  //! ({rank, host_actor}) is always known: its entry takes messages of tenant 0 (see host_address).
   actor_index address_of(global_address a);
+  //! The id this rank's handlers send to for rank `rank`'s host, as senders of tenant `tenant` (a remote
+  //! entry checks the sender's tenant like any destination; host_actor itself for this rank). Throws
+  //! rk::error for a rank out of range or a tenant not registered here.
+  actor_index host_address(std::uint32_t rank, std::uint64_t tenant = 0);
   //! Who a message this rank's host received comes from, as a global address.
   global_address origin_of(const received_message& m) const;
 
