@@ -193,11 +193,6 @@ public:
 
   // --- host messages: the application's, and those kept for collectives ---------------------------------
 
-  bool kept_type(std::uint32_t type) {
-    std::lock_guard lock(inbox_mutex_);
-    return kept_types_.contains(type);
-  }
-
   //! Files `m` where it belongs; returns it when it is the application's.
   std::optional<received_message> sort(received_message&& m) {
     std::lock_guard lock(inbox_mutex_);

@@ -3,6 +3,7 @@
 // keeps going through the collective calls (EXPECT, not ASSERT, around them), so one failure does not hang
 // the others; ctest's timeout is the backstop.
 
+#include "cluster_test_options.hpp"
 #include "test_handlers.hpp" // echo: replies to whoever sent the message, on any rank
 
 #include <ringkernel/cluster/cluster.hpp>
@@ -22,6 +23,8 @@ using rk::actor_index;
 using rk::global_address;
 using rk::status;
 using rk_cases::echo;
+using rk_cluster_cases::mailbox;
+using rk_cluster_cases::name_of;
 
 constexpr std::uint32_t msg_ping = 1;
 constexpr std::uint32_t msg_token = 2;
@@ -83,31 +86,13 @@ struct sequence_checker {
 };
 
 rk::cluster_options options() {
-  rk::cluster_options o;
-  o.runtime.backend = rk::backend::cpu;
-  o.runtime.announce_backend = false;
-  o.runtime.cpu_workers = 1; // four ranks share two cores here
-  o.runtime.max_actors = 256;
-  o.runtime.host_ring = {256, 256};
-  o.outbound = {256, 256};
-  o.announce = false;
-  return o;
-}
-
-rk::actor_options mailbox(std::uint32_t slots = 256) {
-  rk::actor_options a;
-  a.mailbox = {slots, 256};
-  return a;
+  return rk_cluster_cases::small_rank_options();
 }
 
 std::uint64_t sum_over_ranks(std::uint64_t mine) {
   std::uint64_t all = 0;
   MPI_Allreduce(&mine, &all, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
   return all;
-}
-
-std::string name_of(const char* what, std::uint32_t rank) {
-  return what + std::to_string(rank);
 }
 
 TEST(Cluster, NamesResolveOnEveryRankAndAddressesAreStable) {

@@ -8,6 +8,7 @@
 // how their tests went, and rank 0 prints "all 3 survivors passed" only when they all did: ctest looks
 // for that line.
 
+#include "cluster_test_options.hpp"
 #include "test_handlers.hpp" // echo
 
 #include <ringkernel/cluster/cluster.hpp>
@@ -29,6 +30,8 @@ using rk::actor_index;
 using rk::global_address;
 using rk::status;
 using rk_cases::echo;
+using rk_cluster_cases::mailbox;
+using rk_cluster_cases::name_of;
 
 constexpr std::uint32_t victim = 3;
 constexpr std::uint32_t msg_ping = 1;
@@ -93,30 +96,14 @@ struct streamer {
 };
 
 rk::cluster_options options() {
-  rk::cluster_options o;
-  o.runtime.backend = rk::backend::cpu;
-  o.runtime.announce_backend = false;
-  o.runtime.cpu_workers = 1;
-  o.runtime.max_actors = 256;
-  o.runtime.host_ring = {256, 256};
+  rk::cluster_options o = rk_cluster_cases::small_rank_options();
   o.outbound = {64, 256};
   o.batch_bytes = 4096;
   o.max_batches_in_flight = 2;
   o.heartbeat_interval = 50ms;
   o.failure_timeout = 1500ms;
   o.drain_timeout = 30s;
-  o.announce = false;
   return o;
-}
-
-rk::actor_options mailbox(std::uint32_t slots = 256) {
-  rk::actor_options a;
-  a.mailbox = {slots, 256};
-  return a;
-}
-
-std::string name_of(const char* what, std::uint32_t rank) {
-  return what + std::to_string(rank);
 }
 
 report await_report(rk::cluster& c) {

@@ -2,6 +2,8 @@
 // ranks of the CPU backend. Rank r has 2 + r contributing actors; every expected value is computed here
 // from the same formula the contributors use, so the checks hold for any number of ranks.
 
+#include "cluster_test_options.hpp"
+
 #include <ringkernel/cluster/collectives.hpp>
 
 #include <gtest/gtest.h>
@@ -69,15 +71,7 @@ struct listener {
 };
 
 rk::cluster_options options() {
-  rk::cluster_options o;
-  o.runtime.backend = rk::backend::cpu;
-  o.runtime.announce_backend = false;
-  o.runtime.cpu_workers = 1;
-  o.runtime.max_actors = 256;
-  o.runtime.host_ring = {256, 256};
-  o.outbound = {256, 256};
-  o.announce = false;
-  return o;
+  return rk_cluster_cases::small_rank_options();
 }
 
 std::uint32_t contributors_on(std::uint32_t rank) {
