@@ -174,8 +174,8 @@ public:
   //! Collective: sends `payload` (taken from rank `root`; ignored on the others) with message type `type`
   //! to every member of group `group` on every rank (the group of that name on each rank; none there:
   //! nobody). Returns how many members of this rank's group it was enqueued for (send_blocking with
-  //! `timeout` each). Throws rk::error for a root out of range or gone, or a payload the outbound slots
-  //! cannot hold.
+  //! `timeout` each; a member whose send is refused, e.g. too_large for its mailbox, is not counted).
+  //! Throws rk::error for a root out of range or gone.
   std::uint64_t broadcast(std::uint32_t root, std::string_view group, std::uint32_t type, byte_view payload,
                           std::chrono::milliseconds timeout);
 
