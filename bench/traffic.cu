@@ -17,7 +17,8 @@
 // ringkernel is ahead). CAF gets as many scheduler threads as ringkernel's pool (the hardware threads).
 //
 //   bench_traffic [--json] [--smoke] [--repetitions N] [--backend cpu|cuda] [--round-trips N]
-//                 [--messages N] [--pool-threads N]
+//                 [--messages N] [--pool-threads N] [--workload pingpong|fan_in|random|all]
+//                 [--actors N]
 // `--pool-threads N`: ringkernel's scheduled pool and CAF's scheduler both get N threads (default: the
 // hardware threads).
 // `--backend cuda` measures ringkernel on the GPU without CAF (skipped without a usable device).
@@ -252,6 +253,8 @@ struct settings {
   rk::bench::common_args common;
   target backend = target::cpu;
   std::uint64_t round_trips = 0, messages = 0;
+  std::string workload = "all"; //!< --workload: pingpong, fan_in, random or all
+  std::uint32_t actors = 0;     //!< --actors: only the fan-in and random runs with this many actors (0: all)
   bool with_caf = false;
 };
 
@@ -283,7 +286,8 @@ std::vector<comparison> run_all(const settings& cfg) {
   const unsigned threads =
       pool_threads != 0 ? pool_threads : std::max(1u, std::thread::hardware_concurrency());
   std::vector<comparison> out;
-  {
+  const auto wanted = [&](const char* name) { return cfg.workload == "all" || cfg.workload == name; };
+  if (wanted("pingpong")) {
     comparison c;
     c.workload = "pingpong";
     c.actors = 2;
@@ -302,6 +306,8 @@ std::vector<comparison> run_all(const settings& cfg) {
     out.push_back(std::move(c));
   }
   for (const std::uint32_t senders : {1u, 2u, 4u}) {
+    if (!wanted("fan_in")) break;
+    if (cfg.actors != 0 && cfg.actors != senders + 1) continue;
     comparison c;
     c.workload = "fan_in";
     c.actors = senders + 1;
@@ -317,6 +323,8 @@ std::vector<comparison> run_all(const settings& cfg) {
     out.push_back(std::move(c));
   }
   for (const std::uint32_t actors : {2u, 8u, 64u, 512u, 4096u}) {
+    if (!wanted("random")) break;
+    if (cfg.actors != 0 && cfg.actors != actors) continue;
     comparison c;
     c.workload = "random";
     c.actors = actors;
@@ -364,13 +372,18 @@ int main(int argc, char** argv) {
   settings cfg;
   std::optional<std::uint64_t> round_trips, messages;
   cfg.common = rk::bench::parse_common(
-      argc, argv, "bench_traffic", "[--backend cpu|cuda] [--round-trips N] [--messages N] [--pool-threads N]",
+      argc, argv, "bench_traffic",
+      "[--backend cpu|cuda] [--round-trips N] [--messages N] [--pool-threads N] [--workload W] [--actors N]",
       [&](CLI::App& app) {
         rk::bench::add_target_flag(app, cfg.backend);
         rk::cli::add_count(app, "--round-trips", round_trips, "ping-pong round trips");
         rk::cli::add_count(app, "--pool-threads", pool_threads, "worker threads of both systems (0: all)")
             ->check(CLI::Range(0u, 64u));
         rk::cli::add_count(app, "--messages", messages, "messages per traffic pattern");
+        app.add_option("--workload", cfg.workload, "only this workload")
+            ->check(CLI::IsMember({"all", "pingpong", "fan_in", "random"}));
+        app.add_option("--actors", cfg.actors, "only the fan-in and random runs with this many actors")
+            ->check(CLI::IsMember({2u, 3u, 5u, 8u, 64u, 512u, 4096u}));
       });
   cfg.round_trips = std::max<std::uint64_t>(10, round_trips.value_or(cfg.common.smoke ? 2'000 : 200'000));
   cfg.messages = std::max<std::uint64_t>(100'000, messages.value_or(cfg.common.smoke ? 100'000 : 2'000'000));

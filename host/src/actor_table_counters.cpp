@@ -9,7 +9,7 @@
 namespace rk::detail {
 
 void actor_table::add_forgotten(actor_stats& into, const actor_counters& c) noexcept {
-  for (std::size_t k = 0; k < status_count; ++k) into.sent[k] += c.sent[k];
+  for (std::size_t k = 0; k < status_count; ++k) into.sent[k] += sent_count(c, k);
   into.received += c.received;
   into.handled += c.handled;
   // What is still queued (or was interrupted) is never handled: count it as discarded.
@@ -60,7 +60,7 @@ void actor_table::collect_stats(runtime_stats& out) const {
     a.lifecycle = lifecycle_of(r, entries[s].device_word);
     a.tenant = r.tenant;
     if (!r.alias) a.handler = kinds_[r.kind].ops.name;
-    std::copy(std::begin(c.sent), std::end(c.sent), a.sent.begin());
+    for (std::size_t k = 0; k < status_count; ++k) a.sent[k] = sent_count(c, k);
     a.received = c.received;
     a.handled = c.handled;
     a.discarded = c.discarded;

@@ -379,12 +379,20 @@ private:
         run_next.full = false;
         ++streak;
       } else {
-        if (run_next.full) { // fairness: to the back of the queue, and serve the queue's head
-          run_next.full = false;
-          hand_off(sys_, run_next.kind, run_next.actor, false);
-        }
         streak = 0;
         a = take_any(by_kind, next_kind);
+        if (run_next.full) {
+          if (a.ops == nullptr && by_kind[run_next.kind] != nullptr) {
+            // Fairness with nobody waiting: keep serving the slot's actor. Pushing it would wake a parked
+            // thread (a futex call) only for this thread to pop it again, or to move a ping-pong across
+            // threads.
+            a.ops = by_kind[run_next.kind];
+            a.actor = run_next.actor;
+          } else { // fairness: the slot's actor goes behind the queue's head this thread now serves
+            hand_off(sys_, run_next.kind, run_next.actor, false);
+          }
+          run_next.full = false;
+        }
       }
       if (a.ops == nullptr && idle.step() >= park_after_steps)
         a = park(by_kind, next_kind, grace_seen, paused);

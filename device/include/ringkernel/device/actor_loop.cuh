@@ -183,9 +183,11 @@ serve_result cpu_serve_one(const system_view& sys, actor_index self, void* state
   if (step.kind == step_kind::handle) {
     const auto& header = *reinterpret_cast<const envelope*>(step.slot);
     store_pcie(status_word.busy_type, header.type_id);
-    const hlc_timestamp event_time = sys.privates[slot_of(sys, self)].clock.observe(header.timestamp);
-    const std::uint64_t wall_begin = sys.trace.sample_every != 0 ? hlc_physical_ns() : 0; // the trace's clock
+    // One clock read for the call's start, its HLC event time and the trace's (Unix) start time.
     const std::uint64_t begin = physical_clock_ns();
+    const hlc_timestamp event_time =
+        sys.privates[slot_of(sys, self)].clock.observe_at(header.timestamp, begin);
+    const std::uint64_t wall_begin = sys.trace.sample_every != 0 ? hlc_physical_at(begin) : 0;
     bool failed = true;
     try {
       run_handler<H>(sys, self, *static_cast<handler_state_t<H>*>(state), step.slot, event_time);

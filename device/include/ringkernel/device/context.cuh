@@ -238,7 +238,7 @@ private:
   }
 
   RK_HOST_DEVICE status count_sent(status verdict, std::uint32_t messages = 1) const noexcept {
-    detail::bump(counters().sent[static_cast<std::uint32_t>(verdict)], messages);
+    detail::bump(detail::sent_counter(counters(), verdict), messages);
     return verdict;
   }
 

@@ -54,13 +54,32 @@ RK_HOST_DEVICE inline std::uint64_t physical_clock_ns() noexcept {
                                                       .count());))
 }
 
+#if !defined(__CUDA_ARCH__)
+//! system_clock - steady_clock, read once per process. The host's HLC physical time is steady_clock moved
+//! to the Unix epoch by it: one clock read then gives both a handler's start (a duration) and its event
+//! time, and the physical part never steps back when the wall clock is set back. It tracks NTP's rate
+//! corrections (steady_clock is slewed with them) but not a step made after the first use.
+inline std::uint64_t host_epoch_offset_ns() noexcept {
+  static const std::uint64_t offset = [] {
+    using namespace std::chrono;
+    const auto wall = duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count();
+    const auto steady = duration_cast<nanoseconds>(steady_clock::now().time_since_epoch()).count();
+    return static_cast<std::uint64_t>(wall) - static_cast<std::uint64_t>(steady);
+  }();
+  return offset;
+}
+#endif
+
+//! The HLC physical time (nanoseconds since the Unix epoch) at the moment physical_clock_ns() returned
+//! `physical`: `%globaltimer` already is on the device.
+RK_HOST_DEVICE inline std::uint64_t hlc_physical_at(std::uint64_t physical) noexcept {
+  NV_IF_TARGET(NV_IS_DEVICE, (return physical;), (return physical + host_epoch_offset_ns();))
+}
+
 //! Nanoseconds since the Unix epoch, the HLC's physical time on both sides: `%globaltimer` on the device,
-//! system_clock on the host.
+//! steady_clock moved to the Unix epoch on the host (see host_epoch_offset_ns).
 RK_HOST_DEVICE inline std::uint64_t hlc_physical_ns() noexcept {
-  NV_IF_TARGET(NV_IS_DEVICE, (return physical_clock_ns();),
-               (return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                      std::chrono::system_clock::now().time_since_epoch())
-                                                      .count());))
+  return hlc_physical_at(physical_clock_ns());
 }
 
 class hlc_clock {
@@ -104,6 +123,10 @@ public:
   RK_HOST_DEVICE hlc_timestamp now() noexcept { return tick(hlc_physical_ns()); }
   RK_HOST_DEVICE hlc_timestamp observe(const hlc_timestamp& remote) noexcept {
     return merge(remote, hlc_physical_ns());
+  }
+  //! observe() at physical_clock_ns() reading `physical` (a caller that read the clock anyway).
+  RK_HOST_DEVICE hlc_timestamp observe_at(const hlc_timestamp& remote, std::uint64_t physical) noexcept {
+    return merge(remote, hlc_physical_at(physical));
   }
   RK_HOST_DEVICE const hlc_timestamp& last() const noexcept { return last_; }
 

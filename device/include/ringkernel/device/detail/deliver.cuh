@@ -401,7 +401,7 @@ RK_HOST_DEVICE inline void count_delivery(const system_view& s, const envelope& 
   count_passed(s, header, messages);
   if (sender == nullptr) return;
   bump(sender->reservations);
-  bump(sender->sent[static_cast<std::uint32_t>(status::delivered)], messages);
+  bump(sender->delivered_sends, messages);
 }
 
 //! Delivers a single message after prepare_delivery() allowed it, counting it (count_delivery) before it is

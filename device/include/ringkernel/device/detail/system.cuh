@@ -14,6 +14,8 @@
 
 #include <cuda/std/bit>
 
+#include <cstddef>
+
 namespace rk::detail {
 
 // --- actor lifecycle ---------------------------------------------------------------------------------
@@ -174,15 +176,19 @@ struct region_entry {
 
 // --- counters ------------------------------------------------------------------------------------------
 
-//! Per-actor counters (device memory).
+//! Per-actor counters (device memory). Two 128-byte lines, split by writer: the first is written only by
+//! the actor's own threads (its worker, or the gateway retrying its sends), on every message it handles or
+//! sends; the second by everyone who delivers to it (`received`) and, rarely, by its own refused sends.
+//! Keeping `received` off the first line means a sender on another thread does not take the line the
+//! receiver's worker writes for every message (measured: the line moved between the CPU backend's pool
+//! threads twice per message in random traffic).
 struct alignas(false_sharing_range) actor_counters {
-  std::uint64_t sent[status_count] =
-      {};                         //!< writers: the actor's worker threads; outcome of each send it made
-  std::uint64_t received = 0;     //!< writers: any sender; counted before the message is published
-  std::uint64_t handled = 0;      //!< writer: the owning worker, after the handler returned
-  std::uint64_t discarded = 0;    //!< writer: the owning worker; arrived after a stop or fault, not handled
-  std::uint64_t reservations = 0; //!< writers: senders; slot-claim atomics this actor's sends performed
-  std::uint64_t passed = 0;     //!< writers: the actor's threads; messages delivered after every device check
+  // --- line 1: the actor's own threads ---
+  std::uint64_t delivered_sends = 0; //!< sends this actor made that were delivered (see sent_counter)
+  std::uint64_t reservations = 0;    //!< slot-claim atomics this actor's sends performed
+  std::uint64_t passed = 0;     //!< messages this actor sent that were delivered after every device check
+  std::uint64_t handled = 0;    //!< writer: the owning worker, after the handler returned
+  std::uint64_t discarded = 0;  //!< writer: the owning worker; arrived after a stop or fault, not handled
   std::uint64_t handler_ns = 0; //!< writer: the owning worker; time spent in the handler
   std::uint64_t deferred = 0;   //!< writer: the owning worker; handler calls that ended in ctx.defer()
   //! writer: the owning worker (CPU backend); messages whose handler call ended in a fault (an exception
@@ -191,12 +197,28 @@ struct alignas(false_sharing_range) actor_counters {
   std::uint64_t interrupted = 0;
   std::uint32_t fault_code = 0; //!< writer: the actor's handler (ctx.fault) or worker (a contained fault)
   std::uint32_t reserved_ = 0;
-  //! writer: the owning worker; handler calls by running time (handler_time_bucket). Fills what the
-  //! alignment would pad: the counters stay two 128-byte lines per actor. Keep it so: a 384-byte stride
-  //! costs the scheduled actor kernel 8 registers (PTX audit), 512 bytes cost memory per actor.
+  //! writer: the owning worker; handler calls by running time (handler_time_bucket). The counters stay
+  //! two 128-byte lines per actor. Keep it so: a 384-byte stride costs the scheduled actor kernel 8
+  //! registers (PTX audit), 512 bytes cost memory per actor.
   std::uint64_t handler_time[handler_time_bucket_count] = {};
+  // --- line 2: senders to this actor; this actor's refused sends ---
+  std::uint64_t received = 0; //!< writers: any sender; counted before the message is published
+  //! Sends this actor made that were refused, by verdict: index `status - 1` (see sent_counter).
+  std::uint64_t refused_sends[status_count - 1] = {};
 };
+static_assert(static_cast<std::uint32_t>(status::delivered) == 0, "sent_counter maps delivered to line 1");
+static_assert(offsetof(actor_counters, received) == false_sharing_range,
+              "received must start the second line: senders write it, the actor's worker must not share it");
 static_assert(sizeof(actor_counters) == 2 * false_sharing_range, "actor_counters grew past two lines");
+
+//! The counter of this actor's sends that ended with `verdict` (any status).
+RK_HOST_DEVICE inline std::uint64_t& sent_counter(actor_counters& c, status verdict) noexcept {
+  const auto k = static_cast<std::uint32_t>(verdict);
+  return k == 0 ? c.delivered_sends : c.refused_sends[k - 1];
+}
+RK_HOST_DEVICE inline std::uint64_t sent_count(const actor_counters& c, std::size_t k) noexcept {
+  return k == 0 ? c.delivered_sends : c.refused_sends[k - 1];
+}
 
 //! The handler-time bucket of a call that ran `ns` nanoseconds (see handler_time_bucket_bound_ns).
 RK_HOST_DEVICE inline std::uint32_t handler_time_bucket(std::uint64_t ns) noexcept {
