@@ -4,7 +4,9 @@
 //   1. spawn: `spawn_many` of N actors at default actor options (wall time), and the memory it took:
 //      resident set (CPU backend: mailboxes, states and tables are host memory) or device memory
 //      (cudaMemGetInfo, CUDA backend) from before the runtime was constructed to after the spawn,
-//      divided by N. max_actors is N, so the per-slot tables count too.
+//      divided by N. max_actors is N, so the per-slot tables count too. On the CPU backend mailbox slots
+//      are mapped on first use, so it also reports the address space the spawn mapped per actor and the
+//      resident set per actor after the fan-out/in (every actor has received a message by then).
 //   2. idle: after start(), the process's CPU time (getrusage: every worker, the gateway and the host
 //      threads) over `--idle-seconds` of wall time in which nothing is sent, as a share of one core.
 //   3. wake-up: a message from the host to a random idle actor, which answers the host at once; the host
@@ -143,6 +145,11 @@ struct result {
   double spawn_s = 0;
   double bytes_per_actor = 0;
   const char* memory_kind = "";
+  //! CPU backend: address space the spawn mapped (allocated, touched or not) per actor, and the resident
+  //! set per actor once every actor has received and sent a message (the fan-out/in): mailbox slots are
+  //! mapped on first use, so the resident set right after the spawn leaves them out.
+  double mapped_bytes_per_actor = 0;
+  double resident_after_fan_bytes_per_actor = 0;
   double idle_core_share = 0;
   rk::bench::summary wakeup_us;
   double ring_ns_per_hop = 0;
@@ -160,6 +167,7 @@ result measure(const settings& cfg) {
   o.audit_ring_slots = 1024;
   if (cuda) (void)cudaFree(nullptr); // the context exists before the baseline is taken
   const std::uint64_t before = cuda ? device_bytes_in_use() : rk::bench::resident_bytes();
+  const std::uint64_t mapped_before = rk::bench::mapped_bytes();
   rk::runtime rt(o);
   const auto t0 = clock_type::now();
   const std::vector<rk::actor_index> ids = rt.spawn_many<ring_member>("a", cfg.actors);
@@ -167,6 +175,10 @@ result measure(const settings& cfg) {
   const std::uint64_t after = cuda ? device_bytes_in_use() : rk::bench::resident_bytes();
   out.bytes_per_actor = static_cast<double>(after - std::min(after, before)) / cfg.actors;
   out.memory_kind = cuda ? "device memory (cudaMemGetInfo)" : "resident set";
+  const std::uint64_t mapped_after = rk::bench::mapped_bytes();
+  if (!cuda)
+    out.mapped_bytes_per_actor =
+        static_cast<double>(mapped_after - std::min(mapped_after, mapped_before)) / cfg.actors;
   for (std::size_t i = 0; i < ids.size(); ++i)
     if (ids[i] != ids[0] + i) throw rk::error("bench_scale: spawn_many gave non-consecutive ids");
   // Room for many answers at once, so members rarely find the aggregator's mailbox full (they defer then).
@@ -213,6 +225,11 @@ result measure(const settings& cfg) {
       throw rk::error("bench_scale: the fan-out's start was refused");
     if (!rt.receive(std::chrono::seconds(600))) throw rk::error("bench_scale: the fan-in did not complete");
     out.fan_s = std::chrono::duration<double>(clock_type::now() - f0).count();
+  }
+  if (!cuda) {
+    const std::uint64_t resident = rk::bench::resident_bytes();
+    out.resident_after_fan_bytes_per_actor =
+        static_cast<double>(resident - std::min(resident, before)) / cfg.actors;
   }
   const rk::shutdown_report r = rt.shutdown();
   if (!r.drained) throw rk::error("bench_scale: shutdown did not drain");
@@ -301,28 +318,35 @@ int main(int argc, char** argv) {
       return "null";
     };
     if (cfg.common.json) {
-      std::printf("%s\n", rk::bench::json_object()
-                              .text("benchmark", "scale")
-                              .text("backend", rk::bench::target_name(cfg.backend))
-                              .text("machine", machine)
-                              .integer("actors", cfg.actors)
-                              .number("spawn_s", r.spawn_s, 3)
-                              .number("bytes_per_actor", r.bytes_per_actor, 0)
-                              .text("memory_measured", r.memory_kind)
-                              .number("idle_seconds", cfg.idle_seconds, 1)
-                              .number("idle_core_share", r.idle_core_share, 4)
-                              .raw("wakeup_round_trip_us", rk::bench::summary_json(r.wakeup_us, 1))
-                              .integer("ring_hops", cfg.ring_hops)
-                              .number("ring_ns_per_hop", r.ring_ns_per_hop, 1)
-                              .number("ring_hops_per_s", r.ring_hops_per_s, 0)
-                              .number("fan_out_in_s", r.fan_s, 3)
-                              .raw("caf", caf_json())
-                              .str()
-                              .c_str());
+      std::printf("%s\n",
+                  rk::bench::json_object()
+                      .text("benchmark", "scale")
+                      .text("backend", rk::bench::target_name(cfg.backend))
+                      .text("machine", machine)
+                      .integer("actors", cfg.actors)
+                      .number("spawn_s", r.spawn_s, 3)
+                      .number("bytes_per_actor", r.bytes_per_actor, 0)
+                      .text("memory_measured", r.memory_kind)
+                      .number("mapped_bytes_per_actor", r.mapped_bytes_per_actor, 0)
+                      .number("resident_after_fan_bytes_per_actor", r.resident_after_fan_bytes_per_actor, 0)
+                      .number("idle_seconds", cfg.idle_seconds, 1)
+                      .number("idle_core_share", r.idle_core_share, 4)
+                      .raw("wakeup_round_trip_us", rk::bench::summary_json(r.wakeup_us, 1))
+                      .integer("ring_hops", cfg.ring_hops)
+                      .number("ring_ns_per_hop", r.ring_ns_per_hop, 1)
+                      .number("ring_hops_per_s", r.ring_hops_per_s, 0)
+                      .number("fan_out_in_s", r.fan_s, 3)
+                      .raw("caf", caf_json())
+                      .str()
+                      .c_str());
     } else {
       std::printf("scale (%s backend, %s): %u actors\n", cpu ? "CPU" : "CUDA", machine.c_str(), cfg.actors);
       std::printf("  spawn_many:  %.3f s, %.0f bytes per actor (%s, tables included)\n", r.spawn_s,
                   r.bytes_per_actor, r.memory_kind);
+      if (cpu)
+        std::printf("  memory:      %.0f bytes per actor mapped by the spawn; %.0f resident once every actor "
+                    "has received a message\n",
+                    r.mapped_bytes_per_actor, r.resident_after_fan_bytes_per_actor);
       std::printf("  idle:        %.2f%% of one core over %.1f s (whole process)\n", r.idle_core_share * 100,
                   cfg.idle_seconds);
       std::printf("  wake-up:     host round trip to a random idle actor: median %.1f us, p99 %.1f us "

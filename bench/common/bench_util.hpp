@@ -196,6 +196,14 @@ inline std::uint64_t resident_bytes() {
   return resident * static_cast<std::uint64_t>(sysconf(_SC_PAGE_SIZE));
 }
 
+//! The process's mapped address space in bytes (/proc/self/statm's size): what it allocated, touched or not.
+inline std::uint64_t mapped_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::uint64_t pages = 0;
+  statm >> pages;
+  return pages * static_cast<std::uint64_t>(sysconf(_SC_PAGE_SIZE));
+}
+
 //! User + system CPU time of the whole process (every thread), in seconds.
 inline double process_cpu_seconds() {
   rusage u{};

@@ -109,9 +109,11 @@ std::vector<actor_index> actor_table::add_actors(const actor_spec& spec, std::sp
                                                  bool running) {
   const actor_type_ops& ops = kinds_[spec.kind].ops;
   const std::uint32_t lanes = spec.priority_lanes ? priority_levels : 1;
-  const std::size_t stride = lane_stride(spec.mailbox);
+  // Two blocks per batch (see lane_view): mailbox headers and states, written now; and the slots.
+  const std::size_t stride = spec.mailbox.header_bytes();
   const std::size_t state_offset = round_up(stride * lanes, std::max<std::size_t>(ops.state_align, 64));
   const std::size_t per_actor = round_up(state_offset + ops.state_size, 64);
+  const std::size_t slots_per_actor = spec.mailbox.slots_bytes() * lanes;
   const std::size_t n = names.size();
   if (n == 0) return {};
   std::vector<slot_allocator::slot_id> taken;
@@ -130,8 +132,11 @@ std::vector<actor_index> actor_table::add_actors(const actor_spec& spec, std::sp
     const std::string what =
         n == 1 ? "the mailbox of '" + names.front() + "'"
                : std::string("the mailboxes of ").append(std::to_string(n)).append(" actors");
-    auto block = std::make_shared<device_block>(memory_.allocate(per_actor * n, what));
-    std::byte* base = block->as<std::byte>();
+    auto block = std::make_shared<actor_memory>();
+    block->headers_and_states = memory_.allocate(per_actor * n, what);
+    block->slots = memory_.allocate(slots_per_actor * n, what + " (slots)", false);
+    std::byte* base = block->headers_and_states.as<std::byte>();
+    std::byte* slots = block->slots.as<std::byte>();
     // Mailbox headers (cursors, sequence numbers) for every lane of every actor: one image, written with
     // one strided copy per lane; the slots themselves stay zero as allocated.
     std::vector<std::byte> header(spec.mailbox.slots_offset());
@@ -150,6 +155,7 @@ std::vector<actor_index> actor_table::add_actors(const actor_spec& spec, std::sp
     for (std::size_t i = 0; i < n; ++i) {
       route_entry e;
       e.mailbox = base + i * per_actor;
+      e.slots = slots + i * slots_per_actor;
       e.geometry = spec.mailbox;
       e.lanes = lanes;
       e.kind = spec.kind;

@@ -3,12 +3,12 @@
 // mailbox and state memory, and the routing-table entries with their host-written lifecycle words.
 //
 // Owns (device memory): route_entry[max_actors] (sys.routes), actor_counters[] (sys.counters),
-// actor_private[] (sys.privates), the scheduled words (sys.sched.scheduled), and per actor one block with
-// its mailbox lanes and handler state. After writing a scheduled actor's lifecycle word it asks the
-// scheduler to wake the actor, so a worker acknowledges the change.
-// Host side: one record per slot and a shadow of every entry's host-written fields. It writes an entry
-// whole only while the slot is empty and no worker holds it; afterwards single words (host_word,
-// next_hop); never device_word.
+// actor_private[] (sys.privates), the scheduled words (sys.sched.scheduled), and per batch of actors
+// spawned together two blocks: mailbox headers and handler states; mailbox slots (see lane_view). After
+// writing a scheduled actor's lifecycle word it asks the scheduler to wake the actor, so a worker
+// acknowledges the change. Host side: one record per slot and a shadow of every entry's host-written fields.
+// It writes an entry whole only while the slot is empty and no worker holds it; afterwards single words
+// (host_word, next_hop); never device_word.
 //
 // Called by the coordinator (spawn, forget, lifecycle calls), routing (alias entries, next_hop words) and
 // run control (launch lists, stats, drain sums, final states). Setup calls are serialised by the
@@ -40,6 +40,13 @@
 namespace rk::detail {
 
 //! What spawn asks the table to create for one actor.
+//! The memory of actors spawned together: mailbox headers and handler states (written at the spawn), and
+//! mailbox slots (written as messages arrive: on the CPU backend their pages are mapped on first use).
+struct actor_memory {
+  device_block headers_and_states;
+  device_block slots;
+};
+
 struct actor_spec {
   std::uint32_t kind = 0;
   std::uint64_t tenant = 0;
@@ -83,9 +90,9 @@ public:
   //! The first of `names` that is taken, or null.
   const std::string* first_taken(std::span<const std::string> names) const;
   //! New actors named `names`, one per name, all as `spec` says (spec.name and spec.initial unused):
-  //! slots, one device block with every mailbox and state (initialised; actor i's state from
+  //! slots, device blocks with every mailbox and state (initialised; actor i's state from
   //! `initials + i * initial_stride`, so stride 0 gives all the same state), entries (live before
-  //! start(); empty while running, until made live). The block is freed with the last of them. Returns
+  //! start(); empty while running, until made live). The blocks are freed with the last of them. Returns
   //! the ids in name order. Throws rk::error with nothing kept.
   std::vector<actor_index> add_actors(const actor_spec& spec, std::span<const std::string> names,
                                       const std::byte* initials, std::size_t initial_stride, bool running);
@@ -189,8 +196,9 @@ private:
     bool launched = false; //!< a started launch serves it (its worker must let go before reuse)
     std::uint64_t tenant = 0;
     std::uint32_t kind = 0;
-    //! Mailbox lanes, then the handler state: a slice of a block shared by the actors spawned together.
-    std::shared_ptr<device_block> memory;
+    //! Mailbox headers, handler state and mailbox slots: slices of blocks shared by the actors spawned
+    //! together.
+    std::shared_ptr<actor_memory> memory;
     void* d_state = nullptr;
     std::vector<std::byte> initial;
     std::vector<std::byte> final_state;

@@ -73,7 +73,7 @@ memory_pool::~memory_pool() {
     for (void* p : deferred_frees_) backend_.free_device(p);
 }
 
-device_block memory_pool::allocate(std::size_t bytes, std::string_view what) {
+device_block memory_pool::allocate(std::size_t bytes, std::string_view what, bool populate) {
   std::lock_guard lock(mutex_);
   maybe_fail(what, bytes);
   device_block block;
@@ -99,7 +99,7 @@ device_block memory_pool::allocate(std::size_t bytes, std::string_view what) {
       throw;
     }
   } else {
-    block.pointer_ = backend_.allocate_device(bytes);
+    block.pointer_ = backend_.allocate_device(bytes, populate);
   }
   block.pool_ = this;
   block.bytes_ = bytes;

@@ -90,7 +90,9 @@ public:
 
   //! Zero-filled device memory (host memory on the CPU backend). Throws rk::error naming `what`, the
   //! size, and (from start() on) what is left of the running arena.
-  device_block allocate(std::size_t bytes, std::string_view what);
+  //! Zero-filled device memory. `populate` false: little of it is written soon (mailbox slots), see
+  //! backend_impl::allocate_device.
+  device_block allocate(std::size_t bytes, std::string_view what, bool populate = true);
   //! Zero-filled pinned host memory mapped into the device's address space.
   mapped_block allocate_mapped(std::size_t bytes, std::string_view what);
 

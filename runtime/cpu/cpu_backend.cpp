@@ -80,7 +80,7 @@ public:
     return requested_workers_ ? requested_workers_ : std::max(1u, std::thread::hardware_concurrency());
   }
 
-  void* allocate_device(std::size_t bytes) override {
+  void* allocate_device(std::size_t bytes, bool populate) override {
     static const std::size_t physical =
         static_cast<std::size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<std::size_t>(sysconf(_SC_PAGE_SIZE));
     if (bytes > physical)
@@ -89,11 +89,13 @@ public:
     const std::size_t rounded = (std::max<std::size_t>(bytes, 1) + allocation_alignment - 1) /
                                 allocation_alignment * allocation_alignment;
     if (rounded >= large_allocation) {
-      // Straight from the kernel, already zero and populated in one call: a million actors' mailboxes
-      // are gigabytes, and zeroing them page by page (a fault per page) dominated spawn_many. (Huge pages
-      // would be faster still, but made the wake-up latency's tail ten times longer here.)
-      void* p =
-          mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+      // Straight from the kernel, already zero, and populated in one call when it will be written soon:
+      // tables written at once cost a fault per page otherwise. Mailbox slots are not populated: a
+      // million actors' slots are gigabytes that an actor touches only as messages reach it, and zeroing
+      // them dominated spawn_many. (Huge pages would be faster still, but made the wake-up latency's
+      // tail ten times longer here.)
+      const int flags = MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0);
+      void* p = mmap(nullptr, rounded, PROT_READ | PROT_WRITE, flags, -1, 0);
       if (p == MAP_FAILED)
         throw error("CPU backend: out of host memory allocating " + std::to_string(bytes) + " bytes");
       std::lock_guard lock(mapped_mutex_);
@@ -124,7 +126,7 @@ public:
   }
 
   mapped_allocation allocate_mapped(std::size_t bytes) override {
-    void* p = allocate_device(bytes);
+    void* p = allocate_device(bytes, true);
     return {p, p};
   }
   void free_mapped(const mapped_allocation& allocation) noexcept override { free_device(allocation.host); }

@@ -125,7 +125,7 @@ public:
     return static_cast<std::uint32_t>(std::max(1, props_.multiProcessorCount));
   }
 
-  void* allocate_device(std::size_t bytes) override {
+  void* allocate_device(std::size_t bytes, bool /*populate*/) override {
     const current_device on(device_);
     on.check(device_);
     void* p = nullptr;

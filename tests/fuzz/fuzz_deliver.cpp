@@ -66,10 +66,12 @@ struct world {
       if (remote) {
         e.geometry = host_geometry;
       } else {
+        // Headers (one ring image per lane), then the slots, as the actor table lays them out.
         mailboxes.emplace_back(lane_stride(lane) * e.lanes + 256);
         for (std::uint32_t l = 0; l < e.lanes; ++l)
-          init_ring_image(aligned(mailboxes.back()) + l * lane_stride(lane), lane);
+          init_ring_image(aligned(mailboxes.back()) + l * lane.header_bytes(), lane);
         e.mailbox = aligned(mailboxes.back());
+        e.slots = e.mailbox + e.lanes * lane.header_bytes();
         e.geometry = lane;
       }
       e.generation = in.ConsumeIntegralInRange<std::uint32_t>(0, 3);

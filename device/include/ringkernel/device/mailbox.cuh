@@ -55,16 +55,19 @@ struct ring_geometry {
     return nullptr;
   }
 
-  // Layout of a ring in one allocation: [tail line][head line][seq array][slots].
+  // Layout of a ring: a header [tail line][head line][seq array] and the slots, either right after the
+  // header in one allocation (make_ring_view(base, g)) or elsewhere (make_ring_view(header, slots, g)).
   static constexpr std::size_t cursor_bytes = detail::false_sharing_range;
   RK_HOST_DEVICE constexpr std::size_t seq_offset() const noexcept { return 2 * cursor_bytes; }
   RK_HOST_DEVICE constexpr std::size_t slots_offset() const noexcept {
     const std::size_t seq_end = seq_offset() + std::size_t{capacity} * sizeof(std::uint64_t);
     return (seq_end + cursor_bytes - 1) / cursor_bytes * cursor_bytes;
   }
-  RK_HOST_DEVICE constexpr std::size_t total_bytes() const noexcept {
-    return slots_offset() + std::size_t{capacity} * slot_bytes;
+  RK_HOST_DEVICE constexpr std::size_t header_bytes() const noexcept { return slots_offset(); }
+  RK_HOST_DEVICE constexpr std::size_t slots_bytes() const noexcept {
+    return std::size_t{capacity} * slot_bytes;
   }
+  RK_HOST_DEVICE constexpr std::size_t total_bytes() const noexcept { return header_bytes() + slots_bytes(); }
 };
 
 //! Where a ring lives. Trivially copyable so it can be a kernel parameter; on CUDA the pointers are
@@ -81,17 +84,24 @@ struct ring_view {
   RK_HOST_DEVICE constexpr ring_geometry geometry() const noexcept { return {capacity, slot_bytes}; }
 };
 
-//! The view of a ring laid out at `base` (any address space; pointers are computed, not dereferenced).
-RK_HOST_DEVICE inline ring_view make_ring_view(void* base, ring_geometry g) noexcept {
-  auto* bytes = static_cast<std::byte*>(base);
+//! The view of a ring whose header (g.header_bytes(), see ring_geometry) is at `header` and whose slots
+//! (g.slots_bytes(), aligned to slot_alignment) are at `slots` (any address space; pointers are computed,
+//! not dereferenced).
+RK_HOST_DEVICE inline ring_view make_ring_view(void* header, void* slots, ring_geometry g) noexcept {
+  auto* bytes = static_cast<std::byte*>(header);
   ring_view v;
   v.tail = reinterpret_cast<std::uint64_t*>(bytes);
   v.head = reinterpret_cast<std::uint64_t*>(bytes + ring_geometry::cursor_bytes);
   v.seq = reinterpret_cast<std::uint64_t*>(bytes + g.seq_offset());
-  v.slots = bytes + g.slots_offset();
+  v.slots = static_cast<std::byte*>(slots);
   v.capacity = g.capacity;
   v.slot_bytes = g.slot_bytes;
   return v;
+}
+
+//! The view of a ring laid out in one allocation at `base`: the header, then the slots.
+RK_HOST_DEVICE inline ring_view make_ring_view(void* base, ring_geometry g) noexcept {
+  return make_ring_view(base, static_cast<std::byte*>(base) + g.slots_offset(), g);
 }
 
 //! Writes the empty-ring image (cursors zero, seq[i] = i) into host-addressable memory laid out as

@@ -95,7 +95,9 @@ RK_HOST_DEVICE constexpr std::uint32_t generation_limit(std::uint32_t slot_bits)
 //! Fields other than the two state words are written by the host while the entry is `empty` (or while
 //! its worker is parked) and read by every sender and by the owning worker.
 struct route_entry {
-  std::byte* mailbox = nullptr; //!< `lanes` rings laid out back to back (null for an alias)
+  std::byte* mailbox = nullptr; //!< `lanes` ring headers (cursors, sequence numbers) back to back (null
+                                //!< for an alias or a remote entry)
+  std::byte* slots = nullptr;   //!< `lanes` rings' slots back to back (separate: see lane_view)
   ring_geometry geometry{};     //!< of each lane
   std::uint32_t lanes = 0;      //!< 1 (FIFO, priority ignored) or priority_levels
   std::uint32_t kind = 0;       //!< index of the actor's handler type
@@ -112,12 +114,17 @@ struct route_entry {
   void* state = nullptr; //!< the actor's handler state (device memory), for scheduled workers
 };
 
-//! Bytes from one lane of a mailbox to the next (keeps every lane's cursors on their own lines).
+//! Bytes one lane of a mailbox takes, header and slots (what a spawn is charged).
 RK_HOST_DEVICE constexpr std::size_t lane_stride(const ring_geometry& g) noexcept {
   return (g.total_bytes() + false_sharing_range - 1) / false_sharing_range * false_sharing_range;
 }
+//! A mailbox lane: its header among the actor's headers (each a multiple of false_sharing_range, so every
+//! lane's cursors keep their own lines), its slots among the actor's slots. Headers and slots live apart
+//! so that the slots of actors that received nothing yet cost no memory on the CPU backend (their pages
+//! are mapped on first use, see backend_impl::allocate_device).
 RK_HOST_DEVICE inline ring_view lane_view(const route_entry& e, std::uint32_t lane) noexcept {
-  return make_ring_view(e.mailbox + lane * lane_stride(e.geometry), e.geometry);
+  return make_ring_view(e.mailbox + lane * e.geometry.header_bytes(),
+                        e.slots + lane * e.geometry.slots_bytes(), e.geometry);
 }
 
 inline constexpr std::uint32_t no_slot = 0xFFFF'FFFFu;

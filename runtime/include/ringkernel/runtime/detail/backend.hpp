@@ -57,8 +57,10 @@ public:
   virtual ~backend_impl() = default;
   virtual rk::backend kind() const noexcept = 0;
 
-  //! Zero-filled memory that workers access (device memory on CUDA). Throws rk::error.
-  virtual void* allocate_device(std::size_t bytes) = 0;
+  //! Zero-filled memory that workers access (device memory on CUDA). Throws rk::error. `populate` false:
+  //! the caller writes little of it soon (mailbox slots), so the CPU backend leaves its pages to be
+  //! mapped on first use instead of populating them now; CUDA ignores it.
+  virtual void* allocate_device(std::size_t bytes, bool populate) = 0;
   virtual void free_device(void* pointer) noexcept = 0;
   //! Zero-filled pinned host memory that workers access through `device`. Throws rk::error.
   virtual mapped_allocation allocate_mapped(std::size_t bytes) = 0;
