@@ -71,6 +71,20 @@ namespace detail {
 //! Smallest alignment that keeps producer- and consumer-owned words on separate cache lines on both
 //! targets (GPU L2 lines are 128 bytes, x86 pairs 64-byte lines in its adjacent-line prefetcher).
 inline constexpr std::size_t false_sharing_range = 128;
+
+//! Memory orders of the scheduler's wake-up handshake (detail/schedule.cuh): on the host, where a sender
+//! that finds its receiver owned skips the wake-up, the mailbox's publish, the owner's release of the
+//! actor and its look at the mailbox must be sequentially consistent; on the device every sender takes
+//! the scheduled word with an exchange, and release / acq_rel / acquire suffice.
+#if defined(__CUDA_ARCH__)
+inline constexpr cuda::std::memory_order wake_publish_order = cuda::std::memory_order_release;
+inline constexpr cuda::std::memory_order wake_release_order = cuda::std::memory_order_acq_rel;
+inline constexpr cuda::std::memory_order wake_check_order = cuda::std::memory_order_acquire;
+#else
+inline constexpr cuda::std::memory_order wake_publish_order = cuda::std::memory_order_seq_cst;
+inline constexpr cuda::std::memory_order wake_release_order = cuda::std::memory_order_seq_cst;
+inline constexpr cuda::std::memory_order wake_check_order = cuda::std::memory_order_seq_cst;
+#endif
 } // namespace detail
 
 } // namespace rk

@@ -160,8 +160,9 @@ public:
 
   //! Makes a claimed, fully written position visible to the consumer.
   RK_HOST_DEVICE void publish(std::uint64_t position) const noexcept {
-    // Release: header and payload stores become visible no later than the sequence number.
-    seq_ref(position).store(position + 1, cuda::std::memory_order_release);
+    // Release: header and payload stores become visible no later than the sequence number. On the host
+    // also sequentially consistent, for the scheduler's skipped wake-ups (see detail::wake_publish_order).
+    seq_ref(position).store(position + 1, detail::wake_publish_order);
   }
 
   //! Claim, write `header` + `header.payload_length` bytes of `payload`, call `before_publish()` (used to
@@ -183,10 +184,11 @@ public:
   }
 
   //! Consumer: the next published slot (envelope followed by payload), or null if none is ready.
-  RK_HOST_DEVICE const std::byte* try_peek() const noexcept {
+  //! `order`: at least acquire, which pairs with publish(): the producer's slot writes are visible after it.
+  RK_HOST_DEVICE const std::byte*
+  try_peek(cuda::std::memory_order order = cuda::std::memory_order_acquire) const noexcept {
     const std::uint64_t h = head_ref().load(cuda::std::memory_order_relaxed);
-    // Acquire pairs with publish(): the producer's slot writes are visible after this load.
-    if (seq_ref(h).load(cuda::std::memory_order_acquire) != h + 1) return nullptr;
+    if (seq_ref(h).load(order) != h + 1) return nullptr;
     return slot_at(h);
   }
 

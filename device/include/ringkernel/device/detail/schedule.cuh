@@ -30,6 +30,17 @@
 //! again; the host resets S when it gives the slot to a new actor (no one else touches it then).
 //! Dedicated actors (route_entry::dedicated) keep their own worker and never touch S.
 //!
+//! Skipped wake-ups (CPU backend). A sender that reads S == 1 right after publishing skips the exchange:
+//! on a busy receiver every send would otherwise take S's cache line from the other senders' cores. This
+//! is sound because the publish, that read, the worker's exchange(S, 0) and its look at the mailbox are
+//! all sequentially consistent there (wake_*_order, config.cuh). In their single total order, if the read
+//! of 1 comes before the worker's exchange(S, 0), so does the publish before it, and the worker's later
+//! look at the mailbox sees the message (or, if the head position is another sender's message not yet
+//! published, that sender's own publish and read are ordered against the worker's the same way, and
+//! either it wakes the actor or the worker sees its message and takes the actor back, which serves ours
+//! too); if the read of 1 comes after, it read a later owner's 1, and that owner ends its turn the same
+//! way. A host request (wake_actor) always exchanges: the host's lifecycle word is not published this way.
+//!
 //! Run-next (CPU backend). An owner may keep the actor in its pool thread's run-next slot instead of the
 //! queue: a handler's send that makes an actor ready hands it to the thread running the handler, which
 //! serves it right after the current turn (the receiver's message is still in cache, and no other thread
@@ -103,6 +114,8 @@ RK_HOST_DEVICE inline void claim_and_push(const system_view& s, std::uint32_t sl
 //! Sender side: after publishing a message to the actor in `slot`, makes sure a worker will serve it.
 RK_HOST_DEVICE inline void wake(const system_view& s, std::uint32_t slot) noexcept {
   if (s.sched.queues == nullptr || load_relaxed(s.routes[slot].dedicated) != 0) return;
+  // Owned: its owner sees the message (see "Skipped wake-ups" above).
+  NV_IF_TARGET(NV_IS_HOST, (if (scheduled_word(s, slot).load(wake_check_order) != 0) return;))
   claim_and_push(s, slot);
 }
 
@@ -111,7 +124,8 @@ RK_HOST_DEVICE inline void wake_actor(const system_view& s, actor_index id) noex
   const std::uint32_t slot = slot_of(s, id);
   if (slot >= s.route_capacity) return;
   if (load_relaxed(s.routes[slot].generation) != id_generation(id, s.actor_slot_bits)) return;
-  wake(s, slot);
+  if (s.sched.queues == nullptr || load_relaxed(s.routes[slot].dedicated) != 0) return;
+  claim_and_push(s, slot);
 }
 
 //! Whether a worker has anything to do for `self` now: a message to handle or discard, or a lifecycle
@@ -124,7 +138,8 @@ RK_HOST_DEVICE inline bool has_pending_work(const system_view& s, actor_index se
   const device_state ds = current_device_state(hw, device_word_of(e));
   if (hs == host_state::retired) return ds != device_state::retired;
   bool any = false;
-  for (std::uint32_t l = 0; l < e.lanes && !any; ++l) any = mailbox(lane_view(e, l)).try_peek() != nullptr;
+  for (std::uint32_t l = 0; l < e.lanes && !any; ++l)
+    any = mailbox(lane_view(e, l)).try_peek(wake_check_order) != nullptr;
   if (ds == device_state::stopped || ds == device_state::faulted) return any;
   switch (hs) {
   case host_state::live:
@@ -148,7 +163,7 @@ RK_HOST_DEVICE inline void end_turn(const system_view& s, actor_index self, bool
     push_until_done(s.sched.queues[load_relaxed(s.routes[slot].kind)], self);
     return;
   }
-  (void)scheduled_word(s, slot).exchange(0u, cuda::std::memory_order_acq_rel);
+  (void)scheduled_word(s, slot).exchange(0u, wake_release_order);
   if (has_pending_work(s, self)) claim_and_push(s, slot, false);
 }
 
