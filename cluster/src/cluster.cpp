@@ -269,6 +269,9 @@ public:
       s.dropped = c.dropped.load();
       s.unreachable = c.unreachable.load();
       s.abandoned = c.abandoned.load();
+      s.refusals_noticed = c.notices_sent.load();
+      s.refused_remotely = c.refused_remotely.load();
+      s.notices_relayed = c.notices_relayed.load();
     }
     s.remote_entries = directory_->entries();
     return s;
@@ -347,12 +350,12 @@ private:
       handled += a.handled + a.discarded;
     }
     const bool ingress_busy = s.gateway_processed != remote::enqueued(*runtime_);
-    const bool busy =
-        holding != 0 || pending != 0 || ingress_busy || remote::outbound_pending(*runtime_) != 0;
+    const bool busy = holding != 0 || pending != 0 || ingress_busy ||
+                      remote::outbound_pending(*runtime_) != 0 || remote::refusals_pending(*runtime_) != 0;
     std::vector<std::uint64_t> row(3 + 3 * std::size_t{size_});
     row[0] = busy ? 1 : 0;
     row[1] = c.sent.load() + c.received.load() + c.relayed.load() + c.unreachable.load() +
-             s.gateway_processed + handled;
+             c.notices_sent.load() + c.refused_remotely.load() + s.gateway_processed + handled;
     row[2] = past_deadline ? 1 : 0;
     for (std::uint32_t r = 0; r < size_; ++r) {
       row[3 + r] = proxy_->sent_to(r);

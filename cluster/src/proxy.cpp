@@ -5,12 +5,14 @@
 #include <ringkernel/host/detail/remote.hpp>
 
 #include <cstdio>
+#include <cstring>
 
 namespace rk::detail {
 namespace {
 
 constexpr int batch_tag = 7001;
 constexpr int heartbeat_tag = 7002;
+constexpr int notice_tag = 7003;
 
 //! Outbound messages taken per loop turn before the proxy looks at arrivals again.
 constexpr int drain_budget = 4096;
@@ -69,14 +71,21 @@ void mpi_proxy::loop() {
     moved = watch_peers() || moved;
     if (carrying_.load()) {
       moved = drain_outbound() || moved;
-      moved = relay_arrivals() || moved;
-    } else if (stalled_ || !arrivals_.empty()) { // shutting down: what is held is dropped, and counted
-      counters_.dropped.fetch_add(arrivals_.size() + (stalled_ ? 1 : 0));
+      moved = drain_refusals() || moved;
+      moved = relay(arrivals_, counters_.relayed) || moved;
+      moved = relay(notice_arrivals_, counters_.notices_relayed) || moved;
+    } else if (stalled_ || stalled_refusal_ || !arrivals_.empty() || !notice_arrivals_.empty()) {
+      // shutting down: what is held is dropped, and counted
+      counters_.dropped.fetch_add(arrivals_.size() + notice_arrivals_.size() + (stalled_ ? 1 : 0) +
+                                  (stalled_refusal_ ? 1 : 0));
       arrivals_.clear();
+      notice_arrivals_.clear();
       stalled_.reset();
+      stalled_refusal_.reset();
       moved = true;
     }
     if (arrivals_.empty()) moved = take_batch() || moved;
+    if (notice_arrivals_.empty()) moved = take_notices() || moved;
     publish_holding();
     if (moved) {
       idle.reset();
@@ -87,8 +96,10 @@ void mpi_proxy::loop() {
   // shutdown() stops the proxies once every rank's sends completed (cluster.cpp); only when it gave up
   // waiting can some be unfinished. MPI may still read their buffers: those are let go of, never freed.
   for (peer& p : peers_) {
-    for (in_flight_batch& b : p.in_flight) abandon(b.request, std::move(b.bytes));
-    p.in_flight.clear();
+    for (channel* c : {&p.messages, &p.notices}) {
+      for (in_flight_batch& b : c->in_flight) abandon(b.request, std::move(b.bytes));
+      c->in_flight.clear();
+    }
     abandon(p.heartbeat, {});
   }
 }
@@ -97,15 +108,17 @@ bool mpi_proxy::complete_sends() {
   bool any = false;
   for (std::uint32_t r = 0; r < peers_.size(); ++r) {
     peer& p = peers_[r];
-    while (!p.in_flight.empty()) {
-      int done = 0;
-      if (MPI_Test(&p.in_flight.front().request, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) {
-        declare_gone(r, clock::now() - p.last_heard); // MPI says the rank cannot be reached
-        break;
+    for (channel* c : {&p.messages, &p.notices}) {
+      while (!c->in_flight.empty()) {
+        int done = 0;
+        if (MPI_Test(&c->in_flight.front().request, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) {
+          declare_gone(r, clock::now() - p.last_heard); // MPI says the rank cannot be reached
+          return true;
+        }
+        if (done == 0) break;
+        c->in_flight.pop_front();
+        any = true;
       }
-      if (done == 0) break;
-      p.in_flight.pop_front();
-      any = true;
     }
   }
   return any;
@@ -131,43 +144,50 @@ bool mpi_proxy::drain_outbound() {
       moved = true;
       continue;
     }
-    peer& p = peers_[to->rank];
-    if (p.building.count() != 0 &&
-        p.building.bytes() + wire::message_bytes(m.header.payload_length) > options_.batch_bytes &&
-        !flush(to->rank)) {
-      stalled_ = std::move(m); // its rank has max_in_flight batches unfinished: stop draining
+    const actor_index entry = m.header.destination;
+    m.header.destination = to->actor;
+    if (!append(to->rank, peers_[to->rank].messages, batch_tag, m.header, m.payload)) {
+      m.header.destination = entry; // resolved again when it is retried
+      stalled_ = std::move(m);      // its rank has max_in_flight batches unfinished: stop draining
       return moved;
     }
-    m.header.destination = to->actor;
-    p.building.add(m.header, m.payload);
     counters_.sent.fetch_add(1);
     sent_to_[to->rank].fetch_add(1);
     moved = true;
   }
   for (std::uint32_t r = 0; r < peers_.size(); ++r)
-    (void)flush(r); // nothing more for now: send what there is
+    (void)flush(r, peers_[r].messages, batch_tag); // nothing more for now: send what there is
   return moved;
 }
 
-bool mpi_proxy::flush(std::uint32_t r) {
-  peer& p = peers_[r];
-  if (p.building.count() == 0) return true;
-  if (p.in_flight.size() >= options_.max_in_flight) return false;
+bool mpi_proxy::append(std::uint32_t r, channel& c, int tag, const envelope& header,
+                       std::span<const std::byte> payload) {
+  if (c.building.count() != 0 &&
+      c.building.bytes() + wire::message_bytes(header.payload_length) > options_.batch_bytes &&
+      !flush(r, c, tag))
+    return false;
+  c.building.add(header, payload);
+  return true;
+}
+
+bool mpi_proxy::flush(std::uint32_t r, channel& c, int tag) {
+  if (c.building.count() == 0) return true;
+  if (c.in_flight.size() >= options_.max_in_flight) return false;
   in_flight_batch b;
-  b.messages = p.building.count();
-  b.bytes = p.building.take();
+  b.messages = c.building.count();
+  b.bytes = c.building.take();
   const int rc = MPI_Isend(b.bytes.data(), static_cast<int>(b.bytes.size()), MPI_BYTE, static_cast<int>(r),
-                           batch_tag, comm_, &b.request);
-  p.in_flight.push_back(std::move(b)); // the vector's buffer does not move with it
-  if (rc != MPI_SUCCESS) declare_gone(r, clock::now() - p.last_heard); // cancels it, counts it abandoned
+                           tag, comm_, &b.request);
+  c.in_flight.push_back(std::move(b)); // the vector's buffer does not move with it
+  if (rc != MPI_SUCCESS) declare_gone(r, clock::now() - peers_[r].last_heard); // cancels, counts abandoned
   counters_.sent_batches.fetch_add(1);
   return true;
 }
 
-bool mpi_proxy::relay_arrivals() {
+bool mpi_proxy::relay(std::deque<arrival>& queue, std::atomic<std::uint64_t>& relayed) {
   bool moved = false;
-  while (!arrivals_.empty()) {
-    const arrival& a = arrivals_.front();
+  while (!queue.empty()) {
+    const arrival& a = queue.front();
     const status s =
         remote::relay(rt_, a.header, {a.payload.data(), static_cast<std::uint32_t>(a.payload.size())});
     if (s == status::queue_full) { // the gateway has no room now: keep it (and everything after it)
@@ -175,35 +195,41 @@ bool mpi_proxy::relay_arrivals() {
       break;
     }
     if (s == status::enqueued) {
-      counters_.relayed.fetch_add(1);
+      relayed.fetch_add(1);
     } else {
       counters_.refused.fetch_add(1); // not_running, too_large: the gateway cannot take it at all
     }
-    arrivals_.pop_front();
+    queue.pop_front();
     moved = true;
   }
   return moved;
 }
 
-bool mpi_proxy::take_batch() {
+mpi_proxy::received_batch mpi_proxy::receive_batch(int tag) {
   int waiting = 0;
   MPI_Status st;
-  MPI_Iprobe(MPI_ANY_SOURCE, batch_tag, comm_, &waiting, &st);
-  if (waiting == 0) return false;
+  MPI_Iprobe(MPI_ANY_SOURCE, tag, comm_, &waiting, &st);
+  if (waiting == 0) return {};
   int bytes = 0;
   MPI_Get_count(&st, MPI_BYTE, &bytes);
-  std::vector<std::byte> batch(static_cast<std::size_t>(bytes));
-  MPI_Recv(batch.data(), bytes, MPI_BYTE, st.MPI_SOURCE, batch_tag, comm_, MPI_STATUS_IGNORE);
+  std::vector<std::byte>& batch = batch_bytes_; // decoded_ points into it until the next batch
+  batch.resize(static_cast<std::size_t>(bytes));
+  MPI_Recv(batch.data(), bytes, MPI_BYTE, st.MPI_SOURCE, tag, comm_, MPI_STATUS_IGNORE);
   counters_.received_batches.fetch_add(1);
   const auto from = static_cast<std::uint32_t>(st.MPI_SOURCE);
-  const bool from_gone = gone(from);
-  if (!from_gone) peers_[from].last_heard = clock::now();
+  if (!gone(from)) peers_[from].last_heard = clock::now();
   const std::string problem = wire::decode_batch(batch, options_.max_payload, decoded_);
-  if (!problem.empty()) { // a peer never sends one: say so once per batch, and count nothing as delivered
-    std::fprintf(stderr, "rk::cluster rank %u: dropped a batch from rank %d: %s\n", rank_, st.MPI_SOURCE,
+  if (!problem.empty()) // a peer never sends one: say so once per batch, and count nothing as delivered
+    std::fprintf(stderr, "rk::cluster rank %u: dropped a batch from rank %u: %s\n", rank_, from,
                  problem.c_str());
-    return true;
-  }
+  return {true, from};
+}
+
+bool mpi_proxy::take_batch() {
+  const received_batch got = receive_batch(batch_tag);
+  if (!got.received) return false;
+  const std::uint32_t from = got.from;
+  const bool from_gone = gone(from);
   for (const wire::decoded_message& m : decoded_) {
     counters_.received.fetch_add(1);
     received_from_[from].fetch_add(1);
@@ -223,6 +249,90 @@ bool mpi_proxy::take_batch() {
     }
     a.payload.assign(m.payload.begin(), m.payload.end());
     arrivals_.push_back(std::move(a));
+  }
+  return true;
+}
+
+// On the wire a notice is the refused message's envelope, with source = the destination as addressed on
+// the refusing rank and destination = the sender on its own rank, and 8 bytes of payload: the verdict.
+bool mpi_proxy::drain_refusals() {
+  bool moved = false;
+  for (int taken = 0; taken < drain_budget; ++taken) {
+    refusal_record r;
+    if (stalled_refusal_) {
+      r = *stalled_refusal_;
+      stalled_refusal_.reset();
+    } else if (!remote::take_refusal(rt_, r)) {
+      break;
+    }
+    moved = true;
+    const std::optional<global_address> sender = directory_.target_of(r.source);
+    if (!sender) { // the gateway records only relays from remote entries, which are never removed
+      counters_.dropped.fetch_add(1);
+      continue;
+    }
+    if (gone(sender->rank)) {
+      counters_.unreachable.fetch_add(1);
+      continue;
+    }
+    envelope h;
+    h.tenant = r.tenant;
+    h.correlation_id = r.correlation_id;
+    h.type_id = r.type_id;
+    h.source = r.destination;
+    h.destination = sender->actor;
+    h.flags = r.flags;
+    h.payload_length = 8;
+    const std::uint64_t verdict = r.verdict;
+    if (!append(sender->rank, peers_[sender->rank].notices, notice_tag, h,
+                std::as_bytes(std::span<const std::uint64_t, 1>(&verdict, 1)))) {
+      stalled_refusal_ = r;
+      return moved;
+    }
+    counters_.notices_sent.fetch_add(1);
+    sent_to_[sender->rank].fetch_add(1);
+  }
+  for (std::uint32_t p = 0; p < peers_.size(); ++p) (void)flush(p, peers_[p].notices, notice_tag);
+  return moved;
+}
+
+bool mpi_proxy::take_notices() {
+  const received_batch got = receive_batch(notice_tag);
+  if (!got.received) return false;
+  const std::uint32_t from = got.from;
+  for (const wire::decoded_message& m : decoded_) {
+    received_from_[from].fetch_add(1);
+    if (!carrying_.load() || gone(from) || m.payload.size() != 8) {
+      counters_.dropped.fetch_add(1);
+      continue;
+    }
+    std::uint64_t verdict = 0;
+    std::memcpy(&verdict, m.payload.data(), sizeof verdict);
+    counters_.refused_remotely.fetch_add(1);
+    const envelope& h = m.header;
+    remote::audit(rt_, audit_event::remote_refusal, audit_level::warning, static_cast<std::uint32_t>(verdict),
+                  (std::uint64_t{from} << 32) | h.source, h.destination, h.tenant);
+    if ((h.flags & envelope_flags::notify_refusal) == 0) continue;
+    arrival a;
+    a.header.tenant = h.tenant;
+    a.header.correlation_id = h.correlation_id;
+    a.header.type_id = refusal_notice_type;
+    a.header.destination = h.destination;
+    a.header.flags = envelope_flags::drop_if_unroutable; // a sender that stopped meanwhile: dropped, counted
+    try { // from the refused destination: the sender's id for it
+      a.header.source = directory_.entry_for({from, h.source}, h.tenant);
+    } catch (const error& e) {
+      counters_.refused.fetch_add(1);
+      std::fprintf(stderr, "rk::cluster rank %u: could not notice a refusal by rank %u: %s\n", rank_, from,
+                   e.what());
+      continue;
+    }
+    const refusal_notice notice{from, h.source, h.type_id, static_cast<std::uint32_t>(verdict),
+                                h.correlation_id};
+    const auto* bytes = reinterpret_cast<const std::byte*>(&notice);
+    a.payload.assign(bytes, bytes + sizeof notice);
+    a.header.payload_length = sizeof notice;
+    notice_arrivals_.push_back(std::move(a));
   }
   return true;
 }
@@ -269,13 +379,15 @@ bool mpi_proxy::watch_peers() {
 void mpi_proxy::declare_gone(std::uint32_t r, clock::duration silent) {
   if (gone(r)) return;
   peer& p = peers_[r];
-  counters_.unreachable.fetch_add(p.building.count());
-  (void)p.building.take();
-  for (in_flight_batch& b : p.in_flight) {
-    counters_.abandoned.fetch_add(b.messages);
-    abandon(b.request, std::move(b.bytes));
+  for (channel* c : {&p.messages, &p.notices}) {
+    counters_.unreachable.fetch_add(c->building.count());
+    (void)c->building.take();
+    for (in_flight_batch& b : c->in_flight) {
+      counters_.abandoned.fetch_add(b.messages);
+      abandon(b.request, std::move(b.bytes));
+    }
+    c->in_flight.clear();
   }
-  p.in_flight.clear();
   abandon(p.heartbeat, {});
   gone_[r].store(true);
   failure_seen.store(true);
@@ -295,8 +407,10 @@ void mpi_proxy::declare_gone(std::uint32_t r, clock::duration silent) {
 }
 
 void mpi_proxy::publish_holding() {
-  std::uint64_t n = arrivals_.size() + (stalled_ ? 1 : 0);
-  for (const peer& p : peers_) n += p.building.count() + p.in_flight.size();
+  std::uint64_t n =
+      arrivals_.size() + notice_arrivals_.size() + (stalled_ ? 1 : 0) + (stalled_refusal_ ? 1 : 0);
+  for (const peer& p : peers_)
+    for (const channel* c : {&p.messages, &p.notices}) n += c->building.count() + c->in_flight.size();
   counters_.holding.store(n);
 }
 

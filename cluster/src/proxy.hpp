@@ -10,6 +10,13 @@
 // Arrivals: when it holds no earlier arrivals, it takes one batch (MPI_Iprobe, MPI_Recv), turns each
 // sender into its remote entry here, and hands the messages to the gateway in order (remote::relay); a
 // full ingress ring keeps the rest until there is room, and no new batch is taken meanwhile.
+// Refusal notices (refusal_notice.cuh): the proxy takes the records of relays its gateway refused, and
+// sends each back to the sender's rank on a channel of its own (tag, batches, max_in_flight unfinished
+// sends per rank). Arriving notices are taken whenever the proxy holds none not handed over, whatever the
+// state of the message arrivals: so notices never wait on traffic that waits on them. Each is counted
+// and audited (remote_refusal); one whose send asked for it (envelope_flags::notify_refusal) also becomes
+// a message of type refusal_notice_type to the sender (relayed with drop_if_unroutable: a stopped sender
+// drops it, and a notice about a notice is never made).
 // Liveness: every heartbeat_interval it sends each live rank an empty heartbeat message. A rank from
 // which nothing (heartbeat or batch) arrived for failure_timeout is *gone* from then on (fail-stop: later
 // arrivals from it are dropped and counted): its remote entries here are marked unreachable (sends to
@@ -30,6 +37,7 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -51,6 +59,9 @@ struct proxy_counters {
   std::atomic<std::uint64_t> unreachable{0}; //!< for a gone rank, never handed to MPI
   std::atomic<std::uint64_t> abandoned{0};   //!< in MPI sends to a gone rank that were cancelled
   std::atomic<std::uint64_t> holding{0};     //!< messages and batches inside the proxy now (0: it holds none)
+  std::atomic<std::uint64_t> notices_sent{0};     //!< refusals of this rank's gateway sent back to senders
+  std::atomic<std::uint64_t> refused_remotely{0}; //!< notices that came back about this rank's sends
+  std::atomic<std::uint64_t> notices_relayed{0};  //!< of those, handed to the gateway for their sender
 };
 
 struct proxy_options {
@@ -73,7 +84,7 @@ public:
   void stop_carrying() noexcept { carrying_.store(false); }
   void stop() noexcept;
   const proxy_counters& counters() const noexcept { return counters_; }
-  //! Messages appended to a batch for rank `r`, and messages that arrived from it (any thread).
+  //! Messages and notices appended to a batch for rank `r`, and those that arrived from it (any thread).
   std::uint64_t sent_to(std::uint32_t r) const noexcept { return sent_to_[r].load(); }
   std::uint64_t received_from(std::uint32_t r) const noexcept { return received_from_[r].load(); }
   //! Whether rank `r` was declared gone (any thread; once true, stays true).
@@ -86,9 +97,14 @@ private:
     std::vector<std::byte> bytes;
     std::uint32_t messages = 0;
   };
-  struct peer {
+  //! Batches to one rank on one tag: the one being filled, and those MPI has not finished sending.
+  struct channel {
     wire::batch_builder building;
     std::deque<in_flight_batch> in_flight;
+  };
+  struct peer {
+    channel messages;
+    channel notices;
     clock::time_point last_heard{};
     MPI_Request heartbeat = MPI_REQUEST_NULL;
   };
@@ -100,10 +116,23 @@ private:
   void loop();
   bool complete_sends();
   bool drain_outbound();
-  //! Sends `p`'s batch if it has one and may; returns whether it went (or there was none).
-  bool flush(std::uint32_t p);
-  bool relay_arrivals();
+  //! Sends the batch `c` of rank `r` is filling, if it has one and may; returns whether it went (or
+  //! there was none).
+  bool flush(std::uint32_t r, channel& c, int tag);
+  //! Appends a message to `c`'s batch for rank `r`, sending that batch first when it would not fit;
+  //! false (nothing appended) when the batch cannot go yet.
+  bool append(std::uint32_t r, channel& c, int tag, const envelope& header,
+              std::span<const std::byte> payload);
+  bool relay(std::deque<arrival>& queue, std::atomic<std::uint64_t>& relayed);
+  //! Receives one batch of `tag` if one is waiting, into decoded_ (empty when malformed: said on stderr).
+  struct received_batch {
+    bool received = false;
+    std::uint32_t from = 0;
+  };
+  received_batch receive_batch(int tag);
   bool take_batch();
+  bool drain_refusals();
+  bool take_notices();
   //! Heartbeats out and in; declares ranks silent for failure_timeout gone.
   bool watch_peers();
   void declare_gone(std::uint32_t r, clock::duration silent);
@@ -121,7 +150,10 @@ private:
   clock::time_point next_heartbeat_{};
   std::optional<received_message> stalled_; //!< taken from the ring, waiting for its rank to have room
   std::deque<arrival> arrivals_;
-  std::vector<wire::decoded_message> decoded_;
+  std::optional<refusal_record> stalled_refusal_; //!< taken, waiting for its rank to have room
+  std::deque<arrival> notice_arrivals_;           //!< refusal notices for senders here, in arrival order
+  std::vector<std::byte> batch_bytes_;            //!< the batch last received
+  std::vector<wire::decoded_message> decoded_;    //!< its messages (pointing into batch_bytes_)
   proxy_counters counters_;
   std::atomic<bool> carrying_{true};
   std::atomic<bool> stop_{false};

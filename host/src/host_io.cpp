@@ -47,8 +47,12 @@ host_io::host_io(memory_pool& memory, backend_impl& backend, const runtime_optio
   egress_tail_ = memory.allocate(ring_geometry::cursor_bytes, "the egress claim counter");
   d_egress_.tail = egress_tail_.as<std::uint64_t>();
   h_egress_.tail = nullptr; // the host consumer never touches it
-  if (options.cluster_outbound.capacity != 0)
+  if (options.cluster_outbound.capacity != 0) {
     outbound_ = allocate_device_to_host_ring(memory, options.cluster_outbound, "the cluster outbound ring");
+    // As many records as relays can be unsettled at once (in the ingress ring or parked): refusals then
+    // hold relays back only while the proxy is that far behind in taking them.
+    refusals_.emplace(memory, g.capacity + options.host_parking_slots);
+  }
   d_gateway_ = memory.allocate(sizeof(gateway_counters), "gateway counters");
   settled_memory_ = memory.allocate_mapped(ring_geometry::cursor_bytes, "the gateway's settled counter");
 
@@ -81,6 +85,7 @@ void host_io::describe(system_view& sys) {
   sys.receipt_capacity = h_ingress_.capacity;
   sys.egress = d_egress_;
   sys.outbound = outbound_.device_view; // no slots without a cluster
+  if (refusals_) refusals_->describe(sys);
   sys.gateway = d_gateway_.as<gateway_counters>();
   sys.host_settled = static_cast<std::uint64_t*>(settled_memory_.device());
   parking_view& p = sys.parking;
@@ -248,8 +253,10 @@ status host_io::relay(const envelope& from_peer, byte_view payload) {
   // The sending rank charged the tenant's rate quota; the message is not charged twice.
   header.tenant_slot = no_slot;
   std::uint64_t position = 0;
-  const status s = enqueue_header(header, payload, position);
-  if (s == status::enqueued) relayed_.fetch_add(1, std::memory_order_relaxed);
+  status s = status::queue_full; // unless enqueued: no room for the refusal record it might become
+  const auto enqueue = [&] { return (s = enqueue_header(header, payload, position)) == status::enqueued; };
+  if (refusals_ ? refusals_->admit_then(header.type_id, enqueue) : enqueue())
+    relayed_.fetch_add(1, std::memory_order_relaxed);
   return s;
 }
 

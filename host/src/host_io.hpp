@@ -18,6 +18,7 @@
 
 #include "faults.hpp"
 #include "memory.hpp"
+#include "relay_refusals.hpp"
 #include "tenant_table.hpp"
 
 #include <ringkernel/host/runtime.hpp>
@@ -61,6 +62,10 @@ public:
   ring_geometry outbound_geometry() const noexcept;
   //! Messages handed in with relay() so far.
   std::uint64_t relayed() const noexcept { return relayed_.load(std::memory_order_relaxed); }
+  //! The oldest relay the gateway refused and the proxy has not taken yet (relay_refusals.hpp); false
+  //! when there is none (or no cluster).
+  bool take_refusal(refusal_record& out) { return refusals_ && refusals_->take(out); }
+  std::uint64_t pending_refusals() const noexcept { return refusals_ ? refusals_->pending() : 0; }
 
   //! Shutdown, after the phase left `running`: waits until no host send is between its phase check and
   //! its publish.
@@ -109,6 +114,7 @@ private:
   device_to_host_ring outbound_; //!< to other ranks (runtime_options::cluster_outbound); empty without
   std::mutex outbound_mutex_;    //!< one consumer at a time
   std::atomic<std::uint64_t> relayed_{0};
+  std::optional<relay_refusals> refusals_; //!< with the outbound ring only
   device_block d_gateway_;
   mapped_block settled_memory_;
   // The parking area (device memory; see parking.cuh).

@@ -3,6 +3,8 @@
 #include <ringkernel/host/error.hpp>
 #include <ringkernel/host/message_types.hpp>
 
+#include <ringkernel/device/refusal_notice.cuh>
+
 namespace rk {
 
 message_type_registry::message_type_registry(const message_type_registry& other) {
@@ -60,7 +62,11 @@ std::vector<message_type_info> message_type_registry::all() const {
 }
 
 message_type_registry& global_message_types() {
-  static message_type_registry registry;
+  static message_type_registry registry = [] {
+    message_type_registry reserved;
+    reserved.add({refusal_notice_type, "rk.refusal_notice", true, "ringkernel"}); // refusal_notice.cuh
+    return reserved;
+  }();
   return registry;
 }
 

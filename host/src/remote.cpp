@@ -21,8 +21,17 @@ void mark_unreachable(runtime& rt, actor_index entry) {
   runtime_access::impl(rt).mark_remote_unreachable(entry);
 }
 
-void audit(runtime& rt, audit_event event, audit_level level, std::uint32_t detail, std::uint64_t value) {
-  runtime_access::impl(rt).audit().record(event, level, host_actor, 0, detail, value);
+void audit(runtime& rt, audit_event event, audit_level level, std::uint32_t detail, std::uint64_t value,
+           actor_index actor, std::uint64_t tenant) {
+  runtime_access::impl(rt).audit().record(event, level, actor, tenant, detail, value);
+}
+
+bool take_refusal(runtime& rt, refusal_record& out) {
+  return runtime_access::impl(rt).io().take_refusal(out);
+}
+
+std::uint64_t refusals_pending(runtime& rt) {
+  return runtime_access::impl(rt).io().pending_refusals();
 }
 
 bool take_outbound(runtime& rt, received_message& out) {

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -82,6 +83,43 @@ struct sequence_checker {
     if (p->sequence != s.next[p->from_rank]) ++s.violations;
     s.next[p->from_rank] = p->sequence + 1;
     ++s.count;
+  }
+};
+
+constexpr std::uint32_t msg_kick = 5;
+constexpr std::uint32_t msg_notice_seen = 6;
+
+//! What notified_sender hands its host for each refusal notice: the notice and the id it came from.
+struct seen_notice {
+  rk::refusal_notice notice;
+  actor_index source = 0;
+  std::uint32_t reserved = 0;
+};
+
+//! On msg_kick (payload: an actor id) sends a ping there, asking for a refusal notice; hands every
+//! refusal notice it receives to its host.
+struct notified_sender {
+  static constexpr std::uint64_t correlation = 41;
+  struct state {
+    std::uint64_t notices = 0;
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message& m) {
+    if (m.type() == msg_kick) {
+      const auto* to = m.as<actor_index>();
+      if (to == nullptr) return;
+      rk::send_options o;
+      o.flags = rk::envelope_flags::notify_refusal;
+      o.correlation_id = correlation;
+      const std::uint64_t hello = 1;
+      (void)ctx.send(*to, msg_ping, rk::as_bytes(hello), o);
+      return;
+    }
+    const auto* n = m.as<rk::refusal_notice>();
+    if (m.type() != rk::refusal_notice_type || n == nullptr) return;
+    ++s.notices;
+    const seen_notice seen{*n, m.source(), 0};
+    (void)ctx.send_host(msg_notice_seen, rk::as_bytes(seen));
   }
 };
 
@@ -296,6 +334,82 @@ TEST(Cluster, BadOptionsAreRefusedOnEveryRank) {
   o = options();
   o.failure_timeout = std::chrono::hours(25);
   EXPECT_THROW(rk::cluster bad(o), rk::error);
+}
+
+TEST(Cluster, AReceivingRanksRefusalComesBackToItsSenderAsANoticeWhenAskedAndIsAlwaysCountedAndAudited) {
+  rk::cluster c(options());
+  if (c.size() < 2) GTEST_SKIP() << "needs two ranks at least";
+  const global_address target = c.spawn<echo>(name_of("target", c.rank()), mailbox());
+  const global_address sender = c.spawn<notified_sender>(name_of("notified", c.rank()), mailbox());
+  c.start();
+  EXPECT_TRUE(c.local().stop(target.actor));
+  MPI_Barrier(MPI_COMM_WORLD); // every target stopped before anyone sends to one
+  const std::uint32_t next = (c.rank() + 1) % c.size();
+  const global_address far = c.find(name_of("target", next));
+  const actor_index far_here = c.address_of(far);
+
+  EXPECT_EQ(c.local().send(sender.actor, msg_kick, rk::as_bytes(far_here)), status::enqueued);
+  rk::send_options notify;
+  notify.flags = rk::envelope_flags::notify_refusal;
+  notify.correlation_id = 77;
+  const std::uint64_t hello = 2;
+  EXPECT_EQ(c.send(far, msg_ping, rk::as_bytes(hello), notify), status::enqueued);
+  EXPECT_EQ(c.send(far, msg_ping, rk::as_bytes(hello)), status::enqueued) << "no notice asked for";
+
+  const auto expect_notice_of_far = [&](const rk::refusal_notice& n, std::uint64_t correlation) {
+    EXPECT_EQ(n.rank, next);
+    EXPECT_EQ(n.actor, far.actor) << "the destination as addressed, an id on the refusing rank";
+    EXPECT_EQ(n.type_id, msg_ping);
+    EXPECT_EQ(n.why(), status::not_found) << rk::to_string(n.why());
+    EXPECT_EQ(n.correlation_id, correlation);
+  };
+  bool handler_heard = false;
+  bool host_heard = false;
+  while (!(handler_heard && host_heard)) {
+    const auto m = c.receive(20s);
+    if (!m) {
+      ADD_FAILURE() << "rank " << c.rank() << ": handler notice " << handler_heard << ", host notice "
+                    << host_heard;
+      break;
+    }
+    if (m->type() == msg_notice_seen) {
+      const auto seen = m->as<seen_notice>();
+      expect_notice_of_far(seen.notice, notified_sender::correlation);
+      EXPECT_EQ(seen.source, far_here) << "a notice comes from the refused destination";
+      handler_heard = true;
+    } else if (m->type() == rk::refusal_notice_type) {
+      expect_notice_of_far(m->as<rk::refusal_notice>(), 77);
+      EXPECT_EQ(m->correlation_id(), 77u);
+      EXPECT_EQ(m->source(), far_here);
+      host_heard = true;
+    } else {
+      ADD_FAILURE() << "unexpected message of type " << m->type();
+    }
+  }
+
+  // The third refusal is counted and audited here, with no message.
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (c.stats().refused_remotely < 3 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  EXPECT_EQ(c.stats().refused_remotely, 3u);
+  EXPECT_EQ(c.stats().notices_relayed, 2u);
+  EXPECT_EQ(c.local().flush_audit(10s), rk::wait_result::ready);
+  std::uint64_t audited_sender = 0;
+  std::uint64_t audited_host = 0;
+  for (const rk::audit_entry& e : c.local().audit_records()) {
+    const rk::audit_record& r = e.record;
+    if (r.event != rk::audit_event::remote_refusal) continue;
+    EXPECT_EQ(static_cast<status>(r.detail), status::not_found);
+    EXPECT_EQ(r.value, (std::uint64_t{next} << 32) | far.actor);
+    audited_sender += r.actor == sender.actor ? 1 : 0;
+    audited_host += r.actor == rk::host_actor ? 1 : 0;
+  }
+  EXPECT_EQ(audited_sender, 1u);
+  EXPECT_EQ(audited_host, 2u);
+  EXPECT_EQ(sum_over_ranks(c.stats().refusals_noticed), 3u * c.size()) << "each rank noticed its predecessor";
+  const rk::cluster_report r = c.shutdown();
+  EXPECT_TRUE(r.drained);
+  EXPECT_EQ(c.local().state<notified_sender>(sender.actor).notices, 1u);
 }
 
 } // namespace

@@ -10,6 +10,7 @@
 #include <ringkernel/device/hlc.cuh>
 #include <ringkernel/device/mailbox.cuh>
 #include <ringkernel/device/message.cuh>
+#include <ringkernel/device/refusal_notice.cuh>
 #include <ringkernel/device/status.cuh>
 #include <ringkernel/host/error.hpp>
 #include <ringkernel/host/options.hpp>

@@ -20,6 +20,9 @@
 //! whose peer has `max_batches_in_flight` unfinished sends stops draining its outbound ring, which then
 //! fills, and senders see queue_full (handlers) or wait in the gateway's parking area (host sends); a
 //! receiving proxy whose gateway is full stops receiving, which holds the sender's batches back.
+//! A refusal by the receiving rank comes back to the sender's rank as a *refusal notice*: counted
+//! (cluster_stats::refused_remotely), audited there (remote_refusal), and, for a send that carried
+//! envelope_flags::notify_refusal, handed to the sender as a message (ringkernel/device/refusal_notice.cuh).
 //!
 //! Collective calls (every rank, in the same order): the constructor, start(), shutdown() (and the
 //! destructor, which shuts down a running cluster). MPI: the constructor initialises MPI with
@@ -100,6 +103,13 @@ struct cluster_stats {
   std::uint64_t unreachable = 0;    //!< outbound messages for a gone rank, never handed to MPI
   std::uint64_t abandoned = 0;      //!< in MPI sends to a rank when it was declared gone (cancelled)
   std::uint64_t remote_entries = 0; //!< remote entries in this rank's routing table
+  //! Refusal notices (refusal_notice.cuh): messages from other ranks this rank's gateway refused and the
+  //! proxy reported back to their senders' ranks; reports that came back about this rank's sends (each
+  //! also audited as remote_refusal); and of those, the ones handed to the gateway as a message to a
+  //! sender that asked for it (envelope_flags::notify_refusal).
+  std::uint64_t refusals_noticed = 0;
+  std::uint64_t refused_remotely = 0;
+  std::uint64_t notices_relayed = 0;
 };
 
 //! What shutdown() found: whether the cluster fell quiet within drain_timeout, and this rank's report.

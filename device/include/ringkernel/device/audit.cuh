@@ -52,6 +52,9 @@ enum class audit_event : std::uint16_t {
   audit_closed = 9,         //!< written by the drain when it stops: the last record of a complete log
   rank_unreachable = 10,    //!< rk::cluster: a rank died or stopped answering (host; detail: the rank,
                             //!< value: milliseconds since it was last heard from)
+  remote_refusal = 11,      //!< rk::cluster: another rank refused a message sent from this one (host;
+                            //!< actor: the sender, detail: the rk::status, value: rank << 32 | actor
+                            //!< there, the destination as addressed)
 };
 inline constexpr std::uint16_t audit_event_application_first = 0x8000;
 
@@ -155,6 +158,8 @@ RK_HOST_DEVICE constexpr const char* audit_event_name(audit_event e) noexcept {
     return "audit_closed";
   case audit_event::rank_unreachable:
     return "rank_unreachable";
+  case audit_event::remote_refusal:
+    return "remote_refusal";
   }
   return nullptr;
 }

@@ -36,6 +36,10 @@ inline constexpr std::uint16_t keyed = 1u << 2;
 //! `queue_full` verdict) instead of parking it until there is room. Without it no host message is lost
 //! to a full mailbox.
 inline constexpr std::uint16_t drop_if_full = 1u << 3;
+//! Sends to an actor on another cluster rank: if that rank refuses the message, the sender gets a message
+//! of type rk::refusal_notice_type saying why (refusal_notice.cuh). Without it the refusal is only
+//! counted and audited on the sender's rank.
+inline constexpr std::uint16_t notify_refusal = 1u << 4;
 //! Flags the runtime sets itself; a sender's bits here are cleared.
 inline constexpr std::uint16_t runtime_only = 0xF000u;
 //! Set by runtime::send_wait: the gateway writes the verdict into the ingress slot's receipt.

@@ -72,6 +72,22 @@ RK_HOST_DEVICE inline envelope host_header(const system_view& sys, const std::by
   return h;
 }
 
+//! After deciding the host message at `message` (its ingress slot, the gateway warp's copy, or its parking
+//! slot; read before that is freed): if it was a relay that may be noticed, counts it and, for a refusal,
+//! records it for the proxy (relay_refusals.cuh). Reads the envelope again rather than keep it live
+//! across deliver().
+RK_HOST_DEVICE inline void note_relay_settled(const system_view& sys, const std::byte* message,
+                                              status verdict) noexcept {
+  const refusal_channel& c = sys.refusals;
+  const auto* h = reinterpret_cast<const envelope*>(message);
+  if (c.records == nullptr || (h->flags & envelope_flags::relayed) == 0 || !may_be_noticed(h->type_id))
+    return;
+  parking_state& st = *sys.parking.state;
+  // A source that is no remote entry made it a host message: the proxy finds no sender for its record.
+  if (verdict != status::delivered && verdict != status::dropped) write_refusal_record(c, st, *h, verdict);
+  count_relay_settled(c, st);
+}
+
 RK_HOST_DEVICE inline void set_parked_gauge(const system_view& sys, std::int64_t change) noexcept {
   gateway_counters& counters = *sys.gateway;
   cuda::atomic_ref<std::uint64_t, peer_scope>(counters.parked)
@@ -102,6 +118,7 @@ RK_HOST_DEVICE inline bool retry_parked(const system_view& sys, std::uint32_t qu
       unpark_head(p, queue);
       set_parked_gauge(sys, -1);
       settle_host_message(sys, queue, receipt, p.positions[slot], verdict);
+      note_relay_settled(sys, message, verdict); // only the gateway reuses a freed parking slot
       progress = true;
       if (emptied) break; // the last active queue moved into this index: visit it next
     }
@@ -130,6 +147,7 @@ RK_HOST_DEVICE inline void take_ingress_at(const system_view& sys, const std::by
     ingress.pop_at(position);
     return;
   }
+  note_relay_settled(sys, message, verdict); // before the pop: on the CPU backend it frees `message`
   ingress.pop_at(position); // before settling: the host counts a settled message's slot as free
   settle_host_message(sys, queue, receipt, position, verdict);
 }

@@ -44,6 +44,9 @@ struct parking_state {
   //! them back across PCIe.
   std::uint64_t ingress_head = 0;
   std::uint64_t wakes_head = 0;
+  //! The gateway's counts behind refusal_channel::written and ::relays_settled (relay_refusals.cuh).
+  std::uint64_t notices_written = 0;
+  std::uint64_t relays_settled = 0;
 };
 
 struct parking_view {

@@ -7,6 +7,7 @@
 
 #include <ringkernel/device/audit.cuh>
 #include <ringkernel/device/detail/parking.cuh>
+#include <ringkernel/device/detail/relay_refusals.cuh>
 #include <ringkernel/device/detail/run_queue.cuh>
 #include <ringkernel/device/mailbox.cuh>
 #include <ringkernel/device/region.cuh>
@@ -371,6 +372,9 @@ struct system_view {
   //! Messages to actors on other ranks (rk::cluster): laid out like egress, consumed by the rank's proxy.
   //! No slots without a cluster; then no remote entry exists either.
   ring_view outbound;
+  //! Relayed messages this rank's gateway refused, for the proxy to notice their senders (no records
+  //! without a cluster).
+  refusal_channel refusals;
   //! CPU backend only (null on CUDA): where host threads blocked in receive() park; a publish to the
   //! egress ring wakes one of them (host_park.cuh).
   park_lot* receive_lot = nullptr;

@@ -14,6 +14,7 @@
 //! Thread safety: add_remote as the runtime's setup calls (any thread, serialised inside); take_outbound
 //! from one thread at a time; relay from any thread while the runtime runs.
 
+#include <ringkernel/device/detail/relay_refusals.cuh>
 #include <ringkernel/host/runtime.hpp>
 
 namespace rk::detail::remote {
@@ -28,8 +29,10 @@ actor_index add_entry(runtime& rt, std::string name, std::uint64_t tenant);
 //! the proxy. Throws rk::error when `entry` is no remote entry of this runtime.
 void mark_unreachable(runtime& rt, actor_index entry);
 
-//! Writes a host record to this runtime's audit log (like the runtime's own spawn and stop records).
-void audit(runtime& rt, audit_event event, audit_level level, std::uint32_t detail, std::uint64_t value);
+//! Writes a host record to this runtime's audit log (like the runtime's own spawn and stop records), about
+//! `actor` (host_actor: the host) of `tenant`.
+void audit(runtime& rt, audit_event event, audit_level level, std::uint32_t detail, std::uint64_t value,
+           actor_index actor = host_actor, std::uint64_t tenant = 0);
 
 //! Takes the oldest message written to the outbound ring; its `header.destination` is the remote entry
 //! it was sent to, `header.source` the sending actor here (or host_actor). False when the ring is empty.
@@ -40,6 +43,13 @@ bool take_outbound(runtime& rt, received_message& out);
 //! the message a host message. Returns enqueued, queue_full (nothing written: try again later),
 //! too_large or not_running; the gateway's verdict is counted in runtime_stats::gateway_verdicts.
 [[nodiscard]] status relay(runtime& rt, const envelope& header, byte_view payload);
+
+//! Takes the oldest record of a relayed message the gateway refused (device/.../relay_refusals.cuh): its
+//! `source` is the sender's remote entry here. False when there is none. Until the proxy takes them,
+//! records hold back relays that could add more (relay answers queue_full), never the gateway.
+bool take_refusal(runtime& rt, refusal_record& out);
+//! Refusal records not taken yet.
+std::uint64_t refusals_pending(runtime& rt);
 
 //! Messages relay() accepted so far.
 std::uint64_t relayed(const runtime& rt);
