@@ -355,6 +355,18 @@ double advantage(const comparison& c, const std::vector<double>& rk_v, const std
   return c.latency ? median_of(caf_v) / median_of(rk_v) : median_of(rk_v) / median_of(caf_v);
 }
 
+//! The advantage of each repetition against the CAF run next to it (min, median, max). This machine's
+//! speed at cross-core traffic drifts for seconds at a time (both systems slow down together), so the
+//! ratio of two medians can pair a slow ringkernel repetition with a fast CAF one; the paired ratios do
+//! not.
+rk::bench::summary paired_advantage(const comparison& c, const std::vector<double>& rk_v,
+                                    const std::vector<double>& caf_v) {
+  std::vector<double> ratios;
+  for (std::size_t i = 0; i < std::min(rk_v.size(), caf_v.size()); ++i)
+    if (rk_v[i] > 0 && caf_v[i] > 0) ratios.push_back(c.latency ? caf_v[i] / rk_v[i] : rk_v[i] / caf_v[i]);
+  return rk::bench::summarize(std::move(ratios));
+}
+
 std::string loadavg() {
   std::FILE* f = std::fopen("/proc/loadavg", "r");
   if (f == nullptr) return "unknown";
@@ -414,7 +426,13 @@ int main(int argc, char** argv) {
           if (c.latency)
             o.raw("caf_p99_ns", samples_json(c.caf_p99)).raw("caf_max_ns", samples_json(c.caf_max));
           o.number("advantage", advantage(c, c.rk_values, c.caf_values), 3);
-          if (c.latency) o.number("advantage_p99", advantage(c, c.rk_p99, c.caf_p99), 3);
+          o.raw("paired_advantage",
+                rk::bench::summary_json(paired_advantage(c, c.rk_values, c.caf_values), 3));
+          if (c.latency) {
+            o.number("advantage_p99", advantage(c, c.rk_p99, c.caf_p99), 3);
+            o.raw("paired_advantage_p99",
+                  rk::bench::summary_json(paired_advantage(c, c.rk_p99, c.caf_p99), 3));
+          }
         }
         rows.push_back(o.str());
       }
@@ -436,20 +454,30 @@ int main(int argc, char** argv) {
       std::printf("bench_traffic on %s (%s backend), %d repetitions, medians; load %s -> %s\n",
                   machine.c_str(), rk::bench::target_name(cfg.backend), cfg.common.repetitions,
                   load_before.c_str(), load_after.c_str());
-      std::printf("  %-10s %7s %16s %16s %10s\n", "workload", "actors", "ringkernel",
-                  cfg.with_caf ? "CAF" : "", cfg.with_caf ? "advantage" : "");
+      std::printf("  %-10s %7s %16s %16s %10s %s\n", "workload", "actors", "ringkernel",
+                  cfg.with_caf ? "CAF" : "", cfg.with_caf ? "advantage" : "",
+                  cfg.with_caf ? " paired: median (min..max)" : "");
+      const auto print_paired = [&](const comparison& c, const std::vector<double>& rk_v,
+                                    const std::vector<double>& caf_v) {
+        const rk::bench::summary p = paired_advantage(c, rk_v, caf_v);
+        std::printf("  %6.2fx (%.2f..%.2f)", p.median, p.min, p.max);
+      };
       for (const comparison& c : results) {
         const char* unit = c.latency ? "ns p50" : "msg/s";
         std::printf("  %-10s %7u %12.0f %-6s", c.workload.c_str(), c.actors, median_of(c.rk_values), unit);
-        if (cfg.with_caf)
+        if (cfg.with_caf) {
           std::printf(" %9.0f %-6s %9.2fx", median_of(c.caf_values), unit,
                       advantage(c, c.rk_values, c.caf_values));
+          print_paired(c, c.rk_values, c.caf_values);
+        }
         std::printf("\n");
         if (c.latency) {
           std::printf("  %-10s %7s %12.0f %-6s", "", "", median_of(c.rk_p99), "ns p99");
-          if (cfg.with_caf)
+          if (cfg.with_caf) {
             std::printf(" %9.0f %-6s %9.2fx", median_of(c.caf_p99), "ns p99",
                         advantage(c, c.rk_p99, c.caf_p99));
+            print_paired(c, c.rk_p99, c.caf_p99);
+          }
           std::printf("\n");
         }
       }
