@@ -264,6 +264,8 @@ struct comparison {
   std::uint32_t actors = 0;
   std::vector<double> rk_values, caf_values;            //!< rate (msg/s) or p50 (ns)
   std::vector<double> rk_p99, caf_p99, rk_max, caf_max; //!< ping-pong only
+  //! Before each repetition: the cross-CPU round trip (bench_util.hpp), which tells this VM's phases apart.
+  std::vector<double> rk_cross_cpu_ns, caf_cross_cpu_ns;
   bool latency = false;
 };
 
@@ -271,14 +273,19 @@ double median_of(std::vector<double> v) {
   return rk::bench::summarize(std::move(v)).median;
 }
 
-//! `measure(caf)` once per repetition for each system, alternating which goes first.
+//! `measure(caf)` once per repetition for each system, alternating which goes first; records the
+//! cross-CPU round trip before each.
 template <class Measure>
-void alternate(const settings& cfg, Measure&& measure) {
+void alternate(const settings& cfg, comparison& c, Measure&& measure) {
+  const auto run = [&](bool caf) {
+    (caf ? c.caf_cross_cpu_ns : c.rk_cross_cpu_ns).push_back(rk::bench::cross_cpu_round_trip_ns());
+    measure(caf);
+  };
   for (int r = 0; r < cfg.common.repetitions; ++r) {
     const bool caf_first = cfg.with_caf && r % 2 == 1;
-    if (caf_first) measure(true);
-    measure(false);
-    if (cfg.with_caf && !caf_first) measure(true);
+    if (caf_first) run(true);
+    run(false);
+    if (cfg.with_caf && !caf_first) run(true);
   }
 }
 
@@ -293,7 +300,7 @@ std::vector<comparison> run_all(const settings& cfg) {
     c.actors = 2;
     c.latency = true;
     const std::uint64_t warmup = std::max<std::uint64_t>(1, cfg.round_trips / 10);
-    alternate(cfg, [&](bool caf) {
+    alternate(cfg, c, [&](bool caf) {
       pingpong_result r{};
 #if RK_BENCH_HAVE_CAF
       if (caf) r = rk::bench::caf_pingpong(warmup, cfg.round_trips, threads);
@@ -312,7 +319,7 @@ std::vector<comparison> run_all(const settings& cfg) {
     c.workload = "fan_in";
     c.actors = senders + 1;
     const std::uint64_t per_sender = cfg.messages / senders;
-    alternate(cfg, [&](bool caf) {
+    alternate(cfg, c, [&](bool caf) {
       rate_result r{};
 #if RK_BENCH_HAVE_CAF
       if (caf) r = rk::bench::caf_fan_in(senders, per_sender, threads);
@@ -330,7 +337,7 @@ std::vector<comparison> run_all(const settings& cfg) {
     c.actors = actors;
     const std::uint32_t tokens = std::max(8u, 4 * actors);
     const std::uint64_t hops = std::max<std::uint64_t>(1, cfg.messages / tokens);
-    alternate(cfg, [&](bool caf) {
+    alternate(cfg, c, [&](bool caf) {
       rate_result r{};
 #if RK_BENCH_HAVE_CAF
       if (caf) r = rk::bench::caf_random(actors, tokens, hops, threads);
@@ -342,6 +349,13 @@ std::vector<comparison> run_all(const settings& cfg) {
   }
   (void)threads;
   return out;
+}
+
+//! The values themselves, one per repetition, in order.
+std::string numbers_json(const std::vector<double>& v) {
+  std::vector<std::string> items;
+  for (const double x : v) items.push_back(std::to_string(static_cast<long long>(std::llround(x))));
+  return rk::bench::json_array(items);
 }
 
 //! {"median", "p99", "min", "max", "mean", "count"} over the repetitions.
@@ -419,6 +433,11 @@ int main(int argc, char** argv) {
         rk::bench::json_object o;
         o.text("workload", c.workload).integer("actors", c.actors);
         o.raw(c.latency ? "ringkernel_p50_ns" : "ringkernel_messages_per_s", samples_json(c.rk_values));
+        o.raw("ringkernel_samples", numbers_json(c.rk_values)); // per repetition, in order
+        o.raw("ringkernel_cross_cpu_ns", numbers_json(c.rk_cross_cpu_ns));
+        if (cfg.with_caf)
+          o.raw("caf_samples", numbers_json(c.caf_values))
+              .raw("caf_cross_cpu_ns", numbers_json(c.caf_cross_cpu_ns));
         if (c.latency)
           o.raw("ringkernel_p99_ns", samples_json(c.rk_p99)).raw("ringkernel_max_ns", samples_json(c.rk_max));
         if (cfg.with_caf) {
@@ -457,6 +476,8 @@ int main(int argc, char** argv) {
       std::printf("  %-10s %7s %16s %16s %10s %s\n", "workload", "actors", "ringkernel",
                   cfg.with_caf ? "CAF" : "", cfg.with_caf ? "advantage" : "",
                   cfg.with_caf ? " paired: median (min..max)" : "");
+      std::printf("  (c2c: the cross-CPU round trip before each repetition; this VM moves between ~60 and "
+                  "~320 ns for seconds at a time)\n");
       const auto print_paired = [&](const comparison& c, const std::vector<double>& rk_v,
                                     const std::vector<double>& caf_v) {
         const rk::bench::summary p = paired_advantage(c, rk_v, caf_v);
@@ -470,7 +491,10 @@ int main(int argc, char** argv) {
                       advantage(c, c.rk_values, c.caf_values));
           print_paired(c, c.rk_values, c.caf_values);
         }
-        std::printf("\n");
+        std::vector<double> cross = c.rk_cross_cpu_ns;
+        cross.insert(cross.end(), c.caf_cross_cpu_ns.begin(), c.caf_cross_cpu_ns.end());
+        const rk::bench::summary x = rk::bench::summarize(cross);
+        std::printf("  c2c %.0f..%.0f ns\n", x.min, x.max);
         if (c.latency) {
           std::printf("  %-10s %7s %12.0f %-6s", "", "", median_of(c.rk_p99), "ns p99");
           if (cfg.with_caf) {

@@ -3,6 +3,10 @@
 // builder (on nlohmann-json), and a common command line on CLI11 (--json, --smoke, --repetitions N, plus
 // per-benchmark flags).
 
+#if defined(__linux__)
+#include <pthread.h>
+#include <sched.h>
+#endif
 #if __has_include(<malloc.h>)
 #include <malloc.h>
 #include <sys/resource.h>
@@ -14,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -179,6 +184,64 @@ inline std::string cpu_description() {
 //! Bytes the C heap has handed out and not yet taken back (glibc mallinfo2: arenas + mmapped chunks), or
 //! 0 where that is unknown. Unlike the resident set it falls when memory is freed, so deltas taken around
 //! one runtime's lifetime stay meaningful across several runtimes in one process.
+//! The time one cache line takes to go from CPU `first` to `second` and back (two threads bouncing an
+//! atomic, `rounds` times), in ns; 0 when the process may not run on both. On a VM this moves: the
+//! hypervisor may place the two vCPUs on one core complex (tens of ns) or far apart (hundreds), for seconds
+//! at a time, and everything that crosses threads slows down with it. Benchmarks record it beside their
+//! figures.
+inline double cross_cpu_round_trip_ns(int first = -1, int second = -1, int rounds = 20'000) {
+#if defined(__linux__)
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return 0;
+  for (int cpu = 0; cpu < CPU_SETSIZE && (first < 0 || second < 0); ++cpu) {
+    if (!CPU_ISSET(cpu, &allowed)) continue;
+    if (first < 0) {
+      first = cpu;
+    } else if (second < 0) {
+      second = cpu;
+    }
+  }
+  if (first < 0 || second < 0) return 0;
+  const auto pin = [](int cpu) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    return pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0;
+  };
+  alignas(128) static std::atomic<std::int64_t> ball{0};
+  ball.store(0);
+  std::atomic<bool> pinned{true};
+  std::thread echo([&] {
+    pinned = pin(second) && pinned;
+    for (std::int64_t i = 0; i < rounds; ++i) {
+      while (ball.load(std::memory_order_acquire) != 2 * i + 1) {
+      }
+      ball.store(2 * i + 2, std::memory_order_release);
+    }
+  });
+  const pthread_t self = pthread_self();
+  cpu_set_t before;
+  pthread_getaffinity_np(self, sizeof before, &before);
+  pinned = pin(first) && pinned;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (std::int64_t i = 0; i < rounds; ++i) {
+    ball.store(2 * i + 1, std::memory_order_release);
+    while (ball.load(std::memory_order_acquire) != 2 * i + 2) {
+    }
+  }
+  const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+  echo.join();
+  pthread_setaffinity_np(self, sizeof before, &before); // the caller runs where it ran before
+  return pinned ? ns / rounds : 0;
+#else
+  (void)first;
+  (void)second;
+  (void)rounds;
+  return 0;
+#endif
+}
+
 inline std::uint64_t heap_bytes_in_use() {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
   const struct mallinfo2 m = mallinfo2();
