@@ -308,10 +308,10 @@ bool mpi_proxy::take_notices() {
     }
     std::uint64_t verdict = 0;
     std::memcpy(&verdict, m.payload.data(), sizeof verdict);
-    counters_.refused_remotely.fetch_add(1);
     const envelope& h = m.header;
     remote::audit(rt_, audit_event::remote_refusal, audit_level::warning, static_cast<std::uint32_t>(verdict),
                   (std::uint64_t{from} << 32) | h.source, h.destination, h.tenant);
+    counters_.refused_remotely.fetch_add(1); // after the record: who sees the count finds it audited
     if ((h.flags & envelope_flags::notify_refusal) == 0) continue;
     arrival a;
     a.header.tenant = h.tenant;
@@ -389,9 +389,11 @@ void mpi_proxy::declare_gone(std::uint32_t r, clock::duration silent) {
     c->in_flight.clear();
   }
   abandon(p.heartbeat, {});
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(silent).count();
+  // Audited before anyone can see the rank gone: who sees it gone finds the record.
+  remote::audit(rt_, audit_event::rank_unreachable, audit_level::error, r, static_cast<std::uint64_t>(ms));
   gone_[r].store(true);
   failure_seen.store(true);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(silent).count();
   std::fprintf(
       stderr,
       "rk::cluster rank %u: rank %u is gone (nothing heard from it for %lld ms); sends to its actors "
@@ -403,7 +405,6 @@ void mpi_proxy::declare_gone(std::uint32_t r, clock::duration silent) {
     std::fprintf(stderr, "rk::cluster rank %u: could not mark rank %u's entries unreachable: %s\n", rank_, r,
                  e.what());
   }
-  remote::audit(rt_, audit_event::rank_unreachable, audit_level::error, r, static_cast<std::uint64_t>(ms));
 }
 
 void mpi_proxy::publish_holding() {

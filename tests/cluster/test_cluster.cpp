@@ -406,6 +406,7 @@ TEST(Cluster, AReceivingRanksRefusalComesBackToItsSenderAsANoticeWhenAskedAndIsA
   }
   EXPECT_EQ(audited_sender, 1u);
   EXPECT_EQ(audited_host, 2u);
+  MPI_Barrier(MPI_COMM_WORLD); // every rank heard of its 3 refusals: each was counted where it was sent
   EXPECT_EQ(sum_over_ranks(c.stats().refusals_noticed), 3u * c.size()) << "each rank noticed its predecessor";
   const rk::cluster_report r = c.shutdown();
   EXPECT_TRUE(r.drained);

@@ -164,6 +164,7 @@ TEST(ClusterFailure, ARankThatDiesIsDeclaredGoneAndTheOthersFinish) {
   EXPECT_EQ(c.local().send_wait(victim_echo, msg_ping, rk::as_bytes(hello), 10s), status::unreachable);
 
   // The audit log says which rank went.
+  EXPECT_EQ(c.local().flush_audit(10s), rk::wait_result::ready);
   bool audited = false;
   for (const rk::audit_entry& e : c.local().audit_records())
     audited = audited || (e.record.event == rk::audit_event::rank_unreachable && e.record.detail == victim);

@@ -120,8 +120,8 @@ RK_HOST_DEVICE inline void charge_handler_time(const system_view& sys, actor_ind
   const route_entry& e = sys.routes[slot_of(sys, self)];
   if (e.engagement_slot < sys.engagement_capacity) bump(sys.engagements[e.engagement_slot].used_ns, ns);
   actor_counters& c = sys.counters[slot_of(sys, self)];
-  bump(c.handler_ns, ns); // per actor: summed per tenant on the host
-  bump(c.handler_time[handler_time_bucket(ns)]);
+  bump_own(c.handler_ns, ns); // per actor: summed per tenant on the host
+  bump_own(c.handler_time[handler_time_bucket(ns)]);
 }
 
 //! Leader, after a handler call: whether the handler called ctx.defer() (cleared for the next call). A
@@ -131,7 +131,7 @@ RK_HOST_DEVICE inline bool take_defer(const system_view& sys, actor_index self) 
   cuda::atomic_ref<std::uint32_t, peer_scope> flag(sys.privates[slot].defer_requested);
   if (flag.load(cuda::std::memory_order_relaxed) == 0) return false;
   flag.store(0u, cuda::std::memory_order_relaxed);
-  bump(sys.counters[slot].deferred);
+  bump_own(sys.counters[slot].deferred);
   return true;
 }
 
@@ -154,7 +154,7 @@ RK_HOST_DEVICE inline void finish_step(const system_view& sys, actor_index self,
                                        const worker_step& step) noexcept {
   const std::uint32_t slot = slot_of(sys, self);
   mailbox(lane_view(sys.routes[slot], step.lane)).pop();
-  bump(step.kind == step_kind::handle ? sys.counters[slot].handled : sys.counters[slot].discarded);
+  bump_own(step.kind == step_kind::handle ? sys.counters[slot].handled : sys.counters[slot].discarded);
 }
 
 //! What one CPU backend step did for an actor. faulted: the handler threw or trapped; the fault was
@@ -207,7 +207,7 @@ serve_result cpu_serve_one(const system_view& sys, actor_index self, void* state
       fault.time = event_time;
       const std::uint32_t slot = slot_of(sys, self);
       mailbox(lane_view(sys.routes[slot], step.lane)).pop();
-      bump(sys.counters[slot].interrupted);
+      bump_own(sys.counters[slot].interrupted);
       return serve_result::faulted;
     }
     const bool deferred = take_defer(sys, self);

@@ -6,7 +6,9 @@
 //! Threads: on CUDA every thread of the worker (a thread block of `threads_per_worker` threads) runs the
 //! handler; on the CPU backend one thread does, and thread_count() is 1. Write handlers against
 //! thread_rank()/thread_count() and they are correct on both. Sends are per calling thread: a handler
-//! that should send once does so from the leader (`if (ctx.is_leader())`).
+//! that should send once does so from the leader (`if (ctx.is_leader())`). On the CPU backend `ctx` belongs
+//! to the thread that called the handler: do not hand it to threads of your own (its counters are written
+//! without locked instructions there, see bump_own).
 
 #include <ringkernel/device/detail/deliver.cuh>
 #include <ringkernel/device/message.cuh>
@@ -238,7 +240,7 @@ private:
   }
 
   RK_HOST_DEVICE status count_sent(status verdict, std::uint32_t messages = 1) const noexcept {
-    detail::bump(detail::sent_counter(counters(), verdict), messages);
+    detail::bump_own(detail::sent_counter(counters(), verdict), messages);
     return verdict;
   }
 
@@ -381,7 +383,7 @@ private:
         __syncwarp(); // every lane's slot bytes are written (and ordered) before the leader publishes
         if (static_cast<int>(lane) == leader) {
           detail::bump(sys_->counters[slot].received, total); // before publish: see commit_delivery
-          detail::bump(counters().reservations);
+          detail::bump_own(counters().reservations);
           for (std::uint32_t i = 0; i < total; ++i) ring.publish(first + i);
           detail::wake(*sys_, slot);
         }

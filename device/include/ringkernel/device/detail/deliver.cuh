@@ -387,7 +387,7 @@ RK_HOST_DEVICE inline void count_passed(const system_view& s, const envelope& he
                                         std::uint32_t messages) noexcept {
   const std::uint32_t source_slot = header.source != host_actor ? slot_of(s, header.source) : no_slot;
   if (source_slot < s.route_capacity) {
-    bump(s.counters[source_slot].passed, messages);
+    bump_own(s.counters[source_slot].passed, messages);
   } else if (header.tenant_slot < s.tenant_capacity) {
     bump(s.tenants[header.tenant_slot].host_sent, messages);
   }
@@ -400,8 +400,8 @@ RK_HOST_DEVICE inline void count_delivery(const system_view& s, const envelope& 
                                           std::uint32_t messages, actor_counters* sender) noexcept {
   count_passed(s, header, messages);
   if (sender == nullptr) return;
-  bump(sender->reservations);
-  bump(sender->delivered_sends, messages);
+  bump_own(sender->reservations);
+  bump_own(sender->delivered_sends, messages);
 }
 
 //! Delivers a single message after prepare_delivery() allowed it, counting it (count_delivery) before it is

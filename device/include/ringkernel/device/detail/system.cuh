@@ -415,6 +415,17 @@ RK_HOST_DEVICE inline address next_hop_of(const route_entry& e) noexcept {
 RK_HOST_DEVICE inline void bump(std::uint64_t& counter, std::uint64_t by = 1) noexcept {
   cuda::atomic_ref<std::uint64_t, peer_scope>(counter).fetch_add(by, cuda::std::memory_order_relaxed);
 }
+//! bump() for a counter of an actor's own (actor_counters: those its sends and calls count), which one
+//! thread at a time writes: on the host its worker or the pool thread that owns it (ownership changes hands
+//! with release/acquire, schedule.cuh), so a relaxed load and store suffice there; a locked add would also
+//! make the sender wait for the message's slot to reach its cache first. On the device the threads of a
+//! worker block may send together: an atomic add. Readers (the host's stats) load it relaxed either way.
+RK_HOST_DEVICE inline void bump_own(std::uint64_t& counter, std::uint64_t by = 1) noexcept {
+  cuda::atomic_ref<std::uint64_t, peer_scope> c(counter);
+  NV_IF_TARGET(NV_IS_HOST,
+               (c.store(c.load(cuda::std::memory_order_relaxed) + by, cuda::std::memory_order_relaxed);),
+               (c.fetch_add(by, cuda::std::memory_order_relaxed);))
+}
 RK_HOST_DEVICE inline void store_pcie(std::uint32_t& word, std::uint32_t value) noexcept {
   cuda::atomic_ref<std::uint32_t, pcie_scope>(word).store(value, cuda::std::memory_order_relaxed);
 }
