@@ -183,6 +183,10 @@ public:
     proxy_->stop_carrying();
     wait_for_sends_everywhere(gone);
     proxy_->stop();
+    // Nobody carries messages to other ranks from here on: sends to them, and host messages parked for
+    // them, end as unreachable, so the runtime's own drain does not wait for them to its drain_timeout.
+    for (std::uint32_t r = 0; r < size_; ++r)
+      if (r != rank_) directory_->mark_rank_gone(r);
     report.local = runtime_->shutdown();
     for (std::uint32_t r = 0; r < size_; ++r)
       if (gone[r] || proxy_->gone(r)) report.gone_ranks.push_back(r);
@@ -269,6 +273,7 @@ public:
       s.dropped = c.dropped.load();
       s.unreachable = c.unreachable.load();
       s.abandoned = c.abandoned.load();
+      s.unsent = c.unsent.load();
       s.refusals_noticed = c.notices_sent.load();
       s.refused_remotely = c.refused_remotely.load();
       s.notices_relayed = c.notices_relayed.load();

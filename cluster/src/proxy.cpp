@@ -74,15 +74,8 @@ void mpi_proxy::loop() {
       moved = drain_refusals() || moved;
       moved = relay(arrivals_, counters_.relayed) || moved;
       moved = relay(notice_arrivals_, counters_.notices_relayed) || moved;
-    } else if (stalled_ || stalled_refusal_ || !arrivals_.empty() || !notice_arrivals_.empty()) {
-      // shutting down: what is held is dropped, and counted
-      counters_.dropped.fetch_add(arrivals_.size() + notice_arrivals_.size() + (stalled_ ? 1 : 0) +
-                                  (stalled_refusal_ ? 1 : 0));
-      arrivals_.clear();
-      notice_arrivals_.clear();
-      stalled_.reset();
-      stalled_refusal_.reset();
-      moved = true;
+    } else {
+      moved = drop_held() || moved;
     }
     if (arrivals_.empty()) moved = take_batch() || moved;
     if (notice_arrivals_.empty()) moved = take_notices() || moved;
@@ -102,6 +95,27 @@ void mpi_proxy::loop() {
     }
     abandon(p.heartbeat, {});
   }
+}
+
+bool mpi_proxy::drop_held() {
+  // Arrivals and notices: dropped. Messages taken from the outbound ring that never went (the one waiting
+  // for its rank's sends, batches being filled meanwhile): unsent.
+  const std::uint64_t dropped = arrivals_.size() + notice_arrivals_.size() + (stalled_refusal_ ? 1 : 0);
+  std::uint64_t unsent = stalled_ ? 1 : 0;
+  arrivals_.clear();
+  notice_arrivals_.clear();
+  stalled_.reset();
+  stalled_refusal_.reset();
+  std::uint64_t notices = 0;
+  for (peer& p : peers_) {
+    unsent += p.messages.building.count();
+    notices += p.notices.building.count();
+    (void)p.messages.building.take();
+    (void)p.notices.building.take();
+  }
+  counters_.dropped.fetch_add(dropped + notices);
+  counters_.unsent.fetch_add(unsent);
+  return dropped + notices + unsent != 0;
 }
 
 bool mpi_proxy::complete_sends() {
@@ -151,8 +165,7 @@ bool mpi_proxy::drain_outbound() {
       stalled_ = std::move(m);      // its rank has max_in_flight batches unfinished: stop draining
       return moved;
     }
-    counters_.sent.fetch_add(1);
-    sent_to_[to->rank].fetch_add(1);
+    sent_to_[to->rank].fetch_add(1); // counted in `sent` when its batch goes (flush)
     moved = true;
   }
   for (std::uint32_t r = 0; r < peers_.size(); ++r)
@@ -176,11 +189,18 @@ bool mpi_proxy::flush(std::uint32_t r, channel& c, int tag) {
   in_flight_batch b;
   b.messages = c.building.count();
   b.bytes = c.building.take();
-  const int rc = MPI_Isend(b.bytes.data(), static_cast<int>(b.bytes.size()), MPI_BYTE, static_cast<int>(r),
-                           tag, comm_, &b.request);
+  // Synchronous mode: the send completes only once the receiving proxy took the batch (its MPI_Recv
+  // matched it). A standard-mode send of a small batch completes as soon as MPI copied it out (eager
+  // protocol), so max_in_flight would bound nothing: a slow receiver's MPI would queue every batch the
+  // sender can make (and its probes slow down with the length of that queue).
+  const int rc = MPI_Issend(b.bytes.data(), static_cast<int>(b.bytes.size()), MPI_BYTE, static_cast<int>(r),
+                            tag, comm_, &b.request);
   c.in_flight.push_back(std::move(b)); // the vector's buffer does not move with it
   if (rc != MPI_SUCCESS) declare_gone(r, clock::now() - peers_[r].last_heard); // cancels, counts abandoned
-  counters_.sent_batches.fetch_add(1);
+  if (tag == batch_tag) {
+    counters_.sent.fetch_add(b.messages);
+    counters_.sent_batches.fetch_add(1);
+  }
   return true;
 }
 

@@ -3,10 +3,11 @@
 // MPI point-to-point messages on its own communicator, and watches whether the other ranks are alive.
 //
 // Departures: it drains the runtime's outbound ring, maps each message's remote entry to (rank, actor),
-// and appends it to that rank's batch; a batch goes out (MPI_Isend) when the next message would not fit
+// and appends it to that rank's batch; a batch goes out (MPI_Issend) when the next message would not fit
 // in batch_bytes, or when the ring has nothing more. At most max_batches_in_flight unfinished sends per
 // rank: when the oldest outbound message is for a rank at that limit, the proxy holds it and stops
-// draining (the ring fills; senders see it).
+// draining (the ring fills; senders see it). Sends are synchronous-mode, so "unfinished" means "not yet
+// taken by the receiving proxy": a slow receiver holds at most that many batches per sender in MPI.
 // Arrivals: when it holds no earlier arrivals, it takes one batch (MPI_Iprobe, MPI_Recv), turns each
 // sender into its remote entry here, and hands the messages to the gateway in order (remote::relay); a
 // full ingress ring keeps the rest until there is room, and no new batch is taken meanwhile.
@@ -23,8 +24,8 @@
 // them end as status::unreachable on the device), the audit log gets a rank_unreachable record, what the
 // proxy holds for it is counted as unreachable, and its unfinished MPI sends are cancelled (counted as
 // abandoned: they may or may not have reached it before it failed).
-// Shutdown: stop_carrying() makes it drop (and count) what it still holds or receives while its own
-// sends finish; stop() ends the thread. Counters are atomics any thread may read.
+// Shutdown: stop_carrying() makes it drop (and count) what it still holds (batches it was filling too) or
+// receives while its own sends finish; stop() ends the thread. Counters are atomics any thread may read.
 
 #include "directory.hpp"
 #include "wire.hpp"
@@ -58,6 +59,7 @@ struct proxy_counters {
   std::atomic<std::uint64_t> dropped{0};     //!< held or arriving after stop_carrying(), or from a gone rank
   std::atomic<std::uint64_t> unreachable{0}; //!< for a gone rank, never handed to MPI
   std::atomic<std::uint64_t> abandoned{0};   //!< in MPI sends to a gone rank that were cancelled
+  std::atomic<std::uint64_t> unsent{0};      //!< taken from the outbound ring, never handed to MPI (shutdown)
   std::atomic<std::uint64_t> holding{0};     //!< messages and batches inside the proxy now (0: it holds none)
   std::atomic<std::uint64_t> notices_sent{0};     //!< refusals of this rank's gateway sent back to senders
   std::atomic<std::uint64_t> refused_remotely{0}; //!< notices that came back about this rank's sends
@@ -114,6 +116,9 @@ private:
   };
 
   void loop();
+  //! After stop_carrying(): drops (and counts) the arrivals, notices and stalled messages it holds and the
+  //! batches it was filling; returns whether there were any.
+  bool drop_held();
   bool complete_sends();
   bool drain_outbound();
   //! Sends the batch `c` of rank `r` is filling, if it has one and may; returns whether it went (or

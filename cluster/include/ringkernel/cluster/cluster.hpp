@@ -75,8 +75,8 @@ struct cluster_options {
   //! The most bytes one MPI message (a batch) carries; a batch also goes out as soon as the outbound
   //! ring has nothing more for it. At least one outbound slot; at most 64 MiB.
   std::uint32_t batch_bytes = 64 * 1024;
-  //! Batches to one rank that MPI has not finished sending, beyond which the proxy stops draining the
-  //! outbound ring (backpressure). 1 .. 1024.
+  //! Batches to one rank that its proxy has not taken yet (synchronous-mode MPI sends not finished),
+  //! beyond which this rank's proxy stops draining the outbound ring (backpressure). 1 .. 1024.
   std::uint32_t max_batches_in_flight = 8;
   //! How long shutdown() waits for the cluster to fall quiet (no message anywhere: in a mailbox, a
   //! handler, an outbound ring, a proxy or MPI) before it stops every rank anyway and reports it.
@@ -90,18 +90,26 @@ struct cluster_options {
 };
 
 //! What this rank's proxy carried. Sums over ranks balance once shutdown() drained: every message one
-//! rank sent another was relayed there (sent == relayed cluster-wide).
+//! rank sent another was relayed there (sent == relayed cluster-wide). After a shutdown that gave up
+//! waiting (drain_timeout) among live ranks, every message handed to MPI ended in one of relayed,
+//! dropped or refused at its destination (sent == relayed + dropped + refused cluster-wide, when no
+//! refusal notices were dropped), and those taken from the outbound ring that never went are `unsent`.
 struct cluster_stats {
-  std::uint64_t sent = 0;         //!< messages taken from the outbound ring and handed to MPI
+  std::uint64_t sent = 0;         //!< messages taken from the outbound ring and handed to MPI (in a batch)
   std::uint64_t sent_batches = 0; //!< MPI messages they went in
   std::uint64_t received = 0;     //!< messages that arrived from other ranks
   std::uint64_t received_batches = 0;
   std::uint64_t relayed = 0;     //!< of those, handed to this rank's gateway
   std::uint64_t relay_waits = 0; //!< times the gateway was full and the proxy held messages back
   std::uint64_t refused = 0;     //!< arrivals this rank could not take (unknown tenant, table full)
-  std::uint64_t dropped = 0; //!< arrivals not relayed: after shutdown gave up on them, or from a gone rank
-  std::uint64_t unreachable = 0;    //!< outbound messages for a gone rank, never handed to MPI
-  std::uint64_t abandoned = 0;      //!< in MPI sends to a rank when it was declared gone (cancelled)
+  //! Arrivals (messages and refusal notices) not relayed: after shutdown gave up on them, or from a gone
+  //! rank; and refusal notices this rank had not sent when shutdown gave up.
+  std::uint64_t dropped = 0;
+  std::uint64_t unreachable = 0; //!< outbound messages for a gone rank, never handed to MPI
+  std::uint64_t abandoned = 0;   //!< in MPI sends to a rank when it was declared gone (cancelled)
+  //! Taken from the outbound ring but never handed to MPI: waiting for room in a batch or for the
+  //! destination's sends to finish when shutdown() gave up (drain_timeout) and stopped carrying.
+  std::uint64_t unsent = 0;
   std::uint64_t remote_entries = 0; //!< remote entries in this rank's routing table
   //! Refusal notices (refusal_notice.cuh): messages from other ranks this rank's gateway refused and the
   //! proxy reported back to their senders' ranks; reports that came back about this rank's sends (each

@@ -1,0 +1,247 @@
+// rk::cluster at the edges of its options and under overload, on the CPU backend, run by ctest under
+// mpiexec (2 and 4 ranks). Every rank runs every test in the same order; each test is collective.
+// What is checked: the smallest buffers the options allow still move every message once and in order
+// (backpressure, never loss); a receiver that takes nothing holds its senders back within the batches
+// in flight (nothing piles up in MPI); a message one byte too large for the outbound slot is refused on the
+// sending rank, by the host and by a handler; a shutdown whose drain timeout is shorter than the traffic
+// still returns on every rank and accounts for what it cut off.
+
+#include "cluster_test_options.hpp"
+
+#include <ringkernel/cluster/cluster.hpp>
+
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using rk::actor_index;
+using rk::global_address;
+using rk::status;
+using rk_cluster_cases::mailbox;
+using rk_cluster_cases::name_of;
+
+constexpr std::uint32_t msg_sequence = 1;
+constexpr std::uint32_t msg_kick = 2;
+constexpr std::uint32_t msg_verdict = 3;
+
+struct numbered {
+  std::uint64_t from_rank = 0;
+  std::uint64_t sequence = 0;
+};
+
+//! Counts messages per producing rank and the ones out of order (lost, duplicated or reordered).
+struct sequence_checker {
+  struct state {
+    std::uint64_t count = 0;
+    std::uint64_t violations = 0;
+    std::uint64_t next[8] = {};
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx&, state& s, const rk::message& m) {
+    const auto* p = m.as<numbered>();
+    if (m.type() != msg_sequence || p == nullptr || p->from_rank >= 8) {
+      ++s.violations;
+      return;
+    }
+    if (p->sequence != s.next[p->from_rank]) ++s.violations;
+    s.next[p->from_rank] = p->sequence + 1;
+    ++s.count;
+  }
+};
+
+//! On msg_kick {destination, bytes}: sends `bytes` bytes there and tells its host the verdict.
+struct sizer {
+  struct kick {
+    actor_index to = 0;
+    std::uint32_t bytes = 0;
+  };
+  struct state {};
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, state&, const rk::message& m) {
+    const auto* k = m.as<kick>();
+    if (m.type() != msg_kick || k == nullptr) return;
+    std::byte buffer[256] = {};
+    const std::uint32_t bytes = k->bytes <= sizeof(buffer) ? k->bytes : sizeof(buffer);
+    const status verdict = ctx.send(k->to, msg_sequence, rk::byte_view(buffer, bytes));
+    const auto code = static_cast<std::uint32_t>(verdict);
+    (void)ctx.send_host(msg_verdict, rk::as_bytes(code));
+  }
+};
+
+std::uint64_t sum_over_ranks(std::uint64_t mine) {
+  std::uint64_t all = 0;
+  MPI_Allreduce(&mine, &all, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+  return all;
+}
+
+//! The smallest outbound ring (2 slots of 128 bytes: 64-byte payloads), batches of one message, one batch
+//! in flight per rank, and a 2-slot mailbox at the receiver: every message still arrives once, in order.
+TEST(ClusterLimits, TheSmallestBuffersStillMoveEveryMessageOnceAndInOrder) {
+  rk::cluster_options o = rk_cluster_cases::small_rank_options();
+  o.outbound = {2, 128};
+  o.batch_bytes = 8 + 128; // the batch header and one message with a full 64-byte payload
+  o.max_batches_in_flight = 1;
+  o.runtime.host_ring = {2, 128};
+  rk::cluster c(o);
+  const global_address checker = c.spawn<sequence_checker>(name_of("checker", c.rank()), mailbox(2));
+  c.start();
+  const global_address next = c.find(name_of("checker", (c.rank() + 1) % c.size()));
+  const actor_index to = c.address_of(next);
+  constexpr std::uint64_t messages = 5'000;
+  for (std::uint64_t i = 0; i < messages; ++i) {
+    const numbered n{c.rank(), i};
+    ASSERT_EQ(c.local().send_blocking(to, msg_sequence, rk::as_bytes(n), 60s), status::enqueued) << i;
+  }
+  const rk::cluster_report report = c.shutdown();
+  EXPECT_TRUE(report.drained);
+  EXPECT_EQ(report.in_flight, 0u);
+  const sequence_checker::state s = c.local().state<sequence_checker>(checker.actor);
+  EXPECT_EQ(s.violations, 0u);
+  EXPECT_EQ(s.count, messages);
+  const rk::cluster_stats st = c.stats();
+  const std::uint64_t sent = sum_over_ranks(st.sent);
+  const std::uint64_t relayed = sum_over_ranks(st.relayed);
+  const std::uint64_t batches = sum_over_ranks(st.sent_batches);
+  EXPECT_EQ(sent, relayed);
+  if (c.size() > 1) {
+    EXPECT_EQ(sent, messages * c.size());
+    EXPECT_EQ(batches, sent) << "a batch holds one message at this batch_bytes";
+  }
+  EXPECT_EQ(sum_over_ranks(st.dropped + st.refused + st.unreachable + st.abandoned), 0u);
+}
+
+//! A receiver that takes nothing (its actor paused) holds its senders back: what a rank hands to MPI for
+//! it stays within what the receiving rank holds (mailbox, its gateway's per-destination credit, the
+//! batch its proxy holds) plus max_batches_in_flight + 1 batches; host sends then time out instead of
+//! piling up in MPI. Resumed, the receiver gets every message that was enqueued, once and in order.
+TEST(ClusterLimits, APausedReceiverHoldsItsSendersBackWithinTheBatchesInFlight) {
+  constexpr std::uint32_t mailbox_slots = 8;
+  constexpr std::uint32_t per_destination = 8;
+  constexpr std::uint32_t batch_messages = 4;
+  constexpr std::uint32_t batches_in_flight = 2;
+  rk::cluster_options o = rk_cluster_cases::small_rank_options();
+  o.outbound = {4, 128};
+  o.batch_bytes = 8 + batch_messages * (64 + sizeof(numbered)); // four numbered messages a batch
+  o.max_batches_in_flight = batches_in_flight;
+  o.runtime.host_parking_per_destination = per_destination;
+  rk::cluster c(o);
+  const global_address checker =
+      c.spawn<sequence_checker>(name_of("checker", c.rank()), mailbox(mailbox_slots));
+  c.start();
+  ASSERT_TRUE(c.local().pause_actor(checker.actor, 10s));
+  MPI_Barrier(MPI_COMM_WORLD); // every receiver is paused before anyone sends
+  const actor_index to = c.address_of(c.find(name_of("checker", (c.rank() + 1) % c.size())));
+  std::uint64_t enqueued = 0;
+  for (std::uint64_t i = 0; i < 2'000; ++i) {
+    const numbered n{c.rank(), i};
+    const status s = c.local().send_blocking(to, msg_sequence, rk::as_bytes(n), 300ms);
+    if (s != status::enqueued) {
+      EXPECT_EQ(s, status::timed_out);
+      break;
+    }
+    ++enqueued;
+  }
+  const std::uint64_t handed_to_mpi = c.stats().sent;
+  MPI_Barrier(MPI_COMM_WORLD);
+  c.local().resume_actor(checker.actor);
+  if (c.size() > 1) {
+    EXPECT_LT(enqueued, 2'000u) << "the senders were never held back";
+    EXPECT_LE(handed_to_mpi, mailbox_slots + per_destination + batch_messages * (batches_in_flight + 2))
+        << "a paused receiver let its sender hand MPI more than the batches in flight";
+  }
+  const rk::cluster_report report = c.shutdown();
+  EXPECT_TRUE(report.drained);
+  const sequence_checker::state s = c.local().state<sequence_checker>(checker.actor);
+  EXPECT_EQ(s.violations, 0u);
+  EXPECT_EQ(sum_over_ranks(s.count), sum_over_ranks(enqueued)) << "every enqueued message arrived";
+}
+
+//! A payload one byte over the outbound slot's capacity is refused on the sending rank (too_large), by
+//! the host and by a handler; one at the capacity goes through.
+TEST(ClusterLimits, APayloadOneByteOverTheOutboundSlotIsRefusedOnTheSendingRank) {
+  rk::cluster_options o = rk_cluster_cases::small_rank_options();
+  o.outbound = {8, 128}; // 64-byte payloads
+  rk::cluster c(o);
+  const global_address checker = c.spawn<sequence_checker>(name_of("checker", c.rank()), mailbox(16));
+  const global_address sender = c.spawn<sizer>(name_of("sizer", c.rank()), mailbox(16));
+  c.start();
+  if (c.size() > 1) {
+    const actor_index far = c.address_of(c.find(name_of("checker", (c.rank() + 1) % c.size())));
+    std::byte bytes[65] = {};
+    EXPECT_EQ(c.local().send_wait(far, msg_sequence, rk::byte_view(bytes, 65), 10s), status::too_large);
+    for (const std::uint32_t size : {64u, 65u, 256u}) {
+      const sizer::kick k{far, size};
+      ASSERT_EQ(c.local().send_wait(sender.actor, msg_kick, rk::as_bytes(k), 10s), status::delivered);
+      const auto verdict = c.receive(20s);
+      ASSERT_TRUE(verdict.has_value());
+      EXPECT_EQ(verdict->type(), msg_verdict);
+      EXPECT_EQ(static_cast<status>(verdict->as<std::uint32_t>()),
+                size <= 64 ? status::delivered : status::too_large)
+          << size;
+    }
+  }
+  EXPECT_TRUE(c.shutdown().drained);
+  const sequence_checker::state s = c.local().state<sequence_checker>(checker.actor);
+  EXPECT_EQ(s.count + s.violations, c.size() > 1 ? 1u : 0u) << "only the 64-byte send arrived";
+  EXPECT_EQ(sum_over_ranks(c.stats().sent), c.size() > 1 ? c.size() : 0u);
+}
+
+//! Receivers paused with full mailboxes and a 1 ms drain timeout: shutdown() gives up waiting, returns
+//! promptly on every rank, and accounts for every message handed to MPI (relayed, dropped or refused).
+TEST(ClusterLimits, AShutdownThatCutsTrafficOffReturnsAndAccountsForEveryMessage) {
+  rk::cluster_options o = rk_cluster_cases::small_rank_options();
+  o.outbound = {4, 128};
+  o.batch_bytes = 8 + 128;
+  o.max_batches_in_flight = 1;
+  o.drain_timeout = 1ms;
+  rk::cluster c(o);
+  const global_address checker = c.spawn<sequence_checker>(name_of("checker", c.rank()), mailbox(2));
+  c.start();
+  // Paused receivers: the cluster cannot fall quiet, so shutdown() has to give up on it.
+  ASSERT_TRUE(c.local().pause_actor(checker.actor, 10s));
+  MPI_Barrier(MPI_COMM_WORLD);
+  const actor_index to = c.address_of(c.find(name_of("checker", (c.rank() + 1) % c.size())));
+  constexpr std::uint64_t messages = 2'000;
+  std::uint64_t enqueued = 0;
+  for (std::uint64_t i = 0; i < messages; ++i) {
+    const numbered n{c.rank(), i};
+    if (c.local().send(to, msg_sequence, rk::as_bytes(n)) == status::enqueued) ++enqueued;
+  }
+  const auto begin = std::chrono::steady_clock::now();
+  const rk::cluster_report report = c.shutdown();
+  // Neither the runtime's own drain (5 s: messages parked for other ranks end as unreachable once the
+  // proxy stopped) nor the wait for unfinished sends (batches the proxy was filling are let go of).
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, 4s);
+  const sequence_checker::state s = c.local().state<sequence_checker>(checker.actor);
+  EXPECT_EQ(s.violations, 0u) << "what arrived arrived once and in order";
+  if (c.size() > 1) {
+    EXPECT_FALSE(report.drained);
+  }
+  EXPECT_TRUE(report.gone_ranks.empty());
+  const rk::cluster_stats st = c.stats();
+  // Every message handed to MPI was taken by its receiving proxy before the proxies stopped, and ended
+  // relayed, dropped or refused there (no refusal notices in this test).
+  EXPECT_EQ(sum_over_ranks(st.sent), sum_over_ranks(st.relayed + st.dropped + st.refused));
+  EXPECT_EQ(sum_over_ranks(st.abandoned + st.unreachable), 0u);
+  EXPECT_EQ(sum_over_ranks(st.refusals_noticed), 0u);
+  // The receiver handled at most what was relayed to it.
+  EXPECT_LE(s.count, st.relayed);
+  EXPECT_LE(s.count, sum_over_ranks(enqueued));
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
+  ::testing::InitGoogleTest(&argc, argv);
+  const int result = RUN_ALL_TESTS();
+  MPI_Finalize();
+  return result;
+}
