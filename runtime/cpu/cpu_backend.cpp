@@ -284,8 +284,9 @@ private:
   //! One step of actor `a` on this thread, with the watchdog's words around it. A handler fault is
   //! contained (listed, then the actor marked faulted); a failure of the runtime itself (e.g. out of
   //! memory) faults the whole runtime and comes back as `released`: the actor is not served again.
+  //! One cpu_serve step of `a`, its exceptions and faults contained. `clock`: as for cpu_serve_one.
   serve_result serve_guarded(std::uint32_t worker, worker_status& me, const served_actor& a,
-                             std::uint64_t& polls) {
+                             std::uint64_t& polls, std::uint64_t& clock) {
     std::string failure;
     serve_result served = serve_result::idle;
     handler_fault fault;
@@ -293,10 +294,12 @@ private:
     store_pcie(me.busy_actor, a.actor + 1);
     store_pcie(me.heartbeat, ++polls); // a call that never returns leaves it standing (watchdog)
     try {
-      served = a.ops->cpu_serve(sys_, a.actor, a.state, fault, me);
+      served = a.ops->cpu_serve(sys_, a.actor, a.state, fault, me, clock);
     } catch (const std::exception& e) {
+      clock = 0;
       failure = e.what();
     } catch (...) {
+      clock = 0;
       failure = "unknown exception";
     }
     store_pcie(me.busy_actor, 0u);
@@ -335,7 +338,8 @@ private:
       bool handled_any = false;
       if (!between_messages(me, grace_seen, paused)) {
         for (std::size_t i = 0; i < work.size();) {
-          const serve_result served = serve_guarded(worker, me, work[i], polls);
+          std::uint64_t clock = 0; // each of a dedicated worker's actors gets one message a pass
+          const serve_result served = serve_guarded(worker, me, work[i], polls, clock);
           handled_any |= served == serve_result::worked || served == serve_result::faulted;
           if (served == serve_result::released) {
             work.erase(work.begin() + static_cast<std::ptrdiff_t>(i)); // never touched again
@@ -405,10 +409,11 @@ private:
       a.state = sys_.routes[slot_of(sys_, a.actor)].state;
       std::uint32_t handled = 0;
       serve_result served = serve_result::worked;
+      std::uint64_t clock = 0; // carried from call to call within the turn (cpu_serve_one)
       // Terminate is checked between messages: after shutdown gave up on a stuck call, the runtime may
       // have destroyed the handler tables this thread would read for the next message.
       while (handled < turn_limit && !terminate_requested(sys_)) {
-        served = serve_guarded(worker, me, a, polls);
+        served = serve_guarded(worker, me, a, polls, clock);
         if (served != serve_result::worked && served != serve_result::faulted) break;
         ++handled;
       }

@@ -97,7 +97,9 @@ struct actor_stats {
   std::uint32_t fault_code = 0;   //!< the code passed to ctx.fault, if it faulted
   std::string handler{};          //!< its handler type's name (empty for an alias)
   std::uint64_t tenant = 0;       //!< the tenant it belongs to
-  std::uint64_t handler_ns = 0;   //!< time spent in its handler calls (the device clock on CUDA)
+  //! Time spent in its handler calls (the device clock on CUDA; on the CPU backend a call that follows
+  //! another in the same turn is timed from that call's end: docs/observability.md).
+  std::uint64_t handler_ns = 0;
   //! Its handler calls by running time: bucket k counts the calls that took at most
   //! handler_time_bucket_bound_ns(k) and more than the bound of bucket k - 1.
   std::array<std::uint64_t, handler_time_bucket_count> handler_time{};

@@ -18,7 +18,8 @@ struct actor_type_ops {
   std::size_t state_align = 1;
   std::uint32_t threads_per_worker = 1;
   //! CPU backend step (see cpu_serve_one).
-  serve_result (*cpu_serve)(const system_view&, actor_index, void*, handler_fault&, worker_status&) = nullptr;
+  serve_result (*cpu_serve)(const system_view&, actor_index, void*, handler_fault&, worker_status&,
+                            std::uint64_t&) = nullptr;
   //! Host stubs of rk::actor_kernel<H> (dedicated workers) and rk::scheduled_actor_kernel<H>; null when
   //! the spawning translation unit was not compiled by nvcc.
   const void* cuda_kernel = nullptr;
