@@ -181,9 +181,6 @@ inline std::string cpu_description() {
          " hardware threads)";
 }
 
-//! Bytes the C heap has handed out and not yet taken back (glibc mallinfo2: arenas + mmapped chunks), or
-//! 0 where that is unknown. Unlike the resident set it falls when memory is freed, so deltas taken around
-//! one runtime's lifetime stay meaningful across several runtimes in one process.
 //! The time one cache line takes to go from CPU `first` to `second` and back (two threads bouncing an
 //! atomic, `rounds` times), in ns; 0 when the process may not run on both. On a VM this moves: the
 //! hypervisor may place the two vCPUs on one core complex (tens of ns) or far apart (hundreds), for seconds
@@ -242,6 +239,9 @@ inline double cross_cpu_round_trip_ns(int first = -1, int second = -1, int round
 #endif
 }
 
+//! Bytes the C heap has handed out and not yet taken back (glibc mallinfo2: arenas + mmapped chunks), or
+//! 0 where that is unknown. Unlike the resident set it falls when memory is freed, so deltas taken around
+//! one runtime's lifetime stay meaningful across several runtimes in one process.
 inline std::uint64_t heap_bytes_in_use() {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
   const struct mallinfo2 m = mallinfo2();

@@ -100,22 +100,21 @@ void mpi_proxy::loop() {
 bool mpi_proxy::drop_held() {
   // Arrivals and notices: dropped. Messages taken from the outbound ring that never went (the one waiting
   // for its rank's sends, batches being filled meanwhile): unsent.
-  const std::uint64_t dropped = arrivals_.size() + notice_arrivals_.size() + (stalled_refusal_ ? 1 : 0);
+  std::uint64_t dropped = arrivals_.size() + notice_arrivals_.size() + (stalled_refusal_ ? 1 : 0);
   std::uint64_t unsent = stalled_ ? 1 : 0;
   arrivals_.clear();
   notice_arrivals_.clear();
   stalled_.reset();
   stalled_refusal_.reset();
-  std::uint64_t notices = 0;
   for (peer& p : peers_) {
     unsent += p.messages.building.count();
-    notices += p.notices.building.count();
+    dropped += p.notices.building.count();
     (void)p.messages.building.take();
     (void)p.notices.building.take();
   }
-  counters_.dropped.fetch_add(dropped + notices);
+  counters_.dropped.fetch_add(dropped);
   counters_.unsent.fetch_add(unsent);
-  return dropped + notices + unsent != 0;
+  return dropped + unsent != 0;
 }
 
 bool mpi_proxy::complete_sends() {

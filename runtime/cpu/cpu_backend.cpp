@@ -284,7 +284,7 @@ private:
   //! One step of actor `a` on this thread, with the watchdog's words around it. A handler fault is
   //! contained (listed, then the actor marked faulted); a failure of the runtime itself (e.g. out of
   //! memory) faults the whole runtime and comes back as `released`: the actor is not served again.
-  //! One cpu_serve step of `a`, its exceptions and faults contained. `clock`: as for cpu_serve_one.
+  //! `clock`: as for cpu_serve_one (a `released` step ends the turn, so a stale one is never reused).
   serve_result serve_guarded(std::uint32_t worker, worker_status& me, const served_actor& a,
                              std::uint64_t& polls, std::uint64_t& clock) {
     std::string failure;
@@ -296,10 +296,8 @@ private:
     try {
       served = a.ops->cpu_serve(sys_, a.actor, a.state, fault, me, clock);
     } catch (const std::exception& e) {
-      clock = 0;
       failure = e.what();
     } catch (...) {
-      clock = 0;
       failure = "unknown exception";
     }
     store_pcie(me.busy_actor, 0u);

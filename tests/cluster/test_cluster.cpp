@@ -26,16 +26,14 @@ using rk::status;
 using rk_cases::echo;
 using rk_cluster_cases::mailbox;
 using rk_cluster_cases::name_of;
+using rk_cluster_cases::sequence_checker;
 
 constexpr std::uint32_t msg_ping = 1;
 constexpr std::uint32_t msg_token = 2;
 constexpr std::uint32_t msg_set_next = 3;
 constexpr std::uint32_t msg_sequence = 4;
 
-struct ping {
-  std::uint64_t from_rank = 0;
-  std::uint64_t sequence = 0;
-};
+using ping = rk_cluster_cases::numbered;
 
 //! A stage of a ring that spans the ranks: msg_set_next tells it its successor (an id on this rank: the
 //! next stage itself or its remote entry); a token with hops left goes on, one with none goes to the host.
@@ -63,26 +61,6 @@ struct stage {
     } else {
       ++s.failed;
     }
-  }
-};
-
-//! Checks that each producing rank's messages arrive once each, in order.
-struct sequence_checker {
-  struct state {
-    std::uint64_t count = 0;
-    std::uint64_t violations = 0;
-    std::uint64_t next[64] = {};
-  };
-  template <class Ctx>
-  RK_HOST_DEVICE void operator()(Ctx&, state& s, const rk::message& m) {
-    const auto* p = m.as<ping>();
-    if (p == nullptr || p->from_rank >= 64) {
-      ++s.violations;
-      return;
-    }
-    if (p->sequence != s.next[p->from_rank]) ++s.violations;
-    s.next[p->from_rank] = p->sequence + 1;
-    ++s.count;
   }
 };
 

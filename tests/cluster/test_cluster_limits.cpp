@@ -25,35 +25,12 @@ using rk::global_address;
 using rk::status;
 using rk_cluster_cases::mailbox;
 using rk_cluster_cases::name_of;
+using rk_cluster_cases::numbered;
+using rk_cluster_cases::sequence_checker;
 
 constexpr std::uint32_t msg_sequence = 1;
 constexpr std::uint32_t msg_kick = 2;
 constexpr std::uint32_t msg_verdict = 3;
-
-struct numbered {
-  std::uint64_t from_rank = 0;
-  std::uint64_t sequence = 0;
-};
-
-//! Counts messages per producing rank and the ones out of order (lost, duplicated or reordered).
-struct sequence_checker {
-  struct state {
-    std::uint64_t count = 0;
-    std::uint64_t violations = 0;
-    std::uint64_t next[8] = {};
-  };
-  template <class Ctx>
-  RK_HOST_DEVICE void operator()(Ctx&, state& s, const rk::message& m) {
-    const auto* p = m.as<numbered>();
-    if (m.type() != msg_sequence || p == nullptr || p->from_rank >= 8) {
-      ++s.violations;
-      return;
-    }
-    if (p->sequence != s.next[p->from_rank]) ++s.violations;
-    s.next[p->from_rank] = p->sequence + 1;
-    ++s.count;
-  }
-};
 
 //! On msg_kick {destination, bytes}: sends `bytes` bytes there and tells its host the verdict.
 struct sizer {
