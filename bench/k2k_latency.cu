@@ -4,7 +4,9 @@
 // (%globaltimer on the device) into the payload right before ctx.send(); the receiver's handler reads the
 // clock first thing and stores (now - sent) for that hop into a sample buffer whose pointer is in its state
 // (cudaMalloc'ed for the CUDA backend). So a sample covers deliver() (route check, claim, write, publish),
-// the receiver's poll and wake-up, the HLC merge and the handler dispatch.
+// the receiver's poll and wake-up, the HLC merge and the handler dispatch. The sender also records how long
+// its ctx.send() call took (clock read after it returned), which splits a hop into the sending side
+// (routing, checks, claim, write, publish, wake) and the rest (the receiver finding and starting it).
 // Baselines in the same run, on the same clock and the same 64-byte message in device memory:
 //   - launch + sync chain: one kernel per hop, cudaStreamSynchronize after each; kernel k stamps the clock
 //     on entry and subtracts the stamp kernel k-1 wrote on exit (host sync + next launch);
@@ -45,10 +47,11 @@ static_assert(sizeof(hop_payload) == 64);
 struct hop_bouncer {
   static constexpr const char* name = "hop_bouncer";
   struct state {
-    std::uint32_t peer = 0;           // actor id (ids are std::uint32_t)
-    std::uint64_t* samples = nullptr; //!< samples[k - 1]: latency of hop k in ns (device memory on CUDA)
-    std::uint64_t capacity = 0;       //!< entries in `samples`
-    std::uint64_t failed = 0;         //!< sends the runtime refused (the chain then stops)
+    std::uint32_t peer = 0;              // actor id (ids are std::uint32_t)
+    std::uint64_t* samples = nullptr;    //!< samples[k - 1]: latency of hop k in ns (device memory on CUDA)
+    std::uint64_t* send_calls = nullptr; //!< send_calls[k - 1]: how long hop k's ctx.send() took, in ns
+    std::uint64_t capacity = 0;          //!< entries in `samples`
+    std::uint64_t failed = 0;            //!< sends the runtime refused (the chain then stops)
   };
   template <class Ctx>
   RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message& m) {
@@ -63,7 +66,9 @@ struct hop_bouncer {
     }
     out.hop = in->hop + 1;
     out.sent_ns = rk::physical_clock_ns();
-    if (ctx.send(s.peer, msg_hop, rk::as_bytes(out)) != rk::status::delivered) {
+    const rk::status sent = ctx.send(s.peer, msg_hop, rk::as_bytes(out));
+    if (out.hop <= s.capacity) s.send_calls[out.hop - 1] = rk::physical_clock_ns() - out.sent_ns;
+    if (sent != rk::status::delivered) {
       ++s.failed;
       (void)ctx.send_host(msg_failed, rk::as_bytes(out));
     }
@@ -84,6 +89,7 @@ struct method_result {
   std::string name; //!< table name
   rk::bench::latency_summary latency;
   double host_timed_mean_ns = 0;
+  std::optional<rk::bench::latency_summary> send_call; //!< ringkernel: the sender's ctx.send() alone
 };
 
 //! Where the ringkernel side keeps its samples: device memory (CUDA) or host memory (CPU backend).
@@ -155,27 +161,30 @@ double run_chain(rk::runtime& rt, std::uint32_t first, std::uint64_t hops) {
 method_result measure_ringkernel(const settings& cfg) {
   const std::uint64_t capacity = std::max(cfg.hops, cfg.warmup_hops);
   sample_store samples(cfg.backend, capacity);
+  sample_store send_calls(cfg.backend, capacity);
   rk::runtime_options options;
   options.running_arena_bytes = 0; // nothing is spawned after start(): keep memory figures per actor
   options.backend = cfg.backend == target::cuda ? rk::backend::cuda : rk::backend::cpu;
   options.announce_backend = false;
   options.device_idle_sleep_max_ns = cfg.idle_sleep_ns;
   rk::runtime rt(options);
-  const auto a =
-      rt.spawn<hop_bouncer>("A", {}, hop_bouncer::state{1, samples.handler_pointer(), capacity, 0});
-  const auto b =
-      rt.spawn<hop_bouncer>("B", {}, hop_bouncer::state{a, samples.handler_pointer(), capacity, 0});
+  const auto a = rt.spawn<hop_bouncer>(
+      "A", {}, {1, samples.handler_pointer(), send_calls.handler_pointer(), capacity, 0});
+  const auto b = rt.spawn<hop_bouncer>(
+      "B", {}, {a, samples.handler_pointer(), send_calls.handler_pointer(), capacity, 0});
   if (a != 0 || b != 1) throw rk::error("k2k_latency: expected actor ids 0 and 1");
   rt.start();
 
   samples.clear();
   run_chain(rt, a, cfg.warmup_hops);
-  std::vector<std::vector<double>> repetitions;
+  std::vector<std::vector<double>> repetitions, send_repetitions;
   double wall_ns = 0;
   for (int r = 0; r < cfg.common.repetitions; ++r) {
     samples.clear();
+    send_calls.clear();
     wall_ns += run_chain(rt, a, cfg.hops);
     repetitions.push_back(samples.read(cfg.hops));
+    send_repetitions.push_back(send_calls.read(cfg.hops));
     if (repetitions.back().size() != cfg.hops)
       throw rk::error("k2k_latency: " + std::to_string(repetitions.back().size()) + " of " +
                       std::to_string(cfg.hops) + " hops recorded a sample");
@@ -185,8 +194,9 @@ method_result measure_ringkernel(const settings& cfg) {
   if (rt.state<hop_bouncer>(a).failed + rt.state<hop_bouncer>(b).failed != 0)
     throw rk::error("k2k_latency: K2K sends failed");
 
-  method_result m{"ringkernel_k2k", "ringkernel K2K (2 actors)", {}, 0};
+  method_result m{"ringkernel_k2k", "ringkernel K2K (2 actors)", {}, 0, std::nullopt};
   m.latency = rk::bench::summarize_repetitions(repetitions);
+  m.send_call = rk::bench::summarize_repetitions(send_repetitions);
   m.host_timed_mean_ns =
       wall_ns / static_cast<double>(cfg.hops * static_cast<std::uint64_t>(cfg.common.repetitions));
   return m;
@@ -296,8 +306,8 @@ std::vector<method_result> measure_baselines(const settings& cfg) {
   const std::uint64_t graph_kernels = ((cfg.hops + per_replay - 1) / per_replay) * cfg.graph_hops;
   chain_baseline chain(std::max({cfg.hops, cfg.warmup_hops, graph_kernels}) + 1);
 
-  method_result sync{"launch_sync_chain", "launch + sync chain", {}, 0};
-  method_result graph{"cuda_graph_chain", "CUDA Graph chain", {}, 0};
+  method_result sync{"launch_sync_chain", "launch + sync chain", {}, 0, std::nullopt};
+  method_result graph{"cuda_graph_chain", "CUDA Graph chain", {}, 0, std::nullopt};
   std::vector<std::vector<double>> sync_reps, graph_reps;
   double sync_ns = 0, graph_ns = 0;
   std::uint64_t graph_hops_total = 0;
@@ -329,12 +339,14 @@ void print(const settings& cfg, const std::string& machine, const std::string& h
   const method_result& ours = results.front();
   if (cfg.common.json) {
     std::vector<std::string> rows;
-    for (const auto& r : results)
-      rows.push_back(rk::bench::json_object()
-                         .text("method", r.key)
-                         .raw("latency_ns", rk::bench::latency_json(r.latency))
-                         .number("host_timed_mean_ns", r.host_timed_mean_ns, 1)
-                         .str());
+    for (const auto& r : results) {
+      rk::bench::json_object row;
+      row.text("method", r.key)
+          .raw("latency_ns", rk::bench::latency_json(r.latency))
+          .number("host_timed_mean_ns", r.host_timed_mean_ns, 1);
+      if (r.send_call) row.raw("send_call_ns", rk::bench::latency_json(*r.send_call));
+      rows.push_back(row.str());
+    }
     rk::bench::json_object speedup_median, speedup_p99;
     for (std::size_t i = 1; i < results.size(); ++i) {
       speedup_median.number(results[i].key, results[i].latency.pooled.median / ours.latency.pooled.median, 3);
@@ -384,6 +396,10 @@ void print(const settings& cfg, const std::string& machine, const std::string& h
     std::printf("%-28s %10.0f %10.0f %10.0f %10.0f %22s %16.0f\n", r.name.c_str(), r.latency.pooled.median,
                 r.latency.pooled.p99, r.latency.pooled.min, r.latency.pooled.max, spread,
                 r.host_timed_mean_ns);
+    if (r.send_call)
+      std::printf("%-28s %10.0f %10.0f %10.0f %10.0f\n", "  of which the ctx.send() call",
+                  r.send_call->pooled.median, r.send_call->pooled.p99, r.send_call->pooled.min,
+                  r.send_call->pooled.max);
   }
   if (gpu) {
     std::printf("speedup = baseline / ringkernel:");

@@ -4,6 +4,7 @@
 // runtime's device current for its calls (and restores the caller's afterwards): the runtime may be called
 // from any host thread, and a thread's current device is its own.
 
+#include "device_ledger.hpp"
 #include "pinned_arena.hpp"
 
 #include <ringkernel/runtime/cuda/check.hpp>
@@ -27,10 +28,6 @@ const void* gateway_kernel_address() noexcept;
 namespace {
 
 constexpr unsigned gateway_threads = 32;
-
-//! "Maximum number of resident grids per device" in the CUDA C++ Programming Guide's table of compute
-//! capabilities: 128 for every architecture this library builds for (sm_70 and later, Jetson aside).
-constexpr std::size_t max_resident_grids = 128;
 
 struct launched_kernel {
   cudaStream_t stream = nullptr;
@@ -88,6 +85,7 @@ public:
     on.check(device_);
     RK_CUDA_CHECK(cudaGetDeviceProperties(&props_, device_));
     RK_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
+    device_ledger::count_streams(device_, 1, false);
     // Device memory comes from a memory pool of this runtime's own, allocated and freed in stream order on
     // the copy stream: cudaMalloc and cudaFree synchronise with every stream of the device, so with another
     // runtime's persistent kernels running they would wait for ever. The pool keeps what it reserved
@@ -111,10 +109,16 @@ public:
   ~cuda_backend() override {
     const current_device on(device_);
     pinned_arena::backend_destroyed(); // the last one out gives the arena's cached blocks back
-    for (auto& k : launched_) RK_CUDA_WARN(cudaStreamDestroy(k.stream));
+    for (auto& k : launched_) {
+      RK_CUDA_WARN(cudaStreamDestroy(k.stream));
+      device_ledger::count_streams(device_, -1, true);
+    }
     if (copy_stream_ != nullptr) RK_CUDA_WARN(cudaStreamSynchronize(copy_stream_)); // its frees are done
     if (pool_ != nullptr) RK_CUDA_WARN(cudaMemPoolDestroy(pool_));
-    if (copy_stream_ != nullptr) RK_CUDA_WARN(cudaStreamDestroy(copy_stream_));
+    if (copy_stream_ != nullptr) {
+      RK_CUDA_WARN(cudaStreamDestroy(copy_stream_));
+      device_ledger::count_streams(device_, -1, false);
+    }
   }
 
   rk::backend kind() const noexcept override { return rk::backend::cuda; }
@@ -268,6 +272,7 @@ public:
       if (it->first_worker >= first_worker && it->first_worker + it->blocks <= first_worker + count) {
         // Its blocks exited; destroying the stream lets the grid finish and frees the stream afterwards.
         RK_CUDA_WARN(cudaStreamDestroy(it->stream));
+        device_ledger::count_streams(device_, -1, true);
         used_capacity_ -= it->demand;
         it = launched_.erase(it);
       } else {
@@ -334,7 +339,8 @@ private:
     std::string where;
     const worker_group* group; // null for the gateway
     std::uint32_t first_worker;
-    double demand = 0.0; // set by check_co_residency
+    double demand = 0.0;         // set by check_co_residency
+    std::size_t local_bytes = 0; // local memory per thread, set by check_co_residency
   };
 
   static planned plan_for(const worker_group& g) {
@@ -366,6 +372,7 @@ private:
   void start_kernel(const planned& p, void** args, const std::string& stream_name) {
     cudaStream_t stream = nullptr;
     RK_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    device_ledger::count_streams(device_, 1, true); // before the launch: see reserve_local_memory
     launched_.push_back({stream, p.where, p.first_worker, p.blocks, p.demand});
 #if defined(RK_ENABLE_NVTX) && RK_ENABLE_NVTX
     nvtxNameCudaStreamA(stream, stream_name.c_str());
@@ -414,19 +421,26 @@ private:
 
   //! Each kernel k can hold at most per_sm_k * SMs blocks; a mix fits when the fractions of that capacity
   //! add up to at most 1 (each kernel's binding resource is then shared proportionally). Returns the
-  //! fraction `plan` needs; throws (nothing launched) if it does not fit beside `already_used`. start()
-  //! also waits for every block to check in, which catches what this estimate cannot (other work).
+  //! fraction `plan` needs; throws (nothing launched) if it does not fit beside `already_used`, if it needs
+  //! more hardware queues than are free, or more local memory than can be reserved now (device_ledger.hpp).
+  //! start() also waits for every block to check in, which catches what this estimate cannot (other work).
   double check_co_residency(std::vector<planned>& plan, double already_used) {
-    // Kernels, not blocks: a device runs at most max_resident_grids grids at once, and a launch beyond
-    // that waits for one to finish, which a persistent kernel never does.
-    if (launched_.size() + plan.size() > max_resident_grids)
-      throw error("the GPU " + props_text(props_) + " runs at most " + std::to_string(max_resident_grids) +
-                  " kernels at once; " + std::to_string(launched_.size()) +
-                  " persistent kernels run (the gateway, one per scheduled handler type, one per batch of "
-                  "dedicated actors spawned after start) and this launch needs " +
-                  std::to_string(plan.size()) +
-                  " more. Spawn dedicated actors in batches (spawn_many), before start(), or as scheduled "
-                  "actors. Nothing was launched.");
+    // Streams, not blocks: each persistent kernel needs a hardware work queue of its own (device_ledger.hpp).
+    // The queues (at most 32) bind long before the 128 resident grids a device can run.
+    const int queues = device_ledger::hardware_queues();
+    const int streams = device_ledger::streams_on(device_);
+    if (streams + static_cast<int>(plan.size()) > queues)
+      throw error(
+          "the GPU " + props_text(props_) + " gives this process " + std::to_string(queues) +
+          " hardware work queues (CUDA_DEVICE_MAX_CONNECTIONS) and ringkernel runtimes hold " +
+          std::to_string(streams) +
+          " streams on it (a copy stream per runtime, one per persistent kernel: the gateway, one per "
+          "scheduled handler type, one per batch of dedicated actors spawned after start); this "
+          "launch needs " +
+          std::to_string(plan.size()) +
+          " more, and a persistent kernel on a shared queue would never start. Spawn dedicated actors "
+          "in batches (spawn_many), before start(), or as scheduled actors; set "
+          "CUDA_DEVICE_MAX_CONNECTIONS=32 (the most) if the program set fewer. Nothing was launched.");
     double demand = 0.0;
     std::ostringstream breakdown;
     for (planned& p : plan) {
@@ -444,6 +458,7 @@ private:
         throw error("the " + p.where + " cannot be resident at all with " + std::to_string(p.threads) +
                     " threads per worker. Nothing was launched.");
       p.demand = p.blocks / capacity;
+      p.local_bytes = attributes.localSizeBytes;
       demand += p.demand;
       breakdown << "\n  " << p.where << ": " << p.blocks << " workers, at most " << per_sm << " per SM x "
                 << props_.multiProcessorCount << " SMs";
@@ -459,6 +474,12 @@ private:
       message << "." << breakdown.str()
               << "\nSpawn fewer actors or use fewer threads_per_worker. Nothing was launched.";
       throw error(message.str());
+    }
+    for (const planned& p : plan) {
+      const std::string refusal = device_ledger::reserve_local_memory(device_, p.local_bytes);
+      if (!refusal.empty())
+        throw error("the " + p.where + " cannot start on " + props_text(props_) + ": " + refusal +
+                    ". Nothing was launched.");
     }
     return demand;
   }
