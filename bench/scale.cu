@@ -21,8 +21,12 @@
 // for CAF in the same process right after (same N, as many CAF scheduler threads as ringkernel's pool),
 // and the ratios are printed: caf_baseline.cpp.
 //
+// A ring or fan phase that does not complete within `--phase-timeout` seconds (default 600) is reported as
+// null (with "incomplete" naming it) and the figures measured before it are still printed; the fan phase
+// is skipped after an incomplete ring (its token still circulates).
+//
 //   bench_scale [--json] [--smoke] [--backend cuda|cpu] [--actors N] [--idle-seconds S]
-//               [--wakeups N] [--ring-hops N]
+//               [--wakeups N] [--ring-hops N] [--phase-timeout S]
 // Without a usable device `--backend cuda` (the default) reports "skipped".
 
 #include "common/cuda_bench.cuh"
@@ -34,10 +38,12 @@
 #include <algorithm>
 #include <bit>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <malloc.h>
 #include <optional>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -133,6 +139,7 @@ struct settings {
   double idle_seconds = 0;
   std::uint64_t wakeups = 0;
   std::uint64_t ring_hops = 0;
+  double phase_timeout_s = 600;
 };
 
 std::uint64_t device_bytes_in_use() {
@@ -152,9 +159,12 @@ struct result {
   double resident_after_fan_bytes_per_actor = 0;
   double idle_core_share = 0;
   rk::bench::summary wakeup_us;
+  // NaN (JSON null) when the phase did not complete within the phase timeout (see `incomplete`).
   double ring_ns_per_hop = 0;
   double fan_s = 0; //!< fan-out to all N and fan-in of their answers, wall time
   double ring_hops_per_s = 0;
+  std::string incomplete; //!< "", "ring" or "fan": the phase that ran out of time
+  bool drained = true;    //!< shutdown drained (not expected after an incomplete phase)
 };
 
 result measure(const settings& cfg) {
@@ -212,19 +222,29 @@ result measure(const settings& cfg) {
     const auto r0 = clock_type::now();
     if (rt.send(ids[0], msg_token, rk::as_bytes(first)) != rk::status::enqueued)
       throw rk::error("bench_scale: the ring's first send was refused");
-    if (!rt.receive(std::chrono::seconds(600))) throw rk::error("bench_scale: the token did not come back");
-    const double seconds = std::chrono::duration<double>(clock_type::now() - r0).count();
-    out.ring_ns_per_hop = seconds * 1e9 / static_cast<double>(cfg.ring_hops);
-    out.ring_hops_per_s = static_cast<double>(cfg.ring_hops) / seconds;
+    if (rt.receive(std::chrono::duration<double>(cfg.phase_timeout_s))) {
+      const double seconds = std::chrono::duration<double>(clock_type::now() - r0).count();
+      out.ring_ns_per_hop = seconds * 1e9 / static_cast<double>(cfg.ring_hops);
+      out.ring_hops_per_s = static_cast<double>(cfg.ring_hops) / seconds;
+    } else {
+      out.ring_ns_per_hop = out.ring_hops_per_s = std::nan("");
+      out.incomplete = "ring";
+    }
   }
   // Fan-out / fan-in.
-  {
+  if (!out.incomplete.empty()) {
+    out.fan_s = std::nan("");
+  } else {
     const fan_request start{ids[0], cfg.actors, agg};
     const auto f0 = clock_type::now();
     if (rt.send(agg, msg_fan_start, rk::as_bytes(start)) != rk::status::enqueued)
       throw rk::error("bench_scale: the fan-out's start was refused");
-    if (!rt.receive(std::chrono::seconds(600))) throw rk::error("bench_scale: the fan-in did not complete");
-    out.fan_s = std::chrono::duration<double>(clock_type::now() - f0).count();
+    if (rt.receive(std::chrono::duration<double>(cfg.phase_timeout_s))) {
+      out.fan_s = std::chrono::duration<double>(clock_type::now() - f0).count();
+    } else {
+      out.fan_s = std::nan("");
+      out.incomplete = "fan";
+    }
   }
   if (!cuda) {
     const std::uint64_t resident = rk::bench::resident_bytes();
@@ -232,7 +252,8 @@ result measure(const settings& cfg) {
         static_cast<double>(resident - std::min(resident, before)) / cfg.actors;
   }
   const rk::shutdown_report r = rt.shutdown();
-  if (!r.drained) throw rk::error("bench_scale: shutdown did not drain");
+  out.drained = r.drained;
+  if (!r.drained && out.incomplete.empty()) throw rk::error("bench_scale: shutdown did not drain");
   return out;
 }
 
@@ -244,7 +265,8 @@ int main(int argc, char** argv) {
   std::optional<double> idle;
   cfg.common = rk::bench::parse_common(
       argc, argv, "bench_scale",
-      "[--backend cuda|cpu] [--actors N] [--idle-seconds S] [--wakeups N] [--ring-hops N]",
+      "[--backend cuda|cpu] [--actors N] [--idle-seconds S] [--wakeups N] [--ring-hops N] [--phase-timeout "
+      "S]",
       [&](CLI::App& app) {
         rk::bench::add_target_flag(app, cfg.backend);
         rk::cli::add_count(app, "--actors", actors, "actors to spawn");
@@ -253,6 +275,9 @@ int main(int argc, char** argv) {
             ->check(CLI::Range(0.0, 3600.0));
         rk::cli::add_count(app, "--wakeups", wakeups, "idle-actor wake-ups timed");
         rk::cli::add_count(app, "--ring-hops", hops, "hops of the token ring");
+        app.add_option("--phase-timeout", cfg.phase_timeout_s,
+                       "seconds the ring and the fan phase may take before they count as incomplete")
+            ->check(CLI::Range(1.0, 3600.0));
       });
   const bool cpu = cfg.backend == target::cpu;
   cfg.actors = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(
@@ -276,7 +301,7 @@ int main(int argc, char** argv) {
     // CAF twice: its default work-stealing scheduler and its "sharing" policy (neither wins everywhere).
     std::optional<rk::bench::caf_scale_result> caf_runs[2];
     rk::bench::summary caf_wakeups[2];
-    if (cpu) {
+    if (cpu && r.incomplete.empty()) { // no comparison with a phase that ran out of time
       const unsigned threads = std::max(1u, std::thread::hardware_concurrency()); // ringkernel's default pool
       for (int sharing = 0; sharing < 2; ++sharing) {
         caf_runs[sharing] = rk::bench::measure_caf_scale(cfg.actors, cfg.idle_seconds, cfg.wakeups,
@@ -336,6 +361,8 @@ int main(int argc, char** argv) {
                       .number("ring_ns_per_hop", r.ring_ns_per_hop, 1)
                       .number("ring_hops_per_s", r.ring_hops_per_s, 0)
                       .number("fan_out_in_s", r.fan_s, 3)
+                      .raw("incomplete", r.incomplete.empty() ? "null" : "\"" + r.incomplete + "\"")
+                      .raw("drained", r.drained ? "true" : "false")
                       .raw("caf", caf_json())
                       .str()
                       .c_str());
@@ -356,6 +383,9 @@ int main(int argc, char** argv) {
         std::printf("  ring:        %.0f hops/s, %.1f ns per hop (%llu hops)\n", r.ring_hops_per_s,
                     r.ring_ns_per_hop, static_cast<unsigned long long>(cfg.ring_hops));
       std::printf("  fan-out/in:  %.3f s for %u answers\n", r.fan_s, cfg.actors);
+      if (!r.incomplete.empty())
+        std::printf("  INCOMPLETE:  the %s phase did not finish within %.0f s (shutdown %s)\n",
+                    r.incomplete.c_str(), cfg.phase_timeout_s, r.drained ? "drained" : "did not drain");
 #if RK_BENCH_HAVE_CAF
       for (int i = 0; i < 2 && caf_runs[i]; ++i) {
         const rk::bench::caf_scale_result& c = *caf_runs[i];

@@ -71,6 +71,6 @@ if [[ ${SKIP_SANITIZER:-0} != 1 ]] && command -v compute-sanitizer >/dev/null; t
   done
 fi
 # Last: at 10^6 actors the GPU run of 2026-12-04 did not finish within 100 s (bench/RESULTS.md).
-bench 100 bench_scale --json --actors 1000000 --idle-seconds 1 --wakeups 100 --ring-hops 100000
+bench 100 bench_scale --json --actors 1000000 --idle-seconds 1 --wakeups 100 --ring-hops 100000 --phase-timeout 30
 note "done in $((SECONDS - started))s; failed=$failed"
 exit $failed
