@@ -17,6 +17,9 @@
 //
 // `--backend cpu` runs the ringkernel side on the CPU backend (steady_clock, worker threads), labelled CPU.
 //
+// Built a second time as bench_k2k_phases with RK_DEVICE_PHASE_PROFILE (a diagnostic): on CUDA it also
+// reports where the scheduled workers' time went during the measured hops, by phase (phase_profile.cuh).
+//
 //   bench_k2k_latency [--json] [--smoke] [--repetitions N] [--backend cuda|cpu] [--hops N]
 //                     [--idle-sleep-ns N]
 
@@ -90,7 +93,53 @@ struct method_result {
   rk::bench::latency_summary latency;
   double host_timed_mean_ns = 0;
   std::optional<rk::bench::latency_summary> send_call; //!< ringkernel: the sender's ctx.send() alone
+  std::string phases_json; //!< bench_k2k_phases on CUDA: per-phase worker time, else empty
 };
+
+#if defined(RK_DEVICE_PHASE_PROFILE)
+//! The scheduled workers' phase counters (phase_profile.cuh), read or cleared on a stream of our own so
+//! that the copies never wait behind the persistent kernels.
+class phase_counters {
+public:
+  phase_counters() { RK_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking)); }
+  ~phase_counters() { RK_CUDA_WARN(cudaStreamDestroy(stream_)); }
+  phase_counters(const phase_counters&) = delete;
+  phase_counters& operator=(const phase_counters&) = delete;
+  void clear() {
+    const unsigned long long zeros[rk::detail::phase_count] = {};
+    RK_CUDA_CHECK(cudaMemcpyToSymbolAsync(rk::detail::phase_cycles, zeros, sizeof zeros, 0,
+                                          cudaMemcpyHostToDevice, stream_));
+    RK_CUDA_CHECK(cudaMemcpyToSymbolAsync(rk::detail::phase_events, zeros, sizeof zeros, 0,
+                                          cudaMemcpyHostToDevice, stream_));
+    RK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  //! {"take": {"events": n, "cycles_per_event": c, "ns_per_event_at_max_clock": t}, ...}
+  std::string json() {
+    unsigned long long cycles[rk::detail::phase_count] = {}, events[rk::detail::phase_count] = {};
+    RK_CUDA_CHECK(cudaMemcpyFromSymbolAsync(cycles, rk::detail::phase_cycles, sizeof cycles, 0,
+                                            cudaMemcpyDeviceToHost, stream_));
+    RK_CUDA_CHECK(cudaMemcpyFromSymbolAsync(events, rk::detail::phase_events, sizeof events, 0,
+                                            cudaMemcpyDeviceToHost, stream_));
+    RK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    int khz = 0;
+    RK_CUDA_CHECK(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, 0));
+    static constexpr const char* names[] = {"take", "idle", "pick", "handler", "after"};
+    rk::bench::json_object o;
+    for (int p = 0; p < rk::detail::phase_count; ++p) {
+      const double per = events[p] ? static_cast<double>(cycles[p]) / static_cast<double>(events[p]) : 0.0;
+      o.raw(names[p], rk::bench::json_object()
+                          .integer("events", events[p])
+                          .number("cycles_per_event", per, 0)
+                          .number("ns_per_event_at_max_clock", khz ? per * 1e6 / khz : 0.0, 0)
+                          .str());
+    }
+    return o.str();
+  }
+
+private:
+  cudaStream_t stream_ = nullptr;
+};
+#endif
 
 //! Where the ringkernel side keeps its samples: device memory (CUDA) or host memory (CPU backend).
 class sample_store {
@@ -179,6 +228,10 @@ method_result measure_ringkernel(const settings& cfg) {
   run_chain(rt, a, cfg.warmup_hops);
   std::vector<std::vector<double>> repetitions, send_repetitions;
   double wall_ns = 0;
+#if defined(RK_DEVICE_PHASE_PROFILE)
+  std::optional<phase_counters> phases; // the measured hops only, not the warm-up
+  if (cfg.backend == target::cuda) phases.emplace().clear();
+#endif
   for (int r = 0; r < cfg.common.repetitions; ++r) {
     samples.clear();
     send_calls.clear();
@@ -189,14 +242,20 @@ method_result measure_ringkernel(const settings& cfg) {
       throw rk::error("k2k_latency: " + std::to_string(repetitions.back().size()) + " of " +
                       std::to_string(cfg.hops) + " hops recorded a sample");
   }
+#if defined(RK_DEVICE_PHASE_PROFILE)
+  const std::string phases_json = phases ? phases->json() : std::string();
+#else
+  const std::string phases_json;
+#endif
   const rk::shutdown_report report = rt.shutdown();
   if (!report.drained || report.fault) throw rk::error("k2k_latency: shutdown did not drain cleanly");
   if (rt.state<hop_bouncer>(a).failed + rt.state<hop_bouncer>(b).failed != 0)
     throw rk::error("k2k_latency: K2K sends failed");
 
-  method_result m{"ringkernel_k2k", "ringkernel K2K (2 actors)", {}, 0, std::nullopt};
+  method_result m{"ringkernel_k2k", "ringkernel K2K (2 actors)", {}, 0, std::nullopt, {}};
   m.latency = rk::bench::summarize_repetitions(repetitions);
   m.send_call = rk::bench::summarize_repetitions(send_repetitions);
+  m.phases_json = phases_json;
   m.host_timed_mean_ns =
       wall_ns / static_cast<double>(cfg.hops * static_cast<std::uint64_t>(cfg.common.repetitions));
   return m;
@@ -306,8 +365,8 @@ std::vector<method_result> measure_baselines(const settings& cfg) {
   const std::uint64_t graph_kernels = ((cfg.hops + per_replay - 1) / per_replay) * cfg.graph_hops;
   chain_baseline chain(std::max({cfg.hops, cfg.warmup_hops, graph_kernels}) + 1);
 
-  method_result sync{"launch_sync_chain", "launch + sync chain", {}, 0, std::nullopt};
-  method_result graph{"cuda_graph_chain", "CUDA Graph chain", {}, 0, std::nullopt};
+  method_result sync{"launch_sync_chain", "launch + sync chain", {}, 0, std::nullopt, {}};
+  method_result graph{"cuda_graph_chain", "CUDA Graph chain", {}, 0, std::nullopt, {}};
   std::vector<std::vector<double>> sync_reps, graph_reps;
   double sync_ns = 0, graph_ns = 0;
   std::uint64_t graph_hops_total = 0;
@@ -345,6 +404,7 @@ void print(const settings& cfg, const std::string& machine, const std::string& h
           .raw("latency_ns", rk::bench::latency_json(r.latency))
           .number("host_timed_mean_ns", r.host_timed_mean_ns, 1);
       if (r.send_call) row.raw("send_call_ns", rk::bench::latency_json(*r.send_call));
+      if (!r.phases_json.empty()) row.raw("worker_phases", r.phases_json);
       rows.push_back(row.str());
     }
     rk::bench::json_object speedup_median, speedup_p99;
@@ -400,6 +460,7 @@ void print(const settings& cfg, const std::string& machine, const std::string& h
       std::printf("%-28s %10.0f %10.0f %10.0f %10.0f\n", "  of which the ctx.send() call",
                   r.send_call->pooled.median, r.send_call->pooled.p99, r.send_call->pooled.min,
                   r.send_call->pooled.max);
+    if (!r.phases_json.empty()) std::printf("  worker phases: %s\n", r.phases_json.c_str());
   }
   if (gpu) {
     std::printf("speedup = baseline / ringkernel:");

@@ -59,6 +59,7 @@ for s in pingpong pipeline tenants worker_pool order_book; do
 done
 bench 60 bench_traffic --json --backend cuda --repetitions 3 --round-trips 50000 --messages 500000
 bench 30 bench_k2k_latency --json
+bench 20 bench_k2k_phases --json --repetitions 1 --hops 20000
 bench 30 bench_host_round_trip --json
 bench 40 bench_k2k_throughput --json
 bench 20 bench_pingpong --json --backend cuda

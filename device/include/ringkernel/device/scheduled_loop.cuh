@@ -8,6 +8,7 @@
 //! the same steps on threads.
 
 #include <ringkernel/device/actor_loop.cuh>
+#include <ringkernel/device/detail/phase_profile.cuh>
 
 namespace rk::detail {
 
@@ -35,6 +36,7 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
   std::uint32_t reported_type = 0xFFFF'FFFFu;
   std::uint64_t handler_begin = 0;
   if (threadIdx.x == 0) grace_seen = check_in(sys, status_word);
+  RK_PHASE_START(stopwatch); // diagnostic builds only (phase_profile.cuh)
 
   for (;;) {
     if (threadIdx.x == 0) {
@@ -57,6 +59,7 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
           if ((polls % heartbeat_poll_interval) == 0)
             store_pcie(status_word.heartbeat, static_cast<std::uint64_t>(polls));
         }
+        RK_PHASE(holding ? phase_take : phase_idle, stopwatch);
       } else if ((++polls % control_poll_interval) == 0 && terminate_requested(sys)) {
         shared_exit = true;
       }
@@ -88,6 +91,7 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
       }
       shared_actor = current;
       shared_step = step;
+      RK_PHASE(step.kind == step_kind::handle ? phase_pick : phase_idle, stopwatch);
     }
     __syncthreads();
     if (shared_exit) break;
@@ -96,6 +100,7 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
       run_handler<H>(sys, shared_actor, *static_cast<handler_state_t<H>*>(shared_state), step.slot,
                      shared_time);
       __syncthreads(); // every thread is done with the slot (and the state) before the leader moves on
+      if (threadIdx.x == 0) RK_PHASE(phase_handler, stopwatch);
     }
     if (threadIdx.x == 0) {
       bool deferred = false;
@@ -121,6 +126,7 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
       } else if (!holding) {
         idle.pause();
       }
+      RK_PHASE(step.kind == step_kind::handle ? phase_after : phase_idle, stopwatch);
     }
     __syncthreads(); // shared words are rewritten next iteration
   }
