@@ -123,15 +123,15 @@ public:
     RK_CUDA_CHECK(cudaStreamSynchronize(stream_));
     int khz = 0;
     RK_CUDA_CHECK(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, 0));
-    static constexpr const char* names[] = {"take", "idle", "pick", "handler", "after"};
     rk::bench::json_object o;
     for (int p = 0; p < rk::detail::phase_count; ++p) {
       const double per = events[p] ? static_cast<double>(cycles[p]) / static_cast<double>(events[p]) : 0.0;
-      o.raw(names[p], rk::bench::json_object()
-                          .integer("events", events[p])
-                          .number("cycles_per_event", per, 0)
-                          .number("ns_per_event_at_max_clock", khz ? per * 1e6 / khz : 0.0, 0)
-                          .str());
+      o.raw(rk::detail::phase_names[p],
+            rk::bench::json_object()
+                .integer("events", events[p])
+                .number("cycles_per_event", per, 0)
+                .number("ns_per_event_at_max_clock", khz ? per * 1e6 / khz : 0.0, 0)
+                .str());
     }
     return o.str();
   }

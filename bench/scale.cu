@@ -343,29 +343,30 @@ int main(int argc, char** argv) {
       return "null";
     };
     if (cfg.common.json) {
-      std::printf("%s\n",
-                  rk::bench::json_object()
-                      .text("benchmark", "scale")
-                      .text("backend", rk::bench::target_name(cfg.backend))
-                      .text("machine", machine)
-                      .integer("actors", cfg.actors)
-                      .number("spawn_s", r.spawn_s, 3)
-                      .number("bytes_per_actor", r.bytes_per_actor, 0)
-                      .text("memory_measured", r.memory_kind)
-                      .number("mapped_bytes_per_actor", r.mapped_bytes_per_actor, 0)
-                      .number("resident_after_fan_bytes_per_actor", r.resident_after_fan_bytes_per_actor, 0)
-                      .number("idle_seconds", cfg.idle_seconds, 1)
-                      .number("idle_core_share", r.idle_core_share, 4)
-                      .raw("wakeup_round_trip_us", rk::bench::summary_json(r.wakeup_us, 1))
-                      .integer("ring_hops", cfg.ring_hops)
-                      .number("ring_ns_per_hop", r.ring_ns_per_hop, 1)
-                      .number("ring_hops_per_s", r.ring_hops_per_s, 0)
-                      .number("fan_out_in_s", r.fan_s, 3)
-                      .raw("incomplete", r.incomplete.empty() ? "null" : "\"" + r.incomplete + "\"")
-                      .raw("drained", r.drained ? "true" : "false")
-                      .raw("caf", caf_json())
-                      .str()
-                      .c_str());
+      rk::bench::json_object doc;
+      doc.text("benchmark", "scale")
+          .text("backend", rk::bench::target_name(cfg.backend))
+          .text("machine", machine)
+          .integer("actors", cfg.actors)
+          .number("spawn_s", r.spawn_s, 3)
+          .number("bytes_per_actor", r.bytes_per_actor, 0)
+          .text("memory_measured", r.memory_kind)
+          .number("mapped_bytes_per_actor", r.mapped_bytes_per_actor, 0)
+          .number("resident_after_fan_bytes_per_actor", r.resident_after_fan_bytes_per_actor, 0)
+          .number("idle_seconds", cfg.idle_seconds, 1)
+          .number("idle_core_share", r.idle_core_share, 4)
+          .raw("wakeup_round_trip_us", rk::bench::summary_json(r.wakeup_us, 1))
+          .integer("ring_hops", cfg.ring_hops)
+          .number("ring_ns_per_hop", r.ring_ns_per_hop, 1)
+          .number("ring_hops_per_s", r.ring_hops_per_s, 0)
+          .number("fan_out_in_s", r.fan_s, 3);
+      if (r.incomplete.empty()) {
+        doc.null("incomplete");
+      } else {
+        doc.text("incomplete", r.incomplete);
+      }
+      doc.boolean("drained", r.drained).raw("caf", caf_json());
+      std::printf("%s\n", doc.str().c_str());
     } else {
       std::printf("scale (%s backend, %s): %u actors\n", cpu ? "CPU" : "CUDA", machine.c_str(), cfg.actors);
       std::printf("  spawn_many:  %.3f s, %.0f bytes per actor (%s, tables included)\n", r.spawn_s,

@@ -84,8 +84,7 @@ public:
     const current_device on(device_);
     on.check(device_);
     RK_CUDA_CHECK(cudaGetDeviceProperties(&props_, device_));
-    RK_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
-    device_ledger::count_streams(device_, 1, false);
+    copy_stream_ = create_stream(false);
     // Device memory comes from a memory pool of this runtime's own, allocated and freed in stream order on
     // the copy stream: cudaMalloc and cudaFree synchronise with every stream of the device, so with another
     // runtime's persistent kernels running they would wait for ever. The pool keeps what it reserved
@@ -109,16 +108,10 @@ public:
   ~cuda_backend() override {
     const current_device on(device_);
     pinned_arena::backend_destroyed(); // the last one out gives the arena's cached blocks back
-    for (auto& k : launched_) {
-      RK_CUDA_WARN(cudaStreamDestroy(k.stream));
-      device_ledger::count_streams(device_, -1, true);
-    }
+    for (auto& k : launched_) destroy_stream(k.stream, true);
     if (copy_stream_ != nullptr) RK_CUDA_WARN(cudaStreamSynchronize(copy_stream_)); // its frees are done
     if (pool_ != nullptr) RK_CUDA_WARN(cudaMemPoolDestroy(pool_));
-    if (copy_stream_ != nullptr) {
-      RK_CUDA_WARN(cudaStreamDestroy(copy_stream_));
-      device_ledger::count_streams(device_, -1, false);
-    }
+    if (copy_stream_ != nullptr) destroy_stream(copy_stream_, false);
   }
 
   rk::backend kind() const noexcept override { return rk::backend::cuda; }
@@ -271,8 +264,7 @@ public:
     for (auto it = launched_.begin(); it != launched_.end();) {
       if (it->first_worker >= first_worker && it->first_worker + it->blocks <= first_worker + count) {
         // Its blocks exited; destroying the stream lets the grid finish and frees the stream afterwards.
-        RK_CUDA_WARN(cudaStreamDestroy(it->stream));
-        device_ledger::count_streams(device_, -1, true);
+        destroy_stream(it->stream, true);
         used_capacity_ -= it->demand;
         it = launched_.erase(it);
       } else {
@@ -339,9 +331,21 @@ private:
     std::string where;
     const worker_group* group; // null for the gateway
     std::uint32_t first_worker;
-    double demand = 0.0;         // set by check_co_residency
-    std::size_t local_bytes = 0; // local memory per thread, set by check_co_residency
+    double demand = 0.0; // set by check_co_residency
   };
+
+  //! A non-blocking stream of this device, counted in the process's ledger (`kernel`: for a persistent
+  //! kernel) until destroy_stream.
+  cudaStream_t create_stream(bool kernel) {
+    cudaStream_t stream = nullptr;
+    RK_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    device_ledger::count_streams(device_, 1, kernel);
+    return stream;
+  }
+  void destroy_stream(cudaStream_t stream, bool kernel) noexcept {
+    RK_CUDA_WARN(cudaStreamDestroy(stream));
+    device_ledger::count_streams(device_, -1, kernel);
+  }
 
   static planned plan_for(const worker_group& g) {
     if (g.scheduled)
@@ -370,9 +374,7 @@ private:
   //! Launches one kernel on a new non-blocking stream named `stream_name` (a persistent kernel on an
   //! existing stream would never start behind the one already there).
   void start_kernel(const planned& p, void** args, const std::string& stream_name) {
-    cudaStream_t stream = nullptr;
-    RK_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-    device_ledger::count_streams(device_, 1, true); // before the launch: see reserve_local_memory
+    const cudaStream_t stream = create_stream(true); // counted before the launch: see reserve_local_memory
     launched_.push_back({stream, p.where, p.first_worker, p.blocks, p.demand});
 #if defined(RK_ENABLE_NVTX) && RK_ENABLE_NVTX
     nvtxNameCudaStreamA(stream, stream_name.c_str());
@@ -442,6 +444,8 @@ private:
           "in batches (spawn_many), before start(), or as scheduled actors; set "
           "CUDA_DEVICE_MAX_CONNECTIONS=32 (the most) if the program set fewer. Nothing was launched.");
     double demand = 0.0;
+    std::size_t local_bytes = 0; // the most local memory per thread any kernel of the plan needs
+    const planned* largest_frame = nullptr;
     std::ostringstream breakdown;
     for (planned& p : plan) {
       const cudaFuncAttributes attributes = load(p.kernel, p.where);
@@ -458,7 +462,10 @@ private:
         throw error("the " + p.where + " cannot be resident at all with " + std::to_string(p.threads) +
                     " threads per worker. Nothing was launched.");
       p.demand = p.blocks / capacity;
-      p.local_bytes = attributes.localSizeBytes;
+      if (largest_frame == nullptr || attributes.localSizeBytes > local_bytes) {
+        local_bytes = attributes.localSizeBytes;
+        largest_frame = &p;
+      }
       demand += p.demand;
       breakdown << "\n  " << p.where << ": " << p.blocks << " workers, at most " << per_sm << " per SM x "
                 << props_.multiProcessorCount << " SMs";
@@ -475,12 +482,10 @@ private:
               << "\nSpawn fewer actors or use fewer threads_per_worker. Nothing was launched.";
       throw error(message.str());
     }
-    for (const planned& p : plan) {
-      const std::string refusal = device_ledger::reserve_local_memory(device_, p.local_bytes);
-      if (!refusal.empty())
-        throw error("the " + p.where + " cannot start on " + props_text(props_) + ": " + refusal +
-                    ". Nothing was launched.");
-    }
+    const std::string refusal = device_ledger::reserve_local_memory(device_, local_bytes);
+    if (!refusal.empty())
+      throw error("the " + largest_frame->where + " cannot start on " + props_text(props_) + ": " + refusal +
+                  ". Nothing was launched.");
     return demand;
   }
 

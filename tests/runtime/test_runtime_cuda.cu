@@ -12,6 +12,21 @@ INSTANTIATE_TEST_SUITE_P(cuda, RuntimeCases, both_modes(rk::backend::cuda), back
 INSTANTIATE_TEST_SUITE_P(cuda, RoutingCases, both_modes(rk::backend::cuda), backend_name);
 INSTANTIATE_TEST_SUITE_P(cuda, TenancyCases, both_modes(rk::backend::cuda), backend_name);
 
+//! Tests of the CUDA backend itself (device 0): skipped with the reason when it is not usable.
+class CudaBackend : public ::testing::Test {
+protected:
+  void SetUp() override {
+    const rk::device_probe probe = rk::probe_cuda_device();
+    if (!probe.usable) GTEST_SKIP() << "no usable CUDA device: " << probe.description;
+  }
+  static rk::runtime_options cuda_options() {
+    rk::runtime_options o;
+    o.backend = rk::backend::cuda;
+    o.announce_backend = false;
+    return o;
+  }
+};
+
 //! A worker as wide as a block can be: few fit per SM, so many of them cannot be co-resident.
 struct wide_worker {
   static constexpr std::uint32_t threads_per_worker = 1024;
@@ -19,12 +34,8 @@ struct wide_worker {
   RK_HOST_DEVICE void operator()(Ctx&, rk::no_state&, const rk::message&) {}
 };
 
-TEST(CudaBackend, RefusesToStartKernelsThatCannotBeCoResident) {
-  const rk::device_probe probe = rk::probe_cuda_device();
-  if (!probe.usable) GTEST_SKIP() << "no usable CUDA device: " << probe.description;
-  rk::runtime_options o;
-  o.backend = rk::backend::cuda;
-  o.announce_backend = false;
+TEST_F(CudaBackend, RefusesToStartKernelsThatCannotBeCoResident) {
+  rk::runtime_options o = cuda_options();
   o.max_actors = 4096;
   {
     rk::runtime rt(o);
@@ -54,12 +65,8 @@ TEST(CudaBackend, RefusesToStartKernelsThatCannotBeCoResident) {
 // a dedicated actor's grid launched on a stream that shared a queue with a running kernel never started,
 // and the copies behind it hung the spawn for good. So a late spawn beyond the queues is refused up front,
 // naming them, and the runtime goes on working.
-TEST(CudaBackend, RefusesAKernelBeyondTheHardwareQueues) {
-  const rk::device_probe probe = rk::probe_cuda_device();
-  if (!probe.usable) GTEST_SKIP() << "no usable CUDA device: " << probe.description;
-  rk::runtime_options o;
-  o.backend = rk::backend::cuda;
-  o.announce_backend = false;
+TEST_F(CudaBackend, RefusesAKernelBeyondTheHardwareQueues) {
+  rk::runtime_options o = cuda_options();
   o.max_actors = 1024;
   rk::runtime rt(o);
   rk::actor_options dedicated = small_mailbox(2, 128);
@@ -103,12 +110,8 @@ struct big_frame {
 // which waits for every running kernel: on an H200 start() blocked for good inside cuLaunchKernel beside
 // its own gateway. The runtime raises the reservation before it launches anything; while another runtime's
 // kernels run it cannot, and refuses instead of hanging (on a thread under a deadline, so a hang fails).
-TEST(CudaBackend, AHandlerWithLargeLocalArraysStartsOrIsRefusedNeverHangs) {
-  const rk::device_probe probe = rk::probe_cuda_device();
-  if (!probe.usable) GTEST_SKIP() << "no usable CUDA device: " << probe.description;
-  rk::runtime_options o;
-  o.backend = rk::backend::cuda;
-  o.announce_backend = false;
+TEST_F(CudaBackend, AHandlerWithLargeLocalArraysStartsOrIsRefusedNeverHangs) {
+  rk::runtime_options o = cuda_options();
   std::size_t reserved = 0;
   ASSERT_EQ(cudaDeviceGetLimit(&reserved, cudaLimitStackSize), cudaSuccess);
   const auto big_life = [&o] {
@@ -157,12 +160,8 @@ TEST(CudaBackend, AHandlerWithLargeLocalArraysStartsOrIsRefusedNeverHangs) {
 // A second runtime built, used and destroyed while another one's persistent kernels run: nothing in its
 // life may wait for the whole device (cudaMalloc, cudaFree and cudaDeviceSynchronize would, for ever). It
 // lives on another thread under a 60 s deadline, so a regression fails here instead of hanging.
-TEST(CudaBackend, ASecondRuntimeComesAndGoesWhileTheFirstRuns) {
-  const rk::device_probe probe = rk::probe_cuda_device();
-  if (!probe.usable) GTEST_SKIP() << "no usable CUDA device: " << probe.description;
-  rk::runtime_options o;
-  o.backend = rk::backend::cuda;
-  o.announce_backend = false;
+TEST_F(CudaBackend, ASecondRuntimeComesAndGoesWhileTheFirstRuns) {
+  rk::runtime_options o = cuda_options();
   rk::runtime first(o);
   const auto a = first.spawn<echo>("a");
   first.start();
@@ -184,12 +183,8 @@ TEST(CudaBackend, ASecondRuntimeComesAndGoesWhileTheFirstRuns) {
   EXPECT_TRUE(first.shutdown().drained);
 }
 
-TEST(CudaBackend, ReleasesDeviceMemoryAcrossRuntimes) {
-  const rk::device_probe probe = rk::probe_cuda_device();
-  if (!probe.usable) GTEST_SKIP() << "no usable CUDA device: " << probe.description;
-  rk::runtime_options o;
-  o.backend = rk::backend::cuda;
-  o.announce_backend = false;
+TEST_F(CudaBackend, ReleasesDeviceMemoryAcrossRuntimes) {
+  rk::runtime_options o = cuda_options();
   auto cycle = [&] {
     rk::runtime rt(o);
     for (int i = 0; i < 8; ++i)
@@ -209,7 +204,7 @@ TEST(CudaBackend, ReleasesDeviceMemoryAcrossRuntimes) {
 
 //! Each runtime keeps its own device whatever device the calling thread has made current, and leaves the
 //! caller's current device as it was.
-TEST(CudaBackend, EachRuntimeUsesItsOwnDeviceFromAnyThread) {
+TEST_F(CudaBackend, EachRuntimeUsesItsOwnDeviceFromAnyThread) {
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices < 2) {
     (void)cudaGetLastError();
@@ -222,10 +217,8 @@ TEST(CudaBackend, EachRuntimeUsesItsOwnDeviceFromAnyThread) {
   std::vector<std::unique_ptr<rk::runtime>> runtimes;
   std::vector<actor_index> echoes;
   for (int d = 0; d < 2; ++d) {
-    rk::runtime_options o;
-    o.backend = rk::backend::cuda;
+    rk::runtime_options o = cuda_options();
     o.cuda_device = d;
-    o.announce_backend = false;
     ASSERT_EQ(cudaSetDevice(1 - d), cudaSuccess); // the other device is current while this one is built
     runtimes.push_back(std::make_unique<rk::runtime>(o));
     int current = -1;

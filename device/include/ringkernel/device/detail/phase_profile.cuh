@@ -15,6 +15,8 @@
 namespace rk::detail {
 
 enum phase_kind : int { phase_take, phase_idle, phase_pick, phase_handler, phase_after, phase_count };
+//! The phases' names, indexed by phase_kind (reports).
+inline constexpr const char* phase_names[phase_count] = {"take", "idle", "pick", "handler", "after"};
 
 #if defined(RK_DEVICE_PHASE_PROFILE) && defined(__CUDACC__)
 static __device__ unsigned long long phase_cycles[phase_count];
