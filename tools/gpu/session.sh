@@ -2,7 +2,7 @@
 # One GPU session's device run, in priority order, inside a fixed budget (the lent machine gives minutes):
 #   1. the gpu-labelled test binaries (full output, so a step cut off by its limit shows the test it was in);
 #   2. the samples with --backend cuda --json;
-#   3. the benchmarks on the CUDA backend, sized to fit (their JSON documents go to bench.log: the device
+#   3. the benchmarks on the CUDA backend, sized to fit, the per-message cost diagnostics first (their JSON documents go to bench.log: the device
 #      tool brings back only a handful of files);
 #   4. compute-sanitizer memcheck, racecheck and synccheck over the smaller test binaries;
 #   5. bench_scale at 10^6 actors, while time is left.
@@ -57,9 +57,12 @@ fi
 for s in pingpong pipeline tenants worker_pool order_book; do
   step 20 samples.log "$s --backend cuda --json" "$stage/samples/$s" --backend cuda --json || failed=1
 done
+# First the two diagnostics of the per-message cost: what each kind of memory operation costs here, and
+# where a scheduled worker's cycles go per handled message.
+bench 20 bench_device_primitives --json
+bench 20 bench_k2k_phases --json --repetitions 1 --hops 20000
 bench 60 bench_traffic --json --backend cuda --repetitions 3 --round-trips 50000 --messages 500000
 bench 30 bench_k2k_latency --json
-bench 20 bench_k2k_phases --json --repetitions 1 --hops 20000
 bench 30 bench_host_round_trip --json
 bench 40 bench_k2k_throughput --json
 bench 20 bench_pingpong --json --backend cuda
