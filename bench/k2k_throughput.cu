@@ -21,7 +21,11 @@
 // `--backend cpu` runs both on the CPU backend with small N, labelled CPU.
 //
 //   bench_k2k_throughput [--json] [--smoke] [--repetitions N] [--backend cuda|cpu] [--window-ms N]
-//                        [--tokens-per-actor N] [--max-actors N] [--idle-sleep-ns N]
+//                        [--tokens-per-actor N] [--max-actors N] [--idle-sleep-ns N] [--scheduled-workers N]
+//
+// `--scheduled-workers N` sizes the pool of scheduled workers (runtime_options::scheduled_workers): on CUDA
+// the default is one single-thread block per SM, so throughput across many actors is bounded by that many
+// messages in progress at once; a larger pool shows how far more workers per SM take it.
 
 #include "common/cuda_bench.cuh"
 
@@ -115,6 +119,8 @@ struct settings {
   std::uint32_t tokens_per_actor = 16;
   std::optional<std::uint32_t> max_actors; //!< overrides the computed resident-worker limit
   std::optional<std::uint32_t> idle_sleep_ns;
+  //! runtime_options::scheduled_workers (CUDA: blocks per handler type; default one per SM)
+  std::optional<std::uint32_t> scheduled_workers;
 };
 
 struct run_result {
@@ -166,6 +172,7 @@ run_result run(const settings& cfg, std::uint32_t actors) {
   options.announce_backend = false;
   options.max_actors = actors;
   if (cfg.idle_sleep_ns) options.device_idle_sleep_max_ns = *cfg.idle_sleep_ns;
+  if (cfg.scheduled_workers) options.scheduled_workers = *cfg.scheduled_workers;
   rk::runtime rt(options);
   for (std::uint32_t i = 0; i < actors; ++i) {
     typename H::state initial;
@@ -379,13 +386,16 @@ int main(int argc, char** argv) {
   std::optional<std::uint64_t> window_flag;
   cfg.common = rk::bench::parse_common(
       argc, argv, "bench_k2k_throughput",
-      "[--backend cuda|cpu] [--window-ms N] [--tokens-per-actor N] [--max-actors N] [--idle-sleep-ns N]",
+      "[--backend cuda|cpu] [--window-ms N] [--tokens-per-actor N] [--max-actors N] [--idle-sleep-ns N] "
+      "[--scheduled-workers N]",
       [&](CLI::App& app) {
         rk::bench::add_target_flag(app, cfg.backend);
         rk::cli::add_count(app, "--window-ms", window_flag, "measured window per point");
         rk::cli::add_count(app, "--tokens-per-actor", cfg.tokens_per_actor, "tokens each actor circulates");
         rk::cli::add_count(app, "--max-actors", cfg.max_actors, "largest actor count measured");
         rk::cli::add_count(app, "--idle-sleep-ns", cfg.idle_sleep_ns, "device idle backoff cap");
+        rk::cli::add_count(app, "--scheduled-workers", cfg.scheduled_workers,
+                           "runtime_options::scheduled_workers (default: the backend's)");
       });
   if (cfg.tokens_per_actor < 1 || cfg.tokens_per_actor > mailbox_slots / 4) {
     std::fprintf(stderr, "bench_k2k_throughput: --tokens-per-actor must be between 1 and %u\n",
@@ -468,6 +478,11 @@ int main(int argc, char** argv) {
           .integer("warmup_ms", static_cast<std::uint64_t>(cfg.warmup.count()))
           .integer("tokens_per_actor", cfg.tokens_per_actor)
           .integer("mailbox_slots", mailbox_slots);
+      if (cfg.scheduled_workers) {
+        o.integer("scheduled_workers", *cfg.scheduled_workers);
+      } else {
+        o.null("scheduled_workers"); // the backend's default (CUDA: one block per SM and handler type)
+      }
       if (copy) {
         o.raw("copy_gbps", rk::bench::summary_json(*copy, 1));
       } else {

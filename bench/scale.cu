@@ -25,8 +25,13 @@
 // null (with "incomplete" naming it) and the figures measured before it are still printed; the fan phase
 // is skipped after an incomplete ring (its token still circulates).
 //
+// The aggregator's mailbox holds min(N rounded up to a power of two, 65,536) answers by default: with more
+// members than that, members that find it full defer and retry (`deferred_calls` counts those handler calls,
+// ring and fan together), which is the runtime's backpressure at work rather than the cost of an answer.
+// `--aggregator-slots N` (a power of two, 2 .. 2^24) sizes it, e.g. to N to measure the fan-in without it.
+//
 //   bench_scale [--json] [--smoke] [--backend cuda|cpu] [--actors N] [--idle-seconds S]
-//               [--wakeups N] [--ring-hops N] [--phase-timeout S]
+//               [--wakeups N] [--ring-hops N] [--phase-timeout S] [--aggregator-slots N]
 // Without a usable device `--backend cuda` (the default) reports "skipped".
 
 #include "common/cuda_bench.cuh"
@@ -140,6 +145,7 @@ struct settings {
   std::uint64_t wakeups = 0;
   std::uint64_t ring_hops = 0;
   double phase_timeout_s = 600;
+  std::optional<std::uint32_t> aggregator_slots; //!< default: see the file comment
 };
 
 std::uint64_t device_bytes_in_use() {
@@ -163,6 +169,8 @@ struct result {
   double ring_ns_per_hop = 0;
   double fan_s = 0; //!< fan-out to all N and fan-in of their answers, wall time
   double ring_hops_per_s = 0;
+  std::uint64_t deferred_calls = 0; //!< handler calls that deferred (a full mailbox), all phases
+  std::uint32_t aggregator_slots = 0;
   std::string incomplete; //!< "", "ring" or "fan": the phase that ran out of time
   bool drained = true;    //!< shutdown drained (not expected after an incomplete phase)
 };
@@ -192,8 +200,9 @@ result measure(const settings& cfg) {
   for (std::size_t i = 0; i < ids.size(); ++i)
     if (ids[i] != ids[0] + i) throw rk::error("bench_scale: spawn_many gave non-consecutive ids");
   // Room for many answers at once, so members rarely find the aggregator's mailbox full (they defer then).
-  const std::uint32_t aggregator_slots = std::clamp<std::uint32_t>(std::bit_ceil(cfg.actors), 1024, 65536);
-  const rk::actor_index agg = rt.spawn<aggregator>("aggregator", {.mailbox = {aggregator_slots, 128}});
+  out.aggregator_slots =
+      cfg.aggregator_slots.value_or(std::clamp<std::uint32_t>(std::bit_ceil(cfg.actors), 1024, 65536));
+  const rk::actor_index agg = rt.spawn<aggregator>("aggregator", {.mailbox = {out.aggregator_slots, 128}});
   rt.start();
 
   // Idle.
@@ -251,6 +260,7 @@ result measure(const settings& cfg) {
     out.resident_after_fan_bytes_per_actor =
         static_cast<double>(resident - std::min(resident, before)) / cfg.actors;
   }
+  for (const auto& a : rt.stats().actors) out.deferred_calls += a.deferred;
   const rk::shutdown_report r = rt.shutdown();
   out.drained = r.drained;
   if (!r.drained && out.incomplete.empty()) throw rk::error("bench_scale: shutdown did not drain");
@@ -266,7 +276,7 @@ int main(int argc, char** argv) {
   cfg.common = rk::bench::parse_common(
       argc, argv, "bench_scale",
       "[--backend cuda|cpu] [--actors N] [--idle-seconds S] [--wakeups N] [--ring-hops N] [--phase-timeout "
-      "S]",
+      "S] [--aggregator-slots N]",
       [&](CLI::App& app) {
         rk::bench::add_target_flag(app, cfg.backend);
         rk::cli::add_count(app, "--actors", actors, "actors to spawn");
@@ -278,7 +288,14 @@ int main(int argc, char** argv) {
         app.add_option("--phase-timeout", cfg.phase_timeout_s,
                        "seconds the ring and the fan phase may take before they count as incomplete")
             ->check(CLI::Range(1.0, 3600.0));
+        rk::cli::add_count(app, "--aggregator-slots", cfg.aggregator_slots,
+                           "the aggregator's mailbox slots (a power of two, 2 .. 16777216)");
       });
+  if (cfg.aggregator_slots && rk::ring_geometry{*cfg.aggregator_slots, 128}.validate() != nullptr) {
+    std::fprintf(stderr, "bench_scale: --aggregator-slots: %s\n",
+                 rk::ring_geometry{*cfg.aggregator_slots, 128}.validate());
+    return 2;
+  }
   const bool cpu = cfg.backend == target::cpu;
   cfg.actors = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(
       actors.value_or(cfg.common.smoke ? 2'000 : (cpu ? 100'000 : 1'000'000)), 2, std::uint64_t{1} << 24));
@@ -359,7 +376,9 @@ int main(int argc, char** argv) {
           .integer("ring_hops", cfg.ring_hops)
           .number("ring_ns_per_hop", r.ring_ns_per_hop, 1)
           .number("ring_hops_per_s", r.ring_hops_per_s, 0)
-          .number("fan_out_in_s", r.fan_s, 3);
+          .number("fan_out_in_s", r.fan_s, 3)
+          .integer("aggregator_slots", r.aggregator_slots)
+          .integer("deferred_calls", r.deferred_calls);
       if (r.incomplete.empty()) {
         doc.null("incomplete");
       } else {
@@ -383,7 +402,9 @@ int main(int argc, char** argv) {
       if (cfg.ring_hops)
         std::printf("  ring:        %.0f hops/s, %.1f ns per hop (%llu hops)\n", r.ring_hops_per_s,
                     r.ring_ns_per_hop, static_cast<unsigned long long>(cfg.ring_hops));
-      std::printf("  fan-out/in:  %.3f s for %u answers\n", r.fan_s, cfg.actors);
+      std::printf("  fan-out/in:  %.3f s for %u answers (aggregator mailbox %u slots; %llu handler calls "
+                  "deferred on a full mailbox)\n",
+                  r.fan_s, cfg.actors, r.aggregator_slots, static_cast<unsigned long long>(r.deferred_calls));
       if (!r.incomplete.empty())
         std::printf("  INCOMPLETE:  the %s phase did not finish within %.0f s (shutdown %s)\n",
                     r.incomplete.c_str(), cfg.phase_timeout_s, r.drained ? "drained" : "did not drain");

@@ -27,15 +27,33 @@ struct worker_step {
   step_kind kind = step_kind::idle;
   const std::byte* slot = nullptr;
   std::uint32_t lane = 0;
+  //! How finish_step releases the slot, kept from the peek so that releasing reads neither the route
+  //! entry nor the lane's head again (each a round trip to L2 on the device, after a handler whose sends
+  //! invalidated L1).
+  mailbox::slot_release release{};
 };
+
+//! The message at the head of lane `lane` of `e` as a step of `kind`, or an idle step when none is there.
+RK_HOST_DEVICE inline worker_step peek_lane(const route_entry& e, std::uint32_t lane,
+                                            step_kind kind) noexcept {
+  worker_step step{kind, nullptr, lane};
+  step.slot = mailbox(lane_view(e, lane)).try_peek(step.release);
+  return step.slot != nullptr ? step : worker_step{};
+}
 
 //! The next message of `e` by the priority/anti-starvation rule (updates `priv.starved`). Which lanes
 //! are ready is a bit mask, not an array of head pointers: an array indexed at run time would live in
 //! local memory and be reloaded on every poll; the chosen lane's head is peeked once more instead (it
-//! is still published: only this worker consumes).
+//! is still published: only this worker consumes). With one lane, the default, there is nothing to
+//! choose and a message costs one peek (keeping the highest ready lane's head across the loop instead
+//! would cost the CUDA workers 8 registers).
 RK_HOST_DEVICE inline worker_step pick_message(const route_entry& e, actor_private& priv,
                                                std::uint32_t limit) noexcept {
   const std::uint32_t lanes = e.lanes < priority_levels ? e.lanes : priority_levels;
+  if (lanes == 1) {
+    priv.starved[0] = 0;
+    return peek_lane(e, 0, step_kind::handle);
+  }
   std::uint32_t ready = 0;
   for (std::uint32_t l = 0; l < lanes; ++l)
     if (mailbox(lane_view(e, l)).try_peek() != nullptr) ready |= 1u << l;
@@ -56,7 +74,7 @@ RK_HOST_DEVICE inline worker_step pick_message(const route_entry& e, actor_priva
     }
   }
   const auto lane = static_cast<std::uint32_t>(chosen);
-  return {step_kind::handle, mailbox(lane_view(e, lane)).try_peek(), lane};
+  return peek_lane(e, lane, step_kind::handle);
 }
 
 //! Leader only: what the worker of `self` does next, applying lifecycle transitions on the way:
@@ -78,8 +96,10 @@ RK_HOST_DEVICE inline worker_step next_step(const system_view& sys, actor_index 
     return {step_kind::release};
   }
   if (ds == device_state::stopped || ds == device_state::faulted) {
-    for (std::uint32_t l = 0; l < e.lanes; ++l)
-      if (const std::byte* slot = mailbox(lane_view(e, l)).try_peek()) return {step_kind::discard, slot, l};
+    for (std::uint32_t l = 0; l < e.lanes; ++l) {
+      const worker_step head = peek_lane(e, l, step_kind::discard);
+      if (head.kind == step_kind::discard) return head;
+    }
     return {step_kind::park};
   }
   switch (hs) {
@@ -114,14 +134,18 @@ RK_HOST_DEVICE void run_handler(const system_view& sys, actor_index self, handle
   handler(ctx, state, m);
 }
 
-//! Adds a handler's running time to its actor's engagement (the GPU-time budget) and tenant.
-RK_HOST_DEVICE inline void charge_handler_time(const system_view& sys, actor_index self,
-                                               std::uint64_t ns) noexcept {
-  const route_entry& e = sys.routes[slot_of(sys, self)];
-  if (e.engagement_slot < sys.engagement_capacity) bump(sys.engagements[e.engagement_slot].used_ns, ns);
+//! Adds a handler's running time to its actor's engagement (the GPU-time budget; `engagement_slot` is the
+//! actor's route_entry::engagement_slot, read by the caller) and tenant.
+RK_HOST_DEVICE inline void charge_handler_time_to(const system_view& sys, actor_index self,
+                                                  std::uint32_t engagement_slot, std::uint64_t ns) noexcept {
+  if (engagement_slot < sys.engagement_capacity) bump(sys.engagements[engagement_slot].used_ns, ns);
   actor_counters& c = sys.counters[slot_of(sys, self)];
   bump_own(c.handler_ns, ns); // per actor: summed per tenant on the host
   bump_own(c.handler_time[handler_time_bucket(ns)]);
+}
+RK_HOST_DEVICE inline void charge_handler_time(const system_view& sys, actor_index self,
+                                               std::uint64_t ns) noexcept {
+  charge_handler_time_to(sys, self, sys.routes[slot_of(sys, self)].engagement_slot, ns);
 }
 
 //! Leader, after a handler call: whether the handler called ctx.defer() (cleared for the next call). A
@@ -153,7 +177,7 @@ RK_HOST_DEVICE inline void trace_call(const system_view& sys, actor_index self, 
 RK_HOST_DEVICE inline void finish_step(const system_view& sys, actor_index self,
                                        const worker_step& step) noexcept {
   const std::uint32_t slot = slot_of(sys, self);
-  mailbox(lane_view(sys.routes[slot], step.lane)).pop();
+  mailbox::release(step.release);
   bump_own(step.kind == step_kind::handle ? sys.counters[slot].handled : sys.counters[slot].discarded);
 }
 
@@ -214,7 +238,7 @@ serve_result cpu_serve_one(const system_view& sys, actor_index self, void* state
       trace_call(sys, self, step.slot, wall_begin, took, trace_outcome::faulted);
       fault.time = event_time;
       const std::uint32_t slot = slot_of(sys, self);
-      mailbox(lane_view(sys.routes[slot], step.lane)).pop();
+      mailbox::release(step.release);
       bump_own(sys.counters[slot].interrupted);
       return serve_result::faulted;
     }
@@ -299,7 +323,9 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
     }
     __syncthreads();
     if (shared_exit) break;
-    const worker_step step = shared_step;
+    // Every thread needs the kind and the slot; the rest of the step (where to release the slot) stays in
+    // shared memory for the leader, out of every thread's registers.
+    const worker_step& step = shared_step;
     if (step.kind == step_kind::handle) {
       run_handler<H>(sys, self, *state, step.slot, shared_time);
       __syncthreads(); // every thread is done with the slot before it is released

@@ -301,7 +301,7 @@ private:
     detail::bump(sys_->counters[p.slot].received, count); // before publish: see commit_delivery
     detail::count_delivery(*sys_, header, count, &counters());
     for (std::uint32_t i = 0; i < count; ++i) ring.publish(c.position + i);
-    detail::wake(*sys_, p.slot);
+    detail::wake_receiver(*sys_, p);
     return status::delivered;
   }
 

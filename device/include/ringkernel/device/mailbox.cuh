@@ -192,6 +192,34 @@ public:
     return slot_at(h);
   }
 
+  //! What releasing one peeked slot takes, apart from the ring's view: a consumer that keeps it until it
+  //! is done with the slot releases it without reading head or the view again (on the device each is a
+  //! round trip to L2, and the view a handful of registers more).
+  struct slot_release {
+    std::uint64_t* seq = nullptr;  //!< the slot's sequence word
+    std::uint64_t* head = nullptr; //!< the ring's head
+    std::uint64_t position = 0;    //!< the slot's position (== head while it is peeked)
+    std::uint32_t capacity = 0;
+  };
+
+  //! try_peek() that also fills `release` for release(), which then stands for pop().
+  RK_HOST_DEVICE const std::byte*
+  try_peek(slot_release& release,
+           cuda::std::memory_order order = cuda::std::memory_order_acquire) const noexcept {
+    const std::uint64_t h = head_ref().load(cuda::std::memory_order_relaxed);
+    if (seq_ref(h).load(order) != h + 1) return nullptr;
+    release = {&v_.seq[h & (v_.capacity - 1)], v_.head, h, v_.capacity};
+    return slot_at(h);
+  }
+
+  //! Consumer: pop() of the slot that try_peek(release) returned.
+  RK_HOST_DEVICE static void release(const slot_release& r) noexcept {
+    cuda::atomic_ref<std::uint64_t, SlotScope>(*r.seq).store(r.position + r.capacity,
+                                                             cuda::std::memory_order_release);
+    cuda::atomic_ref<std::uint64_t, SlotScope>(*r.head).store(r.position + 1,
+                                                              cuda::std::memory_order_relaxed);
+  }
+
   //! Consumer: releases the slot returned by try_peek() for the producers' next lap.
   RK_HOST_DEVICE void pop() const noexcept {
     const std::uint64_t h = head_ref().load(cuda::std::memory_order_relaxed);

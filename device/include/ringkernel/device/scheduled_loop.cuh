@@ -20,6 +20,7 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
   __shared__ hlc_timestamp shared_time;
   __shared__ actor_index shared_actor;
   __shared__ void* shared_state;
+  __shared__ std::uint32_t shared_engagement; // the actor's engagement slot, read with its state pointer
 
   const system_view& sys = p.sys;
   worker_status& status_word = sys.workers[p.first_worker + blockIdx.x];
@@ -86,7 +87,9 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
           reported_type = header.type_id;
           store_pcie(status_word.busy_type, reported_type);
         }
-        shared_state = sys.routes[slot_of(sys, current)].state;
+        const route_entry& entry = sys.routes[slot_of(sys, current)];
+        shared_state = entry.state;
+        shared_engagement = entry.engagement_slot;
         handler_begin = physical_clock_ns();
       }
       shared_actor = current;
@@ -95,7 +98,9 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
     }
     __syncthreads();
     if (shared_exit) break;
-    const worker_step step = shared_step;
+    // Every thread needs the kind and the slot; the rest of the step (where to release the slot) stays in
+    // shared memory for the leader, out of every thread's registers.
+    const worker_step& step = shared_step;
     if (step.kind == step_kind::handle) {
       run_handler<H>(sys, shared_actor, *static_cast<handler_state_t<H>*>(shared_state), step.slot,
                      shared_time);
@@ -106,7 +111,7 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
       bool deferred = false;
       if (step.kind == step_kind::handle) {
         const std::uint64_t took = physical_clock_ns() - handler_begin;
-        charge_handler_time(sys, current, took);
+        charge_handler_time_to(sys, current, shared_engagement, took);
         if (took > 1'000'000) store_pcie(status_word.heartbeat, static_cast<std::uint64_t>(++polls));
         deferred = take_defer(sys, current);
         trace_call(sys, current, step.slot, handler_begin, took,

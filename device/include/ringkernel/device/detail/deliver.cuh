@@ -44,11 +44,17 @@ RK_HOST_DEVICE inline bool eligible_member(const system_view& s, address member)
   return ds != device_state::stopped && ds != device_state::faulted;
 }
 
-RK_HOST_DEVICE inline bool type_blocked(const system_view& s, std::uint32_t type) noexcept {
-  if (type >= s.blocked_type_limit) return false;
-  const std::uint32_t word = cuda::atomic_ref<std::uint32_t, peer_scope>(s.blocked_types[type / 32])
-                                 .load(cuda::std::memory_order_relaxed);
+//! The word of the blocked-types bit set that holds `type`'s bit (0 for a type beyond the set).
+RK_HOST_DEVICE inline std::uint32_t blocked_types_word(const system_view& s, std::uint32_t type) noexcept {
+  if (type >= s.blocked_type_limit) return 0;
+  return cuda::atomic_ref<std::uint32_t, peer_scope>(s.blocked_types[type / 32])
+      .load(cuda::std::memory_order_relaxed);
+}
+RK_HOST_DEVICE constexpr bool type_blocked_in(std::uint32_t word, std::uint32_t type) noexcept {
   return ((word >> (type % 32)) & 1u) != 0;
+}
+RK_HOST_DEVICE inline bool type_blocked(const system_view& s, std::uint32_t type) noexcept {
+  return type_blocked_in(blocked_types_word(s, type), type);
 }
 
 //! A member of the group at address `group` for `header`, or host_actor when none is eligible (or the
@@ -219,11 +225,11 @@ RK_HOST_DEVICE inline std::uint64_t bucket_capacity(const tenant_entry& t, std::
   return burst * 16 > token_mask ? token_mask : burst * 16;
 }
 
-//! Takes `count` tokens from tenant `t`'s bucket (refilled at rate_per_second, holding at most `burst`),
-//! lock-free: the bucket word packs the last refill time in microseconds (40 bits) and the tokens in
-//! sixteenths (24 bits). Time only advances by what the added tokens paid for, so slow rates still refill.
-RK_HOST_DEVICE inline bool take_token(tenant_entry& t, std::uint32_t count) noexcept {
-  const std::uint64_t rate = relaxed(t.rate_per_second);
+//! Takes `count` tokens from tenant `t`'s bucket (refilled at `rate`, its rate_per_second read by the
+//! caller, holding at most `burst`), lock-free: the bucket word packs the last refill time in microseconds
+//! (40 bits) and the tokens in sixteenths (24 bits). Time only advances by what the added tokens paid for, so
+//! slow rates still refill.
+RK_HOST_DEVICE inline bool take_token_at(tenant_entry& t, std::uint32_t count, std::uint64_t rate) noexcept {
   if (rate == 0) return true;
   constexpr std::uint64_t time_mask = (1ull << 40) - 1;
   const std::uint64_t capacity = bucket_capacity(t, rate);
@@ -254,6 +260,11 @@ RK_HOST_DEVICE inline bool take_token(tenant_entry& t, std::uint32_t count) noex
   }
 }
 
+//! take_token_at() with the tenant's rate as it is now.
+RK_HOST_DEVICE inline bool take_token(tenant_entry& t, std::uint32_t count) noexcept {
+  return take_token_at(t, count, relaxed(t.rate_per_second));
+}
+
 //! `value` of a quota_exceeded audit record: which quota refused the send.
 inline constexpr std::uint64_t quota_reason_rate = 1;
 inline constexpr std::uint64_t quota_reason_budget = 2;
@@ -265,6 +276,10 @@ struct prepared_delivery {
   std::uint32_t slot = 0;     //!< the receiving actor's routing-table slot
   std::uint32_t lane = 0;     //!< the mailbox lane; outbound_lane when `actor` is a remote entry (system.cuh)
   std::uint32_t hops = 0;
+  //! The receiving actor has a worker of its own (route_entry::dedicated): nobody needs to wake it. Read
+  //! with the rest of the entry, before the slot is claimed (the occupant cannot change meanwhile: the
+  //! host reuses a slot only after every worker reported a grace epoch, and a sender is in its handler).
+  bool dedicated = false;
   static constexpr std::uint32_t outbound_lane = 0xFFFF'FFFFu;
   RK_HOST_DEVICE bool remote() const noexcept { return lane == outbound_lane; }
   //! Whether the bytes go to a ring the host consumes (egress, or outbound) rather than a mailbox.
@@ -288,7 +303,17 @@ RK_HOST_DEVICE inline prepared_delivery prepare_delivery(const system_view& s, c
   const bool from_actor = header.source != host_actor;
   const bool k2k = from_actor && header.destination != host_actor;
   if (!from_actor && header.destination == host_actor) return {status::invalid_destination};
-  if (k2k && type_blocked(s, header.type_id)) return {status::not_routable};
+  // The words that do not depend on the destination are read first, back to back: on the device each is
+  // a round trip to L2, and issued together they overlap one another (and the wait for the first) instead
+  // of following the destination's lookups one by one. The checks still apply in the order listed above.
+  const std::uint32_t blocked_word = k2k ? blocked_types_word(s, header.type_id) : 0;
+  tenant_entry* tenant = header.tenant_slot < s.tenant_capacity ? &s.tenants[header.tenant_slot] : nullptr;
+  const std::uint64_t tenant_id = tenant != nullptr ? relaxed(tenant->id) : 0;
+  const std::uint64_t tenant_rate = tenant != nullptr ? relaxed(tenant->rate_per_second) : 0;
+  const std::uint32_t source_slot = from_actor ? slot_of(s, header.source) : no_slot;
+  const std::uint32_t engagement_slot =
+      source_slot < s.route_capacity ? s.routes[source_slot].engagement_slot : no_slot;
+  if (k2k && type_blocked_in(blocked_word, header.type_id)) return {status::not_routable};
   const resolution r = resolve(s, header);
   if (r.verdict != status::delivered) {
     return {r.verdict == status::not_found && drop ? status::dropped : r.verdict};
@@ -305,6 +330,7 @@ RK_HOST_DEVICE inline prepared_delivery prepare_delivery(const system_view& s, c
       return {status::tenant_mismatch};
     }
     p.lane = e.lanes == 1 ? 0 : (header.priority < priority_levels ? header.priority : priority_levels - 1);
+    p.dedicated = load_relaxed(e.dedicated) != 0;
     // resolve() returns only direct entries: an actor's, or a remote one (no mailbox)
     if (e.mailbox == nullptr) {
       if (s.outbound.slots == nullptr) return {status::not_found}; // no cluster: no remote entry either
@@ -322,18 +348,15 @@ RK_HOST_DEVICE inline prepared_delivery prepare_delivery(const system_view& s, c
     return {status::invalid_descriptor};
   }
 
-  tenant_entry* tenant = header.tenant_slot < s.tenant_capacity ? &s.tenants[header.tenant_slot] : nullptr;
-  if (tenant != nullptr && relaxed(tenant->id) != header.tenant) {
+  if (tenant != nullptr && tenant_id != header.tenant) {
     // A host send stamped with the slot of a tenant that was removed (and the slot reused) meanwhile.
-    audit_refusal(s, header, audit_event::cross_tenant_attempt, status::tenant_mismatch, relaxed(tenant->id),
-                  r.actor, header.type_id);
+    audit_refusal(s, header, audit_event::cross_tenant_attempt, status::tenant_mismatch, tenant_id, r.actor,
+                  header.type_id);
     return {status::tenant_mismatch};
   }
-  const std::uint32_t source_slot = from_actor ? slot_of(s, header.source) : no_slot;
   if (source_slot < s.route_capacity) {
-    const std::uint32_t slot = s.routes[source_slot].engagement_slot;
-    if (slot < s.engagement_capacity) {
-      engagement_entry& g = s.engagements[slot];
+    if (engagement_slot < s.engagement_capacity) {
+      engagement_entry& g = s.engagements[engagement_slot];
       const std::uint64_t budget = relaxed(g.budget_ns);
       if (budget != 0 && relaxed(g.used_ns) >= budget) {
         bump(g.rejections, messages);
@@ -345,7 +368,7 @@ RK_HOST_DEVICE inline prepared_delivery prepare_delivery(const system_view& s, c
     }
   }
   if (tenant != nullptr) {
-    if (!take_token(*tenant, messages)) {
+    if (!take_token_at(*tenant, messages, tenant_rate)) {
       bump(tenant->rate_rejections, messages);
       audit_refusal(s, header, audit_event::quota_exceeded, status::quota_exceeded, header.tenant, r.actor,
                     quota_reason_rate);
@@ -404,6 +427,11 @@ RK_HOST_DEVICE inline void count_delivery(const system_view& s, const envelope& 
   bump_own(sender->delivered_sends, messages);
 }
 
+//! After publishing a delivery `p` to an actor's mailbox: makes sure a worker will serve it.
+RK_HOST_DEVICE inline void wake_receiver(const system_view& s, const prepared_delivery& p) noexcept {
+  if (!p.dedicated) wake_scheduled(s, p.slot);
+}
+
 //! Delivers a single message after prepare_delivery() allowed it, counting it (count_delivery) before it is
 //! published; on any other verdict it refunds the rate token. `sender` is null for the host.
 RK_HOST_DEVICE inline status commit_delivery(const system_view& s, const prepared_delivery& p,
@@ -427,7 +455,7 @@ RK_HOST_DEVICE inline status commit_delivery(const system_view& s, const prepare
       bump(received);
       count_delivery(s, header, 1, sender);
     });
-    if (st == status::delivered) wake(s, p.slot);
+    if (st == status::delivered) wake_receiver(s, p);
   }
   if (st != status::delivered) refund_undelivered(s, header, 1);
   return st;

@@ -111,12 +111,19 @@ RK_HOST_DEVICE inline void claim_and_push(const system_view& s, std::uint32_t sl
            may_run_next);
 }
 
-//! Sender side: after publishing a message to the actor in `slot`, makes sure a worker will serve it.
-RK_HOST_DEVICE inline void wake(const system_view& s, std::uint32_t slot) noexcept {
-  if (s.sched.queues == nullptr || load_relaxed(s.routes[slot].dedicated) != 0) return;
+//! wake() for a sender that already knows the actor in `slot` is not dedicated (it read the entry's
+//! `dedicated` before publishing, sparing a load after the publish's fence on the device).
+RK_HOST_DEVICE inline void wake_scheduled(const system_view& s, std::uint32_t slot) noexcept {
+  if (s.sched.queues == nullptr) return;
   // Owned: its owner sees the message (see "Skipped wake-ups" above).
   NV_IF_TARGET(NV_IS_HOST, (if (scheduled_word(s, slot).load(wake_check_order) != 0) return;))
   claim_and_push(s, slot);
+}
+
+//! Sender side: after publishing a message to the actor in `slot`, makes sure a worker will serve it.
+RK_HOST_DEVICE inline void wake(const system_view& s, std::uint32_t slot) noexcept {
+  if (load_relaxed(s.routes[slot].dedicated) != 0) return;
+  wake_scheduled(s, slot);
 }
 
 //! Gateway side of a host request: wakes actor `id` if it is still the slot's occupant.
