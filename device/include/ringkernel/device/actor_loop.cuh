@@ -124,12 +124,14 @@ RK_HOST_DEVICE inline worker_step next_step(const system_view& sys, actor_index 
 }
 
 //! Runs H on the message in `slot` for `self`. Called by every thread of the worker with the same
-//! arguments; the leader has already merged the HLC into `event_time`.
+//! arguments; the leader has already merged the HLC into `event_time`. `run_next`: the worker's run-next
+//! slot (CUDA scheduled workers, schedule.cuh).
 template <class H>
 RK_HOST_DEVICE void run_handler(const system_view& sys, actor_index self, handler_state_t<H>& state,
-                                const std::byte* slot, hlc_timestamp event_time) {
+                                const std::byte* slot, hlc_timestamp event_time,
+                                device_run_next* run_next = nullptr) {
   const message m(slot);
-  actor_context ctx(sys, self, sys.routes[slot_of(sys, self)].tenant, event_time, slot);
+  actor_context ctx(sys, self, sys.routes[slot_of(sys, self)].tenant, event_time, slot, run_next);
   H handler{};
   handler(ctx, state, m);
 }

@@ -43,11 +43,13 @@ struct trap_exception {
 class actor_context {
 public:
   //! Made by the worker for one delivered message, whose mailbox slot is `delivered` (the only message
-  //! region_bytes accepts).
+  //! region_bytes accepts). `run_next`: the worker's run-next slot (CUDA scheduled workers, see
+  //! detail/schedule.cuh; null elsewhere).
   RK_HOST_DEVICE actor_context(const detail::system_view& sys, actor_index self, std::uint64_t tenant,
-                               hlc_timestamp event_time, const std::byte* delivered = nullptr) noexcept
+                               hlc_timestamp event_time, const std::byte* delivered = nullptr,
+                               detail::device_run_next* run_next = nullptr) noexcept
       : sys_(&sys), self_(self), slot_(detail::slot_of(sys, self)), tenant_(tenant), event_time_(event_time),
-        delivered_(delivered) {}
+        delivered_(delivered), run_next_(run_next) {}
 
   RK_HOST_DEVICE actor_index self() const noexcept { return self_; }
   RK_HOST_DEVICE std::uint64_t tenant() const noexcept { return tenant_; }
@@ -245,7 +247,7 @@ private:
   }
 
   RK_HOST_DEVICE status send_one(const envelope& header, const void* payload) const noexcept {
-    const status verdict = detail::deliver(*sys_, header, payload, &counters());
+    const status verdict = detail::deliver(*sys_, header, payload, &counters(), run_next_);
     return verdict == status::delivered ? verdict : count_sent(verdict); // deliver() counted a delivery
   }
 
@@ -301,7 +303,7 @@ private:
     detail::bump(sys_->counters[p.slot].received, count); // before publish: see commit_delivery
     detail::count_delivery(*sys_, header, count, &counters());
     for (std::uint32_t i = 0; i < count; ++i) ring.publish(c.position + i);
-    detail::wake_receiver(*sys_, p);
+    detail::wake_receiver(*sys_, p, run_next_);
     return status::delivered;
   }
 
@@ -385,7 +387,7 @@ private:
           detail::bump(sys_->counters[slot].received, total); // before publish: see commit_delivery
           detail::bump_own(counters().reservations);
           for (std::uint32_t i = 0; i < total; ++i) ring.publish(first + i);
-          detail::wake(*sys_, slot);
+          detail::wake(*sys_, slot, run_next_);
         }
       } else if (in_group) {
         const status v = static_cast<status>(verdict);
@@ -409,6 +411,7 @@ private:
   std::uint64_t tenant_;
   hlc_timestamp event_time_;
   const std::byte* delivered_; //!< the mailbox slot of the message this call was given
+  detail::device_run_next* run_next_;
 };
 
 } // namespace rk

@@ -21,6 +21,7 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
   __shared__ actor_index shared_actor;
   __shared__ void* shared_state;
   __shared__ std::uint32_t shared_engagement; // the actor's engagement slot, read with its state pointer
+  __shared__ device_run_next run_next;        // see "Run-next" in schedule.cuh
 
   const system_view& sys = p.sys;
   worker_status& status_word = sys.workers[p.first_worker + blockIdx.x];
@@ -36,7 +37,11 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
   std::uint32_t reported_actor = 0;
   std::uint32_t reported_type = 0xFFFF'FFFFu;
   std::uint64_t handler_begin = 0;
-  if (threadIdx.x == 0) grace_seen = check_in(sys, status_word);
+  std::uint32_t streak = 0; // turns in a row taken from run_next
+  if (threadIdx.x == 0) {
+    run_next = {0, 0, p.kind}; // other threads touch it only in handler calls, after the first barrier
+    grace_seen = check_in(sys, status_word);
+  }
   RK_PHASE_START(stopwatch); // diagnostic builds only (phase_profile.cuh)
 
   for (;;) {
@@ -53,7 +58,7 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
             paused = !paused;
             acknowledge_pcie(status_word.paused, paused ? 1u : 0u); // release: see acknowledge_pcie
           }
-          if (!paused && take_ready(sys, p.kind, current)) {
+          if (!paused && take_next(sys, p.kind, run_next, streak, current)) {
             holding = true;
             turn = 0;
           }
@@ -73,6 +78,10 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
           end_turn(sys, current, false);
           holding = false;
           step = {};
+        } else if (run_next.full != 0) {
+          // The current actor goes on: an actor its last call woke is better off with another worker.
+          hand_off(sys, p.kind, run_next.actor, false);
+          run_next.full = 0;
         }
       }
       const std::uint32_t busy = step.kind == step_kind::handle ? current + 1 : 0u;
@@ -103,7 +112,7 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
     const worker_step& step = shared_step;
     if (step.kind == step_kind::handle) {
       run_handler<H>(sys, shared_actor, *static_cast<handler_state_t<H>*>(shared_state), step.slot,
-                     shared_time);
+                     shared_time, &run_next);
       __syncthreads(); // every thread is done with the slot (and the state) before the leader moves on
       if (threadIdx.x == 0) RK_PHASE(phase_handler, stopwatch);
     }
@@ -128,7 +137,7 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
           end_turn(sys, current, true);
           holding = false;
         }
-      } else if (!holding) {
+      } else if (!holding && (run_next.full == 0 || paused)) { // a held run-next actor is served next
         idle.pause();
       }
       RK_PHASE(step.kind == step_kind::handle ? phase_after : phase_idle, stopwatch);

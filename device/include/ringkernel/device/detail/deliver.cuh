@@ -427,16 +427,20 @@ RK_HOST_DEVICE inline void count_delivery(const system_view& s, const envelope& 
   bump_own(sender->delivered_sends, messages);
 }
 
-//! After publishing a delivery `p` to an actor's mailbox: makes sure a worker will serve it.
-RK_HOST_DEVICE inline void wake_receiver(const system_view& s, const prepared_delivery& p) noexcept {
-  if (!p.dedicated) wake_scheduled(s, p.slot);
+//! After publishing a delivery `p` to an actor's mailbox: makes sure a worker will serve it (`keep`: the
+//! sending worker's run-next slot, see schedule.cuh).
+RK_HOST_DEVICE inline void wake_receiver(const system_view& s, const prepared_delivery& p,
+                                         device_run_next* keep = nullptr) noexcept {
+  if (!p.dedicated) wake_scheduled(s, p.slot, keep);
 }
 
 //! Delivers a single message after prepare_delivery() allowed it, counting it (count_delivery) before it is
-//! published; on any other verdict it refunds the rate token. `sender` is null for the host.
+//! published; on any other verdict it refunds the rate token. `sender` is null for the host; `keep` is the
+//! sending worker's run-next slot (CUDA scheduled workers, see schedule.cuh; null elsewhere).
 RK_HOST_DEVICE inline status commit_delivery(const system_view& s, const prepared_delivery& p,
                                              const envelope& header, const void* payload,
-                                             actor_counters* sender) noexcept {
+                                             actor_counters* sender,
+                                             device_run_next* keep = nullptr) noexcept {
   envelope routed = header;
   routed.hops = static_cast<std::uint8_t>(p.hops);
   // An alias or group that led to a remote entry: the proxy reads the entry from the destination.
@@ -455,7 +459,7 @@ RK_HOST_DEVICE inline status commit_delivery(const system_view& s, const prepare
       bump(received);
       count_delivery(s, header, 1, sender);
     });
-    if (st == status::delivered) wake_receiver(s, p);
+    if (st == status::delivered) wake_receiver(s, p, keep);
   }
   if (st != status::delivered) refund_undelivered(s, header, 1);
   return st;
@@ -465,10 +469,11 @@ RK_HOST_DEVICE inline status commit_delivery(const system_view& s, const prepare
 //! other than `delivered` nothing was written anywhere. A delivery is counted for `sender` (see
 //! count_delivery); the caller counts the other verdicts.
 RK_HOST_DEVICE inline status deliver(const system_view& s, const envelope& header, const void* payload,
-                                     actor_counters* sender = nullptr) noexcept {
+                                     actor_counters* sender = nullptr,
+                                     device_run_next* keep = nullptr) noexcept {
   const prepared_delivery p = prepare_delivery(s, header, header.payload_length, payload);
   if (p.verdict != status::delivered) return p.verdict;
-  return commit_delivery(s, p, header, payload, sender);
+  return commit_delivery(s, p, header, payload, sender, keep);
 }
 
 } // namespace rk::detail

@@ -41,14 +41,19 @@
 //! too); if the read of 1 comes after, it read a later owner's 1, and that owner ends its turn the same
 //! way. A host request (wake_actor) always exchanges: the host's lifecycle word is not published this way.
 //!
-//! Run-next (CPU backend). An owner may keep the actor in its pool thread's run-next slot instead of the
-//! queue: a handler's send that makes an actor ready hands it to the thread running the handler, which
-//! serves it right after the current turn (the receiver's message is still in cache, and no other thread
-//! is woken for it: a ping-pong between two actors stays on one thread, as in CAF's and Go's schedulers).
-//! The slot holds one actor; a second one goes to the queue. The slot is just another place an owned
-//! actor waits, so the protocol above is unchanged. Fairness: after `run_next_streak_limit` turns in a
-//! row taken from the slot, the thread puts the slot's actor at the back of the queue and serves the
-//! queue's head instead.
+//! Run-next. An owner may keep the actor in its worker's run-next slot instead of the queue: a handler's
+//! send that makes an actor ready hands it to the worker running the handler, which serves it after the
+//! current actor (the receiver's message is still in cache, and no other worker is woken for it: a
+//! ping-pong between two actors stays on one worker, as in CAF's and Go's schedulers). The slot holds one
+//! actor; a second one goes to the queue. The slot is just another place an owned actor waits, so the
+//! protocol above is unchanged. Fairness: after `run_next_streak_limit` turns in a row taken from the
+//! slot, the worker puts the slot's actor at the back of the queue and serves the queue's head instead.
+//!   - CPU backend: a pool thread's slot (found through a thread_local), served right after the current
+//!     turn; any handler type (a pool thread serves them all).
+//!   - CUDA: a scheduled worker block's slot in shared memory (device_run_next), passed to the handler's
+//!     context; only actors of the worker's own handler type fit. A GPU has many workers, so the slot's
+//!     actor waits only while the current one has nothing more: if the current actor goes on with
+//!     another message, the slot's actor goes to the queue at once for another worker to take.
 
 #include <ringkernel/device/backoff.cuh>
 #include <ringkernel/device/detail/host_park.cuh>
@@ -68,6 +73,9 @@ RK_HOST_DEVICE inline void push_until_done(const run_queue_view& q, actor_index 
   while (!run_queue_push(q, actor)) wait.pause();
 }
 
+//! Turns in a row a worker takes from its run-next slot before it looks at the run queue (both backends).
+inline constexpr std::uint32_t run_next_streak_limit = 16;
+
 #if !defined(__CUDA_ARCH__)
 //! A CPU pool thread's run-next slot (see the protocol above); `sys` is the runtime it serves.
 struct run_next_slot {
@@ -76,7 +84,6 @@ struct run_next_slot {
   std::uint32_t kind = 0;
   bool full = false;
 };
-inline constexpr std::uint32_t run_next_streak_limit = 16;
 //! The slot of the pool thread running this code; null on every other thread (gateway, dedicated
 //! workers, the host's threads).
 inline thread_local run_next_slot* current_run_next = nullptr;
@@ -91,11 +98,35 @@ inline bool keep_on_this_thread(const system_view& s, std::uint32_t kind, actor_
 }
 #endif
 
-//! The owner's hand-off of actor `id` of handler type `kind`: to this pool thread's run-next slot when
-//! `may_run_next` and it is free (CPU backend), else to the run queue, waking a parked thread.
+//! A CUDA scheduled worker's run-next slot (its block's shared memory; see "Run-next" above). Written by
+//! the worker's threads during a handler call (a claim by CAS: they may send together) and by its leader
+//! between calls; a __syncthreads separates the two.
+struct device_run_next {
+  std::uint32_t full = 0; //!< 1: holds `actor`
+  actor_index actor = 0;
+  std::uint32_t kind = 0; //!< the worker's handler type: only its actors fit
+};
+
+//! Claims the slot `r` for actor `id` of handler type `kind`: false when it is another type's or full.
+//! (Host-callable for tests/device/test_run_next.cpp; only CUDA workers use it.)
+RK_HOST_DEVICE inline bool keep_on_this_worker(device_run_next& r, std::uint32_t kind,
+                                               actor_index id) noexcept {
+  if (r.kind != kind) return false;
+  std::uint32_t empty = 0;
+  if (!cuda::atomic_ref<std::uint32_t, cuda::thread_scope_block>(r.full).compare_exchange_strong(
+          empty, 1u, cuda::std::memory_order_relaxed, cuda::std::memory_order_relaxed))
+    return false;
+  r.actor = id; // read by the leader after the block's next __syncthreads
+  return true;
+}
+
+//! The owner's hand-off of actor `id` of handler type `kind`: to the run-next slot of the worker running
+//! the sending handler when `may_run_next` and it has room (CPU backend: this pool thread's; CUDA:
+//! `keep`, null outside a scheduled worker), else to the run queue, waking a parked thread.
 RK_HOST_DEVICE inline void hand_off(const system_view& s, std::uint32_t kind, actor_index id,
-                                    bool may_run_next) noexcept {
-  NV_IF_TARGET(NV_IS_HOST, (if (may_run_next && keep_on_this_thread(s, kind, id)) return;))
+                                    bool may_run_next, device_run_next* keep = nullptr) noexcept {
+  NV_IF_TARGET(NV_IS_HOST, ((void)keep; if (may_run_next && keep_on_this_thread(s, kind, id)) return;),
+               (if (may_run_next && keep != nullptr && keep_on_this_worker(*keep, kind, id)) return;))
   push_until_done(s.sched.queues[kind], id);
   notify_parked(s.sched);
 }
@@ -103,27 +134,30 @@ RK_HOST_DEVICE inline void hand_off(const system_view& s, std::uint32_t kind, ac
 //! Takes ownership of the actor in `slot` if nobody holds it, and hands it to a worker. A sender's wake
 //! may use the run-next slot; an actor taken back at the end of its own turn may not (it usually waits
 //! for someone else, e.g. after a defer, and would only spin on this thread).
-RK_HOST_DEVICE inline void claim_and_push(const system_view& s, std::uint32_t slot,
-                                          bool may_run_next = true) noexcept {
+RK_HOST_DEVICE inline void claim_and_push(const system_view& s, std::uint32_t slot, bool may_run_next = true,
+                                          device_run_next* keep = nullptr) noexcept {
   if (scheduled_word(s, slot).exchange(1u, cuda::std::memory_order_acq_rel) != 0) return;
   const route_entry& e = s.routes[slot];
   hand_off(s, load_relaxed(e.kind), make_id(slot, load_relaxed(e.generation), s.actor_slot_bits),
-           may_run_next);
+           may_run_next, keep);
 }
 
 //! wake() for a sender that already knows the actor in `slot` is not dedicated (it read the entry's
 //! `dedicated` before publishing, sparing a load after the publish's fence on the device).
-RK_HOST_DEVICE inline void wake_scheduled(const system_view& s, std::uint32_t slot) noexcept {
+RK_HOST_DEVICE inline void wake_scheduled(const system_view& s, std::uint32_t slot,
+                                          device_run_next* keep = nullptr) noexcept {
   if (s.sched.queues == nullptr) return;
   // Owned: its owner sees the message (see "Skipped wake-ups" above).
   NV_IF_TARGET(NV_IS_HOST, (if (scheduled_word(s, slot).load(wake_check_order) != 0) return;))
-  claim_and_push(s, slot);
+  claim_and_push(s, slot, true, keep);
 }
 
 //! Sender side: after publishing a message to the actor in `slot`, makes sure a worker will serve it.
-RK_HOST_DEVICE inline void wake(const system_view& s, std::uint32_t slot) noexcept {
+//! `keep`: the sending worker's run-next slot (CUDA scheduled workers; null elsewhere).
+RK_HOST_DEVICE inline void wake(const system_view& s, std::uint32_t slot,
+                                device_run_next* keep = nullptr) noexcept {
   if (load_relaxed(s.routes[slot].dedicated) != 0) return;
-  wake_scheduled(s, slot);
+  wake_scheduled(s, slot, keep);
 }
 
 //! Gateway side of a host request: wakes actor `id` if it is still the slot's occupant.
@@ -177,6 +211,32 @@ RK_HOST_DEVICE inline void end_turn(const system_view& s, actor_index self, bool
 //! Worker side: the next ready actor of handler type `kind`, if any.
 RK_HOST_DEVICE inline bool take_ready(const system_view& s, std::uint32_t kind, actor_index& actor) noexcept {
   return run_queue_pop(s.sched.queues[kind], actor);
+}
+
+//! A CUDA scheduled worker's leader, between actors: the next actor to serve. The run-next slot's, at
+//! most run_next_streak_limit turns in a row (`streak` counts them); else the run queue's head,
+//! and the slot's actor, if any, goes to the queue behind it; else the slot's actor even after a long
+//! streak (nobody else is waiting). (Host-callable for tests/device/test_run_next.cpp.)
+RK_HOST_DEVICE inline bool take_next(const system_view& s, std::uint32_t kind, device_run_next& run_next,
+                                     std::uint32_t& streak, actor_index& actor) noexcept {
+  if (run_next.full != 0 && streak < run_next_streak_limit) {
+    actor = run_next.actor;
+    run_next.full = 0;
+    ++streak;
+    return true;
+  }
+  streak = 0;
+  if (take_ready(s, kind, actor)) {
+    if (run_next.full != 0) {
+      hand_off(s, kind, run_next.actor, false);
+      run_next.full = 0;
+    }
+    return true;
+  }
+  if (run_next.full == 0) return false;
+  actor = run_next.actor;
+  run_next.full = 0;
+  return true;
 }
 
 } // namespace rk::detail
