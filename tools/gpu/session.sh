@@ -8,7 +8,13 @@
 #   5. bench_scale at 10^6 actors, while time is left.
 # Every step runs under its own limit, cut to what is left of BUDGET_S; no step starts once the budget is
 # spent, and logs are appended as they are written, so a run cut short still brings back what it did.
-# Made for a folder staged by ../shared/gpu/stage.sh from a Release sm_90 build (README: "On a GPU").
+# Made for a folder staged by ../shared/gpu/stage.sh from a Release sm_90 build (README: "On a GPU"). The
+# targets it runs (build only these: a whole build takes ~15 min on 2 cores, and the stage must stay under
+# 64 MiB, so strip it):
+#   ringkernel.test.{runtime,lifetime,hardening}_cuda ringkernel.test.{cuda_fault,snapshot_cuda,audit_cuda,copy_cuda}
+#   pingpong pipeline tenants worker_pool order_book
+#   bench_device_primitives bench_k2k_phases bench_traffic bench_k2k_latency bench_host_round_trip
+#   bench_k2k_throughput bench_pingpong bench_scale
 #   usage: [BUDGET_S=380] [SKIP_TESTS=1] [SKIP_SANITIZER=1] LOG_DIR=<folder> bash tools/gpu/session.sh STAGE
 set -uo pipefail
 stage=$(cd "${1:?usage: session.sh STAGE}" && pwd)
