@@ -26,7 +26,6 @@ enum class step_kind : int { idle, handle, discard, park, release };
 struct worker_step {
   step_kind kind = step_kind::idle;
   const std::byte* slot = nullptr;
-  std::uint32_t lane = 0;
   //! How finish_step releases the slot, kept from the peek so that releasing reads neither the route
   //! entry nor the lane's head again (each a round trip to L2 on the device, after a handler whose sends
   //! invalidated L1).
@@ -40,10 +39,7 @@ RK_HOST_DEVICE inline worker_step peek_lane(const route_entry& e, std::uint32_t 
                                             step_kind kind) noexcept {
   worker_step step;
   step.slot = mailbox(lane_view(e, lane)).try_peek(step.release);
-  if (step.slot != nullptr) {
-    step.kind = kind;
-    step.lane = lane;
-  }
+  if (step.slot != nullptr) step.kind = kind;
   return step;
 }
 

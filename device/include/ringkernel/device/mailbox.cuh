@@ -235,8 +235,7 @@ public:
     return slot_at(position);
   }
   RK_HOST_DEVICE void pop_at(std::uint64_t position) const noexcept {
-    seq_ref(position).store(position + v_.capacity, cuda::std::memory_order_release);
-    head_ref().store(position + 1, cuda::std::memory_order_relaxed);
+    release({&v_.seq[position & (v_.capacity - 1)], v_.head, position, v_.capacity});
   }
 
   //! Claimed-but-not-consumed positions (includes claims not yet published). A snapshot, for stats.
