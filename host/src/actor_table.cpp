@@ -350,6 +350,12 @@ std::uint64_t actor_table::tenant_of(actor_index id) const {
   return record(id, "tenant_of()").tenant;
 }
 
+std::uint32_t actor_table::tenant_slot_of(actor_index id) const {
+  std::lock_guard lock(mutex_);
+  (void)record(id, "tenant_slot_of()");
+  return routes_[slot(id)].tenant_slot;
+}
+
 std::uint32_t actor_table::kind_of(actor_index id) const {
   std::lock_guard lock(mutex_);
   return record(id, "kind_of()").kind;

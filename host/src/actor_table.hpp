@@ -120,6 +120,9 @@ public:
   //! Throws rk::error (`who: ...`) unless `id` is a current actor/alias of the requested sort.
   void check(actor_index id, const std::string& who, want sort = want::any) const;
   std::uint64_t tenant_of(actor_index id) const;
+  //! The slot of the actor's tenant in the device tenant table (what its sends stamp as
+  //! envelope::tenant_slot).
+  std::uint32_t tenant_slot_of(actor_index id) const;
   std::uint32_t kind_of(actor_index id) const;
 
   // --- words the host writes -----------------------------------------------------------------------------

@@ -350,11 +350,11 @@ std::optional<received_message> host_io::receive(std::chrono::nanoseconds timeou
   };
   if (!take() && live) {
     park_lot* lot = busy_poll_ ? nullptr : backend_.receive_lot();
+    const auto stopped = [&] { return faults_.detected() || phase_.load() == phase::stopped; };
     const wait_result r = lot != nullptr ? wait_parked(*lot, take, timeout_ns(timeout))
-                                         : wait_until(
-                                               take, [&] { return faults_.detected(); }, timeout_ns(timeout),
-                                               waiting_backoff());
-    if (r == wait_result::aborted) faults_.throw_if_faulted();
+                                         : wait_until(take, stopped, timeout_ns(timeout), waiting_backoff());
+    // A shutdown that completed meanwhile published everything it will: one last look, then empty.
+    if (r == wait_result::aborted && !take()) faults_.throw_if_faulted();
   }
   if (!got) return std::nullopt;
   host_received_.fetch_add(1, std::memory_order_relaxed);
@@ -376,19 +376,24 @@ wait_result host_io::wait_parked(park_lot& lot, const std::function<bool()>& tak
     if (timeout != wait_forever && elapsed() >= timeout) return wait_result::timed_out;
     spin.pause();
   }
+  const auto stopped = [&] { return faults_.detected() || phase_.load() == phase::stopped; };
   for (;;) {
-    if (faults_.detected()) return wait_result::aborted;
+    if (stopped()) return wait_result::aborted;
     const std::uint64_t waited = elapsed();
     if (timeout != wait_forever && waited >= timeout)
       return take() ? wait_result::ready : wait_result::timed_out;
     const std::uint64_t left = timeout == wait_forever ? wait_forever : timeout - waited;
     const std::uint32_t seen = park_enter(lot);
     const bool ready = take();
-    if (!ready && !faults_.detected())
+    if (!ready && !stopped())
       park_sleep(lot, seen, static_cast<long>(std::min<std::uint64_t>(left, 100'000'000)));
     park_leave(lot);
     if (ready || take()) return wait_result::ready;
   }
+}
+
+void host_io::wake_receivers() noexcept {
+  if (park_lot* lot = backend_.receive_lot(); lot != nullptr) park_notify_all(*lot);
 }
 
 void host_io::wait_for_senders() const {

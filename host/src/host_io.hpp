@@ -70,6 +70,9 @@ public:
   //! Shutdown, after the phase left `running`: waits until no host send is between its phase check and
   //! its publish.
   void wait_for_senders() const;
+  //! Shutdown, once the phase is `stopped`: wakes host threads waiting in receive(), which take what the
+  //! egress ring still holds and otherwise return empty at once (nothing more can arrive).
+  void wake_receivers() noexcept;
   std::uint64_t enqueued() const noexcept { return enqueued_.load(std::memory_order_acquire); }
   gateway_counters read_gateway() const;
   void fill_host_counters(runtime_stats& s) const;

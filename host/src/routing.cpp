@@ -89,6 +89,7 @@ address routing::create_group(const std::string& name, std::span<const actor_ind
   if (const address dup = first_duplicate(list); dup != host_actor)
     throw error(who + ": actor '" + actors_.name_of(dup) + "' is listed more than once");
   check_room(name, list.size(), who);
+  const std::uint32_t tenant_slot = actors_.tenant_slot_of(list.front());
 
   std::lock_guard lock(mutex_);
   const slot_allocator::slot_id s = *group_slots_.acquire();
@@ -102,6 +103,7 @@ address routing::create_group(const std::string& name, std::span<const actor_ind
                             sizeof(address) * t.members.size());
     group_entry e = t.entries[0];
     e.generation = no_slot;
+    e.tenant_slot = tenant_slot;
     backend_.copy_to_device(&d_groups_.as<group_entry>()[s.slot], &e, sizeof e);
     backend_.copy_to_device(&d_groups_.as<group_entry>()[s.slot].generation, &s.generation,
                             sizeof s.generation);

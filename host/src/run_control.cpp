@@ -300,6 +300,7 @@ shutdown_report run_control::shutdown() noexcept {
     report.drained = false;
   }
   phase_.store(phase::stopped);
+  io_.wake_receivers();
   last_report_ = report;
   return report;
 }

@@ -376,6 +376,28 @@ TEST_P(RuntimeCases, RepliesLeftInTheEgressRingAreReportedAndStillReceivable) {
   EXPECT_FALSE(rt.receive(0ms).has_value());
 }
 
+// A receive() waiting in another thread when shutdown() completes returns at once (nothing more can
+// arrive), not when its timeout runs out.
+TEST_P(RuntimeCases, ShutdownEndsAReceiveWaitingInAnotherThread) {
+  rk::runtime rt(options());
+  (void)rt.spawn<echo>("echo", small_mailbox());
+  rt.start();
+  std::atomic<bool> waiting{false};
+  std::optional<rk::received_message> got;
+  std::chrono::steady_clock::duration waited{};
+  std::thread receiver([&] {
+    waiting.store(true);
+    const auto begin = std::chrono::steady_clock::now();
+    got = rt.receive(120s);
+    waited = std::chrono::steady_clock::now() - begin;
+  });
+  while (!waiting.load()) std::this_thread::yield();
+  EXPECT_TRUE(rt.shutdown().drained);
+  receiver.join();
+  EXPECT_FALSE(got.has_value());
+  EXPECT_LT(waited, 60s) << "woken by the shutdown, not by its 120 s timeout";
+}
+
 // --- faults -----------------------------------------------------------------------------------------
 
 TEST_P(RuntimeCases, InvalidOptionsGiveClearErrors) {

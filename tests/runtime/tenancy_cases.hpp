@@ -86,6 +86,56 @@ TEST_P(TenancyCases, CrossTenantSendsAreRejectedOnEveryPathAndAudited) {
   EXPECT_EQ(s.gateway_verdicts[static_cast<int>(status::tenant_mismatch)], 2u);
 }
 
+// Sends another tenant makes to a group are refused at the member they reach, and must not move the group's
+// round-robin cursor: otherwise a hostile tenant chooses which member the group's own traffic lands on.
+TEST_P(TenancyCases, RefusedForeignSendsDoNotSteerAGroupsRoundRobin) {
+  rk::runtime rt(options());
+  rt.tenants().add(1, rk::tenant_quota::standard());
+  rt.tenants().add(2, rk::tenant_quota::standard());
+  rk::actor_options pool = in_tenant(2);
+  pool.instances = 2;
+  const rk::address group2 = rt.spawn<counter>("pool2", pool);
+  const actor_index b1 = rt.spawn<burster>("b1", in_tenant(1));
+  rt.start();
+  const ping_payload p{0, 1};
+  constexpr int rounds = 20;
+  for (int i = 0; i < rounds; ++i) {
+    ASSERT_EQ(rt.send_wait(group2, msg_count, rk::as_bytes(p), 5s, as_tenant(2)), status::delivered);
+    // One foreign send per round: each would move the cursor by one, sending tenant 2 always to one member.
+    if (i % 2 == 0) {
+      EXPECT_EQ(burst(rt, b1, 1, {group2, 1, 0, 0}).tenant_mismatch, 1u);
+    } else {
+      EXPECT_EQ(rt.send_wait(group2, msg_count, rk::as_bytes(p), 5s, as_tenant(1)), status::tenant_mismatch);
+    }
+  }
+  EXPECT_EQ(audited(rt, rk::audit_event::cross_tenant_attempt).size(), static_cast<std::size_t>(rounds));
+  EXPECT_TRUE(rt.shutdown().drained);
+  const rk::runtime_stats s = rt.stats();
+  for (actor_index m : rt.members(group2)) EXPECT_EQ(s.actors[m].received, rounds / 2u) << "member " << m;
+}
+
+// An aggregated send is one decision for many messages; a refusal is still counted and audited per message.
+TEST_P(TenancyCases, RefusedAggregatedSendsLeaveOneAuditRecordPerMessage) {
+  rk::runtime rt(options());
+  rt.tenants().add(1, rk::tenant_quota::standard());
+  rt.tenants().add(2, rk::tenant_quota::standard());
+  const actor_index victim = rt.spawn<counter>("victim", in_tenant(2));
+  const actor_index a = rt.spawn<aggregator>("aggregator", in_tenant(1));
+  rt.start();
+  const aggregate_request req{{victim, victim, victim, victim}};
+  ASSERT_EQ(rt.send(a, msg_ping, rk::as_bytes(req), as_tenant(1)), status::enqueued);
+  ASSERT_TRUE(rt.receive(10s).has_value());
+  std::uint64_t messages = 0; // thread i sends 1 + i % 3
+  for (std::uint32_t i = 0; i < 64; ++i) messages += 1 + i % 3;
+  const rk::runtime_stats s = rt.stats();
+  EXPECT_EQ(s.actors[a].sent[static_cast<int>(status::tenant_mismatch)], messages);
+  EXPECT_EQ(audited(rt, rk::audit_event::cross_tenant_attempt).size(), messages);
+  EXPECT_EQ(rt.audit_stats().records_lost, 0u);
+  EXPECT_TRUE(rt.shutdown().drained);
+  EXPECT_EQ(s.actors[victim].received, 0u);
+  EXPECT_EQ(rt.state<aggregator>(a).failures, 64u) << "every call was refused";
+}
+
 TEST_P(TenancyCases, HandlersCannotForgeTheirSourceOrTenant) {
   rk::runtime rt(options());
   rt.tenants().add(1, rk::tenant_quota::standard());

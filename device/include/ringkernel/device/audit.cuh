@@ -237,6 +237,24 @@ RK_HOST_DEVICE inline status emit_audit(const audit_channel& channel, const audi
   return status::delivered;
 }
 
+//! Writes `count` records like `record`, one for each event it stands for (each message of a refused
+//! aggregated send): emit_audit for each, except that once the ring is full the records left are counted
+//! lost at once, so a call costs at most the ring's free room. Returns `delivered` when all were written,
+//! `queue_full` when any was lost, `not_running` without a ring (nothing written or counted).
+RK_HOST_DEVICE inline status emit_audit_each(const audit_channel& channel, const audit_record& record,
+                                             std::uint32_t count) noexcept {
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const status st = emit_audit(channel, record);
+    if (st == status::delivered) continue;
+    if (st == status::queue_full && channel.overflow != nullptr && count - i > 1) {
+      cuda::atomic_ref<std::uint64_t, peer_scope>(*channel.overflow)
+          .fetch_add(count - i - 1, cuda::std::memory_order_relaxed); // relaxed: as in emit_audit
+    }
+    return st;
+  }
+  return status::delivered;
+}
+
 //! The number of records lost so far, read where the counter is addressable (device code, or the host on
 //! the CPU backend). On CUDA the host reads it with a copy from device memory instead.
 RK_HOST_DEVICE inline std::uint64_t audit_overflow_count(const std::uint64_t& counter) noexcept {

@@ -373,8 +373,9 @@ public:
                          options);
   }
   //! Takes the next message actors sent to the host, waiting up to `timeout`. Returns nullopt on timeout.
-  //! Still works after shutdown() for messages left in the egress ring. Throws rk::error if the runtime
-  //! faulted.
+  //! Still works after shutdown() for messages left in the egress ring (without waiting: nothing more can
+  //! arrive), and a receive() waiting in another thread when shutdown() completes returns then, with what
+  //! the ring still holds or nullopt. Throws rk::error if the runtime faulted.
   template <class Rep, class Period>
   std::optional<received_message> receive(std::chrono::duration<Rep, Period> timeout) {
     return receive_for(detail::checked_timeout(timeout, "receive()"));

@@ -62,7 +62,8 @@ RK_HOST_DEVICE inline bool type_blocked(const system_view& s, std::uint32_t type
 //! Round-robin: every candidate tried takes the next value of the group's shared cursor, so skipping a
 //! member that is not live consumes its turn and the live members keep an even share. Keyed: a consistent
 //! hash over the members (keyed_pick.cuh), so a key keeps its member while that member stays live and the
-//! keys of a stopped member spread evenly over the others.
+//! keys of a stopped member spread evenly over the others. Only sends of the group's own tenant move the
+//! cursor (see group_entry::tenant_slot).
 RK_HOST_DEVICE inline address pick_member(const system_view& s, address group,
                                           const envelope& header) noexcept {
   const std::uint32_t g = id_slot(group, s.group_slot_bits);
@@ -82,9 +83,19 @@ RK_HOST_DEVICE inline address pick_member(const system_view& s, address group,
     });
     return i < count ? s.group_members[first + i] : host_actor;
   }
+  cuda::atomic_ref<std::uint32_t, peer_scope> cursor(s.group_cursors[g]);
+  if (header.tenant_slot != load_relaxed(entry.tenant_slot)) {
+    // Another tenant's send: prepare_delivery refuses it at the member (tenant_mismatch, audited), so it
+    // only looks at the cursor; moving it would let a refused foreign sender choose the group's next member.
+    const std::uint32_t at = cursor.load(cuda::std::memory_order_relaxed);
+    for (std::uint32_t k = 0; k < count; ++k) {
+      const address candidate = s.group_members[first + (at + k) % count];
+      if (eligible_member(s, candidate)) return candidate;
+    }
+    return host_actor;
+  }
   for (std::uint32_t k = 0; k < count; ++k) {
-    const std::uint32_t turn = cuda::atomic_ref<std::uint32_t, peer_scope>(s.group_cursors[g])
-                                   .fetch_add(1, cuda::std::memory_order_relaxed);
+    const std::uint32_t turn = cursor.fetch_add(1, cuda::std::memory_order_relaxed);
     const address candidate = s.group_members[first + turn % count];
     if (eligible_member(s, candidate)) return candidate;
   }
@@ -142,12 +153,12 @@ RK_HOST_DEVICE inline audit_tag audit_tag_of(const system_view& s, actor_index a
   return audit_tag{s.engagements[slot].org_id, s.engagements[slot].engagement_id};
 }
 
-//! Reports a refused send to the audit ring (best effort: a full ring counts the loss, which the host
-//! drain reports). The record carries the sender, its tenant and audit tag, the other party, and the
-//! status returned to the sender.
+//! Reports a refused send of `messages` messages to the audit ring, one record each (best effort: a full
+//! ring counts the loss, which the host drain reports), so records plus losses match the refusals counted.
+//! The record carries the sender, its tenant and audit tag, the other party, and the status returned.
 RK_HOST_DEVICE inline void audit_refusal(const system_view& s, const envelope& h, audit_event event,
                                          status verdict, std::uint64_t other_tenant, address other_actor,
-                                         std::uint64_t value) noexcept {
+                                         std::uint64_t value, std::uint32_t messages) noexcept {
   audit_record r;
   r.time = h.timestamp;
   r.tenant = h.tenant;
@@ -159,7 +170,7 @@ RK_HOST_DEVICE inline void audit_refusal(const system_view& s, const envelope& h
   r.event = event;
   r.level = audit_level::warning;
   r.tag = audit_tag_of(s, h.source);
-  (void)emit_audit(s.audit, r);
+  (void)emit_audit_each(s.audit, r, messages);
 }
 
 //! Marks actor `self` faulted with `code` in its current epoch and writes one actor_fault audit record
@@ -326,7 +337,7 @@ RK_HOST_DEVICE inline prepared_delivery prepare_delivery(const system_view& s, c
     const route_entry& e = s.routes[p.slot];
     if (e.tenant != header.tenant) {
       audit_refusal(s, header, audit_event::cross_tenant_attempt, status::tenant_mismatch, e.tenant, r.actor,
-                    header.type_id);
+                    header.type_id, messages);
       return {status::tenant_mismatch};
     }
     p.lane = e.lanes == 1 ? 0 : (header.priority < priority_levels ? header.priority : priority_levels - 1);
@@ -344,14 +355,14 @@ RK_HOST_DEVICE inline prepared_delivery prepare_delivery(const system_view& s, c
     if (payload != nullptr && payload_length >= sizeof d) cuda::std::memcpy(&d, payload, sizeof d);
     audit_refusal(s, header, audit_event::descriptor_violation, status::invalid_descriptor,
                   d.region < s.region_capacity ? relaxed(s.regions[d.region].owner_tenant) : 0, r.actor,
-                  d.region);
+                  d.region, messages);
     return {status::invalid_descriptor};
   }
 
   if (tenant != nullptr && tenant_id != header.tenant) {
     // A host send stamped with the slot of a tenant that was removed (and the slot reused) meanwhile.
     audit_refusal(s, header, audit_event::cross_tenant_attempt, status::tenant_mismatch, tenant_id, r.actor,
-                  header.type_id);
+                  header.type_id, messages);
     return {status::tenant_mismatch};
   }
   if (source_slot < s.route_capacity) {
@@ -362,7 +373,7 @@ RK_HOST_DEVICE inline prepared_delivery prepare_delivery(const system_view& s, c
         bump(g.rejections, messages);
         if (tenant) bump(tenant->budget_rejections, messages);
         audit_refusal(s, header, audit_event::quota_exceeded, status::quota_exceeded, header.tenant, r.actor,
-                      quota_reason_budget);
+                      quota_reason_budget, messages);
         return {status::quota_exceeded};
       }
     }
@@ -371,7 +382,7 @@ RK_HOST_DEVICE inline prepared_delivery prepare_delivery(const system_view& s, c
     if (!take_token_at(*tenant, messages, tenant_rate)) {
       bump(tenant->rate_rejections, messages);
       audit_refusal(s, header, audit_event::quota_exceeded, status::quota_exceeded, header.tenant, r.actor,
-                    quota_reason_rate);
+                    quota_reason_rate, messages);
       return {status::quota_exceeded};
     }
   }

@@ -137,7 +137,10 @@ struct group_entry {
   std::uint32_t first = 0;
   std::uint32_t count = 0;
   std::uint32_t generation = no_slot; //!< host: generation of the group's address; no_slot: free
-  std::uint32_t reserved_ = 0;
+  //! host: the members' tenant's slot in the tenant table (a group serves one tenant). A send stamped with
+  //! another slot does not move the round-robin cursor: the member it reaches refuses it (tenant_mismatch),
+  //! and a refused foreign send must not steer which member the group's own tenant reaches next.
+  std::uint32_t tenant_slot = no_slot;
 };
 
 // --- tenancy and quotas -------------------------------------------------------------------------------
