@@ -116,6 +116,18 @@ std::vector<actor_index> actor_table::add_actors(const actor_spec& spec, std::sp
   const std::size_t slots_per_actor = spec.mailbox.slots_bytes() * lanes;
   const std::size_t n = names.size();
   if (n == 0) return {};
+  // Refused whole before any of it is allocated and filled: a batch of huge mailboxes would otherwise fill
+  // gigabytes of headers before its slots found no room.
+  if (const std::size_t limit = backend_.memory_bytes(); n > limit / (per_actor + slots_per_actor)) {
+    const std::string who = n == 1
+                                ? "spawn('" + names.front() + "')"
+                                : "spawning " + std::to_string(n) + " actors ('" + names.front() + "', ...)";
+    throw error(who + ": " + std::to_string(n) + " x " + std::to_string(per_actor + slots_per_actor) +
+                " bytes (mailbox of " + std::to_string(spec.mailbox.capacity) + " slots of " +
+                std::to_string(spec.mailbox.slot_bytes) + " bytes x " + std::to_string(lanes) +
+                " lane(s), and state) is more than the " + std::to_string(limit) +
+                " bytes this backend has; use smaller mailboxes (actor_options::mailbox) or fewer actors");
+  }
   std::vector<slot_allocator::slot_id> taken;
   taken.reserve(n);
   {

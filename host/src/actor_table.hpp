@@ -172,6 +172,9 @@ public:
   //! handled + discarded and received over every actor (retiring ones count as finished: what is left in
   //! their mailboxes is discarded when their slot is reclaimed).
   void drain_sums(std::uint64_t& finished, std::uint64_t& received) const;
+  //! Messages queued or inside a handler now, from one reading of the counters (drain_sums' two readings
+  //! prove quiet but overstate a backlog by whatever arrived between them).
+  std::uint64_t backlog() const;
   //! Per-tenant sums of the counters tenant usage reports (live actors plus forgotten ones).
   tenant_history tenant_sums(std::uint64_t tenant) const;
   //! Actors with messages queued or in a handler: counters, then the cursors of each lane (state dumps;

@@ -92,6 +92,20 @@ void actor_table::drain_sums(std::uint64_t& finished, std::uint64_t& received) c
   }
 }
 
+std::uint64_t actor_table::backlog() const {
+  std::lock_guard lock(mutex_);
+  const std::vector<actor_counters> now = read_counters();
+  std::uint64_t queued = 0;
+  for (std::size_t s = 0; s < records_.size(); ++s) {
+    if (records_[s].stage == stage_kind::free || records_[s].alias ||
+        records_[s].stage == stage_kind::retiring)
+      continue;
+    const std::uint64_t finished = now[s].handled + now[s].discarded + now[s].interrupted;
+    queued += now[s].received - std::min(now[s].received, finished);
+  }
+  return queued;
+}
+
 tenant_history actor_table::tenant_sums(std::uint64_t tenant) const {
   std::lock_guard lock(mutex_);
   const std::vector<actor_counters> counters = read_counters();

@@ -262,7 +262,7 @@ shutdown_report run_control::shutdown() noexcept {
       if (r != wait_result::ready) {
         report.drained = false;
         report.undelivered =
-            (enqueued - std::min(enqueued, processed)) + (received - std::min(received, finished));
+            (enqueued - std::min(enqueued, io_.read_gateway().processed)) + actors_.backlog();
       }
     }
     for (std::string& name : watchdog_.stuck_names()) report.stuck_actors.push_back(std::move(name));

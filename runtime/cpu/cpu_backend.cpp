@@ -80,9 +80,14 @@ public:
     return requested_workers_ ? requested_workers_ : std::max(1u, std::thread::hardware_concurrency());
   }
 
-  void* allocate_device(std::size_t bytes, bool populate) override {
+  std::size_t memory_bytes() const noexcept override {
     static const std::size_t physical =
         static_cast<std::size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<std::size_t>(sysconf(_SC_PAGE_SIZE));
+    return physical;
+  }
+
+  void* allocate_device(std::size_t bytes, bool populate) override {
+    const std::size_t physical = memory_bytes();
     if (bytes > physical)
       throw error("CPU backend: " + std::to_string(bytes) + " bytes is more than this machine's memory (" +
                   std::to_string(physical) + " bytes)");

@@ -122,6 +122,8 @@ public:
     return static_cast<std::uint32_t>(std::max(1, props_.multiProcessorCount));
   }
 
+  std::size_t memory_bytes() const noexcept override { return props_.totalGlobalMem; }
+
   void* allocate_device(std::size_t bytes, bool /*populate*/) override {
     const current_device on(device_);
     on.check(device_);

@@ -62,6 +62,9 @@ public:
   //! mapped on first use instead of populating them now; CUDA ignores it.
   virtual void* allocate_device(std::size_t bytes, bool populate) = 0;
   virtual void free_device(void* pointer) noexcept = 0;
+  //! All the memory allocate_device could ever give (the device's on CUDA, the machine's on the CPU
+  //! backend): callers refuse requests beyond it before they allocate and fill any part of them.
+  virtual std::size_t memory_bytes() const noexcept = 0;
   //! Zero-filled pinned host memory that workers access through `device`. Throws rk::error.
   virtual mapped_allocation allocate_mapped(std::size_t bytes) = 0;
   virtual void free_mapped(const mapped_allocation& allocation) noexcept = 0;
