@@ -71,6 +71,9 @@ runtime_options validated(runtime_options o) {
     throw error("runtime_options::scheduled_workers must be at most " +
                 std::to_string(max_scheduled_workers) + " (got " + std::to_string(o.scheduled_workers) +
                 "; 0 picks one per SM, or the CPU's threads)");
+  if (o.cpu_workers > max_scheduled_workers)
+    throw error("runtime_options::cpu_workers must be at most " + std::to_string(max_scheduled_workers) +
+                " (got " + std::to_string(o.cpu_workers) + "; 0 uses the CPU's hardware threads)");
   if (o.actor_turn_messages == 0 || o.actor_turn_messages > 65536)
     throw error("runtime_options::actor_turn_messages must be between 1 and 65536 (got " +
                 std::to_string(o.actor_turn_messages) + ")");

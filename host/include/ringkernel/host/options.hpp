@@ -88,7 +88,7 @@ struct runtime_options {
   //! keep the rest of the area. 1 .. host_parking_slots; 0: a quarter of host_parking_slots (at least 1).
   std::uint32_t host_parking_per_destination = 0;
   //! CPU backend threads for dedicated actors (actor_options::dedicated_worker); 0 = min(those actors,
-  //! hardware threads). A thread may serve several dedicated actors.
+  //! hardware threads). A thread may serve several dedicated actors. 0 .. 4096.
   std::uint32_t cpu_workers = 0;
   //! Scheduled workers: actors that are not dedicated are served in turns by a fixed pool (see
   //! docs/architecture.md, "Scheduled actors"). CUDA: thread blocks per handler type (0: one per SM);
