@@ -176,10 +176,16 @@ std::uint32_t run_control::begin_stop(actor_index a) {
 std::uint32_t run_control::begin_pause(actor_index a) {
   check_lifecycle_call(a, "pause_actor()");
   const std::uint32_t hw = actors_.host_word(a);
-  if (static_cast<host_state>(state_in(hw)) != host_state::live)
-    throw error("pause_actor(): actor '" + actors_.name_of(a) + "' is not live");
-  actors_.write_host_word(a, make_state_word(epoch_of(hw), static_cast<std::uint8_t>(host_state::paused)));
-  return hw;
+  const auto hs = static_cast<host_state>(state_in(hw));
+  if (hs == host_state::paused) return hw; // asked again: wait for the same confirmation
+  if (hs != host_state::live)
+    throw error("pause_actor(): actor '" + actors_.name_of(a) + "' is " + to_string(actors_.lifecycle(a)) +
+                ", not live");
+  if (current_device_state(hw, actors_.device_word(a)) == device_state::faulted)
+    throw error("pause_actor(): actor '" + actors_.name_of(a) + "' is faulted; respawn() it first");
+  const std::uint32_t paused = make_state_word(epoch_of(hw), static_cast<std::uint8_t>(host_state::paused));
+  actors_.write_host_word(a, paused);
+  return paused;
 }
 
 void run_control::resume_actor(actor_index a) {

@@ -293,11 +293,13 @@ void runtime_impl::remove_alias(actor_index alias) {
 
 void runtime_impl::set_route(actor_index from, address next_hop) {
   std::lock_guard lock(setup_);
+  require_setup_phase("set_route(" + std::to_string(from) + ")");
   routing_.set_route(from, next_hop);
 }
 
 void runtime_impl::clear_route(actor_index a) {
   std::lock_guard lock(setup_);
+  require_setup_phase("clear_route(" + std::to_string(a) + ")");
   routing_.clear_route(a);
 }
 
@@ -324,7 +326,9 @@ bool runtime_impl::pause_actor(actor_index a, std::chrono::nanoseconds timeout) 
     std::lock_guard lock(setup_);
     hw = run_.begin_pause(a);
   }
-  const bool paused = run_.await_device_state(a, hw, device_state::paused, timeout);
+  // The wait also ends if the actor faults meanwhile; then it is not paused.
+  const bool paused = run_.await_device_state(a, hw, device_state::paused, timeout) &&
+                      current_device_state(hw, actors_.device_word(a)) == device_state::paused;
   if (!paused) run_.throw_if_stuck(a, "pause_actor()");
   return paused;
 }

@@ -289,6 +289,7 @@ TEST_P(RoutingCases, AFaultedActorIsSkippedUntilRespawned) {
       rk::wait_until([&] { return rt.lifecycle(victim) == rk::actor_lifecycle::faulted; },
                      [] { return false; }, 5'000'000'000ull);
   ASSERT_EQ(faulted, rk::wait_result::ready);
+  expect_refused([&] { (void)rt.pause_actor(victim, 1s); }, "is faulted; respawn() it first");
   const ping_payload p{0, 0};
   EXPECT_EQ(rt.send_wait(victim, msg_ping, rk::as_bytes(p), 5s), status::not_found);
   const auto tally = tally_replies(rt, g, 6);
@@ -314,6 +315,7 @@ TEST_P(RoutingCases, StoppingDrainsWhatIsQueued) {
   const actor_index c = rt.spawn<counter>("counter", small_mailbox());
   rt.start();
   ASSERT_TRUE(rt.pause_actor(c));
+  EXPECT_TRUE(rt.pause_actor(c)) << "pausing a paused actor confirms again";
   for (std::uint64_t i = 0; i < 10; ++i) {
     const ping_payload p{i, 1};
     ASSERT_EQ(rt.send_wait(c, msg_count, rk::as_bytes(p), 5s), status::delivered);

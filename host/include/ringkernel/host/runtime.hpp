@@ -183,7 +183,9 @@ public:
   }
   void respawn(actor_index a) { respawn_erased(a, std::type_index(typeid(void)), nullptr); }
   //! Per-actor pause: messages queue up but are not handled, and groups skip the actor. Returns whether
-  //! the worker confirmed within `timeout`.
+  //! the worker confirmed within `timeout` (false too if the actor faulted meanwhile). Pausing a paused
+  //! actor waits for the same confirmation; an actor that is stopping, stopped or faulted cannot be
+  //! paused (rk::error). resume_actor has no effect on an actor that is not paused.
   template <class Rep = std::int64_t, class Period = std::nano>
   bool pause_actor(actor_index a, std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
     return pause_actor_for(a, detail::checked_timeout(timeout, "pause_actor()"));
