@@ -169,7 +169,9 @@ public:
 
   //! Stops actor `a`: new messages are refused (not_found), queued ones are handled, then its worker
   //! parks. Returns whether the worker confirmed within `timeout`. Later strays are discarded and counted.
-  //! Throws rk::error naming the call when the watchdog reports `a`, or a handler call on its worker,
+  //! An actor whose handler defers (ctx.defer) what is queued never finishes handling it: stop() returns
+  //! false and the actor stays `stopping` (respawn and forget refuse it) until its handler stops deferring
+  //! or the runtime shuts down (which reports the messages as undelivered). Throws rk::error naming the call when the watchdog reports `a`, or a handler call on its worker,
   //! stuck (runtime_options::handler_timeout); the same holds for pause_actor and respawn.
   template <class Rep = std::int64_t, class Period = std::nano>
   bool stop(actor_index a, std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
