@@ -305,7 +305,14 @@ void runtime_impl::clear_route(actor_index a) {
 
 // --- per-actor lifecycle ---------------------------------------------------------------------------------
 
+void runtime_impl::refuse_from_worker(const std::string& who) const {
+  if (backend_->on_worker_thread())
+    throw error(who + ": called from a handler, on one of this runtime's worker threads; it would wait for "
+                      "that very worker. Call it from a host thread");
+}
+
 bool runtime_impl::stop(actor_index a, std::chrono::nanoseconds timeout) {
+  refuse_from_worker("stop()");
   std::uint32_t hw;
   std::uint64_t tenant;
   {
@@ -321,6 +328,7 @@ bool runtime_impl::stop(actor_index a, std::chrono::nanoseconds timeout) {
 }
 
 bool runtime_impl::pause_actor(actor_index a, std::chrono::nanoseconds timeout) {
+  refuse_from_worker("pause_actor()");
   std::uint32_t hw;
   {
     std::lock_guard lock(setup_);
@@ -409,6 +417,7 @@ void runtime_impl::unregister_region(region_handle region) {
 }
 
 wait_result runtime_impl::release_region(region_handle region, std::chrono::nanoseconds timeout) {
+  refuse_from_worker("release_region()");
   {
     std::lock_guard lock(setup_);
     if (regions_.registered(region)) regions_.unregister_region(region, grace_);
@@ -489,6 +498,13 @@ std::uint16_t runtime_impl::serve_metrics(const metrics_endpoint_options& option
 }
 
 shutdown_report runtime_impl::shutdown() noexcept {
+  if (backend_->on_worker_thread()) { // it would wait for this very worker: nothing is stopped
+    shutdown_report r;
+    r.drained = false;
+    r.fault = "shutdown() called from a handler, on one of this runtime's worker threads: refused, nothing "
+              "was stopped; call it from a host thread";
+    return r;
+  }
   std::lock_guard lock(setup_);
   shutdown_report r = run_.shutdown(); // SIGUSR1 still dumps a drain that hangs
   trace_.stop();                       // workers are stopped: the rest of the trace ring is collected

@@ -162,6 +162,8 @@ private:
   void deliver_dump() const noexcept;
   void check_batch_fits(std::uint64_t count, const std::string& who) const;
   void require_setup_phase(const std::string& who) const;
+  //! Throws (`who: ...`) when called on one of the backend's worker threads (from a handler).
+  void refuse_from_worker(const std::string& who) const;
 
   runtime_options options_;
   std::string description_;

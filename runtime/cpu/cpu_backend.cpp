@@ -217,8 +217,11 @@ private:
     auto done = std::make_unique<std::atomic<bool>>(false);
     std::atomic<bool>& flag = *done;
     try {
-      threads_.push_back(
-          {std::thread([body = std::move(body), &flag]() mutable { body(flag); }), std::move(done), worker});
+      threads_.push_back({std::thread([this, body = std::move(body), &flag]() mutable {
+                            serving_backend = this;
+                            body(flag);
+                          }),
+                          std::move(done), worker});
     } catch (const std::system_error& e) {
       throw error(std::string("CPU backend: could not start a worker thread: ") + e.what());
     }
@@ -281,6 +284,9 @@ private:
     gate->settle(true);
     return threads + pool;
   }
+  //! The backend whose worker the calling thread is (null: not a worker thread).
+  static inline thread_local const cpu_backend* serving_backend = nullptr;
+
   //! Where the threads of one start_workers call wait until all of them exist (all or nothing). They
   //! sleep: threads polling with a backoff while thousands more were created starved the creating thread
   //! (4,096 pool threads took 91 s to start on 2 cores).
@@ -490,6 +496,7 @@ private:
   }
 
   park_lot* receive_lot() noexcept override { return &receive_lot_; }
+  bool on_worker_thread() const noexcept override { return serving_backend == this; }
 
   void notify_gateway() noexcept override { park_notify_one(gateway_lot_); }
 

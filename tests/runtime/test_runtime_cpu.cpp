@@ -77,6 +77,59 @@ TEST(CpuBackend, AnExceptionFaultsOnlyItsActorAndAccountingSurvives) {
   EXPECT_EQ(rt.state<thrower>(b).handled, 1u);
 }
 
+//! Host-only handler that calls back into the host API (possible on the CPU backend only): calls that
+//! would wait for its own worker must refuse at once instead of timing out or hanging.
+struct host_api_caller {
+  struct state {
+    rk::runtime* rt = nullptr;
+  };
+  struct report {
+    std::uint32_t stop_refused = 0, pause_refused = 0, shutdown_refused = 0;
+  };
+  template <class Ctx>
+  void operator()(Ctx& ctx, state& s, const rk::message&) {
+    report r;
+    try {
+      (void)s.rt->stop(ctx.self(), 30s);
+    } catch (const rk::error& e) {
+      r.stop_refused = std::string(e.what()).find("called from a handler") != std::string::npos;
+    }
+    try {
+      (void)s.rt->pause_actor(ctx.self(), 30s);
+    } catch (const rk::error& e) {
+      r.pause_refused = std::string(e.what()).find("called from a handler") != std::string::npos;
+    }
+    const rk::shutdown_report sr = s.rt->shutdown();
+    r.shutdown_refused = sr.fault && sr.fault->find("called from a handler") != std::string::npos;
+    (void)ctx.send_host(1, rk::as_bytes(r));
+  }
+};
+
+TEST(CpuBackend, HostCallsThatWouldWaitForTheirOwnWorkerRefuseFromAHandler) {
+  for (const bool dedicated : {false, true}) {
+    rk::runtime_options o;
+    o.backend = rk::backend::cpu;
+    o.announce_backend = false;
+    o.dedicated_workers = dedicated;
+    rk::runtime rt(o);
+    const auto a = rt.spawn<host_api_caller>("caller", {}, host_api_caller::state{&rt});
+    rt.start();
+    const auto begin = std::chrono::steady_clock::now();
+    ASSERT_EQ(rt.send(a, 1, {}), rk::status::enqueued);
+    const auto reply = rt.receive(20s);
+    ASSERT_TRUE(reply.has_value());
+    const auto r = reply->as<host_api_caller::report>();
+    EXPECT_EQ(r.stop_refused, 1u);
+    EXPECT_EQ(r.pause_refused, 1u);
+    EXPECT_EQ(r.shutdown_refused, 1u);
+    EXPECT_LT(std::chrono::steady_clock::now() - begin, 20s) << "refused at once, no 30 s waits";
+    EXPECT_EQ(rt.lifecycle(a), rk::actor_lifecycle::live) << "nothing was stopped";
+    const rk::shutdown_report sr = rt.shutdown();
+    EXPECT_TRUE(sr.drained);
+    EXPECT_TRUE(sr.workers_stopped);
+  }
+}
+
 TEST(CpuBackend, HandlersSpawnedFromAHostCompiledFileCannotUseCuda) {
   const rk::device_probe probe = rk::probe_cuda_device();
   if (!probe.usable) GTEST_SKIP() << "needs a CUDA device to reach the check: " << probe.description;

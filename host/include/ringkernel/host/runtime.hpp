@@ -171,8 +171,9 @@ public:
   //! parks. Returns whether the worker confirmed within `timeout`. Later strays are discarded and counted.
   //! An actor whose handler defers (ctx.defer) what is queued never finishes handling it: stop() returns
   //! false and the actor stays `stopping` (respawn and forget refuse it) until its handler stops deferring
-  //! or the runtime shuts down (which reports the messages as undelivered). Throws rk::error naming the call when the watchdog reports `a`, or a handler call on its worker,
-  //! stuck (runtime_options::handler_timeout); the same holds for pause_actor and respawn.
+  //! or the runtime shuts down (which reports the messages as undelivered). Throws rk::error naming the call
+  //! when the watchdog reports `a`, or a handler call on its worker, stuck
+  //! (runtime_options::handler_timeout); the same holds for pause_actor and respawn.
   template <class Rep = std::int64_t, class Period = std::nano>
   bool stop(actor_index a, std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
     return stop_for(a, detail::checked_timeout(timeout, "stop()"));
@@ -387,6 +388,9 @@ public:
 
   //! Stops accepting host sends, waits (up to drain_timeout) until every in-flight message was handled,
   //! terminates the workers and joins them. Idempotent. Never throws; problems are in the report.
+  //! Called from a handler (a CPU-backend worker thread) it would wait for that very worker: it stops
+  //! nothing and returns a report whose `fault` says so. stop, pause_actor and release_region throw
+  //! rk::error there for the same reason.
   shutdown_report shutdown();
 
   //! Counter snapshot (while running) or final counters (after shutdown). After a device fault: the last

@@ -85,6 +85,9 @@ public:
   virtual void wake_idle_workers() noexcept {}
   //! The host published to the ingress or wake ring: a gateway that sleeps while idle (CPU backend) wakes.
   virtual void notify_gateway() noexcept {}
+  //! Whether the calling thread is one of this backend's worker threads (a CPU-backend handler calling the
+  //! host API): calls that wait for workers refuse it, since they would wait for that very worker.
+  virtual bool on_worker_thread() const noexcept { return false; }
   //! Where a host thread waiting in receive() may park until the egress ring gets a message (CPU
   //! backend: woken by every egress publish, fault and control-word change); null: poll with a backoff.
   virtual park_lot* receive_lot() noexcept { return nullptr; }
