@@ -92,6 +92,8 @@ struct world {
       e.first = next_member;
       for (std::uint32_t k = 0; k < e.count; ++k) members[next_member++] = in.ConsumeIntegral<address>() % 64;
       e.generation = in.ConsumeBool() ? in.ConsumeIntegralInRange<std::uint32_t>(0, 3) : no_slot;
+      // The members' tenant slot: a sender of another slot must not move the round-robin cursor.
+      e.tenant_slot = in.ConsumeBool() ? in.ConsumeIntegralInRange<std::uint32_t>(0, tenants) : no_slot;
     }
     for (std::uint32_t t = 0; t < tenants; ++t) {
       tenant_table[t].id = in.ConsumeBool() ? t : in.ConsumeIntegralInRange<std::uint64_t>(0, tenants);
@@ -213,10 +215,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         in.ConsumeBytes<std::uint8_t>(in.ConsumeIntegralInRange<std::size_t>(0, 300));
     h.payload_length = static_cast<std::uint32_t>(payload.size());
     const std::vector<actor_counters> before = w.counters;
+    const std::vector<std::uint32_t> cursors_before = w.cursors;
     const std::uint64_t egress_before = published(w.sys.egress);
     const std::uint64_t outbound_before = published(w.sys.outbound);
 
     const status verdict = deliver(w.sys, h, payload.data());
+
+    for (std::uint32_t g = 0; g < groups; ++g)
+      if (w.group_table[g].tenant_slot != h.tenant_slot && w.cursors[g] != cursors_before[g])
+        violated("another tenant's send moves no group's round-robin cursor");
 
     std::uint32_t receivers = 0, receiver = 0;
     for (std::uint32_t s = 0; s < actors; ++s)
