@@ -59,6 +59,11 @@ std::uint32_t actor_table::kind_for(const actor_type_ops& ops, bool must_be_load
         who + ": handler '" + ops.name +
         "' was not known at start(): loading a kernel while persistent kernels run can deadlock under "
         "CUDA lazy loading, so spawn or prepare<H>() every handler type before start()");
+  for (const kind_record& k : kinds_)
+    if (k.ops.name == ops.name)
+      throw error(who + ": another handler type is already named '" + ops.name +
+                  "' (names identify handler types in snapshots, traces and metrics); give each handler "
+                  "type its own `static constexpr const char* name`");
   kinds_.push_back(kind_record{ops, false});
   added = true;
   return static_cast<std::uint32_t>(kinds_.size() - 1);

@@ -215,7 +215,7 @@ status host_io::enqueue(address destination, std::uint32_t type, byte_view paylo
   header.destination = destination;
   header.flags = static_cast<std::uint16_t>((opts.flags & ~envelope_flags::runtime_only) |
                                             (receipt_slot != no_slot ? envelope_flags::wants_receipt : 0));
-  header.priority = static_cast<std::uint8_t>(opts.priority);
+  header.priority = priority_byte(opts.priority);
   header.route_key = opts.key;
   header.tenant = opts.tenant;
   header.tenant_slot = tenants_.send_slot(opts.tenant);
@@ -243,7 +243,17 @@ status host_io::enqueue_header(envelope& header, byte_view payload, std::uint64_
   return status::enqueued;
 }
 
+namespace {
+//! A payload that claims bytes but has no pointer is a caller's mistake: said at once, not a crash later.
+void check_payload(byte_view payload, const char* who) {
+  if (payload.data == nullptr && payload.size != 0)
+    throw error(std::string(who) + ": the payload has " + std::to_string(payload.size) +
+                " bytes but no data pointer");
+}
+} // namespace
+
 status host_io::relay(const envelope& from_peer, byte_view payload) {
+  check_payload(payload, "relay()");
   send_scope scope(*this);
   if (phase_.load() != phase::running) return status::not_running;
   faults_.throw_if_faulted();
@@ -279,6 +289,7 @@ ring_geometry host_io::outbound_geometry() const noexcept {
 
 status host_io::send(address destination, std::uint32_t type, byte_view payload, const send_options& opts) {
   RK_NVTX_RANGE("rk::runtime::send");
+  check_payload(payload, "send()");
   send_scope scope(*this);
   std::uint64_t position = 0;
   return count(enqueue(destination, type, payload, opts, no_slot, position));
@@ -287,6 +298,7 @@ status host_io::send(address destination, std::uint32_t type, byte_view payload,
 status host_io::send_wait(address destination, std::uint32_t type, byte_view payload,
                           std::chrono::nanoseconds timeout, const send_options& opts) {
   RK_NVTX_RANGE("rk::runtime::send_wait");
+  check_payload(payload, "send_wait()");
   std::uint64_t position = 0;
   const std::uint32_t slot = acquire_receipt();
   if (slot == no_slot) return count(status::queue_full); // as many send_waits in flight as ingress slots
@@ -299,10 +311,12 @@ status host_io::send_wait(address destination, std::uint32_t type, byte_view pay
     }
   }
   ingress_receipt& receipt = h_receipts_[slot];
-  const wait_result r =
-      wait_until([&] { return load_acquire(receipt.position_plus_one) == position + 1; },
-                 [&] { return faults_.detected(); }, timeout_ns(timeout), waiting_backoff());
-  status verdict = status::timed_out;
+  const auto settled = [&] { return load_acquire(receipt.position_plus_one) == position + 1; };
+  wait_result r = wait_until(
+      settled, [&] { return faults_.detected() || phase_.load() == phase::stopped; }, timeout_ns(timeout),
+      waiting_backoff());
+  if (r == wait_result::aborted && settled()) r = wait_result::ready; // settled just before the stop
+  status verdict = r == wait_result::aborted ? status::aborted : status::timed_out;
   if (r == wait_result::ready) verdict = static_cast<status>(load_acquire(receipt.verdict));
   release_receipt(slot, r == wait_result::ready ? std::nullopt : std::optional<std::uint64_t>(position));
   if (r == wait_result::aborted) faults_.throw_if_faulted();
@@ -312,6 +326,7 @@ status host_io::send_wait(address destination, std::uint32_t type, byte_view pay
 status host_io::send_blocking(address destination, std::uint32_t type, byte_view payload,
                               std::chrono::nanoseconds timeout, const send_options& opts) {
   RK_NVTX_RANGE("rk::runtime::send_blocking");
+  check_payload(payload, "send_blocking()");
   status s = status::queue_full;
   // One attempt per poll, each inside its own send scope: shutdown never waits for a blocked sender
   // longer than one attempt, and the sender then sees not_running.

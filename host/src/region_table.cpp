@@ -25,6 +25,12 @@ void region_table::validate(const void* pointer, std::uint64_t bytes, const regi
                             const std::string& who) const {
   if (pointer == nullptr) throw error(who + ": the region pointer is null");
   if (bytes == 0) throw error(who + ": a region needs at least one byte");
+  // 57 bits: the largest virtual address space of an x86-64 (5-level paging) or GPU address.
+  constexpr std::uint64_t address_space = std::uint64_t{1} << 57;
+  const auto start = reinterpret_cast<std::uintptr_t>(pointer);
+  if (start >= address_space || bytes > address_space - start)
+    throw error(who + ": a region of " + std::to_string(bytes) +
+                " bytes there would run past the end of the address space; pass the buffer's real size");
   if (opts.policy != region_policy::immutable && opts.policy != region_policy::append_only &&
       opts.policy != region_policy::slab)
     throw error(who + ": unknown region policy");
@@ -146,6 +152,8 @@ void region_table::unregister_region(region_handle h, grace_periods& grace) {
 
 std::uint64_t region_table::append(region_handle h, byte_view bytes) {
   const std::string who = "append()";
+  if (bytes.data == nullptr && bytes.size != 0)
+    throw error(who + ": " + std::to_string(bytes.size) + " bytes to append but no data pointer");
   std::lock_guard lock(mutex_);
   region_record& r = live(h, who);
   if (r.options.policy != region_policy::append_only) throw error(who + ": the region is not append-only");

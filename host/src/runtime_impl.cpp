@@ -540,8 +540,14 @@ std::string runtime_impl::trace_json() {
 
 actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds timeout) {
   actors_.check(a, "snapshot()", actor_table::want::actor);
-  // A live actor of a running runtime is paused for the copy; anything else holds still already.
-  const bool pause = run_.current_phase() == phase::running && actors_.lifecycle(a) == actor_lifecycle::live;
+  // A live actor of a running runtime is paused for the copy; a stopping one still handles what was
+  // queued and cannot be paused; anything else holds still already.
+  const actor_lifecycle now = actors_.lifecycle(a);
+  if (run_.current_phase() == phase::running && now == actor_lifecycle::stopping)
+    throw error("snapshot(): actor '" + actors_.name_of(a) +
+                "' is stopping (its worker still handles what was queued); snapshot it once stop() "
+                "confirmed, or before stopping it");
+  const bool pause = run_.current_phase() == phase::running && now == actor_lifecycle::live;
   try {
     if (pause && !pause_actor(a, timeout)) {
       resume_actor(a);

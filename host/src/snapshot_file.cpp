@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <map>
 
 namespace rk::detail {
@@ -83,6 +84,19 @@ void write_snapshot_file(const std::filesystem::path& path, const std::vector<ac
   }
 }
 
+namespace {
+//! Member `key` of `j` as a T, refused unless it is an integer T holds (JSON numbers like 1.9 or 2^32 + 1
+//! would otherwise be narrowed silently into a different value).
+template <class T>
+T integer_member(const nlohmann::json& j, const char* key, const std::string& who) {
+  const nlohmann::json& v = j.at(key);
+  if (!v.is_number_unsigned() || v.get<std::uint64_t>() > std::numeric_limits<T>::max())
+    throw error(who + "header member '" + key + "' is " + v.dump() + ", not an integer from 0 to " +
+                std::to_string(std::numeric_limits<T>::max()));
+  return static_cast<T>(v.get<std::uint64_t>());
+}
+} // namespace
+
 std::vector<actor_snapshot> read_snapshot_file(const std::filesystem::path& path) {
   const std::string who = "restore('" + path.string() + "'): ";
   std::ifstream in(path, std::ios::binary);
@@ -98,34 +112,35 @@ std::vector<actor_snapshot> read_snapshot_file(const std::filesystem::path& path
   try {
     if (!header.is_object() || header.value("format", std::string()) != format_name)
       throw error(who + "not a ringkernel snapshot file");
-    const auto version = header.at("version").get<std::uint32_t>();
+    const auto version = integer_member<std::uint32_t>(header, "version", who);
     if (version != snapshot_format_version)
       throw error(who + "format version " + std::to_string(version) + ", this library reads version " +
                   std::to_string(snapshot_format_version));
     const std::string rest((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     std::vector<std::byte> states(rest.size());
     if (!rest.empty()) std::memcpy(states.data(), rest.data(), rest.size());
-    if (states.size() != header.at("states_bytes").get<std::uint64_t>())
-      throw error(
-          who + "the file holds " + std::to_string(states.size()) + " bytes of states, the header says " +
-          std::to_string(header.at("states_bytes").get<std::uint64_t>()) + ": truncated or appended to");
+    const auto states_bytes = integer_member<std::uint64_t>(header, "states_bytes", who);
+    if (states.size() != states_bytes)
+      throw error(who + "the file holds " + std::to_string(states.size()) +
+                  " bytes of states, the header says " + std::to_string(states_bytes) +
+                  ": truncated or appended to");
     if (sha256_hex(states) != header.at("states_sha256").get<std::string>())
       throw error(who + "the states' SHA-256 does not match the header: the file was damaged or edited");
     std::map<std::string, std::uint64_t> types;
     for (const auto& t : header.at("handler_types"))
-      types[t.at("name").get<std::string>()] = t.at("state_bytes").get<std::uint64_t>();
+      types[t.at("name").get<std::string>()] = integer_member<std::uint64_t>(t, "state_bytes", who);
     std::vector<actor_snapshot> actors;
     std::size_t offset = 0;
     for (const auto& a : header.at("actors")) {
       actor_snapshot s;
       s.name = a.at("name").get<std::string>();
       s.handler = a.at("handler").get<std::string>();
-      s.tenant = a.at("tenant").get<std::uint64_t>();
-      s.mailbox.capacity = a.at("mailbox_slots").get<std::uint32_t>();
-      s.mailbox.slot_bytes = a.at("slot_bytes").get<std::uint32_t>();
+      s.tenant = integer_member<std::uint64_t>(a, "tenant", who);
+      s.mailbox.capacity = integer_member<std::uint32_t>(a, "mailbox_slots", who);
+      s.mailbox.slot_bytes = integer_member<std::uint32_t>(a, "slot_bytes", who);
       s.priority_lanes = a.at("priority_lanes").get<bool>();
       s.dedicated_worker = a.at("dedicated_worker").get<bool>();
-      const auto bytes = a.at("state_bytes").get<std::uint64_t>();
+      const auto bytes = integer_member<std::uint64_t>(a, "state_bytes", who);
       const auto type = types.find(s.handler);
       if (type == types.end() || type->second != bytes)
         throw error(who + "actor '" + s.name + "': its state size does not match its handler type's entry");

@@ -120,6 +120,58 @@ TEST(Snapshot, AStuckActorTimesOutAndIsNotLeftPaused) {
   EXPECT_TRUE(rt.shutdown().drained);
 }
 
+// A stopping actor still handles what was queued and cannot be paused: copying it then would copy a state
+// its handler is writing, so snapshot() refuses until stop() confirmed.
+TEST(Snapshot, AStoppingActorIsRefusedUntilItStopped) {
+  release_blocker = false;
+  rk::runtime rt(cpu_options());
+  const actor_index b = rt.spawn<blocker>("b");
+  rt.start();
+  ASSERT_EQ(rt.send(b, msg_count, {}), status::enqueued);
+  ASSERT_EQ(rt.send(b, msg_count, {}), status::enqueued);
+  const auto in_handler = [&] {
+    for (const rk::worker_state& w : rt.dump_state().workers)
+      if (w.actor == b) return true;
+    return false;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!in_handler() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  ASSERT_TRUE(in_handler());
+  EXPECT_FALSE(rt.stop(b, 1ms)) << "its handler is still running";
+  ASSERT_EQ(rt.lifecycle(b), rk::actor_lifecycle::stopping);
+  try {
+    (void)rt.snapshot(b, 100ms);
+    ADD_FAILURE() << "copied the state of a stopping actor";
+  } catch (const rk::error& e) {
+    EXPECT_NE(std::string(e.what()).find("is stopping"), std::string::npos) << e.what();
+  }
+  release_blocker = true;
+  EXPECT_TRUE(rt.stop(b, 10s));
+  EXPECT_NO_THROW((void)rt.snapshot(b, 1s)) << "a stopped actor is copied as it is";
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+//! Same name as `counter`, another type: two handler types of one runtime must not share a name (a
+//! snapshot would restore one as the other).
+struct counter_impostor {
+  static constexpr const char* name = "counter";
+  template <class Ctx>
+  void operator()(Ctx&, rk::no_state&, const rk::message&) {}
+};
+
+TEST(Snapshot, TwoHandlerTypesMayNotShareAName) {
+  rk::runtime rt(cpu_options());
+  rt.spawn<counter>("c");
+  try {
+    rt.spawn<counter_impostor>("i");
+    ADD_FAILURE() << "a second handler type named 'counter' was accepted";
+  } catch (const rk::error& e) {
+    EXPECT_NE(std::string(e.what()).find("already named 'counter'"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(rt.prepare<counter_impostor>(), rk::error);
+  EXPECT_EQ(rt.actor_count(), 1u) << "nothing of the refused spawn is left";
+}
+
 TEST(Snapshot, SnapshotAllAndRestoreRoundTripStatesAndOptions) {
   const std::filesystem::path file = temp_file("round_trip");
   counter::state c1_state, c2_state;
@@ -239,6 +291,21 @@ TEST(Snapshot, MismatchesAndDamagedFilesAreRefusedWithNothingRestored) {
   newer.replace(newer.find("\"version\":1"), 11, "\"version\":9");
   rewrite(newer);
   has(expect_refused(file, known), "format version 9");
+  // Header numbers are integers in range, never narrowed: 2^32 + 1 is not version 1, 1.0 not an integer,
+  // 2^32 + 8 mailbox slots not 8.
+  for (const char* version : {"4294967297", "1.0", "-1"}) {
+    std::string narrowed = bytes;
+    narrowed.replace(narrowed.find("\"version\":1"), 11, std::string("\"version\":") + version);
+    rewrite(narrowed);
+    has(expect_refused(file, known), "not an integer from 0 to 4294967295");
+  }
+  {
+    std::string narrowed = bytes;
+    const std::size_t at = narrowed.find("\"mailbox_slots\":") + 16;
+    narrowed.replace(at, narrowed.find(',', at) - at, "4294967304");
+    rewrite(narrowed);
+    has(expect_refused(file, known), "'mailbox_slots' is 4294967304");
+  }
   rewrite("{\"something\": \"else\"}\n");
   has(expect_refused(file, known), "not a ringkernel snapshot");
   rewrite("not json at all");

@@ -401,11 +401,16 @@ TEST_P(RoutingCases, OneLaneServesInArrivalOrderWhateverThePriority) {
     const rk::priority pr = i % 2 ? rk::priority::urgent : rk::priority::low;
     ASSERT_EQ(rt.send_wait(r, msg_ping, rk::as_bytes(p), 5s, {.priority = pr}), status::delivered);
   }
+  // A priority beyond urgent (an integer cast to the enum) travels as urgent, never as itself.
+  const ping_payload last{20, 0};
+  ASSERT_EQ(rt.send_wait(r, msg_ping, rk::as_bytes(last), 5s, {.priority = static_cast<rk::priority>(200)}),
+            status::delivered);
   rt.resume_actor(r);
   EXPECT_TRUE(rt.shutdown().drained);
   const order_recorder::state st = rt.state<order_recorder>(r);
-  ASSERT_EQ(st.count, 20u);
-  for (std::uint32_t i = 0; i < 20; ++i) EXPECT_EQ(st.sequence[i], i) << "position " << i;
+  ASSERT_EQ(st.count, 21u);
+  for (std::uint32_t i = 0; i < 21; ++i) EXPECT_EQ(st.sequence[i], i) << "position " << i;
+  EXPECT_EQ(st.priority[20], static_cast<std::uint8_t>(rk::priority::urgent));
 }
 
 TEST_P(RoutingCases, StarvationLimitBoundsHowLongALaneWaits) {

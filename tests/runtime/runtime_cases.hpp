@@ -417,7 +417,60 @@ TEST_P(RuntimeCases, ShutdownEndsAReceiveWaitingInAnotherThread) {
   EXPECT_LT(waited, 60s) << "woken by the shutdown, not by its 120 s timeout";
 }
 
+//! Defers every message: its mailbox never drains.
+struct always_defers {
+  static constexpr const char* name = "always_defers";
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, rk::no_state&, const rk::message&) {
+    ctx.defer();
+  }
+};
+
+// A send_wait whose message is still parked when shutdown() gives up returns `aborted` then, not when its
+// own timeout runs out; the report lists the message.
+TEST_P(RuntimeCases, ShutdownEndsASendWaitWhoseMessageWasNeverSettled) {
+  rk::runtime_options o = options();
+  o.drain_timeout = 200ms;
+  rk::runtime rt(o);
+  const actor_index a = rt.spawn<always_defers>("stuck", small_mailbox(2));
+  rt.start();
+  const ping_payload p{0, 0};
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(rt.send_wait(a, msg_ping, rk::as_bytes(p), 5s), status::delivered);
+  std::atomic<bool> waiting{false};
+  status verdict = status::delivered;
+  std::chrono::steady_clock::duration waited{};
+  std::thread sender([&] {
+    waiting.store(true);
+    const auto begin = std::chrono::steady_clock::now();
+    verdict = rt.send_wait(a, msg_ping, rk::as_bytes(ping_payload{1, 1}), 120s);
+    waited = std::chrono::steady_clock::now() - begin;
+  });
+  while (!waiting.load()) std::this_thread::yield();
+  ASSERT_EQ(
+      rk::wait_until([&] { return rt.stats().gateway_parked == 1; }, [] { return false; }, 10'000'000'000ull),
+      rk::wait_result::ready)
+      << "the third message waits in the parking area for room";
+  const rk::shutdown_report r = rt.shutdown();
+  sender.join();
+  EXPECT_FALSE(r.drained);
+  EXPECT_EQ(verdict, status::aborted);
+  EXPECT_LT(waited, 60s) << "ended by the shutdown, not by its 120 s timeout";
+  EXPECT_EQ(r.undelivered_host_messages.size(), 1u);
+}
+
 // --- faults -----------------------------------------------------------------------------------------
+
+TEST_P(RuntimeCases, APayloadWithBytesButNoPointerIsRefusedAtOnce) {
+  rk::runtime rt(options());
+  const actor_index a = rt.spawn<counter>("c", small_mailbox());
+  rt.start();
+  const rk::byte_view broken{nullptr, 8};
+  expect_refused([&] { (void)rt.send(a, msg_count, broken); }, "8 bytes but no data pointer");
+  expect_refused([&] { (void)rt.send_wait(a, msg_count, broken, 1s); }, "8 bytes but no data pointer");
+  expect_refused([&] { (void)rt.send_blocking(a, msg_count, broken, 1s); }, "8 bytes but no data pointer");
+  EXPECT_EQ(rt.send_wait(a, msg_count, rk::byte_view{nullptr, 0}, 5s), status::delivered) << "empty is fine";
+  EXPECT_TRUE(rt.shutdown().drained);
+}
 
 TEST_P(RuntimeCases, InvalidOptionsGiveClearErrors) {
   auto expect_error = [](auto&& f, const std::string& needle) {

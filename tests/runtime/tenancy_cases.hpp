@@ -480,6 +480,8 @@ TEST_P(TenancyCases, HostQuotasAndRegistryMistakesGiveClearErrors) {
         (void)rt.create_region({blob.data(), 4}, 1 << 20, {rk::region_policy::immutable, 5, {}});
       },
       {"tenant 5", "max_device_bytes"});
+  // A size that would run past the end of the address space is refused before any quota is looked at.
+  expect_error([&] { (void)rt.register_region(blob.data(), std::uint64_t{1} << 63, {}); }, {"address space"});
   const rk::tenant_usage u = rt.tenants().usage(5);
   EXPECT_EQ(u.actors, 2u);
   EXPECT_GT(u.device_bytes, 0u);

@@ -230,7 +230,7 @@ private:
     header.destination = destination;
     header.payload_length = length;
     header.flags = static_cast<std::uint16_t>(options.flags & ~envelope_flags::runtime_only);
-    header.priority = static_cast<std::uint8_t>(options.priority);
+    header.priority = priority_byte(options.priority);
     header.hops = static_cast<std::uint8_t>(hops > 255 ? 255 : hops);
     header.route_key = options.key;
     header.tenant_slot = sys_->routes[slot_].tenant_slot;

@@ -23,6 +23,13 @@ namespace rk {
 
 enum class priority : std::uint8_t { low = 0, normal = 1, high = 2, urgent = 3 };
 
+//! The byte a send stamps for `p`: a value beyond `urgent` (a cast from an integer) is sent as `urgent`,
+//! the lane it is queued in, so receivers and replies never see a priority outside the enum.
+RK_HOST_DEVICE constexpr std::uint8_t priority_byte(priority p) noexcept {
+  const auto v = static_cast<std::uint8_t>(p);
+  return v < priority_levels ? v : static_cast<std::uint8_t>(priority_levels - 1);
+}
+
 namespace envelope_flags {
 inline constexpr std::uint16_t none = 0;
 //! Payload is a zero-copy region descriptor rather than inline bytes.

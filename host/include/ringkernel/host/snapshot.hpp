@@ -5,7 +5,8 @@
 //!
 //! Contract:
 //!  - snapshot(a) pauses a live actor (pause_actor), copies its handler state, and resumes it; an actor
-//!    that is already paused, stopped or faulted, or a runtime that is not running, is copied as it is.
+//!    that is already paused, stopped or faulted, or a runtime that is not running, is copied as it is;
+//!    one that is stopping (still handling what was queued) is refused with rk::error.
 //!    The state is exactly the bytes of handler_state_t<H>: no pointers are followed.
 //!  - snapshot_all(path) pauses every worker (runtime::pause), copies every actor, resumes, and writes the
 //!    file: one JSON header line (format "ringkernel-snapshot", version 1, the handler types with their
