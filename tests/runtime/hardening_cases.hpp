@@ -204,30 +204,39 @@ TEST_P(HardeningCases, QuotaAndBoundsArithmeticHoldsAtTheU64Edges) {
   const rk::region_handle backing =
       rt.create_region({bytes.data(), 64}, 64, {rk::region_policy::immutable, 1, {}});
   void* memory = rt.region_pointer(backing);
+  // Sizes no address space holds are refused as such; large ones that fit one, by the quota.
   const std::uint64_t huge = 18446744073709284352ull;
   expect_refused(
       [&] {
         rt.register_region(memory, huge, {rk::region_policy::immutable, 1, {}});
       },
-      "max_device_bytes");
+      "past the end of the address space");
   expect_refused(
       [&] {
         (void)rt.create_region({}, ~std::uint64_t{0}, {rk::region_policy::immutable, 1, {}});
       },
+      "past the end of the address space");
+  expect_refused(
+      [&] {
+        rt.register_region(memory, std::uint64_t{1} << 40, {rk::region_policy::immutable, 1, {}});
+      },
       "max_device_bytes");
   EXPECT_EQ(rt.tenants().usage(1).device_bytes, 64u) << "nothing was charged (no wrap-around)";
 
-  // Unlimited quota: the sum itself must not wrap.
+  // Unlimited quota: the sum itself must not wrap. Regions of 3 x 2^55 bytes (each inside the address
+  // space) add up past 2^64 at the 171st.
   rt.tenants().add(2, rk::tenant_quota::unlimited());
-  const rk::region_handle half =
-      rt.register_region(memory, std::uint64_t{1} << 63, {rk::region_policy::immutable, 2, {}});
+  const std::uint64_t big = std::uint64_t{3} << 55;
+  std::vector<rk::region_handle> held;
+  for (int i = 0; i < 170; ++i)
+    held.push_back(rt.register_region(memory, big, {rk::region_policy::immutable, 2, {}}));
   expect_refused(
       [&] {
-        rt.register_region(memory, std::uint64_t{1} << 63, {rk::region_policy::immutable, 2, {}});
+        rt.register_region(memory, big, {rk::region_policy::immutable, 2, {}});
       },
       "18446744073709551615");
-  EXPECT_EQ(rt.tenants().usage(2).device_bytes, std::uint64_t{1} << 63);
-  rt.unregister_region(half);
+  EXPECT_EQ(rt.tenants().usage(2).device_bytes, 170 * big);
+  for (const rk::region_handle& h : held) rt.unregister_region(h);
 
   const actor_index reader = rt.spawn<region_reader>("reader", in_tenant(1));
   rt.start();

@@ -219,6 +219,7 @@ public:
   //! Registers `bytes` of device memory at `device_pointer` (host memory on the CPU backend) as a region
   //! owned by options.owner_tenant; counts against that tenant's max_device_bytes. The memory must stay
   //! valid until the runtime is destroyed or the region is unregistered and no message naming it is left.
+  //! A size that would run past the end of any address space (2^57) is refused (rk::error).
   region_handle register_region(void* device_pointer, std::uint64_t bytes, const region_options& options);
   //! Allocates a `capacity`-byte region, copies `initial` to its start and registers it. For an
   //! append-only region the initial bytes are final (the append cursor starts after them).
