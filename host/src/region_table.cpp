@@ -175,6 +175,11 @@ bool region_table::registered(region_handle h) const {
          records_[h.region].generation == h.generation;
 }
 
+bool region_table::issued_slot(region_handle h) const {
+  std::lock_guard lock(mutex_);
+  return h.region < records_.size() && h.generation != 0; // handles start at generation 1
+}
+
 bool region_table::releasing(region_handle h) const {
   std::lock_guard lock(mutex_);
   return releasing_.count({h.region, h.generation}) != 0;

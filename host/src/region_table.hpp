@@ -34,6 +34,8 @@ public:
   //! Whether `region` is registered now / was unregistered and a worker may still read it.
   bool registered(region_handle region) const;
   bool releasing(region_handle region) const;
+  //! Whether `region` names a slot this table has handed out (its generation may be an old one).
+  bool issued_slot(region_handle region) const;
   std::uint64_t append(region_handle region, byte_view bytes);
   void* pointer(region_handle region) const;
   std::uint32_t in_use() const;

@@ -420,7 +420,12 @@ wait_result runtime_impl::release_region(region_handle region, std::chrono::nano
   refuse_from_worker("release_region()");
   {
     std::lock_guard lock(setup_);
-    if (regions_.registered(region)) regions_.unregister_region(region, grace_);
+    if (regions_.registered(region)) {
+      regions_.unregister_region(region, grace_);
+    } else if (!regions_.issued_slot(region)) {
+      throw error("release_region(): region " + std::to_string(region.region) + " (generation " +
+                  std::to_string(region.generation) + ") was never registered with this runtime");
+    }
   }
   const auto released = [&] {
     std::lock_guard lock(setup_);

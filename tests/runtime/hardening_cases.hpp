@@ -443,6 +443,7 @@ TEST_P(HardeningCases, ReleaseRegionWaitsForHandlersStillReadingIt) {
   ASSERT_TRUE(done.has_value()) << "release_region returned while a handler could still read the region";
   EXPECT_EQ(done->as<ping_payload>().value, 256u);
   EXPECT_EQ(rt.release_region(view, 0s), rk::wait_result::ready) << "idempotent";
+  expect_refused([&] { (void)rt.release_region(rk::region_handle{9999, 1}, 0s); }, "never registered");
   EXPECT_EQ(rt.release_region(backing, 10s), rk::wait_result::ready) << "the runtime frees its own region";
   EXPECT_TRUE(rt.shutdown().drained);
 }

@@ -230,7 +230,7 @@ public:
   void unregister_region(region_handle region);
   //! Unregisters the region (if it still is) and waits until no worker can read it any more: after
   //! `ready` its memory may be freed or reused. `timed_out`: a handler that may hold its bytes did not
-  //! return within `timeout` (call again later).
+  //! return within `timeout` (call again later). Throws rk::error for a handle this runtime never gave out.
   template <class Rep = std::int64_t, class Period = std::nano>
   wait_result release_region(region_handle region,
                              std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
