@@ -46,8 +46,9 @@ struct ring_geometry {
   //! Null when the geometry is usable, else a sentence saying what is wrong and what to do.
   constexpr const char* validate() const noexcept {
     if (capacity < min_capacity || capacity > max_capacity)
-      return "mailbox capacity must be between 2 and 16777216 slots";
-    if ((capacity & (capacity - 1)) != 0) return "mailbox capacity must be a power of two (e.g. 256, 1024)";
+      return "the ring's capacity must be between 2 and 16777216 slots";
+    if ((capacity & (capacity - 1)) != 0)
+      return "the ring's capacity must be a power of two (e.g. 256, 1024)";
     if (slot_bytes < min_slot_bytes)
       return "slot size must be at least 128 bytes (64-byte envelope + payload)";
     if (slot_bytes > max_slot_bytes) return "slot size must be at most 65536 bytes; use a zero-copy region";
