@@ -144,6 +144,33 @@ TEST(Collectives, AllreduceSumsFloats) {
   check_allreduce<float, rk::reduce_op::sum>(5);
 }
 
+// Two reductions in one cluster (another operation, another reply type) are two handler types, each
+// combining its own contributions.
+TEST(Collectives, TwoReductionsOfOneClusterEachCombineTheirOwn) {
+  rk::cluster c(options());
+  const std::uint32_t mine = contributors_on(c.rank());
+  rk::actor_options box;
+  box.mailbox = {64, 256};
+  auto sum = rk::make_reduction<std::int64_t, rk::reduce_op::sum>(c, "sum", mine, msg_partial, box);
+  auto max = rk::make_reduction<std::int64_t, rk::reduce_op::max>(c, "max", mine, msg_partial + 1, box);
+  std::vector<actor_index> members;
+  for (std::uint32_t k = 0; k < mine; ++k)
+    for (const auto& [to, reducer] : {std::pair{"to_sum", sum.address()}, std::pair{"to_max", max.address()}})
+      members.push_back(c.local().spawn<contributor<std::int64_t>>(
+          to + std::to_string(k), box,
+          contributor<std::int64_t>::state{reducer, first_index_on(c.rank()) + k, 0}));
+  c.start();
+  const std::uint64_t round = 0;
+  for (const actor_index m : members)
+    EXPECT_EQ(c.local().send_blocking(m, msg_go, rk::as_bytes(round), 5s), status::enqueued);
+  const std::optional<std::int64_t> summed = rk::allreduce(c, sum, 10s);
+  const std::optional<std::int64_t> largest = rk::allreduce(c, max, 10s);
+  ASSERT_TRUE(summed.has_value() && largest.has_value());
+  EXPECT_EQ(*summed, (expected<std::int64_t, rk::reduce_op::sum>(c.size(), round)));
+  EXPECT_EQ(*largest, (expected<std::int64_t, rk::reduce_op::max>(c.size(), round)));
+  EXPECT_TRUE(c.shutdown().drained);
+}
+
 TEST(Collectives, ReduceKeepsTheValueAtTheRootAndARankWithoutContributorsTakesPart) {
   rk::cluster c(options());
   // Only rank 0 contributes (3 actors); the other ranks have no reducer.

@@ -63,7 +63,8 @@ RK_HOST_DEVICE constexpr T combine(T a, T b) noexcept {
 template <class T, reduce_op Op>
 struct reducer {
   static_assert(std::is_arithmetic_v<T> && sizeof(T) <= 8, "reducer<T>: T is a number of at most 8 bytes");
-  static constexpr const char* name = "rk::reducer";
+  // No `name`: its C++ type names it, so that each reducer<T, Op> a program uses is a handler type of its
+  // own.
   struct state {
     std::uint32_t expected = 0;   //!< contributions per round on this rank
     std::uint32_t reply_type = 0; //!< the message type of the partial results sent to the host
@@ -128,7 +129,8 @@ private:
   std::uint64_t round_ = 0;
 };
 
-//! Spawns this rank's reducer (any time before shutdown; the same call on every rank). `local_contributors`
+//! Spawns this rank's reducer (the same call on every rank; before start(), or after it for a reducer<T, Op>
+//! prepared before start() with `c.local().prepare<rk::reducer<T, Op>>()`). `local_contributors`
 //! contributions per round on this rank (0: this rank contributes nothing); `reply_type`: a message type
 //! no other message to this rank's host uses.
 template <class T, reduce_op Op>
