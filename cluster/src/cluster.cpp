@@ -97,7 +97,14 @@ void agree_or_throw(MPI_Comm comm, const std::string& step, const std::exception
 class cluster_impl {
 public:
   explicit cluster_impl(cluster_options options) : options_(std::move(options)) {
-    validate(options_);
+    // A rank with bad options says so only after every rank joined: throwing before would leave the others
+    // waiting in the collectives below for a rank that never comes.
+    std::exception_ptr failure;
+    try {
+      validate(options_);
+    } catch (...) {
+      failure = std::current_exception();
+    }
     options_.runtime.cluster_outbound = options_.outbound;
     join_mpi();
     MPI_Comm_dup(MPI_COMM_WORLD, &control_);
@@ -111,15 +118,16 @@ public:
     MPI_Comm_size(control_, &size);
     rank_ = static_cast<std::uint32_t>(rank);
     size_ = static_cast<std::uint32_t>(size);
-    std::exception_ptr failure;
     try {
-      runtime_ = std::make_unique<runtime>(options_.runtime);
-      directory_ = std::make_unique<cluster_directory>(*runtime_, rank_, size_);
+      if (!failure) {
+        runtime_ = std::make_unique<runtime>(options_.runtime);
+        directory_ = std::make_unique<cluster_directory>(*runtime_, rank_, size_);
+      }
     } catch (...) {
       failure = std::current_exception();
     }
     try {
-      agree_or_throw(control_, "creating the rank's runtime", failure);
+      agree_or_throw(control_, "checking the options and creating the rank's runtime", failure);
     } catch (...) {
       directory_.reset();
       runtime_.reset();

@@ -312,6 +312,20 @@ TEST(Cluster, BadOptionsAreRefusedOnEveryRank) {
   o = options();
   o.failure_timeout = std::chrono::hours(25);
   EXPECT_THROW(rk::cluster bad(o), rk::error);
+  // Bad options on one rank only: that rank says why, every other rank that one failed; none waits.
+  o = options();
+  int rank = 0, size = 0; // MPI is initialised: the clusters above joined it
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (size < 2) return;
+  if (rank == 1) o.batch_bytes = 1;
+  try {
+    rk::cluster bad(o);
+    ADD_FAILURE() << "rank " << rank << " made a cluster although rank 1's options are bad";
+  } catch (const rk::error& e) {
+    const std::string why = e.what();
+    EXPECT_NE(why.find(rank == 1 ? "batch_bytes" : "failed on another rank"), std::string::npos) << why;
+  }
 }
 
 TEST(Cluster, AReceivingRanksRefusalComesBackToItsSenderAsANoticeWhenAskedAndIsAlwaysCountedAndAudited) {
