@@ -77,7 +77,7 @@ void mpi_proxy::loop() {
     } else {
       moved = drop_held() || moved;
     }
-    if (arrivals_.empty()) moved = take_batch() || moved;
+    if (arrivals_.empty() && direct_notices_.empty()) moved = take_batch() || moved;
     if (notice_arrivals_.empty()) moved = take_notices() || moved;
     publish_holding();
     if (moved) {
@@ -100,10 +100,12 @@ void mpi_proxy::loop() {
 bool mpi_proxy::drop_held() {
   // Arrivals and notices: dropped. Messages taken from the outbound ring that never went (the one waiting
   // for its rank's sends, batches being filled meanwhile): unsent.
-  std::uint64_t dropped = arrivals_.size() + notice_arrivals_.size() + (stalled_refusal_ ? 1 : 0);
+  std::uint64_t dropped =
+      arrivals_.size() + notice_arrivals_.size() + direct_notices_.size() + (stalled_refusal_ ? 1 : 0);
   std::uint64_t unsent = stalled_ ? 1 : 0;
   arrivals_.clear();
   notice_arrivals_.clear();
+  direct_notices_.clear();
   stalled_.reset();
   stalled_refusal_.reset();
   for (peer& p : peers_) {
@@ -261,9 +263,25 @@ bool mpi_proxy::take_batch() {
     try { // the sender's stand-in here: its remote entry, made on first contact
       a.header.source = directory_.entry_for({from, m.header.source}, m.header.tenant);
     } catch (const error& e) {
+      // No stand-in (a tenant not registered here, a full actor table): refused here, and the sender's rank
+      // hears of it like of a gateway refusal (counted and audited there; a message when asked for).
       counters_.refused.fetch_add(1);
       std::fprintf(stderr, "rk::cluster rank %u: refused a message from rank %u: %s\n", rank_, from,
                    e.what());
+      if (m.header.type_id != refusal_notice_type) { // a notice about a notice is never made
+        direct_notice n;
+        n.rank = from;
+        n.header.tenant = m.header.tenant;
+        n.header.correlation_id = m.header.correlation_id;
+        n.header.type_id = m.header.type_id;
+        n.header.source = m.header.destination; // as addressed here
+        n.header.destination = m.header.source; // the sender, on its rank
+        n.header.flags = static_cast<std::uint16_t>(m.header.flags & ~envelope_flags::runtime_only);
+        n.header.payload_length = 8;
+        n.verdict = static_cast<std::uint64_t>(
+            rt_.tenants().contains(m.header.tenant) ? status::queue_full : status::tenant_mismatch);
+        direct_notices_.push_back(n);
+      }
       continue;
     }
     a.payload.assign(m.payload.begin(), m.payload.end());
@@ -276,6 +294,20 @@ bool mpi_proxy::take_batch() {
 // the refusing rank and destination = the sender on its own rank, and 8 bytes of payload: the verdict.
 bool mpi_proxy::drain_refusals() {
   bool moved = false;
+  while (!direct_notices_.empty()) { // refusals made by this proxy itself (take_batch), oldest first
+    const direct_notice& n = direct_notices_.front();
+    if (gone(n.rank)) {
+      counters_.unreachable.fetch_add(1);
+    } else if (append(n.rank, peers_[n.rank].notices, notice_tag, n.header,
+                      std::as_bytes(std::span<const std::uint64_t, 1>(&n.verdict, 1)))) {
+      counters_.notices_sent.fetch_add(1);
+      sent_to_[n.rank].fetch_add(1);
+    } else {
+      break; // its rank's notice channel is at its limit: later
+    }
+    direct_notices_.pop_front();
+    moved = true;
+  }
   for (int taken = 0; taken < drain_budget; ++taken) {
     refusal_record r;
     if (stalled_refusal_) {
@@ -427,8 +459,8 @@ void mpi_proxy::declare_gone(std::uint32_t r, clock::duration silent) {
 }
 
 void mpi_proxy::publish_holding() {
-  std::uint64_t n =
-      arrivals_.size() + notice_arrivals_.size() + (stalled_ ? 1 : 0) + (stalled_refusal_ ? 1 : 0);
+  std::uint64_t n = arrivals_.size() + notice_arrivals_.size() + direct_notices_.size() + (stalled_ ? 1 : 0) +
+                    (stalled_refusal_ ? 1 : 0);
   for (const peer& p : peers_)
     for (const channel* c : {&p.messages, &p.notices}) n += c->building.count() + c->in_flight.size();
   counters_.holding.store(n);

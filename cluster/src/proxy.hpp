@@ -11,6 +11,9 @@
 // Arrivals: when it holds no earlier arrivals, it takes one batch (MPI_Iprobe, MPI_Recv), turns each
 // sender into its remote entry here, and hands the messages to the gateway in order (remote::relay); a
 // full ingress ring keeps the rest until there is room, and no new batch is taken meanwhile.
+// A message whose sender cannot get a stand-in here (its tenant is not registered on this rank, the actor
+// table is full) is refused by the proxy itself, and noticed back like a gateway refusal (tenant_mismatch,
+// queue_full); no batch is taken while such notices wait.
 // Refusal notices (refusal_notice.cuh): the proxy takes the records of relays its gateway refused, and
 // sends each back to the sender's rank on a channel of its own (tag, batches, max_in_flight unfinished
 // sends per rank). Arriving notices are taken whenever the proxy holds none not handed over, whatever the
@@ -156,9 +159,19 @@ private:
   std::optional<received_message> stalled_; //!< taken from the ring, waiting for its rank to have room
   std::deque<arrival> arrivals_;
   std::optional<refusal_record> stalled_refusal_; //!< taken, waiting for its rank to have room
-  std::deque<arrival> notice_arrivals_;           //!< refusal notices for senders here, in arrival order
-  std::vector<std::byte> batch_bytes_;            //!< the batch last received
-  std::vector<wire::decoded_message> decoded_;    //!< its messages (pointing into batch_bytes_)
+  //! A refusal this proxy made itself (take_batch: no stand-in for the sender could be made), as the
+  //! notice to send back: on the wire like drain_refusals' notices.
+  struct direct_notice {
+    std::uint32_t rank = 0;
+    envelope header{};
+    std::uint64_t verdict = 0;
+  };
+  //! Waiting for their rank's notice channel. Bounded: no batch is taken while any wait (as for arrivals),
+  //! so at most one batch's messages.
+  std::deque<direct_notice> direct_notices_;
+  std::deque<arrival> notice_arrivals_;        //!< refusal notices for senders here, in arrival order
+  std::vector<std::byte> batch_bytes_;         //!< the batch last received
+  std::vector<wire::decoded_message> decoded_; //!< its messages (pointing into batch_bytes_)
   proxy_counters counters_;
   std::atomic<bool> carrying_{true};
   std::atomic<bool> stop_{false};

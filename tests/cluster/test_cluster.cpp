@@ -405,4 +405,34 @@ TEST(Cluster, AReceivingRanksRefusalComesBackToItsSenderAsANoticeWhenAskedAndIsA
   EXPECT_EQ(c.local().state<notified_sender>(sender.actor).notices, 1u);
 }
 
+// A message whose sender's tenant is not registered on the receiving rank cannot get a stand-in there: that
+// rank's proxy refuses it, and the sender hears of it like of any other refusal (counted, audited, noticed).
+TEST(Cluster, ARankWithoutTheSendersTenantRefusesAndTheSenderHearsOfIt) {
+  rk::cluster c(options());
+  if (c.size() < 2) GTEST_SKIP() << "needs two ranks at least";
+  if (c.rank() == 0) c.local().tenants().add(7, rk::tenant_quota::standard()); // on rank 0 only
+  (void)c.spawn<echo>(name_of("echo", c.rank()), mailbox());
+  c.start();
+  if (c.rank() == 0) {
+    rk::send_options o;
+    o.tenant = 7;
+    o.flags = rk::envelope_flags::notify_refusal;
+    o.correlation_id = 5;
+    const std::uint64_t hello = 1;
+    EXPECT_EQ(c.local().send(c.host_address(1, 7), msg_ping, rk::as_bytes(hello), o), status::enqueued);
+    const auto m = c.receive(20s);
+    ASSERT_TRUE(m.has_value()) << "no notice came back";
+    ASSERT_EQ(m->type(), rk::refusal_notice_type);
+    const rk::refusal_notice n = m->as<rk::refusal_notice>();
+    EXPECT_EQ(n.rank, 1u);
+    EXPECT_EQ(n.why(), status::tenant_mismatch) << rk::to_string(n.why());
+    EXPECT_EQ(n.correlation_id, 5u);
+    EXPECT_EQ(c.stats().refused_remotely, 1u);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  EXPECT_EQ(sum_over_ranks(c.stats().refusals_noticed), 1u) << "rank 1 noticed it";
+  EXPECT_EQ(sum_over_ranks(c.stats().refused), 1u);
+  EXPECT_TRUE(c.shutdown().drained);
+}
+
 } // namespace

@@ -111,10 +111,10 @@ struct cluster_stats {
   //! destination's sends to finish when shutdown() gave up (drain_timeout) and stopped carrying.
   std::uint64_t unsent = 0;
   std::uint64_t remote_entries = 0; //!< remote entries in this rank's routing table
-  //! Refusal notices (refusal_notice.cuh): messages from other ranks this rank's gateway refused and the
-  //! proxy reported back to their senders' ranks; reports that came back about this rank's sends (each
-  //! also audited as remote_refusal); and of those, the ones handed to the gateway as a message to a
-  //! sender that asked for it (envelope_flags::notify_refusal).
+  //! Refusal notices (refusal_notice.cuh): messages from other ranks this rank refused (its gateway, or
+  //! its proxy when the sender could not get a stand-in here) and reported back to their senders' ranks;
+  //! reports that came back about this rank's sends (each also audited as remote_refusal); and of those, the
+  //! ones handed to the gateway as a message to a sender that asked for it (envelope_flags::notify_refusal).
   std::uint64_t refusals_noticed = 0;
   std::uint64_t refused_remotely = 0;
   std::uint64_t notices_relayed = 0;
