@@ -97,7 +97,7 @@ actor_index cluster_directory::entry_for(global_address a, std::uint64_t tenant)
   std::lock_guard lock(mutex_);
   const auto key = std::make_tuple(a.rank, a.actor, tenant);
   if (const auto it = entries_.find(key); it != entries_.end()) return it->second;
-  std::string name = "rank " + std::to_string(a.rank) + "/";
+  std::string name = "rk:rank " + std::to_string(a.rank) + "/"; // reserved: no application name clashes
   name +=
       a.actor == host_actor ? "host as tenant " + std::to_string(tenant) : "actor " + std::to_string(a.actor);
   const actor_index id = remote::add_entry(rt_, name, tenant);

@@ -75,7 +75,7 @@ void routing::check_room(const std::string& name, std::size_t count, const std::
 
 address routing::create_group(const std::string& name, std::span<const actor_index> members) {
   const std::string who = "create_group('" + name + "')";
-  if (name.empty()) throw error("create_group(): the group name must not be empty");
+  check_user_name(name, who, "group name");
   if (members.empty()) throw error(who + ": a group needs at least one member");
   for (actor_index m : members)
     if (!actors_.contains(m, actor_table::want::actor))
@@ -222,7 +222,7 @@ void routing::drop_route_from(actor_index a) {
 
 actor_index routing::add_alias(const std::string& name, address target) {
   const std::string who = "add_alias('" + name + "')";
-  if (name.empty()) throw error("add_alias(): the alias name must not be empty");
+  check_user_name(name, who, "alias name");
   if (actors_.name_taken(name)) throw error(who + ": an actor or alias with this name already exists");
   if (actors_.free_slots() == 0)
     throw out_of_room(who + ": the actor table is full (max_actors = " + std::to_string(actors_.capacity()) +

@@ -112,7 +112,7 @@ address runtime_impl::spawn(actor_type_ops ops, std::string name, const actor_op
   RK_NVTX_RANGE("rk::runtime::spawn");
   std::lock_guard lock(setup_);
   const std::string who = "spawn('" + name + "')";
-  if (name.empty()) throw error("spawn(): the actor name must not be empty");
+  check_user_name(name, "spawn('" + name + "')", "actor name");
   if (opts.instances == 0) throw error(who + ": actor_options::instances must be at least 1");
   const std::uint32_t n = opts.instances;
   check_batch_fits(n, who);
@@ -129,7 +129,7 @@ std::vector<actor_index> runtime_impl::spawn_many(actor_type_ops ops, std::strin
   RK_NVTX_RANGE("rk::runtime::spawn_many");
   std::lock_guard lock(setup_);
   const std::string who = "spawn_many('" + prefix + "', " + std::to_string(count) + ")";
-  if (prefix.empty()) throw error("spawn_many(): the name prefix must not be empty");
+  check_user_name(prefix, who, "name prefix");
   if (count == 0) throw error(who + ": count must be at least 1");
   if (opts.instances != 1)
     throw error(who + ": actor_options::instances must be 1 (spawn_many names its actors '" + prefix +

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace rk::detail {
 
@@ -22,6 +23,18 @@ public:
 template <class T>
 T load_acquire(const T& word) noexcept {
   return cuda::atomic_ref<T, pcie_scope>(const_cast<T&>(word)).load(cuda::std::memory_order_acquire);
+}
+
+//! Names beginning with this are the runtime's own (remote entries of a cluster: "rk:rank 1/actor 5"), so
+//! that no name an application gives can take one.
+inline constexpr std::string_view reserved_name_prefix = "rk:";
+
+//! Throws (`who: ...`) for a name an application may not give: empty, or in the runtime's reserved range.
+inline void check_user_name(const std::string& name, const std::string& who, const char* what) {
+  if (name.empty()) throw error(who + ": the " + what + " must not be empty");
+  if (name.starts_with(reserved_name_prefix))
+    throw error(who + ": names beginning with '" + std::string(reserved_name_prefix) +
+                "' are reserved for the runtime's own entries; choose another " + what);
 }
 
 inline std::string geometry_text(const ring_geometry& g) {

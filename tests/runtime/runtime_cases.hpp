@@ -487,7 +487,10 @@ TEST_P(RuntimeCases, InvalidOptionsGiveClearErrors) {
   expect_error([&] { rt.spawn<echo>("tiny", small_mailbox(16, 64)); }, "at least 128");
   expect_error([&] { rt.spawn<echo>("odd", small_mailbox(16, 200)); }, "multiple of 64");
   expect_error([&] { rt.spawn<echo>("", small_mailbox()); }, "must not be empty");
+  expect_error([&] { rt.spawn<echo>("rk:rank 1/host as tenant 0", small_mailbox()); }, "reserved");
+  expect_error([&] { (void)rt.spawn_many<echo>("rk:", 2, small_mailbox()); }, "reserved");
   rt.spawn<echo>("dup", small_mailbox());
+  expect_error([&] { (void)rt.add_alias("rk:alias", rt.find("dup")); }, "reserved");
   expect_error([&] { rt.spawn<echo>("dup", small_mailbox()); }, "already exists");
   expect_error([&] { (void)rt.find("nobody"); }, "no actor or alias with this name");
   expect_error([&] { (void)rt.name_of(12); }, "unknown actor id 12");
