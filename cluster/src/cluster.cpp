@@ -178,8 +178,9 @@ public:
   }
 
   cluster_report shutdown() {
+    if (stopped_) return last_report_; // idempotent: the first shutdown's report again
     cluster_report report;
-    if (!started_ || stopped_) {
+    if (!started_) {
       report.drained = true;
       if (runtime_) report.local = runtime_->shutdown();
       return report;
@@ -198,6 +199,7 @@ public:
     report.local = runtime_->shutdown();
     for (std::uint32_t r = 0; r < size_; ++r)
       if (gone[r] || proxy_->gone(r)) report.gone_ranks.push_back(r);
+    last_report_ = report;
     return report;
   }
 
@@ -305,6 +307,7 @@ public:
   std::deque<received_message> for_application_; //!< read past by take_kept()
   bool started_ = false;
   bool stopped_ = false;
+  cluster_report last_report_; //!< what the shutdown that stopped the cluster reported
 
 private:
   void free_comms() noexcept {
@@ -492,6 +495,14 @@ global_address cluster::find(std::string_view name) const {
 }
 
 actor_index cluster::address_of(global_address a) {
+  if (a.rank == rank() && a.actor != host_actor) {
+    try {
+      (void)local().name_of(a.actor);
+    } catch (const error&) {
+      throw error("rk::cluster::address_of(): " + std::to_string(a.actor) +
+                  " is no actor or alias of this rank (rank " + std::to_string(a.rank) + ")");
+    }
+  }
   return impl_->directory_->address_of(a);
 }
 
@@ -499,6 +510,9 @@ actor_index cluster::host_address(std::uint32_t rank, std::uint64_t tenant) {
   if (rank >= size())
     throw error("rk::cluster::host_address(): rank " + std::to_string(rank) +
                 " is out of range (the cluster has " + std::to_string(size()) + " ranks)");
+  if (!local().tenants().contains(tenant))
+    throw error("rk::cluster::host_address(): tenant " + std::to_string(tenant) +
+                " is not registered on this rank; add it (the same tenants on every rank) first");
   if (rank == this->rank()) return host_actor;
   return impl_->directory_->entry_for({rank, host_actor}, tenant);
 }

@@ -128,6 +128,8 @@ TEST(Cluster, NamesResolveOnEveryRankAndAddressesAreStable) {
   }
   EXPECT_THROW((void)c.find("nobody"), rk::error);
   EXPECT_THROW((void)c.address_of({c.size(), 0}), rk::error) << "rank out of range";
+  EXPECT_THROW((void)c.address_of({c.rank(), 123456}), rk::error) << "no such actor on this rank";
+  EXPECT_THROW((void)c.host_address(c.rank(), 99), rk::error) << "tenant 99 is not registered";
   EXPECT_THROW(c.spawn<echo>("late"), rk::error) << "cluster-wide names are exchanged at start()";
   const rk::cluster_report r = c.shutdown();
   EXPECT_TRUE(r.drained);
