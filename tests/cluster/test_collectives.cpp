@@ -171,6 +171,29 @@ TEST(Collectives, TwoReductionsOfOneClusterEachCombineTheirOwn) {
   EXPECT_TRUE(c.shutdown().drained);
 }
 
+// Ranks that reduce different operations (or types) in one round are told so, every one of them, instead
+// of each combining the others' bits its own way.
+TEST(Collectives, RanksReducingDifferentKindsAreToldSoOnEveryRank) {
+  rk::cluster c(options());
+  if (c.size() < 2) GTEST_SKIP() << "needs two ranks at least";
+  (void)c.local().spawn<listener>("someone"); // a runtime needs one actor
+  const auto run = [&](auto reduction) {
+    c.start();
+    try {
+      (void)rk::allreduce(c, reduction, 5s);
+      ADD_FAILURE() << "rank " << c.rank() << " combined a round the ranks disagree on";
+    } catch (const rk::error& e) {
+      EXPECT_NE(std::string(e.what()).find("different types or operations"), std::string::npos) << e.what();
+    }
+  };
+  if (c.rank() == 0) {
+    run(rk::make_reduction<std::int64_t, rk::reduce_op::max>(c, "reducer", 0, msg_partial));
+  } else {
+    run(rk::make_reduction<std::int64_t, rk::reduce_op::sum>(c, "reducer", 0, msg_partial));
+  }
+  EXPECT_TRUE(c.shutdown().drained);
+}
+
 TEST(Collectives, ReduceKeepsTheValueAtTheRootAndARankWithoutContributorsTakesPart) {
   rk::cluster c(options());
   // Only rank 0 contributes (3 actors); the other ranks have no reducer.

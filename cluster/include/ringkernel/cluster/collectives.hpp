@@ -147,15 +147,24 @@ reduction<T, Op> make_reduction(cluster& c, std::string name, std::uint32_t loca
   return r;
 }
 
+//! What a reduction combines, as exchanged with its partials: ranks reducing different types or operations
+//! in one round would otherwise combine bits of one type as another, each rank to a different answer.
+template <class T, reduce_op Op>
+constexpr std::uint64_t reduction_kind() noexcept {
+  return (std::uint64_t{sizeof(T)} << 16) | (std::is_floating_point_v<T> ? 0x100u : 0u) |
+         (std::is_signed_v<T> ? 0x200u : 0u) | static_cast<std::uint64_t>(Op);
+}
+
 //! The next round's value combined over every contribution of every rank still alive (collective).
 //! Nothing when this rank's partial did not come within `timeout`, or another rank's did not; throws
-//! rk::error before start() or after shutdown().
+//! rk::error before start() or after shutdown(), and on every rank when ranks reduce different types or
+//! operations (make_reduction<T, Op> must be the same call on every rank).
 template <class T, reduce_op Op>
 std::optional<T> allreduce(cluster& c, reduction<T, Op>& r, std::chrono::milliseconds timeout) {
   if (!c.running()) throw error("rk::allreduce(): collectives run between start() and shutdown()");
   const std::uint64_t round = r.round_++;
-  // Row: [round, contributors (~0: failed), value bits].
-  std::array<std::uint64_t, 3> row{round, 0, 0};
+  // Row: [round, contributors (~0: failed), value bits, what is reduced].
+  std::array<std::uint64_t, 4> row{round, 0, 0, reduction_kind<T, Op>()};
   if (r.local_contributors_ > 0) {
     const std::optional<received_message> m = c.take_kept(r.reply_type_, round, timeout);
     if (m && m->payload.size() >= sizeof(partial_result<T>)) {
@@ -166,10 +175,14 @@ std::optional<T> allreduce(cluster& c, reduction<T, Op>& r, std::chrono::millise
       row[1] = ~std::uint64_t{0};
     }
   }
-  bool failed = false, any = false;
+  bool failed = false, any = false, mismatched = false;
   T total{};
   for (const std::vector<std::uint64_t>& theirs : c.exchange_for_collective(row)) {
     if (theirs.size() != row.size()) continue; // a rank that is gone
+    if (theirs[3] != row[3]) {
+      mismatched = true;
+      continue;
+    }
     if (theirs[0] != round || theirs[1] == ~std::uint64_t{0}) {
       failed = true;
       continue;
@@ -180,6 +193,9 @@ std::optional<T> allreduce(cluster& c, reduction<T, Op>& r, std::chrono::millise
     total = any ? combine<T, Op>(total, value) : value;
     any = true;
   }
+  if (mismatched)
+    throw error("rk::allreduce(): the ranks reduce different types or operations in round " +
+                std::to_string(round) + "; make the same make_reduction<T, Op> call on every rank");
   if (failed || !any) return std::nullopt;
   return total;
 }
