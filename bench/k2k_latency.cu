@@ -484,7 +484,7 @@ int main(int argc, char** argv) {
       argc, argv, "bench_k2k_latency", "[--backend cuda|cpu] [--hops N] [--idle-sleep-ns N]",
       [&](CLI::App& app) {
         rk::bench::add_target_flag(app, cfg.backend);
-        rk::cli::add_count(app, "--hops", hops_flag, "timed hops per repetition");
+        rk::cli::add_count(app, "--hops", hops_flag, "timed hops per repetition", 100'000'000);
         rk::cli::add_count(app, "--idle-sleep-ns", cfg.idle_sleep_ns, "device idle backoff cap");
       });
   cfg.hops = hops_flag.value_or(cfg.common.smoke ? 300 : 100'000);

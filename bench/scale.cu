@@ -278,16 +278,22 @@ int main(int argc, char** argv) {
       "[--backend cuda|cpu] [--actors N] [--idle-seconds S] [--wakeups N] [--ring-hops N] [--phase-timeout "
       "S] [--aggregator-slots N]",
       [&](CLI::App& app) {
+        // CLI::Range lets NaN through (every comparison with it is false).
+        const CLI::Validator not_nan(
+            [](const std::string& v) {
+              return v.find_first_of("nN") != std::string::npos ? "not a number" : "";
+            },
+            "");
         rk::bench::add_target_flag(app, cfg.backend);
         rk::cli::add_count(app, "--actors", actors, "actors to spawn");
         app.add_option_function<double>(
                "--idle-seconds", [&idle](double v) { idle = v; }, "seconds the idle runtime is measured")
-            ->check(CLI::Range(0.0, 3600.0));
+            ->check(CLI::Range(0.0, 3600.0) & not_nan);
         rk::cli::add_count(app, "--wakeups", wakeups, "idle-actor wake-ups timed");
         rk::cli::add_count(app, "--ring-hops", hops, "hops of the token ring");
         app.add_option("--phase-timeout", cfg.phase_timeout_s,
                        "seconds the ring and the fan phase may take before they count as incomplete")
-            ->check(CLI::Range(1.0, 3600.0));
+            ->check(CLI::Range(1.0, 3600.0) & not_nan);
         rk::cli::add_count(app, "--aggregator-slots", cfg.aggregator_slots,
                            "the aggregator's mailbox slots (a power of two, 2 .. 16777216)");
       });

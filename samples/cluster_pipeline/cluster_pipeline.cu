@@ -201,7 +201,7 @@ int main(int argc, char** argv) {
   rk::backend backend = rk::backend::automatic;
   rk::samples::flags cli("cluster_pipeline", "[--events N] [--window N] [--stages N] [--workers N] "
                                              "[--backend auto|cpu|cuda] [--timeout SECONDS] [--json]");
-  cli.count("--events", events);
+  cli.count("--events", events, 100'000'000);
   cli.count("--window", window);
   cli.count("--stages", stages64);
   cli.count("--workers", workers);
@@ -255,11 +255,26 @@ int main(int argc, char** argv) {
       // Tell rank 0 this rank is wired, then wait (sleeping in receive) until it says it is done.
       if (c.send_blocking(c.find(relay_name(0)), msg_ready, rk::as_bytes(rank), 10s) != rk::status::enqueued)
         throw rk::error("could not tell rank 0 that rank " + std::to_string(rank) + " is ready");
+      // --timeout bounds a wait without progress, not the run: while this rank's stages keep handling
+      // events, rank 0 is still at work.
+      const auto handled_here = [&] {
+        std::uint64_t n = 0;
+        for (const auto& a : c.local().stats().actors) n += a.handled;
+        return n;
+      };
+      std::uint64_t seen = handled_here();
       for (;;) {
         const auto m = c.receive(timeout);
         if (!m) {
-          std::fprintf(stderr, "cluster_pipeline: rank %u heard nothing from rank 0 for %llu s\n", rank,
-                       static_cast<unsigned long long>(timeout_s));
+          const std::uint64_t now = handled_here();
+          if (now != seen) {
+            seen = now;
+            continue;
+          }
+          std::fprintf(stderr,
+                       "cluster_pipeline: rank %u heard nothing from rank 0, and its stages handled nothing, "
+                       "for %llu s\n",
+                       rank, static_cast<unsigned long long>(timeout_s));
           rc = 1;
           break;
         }

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -25,7 +26,10 @@ public:
   flags(std::string program, std::string usage)
       : app_("ringkernel sample", std::move(program)), usage_(std::move(usage)) {}
 
-  void count(const std::string& name, std::uint64_t& target) { rk::cli::add_count(app_, name, target, ""); }
+  void count(const std::string& name, std::uint64_t& target,
+             std::uint64_t max = std::numeric_limits<std::uint64_t>::max()) {
+    rk::cli::add_count(app_, name, target, "", max);
+  }
   void choice(const std::string& name, std::function<bool(const std::string&)> apply) {
     app_.add_option_function<std::string>(name, [name, apply = std::move(apply)](const std::string& v) {
       if (!apply(v)) throw CLI::ValidationError(name, "invalid value '" + v + "'");

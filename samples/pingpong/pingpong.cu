@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
   rk::runtime_options options;
   rk::samples::flags cli(
       "pingpong", "[--rounds N] [--warmup N] [--window N] [--backend auto|cpu|cuda] [--busy-poll] [--json]");
-  cli.count("--rounds", rounds);
+  cli.count("--rounds", rounds, 100'000'000);
   cli.count("--warmup", warmup);
   cli.count("--window", window);
   cli.backend(options.backend);

@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
   std::uint64_t trace_every = 0;
   rk::samples::flags cli("pipeline", "[--events N] [--window N] [--backend auto|cpu|cuda] [--json] "
                                      "[--trace FILE [--trace-every N]]");
-  cli.count("--events", events);
+  cli.count("--events", events, 100'000'000);
   cli.count("--window", window);
   cli.backend(options.backend);
   cli.toggle("--json", json);

@@ -8,6 +8,7 @@
 #include <ringkernel/host/audit.hpp>
 #include <rk_cli.hpp>
 
+#include <cctype>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
@@ -34,10 +35,19 @@ int main(int argc, char** argv) {
                "accept a log without the closing audit_closed entry (still being written)");
   app.add_option("--head", options.expected_head,
                  "also require the last entry's hash to be HASH (recorded elsewhere)")
-      ->type_name("HASH");
+      ->type_name("HASH")
+      ->transform(CLI::Validator(
+          [](std::string& v) {
+            if (v.size() != 64 || v.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
+              return std::string("a hash is 64 hexadecimal digits");
+            for (char& ch : v) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+            return std::string();
+          },
+          "HASH"));
   app.add_option("--key-file", key_file,
                  "the log is keyed: verify HMAC-SHA256 with the bytes of file KEY as the key")
-      ->type_name("KEY");
+      ->type_name("KEY")
+      ->check(CLI::ExistingFile); // a directory or an empty name is refused here, not read as a key
   app.add_option("FILE", file, "the audit log")->required();
   app.footer("Exit status: 0 intact, 1 tampered (names the first bad line), 2 usage or I/O error.\n"
              "Lines longer than 64 KiB are refused (an audit line is a few hundred bytes).");

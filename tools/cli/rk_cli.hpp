@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -39,19 +40,21 @@ struct count_target<std::optional<T>> {
 } // namespace detail
 
 //! Adds `--name N` storing into `target` (an unsigned integer, or a std::optional of one, set only when
-//! given). Refuses anything but a decimal count that fits.
+//! given). Refuses anything but a decimal count that fits, and counts above `max` (what the program can
+//! hold: a count that sizes an allocation must not reach std::bad_alloc).
 template <class Target>
-CLI::Option* add_count(CLI::App& app, const std::string& name, Target& target, const std::string& help) {
+CLI::Option* add_count(CLI::App& app, const std::string& name, Target& target, const std::string& help,
+                       std::uint64_t max = std::numeric_limits<std::uint64_t>::max()) {
   using value_type = typename detail::count_target<Target>::type;
   static_assert(std::is_unsigned_v<value_type>, "counts are unsigned");
+  const std::uint64_t limit = std::min<std::uint64_t>(max, std::numeric_limits<value_type>::max());
   return app
       .add_option_function<std::string>(
           name,
-          [name, &target](const std::string& text) {
-            const auto v = parse_count(text, std::numeric_limits<value_type>::max());
+          [name, limit, &target](const std::string& text) {
+            const auto v = parse_count(text, limit);
             if (!v)
-              throw CLI::ValidationError(name, "expected a count from 0 to " +
-                                                   std::to_string(std::numeric_limits<value_type>::max()) +
+              throw CLI::ValidationError(name, "expected a count from 0 to " + std::to_string(limit) +
                                                    ", got '" + text + "'");
             target = static_cast<value_type>(*v);
           },
