@@ -269,18 +269,12 @@ bool mpi_proxy::take_batch() {
       std::fprintf(stderr, "rk::cluster rank %u: refused a message from rank %u: %s\n", rank_, from,
                    e.what());
       if (m.header.type_id != refusal_notice_type) { // a notice about a notice is never made
-        direct_notice n;
-        n.rank = from;
-        n.header.tenant = m.header.tenant;
-        n.header.correlation_id = m.header.correlation_id;
-        n.header.type_id = m.header.type_id;
-        n.header.source = m.header.destination; // as addressed here
-        n.header.destination = m.header.source; // the sender, on its rank
-        n.header.flags = static_cast<std::uint16_t>(m.header.flags & ~envelope_flags::runtime_only);
-        n.header.payload_length = 8;
-        n.verdict = static_cast<std::uint64_t>(
-            rt_.tenants().contains(m.header.tenant) ? status::queue_full : status::tenant_mismatch);
-        direct_notices_.push_back(n);
+        const status why =
+            rt_.tenants().contains(m.header.tenant) ? status::queue_full : status::tenant_mismatch;
+        direct_notices_.push_back(
+            make_notice(from, m.header.tenant, m.header.correlation_id, m.header.type_id,
+                        m.header.destination, m.header.source,
+                        static_cast<std::uint16_t>(m.header.flags & ~envelope_flags::runtime_only), why));
       }
       continue;
     }
@@ -292,17 +286,39 @@ bool mpi_proxy::take_batch() {
 
 // On the wire a notice is the refused message's envelope, with source = the destination as addressed on
 // the refusing rank and destination = the sender on its own rank, and 8 bytes of payload: the verdict.
+mpi_proxy::outgoing_notice mpi_proxy::make_notice(std::uint32_t rank, std::uint64_t tenant,
+                                                  std::uint64_t correlation_id, std::uint32_t type_id,
+                                                  actor_index refused_destination, actor_index sender,
+                                                  std::uint16_t flags, status why) {
+  outgoing_notice n;
+  n.rank = rank;
+  n.header.tenant = tenant;
+  n.header.correlation_id = correlation_id;
+  n.header.type_id = type_id;
+  n.header.source = refused_destination;
+  n.header.destination = sender;
+  n.header.flags = flags;
+  n.header.payload_length = sizeof n.verdict;
+  n.verdict = static_cast<std::uint64_t>(why);
+  return n;
+}
+
+bool mpi_proxy::send_notice(const outgoing_notice& n) {
+  if (!append(n.rank, peers_[n.rank].notices, notice_tag, n.header,
+              std::as_bytes(std::span<const std::uint64_t, 1>(&n.verdict, 1))))
+    return false;
+  counters_.notices_sent.fetch_add(1);
+  sent_to_[n.rank].fetch_add(1);
+  return true;
+}
+
 bool mpi_proxy::drain_refusals() {
   bool moved = false;
   while (!direct_notices_.empty()) { // refusals made by this proxy itself (take_batch), oldest first
-    const direct_notice& n = direct_notices_.front();
+    const outgoing_notice& n = direct_notices_.front();
     if (gone(n.rank)) {
       counters_.unreachable.fetch_add(1);
-    } else if (append(n.rank, peers_[n.rank].notices, notice_tag, n.header,
-                      std::as_bytes(std::span<const std::uint64_t, 1>(&n.verdict, 1)))) {
-      counters_.notices_sent.fetch_add(1);
-      sent_to_[n.rank].fetch_add(1);
-    } else {
+    } else if (!send_notice(n)) {
       break; // its rank's notice channel is at its limit: later
     }
     direct_notices_.pop_front();
@@ -326,22 +342,11 @@ bool mpi_proxy::drain_refusals() {
       counters_.unreachable.fetch_add(1);
       continue;
     }
-    envelope h;
-    h.tenant = r.tenant;
-    h.correlation_id = r.correlation_id;
-    h.type_id = r.type_id;
-    h.source = r.destination;
-    h.destination = sender->actor;
-    h.flags = r.flags;
-    h.payload_length = 8;
-    const std::uint64_t verdict = r.verdict;
-    if (!append(sender->rank, peers_[sender->rank].notices, notice_tag, h,
-                std::as_bytes(std::span<const std::uint64_t, 1>(&verdict, 1)))) {
+    if (!send_notice(make_notice(sender->rank, r.tenant, r.correlation_id, r.type_id, r.destination,
+                                 sender->actor, r.flags, static_cast<status>(r.verdict)))) {
       stalled_refusal_ = r;
       return moved;
     }
-    counters_.notices_sent.fetch_add(1);
-    sent_to_[sender->rank].fetch_add(1);
   }
   for (std::uint32_t p = 0; p < peers_.size(); ++p) (void)flush(p, peers_[p].notices, notice_tag);
   return moved;

@@ -118,6 +118,18 @@ private:
     std::vector<std::byte> payload;
   };
 
+  //! A refusal on its way back to the sender's rank (wire format: see drain_refusals).
+  struct outgoing_notice {
+    std::uint32_t rank = 0;
+    envelope header{};
+    std::uint64_t verdict = 0;
+  };
+  static outgoing_notice make_notice(std::uint32_t rank, std::uint64_t tenant, std::uint64_t correlation_id,
+                                     std::uint32_t type_id, actor_index refused_destination,
+                                     actor_index sender, std::uint16_t flags, status why);
+  //! Appends `n` to its rank's notice batch and counts it; false when that channel is at its limit.
+  bool send_notice(const outgoing_notice& n);
+
   void loop();
   //! After stop_carrying(): drops (and counts) the arrivals, notices and stalled messages it holds and the
   //! batches it was filling; returns whether there were any.
@@ -159,16 +171,10 @@ private:
   std::optional<received_message> stalled_; //!< taken from the ring, waiting for its rank to have room
   std::deque<arrival> arrivals_;
   std::optional<refusal_record> stalled_refusal_; //!< taken, waiting for its rank to have room
-  //! A refusal this proxy made itself (take_batch: no stand-in for the sender could be made), as the
-  //! notice to send back: on the wire like drain_refusals' notices.
-  struct direct_notice {
-    std::uint32_t rank = 0;
-    envelope header{};
-    std::uint64_t verdict = 0;
-  };
-  //! Waiting for their rank's notice channel. Bounded: no batch is taken while any wait (as for arrivals),
-  //! so at most one batch's messages.
-  std::deque<direct_notice> direct_notices_;
+  //! Refusals this proxy made itself (take_batch: no stand-in for the sender could be made), waiting for
+  //! their rank's notice channel. Bounded: no batch is taken while any wait (as for arrivals), so at most
+  //! one batch's messages.
+  std::deque<outgoing_notice> direct_notices_;
   std::deque<arrival> notice_arrivals_;        //!< refusal notices for senders here, in arrival order
   std::vector<std::byte> batch_bytes_;         //!< the batch last received
   std::vector<wire::decoded_message> decoded_; //!< its messages (pointing into batch_bytes_)

@@ -83,6 +83,13 @@ void actor_table::mark_kinds_loaded() noexcept {
   for (auto& k : kinds_) k.loaded = true;
 }
 
+const actor_type_ops* actor_table::kind_named(std::string_view name) const {
+  std::lock_guard lock(mutex_);
+  for (const kind_record& k : kinds_)
+    if (k.ops.name == name) return &k.ops;
+  return nullptr;
+}
+
 // --- ids, names, entries
 // ------------------------------------------------------------------------------------
 
@@ -618,70 +625,6 @@ std::size_t actor_table::retiring() const {
 void actor_table::forget_history(std::uint64_t tenant) {
   std::lock_guard lock(mutex_);
   history_.erase(tenant);
-}
-
-actor_snapshot actor_table::image(actor_index id) const {
-  std::lock_guard lock(mutex_);
-  const actor_record& r = record(id, "snapshot()");
-  if (r.alias) throw error("snapshot(): '" + r.name + "' is an alias, not an actor");
-  const actor_type_ops& k = kinds_[r.kind].ops;
-  const route_entry& e = routes_[slot(id)];
-  actor_snapshot out;
-  out.id = r.id;
-  out.name = r.name;
-  out.handler = k.name;
-  out.tenant = r.tenant;
-  out.mailbox = e.geometry;
-  out.priority_lanes = e.lanes > 1;
-  out.dedicated_worker = e.dedicated != 0;
-  out.state.resize(k.state_size);
-  if (!out.state.empty()) backend_.copy_from_device(out.state.data(), r.d_state, out.state.size());
-  return out;
-}
-
-std::vector<actor_snapshot> actor_table::images() const {
-  std::vector<actor_index> ids;
-  {
-    std::lock_guard lock(mutex_);
-    for (const actor_record& r : records_)
-      if (r.stage == stage_kind::active && !r.alias) ids.push_back(r.id);
-  }
-  std::vector<actor_snapshot> out;
-  out.reserve(ids.size());
-  for (actor_index id : ids) out.push_back(image(id));
-  return out;
-}
-
-const actor_type_ops* actor_table::kind_named(std::string_view name) const {
-  std::lock_guard lock(mutex_);
-  for (const kind_record& k : kinds_)
-    if (k.ops.name == name) return &k.ops;
-  return nullptr;
-}
-
-void actor_table::read_final_states() {
-  std::lock_guard lock(mutex_);
-  for (actor_record& r : records_) {
-    if (r.stage != stage_kind::active || r.alias) continue;
-    r.final_state.resize(kinds_[r.kind].ops.state_size);
-    if (!r.final_state.empty())
-      backend_.copy_from_device(r.final_state.data(), r.d_state, r.final_state.size());
-  }
-}
-
-void actor_table::read_final_state(actor_index id, std::type_index type, void* out, std::size_t bytes) const {
-  std::lock_guard lock(mutex_);
-  const actor_record& r = record(id, "state()");
-  if (r.alias) throw error("state(): '" + r.name + "' is an alias, not an actor");
-  const actor_type_ops& k = kinds_[r.kind].ops;
-  if (k.type != type)
-    throw error("state<H>(" + std::to_string(id) + "): actor '" + r.name + "' runs handler '" + k.name +
-                "', not the requested type");
-  if (r.final_state.size() != bytes)
-    throw error(
-        "state<H>(): actor states are read back by shutdown(); call it after shutdown() (and not after a "
-        "fault)");
-  std::memcpy(out, r.final_state.data(), bytes);
 }
 
 std::string actor_table::name_for_report(actor_index id) const {

@@ -313,8 +313,7 @@ status host_io::send_wait(address destination, std::uint32_t type, byte_view pay
   ingress_receipt& receipt = h_receipts_[slot];
   const auto settled = [&] { return load_acquire(receipt.position_plus_one) == position + 1; };
   wait_result r = wait_until(
-      settled, [&] { return faults_.detected() || phase_.load() == phase::stopped; }, timeout_ns(timeout),
-      waiting_backoff());
+      settled, [&] { return waits_end(); }, timeout_ns(timeout), waiting_backoff());
   if (r == wait_result::aborted && settled()) r = wait_result::ready; // settled just before the stop
   status verdict = r == wait_result::aborted ? status::aborted : status::timed_out;
   if (r == wait_result::ready) verdict = static_cast<status>(load_acquire(receipt.verdict));
@@ -365,9 +364,10 @@ std::optional<received_message> host_io::receive(std::chrono::nanoseconds timeou
   };
   if (!take() && live) {
     park_lot* lot = busy_poll_ ? nullptr : backend_.receive_lot();
-    const auto stopped = [&] { return faults_.detected() || phase_.load() == phase::stopped; };
-    const wait_result r = lot != nullptr ? wait_parked(*lot, take, timeout_ns(timeout))
-                                         : wait_until(take, stopped, timeout_ns(timeout), waiting_backoff());
+    const wait_result r =
+        lot != nullptr ? wait_parked(*lot, take, timeout_ns(timeout))
+                       : wait_until(
+                             take, [&] { return waits_end(); }, timeout_ns(timeout), waiting_backoff());
     // A shutdown that completed meanwhile published everything it will: one last look, then empty.
     if (r == wait_result::aborted && !take()) faults_.throw_if_faulted();
   }
@@ -391,20 +391,23 @@ wait_result host_io::wait_parked(park_lot& lot, const std::function<bool()>& tak
     if (timeout != wait_forever && elapsed() >= timeout) return wait_result::timed_out;
     spin.pause();
   }
-  const auto stopped = [&] { return faults_.detected() || phase_.load() == phase::stopped; };
   for (;;) {
-    if (stopped()) return wait_result::aborted;
+    if (waits_end()) return wait_result::aborted;
     const std::uint64_t waited = elapsed();
     if (timeout != wait_forever && waited >= timeout)
       return take() ? wait_result::ready : wait_result::timed_out;
     const std::uint64_t left = timeout == wait_forever ? wait_forever : timeout - waited;
     const std::uint32_t seen = park_enter(lot);
     const bool ready = take();
-    if (!ready && !stopped())
+    if (!ready && !waits_end())
       park_sleep(lot, seen, static_cast<long>(std::min<std::uint64_t>(left, 100'000'000)));
     park_leave(lot);
     if (ready || take()) return wait_result::ready;
   }
+}
+
+bool host_io::waits_end() {
+  return faults_.detected() || phase_.load() == phase::stopped;
 }
 
 void host_io::wake_receivers() noexcept {

@@ -73,6 +73,9 @@ public:
   //! Shutdown, once the phase is `stopped`: wakes host threads waiting in receive(), which take what the
   //! egress ring still holds and otherwise return empty at once (nothing more can arrive).
   void wake_receivers() noexcept;
+  //! Whether a host wait should end now: the runtime faulted, or shutdown() completed (nothing more will
+  //! arrive or settle).
+  bool waits_end();
   std::uint64_t enqueued() const noexcept { return enqueued_.load(std::memory_order_acquire); }
   gateway_counters read_gateway() const;
   void fill_host_counters(runtime_stats& s) const;

@@ -267,8 +267,7 @@ shutdown_report run_control::shutdown() noexcept {
           abort_on_fault(), timeout_ns(options_.drain_timeout), host_backoff());
       if (r != wait_result::ready) {
         report.drained = false;
-        report.undelivered =
-            (enqueued - std::min(enqueued, io_.read_gateway().processed)) + actors_.backlog();
+        report.undelivered = (enqueued - std::min(enqueued, processed)) + actors_.backlog();
       }
     }
     for (std::string& name : watchdog_.stuck_names()) report.stuck_actors.push_back(std::move(name));

@@ -67,6 +67,18 @@ struct blocker {
   }
 };
 
+//! Waits (bounded, no sleeps) until a worker is inside a handler call of actor `a`.
+bool in_handler(rk::runtime& rt, actor_index a) {
+  const auto serving = [&] {
+    for (const rk::worker_state& w : rt.dump_state().workers)
+      if (w.actor == a) return true;
+    return false;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!serving() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  return serving();
+}
+
 TEST(Snapshot, ARunningActorIsCopiedAndGoesOn) {
   rk::runtime rt(cpu_options());
   const actor_index c = rt.spawn<counter>("c");
@@ -99,14 +111,7 @@ TEST(Snapshot, AStuckActorTimesOutAndIsNotLeftPaused) {
   const actor_index b = rt.spawn<blocker>("b");
   rt.start();
   ASSERT_EQ(rt.send(b, msg_count, {}), status::enqueued);
-  const auto in_handler = [&] {
-    for (const rk::worker_state& w : rt.dump_state().workers)
-      if (w.actor == b) return true;
-    return false;
-  };
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!in_handler() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
-  ASSERT_TRUE(in_handler());
+  ASSERT_TRUE(in_handler(rt, b));
   try {
     (void)rt.snapshot(b, 100ms);
     ADD_FAILURE() << "copied a state while its handler ran";
@@ -129,14 +134,7 @@ TEST(Snapshot, AStoppingActorIsRefusedUntilItStopped) {
   rt.start();
   ASSERT_EQ(rt.send(b, msg_count, {}), status::enqueued);
   ASSERT_EQ(rt.send(b, msg_count, {}), status::enqueued);
-  const auto in_handler = [&] {
-    for (const rk::worker_state& w : rt.dump_state().workers)
-      if (w.actor == b) return true;
-    return false;
-  };
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!in_handler() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
-  ASSERT_TRUE(in_handler());
+  ASSERT_TRUE(in_handler(rt, b));
   EXPECT_FALSE(rt.stop(b, 1ms)) << "its handler is still running";
   ASSERT_EQ(rt.lifecycle(b), rk::actor_lifecycle::stopping);
   try {

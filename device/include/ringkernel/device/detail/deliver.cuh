@@ -84,18 +84,12 @@ RK_HOST_DEVICE inline address pick_member(const system_view& s, address group,
     return i < count ? s.group_members[first + i] : host_actor;
   }
   cuda::atomic_ref<std::uint32_t, peer_scope> cursor(s.group_cursors[g]);
-  if (header.tenant_slot != load_relaxed(entry.tenant_slot)) {
-    // Another tenant's send: prepare_delivery refuses it at the member (tenant_mismatch, audited), so it
-    // only looks at the cursor; moving it would let a refused foreign sender choose the group's next member.
-    const std::uint32_t at = cursor.load(cuda::std::memory_order_relaxed);
-    for (std::uint32_t k = 0; k < count; ++k) {
-      const address candidate = s.group_members[first + (at + k) % count];
-      if (eligible_member(s, candidate)) return candidate;
-    }
-    return host_actor;
-  }
+  // Another tenant's send is refused at the member it reaches (tenant_mismatch, audited), so it only looks
+  // at the cursor: moving it would let a refused foreign sender choose the group's next member.
+  const bool own_tenant = header.tenant_slot == load_relaxed(entry.tenant_slot);
+  const std::uint32_t at = own_tenant ? 0 : cursor.load(cuda::std::memory_order_relaxed);
   for (std::uint32_t k = 0; k < count; ++k) {
-    const std::uint32_t turn = cursor.fetch_add(1, cuda::std::memory_order_relaxed);
+    const std::uint32_t turn = own_tenant ? cursor.fetch_add(1, cuda::std::memory_order_relaxed) : at + k;
     const address candidate = s.group_members[first + turn % count];
     if (eligible_member(s, candidate)) return candidate;
   }

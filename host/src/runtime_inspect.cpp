@@ -1,0 +1,191 @@
+// The coordinator's calls that read the runtime as a whole (see runtime_impl.hpp): snapshots of actor
+// states and restoring them, state dumps, and table usage.
+
+#include "runtime_impl.hpp"
+
+#include <cstdio>
+
+namespace rk::detail {
+
+// --- snapshots --------------------------------------------------------------------------------------------
+
+actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds timeout) {
+  actors_.check(a, "snapshot()", actor_table::want::actor);
+  // A live actor of a running runtime is paused for the copy; a stopping one still handles what was
+  // queued and cannot be paused; anything else holds still already.
+  const actor_lifecycle now = actors_.lifecycle(a);
+  if (run_.current_phase() == phase::running && now == actor_lifecycle::stopping)
+    throw error("snapshot(): actor '" + actors_.name_of(a) +
+                "' is stopping (its worker still handles what was queued); snapshot it once stop() "
+                "confirmed, or before stopping it");
+  const bool pause = run_.current_phase() == phase::running && now == actor_lifecycle::live;
+  try {
+    if (pause && !pause_actor(a, timeout)) {
+      resume_actor(a);
+      throw error("snapshot(): actor '" + actors_.name_of(a) + "' did not pause within " +
+                  std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
+                  " ms (a handler call is still running); nothing was copied");
+    }
+    actor_snapshot s = actors_.image(a);
+    if (pause) resume_actor(a);
+    return s;
+  } catch (const error&) {
+    if (pause && actors_.lifecycle(a) == actor_lifecycle::paused) resume_actor(a);
+    throw;
+  }
+}
+
+void runtime_impl::snapshot_into(actor_index a, std::type_index type, void* out, std::size_t bytes,
+                                 std::chrono::nanoseconds timeout) {
+  actors_.check(a, "snapshot_state()", actor_table::want::actor);
+  const actor_type_ops& k = actors_.kind(actors_.kind_of(a));
+  if (k.type != type || k.state_size != bytes)
+    throw error("snapshot_state<H>(" + std::to_string(a) + "): actor '" + actors_.name_of(a) +
+                "' runs handler '" + k.name + "', not the requested type");
+  const actor_snapshot s = snapshot(a, timeout);
+  if (bytes != 0) std::memcpy(out, s.state.data(), bytes);
+}
+
+std::uint64_t runtime_impl::snapshot_all(const std::filesystem::path& path,
+                                         std::chrono::nanoseconds timeout) {
+  std::vector<actor_snapshot> all;
+  {
+    std::lock_guard lock(setup_); // no spawn or forget between the pause and the copies
+    const bool pause = run_.current_phase() == phase::running && !workers_.pause_requested();
+    if (pause && !run_.pause(timeout)) {
+      run_.resume();
+      throw error("snapshot_all(): the workers did not all pause within " +
+                  std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
+                  " ms (a handler call is still running); nothing was written");
+    }
+    try {
+      all = actors_.images();
+    } catch (...) {
+      if (pause) run_.resume();
+      throw;
+    }
+    if (pause) run_.resume();
+  }
+  write_snapshot_file(path, all,
+                      std::string(to_string(kind())).append(" (").append(description_).append(")"));
+  return all.size();
+}
+
+std::uint64_t runtime_impl::restore(const std::filesystem::path& path) {
+  if (run_.current_phase() != phase::created)
+    throw error("restore(): only before start() (restore into a new runtime, then start it)");
+  const std::vector<actor_snapshot> saved = read_snapshot_file(path);
+  // Everything is checked before the first spawn.
+  for (const actor_snapshot& a : saved) {
+    const actor_type_ops* ops = actors_.kind_named(a.handler);
+    if (ops == nullptr)
+      throw error("restore(): the snapshot has actors of handler type '" + a.handler +
+                  "', which this runtime does not know: spawn one or call prepare<H>() before restore()");
+    if (ops->state_size != a.state.size())
+      throw error("restore(): handler type '" + a.handler + "' has a " + std::to_string(ops->state_size) +
+                  "-byte state here but " + std::to_string(a.state.size()) +
+                  " bytes in the snapshot: the handler's state type changed since it was taken");
+    if (actors_.name_taken(a.name))
+      throw error("restore(): an actor named '" + a.name + "' exists already in this runtime");
+  }
+  std::vector<actor_index> restored;
+  for (const actor_snapshot& a : saved) {
+    actor_options o;
+    o.tenant = a.tenant;
+    o.mailbox = a.mailbox;
+    o.priority_lanes = a.priority_lanes;
+    o.dedicated_worker = a.dedicated_worker;
+    try {
+      restored.push_back(spawn(*actors_.kind_named(a.handler), a.name, o, a.state.data()));
+    } catch (const error& e) {
+      for (auto it = restored.rbegin(); it != restored.rend(); ++it) forget(*it);
+      throw error("restore(): actor '" + a.name + "': " + e.what() + " (nothing was restored)");
+    }
+  }
+  return restored.size();
+}
+
+std::string runtime_impl::stats_shm_name() const {
+  return publisher_ ? publisher_->name() : std::string();
+}
+
+state_dump runtime_impl::dump_state() const {
+  state_dump d;
+  d.taken = std::chrono::system_clock::now();
+  d.backend = std::string(to_string(kind())).append(" (").append(description_).append(")");
+  constexpr const char* phases[] = {"created", "running", "draining", "stopped"};
+  const phase now_phase = run_.current_phase();
+  d.phase = phases[static_cast<int>(now_phase)];
+  d.paused = workers_.pause_requested();
+  if (faults_.faulted()) d.fault = faults_.text();
+  d.ages_known =
+      options_.handler_timeout.count() > 0 && (now_phase == phase::running || now_phase == phase::draining);
+  const auto observed = run_.worker_observations();
+  const auto now = std::chrono::steady_clock::now();
+  for (const worker_registry::worker_sample& s : workers_.sample()) {
+    worker_state w;
+    w.worker = s.entry;
+    worker_registry::worker_role role = workers_.role_of(s.entry);
+    w.serves = std::move(role.serves);
+    w.scheduled = role.scheduled;
+    w.heartbeat = s.heartbeat;
+    if (s.busy_actor != 0) {
+      w.actor = s.busy_actor - 1;
+      w.actor_name = actors_.name_for_report(*w.actor);
+      w.message_type = s.busy_type;
+    }
+    if (const auto it = observed.find(s.entry);
+        it != observed.end() && it->second.busy_actor == s.busy_actor) {
+      // A heartbeat that moved since the watchdog's last look has stood still for less than its period: 0.
+      w.heartbeat_age =
+          it->second.heartbeat == s.heartbeat ? now - it->second.beat_since : std::chrono::nanoseconds(0);
+      if (s.busy_actor != 0) w.busy_for = now - it->second.busy_since;
+    }
+    d.workers.push_back(std::move(w));
+  }
+  try {
+    for (auto& [m, recorded] : actors_.nonempty_mailboxes()) {
+      m.lifecycle = to_string(faults_.as_reported(recorded));
+      d.mailboxes.push_back(std::move(m));
+    }
+    d.actors = actors_.actor_count();
+  } catch (const error& e) { // after a device fault the counters and cursors may be unreadable
+    d.fault =
+        d.fault.value_or("").append(d.fault ? "; " : "").append("mailboxes unreadable: ").append(e.what());
+  }
+  return d;
+}
+
+void runtime_impl::deliver_dump() const noexcept {
+  try {
+    const state_dump d = dump_state();
+    if (options_.on_state_dump) {
+      options_.on_state_dump(d);
+    } else {
+      const std::string text = d.text();
+      std::fwrite(text.data(), 1, text.size(), stderr);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ringkernel: state dump failed: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "ringkernel: state dump failed\n");
+  }
+}
+
+table_usage runtime_impl::tables() {
+  std::lock_guard lock(setup_);
+  collect();
+  table_usage t;
+  t.actors = actors_.fill();
+  t.groups = routing_.group_fill();
+  t.group_members = routing_.member_fill();
+  t.tenants = {tenants_.in_use(), std::max(1u, options_.max_tenants)};
+  t.engagements = {tenants_.engagements_in_use(), options_.max_engagements};
+  t.regions = {regions_.in_use(), options_.max_regions};
+  const arena_usage a = memory_.arena();
+  t.running_arena = {a.used, a.bytes};
+  t.pending_releases = grace_.pending() + actors_.retiring();
+  return t;
+}
+
+} // namespace rk::detail
