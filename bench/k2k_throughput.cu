@@ -392,7 +392,8 @@ int main(int argc, char** argv) {
         rk::bench::add_target_flag(app, cfg.backend);
         rk::cli::add_count(app, "--window-ms", window_flag, "measured window per point", 3'600'000);
         rk::cli::add_count(app, "--tokens-per-actor", cfg.tokens_per_actor, "tokens each actor circulates");
-        rk::cli::add_count(app, "--max-actors", cfg.max_actors, "largest actor count measured");
+        rk::cli::add_count(app, "--max-actors", cfg.max_actors,
+                           "largest actor count measured (1 .. 16777216)", 1u << 24, 1);
         rk::cli::add_count(app, "--idle-sleep-ns", cfg.idle_sleep_ns, "device idle backoff cap");
         rk::cli::add_count(app, "--scheduled-workers", cfg.scheduled_workers,
                            "runtime_options::scheduled_workers (default: the backend's)");

@@ -285,11 +285,13 @@ int main(int argc, char** argv) {
             },
             "");
         rk::bench::add_target_flag(app, cfg.backend);
-        rk::cli::add_count(app, "--actors", actors, "actors to spawn");
+        // max_actors is the actors and the aggregator, at most 2^24.
+        rk::cli::add_count(app, "--actors", actors, "actors to spawn (2 .. 16777215)", (1u << 24) - 1, 2);
         app.add_option_function<double>(
                "--idle-seconds", [&idle](double v) { idle = v; }, "seconds the idle runtime is measured")
             ->check(CLI::Range(0.0, 3600.0) & not_nan);
-        rk::cli::add_count(app, "--wakeups", wakeups, "idle-actor wake-ups timed");
+        rk::cli::add_count(app, "--wakeups", wakeups, "idle-actor wake-ups timed (1 .. 10^8)", 100'000'000,
+                           1);
         rk::cli::add_count(app, "--ring-hops", hops, "hops of the token ring");
         app.add_option("--phase-timeout", cfg.phase_timeout_s,
                        "seconds the ring and the fan phase may take before they count as incomplete")
@@ -303,10 +305,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   const bool cpu = cfg.backend == target::cpu;
-  cfg.actors = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(
-      actors.value_or(cfg.common.smoke ? 2'000 : (cpu ? 100'000 : 1'000'000)), 2, std::uint64_t{1} << 24));
+  cfg.actors =
+      static_cast<std::uint32_t>(actors.value_or(cfg.common.smoke ? 2'000 : (cpu ? 100'000 : 1'000'000)));
   cfg.idle_seconds = idle.value_or(cfg.common.smoke ? 0.2 : 3.0);
-  cfg.wakeups = std::max<std::uint64_t>(1, wakeups.value_or(cfg.common.smoke ? 20 : 1'000));
+  cfg.wakeups = wakeups.value_or(cfg.common.smoke ? 20 : 1'000);
   cfg.ring_hops = hops.value_or(cfg.common.smoke ? 10'000 : 10'000'000);
   try {
     std::string machine = rk::bench::cpu_description();

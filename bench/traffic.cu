@@ -402,17 +402,19 @@ int main(int argc, char** argv) {
       "[--backend cpu|cuda] [--round-trips N] [--messages N] [--pool-threads N] [--workload W] [--actors N]",
       [&](CLI::App& app) {
         rk::bench::add_target_flag(app, cfg.backend);
-        rk::cli::add_count(app, "--round-trips", round_trips, "ping-pong round trips");
+        rk::cli::add_count(app, "--round-trips", round_trips, "ping-pong round trips (10 .. 10^8)",
+                           100'000'000, 10);
         rk::cli::add_count(app, "--pool-threads", pool_threads, "worker threads of both systems (0: all)")
             ->check(CLI::Range(0u, 64u));
-        rk::cli::add_count(app, "--messages", messages, "messages per traffic pattern");
+        rk::cli::add_count(app, "--messages", messages, "messages per traffic pattern (10^5 .. 10^11)",
+                           100'000'000'000, 100'000);
         app.add_option("--workload", cfg.workload, "only this workload")
             ->check(CLI::IsMember({"all", "pingpong", "fan_in", "random"}));
         app.add_option("--actors", cfg.actors, "only the fan-in and random runs with this many actors")
             ->check(CLI::IsMember({2u, 3u, 5u, 8u, 64u, 512u, 4096u}));
       });
-  cfg.round_trips = std::max<std::uint64_t>(10, round_trips.value_or(cfg.common.smoke ? 2'000 : 200'000));
-  cfg.messages = std::max<std::uint64_t>(100'000, messages.value_or(cfg.common.smoke ? 100'000 : 2'000'000));
+  cfg.round_trips = round_trips.value_or(cfg.common.smoke ? 2'000 : 200'000);
+  cfg.messages = messages.value_or(cfg.common.smoke ? 100'000 : 2'000'000);
   cfg.with_caf = RK_BENCH_HAVE_CAF && cfg.backend == target::cpu;
   try {
     std::string machine = rk::bench::cpu_description();

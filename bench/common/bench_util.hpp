@@ -290,14 +290,14 @@ inline common_args parse_common(int argc, char** argv, const char* name, const c
   app.add_flag("--json", a.json, "one JSON document on stdout");
   app.add_flag("--smoke", a.smoke, "a short run (ctest), one repetition unless --repetitions says more");
   std::optional<std::uint32_t> repetitions;
-  rk::cli::add_count(app, "--repetitions", repetitions, "alternating repetitions (at least 1)");
+  rk::cli::add_count(app, "--repetitions", repetitions, "alternating repetitions (1 to 10^6)", 1'000'000, 1);
   if (extra) extra(app);
   rk::cli::parse(app, argc, argv,
                  std::string("[--json] [--smoke] [--repetitions N]")
                      .append(*extra_usage ? " " : "")
                      .append(extra_usage));
   if (a.smoke) a.repetitions = 1;
-  if (repetitions) a.repetitions = static_cast<int>(std::clamp<std::uint32_t>(*repetitions, 1, 1'000'000));
+  if (repetitions) a.repetitions = static_cast<int>(*repetitions);
   return a;
 }
 

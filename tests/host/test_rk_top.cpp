@@ -3,12 +3,18 @@
 // goes away with the runtime.
 #include "../runtime/test_handlers.hpp"
 
+#include <ringkernel/host/stats_shm.hpp>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <fcntl.h>
 #include <string>
+#include <sys/mman.h>
 #include <thread>
 #include <unistd.h>
 
@@ -128,6 +134,54 @@ TEST(RkTop, BadArgumentsAreRefused) {
   EXPECT_EQ(run(top + " --pid 1 --name /x 2>&1").status, 2);
   EXPECT_EQ(run(top + " --name /ringkernel.no.such --once 2>&1").status, 2);
   EXPECT_EQ(run(top + " --interval-ms 1 2>&1").status, 2);
+}
+
+//! A shared-memory object laid out as stats_shm.hpp says, holding `json` and naming `pid` as its
+//! publisher, as another program (or another version) could leave it; removed on destruction.
+struct crafted_snapshot {
+  std::string name;
+  crafted_snapshot(const std::string& object, std::uint32_t pid, const std::string& json) : name(object) {
+    const int fd = ::shm_open(name.c_str(), O_CREAT | O_RDWR | O_TRUNC, 0600);
+    if (fd < 0) return;
+    rk::stats_shm_header h{};
+    std::memcpy(h.magic, rk::stats_shm_magic, sizeof h.magic);
+    h.version = 1;
+    h.pid = pid;
+    h.sequence = 2; // one complete snapshot (even, not 0)
+    h.length = json.size();
+    h.capacity = json.size();
+    h.interval_ns = 100'000'000;
+    std::string bytes(reinterpret_cast<const char*>(&h), sizeof h);
+    bytes += json;
+    const bool written = ::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size());
+    ::close(fd);
+    if (!written) ::shm_unlink(name.c_str());
+  }
+  ~crafted_snapshot() { ::shm_unlink(name.c_str()); }
+};
+
+TEST(RkTop, ASnapshotItCannotReadIsAnErrorNotACrash) {
+  const std::string prefix = "/rk_top_test." + std::to_string(::getpid());
+  // Valid JSON without the fields the view shows (a runtime of another version, or not a runtime).
+  const crafted_snapshot missing(prefix + ".missing", static_cast<std::uint32_t>(::getpid()), R"({"pid":1})");
+  const run_result a = run(top + " --name " + missing.name + " --once 2>&1");
+  EXPECT_EQ(a.status, 2) << a.output;
+  EXPECT_NE(a.output.find("does not hold a snapshot this rk-top reads"), std::string::npos) << a.output;
+  const crafted_snapshot garbage(prefix + ".garbage", static_cast<std::uint32_t>(::getpid()), "{not json");
+  const run_result b = run(top + " --name " + garbage.name + " --once 2>&1");
+  EXPECT_EQ(b.status, 2) << b.output;
+  // --json passes the text through unread.
+  EXPECT_EQ(run(top + " --name " + missing.name + " --once --json 2>&1").status, 0);
+}
+
+TEST(RkTop, APublisherNamedAsPidZeroIsNotALiveProcess) {
+  // kill(0, 0) succeeds (it asks about the caller's process group): such a snapshot has no live owner.
+  const std::string json = R"({"pid":0,"backend":"cpu","running":true,"uptime_seconds":1,
+    "audit":{"records_lost":0},"handler_types":[],"tenants":[],"busiest":[],"deepest":[],"stuck":[]})";
+  const crafted_snapshot zero("/rk_top_test." + std::to_string(::getpid()) + ".pid0", 0, json);
+  const run_result r = run(top + " --name " + zero.name + " --once 2>&1");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("PROCESS GONE"), std::string::npos) << r.output;
 }
 
 } // namespace

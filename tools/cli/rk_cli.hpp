@@ -40,22 +40,23 @@ struct count_target<std::optional<T>> {
 } // namespace detail
 
 //! Adds `--name N` storing into `target` (an unsigned integer, or a std::optional of one, set only when
-//! given). Refuses anything but a decimal count that fits, and counts above `max` (what the program can
-//! hold: a count that sizes an allocation must not reach std::bad_alloc).
+//! given). Refuses anything but a decimal count that fits, counts above `max` (what the program can
+//! hold: a count that sizes an allocation must not reach std::bad_alloc) and below `min` (a count that
+//! must be positive says so instead of being quietly raised).
 template <class Target>
 CLI::Option* add_count(CLI::App& app, const std::string& name, Target& target, const std::string& help,
-                       std::uint64_t max = std::numeric_limits<std::uint64_t>::max()) {
+                       std::uint64_t max = std::numeric_limits<std::uint64_t>::max(), std::uint64_t min = 0) {
   using value_type = typename detail::count_target<Target>::type;
   static_assert(std::is_unsigned_v<value_type>, "counts are unsigned");
   const std::uint64_t limit = std::min<std::uint64_t>(max, std::numeric_limits<value_type>::max());
   return app
       .add_option_function<std::string>(
           name,
-          [name, limit, &target](const std::string& text) {
+          [name, limit, min, &target](const std::string& text) {
             const auto v = parse_count(text, limit);
-            if (!v)
-              throw CLI::ValidationError(name, "expected a count from 0 to " + std::to_string(limit) +
-                                                   ", got '" + text + "'");
+            if (!v || *v < min)
+              throw CLI::ValidationError(name, "expected a count from " + std::to_string(min) + " to " +
+                                                   std::to_string(limit) + ", got '" + text + "'");
             target = static_cast<value_type>(*v);
           },
           help)

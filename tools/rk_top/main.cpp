@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -103,9 +104,11 @@ std::string number(double v, int decimals = 1) {
   return buffer;
 }
 
+//! The screen for one snapshot. A snapshot without a field this view shows (a runtime of another version,
+//! or a file that is not a snapshot) throws nlohmann::json::exception naming the field.
 std::string view(const nlohmann::json& s, const std::string& name, bool alive) {
   if (s.contains("error"))
-    return "rk-top: " + name + ": the runtime says: " + s["error"].get<std::string>() + "\n";
+    return "rk-top: " + name + ": the runtime says: " + s.at("error").get<std::string>() + "\n";
   std::string out;
   char line[256];
   std::snprintf(line, sizeof line, "ringkernel %s  pid %lld  %s backend (%s)  %s  up %s s  audit lost %llu\n",
@@ -116,28 +119,29 @@ std::string view(const nlohmann::json& s, const std::string& name, bool alive) {
                 : s.value("running", false) ? "running"
                                             : "stopped",
                 number(s.value("uptime_seconds", 0.0)).c_str(),
-                static_cast<unsigned long long>(s["audit"].value("records_lost", 0ULL)));
+                static_cast<unsigned long long>(s.at("audit").value("records_lost", 0ULL)));
   out += line;
   std::snprintf(line, sizeof line, "\n%-24s %8s %12s %10s %14s %14s %10s %7s\n", "HANDLER", "ACTORS",
                 "HANDLED/s", "QUEUED", "HANDLED", "DELIVERED", "REFUSED", "FAULTS");
   out += line;
-  for (const auto& h : s["handler_types"]) {
+  for (const auto& h : s.at("handler_types")) {
     std::snprintf(line, sizeof line, "%-24.24s %8llu %12s %10llu %14llu %14llu %10llu %7llu\n",
-                  h["handler"].get<std::string>().c_str(), h["actors"].get<unsigned long long>(),
-                  number(h["handled_per_s"].get<double>()).c_str(), h["queued"].get<unsigned long long>(),
-                  h["handled"].get<unsigned long long>(), h["sent_delivered"].get<unsigned long long>(),
-                  h["sent_refused"].get<unsigned long long>(), h["faults"].get<unsigned long long>());
+                  h.at("handler").get<std::string>().c_str(), h.at("actors").get<unsigned long long>(),
+                  number(h.at("handled_per_s").get<double>()).c_str(),
+                  h.at("queued").get<unsigned long long>(), h.at("handled").get<unsigned long long>(),
+                  h.at("sent_delivered").get<unsigned long long>(),
+                  h.at("sent_refused").get<unsigned long long>(), h.at("faults").get<unsigned long long>());
     out += line;
   }
   std::snprintf(line, sizeof line, "\n%-10s %8s %14s %10s %10s %14s\n", "TENANT", "ACTORS", "SENT",
                 "RATE-REJ", "BUDGET-REJ", "DEVICE-BYTES");
   out += line;
-  for (const auto& t : s["tenants"]) {
+  for (const auto& t : s.at("tenants")) {
     std::snprintf(
         line, sizeof line, "%-10llu %8llu %14llu %10llu %10llu %14llu\n",
-        t["tenant"].get<unsigned long long>(), t["actors"].get<unsigned long long>(),
-        t["messages_sent"].get<unsigned long long>(), t["rate_rejections"].get<unsigned long long>(),
-        t["budget_rejections"].get<unsigned long long>(), t["device_bytes"].get<unsigned long long>());
+        t.at("tenant").get<unsigned long long>(), t.at("actors").get<unsigned long long>(),
+        t.at("messages_sent").get<unsigned long long>(), t.at("rate_rejections").get<unsigned long long>(),
+        t.at("budget_rejections").get<unsigned long long>(), t.at("device_bytes").get<unsigned long long>());
     out += line;
   }
   const auto actors = [&](const char* title, const nlohmann::json& list) {
@@ -145,17 +149,18 @@ std::string view(const nlohmann::json& s, const std::string& name, bool alive) {
     if (list.empty()) out += "  (none)\n";
     for (const auto& a : list) {
       std::snprintf(line, sizeof line, "  %-28.28s id %-10llu %-16.16s %12s/s  queued %-8llu %s\n",
-                    a["name"].get<std::string>().c_str(), a["id"].get<unsigned long long>(),
-                    a["handler"].get<std::string>().c_str(), number(a["handled_per_s"].get<double>()).c_str(),
-                    a["queued"].get<unsigned long long>(), a["lifecycle"].get<std::string>().c_str());
+                    a.at("name").get<std::string>().c_str(), a.at("id").get<unsigned long long>(),
+                    a.at("handler").get<std::string>().c_str(),
+                    number(a.at("handled_per_s").get<double>()).c_str(),
+                    a.at("queued").get<unsigned long long>(), a.at("lifecycle").get<std::string>().c_str());
       out += line;
     }
   };
-  actors("BUSIEST ACTORS (handled per second)", s["busiest"]);
-  actors("DEEPEST MAILBOXES", s["deepest"]);
+  actors("BUSIEST ACTORS (handled per second)", s.at("busiest"));
+  actors("DEEPEST MAILBOXES", s.at("deepest"));
   out += "\nSTUCK (watchdog):";
-  if (s["stuck"].empty()) out += " none";
-  for (const auto& n : s["stuck"]) out += "\n  " + n.get<std::string>();
+  if (s.at("stuck").empty()) out += " none";
+  for (const auto& n : s.at("stuck")) out += "\n  " + n.get<std::string>();
   out += '\n';
   return out;
 }
@@ -205,7 +210,8 @@ int main(int argc, char** argv) {
     std::signal(SIGTERM, on_interrupt);
     for (;;) {
       const std::optional<std::string> text = source.read();
-      const bool alive = ::kill(owner, 0) == 0 || errno == EPERM;
+      // kill(0, ...) would ask about our own process group: a snapshot naming pid 0 has no live owner.
+      const bool alive = owner > 0 && (::kill(owner, 0) == 0 || errno == EPERM);
       if (!text) {
         if (once) {
           std::fprintf(stderr, "rk-top: %s has no complete snapshot yet\n", name.c_str());
@@ -215,7 +221,12 @@ int main(int argc, char** argv) {
         std::printf("%s\n", text->c_str());
         return exit_ok;
       } else {
-        const std::string screen = view(nlohmann::json::parse(*text), name, alive);
+        std::string screen;
+        try {
+          screen = view(nlohmann::json::parse(*text), name, alive);
+        } catch (const nlohmann::json::exception& e) {
+          throw std::runtime_error(name + " does not hold a snapshot this rk-top reads (" + e.what() + ")");
+        }
         if (once) {
           std::fputs(screen.c_str(), stdout);
           return exit_ok;
