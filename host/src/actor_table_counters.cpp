@@ -12,8 +12,11 @@ void actor_table::add_forgotten(actor_stats& into, const actor_counters& c) noex
   for (std::size_t k = 0; k < status_count; ++k) into.sent[k] += sent_count(c, k);
   into.received += c.received;
   into.handled += c.handled;
-  // What is still queued (or was interrupted) is never handled: count it as discarded.
-  into.discarded += c.received - std::min(c.received, c.handled);
+  // Interrupted calls stay interrupted (shutdown reports them as lost to a fault); what is still queued
+  // is never handled: count it as discarded.
+  const std::uint64_t interrupted = std::min(c.interrupted, c.received - std::min(c.received, c.handled));
+  into.interrupted += interrupted;
+  into.discarded += c.received - std::min(c.received, c.handled + interrupted);
   into.deferred += c.deferred;
   into.reservations += c.reservations;
   into.handler_ns += c.handler_ns;

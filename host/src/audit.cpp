@@ -266,6 +266,8 @@ public:
     return flush_outcome_;
   }
 
+  void note_producers_running() noexcept { producers_outlive_stop_.store(true, std::memory_order_release); }
+
   audit_drain_stats stop() noexcept {
     {
       std::lock_guard lock(queue_mutex_);
@@ -499,12 +501,14 @@ private:
     closing.origin = audit_origin::drain;
     closing.time = clock_now();
     closing.value = next_sequence_;
+    const bool producers_running = producers_outlive_stop_.load(std::memory_order_acquire);
+    closing.detail = producers_running ? audit_closed_producers_running : 0;
     append(closing, nullptr);
     flush_sinks();
     {
       std::lock_guard lock(stats_mutex_);
       stats_.closed = true;
-      if (!complete) stats_.complete = false;
+      if (!complete || producers_running) stats_.complete = false;
     }
     {
       std::lock_guard lock(control_mutex_);
@@ -578,7 +582,8 @@ private:
   // Requests to the drain thread. Writers: flush()/stop() callers; reader: the drain thread.
   std::atomic<bool> flush_pending_{false}; //!< a flush ticket waits; polled without the mutex
   std::atomic<bool> stop_requested_{false};
-  std::mutex control_mutex_; //!< guards the fields below
+  std::atomic<bool> producers_outlive_stop_{false}; //!< note_producers_running(): the log ends incomplete
+  std::mutex control_mutex_;                        //!< guards the fields below
   std::condition_variable control_cv_;
   std::uint64_t flush_requested_ = 0; //!< last ticket handed out
   std::uint64_t flush_done_ = 0;      //!< last ticket served (writer: the drain thread)
@@ -611,6 +616,9 @@ status audit_drain::record_host(const audit_record& record) {
 }
 wait_result audit_drain::flush(std::chrono::nanoseconds timeout) {
   return impl_->flush(timeout);
+}
+void audit_drain::note_producers_running() noexcept {
+  impl_->note_producers_running();
 }
 audit_drain_stats audit_drain::stop() noexcept {
   return impl_->stop();

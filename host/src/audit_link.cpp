@@ -50,4 +50,8 @@ void audit_link::stop() noexcept {
   if (drain_) (void)drain_->stop();
 }
 
+void audit_link::note_workers_running() noexcept {
+  if (drain_) drain_->note_producers_running();
+}
+
 } // namespace rk::detail

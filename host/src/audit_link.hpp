@@ -34,6 +34,8 @@ public:
   audit_drain_stats stats() const { return drain_->stats(); }
   //! Every record emitted so far reaches the sinks, then the drain ends. Idempotent.
   void stop() noexcept;
+  //! Before stop(), when workers outlive it: the closing entry says the log may miss their records.
+  void note_workers_running() noexcept;
 
 private:
   std::uint64_t read_device_u64(const std::uint64_t* word) const;

@@ -180,6 +180,7 @@ audit_verify_result verify_audit_log(const std::filesystem::path& path, const au
     }
     std::string line;
     std::uint64_t line_number = 0;
+    std::uint32_t last_closing_detail = 0; //!< of the audit_closed entry that ends the log
     for (;;) {
       const line_read got = read_line(in, line, options.max_line_bytes);
       if (got == line_read::end) break;
@@ -215,6 +216,7 @@ audit_verify_result verify_audit_log(const std::filesystem::path& path, const au
       result.head = e->hash;
       ++result.entries;
       result.closed = e->record.event == audit_event::audit_closed && e->record.origin == audit_origin::drain;
+      last_closing_detail = result.closed ? e->record.detail : 0;
     }
     if (in.bad()) {
       result.verdict = audit_verdict::unreadable;
@@ -234,6 +236,9 @@ audit_verify_result verify_audit_log(const std::filesystem::path& path, const au
                       "the last entry's hash is " + result.head + ", expected " + options.expected_head +
                           ": the end of the log was removed or rewritten");
     result.verdict = audit_verdict::intact;
+    if (last_closing_detail == audit_closed_producers_running && result.closed && result.reason.empty())
+      result.reason = "closed while the runtime's workers were still running (they did not stop at "
+                      "shutdown): records they made after the audit_closed entry are not in the log";
     return result;
   } catch (const std::exception& e) {
     result.verdict = audit_verdict::unreadable;

@@ -295,10 +295,12 @@ shutdown_report run_control::shutdown() noexcept {
           report.lost_to_fault += a.received - std::min(a.received, a.handled + a.discarded + a.interrupted);
       }
       report.discarded += final_stats_->forgotten.discarded;
+      report.lost_to_fault += final_stats_->forgotten.interrupted;
       if (!faults_.faulted()) actors_.read_final_states();
     }
     report.pending_host_messages = io_.pending_egress();
-    audit_.stop(); // every record emitted so far reaches the sinks
+    if (!workers_stopped_) audit_.note_workers_running(); // what they refuse later is in no log
+    audit_.stop();                                        // every record emitted so far reaches the sinks
   } catch (const std::exception& e) {
     audit_.stop();
     report.fault = std::string("shutdown failed: ") + e.what();

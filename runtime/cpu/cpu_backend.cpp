@@ -326,7 +326,8 @@ private:
     try {
       served = a.ops->cpu_serve(sys_, a.actor, a.state, fault, me, clock);
     } catch (const std::exception& e) {
-      failure = e.what();
+      const char* what = e.what();
+      failure = what != nullptr && *what != '\0' ? what : "an exception without a message";
     } catch (...) {
       failure = "unknown exception";
     }
@@ -335,7 +336,8 @@ private:
       record_fault(worker, a, std::move(failure));
       return serve_result::released;
     }
-    if (served == serve_result::faulted) {
+    // A call that called ctx.fault and then threw or trapped: the first fault stands, as on the device.
+    if (served == serve_result::faulted && !faulted_in_epoch(sys_, a.actor)) {
       {
         std::lock_guard lock(fault_mutex_); // listed before it is visible as faulted
         contained_.push_back({a.actor, fault.message_type, fault.code, fault.reason});

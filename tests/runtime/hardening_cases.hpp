@@ -107,14 +107,14 @@ struct plain_forwarder {
   }
 };
 
-//! Every thread of the worker reports the same fault, twice.
+//! Every thread of the worker reports a fault, then another one.
 struct fault_everywhere {
   static constexpr const char* name = "fault_everywhere";
   static constexpr std::uint32_t threads_per_worker = 32;
   template <class Ctx>
   RK_HOST_DEVICE void operator()(Ctx& ctx, rk::no_state&, const rk::message&) {
     ctx.fault(5);
-    ctx.fault(5);
+    ctx.fault(6);
   }
 };
 
@@ -460,7 +460,13 @@ TEST_P(HardeningCases, AFaultReportedByEveryThreadIsAuditedOnce) {
             rk::wait_result::ready);
   EXPECT_EQ(audited(rt, rk::audit_event::actor_fault, a), 1u)
       << "32 threads x 2 calls of ctx.fault are one fault";
+  for (const rk::audit_entry& e : rt.audit_records()) {
+    if (e.record.event == rk::audit_event::actor_fault) {
+      EXPECT_EQ(e.record.detail, 5u) << "the first code";
+    }
+  }
   (void)rt.shutdown();
+  EXPECT_EQ(rt.stats().actors[a].fault_code, 5u) << "a later ctx.fault does not replace the first code";
 }
 
 } // namespace rk_cases

@@ -136,6 +136,28 @@ TEST_P(TenancyCases, RefusedAggregatedSendsLeaveOneAuditRecordPerMessage) {
   EXPECT_EQ(rt.state<aggregator>(a).failures, 64u) << "every call was refused";
 }
 
+TEST_P(TenancyCases, AggregatedDescriptorSendsAreRefusedAndAuditedPerMessage) {
+  rk::runtime rt(options());
+  rt.tenants().add(1, rk::tenant_quota::standard());
+  const actor_index sink = rt.spawn<counter>("sink", in_tenant(1));
+  const actor_index a = rt.spawn<aggregator>("aggregator", in_tenant(1));
+  rt.start();
+  // Descriptors go one by one (send_descriptor): a batch flagged as descriptors is refused, like any
+  // invalid descriptor with one descriptor_violation record per message.
+  const aggregate_request req{{sink, sink, sink, sink}, rk::envelope_flags::descriptor};
+  ASSERT_EQ(rt.send(a, msg_ping, rk::as_bytes(req), as_tenant(1)), status::enqueued);
+  ASSERT_TRUE(rt.receive(10s).has_value());
+  std::uint64_t messages = 0; // thread i sends 1 + i % 3
+  for (std::uint32_t i = 0; i < 64; ++i) messages += 1 + i % 3;
+  const rk::runtime_stats s = rt.stats();
+  EXPECT_EQ(s.actors[a].sent[static_cast<int>(status::invalid_descriptor)], messages);
+  EXPECT_EQ(audited(rt, rk::audit_event::descriptor_violation).size(), messages);
+  EXPECT_EQ(rt.audit_stats().records_lost, 0u);
+  EXPECT_TRUE(rt.shutdown().drained);
+  EXPECT_EQ(s.actors[sink].received, 0u);
+  EXPECT_EQ(rt.state<aggregator>(a).failures, 64u) << "every call was refused";
+}
+
 TEST_P(TenancyCases, HandlersCannotForgeTheirSourceOrTenant) {
   rk::runtime rt(options());
   rt.tenants().add(1, rk::tenant_quota::standard());

@@ -334,6 +334,7 @@ struct sequence_checker {
 //! messages to destinations[i % 4] with one send_aggregated call, then the leader tells the host.
 struct aggregate_request {
   rk::address destinations[4];
+  std::uint16_t flags = 0; //!< send_options::flags of every batch
 };
 struct aggregator {
   static constexpr const char* name = "aggregator";
@@ -353,7 +354,9 @@ struct aggregator {
         bodies[j] = ping_payload{i, j};
         views[j] = rk::as_bytes(bodies[j]);
       }
-      const status st = ctx.send_aggregated(req->destinations[i % 4], msg_sequence, views, n);
+      rk::send_options o;
+      o.flags = req->flags;
+      const status st = ctx.send_aggregated(req->destinations[i % 4], msg_sequence, views, n, o);
       if (st != status::delivered)
         cuda::atomic_ref<std::uint32_t, cuda::thread_scope_block>(s.failures).fetch_add(1);
     });

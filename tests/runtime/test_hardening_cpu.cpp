@@ -8,6 +8,9 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
+#include <map>
+#include <stdexcept>
+
 namespace rk_cases {
 
 INSTANTIATE_TEST_SUITE_P(cpu, HardeningCases, both_modes(rk::backend::cpu), backend_name);
@@ -60,8 +63,85 @@ TEST(CpuHardening, AHandlerThatOutlivesStopTimeoutIsReportedAndNothingIsFreedUnd
     EXPECT_FALSE(r.workers_stopped);
     EXPECT_FALSE(r.drained);
     EXPECT_EQ(r.stuck_actors, std::vector<std::string>{"stuck"}) << "the report names the stuck actor";
+    // The worker may still refuse sends after the log closed: the log says it may be missing them.
+    const std::vector<rk::audit_entry> log = rt.audit_records();
+    ASSERT_FALSE(log.empty());
+    EXPECT_EQ(log.back().record.event, rk::audit_event::audit_closed);
+    EXPECT_EQ(log.back().record.detail, rk::audit_closed_producers_running);
+    EXPECT_FALSE(rt.audit_stats().complete);
   }                             // destroyed without freeing what the stuck worker still uses
   release_stuck_handler = true; // the handler returns into memory that is still valid, and its thread exits
+}
+
+namespace {
+struct exception_with_throwing_destructor {
+  ~exception_with_throwing_destructor() noexcept(false) { throw std::runtime_error("from the destructor"); }
+};
+struct exception_with_null_what : std::exception {
+  const char* what() const noexcept override { return nullptr; }
+};
+constexpr std::uint32_t msg_throw_twice = 901, msg_throw_null_what = 902, msg_fault_then_throw = 903;
+
+//! Host-only: throws what a careless or hostile handler might.
+struct hostile_thrower {
+  template <class Ctx>
+  void operator()(Ctx& ctx, rk::no_state&, const rk::message& m) {
+    if (m.type() == msg_throw_twice) throw exception_with_throwing_destructor{};
+    if (m.type() == msg_throw_null_what) throw exception_with_null_what{};
+    if (m.type() == msg_fault_then_throw) {
+      ctx.fault(5);
+      throw std::runtime_error("after ctx.fault");
+    }
+  }
+};
+} // namespace
+
+TEST(CpuHardening, HostileExceptionsFaultOnlyTheirActor) {
+  rk::runtime rt(cpu_options());
+  const actor_index twice = rt.spawn<hostile_thrower>("twice");
+  const actor_index null_what = rt.spawn<hostile_thrower>("null_what");
+  const actor_index after_fault = rt.spawn<hostile_thrower>("after_fault");
+  const actor_index bystander = rt.spawn<counter>("bystander");
+  rt.start();
+  ASSERT_EQ(rt.send(twice, msg_throw_twice, {}), status::enqueued);
+  ASSERT_EQ(rt.send(null_what, msg_throw_null_what, {}), status::enqueued);
+  ASSERT_EQ(rt.send(after_fault, msg_fault_then_throw, {}), status::enqueued);
+  for (const actor_index a : {twice, null_what, after_fault})
+    ASSERT_EQ(rk::wait_until([&] { return rt.lifecycle(a) == rk::actor_lifecycle::faulted; },
+                             [] { return false; }, 10'000'000'000ull),
+              rk::wait_result::ready)
+        << "actor " << a;
+  const ping_payload p{0, 1};
+  EXPECT_EQ(rt.send_wait(bystander, msg_count, rk::as_bytes(p), 5s), status::delivered)
+      << "the runtime runs on";
+  std::map<actor_index, std::string> reasons;
+  for (const rk::actor_fault& f : rt.faults()) reasons[f.actor] = f.reason;
+  EXPECT_EQ(reasons[twice], "handler threw an exception whose destructor threw");
+  EXPECT_EQ(reasons[null_what], "handler threw: (what() returned null)");
+  EXPECT_EQ(reasons.count(after_fault), 0u) << "ctx.fault came first: it stands, as on the device";
+  EXPECT_EQ(rt.stats().actors[after_fault].fault_code, 5u);
+  const rk::shutdown_report r = rt.shutdown();
+  EXPECT_FALSE(r.fault.has_value()) << *r.fault;
+  EXPECT_TRUE(r.workers_stopped);
+}
+
+TEST(CpuHardening, AForgottenActorsInterruptedCallsStayLostToAFault) {
+  rk::runtime rt(cpu_options());
+  const actor_index t = rt.spawn<trapper>("trapper");
+  rt.start();
+  ASSERT_EQ(rt.send(t, msg_trap, {}), status::enqueued);
+  ASSERT_EQ(rk::wait_until([&] { return rt.lifecycle(t) == rk::actor_lifecycle::faulted; },
+                           [] { return false; }, 10'000'000'000ull),
+            rk::wait_result::ready);
+  ASSERT_EQ(rt.stats().actors[t].interrupted, 1u);
+  rt.forget(t);
+  const rk::runtime_stats s = rt.stats();
+  EXPECT_EQ(s.forgotten.interrupted, 1u) << "the trapped call is not a discarded message";
+  EXPECT_EQ(s.forgotten.discarded, 0u);
+  EXPECT_EQ(s.forgotten.received, s.forgotten.handled + s.forgotten.discarded + s.forgotten.interrupted);
+  const rk::shutdown_report r = rt.shutdown();
+  EXPECT_EQ(r.lost_to_fault, 1u) << "the forgotten actor's trapped call";
+  EXPECT_EQ(r.discarded, 0u);
 }
 
 namespace {

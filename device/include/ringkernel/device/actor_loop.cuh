@@ -7,15 +7,18 @@
 //!
 //! Priorities and starvation: a mailbox has one lane per priority level and the worker serves the highest
 //! non-empty lane, except that a non-empty lane passed over `starvation_limit` times in a row (default
-//! 16) is served next, before higher lanes (among several such lanes, the higher priority first). So a
-//! queued message waits at most starvation_limit + priority_levels - 1 picks once it heads its lane.
+//! 16) is served next, before higher lanes (among several such lanes, the one passed over longest, then the
+//! higher). So a queued message waits at most starvation_limit + priority_levels - 1 picks once it heads
+//! its lane: once starved, only lanes passed over at least as long go first, at most one pick each.
 
 #include <ringkernel/device/backoff.cuh>
 #include <ringkernel/device/detail/schedule.cuh>
 #include <ringkernel/device/handler.cuh>
 
 #include <exception>
+#include <mutex>
 #include <string>
+#include <vector>
 
 namespace rk::detail {
 
@@ -63,9 +66,17 @@ RK_HOST_DEVICE inline worker_step pick_message(const route_entry& e, actor_priva
     for (auto& s : priv.starved) s = 0;
     return {};
   }
+  // Starved lanes: the one passed over longest (ties: the higher). Taking the higher starved lane first
+  // instead let two high lanes at limit 1 or 2 take turns while the lower ones waited for them to empty.
   int chosen = -1;
-  for (int l = static_cast<int>(lanes) - 1; l >= 0 && chosen < 0; --l)
-    if (((ready >> l) & 1u) != 0 && priv.starved[l] >= limit) chosen = l;
+  std::uint32_t longest = 0;
+  for (int l = static_cast<int>(lanes) - 1; l >= 0; --l) {
+    const std::uint32_t passed = priv.starved[l];
+    if (((ready >> l) & 1u) != 0 && passed >= limit && passed > longest) {
+      chosen = l;
+      longest = passed;
+    }
+  }
   for (int l = static_cast<int>(lanes) - 1; l >= 0 && chosen < 0; --l)
     if (((ready >> l) & 1u) != 0) chosen = l;
   for (std::uint32_t l = 0; l < lanes; ++l) {
@@ -208,6 +219,15 @@ struct handler_fault {
 //! it from one call to the next within a turn, so back-to-back calls cost one clock read each, not two
 //! (a read is ~25 ns here, a fifth of a short message's whole cost); a call's time then includes the
 //! pop and the next message's pick before it.
+//! Keeps `e` alive until the process ends (reachable, so not a leak to LeakSanitizer; never destroyed,
+//! not even at exit). For exceptions whose destructor throws.
+inline void keep_forever(std::exception_ptr e) {
+  static std::mutex mutex;
+  static auto* kept = new std::vector<std::exception_ptr>;
+  std::lock_guard lock(mutex);
+  kept->push_back(std::move(e));
+}
+
 template <class H>
 serve_result cpu_serve_one(const system_view& sys, actor_index self, void* state, handler_fault& fault,
                            worker_status& status_word, std::uint64_t& clock) {
@@ -225,14 +245,24 @@ serve_result cpu_serve_one(const system_view& sys, actor_index self, void* state
     const std::uint64_t wall_begin = sys.trace.sample_every != 0 ? hlc_physical_at(begin) : 0;
     bool failed = true;
     try {
-      run_handler<H>(sys, self, *static_cast<handler_state_t<H>*>(state), step.slot, event_time);
-      failed = false;
-    } catch (const trap_exception& t) {
-      fault = {header.type_id, t.code, "ctx.trap(" + std::to_string(t.code) + ")"};
-    } catch (const std::exception& e) {
-      fault = {header.type_id, fault_code_exception, std::string("handler threw: ") + e.what()};
+      try {
+        run_handler<H>(sys, self, *static_cast<handler_state_t<H>*>(state), step.slot, event_time);
+        failed = false;
+      } catch (const trap_exception& t) {
+        fault = {header.type_id, t.code, "ctx.trap(" + std::to_string(t.code) + ")"};
+      } catch (const std::exception& e) {
+        const char* what = e.what(); // a user type's what() may return null
+        fault = {header.type_id, fault_code_exception,
+                 std::string("handler threw: ") + (what != nullptr ? what : "(what() returned null)")};
+      } catch (...) {
+        fault = {header.type_id, fault_code_exception, "handler threw a non-standard exception"};
+      }
     } catch (...) {
-      fault = {header.type_id, fault_code_exception, "handler threw a non-standard exception"};
+      // The handler's exception threw again from its destructor (at the end of the catch above): still
+      // the handler's fault, not the runtime's. What it threw is kept, never destroyed, so that it
+      // cannot throw a third time.
+      keep_forever(std::current_exception());
+      fault = {header.type_id, fault_code_exception, "handler threw an exception whose destructor threw"};
     }
     const std::uint64_t end = physical_clock_ns();
     const std::uint64_t took = end - begin;

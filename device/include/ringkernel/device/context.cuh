@@ -125,8 +125,13 @@ public:
   [[nodiscard]] RK_HOST_DEVICE status send_aggregated(address destination, std::uint32_t type,
                                                       const byte_view* payloads, std::uint32_t count,
                                                       const send_options& options = {}) const noexcept {
-    if ((options.flags & envelope_flags::descriptor) != 0) // descriptors go one by one: send_descriptor
+    if ((options.flags & envelope_flags::descriptor) != 0) { // descriptors go one by one: send_descriptor
+      // Refused like any invalid descriptor: counted, and one audit record per message.
+      detail::audit_refusal(*sys_, make_header(destination, type, 0, options, 0),
+                            audit_event::descriptor_violation, status::invalid_descriptor, 0, destination, 0,
+                            count);
       return count_sent(status::invalid_descriptor, count);
+    }
 #if defined(__CUDA_ARCH__)
     // Warp-uniform: lanes that execute __activemask() together all get the same mask, so either all 32
     // lanes ran it together and every one of them takes the collective path, or none sees the full mask

@@ -34,6 +34,10 @@ class audit_drain_impl;
 // --- the chain ---------------------------------------------------------------------------------------
 
 //! `prev` of the first entry of every log: 64 '0' characters.
+//! `detail` of an audit_closed entry written while the ring's producers were still running (the
+//! runtime's workers did not stop at shutdown): records they made later are not in the log.
+inline constexpr std::uint32_t audit_closed_producers_running = 1;
+
 inline constexpr std::string_view audit_genesis_hash =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -225,6 +229,11 @@ public:
   //! same statistics. Records published after stop() stay in the ring. Called from a sink, it only
   //! requests the stop (a later call or the destructor joins).
   audit_drain_stats stop() noexcept;
+  //! Says that the ring's producers may outlive stop() (the runtime calls it when its workers did not
+  //! stop): the audit_closed entry then has detail audit_closed_producers_running, meaning records made
+  //! after it are not in the log (nor counted lost), and the statistics say complete = false. Call before
+  //! stop(); any thread.
+  void note_producers_running() noexcept;
 
   //! A snapshot of the statistics. Any thread.
   audit_drain_stats stats() const;

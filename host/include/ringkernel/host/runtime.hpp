@@ -207,7 +207,8 @@ public:
   //! first). Refused while a group, alias or route leads to it. Its name is free at once; its id is
   //! refused from now on (the id carries a generation, so a reused slot gets a new id); its tenant charge
   //! is returned; its slot, mailbox and state memory are reused once its worker let go of it and a grace
-  //! period passed. Its counters move to runtime_stats::forgotten, what was still queued as discarded.
+  //! period passed. Its counters move to runtime_stats::forgotten, what was still queued as discarded
+  //! (interrupted calls stay interrupted, and shutdown_report::lost_to_fault counts them).
   void forget(actor_index a);
 
   // --- tenants and regions -------------------------------------------------------------------------------

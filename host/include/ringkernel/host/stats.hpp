@@ -116,7 +116,8 @@ struct runtime_stats {
   //! `actors[id]` is actor `id`; use find() when actors may have been forgotten.
   std::vector<actor_stats> actors;
   //! The counters of every forgotten actor, summed (messages still queued when it was forgotten count
-  //! as discarded), so that totals keep balancing across runtime::forget.
+  //! as discarded; those whose handler call faulted stay interrupted), so that totals keep balancing
+  //! across runtime::forget.
   actor_stats forgotten{host_actor, "(forgotten actors)", actor_lifecycle::stopped};
   //! `forgotten` split by handler type and tenant (actor_stats::handler and tenant say which), so that
   //! sums per handler type or tenant keep balancing across runtime::forget too.

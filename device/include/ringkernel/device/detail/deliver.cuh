@@ -170,14 +170,24 @@ RK_HOST_DEVICE inline void audit_refusal(const system_view& s, const envelope& h
 //! Marks actor `self` faulted with `code` in its current epoch and writes one actor_fault audit record
 //! (repeated calls, e.g. from every thread of a worker, find it set and write none). Its worker then
 //! discards what reaches it until runtime::respawn.
+//! Whether actor `self` is faulted in its current epoch (its device word says so).
+RK_HOST_DEVICE inline bool faulted_in_epoch(const system_view& s, actor_index self) noexcept {
+  const route_entry& e = s.routes[slot_of(s, self)];
+  return device_word_of(e) ==
+         make_state_word(epoch_of(host_word_of(e)), static_cast<std::uint8_t>(device_state::faulted));
+}
+
 RK_HOST_DEVICE inline void fault_actor(const system_view& s, actor_index self, std::uint32_t code,
                                        hlc_timestamp time) noexcept {
   const std::uint32_t slot = slot_of(s, self);
   route_entry& e = s.routes[slot];
-  cuda::atomic_ref<std::uint32_t, peer_scope>(s.counters[slot].fault_code)
-      .store(code, cuda::std::memory_order_relaxed);
   const std::uint32_t faulted =
       make_state_word(epoch_of(host_word_of(e)), static_cast<std::uint8_t>(device_state::faulted));
+  // The first fault's code stays (the audit record carries it too); it is stored before the state word
+  // so that whoever sees the actor faulted sees its code.
+  if (device_word_of(e) == faulted) return;
+  cuda::atomic_ref<std::uint32_t, peer_scope>(s.counters[slot].fault_code)
+      .store(code, cuda::std::memory_order_relaxed);
   if (cuda::atomic_ref<std::uint32_t, peer_scope>(e.device_word)
           .exchange(faulted, cuda::std::memory_order_acq_rel) == faulted)
     return;
