@@ -160,6 +160,7 @@ bool runtime::running() const noexcept {
 }
 bool runtime::pause_for(std::chrono::nanoseconds timeout) {
   RK_NVTX_RANGE("rk::runtime::pause");
+  impl_->refuse_from_worker("pause()"); // it waits for every worker, the caller's too
   return impl_->run().pause(timeout);
 }
 void runtime::resume() {

@@ -58,6 +58,9 @@ namespace rk::detail {
 
 class runtime_impl {
 public:
+  //! Throws (`who: ...`) when called on one of the backend's worker threads (from a handler): for calls
+  //! that wait for workers.
+  void refuse_from_worker(const std::string& who) const;
   explicit runtime_impl(runtime_options options);
   ~runtime_impl();
   runtime_impl(const runtime_impl&) = delete;
@@ -162,8 +165,6 @@ private:
   void deliver_dump() const noexcept;
   void check_batch_fits(std::uint64_t count, const std::string& who) const;
   void require_setup_phase(const std::string& who) const;
-  //! Throws (`who: ...`) when called on one of the backend's worker threads (from a handler).
-  void refuse_from_worker(const std::string& who) const;
 
   runtime_options options_;
   std::string description_;

@@ -10,6 +10,7 @@ namespace rk::detail {
 // --- snapshots --------------------------------------------------------------------------------------------
 
 actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds timeout) {
+  refuse_from_worker("snapshot()"); // it pauses the actor, waiting for its worker
   actors_.check(a, "snapshot()", actor_table::want::actor);
   // A live actor of a running runtime is paused for the copy; a stopping one still handles what was
   // queued and cannot be paused; anything else holds still already.

@@ -84,7 +84,8 @@ struct host_api_caller {
     rk::runtime* rt = nullptr;
   };
   struct report {
-    std::uint32_t stop_refused = 0, pause_refused = 0, shutdown_refused = 0;
+    std::uint32_t stop_refused = 0, pause_refused = 0, shutdown_refused = 0, pause_all_refused = 0,
+                  snapshot_refused = 0;
   };
   template <class Ctx>
   void operator()(Ctx& ctx, state& s, const rk::message&) {
@@ -98,6 +99,17 @@ struct host_api_caller {
       (void)s.rt->pause_actor(ctx.self(), 30s);
     } catch (const rk::error& e) {
       r.pause_refused = std::string(e.what()).find("called from a handler") != std::string::npos;
+    }
+    try {
+      (void)s.rt->pause(30s);
+    } catch (const rk::error& e) {
+      r.pause_all_refused = std::string(e.what()).find("called from a handler") != std::string::npos;
+    }
+    try {
+      (void)s.rt->snapshot(ctx.self(), 30s);
+    } catch (const rk::error& e) {
+      r.snapshot_refused =
+          std::string(e.what()).find("snapshot(): called from a handler") != std::string::npos;
     }
     const rk::shutdown_report sr = s.rt->shutdown();
     r.shutdown_refused = sr.fault && sr.fault->find("called from a handler") != std::string::npos;
@@ -122,6 +134,8 @@ TEST(CpuBackend, HostCallsThatWouldWaitForTheirOwnWorkerRefuseFromAHandler) {
     EXPECT_EQ(r.stop_refused, 1u);
     EXPECT_EQ(r.pause_refused, 1u);
     EXPECT_EQ(r.shutdown_refused, 1u);
+    EXPECT_EQ(r.pause_all_refused, 1u);
+    EXPECT_EQ(r.snapshot_refused, 1u);
     EXPECT_LT(std::chrono::steady_clock::now() - begin, 20s) << "refused at once, no 30 s waits";
     EXPECT_EQ(rt.lifecycle(a), rk::actor_lifecycle::live) << "nothing was stopped";
     const rk::shutdown_report sr = rt.shutdown();

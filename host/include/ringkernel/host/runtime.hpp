@@ -199,7 +199,8 @@ public:
   //! Faults contained to one actor (CPU backend: a handler that threw or called ctx.trap) and the
   //! watchdog's reports (runtime_options::handler_timeout), oldest first; the newest 4096 are kept. Each
   //! names the actor, its handler type, the message type and the reason. A faulted actor takes no
-  //! messages (they are discarded and counted) until respawn(). Faults from ctx.fault() show in
+  //! messages until respawn(): new sends to it are refused with not_found (like sends to a stopped one),
+  //! and what was already queued is discarded and counted. Faults from ctx.fault() show in
   //! lifecycle(), actor_stats::fault_code and the audit log; a device fault (CUDA) is an rk::error from
   //! every call, see docs/architecture.md "Faults".
   std::vector<actor_fault> faults() const;
@@ -390,10 +391,12 @@ public:
   }
 
   //! Stops accepting host sends, waits (up to drain_timeout) until every in-flight message was handled,
-  //! terminates the workers and joins them. Idempotent. Never throws; problems are in the report.
+  //! terminates the workers and joins them. Idempotent. Never throws; problems are in the report. To
+  //! drain, it resumes a paused runtime and actors paused with pause_actor (their queued messages are
+  //! handled, and send_wait calls waiting on them see `delivered`).
   //! Called from a handler (a CPU-backend worker thread) it would wait for that very worker: it stops
-  //! nothing and returns a report whose `fault` says so. stop, pause_actor and release_region throw
-  //! rk::error there for the same reason.
+  //! nothing and returns a report whose `fault` says so. stop, pause_actor, pause, snapshot and
+  //! release_region throw rk::error there for the same reason.
   shutdown_report shutdown();
 
   //! Counter snapshot (while running) or final counters (after shutdown). After a device fault: the last

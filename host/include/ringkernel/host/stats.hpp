@@ -78,9 +78,12 @@ struct actor_fault {
   std::uint32_t message_type = 0; //!< the message being handled (watchdog on CUDA: 0 when unknown)
   std::uint32_t code = 0;         //!< the ctx.trap code; rk::fault_code_exception for an exception
   fault_kind kind = fault_kind::exception;
-  std::string reason;                    //!< e.g. "handler threw: bad input", "ctx.trap(3)"
-  std::uint64_t running_ns = 0;          //!< watchdog: how long the call had run when it was reported
-  std::vector<std::string> stuck_behind; //!< watchdog, CPU backend: actors waiting on the same worker
+  std::string reason;           //!< e.g. "handler threw: bad input", "ctx.trap(3)"
+  std::uint64_t running_ns = 0; //!< watchdog: how long the call had run when it was reported
+  //! watchdog, CPU backend, dedicated workers: actors waiting on the same worker. Empty with scheduled
+  //! workers, where an actor is tied to no worker (the others serve it; with a single scheduled worker it
+  //! waits in the run queue, unlisted).
+  std::vector<std::string> stuck_behind;
 };
 
 struct actor_stats {
@@ -168,7 +171,8 @@ struct table_usage {
 };
 
 //! A host message that was enqueued but neither delivered nor refused when shutdown() stopped the
-//! gateway (its destination stayed full, e.g. a paused actor).
+//! gateway (its destination stayed full: e.g. an actor that deferred its queue, or one stuck in a
+//! handler call; shutdown resumes paused actors to drain them).
 struct undelivered_message {
   address destination = host_actor; //!< as sent (an actor, alias or group address)
   std::uint32_t type = 0;
