@@ -184,7 +184,9 @@ struct undelivered_message {
 //! What shutdown() found.
 struct shutdown_report {
   bool drained = true;           //!< every in-flight message was handled before terminate
-  std::uint64_t undelivered = 0; //!< messages still queued or in flight when the drain gave up
+  //! Messages still queued or in flight when the drain gave up. Read mailbox by mailbox while workers
+  //! still run: a message forwarded between two actors during the reading can count at both ends.
+  std::uint64_t undelivered = 0;
   //! The host messages among them that never reached a mailbox, each by destination, type and
   //! correlation id (empty when the drain succeeded or a device fault made them unreadable).
   std::vector<undelivered_message> undelivered_host_messages;
