@@ -72,6 +72,18 @@ private:
   std::string usage_;
 };
 
+//! Bytes of memory the kernel says are available now (MemAvailable in /proc/meminfo), or 0 if unknown.
+inline std::uint64_t available_host_memory() {
+  std::FILE* f = std::fopen("/proc/meminfo", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  unsigned long long kib = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr)
+    if (std::sscanf(line, "MemAvailable: %llu kB", &kib) == 1) break;
+  std::fclose(f);
+  return static_cast<std::uint64_t>(kib) * 1024;
+}
+
 //! Percentile (0..1) of sorted nanosecond samples, in microseconds.
 inline double percentile_us(const std::vector<double>& sorted_ns, double p) {
   if (sorted_ns.empty()) return 0;

@@ -183,7 +183,7 @@ struct undelivered_message {
 
 //! What shutdown() found.
 struct shutdown_report {
-  bool drained = true;           //!< every in-flight message was handled before terminate
+  bool drained = true; //!< every in-flight message was handled before terminate
   //! Messages still queued or in flight when the drain gave up. Read mailbox by mailbox while workers
   //! still run: a message forwarded between two actors during the reading can count at both ends.
   std::uint64_t undelivered = 0;
