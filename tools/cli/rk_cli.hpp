@@ -4,6 +4,7 @@
 //    2^64 - 1 and clamp "18446744073709551616".
 //  - Any error prints "<program>: <problem>" and the usage line to stderr and exits with status 2;
 //    --help prints the options and exits 0.
+//  - Standard output that could not be written (checked at exit) makes the program exit with status 1.
 
 #include <CLI/CLI.hpp>
 
@@ -12,6 +13,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <optional>
 #include <string>
@@ -63,8 +65,30 @@ CLI::Option* add_count(CLI::App& app, const std::string& name, Target& target, c
       ->type_name("N");
 }
 
-//! Parses the command line; on any error prints the problem and `usage` and exits with status 2.
+namespace detail {
+inline std::string& program_name() {
+  static std::string name;
+  return name;
+}
+//! At exit: output that could not be written (a full disk, a closed pipe) is an error, not a success.
+inline void check_stdout_at_exit() {
+  errno = 0;
+  const bool flushed = std::fflush(stdout) == 0;
+  const int why = errno;
+  if (flushed && std::ferror(stdout) == 0) return;
+  std::fprintf(stderr, "%s: writing the output failed%s%s\n", program_name().c_str(), why != 0 ? ": " : "",
+               why != 0 ? std::strerror(why) : "");
+  std::_Exit(1); // the exit status is the only report left; nothing after this may mask it
+}
+} // namespace detail
+
+//! Parses the command line; on any error prints the problem and `usage` and exits with status 2. Also
+//! makes the program exit with status 1, saying so on stderr, when its standard output could not be
+//! written (checked at exit).
 inline void parse(CLI::App& app, int argc, char** argv, const std::string& usage) {
+  detail::program_name() = app.get_name();
+  static const bool checked_at_exit = std::atexit(detail::check_stdout_at_exit) == 0;
+  (void)checked_at_exit;
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
