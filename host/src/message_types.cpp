@@ -1,5 +1,7 @@
 // The message type registry (see message_types.hpp).
 
+#include "support.hpp"
+
 #include <ringkernel/host/error.hpp>
 #include <ringkernel/host/message_types.hpp>
 
@@ -16,6 +18,9 @@ message_type_registry::message_type_registry(const message_type_registry& other)
 void message_type_registry::add(const message_type_info& info) {
   if (info.name.empty())
     throw error("register_message_type(" + std::to_string(info.id) + "): the type needs a name");
+  if (!detail::valid_utf8(info.name) || !detail::valid_utf8(info.category))
+    throw error("register_message_type(" + std::to_string(info.id) +
+                "): the name and category must be valid UTF-8 text (they appear in JSON exports)");
   std::lock_guard lock(mutex_);
   if (const auto it = by_id_.find(info.id); it != by_id_.end()) {
     const message_type_info& existing = it->second;

@@ -373,7 +373,9 @@ std::string metrics_json(const metrics_reading& r, const metrics_options& option
   }
   doc["actors"] = std::move(actors);
   doc["actor_series_omitted"] = omitted;
-  return doc.dump(2);
+  // Names given at setup are checked to be UTF-8; other text (a handler type's own name) that is not is
+  // written with U+FFFD in place of the bad bytes instead of throwing.
+  return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 void totals::add(const actor_stats& a, bool current) {

@@ -102,7 +102,9 @@ std::string state_dump::json() const {
                   {"device_word", m.device_word}});
   }
   doc["mailboxes"] = std::move(ms);
-  return doc.dump(2);
+  // Names given at setup are checked to be UTF-8; other text (a handler type's own name) that is not is
+  // written with U+FFFD in place of the bad bytes instead of throwing.
+  return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 } // namespace rk

@@ -207,7 +207,9 @@ std::string stats_publisher::snapshot_json() {
   previous_at_ = now;
   previous_by_handler_ = std::move(by_handler);
   previous_by_actor_ = std::move(by_actor);
-  return doc.dump();
+  // Names given at setup are checked to be UTF-8; other text (a handler type's own name) that is not is
+  // written with U+FFFD in place of the bad bytes instead of throwing.
+  return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 } // namespace rk::detail

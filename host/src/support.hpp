@@ -29,9 +29,46 @@ T load_acquire(const T& word) noexcept {
 //! that no name an application gives can take one.
 inline constexpr std::string_view reserved_name_prefix = "rk:";
 
-//! Throws (`who: ...`) for a name an application may not give: empty, or in the runtime's reserved range.
+//! Whether `text` is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, at most U+10FFFF).
+inline bool valid_utf8(std::string_view text) noexcept {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const auto* end = p + text.size();
+  while (p < end) {
+    const unsigned char c = *p;
+    std::size_t n = 0;
+    std::uint32_t cp = 0;
+    if (c < 0x80) {
+      ++p;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      n = 1, cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2, cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3, cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (static_cast<std::size_t>(end - p) <= n) return false;
+    for (std::size_t i = 1; i <= n; ++i) {
+      if ((p[i] & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    constexpr std::uint32_t smallest[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < smallest[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    p += n + 1;
+  }
+  return true;
+}
+
+//! Throws (`who: ...`) for a name an application may not give: empty, not UTF-8 (every export of the
+//! runtime is JSON, which holds UTF-8 text only), or in the runtime's reserved range.
 inline void check_user_name(const std::string& name, const std::string& who, const char* what) {
   if (name.empty()) throw error(who + ": the " + what + " must not be empty");
+  if (!valid_utf8(name))
+    throw error(who + ": the " + what +
+                " is not valid UTF-8 text (metrics, traces and state dumps are JSON); "
+                "use UTF-8");
   if (name.starts_with(reserved_name_prefix))
     throw error(who + ": names beginning with '" + std::string(reserved_name_prefix) +
                 "' are reserved for the runtime's own entries; choose another " + what);

@@ -120,7 +120,9 @@ std::string chrome_trace_json(std::span<const trace_record> records, const trace
                                         {"evicted", stats.evicted},
                                         {"kept", stats.kept}}},
                                       {"traceEvents", std::move(events)}};
-  return doc.dump();
+  // Names given at setup are checked to be UTF-8; other text (a handler type's own name) that is not is
+  // written with U+FFFD in place of the bad bytes instead of throwing.
+  return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 } // namespace rk

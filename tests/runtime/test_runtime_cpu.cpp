@@ -1,6 +1,8 @@
 // Runtime behaviour on the CPU backend (compiled by the host compiler; also run under ThreadSanitizer).
 #include "tenancy_cases.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <set>
 #include <stdexcept>
 
@@ -142,6 +144,38 @@ TEST(CpuBackend, HostCallsThatWouldWaitForTheirOwnWorkerRefuseFromAHandler) {
     EXPECT_TRUE(sr.drained);
     EXPECT_TRUE(sr.workers_stopped);
   }
+}
+
+TEST(CpuBackend, NamesMustBeUtf8SoThatEveryJsonExportWorks) {
+  rk::runtime_options o;
+  o.backend = rk::backend::cpu;
+  o.announce_backend = false;
+  o.trace.sample_every = 1;
+  rk::runtime rt(o);
+  const auto refused = [](auto&& call) {
+    try {
+      call();
+    } catch (const rk::error& e) {
+      return std::string(e.what()).find("UTF-8") != std::string::npos;
+    }
+    return false;
+  };
+  EXPECT_TRUE(refused([&] { (void)rt.spawn<counter>("bad\xff"); }));
+  EXPECT_TRUE(refused([&] { (void)rt.spawn<counter>("overlong\xc0\xaf"); }));
+  EXPECT_TRUE(refused([&] { (void)rt.spawn<counter>("surrogate\xed\xa0\x80"); }));
+  EXPECT_TRUE(refused([&] { (void)rt.spawn<counter>("cut\xe2\x82"); }));
+  const rk::actor_index a = rt.spawn<counter>("caf\xc3\xa9 \xf0\x9f\x93\x88"); // "café 📈"
+  EXPECT_TRUE(refused([&] { (void)rt.add_alias("alias\xff", a); }));
+  const rk::actor_index members[] = {a};
+  EXPECT_TRUE(refused([&] { (void)rt.create_group("group\xff", members); }));
+  EXPECT_TRUE(refused([&] { rt.register_message_type({4242, "type\xff", true, "test"}); }));
+  rt.start();
+  const ping_payload p{0, 1};
+  ASSERT_EQ(rt.send_wait(a, msg_count, rk::as_bytes(p), 5s), rk::status::delivered);
+  for (const std::string& json : {rt.metrics_json(), rt.dump_state().json(), rt.trace_json()})
+    EXPECT_TRUE(nlohmann::json::accept(json)) << json.substr(0, 200);
+  EXPECT_NE(rt.metrics_json().find("caf\xc3\xa9"), std::string::npos);
+  EXPECT_TRUE(rt.shutdown().drained);
 }
 
 TEST(CpuBackend, HandlersSpawnedFromAHostCompiledFileCannotUseCuda) {
