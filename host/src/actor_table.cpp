@@ -600,9 +600,11 @@ void actor_table::reclaim(std::uint32_t s) noexcept {
       backend_.copy_from_device(&c, &d_counters_.as<actor_counters>()[s], sizeof c);
       add_forgotten(forgotten_, c);
       add_forgotten(forgotten_group(forgotten_groups_, r), c);
-      tenant_history& h = history_[r.tenant];
-      h.passed += c.passed;
-      h.handler_ns += c.handler_ns;
+      if (!r.tenant_removed) {
+        tenant_history& h = history_[r.tenant];
+        h.passed += c.passed;
+        h.handler_ns += c.handler_ns;
+      }
       const actor_counters zero_counters{};
       const actor_private zero_private{};
       backend_.copy_to_device(&d_counters_.as<actor_counters>()[s], &zero_counters, sizeof zero_counters);
@@ -625,6 +627,9 @@ std::size_t actor_table::retiring() const {
 void actor_table::forget_history(std::uint64_t tenant) {
   std::lock_guard lock(mutex_);
   history_.erase(tenant);
+  // Actors of the tenant still retiring (forgotten, within their grace period) would add theirs later.
+  for (actor_record& r : records_)
+    if (r.stage != stage_kind::free && !r.alias && r.tenant == tenant) r.tenant_removed = true;
 }
 
 std::string actor_table::name_for_report(actor_index id) const {

@@ -201,6 +201,9 @@ private:
     bool alias = false;
     bool launched = false; //!< a started launch serves it (its worker must let go before reuse)
     std::uint64_t tenant = 0;
+    //! Its tenant was removed while it retired (forget_history): its counters belong to no tenant's
+    //! history, so a tenant added again under the same id does not inherit them.
+    bool tenant_removed = false;
     std::uint32_t kind = 0;
     //! Mailbox headers, handler state and mailbox slots: slices of blocks shared by the actors spawned
     //! together.

@@ -115,7 +115,8 @@ tenant_history actor_table::tenant_sums(std::uint64_t tenant) const {
   tenant_history sums;
   if (const auto it = history_.find(tenant); it != history_.end()) sums = it->second;
   for (std::size_t s = 0; s < records_.size(); ++s) {
-    if (records_[s].stage == stage_kind::free || records_[s].alias || records_[s].tenant != tenant) continue;
+    const actor_record& r = records_[s];
+    if (r.stage == stage_kind::free || r.alias || r.tenant != tenant || r.tenant_removed) continue;
     sums.passed += counters[s].passed;
     sums.handler_ns += counters[s].handler_ns;
   }

@@ -111,6 +111,31 @@ TEST_P(ReuseCases, TenantSlotsComeBack) {
   EXPECT_TRUE(rt.shutdown().drained);
 }
 
+TEST_P(ReuseCases, ATenantAddedAgainInheritsNothingFromItsForgottenActors) {
+  rk::runtime rt(options());
+  rt.spawn<counter>("resident", small_mailbox());
+  rt.prepare<echo>();
+  rt.start();
+  const ping_payload p{0, 1};
+  for (int round = 0; round < 5; ++round) {
+    rt.tenants().add(9, rk::tenant_quota::standard());
+    ASSERT_EQ(rt.tenants().usage(9).messages_sent, 0u) << "round " << round;
+    EXPECT_EQ(rt.tenants().usage(9).handler_ns, 0u) << "round " << round;
+    const actor_index a = rt.spawn<echo>("echo", in_tenant(9, 16));
+    for (int i = 0; i < 5; ++i) {
+      ASSERT_EQ(rt.send(a, msg_ping, rk::as_bytes(p), as_tenant(9)), status::enqueued);
+      ASSERT_TRUE(rt.receive(10s).has_value());
+    }
+    EXPECT_EQ(rt.tenants().usage(9).messages_sent, 10u) << "5 host sends and 5 replies";
+    // At once, while the forgotten actor still waits out its grace period: its counters must not reach
+    // the tenant added next under the same id.
+    ASSERT_TRUE(rt.stop(a, 5s));
+    rt.forget(a);
+    rt.tenants().remove(9);
+  }
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
 TEST_P(ReuseCases, ForgottenActorsGiveBackTheirIdsMailboxesAndWorkers) {
   rk::runtime_options o = options();
   o.max_actors = 4;
