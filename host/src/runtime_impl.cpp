@@ -146,10 +146,11 @@ std::vector<actor_index> runtime_impl::spawn_many(actor_type_ops ops, std::strin
       .ids;
 }
 
-runtime_impl::spawned runtime_impl::spawn_transaction(const actor_type_ops& ops, const std::string& who,
-                                                      const std::vector<std::string>& names,
-                                                      const actor_options& opts, const std::byte* initials,
-                                                      std::size_t initial_stride, const std::string* group) {
+runtime_impl::spawned runtime_impl::spawn_steps(const actor_type_ops& ops, const std::string& who,
+                                                const std::vector<std::string>& names,
+                                                const actor_options& opts, const std::byte* initials,
+                                                std::size_t initial_stride, const std::string* group,
+                                                undo_log& undo) {
   require_setup_phase(who);
   faults_.throw_if_faulted();
   const std::uint64_t n = names.size();
@@ -162,54 +163,66 @@ runtime_impl::spawned runtime_impl::spawn_transaction(const actor_type_ops& ops,
   const std::uint64_t mailbox_bytes =
       std::uint64_t{lane_stride(opts.mailbox)} * (opts.priority_lanes ? priority_levels : 1);
 
-  return with_room([&]() -> spawned {
-    if (group != nullptr) routing_.check_room(*group, static_cast<std::uint32_t>(n), who);
-    if (actors_.free_slots() < n)
-      throw out_of_room(who +
-                        ": the actor table is full (max_actors = " + std::to_string(options_.max_actors) +
-                        "); raise runtime_options::max_actors or forget actors");
-    undo_log undo;
-    bool added_kind = false;
-    const std::uint32_t kind = actors_.kind_for(ops, running, who, added_kind);
-    if (added_kind) undo.push([this] { actors_.remove_last_kind(); });
-    actor_spec spec;
-    spec.kind = kind;
-    spec.tenant = opts.tenant;
-    spec.tenant_slot = tenants_.slot_of(opts.tenant, who);
-    spec.mailbox = opts.mailbox;
-    spec.priority_lanes = opts.priority_lanes;
-    spec.dedicated = opts.dedicated_worker || options_.dedicated_workers;
-    if (!(opts.audit_tag == audit_tag{})) {
-      bool created = false;
-      spec.engagement_slot = tenants_.engagement_slot(opts.tenant, opts.audit_tag, who, created);
-      if (created) undo.push([this, slot = spec.engagement_slot] { tenants_.unadd_engagement(slot); });
-    }
-    if (mailbox_bytes != 0 && n > no_limit / mailbox_bytes)
-      throw error(who + ": " + std::to_string(n) + " mailboxes of " + std::to_string(mailbox_bytes) +
-                  " bytes overflow");
-    tenants_.charge(opts.tenant, n, mailbox_bytes * n, who);
-    undo.push([this, &opts, n, mailbox_bytes] { tenants_.refund(opts.tenant, n, mailbox_bytes * n); });
+  if (group != nullptr) routing_.check_room(*group, static_cast<std::uint32_t>(n), who);
+  if (actors_.free_slots() < n)
+    throw out_of_room(who + ": the actor table is full (max_actors = " + std::to_string(options_.max_actors) +
+                      "); raise runtime_options::max_actors or forget actors");
+  bool added_kind = false;
+  spawned out;
+  out.kind = actors_.kind_for(ops, running, who, added_kind);
+  if (added_kind) undo.push([this] { actors_.remove_last_kind(); });
+  actor_spec spec;
+  spec.kind = out.kind;
+  spec.tenant = opts.tenant;
+  spec.tenant_slot = tenants_.slot_of(opts.tenant, who);
+  spec.mailbox = opts.mailbox;
+  spec.priority_lanes = opts.priority_lanes;
+  spec.dedicated = opts.dedicated_worker || options_.dedicated_workers;
+  if (!(opts.audit_tag == audit_tag{})) {
+    bool created = false;
+    spec.engagement_slot = tenants_.engagement_slot(opts.tenant, opts.audit_tag, who, created);
+    if (created) undo.push([this, slot = spec.engagement_slot] { tenants_.unadd_engagement(slot); });
+  }
+  if (mailbox_bytes != 0 && n > no_limit / mailbox_bytes)
+    throw error(who + ": " + std::to_string(n) + " mailboxes of " + std::to_string(mailbox_bytes) +
+                " bytes overflow");
+  tenants_.charge(opts.tenant, n, mailbox_bytes * n, who);
+  undo.push(
+      [this, tenant = opts.tenant, n, mailbox_bytes] { tenants_.refund(tenant, n, mailbox_bytes * n); });
 
-    spawned out;
-    out.ids = actors_.add_actors(spec, names, initials, initial_stride, running);
-    // An id some worker may hold (an abandoned launch) is retired, never handed out again as is.
+  out.ids = actors_.add_actors(spec, names, initials, initial_stride, running);
+  // An id some worker may hold (an abandoned launch) is retired, never handed out again as is.
+  for (actor_index id : out.ids)
+    undo.push([this, id] {
+      if (actors_.contains(id, actor_table::want::actor) && actors_.launched(id))
+        actors_.retire(id, grace_);
+      else
+        actors_.unadd(id);
+    });
+  if (running) run_.launch_late(out.ids, who);
+  if (group != nullptr) out.group = routing_.create_group(*group, out.ids);
+  return out;
+}
+
+void runtime_impl::audit_spawn(const spawned& out, std::uint64_t tenant, bool one_record_each) {
+  if (one_record_each) {
     for (actor_index id : out.ids)
-      undo.push([this, id] {
-        if (actors_.contains(id, actor_table::want::actor) && actors_.launched(id))
-          actors_.retire(id, grace_);
-        else
-          actors_.unadd(id);
-      });
-    if (running) run_.launch_late(out.ids, who);
-    if (group != nullptr) out.group = routing_.create_group(*group, out.ids);
+      audit_.record(audit_event::actor_spawn, audit_level::info, id, tenant, 0, out.kind);
+  } else { // spawn_many: one record for the batch (value: how many, from the id given)
+    audit_.record(audit_event::actor_spawn, audit_level::info, out.ids.front(), tenant,
+                  static_cast<std::uint32_t>(out.ids.size()), out.kind);
+  }
+}
+
+runtime_impl::spawned runtime_impl::spawn_transaction(const actor_type_ops& ops, const std::string& who,
+                                                      const std::vector<std::string>& names,
+                                                      const actor_options& opts, const std::byte* initials,
+                                                      std::size_t initial_stride, const std::string* group) {
+  return with_room([&]() -> spawned {
+    undo_log undo;
+    spawned out = spawn_steps(ops, who, names, opts, initials, initial_stride, group, undo);
     undo.commit();
-    if (out.ids.size() == 1 || group != nullptr) {
-      for (actor_index id : out.ids)
-        audit_.record(audit_event::actor_spawn, audit_level::info, id, opts.tenant, 0, kind);
-    } else { // spawn_many: one record for the batch (value: how many, from the id given)
-      audit_.record(audit_event::actor_spawn, audit_level::info, out.ids.front(), opts.tenant,
-                    static_cast<std::uint32_t>(out.ids.size()), kind);
-    }
+    audit_spawn(out, opts.tenant, out.ids.size() == 1 || group != nullptr);
     return out;
   });
 }

@@ -46,6 +46,7 @@
 #include "stats_publisher.hpp"
 #include "tenant_table.hpp"
 #include "trace_link.hpp"
+#include "undo_log.hpp"
 #include "workers.hpp"
 
 #include <ringkernel/host/runtime.hpp>
@@ -153,10 +154,19 @@ private:
   auto with_room(Call&& call);
   struct spawned {
     std::vector<actor_index> ids;
-    address group = 0; //!< when spawned as a group
+    address group = 0;      //!< when spawned as a group
+    std::uint32_t kind = 0; //!< the handler type's index
   };
-  //! One spawn transaction: names checked, tenant charged, actors added (and launched while running),
-  //! the group created when `group` names one; undone completely if any step throws.
+  //! The steps of a spawn: names checked, tenant charged, actors added (and launched while running), the
+  //! group created when `group` names one; each step's undo pushed to `undo` (the caller commits, or
+  //! lets it unwind everything). Needs setup_.
+  spawned spawn_steps(const actor_type_ops& ops, const std::string& who,
+                      const std::vector<std::string>& names, const actor_options& opts,
+                      const std::byte* initials, std::size_t initial_stride, const std::string* group,
+                      undo_log& undo);
+  //! The actor_spawn audit records of a committed spawn: one per actor, or one for a spawn_many batch.
+  void audit_spawn(const spawned& out, std::uint64_t tenant, bool one_record_each);
+  //! One spawn transaction (spawn_steps, committed), audited.
   spawned spawn_transaction(const actor_type_ops& ops, const std::string& who,
                             const std::vector<std::string>& names, const actor_options& opts,
                             const std::byte* initials, std::size_t initial_stride, const std::string* group);

@@ -89,21 +89,35 @@ std::uint64_t runtime_impl::restore(const std::filesystem::path& path) {
     if (actors_.name_taken(a.name))
       throw error("restore(): an actor named '" + a.name + "' exists already in this runtime");
   }
-  std::vector<actor_index> restored;
-  for (const actor_snapshot& a : saved) {
-    actor_options o;
-    o.tenant = a.tenant;
-    o.mailbox = a.mailbox;
-    o.priority_lanes = a.priority_lanes;
-    o.dedicated_worker = a.dedicated_worker;
-    try {
-      restored.push_back(spawn(*actors_.kind_named(a.handler), a.name, o, a.state.data()));
-    } catch (const error& e) {
-      for (auto it = restored.rbegin(); it != restored.rend(); ++it) forget(*it);
-      throw error("restore(): actor '" + a.name + "': " + e.what() + " (nothing was restored)");
+  // One transaction: a failure on any actor unwinds every step of those before it, so the runtime is
+  // as it was (tables, tenant charges, the ids the next spawn hands out), and nothing is audited.
+  std::lock_guard lock(setup_);
+  return with_room([&]() -> std::uint64_t {
+    undo_log undo;
+    std::vector<spawned> restored;
+    std::vector<std::uint64_t> tenants;
+    for (const actor_snapshot& a : saved) {
+      actor_options o;
+      o.tenant = a.tenant;
+      o.mailbox = a.mailbox;
+      o.priority_lanes = a.priority_lanes;
+      o.dedicated_worker = a.dedicated_worker;
+      const std::string who = "spawn('" + a.name + "')";
+      try {
+        check_user_name(a.name, who, "actor name");
+        restored.push_back(
+            spawn_steps(*actors_.kind_named(a.handler), who, {a.name}, o, a.state.data(), 0, nullptr, undo));
+        tenants.push_back(a.tenant);
+      } catch (const out_of_room& e) { // with_room may make room and try the whole restore again
+        throw out_of_room("restore(): actor '" + a.name + "': " + e.what() + " (nothing was restored)");
+      } catch (const error& e) {
+        throw error("restore(): actor '" + a.name + "': " + e.what() + " (nothing was restored)");
+      }
     }
-  }
-  return restored.size();
+    undo.commit();
+    for (std::size_t i = 0; i < restored.size(); ++i) audit_spawn(restored[i], tenants[i], true);
+    return restored.size();
+  });
 }
 
 std::string runtime_impl::stats_shm_name() const {

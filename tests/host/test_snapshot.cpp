@@ -323,4 +323,50 @@ TEST(Snapshot, MismatchesAndDamagedFilesAreRefusedWithNothingRestored) {
   std::filesystem::remove(file);
 }
 
+TEST(Snapshot, ARestoreThatFailsHalfWayLeavesTheRuntimeAsItWas) {
+  const std::filesystem::path file = temp_file("halfway");
+  {
+    rk::runtime rt(cpu_options());
+    rt.tenants().add(7, rk::tenant_quota::standard());
+    rk::actor_options t7;
+    t7.tenant = 7;
+    for (int i = 0; i < 4; ++i) rt.spawn<counter>("c" + std::to_string(i));
+    rt.spawn<counter>("t7a", t7);
+    rt.spawn<counter>("t7b", t7);
+    ASSERT_EQ(rt.snapshot_all(file), 6u);
+  }
+  const auto prepared = [](rk::runtime& rt, std::uint64_t tenant_7_actors) {
+    rk::tenant_quota q = rk::tenant_quota::standard();
+    q.max_actors = tenant_7_actors;
+    rt.tenants().add(7, q);
+    rt.prepare<counter>();
+  };
+  rk::runtime fresh(cpu_options());
+  prepared(fresh, 1);
+  const actor_index fresh_id = fresh.spawn<counter>("next");
+
+  rk::runtime rt(cpu_options());
+  prepared(rt, 1); // the sixth actor exceeds tenant 7's quota
+  try {
+    (void)rt.restore(file);
+    ADD_FAILURE() << "restore() exceeded tenant 7's max_actors";
+  } catch (const rk::error& e) {
+    EXPECT_NE(std::string(e.what()).find("nothing was restored"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(rt.tables().actors.used, 0u);
+  EXPECT_EQ(rt.tenants().usage(7).actors, 0u);
+  EXPECT_EQ(rt.spawn<counter>("next"), fresh_id) << "the next spawn gets the id a fresh runtime gives";
+  const rk::runtime_stats s = rt.stats();
+  EXPECT_TRUE(s.forgotten_by_handler_and_tenant.empty()) << "nothing was spawned and forgotten";
+  EXPECT_EQ(rt.flush_audit(10s), rk::wait_result::ready);
+  std::uint64_t spawns = 0, stops = 0;
+  for (const rk::audit_entry& e : rt.audit_records()) {
+    spawns += e.record.event == rk::audit_event::actor_spawn;
+    stops += e.record.event == rk::audit_event::actor_stop;
+  }
+  EXPECT_EQ(spawns, 1u) << "only the spawn after it";
+  EXPECT_EQ(stops, 0u);
+  std::filesystem::remove(file);
+}
+
 } // namespace
