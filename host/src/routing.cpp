@@ -193,6 +193,11 @@ void routing::set_route(actor_index from, address next_hop) {
   const std::string who = "set_route(" + std::to_string(from) + ", " + std::to_string(next_hop) + ")";
   actors_.check(from, who);
   check_target(next_hop, who);
+  // An actor routed to itself is delivered to directly (like clear_route); an alias has no mailbox, so
+  // leading to itself is a loop that would look like a remote entry and end in not_found.
+  if (next_hop == from && actors_.contains(from, actor_table::want::alias))
+    throw error(who + ": alias '" + actors_.name_of(from) +
+                "' cannot lead to itself; give it another target");
   const address old = actors_.next_hop(from);
   const std::string what = describe_referrer(from);
   actors_.write_next_hop(from, next_hop);

@@ -368,11 +368,13 @@ void runtime_impl::respawn(actor_index a, std::type_index type, const void* init
 
 void runtime_impl::add_tenant(std::uint64_t tenant, const tenant_quota& quota) {
   std::lock_guard lock(setup_);
+  require_setup_phase("tenants().add(" + std::to_string(tenant) + ")");
   with_room([&] { tenants_.add(tenant, quota); });
 }
 
 void runtime_impl::set_quota(std::uint64_t tenant, const tenant_quota& quota) {
   std::lock_guard lock(setup_);
+  require_setup_phase("tenants().set_quota(" + std::to_string(tenant) + ")");
   tenants_.set_quota(tenant, quota);
 }
 
@@ -386,6 +388,7 @@ void runtime_impl::remove_tenant(std::uint64_t tenant) {
 void runtime_impl::set_engagement_budget(std::uint64_t tenant, const audit_tag& tag,
                                          std::chrono::nanoseconds budget) {
   std::lock_guard lock(setup_);
+  require_setup_phase("tenants().set_engagement_budget(" + std::to_string(tenant) + ")");
   with_room([&] { tenants_.set_engagement_budget(tenant, tag, budget); });
 }
 
@@ -413,6 +416,7 @@ std::vector<tenant_usage> runtime_impl::all_usage() const {
 region_handle runtime_impl::register_region(void* pointer, std::uint64_t bytes,
                                             const region_options& options) {
   std::lock_guard lock(setup_);
+  require_setup_phase("register_region()");
   return with_room([&] { return regions_.register_region(pointer, bytes, options); });
 }
 
@@ -453,6 +457,7 @@ wait_result runtime_impl::release_region(region_handle region, std::chrono::nano
 
 std::uint64_t runtime_impl::append(region_handle region, byte_view bytes) {
   std::lock_guard lock(setup_);
+  require_setup_phase("append()");
   return regions_.append(region, bytes);
 }
 
@@ -461,6 +466,7 @@ std::uint64_t runtime_impl::append(region_handle region, byte_view bytes) {
 
 void runtime_impl::register_message_type(const message_type_info& info) {
   std::lock_guard lock(setup_);
+  require_setup_phase("register_message_type('" + info.name + "')");
   routing_.register_type(info);
 }
 

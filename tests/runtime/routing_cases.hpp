@@ -75,6 +75,9 @@ TEST_P(RoutingCases, IndirectRoutesCountHopsUpToMaxHops) {
   const actor_index loop_b = rt.add_alias("loop_b", loop_a);
   rt.set_route(loop_a, loop_b);
   EXPECT_EQ(rt.send_wait(loop_a, msg_count, rk::as_bytes(p), 5s), status::max_hops_exceeded);
+  // An alias leading to itself is refused (it would end in not_found, not as a loop).
+  expect_refused([&] { rt.set_route(loop_a, loop_a); }, "cannot lead to itself");
+  EXPECT_EQ(rt.send_wait(loop_a, msg_count, rk::as_bytes(p), 5s), status::max_hops_exceeded) << "unchanged";
 
   // Redirecting a live actor and restoring it while running.
   const actor_index other = rt.spawn<counter>("other", small_mailbox());

@@ -39,6 +39,15 @@ TEST_P(RuntimeCases, LifecycleStartRunShutdown) {
   const rk::shutdown_report again = rt.shutdown();
   EXPECT_TRUE(again.drained) << "shutdown is idempotent";
   EXPECT_EQ(rt.state<echo>(a).seen, 1u);
+  // Calls that add or change something are refused after shutdown, like spawn.
+  std::vector<std::byte> bytes(64);
+  const std::string gone = "the runtime has shut down";
+  expect_refused([&] { rt.tenants().add(5, rk::tenant_quota::standard()); }, gone);
+  expect_refused([&] { rt.tenants().set_quota(0, rk::tenant_quota::standard()); }, gone);
+  expect_refused([&] { rt.tenants().set_engagement_budget(0, {1, 1}, 1s); }, gone);
+  expect_refused([&] { (void)rt.register_region(bytes.data(), bytes.size(), {}); }, gone);
+  expect_refused([&] { rt.register_message_type({4243, "late", true, "test"}); }, gone);
+  expect_refused([&] { (void)rt.add_alias("late", a); }, gone);
 }
 
 TEST_P(RuntimeCases, StartAndStopOneHundredTimes) {

@@ -4,7 +4,15 @@
 //! and receives host messages, reads counters, and shuts everything down.
 //!
 //! Thread safety: send, send_wait, receive and stats may be called from any number of host threads
-//! while the runtime runs. spawn, start and shutdown are called from one thread.
+//! while the runtime runs. Setup calls (spawn, forget, aliases, groups, routes, tenants, regions, message
+//! types), start and shutdown take one lock: they may come from any host thread and run one at a time
+//! (restore() is one transaction under it). From a handler (a CPU-backend worker thread), calls that
+//! would wait for that worker are refused (see shutdown()).
+//!
+//! After shutdown(): calls that add or change something (spawn, add_alias, create_group, set_route,
+//! tenants().add / set_quota / set_engagement_budget, register_region, create_region, append,
+//! register_message_type, ...) throw rk::error; removals (remove_alias, remove_group, tenants().remove,
+//! unregister_region) are still accepted, and stats(), receive() and state<H>() still answer.
 
 #include <ringkernel/device/backoff.cuh>
 #include <ringkernel/host/audit.hpp>
@@ -152,7 +160,8 @@ public:
   address group(std::string_view name) const;
   std::vector<actor_index> members(address group) const;
   //! Messages for `from` (an actor or alias) go to `next_hop` instead, one hop per redirection; chains
-  //! longer than runtime_options::max_hops (or loops) end in max_hops_exceeded.
+  //! longer than runtime_options::max_hops (or loops) end in max_hops_exceeded. An actor routed to itself
+  //! is delivered to directly (as after clear_route); an alias routed to itself is refused (rk::error).
   void set_route(actor_index from, address next_hop);
   //! Restores direct delivery to actor `a`.
   void clear_route(actor_index a);
