@@ -57,6 +57,22 @@ runtime_options validated(runtime_options o) {
                 std::to_string(o.starvation_limit) + ")");
   if (o.max_message_types > (1u << 24))
     throw error("runtime_options::max_message_types must be at most 16777216");
+  if (o.max_tenants == 0 || o.max_tenants > (1u << 20))
+    throw error("runtime_options::max_tenants must be between 1 and 1048576 (got " +
+                std::to_string(o.max_tenants) + "; tenant 0 always takes a slot)");
+  if (o.max_engagements > (1u << 20))
+    throw error("runtime_options::max_engagements must be at most 1048576 (got " +
+                std::to_string(o.max_engagements) + ")");
+  if (o.max_regions > (1u << 20))
+    throw error("runtime_options::max_regions must be at most 1048576 (got " + std::to_string(o.max_regions) +
+                ")");
+  if (o.audit_memory_records == 0 || o.audit_memory_records > (std::size_t{1} << 24))
+    throw error("runtime_options::audit_memory_records must be between 1 and 16777216 (got " +
+                std::to_string(o.audit_memory_records) + "); each kept record costs a few hundred bytes");
+  for (std::size_t i = 0; i < o.audit_sinks.size(); ++i)
+    if (o.audit_sinks[i] == nullptr)
+      throw error("runtime_options::audit_sinks[" + std::to_string(i) +
+                  "] is null; give a sink or leave it out");
   const std::pair<const char*, std::chrono::milliseconds> timeouts[] = {
       {"start_timeout", o.start_timeout},
       {"drain_timeout", o.drain_timeout},

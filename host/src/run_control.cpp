@@ -85,8 +85,12 @@ void run_control::start() {
           "start(): only " + std::to_string(workers_.checked_in(launch)) + " of " +
           std::to_string(launch.used) + " actor workers started within " +
           std::to_string(options_.start_timeout.count()) +
-          " ms, so the actor kernels are not all co-resident (other work on the GPU, MPS limits, or more "
-          "actors than fit). Spawn fewer actors or free the GPU.");
+          (backend_.kind() == backend::cuda
+               ? " ms, so the actor kernels are not all co-resident (other work on the GPU, MPS limits, or "
+                 "more actors than fit). Spawn fewer actors or free the GPU."
+               : " ms (worker threads of a loaded machine start slowly); raise "
+                 "runtime_options::start_timeout "
+                 "or lower cpu_workers."));
     watchdog_.start();
   } catch (const error& e) {
     terminate_and_join(); // whatever did start sees terminate and exits
@@ -128,10 +132,12 @@ void run_control::launch_late(const std::vector<actor_index>& ids, const std::st
     const std::uint32_t running = workers_.checked_in(launch);
     workers_.abandon(launch);
     if (r == wait_result::aborted) throw error(who + ": " + faults_.text());
-    throw error(
-        who + ": only " + std::to_string(running) + " of " + std::to_string(launch.used) +
-        " actor workers started within " + std::to_string(options_.start_timeout.count()) +
-        " ms, so they are not co-resident with the running kernels. Spawn fewer actors or free the GPU.");
+    throw error(who + ": only " + std::to_string(running) + " of " + std::to_string(launch.used) +
+                " actor workers started within " + std::to_string(options_.start_timeout.count()) +
+                (backend_.kind() == backend::cuda ? " ms, so they are not co-resident with the running "
+                                                    "kernels. Spawn fewer actors or free the GPU."
+                                                  : " ms (worker threads of a loaded machine start slowly); "
+                                                    "raise runtime_options::start_timeout."));
   }
   actors_.make_live(ids);
 }

@@ -24,16 +24,25 @@ namespace rk::samples {
 class flags {
 public:
   flags(std::string program, std::string usage)
-      : app_("ringkernel sample", std::move(program)), usage_(std::move(usage)) {}
+      : app_("ringkernel sample", std::move(program)), usage_(std::move(usage)) {
+    app_.footer("usage: " + app_.get_name() + " " + usage_ +
+                "\n(see the comment at the top of the sample's source)");
+  }
 
   void count(const std::string& name, std::uint64_t& target,
              std::uint64_t max = std::numeric_limits<std::uint64_t>::max()) {
     rk::cli::add_count(app_, name, target, "", max);
   }
-  void choice(const std::string& name, std::function<bool(const std::string&)> apply) {
-    app_.add_option_function<std::string>(name, [name, apply = std::move(apply)](const std::string& v) {
-      if (!apply(v)) throw CLI::ValidationError(name, "invalid value '" + v + "'");
-    });
+  //! `--name value` where `apply` accepts the value (returns false for anything else); `values` names them
+  //! in --help (e.g. "auto|cpu|cuda").
+  void choice(const std::string& name, std::function<bool(const std::string&)> apply,
+              const std::string& values = "VALUE") {
+    app_.add_option_function<std::string>(name,
+                                          [name, apply = std::move(apply)](const std::string& v) {
+                                            if (!apply(v))
+                                              throw CLI::ValidationError(name, "invalid value '" + v + "'");
+                                          })
+        ->type_name(values);
   }
   void toggle(const std::string& name, bool& target) { app_.add_flag(name, target); }
   //! `--name value`: any non-empty text (e.g. a file name).
@@ -45,17 +54,20 @@ public:
   }
   //! --backend auto|cpu|cuda
   void backend(rk::backend& target) {
-    choice("--backend", [&target](const std::string& v) {
-      if (v == "auto")
-        target = rk::backend::automatic;
-      else if (v == "cpu")
-        target = rk::backend::cpu;
-      else if (v == "cuda")
-        target = rk::backend::cuda;
-      else
-        return false;
-      return true;
-    });
+    choice(
+        "--backend",
+        [&target](const std::string& v) {
+          if (v == "auto")
+            target = rk::backend::automatic;
+          else if (v == "cpu")
+            target = rk::backend::cpu;
+          else if (v == "cuda")
+            target = rk::backend::cuda;
+          else
+            return false;
+          return true;
+        },
+        "auto|cpu|cuda");
   }
 
   void parse(int argc, char** argv) { rk::cli::parse(app_, argc, argv, usage_); }

@@ -289,6 +289,16 @@ TEST(AuditKeyedChain, AnEditedAndRehashedLogFailsTheKeyedCheck) {
   EXPECT_EQ(run_cli("--key-file '" + key_file.string() + "' '" + edited.string() + "'").exit_code, 1);
   EXPECT_EQ(run_cli("--key-file '" + dir.file("no_such_key").string() + "' '" + log.string() + "'").exit_code,
             2);
+  // A key file written with `echo` ends with a newline the key did not have: tampered, with a hint.
+  const std::filesystem::path echoed = dir.file("key_echoed");
+  {
+    std::ofstream out(echoed, std::ios::binary | std::ios::trunc);
+    out << key << '\n';
+  }
+  const cli_result hinted = run_cli("--key-file '" + echoed.string() + "' '" + log.string() + "'");
+  EXPECT_EQ(hinted.exit_code, 1);
+  EXPECT_NE(hinted.output.find("hint: the key file ends with a line break"), std::string::npos)
+      << hinted.output;
 #endif
 }
 

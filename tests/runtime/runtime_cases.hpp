@@ -512,6 +512,18 @@ TEST_P(RuntimeCases, InvalidOptionsGiveClearErrors) {
   bad = options();
   bad.host_ring = {1000, 256};
   expect_error([&] { rk::runtime r(bad); }, "host_ring");
+  bad = options();
+  bad.max_tenants = 0;
+  expect_error([&] { rk::runtime r(bad); }, "max_tenants");
+  bad = options();
+  bad.max_regions = 1u << 30;
+  expect_error([&] { rk::runtime r(bad); }, "max_regions");
+  bad = options();
+  bad.audit_memory_records = 0;
+  expect_error([&] { rk::runtime r(bad); }, "audit_memory_records");
+  bad = options();
+  bad.audit_sinks = {nullptr};
+  expect_error([&] { rk::runtime r(bad); }, "audit_sinks[0] is null");
 
   rk::runtime_options one = options();
   one.max_actors = 1;

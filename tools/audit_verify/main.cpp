@@ -77,6 +77,10 @@ int main(int argc, char** argv) {
   case rk::audit_verdict::tampered:
     std::printf("%s:%llu: tampered: %s\n", name, static_cast<unsigned long long>(r.bad_line),
                 r.reason.c_str());
+    if (!options.key.empty() && (options.key.back() == '\n' || options.key.back() == '\r'))
+      std::printf("%s: hint: the key file ends with a line break, which is part of the key; if the "
+                  "runtime's key did not have it, write the file without it (printf '%%s' KEY > FILE)\n",
+                  name);
     return exit_tampered;
   case rk::audit_verdict::unreadable:
     break;

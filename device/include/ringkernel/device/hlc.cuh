@@ -3,10 +3,11 @@
 //! Hybrid logical clock (Kulkarni et al., "Logical Physical Clocks", 2014).
 //!
 //! A timestamp is (physical_ns, logical). Physical time is nanoseconds since the Unix epoch on both
-//! sides: `%globaltimer` on the device (the driver keeps it in Unix time) and std::chrono::system_clock on
-//! the host (hlc_physical_ns), so a device and a host timestamp can be compared and the logical counter
-//! only has to absorb the small skew between the two. The logical counter orders events whose physical
-//! parts tie; when it would overflow it carries into the physical part, so timestamps are strictly
+//! sides: `%globaltimer` on the device (the driver keeps it in Unix time) and, on the host
+//! (hlc_physical_ns), std::chrono::steady_clock moved to the Unix epoch once per process (it does not
+//! follow later steps of the wall clock), so a device and a host timestamp can be compared and the logical
+//! counter only has to absorb the small skew between the two. The logical counter orders events whose
+//! physical parts tie; when it would overflow it carries into the physical part, so timestamps are strictly
 //! increasing per clock, never wrap backwards, and a receive is always later than the matching send.
 //! Durations (timeouts, handler time, rate buckets) use physical_clock_ns, which on the host is the
 //! monotonic steady_clock instead.

@@ -5,11 +5,11 @@
 //! With runtime_options::trace.sample_every = N (0: off), the worker serving an actor records every N-th
 //! handler call of that actor (a per-actor count, so N = 1 records every call and N = 10 exactly one in
 //! ten) as a trace_record: who sent what to whom, when it was sent (the envelope's HLC time) and when the
-//! handler ran, all on the device clock (`%globaltimer`, Unix nanoseconds; system_clock on the CPU
-//! backend, the same clock the HLC uses). Records go into the *trace ring*, laid out like the audit ring:
-//! slots in pinned, mapped host memory, the producers' claim counter in device memory, one host consumer
-//! (the runtime's trace collector, host/src/trace_link.hpp). Writing never blocks: when the ring is full
-//! the record is counted in the channel's `ring_full` counter and dropped.
+//! handler ran, all on the device clock (`%globaltimer`, Unix nanoseconds; on the CPU backend the HLC's
+//! host clock: steady_clock moved to the Unix epoch once per process). Records go into the *trace ring*, laid
+//! out like the audit ring: slots in pinned, mapped host memory, the producers' claim counter in device
+//! memory, one host consumer (the runtime's trace collector, host/src/trace_link.hpp). Writing never blocks:
+//! when the ring is full the record is counted in the channel's `ring_full` counter and dropped.
 //!
 //! A record is the traced message's 64-byte envelope, copied as the handler saw it (its timestamp is the
 //! send time; source, destination, type, correlation id, tenant, priority, hops, flags, route key), and a

@@ -5,7 +5,7 @@
 //! (runtime::serve_metrics). docs/observability.md lists every series.
 //!
 //! Contract:
-//!  - Every value comes from the counters runtime::stats(), tenants().all_usage(), audit_stats() and the
+//!  - Every value comes from the counters runtime::stats(), tenants().all(), audit_stats() and the
 //!    fault reports hold, read once per exposition. Counters (`_total`, histograms) never go down while
 //!    the runtime lives: a forgotten actor's counts stay in its handler type's and tenant's series.
 //!  - Series per runtime (uptime, host sends and gateway verdicts by outcome, audit records and losses,

@@ -68,7 +68,8 @@ struct runtime_options {
   std::uint32_t starvation_limit = 16;
   //! Message type ids below this can be marked not routable (the device keeps a bitmap of them).
   std::uint32_t max_message_types = 4096;
-  //! Capacities of the device tenant, engagement (audit tag) and region tables.
+  //! Capacities of the device tenant (1 .. 2^20, tenant 0 included), engagement (audit tag; 0 .. 2^20) and
+  //! region (0 .. 2^20) tables.
   std::uint32_t max_tenants = 64;
   std::uint32_t max_engagements = 256;
   std::uint32_t max_regions = 256;
@@ -108,7 +109,7 @@ struct runtime_options {
   std::chrono::milliseconds stop_timeout{10'000};
   //! The watchdog: a handler call running longer than this is reported (runtime::faults(), an audit
   //! record, an rk::error from the next lifecycle call on its actor or one sharing its worker) and named
-  //! by shutdown(). The host checks about four times per period. 0: no watchdog.
+  //! by shutdown(). The host looks every quarter of it, at most every 250 ms. 0: no watchdog.
   std::chrono::milliseconds handler_timeout{5'000};
   //! Backoff cap for idle device pollers; lower = lower wake-up latency, more polling traffic.
   std::uint32_t device_idle_sleep_max_ns = 1'000;
@@ -133,7 +134,8 @@ struct runtime_options {
   //! shutdown). Empty: state_dump::text() to stderr.
   std::function<void(const state_dump&)> on_state_dump;
   //! Audit: slots of the device audit ring (a power of two), records the runtime keeps in memory for
-  //! runtime::audit_records(), and further sinks (e.g. rk::audit_file_sink) fed by the same hash chain.
+  //! runtime::audit_records() (1 .. 2^24), and further sinks (e.g. rk::audit_file_sink; not null) fed by
+  //! the same hash chain.
   std::uint32_t audit_ring_slots = 4096;
   std::size_t audit_memory_records = 4096;
   std::vector<std::shared_ptr<audit_sink>> audit_sinks;
