@@ -149,6 +149,12 @@ public:
 
   void start() {
     if (started_) throw error("rk::cluster::start(): the cluster was started already");
+    // A failed start() leaves names exchanged and remote entries made on some ranks: it is not retried.
+    if (start_failed_)
+      throw error(
+          "rk::cluster::start(): an earlier start() of this cluster failed; shut it down and create a "
+          "new rk::cluster");
+    start_failed_ = true; // until it succeeds
     std::exception_ptr failure;
     try {
       exchange_directory();
@@ -173,6 +179,7 @@ public:
                                              [this](std::uint32_t r) { return proxy_->gone(r); });
     proxy_->start();
     started_ = true;
+    start_failed_ = false;
     announce();
     MPI_Barrier(control_);
   }
@@ -306,6 +313,7 @@ public:
   std::map<std::uint32_t, std::deque<received_message>> kept_;
   std::deque<received_message> for_application_; //!< read past by take_kept()
   bool started_ = false;
+  bool start_failed_ = false; //!< a start() began and did not finish (see start())
   bool stopped_ = false;
   cluster_report last_report_; //!< what the shutdown that stopped the cluster reported
 

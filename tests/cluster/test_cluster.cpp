@@ -330,6 +330,22 @@ TEST(Cluster, BadOptionsAreRefusedOnEveryRank) {
   }
 }
 
+TEST(Cluster, AStartAfterAFailedStartIsRefusedClearly) {
+  rk::cluster c(options());
+  if (c.rank() != 0) c.spawn<echo>(name_of("survivor", c.rank()), mailbox());
+  // Rank 0 has no actor, so its runtime cannot start: every rank throws.
+  EXPECT_THROW(c.start(), rk::error);
+  try {
+    c.start();
+    ADD_FAILURE() << "a second start() after a failed one";
+  } catch (const rk::error& e) {
+    EXPECT_NE(std::string(e.what()).find("an earlier start() of this cluster failed"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(c.running());
+  (void)c.shutdown();
+}
+
 TEST(Cluster, AReceivingRanksRefusalComesBackToItsSenderAsANoticeWhenAskedAndIsAlwaysCountedAndAudited) {
   rk::cluster c(options());
   if (c.size() < 2) GTEST_SKIP() << "needs two ranks at least";

@@ -158,7 +158,9 @@ public:
     return {rank(), id};
   }
 
-  //! Starts this rank's runtime, exchanges the directory of names and starts the proxy (collective).
+  //! Starts this rank's runtime, exchanges the directory of names and starts the proxy (collective). If it
+  //! fails (on any rank every rank throws), a later start() is refused: shut the cluster down and create a
+  //! new one.
   void start();
   bool running() const noexcept;
 
