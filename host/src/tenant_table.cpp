@@ -37,8 +37,10 @@ void tenant_table::check_quota(std::uint64_t tenant, const tenant_quota& q) {
   if (q.burst > (1u << 20))
     throw error(tenant_text(tenant) + ": tenant_quota::burst must be at most 1048576 messages (got " +
                 std::to_string(q.burst) + ")");
-  if (q.max_messages_per_second > 1'000'000'000'000ull)
-    throw error(tenant_text(tenant) + ": tenant_quota::max_messages_per_second must be at most 1e12");
+  // The device refills the bucket with up to 10 s * rate * 16 sixteenths in 64 bits: at most 1e11/s.
+  if (q.max_messages_per_second > 100'000'000'000ull)
+    throw error(tenant_text(tenant) + ": tenant_quota::max_messages_per_second must be at most 1e11 (got " +
+                std::to_string(q.max_messages_per_second) + "; 0: no rate limit)");
 }
 
 tenant_table::tenant_record& tenant_table::record(std::uint64_t tenant, const std::string& who) {

@@ -509,6 +509,11 @@ TEST_P(TenancyCases, HostQuotasAndRegistryMistakesGiveClearErrors) {
   EXPECT_GT(u.device_bytes, 0u);
   EXPECT_LE(u.device_bytes, q.max_device_bytes);
 
+  rk::tenant_quota fast = q;
+  fast.max_messages_per_second = 100'000'000'001; // the bucket's refill arithmetic holds up to 1e11
+  expect_error([&] { rt.tenants().add(8, fast); }, {"tenant 8", "max_messages_per_second", "1e11"});
+  fast.max_messages_per_second = 100'000'000'000;
+  EXPECT_NO_THROW(rt.tenants().add(8, fast));
   expect_error([&] { rt.tenants().add(0, q); }, {"tenant 0"});
   expect_error([&] { rt.tenants().add(5, q); }, {"already registered"});
   expect_error([&] { rt.tenants().remove(5); }, {"still has 2 actors"});
