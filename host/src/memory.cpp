@@ -99,7 +99,13 @@ device_block memory_pool::allocate(std::size_t bytes, std::string_view what, boo
       throw;
     }
   } else {
-    block.pointer_ = backend_.allocate_device(bytes, populate);
+    try {
+      block.pointer_ = backend_.allocate_device(bytes, populate);
+    } catch (const out_of_room&) {
+      throw;
+    } catch (const error& e) { // the backend's reason, and which structure (and option) asked for it
+      throw error(std::string(e.what()) + ", for " + std::string(what));
+    }
   }
   block.pool_ = this;
   block.bytes_ = bytes;
@@ -110,7 +116,13 @@ mapped_block memory_pool::allocate_mapped(std::size_t bytes, std::string_view wh
   std::lock_guard lock(mutex_);
   maybe_fail(what, bytes);
   mapped_block block;
-  block.memory_ = backend_.allocate_mapped(bytes);
+  try {
+    block.memory_ = backend_.allocate_mapped(bytes);
+  } catch (const out_of_room&) {
+    throw;
+  } catch (const error& e) {
+    throw error(std::string(e.what()) + ", for " + std::string(what));
+  }
   block.pool_ = this;
   return block;
 }

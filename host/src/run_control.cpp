@@ -218,14 +218,23 @@ void run_control::respawn(actor_index a, std::type_index type, const void* initi
 
 bool run_control::await_device_state(actor_index a, std::uint32_t host_word, device_state wanted,
                                      std::chrono::nanoseconds timeout) {
+  // The wait also ends (false) when the request is overtaken: the host rewrote the actor's word (a
+  // resume_actor, or shutdown resuming paused actors to drain them), or shutdown completed (no worker
+  // answers any more). Without that a wait with milliseconds::max() never returned.
+  bool overtaken = false;
   const wait_result r = wait_until(
       [&] {
         const device_state ds = current_device_state(host_word, actors_.device_word(a));
-        return ds == wanted || ds == device_state::faulted;
+        if (ds == wanted || ds == device_state::faulted) return true;
+        const std::uint32_t now = actors_.host_word(a);
+        const bool resumed =
+            wanted == device_state::paused && static_cast<host_state>(state_in(now)) != host_state::paused;
+        overtaken = epoch_of(now) != epoch_of(host_word) || resumed || phase_.load() == phase::stopped;
+        return overtaken;
       },
       abort_on_fault(), timeout_ns(timeout), host_backoff());
   if (r == wait_result::aborted) faults_.throw_if_faulted();
-  return r == wait_result::ready;
+  return r == wait_result::ready && !overtaken;
 }
 
 // --- shutdown

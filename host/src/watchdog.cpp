@@ -60,8 +60,11 @@ void watchdog::check(std::chrono::steady_clock::time_point now) {
       std::lock_guard lock(mutex_);
       stuck_.erase(s.entry); // idle, or it moved on: any earlier call returned
     }
+    // Compared in milliseconds: timeout_ in nanoseconds would overflow near milliseconds::max() ("wait as
+    // long as it takes") and report every call at once.
     const auto running = now - w.since;
-    if (w.busy_actor != 0 && !w.reported && running > timeout_) {
+    if (w.busy_actor != 0 && !w.reported &&
+        std::chrono::duration_cast<std::chrono::milliseconds>(running) > timeout_) {
       w.reported = true;
       reported = true;
       const actor_index a = w.busy_actor - 1;

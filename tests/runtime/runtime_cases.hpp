@@ -4,6 +4,7 @@
 
 #include "case_fixture.hpp"
 
+#include <cmath>
 #include <set>
 
 namespace rk_cases {
@@ -465,6 +466,37 @@ TEST_P(RuntimeCases, ShutdownEndsASendWaitWhoseMessageWasNeverSettled) {
   EXPECT_EQ(verdict, status::aborted);
   EXPECT_LT(waited, 60s) << "ended by the shutdown, not by its 120 s timeout";
   EXPECT_EQ(r.undelivered_host_messages.size(), 1u);
+}
+
+// A stop() waiting on an actor that never finishes (it defers its queue) ends when shutdown() completes,
+// even with no timeout.
+TEST_P(RuntimeCases, ShutdownEndsAStopWaitingInAnotherThread) {
+  rk::runtime_options o = options();
+  o.drain_timeout = 200ms;
+  rk::runtime rt(o);
+  const actor_index deferring = rt.spawn<always_defers>("deferring", small_mailbox(2));
+  rt.start();
+  ASSERT_EQ(rt.send_wait(deferring, msg_ping, rk::as_bytes(ping_payload{0, 0}), 5s), status::delivered);
+  std::atomic<bool> waiting{false};
+  bool stopped = true;
+  std::chrono::steady_clock::duration waited{};
+  std::thread stopper([&] {
+    waiting.store(true);
+    const auto begin = std::chrono::steady_clock::now();
+    stopped = rt.stop(deferring, std::chrono::milliseconds::max()); // never confirmed: it keeps deferring
+    waited = std::chrono::steady_clock::now() - begin;
+  });
+  while (!waiting.load()) std::this_thread::yield();
+  ASSERT_EQ(rk::wait_until([&] { return rt.lifecycle(deferring) == rk::actor_lifecycle::stopping; },
+                           [] { return false; }, 10'000'000'000ull),
+            rk::wait_result::ready);
+  const rk::shutdown_report r = rt.shutdown();
+  stopper.join();
+  EXPECT_FALSE(r.drained);
+  EXPECT_FALSE(stopped);
+  EXPECT_LT(waited, 60s);
+  // A NaN timeout is refused, not taken as "for ever".
+  expect_refused([&] { (void)rt.receive(std::chrono::duration<double>(std::nan(""))); }, "not a number");
 }
 
 // --- faults -----------------------------------------------------------------------------------------

@@ -161,6 +161,52 @@ struct gated_handler {
 };
 } // namespace
 
+TEST(CpuHardening, APauseActorOvertakenByResumeActorReturnsFalse) {
+  rk::runtime_options o = cpu_options();
+  release_gated_handler = false;
+  rk::runtime rt(o);
+  const actor_index gated = rt.spawn<gated_handler>("gated");
+  rt.start();
+  ASSERT_EQ(rt.send(gated, msg_count, {}), status::enqueued);
+  ASSERT_EQ(rk::wait_until([&] { return rt.stats().actors[gated].received == 1; }, [] { return false; },
+                           10'000'000'000ull),
+            rk::wait_result::ready);
+  std::atomic<bool> waiting{false};
+  bool paused = true;
+  std::thread pauser([&] {
+    waiting.store(true);
+    paused = rt.pause_actor(gated, std::chrono::milliseconds::max()); // its call is still running
+  });
+  while (!waiting.load()) std::this_thread::yield();
+  ASSERT_EQ(rk::wait_until([&] { return rt.lifecycle(gated) == rk::actor_lifecycle::paused; },
+                           [] { return false; }, 10'000'000'000ull),
+            rk::wait_result::ready)
+      << "the request is written";
+  rt.resume_actor(gated); // overtakes the pause: the waiting call returns false instead of waiting on
+  pauser.join();
+  EXPECT_FALSE(paused);
+  release_gated_handler = true;
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+TEST(CpuHardening, AWatchdogWithTheLongestTimeoutReportsNothing) {
+  // handler_timeout = milliseconds::max() means "never": in nanoseconds it overflowed and every call the
+  // watchdog saw running was reported at once.
+  rk::runtime_options o = cpu_options();
+  o.handler_timeout = std::chrono::milliseconds::max();
+  release_gated_handler = false;
+  rk::runtime rt(o);
+  const actor_index gated = rt.spawn<gated_handler>("gated");
+  rt.start();
+  ASSERT_EQ(rt.send(gated, msg_count, {}), status::enqueued);
+  // The call runs across at least two of the watchdog's looks (every 250 ms at this timeout).
+  const auto until = std::chrono::steady_clock::now() + 700ms;
+  while (std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  EXPECT_TRUE(rt.faults().empty()) << rt.faults().front().reason;
+  release_gated_handler = true;
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
 TEST(CpuHardening, TheWatchdogNamesAStuckCallAndTheActorsWaitingBehindIt) {
   rk::runtime_options o = cpu_options();
   o.dedicated_workers = true;

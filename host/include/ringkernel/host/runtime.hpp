@@ -28,6 +28,7 @@
 #include <ringkernel/host/trace.hpp>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -35,6 +36,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <typeindex>
 #include <vector>
 
@@ -48,9 +50,16 @@ struct runtime_access;
 //! nanoseconds can hold (e.g. milliseconds::max()) saturates, and means "as long as it takes".
 template <class Rep, class Period>
 std::chrono::nanoseconds checked_timeout(std::chrono::duration<Rep, Period> timeout, const char* who) {
-  if (timeout < timeout.zero())
-    throw error(std::string(who) + ": the timeout must not be negative (got " +
-                std::to_string(timeout.count()) + " ticks)");
+  if constexpr (std::is_floating_point_v<Rep>) {
+    if (!(timeout.count() == timeout.count())) // NaN compares false with everything, even itself
+      throw error(std::string(who) + ": the timeout is not a number (NaN)");
+  }
+  if (timeout < timeout.zero()) {
+    const auto seconds = std::chrono::duration<double>(timeout).count();
+    char shown[32];
+    std::snprintf(shown, sizeof shown, "%g s", seconds);
+    throw error(std::string(who) + ": the timeout must not be negative (got " + shown + ")");
+  }
   const std::uint64_t ns = timeout_ns(timeout);
   constexpr auto longest = static_cast<std::uint64_t>(std::chrono::nanoseconds::max().count());
   return ns >= longest ? std::chrono::nanoseconds::max()
@@ -177,7 +186,8 @@ public:
   // --- actor lifecycle while running --------------------------------------------------------------------
 
   //! Stops actor `a`: new messages are refused (not_found), queued ones are handled, then its worker
-  //! parks. Returns whether the worker confirmed within `timeout`. Later strays are discarded and counted.
+  //! parks. Returns whether the worker confirmed within `timeout` (false at once when shutdown() completes
+  //! meanwhile: no worker answers after it). Later strays are discarded and counted.
   //! An actor whose handler defers (ctx.defer) what is queued never finishes handling it: stop() returns
   //! false and the actor stays `stopping` (respawn and forget refuse it) until its handler stops deferring
   //! or the runtime shuts down (which reports the messages as undelivered). Throws rk::error naming the call
@@ -195,7 +205,8 @@ public:
   }
   void respawn(actor_index a) { respawn_erased(a, std::type_index(typeid(void)), nullptr); }
   //! Per-actor pause: messages queue up but are not handled, and groups skip the actor. Returns whether
-  //! the worker confirmed within `timeout` (false too if the actor faulted meanwhile). Pausing a paused
+  //! the worker confirmed within `timeout` (false too if the actor faulted meanwhile, or was resumed first:
+  //! by resume_actor, or by shutdown(), which resumes paused actors to drain them). Pausing a paused
   //! actor waits for the same confirmation; an actor that is stopping, stopped or faulted cannot be
   //! paused (rk::error). resume_actor has no effect on an actor that is not paused.
   template <class Rep = std::int64_t, class Period = std::nano>
