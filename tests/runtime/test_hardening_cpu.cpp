@@ -103,20 +103,33 @@ TEST(CpuHardening, HostileExceptionsFaultOnlyTheirActor) {
   const actor_index after_fault = rt.spawn<hostile_thrower>("after_fault");
   const actor_index bystander = rt.spawn<counter>("bystander");
   rt.start();
-  ASSERT_EQ(rt.send(twice, msg_throw_twice, {}), status::enqueued);
+#if defined(__SANITIZE_ADDRESS__)
+  // The C++ runtime never frees an exception object whose destructor threw (LeakSanitizer reports it, on
+  // the worker thread): that case runs in the other builds only.
+  const bool throw_twice = false;
+#else
+  const bool throw_twice = true;
+#endif
+  if (throw_twice) {
+    ASSERT_EQ(rt.send(twice, msg_throw_twice, {}), status::enqueued);
+  }
   ASSERT_EQ(rt.send(null_what, msg_throw_null_what, {}), status::enqueued);
   ASSERT_EQ(rt.send(after_fault, msg_fault_then_throw, {}), status::enqueued);
-  for (const actor_index a : {twice, null_what, after_fault})
+  for (const actor_index a : {twice, null_what, after_fault}) {
+    if (a == twice && !throw_twice) continue;
     ASSERT_EQ(rk::wait_until([&] { return rt.lifecycle(a) == rk::actor_lifecycle::faulted; },
                              [] { return false; }, 10'000'000'000ull),
               rk::wait_result::ready)
         << "actor " << a;
+  }
   const ping_payload p{0, 1};
   EXPECT_EQ(rt.send_wait(bystander, msg_count, rk::as_bytes(p), 5s), status::delivered)
       << "the runtime runs on";
   std::map<actor_index, std::string> reasons;
   for (const rk::actor_fault& f : rt.faults()) reasons[f.actor] = f.reason;
-  EXPECT_EQ(reasons[twice], "handler threw an exception whose destructor threw");
+  if (throw_twice) {
+    EXPECT_EQ(reasons[twice], "handler threw an exception whose destructor threw");
+  }
   EXPECT_EQ(reasons[null_what], "handler threw: (what() returned null)");
   EXPECT_EQ(reasons.count(after_fault), 0u) << "ctx.fault came first: it stands, as on the device";
   EXPECT_EQ(rt.stats().actors[after_fault].fault_code, 5u);
