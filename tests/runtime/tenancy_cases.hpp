@@ -34,6 +34,25 @@ protected:
     return reply ? reply->as<burst_report>() : burst_report{};
   }
 
+  //! Has aggregator `a` (tenant 1; 64 threads, thread i sends a batch of 1 + i % 3) send its batches to
+  //! `target` with `flags`, then checks that every message was refused with `verdict`, left one `event`
+  //! record (none lost), and that nothing reached `target`. Shuts the runtime down.
+  static void expect_aggregated_refused(rk::runtime& rt, actor_index a, actor_index target,
+                                        std::uint16_t flags, status verdict, rk::audit_event event) {
+    const aggregate_request req{{target, target, target, target}, flags};
+    ASSERT_EQ(rt.send(a, msg_ping, rk::as_bytes(req), as_tenant(1)), status::enqueued);
+    ASSERT_TRUE(rt.receive(10s).has_value());
+    std::uint64_t messages = 0;
+    for (std::uint32_t i = 0; i < 64; ++i) messages += 1 + i % 3;
+    const rk::runtime_stats s = rt.stats();
+    EXPECT_EQ(s.actors[a].sent[static_cast<int>(verdict)], messages);
+    EXPECT_EQ(audited(rt, event).size(), messages);
+    EXPECT_EQ(rt.audit_stats().records_lost, 0u);
+    EXPECT_TRUE(rt.shutdown().drained);
+    EXPECT_EQ(s.actors[target].received, 0u);
+    EXPECT_EQ(rt.state<aggregator>(a).failures, 64u) << "every call was refused";
+  }
+
   //! Waits (bounded, no sleeps) until actor `a` has handled `n` messages.
   static bool handled(rk::runtime& rt, actor_index a, std::uint64_t n) {
     return rk::wait_until([&] { return rt.stats().actors[a].handled >= n; }, [] { return false; },
@@ -122,18 +141,7 @@ TEST_P(TenancyCases, RefusedAggregatedSendsLeaveOneAuditRecordPerMessage) {
   const actor_index victim = rt.spawn<counter>("victim", in_tenant(2));
   const actor_index a = rt.spawn<aggregator>("aggregator", in_tenant(1));
   rt.start();
-  const aggregate_request req{{victim, victim, victim, victim}};
-  ASSERT_EQ(rt.send(a, msg_ping, rk::as_bytes(req), as_tenant(1)), status::enqueued);
-  ASSERT_TRUE(rt.receive(10s).has_value());
-  std::uint64_t messages = 0; // thread i sends 1 + i % 3
-  for (std::uint32_t i = 0; i < 64; ++i) messages += 1 + i % 3;
-  const rk::runtime_stats s = rt.stats();
-  EXPECT_EQ(s.actors[a].sent[static_cast<int>(status::tenant_mismatch)], messages);
-  EXPECT_EQ(audited(rt, rk::audit_event::cross_tenant_attempt).size(), messages);
-  EXPECT_EQ(rt.audit_stats().records_lost, 0u);
-  EXPECT_TRUE(rt.shutdown().drained);
-  EXPECT_EQ(s.actors[victim].received, 0u);
-  EXPECT_EQ(rt.state<aggregator>(a).failures, 64u) << "every call was refused";
+  expect_aggregated_refused(rt, a, victim, 0, status::tenant_mismatch, rk::audit_event::cross_tenant_attempt);
 }
 
 TEST_P(TenancyCases, AggregatedDescriptorSendsAreRefusedAndAuditedPerMessage) {
@@ -144,18 +152,8 @@ TEST_P(TenancyCases, AggregatedDescriptorSendsAreRefusedAndAuditedPerMessage) {
   rt.start();
   // Descriptors go one by one (send_descriptor): a batch flagged as descriptors is refused, like any
   // invalid descriptor with one descriptor_violation record per message.
-  const aggregate_request req{{sink, sink, sink, sink}, rk::envelope_flags::descriptor};
-  ASSERT_EQ(rt.send(a, msg_ping, rk::as_bytes(req), as_tenant(1)), status::enqueued);
-  ASSERT_TRUE(rt.receive(10s).has_value());
-  std::uint64_t messages = 0; // thread i sends 1 + i % 3
-  for (std::uint32_t i = 0; i < 64; ++i) messages += 1 + i % 3;
-  const rk::runtime_stats s = rt.stats();
-  EXPECT_EQ(s.actors[a].sent[static_cast<int>(status::invalid_descriptor)], messages);
-  EXPECT_EQ(audited(rt, rk::audit_event::descriptor_violation).size(), messages);
-  EXPECT_EQ(rt.audit_stats().records_lost, 0u);
-  EXPECT_TRUE(rt.shutdown().drained);
-  EXPECT_EQ(s.actors[sink].received, 0u);
-  EXPECT_EQ(rt.state<aggregator>(a).failures, 64u) << "every call was refused";
+  expect_aggregated_refused(rt, a, sink, rk::envelope_flags::descriptor, status::invalid_descriptor,
+                            rk::audit_event::descriptor_violation);
 }
 
 TEST_P(TenancyCases, HandlersCannotForgeTheirSourceOrTenant) {
