@@ -392,8 +392,10 @@ public:
   //! is in the destination's mailbox (after any wait in the parking area), or the refusal (not_found,
   //! tenant_mismatch, quota_exceeded, too_large, queue_full with drop_if_full, ...). `timed_out` means
   //! the verdict did not arrive in time (the message may still be delivered later); `queue_full` before
-  //! anything was sent as for send. `aborted`: shutdown() completed while it waited and the message was
-  //! never settled (shutdown_report::undelivered_host_messages lists it).
+  //! anything was sent as for send, and also when host_ring.capacity send_waits are unsettled at once (each
+  //! holds a receipt until the gateway settles its message, even after it timed out: timed-out send_waits
+  //! to a destination that stays full can use them all). `aborted`: shutdown() completed while it waited
+  //! and the message was never settled (shutdown_report::undelivered_host_messages lists it).
   template <class Rep, class Period>
   [[nodiscard]] status send_wait(address destination, std::uint32_t type, byte_view payload,
                                  std::chrono::duration<Rep, Period> timeout,
