@@ -125,7 +125,10 @@ struct runtime_stats {
   //! `forgotten` split by handler type and tenant (actor_stats::handler and tenant say which), so that
   //! sums per handler type or tenant keep balancing across runtime::forget too.
   std::vector<actor_stats> forgotten_by_handler_and_tenant;
-  status_counts host_sends{};          //!< what runtime::send / send_wait returned on the host
+  //! What runtime::send / send_blocking / send_wait returned on the host, one count per call. A send_wait
+  //! is counted under its final verdict (delivered, a refusal, timed_out, aborted), never as `enqueued`:
+  //! the messages the gateway settles are host_sends[enqueued] plus the send_waits that were sent.
+  status_counts host_sends{};
   status_counts gateway_verdicts{};    //!< what the device finally decided for each settled host message
   std::uint64_t gateway_processed = 0; //!< host messages settled (delivered or refused)
   std::uint64_t gateway_parked = 0;    //!< host messages waiting for room in the gateway's parking area now
