@@ -159,6 +159,7 @@ TEST(CpuHardening, AForgottenActorsInterruptedCallsStayLostToAFault) {
 
 namespace {
 std::atomic<bool> release_gated_handler{false};
+std::atomic<bool> gated_handler_entered{false}; //!< set when a call of gated_handler began
 
 //! Host-only: its first call waits for the test's word, then every call returns at once.
 struct gated_handler {
@@ -167,6 +168,7 @@ struct gated_handler {
   };
   template <class Ctx>
   void operator()(Ctx&, state& s, const rk::message&) {
+    gated_handler_entered.store(true);
     rk::backoff idle;
     while (!release_gated_handler.load()) idle.pause();
     ++s.calls;
@@ -177,13 +179,16 @@ struct gated_handler {
 TEST(CpuHardening, APauseActorOvertakenByResumeActorReturnsFalse) {
   rk::runtime_options o = cpu_options();
   release_gated_handler = false;
+  gated_handler_entered = false;
   rk::runtime rt(o);
   const actor_index gated = rt.spawn<gated_handler>("gated");
   rt.start();
   ASSERT_EQ(rt.send(gated, msg_count, {}), status::enqueued);
-  ASSERT_EQ(rk::wait_until([&] { return rt.stats().actors[gated].received == 1; }, [] { return false; },
-                           10'000'000'000ull),
-            rk::wait_result::ready);
+  // Its worker is inside the call (received alone is counted before the worker takes the message: a pause
+  // written before that would be confirmed at once).
+  ASSERT_EQ(
+      rk::wait_until([] { return gated_handler_entered.load(); }, [] { return false; }, 10'000'000'000ull),
+      rk::wait_result::ready);
   std::atomic<bool> waiting{false};
   bool paused = true;
   std::thread pauser([&] {
