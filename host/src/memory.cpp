@@ -12,6 +12,21 @@
 namespace rk::detail {
 
 namespace {
+//! `allocate()`'s result; a refusal of the backend's (rk::error) also names the structure, and so the option,
+//! `what` is for.
+template <class Allocate>
+auto naming(std::string_view what, Allocate&& allocate) {
+  try {
+    return allocate();
+  } catch (const out_of_room&) {
+    throw;
+  } catch (const error& e) {
+    throw error(std::string(e.what()) + ", for " + std::string(what));
+  }
+}
+} // namespace
+
+namespace {
 constexpr std::size_t arena_alignment = 256;
 std::atomic<std::uint64_t> allocations_until_failure{0};
 
@@ -99,13 +114,7 @@ device_block memory_pool::allocate(std::size_t bytes, std::string_view what, boo
       throw;
     }
   } else {
-    try {
-      block.pointer_ = backend_.allocate_device(bytes, populate);
-    } catch (const out_of_room&) {
-      throw;
-    } catch (const error& e) { // the backend's reason, and which structure (and option) asked for it
-      throw error(std::string(e.what()) + ", for " + std::string(what));
-    }
+    block.pointer_ = naming(what, [&] { return backend_.allocate_device(bytes, populate); });
   }
   block.pool_ = this;
   block.bytes_ = bytes;
@@ -116,13 +125,7 @@ mapped_block memory_pool::allocate_mapped(std::size_t bytes, std::string_view wh
   std::lock_guard lock(mutex_);
   maybe_fail(what, bytes);
   mapped_block block;
-  try {
-    block.memory_ = backend_.allocate_mapped(bytes);
-  } catch (const out_of_room&) {
-    throw;
-  } catch (const error& e) {
-    throw error(std::string(e.what()) + ", for " + std::string(what));
-  }
+  block.memory_ = naming(what, [&] { return backend_.allocate_mapped(bytes); });
   block.pool_ = this;
   return block;
 }

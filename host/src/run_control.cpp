@@ -19,6 +19,19 @@ std::uint32_t live_word(std::uint32_t epoch) {
 
 // --- starting workers -------------------------------------------------------------------------------------
 
+std::string run_control::late_workers_reason(bool beside_running) const {
+  if (backend_.kind() != backend::cuda)
+    return beside_running ? " (worker threads of a loaded machine start slowly); raise "
+                            "runtime_options::start_timeout."
+                          : " (worker threads of a loaded machine start slowly); raise "
+                            "runtime_options::start_timeout or lower cpu_workers.";
+  return beside_running
+             ? ", so they are not co-resident with the running kernels. Spawn fewer actors or free "
+               "the GPU."
+             : ", so the actor kernels are not all co-resident (other work on the GPU, MPS limits, "
+               "or more actors than fit). Spawn fewer actors or free the GPU.";
+}
+
 void run_control::start() {
   RK_NVTX_RANGE("rk::runtime::start");
   if (phase_.load() != phase::created)
@@ -81,16 +94,9 @@ void run_control::start() {
                                                   abort_on_fault(), host_backoff());
     if (r == wait_result::aborted) throw error("start(): " + faults_.text());
     if (r == wait_result::timed_out)
-      throw error(
-          "start(): only " + std::to_string(workers_.checked_in(launch)) + " of " +
-          std::to_string(launch.used) + " actor workers started within " +
-          std::to_string(options_.start_timeout.count()) +
-          (backend_.kind() == backend::cuda
-               ? " ms, so the actor kernels are not all co-resident (other work on the GPU, MPS limits, or "
-                 "more actors than fit). Spawn fewer actors or free the GPU."
-               : " ms (worker threads of a loaded machine start slowly); raise "
-                 "runtime_options::start_timeout "
-                 "or lower cpu_workers."));
+      throw error("start(): only " + std::to_string(workers_.checked_in(launch)) + " of " +
+                  std::to_string(launch.used) + " actor workers started within " +
+                  std::to_string(options_.start_timeout.count()) + " ms" + late_workers_reason(false));
     watchdog_.start();
   } catch (const error& e) {
     terminate_and_join(); // whatever did start sees terminate and exits
@@ -133,11 +139,8 @@ void run_control::launch_late(const std::vector<actor_index>& ids, const std::st
     workers_.abandon(launch);
     if (r == wait_result::aborted) throw error(who + ": " + faults_.text());
     throw error(who + ": only " + std::to_string(running) + " of " + std::to_string(launch.used) +
-                " actor workers started within " + std::to_string(options_.start_timeout.count()) +
-                (backend_.kind() == backend::cuda ? " ms, so they are not co-resident with the running "
-                                                    "kernels. Spawn fewer actors or free the GPU."
-                                                  : " ms (worker threads of a loaded machine start slowly); "
-                                                    "raise runtime_options::start_timeout."));
+                " actor workers started within " + std::to_string(options_.start_timeout.count()) + " ms" +
+                late_workers_reason(true));
   }
   actors_.make_live(ids);
 }

@@ -70,6 +70,9 @@ public:
 
 private:
   void check_lifecycle_call(actor_index a, const std::string& who);
+  //! Why workers did not check in within start_timeout, for this backend (`beside_running`: a launch
+  //! while the runtime runs).
+  std::string late_workers_reason(bool beside_running) const;
   void terminate_and_join();
   runtime_stats collect_stats() const;
   //! After a fault: the counters as they can still be read, or the last snapshot stats() took.

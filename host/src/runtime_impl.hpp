@@ -59,9 +59,6 @@ namespace rk::detail {
 
 class runtime_impl {
 public:
-  //! Throws (`who: ...`) when called on one of the backend's worker threads (from a handler): for calls
-  //! that wait for workers.
-  void refuse_from_worker(const std::string& who) const;
   explicit runtime_impl(runtime_options options);
   ~runtime_impl();
   runtime_impl(const runtime_impl&) = delete;
@@ -90,6 +87,9 @@ public:
 
   bool stop(actor_index a, std::chrono::nanoseconds timeout);
   bool pause_actor(actor_index a, std::chrono::nanoseconds timeout);
+  //! Throws (`who: ...`) when called on one of the backend's worker threads (from a handler): for calls
+  //! that wait for workers (runtime::pause checks it too).
+  void refuse_from_worker(const std::string& who) const;
   void resume_actor(actor_index a);
   void respawn(actor_index a, std::type_index type, const void* initial);
 

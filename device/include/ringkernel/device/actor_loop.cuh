@@ -208,6 +208,15 @@ struct handler_fault {
   hlc_timestamp time{};   //!< the event time of the call, for the fault's audit record
 };
 
+//! Keeps `e` alive until the process ends (reachable, so not a leak to LeakSanitizer; never destroyed,
+//! not even at exit). For exceptions whose destructor throws.
+inline void keep_forever(std::exception_ptr e) {
+  static std::mutex mutex;
+  static auto* kept = new std::vector<std::exception_ptr>;
+  std::lock_guard lock(mutex);
+  kept->push_back(std::move(e));
+}
+
 //! CPU backend step: handles (or discards) at most one message for `self`, or lets go of it (released:
 //! the worker must not serve it again). A handler that throws or calls ctx.trap faults only its actor:
 //! the message is released and counted as interrupted and `fault` says what happened; the caller then
@@ -219,15 +228,6 @@ struct handler_fault {
 //! it from one call to the next within a turn, so back-to-back calls cost one clock read each, not two
 //! (a read is ~25 ns here, a fifth of a short message's whole cost); a call's time then includes the
 //! pop and the next message's pick before it.
-//! Keeps `e` alive until the process ends (reachable, so not a leak to LeakSanitizer; never destroyed,
-//! not even at exit). For exceptions whose destructor throws.
-inline void keep_forever(std::exception_ptr e) {
-  static std::mutex mutex;
-  static auto* kept = new std::vector<std::exception_ptr>;
-  std::lock_guard lock(mutex);
-  kept->push_back(std::move(e));
-}
-
 template <class H>
 serve_result cpu_serve_one(const system_view& sys, actor_index self, void* state, handler_fault& fault,
                            worker_status& status_word, std::uint64_t& clock) {

@@ -167,22 +167,25 @@ RK_HOST_DEVICE inline void audit_refusal(const system_view& s, const envelope& h
   (void)emit_audit_each(s.audit, r, messages);
 }
 
-//! Marks actor `self` faulted with `code` in its current epoch and writes one actor_fault audit record
-//! (repeated calls, e.g. from every thread of a worker, find it set and write none). Its worker then
-//! discards what reaches it until runtime::respawn.
+//! The device word of the actor at `e` faulted in its current epoch.
+RK_HOST_DEVICE inline std::uint32_t faulted_word(const route_entry& e) noexcept {
+  return make_state_word(epoch_of(host_word_of(e)), static_cast<std::uint8_t>(device_state::faulted));
+}
+
 //! Whether actor `self` is faulted in its current epoch (its device word says so).
 RK_HOST_DEVICE inline bool faulted_in_epoch(const system_view& s, actor_index self) noexcept {
   const route_entry& e = s.routes[slot_of(s, self)];
-  return device_word_of(e) ==
-         make_state_word(epoch_of(host_word_of(e)), static_cast<std::uint8_t>(device_state::faulted));
+  return device_word_of(e) == faulted_word(e);
 }
 
+//! Marks actor `self` faulted with `code` in its current epoch and writes one actor_fault audit record
+//! (repeated calls, e.g. from every thread of a worker, find it set and write none). Its worker then
+//! discards what reaches it until runtime::respawn.
 RK_HOST_DEVICE inline void fault_actor(const system_view& s, actor_index self, std::uint32_t code,
                                        hlc_timestamp time) noexcept {
   const std::uint32_t slot = slot_of(s, self);
   route_entry& e = s.routes[slot];
-  const std::uint32_t faulted =
-      make_state_word(epoch_of(host_word_of(e)), static_cast<std::uint8_t>(device_state::faulted));
+  const std::uint32_t faulted = faulted_word(e);
   // The first fault's code stays (the audit record carries it too); it is stored before the state word
   // so that whoever sees the actor faulted sees its code.
   if (device_word_of(e) == faulted) return;
