@@ -10,7 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 failed=0
-for target in fuzz_deliver fuzz_options fuzz_audit_line fuzz_cluster_batch; do
+for target in fuzz_deliver fuzz_options fuzz_audit_line fuzz_cluster_batch fuzz_snapshot_file; do
   mkdir -p "$scratch/$target"
   echo "--- $target for ${seconds}s"
   if (cd "$scratch" && "$build/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
