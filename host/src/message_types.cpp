@@ -15,24 +15,34 @@ message_type_registry::message_type_registry(const message_type_registry& other)
   by_name_ = other.by_name_;
 }
 
-void message_type_registry::add(const message_type_info& info) {
+bool message_type_registry::would_add_locked(const message_type_info& info) const {
   if (info.name.empty())
     throw error("register_message_type(" + std::to_string(info.id) + "): the type needs a name");
   if (!detail::valid_utf8(info.name) || !detail::valid_utf8(info.category))
     throw error("register_message_type(" + std::to_string(info.id) +
                 "): the name and category must be valid UTF-8 text (they appear in JSON exports)");
-  std::lock_guard lock(mutex_);
   if (const auto it = by_id_.find(info.id); it != by_id_.end()) {
     const message_type_info& existing = it->second;
     if (existing.name == info.name && existing.routable == info.routable &&
         existing.category == info.category)
-      return;
+      return false;
     throw error("register_message_type('" + info.name + "'): id " + std::to_string(info.id) +
                 " is already registered as '" + existing.name + "' with different properties");
   }
   if (const auto it = by_name_.find(info.name); it != by_name_.end())
     throw error("register_message_type('" + info.name + "', id " + std::to_string(info.id) +
                 "): the name is already registered with id " + std::to_string(it->second));
+  return true;
+}
+
+bool message_type_registry::would_add(const message_type_info& info) const {
+  std::lock_guard lock(mutex_);
+  return would_add_locked(info);
+}
+
+void message_type_registry::add(const message_type_info& info) {
+  std::lock_guard lock(mutex_);
+  if (!would_add_locked(info)) return;
   by_id_.emplace(info.id, info);
   by_name_.emplace(info.name, info.id);
 }

@@ -103,6 +103,8 @@ region_handle region_table::register_region(void* pointer, std::uint64_t bytes, 
 region_handle region_table::create_region(byte_view initial, std::uint64_t capacity,
                                           const region_options& opts) {
   const std::string who = "create_region()";
+  if (initial.data == nullptr && initial.size != 0)
+    throw error(who + ": " + std::to_string(initial.size) + " bytes of initial contents but no data pointer");
   if (capacity < initial.size)
     throw error(who + ": capacity " + std::to_string(capacity) + " is smaller than the initial contents (" +
                 std::to_string(initial.size) + " bytes)");
@@ -188,6 +190,18 @@ bool region_table::releasing(region_handle h) const {
 void* region_table::pointer(region_handle h) const {
   std::lock_guard lock(mutex_);
   return const_cast<region_table*>(this)->live(h, "region_pointer()").pointer;
+}
+
+std::vector<region_handle> region_table::shared_with(std::uint64_t tenant) const {
+  std::lock_guard lock(mutex_);
+  std::vector<region_handle> out;
+  for (std::uint32_t slot = 0; slot < records_.size(); ++slot) {
+    const region_record& r = records_[slot];
+    if (r.live && std::find(r.options.shared_with.begin(), r.options.shared_with.end(), tenant) !=
+                      r.options.shared_with.end())
+      out.push_back({slot, r.generation});
+  }
+  return out;
 }
 
 std::uint32_t region_table::in_use() const {

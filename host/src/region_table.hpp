@@ -39,6 +39,8 @@ public:
   std::uint64_t append(region_handle region, byte_view bytes);
   void* pointer(region_handle region) const;
   std::uint32_t in_use() const;
+  //! The registered regions that share their bytes with `tenant` (not counting those it owns).
+  std::vector<region_handle> shared_with(std::uint64_t tenant) const;
 
 private:
   struct region_record {

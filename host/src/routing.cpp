@@ -273,15 +273,20 @@ void routing::register_type(const message_type_info& info) {
                 "'): a non-routable type needs an id below runtime_options::max_message_types (" +
                 std::to_string(max_message_types_) + "); got " + std::to_string(info.id));
   std::lock_guard lock(mutex_);
+  // Refusals first: the device must not see a type blocked that the registry then refuses (a conflicting
+  // registration would otherwise refuse K2K sends of a routable type for a moment). Only this class adds
+  // to types_, under mutex_, so what would_add() saw still holds below.
+  if (!types_.would_add(info)) return;
   const std::uint32_t index = info.id / 32;
   const std::uint32_t before = info.routable ? 0 : blocked_types_[index];
+  // Blocked on the device before the registry shows the type, so no send sees it registered and routable.
   if (!info.routable) {
     blocked_types_[index] |= 1u << (info.id % 32);
     write_blocked_word(index);
   }
   try {
-    types_.add(info); // throws on a conflicting id or name
-  } catch (...) {
+    types_.add(info);
+  } catch (...) { // allocation
     if (!info.routable && blocked_types_[index] != before) {
       blocked_types_[index] = before;
       write_blocked_word(index);

@@ -380,6 +380,13 @@ void runtime_impl::set_quota(std::uint64_t tenant, const tenant_quota& quota) {
 
 void runtime_impl::remove_tenant(std::uint64_t tenant) {
   std::lock_guard lock(setup_);
+  // A grant outlives nothing: were the tenant removed while a region still names it, the same id added
+  // again (perhaps for someone else) would read that region.
+  if (const std::vector<region_handle> shared = regions_.shared_with(tenant); !shared.empty())
+    throw error("tenants().remove(" + std::to_string(tenant) + "): " + std::to_string(shared.size()) +
+                " registered region" + (shared.size() == 1 ? " shares" : "s share") +
+                " its bytes with the tenant (region " + std::to_string(shared.front().region) +
+                (shared.size() == 1 ? "" : ", ...") + "); unregister them first");
   tenants_.remove(tenant, grace_);
   actors_.forget_history(tenant);
   collect();

@@ -237,12 +237,18 @@ TEST_P(HardeningCases, QuotaAndBoundsArithmeticHoldsAtTheU64Edges) {
       "18446744073709551615");
   EXPECT_EQ(rt.tenants().usage(2).device_bytes, 170 * big);
   for (const rk::region_handle& h : held) rt.unregister_region(h);
+  // 8 GiB (never read: every descriptor of it below is refused) shared with the reader's tenant.
+  const rk::region_handle wide =
+      rt.register_region(memory, std::uint64_t{1} << 33, {rk::region_policy::immutable, 2, {1}});
 
   const actor_index reader = rt.spawn<region_reader>("reader", in_tenant(1));
   rt.start();
+  // A descriptor names less than 4 GiB (what a receiver's view can hold): longer ones are refused on
+  // delivery, not delivered and then refused to the receiver.
   for (const rk::region_descriptor& d :
        {backing.describe(std::uint64_t{1} << 62, 8), backing.describe(~std::uint64_t{0} - 7, 16),
-        backing.describe(0, ~std::uint64_t{0}), backing.describe(64, 1), backing.describe(1, 64)})
+        backing.describe(0, ~std::uint64_t{0}), backing.describe(64, 1), backing.describe(1, 64),
+        wide.describe(0, rk::max_descriptor_length + 1), wide.describe(8, std::uint64_t{5} << 30)})
     EXPECT_EQ(rt.send_wait(reader, msg_region, rk::as_bytes(d), 5s, descriptor_as(1)),
               status::invalid_descriptor)
         << "offset " << d.offset << " length " << d.length;

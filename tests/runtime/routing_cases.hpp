@@ -368,6 +368,46 @@ TEST_P(RoutingCases, NonRoutableTypesNeverTravelActorToActor) {
   EXPECT_EQ(rt.state<counter>(sink).count, 1u);
 }
 
+// A refused registration changes nothing, not even for a moment: the device's not-routable bit was once set
+// before the conflict was found (and cleared after), refusing K2K sends of the routable type meanwhile.
+TEST_P(RoutingCases, RefusedTypeRegistrationsNeverBlockARoutableTypeEvenBriefly) {
+  rk::runtime_options o = options();
+  o.drain_timeout = 200ms; // the message bounces until shutdown gives up
+  rk::runtime rt(o);
+  rt.register_message_type({msg_count, "count", true, ""});
+  const actor_index a = rt.spawn<bouncer>("a", small_mailbox(), bouncer::state{1});
+  const actor_index b = rt.spawn<bouncer>("b", small_mailbox(), bouncer::state{0});
+  ASSERT_EQ(b, 1u);
+  rt.start();
+  const ping_payload p{0, 0};
+  ASSERT_EQ(rt.send_wait(a, msg_count, rk::as_bytes(p), 5s), status::delivered);
+  std::uint64_t refused = 0;
+  for (int i = 0; i < 20'000; ++i) {
+    try { // the id is taken by a routable type; then the name is taken
+      rt.register_message_type({msg_count, "count_secret", false, ""});
+    } catch (const rk::error&) {
+      ++refused;
+    }
+    try {
+      rt.register_message_type({msg_ping + 201, "count", false, ""});
+    } catch (const rk::error&) {
+      ++refused;
+    }
+  }
+  EXPECT_EQ(refused, 40'000u);
+  const std::uint64_t before = rt.stats().actors[a].handled;
+  EXPECT_TRUE(rk::wait_until([&] { return rt.stats().actors[a].handled > before; }, [] { return false; },
+                             10'000'000'000ull) == rk::wait_result::ready)
+      << "the message still bounces";
+  const rk::runtime_stats s = rt.stats();
+  EXPECT_EQ(s.actors[a].sent[static_cast<int>(status::not_routable)] +
+                s.actors[b].sent[static_cast<int>(status::not_routable)],
+            0u);
+  EXPECT_TRUE(rt.message_types().find(msg_count)->routable);
+  EXPECT_FALSE(rt.message_types().find(msg_ping + 201).has_value());
+  (void)rt.shutdown();
+}
+
 // --- priorities -------------------------------------------------------------------------------------
 
 TEST_P(RoutingCases, HigherPrioritiesDrainFirst) {

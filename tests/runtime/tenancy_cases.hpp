@@ -524,8 +524,19 @@ TEST_P(TenancyCases, HostQuotasAndRegistryMistakesGiveClearErrors) {
   const actor_index other = rt.spawn<counter>("other", in_tenant(8));
   const std::vector<actor_index> mixed{rt.find("a"), other};
   expect_error([&] { rt.create_group("mixed", mixed); }, {"different tenants"});
+  expect_error(
+      [&] {
+        (void)rt.create_region({nullptr, 10}, 64, {rk::region_policy::immutable, 5, {}});
+      },
+      {"create_region()", "no data pointer"});
   rt.tenants().add(9, rk::tenant_quota::standard());
   EXPECT_TRUE(rt.tenants().contains(9));
+  // A grant to tenant 9 must not outlive it (the id added again later would read the region).
+  const rk::region_handle lent =
+      rt.create_region({blob.data(), 4}, 64, {rk::region_policy::immutable, 8, {9}});
+  expect_error([&] { rt.tenants().remove(9); }, {"tenants().remove(9)", "shares its bytes", "unregister"});
+  EXPECT_TRUE(rt.tenants().contains(9));
+  rt.unregister_region(lent);
   rt.tenants().remove(9);
   EXPECT_FALSE(rt.tenants().contains(9));
 }

@@ -167,8 +167,7 @@ public:
     region_descriptor d{};
     const bool sized = m.size() == sizeof d && m.payload().data != nullptr;
     if (sized) cuda::std::memcpy(&d, m.payload().data, sizeof d);
-    if (!delivered || !sized || !detail::descriptor_valid(*sys_, tenant_, &d, sizeof d) ||
-        d.length > 0xFFFF'FFFFu) {
+    if (!delivered || !sized || !detail::descriptor_valid(*sys_, tenant_, &d, sizeof d)) {
       if (is_leader()) refuse_region_access(d);
       return {};
     }

@@ -17,7 +17,10 @@ enum class region_policy : std::uint8_t {
                    //!< between the check and the read)
 };
 
-//! Names `length` bytes at `offset` in region `region` as registered in generation `generation`.
+//! Names `length` bytes at `offset` in region `region` as registered in generation `generation`. A
+//! descriptor names less than 4 GiB (`length` at most max_descriptor_length, the largest view a receiver
+//! can be given); a longer one is refused on delivery like any invalid descriptor. Larger buffers travel as
+//! several descriptors.
 struct region_descriptor {
   std::uint32_t region = 0;
   std::uint32_t generation = 0;
@@ -25,6 +28,9 @@ struct region_descriptor {
   std::uint64_t length = 0;
 };
 static_assert(sizeof(region_descriptor) == 24);
+
+//! The longest byte range a descriptor may name (byte_view::size is 32-bit).
+inline constexpr std::uint64_t max_descriptor_length = 0xFFFF'FFFFu;
 
 //! A region as the host refers to it: slot and generation (the generation changes when it is
 //! unregistered, which invalidates every descriptor made from this handle).

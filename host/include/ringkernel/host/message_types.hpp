@@ -39,12 +39,17 @@ public:
   //! Adds a type. Registering the identical type again is a no-op; an id or a name that is already taken
   //! by a different type throws rk::error naming both.
   void add(const message_type_info& info);
+  //! Whether add(info) would add something: false when the identical type is already there; throws
+  //! rk::error exactly where add() would. Lets a caller prepare for a new type before adding it.
+  [[nodiscard]] bool would_add(const message_type_info& info) const;
   std::optional<message_type_info> find(std::uint32_t id) const;
   std::optional<message_type_info> find(std::string_view name) const;
   std::vector<message_type_info> in_category(std::string_view category) const;
   std::vector<message_type_info> all() const;
 
 private:
+  bool would_add_locked(const message_type_info& info) const;
+
   mutable std::mutex mutex_;
   std::map<std::uint32_t, message_type_info> by_id_;
   std::map<std::string, std::uint32_t, std::less<>> by_name_;

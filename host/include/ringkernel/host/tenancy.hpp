@@ -68,7 +68,8 @@ public:
   void add(std::uint64_t tenant, const tenant_quota& quota);
   //! Changes a registered tenant's quota; the rate applies on the device at once.
   void set_quota(std::uint64_t tenant, const tenant_quota& quota);
-  //! Deregisters `tenant`; refused while it has actors or regions.
+  //! Deregisters `tenant`; refused while it has actors or regions, or a registered region shares its bytes
+  //! with it (region_options::shared_with), so that no grant survives to a tenant added later with the id.
   void remove(std::uint64_t tenant);
   bool contains(std::uint64_t tenant) const;
   //! Sets the GPU-time budget of the engagement `tag` of `tenant` (0 ns: no budget). Actors carrying the

@@ -206,8 +206,8 @@ RK_HOST_DEVICE inline void fault_actor(const system_view& s, actor_index self, s
 }
 
 //! Whether `d` names bytes the sender (tenant `sender_tenant`) may hand out: a live region of the right
-//! generation, not a slab, in bounds without overflow, below the append cursor for append-only regions,
-//! owned by or shared with the sender's tenant.
+//! generation, not a slab, in bounds without overflow, at most max_descriptor_length long, below the
+//! append cursor for append-only regions, owned by or shared with the sender's tenant.
 RK_HOST_DEVICE inline bool descriptor_valid(const system_view& s, std::uint64_t sender_tenant,
                                             const void* payload, std::uint32_t length) noexcept {
   if (length != sizeof(region_descriptor) || payload == nullptr) return false;
@@ -219,7 +219,7 @@ RK_HOST_DEVICE inline bool descriptor_valid(const system_view& s, std::uint64_t 
   if (cuda::atomic_ref<std::uint32_t, peer_scope>(const_cast<std::uint32_t&>(r.live))
           .load(cuda::std::memory_order_acquire) == 0)
     return false;
-  if (relaxed(r.generation) != d.generation) return false;
+  if (relaxed(r.generation) != d.generation || d.length > max_descriptor_length) return false;
   const auto policy = static_cast<region_policy>(relaxed(r.policy));
   if (policy != region_policy::immutable && policy != region_policy::append_only) return false;
   const std::uint64_t end = d.offset + d.length;
