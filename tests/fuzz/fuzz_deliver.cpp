@@ -106,7 +106,9 @@ struct world {
     for (std::uint32_t r = 0; r < regions; ++r) {
       region_entry& e = region_table[r];
       e.base = region_bytes.data() + r * 2048;
-      e.size = in.ConsumeIntegralInRange<std::uint64_t>(1, 2048);
+      // The bytes are never read here, so a region may also claim more than 4 GiB (descriptor lengths).
+      e.size = in.ConsumeBool() ? in.ConsumeIntegralInRange<std::uint64_t>(1, 2048)
+                                : in.ConsumeIntegralInRange<std::uint64_t>(1, std::uint64_t{1} << 40);
       e.append_cursor = in.ConsumeIntegralInRange<std::uint64_t>(0, e.size);
       e.owner_tenant = in.ConsumeIntegralInRange<std::uint64_t>(0, tenants - 1);
       e.shared_count = in.ConsumeIntegralInRange<std::uint32_t>(0, 2);
@@ -174,6 +176,7 @@ bool descriptor_allowed(const world& w, std::uint64_t tenant, const std::byte* p
       r.policy != static_cast<std::uint32_t>(region_policy::append_only))
     return false;
   if (d.length > r.size || d.offset > r.size - d.length) return false;
+  if (d.length > 0xFFFF'FFFFu) return false; // what a receiver's byte_view can hold
   if (r.policy == static_cast<std::uint32_t>(region_policy::append_only) &&
       d.offset + d.length > r.append_cursor)
     return false;
