@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <numeric>
@@ -83,6 +84,34 @@ void validate(const cluster_options& o) {
                 std::to_string(o.failure_timeout.count()) + " ms");
 }
 
+//! The options every rank must share, compared with rank 0's (collective): a message one rank's outbound
+//! slot holds must fit the receiving rank's (which takes at most its own payload capacity), each rank's
+//! failure detector expects the heartbeats of the others at its own pace, and shutdown's rounds give up
+//! together. Nothing when they agree (or when this rank's own options are bad: that error comes first).
+std::exception_ptr differences_from_rank_zero(MPI_Comm comm, const cluster_options& o) {
+  struct shared_option {
+    const char* name;
+    std::int64_t value;
+  };
+  const shared_option mine[] = {
+      {"outbound.slot_bytes", o.outbound.slot_bytes},
+      {"heartbeat_interval (ms)", o.heartbeat_interval.count()},
+      {"failure_timeout (ms)", o.failure_timeout.count()},
+      {"drain_timeout (ms)", o.drain_timeout.count()},
+  };
+  constexpr int count = static_cast<int>(std::size(mine));
+  std::int64_t rank_zeros[count];
+  for (int i = 0; i < count; ++i) rank_zeros[i] = mine[i].value;
+  MPI_Bcast(rank_zeros, count, MPI_INT64_T, 0, comm);
+  for (int i = 0; i < count; ++i)
+    if (rank_zeros[i] != mine[i].value)
+      return std::make_exception_ptr(error(std::string("rk::cluster: cluster_options::") + mine[i].name +
+                                           " must be the same on every rank: this rank has " +
+                                           std::to_string(mine[i].value) + ", rank 0 has " +
+                                           std::to_string(rank_zeros[i])));
+  return nullptr;
+}
+
 //! Whether every rank says `ok`; the ranks that do not throw their own error, the others one naming them.
 void agree_or_throw(MPI_Comm comm, const std::string& step, const std::exception_ptr& failure) {
   int ok = failure ? 0 : 1;
@@ -118,6 +147,8 @@ public:
     MPI_Comm_size(control_, &size);
     rank_ = static_cast<std::uint32_t>(rank);
     size_ = static_cast<std::uint32_t>(size);
+    if (std::exception_ptr differs = differences_from_rank_zero(control_, options_); !failure)
+      failure = differs;
     try {
       if (!failure) {
         runtime_ = std::make_unique<runtime>(options_.runtime);
@@ -204,6 +235,7 @@ public:
     for (std::uint32_t r = 0; r < size_; ++r)
       if (r != rank_) directory_->mark_rank_gone(r);
     report.local = runtime_->shutdown();
+    (void)proxy_->discard_outbound(); // what handlers sent to other ranks after the proxy stopped: unsent
     for (std::uint32_t r = 0; r < size_; ++r)
       if (gone[r] || proxy_->gone(r)) report.gone_ranks.push_back(r);
     last_report_ = report;
@@ -575,18 +607,24 @@ std::vector<std::vector<std::uint64_t>> cluster::exchange_for_collective(std::sp
 std::uint64_t cluster::broadcast(std::uint32_t root, std::string_view group, std::uint32_t type,
                                  byte_view payload, std::chrono::milliseconds timeout) {
   const std::string who = "rk::cluster::broadcast('" + std::string(group) + "')";
+  // Two exchanges: every rank's root with the root's length, then the root's bytes in 8-byte words. The
+  // roots are checked after the first, on every rank, so a mistake on one rank is an error on all of them
+  // instead of a rank that throws while the others wait for it.
+  const bool at_root = rank() == root;
+  const std::uint64_t mine[2] = {root, at_root ? payload.size : 0};
+  const std::vector<std::vector<std::uint64_t>> lengths = exchange_for_collective(mine);
+  for (std::uint32_t r = 0; r < lengths.size(); ++r)
+    if (!lengths[r].empty() && lengths[r][0] != root)
+      throw error(who + ": rank " + std::to_string(r) + " names root " + std::to_string(lengths[r][0]) +
+                  ", this rank " + std::to_string(root) + "; pass the same root on every rank");
   if (root >= size())
     throw error(who + ": root rank " + std::to_string(root) + " is out of range (the cluster has " +
                 std::to_string(size()) + " ranks)");
-  // Two exchanges: the root's length, then its bytes in 8-byte words.
-  const bool at_root = rank() == root;
-  const std::uint64_t mine = at_root ? payload.size : 0;
-  const std::vector<std::vector<std::uint64_t>> lengths = exchange_for_collective({&mine, 1});
   if (lengths[root].empty()) {
     (void)exchange_for_collective(std::vector<std::uint64_t>{}); // the others still send their words
     throw error(who + ": the root rank " + std::to_string(root) + " is gone");
   }
-  const std::uint64_t length = lengths[root][0];
+  const std::uint64_t length = lengths[root][1];
   std::vector<std::uint64_t> words((length + 7) / 8, 0);
   if (at_root && length != 0) std::memcpy(words.data(), payload.data, length);
   const std::vector<std::vector<std::uint64_t>> all = exchange_for_collective(words);

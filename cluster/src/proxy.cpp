@@ -116,7 +116,15 @@ bool mpi_proxy::drop_held() {
   }
   counters_.dropped.fetch_add(dropped);
   counters_.unsent.fetch_add(unsent);
-  return dropped + unsent != 0;
+  return discard_outbound() + dropped + unsent != 0;
+}
+
+std::uint64_t mpi_proxy::discard_outbound() noexcept {
+  std::uint64_t discarded = 0;
+  received_message m;
+  while (remote::take_outbound(rt_, m)) ++discarded;
+  counters_.unsent.fetch_add(discarded);
+  return discarded;
 }
 
 bool mpi_proxy::complete_sends() {

@@ -27,8 +27,9 @@
 // them end as status::unreachable on the device), the audit log gets a rank_unreachable record, what the
 // proxy holds for it is counted as unreachable, and its unfinished MPI sends are cancelled (counted as
 // abandoned: they may or may not have reached it before it failed).
-// Shutdown: stop_carrying() makes it drop (and count) what it still holds (batches it was filling too) or
-// receives while its own sends finish; stop() ends the thread. Counters are atomics any thread may read.
+// Shutdown: stop_carrying() makes it drop (and count) what it still holds (batches it was filling too, and
+// what is left in the outbound ring) or receives while its own sends finish; stop() ends the thread. Counters
+// are atomics any thread may read.
 
 #include "directory.hpp"
 #include "wire.hpp"
@@ -88,6 +89,10 @@ public:
   void start();
   void stop_carrying() noexcept { carrying_.store(false); }
   void stop() noexcept;
+  //! After stop_carrying(): takes what is left in the outbound ring, counting it as unsent; returns how
+  //! many. The proxy calls it while it runs, shutdown() once more when the runtime stopped (after the
+  //! proxy thread ended), so what handlers sent meanwhile is counted too.
+  std::uint64_t discard_outbound() noexcept;
   const proxy_counters& counters() const noexcept { return counters_; }
   //! Messages and notices appended to a batch for rank `r`, and those that arrived from it (any thread).
   std::uint64_t sent_to(std::uint32_t r) const noexcept { return sent_to_[r].load(); }

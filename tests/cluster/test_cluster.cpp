@@ -328,6 +328,28 @@ TEST(Cluster, BadOptionsAreRefusedOnEveryRank) {
     const std::string why = e.what();
     EXPECT_NE(why.find(rank == 1 ? "batch_bytes" : "failed on another rank"), std::string::npos) << why;
   }
+  // Valid options that must agree between ranks but do not (a message rank 0 may send would not fit rank
+  // 1; rank 1 would declare rank 0 gone between its heartbeats): every rank throws, the differing one why.
+  for (auto differ : {+[](rk::cluster_options& d) {
+                        d.outbound = {256, 1024};
+                      },
+                      +[](rk::cluster_options& d) {
+                        d.heartbeat_interval = 5s;
+                        d.failure_timeout = 20s;
+                      },
+                      +[](rk::cluster_options& d) { d.drain_timeout = 1s; }}) {
+    o = options();
+    if (rank == 1) differ(o);
+    try {
+      rk::cluster bad(o);
+      ADD_FAILURE() << "rank " << rank << " made a cluster although rank 1's options differ";
+    } catch (const rk::error& e) {
+      const std::string why = e.what();
+      EXPECT_NE(why.find(rank == 1 ? "must be the same on every rank" : "failed on another rank"),
+                std::string::npos)
+          << why;
+    }
+  }
 }
 
 TEST(Cluster, AStartAfterAFailedStartIsRefusedClearly) {

@@ -216,6 +216,66 @@ TEST(ClusterLimits, AShutdownThatCutsTrafficOffReturnsAndAccountsForEveryMessage
   EXPECT_LE(s.count, sum_over_ranks(enqueued));
 }
 
+//! On msg_kick {destinations, messages}: sends `messages` numbered messages to each destination as fast
+//! as the outbound ring takes them (deferring while it is full), counting the verdicts.
+struct pump {
+  struct kick {
+    actor_index to[3] = {};
+    std::uint32_t destinations = 0;
+    std::uint32_t messages = 0;
+  };
+  struct state {
+    kick k{};
+    std::uint64_t next[3] = {};
+    std::uint64_t delivered = 0; //!< written to the outbound ring
+    std::uint64_t other = 0;     //!< refused otherwise (unreachable once the proxy stopped)
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message& m) {
+    if (m.type() == msg_kick && m.as<kick>() != nullptr) s.k = *m.as<kick>();
+    bool more = false;
+    for (std::uint32_t d = 0; d < s.k.destinations && d < 3; ++d) {
+      for (int burst = 0; burst < 16 && s.next[d] < s.k.messages; ++burst) {
+        const numbered n{ctx.self(), s.next[d]};
+        const status st = ctx.send(s.k.to[d], msg_sequence, rk::as_bytes(n));
+        if (st == status::queue_full) break;
+        ++(st == status::delivered ? s.delivered : s.other);
+        ++s.next[d];
+      }
+      more = more || s.next[d] < s.k.messages;
+    }
+    if (more) ctx.defer();
+  }
+};
+
+//! Handlers stream to every other rank through the smallest buffers while shutdown() gives up at once:
+//! every message a handler was told `delivered` for (written to the outbound ring) is counted once on its
+//! rank, as sent (handed to MPI), unsent (never handed over: also those left in the ring when the proxy
+//! stopped, which nothing counted) or unreachable.
+TEST(ClusterLimits, HandlerSendsCutOffByShutdownAreEachCountedOnce) {
+  rk::cluster_options o = rk_cluster_cases::small_rank_options();
+  o.outbound = {4, 128};
+  o.batch_bytes = 8 + 2 * 128;
+  o.max_batches_in_flight = 1;
+  o.drain_timeout = 1ms;
+  rk::cluster c(o);
+  (void)c.spawn<rk_cluster_cases::sequence_checker>(name_of("sink", c.rank()), mailbox(4));
+  const global_address source = c.spawn<pump>(name_of("pump", c.rank()), mailbox(4));
+  c.start();
+  pump::kick k;
+  k.messages = 20'000;
+  for (std::uint32_t r = 0; r < c.size() && k.destinations < 3; ++r)
+    if (r != c.rank()) k.to[k.destinations++] = c.address_of(c.find(name_of("sink", r)));
+  ASSERT_EQ(c.local().send_wait(source.actor, msg_kick, rk::as_bytes(k), 10s), status::delivered);
+  MPI_Barrier(MPI_COMM_WORLD);
+  (void)c.shutdown();
+  const pump::state p = c.local().state<pump>(source.actor);
+  const rk::cluster_stats st = c.stats();
+  EXPECT_EQ(p.delivered, st.sent + st.unsent + st.unreachable)
+      << "sent " << st.sent << ", unsent " << st.unsent << ", unreachable " << st.unreachable;
+  EXPECT_EQ(sum_over_ranks(st.sent), sum_over_ranks(st.relayed + st.dropped + st.refused));
+}
+
 } // namespace
 
 int main(int argc, char** argv) {

@@ -194,6 +194,47 @@ TEST(Collectives, RanksReducingDifferentKindsAreToldSoOnEveryRank) {
   EXPECT_TRUE(c.shutdown().drained);
 }
 
+// A root that differs between ranks, or is out of range on one of them, is an error on every rank after
+// the round's exchange: a rank that threw before it left the others waiting there for good (and their
+// shutdown() with them).
+TEST(Collectives, RootMistakesOnOneRankAreAnErrorOnEveryRankNotAHang) {
+  rk::cluster c(options());
+  if (c.size() < 2) GTEST_SKIP() << "needs two ranks at least";
+  auto r = rk::make_reduction<std::int64_t, rk::reduce_op::sum>(c, "reducer", 0, msg_partial);
+  (void)c.local().spawn<listener>("someone"); // a runtime needs one actor
+  c.start();
+  const bool last = c.rank() == c.size() - 1;
+  const auto everywhere = [&](const char* what, auto&& call, const char* needle) {
+    try {
+      call();
+      ADD_FAILURE() << what << ": rank " << c.rank() << " went on";
+    } catch (const rk::error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << what << ": " << e.what();
+    }
+  };
+  everywhere(
+      "reduce, root 99 on the last rank", [&] { (void)rk::reduce(c, r, last ? 99 : 0, 5s); },
+      "different roots");
+  everywhere(
+      "reduce here, allreduce there",
+      [&] { (void)(last ? rk::allreduce(c, r, 5s) : rk::reduce(c, r, 0, 5s)); }, "different roots");
+  everywhere(
+      "reduce, root 99 everywhere", [&] { (void)rk::reduce(c, r, 99, 5s); }, "out of range");
+  everywhere(
+      "broadcast, root 99 on the last rank",
+      [&] { (void)c.broadcast(last ? 99 : 0, "nobody", msg_news, {}, 1s); }, "pass the same root");
+  everywhere(
+      "broadcast, each rank its own root", [&] { (void)c.broadcast(c.rank(), "nobody", msg_news, {}, 1s); },
+      "pass the same root");
+  everywhere(
+      "broadcast, root 99 everywhere", [&] { (void)c.broadcast(99, "nobody", msg_news, {}, 1s); },
+      "out of range");
+  // The collectives still work afterwards.
+  EXPECT_EQ(c.broadcast(0, "nobody", msg_news, {}, 1s), 0u);
+  EXPECT_FALSE(rk::allreduce(c, r, 1s).has_value()) << "nobody contributes";
+  EXPECT_TRUE(c.shutdown().drained);
+}
+
 TEST(Collectives, ReduceKeepsTheValueAtTheRootAndARankWithoutContributorsTakesPart) {
   rk::cluster c(options());
   // Only rank 0 contributes (3 actors); the other ranks have no reducer.

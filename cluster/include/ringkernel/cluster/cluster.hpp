@@ -67,6 +67,9 @@ struct global_address {
   friend constexpr auto operator<=>(const global_address&, const global_address&) = default;
 };
 
+//! outbound.slot_bytes, heartbeat_interval, failure_timeout and drain_timeout must be the same on every
+//! rank (the constructor compares them with rank 0's and throws rk::error on every rank otherwise); the
+//! others may differ.
 struct cluster_options {
   runtime_options runtime{}; //!< this rank's runtime (each rank may choose its own backend)
   //! The ring handlers' sends to other ranks go through: its slot size bounds such a message
@@ -107,8 +110,10 @@ struct cluster_stats {
   std::uint64_t dropped = 0;
   std::uint64_t unreachable = 0; //!< outbound messages for a gone rank, never handed to MPI
   std::uint64_t abandoned = 0;   //!< in MPI sends to a rank when it was declared gone (cancelled)
-  //! Taken from the outbound ring but never handed to MPI: waiting for room in a batch or for the
-  //! destination's sends to finish when shutdown() gave up (drain_timeout) and stopped carrying.
+  //! Messages handlers sent to other ranks that were never handed to MPI because shutdown() gave up
+  //! (drain_timeout) and stopped carrying: waiting for room in a batch or for the destination's sends to
+  //! finish, or still in the outbound ring (also those sent after the proxy stopped). So on each rank,
+  //! what handlers were told `delivered` for sends to other ranks is sent + unsent + unreachable.
   std::uint64_t unsent = 0;
   std::uint64_t remote_entries = 0; //!< remote entries in this rank's routing table
   //! Refusal notices (refusal_notice.cuh): messages from other ranks this rank refused (its gateway, or

@@ -73,7 +73,9 @@ struct reducer {
     T partial{};
     std::uint64_t next_got = 0; //!< contributions for round + 1 that came early
     T next_partial{};
-    std::uint64_t stale = 0;  //!< contributions for another round, or not a contribution<T>
+    //! Contributions for another round, or payloads shorter than a contribution<T>. The message type is
+    //! the only tag: a payload of that size is read as a contribution<T>, so send a reducer nothing else.
+    std::uint64_t stale = 0;
     std::uint64_t unsent = 0; //!< partial results the host refused (not for want of room)
   };
   template <class Ctx>
@@ -109,6 +111,14 @@ struct reducer {
   }
 };
 
+template <class T, reduce_op Op>
+class reduction;
+namespace detail {
+template <class T, reduce_op Op>
+std::optional<T> reduce_round(cluster& c, reduction<T, Op>& r, std::uint64_t root,
+                              std::chrono::milliseconds timeout, const char* who);
+} // namespace detail
+
 //! One reduction: this rank's reducer and the rounds completed so far. Made by make_reduction().
 template <class T, reduce_op Op>
 class reduction {
@@ -122,7 +132,8 @@ private:
   friend reduction<U, O> make_reduction(cluster&, std::string, std::uint32_t, std::uint32_t,
                                         const actor_options&);
   template <class U, reduce_op O>
-  friend std::optional<U> allreduce(cluster&, reduction<U, O>&, std::chrono::milliseconds);
+  friend std::optional<U> detail::reduce_round(cluster&, reduction<U, O>&, std::uint64_t,
+                                               std::chrono::milliseconds, const char*);
   actor_index reducer_ = host_actor;
   std::uint32_t local_contributors_ = 0;
   std::uint32_t reply_type_ = 0;
@@ -155,30 +166,37 @@ constexpr std::uint64_t reduction_kind() noexcept {
          (std::is_signed_v<T> ? 0x200u : 0u) | static_cast<std::uint64_t>(Op);
 }
 
-//! The next round's value combined over every contribution of every rank still alive (collective).
-//! Nothing when this rank's partial did not come within `timeout`, or another rank's did not; throws
-//! rk::error before start() or after shutdown(), and on every rank when ranks reduce different types or
-//! operations (make_reduction<T, Op> must be the same call on every rank).
+namespace detail {
+inline constexpr std::uint64_t every_rank = ~std::uint64_t{0}; //!< allreduce's "root"
+
+//! One round of `r` (collective): the value for `root` (every_rank: for all). Every rank checks what every
+//! other rank asked for, so a mistake made on one rank is an rk::error on all of them, not a rank that
+//! throws while the others wait for it.
 template <class T, reduce_op Op>
-std::optional<T> allreduce(cluster& c, reduction<T, Op>& r, std::chrono::milliseconds timeout) {
-  if (!c.running()) throw error("rk::allreduce(): collectives run between start() and shutdown()");
+std::optional<T> reduce_round(cluster& c, reduction<T, Op>& r, std::uint64_t root,
+                              std::chrono::milliseconds timeout, const char* who) {
+  if (!c.running()) throw error(std::string(who) + ": collectives run between start() and shutdown()");
   const std::uint64_t round = r.round_++;
-  // Row: [round, contributors (~0: failed), value bits, what is reduced].
-  std::array<std::uint64_t, 4> row{round, 0, 0, reduction_kind<T, Op>()};
-  if (r.local_contributors_ > 0) {
+  // Row: [round, contributors (~0: failed), value bits, what is reduced, root].
+  std::array<std::uint64_t, 5> row{round, 0, 0, reduction_kind<T, Op>(), root};
+  const bool root_in_range = root == every_rank || root < c.size();
+  if (!root_in_range) {
+    row[1] = ~std::uint64_t{0}; // this round fails anyway: no waiting for the partial
+  } else if (r.local_contributors_ > 0) {
     const std::optional<received_message> m = c.take_kept(r.reply_type_, round, timeout);
     if (m && m->payload.size() >= sizeof(partial_result<T>)) {
-      const auto p = m->as<partial_result<T>>();
+      const auto p = m->template as<partial_result<T>>();
       row[1] = p.contributors;
       std::memcpy(&row[2], &p.value, sizeof(T));
     } else {
       row[1] = ~std::uint64_t{0};
     }
   }
-  bool failed = false, any = false, mismatched = false;
+  bool failed = false, any = false, mismatched = false, other_root = false;
   T total{};
   for (const std::vector<std::uint64_t>& theirs : c.exchange_for_collective(row)) {
     if (theirs.size() != row.size()) continue; // a rank that is gone
+    other_root = other_root || theirs[4] != root;
     if (theirs[3] != row[3]) {
       mismatched = true;
       continue;
@@ -194,22 +212,37 @@ std::optional<T> allreduce(cluster& c, reduction<T, Op>& r, std::chrono::millise
     any = true;
   }
   if (mismatched)
-    throw error("rk::allreduce(): the ranks reduce different types or operations in round " +
+    throw error(std::string(who) + ": the ranks reduce different types or operations in round " +
                 std::to_string(round) + "; make the same make_reduction<T, Op> call on every rank");
+  if (other_root)
+    throw error(std::string(who) + ": the ranks name different roots in round " + std::to_string(round) +
+                "; pass the same root (and call the same collective) on every rank");
+  if (!root_in_range)
+    throw error(std::string(who) + ": root rank " + std::to_string(root) +
+                " is out of range (the cluster has " + std::to_string(c.size()) + " ranks)");
   if (failed || !any) return std::nullopt;
+  if (root != every_rank && root != c.rank()) return std::nullopt;
   return total;
 }
+} // namespace detail
 
-//! allreduce() whose value only `root` keeps (collective); nothing on the other ranks.
+//! The next round's value combined over every contribution of every rank still alive (collective).
+//! Nothing when this rank's partial did not come within `timeout`, or another rank's did not; throws
+//! rk::error before start() or after shutdown(), and on every rank when ranks reduce different types or
+//! operations (make_reduction<T, Op> must be the same call on every rank) or when another rank called
+//! reduce() instead.
+template <class T, reduce_op Op>
+std::optional<T> allreduce(cluster& c, reduction<T, Op>& r, std::chrono::milliseconds timeout) {
+  return detail::reduce_round(c, r, detail::every_rank, timeout, "rk::allreduce()");
+}
+
+//! allreduce() whose value only `root` keeps (collective); nothing on the other ranks. A root out of range,
+//! or different roots on different ranks, throw rk::error on every rank (after the round's exchange, so no
+//! rank is left waiting).
 template <class T, reduce_op Op>
 std::optional<T> reduce(cluster& c, reduction<T, Op>& r, std::uint32_t root,
                         std::chrono::milliseconds timeout) {
-  if (root >= c.size())
-    throw error("rk::reduce(): root rank " + std::to_string(root) + " is out of range (the cluster has " +
-                std::to_string(c.size()) + " ranks)");
-  const std::optional<T> v = allreduce(c, r, timeout);
-  if (c.rank() != root) return std::nullopt;
-  return v;
+  return detail::reduce_round(c, r, root, timeout, "rk::reduce()");
 }
 
 } // namespace rk
