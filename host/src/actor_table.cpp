@@ -59,6 +59,9 @@ std::uint32_t actor_table::kind_for(const actor_type_ops& ops, bool must_be_load
         who + ": handler '" + ops.name +
         "' was not known at start(): loading a kernel while persistent kernels run can deadlock under "
         "CUDA lazy loading, so spawn or prepare<H>() every handler type before start()");
+  if (ops.name.empty() || !valid_utf8(ops.name))
+    throw error(who + ": the handler type's name must be non-empty UTF-8 text (it labels metrics, traces, "
+                      "state dumps and snapshots); fix its `static constexpr const char* name`");
   for (const kind_record& k : kinds_)
     if (k.ops.name == ops.name)
       throw error(who + ": another handler type is already named '" + ops.name +
@@ -630,6 +633,23 @@ void actor_table::forget_history(std::uint64_t tenant) {
   // Actors of the tenant still retiring (forgotten, within their grace period) would add theirs later.
   for (actor_record& r : records_)
     if (r.stage != stage_kind::free && !r.alias && r.tenant == tenant) r.tenant_removed = true;
+  // The forgotten actors' counts stay in their handler types' sums, no longer in the tenant's: the same id
+  // added again starts its series from zero, all of them (its usage does).
+  for (auto it = forgotten_groups_.begin(); it != forgotten_groups_.end();) {
+    const auto [kind, of_tenant, removed] = it->first;
+    if (of_tenant != tenant || removed) {
+      ++it;
+      continue;
+    }
+    actor_stats& past = forgotten_groups_[{kind, tenant, true}];
+    if (past.name.empty()) {
+      past = it->second;
+      past.tenant_removed = true;
+    } else {
+      merge_forgotten(past, it->second);
+    }
+    it = forgotten_groups_.erase(it);
+  }
 }
 
 std::string actor_table::name_for_report(actor_index id) const {

@@ -33,6 +33,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <typeindex>
 #include <unordered_map>
 #include <vector>
@@ -227,8 +228,11 @@ private:
   std::vector<actor_counters> read_counters() const;
   //! Adds a forgotten actor's counters to `into` (what was still queued counts as discarded).
   static void add_forgotten(actor_stats& into, const actor_counters& c) noexcept;
-  using forgotten_map = std::map<std::pair<std::uint32_t, std::uint64_t>, actor_stats>;
-  //! The entry of r's handler type and tenant in `groups`, labelled when new (needs mutex_).
+  //! Adds the counts of `from` (a group of forgotten actors) to `into`.
+  static void merge_forgotten(actor_stats& into, const actor_stats& from) noexcept;
+  //! By (handler type, tenant, whether the tenant was removed since the actors were spawned).
+  using forgotten_map = std::map<std::tuple<std::uint32_t, std::uint64_t, bool>, actor_stats>;
+  //! The entry of r's handler type and tenant (registration) in `groups`, labelled when new (needs mutex_).
   actor_stats& forgotten_group(forgotten_map& groups, const actor_record& r) const;
   actor_lifecycle lifecycle_of(const actor_record& r, std::uint32_t device_word) const;
 

@@ -399,7 +399,7 @@ grouped group(const metrics_reading& r, bool fault_only_handlers) {
   }
   for (const actor_stats& f : r.stats.forgotten_by_handler_and_tenant) {
     g.by_handler[f.handler].add(f, false);
-    g.by_tenant[f.tenant].add(f, false);
+    if (!f.tenant_removed) g.by_tenant[f.tenant].add(f, false);
   }
   if (fault_only_handlers)
     for (const auto& [handler, counts] : r.faults.by_handler)

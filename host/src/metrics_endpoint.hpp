@@ -1,6 +1,6 @@
 #pragma once
 // The optional HTTP endpoint of runtime::serve_metrics (contract: <ringkernel/host/metrics.hpp>): cpp-httplib
-// (Debian's libcpp-httplib) on a loopback address, one server thread, GET /metrics and /metrics.json.
+// (Debian's libcpp-httplib) on a loopback address, a few server threads, GET /metrics and /metrics.json.
 // Rendering is the caller's: the endpoint only calls `render(json)` on its thread. This is the only file
 // that includes httplib.h, so its compile definitions stay with the library Debian built.
 
@@ -18,7 +18,7 @@ public:
   using renderer = std::function<std::string(bool json)>;
   //! Binds and starts serving; throws rk::error for a non-loopback address or a port it cannot bind.
   metrics_endpoint(const metrics_endpoint_options& options, renderer render);
-  //! Stops serving and joins the server thread.
+  //! Closes every connection, stops serving and joins the server's threads (promptly, whatever clients do).
   ~metrics_endpoint();
   metrics_endpoint(const metrics_endpoint&) = delete;
   metrics_endpoint& operator=(const metrics_endpoint&) = delete;
@@ -28,6 +28,7 @@ public:
 
 private:
   struct server;
+  void stop_reaper() noexcept;
   std::unique_ptr<server> server_;
   std::string address_;
   std::uint16_t port_ = 0;

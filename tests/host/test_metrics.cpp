@@ -7,13 +7,21 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -24,6 +32,12 @@ rk::runtime_options cpu_options() {
   rk::runtime_options o;
   o.backend = rk::backend::cpu;
   o.announce_backend = false;
+  return o;
+}
+
+rk::send_options as_tenant(std::uint64_t tenant) {
+  rk::send_options o;
+  o.tenant = tenant;
   return o;
 }
 
@@ -227,6 +241,79 @@ TEST(Metrics, TheEndpointServesLiveAndFinalCountersOnLoopback) {
   EXPECT_EQ(missing->status, 404);
 }
 
+//! A TCP connection to 127.0.0.1:`port` (-1 when it cannot connect).
+int connect_to(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(port);
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0) return fd;
+  if (fd >= 0) ::close(fd);
+  return -1;
+}
+
+//! A client that sends a request one byte every 500 ms (under the endpoint's 2 s read timeout) until the
+//! server closes the connection or the request is out; `lived` is how long the connection lasted.
+struct trickling_client {
+  explicit trickling_client(std::uint16_t port) : fd(connect_to(port)) {
+    thread = std::thread([this] {
+      const auto began = std::chrono::steady_clock::now();
+      const std::string request = "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: " + std::string(200, 'a');
+      for (const char c : request) {
+        pollfd p{fd, POLLIN, 0};
+        char byte;
+        if (::poll(&p, 1, 0) == 1 && ::recv(fd, &byte, 1, MSG_DONTWAIT) <= 0) break; // closed by the server
+        if (::send(fd, &c, 1, MSG_NOSIGNAL) != 1) break;
+        std::this_thread::sleep_for(500ms); // the pace of the client under test, not synchronisation
+      }
+      lived = std::chrono::steady_clock::now() - began;
+    });
+  }
+  ~trickling_client() {
+    if (thread.joinable()) thread.join();
+    if (fd >= 0) ::close(fd);
+  }
+  int fd;
+  std::thread thread;
+  std::chrono::steady_clock::duration lived{};
+};
+
+// Clients that stall or trickle bytes hold one connection for a bounded time, never the others, and never
+// the runtime's destruction. (One server thread once served one connection at a time, waited for a
+// trickling client as long as it kept sending, and made ~runtime wait for it.)
+TEST(Metrics, StallingAndTricklingClientsHoldTheEndpointForABoundedTime) {
+  std::vector<int> silent;
+  std::optional<trickling_client> second;
+  std::chrono::steady_clock::time_point destroying;
+  {
+    rk::runtime rt(cpu_options());
+    (void)rt.spawn<echo>("e");
+    const std::uint16_t port = rt.serve_metrics();
+    for (int i = 0; i < 8; ++i) silent.push_back(connect_to(port)); // never send a byte
+    {
+      trickling_client first(port);
+      ASSERT_GE(first.fd, 0);
+      httplib::Client client("127.0.0.1", port);
+      client.set_read_timeout(15, 0);
+      const auto asked = std::chrono::steady_clock::now();
+      const auto answer = client.Get("/metrics");
+      ASSERT_TRUE(answer) << "no answer behind 8 silent connections and a trickling one";
+      EXPECT_EQ(answer->status, 200);
+      EXPECT_LT(std::chrono::steady_clock::now() - asked, 10s);
+      first.thread.join(); // the server closes it after the 10 s a connection may live
+      EXPECT_GE(first.lived, 9s);
+      EXPECT_LT(first.lived, 20s) << "the 200-byte request takes 100 s at its pace";
+    }
+    second.emplace(port);
+    ASSERT_GE(second->fd, 0);
+    destroying = std::chrono::steady_clock::now();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - destroying, 3s) << "~runtime waited for a client";
+  second.reset(); // its connection was closed with the endpoint
+  for (const int fd : silent) ::close(fd);
+}
+
 TEST(Metrics, BadEndpointOptionsAreRefusedWithAClearError) {
   rk::runtime rt(cpu_options());
   for (const char* address : {"0.0.0.0", "192.168.1.10", "::", "example.com", ""}) {
@@ -278,6 +365,40 @@ TEST(Metrics, ForgottenActorsStayInTheirHandlerTypesSums) {
   EXPECT_EQ(m.value("ringkernel_handler_time_seconds_count", {{"handler", "echo"}}), 10.0);
   EXPECT_EQ(m.value("ringkernel_handler_actors", {{"handler", "echo"}}), 1.0);
   EXPECT_EQ(m.count("ringkernel_actor_received_total"), 1u) << "only 'kept' has series of its own";
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+// A tenant removed and added again starts all its series from zero (its usage does): its earlier actors'
+// counts stay in their handler type's series only. They once stayed in the re-added tenant's received and
+// handled series while its messages_sent started again from zero.
+TEST(Metrics, ATenantAddedAgainStartsEveryTenantSeriesFromZero) {
+  rk::runtime rt(cpu_options());
+  rt.tenants().add(7, rk::tenant_quota::standard());
+  const actor_index gone = rt.spawn<echo>("gone", in_tenant(7));
+  rt.start();
+  for (std::uint64_t i = 0; i < 5; ++i)
+    ASSERT_EQ(rt.send_wait(gone, msg_ping, rk::as_bytes(ping_payload{i, i}), 10s, as_tenant(7)),
+              status::delivered);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(rt.receive(10s).has_value());
+  ASSERT_TRUE(rt.stop(gone, 5s));
+  rt.forget(gone);
+  const std::map<std::string, std::string> seven{{"tenant", "7"}};
+  EXPECT_EQ(parse(rt.metrics_text()).value("ringkernel_tenant_handled_total", seven), 5.0);
+  rt.tenants().remove(7);
+  rt.tenants().add(7, rk::tenant_quota::standard());
+  const actor_index fresh = rt.spawn<echo>("fresh", in_tenant(7));
+  ASSERT_EQ(rt.send_wait(fresh, msg_ping, rk::as_bytes(ping_payload{9, 9}), 10s, as_tenant(7)),
+            status::delivered);
+  ASSERT_TRUE(rt.receive(10s).has_value());
+  const scrape m = parse(rt.metrics_text());
+  EXPECT_EQ(m.value("ringkernel_tenant_received_total", seven), 1.0);
+  EXPECT_EQ(m.value("ringkernel_tenant_handled_total", seven), 1.0);
+  EXPECT_EQ(m.value("ringkernel_tenant_messages_sent_total", seven), 2.0) << "the host's send and the reply";
+  EXPECT_EQ(m.value("ringkernel_handler_handled_total", {{"handler", "echo"}}), 6.0) << "all of them";
+  const rk::runtime_stats st = rt.stats();
+  ASSERT_EQ(st.forgotten_by_handler_and_tenant.size(), 1u);
+  EXPECT_TRUE(st.forgotten_by_handler_and_tenant[0].tenant_removed);
+  EXPECT_EQ(st.forgotten_by_handler_and_tenant[0].handled, 5u);
   EXPECT_TRUE(rt.shutdown().drained);
 }
 

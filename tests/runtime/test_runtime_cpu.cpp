@@ -146,6 +146,14 @@ TEST(CpuBackend, HostCallsThatWouldWaitForTheirOwnWorkerRefuseFromAHandler) {
   }
 }
 
+//! A handler type whose name is not UTF-8 (it would label metrics, traces and snapshots).
+struct badly_named {
+  static constexpr const char* name = "caf\xe9";
+  struct state {};
+  template <class Ctx>
+  void operator()(Ctx&, state&, const rk::message&) {}
+};
+
 TEST(CpuBackend, NamesMustBeUtf8SoThatEveryJsonExportWorks) {
   rk::runtime_options o;
   o.backend = rk::backend::cpu;
@@ -169,6 +177,9 @@ TEST(CpuBackend, NamesMustBeUtf8SoThatEveryJsonExportWorks) {
   const rk::actor_index members[] = {a};
   EXPECT_TRUE(refused([&] { (void)rt.create_group("group\xff", members); }));
   EXPECT_TRUE(refused([&] { rt.register_message_type({4242, "type\xff", true, "test"}); }));
+  EXPECT_TRUE(refused([&] { (void)rt.spawn<badly_named>("fine"); })) << "handler type names too";
+  EXPECT_TRUE(refused([&] { rt.prepare<badly_named>(); }));
+  EXPECT_EQ(rt.stats().actors.size(), 1u) << "nothing was spawned";
   rt.start();
   const ping_payload p{0, 1};
   ASSERT_EQ(rt.send_wait(a, msg_count, rk::as_bytes(p), 5s), rk::status::delivered);

@@ -7,17 +7,20 @@
 //! Contract:
 //!  - Every value comes from the counters runtime::stats(), tenants().all(), audit_stats() and the
 //!    fault reports hold, read once per exposition. Counters (`_total`, histograms) never go down while
-//!    the runtime lives: a forgotten actor's counts stay in its handler type's and tenant's series.
+//!    the runtime lives: a forgotten actor's counts stay in its handler type's and tenant's series (a
+//!    tenant removed and added again starts its series from zero; see docs/observability.md).
 //!  - Series per runtime (uptime, host sends and gateway verdicts by outcome, audit records and losses,
 //!    faults by handler type and kind), per handler type and per tenant (sums over their actors), and per
 //!    actor for at most metrics_options::max_actor_series actors (lowest ids first; how many were left
 //!    out is `ringkernel_actor_series_omitted`). Handler time is a histogram with the fixed buckets of
 //!    handler_time_bucket_bound_ns().
 //!  - Actor and handler names appear only as label values, escaped as the format requires.
-//!  - The endpoint answers GET /metrics (text) and GET /metrics.json from one server thread, binds only
-//!    loopback addresses (names and tenant ids are in the series: put an authenticating proxy in front to
-//!    expose them further), and serves until the runtime is destroyed (after shutdown() it shows the final
-//!    counters).
+//!  - The endpoint answers GET /metrics (text) and GET /metrics.json, binds only loopback addresses (names
+//!    and tenant ids are in the series: put an authenticating proxy in front to expose them further), and
+//!    serves until the runtime is destroyed (after shutdown() it shows the final counters). It serves 4
+//!    connections at once; a read or write waits at most 2 s, an idle kept-alive connection 1 s, and no
+//!    connection lives longer than 10 s, so clients that stall or trickle bytes hold a connection for a
+//!    bounded time and never delay the runtime's destruction.
 
 #include <cstdint>
 #include <string>
