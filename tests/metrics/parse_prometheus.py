@@ -14,7 +14,8 @@ except ImportError:
 
 
 def main() -> int:
-    text = open(sys.argv[1], encoding="utf-8").read()
+    # newline="": a raw carriage return in a label value is legal text, not a line end to translate
+    text = open(sys.argv[1], encoding="utf-8", newline="").read()
     families = {}
     samples = []
     try:
