@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <memory>
 #include <string>
 #include <sys/mman.h>
 #include <thread>
@@ -140,7 +141,9 @@ TEST(RkTop, BadArgumentsAreRefused) {
 //! publisher, as another program (or another version) could leave it; removed on destruction.
 struct crafted_snapshot {
   std::string name;
-  crafted_snapshot(const std::string& object, std::uint32_t pid, const std::string& json) : name(object) {
+  crafted_snapshot(const std::string& object, std::uint32_t pid, const std::string& json,
+                   std::uint64_t published_ns = 0)
+      : name(object) {
     const int fd = ::shm_open(name.c_str(), O_CREAT | O_RDWR | O_TRUNC, 0600);
     if (fd < 0) return;
     rk::stats_shm_header h{};
@@ -151,6 +154,7 @@ struct crafted_snapshot {
     h.length = json.size();
     h.capacity = json.size();
     h.interval_ns = 100'000'000;
+    h.published_ns = published_ns;
     std::string bytes(reinterpret_cast<const char*>(&h), sizeof h);
     bytes += json;
     const bool written = ::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size());
@@ -182,6 +186,65 @@ TEST(RkTop, APublisherNamedAsPidZeroIsNotALiveProcess) {
   const run_result r = run(top + " --name " + zero.name + " --once 2>&1");
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("PROCESS GONE"), std::string::npos) << r.output;
+}
+
+//! A snapshot of a "running" runtime of this (live) process, published `age` ago, whose busiest actor is
+//! `actor`.
+std::string running_snapshot(const std::string& actor) {
+  return R"({"pid":1,"backend":"cpu","running":true,"uptime_seconds":1,"audit":{"records_lost":0},
+    "handler_types":[],"tenants":[],"busiest":[{"name":")" +
+         actor + R"(","id":1,"handler":"h","handled_per_s":1.0,"queued":0,"lifecycle":"live"}],
+    "deepest":[],"stuck":[]})";
+}
+std::uint64_t published_ago(std::chrono::seconds age) {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch() - age)
+                                        .count());
+}
+
+// A leftover of a process killed without cleaning up, whose pid now belongs to a live process (pids are
+// reused, in containers at once), claims "running" for ever: rk-top says it is not updating.
+TEST(RkTop, ARunningSnapshotThatIsNotRewrittenIsShownAsNotUpdating) {
+  const std::string prefix = "/rk_top_test." + std::to_string(::getpid());
+  const auto me = static_cast<std::uint32_t>(::getpid());
+  const crafted_snapshot old(prefix + ".old", me, running_snapshot("a"), published_ago(60s));
+  const run_result r = run(top + " --name " + old.name + " --once 2>&1");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("NOT UPDATING for 60 s"), std::string::npos) << r.output;
+  const crafted_snapshot fresh(prefix + ".fresh", me, running_snapshot("a"), published_ago(0s));
+  const run_result f = run(top + " --name " + fresh.name + " --once 2>&1");
+  EXPECT_NE(f.output.find("running"), std::string::npos) << f.output;
+  EXPECT_EQ(f.output.find("NOT UPDATING"), std::string::npos) << f.output;
+}
+
+// The live view follows its name: a runtime destroyed and another started under the same name (the same
+// process's first publishing runtime again) is shown, and a name that is gone says so. It once kept
+// showing the first object it mapped.
+TEST(RkTop, TheLiveViewFollowsItsNameToANewRuntimeAndSaysWhenItIsGone) {
+  const std::string name = "/rk_top_test." + std::to_string(::getpid()) + ".follow";
+  const auto me = static_cast<std::uint32_t>(::getpid());
+  auto first =
+      std::make_unique<crafted_snapshot>(name, me, running_snapshot("first-runtime"), published_ago(0s));
+  const std::string session = "rktopf" + std::to_string(::getpid());
+  ASSERT_EQ(run("tmux new-session -d -s " + session + " -x 160 -y 50 '" + top + " --name " + name +
+                " --interval-ms 50'")
+                .status,
+            0);
+  std::string screen;
+  const auto shows = [&](const char* text) {
+    return eventually([&] {
+      screen = run("tmux capture-pane -p -t " + session).output;
+      return screen.find(text) != std::string::npos;
+    });
+  };
+  EXPECT_TRUE(shows("first-runtime")) << screen;
+  first.reset(); // removed ...
+  const crafted_snapshot second(name, me, running_snapshot("second-runtime"),
+                                published_ago(0s)); // ... and new
+  EXPECT_TRUE(shows("second-runtime")) << screen;
+  ::shm_unlink(name.c_str());
+  EXPECT_TRUE(shows("RUNTIME DESTROYED")) << screen;
+  (void)run("tmux kill-session -t " + session);
 }
 
 } // namespace

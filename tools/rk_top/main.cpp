@@ -6,13 +6,17 @@
 //
 //   rk-top [--pid PID [--index K] | --name NAME] [--once] [--json] [--interval-ms N]
 //
-// Without --pid or --name it attaches to the only runtime publishing on this machine.
+// Without --pid or --name it attaches to the only runtime publishing on this machine. The live view
+// follows its name (a runtime destroyed and another started under the same name is shown) and says
+// PROCESS GONE, RUNTIME DESTROYED, or NOT UPDATING when a "running" snapshot has not been rewritten for
+// 5 intervals (2 s at least): a process killed without cleaning up whose pid was reused.
 
 #include <ringkernel/host/stats_shm.hpp>
 #include <rk_cli.hpp>
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -20,6 +24,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -51,6 +56,8 @@ public:
       throw std::runtime_error(name + " is not a ringkernel snapshot (too small)");
     }
     bytes_ = static_cast<std::size_t>(st.st_size);
+    device_ = st.st_dev;
+    inode_ = st.st_ino;
     base_ = ::mmap(nullptr, bytes_, PROT_READ, MAP_SHARED, fd, 0);
     ::close(fd);
     if (base_ == MAP_FAILED) throw std::runtime_error("cannot map " + name + ": " + std::strerror(errno));
@@ -63,6 +70,18 @@ public:
   snapshot_source& operator=(const snapshot_source&) = delete;
 
   const rk::stats_shm_header& header() const { return *static_cast<const rk::stats_shm_header*>(base_); }
+
+  enum class under_its_name { same, replaced, removed };
+  //! What the name refers to now: this object, another one (a runtime destroyed and another started
+  //! under the same name), or nothing (the runtime was destroyed).
+  under_its_name now() const {
+    const int fd = ::shm_open(name_.c_str(), O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) return errno == ENOENT ? under_its_name::removed : under_its_name::same;
+    struct stat st {};
+    const bool same = ::fstat(fd, &st) != 0 || (st.st_dev == device_ && st.st_ino == inode_);
+    ::close(fd);
+    return same ? under_its_name::same : under_its_name::replaced;
+  }
 
   //! The JSON text of a consistent snapshot (seqlock), or nullopt when none could be read in 1,000 tries.
   std::optional<std::string> read() const {
@@ -86,7 +105,23 @@ private:
   std::string name_;
   void* base_ = nullptr;
   std::size_t bytes_ = 0;
+  dev_t device_ = 0;
+  ino_t inode_ = 0;
 };
+
+//! A running runtime rewrites its snapshot every interval_ns; one that has not for this long is not
+//! running any more, whatever the snapshot says (a process killed without cleaning up, whose pid now
+//! belongs to another process).
+bool stale(const rk::stats_shm_header& h, std::uint64_t& age_ns) {
+  const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  age_ns = now > 0 && static_cast<std::uint64_t>(now) > h.published_ns
+               ? static_cast<std::uint64_t>(now) - h.published_ns
+               : 0;
+  const std::uint64_t patience = std::max<std::uint64_t>(5 * h.interval_ns, 2'000'000'000ull);
+  return age_ns > patience;
+}
 
 //! Every snapshot name in /dev/shm.
 std::vector<std::string> published() {
@@ -106,7 +141,8 @@ std::string number(double v, int decimals = 1) {
 
 //! The screen for one snapshot. A snapshot without a field this view shows (a runtime of another version,
 //! or a file that is not a snapshot) throws nlohmann::json::exception naming the field.
-std::string view(const nlohmann::json& s, const std::string& name, bool alive) {
+//! `condition`, when not empty, replaces the state the snapshot itself claims (running, stopped, faulted).
+std::string view(const nlohmann::json& s, const std::string& name, const std::string& condition) {
   if (s.contains("error"))
     return "rk-top: " + name + ": the runtime says: " + s.at("error").get<std::string>() + "\n";
   std::string out;
@@ -114,7 +150,7 @@ std::string view(const nlohmann::json& s, const std::string& name, bool alive) {
   std::snprintf(line, sizeof line, "ringkernel %s  pid %lld  %s backend (%s)  %s  up %s s  audit lost %llu\n",
                 name.c_str(), s.value("pid", 0LL), s.value("backend", std::string("?")).c_str(),
                 s.value("backend_description", std::string()).c_str(),
-                !alive                      ? "PROCESS GONE"
+                !condition.empty()          ? condition.c_str()
                 : s.value("faulted", false) ? "FAULTED"
                 : s.value("running", false) ? "running"
                                             : "stopped",
@@ -204,12 +240,24 @@ int main(int argc, char** argv) {
     name = all.front();
   }
   try {
-    const snapshot_source source(name);
-    const auto owner = static_cast<pid_t>(source.header().pid);
+    auto source = std::make_unique<snapshot_source>(name);
+    bool removed = false;
     std::signal(SIGINT, on_interrupt);
     std::signal(SIGTERM, on_interrupt);
     for (;;) {
-      const std::optional<std::string> text = source.read();
+      // The live view follows its name: a runtime destroyed and another started under it is shown.
+      if (!once && !removed) {
+        const snapshot_source::under_its_name now = source->now();
+        removed = now == snapshot_source::under_its_name::removed;
+        if (now == snapshot_source::under_its_name::replaced) {
+          try {
+            source = std::make_unique<snapshot_source>(name);
+          } catch (const std::exception&) { // being created: its header comes next time
+          }
+        }
+      }
+      const std::optional<std::string> text = source->read();
+      const auto owner = static_cast<pid_t>(source->header().pid);
       // kill(0, ...) would ask about our own process group: a snapshot naming pid 0 has no live owner.
       const bool alive = owner > 0 && (::kill(owner, 0) == 0 || errno == EPERM);
       if (!text) {
@@ -223,7 +271,17 @@ int main(int argc, char** argv) {
       } else {
         std::string screen;
         try {
-          screen = view(nlohmann::json::parse(*text), name, alive);
+          const nlohmann::json snapshot = nlohmann::json::parse(*text);
+          std::uint64_t age_ns = 0;
+          std::string condition;
+          if (!alive) {
+            condition = "PROCESS GONE";
+          } else if (removed) {
+            condition = "RUNTIME DESTROYED";
+          } else if (snapshot.value("running", false) && stale(source->header(), age_ns)) {
+            condition = "NOT UPDATING for " + number(static_cast<double>(age_ns) / 1e9, 0) + " s";
+          }
+          screen = view(snapshot, name, condition);
         } catch (const nlohmann::json::exception& e) {
           throw std::runtime_error(name + " does not hold a snapshot this rk-top reads (" + e.what() + ")");
         }
