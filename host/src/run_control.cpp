@@ -151,7 +151,11 @@ void run_control::launch_late(const std::vector<actor_index>& ids, const std::st
 bool run_control::pause(std::chrono::nanoseconds timeout) {
   if (phase_.load() != phase::running) throw error("pause(): the runtime is not running");
   faults_.throw_if_faulted();
-  workers_.request_pause(true);
+  {
+    std::lock_guard lock(global_pause_mutex_);
+    application_paused_ = true;
+    workers_.request_pause(true);
+  }
   const wait_result r = wait_until([&] { return workers_.all_paused(); }, abort_on_fault(),
                                    timeout_ns(timeout), host_backoff());
   if (r == wait_result::aborted) faults_.throw_if_faulted();
@@ -159,7 +163,27 @@ bool run_control::pause(std::chrono::nanoseconds timeout) {
 }
 
 void run_control::resume() {
-  workers_.request_pause(false);
+  std::lock_guard lock(global_pause_mutex_);
+  application_paused_ = false;
+  if (snapshot_all_holds_ == 0) workers_.request_pause(false);
+}
+
+bool run_control::hold_all_for_snapshot(std::chrono::nanoseconds timeout) {
+  {
+    std::lock_guard lock(global_pause_mutex_);
+    ++snapshot_all_holds_;
+    workers_.request_pause(true);
+  }
+  const wait_result r = wait_until([&] { return workers_.all_paused(); }, abort_on_fault(),
+                                   timeout_ns(timeout), host_backoff());
+  if (r == wait_result::aborted) faults_.throw_if_faulted();
+  return r == wait_result::ready;
+}
+
+void run_control::release_all_for_snapshot() {
+  std::lock_guard lock(global_pause_mutex_);
+  if (snapshot_all_holds_ > 0 && --snapshot_all_holds_ == 0 && !application_paused_)
+    workers_.request_pause(false);
 }
 
 // --- per-actor lifecycle
@@ -179,6 +203,10 @@ std::uint32_t run_control::begin_stop(actor_index a) {
   if (hs == host_state::live || hs == host_state::paused)
     actors_.write_host_word(a,
                             make_state_word(epoch_of(hw), static_cast<std::uint8_t>(host_state::stopping)));
+  if (const auto it = holds_.find(a); it != holds_.end() && it->second.snapshots == 0)
+    holds_.erase(it);
+  else if (it != holds_.end())
+    it->second.application = false; // stopping now
   return hw;
 }
 
@@ -186,7 +214,10 @@ std::uint32_t run_control::begin_pause(actor_index a) {
   check_lifecycle_call(a, "pause_actor()");
   const std::uint32_t hw = actors_.host_word(a);
   const auto hs = static_cast<host_state>(state_in(hw));
-  if (hs == host_state::paused) return hw; // asked again: wait for the same confirmation
+  if (hs == host_state::paused) { // asked again, or held by a snapshot(): wait for the same confirmation
+    holds_[a].application = true;
+    return hw;
+  }
   if (hs != host_state::live)
     throw error("pause_actor(): actor '" + actors_.name_of(a) + "' is " + to_string(actors_.lifecycle(a)) +
                 ", not live");
@@ -194,11 +225,43 @@ std::uint32_t run_control::begin_pause(actor_index a) {
     throw error("pause_actor(): actor '" + actors_.name_of(a) + "' is faulted; respawn() it first");
   const std::uint32_t paused = make_state_word(epoch_of(hw), static_cast<std::uint8_t>(host_state::paused));
   actors_.write_host_word(a, paused);
+  holds_[a].application = true;
   return paused;
 }
 
 void run_control::resume_actor(actor_index a) {
   actors_.check(a, "resume_actor()", actor_table::want::actor);
+  const auto it = holds_.find(a);
+  if (it != holds_.end()) {
+    it->second.application = false;
+    if (it->second.snapshots != 0) return; // a snapshot() still copies it: it resumes after the copy
+    holds_.erase(it);
+  }
+  const std::uint32_t hw = actors_.host_word(a);
+  if (static_cast<host_state>(state_in(hw)) == host_state::paused)
+    actors_.write_host_word(a, live_word(epoch_of(hw)));
+}
+
+std::optional<std::uint32_t> run_control::hold_for_snapshot(actor_index a) {
+  const std::uint32_t hw = actors_.host_word(a);
+  const auto hs = static_cast<host_state>(state_in(hw));
+  if (current_device_state(hw, actors_.device_word(a)) == device_state::faulted) return std::nullopt;
+  if (hs == host_state::live) {
+    const std::uint32_t paused = make_state_word(epoch_of(hw), static_cast<std::uint8_t>(host_state::paused));
+    actors_.write_host_word(a, paused);
+    ++holds_[a].snapshots;
+    return paused;
+  }
+  if (hs != host_state::paused) return std::nullopt;
+  ++holds_[a].snapshots; // paused by the application, perhaps not confirmed yet: the copy waits for it
+  return hw;
+}
+
+void run_control::release_snapshot_hold(actor_index a) {
+  const auto it = holds_.find(a);
+  if (it == holds_.end() || it->second.snapshots == 0) return;
+  if (--it->second.snapshots != 0 || it->second.application) return;
+  holds_.erase(it);
   const std::uint32_t hw = actors_.host_word(a);
   if (static_cast<host_state>(state_in(hw)) == host_state::paused)
     actors_.write_host_word(a, live_word(epoch_of(hw)));
@@ -216,6 +279,10 @@ void run_control::respawn(actor_index a, std::type_index type, const void* initi
     throw error("respawn(): actor '" + actors_.name_of(a) + "' is not stopped or faulted; stop() it first");
   actors_.rewrite_state(a, initial); // the parked worker does not touch it until the new epoch
   actors_.write_host_word(a, live_word(epoch_of(hw) + 1));
+  if (const auto it = holds_.find(a); it != holds_.end() && it->second.snapshots == 0)
+    holds_.erase(it);
+  else if (it != holds_.end())
+    it->second.application = false; // live again
   audit_.record(audit_event::actor_spawn, audit_level::info, a, actors_.tenant_of(a), 1, actors_.kind_of(a));
 }
 

@@ -17,6 +17,7 @@
 #include "workers.hpp"
 
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <typeindex>
@@ -43,14 +44,25 @@ public:
   //! retires them: an orphaned worker lets go of them when it runs).
   void launch_late(const std::vector<actor_index>& ids, const std::string& who);
 
+  //! The application's global pause and resume (any thread). A snapshot_all() holding the workers paused
+  //! keeps them so through a resume(); they resume when the last of the two lets go.
   bool pause(std::chrono::nanoseconds timeout);
   void resume();
+  //! snapshot_all()'s hold on every worker: requests the pause and waits for it (false: not within
+  //! `timeout`; the hold is still taken); release_all_for_snapshot() lets go of it.
+  bool hold_all_for_snapshot(std::chrono::nanoseconds timeout);
+  void release_all_for_snapshot();
 
   //! Per-actor lifecycle: the begin_* calls check and write the request and return the host word the
   //! wait needs; await_device_state waits for the worker's answer without any lock.
   std::uint32_t begin_stop(actor_index a);
   std::uint32_t begin_pause(actor_index a);
   void resume_actor(actor_index a);
+  //! snapshot()'s hold on one live or paused actor, independent of the application's pause_actor /
+  //! resume_actor: the actor stays paused while either holds it. Returns the host word to await (the
+  //! paused one), or nothing when the actor is neither live nor paused (it holds still as it is).
+  std::optional<std::uint32_t> hold_for_snapshot(actor_index a);
+  void release_snapshot_hold(actor_index a);
   void respawn(actor_index a, std::type_index type, const void* initial);
   bool await_device_state(actor_index a, std::uint32_t host_word, device_state wanted,
                           std::chrono::nanoseconds timeout);
@@ -101,6 +113,17 @@ private:
   mutable std::mutex snapshot_mutex_;
   std::optional<runtime_stats> last_snapshot_; //!< guarded by snapshot_mutex_
   shutdown_report last_report_;
+
+  //! Who holds an actor paused (needs the coordinator's lock, which every caller holds): the
+  //! application (pause_actor until resume_actor, stop or respawn) and running snapshot() calls.
+  struct pause_holds {
+    bool application = false;
+    std::uint32_t snapshots = 0;
+  };
+  std::map<actor_index, pause_holds> holds_;
+  std::mutex global_pause_mutex_; //!< guards the two below: pause() and resume() come from any thread
+  bool application_paused_ = false;
+  std::uint32_t snapshot_all_holds_ = 0;
 };
 
 } // namespace rk::detail

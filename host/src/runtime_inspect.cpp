@@ -12,26 +12,38 @@ namespace rk::detail {
 actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds timeout) {
   refuse_from_worker("snapshot()"); // it pauses the actor, waiting for its worker
   actors_.check(a, "snapshot()", actor_table::want::actor);
-  // A live actor of a running runtime is paused for the copy; a stopping one still handles what was
-  // queued and cannot be paused; anything else holds still already.
-  const actor_lifecycle now = actors_.lifecycle(a);
-  if (run_.current_phase() == phase::running && now == actor_lifecycle::stopping)
-    throw error("snapshot(): actor '" + actors_.name_of(a) +
-                "' is stopping (its worker still handles what was queued); snapshot it once stop() "
-                "confirmed, or before stopping it");
-  const bool pause = run_.current_phase() == phase::running && now == actor_lifecycle::live;
+  // A live actor of a running runtime is held paused for the copy, and so is one the application paused
+  // (until its worker confirmed, a handler call may still write the state); a stopping one still handles
+  // what was queued; anything else holds still already. The hold is the snapshot's own: a resume_actor()
+  // meanwhile does not end it, and letting go of it does not resume an actor the application paused.
+  std::optional<std::uint32_t> held;
+  {
+    std::lock_guard lock(setup_);
+    if (run_.current_phase() == phase::running) {
+      if (actors_.lifecycle(a) == actor_lifecycle::stopping)
+        throw error("snapshot(): actor '" + actors_.name_of(a) +
+                    "' is stopping (its worker still handles what was queued); snapshot it once stop() "
+                    "confirmed, or before stopping it");
+      held = run_.hold_for_snapshot(a);
+    }
+  }
+  const auto let_go = [&] {
+    if (!held) return;
+    std::lock_guard lock(setup_);
+    run_.release_snapshot_hold(a);
+  };
   try {
-    if (pause && !pause_actor(a, timeout)) {
-      resume_actor(a);
+    if (held && !(run_.await_device_state(a, *held, device_state::paused, timeout) &&
+                  current_device_state(*held, actors_.device_word(a)) == device_state::paused))
       throw error("snapshot(): actor '" + actors_.name_of(a) + "' did not pause within " +
                   std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
-                  " ms (a handler call is still running); nothing was copied");
-    }
+                  " ms (a handler call is still running, or the actor was stopped or the runtime shut down "
+                  "meanwhile); nothing was copied");
     actor_snapshot s = actors_.image(a);
-    if (pause) resume_actor(a);
+    let_go();
     return s;
-  } catch (const error&) {
-    if (pause && actors_.lifecycle(a) == actor_lifecycle::paused) resume_actor(a);
+  } catch (...) {
+    let_go();
     throw;
   }
 }
@@ -52,9 +64,11 @@ std::uint64_t runtime_impl::snapshot_all(const std::filesystem::path& path,
   std::vector<actor_snapshot> all;
   {
     std::lock_guard lock(setup_); // no spawn or forget between the pause and the copies
-    const bool pause = run_.current_phase() == phase::running && !workers_.pause_requested();
-    if (pause && !run_.pause(timeout)) {
-      run_.resume();
+    // Held paused for the copies, also when the application paused them (until every worker confirmed,
+    // handler calls may still write states); a resume() meanwhile does not end the hold.
+    const bool pause = run_.current_phase() == phase::running;
+    if (pause && !run_.hold_all_for_snapshot(timeout)) {
+      run_.release_all_for_snapshot();
       throw error("snapshot_all(): the workers did not all pause within " +
                   std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
                   " ms (a handler call is still running); nothing was written");
@@ -62,10 +76,10 @@ std::uint64_t runtime_impl::snapshot_all(const std::filesystem::path& path,
     try {
       all = actors_.images();
     } catch (...) {
-      if (pause) run_.resume();
+      if (pause) run_.release_all_for_snapshot();
       throw;
     }
-    if (pause) run_.resume();
+    if (pause) run_.release_all_for_snapshot();
   }
   write_snapshot_file(path, all,
                       std::string(to_string(kind())).append(" (").append(description_).append(")"));

@@ -125,6 +125,69 @@ TEST(Snapshot, AStuckActorTimesOutAndIsNotLeftPaused) {
   EXPECT_TRUE(rt.shutdown().drained);
 }
 
+// An actor the application asked to pause whose handler call is still running is paused in name only:
+// snapshot() waits for the worker's confirmation like for a live actor. It once copied at once, a state
+// the running call was still writing, because the actor already said "paused".
+TEST(Snapshot, AnActorWhosePauseIsNotConfirmedYetIsCopiedOnlyOnceItHoldsStill) {
+  release_blocker = false;
+  rk::runtime rt(cpu_options());
+  const actor_index b = rt.spawn<blocker>("b");
+  rt.start();
+  ASSERT_EQ(rt.send(b, msg_count, {}), status::enqueued);
+  ASSERT_TRUE(in_handler(rt, b));
+  EXPECT_FALSE(rt.pause_actor(b, 1ms)) << "its call still runs";
+  EXPECT_EQ(rt.lifecycle(b), rk::actor_lifecycle::paused) << "asked for";
+  try {
+    (void)rt.snapshot(b, 100ms);
+    ADD_FAILURE() << "copied a state while its handler ran";
+  } catch (const rk::error& e) {
+    EXPECT_NE(std::string(e.what()).find("did not pause"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(rt.lifecycle(b), rk::actor_lifecycle::paused) << "the application's pause stands";
+  release_blocker = true;
+  EXPECT_NO_THROW((void)rt.snapshot(b, 10s)) << "copied once the call returned";
+  EXPECT_EQ(rt.lifecycle(b), rk::actor_lifecycle::paused) << "and still paused: the application's pause";
+  ASSERT_EQ(rt.send(b, msg_count, {}), status::enqueued);
+  rt.resume_actor(b);
+  EXPECT_TRUE(handled(rt, b, 2));
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+// snapshot() holds an actor paused on its own account: letting go never resumes an actor the application
+// paused meanwhile, and the application's resume_actor() during a copy takes effect after it. Once the
+// snapshot's own resume undid a pause_actor() another thread had just seen confirmed.
+TEST(Snapshot, ASnapshotNeverUndoesTheApplicationsPauseOrResume) {
+  rk::runtime rt(cpu_options());
+  const actor_index c = rt.spawn<counter>("c");
+  rt.start();
+  std::atomic<bool> done{false};
+  std::atomic<std::uint64_t> copies{0};
+  std::thread copier([&] {
+    while (!done.load()) {
+      (void)rt.snapshot(c, 10s);
+      copies.fetch_add(1);
+    }
+  });
+  std::uint64_t sent = 0, lost = 0;
+  for (int i = 0; i < 300; ++i) {
+    ASSERT_TRUE(rt.pause_actor(c, 10s));
+    const std::uint64_t before = rt.stats().actors[c].handled;
+    ASSERT_EQ(rt.send(c, msg_count, rk::as_bytes(ping_payload{1, 1})), status::enqueued);
+    ++sent;
+    // While the copier keeps copying, the actor must stay paused: nothing is handled.
+    const std::uint64_t seen = copies.load();
+    while (copies.load() < seen + 2) std::this_thread::yield();
+    if (rt.lifecycle(c) != rk::actor_lifecycle::paused || rt.stats().actors[c].handled != before) ++lost;
+    rt.resume_actor(c);
+  }
+  done = true;
+  copier.join();
+  EXPECT_EQ(lost, 0u) << "pauses undone by a snapshot";
+  EXPECT_TRUE(handled(rt, c, sent)) << "every resume took effect";
+  EXPECT_EQ(rt.lifecycle(c), rk::actor_lifecycle::live);
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
 // A stopping actor still handles what was queued and cannot be paused: copying it then would copy a state
 // its handler is writing, so snapshot() refuses until stop() confirmed.
 TEST(Snapshot, AStoppingActorIsRefusedUntilItStopped) {

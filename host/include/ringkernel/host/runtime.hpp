@@ -304,8 +304,11 @@ public:
 
   // --- snapshots (snapshot.hpp) ---------------------------------------------------------------------------
 
-  //! Actor `a`'s state and spawn options. A live actor of a running runtime is paused for the copy and
-  //! resumed; rk::error if it does not pause within `timeout` (then nothing was copied).
+  //! Actor `a`'s state and spawn options. A live or paused actor of a running runtime is held paused for
+  //! the copy (a paused one until its worker confirmed the pause: a handler call may still be writing);
+  //! rk::error if it does not hold still within `timeout` (then nothing was copied). The hold is the
+  //! snapshot's own: a resume_actor() meanwhile takes effect after the copy, and an actor the application
+  //! paused stays paused.
   template <class Rep = std::int64_t, class Period = std::nano>
   actor_snapshot snapshot(actor_index a,
                           std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
@@ -320,7 +323,8 @@ public:
                   detail::checked_timeout(timeout, "snapshot_state()"));
     return value;
   }
-  //! Every actor (workers paused for the copies) to a versioned file at `path`; returns how many.
+  //! Every actor (workers held paused for the copies, as snapshot() holds one actor: a resume() meanwhile
+  //! takes effect after them) to a versioned file at `path`; returns how many.
   template <class Rep = std::int64_t, class Period = std::nano>
   std::uint64_t snapshot_all(const std::filesystem::path& path,
                              std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {

@@ -4,11 +4,14 @@
 //! actor, to a versioned file) and runtime::restore (a new runtime's actors from that file, before start).
 //!
 //! Contract:
-//!  - snapshot(a) pauses a live actor (pause_actor), copies its handler state, and resumes it; an actor
-//!    that is already paused, stopped or faulted, or a runtime that is not running, is copied as it is;
-//!    one that is stopping (still handling what was queued) is refused with rk::error.
+//!  - snapshot(a) holds a live or paused actor paused until its worker confirmed (no handler call is
+//!    writing the state), copies its handler state, and lets go of it: a live actor resumes, one the
+//!    application paused stays paused, and a resume_actor() made meanwhile takes effect then. An actor
+//!    that is stopped or faulted, or a runtime that is not running, is copied as it is; one that is
+//!    stopping (still handling what was queued) is refused with rk::error.
 //!    The state is exactly the bytes of handler_state_t<H>: no pointers are followed.
-//!  - snapshot_all(path) pauses every worker (runtime::pause), copies every actor, resumes, and writes the
+//!  - snapshot_all(path) holds every worker paused as snapshot() holds one actor (until all confirmed; a
+//!    runtime::resume() meanwhile takes effect after the copies), copies every actor, and writes the
 //!    file: one JSON header line (format "ringkernel-snapshot", version 1, the handler types with their
 //!    state sizes, and per actor its name, handler type, tenant, mailbox geometry, priority lanes and
 //!    dedicated worker flag), then the states back to back, whose SHA-256 the header holds. Groups,
