@@ -175,6 +175,8 @@ private:
   void deliver_dump() const noexcept;
   void check_batch_fits(std::uint64_t count, const std::string& who) const;
   void require_setup_phase(const std::string& who) const;
+  //! What worker entry `entry` of the CPU backend serves (dump_state).
+  void describe_cpu_worker(std::uint32_t entry, worker_state& w) const;
 
   runtime_options options_;
   std::string description_;

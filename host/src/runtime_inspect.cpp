@@ -138,6 +138,25 @@ std::string runtime_impl::stats_shm_name() const {
   return publisher_ ? publisher_->name() : std::string();
 }
 
+// A CPU launch lays its threads out its own way (each dedicated thread serves several actors, one pool
+// thread serves every handler type's run queue), not one worker entry per group member as a CUDA launch
+// does: what an entry serves comes from the backend.
+void runtime_impl::describe_cpu_worker(std::uint32_t entry, worker_state& w) const {
+  const std::vector<actor_index> served = backend_->actors_of_worker(entry);
+  if (served.empty()) {
+    w.serves = "every handler type's run queue (scheduled)";
+    w.scheduled = true;
+    return;
+  }
+  std::string names;
+  constexpr std::size_t named = 8;
+  for (std::size_t i = 0; i < served.size() && i < named; ++i)
+    names += (i ? ", " : "") + actors_.name_for_report(served[i]);
+  if (served.size() > named) names += " and " + std::to_string(served.size() - named) + " more";
+  w.serves = names + " (dedicated)";
+  w.scheduled = false;
+}
+
 state_dump runtime_impl::dump_state() const {
   state_dump d;
   d.taken = std::chrono::system_clock::now();
@@ -157,6 +176,7 @@ state_dump runtime_impl::dump_state() const {
     worker_registry::worker_role role = workers_.role_of(s.entry);
     w.serves = std::move(role.serves);
     w.scheduled = role.scheduled;
+    if (kind() == rk::backend::cpu) describe_cpu_worker(s.entry, w);
     w.heartbeat = s.heartbeat;
     if (s.busy_actor != 0) {
       w.actor = s.busy_actor - 1;

@@ -194,4 +194,36 @@ TEST(StateDump, WithoutAWatchdogAgesAreUnknownAndSaidSo) {
   EXPECT_TRUE(rt.shutdown().drained);
 }
 
+// Each worker says what it serves as the CPU backend laid it out: a dedicated thread its actors, the pool
+// thread every handler type's run queue. (The labels once came from the CUDA layout, one entry per group
+// member in the order of the groups, and named the dedicated thread as another handler type's pool.)
+TEST(StateDump, EachCpuWorkerSaysWhatItServes) {
+  release_blocker = false;
+  rk::runtime_options o = cpu_options();
+  o.cpu_workers = 1;
+  rk::runtime rt(o);
+  (void)rt.spawn<counter>("pooled");
+  rk::actor_options alone;
+  alone.dedicated_worker = true;
+  const actor_index d = rt.spawn<blocker>("alone", alone);
+  rt.start();
+  ASSERT_EQ(rt.send(d, msg_block, {}), status::enqueued);
+  std::optional<rk::state_dump> dump;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline && !(dump && busy_with(*dump, d)))
+    dump = rt.dump_state();
+  ASSERT_TRUE(dump && busy_with(*dump, d));
+  const rk::worker_state& dedicated = *busy_with(*dump, d);
+  EXPECT_FALSE(dedicated.scheduled);
+  EXPECT_EQ(dedicated.serves, "alone (dedicated)");
+  ASSERT_EQ(dump->workers.size(), 2u);
+  for (const rk::worker_state& w : dump->workers)
+    if (w.worker != dedicated.worker) {
+      EXPECT_TRUE(w.scheduled);
+      EXPECT_NE(w.serves.find("every handler type"), std::string::npos) << w.serves;
+    }
+  release_blocker = true;
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
 } // namespace

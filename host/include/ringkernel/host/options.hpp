@@ -88,8 +88,12 @@ struct runtime_options {
   //! then holds back only its own senders (send() to it returns queue_full) while other destinations
   //! keep the rest of the area. 1 .. host_parking_slots; 0: a quarter of host_parking_slots (at least 1).
   std::uint32_t host_parking_per_destination = 0;
-  //! CPU backend threads for dedicated actors (actor_options::dedicated_worker); 0 = min(those actors,
-  //! hardware threads). A thread may serve several dedicated actors. 0 .. 4096.
+  //! CPU backend threads for dedicated actors (actor_options::dedicated_worker) per launch; 0 =
+  //! min(those actors, hardware threads). A thread may serve several dedicated actors. The dedicated
+  //! actors spawned before start() share one launch; each spawn()/spawn_many() of dedicated actors while
+  //! running is a launch of its own with its own threads (gone when its actors are forgotten), so
+  //! spawning them one at a time costs a polling thread each: batch them with spawn_many, or use
+  //! scheduled actors (the default) for actors that come and go. 0 .. 4096.
   std::uint32_t cpu_workers = 0;
   //! Scheduled workers: actors that are not dedicated are served in turns by a fixed pool (see
   //! docs/architecture.md, "Scheduled actors"). CUDA: thread blocks per handler type (0: one per SM);
