@@ -646,7 +646,7 @@ void actor_table::forget_history(std::uint64_t tenant) {
       past = it->second;
       past.tenant_removed = true;
     } else {
-      merge_forgotten(past, it->second);
+      add_counts(past, it->second);
     }
     it = forgotten_groups_.erase(it);
   }

@@ -228,8 +228,6 @@ private:
   std::vector<actor_counters> read_counters() const;
   //! Adds a forgotten actor's counters to `into` (what was still queued counts as discarded).
   static void add_forgotten(actor_stats& into, const actor_counters& c) noexcept;
-  //! Adds the counts of `from` (a group of forgotten actors) to `into`.
-  static void merge_forgotten(actor_stats& into, const actor_stats& from) noexcept;
   //! By (handler type, tenant, whether the tenant was removed since the actors were spawned).
   using forgotten_map = std::map<std::tuple<std::uint32_t, std::uint64_t, bool>, actor_stats>;
   //! The entry of r's handler type and tenant (registration) in `groups`, labelled when new (needs mutex_).

@@ -23,18 +23,6 @@ void actor_table::add_forgotten(actor_stats& into, const actor_counters& c) noex
   for (std::size_t k = 0; k < handler_time_bucket_count; ++k) into.handler_time[k] += c.handler_time[k];
 }
 
-void actor_table::merge_forgotten(actor_stats& into, const actor_stats& from) noexcept {
-  for (std::size_t k = 0; k < status_count; ++k) into.sent[k] += from.sent[k];
-  into.received += from.received;
-  into.handled += from.handled;
-  into.interrupted += from.interrupted;
-  into.discarded += from.discarded;
-  into.deferred += from.deferred;
-  into.reservations += from.reservations;
-  into.handler_ns += from.handler_ns;
-  for (std::size_t k = 0; k < handler_time_bucket_count; ++k) into.handler_time[k] += from.handler_time[k];
-}
-
 actor_stats& actor_table::forgotten_group(forgotten_map& groups, const actor_record& r) const {
   actor_stats& g = groups[{r.kind, r.tenant, r.tenant_removed}];
   if (g.name.empty()) {

@@ -2,6 +2,7 @@
 // exposition format 0.0.4 and a JSON document (nlohmann-json) of the same values.
 
 #include "metrics.hpp"
+#include "support.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -380,14 +381,7 @@ std::string metrics_json(const metrics_reading& r, const metrics_options& option
 
 void totals::add(const actor_stats& a, bool current) {
   actors += current ? 1 : 0;
-  for (std::size_t k = 0; k < status_count; ++k) sums.sent[k] += a.sent[k];
-  sums.received += a.received;
-  sums.handled += a.handled;
-  sums.discarded += a.discarded;
-  sums.interrupted += a.interrupted;
-  sums.deferred += a.deferred;
-  sums.handler_ns += a.handler_ns;
-  for (std::size_t k = 0; k < handler_time_bucket_count; ++k) sums.handler_time[k] += a.handler_time[k];
+  add_counts(sums, a);
 }
 
 grouped group(const metrics_reading& r, bool fault_only_handlers) {

@@ -156,6 +156,10 @@ bool run_control::pause(std::chrono::nanoseconds timeout) {
     application_paused_ = true;
     workers_.request_pause(true);
   }
+  return await_all_paused(timeout);
+}
+
+bool run_control::await_all_paused(std::chrono::nanoseconds timeout) {
   const wait_result r = wait_until([&] { return workers_.all_paused(); }, abort_on_fault(),
                                    timeout_ns(timeout), host_backoff());
   if (r == wait_result::aborted) faults_.throw_if_faulted();
@@ -174,10 +178,7 @@ bool run_control::hold_all_for_snapshot(std::chrono::nanoseconds timeout) {
     ++snapshot_all_holds_;
     workers_.request_pause(true);
   }
-  const wait_result r = wait_until([&] { return workers_.all_paused(); }, abort_on_fault(),
-                                   timeout_ns(timeout), host_backoff());
-  if (r == wait_result::aborted) faults_.throw_if_faulted();
-  return r == wait_result::ready;
+  return await_all_paused(timeout);
 }
 
 void run_control::release_all_for_snapshot() {

@@ -82,6 +82,8 @@ public:
 
 private:
   void check_lifecycle_call(actor_index a, const std::string& who);
+  //! Waits until every worker confirmed the pause requested (false: not within `timeout`).
+  bool await_all_paused(std::chrono::nanoseconds timeout);
   //! Why workers did not check in within start_timeout, for this backend (`beside_running`: a launch
   //! while the runtime runs).
   std::string late_workers_reason(bool beside_running) const;

@@ -21,7 +21,9 @@ namespace {
 constexpr const char* format_name = "ringkernel-snapshot";
 constexpr std::size_t max_header_bytes = std::size_t{1} << 30;
 
-std::string sha256_hex(const std::vector<std::byte>& bytes) {
+} // namespace
+
+std::string sha256_hex(std::span<const std::byte> bytes) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   if (EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr) != 1)
@@ -34,8 +36,6 @@ std::string sha256_hex(const std::vector<std::byte>& bytes) {
   }
   return out;
 }
-
-} // namespace
 
 void write_snapshot_file(const std::filesystem::path& path, const std::vector<actor_snapshot>& actors,
                          const std::string& backend) {

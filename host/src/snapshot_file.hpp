@@ -5,6 +5,7 @@
 #include <ringkernel/host/snapshot.hpp>
 
 #include <filesystem>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -17,5 +18,7 @@ void write_snapshot_file(const std::filesystem::path& path, const std::vector<ac
 //! Reads and checks a whole file (format, version, member types, sizes, SHA-256 of the states). Throws
 //! rk::error saying what is wrong.
 std::vector<actor_snapshot> read_snapshot_file(const std::filesystem::path& path);
+//! The SHA-256 of `bytes` in lower-case hex, as the header's states_sha256 holds it.
+std::string sha256_hex(std::span<const std::byte> bytes);
 
 } // namespace rk::detail

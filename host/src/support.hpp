@@ -4,6 +4,7 @@
 #include <ringkernel/device/backoff.cuh>
 #include <ringkernel/device/detail/system.cuh>
 #include <ringkernel/host/error.hpp>
+#include <ringkernel/host/stats.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -89,6 +90,20 @@ inline std::size_t round_up(std::size_t n, std::size_t to) {
 //! Whether `a` reached `b` on a wrapping 32-bit counter.
 inline bool reached(std::uint32_t a, std::uint32_t b) noexcept {
   return static_cast<std::int32_t>(a - b) >= 0;
+}
+
+//! Adds the counts of `from` (one actor, or a group of them) to `into`: sends by outcome, received, handled,
+//! discarded, interrupted, deferred, reservations and handler time.
+inline void add_counts(actor_stats& into, const actor_stats& from) noexcept {
+  for (std::size_t k = 0; k < status_count; ++k) into.sent[k] += from.sent[k];
+  into.received += from.received;
+  into.handled += from.handled;
+  into.discarded += from.discarded;
+  into.interrupted += from.interrupted;
+  into.deferred += from.deferred;
+  into.reservations += from.reservations;
+  into.handler_ns += from.handler_ns;
+  for (std::size_t k = 0; k < handler_time_bucket_count; ++k) into.handler_time[k] += from.handler_time[k];
 }
 
 } // namespace rk::detail

@@ -10,13 +10,13 @@
 #include <ringkernel/host/error.hpp>
 
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <span>
 #include <string>
 
 #include <unistd.h>
@@ -27,19 +27,6 @@ namespace {
   std::abort();
 }
 
-std::string sha256_hex(std::string_view bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr) != 1) std::abort();
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < length; ++i) {
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 15];
-  }
-  return out;
-}
-
 //! The input with its header's checksum members made true, when the header is a JSON object.
 std::string with_true_checksum(const std::string& input) {
   const std::size_t end = input.find('\n');
@@ -48,7 +35,8 @@ std::string with_true_checksum(const std::string& input) {
   if (header.is_discarded() || !header.is_object()) return input;
   const std::string_view states = std::string_view(input).substr(end + 1);
   header["states_bytes"] = states.size();
-  header["states_sha256"] = sha256_hex(states);
+  header["states_sha256"] =
+      rk::detail::sha256_hex(std::as_bytes(std::span<const char>(states.data(), states.size())));
   return header.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n" + std::string(states);
 }
 
