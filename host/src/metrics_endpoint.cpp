@@ -5,17 +5,17 @@
 #include <ringkernel/host/error.hpp>
 
 #include <arpa/inet.h>
-#include <dirent.h>
-#include <fcntl.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
-#include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -36,122 +36,144 @@ using clock = std::chrono::steady_clock;
 //! others to the rest.
 constexpr std::size_t server_threads = 4;
 //! How long one read or write may wait, and an idle kept-alive connection.
-constexpr std::chrono::seconds io_timeout{2};
-constexpr time_t keep_alive_seconds = 1;
+constexpr int io_timeout_ms = 2000;
+constexpr int keep_alive_ms = 1000;
 //! The longest a connection lives, however slowly its client sends: then it is shut down.
 constexpr std::chrono::seconds connection_lifetime{10};
 constexpr std::chrono::milliseconds reaper_period{500};
 
-//! A socket address as text, and its port.
-std::string address_text(const sockaddr_storage& a) {
+//! Waits until `fd` can be read (or written), at most `timeout_ms`.
+bool ready(int fd, short events, int timeout_ms) {
+  pollfd p{fd, events, 0};
+  int r;
+  do {
+    r = ::poll(&p, 1, timeout_ms);
+  } while (r < 0 && errno == EINTR);
+  return r > 0;
+}
+
+std::string address_text(const sockaddr_storage& a, int& port) {
   char text[INET6_ADDRSTRLEN] = {};
-  if (a.ss_family == AF_INET)
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(a).sin_addr, text, sizeof text);
-  else if (a.ss_family == AF_INET6)
-    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(a).sin6_addr, text, sizeof text);
+  port = 0;
+  if (a.ss_family == AF_INET) {
+    const auto& v4 = reinterpret_cast<const sockaddr_in&>(a);
+    inet_ntop(AF_INET, &v4.sin_addr, text, sizeof text);
+    port = ntohs(v4.sin_port);
+  } else if (a.ss_family == AF_INET6) {
+    const auto& v6 = reinterpret_cast<const sockaddr_in6&>(a);
+    inet_ntop(AF_INET6, &v6.sin6_addr, text, sizeof text);
+    port = ntohs(v6.sin6_port);
+  }
   return text;
 }
-std::uint16_t port_of(const sockaddr_storage& a) {
-  if (a.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port);
-  if (a.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port);
-  return 0;
-}
 
-//! Calls `act(fd, peer)` for every connection this process accepted on `address`:`port` (the endpoint's:
-//! its listening socket is bound there without SO_REUSEPORT, so nothing else of the process is). httplib
-//! keeps its connections' sockets to itself, so they are found among the process's descriptors. Each one
-//! is examined and acted on through a duplicate of it, so a descriptor number closed and reused meanwhile
-//! is never mistaken for a connection.
-void for_each_connection(const std::string& address, std::uint16_t port,
-                         const std::function<void(int, const std::string&)>& act) {
-  DIR* dir = ::opendir("/proc/self/fd");
-  if (dir == nullptr) return;
-  while (const dirent* entry = ::readdir(dir)) {
-    char* end = nullptr;
-    const long number = std::strtol(entry->d_name, &end, 10);
-    if (end == entry->d_name || *end != 0 || number == ::dirfd(dir)) continue;
-    const int fd = ::fcntl(static_cast<int>(number), F_DUPFD_CLOEXEC, 0);
-    if (fd < 0) continue;
-    int type = 0;
-    socklen_t type_length = sizeof type;
-    sockaddr_storage local{}, peer{};
-    socklen_t local_length = sizeof local, peer_length = sizeof peer;
-    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_length) == 0 && type == SOCK_STREAM &&
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_length) == 0 &&
-        port_of(local) == port && address_text(local) == address &&
-        ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_length) == 0)
-      act(fd, address_text(peer) + "/" + std::to_string(port_of(peer)));
-    ::close(fd);
-  }
-  ::closedir(dir);
-}
-
-//! `host` (an IPv4 or IPv6 literal) as inet_ntop spells it, which is how getsockname() reports it.
-std::string canonical_address(const std::string& host) {
-  sockaddr_storage a{};
-  if (inet_pton(AF_INET, host.c_str(), &reinterpret_cast<sockaddr_in&>(a).sin_addr) == 1) {
-    a.ss_family = AF_INET;
-  } else if (inet_pton(AF_INET6, host.c_str(), &reinterpret_cast<sockaddr_in6&>(a).sin6_addr) == 1) {
-    a.ss_family = AF_INET6;
-  }
-  return address_text(a);
-}
-
-//! httplib's thread pool, counting the connections it holds (queued or being served), so that the reaper
-//! looks for old connections only while there are some.
-class counting_pool : public httplib::TaskQueue {
+//! One accepted connection as httplib's request parser reads it: reads and writes wait at most
+//! io_timeout_ms each; reads are buffered (the parser reads headers a byte at a time).
+class connection_stream : public httplib::Stream {
 public:
-  counting_pool(std::size_t threads, std::atomic<int>& held) : pool_(threads), held_(held) {}
-  void enqueue(std::function<void()> serve) override {
-    held_.fetch_add(1);
-    pool_.enqueue([this, serve = std::move(serve)] {
-      serve();
-      held_.fetch_sub(1);
-    });
+  explicit connection_stream(int fd) : fd_(fd) {}
+  bool is_readable() const override { return next_ < end_ || ready(fd_, POLLIN, io_timeout_ms); }
+  bool is_writable() const override { return ready(fd_, POLLOUT, io_timeout_ms); }
+  ssize_t read(char* out, size_t size) override {
+    if (next_ == end_) {
+      if (!ready(fd_, POLLIN, io_timeout_ms)) return -1;
+      ssize_t n;
+      do {
+        n = ::recv(fd_, buffer_, sizeof buffer_, 0);
+      } while (n < 0 && errno == EINTR);
+      if (n <= 0) return n;
+      next_ = 0;
+      end_ = static_cast<std::size_t>(n);
+    }
+    const std::size_t n = std::min(size, end_ - next_);
+    std::memcpy(out, buffer_ + next_, n);
+    next_ += n;
+    return static_cast<ssize_t>(n);
   }
-  void shutdown() override { pool_.shutdown(); }
+  ssize_t write(const char* data, size_t size) override {
+    if (!ready(fd_, POLLOUT, io_timeout_ms)) return -1;
+    ssize_t n;
+    do {
+      n = ::send(fd_, data, size, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n;
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    sockaddr_storage a{};
+    socklen_t length = sizeof a;
+    ip = ::getpeername(fd_, reinterpret_cast<sockaddr*>(&a), &length) == 0 ? address_text(a, port) : "";
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    sockaddr_storage a{};
+    socklen_t length = sizeof a;
+    ip = ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &length) == 0 ? address_text(a, port) : "";
+  }
+  socket_t socket() const override { return fd_; }
 
 private:
-  httplib::ThreadPool pool_;
-  std::atomic<int>& held_;
+  int fd_;
+  char buffer_[4096];
+  std::size_t next_ = 0, end_ = 0;
+};
+
+//! httplib's server serving each connection itself (httplib keeps its connections' sockets private and
+//! waits for a request as long as its client trickles bytes; its stop() joins the threads serving them).
+//! Every connection's socket is in `open_` from the moment it is served until it is closed, both under
+//! `mutex_`, so shutting one down never reaches a descriptor that is not, or no longer, a connection of
+//! this server: the reaper shuts down those past connection_lifetime, the endpoint's destructor all.
+class endpoint_server : public httplib::Server {
+public:
+  //! Shuts down every open connection and, from now on, each new one at once.
+  void close_connections() {
+    std::lock_guard lock(mutex_);
+    closing_ = true;
+    for (const auto& [fd, since] : open_) ::shutdown(fd, SHUT_RDWR);
+  }
+  void close_older_than(clock::duration lifetime) {
+    std::lock_guard lock(mutex_);
+    const clock::time_point now = clock::now();
+    for (const auto& [fd, since] : open_)
+      if (now - since > lifetime) ::shutdown(fd, SHUT_RDWR);
+  }
+
+private:
+  // The loop of httplib's own: requests while the server runs, the connection allows more (keep-alive,
+  // at most keep_alive_max_count) and the client sends one within the keep-alive time.
+  bool process_and_close_socket(socket_t fd) override {
+    bool serve = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (!closing_) serve = open_.emplace(fd, clock::now()).second;
+    }
+    if (serve) {
+      connection_stream stream(fd);
+      for (std::size_t left = keep_alive_max_count_;
+           svr_sock_ != INVALID_SOCKET && left > 0 && ready(fd, POLLIN, keep_alive_ms); --left) {
+        bool connection_closed = false;
+        if (!process_request(stream, left == 1, connection_closed, nullptr) || connection_closed) break;
+      }
+    }
+    std::lock_guard lock(mutex_);
+    open_.erase(fd);
+    ::shutdown(fd, SHUT_RDWR);
+    ::close(fd);
+    return true;
+  }
+
+  std::mutex mutex_;
+  bool closing_ = false;
+  std::map<int, clock::time_point> open_; //!< by descriptor: when it was accepted
 };
 
 } // namespace
 
-// httplib alone waits for a request as long as its client trickles bytes, and its stop() joins the
-// threads serving them: the reaper shuts down connections older than connection_lifetime, and the
-// destructor every connection.
 struct metrics_endpoint::server {
-  httplib::Server http;
-  std::string local_address; //!< as getsockname() spells it
-  std::atomic<int> held{0};
+  endpoint_server http;
   std::thread thread;
   std::thread reaper;
   std::mutex mutex;
   std::condition_variable wake;
   bool stopping = false;
-  bool listening_ended = false;
-  std::map<std::string, clock::time_point> first_seen; //!< by peer; the reaper's only
-
-  void reap() {
-    std::unique_lock lock(mutex);
-    while (!wake.wait_for(lock, reaper_period, [this] { return stopping; })) {
-      if (held.load() == 0) {
-        first_seen.clear();
-        continue;
-      }
-      const clock::time_point now = clock::now();
-      std::map<std::string, clock::time_point> seen;
-      for_each_connection(local_address, port, [&](int fd, const std::string& peer) {
-        const auto it = first_seen.find(peer);
-        const clock::time_point since = it == first_seen.end() ? now : it->second;
-        seen.emplace(peer, since);
-        if (now - since > connection_lifetime) ::shutdown(fd, SHUT_RDWR);
-      });
-      first_seen = std::move(seen);
-    }
-  }
-  std::uint16_t port = 0;
 };
 
 metrics_endpoint::metrics_endpoint(const metrics_endpoint_options& options, renderer render)
@@ -160,11 +182,8 @@ metrics_endpoint::metrics_endpoint(const metrics_endpoint_options& options, rend
     throw error("serve_metrics(): address '" + options.address +
                 "' is not a loopback address; the endpoint binds only 127.0.0.1, ::1 or localhost (put an "
                 "authenticating proxy in front of it to expose the metrics further)");
-  httplib::Server& http = server_->http;
-  http.new_task_queue = [s = server_.get()] { return new counting_pool(server_threads, s->held); };
-  http.set_read_timeout(io_timeout);
-  http.set_write_timeout(io_timeout);
-  http.set_keep_alive_timeout(keep_alive_seconds);
+  endpoint_server& http = server_->http;
+  http.new_task_queue = [] { return new httplib::ThreadPool(server_threads); };
   // httplib's default sets SO_REUSEPORT, which lets a second server bind the same port and share the
   // scrapes; SO_REUSEADDR alone still allows a restart while old connections linger in TIME_WAIT.
   http.set_socket_options([](auto sock) {
@@ -194,15 +213,12 @@ metrics_endpoint::metrics_endpoint(const metrics_endpoint_options& options, rend
     throw error("serve_metrics(): cannot bind " + options.address + ":" + std::to_string(options.port) +
                 " (is the port in use? pass port = 0 for any free one)");
   port_ = static_cast<std::uint16_t>(port);
-  server_->port = port_;
-  server_->local_address = canonical_address(host);
-  server_->thread = std::thread([s = server_.get()] {
-    s->http.listen_after_bind();
-    std::lock_guard lock(s->mutex);
-    s->listening_ended = true;
-    s->wake.notify_all();
+  server_->thread = std::thread([s = server_.get()] { s->http.listen_after_bind(); });
+  server_->reaper = std::thread([s = server_.get()] {
+    std::unique_lock lock(s->mutex);
+    while (!s->wake.wait_for(lock, reaper_period, [s] { return s->stopping; }))
+      s->http.close_older_than(connection_lifetime);
   });
-  server_->reaper = std::thread([s = server_.get()] { s->reap(); });
   // stop() only stops a server that is already listening: wait for that, so the destructor cannot miss it.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (!http.is_running()) {
@@ -230,17 +246,11 @@ void metrics_endpoint::stop_reaper() noexcept {
 metrics_endpoint::~metrics_endpoint() {
   if (!server_) return;
   stop_reaper();
-  server_->http.stop(); // no new connection; the listening thread then joins the ones being served
-  // ... which end as soon as their sockets are shut down; a connection accepted just before stop() may
-  // show up a moment later, hence the rounds until the listening thread is done.
-  std::unique_lock lock(server_->mutex);
-  while (!server_->listening_ended) {
-    for_each_connection(server_->local_address, server_->port,
-                        [](int fd, const std::string&) { ::shutdown(fd, SHUT_RDWR); });
-    server_->wake.wait_for(lock, std::chrono::milliseconds(50), [this] { return server_->listening_ended; });
-  }
-  lock.unlock();
-  server_->thread.join();
+  // Connections first: the threads serving them return at once, so stop() (which joins them, on the
+  // listening thread) does not wait for any client.
+  server_->http.close_connections();
+  server_->http.stop();
+  if (server_->thread.joinable()) server_->thread.join();
 }
 
 } // namespace rk::detail

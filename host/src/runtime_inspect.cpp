@@ -67,7 +67,14 @@ std::uint64_t runtime_impl::snapshot_all(const std::filesystem::path& path,
     // Held paused for the copies, also when the application paused them (until every worker confirmed,
     // handler calls may still write states); a resume() meanwhile does not end the hold.
     const bool pause = run_.current_phase() == phase::running;
-    if (pause && !run_.hold_all_for_snapshot(timeout)) {
+    bool held = true;
+    try {
+      held = !pause || run_.hold_all_for_snapshot(timeout);
+    } catch (...) { // a fault while waiting: the hold goes with it
+      run_.release_all_for_snapshot();
+      throw;
+    }
+    if (!held) {
       run_.release_all_for_snapshot();
       throw error("snapshot_all(): the workers did not all pause within " +
                   std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +

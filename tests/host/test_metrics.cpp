@@ -8,9 +8,11 @@
 #include <nlohmann/json.hpp>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -312,6 +314,49 @@ TEST(Metrics, StallingAndTricklingClientsHoldTheEndpointForABoundedTime) {
   EXPECT_LT(std::chrono::steady_clock::now() - destroying, 3s) << "~runtime waited for a client";
   second.reset(); // its connection was closed with the endpoint
   for (const int fd : silent) ::close(fd);
+}
+
+// The endpoint acts on its own connections only. (It once found them among all the process's descriptors,
+// each through a duplicate it then closed, which released the application's fcntl locks on any file.)
+TEST(Metrics, TheEndpointLeavesTheApplicationsDescriptorsAlone) {
+  const std::filesystem::path file =
+      std::filesystem::temp_directory_path() / ("rk_metrics_lock_" + std::to_string(::getpid()));
+  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
+  ASSERT_GE(fd, 0);
+  flock lock{};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  ASSERT_EQ(::fcntl(fd, F_SETLK, &lock), 0);
+  // Whether another process sees the lock (a process's own locks never conflict with it).
+  const auto held = [&] {
+    const pid_t child = ::fork();
+    if (child == 0) {
+      const int mine = ::open(file.c_str(), O_RDWR);
+      flock probe{};
+      probe.l_type = F_WRLCK;
+      probe.l_whence = SEEK_SET;
+      ::_exit(mine >= 0 && ::fcntl(mine, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK ? 0 : 1);
+    }
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  };
+  ASSERT_TRUE(held());
+  std::optional<trickling_client> client; // a connection still open when the runtime goes away
+  {
+    rk::runtime rt(cpu_options());
+    (void)rt.spawn<echo>("e");
+    const std::uint16_t port = rt.serve_metrics();
+    client.emplace(port);
+    ASSERT_GE(client->fd, 0);
+    httplib::Client scraper("127.0.0.1", port);
+    ASSERT_TRUE(scraper.Get("/metrics"));
+    EXPECT_TRUE(held());
+  }
+  EXPECT_TRUE(held()) << "the endpoint released the application's lock";
+  client.reset(); // the endpoint closed its connection: the client sees it at once
+  ::close(fd);
+  std::filesystem::remove(file);
 }
 
 TEST(Metrics, BadEndpointOptionsAreRefusedWithAClearError) {

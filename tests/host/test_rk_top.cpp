@@ -244,6 +244,9 @@ TEST(RkTop, TheLiveViewFollowsItsNameToANewRuntimeAndSaysWhenItIsGone) {
   EXPECT_TRUE(shows("second-runtime")) << screen;
   ::shm_unlink(name.c_str());
   EXPECT_TRUE(shows("RUNTIME DESTROYED")) << screen;
+  // A runtime started under the name after a while is shown too.
+  const crafted_snapshot third(name, me, running_snapshot("third-runtime"), published_ago(0s));
+  EXPECT_TRUE(shows("third-runtime")) << screen;
   (void)run("tmux kill-session -t " + session);
 }
 

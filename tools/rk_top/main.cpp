@@ -246,14 +246,16 @@ int main(int argc, char** argv) {
     std::signal(SIGTERM, on_interrupt);
     for (;;) {
       // The live view follows its name: a runtime destroyed and another started under it is shown.
-      if (!once && !removed) {
+      if (!once) {
         const snapshot_source::under_its_name now = source->now();
-        removed = now == snapshot_source::under_its_name::removed;
         if (now == snapshot_source::under_its_name::replaced) {
           try {
             source = std::make_unique<snapshot_source>(name);
+            removed = false;
           } catch (const std::exception&) { // being created: its header comes next time
           }
+        } else {
+          removed = now == snapshot_source::under_its_name::removed;
         }
       }
       const std::optional<std::string> text = source->read();
