@@ -544,8 +544,7 @@ std::string actor_table::describe_actors(const std::vector<actor_index>& ids) co
   std::lock_guard lock(mutex_);
   std::string text;
   constexpr std::size_t named = 8;
-  for (std::size_t i = 0; i < ids.size() && i < named; ++i)
-    text += (i ? ", " : "") + records_[slot(ids[i])].name;
+  for (std::size_t i = 0; i < ids.size() && i < named; ++i) text += (i ? ", " : "") + name_locked(ids[i]);
   if (ids.size() > named) text += " and " + std::to_string(ids.size() - named) + " more";
   return text;
 }
@@ -654,6 +653,10 @@ void actor_table::forget_history(std::uint64_t tenant) {
 
 std::string actor_table::name_for_report(actor_index id) const {
   std::lock_guard lock(mutex_);
+  return name_locked(id);
+}
+
+std::string actor_table::name_locked(actor_index id) const {
   const std::uint32_t s = slot(id);
   if (s < records_.size() && records_[s].stage != stage_kind::free && records_[s].id == id)
     return records_[s].name;

@@ -156,6 +156,7 @@ public:
   bool dedicated(actor_index id) const;
   void* state_of(actor_index id) const;
   void mark_launched(const std::vector<actor_index>& ids, bool launched) noexcept;
+  //! The names of the first 8 of `ids` ("id N" for one forgotten meanwhile) and how many more.
   std::string describe_actors(const std::vector<actor_index>& ids) const;
 
   // --- giving slots back ---------------------------------------------------------------------------------
@@ -232,6 +233,7 @@ private:
   using forgotten_map = std::map<std::tuple<std::uint32_t, std::uint64_t, bool>, actor_stats>;
   //! The entry of r's handler type and tenant (registration) in `groups`, labelled when new (needs mutex_).
   actor_stats& forgotten_group(forgotten_map& groups, const actor_record& r) const;
+  std::string name_locked(actor_index id) const; //!< name_for_report (needs mutex_)
   actor_lifecycle lifecycle_of(const actor_record& r, std::uint32_t device_word) const;
 
   memory_pool& memory_;

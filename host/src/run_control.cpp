@@ -15,6 +15,9 @@ namespace {
 std::uint32_t live_word(std::uint32_t epoch) {
   return make_state_word(epoch, static_cast<std::uint8_t>(host_state::live));
 }
+std::uint32_t paused_word(std::uint32_t epoch) {
+  return make_state_word(epoch, static_cast<std::uint8_t>(host_state::paused));
+}
 } // namespace
 
 // --- starting workers -------------------------------------------------------------------------------------
@@ -178,7 +181,14 @@ bool run_control::hold_all_for_snapshot(std::chrono::nanoseconds timeout) {
     ++snapshot_all_holds_;
     workers_.request_pause(true);
   }
-  return await_all_paused(timeout);
+  try {
+    if (await_all_paused(timeout)) return true;
+  } catch (...) { // a fault while waiting
+    release_all_for_snapshot();
+    throw;
+  }
+  release_all_for_snapshot();
+  return false;
 }
 
 void run_control::release_all_for_snapshot() {
@@ -204,10 +214,7 @@ std::uint32_t run_control::begin_stop(actor_index a) {
   if (hs == host_state::live || hs == host_state::paused)
     actors_.write_host_word(a,
                             make_state_word(epoch_of(hw), static_cast<std::uint8_t>(host_state::stopping)));
-  if (const auto it = holds_.find(a); it != holds_.end() && it->second.snapshots == 0)
-    holds_.erase(it);
-  else if (it != holds_.end())
-    it->second.application = false; // stopping now
+  drop_application_hold(a); // stopping now
   return hw;
 }
 
@@ -224,7 +231,7 @@ std::uint32_t run_control::begin_pause(actor_index a) {
                 ", not live");
   if (current_device_state(hw, actors_.device_word(a)) == device_state::faulted)
     throw error("pause_actor(): actor '" + actors_.name_of(a) + "' is faulted; respawn() it first");
-  const std::uint32_t paused = make_state_word(epoch_of(hw), static_cast<std::uint8_t>(host_state::paused));
+  const std::uint32_t paused = paused_word(epoch_of(hw));
   actors_.write_host_word(a, paused);
   holds_[a].application = true;
   return paused;
@@ -232,29 +239,34 @@ std::uint32_t run_control::begin_pause(actor_index a) {
 
 void run_control::resume_actor(actor_index a) {
   actors_.check(a, "resume_actor()", actor_table::want::actor);
+  if (drop_application_hold(a)) resume_if_paused(a); // else a snapshot() still copies it: after the copy
+}
+
+bool run_control::drop_application_hold(actor_index a) {
   const auto it = holds_.find(a);
-  if (it != holds_.end()) {
-    it->second.application = false;
-    if (it->second.snapshots != 0) return; // a snapshot() still copies it: it resumes after the copy
-    holds_.erase(it);
-  }
+  if (it == holds_.end()) return true;
+  it->second.application = false;
+  if (it->second.snapshots != 0) return false;
+  holds_.erase(it);
+  return true;
+}
+
+void run_control::resume_if_paused(actor_index a) {
   const std::uint32_t hw = actors_.host_word(a);
   if (static_cast<host_state>(state_in(hw)) == host_state::paused)
     actors_.write_host_word(a, live_word(epoch_of(hw)));
 }
 
 std::optional<std::uint32_t> run_control::hold_for_snapshot(actor_index a) {
-  const std::uint32_t hw = actors_.host_word(a);
+  std::uint32_t hw = actors_.host_word(a);
   const auto hs = static_cast<host_state>(state_in(hw));
   if (current_device_state(hw, actors_.device_word(a)) == device_state::faulted) return std::nullopt;
+  if (hs != host_state::live && hs != host_state::paused) return std::nullopt;
   if (hs == host_state::live) {
-    const std::uint32_t paused = make_state_word(epoch_of(hw), static_cast<std::uint8_t>(host_state::paused));
-    actors_.write_host_word(a, paused);
-    ++holds_[a].snapshots;
-    return paused;
-  }
-  if (hs != host_state::paused) return std::nullopt;
-  ++holds_[a].snapshots; // paused by the application, perhaps not confirmed yet: the copy waits for it
+    hw = paused_word(epoch_of(hw));
+    actors_.write_host_word(a, hw);
+  } // else paused by the application, perhaps not confirmed yet: the copy waits for it
+  ++holds_[a].snapshots;
   return hw;
 }
 
@@ -263,9 +275,7 @@ void run_control::release_snapshot_hold(actor_index a) {
   if (it == holds_.end() || it->second.snapshots == 0) return;
   if (--it->second.snapshots != 0 || it->second.application) return;
   holds_.erase(it);
-  const std::uint32_t hw = actors_.host_word(a);
-  if (static_cast<host_state>(state_in(hw)) == host_state::paused)
-    actors_.write_host_word(a, live_word(epoch_of(hw)));
+  resume_if_paused(a);
 }
 
 void run_control::respawn(actor_index a, std::type_index type, const void* initial) {
@@ -280,10 +290,7 @@ void run_control::respawn(actor_index a, std::type_index type, const void* initi
     throw error("respawn(): actor '" + actors_.name_of(a) + "' is not stopped or faulted; stop() it first");
   actors_.rewrite_state(a, initial); // the parked worker does not touch it until the new epoch
   actors_.write_host_word(a, live_word(epoch_of(hw) + 1));
-  if (const auto it = holds_.find(a); it != holds_.end() && it->second.snapshots == 0)
-    holds_.erase(it);
-  else if (it != holds_.end())
-    it->second.application = false; // live again
+  drop_application_hold(a); // live again
   audit_.record(audit_event::actor_spawn, audit_level::info, a, actors_.tenant_of(a), 1, actors_.kind_of(a));
 }
 

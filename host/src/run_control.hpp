@@ -48,8 +48,8 @@ public:
   //! keeps them so through a resume(); they resume when the last of the two lets go.
   bool pause(std::chrono::nanoseconds timeout);
   void resume();
-  //! snapshot_all()'s hold on every worker: requests the pause and waits for it (false: not within
-  //! `timeout`; the hold is still taken); release_all_for_snapshot() lets go of it.
+  //! snapshot_all()'s hold on every worker: requests the pause and waits for it. True: held, until
+  //! release_all_for_snapshot(); false (not within `timeout`) or rk::error: not held.
   bool hold_all_for_snapshot(std::chrono::nanoseconds timeout);
   void release_all_for_snapshot();
 
@@ -82,6 +82,11 @@ public:
 
 private:
   void check_lifecycle_call(actor_index a, const std::string& who);
+  //! The application no longer holds `a` paused (resume_actor, stop, respawn); true when no snapshot()
+  //! holds it either (needs the coordinator's lock).
+  bool drop_application_hold(actor_index a);
+  //! Writes `a`'s host word back to live if it says paused.
+  void resume_if_paused(actor_index a);
   //! Waits until every worker confirmed the pause requested (false: not within `timeout`).
   bool await_all_paused(std::chrono::nanoseconds timeout);
   //! Why workers did not check in within start_timeout, for this backend (`beside_running`: a launch

@@ -67,15 +67,7 @@ std::uint64_t runtime_impl::snapshot_all(const std::filesystem::path& path,
     // Held paused for the copies, also when the application paused them (until every worker confirmed,
     // handler calls may still write states); a resume() meanwhile does not end the hold.
     const bool pause = run_.current_phase() == phase::running;
-    bool held = true;
-    try {
-      held = !pause || run_.hold_all_for_snapshot(timeout);
-    } catch (...) { // a fault while waiting: the hold goes with it
-      run_.release_all_for_snapshot();
-      throw;
-    }
-    if (!held) {
-      run_.release_all_for_snapshot();
+    if (pause && !run_.hold_all_for_snapshot(timeout)) {
       throw error("snapshot_all(): the workers did not all pause within " +
                   std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
                   " ms (a handler call is still running); nothing was written");
@@ -155,12 +147,7 @@ void runtime_impl::describe_cpu_worker(std::uint32_t entry, worker_state& w) con
     w.scheduled = true;
     return;
   }
-  std::string names;
-  constexpr std::size_t named = 8;
-  for (std::size_t i = 0; i < served.size() && i < named; ++i)
-    names += (i ? ", " : "") + actors_.name_for_report(served[i]);
-  if (served.size() > named) names += " and " + std::to_string(served.size() - named) + " more";
-  w.serves = names + " (dedicated)";
+  w.serves = actors_.describe_actors(served) + " (dedicated)";
   w.scheduled = false;
 }
 
@@ -180,10 +167,13 @@ state_dump runtime_impl::dump_state() const {
   for (const worker_registry::worker_sample& s : workers_.sample()) {
     worker_state w;
     w.worker = s.entry;
-    worker_registry::worker_role role = workers_.role_of(s.entry);
-    w.serves = std::move(role.serves);
-    w.scheduled = role.scheduled;
-    if (kind() == rk::backend::cpu) describe_cpu_worker(s.entry, w);
+    if (kind() == rk::backend::cpu) {
+      describe_cpu_worker(s.entry, w);
+    } else {
+      worker_registry::worker_role role = workers_.role_of(s.entry);
+      w.serves = std::move(role.serves);
+      w.scheduled = role.scheduled;
+    }
     w.heartbeat = s.heartbeat;
     if (s.busy_actor != 0) {
       w.actor = s.busy_actor - 1;

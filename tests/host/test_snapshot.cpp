@@ -79,6 +79,21 @@ bool in_handler(rk::runtime& rt, actor_index a) {
   return serving();
 }
 
+//! Sends blocker `b` a message and waits (bounded) until its handler call runs, blocked.
+bool blocked_in_a_call(rk::runtime& rt, actor_index b) {
+  return rt.send(b, msg_count, {}) == status::enqueued && in_handler(rt, b);
+}
+
+//! snapshot(b) is refused, saying why: a handler call of `b` still runs.
+void expect_no_copy_while_it_runs(rk::runtime& rt, actor_index b) {
+  try {
+    (void)rt.snapshot(b, 100ms);
+    ADD_FAILURE() << "copied a state while its handler ran";
+  } catch (const rk::error& e) {
+    EXPECT_NE(std::string(e.what()).find("did not pause"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Snapshot, ARunningActorIsCopiedAndGoesOn) {
   rk::runtime rt(cpu_options());
   const actor_index c = rt.spawn<counter>("c");
@@ -110,14 +125,8 @@ TEST(Snapshot, AStuckActorTimesOutAndIsNotLeftPaused) {
   rk::runtime rt(cpu_options());
   const actor_index b = rt.spawn<blocker>("b");
   rt.start();
-  ASSERT_EQ(rt.send(b, msg_count, {}), status::enqueued);
-  ASSERT_TRUE(in_handler(rt, b));
-  try {
-    (void)rt.snapshot(b, 100ms);
-    ADD_FAILURE() << "copied a state while its handler ran";
-  } catch (const rk::error& e) {
-    EXPECT_NE(std::string(e.what()).find("did not pause"), std::string::npos) << e.what();
-  }
+  ASSERT_TRUE(blocked_in_a_call(rt, b));
+  expect_no_copy_while_it_runs(rt, b);
   release_blocker = true;
   ASSERT_TRUE(handled(rt, b, 1));
   ASSERT_EQ(rt.send(b, msg_count, {}), status::enqueued);
@@ -133,16 +142,10 @@ TEST(Snapshot, AnActorWhosePauseIsNotConfirmedYetIsCopiedOnlyOnceItHoldsStill) {
   rk::runtime rt(cpu_options());
   const actor_index b = rt.spawn<blocker>("b");
   rt.start();
-  ASSERT_EQ(rt.send(b, msg_count, {}), status::enqueued);
-  ASSERT_TRUE(in_handler(rt, b));
+  ASSERT_TRUE(blocked_in_a_call(rt, b));
   EXPECT_FALSE(rt.pause_actor(b, 1ms)) << "its call still runs";
   EXPECT_EQ(rt.lifecycle(b), rk::actor_lifecycle::paused) << "asked for";
-  try {
-    (void)rt.snapshot(b, 100ms);
-    ADD_FAILURE() << "copied a state while its handler ran";
-  } catch (const rk::error& e) {
-    EXPECT_NE(std::string(e.what()).find("did not pause"), std::string::npos) << e.what();
-  }
+  expect_no_copy_while_it_runs(rt, b);
   EXPECT_EQ(rt.lifecycle(b), rk::actor_lifecycle::paused) << "the application's pause stands";
   release_blocker = true;
   EXPECT_NO_THROW((void)rt.snapshot(b, 10s)) << "copied once the call returned";
