@@ -493,6 +493,10 @@ void actor_table::rewrite_state(actor_index id, const void* initial) {
   const actor_record& r = record(id, "respawn()");
   const std::size_t size = kinds_[r.kind].ops.state_size;
   if (size) backend_.copy_to_device(r.d_state, initial ? initial : r.initial.data(), size);
+  // The respawned actor has not faulted: its last fault's code goes (the fault list and the audit log
+  // keep it). No device thread writes it until the actor is live and faults again.
+  const std::uint32_t no_fault = 0;
+  backend_.copy_to_device(&d_counters_.as<actor_counters>()[slot(id)].fault_code, &no_fault, sizeof no_fault);
 }
 
 void actor_table::resume_paused() {

@@ -143,7 +143,8 @@ public:
   std::vector<actor_snapshot> images() const;
   //! The handler type named `name`, or null (restore).
   const actor_type_ops* kind_named(std::string_view name) const;
-  //! respawn: the parked worker does not touch the state until the new epoch is published.
+  //! respawn: the parked worker does not touch the state (nor the fault code, cleared here) until the new
+  //! epoch is published.
   void rewrite_state(actor_index id, const void* initial);
   //! shutdown(): paused actors would never drain.
   void resume_paused();

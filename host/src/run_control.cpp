@@ -18,6 +18,12 @@ std::uint32_t live_word(std::uint32_t epoch) {
 std::uint32_t paused_word(std::uint32_t epoch) {
   return make_state_word(epoch, static_cast<std::uint8_t>(host_state::paused));
 }
+//! No worker runs after shutdown stopped them: an actor still live, paused or stopping is stopped.
+actor_lifecycle as_reported_after_workers_stopped(actor_lifecycle recorded) {
+  const bool was_running = recorded == actor_lifecycle::live || recorded == actor_lifecycle::paused ||
+                           recorded == actor_lifecycle::stopping;
+  return was_running ? actor_lifecycle::stopped : recorded;
+}
 } // namespace
 
 // --- starting workers -------------------------------------------------------------------------------------
@@ -381,6 +387,8 @@ shutdown_report run_control::shutdown() noexcept {
     }
     if (workers_stopped_) {
       final_stats_ = faults_.faulted() ? last_snapshot() : collect_stats();
+      for (actor_stats& a : final_stats_->actors)
+        a.lifecycle = as_reported_after_workers_stopped(a.lifecycle);
       for (const auto& a : final_stats_->actors) {
         report.discarded += a.discarded;
         report.lost_to_fault += a.interrupted;
@@ -403,6 +411,12 @@ shutdown_report run_control::shutdown() noexcept {
   io_.wake_receivers();
   last_report_ = report;
   return report;
+}
+
+actor_lifecycle run_control::as_reported(actor_lifecycle recorded) const noexcept {
+  // workers_stopped_ is written before the phase turns stopped, and not after.
+  if (phase_.load() != phase::stopped || !workers_stopped_) return recorded;
+  return as_reported_after_workers_stopped(recorded);
 }
 
 // --- stats

@@ -77,6 +77,9 @@ public:
   void on_stuck(std::function<void()> call) { watchdog_.on_report(std::move(call)); }
 
   shutdown_report shutdown() noexcept;
+  //! The lifecycle to report for an actor whose table says `recorded`: once shutdown() stopped every
+  //! worker no actor runs any more, so one that was live, paused or stopping is stopped (any thread).
+  actor_lifecycle as_reported(actor_lifecycle recorded) const noexcept;
   runtime_stats stats();
   void read_state(actor_index id, std::type_index type, void* out, std::size_t bytes) const;
 

@@ -142,7 +142,9 @@ public:
   host_io& io() noexcept { return io_; }
   const host_io& io() const noexcept { return io_; }
   run_control& run() noexcept { return run_; }
-  actor_lifecycle lifecycle_as_reported(actor_lifecycle l) const noexcept { return faults_.as_reported(l); }
+  actor_lifecycle lifecycle_as_reported(actor_lifecycle l) const noexcept {
+    return run_.as_reported(faults_.as_reported(l));
+  }
   std::vector<actor_fault> fault_list() const { return faults_.actor_faults(); }
 
 private:

@@ -303,14 +303,20 @@ TEST_P(RoutingCases, AFaultedActorIsSkippedUntilRespawned) {
   const auto report = rt.receive(5s);
   ASSERT_TRUE(report.has_value());
   EXPECT_EQ(report->as<burst_report>().not_found, 5u);
+  EXPECT_EQ(rt.stats().actors[victim].fault_code, 7u);
   rt.respawn(victim);
   EXPECT_EQ(rt.lifecycle(victim), rk::actor_lifecycle::live);
+  EXPECT_EQ(rt.stats().actors[victim].fault_code, 0u) << "the respawned actor has not faulted";
   const auto after = tally_replies(rt, g, 4, 100);
   EXPECT_EQ(after.at(victim), 2) << "back in the rotation";
   EXPECT_TRUE(rt.shutdown().drained);
   const rk::runtime_stats s = rt.stats();
-  EXPECT_EQ(s.actors[victim].fault_code, 7u);
+  EXPECT_EQ(s.actors[victim].fault_code, 0u);
   EXPECT_EQ(s.actors[victim].received, s.actors[victim].handled + s.actors[victim].discarded);
+  for (const actor_index a : {victim, other, source}) {
+    EXPECT_EQ(rt.lifecycle(a), rk::actor_lifecycle::stopped) << "no actor runs after shutdown";
+    EXPECT_EQ(s.actors[a].lifecycle, rk::actor_lifecycle::stopped);
+  }
 }
 
 TEST_P(RoutingCases, StoppingDrainsWhatIsQueued) {

@@ -214,7 +214,9 @@ public:
     return pause_actor_for(a, detail::checked_timeout(timeout, "pause_actor()"));
   }
   void resume_actor(actor_index a);
-  //! Where actor `a` is in its lifecycle. After a device fault (CUDA) every actor is `faulted`.
+  //! Where actor `a` is in its lifecycle. After a device fault (CUDA) every actor is `faulted`; once
+  //! shutdown() stopped the workers, an actor that was live, paused or stopping is `stopped` (here and in
+  //! stats()).
   actor_lifecycle lifecycle(actor_index a) const;
   //! Faults contained to one actor (CPU backend: a handler that threw or called ctx.trap) and the
   //! watchdog's reports (runtime_options::handler_timeout), oldest first; the newest 4096 are kept. Each

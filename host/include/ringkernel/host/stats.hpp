@@ -97,7 +97,7 @@ struct actor_stats {
   std::uint64_t interrupted = 0;  //!< messages whose handler call faulted (CPU backend), not handled
   std::uint64_t deferred = 0;     //!< handler calls that ended in ctx.defer() (the message was offered again)
   std::uint64_t reservations = 0; //!< slot-claim atomics its sends took (aggregated sends take fewer)
-  std::uint32_t fault_code = 0;   //!< the code passed to ctx.fault, if it faulted
+  std::uint32_t fault_code = 0;   //!< the code passed to ctx.fault if it faulted (0 again after respawn)
   std::string handler{};          //!< its handler type's name (empty for an alias)
   std::uint64_t tenant = 0;       //!< the tenant it belongs to
   //! Time spent in its handler calls (the device clock on CUDA; on the CPU backend a call that follows
