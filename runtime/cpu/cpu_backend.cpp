@@ -269,12 +269,19 @@ private:
           if (gate->wait()) worker_loop(index, std::move(work), done);
           done.store(true, std::memory_order_release);
         });
-      for (std::uint32_t w = 0; w < pool; ++w)
-        start_thread(first + threads + w,
-                     [this, gate, index = first + threads + w, by_kind](std::atomic<bool>& done) mutable {
-                       if (gate->wait()) pool_loop(index, by_kind);
-                       done.store(true, std::memory_order_release);
-                     });
+      for (std::uint32_t w = 0; w < pool; ++w) {
+        run_next_slot* slot = nullptr;
+        {
+          std::lock_guard lock(run_next_mutex_); // slots live as long as the backend: others look at them
+          slot = run_next_slots_.emplace_back(std::make_unique<run_next_slot>()).get();
+          slot->sys = &sys_;
+        }
+        start_thread(first + threads + w, [this, gate, index = first + threads + w, by_kind,
+                                           slot](std::atomic<bool>& done) mutable {
+          if (gate->wait()) pool_loop(index, by_kind, *slot);
+          done.store(true, std::memory_order_release);
+        });
+      }
     } catch (...) {
       gate->settle(false);
       for (std::size_t i = before; i < threads_.size(); ++i) threads_[i].thread.join();
@@ -391,7 +398,8 @@ private:
 
   //! A scheduled-pool thread: takes ready actors from the run queues of `by_kind` (round-robin over the
   //! types) and serves each for one turn (see schedule.cuh and scheduled_loop.cuh).
-  void pool_loop(std::uint32_t worker, const std::vector<const actor_type_ops*>& by_kind) {
+  void pool_loop(std::uint32_t worker, const std::vector<const actor_type_ops*>& by_kind,
+                 run_next_slot& run_next) {
     worker_status& me = sys_.workers[worker];
     std::uint32_t grace_seen = check_in(sys_, me);
     backoff idle;
@@ -399,9 +407,9 @@ private:
     bool paused = false;
     std::size_t next_kind = 0;
     const std::uint32_t turn_limit = std::max(1u, sys_.sched.turn_messages);
-    run_next_slot run_next{&sys_};
     current_run_next = &run_next;
-    std::uint32_t streak = 0; // turns in a row taken from run_next
+    std::uint32_t streak = 0;             // turns in a row taken from run_next
+    std::vector<std::uint64_t> looked_at; // other slots' fills at this thread's last look (park())
     while (!terminate_requested(sys_)) {
       store_pcie(me.heartbeat, ++polls);
       if (between_messages(me, grace_seen, paused)) {
@@ -409,29 +417,28 @@ private:
         continue;
       }
       served_actor a{nullptr, 0, nullptr};
-      if (run_next.full && streak < run_next_streak_limit && by_kind[run_next.kind] != nullptr) {
-        a.ops = by_kind[run_next.kind];
-        a.actor = run_next.actor;
-        run_next.full = false;
+      const std::uint64_t kept =
+          run_next.held.load(std::memory_order_relaxed) == 0 ? 0 : run_next.held.exchange(0);
+      const bool serve_kept = kept != 0 && serves(by_kind, run_next_kind(kept));
+      if (serve_kept && streak < run_next_streak_limit) {
+        a = {by_kind[run_next_kind(kept)], run_next_actor(kept), nullptr};
         ++streak;
       } else {
         streak = 0;
         a = take_any(by_kind, next_kind);
-        if (run_next.full) {
-          if (a.ops == nullptr && by_kind[run_next.kind] != nullptr) {
+        if (kept != 0) {
+          if (a.ops == nullptr && serve_kept) {
             // Fairness with nobody waiting: keep serving the slot's actor. Pushing it would wake a parked
             // thread (a futex call) only for this thread to pop it again, or to move a ping-pong across
             // threads.
-            a.ops = by_kind[run_next.kind];
-            a.actor = run_next.actor;
+            a = {by_kind[run_next_kind(kept)], run_next_actor(kept), nullptr};
           } else { // fairness: the slot's actor goes behind the queue's head this thread now serves
-            hand_off(sys_, run_next.kind, run_next.actor, false);
+            hand_off(sys_, run_next_kind(kept), run_next_actor(kept), false);
           }
-          run_next.full = false;
         }
       }
       if (a.ops == nullptr && idle.step() >= park_after_steps)
-        a = park(by_kind, next_kind, grace_seen, paused);
+        a = park(by_kind, next_kind, grace_seen, paused, run_next, looked_at);
       if (a.ops == nullptr) {
         if (idle.step() < park_after_steps) idle.pause();
         continue;
@@ -458,6 +465,10 @@ private:
     check_out(me);
   }
 
+  static bool serves(const std::vector<const actor_type_ops*>& by_kind, std::uint32_t kind) noexcept {
+    return kind < by_kind.size() && by_kind[kind] != nullptr;
+  }
+
   //! One ready actor of any handler type, trying the types round-robin from `next_kind`.
   served_actor take_any(const std::vector<const actor_type_ops*>& by_kind, std::size_t& next_kind) {
     served_actor a{nullptr, 0, nullptr};
@@ -471,17 +482,67 @@ private:
     return a;
   }
 
+  //! Looks at the other pool threads' run-next slots: takes an actor that waited in one since this
+  //! thread's last look (`looked_at`: each slot's fill count then), which this thread serves, or queues
+  //! when it does not serve that handler type. `in_use`: some slot is held or was filled since.
+  served_actor take_stranded(const std::vector<const actor_type_ops*>& by_kind, const run_next_slot& own,
+                             std::vector<std::uint64_t>& looked_at, bool& in_use) {
+    in_use = false;
+    std::lock_guard lock(run_next_mutex_);
+    looked_at.resize(run_next_slots_.size(), 0);
+    for (std::size_t i = 0; i < run_next_slots_.size(); ++i) {
+      run_next_slot& slot = *run_next_slots_[i];
+      if (&slot == &own) continue;
+      std::uint64_t word = slot.held.load(std::memory_order_acquire);
+      const std::uint64_t fills = slot.fills.load(std::memory_order_relaxed);
+      const bool same_wait = fills == looked_at[i];
+      looked_at[i] = fills;
+      if (word == 0) {
+        in_use = in_use || !same_wait;
+        continue;
+      }
+      if (!same_wait || !slot.held.compare_exchange_strong(word, 0)) {
+        in_use = true;
+        continue;
+      }
+      // This thread owns the actor now, as if it had popped it from the run queue.
+      if (serves(by_kind, run_next_kind(word)))
+        return {by_kind[run_next_kind(word)], run_next_actor(word), nullptr};
+      hand_off(sys_, run_next_kind(word), run_next_actor(word), false);
+    }
+    return {nullptr, 0, nullptr};
+  }
+
   //! A pool thread that stayed idle through its backoff sleeps until a push wakes it (or park_timeout_ns
   //! passes, so it still reads the control words and takes part in grace periods). See host_park.cuh.
+  //! While other threads' run-next slots are in use it sleeps at most run_next_look_out_ns, then looks
+  //! at them again (take_stranded); otherwise a fill wakes it (keep_on_this_thread).
   served_actor park(const std::vector<const actor_type_ops*>& by_kind, std::size_t& next_kind,
-                    std::uint32_t grace_seen, bool paused) {
+                    std::uint32_t grace_seen, bool paused, const run_next_slot& own,
+                    std::vector<std::uint64_t>& looked_at) {
+    bool slots_in_use = false;
+    if (served_actor a = take_stranded(by_kind, own, looked_at, slots_in_use); a.ops != nullptr) return a;
     const std::uint32_t seen = park_enter(pool_lot_);
     served_actor a = take_any(by_kind, next_kind);
     // A control word written before `seen` was bumped is visible now (wake_idle_workers): read it first.
-    if (a.ops == nullptr && !control_changed(grace_seen, &paused))
-      park_sleep(pool_lot_, seen, park_timeout_ns);
+    if (a.ops == nullptr && !control_changed(grace_seen, &paused)) {
+      if (slots_in_use) {
+        park_sleep(pool_lot_, seen, run_next_look_out_ns);
+      } else {
+        park_word(pool_lot_.untimed).fetch_add(1u, cuda::std::memory_order_seq_cst);
+        if (!any_run_next_held()) park_sleep(pool_lot_, seen, park_timeout_ns);
+        park_word(pool_lot_.untimed).fetch_sub(1u, cuda::std::memory_order_seq_cst);
+      }
+    }
     park_leave(pool_lot_);
     return a;
+  }
+
+  bool any_run_next_held() {
+    std::lock_guard lock(run_next_mutex_);
+    for (const auto& slot : run_next_slots_)
+      if (slot->held.load(std::memory_order_seq_cst) != 0) return true;
+    return false;
   }
 
   //! Whether the host changed a control word this thread has not acted on yet (`paused`: its pause state;
@@ -544,6 +605,8 @@ private:
   static constexpr std::uint32_t park_after_steps = 128;
   //! A backstop only: pushes, host publishes and control words wake parked threads at once.
   static constexpr long park_timeout_ns = 100'000'000;
+  //! How long an actor may wait in a busy pool thread's run-next slot before an idle one takes it.
+  static constexpr long run_next_look_out_ns = 1'000'000;
 
   //! Allocations of at least this many bytes come from mmap (see allocate_device).
   static constexpr std::size_t large_allocation = std::size_t{4} << 20;
@@ -552,9 +615,11 @@ private:
   std::unordered_map<void*, std::size_t> mapped_sizes_; //!< mmap'ed allocations and their sizes
 
   std::uint32_t requested_workers_;
-  park_lot pool_lot_;    //!< where idle pool threads park (host_park.cuh)
-  park_lot gateway_lot_; //!< where the idle gateway thread parks (notify_gateway)
-  park_lot receive_lot_; //!< where host threads wait in receive() (system_view::receive_lot)
+  park_lot pool_lot_;         //!< where idle pool threads park (host_park.cuh)
+  park_lot gateway_lot_;      //!< where the idle gateway thread parks (notify_gateway)
+  park_lot receive_lot_;      //!< where host threads wait in receive() (system_view::receive_lot)
+  std::mutex run_next_mutex_; //!< guards the list (not the slots: their words are atomic)
+  std::vector<std::unique_ptr<run_next_slot>> run_next_slots_; //!< every pool thread's, for take_stranded
   system_view sys_{};
   std::vector<worker_thread> threads_;
   mutable std::mutex fault_mutex_; //!< guards the fault records and served_by_

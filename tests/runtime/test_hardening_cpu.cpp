@@ -174,7 +174,52 @@ struct gated_handler {
     ++s.calls;
   }
 };
+
+//! Host-only: sends one count to `target` (which its worker keeps in its run-next slot), then waits for
+//! the test's word, like a call that runs long.
+struct wake_then_wait {
+  struct state {
+    actor_index target = 0;
+  };
+  template <class Ctx>
+  void operator()(Ctx& ctx, state& s, const rk::message&) {
+    const ping_payload p{1, 1};
+    (void)ctx.send(s.target, msg_count, rk::as_bytes(p));
+    rk::backoff idle;
+    while (!release_gated_handler.load()) idle.pause();
+  }
+};
 } // namespace
+
+TEST(CpuHardening, AnActorWokenByALongCallIsServedByAnIdlePoolThread) {
+  // The sender's pool thread keeps the woken actor in its run-next slot; while the call goes on (or never
+  // returns) the other pool thread takes it from there.
+  for (const bool host_sends_too : {false, true}) {
+    rk::runtime_options o = cpu_options();
+    o.scheduled_workers = 2;
+    release_gated_handler = false;
+    rk::runtime rt(o);
+    const actor_index woken = rt.spawn<counter>("woken");
+    const actor_index waker = rt.spawn<wake_then_wait>("waker", {}, wake_then_wait::state{woken});
+    rt.start();
+    ASSERT_EQ(rt.send(waker, msg_count, {}), status::enqueued);
+    const ping_payload p{1, 1};
+    // A host send finds the actor owned (in the slot) and does not wake it either.
+    if (host_sends_too) {
+      ASSERT_EQ(rt.send_wait(woken, msg_count, rk::as_bytes(p), 10s), status::delivered);
+    }
+    const std::uint64_t expected = host_sends_too ? 2 : 1;
+    EXPECT_EQ(rk::wait_until([&] { return rt.stats().actors[woken].handled == expected; },
+                             [] { return false; }, 10'000'000'000ull),
+              rk::wait_result::ready)
+        << "the woken actor waits for the long call to return";
+    EXPECT_TRUE(rt.pause_actor(woken, 10s)) << "a free pool thread acknowledges the pause";
+    rt.resume_actor(woken);
+    release_gated_handler = true;
+    EXPECT_TRUE(rt.shutdown().drained);
+    EXPECT_EQ(rt.state<counter>(woken).count, expected);
+  }
+}
 
 TEST(CpuHardening, APauseActorOvertakenByResumeActorReturnsFalse) {
   rk::runtime_options o = cpu_options();

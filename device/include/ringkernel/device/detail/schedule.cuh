@@ -49,7 +49,10 @@
 //! protocol above is unchanged. Fairness: after `run_next_streak_limit` turns in a row taken from the
 //! slot, the worker puts the slot's actor at the back of the queue and serves the queue's head instead.
 //!   - CPU backend: a pool thread's slot (found through a thread_local), served right after the current
-//!     turn; any handler type (a pool thread serves them all).
+//!     turn; any handler type (a pool thread serves them all). The pool has few threads, so one whose
+//!     handler call runs long must not strand the actor it woke: an idle pool thread takes an actor that
+//!     waited in another's slot through a whole look-out period (about a millisecond; idle threads look
+//!     that often while slots are in use, and a fill wakes one that sleeps without a timer).
 //!   - CUDA: a scheduled worker block's slot in shared memory (device_run_next), passed to the handler's
 //!     context; only actors of the worker's own handler type fit. A GPU has many workers, so the slot's
 //!     actor waits only while the current one has nothing more: if the current actor goes on with
@@ -58,6 +61,8 @@
 #include <ringkernel/device/backoff.cuh>
 #include <ringkernel/device/detail/host_park.cuh>
 #include <ringkernel/device/detail/system.cuh>
+
+#include <atomic>
 
 namespace rk::detail {
 
@@ -77,23 +82,39 @@ RK_HOST_DEVICE inline void push_until_done(const run_queue_view& q, actor_index 
 inline constexpr std::uint32_t run_next_streak_limit = 16;
 
 #if !defined(__CUDA_ARCH__)
-//! A CPU pool thread's run-next slot (see the protocol above); `sys` is the runtime it serves.
+//! A CPU pool thread's run-next slot (see the protocol above). Its owner fills it during a handler call
+//! and empties it after the turn. An idle pool thread may empty it instead, when the actor waited there
+//! through a whole look-out period (the call that woke it runs long, or never returns): whoever exchanges
+//! `held` to 0 owns the actor (cpu_backend's park()).
 struct run_next_slot {
   const system_view* sys = nullptr;
-  actor_index actor = 0;
-  std::uint32_t kind = 0;
-  bool full = false;
+  std::atomic<std::uint64_t> held{0};  //!< 0: empty; else run_next_word(kind, actor)
+  std::atomic<std::uint64_t> fills{0}; //!< fills so far (written by the owner): "still the same wait"
 };
+inline constexpr std::uint64_t run_next_word(std::uint32_t kind, actor_index id) noexcept {
+  return (std::uint64_t{kind} + 1) << 32 | id;
+}
+inline constexpr std::uint32_t run_next_kind(std::uint64_t word) noexcept {
+  return static_cast<std::uint32_t>(word >> 32) - 1;
+}
+inline constexpr actor_index run_next_actor(std::uint64_t word) noexcept {
+  return static_cast<actor_index>(word);
+}
 //! The slot of the pool thread running this code; null on every other thread (gateway, dedicated
 //! workers, the host's threads).
 inline thread_local run_next_slot* current_run_next = nullptr;
 
 inline bool keep_on_this_thread(const system_view& s, std::uint32_t kind, actor_index id) noexcept {
   run_next_slot* r = current_run_next;
-  if (r == nullptr || r->sys != &s || r->full) return false;
-  r->actor = id;
-  r->kind = kind;
-  r->full = true;
+  if (r == nullptr || r->sys != &s || r->held.load(std::memory_order_relaxed) != 0) return false;
+  r->fills.store(r->fills.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  r->held.store(run_next_word(kind, id), std::memory_order_seq_cst);
+  // A pool thread asleep on its backstop timer alone would not look at this slot for a long time if the
+  // call goes on: wake one. Sequentially consistent against the sleeper's count-then-look (park()): one
+  // of the two sees the other.
+  if (s.sched.pool_lot != nullptr &&
+      park_word(s.sched.pool_lot->untimed).load(cuda::std::memory_order_seq_cst) != 0)
+    park_notify_one(*s.sched.pool_lot);
   return true;
 }
 #endif

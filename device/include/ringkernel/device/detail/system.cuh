@@ -316,6 +316,8 @@ struct alignas(16) ingress_receipt {
 struct park_lot {
   alignas(64) std::uint32_t parked = 0;
   alignas(64) std::uint32_t signal = 0;
+  //! Pool threads asleep with only the backstop timer: a run-next fill wakes one (schedule.cuh).
+  alignas(64) std::uint32_t untimed = 0;
 };
 
 struct scheduler_view {
