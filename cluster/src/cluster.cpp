@@ -326,6 +326,7 @@ public:
       s.refusals_noticed = c.notices_sent.load();
       s.refused_remotely = c.refused_remotely.load();
       s.notices_relayed = c.notices_relayed.load();
+      s.notices_unreachable = c.notices_unreachable.load();
     }
     s.remote_entries = directory_->entries();
     return s;
@@ -411,7 +412,8 @@ private:
     std::vector<std::uint64_t> row(3 + 3 * std::size_t{size_});
     row[0] = busy ? 1 : 0;
     row[1] = c.sent.load() + c.received.load() + c.relayed.load() + c.unreachable.load() +
-             c.notices_sent.load() + c.refused_remotely.load() + s.gateway_processed + handled;
+             c.notices_sent.load() + c.notices_unreachable.load() + c.refused_remotely.load() +
+             s.gateway_processed + handled;
     row[2] = past_deadline ? 1 : 0;
     for (std::uint32_t r = 0; r < size_; ++r) {
       row[3 + r] = proxy_->sent_to(r);
@@ -434,15 +436,18 @@ private:
 
   //! Rounds of all_to_all among the live ranks until two in a row find nothing queued anywhere, as many
   //! messages received from each live rank as it sent, and nothing moved between them; or until
-  //! drain_timeout. Every rank that received the same rows decides the same.
+  //! drain_timeout, counted from the end of the first round (when every live rank has called shutdown:
+  //! counted from this rank's own call, a rank that came late got no drain at all). Every rank that
+  //! received the same rows decides the same.
   bool wait_until_quiet(std::uint64_t& in_flight, std::vector<bool>& gone) {
-    const auto deadline = std::chrono::steady_clock::now() + options_.drain_timeout;
+    std::optional<std::chrono::steady_clock::time_point> deadline;
     const std::size_t n = size_;
     std::optional<std::uint64_t> previous;
     backoff idle;
     for (;;) {
-      const exchange_result x =
-          survivors_->all_to_all(step_quiet, quiet_row(std::chrono::steady_clock::now() > deadline), false);
+      const bool past = deadline && std::chrono::steady_clock::now() > *deadline;
+      const exchange_result x = survivors_->all_to_all(step_quiet, quiet_row(past), false);
+      if (!deadline) deadline = std::chrono::steady_clock::now() + options_.drain_timeout;
       if (fold_gone(x, 3 + 2 * n, gone) || x.peer_left) return false;
       bool quiet = true;
       bool past_deadline = false;

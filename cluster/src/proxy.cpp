@@ -325,7 +325,7 @@ bool mpi_proxy::drain_refusals() {
   while (!direct_notices_.empty()) { // refusals made by this proxy itself (take_batch), oldest first
     const outgoing_notice& n = direct_notices_.front();
     if (gone(n.rank)) {
-      counters_.unreachable.fetch_add(1);
+      counters_.notices_unreachable.fetch_add(1);
     } else if (!send_notice(n)) {
       break; // its rank's notice channel is at its limit: later
     }
@@ -347,7 +347,7 @@ bool mpi_proxy::drain_refusals() {
       continue;
     }
     if (gone(sender->rank)) {
-      counters_.unreachable.fetch_add(1);
+      counters_.notices_unreachable.fetch_add(1);
       continue;
     }
     if (!send_notice(make_notice(sender->rank, r.tenant, r.correlation_id, r.type_id, r.destination,
@@ -443,11 +443,13 @@ bool mpi_proxy::watch_peers() {
 void mpi_proxy::declare_gone(std::uint32_t r, clock::duration silent) {
   if (gone(r)) return;
   peer& p = peers_[r];
+  // Refusal notices have their own count: unreachable and abandoned account for handlers' sends.
   for (channel* c : {&p.messages, &p.notices}) {
-    counters_.unreachable.fetch_add(c->building.count());
+    const bool notices = c == &p.notices;
+    (notices ? counters_.notices_unreachable : counters_.unreachable).fetch_add(c->building.count());
     (void)c->building.take();
     for (in_flight_batch& b : c->in_flight) {
-      counters_.abandoned.fetch_add(b.messages);
+      (notices ? counters_.notices_unreachable : counters_.abandoned).fetch_add(b.messages);
       abandon(b.request, std::move(b.bytes));
     }
     c->in_flight.clear();

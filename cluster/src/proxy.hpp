@@ -65,9 +65,10 @@ struct proxy_counters {
   std::atomic<std::uint64_t> abandoned{0};   //!< in MPI sends to a gone rank that were cancelled
   std::atomic<std::uint64_t> unsent{0};      //!< taken from the outbound ring, never handed to MPI (shutdown)
   std::atomic<std::uint64_t> holding{0};     //!< messages and batches inside the proxy now (0: it holds none)
-  std::atomic<std::uint64_t> notices_sent{0};     //!< refusals of this rank's gateway sent back to senders
-  std::atomic<std::uint64_t> refused_remotely{0}; //!< notices that came back about this rank's sends
-  std::atomic<std::uint64_t> notices_relayed{0};  //!< of those, handed to the gateway for their sender
+  std::atomic<std::uint64_t> notices_sent{0};        //!< refusals of this rank's gateway sent back to senders
+  std::atomic<std::uint64_t> refused_remotely{0};    //!< notices that came back about this rank's sends
+  std::atomic<std::uint64_t> notices_relayed{0};     //!< of those, handed to the gateway for their sender
+  std::atomic<std::uint64_t> notices_unreachable{0}; //!< refusal notices for a gone rank (not in unreachable)
 };
 
 struct proxy_options {

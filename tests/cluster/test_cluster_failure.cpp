@@ -1,8 +1,9 @@
 // A rank of four dies (SIGKILL) while another rank's handler streams messages to it: the others declare it
 // gone after failure_timeout, sends to it end as `unreachable` (handler sends decided on the device, host
-// sends at once or by the gateway), the audit log records it, the survivors still reach each other, and
-// shutdown completes among them. Run by ctest under `mpiexec --enable-recovery -np 4` (Open MPI: without
-// it the launcher ends the whole job when one rank dies). Rank 3 is the one that dies.
+// sends at once or by the gateway), refusal notices meant for it are counted apart from handlers' sends,
+// the audit log records it, the survivors still reach each other, and shutdown completes among them. Run by
+// ctest under `mpiexec --enable-recovery -np 4` (Open MPI: without it the launcher ends the whole job when
+// one rank dies). Rank 3 is the one that dies.
 //
 // With --enable-recovery the launcher's exit status says nothing about the survivors, so they tell rank 0
 // how their tests went, and rank 0 prints "all 3 survivors passed" only when they all did: ctest looks
@@ -119,7 +120,7 @@ TEST(ClusterFailure, ARankThatDiesIsDeclaredGoneAndTheOthersFinish) {
   rk::cluster c(options());
   ASSERT_EQ(c.size(), 4u) << "run with mpiexec -np 4";
   (void)c.spawn<echo>(name_of("echo", c.rank()), mailbox());
-  (void)c.spawn<sink>(name_of("sink", c.rank()), mailbox(1024));
+  const global_address own_sink = c.spawn<sink>(name_of("sink", c.rank()), mailbox(1024));
   const global_address streaming = c.spawn<streamer>(name_of("streamer", c.rank()), mailbox(16));
   c.start();
 
@@ -136,6 +137,20 @@ TEST(ClusterFailure, ARankThatDiesIsDeclaredGoneAndTheOthersFinish) {
     const actor_index far_sink = c.address_of(c.find(name_of("sink", victim)));
     EXPECT_EQ(c.local().send_wait(streaming.actor, msg_start, rk::as_bytes(far_sink), 10s),
               status::delivered);
+  }
+  // Rank 2's sink stops and the victim's handler streams to it: rank 2 refuses every arrival and sends a
+  // refusal notice back, so notices for the victim are under way when it dies.
+  if (c.rank() == 2) {
+    EXPECT_TRUE(c.local().stop(own_sink.actor, 10s));
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (c.rank() == victim) {
+    const actor_index stopped_sink = c.address_of(c.find(name_of("sink", 2)));
+    EXPECT_EQ(c.local().send_wait(streaming.actor, msg_start, rk::as_bytes(stopped_sink), 10s),
+              status::delivered);
+    const auto asked = std::chrono::steady_clock::now();
+    while (c.stats().refused_remotely == 0 && std::chrono::steady_clock::now() - asked < 20s)
+      std::this_thread::sleep_for(1ms); // polling a counter: the notices come back when they come
   }
   MPI_Barrier(MPI_COMM_WORLD); // the application's own communicator: the victim is still there
   const auto died_about = std::chrono::steady_clock::now();
@@ -182,6 +197,11 @@ TEST(ClusterFailure, ARankThatDiesIsDeclaredGoneAndTheOthersFinish) {
   const rk::cluster_stats s = c.stats();
   if (c.rank() == 1) {
     EXPECT_GT(s.unreachable + s.abandoned, 0u) << "the stream's last messages could not be carried";
+  }
+  if (c.rank() == 2) { // its handlers sent nothing to the victim: only refusal notices were for it
+    EXPECT_EQ(s.unreachable, 0u);
+    EXPECT_EQ(s.abandoned, 0u);
+    EXPECT_GT(s.refusals_noticed + s.notices_unreachable, 0u);
   }
 }
 

@@ -4,7 +4,8 @@
 // (backpressure, never loss); a receiver that takes nothing holds its senders back within the batches
 // in flight (nothing piles up in MPI); a message one byte too large for the outbound slot is refused on the
 // sending rank, by the host and by a handler; a shutdown whose drain timeout is shorter than the traffic
-// still returns on every rank and accounts for what it cut off.
+// still returns on every rank and accounts for what it cut off; a rank that calls shutdown() late still
+// gets the whole drain.
 
 #include "cluster_test_options.hpp"
 
@@ -15,6 +16,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -274,6 +276,33 @@ TEST(ClusterLimits, HandlerSendsCutOffByShutdownAreEachCountedOnce) {
   EXPECT_EQ(p.delivered, st.sent + st.unsent + st.unreachable)
       << "sent " << st.sent << ", unsent " << st.unsent << ", unreachable " << st.unreachable;
   EXPECT_EQ(sum_over_ranks(st.sent), sum_over_ranks(st.relayed + st.dropped + st.refused));
+}
+
+TEST(ClusterLimits, ARankThatCallsShutdownLateStillGetsTheWholeDrain) {
+  // Rank 0 calls shutdown() at once; the others only after more than drain_timeout, having just sent
+  // rank 0 a few thousand messages. The drain is counted from the last call, so they all arrive.
+  rk::cluster_options o = rk_cluster_cases::small_rank_options();
+  o.drain_timeout = 1s;
+  rk::cluster c(o);
+  const global_address checker =
+      c.spawn<rk_cluster_cases::sequence_checker>(name_of("checker", c.rank()), mailbox(1024));
+  c.start();
+  constexpr std::uint64_t messages = 2'000;
+  if (c.rank() != 0) {
+    std::this_thread::sleep_for(1500ms); // the scenario, not a synchronisation: a rank that comes late
+    const global_address to = c.find(name_of("checker", 0));
+    for (std::uint64_t i = 0; i < messages; ++i) {
+      const numbered n{c.rank(), i};
+      ASSERT_EQ(c.send_blocking(to, msg_sequence, rk::as_bytes(n), 10s), status::enqueued);
+    }
+  }
+  const rk::cluster_report report = c.shutdown();
+  EXPECT_TRUE(report.drained) << "in flight: " << report.in_flight;
+  if (c.rank() == 0) {
+    const auto s = c.local().state<rk_cluster_cases::sequence_checker>(checker.actor);
+    EXPECT_EQ(s.count, messages * (c.size() - 1));
+    EXPECT_EQ(s.violations, 0u);
+  }
 }
 
 } // namespace

@@ -82,7 +82,8 @@ struct cluster_options {
   //! beyond which this rank's proxy stops draining the outbound ring (backpressure). 1 .. 1024.
   std::uint32_t max_batches_in_flight = 8;
   //! How long shutdown() waits for the cluster to fall quiet (no message anywhere: in a mailbox, a
-  //! handler, an outbound ring, a proxy or MPI) before it stops every rank anyway and reports it.
+  //! handler, an outbound ring, a proxy or MPI) before it stops every rank anyway and reports it; counted
+  //! from when the last live rank called shutdown().
   std::chrono::milliseconds drain_timeout{10'000};
   //! How often a rank's proxy tells each other rank it is alive (an empty MPI message). 1 ms .. 60 s.
   std::chrono::milliseconds heartbeat_interval{100};
@@ -123,6 +124,9 @@ struct cluster_stats {
   std::uint64_t refusals_noticed = 0;
   std::uint64_t refused_remotely = 0;
   std::uint64_t notices_relayed = 0;
+  //! Refusal notices for a rank declared gone: not sent, or in MPI sends cancelled then (never in
+  //! unreachable or abandoned, which account for handlers' sends).
+  std::uint64_t notices_unreachable = 0;
 };
 
 //! What shutdown() found: whether the cluster fell quiet within drain_timeout, and this rank's report.
