@@ -238,6 +238,7 @@ public:
     (void)proxy_->discard_outbound(); // what handlers sent to other ranks after the proxy stopped: unsent
     for (std::uint32_t r = 0; r < size_; ++r)
       if (gone[r] || proxy_->gone(r)) report.gone_ranks.push_back(r);
+    if (!report.gone_ranks.empty()) note_rank_failure(); // at exit, MPI_Finalize would wait for them
     last_report_ = report;
     return report;
   }
@@ -305,7 +306,7 @@ public:
 
   std::vector<std::vector<std::uint64_t>> exchange_for_collective(std::span<const std::uint64_t> row) {
     if (!started_ || stopped_) throw error("rk::cluster: collectives run between start() and shutdown()");
-    return survivors_->all_to_all(step_collective, row, true).rows;
+    return survivors_->agreed_all_to_all(step_collective, step_collective_agreed, row).rows;
   }
 
   cluster_stats stats() const {
@@ -390,7 +391,9 @@ private:
   // Steps of shutdown (survivors.hpp), in order.
   static constexpr std::uint32_t step_quiet = 0;
   static constexpr std::uint32_t step_sends = 1;
-  static constexpr std::uint32_t step_collective = 2; //!< allreduce, broadcast (not part of shutdown)
+  static constexpr std::uint32_t step_collective = 2;        //!< allreduce, broadcast (not part of shutdown)
+  static constexpr std::uint32_t step_collective_agreed = 3; //!< survivors::agreed_all_to_all's second
+  static constexpr std::uint32_t step_sends_agreed = 4;
 
   //! This rank's row for step_quiet: [0] 1 when anything is queued or running here, [1] a count that
   //! changes whenever anything moves here, [2] 1 past the deadline, [3 + r] messages sent to rank r,
@@ -427,7 +430,7 @@ private:
   //! `gone`; returns whether this rank is among them (another rank declared it gone: it is on its own).
   bool fold_gone(const exchange_result& x, std::size_t gone_at, std::vector<bool>& gone) const {
     for (std::uint32_t r = 0; r < size_; ++r) {
-      gone[r] = gone[r] || proxy_->gone(r);
+      gone[r] = gone[r] || proxy_->gone(r) || (!x.reported_gone.empty() && x.reported_gone[r]);
       for (const std::vector<std::uint64_t>& row : x.rows)
         if (!row.empty() && row[gone_at + r] != 0) gone[r] = true;
     }
@@ -484,7 +487,9 @@ private:
       row[0] = proxy_->counters().holding.load();
       row[1] = std::chrono::steady_clock::now() > deadline ? 1u : 0u;
       for (std::uint32_t r = 0; r < size_; ++r) row[2 + r] = proxy_->gone(r) ? 1 : 0;
-      const exchange_result x = survivors_->all_to_all(step_sends, row, true);
+      // Agreed: a rank that fails in this last step must not leave the others deciding differently (one
+      // stopping its proxy while another still waits for the failed rank, then holds the first gone).
+      const exchange_result x = survivors_->agreed_all_to_all(step_sends, step_sends_agreed, row);
       if (fold_gone(x, 2, gone)) return;
       bool holding = false;
       bool past_deadline = false;

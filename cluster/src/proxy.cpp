@@ -41,6 +41,9 @@ void abandon(MPI_Request& request, std::vector<std::byte>&& bytes) {
 bool rank_failure_seen() noexcept {
   return failure_seen.load();
 }
+void note_rank_failure() noexcept {
+  failure_seen.store(true);
+}
 
 mpi_proxy::mpi_proxy(runtime& rt, cluster_directory& directory, MPI_Comm comm, std::uint32_t rank,
                      std::uint32_t size, const proxy_options& options)

@@ -51,6 +51,8 @@ namespace rk::detail {
 //! Whether any proxy in this process declared a rank gone (process-wide; once true, stays true). MPI
 //! without fault tolerance cannot finalise after that: MPI_Finalize waits for every rank, the dead one too.
 bool rank_failure_seen() noexcept;
+//! Another rank told this one of a failure its own proxy did not see (shutdown folds the ranks' views).
+void note_rank_failure() noexcept;
 
 struct proxy_counters {
   std::atomic<std::uint64_t> sent{0};

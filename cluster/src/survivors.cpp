@@ -85,4 +85,25 @@ exchange_result survivors::all_to_all(std::uint32_t step, std::span<const std::u
   return result;
 }
 
+exchange_result survivors::agreed_all_to_all(std::uint32_t step, std::uint32_t agree_step,
+                                             std::span<const std::uint64_t> mine) {
+  // Both steps are taken by every rank, in order, so neither needs to look for ranks that moved on.
+  exchange_result result = all_to_all(step, mine, true);
+  std::vector<std::uint64_t> seen(2 * std::size_t{size_});
+  for (std::uint32_t r = 0; r < size_; ++r) {
+    seen[r] = result.rows[r].empty() ? 0 : 1;
+    seen[size_ + r] = gone_(r) ? 1 : 0;
+  }
+  const exchange_result views = all_to_all(agree_step, seen, true);
+  result.reported_gone.assign(size_, false);
+  for (const std::vector<std::uint64_t>& view : views.rows) {
+    if (view.size() != seen.size()) continue; // a rank that did not answer: gone here
+    for (std::uint32_t r = 0; r < size_; ++r) {
+      if (view[r] == 0) result.rows[r].clear();
+      if (view[size_ + r] != 0) result.reported_gone[r] = true;
+    }
+  }
+  return result;
+}
+
 } // namespace rk::detail

@@ -23,6 +23,8 @@ namespace rk::detail {
 struct exchange_result {
   std::vector<std::vector<std::uint64_t>> rows; //!< per rank: what it sent (empty: gone, or left)
   bool peer_left = false;                       //!< some rank had moved on to the next step
+  //! agreed_all_to_all: ranks some rank that answered its second step holds gone (else empty).
+  std::vector<bool> reported_gone;
 };
 
 class survivors {
@@ -32,6 +34,15 @@ public:
 
   //! Steps are numbered 0, 1, ...; `last_step`: no step follows this one.
   exchange_result all_to_all(std::uint32_t step, std::span<const std::uint64_t> mine, bool last_step);
+
+  //! all_to_all(step) and then all_to_all(agree_step), in which each rank tells the others whose rows it
+  //! received and whom it holds gone; each rank keeps only the rows that every rank it heard from in the
+  //! second step received. A rank that fails during the first step, its row reaching some ranks and not
+  //! others, is so left out alike on every survivor, and every survivor learns that it is gone from the
+  //! others (reported_gone) even if its own row came. Not covered: a rank that fails while sending its
+  //! second step's row leaves the survivors disagreeing when its first step missed a row others have.
+  exchange_result agreed_all_to_all(std::uint32_t step, std::uint32_t agree_step,
+                                    std::span<const std::uint64_t> mine);
 
 private:
   MPI_Comm comm_;

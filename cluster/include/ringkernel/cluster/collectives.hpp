@@ -9,8 +9,10 @@
 //! reducer, an ordinary actor, combines them where it runs (on the device with the CUDA backend) and,
 //! once it has `local_contributors` of them, hands the rank's partial result to its host. allreduce()
 //! (collective: every rank, in the same order) waits for that partial and combines the ranks' partials
-//! over MPI point-to-point among the ranks still alive (a rank declared gone is left out and named in the
-//! result); every rank returns the same value. reduce() is the same with the value kept at one rank.
+//! over MPI point-to-point among the ranks still alive (a rank declared gone is left out, and
+//! cluster::gone_ranks() names it); every rank returns the same value, also when a rank fails during the
+//! exchange (docs/cluster.md, "Collectives and shutdown's last step agree"). reduce() is the same with the
+//! value kept at one rank.
 //! Rounds are numbered from 0 by the calls; a contribution for the next round may arrive before the
 //! current one completes (it is kept); one for any other round is counted as stale and not used.
 //!
