@@ -229,7 +229,9 @@ std::optional<T> reduce_round(cluster& c, reduction<T, Op>& r, std::uint64_t roo
 } // namespace detail
 
 //! The next round's value combined over every contribution of every rank still alive (collective).
-//! Nothing when this rank's partial did not come within `timeout`, or another rank's did not; throws
+//! Nothing when this rank's partial did not come within `timeout`, or another rank's did not within its
+//! own. `timeout` bounds the wait for the partial only: the exchange then waits for every live rank to
+//! call allreduce() (or reduce()) for this round, as any collective does; throws
 //! rk::error before start() or after shutdown(), and on every rank when ranks reduce different types or
 //! operations (make_reduction<T, Op> must be the same call on every rank) or when another rank called
 //! reduce() instead.
