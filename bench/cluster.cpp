@@ -339,13 +339,14 @@ int main(int argc, char** argv) {
   std::optional<std::uint64_t> round_trips, messages;
   cfg.common = rk::bench::parse_common(
       argc, argv, "bench_cluster", "[--round-trips N] [--messages N] [--workers N]", [&](CLI::App& app) {
-        rk::cli::add_count(app, "--round-trips", round_trips,
-                           "ping-pong round trips per size and repetition");
-        rk::cli::add_count(app, "--messages", messages, "messages per stream, size and repetition");
+        rk::cli::add_count(app, "--round-trips", round_trips, "ping-pong round trips per size and repetition",
+                           std::numeric_limits<std::uint64_t>::max(), 1);
+        rk::cli::add_count(app, "--messages", messages, "messages per stream, size and repetition",
+                           std::numeric_limits<std::uint64_t>::max(), 1);
         rk::cli::add_count(app, "--workers", cfg.workers, "scheduled workers per rank (0: runtime default)");
       });
-  cfg.round_trips = std::max<std::uint64_t>(1, round_trips.value_or(cfg.common.smoke ? 100 : 1'000));
-  cfg.messages = std::max<std::uint64_t>(1, messages.value_or(cfg.common.smoke ? 2'000 : 20'000));
+  cfg.round_trips = round_trips.value_or(cfg.common.smoke ? 100 : 1'000);
+  cfg.messages = messages.value_or(cfg.common.smoke ? 2'000 : 20'000);
   cfg.warmup = cfg.common.smoke ? 10 : 100;
 
   int provided = 0, rank = 0, size = 0;

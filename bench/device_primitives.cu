@@ -307,21 +307,17 @@ int main(int argc, char** argv) {
   std::optional<std::uint32_t> ops_flag, lines_flag;
   cfg.common = rk::bench::parse_common(
       argc, argv, "bench_device_primitives", "[--ops N] [--lines N] [--pollers N]", [&](CLI::App& app) {
-        rk::cli::add_count(app, "--ops", ops_flag, "dependent operations per kind and repetition");
-        rk::cli::add_count(app, "--lines", lines_flag, "128-byte lines the load chains walk (2 .. 1048576)");
+        rk::cli::add_count(app, "--ops", ops_flag,
+                           "dependent operations per kind and repetition (default 20000; 500 with --smoke)",
+                           std::numeric_limits<std::uint32_t>::max(), 1);
+        rk::cli::add_count(app, "--lines", lines_flag, "128-byte lines the load chains walk (2 .. 1048576)",
+                           1u << 20, 2);
         rk::cli::add_count(app, "--pollers", cfg.pollers,
                            "spinning blocks for the contended rerun (0: none; default: SMs / 2)");
       });
-  if (ops_flag) cfg.ops = *ops_flag;
   if (cfg.common.smoke) cfg.ops = 500;
-  if (lines_flag) {
-    if (*lines_flag < 2 || *lines_flag > (1u << 20)) {
-      std::fprintf(stderr, "bench_device_primitives: --lines must be between 2 and 1048576\n");
-      return 2;
-    }
-    cfg.lines = *lines_flag;
-  }
-  if (cfg.ops < 1) cfg.ops = 1;
+  if (ops_flag) cfg.ops = *ops_flag; // an explicit --ops wins over --smoke's
+  if (lines_flag) cfg.lines = *lines_flag;
   try {
     const rk::device_probe probe = rk::probe_cuda_device();
     if (!probe.usable) {

@@ -318,10 +318,11 @@ int main(int argc, char** argv) {
       argc, argv, "bench_host_round_trip", "[--backend cuda|cpu] [--messages N] [--idle-sleep-ns N]",
       [&](CLI::App& app) {
         rk::bench::add_target_flag(app, cfg.backend);
-        rk::cli::add_count(app, "--messages", messages_flag, "round trips per repetition", 100'000'000);
+        rk::cli::add_count(app, "--messages", messages_flag, "round trips per repetition (1 .. 10^8)",
+                           100'000'000, 1);
         rk::cli::add_count(app, "--idle-sleep-ns", cfg.idle_sleep_ns, "device idle backoff cap");
       });
-  cfg.messages = std::max<std::uint64_t>(1, messages_flag.value_or(cfg.common.smoke ? 200 : 20'000));
+  cfg.messages = messages_flag.value_or(cfg.common.smoke ? 200 : 20'000);
   cfg.warmup = cfg.common.smoke ? 20 : 1'000;
 
   try {

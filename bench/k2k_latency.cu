@@ -38,6 +38,15 @@ constexpr std::uint32_t msg_done = 2;
 constexpr std::uint32_t msg_failed = 3;
 constexpr std::uint64_t no_sample = ~std::uint64_t{0};
 
+// The diagnostic twin names itself in --help, errors and its JSON "benchmark" field.
+#if defined(RK_DEVICE_PHASE_PROFILE)
+constexpr const char* benchmark_name = "k2k_phases";
+constexpr const char* program_name = "bench_k2k_phases";
+#else
+constexpr const char* benchmark_name = "k2k_latency";
+constexpr const char* program_name = "bench_k2k_latency";
+#endif
+
 struct hop_payload {
   std::uint64_t sent_ns = 0;  //!< sender's physical clock right before the send
   std::uint64_t hop = 0;      //!< 0: the host's seed; k >= 1: the k-th K2K hop
@@ -413,7 +422,7 @@ void print(const settings& cfg, const std::string& machine, const std::string& h
       speedup_p99.number(results[i].key, results[i].latency.pooled.p99 / ours.latency.pooled.p99, 3);
     }
     rk::bench::json_object o;
-    o.text("benchmark", "k2k_latency")
+    o.text("benchmark", benchmark_name)
         .text("backend", rk::bench::target_name(cfg.backend))
         .text("machine", machine)
         .text("host_cpu", host_cpu)
@@ -481,15 +490,13 @@ int main(int argc, char** argv) {
   settings cfg;
   std::optional<std::uint64_t> hops_flag;
   cfg.common = rk::bench::parse_common(
-      argc, argv, "bench_k2k_latency", "[--backend cuda|cpu] [--hops N] [--idle-sleep-ns N]",
-      [&](CLI::App& app) {
+      argc, argv, program_name, "[--backend cuda|cpu] [--hops N] [--idle-sleep-ns N]", [&](CLI::App& app) {
         rk::bench::add_target_flag(app, cfg.backend);
-        rk::cli::add_count(app, "--hops", hops_flag, "timed hops per repetition", 100'000'000);
+        rk::cli::add_count(app, "--hops", hops_flag, "timed hops per repetition (1 .. 10^8)", 100'000'000, 1);
         rk::cli::add_count(app, "--idle-sleep-ns", cfg.idle_sleep_ns, "device idle backoff cap");
       });
   cfg.hops = hops_flag.value_or(cfg.common.smoke ? 300 : 100'000);
   cfg.warmup_hops = cfg.common.smoke ? 20 : 1'000;
-  if (cfg.hops < 1) cfg.hops = 1;
   if (cfg.common.smoke) cfg.graph_hops = 100;
 
   try {
@@ -500,7 +507,7 @@ int main(int argc, char** argv) {
     }
     const rk::device_probe probe = rk::probe_cuda_device();
     if (!probe.usable) {
-      rk::bench::print_skipped(cfg.common, "k2k_latency", probe.description);
+      rk::bench::print_skipped(cfg.common, benchmark_name, probe.description);
       return 0;
     }
     const std::string gpu = rk::bench::gpu_description();
@@ -510,7 +517,7 @@ int main(int argc, char** argv) {
     print(cfg, gpu, host_cpu, resolution, results);
     return 0;
   } catch (const rk::error& e) {
-    std::fprintf(stderr, "bench_k2k_latency: %s\n", e.what());
+    std::fprintf(stderr, "%s: %s\n", program_name, e.what());
     return 1;
   }
 }

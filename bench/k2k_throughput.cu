@@ -390,24 +390,24 @@ int main(int argc, char** argv) {
       "[--scheduled-workers N]",
       [&](CLI::App& app) {
         rk::bench::add_target_flag(app, cfg.backend);
-        rk::cli::add_count(app, "--window-ms", window_flag, "measured window per point", 3'600'000);
-        rk::cli::add_count(app, "--tokens-per-actor", cfg.tokens_per_actor, "tokens each actor circulates");
+        rk::cli::add_count(app, "--window-ms", window_flag, "measured window per point (1 .. 3600000)",
+                           3'600'000, 1);
+        // A quarter of the mailbox: room for the tokens that pile up at one actor.
+        rk::cli::add_count(app, "--tokens-per-actor", cfg.tokens_per_actor,
+                           "tokens each actor circulates (1 .. " + std::to_string(mailbox_slots / 4) + ")",
+                           mailbox_slots / 4, 1);
+        // Tokens go to another actor: the throughput runs need two.
         rk::cli::add_count(app, "--max-actors", cfg.max_actors,
-                           "largest actor count measured (1 .. 16777216)", 1u << 24, 1);
+                           "largest actor count measured (2 .. 16777216)", 1u << 24, 2);
         rk::cli::add_count(app, "--idle-sleep-ns", cfg.idle_sleep_ns, "device idle backoff cap");
         rk::cli::add_count(app, "--scheduled-workers", cfg.scheduled_workers,
                            "runtime_options::scheduled_workers (default: the backend's)");
       });
-  if (cfg.tokens_per_actor < 1 || cfg.tokens_per_actor > mailbox_slots / 4) {
-    std::fprintf(stderr, "bench_k2k_throughput: --tokens-per-actor must be between 1 and %u\n",
-                 mailbox_slots / 4);
-    return 2;
-  }
   if (cfg.common.smoke) {
     cfg.window = std::chrono::milliseconds(20);
     cfg.warmup = std::chrono::milliseconds(10);
   }
-  if (window_flag) cfg.window = std::chrono::milliseconds(std::max<std::uint64_t>(1, *window_flag));
+  if (window_flag) cfg.window = std::chrono::milliseconds(*window_flag);
 
   try {
     const std::string host_cpu = rk::bench::cpu_description();
@@ -440,7 +440,7 @@ int main(int argc, char** argv) {
       const std::uint32_t cap = cfg.max_actors.value_or(cfg.common.smoke ? 4 : 1024);
       throughput_actors =
           cfg.common.smoke ? std::vector<std::uint32_t>{2, 4} : std::vector<std::uint32_t>{2, 8, 64};
-      for (auto& n : throughput_actors) n = std::min(n, std::max(cap, 2u));
+      for (auto& n : throughput_actors) n = std::min(n, cap); // cap >= 2 (--max-actors)
       scaling_actors = powers_of_two_up_to(cap);
     }
     std::sort(throughput_actors.begin(), throughput_actors.end());

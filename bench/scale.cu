@@ -165,7 +165,8 @@ struct result {
   double resident_after_fan_bytes_per_actor = 0;
   double idle_core_share = 0;
   rk::bench::summary wakeup_us;
-  // NaN (JSON null) when the phase did not complete within the phase timeout (see `incomplete`).
+  // NaN (JSON null) when the phase did not complete within the phase timeout (see `incomplete`), and the
+  // ring's figures when --ring-hops is 0.
   double ring_ns_per_hop = 0;
   double fan_s = 0; //!< fan-out to all N and fan-in of their answers, wall time
   double ring_hops_per_s = 0;
@@ -210,7 +211,9 @@ result measure(const settings& cfg) {
   const auto w0 = clock_type::now();
   std::this_thread::sleep_for(std::chrono::duration<double>(cfg.idle_seconds));
   const double wall = std::chrono::duration<double>(clock_type::now() - w0).count();
-  out.idle_core_share = (rk::bench::process_cpu_seconds() - cpu0) / wall;
+  // --idle-seconds is at least 0.1 s, so the wall time is never ~0; NaN (JSON null) only if the clock
+  // did not move at all.
+  out.idle_core_share = wall > 0 ? (rk::bench::process_cpu_seconds() - cpu0) / wall : std::nan("");
 
   // Wake-ups of random idle actors.
   std::mt19937_64 pick(42);
@@ -225,7 +228,8 @@ result measure(const settings& cfg) {
   }
   out.wakeup_us = rk::bench::summarize(std::move(samples));
 
-  // The ring.
+  // The ring (--ring-hops 0: none, and its figures are NaN, JSON null, rather than a measured 0).
+  if (cfg.ring_hops == 0) out.ring_ns_per_hop = out.ring_hops_per_s = std::nan("");
   if (cfg.ring_hops > 0) {
     const token first{cfg.ring_hops - 1, ids[0], cfg.actors};
     const auto r0 = clock_type::now();
@@ -287,23 +291,28 @@ int main(int argc, char** argv) {
         rk::bench::add_target_flag(app, cfg.backend);
         // max_actors is the actors and the aggregator, at most 2^24.
         rk::cli::add_count(app, "--actors", actors, "actors to spawn (2 .. 16777215)", (1u << 24) - 1, 2);
+        // At least 0.1 s: a shorter window divides a few ms of CPU time by almost nothing.
         app.add_option_function<double>(
-               "--idle-seconds", [&idle](double v) { idle = v; }, "seconds the idle runtime is measured")
-            ->check(CLI::Range(0.0, 3600.0) & not_nan);
+               "--idle-seconds", [&idle](double v) { idle = v; },
+               "seconds the idle runtime is measured (0.1 .. 3600)")
+            ->check(CLI::Range(0.1, 3600.0) & not_nan);
         rk::cli::add_count(app, "--wakeups", wakeups, "idle-actor wake-ups timed (1 .. 10^8)", 100'000'000,
                            1);
-        rk::cli::add_count(app, "--ring-hops", hops, "hops of the token ring");
+        rk::cli::add_count(app, "--ring-hops", hops, "hops of the token ring (0: no ring)");
         app.add_option("--phase-timeout", cfg.phase_timeout_s,
                        "seconds the ring and the fan phase may take before they count as incomplete")
             ->check(CLI::Range(1.0, 3600.0) & not_nan);
         rk::cli::add_count(app, "--aggregator-slots", cfg.aggregator_slots,
                            "the aggregator's mailbox slots (a power of two, 2 .. 16777216)");
       });
-  if (cfg.aggregator_slots && rk::ring_geometry{*cfg.aggregator_slots, 128}.validate() != nullptr) {
-    std::fprintf(stderr, "bench_scale: --aggregator-slots: %s\n",
-                 rk::ring_geometry{*cfg.aggregator_slots, 128}.validate());
-    return 2;
-  }
+  // One run per invocation (up to millions of actors spawned, CAF twice beside them): repeat the command
+  // for more samples rather than multiply its time here.
+  if (cfg.common.repetitions_given && cfg.common.repetitions != 1)
+    rk::bench::usage_error(cfg.common, "--repetitions: bench_scale measures one run per invocation (only "
+                                       "--repetitions 1 is accepted); run it again for more samples");
+  if (cfg.aggregator_slots && rk::ring_geometry{*cfg.aggregator_slots, 128}.validate() != nullptr)
+    rk::bench::usage_error(cfg.common, "--aggregator-slots must be a power of two from 2 to 16777216 (got " +
+                                           std::to_string(*cfg.aggregator_slots) + ")");
   const bool cpu = cfg.backend == target::cpu;
   cfg.actors =
       static_cast<std::uint32_t>(actors.value_or(cfg.common.smoke ? 2'000 : (cpu ? 100'000 : 1'000'000)));
@@ -350,7 +359,7 @@ int main(int argc, char** argv) {
               .number("bytes_per_actor", c.bytes_per_actor, 0)
               .number("idle_core_share", c.idle_core_share, 4)
               .raw("wakeup_round_trip_us", rk::bench::summary_json(caf_wakeups[i], 1))
-              .number("ring_ns_per_hop", c.ring_ns_per_hop, 1)
+              .number("ring_ns_per_hop", cfg.ring_hops ? c.ring_ns_per_hop : std::nan(""), 1)
               .number("spawn_time_ratio", r.spawn_s / c.spawn_s, 3)
               .number("memory_ratio", r.bytes_per_actor / c.bytes_per_actor, 3)
               .number("wakeup_median_ratio", r.wakeup_us.median / caf_wakeups[i].median, 3)

@@ -410,9 +410,26 @@ int main(int argc, char** argv) {
                            100'000'000'000, 100'000);
         app.add_option("--workload", cfg.workload, "only this workload")
             ->check(CLI::IsMember({"all", "pingpong", "fan_in", "random"}));
-        app.add_option("--actors", cfg.actors, "only the fan-in and random runs with this many actors")
+        app.add_option("--actors", cfg.actors,
+                       "only the runs with this many actors: fan_in 2, 3 or 5; random 2, 8, 64, 512 or 4096")
             ->check(CLI::IsMember({2u, 3u, 5u, 8u, 64u, 512u, 4096u}));
       });
+  // --actors picks runs; a combination that picks none would measure nothing.
+  if (cfg.actors != 0) {
+    const bool fan_in = cfg.actors == 2 || cfg.actors == 3 || cfg.actors == 5;
+    const bool random =
+        cfg.actors == 2 || cfg.actors == 8 || cfg.actors == 64 || cfg.actors == 512 || cfg.actors == 4096;
+    const std::string got =
+        " (got --workload " + cfg.workload + " --actors " + std::to_string(cfg.actors) + ")";
+    if (cfg.workload == "pingpong" && cfg.actors != 2)
+      rk::bench::usage_error(cfg.common, "--workload pingpong always runs 2 actors: leave out --actors or "
+                                         "give --actors 2" +
+                                             got);
+    if (cfg.workload == "fan_in" && !fan_in)
+      rk::bench::usage_error(cfg.common, "--workload fan_in runs 2, 3 or 5 actors (1, 2 or 4 senders)" + got);
+    if (cfg.workload == "random" && !random)
+      rk::bench::usage_error(cfg.common, "--workload random runs 2, 8, 64, 512 or 4096 actors" + got);
+  }
   cfg.round_trips = round_trips.value_or(cfg.common.smoke ? 2'000 : 200'000);
   cfg.messages = messages.value_or(cfg.common.smoke ? 100'000 : 2'000'000);
   cfg.with_caf = RK_BENCH_HAVE_CAF && cfg.backend == target::cpu;

@@ -279,7 +279,17 @@ struct common_args {
   bool json = false;
   bool smoke = false;
   int repetitions = 5;
+  bool repetitions_given = false; //!< --repetitions was on the command line
+  std::string program, usage;     //!< for usage_error
 };
+
+//! A problem found after parsing (a value that does not fit another, ...): prints "<program>: <problem>"
+//! and the usage line, as a parse error does, and exits with status 2.
+[[noreturn]] inline void usage_error(const common_args& args, const std::string& problem) {
+  std::fprintf(stderr, "%s: %s\nusage: %s %s\n", args.program.c_str(), problem.c_str(), args.program.c_str(),
+               args.usage.c_str());
+  std::exit(2);
+}
 
 //! Parses the flags every benchmark takes (--json, --smoke, --repetitions N) plus the benchmark's own,
 //! which `extra` adds to the CLI11 app (described in `extra_usage`). Errors exit with status 2.
@@ -292,12 +302,13 @@ inline common_args parse_common(int argc, char** argv, const char* name, const c
   std::optional<std::uint32_t> repetitions;
   rk::cli::add_count(app, "--repetitions", repetitions, "alternating repetitions (1 to 10^6)", 1'000'000, 1);
   if (extra) extra(app);
-  rk::cli::parse(app, argc, argv,
-                 std::string("[--json] [--smoke] [--repetitions N]")
-                     .append(*extra_usage ? " " : "")
-                     .append(extra_usage));
+  a.program = name;
+  a.usage =
+      std::string("[--json] [--smoke] [--repetitions N]").append(*extra_usage ? " " : "").append(extra_usage);
+  rk::cli::parse(app, argc, argv, a.usage);
   if (a.smoke) a.repetitions = 1;
   if (repetitions) a.repetitions = static_cast<int>(*repetitions);
+  a.repetitions_given = repetitions.has_value();
   return a;
 }
 

@@ -27,8 +27,9 @@ inline const char* target_name(target t) {
   return t == target::cuda ? "cuda" : "cpu";
 }
 
-//! Adds --backend cuda|cpu, storing into `out`.
+//! Adds --backend cuda|cpu, storing into `out`; its help names `out`'s value on entry as the default.
 inline void add_target_flag(CLI::App& app, target& out) {
+  const std::string help = std::string("cuda or cpu (default: ") + target_name(out) + ")";
   app.add_option_function<std::string>(
       "--backend",
       [&out](const std::string& v) {
@@ -40,7 +41,7 @@ inline void add_target_flag(CLI::App& app, target& out) {
           throw CLI::ValidationError("--backend", "must be cuda or cpu (got '" + v + "')");
         }
       },
-      "cuda (the default) or cpu");
+      help);
 }
 
 //! Prints the one-line skip notice (or its JSON form) for `benchmark`.

@@ -193,6 +193,11 @@ verdict run_events(rk::cluster& c, rk::address head, std::uint64_t events, std::
   return v;
 }
 
+//! --workers at most: each handler type here (stage, to_host, the reduction's reducer) gets a pool of that
+//! many scheduled workers at start(), and a runtime holds 8192 scheduled workers plus one per actor
+//! (runtime_options::max_actors, 1024 by default): 3 x 3072 = 9216.
+constexpr std::uint64_t max_workers = 3072;
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -201,19 +206,14 @@ int main(int argc, char** argv) {
   rk::backend backend = rk::backend::automatic;
   rk::samples::flags cli("cluster_pipeline", "[--events N] [--window N] [--stages N] [--workers N] "
                                              "[--backend auto|cpu|cuda] [--timeout SECONDS] [--json]");
-  cli.count("--events", events, 100'000'000);
-  cli.count("--window", window);
-  cli.count("--stages", stages64);
-  cli.count("--workers", workers);
-  cli.count("--timeout", timeout_s);
+  cli.count("--events", events, 100'000'000, 1);
+  cli.count("--window", window, 1024, 1);
+  cli.count("--stages", stages64, 64, 1);
+  cli.count("--workers", workers, max_workers); // 0: the runtime's default
+  cli.count("--timeout", timeout_s, 3600, 1);
   cli.backend(backend);
   cli.toggle("--json", json);
   cli.parse(argc, argv);
-  if (events == 0) cli.fail("--events must be at least 1");
-  if (window == 0 || window > 1024) cli.fail("--window must be between 1 and 1024");
-  if (stages64 == 0 || stages64 > 64) cli.fail("--stages must be between 1 and 64");
-  if (workers > 4096) cli.fail("--workers must be at most 4096 (0: the runtime's default)");
-  if (timeout_s == 0 || timeout_s > 3600) cli.fail("--timeout must be between 1 and 3600 seconds");
   const auto stages = static_cast<std::uint32_t>(stages64);
   const std::chrono::seconds timeout(timeout_s);
 

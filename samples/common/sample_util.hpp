@@ -29,9 +29,10 @@ public:
                 "\n(see the comment at the top of the sample's source)");
   }
 
+  //! `--name N` from `min` to `max`; an error names that range.
   void count(const std::string& name, std::uint64_t& target,
-             std::uint64_t max = std::numeric_limits<std::uint64_t>::max()) {
-    rk::cli::add_count(app_, name, target, "", max);
+             std::uint64_t max = std::numeric_limits<std::uint64_t>::max(), std::uint64_t min = 0) {
+    rk::cli::add_count(app_, name, target, "", max, min);
   }
   //! `--name value` where `apply` accepts the value (returns false for anything else); `values` names them
   //! in --help (e.g. "auto|cpu|cuda").

@@ -160,16 +160,13 @@ int main(int argc, char** argv) {
   rk::runtime_options options;
   rk::samples::flags cli("order_book", "[--instruments N] [--traders N] [--rounds N] [--orders N] "
                                        "[--backend auto|cpu|cuda] [--json]");
-  cli.count("--instruments", instruments);
-  cli.count("--traders", traders);
-  cli.count("--rounds", rounds);
+  cli.count("--instruments", instruments, 1'000'000, 1);
+  cli.count("--traders", traders, 4'000'000, 1);
+  cli.count("--rounds", rounds, 1'000, 1);
   cli.count("--orders", orders);
   cli.backend(options.backend);
   cli.toggle("--json", json);
   cli.parse(argc, argv);
-  if (instruments < 1 || instruments > 1'000'000) cli.fail("--instruments must be between 1 and 1000000");
-  if (traders < 1 || traders > 4'000'000) cli.fail("--traders must be between 1 and 4000000");
-  if (rounds < 1 || rounds > 1'000) cli.fail("--rounds must be between 1 and 1000");
   if (orders < 1 || orders > max_orders_per_round)
     cli.fail("--orders (per trader and round) must be between 1 and " + std::to_string(max_orders_per_round));
   // A book holds at most this many orders a round; a member holds a few books (consistent hashing).

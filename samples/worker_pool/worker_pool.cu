@@ -80,12 +80,11 @@ int main(int argc, char** argv) {
   bool json = false;
   rk::runtime_options options;
   rk::samples::flags cli("worker_pool", "[--workers N] [--jobs N] [--backend auto|cpu|cuda] [--json]");
-  cli.count("--workers", workers);
-  cli.count("--jobs", jobs);
+  cli.count("--workers", workers, 512, 2);
+  cli.count("--jobs", jobs, 100'000'000); // per phase; job ids run to 2 x jobs
   cli.backend(options.backend);
   cli.toggle("--json", json);
   cli.parse(argc, argv);
-  if (workers < 2 || workers > 512) cli.fail("--workers must be between 2 and 512");
   if (jobs < workers) cli.fail("--jobs must be at least --workers");
 
   try {

@@ -210,8 +210,9 @@ int main(int argc, char** argv) {
   bool once = false, json = false;
   std::uint32_t interval_ms = 500;
   CLI::App app("A live view of a running libringkernel runtime (runtime_options::publish_stats).", "rk-top");
-  rk::cli::add_count(app, "--pid", pid, "the process that runs the runtime");
-  rk::cli::add_count(app, "--index", index, "which of its publishing runtimes (default 0)");
+  CLI::Option* pid_option = rk::cli::add_count(app, "--pid", pid, "the process that runs the runtime");
+  rk::cli::add_count(app, "--index", index, "with --pid: which of its publishing runtimes (default 0)")
+      ->needs(pid_option); // alone it would pick nothing
   app.add_option("--name", name, "the shared-memory name, e.g. /ringkernel.1234.0");
   app.add_flag("--once", once, "print one view and exit");
   app.add_flag("--json", json, "with --once: the snapshot as published (JSON)");
