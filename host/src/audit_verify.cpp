@@ -51,6 +51,14 @@ bool fail(std::string* why, std::string text) {
   return false;
 }
 
+//! `head` (lower-case hex, as the chain writes it) and a hash given in either case (audit_verify_options).
+bool same_hash(std::string_view head, std::string_view given) {
+  return head.size() == given.size() &&
+         std::equal(head.begin(), head.end(), given.begin(), [](char a, char b) {
+           return a == (b >= 'A' && b <= 'F' ? static_cast<char>(b - 'A' + 'a') : b);
+         });
+}
+
 bool is_hash(const std::string& h) {
   return h.size() == 64 && std::all_of(h.begin(), h.end(), [](char c) {
            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
@@ -231,7 +239,7 @@ audit_verify_result verify_audit_log(const std::filesystem::path& path, const au
               : "the log ends after line " + std::to_string(result.entries) +
                     " without the audit_closed entry: lines were removed from the end, or the writer "
                     "did not stop cleanly");
-    if (!options.expected_head.empty() && result.head != options.expected_head)
+    if (!options.expected_head.empty() && !same_hash(result.head, options.expected_head))
       return tampered(std::max<std::uint64_t>(result.entries, 1),
                       "the last entry's hash is " + result.head + ", expected " + options.expected_head +
                           ": the end of the log was removed or rewritten");

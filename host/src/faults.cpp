@@ -54,6 +54,7 @@ void fault_monitor::record(const backend_fault& f) {
     faulted_.store(true, std::memory_order_release);
   }
   const actor_index culprit = trap_actor != 0 ? trap_actor - 1 : f.actor.value_or(host_actor);
+  // Tenant 0 here: audit_link writes a current actor's own tenant and audit tag into every record about it.
   audit_.record(audit_event::actor_fault, audit_level::critical, culprit, 0, trap_actor != 0 ? trap_code : 0);
 }
 

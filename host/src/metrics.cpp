@@ -332,7 +332,8 @@ std::string metrics_json(const metrics_reading& r, const metrics_options& option
                   {"collected", r.stats.trace.collected},
                   {"ring_full", r.stats.trace.ring_full},
                   {"evicted", r.stats.trace.evicted},
-                  {"kept", r.stats.trace.kept}};
+                  {"kept", r.stats.trace.kept},
+                  {"complete", r.stats.trace.complete}};
   nlohmann::json handlers = nlohmann::json::array();
   for (const auto& [name, t] : g.by_handler) {
     nlohmann::json h = counters(t.sums, true);

@@ -16,7 +16,8 @@ void validate_trace(const trace_options& t) {
     throw error(std::string("runtime_options::trace.ring_slots: ") + problem);
   if (t.max_records == 0 || t.max_records > (std::size_t{1} << 28))
     throw error("runtime_options::trace.max_records must be between 1 and 268,435,456 (got " +
-                std::to_string(t.max_records) + "); each kept record costs about 64 bytes of host memory");
+                std::to_string(t.max_records) + "); each kept record costs " +
+                std::to_string(sizeof(trace_record)) + " bytes of host memory, plus a little for the buffer");
   if (t.collect_interval < std::chrono::milliseconds(1) || t.collect_interval > std::chrono::seconds(10))
     throw error("runtime_options::trace.collect_interval must be between 1 ms and 10 s (got " +
                 std::to_string(t.collect_interval.count()) + " ms)");

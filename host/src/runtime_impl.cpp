@@ -204,14 +204,9 @@ runtime_impl::spawned runtime_impl::spawn_steps(const actor_type_ops& ops, const
   return out;
 }
 
-void runtime_impl::audit_spawn(const spawned& out, std::uint64_t tenant, bool one_record_each) {
-  if (one_record_each) {
-    for (actor_index id : out.ids)
-      audit_.record(audit_event::actor_spawn, audit_level::info, id, tenant, 0, out.kind);
-  } else { // spawn_many: one record for the batch (value: how many, from the id given)
-    audit_.record(audit_event::actor_spawn, audit_level::info, out.ids.front(), tenant,
-                  static_cast<std::uint32_t>(out.ids.size()), out.kind);
-  }
+void runtime_impl::audit_spawn(const spawned& out, std::uint64_t tenant, const audit_tag& tag,
+                               bool one_record_each) {
+  audit_.record_spawned(out.ids, tenant, tag, out.kind, one_record_each);
 }
 
 runtime_impl::spawned runtime_impl::spawn_transaction(const actor_type_ops& ops, const std::string& who,
@@ -221,8 +216,8 @@ runtime_impl::spawned runtime_impl::spawn_transaction(const actor_type_ops& ops,
   return with_room([&]() -> spawned {
     undo_log undo;
     spawned out = spawn_steps(ops, who, names, opts, initials, initial_stride, group, undo);
+    audit_spawn(out, opts.tenant, opts.audit_tag, group != nullptr); // may throw bad_alloc: still undone
     undo.commit();
-    audit_spawn(out, opts.tenant, out.ids.size() == 1 || group != nullptr);
     return out;
   });
 }
@@ -245,7 +240,7 @@ void runtime_impl::forget(actor_index a) {
   routing_.drop_route_from(a);
   actors_.retire(a, grace_);
   tenants_.refund(tenant, 1, bytes);
-  audit_.record(audit_event::actor_stop, audit_level::info, a, tenant, 1); // detail 1: forgotten
+  audit_.record_forgotten(a, tenant);
   collect();
 }
 
@@ -335,9 +330,16 @@ bool runtime_impl::stop(actor_index a, std::chrono::nanoseconds timeout) {
   }
   // Waiting without the lock: stats() and other management calls stay available meanwhile.
   const bool stopped = run_.await_device_state(a, hw, device_state::stopped, timeout);
-  if (stopped) audit_.record(audit_event::actor_stop, audit_level::info, a, tenant);
-  if (!stopped) run_.throw_if_stuck(a, "stop()"); // say why instead of timing out silently
-  return stopped;
+  if (!stopped) {
+    run_.throw_if_stuck(a, "stop()"); // say why instead of timing out silently
+    return false;
+  }
+  // shutdown() closes the audit log under the same lock: a stop this call confirms is in the log, and
+  // one that shutdown overtook before it could be recorded is reported as overtaken (false).
+  std::lock_guard lock(setup_);
+  if (run_.current_phase() == phase::stopped) return false;
+  audit_.record(audit_event::actor_stop, audit_level::info, a, tenant);
+  return true;
 }
 
 bool runtime_impl::pause_actor(actor_index a, std::chrono::nanoseconds timeout) {
@@ -538,7 +540,7 @@ shutdown_report runtime_impl::shutdown() noexcept {
   }
   std::lock_guard lock(setup_);
   shutdown_report r = run_.shutdown(); // SIGUSR1 still dumps a drain that hangs
-  trace_.stop();                       // workers are stopped: the rest of the trace ring is collected
+  trace_.stop(r.workers_stopped);      // the rest of the trace ring is collected (later, for late workers)
   sigusr1_.reset();
   if (publisher_) publisher_->stop(); // after a last snapshot ("running": false); removed on destruction
   return r;

@@ -166,8 +166,9 @@ private:
                       const std::vector<std::string>& names, const actor_options& opts,
                       const std::byte* initials, std::size_t initial_stride, const std::string* group,
                       undo_log& undo);
-  //! The actor_spawn audit records of a committed spawn: one per actor, or one for a spawn_many batch.
-  void audit_spawn(const spawned& out, std::uint64_t tenant, bool one_record_each);
+  //! The actor_spawn audit records of a committed spawn (one per actor, or for spawn_many one per run of
+  //! consecutive ids), and the tenant and tag its actors' later host records carry (audit_link).
+  void audit_spawn(const spawned& out, std::uint64_t tenant, const audit_tag& tag, bool one_record_each);
   //! One spawn transaction (spawn_steps, committed), audited.
   spawned spawn_transaction(const actor_type_ops& ops, const std::string& who,
                             const std::vector<std::string>& names, const actor_options& opts,

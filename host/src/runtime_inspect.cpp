@@ -128,7 +128,7 @@ std::uint64_t runtime_impl::restore(const std::filesystem::path& path) {
       }
     }
     undo.commit();
-    for (std::size_t i = 0; i < restored.size(); ++i) audit_spawn(restored[i], tenants[i], true);
+    for (std::size_t i = 0; i < restored.size(); ++i) audit_spawn(restored[i], tenants[i], {}, true);
     return restored.size();
   });
 }

@@ -118,7 +118,8 @@ std::string chrome_trace_json(std::span<const trace_record> records, const trace
                                         {"collected", stats.collected},
                                         {"ring_full", stats.ring_full},
                                         {"evicted", stats.evicted},
-                                        {"kept", stats.kept}}},
+                                        {"kept", stats.kept},
+                                        {"complete", stats.complete}}},
                                       {"traceEvents", std::move(events)}};
   // Names given at setup are checked to be UTF-8; other text (a handler type's own name) that is not is
   // written with U+FFFD in place of the bad bytes instead of throwing.

@@ -61,23 +61,28 @@ trace_stats trace_link::stats() {
 }
 
 trace_stats trace_link::stats_locked() const noexcept {
-  return {options_.sample_every, collected_, ring_full_, evicted_, kept_.size()};
+  return {options_.sample_every, collected_, ring_full_, evicted_, kept_.size(), !workers_outlived_};
 }
 
 std::pair<std::vector<trace_record>, trace_stats> trace_link::records_and_stats() {
   std::lock_guard lock(mutex_);
   collect_locked();
-  return {{kept_.begin(), kept_.end()},
-          {options_.sample_every, collected_, ring_full_, evicted_, kept_.size()}};
+  return {{kept_.begin(), kept_.end()}, stats_locked()};
 }
 
-void trace_link::stop() noexcept {
+void trace_link::stop(bool workers_stopped) noexcept {
   {
     std::lock_guard lock(mutex_);
     if (stopping_) return;
     stopping_ = true;
     collect_locked();
-    stopped_ = true;
+    // A worker still running may publish a sampled call later: the ring stays readable (its memory is
+    // leaked with the runtime's, never freed under the worker), so records() and stats() collect it,
+    // and complete says that calls still running when the application last looked are in no count.
+    if (workers_stopped)
+      stopped_ = true;
+    else
+      workers_outlived_ = ring_.host_view.slots != nullptr;
   }
   wake_.notify_all();
   if (collector_.joinable()) collector_.join();

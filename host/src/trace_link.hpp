@@ -6,7 +6,9 @@
 // and the kept records. Nothing is allocated and no thread runs unless trace.sample_every > 0. Device
 // code reaches the ring through sys.trace. Called from any thread; one mutex guards the ring's consumer
 // side and the buffer. stop() (shutdown, or the destructor) takes what is left, then the collector ends;
-// the records stay readable until the runtime is destroyed.
+// the records stay readable until the runtime is destroyed. When shutdown could not stop every worker,
+// the ring stays in use (the runtime leaks its memory rather than free it under a worker): records(),
+// stats() take what those workers publish later, and trace_stats::complete says the trace may miss calls.
 
 #include "memory.hpp"
 
@@ -35,8 +37,10 @@ public:
   trace_stats stats();
   //! Both from one collection, so that stats.kept == records.size().
   std::pair<std::vector<trace_record>, trace_stats> records_and_stats();
-  //! Workers are stopped (or gone): takes the rest and ends the collector. Idempotent.
-  void stop() noexcept;
+  //! Shutdown: takes what the ring holds and ends the collector. Idempotent. `workers_stopped` false
+  //! (a worker outlived runtime_options::stop_timeout): the ring keeps being read by records() and
+  //! stats(), as workers may still publish, and the stats say the trace is not complete.
+  void stop(bool workers_stopped = true) noexcept;
 
 private:
   void run();
@@ -52,7 +56,8 @@ private:
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
-  bool stopped_ = false; //!< the ring is no longer read
+  bool stopped_ = false;          //!< the ring is no longer read
+  bool workers_outlived_ = false; //!< stop() was told a worker still ran: trace_stats::complete false
   std::deque<trace_record> kept_;
   std::uint64_t collected_ = 0;
   std::uint64_t evicted_ = 0;

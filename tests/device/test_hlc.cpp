@@ -57,6 +57,25 @@ TEST(Hlc, MergeIsLaterThanBothLocalAndRemote) {
   EXPECT_EQ(t.logical, 8u);
 }
 
+TEST(Hlc, AHostileRemoteTimestampAtTheEndOfTimeSaturatesInsteadOfWrapping) {
+  // The largest timestamp has no successor: advancing it wrapped the physical part to 0, so one forged
+  // remote stamp sent a clock back to 1970 (and every later event before every earlier one).
+  constexpr hlc_timestamp end{~std::uint64_t{0}, 0xFFFF'FFFFu};
+  hlc_clock c;
+  const hlc_timestamp before = c.tick(1'000);
+  const hlc_timestamp merged = c.merge(end, 2'000);
+  EXPECT_FALSE(merged < end) << "never earlier than the remote";
+  EXPECT_LT(before, merged);
+  EXPECT_EQ(merged, end) << "saturated";
+  EXPECT_EQ(c.tick(3'000), end) << "never backwards: it stays at the end";
+  hlc_clock restored(end);
+  EXPECT_EQ(restored.tick(5), end);
+  EXPECT_EQ(restored.merge(hlc_timestamp{~std::uint64_t{0}, 7}, 5), end);
+  // One step before the end still carries normally.
+  hlc_clock almost(hlc_timestamp{~std::uint64_t{0} - 1, 0xFFFF'FFFFu});
+  EXPECT_EQ(almost.tick(0), (hlc_timestamp{~std::uint64_t{0}, 0}));
+}
+
 TEST(Hlc, CausalityHoldsAcrossSkewedClocksInARandomExchange) {
   // Two parties with physical clocks 1 ms apart exchange messages; every receive must be later than its
   // send and every clock strictly increasing, whatever the interleaving.

@@ -234,6 +234,81 @@ TEST_F(AuditVerify, CliExitCodes) {
   EXPECT_EQ(run_cli("a b").exit_code, 2);
 }
 
+// --- the Python verifier printed in docs/audit.md -------------------------------------------------------
+
+//! Runs the doc's snippet (tests/host/audit_doc_verifier.py extracts it from docs/audit.md) on `log`:
+//! 0 accepted, 1 rejected, 2 no snippet in the doc, 3 the snippet crashed; -1 python3 did not run.
+cli_result run_doc_verifier(const std::filesystem::path& log, bool allow_open = false) {
+  const std::string command =
+      std::string("python3 '" RK_SOURCE_DIR "/tests/host/audit_doc_verifier.py' '" RK_SOURCE_DIR
+                  "/docs/audit.md' '") +
+      log.string() + "'" + (allow_open ? " --allow-open" : "") + " 2>&1";
+  cli_result r;
+  std::FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return r;
+  char buffer[512];
+  while (std::fgets(buffer, sizeof(buffer), pipe) != nullptr) r.output += buffer;
+  const int st = ::pclose(pipe);
+  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+TEST_F(AuditVerify, ThePythonVerifierInTheDocsAgreesWithTheCxxOne) {
+  cli_result r = run_doc_verifier(log_);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("accepted: 13 entries, head " + stats_.head), std::string::npos) << r.output;
+
+  // Each forgery is refused by both verifiers (the snippet with a verdict, not a crash).
+  std::vector<std::pair<std::string, std::vector<std::string>>> forged;
+  std::vector<std::string> lines = lines_;
+  lines[3].insert(lines[3].size() - 1, R"(,"note":"x")");
+  forged.emplace_back("a member appended after hash", lines);
+  lines = lines_;
+  lines[3] = replace_once(lines[3], R"(,"hash":)", R"(,"tenant":999,"hash":)");
+  forged.emplace_back("a member repeated between prev and hash", lines);
+  lines = lines_;
+  lines.pop_back();
+  lines.back().insert(lines.back().size() - 1, R"(,"event":"audit_closed","origin":"drain")");
+  forged.emplace_back("a truncated log closed by a repeated event member", lines);
+  lines = lines_;
+  lines[3] = replace_once(lines[3], R"("tenant":7)", R"("tenant":8)");
+  forged.emplace_back("an edited field", lines);
+  lines = lines_;
+  lines[3] = replace_once(lines[3], R"("seq":3,)", R"("seq": 3,)");
+  forged.emplace_back("whitespace", lines);
+  for (const auto& [what, content] : forged) {
+    write_lines(edited_, content);
+    EXPECT_EQ(rk::verify_audit_log(edited_).verdict, rk::audit_verdict::tampered) << what;
+    r = run_doc_verifier(edited_);
+    EXPECT_EQ(r.exit_code, 1) << what << ": " << r.output;
+  }
+
+  // Truncated: refused unless the log may still be open; empty: the same, without crashing.
+  lines = lines_;
+  lines.pop_back();
+  write_lines(edited_, lines);
+  EXPECT_EQ(run_doc_verifier(edited_).exit_code, 1);
+  EXPECT_EQ(run_doc_verifier(edited_, true).exit_code, 0);
+  write_lines(edited_, {});
+  r = run_doc_verifier(edited_);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(run_doc_verifier(edited_, true).exit_code, 0);
+  EXPECT_EQ(rk::verify_audit_log(edited_).verdict, rk::audit_verdict::tampered);
+}
+
+TEST_F(AuditVerify, TheExpectedHeadMatchesInEitherCase) {
+  std::string upper = stats_.head;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  ASSERT_NE(upper, stats_.head);
+  rk::audit_verify_options options;
+  options.expected_head = upper;
+  const rk::audit_verify_result v = rk::verify_audit_log(log_, options);
+  EXPECT_EQ(v.verdict, rk::audit_verdict::intact) << v.reason;
+  EXPECT_EQ(v.head, stats_.head) << "the head is reported in lower case";
+  options.expected_head = std::string(64, 'A');
+  EXPECT_EQ(rk::verify_audit_log(log_, options).verdict, rk::audit_verdict::tampered);
+}
+
 // --- the keyed chain -----------------------------------------------------------------------------------
 
 TEST(AuditKeyedChain, IsHmacSha256UnderTheKey) {

@@ -7,6 +7,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -167,6 +171,55 @@ TEST(Trace, AFaultingCallIsRecordedAsFaulted) {
   EXPECT_EQ(records[1].message.type_id, msg_trap);
 }
 
+std::atomic<bool> release_held_call{false};
+
+//! Host-only: each call runs until the test lets it return.
+struct held_handler {
+  template <class Ctx>
+  void operator()(Ctx&, rk::no_state&, const rk::message&) {
+    rk::backoff idle;
+    while (!release_held_call.load()) idle.pause();
+  }
+};
+
+TEST(Trace, ACallThatOutlivesShutdownIsFlaggedAndCollectedWhenItReturns) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP()
+      << "the worker that outlives shutdown is never joined, which ThreadSanitizer reports as a leak";
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+  __lsan::ScopedDisabler leaks_on_purpose; // the runtime keeps its memory for the worker that may still run
+#endif
+  release_held_call = false;
+  rk::runtime_options o = traced(1);
+  o.stop_timeout = std::chrono::milliseconds(100);
+  o.drain_timeout = std::chrono::milliseconds(50);
+  rk::runtime rt(o);
+  const rk::actor_index a = rt.spawn<held_handler>("held", mode(false));
+  rt.start();
+  ASSERT_EQ(rt.send(a, msg_ping, {}), rk::status::enqueued);
+  ASSERT_EQ(rk::wait_until([&] { return rt.stats().actors[a].received == 1; }, [] { return false; },
+                           10'000'000'000ull),
+            rk::wait_result::ready);
+  const rk::shutdown_report r = rt.shutdown();
+  ASSERT_FALSE(r.workers_stopped) << "the call outlives stop_timeout";
+  EXPECT_FALSE(rt.stats().trace.complete) << "the trace says a call may be missing";
+  // The call returns while the runtime still exists: its record is collected, not lost uncounted.
+  release_held_call = true;
+  EXPECT_EQ(rk::wait_until(
+                [&] {
+                  const rk::trace_stats s = rt.stats().trace;
+                  return s.collected + s.ring_full == 1;
+                },
+                [] { return false; }, 10'000'000'000ull),
+            rk::wait_result::ready)
+      << "a sampled call is either collected or counted";
+  const auto records = rt.trace_records();
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].call.actor, a);
+  EXPECT_EQ(nlohmann::json::parse(rt.trace_json())["otherData"]["complete"], false);
+}
+
 TEST(Trace, ChromeTraceJsonParsesBack) {
   constexpr std::uint64_t n = 40;
   rk::runtime rt(traced(1));
@@ -246,6 +299,15 @@ TEST(Trace, BadOptionsAreRefusedWithTheirName) {
   refused([](rk::trace_options& t) { t.ring_slots = 0; }, "ring_slots");
   refused([](rk::trace_options& t) { t.max_records = 0; }, "max_records");
   refused([](rk::trace_options& t) { t.max_records = ~std::size_t{0}; }, "max_records");
+  try { // the message sizes the cost right: a kept record is a whole trace_record
+    rk::runtime_options o = traced(1);
+    o.trace.max_records = 0;
+    rk::runtime rt(o);
+  } catch (const rk::error& e) {
+    EXPECT_NE(std::string(e.what()).find("costs " + std::to_string(sizeof(rk::trace_record)) + " bytes"),
+              std::string::npos)
+        << e.what();
+  }
   refused([](rk::trace_options& t) { t.collect_interval = std::chrono::milliseconds(0); },
           "collect_interval");
   refused([](rk::trace_options& t) { t.collect_interval = std::chrono::hours(1); }, "collect_interval");

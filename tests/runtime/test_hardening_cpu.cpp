@@ -10,6 +10,7 @@
 
 #include <map>
 #include <stdexcept>
+#include <thread>
 
 namespace rk_cases {
 
@@ -307,6 +308,43 @@ TEST(CpuHardening, TheWatchdogNamesAStuckCallAndTheActorsWaitingBehindIt) {
   EXPECT_TRUE(r.drained);
   EXPECT_TRUE(r.stuck_actors.empty());
   EXPECT_EQ(rt.state<gated_handler>(gated).calls, 1u);
+}
+
+namespace {
+//! Host-only: each call takes about a millisecond.
+struct plodder {
+  template <class Ctx>
+  void operator()(Ctx&, rk::no_state&, const rk::message&) {
+    const auto until = std::chrono::steady_clock::now() + 1ms;
+    while (std::chrono::steady_clock::now() < until) {
+    }
+  }
+};
+} // namespace
+
+TEST(CpuHardening, AStopThatStopConfirmsIsInTheAuditLogEvenWhenShutdownRacesIt) {
+  // stop() on one thread, shutdown() on another, both finishing as the actor's queue empties. Before, a
+  // stop confirmed just as shutdown closed the log returned true without its actor_stop record (about 1
+  // in 100).
+  for (std::uint64_t round = 0; round < rk::test::scaled(120); ++round) {
+    rk::runtime rt(cpu_options());
+    const actor_index a = rt.spawn<plodder>("plodder");
+    rt.start();
+    for (int i = 0; i < 20; ++i) ASSERT_EQ(rt.send(a, msg_count, {}), status::enqueued);
+    bool confirmed = false;
+    std::thread stopper([&] {
+      try {
+        confirmed = rt.stop(a, 10s);
+      } catch (const rk::error&) { // shutdown came first: "the runtime is not running"
+      }
+    });
+    (void)rt.shutdown();
+    stopper.join();
+    std::size_t stops = 0;
+    for (const rk::audit_entry& e : rt.audit_records())
+      stops += e.record.event == rk::audit_event::actor_stop && e.record.actor == a ? 1 : 0;
+    ASSERT_EQ(stops, confirmed ? 1u : 0u) << "round " << round << ": stop() returned " << confirmed;
+  }
 }
 
 TEST(CpuHardening, AStuckCallHoldsUpOnlyItsOwnActorWhenActorsAreScheduled) {

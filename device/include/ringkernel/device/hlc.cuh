@@ -8,7 +8,10 @@
 //! follow later steps of the wall clock), so a device and a host timestamp can be compared and the logical
 //! counter only has to absorb the small skew between the two. The logical counter orders events whose
 //! physical parts tie; when it would overflow it carries into the physical part, so timestamps are strictly
-//! increasing per clock, never wrap backwards, and a receive is always later than the matching send.
+//! increasing per clock, never wrap backwards, and a receive is always later than the matching send. The
+//! one exception is the largest timestamp (physical 2^64 - 1, logical 2^32 - 1), which only a hostile or
+//! corrupt remote timestamp can bring near: it has no successor, so the clock saturates there (later
+//! results equal it) instead of wrapping to 0.
 //! Durations (timeouts, handler time, rate buckets) use physical_clock_ns, which on the host is the
 //! monotonic steady_clock instead.
 //!
@@ -89,7 +92,8 @@ public:
   //! A clock that continues from `last` (restoring a clock, or testing the logical counter's carry).
   RK_HOST_DEVICE constexpr explicit hlc_clock(const hlc_timestamp& last) noexcept : last_(last) {}
 
-  //! Local or send event at physical time `physical_now`. Strictly greater than every earlier result.
+  //! Local or send event at physical time `physical_now`. Strictly greater than every earlier result
+  //! (equal once saturated at the largest timestamp).
   RK_HOST_DEVICE hlc_timestamp tick(std::uint64_t physical_now) noexcept {
     if (physical_now > last_.physical_ns) {
       last_.physical_ns = physical_now;
@@ -100,7 +104,8 @@ public:
     return last_;
   }
 
-  //! Receive event: the result is strictly greater than both the previous local time and `remote`.
+  //! Receive event: the result is strictly greater than both the previous local time and `remote` (equal
+  //! to the largest timestamp once saturated there).
   RK_HOST_DEVICE hlc_timestamp merge(const hlc_timestamp& remote, std::uint64_t physical_now) noexcept {
     const std::uint64_t local = last_.physical_ns;
     std::uint64_t next = local > remote.physical_ns ? local : remote.physical_ns;
@@ -133,13 +138,14 @@ public:
 
 private:
   //! The timestamp right after (physical, logical): the logical counter carries into the physical part
-  //! instead of wrapping.
+  //! instead of wrapping. The largest timestamp stays as it is: a step from it would wrap to (0, 0), far
+  //! before every earlier result (see the file comment).
   RK_HOST_DEVICE static void advance(std::uint64_t& physical, std::uint32_t& logical) noexcept {
-    if (logical == 0xFFFF'FFFFu) {
+    if (logical != 0xFFFF'FFFFu) {
+      ++logical;
+    } else if (physical != ~std::uint64_t{0}) {
       ++physical;
       logical = 0;
-    } else {
-      ++logical;
     }
   }
 

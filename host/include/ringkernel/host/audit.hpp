@@ -255,7 +255,8 @@ struct audit_verify_options {
   //! removed from the end of a log cannot be told from a log still being written.
   bool require_closed = true;
   //! If not empty: the hash the last entry must have (a head recorded elsewhere, e.g. from
-  //! audit_drain_stats::head), which also detects a log rewritten from some point on.
+  //! audit_drain_stats::head), which also detects a log rewritten from some point on. Hex digits in
+  //! either case (the log writes lower case, as `head` reports it).
   std::string expected_head;
   //! The key of a keyed log (audit_drain_options::key); empty for the plain SHA-256 chain.
   std::string key;

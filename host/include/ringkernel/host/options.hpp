@@ -46,6 +46,7 @@ struct trace_options {
   //! counted (trace_stats::ring_full): raise this or collect_interval's rate for bursts.
   std::uint32_t ring_slots = 4096;
   //! Records the host keeps (the most recent; older ones are evicted and counted). At least 1 when on.
+  //! Each costs a 128-byte trace_record of host memory (the default, 2^20, up to 128 MiB).
   std::size_t max_records = std::size_t{1} << 20;
   //! How often the host collector empties the ring (1 ms .. 10 s).
   std::chrono::milliseconds collect_interval{10};

@@ -127,9 +127,10 @@ public:
   //! Creates `count` actors running handler H, named `prefix/0` .. `prefix/<count-1>`, in one transaction
   //! (all or none), and returns their ids in name order (not necessarily consecutive). Much faster than
   //! `count` spawns: one device block holds every mailbox and state (freed with the last of these actors
-  //! to be forgotten), entries are written together, and the audit log gets one actor_spawn record for
-  //! the batch (actor: the first id; detail: the count). `initial_states`: empty (default states), one
-  //! state for all, or one per actor. `options.instances` must be 1 (no group is created; see
+  //! to be forgotten), entries are written together, and the audit log gets one actor_spawn record per
+  //! run of consecutive ids (actor: the run's first id; detail: its length, 0 for a run of one; see
+  //! docs/audit.md), so the records name exactly the actors created. `initial_states`: empty (default
+  //! states), one state for all, or one per actor. `options.instances` must be 1 (no group is created; see
   //! create_group). Same rules as spawn() otherwise.
   template <class H, bool WithCuda = RK_COMPILED_BY_NVCC>
   std::vector<actor_index> spawn_many(std::string prefix, std::uint32_t count,
@@ -187,7 +188,8 @@ public:
 
   //! Stops actor `a`: new messages are refused (not_found), queued ones are handled, then its worker
   //! parks. Returns whether the worker confirmed within `timeout` (false at once when shutdown() completes
-  //! meanwhile: no worker answers after it). Later strays are discarded and counted.
+  //! meanwhile: no worker answers after it); a confirmed stop is in the audit log (actor_stop). Later
+  //! strays are discarded and counted.
   //! An actor whose handler defers (ctx.defer) what is queued never finishes handling it: stop() returns
   //! false and the actor stays `stopping` (respawn and forget refuse it) until its handler stops deferring
   //! or the runtime shuts down (which reports the messages as undelivered). Throws rk::error naming the call
