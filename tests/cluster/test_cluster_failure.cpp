@@ -19,8 +19,6 @@
 
 #include <chrono>
 #include <csignal>
-#include <cstdio>
-#include <string>
 #include <thread>
 #include <vector>
 
@@ -209,22 +207,6 @@ TEST(ClusterFailure, ARankThatDiesIsDeclaredGoneAndTheOthersFinish) {
 
 int main(int argc, char** argv) {
   testing::InitGoogleTest(&argc, argv);
-  int failed = RUN_ALL_TESTS() != 0 ? 1 : 0;
-  int initialized = 0;
-  MPI_Initialized(&initialized); // by the cluster, which also finalises it at exit
-  if (initialized == 0) return 1;
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  if (rank != 0) {
-    MPI_Send(&failed, 1, MPI_INT, 0, 99, MPI_COMM_WORLD);
-    return failed;
-  }
-  int survivors_failed = failed;
-  for (int r = 1; r < static_cast<int>(victim); ++r) {
-    int theirs = 1;
-    MPI_Recv(&theirs, 1, MPI_INT, r, 99, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-    survivors_failed += theirs;
-  }
-  if (survivors_failed == 0) std::printf("all %u survivors passed\n", victim);
-  return survivors_failed == 0 ? 0 : 1;
+  return rk_cluster_cases::report_survivors(RUN_ALL_TESTS() != 0 ? 1 : 0, static_cast<int>(victim),
+                                            "all 3 survivors passed");
 }

@@ -188,17 +188,21 @@ struct cli_result {
   std::string output;
 };
 
-cli_result run_cli(const std::string& arguments) {
-#ifdef RK_AUDIT_VERIFY_EXE
-  const std::string command = std::string("'") + RK_AUDIT_VERIFY_EXE + "' " + arguments + " 2>&1";
+//! Runs a shell command; its output (stderr too) and exit code (-1: it did not run or exit).
+cli_result run_command(const std::string& command) {
   cli_result r;
-  std::FILE* pipe = ::popen(command.c_str(), "r");
+  std::FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
   if (pipe == nullptr) return r;
   char buffer[512];
   while (std::fgets(buffer, sizeof(buffer), pipe) != nullptr) r.output += buffer;
   const int st = ::pclose(pipe);
   r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   return r;
+}
+
+cli_result run_cli(const std::string& arguments) {
+#ifdef RK_AUDIT_VERIFY_EXE
+  return run_command(std::string("'") + RK_AUDIT_VERIFY_EXE + "' " + arguments);
 #else
   (void)arguments;
   return {};
@@ -239,18 +243,9 @@ TEST_F(AuditVerify, CliExitCodes) {
 //! Runs the doc's snippet (tests/host/audit_doc_verifier.py extracts it from docs/audit.md) on `log`:
 //! 0 accepted, 1 rejected, 2 no snippet in the doc, 3 the snippet crashed; -1 python3 did not run.
 cli_result run_doc_verifier(const std::filesystem::path& log, bool allow_open = false) {
-  const std::string command =
-      std::string("python3 '" RK_SOURCE_DIR "/tests/host/audit_doc_verifier.py' '" RK_SOURCE_DIR
-                  "/docs/audit.md' '") +
-      log.string() + "'" + (allow_open ? " --allow-open" : "") + " 2>&1";
-  cli_result r;
-  std::FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buffer[512];
-  while (std::fgets(buffer, sizeof(buffer), pipe) != nullptr) r.output += buffer;
-  const int st = ::pclose(pipe);
-  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+  return run_command(std::string("python3 '" RK_SOURCE_DIR
+                                 "/tests/host/audit_doc_verifier.py' '" RK_SOURCE_DIR "/docs/audit.md' '") +
+                     log.string() + "'" + (allow_open ? " --allow-open" : ""));
 }
 
 TEST_F(AuditVerify, ThePythonVerifierInTheDocsAgreesWithTheCxxOne) {
