@@ -409,7 +409,8 @@ private:
     const std::uint32_t turn_limit = std::max(1u, sys_.sched.turn_messages);
     current_run_next = &run_next;
     std::uint32_t streak = 0;             // turns in a row taken from run_next
-    std::vector<std::uint64_t> looked_at; // other slots' fills at this thread's last look (park())
+    std::vector<std::uint64_t> looked_at; // other slots' fills at this thread's last look (take_stranded)
+    std::uint32_t turns_since_look = 0;
     while (!terminate_requested(sys_)) {
       store_pcie(me.heartbeat, ++polls);
       if (between_messages(me, grace_seen, paused)) {
@@ -460,6 +461,13 @@ private:
       } else {
         idle.pause();
       }
+      // A busy thread looks too, now and then: while every other thread is busy, an actor stranded in a
+      // slot would otherwise wait until one of them idles. What it finds goes to the run queue.
+      if (++turns_since_look == busy_look_out_turns) {
+        turns_since_look = 0;
+        bool in_use = false;
+        (void)take_stranded({}, run_next, looked_at, in_use);
+      }
     }
     current_run_next = nullptr;
     check_out(me);
@@ -483,8 +491,8 @@ private:
   }
 
   //! Looks at the other pool threads' run-next slots: takes an actor that waited in one since this
-  //! thread's last look (`looked_at`: each slot's fill count then), which this thread serves, or queues
-  //! when it does not serve that handler type. `in_use`: some slot is held or was filled since.
+  //! thread's last look (`looked_at`: each slot's fill count then), which this thread serves (the first
+  //! one of a type in `by_kind`), or queues (the others). `in_use`: some slot is held or was filled since.
   served_actor take_stranded(const std::vector<const actor_type_ops*>& by_kind, const run_next_slot& own,
                              std::vector<std::uint64_t>& looked_at, bool& in_use) {
     in_use = false;
@@ -607,6 +615,8 @@ private:
   static constexpr long park_timeout_ns = 100'000'000;
   //! How long an actor may wait in a busy pool thread's run-next slot before an idle one takes it.
   static constexpr long run_next_look_out_ns = 1'000'000;
+  //! How often a busy pool thread looks at the other slots (turns; tens of microseconds at the least).
+  static constexpr std::uint32_t busy_look_out_turns = 256;
 
   //! Allocations of at least this many bytes come from mmap (see allocate_device).
   static constexpr std::size_t large_allocation = std::size_t{4} << 20;

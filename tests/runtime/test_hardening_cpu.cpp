@@ -190,7 +190,41 @@ struct wake_then_wait {
     while (!release_gated_handler.load()) idle.pause();
   }
 };
+
+std::atomic<bool> stop_ticking{false};
+
+//! Host-only: sends itself another tick on every call until the test says stop, keeping a pool thread busy.
+struct ticker {
+  template <class Ctx>
+  void operator()(Ctx& ctx, rk::no_state&, const rk::message&) {
+    if (!stop_ticking.load()) (void)ctx.send(ctx.self(), msg_count, {});
+  }
+};
 } // namespace
+
+TEST(CpuHardening, AnActorWokenByALongCallIsServedWhileTheOtherPoolThreadIsBusy) {
+  // The other pool thread never idles (an actor that keeps sending itself messages): it still looks at
+  // the slots now and then and queues the stranded actor.
+  rk::runtime_options o = cpu_options();
+  o.scheduled_workers = 2;
+  release_gated_handler = false;
+  stop_ticking = false;
+  rk::runtime rt(o);
+  const actor_index woken = rt.spawn<counter>("woken");
+  const actor_index waker = rt.spawn<wake_then_wait>("waker", {}, wake_then_wait::state{woken});
+  const actor_index busy = rt.spawn<ticker>("ticker");
+  rt.start();
+  ASSERT_EQ(rt.send(busy, msg_count, {}), status::enqueued);
+  ASSERT_EQ(rt.send(waker, msg_count, {}), status::enqueued);
+  EXPECT_EQ(rk::wait_until([&] { return rt.stats().actors[woken].handled == 1; }, [] { return false; },
+                           10'000'000'000ull),
+            rk::wait_result::ready)
+      << "the woken actor waits for the long call to return";
+  stop_ticking = true;
+  release_gated_handler = true;
+  EXPECT_TRUE(rt.shutdown().drained);
+  EXPECT_EQ(rt.state<counter>(woken).count, 1u);
+}
 
 TEST(CpuHardening, AnActorWokenByALongCallIsServedByAnIdlePoolThread) {
   // The sender's pool thread keeps the woken actor in its run-next slot; while the call goes on (or never

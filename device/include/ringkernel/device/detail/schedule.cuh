@@ -52,7 +52,8 @@
 //!     turn; any handler type (a pool thread serves them all). The pool has few threads, so one whose
 //!     handler call runs long must not strand the actor it woke: an idle pool thread takes an actor that
 //!     waited in another's slot through a whole look-out period (about a millisecond; idle threads look
-//!     that often while slots are in use, and a fill wakes one that sleeps without a timer).
+//!     that often while slots are in use, and a fill wakes one that sleeps without a timer); busy threads
+//!     look every 256 turns and queue what they find.
 //!   - CUDA: a scheduled worker block's slot in shared memory (device_run_next), passed to the handler's
 //!     context; only actors of the worker's own handler type fit. A GPU has many workers, so the slot's
 //!     actor waits only while the current one has nothing more: if the current actor goes on with
