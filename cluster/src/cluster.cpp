@@ -306,7 +306,14 @@ public:
 
   std::vector<std::vector<std::uint64_t>> exchange_for_collective(std::span<const std::uint64_t> row) {
     if (!started_ || stopped_) throw error("rk::cluster: collectives run between start() and shutdown()");
-    return survivors_->agreed_all_to_all(step_collective, step_collective_agreed, row).rows;
+    exchange_result x =
+        survivors_->agreed_all_to_all(step_collective, step_collective_agreed, row, step_quiet);
+    if (x.peer_elsewhere)
+      throw error("rk::cluster: rank " + std::to_string(*x.peer_elsewhere) +
+                  " called shutdown() while this rank waits for it in a collective (allreduce, reduce or "
+                  "broadcast); every rank must make the same collective calls, in the same order, before "
+                  "shutdown()");
+    return std::move(x.rows);
   }
 
   cluster_stats stats() const {

@@ -17,8 +17,8 @@ void let_go(MPI_Request& request, std::vector<std::uint64_t>&& buffer) {
 
 } // namespace
 
-exchange_result survivors::all_to_all(std::uint32_t step, std::span<const std::uint64_t> mine,
-                                      bool last_step) {
+exchange_result survivors::all_to_all(std::uint32_t step, std::span<const std::uint64_t> mine, bool last_step,
+                                      std::optional<std::uint32_t> elsewhere_step) {
   const int tag = first_step_tag + static_cast<int>(step);
   const int count = static_cast<int>(mine.size());
   exchange_result result;
@@ -51,15 +51,21 @@ exchange_result survivors::all_to_all(std::uint32_t step, std::span<const std::u
       }
       int moved_on = 0;
       if (!last_step) (void)MPI_Iprobe(static_cast<int>(r), tag + 1, comm_, &moved_on, MPI_STATUS_IGNORE);
+      int elsewhere = 0;
+      if (elsewhere_step && moved_on == 0)
+        (void)MPI_Iprobe(static_cast<int>(r), first_step_tag + static_cast<int>(*elsewhere_step), comm_,
+                         &elsewhere, MPI_STATUS_IGNORE);
       // A peer that moved on sent its row for this step first: the probe's progress may have just
       // completed our receive of it (seen in CI: one rank of four concluded `peer_left` with the row there).
-      if (moved_on != 0 && MPI_Test(&receives[r], &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && done != 0) {
+      if ((moved_on != 0 || elsewhere != 0) &&
+          MPI_Test(&receives[r], &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && done != 0) {
         result.rows[r] = std::move(buffers[r]);
         idle.reset();
         continue;
       }
       if (moved_on != 0) result.peer_left = true;
-      if (moved_on != 0 || gone_(r)) {
+      if (elsewhere != 0 && !result.peer_elsewhere) result.peer_elsewhere = r;
+      if (moved_on != 0 || elsewhere != 0 || gone_(r)) {
         let_go(receives[r], std::move(buffers[r]));
         continue;
       }
@@ -86,9 +92,13 @@ exchange_result survivors::all_to_all(std::uint32_t step, std::span<const std::u
 }
 
 exchange_result survivors::agreed_all_to_all(std::uint32_t step, std::uint32_t agree_step,
-                                             std::span<const std::uint64_t> mine) {
-  // Both steps are taken by every rank, in order, so neither needs to look for ranks that moved on.
-  exchange_result result = all_to_all(step, mine, true);
+                                             std::span<const std::uint64_t> mine,
+                                             std::optional<std::uint32_t> elsewhere_step) {
+  // Both steps are taken by every rank, in order, so neither needs to look for ranks that moved on; a
+  // rank found in `elsewhere_step` instead never takes either (every rank that waits for its row finds it
+  // there), so the second is skipped.
+  exchange_result result = all_to_all(step, mine, true, elsewhere_step);
+  if (result.peer_elsewhere) return result;
   std::vector<std::uint64_t> seen(2 * std::size_t{size_});
   for (std::uint32_t r = 0; r < size_; ++r) {
     seen[r] = result.rows[r].empty() ? 0 : 1;

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -25,6 +26,8 @@ struct exchange_result {
   bool peer_left = false;                       //!< some rank had moved on to the next step
   //! agreed_all_to_all: ranks some rank that answered its second step holds gone (else empty).
   std::vector<bool> reported_gone;
+  //! A rank whose row had not come and that was found in the `elsewhere_step` instead (its row is empty).
+  std::optional<std::uint32_t> peer_elsewhere;
 };
 
 class survivors {
@@ -32,8 +35,11 @@ public:
   survivors(MPI_Comm comm, std::uint32_t rank, std::uint32_t size, std::function<bool(std::uint32_t)> gone)
       : comm_(comm), rank_(rank), size_(size), gone_(std::move(gone)) {}
 
-  //! Steps are numbered 0, 1, ...; `last_step`: no step follows this one.
-  exchange_result all_to_all(std::uint32_t step, std::span<const std::uint64_t> mine, bool last_step);
+  //! Steps are numbered 0, 1, ...; `last_step`: no step follows this one. `elsewhere_step`: a step a rank
+  //! may be in instead of this one (a collective call meeting a rank in shutdown): such a rank is not
+  //! waited for (exchange_result::peer_elsewhere).
+  exchange_result all_to_all(std::uint32_t step, std::span<const std::uint64_t> mine, bool last_step,
+                             std::optional<std::uint32_t> elsewhere_step = std::nullopt);
 
   //! all_to_all(step) and then all_to_all(agree_step), in which each rank tells the others whose rows it
   //! received and whom it holds gone; each rank keeps only the rows that every rank it heard from in the
@@ -42,7 +48,8 @@ public:
   //! others (reported_gone) even if its own row came. Not covered: a rank that fails while sending its
   //! second step's row leaves the survivors disagreeing when its first step missed a row others have.
   exchange_result agreed_all_to_all(std::uint32_t step, std::uint32_t agree_step,
-                                    std::span<const std::uint64_t> mine);
+                                    std::span<const std::uint64_t> mine,
+                                    std::optional<std::uint32_t> elsewhere_step = std::nullopt);
 
 private:
   MPI_Comm comm_;

@@ -235,6 +235,25 @@ TEST(Collectives, RootMistakesOnOneRankAreAnErrorOnEveryRankNotAHang) {
   EXPECT_TRUE(c.shutdown().drained);
 }
 
+// A rank that calls shutdown() while the others wait for it in a collective: they are told so (an error
+// naming the rank) instead of each waiting for the other for ever; then their shutdown() completes.
+TEST(Collectives, AShutdownMetInACollectiveIsAnErrorNotAHang) {
+  rk::cluster c(options());
+  if (c.size() < 2) GTEST_SKIP() << "needs two ranks at least";
+  auto r = rk::make_reduction<std::int64_t, rk::reduce_op::sum>(c, "reducer", 0, msg_partial);
+  (void)c.local().spawn<listener>("someone"); // a runtime needs one actor
+  c.start();
+  if (c.rank() != 0) {
+    try {
+      (void)rk::allreduce(c, r, 1s);
+      ADD_FAILURE() << "rank " << c.rank() << " finished a collective rank 0 never called";
+    } catch (const rk::error& e) {
+      EXPECT_NE(std::string(e.what()).find("rank 0 called shutdown()"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_TRUE(c.shutdown().drained);
+}
+
 TEST(Collectives, ReduceKeepsTheValueAtTheRootAndARankWithoutContributorsTakesPart) {
   rk::cluster c(options());
   // Only rank 0 contributes (3 actors); the other ranks have no reducer.
