@@ -294,7 +294,7 @@ std::vector<comparison> run_all(const settings& cfg) {
       pool_threads != 0 ? pool_threads : std::max(1u, std::thread::hardware_concurrency());
   std::vector<comparison> out;
   const auto wanted = [&](const char* name) { return cfg.workload == "all" || cfg.workload == name; };
-  if (wanted("pingpong")) {
+  if (wanted("pingpong") && (cfg.actors == 0 || cfg.actors == 2)) {
     comparison c;
     c.workload = "pingpong";
     c.actors = 2;

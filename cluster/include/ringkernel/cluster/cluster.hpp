@@ -124,8 +124,9 @@ struct cluster_stats {
   std::uint64_t refusals_noticed = 0;
   std::uint64_t refused_remotely = 0;
   std::uint64_t notices_relayed = 0;
-  //! Refusal notices for a rank declared gone: not sent, or in MPI sends cancelled then (never in
-  //! unreachable or abandoned, which account for handlers' sends).
+  //! Refusal notices for a rank declared gone: never queued for it (not in refusals_noticed), or queued
+  //! (counted in refusals_noticed when queued) and still in this proxy or in MPI sends cancelled then.
+  //! Never in unreachable or abandoned, which account for handlers' sends.
   std::uint64_t notices_unreachable = 0;
 };
 
