@@ -43,6 +43,17 @@ std::string run_control::late_workers_reason(bool beside_running) const {
 
 void run_control::start() {
   RK_NVTX_RANGE("rk::runtime::start");
+  starting_.store(true); // the phase says stopped while start() runs: as_reported must not believe it
+  try {
+    start_steps();
+  } catch (...) {
+    starting_.store(false);
+    throw;
+  }
+  starting_.store(false);
+}
+
+void run_control::start_steps() {
   if (phase_.load() != phase::created)
     throw error("start(): a runtime starts once; create a new rk::runtime to run again");
   const std::vector<std::vector<actor_index>> by_kind = actors_.unlaunched_by_kind(true);
@@ -414,8 +425,9 @@ shutdown_report run_control::shutdown() noexcept {
 }
 
 actor_lifecycle run_control::as_reported(actor_lifecycle recorded) const noexcept {
-  // workers_stopped_ is written before the phase turns stopped, and not after.
-  if (phase_.load() != phase::stopped || !workers_stopped_) return recorded;
+  // start() says stopped from its beginning (a failed start leaves it so) and writes workers_stopped_
+  // before starting_ turns false; shutdown() writes it before the phase turns stopped, and not after.
+  if (phase_.load() != phase::stopped || starting_.load() || !workers_stopped_) return recorded;
   return as_reported_after_workers_stopped(recorded);
 }
 
@@ -438,6 +450,7 @@ runtime_stats run_control::stats() {
   if (phase_.load() == phase::stopped) {
     runtime_stats s = final_stats_.value_or(last_snapshot());
     io_.fill_host_counters(s); // receive() keeps working after shutdown
+    for (actor_stats& a : s.actors) a.lifecycle = as_reported(a.lifecycle); // as lifecycle() says
     return s;
   }
   if (faults_.faulted()) return last_snapshot();

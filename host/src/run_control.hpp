@@ -84,6 +84,7 @@ public:
   void read_state(actor_index id, std::type_index type, void* out, std::size_t bytes) const;
 
 private:
+  void start_steps();
   void check_lifecycle_call(actor_index a, const std::string& who);
   //! The application no longer holds `a` paused (resume_actor, stop, respawn); true when no snapshot()
   //! holds it either (needs the coordinator's lock).
@@ -119,6 +120,7 @@ private:
   system_view sys_{};
 
   bool workers_stopped_ = true;
+  std::atomic<bool> starting_{false}; //!< start() runs (as_reported: its phase says stopped meanwhile)
   std::optional<runtime_stats> final_stats_;
   mutable std::mutex snapshot_mutex_;
   std::optional<runtime_stats> last_snapshot_; //!< guarded by snapshot_mutex_

@@ -410,13 +410,23 @@ private:
     current_run_next = &run_next;
     std::uint32_t streak = 0;             // turns in a row taken from run_next
     std::vector<std::uint64_t> looked_at; // other slots' fills at this thread's last look (take_stranded)
-    std::uint32_t turns_since_look = 0;
+    std::uint32_t rounds_since_look = 0;  // rounds of this loop, busy or idle
+    std::uint64_t last_look_ns = 0;       // when this thread last looked, as far as a turn's clock tells
+    const auto look_out = [&] {
+      rounds_since_look = 0;
+      bool in_use = false;
+      (void)take_stranded({}, run_next, looked_at, in_use);
+    };
     while (!terminate_requested(sys_)) {
       store_pcie(me.heartbeat, ++polls);
       if (between_messages(me, grace_seen, paused)) {
         idle.pause();
         continue;
       }
+      // Every thread looks at the others' slots now and then, busy or spinning idle (parked ones through
+      // park()): while no thread parks, an actor stranded in a slot would otherwise wait until one does.
+      // What it finds goes to the run queue.
+      if (++rounds_since_look == look_out_rounds) look_out();
       served_actor a{nullptr, 0, nullptr};
       const std::uint64_t kept =
           run_next.held.load(std::memory_order_relaxed) == 0 ? 0 : run_next.held.exchange(0);
@@ -456,17 +466,14 @@ private:
         ++handled;
       }
       if (served != serve_result::released) end_turn(sys_, a.actor, handled == turn_limit);
+      if (clock != 0 && clock - last_look_ns >= std::uint64_t{run_next_look_out_ns}) { // long turns: by time
+        look_out();
+        last_look_ns = clock;
+      }
       if (handled != 0) {
         idle.reset();
       } else {
         idle.pause();
-      }
-      // A busy thread looks too, now and then: while every other thread is busy, an actor stranded in a
-      // slot would otherwise wait until one of them idles. What it finds goes to the run queue.
-      if (++turns_since_look == busy_look_out_turns) {
-        turns_since_look = 0;
-        bool in_use = false;
-        (void)take_stranded({}, run_next, looked_at, in_use);
       }
     }
     current_run_next = nullptr;
@@ -523,8 +530,9 @@ private:
 
   //! A pool thread that stayed idle through its backoff sleeps until a push wakes it (or park_timeout_ns
   //! passes, so it still reads the control words and takes part in grace periods). See host_park.cuh.
-  //! While other threads' run-next slots are in use it sleeps at most run_next_look_out_ns, then looks
-  //! at them again (take_stranded); otherwise a fill wakes it (keep_on_this_thread).
+  //! While other threads' run-next slots are in use, one idle thread (the watcher) sleeps at most
+  //! run_next_look_out_ns, then looks at them again (take_stranded); a fill while nobody watches wakes
+  //! one of the others (keep_on_this_thread).
   served_actor park(const std::vector<const actor_type_ops*>& by_kind, std::size_t& next_kind,
                     std::uint32_t grace_seen, bool paused, const run_next_slot& own,
                     std::vector<std::uint64_t>& looked_at) {
@@ -534,11 +542,18 @@ private:
     served_actor a = take_any(by_kind, next_kind);
     // A control word written before `seen` was bumped is visible now (wake_idle_workers): read it first.
     if (a.ops == nullptr && !control_changed(grace_seen, &paused)) {
-      if (slots_in_use) {
+      // One idle thread at a time keeps the look-out: with many pool threads, every idle one waking each
+      // millisecond (and scanning every slot) cost more than the conversations they watched.
+      if (slots_in_use && !park_word(pool_lot_.watching).exchange(1u, cuda::std::memory_order_seq_cst)) {
         park_sleep(pool_lot_, seen, run_next_look_out_ns);
+        park_word(pool_lot_.watching).store(0u, cuda::std::memory_order_seq_cst);
       } else {
+        // Sleeps on the backstop timer alone when no slot is held or another thread watches them; a fill
+        // with nobody watching wakes a thread counted here (keep_on_this_thread, sequentially consistent
+        // against this count-then-look).
         park_word(pool_lot_.untimed).fetch_add(1u, cuda::std::memory_order_seq_cst);
-        if (!any_run_next_held()) park_sleep(pool_lot_, seen, park_timeout_ns);
+        if (park_word(pool_lot_.watching).load(cuda::std::memory_order_seq_cst) != 0 || !any_run_next_held())
+          park_sleep(pool_lot_, seen, park_timeout_ns);
         park_word(pool_lot_.untimed).fetch_sub(1u, cuda::std::memory_order_seq_cst);
       }
     }
@@ -615,8 +630,10 @@ private:
   static constexpr long park_timeout_ns = 100'000'000;
   //! How long an actor may wait in a busy pool thread's run-next slot before an idle one takes it.
   static constexpr long run_next_look_out_ns = 1'000'000;
-  //! How often a busy pool thread looks at the other slots (turns; tens of microseconds at the least).
-  static constexpr std::uint32_t busy_look_out_turns = 256;
+  //! How often a pool thread that does not park looks at the other slots: rounds of its loop (a turn, or
+  //! a backoff step while idle; tens of microseconds at the least), or after a turn that ended
+  //! run_next_look_out_ns after its last look.
+  static constexpr std::uint32_t look_out_rounds = 256;
 
   //! Allocations of at least this many bytes come from mmap (see allocate_device).
   static constexpr std::size_t large_allocation = std::size_t{4} << 20;

@@ -381,6 +381,39 @@ TEST(CpuHardening, AStopThatStopConfirmsIsInTheAuditLogEvenWhenShutdownRacesIt) 
   }
 }
 
+TEST(CpuHardening, LifecycleSaysStoppedOnlyOnceNoWorkerCanRun) {
+  {
+    // While start() launches (it says "stopped" until the workers run) an actor is not stopped.
+    rk::runtime_options o = cpu_options();
+    o.scheduled_workers = 64; // a start that takes a while
+    rk::runtime rt(o);
+    const actor_index a = rt.spawn<counter>("a");
+    std::atomic<bool> started{false};
+    std::thread starter([&] {
+      rt.start();
+      started = true;
+    });
+    std::uint64_t looks = 0, stopped = 0;
+    while (!started.load()) {
+      ++looks;
+      stopped += rt.lifecycle(a) == rk::actor_lifecycle::stopped ? 1 : 0;
+    }
+    starter.join();
+    EXPECT_EQ(stopped, 0u) << "of " << looks << " looks during start()";
+    (void)rt.shutdown();
+    EXPECT_EQ(rt.lifecycle(a), rk::actor_lifecycle::stopped);
+  }
+  {
+    // Never started: after shutdown() lifecycle() and stats() say the same.
+    rk::runtime rt(cpu_options());
+    const actor_index a = rt.spawn<counter>("a");
+    EXPECT_EQ(rt.lifecycle(a), rk::actor_lifecycle::live);
+    (void)rt.shutdown();
+    EXPECT_EQ(rt.lifecycle(a), rk::actor_lifecycle::stopped);
+    EXPECT_EQ(rt.stats().actors[a].lifecycle, rk::actor_lifecycle::stopped);
+  }
+}
+
 TEST(CpuHardening, AStuckCallHoldsUpOnlyItsOwnActorWhenActorsAreScheduled) {
   // Scheduled actors have no worker of their own: while one pool worker is stuck, the others serve
   // everyone else, so the watchdog names nobody as waiting behind the call.

@@ -50,10 +50,10 @@
 //! slot, the worker puts the slot's actor at the back of the queue and serves the queue's head instead.
 //!   - CPU backend: a pool thread's slot (found through a thread_local), served right after the current
 //!     turn; any handler type (a pool thread serves them all). The pool has few threads, so one whose
-//!     handler call runs long must not strand the actor it woke: an idle pool thread takes an actor that
-//!     waited in another's slot through a whole look-out period (about a millisecond; idle threads look
-//!     that often while slots are in use, and a fill wakes one that sleeps without a timer); busy threads
-//!     look every 256 turns and queue what they find.
+//!     handler call runs long must not strand the actor it woke: another pool thread takes an actor it
+//!     found in a slot, with the same fill, at two of its looks in a row. One idle thread watches (looks
+//!     every millisecond) while slots are in use, a fill wakes a sleeper when nobody watches, and threads
+//!     that do not park look every 256 rounds of their loop, queueing what they find.
 //!   - CUDA: a scheduled worker block's slot in shared memory (device_run_next), passed to the handler's
 //!     context; only actors of the worker's own handler type fit. A GPU has many workers, so the slot's
 //!     actor waits only while the current one has nothing more: if the current actor goes on with
@@ -110,12 +110,13 @@ inline bool keep_on_this_thread(const system_view& s, std::uint32_t kind, actor_
   if (r == nullptr || r->sys != &s || r->held.load(std::memory_order_relaxed) != 0) return false;
   r->fills.store(r->fills.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   r->held.store(run_next_word(kind, id), std::memory_order_seq_cst);
-  // A pool thread asleep on its backstop timer alone would not look at this slot for a long time if the
-  // call goes on: wake one. Sequentially consistent against the sleeper's count-then-look (park()): one
-  // of the two sees the other.
-  if (s.sched.pool_lot != nullptr &&
-      park_word(s.sched.pool_lot->untimed).load(cuda::std::memory_order_seq_cst) != 0)
-    park_notify_one(*s.sched.pool_lot);
+  // With no idle thread watching the slots, one asleep on its backstop timer alone would not look at this
+  // slot for a long time if the call goes on: wake one. Sequentially consistent against the sleeper's
+  // count-then-look (cpu_backend's park()): one of the two sees the other.
+  if (park_lot* lot = s.sched.pool_lot; lot != nullptr &&
+                                        park_word(lot->watching).load(cuda::std::memory_order_seq_cst) == 0 &&
+                                        park_word(lot->untimed).load(cuda::std::memory_order_seq_cst) != 0)
+    park_notify_one(*lot);
   return true;
 }
 #endif

@@ -316,8 +316,10 @@ struct alignas(16) ingress_receipt {
 struct park_lot {
   alignas(64) std::uint32_t parked = 0;
   alignas(64) std::uint32_t signal = 0;
-  //! Pool threads asleep with only the backstop timer: a run-next fill wakes one (schedule.cuh).
+  //! Pool threads asleep with only the backstop timer, and whether an idle one watches the run-next
+  //! slots (a timed sleep): a fill while nobody watches wakes one of the former (schedule.cuh).
   alignas(64) std::uint32_t untimed = 0;
+  std::uint32_t watching = 0;
 };
 
 struct scheduler_view {
