@@ -104,6 +104,33 @@ void audit_link::record_spawned(std::span<const actor_index> ids, std::uint64_t 
   }();
 }
 
+void audit_link::record_restored(std::span<const restored_actor> actors) {
+  std::map<actor_index, identity_run> added; // allocated here, spliced in below without allocating
+  auto last = added.end();                   // the run being extended: consecutive ids, one tenant
+  for (const restored_actor& a : actors) {
+    if (last != added.end() && last->first + last->second.count == a.id && last->second.tenant == a.tenant)
+      ++last->second.count;
+    else
+      last = added.emplace(a.id, identity_run{1, a.tenant, audit_tag{}}).first;
+  }
+  {
+    std::lock_guard lock(identities_mutex_);
+    identities_.merge(added); // new ids: never a key already there
+  }
+  if (!drain_) return;
+  [&]() noexcept {
+    audit_record r;
+    r.event = audit_event::actor_spawn;
+    r.level = audit_level::info;
+    for (const restored_actor& a : actors) {
+      r.actor = a.id;
+      r.tenant = a.tenant;
+      r.value = a.kind;
+      (void)drain_->record_host(r);
+    }
+  }();
+}
+
 void audit_link::record_forgotten(actor_index a, std::uint64_t tenant) noexcept {
   record(audit_event::actor_stop, audit_level::info, a, tenant, 1); // detail 1: forgotten
   std::lock_guard lock(identities_mutex_);

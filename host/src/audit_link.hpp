@@ -48,6 +48,16 @@ public:
   //! std::bad_alloc only, before anything is kept or recorded (a spawn calls it before it commits).
   void record_spawned(std::span<const actor_index> ids, std::uint64_t tenant, const audit_tag& tag,
                       std::uint32_t kind, bool one_record_each);
+  //! An actor restore() made: its id, tenant and handler type's index.
+  struct restored_actor {
+    actor_index id = 0;
+    std::uint64_t tenant = 0;
+    std::uint32_t kind = 0;
+  };
+  //! A committed restore: each actor acts for its tenant (no tag: a snapshot does not keep it) and gets
+  //! one actor_spawn record (detail 0, value its kind). Throws std::bad_alloc only, before anything is
+  //! kept or recorded (restore() calls it before it commits): all of them are recorded, or none.
+  void record_restored(std::span<const restored_actor> actors);
   //! runtime::forget(a): the actor_stop record (detail 1) with its tenant and tag, then `a` acts for
   //! nobody any more (its id may come back, with another generation, for another actor).
   void record_forgotten(actor_index a, std::uint64_t tenant) noexcept;

@@ -470,15 +470,17 @@ std::vector<undelivered_message> host_io::unsettled_messages() const {
     backend_.copy_from_device(next.data(), parking_next_.get(), sizeof(std::uint32_t) * next.size());
     for (std::uint32_t q : active) {
       if (q >= queue_count_) continue;
-      // Bounded walk: a list longer than the capacity would be corrupt.
-      std::uint32_t slot = queues[q].head;
-      for (std::uint32_t n = 0; slot < parking_capacity_ && n < parking_capacity_; ++n, slot = next[slot]) {
-        envelope h;
-        backend_.copy_from_device(&h,
-                                  static_cast<const std::byte*>(parking_slots_.get()) +
-                                      std::size_t{slot} * h_ingress_.slot_bytes,
-                                  sizeof h);
-        describe_message(h, true);
+      for (std::uint32_t lane = parking_lanes; lane-- != 0;) { // most urgent first, as the gateway tries
+        // Bounded walk: a list longer than the capacity would be corrupt.
+        std::uint32_t slot = queues[q].head[lane];
+        for (std::uint32_t n = 0; slot < parking_capacity_ && n < parking_capacity_; ++n, slot = next[slot]) {
+          envelope h;
+          backend_.copy_from_device(&h,
+                                    static_cast<const std::byte*>(parking_slots_.get()) +
+                                        std::size_t{slot} * h_ingress_.slot_bytes,
+                                    sizeof h);
+          describe_message(h, true);
+        }
       }
     }
   }

@@ -241,6 +241,7 @@ void runtime_impl::forget(actor_index a) {
   actors_.retire(a, grace_);
   tenants_.refund(tenant, 1, bytes);
   audit_.record_forgotten(a, tenant);
+  stops_audited_.erase(a);
   collect();
 }
 
@@ -338,6 +339,11 @@ bool runtime_impl::stop(actor_index a, std::chrono::nanoseconds timeout) {
   // one that shutdown overtook before it could be recorded is reported as overtaken (false).
   std::lock_guard lock(setup_);
   if (run_.current_phase() == phase::stopped) return false;
+  // A stop is recorded once: stop() again of a stopped actor, or a second caller of the same stop, only
+  // confirms it. A respawn starts a new epoch, whose stop is a new record.
+  const auto [audited, first] = stops_audited_.try_emplace(a, epoch_of(hw));
+  if (!first && audited->second == epoch_of(hw)) return true;
+  audited->second = epoch_of(hw);
   audit_.record(audit_event::actor_stop, audit_level::info, a, tenant);
   return true;
 }

@@ -54,6 +54,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
 namespace rk::detail {
 
@@ -199,6 +200,9 @@ private:
   host_io io_;
   run_control run_;
   mutable std::mutex setup_;
+  //! Actor -> the epoch whose stop is in the audit log (one record per stop however often stop() confirms
+  //! it). Guarded by setup_.
+  std::unordered_map<actor_index, std::uint32_t> stops_audited_;
   std::atomic<std::int64_t> started_at_ns_{0};        //!< steady clock at start(); 0 before
   std::unique_ptr<dump_signal_registration> sigusr1_; //!< while running with dump_state_on_sigusr1
   std::unique_ptr<stats_publisher> publisher_;        //!< from start() with publish_stats

@@ -107,8 +107,8 @@ std::uint64_t runtime_impl::restore(const std::filesystem::path& path) {
   std::lock_guard lock(setup_);
   return with_room([&]() -> std::uint64_t {
     undo_log undo;
-    std::vector<spawned> restored;
-    std::vector<std::uint64_t> tenants;
+    std::vector<audit_link::restored_actor> restored;
+    restored.reserve(saved.size());
     for (const actor_snapshot& a : saved) {
       actor_options o;
       o.tenant = a.tenant;
@@ -118,17 +118,17 @@ std::uint64_t runtime_impl::restore(const std::filesystem::path& path) {
       const std::string who = "spawn('" + a.name + "')";
       try {
         check_user_name(a.name, who, "actor name");
-        restored.push_back(
-            spawn_steps(*actors_.kind_named(a.handler), who, {a.name}, o, a.state.data(), 0, nullptr, undo));
-        tenants.push_back(a.tenant);
+        const spawned one =
+            spawn_steps(*actors_.kind_named(a.handler), who, {a.name}, o, a.state.data(), 0, nullptr, undo);
+        restored.push_back({one.ids.front(), a.tenant, one.kind});
       } catch (const out_of_room& e) { // with_room may make room and try the whole restore again
         throw out_of_room("restore(): actor '" + a.name + "': " + e.what() + " (nothing was restored)");
       } catch (const error& e) {
         throw error("restore(): actor '" + a.name + "': " + e.what() + " (nothing was restored)");
       }
     }
+    audit_.record_restored(restored); // may throw bad_alloc, before it records anything: still undone
     undo.commit();
-    for (std::size_t i = 0; i < restored.size(); ++i) audit_spawn(restored[i], tenants[i], {}, true);
     return restored.size();
   });
 }

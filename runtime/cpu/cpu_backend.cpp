@@ -364,6 +364,19 @@ private:
     return paused;
   }
 
+  //! A paused thread (runtime::pause()) backs off, then sleeps until the host changes a control word
+  //! (resume, terminate, a grace period: wake_idle_workers), with the backstop timeout: a paused runtime
+  //! costs no CPU however long it stays paused.
+  void wait_while_paused(backoff& idle, std::uint32_t grace_seen, bool paused) {
+    if (idle.step() < park_after_steps) {
+      idle.pause();
+      return;
+    }
+    const std::uint32_t seen = park_enter(pool_lot_);
+    if (!control_changed(grace_seen, &paused)) park_sleep(pool_lot_, seen, park_timeout_ns);
+    park_leave(pool_lot_);
+  }
+
   //! A dedicated-actor thread: serves its actors round-robin, one step each per pass.
   void worker_loop(std::uint32_t worker, std::vector<served_actor> work, std::atomic<bool>& done) {
     worker_status& me = sys_.workers[worker];
@@ -373,16 +386,19 @@ private:
     bool paused = false;
     while (!terminate_requested(sys_) && !work.empty()) {
       bool handled_any = false;
-      if (!between_messages(me, grace_seen, paused)) {
-        for (std::size_t i = 0; i < work.size();) {
-          std::uint64_t clock = 0; // each of a dedicated worker's actors gets one message a pass
-          const serve_result served = serve_guarded(worker, me, work[i], polls, clock);
-          handled_any |= served == serve_result::worked || served == serve_result::faulted;
-          if (served == serve_result::released) {
-            work.erase(work.begin() + static_cast<std::ptrdiff_t>(i)); // never touched again
-          } else {
-            ++i; // a faulted actor stays: its worker discards what reaches it and serves it after respawn
-          }
+      if (between_messages(me, grace_seen, paused)) {
+        wait_while_paused(idle, grace_seen, paused);
+        store_pcie(me.heartbeat, ++polls);
+        continue;
+      }
+      for (std::size_t i = 0; i < work.size();) {
+        std::uint64_t clock = 0; // each of a dedicated worker's actors gets one message a pass
+        const serve_result served = serve_guarded(worker, me, work[i], polls, clock);
+        handled_any |= served == serve_result::worked || served == serve_result::faulted;
+        if (served == serve_result::released) {
+          work.erase(work.begin() + static_cast<std::ptrdiff_t>(i)); // never touched again
+        } else {
+          ++i; // a faulted actor stays: its worker discards what reaches it and serves it after respawn
         }
       }
       if (handled_any) {
@@ -420,7 +436,7 @@ private:
     while (!terminate_requested(sys_)) {
       store_pcie(me.heartbeat, ++polls);
       if (between_messages(me, grace_seen, paused)) {
-        idle.pause();
+        wait_while_paused(idle, grace_seen, paused);
         continue;
       }
       // Every thread looks at the others' slots now and then, busy or spinning idle (parked ones through

@@ -275,6 +275,15 @@ TEST(Snapshot, SnapshotAllAndRestoreRoundTripStatesAndOptions) {
   EXPECT_EQ(c1_back.mailbox.capacity, 64u);
   EXPECT_EQ(c1_back.mailbox.slot_bytes, 512u);
   EXPECT_TRUE(c1_back.priority_lanes);
+  ASSERT_EQ(restored.flush_audit(10s), rk::wait_result::ready);
+  std::size_t spawn_records = 0;
+  for (const rk::audit_entry& entry : restored.audit_records()) {
+    if (entry.record.event != rk::audit_event::actor_spawn) continue;
+    ++spawn_records;
+    EXPECT_EQ(entry.record.tenant, entry.record.actor == c1 ? 3u : 0u) << "each with its own tenant";
+    EXPECT_EQ(entry.record.detail, 0u);
+  }
+  EXPECT_EQ(spawn_records, 3u) << "one actor_spawn record per restored actor";
   restored.start();
   EXPECT_EQ(restored.snapshot_state<counter>(c1).count, c1_state.count);
   EXPECT_EQ(restored.snapshot_state<counter>(c1).sum, c1_state.sum);

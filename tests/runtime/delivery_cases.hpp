@@ -161,6 +161,60 @@ TEST_P(DeliveryCases, AFullDestinationHoldsBackOnlyItsOwnMessages) {
   EXPECT_EQ(rt.state<counter>(other).count, 20u);
 }
 
+//! Counts messages and keeps the value of the first one it handled.
+struct first_value {
+  static constexpr const char* name = "first_value";
+  struct state {
+    std::uint64_t count = 0;
+    std::uint64_t sum = 0;
+    std::uint64_t first = 0;
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx&, state& s, const rk::message& m) {
+    const ping_payload* p = m.as<ping_payload>();
+    if (p == nullptr) return;
+    if (s.count++ == 0) s.first = p->value;
+    s.sum += p->value;
+  }
+};
+
+TEST_P(DeliveryCases, AnUrgentMessageDoesNotWaitBehindNormalOnesParkedForItsActor) {
+  rk::runtime rt(options());
+  rk::actor_options lanes = small_mailbox(2, 128);
+  lanes.priority_lanes = true;
+  const actor_index laned = rt.spawn<first_value>("laned", lanes);
+  const actor_index fifo = rt.spawn<first_value>("fifo", small_mailbox(2, 128));
+  rt.start();
+  ASSERT_TRUE(rt.pause_actor(laned, 5s));
+  ASSERT_TRUE(rt.pause_actor(fifo, 5s));
+  for (int i = 0; i < 5; ++i) { // 2 fill each normal lane, 3 park
+    ASSERT_EQ(rt.send(laned, msg_count, rk::as_bytes(ping_payload{0, 1})), status::enqueued);
+    ASSERT_EQ(rt.send(fifo, msg_count, rk::as_bytes(ping_payload{0, 1})), status::enqueued);
+  }
+  await_parked(rt, 6);
+  rk::send_options urgent;
+  urgent.priority = rk::priority::urgent;
+  EXPECT_EQ(rt.send_wait(laned, msg_count, rk::as_bytes(ping_payload{0, 10}), 10s, urgent), status::delivered)
+      << "its own lane has room: it must not wait for the normal messages parked before it";
+  EXPECT_EQ(rt.send_wait(fifo, msg_count, rk::as_bytes(ping_payload{0, 10}), 20ms, urgent), status::timed_out)
+      << "one lane ignores priority: FIFO behind the parked messages";
+  // The urgent lane fills too: its next message parks behind nothing, the one after behind it.
+  ASSERT_EQ(rt.send(laned, msg_count, rk::as_bytes(ping_payload{0, 100}), urgent), status::enqueued);
+  ASSERT_EQ(rt.send(laned, msg_count, rk::as_bytes(ping_payload{0, 1000}), urgent), status::enqueued);
+  await_parked(rt, 8);
+  rt.resume_actor(laned);
+  rt.resume_actor(fifo);
+  ASSERT_TRUE(rt.shutdown().drained);
+  const auto l = rt.state<first_value>(laned);
+  EXPECT_EQ(l.count, 8u);
+  EXPECT_EQ(l.sum, 5u + 10u + 100u + 1000u);
+  EXPECT_EQ(l.first, 10u) << "served urgent first";
+  const auto f = rt.state<first_value>(fifo);
+  EXPECT_EQ(f.count, 6u);
+  EXPECT_EQ(f.sum, 15u);
+  EXPECT_EQ(f.first, 1u);
+}
+
 TEST_P(DeliveryCases, OneStalledDestinationCannotTakeTheWholeParkingArea) {
   rk::runtime_options o = options();
   o.host_parking_slots = 16;

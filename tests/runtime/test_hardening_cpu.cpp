@@ -443,6 +443,38 @@ TEST(CpuHardening, AStuckCallHoldsUpOnlyItsOwnActorWhenActorsAreScheduled) {
   EXPECT_EQ(rt.state<gated_handler>(gated).calls, 1u);
 }
 
+TEST(CpuHardening, APausedRuntimeSleepsInsteadOfPolling) {
+  // Every loop round of a worker moves its heartbeat: while paused, a thread that polled (backing off to
+  // 50 us sleeps) made thousands of rounds in the window below; one asleep until resume() makes a few
+  // (its backstop timer is 100 ms).
+  rk::runtime_options o = cpu_options();
+  o.scheduled_workers = 2;
+  rk::runtime rt(o);
+  const actor_index scheduled = rt.spawn<counter>("scheduled");
+  rk::actor_options own;
+  own.dedicated_worker = true;
+  const actor_index dedicated = rt.spawn<counter>("dedicated", own);
+  rt.start();
+  ASSERT_TRUE(rt.pause(10s));
+  std::this_thread::sleep_for(50ms); // every backoff reaches its sleep (128 steps of pause and yield)
+  const rk::state_dump before = rt.dump_state();
+  std::this_thread::sleep_for(300ms); // the window measured, not a synchronisation
+  const rk::state_dump after = rt.dump_state();
+  ASSERT_EQ(before.workers.size(), 3u) << "two pool threads and one dedicated thread";
+  ASSERT_EQ(after.workers.size(), before.workers.size());
+  for (std::size_t i = 0; i < before.workers.size(); ++i)
+    EXPECT_LE(after.workers[i].heartbeat - before.workers[i].heartbeat, 16u)
+        << "worker " << before.workers[i].worker << " (" << before.workers[i].serves
+        << ") polls while paused";
+  rt.resume(); // wakes the sleepers at once
+  const ping_payload p{1, 1};
+  EXPECT_EQ(rt.send_wait(scheduled, msg_count, rk::as_bytes(p), 10s), status::delivered);
+  EXPECT_EQ(rt.send_wait(dedicated, msg_count, rk::as_bytes(p), 10s), status::delivered);
+  ASSERT_TRUE(rt.shutdown().drained);
+  EXPECT_EQ(rt.state<counter>(scheduled).count, 1u);
+  EXPECT_EQ(rt.state<counter>(dedicated).count, 1u);
+}
+
 TEST(CpuHardening, StartsThatTimeOutTearDownCleanly) {
   // start_timeout = 0 ms: start() fails whenever the workers have not checked in at its first look.
   for (std::uint64_t round = 0; round < rk::test::scaled(200); ++round) {

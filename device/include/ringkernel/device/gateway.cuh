@@ -96,31 +96,48 @@ RK_HOST_DEVICE inline void set_parked_gauge(const system_view& sys, std::int64_t
   if (change > 0) bump(counters.parked_total);
 }
 
+//! The list of a parking queue a host message waits in (parking.cuh): its priority when it is sent
+//! straight to an actor with one mailbox lane per priority (each lane fills on its own), else 0 (one
+//! FIFO list: an alias, a group, a remote entry, or an actor with one lane, which ignores priority).
+RK_HOST_DEVICE inline std::uint32_t parking_lane_of(const system_view& sys, const envelope& h) noexcept {
+  if (h.destination == host_actor || is_group_address(h.destination)) return 0;
+  std::uint32_t hw = 0;
+  const route_entry* e = entry_of(sys, h.destination, hw);
+  if (e == nullptr || e->mailbox == nullptr || e->lanes <= 1 || next_hop_of(*e) != h.destination) return 0;
+  return h.priority < parking_lanes ? h.priority : parking_lanes - 1;
+}
+
 //! Tries the parked messages of up to `queue_budget` destinations, round-robin over those with any;
-//! delivers from each queue's head until it finds the mailbox still full. Returns whether any message
-//! was settled.
+//! delivers from the head of each of a queue's lanes (most urgent first) until that lane's mailbox is
+//! still full. Returns whether any message was settled.
 RK_HOST_DEVICE inline bool retry_parked(const system_view& sys, std::uint32_t queue_budget = 32) noexcept {
   const parking_view& p = sys.parking;
   parking_state& st = *p.state;
   bool progress = false;
   for (std::uint32_t visited = 0; visited < queue_budget && st.active_count != 0; ++visited) {
     if (st.cursor >= st.active_count) st.cursor = 0;
-    const std::uint32_t queue = p.active[st.cursor];
     bool emptied = false;
-    for (;;) {
-      const std::uint32_t slot = p.queues[queue].head;
-      const std::byte* message = parking_slot(p, slot);
-      const envelope header = host_header(sys, message);
-      const status verdict = deliver(sys, header, message + envelope_bytes);
-      if (verdict == status::queue_full) break;
-      const std::uint32_t receipt = receipt_slot_of(sys, *reinterpret_cast<const envelope*>(message));
-      emptied = p.next[slot] == parking_none;
-      unpark_head(p, queue);
-      set_parked_gauge(sys, -1);
-      settle_host_message(sys, queue, receipt, p.positions[slot], verdict);
-      note_relay_settled(sys, message, verdict); // only the gateway reuses a freed parking slot
-      progress = true;
-      if (emptied) break; // the last active queue moved into this index: visit it next
+    // The queue and its head are read again after deliver() rather than kept live across it: 4 registers
+    // fewer for the gateway (the PTX audit's budget).
+    for (std::uint32_t lane = parking_lanes; lane-- != 0 && !emptied;) {
+      while (p.queues[p.active[st.cursor]].head[lane] != parking_none) {
+        const status verdict = [&] {
+          const std::byte* message = parking_slot(p, p.queues[p.active[st.cursor]].head[lane]);
+          return deliver(sys, host_header(sys, message), message + envelope_bytes);
+        }();
+        if (verdict == status::queue_full) break;
+        const std::uint32_t queue = p.active[st.cursor];
+        const std::uint32_t slot = p.queues[queue].head[lane];
+        const std::byte* message = parking_slot(p, slot);
+        const std::uint32_t receipt = receipt_slot_of(sys, *reinterpret_cast<const envelope*>(message));
+        unpark_head(p, queue, lane);
+        emptied = p.queues[queue].lanes_parked == 0;
+        set_parked_gauge(sys, -1);
+        settle_host_message(sys, queue, receipt, p.positions[slot], verdict);
+        note_relay_settled(sys, message, verdict); // only the gateway reuses a freed parking slot
+        progress = true;
+        if (emptied) break; // the last active queue moved into this index: visit it next
+      }
     }
     if (!emptied) ++st.cursor;
   }
@@ -139,10 +156,15 @@ RK_HOST_DEVICE inline void take_ingress_at(const system_view& sys, const std::by
   const bool may_park = (header.flags & envelope_flags::drop_if_full) == 0;
   const std::uint32_t queue =
       parking_queue_of(p, header.destination, sys.actor_slot_bits, sys.group_slot_bits);
-  // Behind parked messages to the same address: wait behind them (or, with drop_if_full, count as full).
-  status verdict = has_parked(p, queue) ? status::queue_full : deliver(sys, header, message + envelope_bytes);
+  // Behind parked messages to the same address and lane: wait behind them (or, with drop_if_full, count
+  // as full). The lane is looked up only when the address has parked messages, or this one must park.
+  const bool address_waits = queue != parking_none && p.queues[queue].lanes_parked != 0;
+  status verdict = address_waits && has_parked(p, queue, parking_lane_of(sys, header))
+                       ? status::queue_full
+                       : deliver(sys, header, message + envelope_bytes);
   p.state->ingress_head = position + 1;
-  if (verdict == status::queue_full && may_park && park(p, queue, message, position)) {
+  if (verdict == status::queue_full && may_park &&
+      park(p, queue, parking_lane_of(sys, header), message, position)) {
     set_parked_gauge(sys, +1);
     ingress.pop_at(position);
     return;

@@ -10,13 +10,16 @@
 //! message occupies either an ingress slot or one parking slot, never both. So a free parking slot
 //! exists whenever the gateway needs one.
 //!
-//! Order: a message for an address with parked messages is parked behind them without being tried, so
-//! host messages to one address are delivered in the order they left the ingress ring (per-producer FIFO
-//! survives parking). Queues are keyed by the address as sent (an actor or alias slot, or a group slot):
-//! a full destination holds back only messages sent to the same address.
+//! Order: a message for an address with parked messages in its lane is parked behind them without being
+//! tried, so host messages to one address and lane are delivered in the order they left the ingress ring
+//! (per-producer FIFO survives parking). Queues are keyed by the address as sent (an actor or alias slot,
+//! or a group slot): a full destination holds back only messages sent to the same address. Within a
+//! queue, each lane of the destination's mailbox has a list of its own (the gateway's parking_lane_of):
+//! an urgent message to an actor with priority lanes waits only behind urgent messages, not behind the
+//! normal ones that filled its normal lane. Every other address has one lane, so one FIFO list.
 //!
 //! Layout (device memory, one allocation each, built by host_io):
-//!   queues[queue_count]   head / tail slot index (no_slot: empty) and the queue's place in `active`
+//!   queues[queue_count]   per lane: head / tail slot index (no_slot: empty); the queue's place in `active`
 //!   active[capacity]      dense list of non-empty queues, visited round-robin by retry_parked()
 //!   next[capacity]        per parking slot: the next slot of its queue, or of the free list
 //!   positions[capacity]   per parking slot: the ingress position the message came from (its receipt)
@@ -26,12 +29,17 @@
 
 namespace rk::detail {
 
+//! Lists per parking queue: one per mailbox lane (priority level).
+inline constexpr std::uint32_t parking_lanes = priority_levels;
+
 struct parking_queue {
-  std::uint32_t head = 0xFFFF'FFFFu; //!< first parked slot (no_slot: the queue is empty)
-  std::uint32_t tail = 0xFFFF'FFFFu; //!< last parked slot
-  std::uint32_t active_index = 0;    //!< where this queue sits in parking_view::active while non-empty
-  std::uint32_t reserved_ = 0;
+  //! Per lane: the first parked slot (no_slot: the lane's list is empty) and the last.
+  std::uint32_t head[parking_lanes] = {0xFFFF'FFFFu, 0xFFFF'FFFFu, 0xFFFF'FFFFu, 0xFFFF'FFFFu};
+  std::uint32_t tail[parking_lanes] = {0xFFFF'FFFFu, 0xFFFF'FFFFu, 0xFFFF'FFFFu, 0xFFFF'FFFFu};
+  std::uint32_t active_index = 0; //!< where this queue sits in parking_view::active while non-empty
+  std::uint32_t lanes_parked = 0; //!< bit per lane whose list is non-empty (0: the queue is empty)
 };
+static_assert(parking_lanes == 4, "parking_queue's initialisers list one word per lane");
 
 //! Gateway-private bookkeeping (device memory).
 struct parking_state {
@@ -81,21 +89,24 @@ RK_HOST_DEVICE inline std::uint32_t parking_queue_of(const parking_view& p, addr
   return q < p.queue_count ? q : parking_none;
 }
 
-RK_HOST_DEVICE inline bool has_parked(const parking_view& p, std::uint32_t queue) noexcept {
-  return queue != parking_none && p.queues[queue].head != parking_none;
+//! Whether `queue` holds parked messages in `lane`.
+RK_HOST_DEVICE inline bool has_parked(const parking_view& p, std::uint32_t queue,
+                                      std::uint32_t lane) noexcept {
+  return queue != parking_none && lane < parking_lanes && p.queues[queue].head[lane] != parking_none;
 }
 
 RK_HOST_DEVICE inline std::byte* parking_slot(const parking_view& p, std::uint32_t slot) noexcept {
   return p.slots + std::size_t{slot} * p.slot_bytes;
 }
 
-//! Copies `message` (an envelope and its payload) to the tail of `queue`. Returns false only if no
-//! parking slot is free, which the host's admission rule prevents (see the file comment).
-RK_HOST_DEVICE inline bool park(const parking_view& p, std::uint32_t queue, const std::byte* message,
-                                std::uint64_t ingress_position) noexcept {
+//! Copies `message` (an envelope and its payload) to the tail of `lane` in `queue`. Returns false only
+//! if no parking slot is free, which the host's admission rule prevents (see the file comment).
+RK_HOST_DEVICE inline bool park(const parking_view& p, std::uint32_t queue, std::uint32_t lane,
+                                const std::byte* message, std::uint64_t ingress_position) noexcept {
   parking_state& st = *p.state;
   const std::uint32_t slot = st.free_head;
-  if (slot == parking_none || slot >= p.capacity || queue == parking_none) return false;
+  if (slot == parking_none || slot >= p.capacity || queue == parking_none || lane >= parking_lanes)
+    return false;
   st.free_head = p.next[slot];
   const auto& header = *reinterpret_cast<const envelope*>(message);
   const std::uint32_t payload =
@@ -108,28 +119,34 @@ RK_HOST_DEVICE inline bool park(const parking_view& p, std::uint32_t queue, cons
   p.next[slot] = parking_none;
   p.positions[slot] = ingress_position;
   parking_queue& q = p.queues[queue];
-  if (q.head == parking_none) {
-    q.head = slot;
+  if (q.lanes_parked == 0) {
     q.active_index = st.active_count;
     p.active[st.active_count++] = queue;
-  } else {
-    p.next[q.tail] = slot;
   }
-  q.tail = slot;
+  if (q.head[lane] == parking_none) {
+    q.head[lane] = slot;
+    q.lanes_parked |= 1u << lane;
+  } else {
+    p.next[q.tail[lane]] = slot;
+  }
+  q.tail[lane] = slot;
   return true;
 }
 
-//! Removes the head of `queue` (after it was delivered or refused) and gives its slot back; a queue that
-//! empties leaves the active list (the last active queue takes its place).
-RK_HOST_DEVICE inline void unpark_head(const parking_view& p, std::uint32_t queue) noexcept {
+//! Removes the head of `lane` in `queue` (after it was delivered or refused) and gives its slot back; a
+//! queue that empties leaves the active list (the last active queue takes its place).
+RK_HOST_DEVICE inline void unpark_head(const parking_view& p, std::uint32_t queue,
+                                       std::uint32_t lane) noexcept {
   parking_state& st = *p.state;
   parking_queue& q = p.queues[queue];
-  const std::uint32_t slot = q.head;
-  q.head = p.next[slot];
+  const std::uint32_t slot = q.head[lane];
+  q.head[lane] = p.next[slot];
   p.next[slot] = st.free_head;
   st.free_head = slot;
-  if (q.head != parking_none) return;
-  q.tail = parking_none;
+  if (q.head[lane] != parking_none) return;
+  q.tail[lane] = parking_none;
+  q.lanes_parked &= ~(1u << lane);
+  if (q.lanes_parked != 0) return;
   const std::uint32_t last = p.active[--st.active_count];
   p.active[q.active_index] = last;
   p.queues[last].active_index = q.active_index;
