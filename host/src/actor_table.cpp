@@ -409,6 +409,7 @@ void actor_table::write_host_word(actor_index id, std::uint32_t word) {
     routes_[slot(id)].host_word = word;
     backend_.copy_to_device(&d_routes_.as<route_entry>()[slot(id)].host_word, &word, sizeof word);
   }
+  store_load_fence(); // before the caller reads the worker's acknowledgement: see acknowledge_resume
   wake_if_scheduled(id);
 }
 

@@ -152,6 +152,7 @@ void worker_registry::request_pause(bool pause) noexcept {
   cuda::atomic_ref<std::uint32_t, pcie_scope>(host_control()->pause)
       .store(pause ? 1u : 0u, cuda::std::memory_order_release);
   (void)publish_control(&device_control::pause, pause ? 1u : 0u);
+  store_load_fence(); // before all_paused() reads acknowledgements: see follow_pause
   backend_.wake_idle_workers();
 }
 

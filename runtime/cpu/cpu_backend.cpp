@@ -357,11 +357,7 @@ private:
   //! The global pause and quiescence, between messages. Returns whether the worker is paused.
   bool between_messages(worker_status& me, std::uint32_t& grace_seen, bool& paused) {
     note_quiescent(sys_, me, grace_seen);
-    if (pause_requested(sys_) != paused) {
-      paused = !paused;
-      acknowledge_pcie(me.paused, paused ? 1u : 0u); // pause() then sees every state write before it
-    }
-    return paused;
+    return follow_pause(sys_, me.paused, paused); // pause() then sees every state write before it
   }
 
   //! A paused thread (runtime::pause()) backs off, then sleeps until the host changes a control word

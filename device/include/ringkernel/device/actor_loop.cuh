@@ -90,6 +90,41 @@ RK_HOST_DEVICE inline worker_step pick_message(const route_entry& e, actor_priva
   return peek_lane(e, lane, step_kind::handle);
 }
 
+//! Follows the host's global pause (runtime::pause / resume), acknowledging each change in `ack` (the
+//! worker's worker_status::paused). Returns whether the worker is paused now. A resume is checked once
+//! more after its acknowledgement: a pause() requested just after it may have read this worker's previous
+//! acknowledgement (1, which every pause gets) as its own. With a store-load fence on both sides, either
+//! that pause() reads the 0 written here and waits, or this worker reads the new request and pauses
+//! again without serving anything.
+RK_HOST_DEVICE inline bool follow_pause(const system_view& sys, std::uint32_t& ack, bool& paused) noexcept {
+  if (pause_requested(sys) == paused) return paused;
+  paused = !paused;
+  acknowledge_pcie(ack, paused ? 1u : 0u); // release: see acknowledge_pcie
+  if (!paused) {
+    store_load_fence();
+    if (pause_requested(sys)) {
+      paused = true;
+      acknowledge_pcie(ack, 1u);
+    }
+  }
+  return paused;
+}
+
+//! An actor resumed (host word `hw` live, its device word still `paused` from this epoch): acknowledges,
+//! then reads the host word again. A pause_actor() or snapshot() requested meanwhile writes the same
+//! paused word every pause of the epoch writes, and may have read the old acknowledgement as its own:
+//! with a store-load fence on both sides (the host's in actor_table::write_host_word), either it reads
+//! `running` and waits, or this reads its request. Returns whether the actor may be served; if not, it
+//! is acknowledged paused again (any other request is seen on its next step: the host's write woke it).
+RK_HOST_DEVICE inline bool acknowledge_resume(route_entry& e, std::uint32_t hw) noexcept {
+  const std::uint32_t epoch = epoch_of(hw);
+  set_device_word(e, make_state_word(epoch, static_cast<std::uint8_t>(device_state::running)));
+  store_load_fence();
+  if (host_word_of(e) == hw) return true;
+  set_device_word(e, make_state_word(epoch, static_cast<std::uint8_t>(device_state::paused)));
+  return false;
+}
+
 //! Leader only: what the worker of `self` does next, applying lifecycle transitions on the way:
 //! acknowledges pause and resume, reports `stopped` once a stopping actor's mailbox is empty, turns
 //! messages that reach a stopped or faulted actor into discards, and lets go of a retired actor.
@@ -117,8 +152,7 @@ RK_HOST_DEVICE inline worker_step next_step(const system_view& sys, actor_index 
   }
   switch (hs) {
   case host_state::live: {
-    if (ds == device_state::paused)
-      set_device_word(e, make_state_word(epoch, static_cast<std::uint8_t>(device_state::running)));
+    if (ds == device_state::paused && !acknowledge_resume(e, hw)) return {step_kind::park};
     return pick_message(e, sys.privates[slot], sys.starvation_limit);
   }
   case host_state::paused:
@@ -331,10 +365,7 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
         shared_exit = true;
       } else {
         if (check_control) note_quiescent(sys, status_word, grace_seen);
-        if (check_control && pause_requested(sys) != paused) {
-          paused = !paused;
-          acknowledge_pcie(status_word.paused, paused ? 1u : 0u); // release: see acknowledge_pcie
-        }
+        if (check_control) (void)follow_pause(sys, status_word.paused, paused);
         if (!paused) step = next_step(sys, self);
         if (step.kind == step_kind::release) shared_exit = true;
       }

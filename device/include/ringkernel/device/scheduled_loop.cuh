@@ -54,11 +54,8 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
           shared_exit = true;
         } else {
           note_quiescent(sys, status_word, grace_seen);
-          if (pause_requested(sys) != paused) {
-            paused = !paused;
-            acknowledge_pcie(status_word.paused, paused ? 1u : 0u); // release: see acknowledge_pcie
-          }
-          if (!paused && take_next(sys, p.kind, run_next, streak, current)) {
+          if (!follow_pause(sys, status_word.paused, paused) &&
+              take_next(sys, p.kind, run_next, streak, current)) {
             holding = true;
             turn = 0;
           }

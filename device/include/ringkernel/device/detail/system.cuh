@@ -441,6 +441,21 @@ RK_HOST_DEVICE inline void store_pcie(std::uint32_t& word, std::uint32_t value) 
 RK_HOST_DEVICE inline void acknowledge_pcie(std::uint32_t& word, std::uint32_t value) noexcept {
   cuda::atomic_ref<std::uint32_t, pcie_scope>(word).store(value, cuda::std::memory_order_release);
 }
+//! Orders a worker's acknowledgement before its next read of a host request word, and the host's request
+//! before its read of the acknowledgement (both sides: a store-load fence, system scope). Used where an
+//! acknowledgement repeats a value an earlier request already got (see follow_pause, acknowledge_resume):
+//! without it a request could read the stale acknowledgement as its own while the worker, having read the
+//! word before the request, goes on.
+RK_HOST_DEVICE inline void store_load_fence() noexcept {
+#if defined(__SANITIZE_THREAD__) && !defined(__CUDA_ARCH__)
+  // GCC refuses fences under ThreadSanitizer. A sequentially consistent read-modify-write of a word of
+  // this thread's own is the same full barrier on the hosts this builds for (a locked instruction on x86).
+  thread_local std::uint32_t barrier_word = 0;
+  (void)__atomic_fetch_add(&barrier_word, 0u, __ATOMIC_SEQ_CST);
+#else
+  cuda::atomic_thread_fence(cuda::std::memory_order_seq_cst, cuda::thread_scope_system);
+#endif
+}
 RK_HOST_DEVICE inline void store_pcie(std::uint64_t& word, std::uint64_t value) noexcept {
   cuda::atomic_ref<std::uint64_t, pcie_scope>(word).store(value, cuda::std::memory_order_relaxed);
 }
