@@ -359,6 +359,8 @@ public:
   //! Asks every actor worker to stop taking messages and waits (up to `timeout`) until all of them have
   //! acknowledged; returns false on timeout. Handlers already running finish first. Host messages keep
   //! flowing into mailboxes (the gateway is not paused), and K2K sends from finishing handlers land too.
+  //! While paused, CPU worker threads sleep until resume() (a paused runtime costs no CPU); on CUDA the
+  //! workers back off with __nanosleep.
   template <class Rep = std::int64_t, class Period = std::nano>
   bool pause(std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
     return pause_for(detail::checked_timeout(timeout, "pause()"));
