@@ -179,6 +179,11 @@ bool run_control::pause(std::chrono::nanoseconds timeout) {
   return await_all_paused(timeout);
 }
 
+bool run_control::application_paused() {
+  std::lock_guard lock(global_pause_mutex_);
+  return application_paused_;
+}
+
 bool run_control::await_all_paused(std::chrono::nanoseconds timeout) {
   const wait_result r = wait_until([&] { return workers_.all_paused(); }, abort_on_fault(),
                                    timeout_ns(timeout), host_backoff());

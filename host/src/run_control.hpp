@@ -48,6 +48,8 @@ public:
   //! keeps them so through a resume(); they resume when the last of the two lets go.
   bool pause(std::chrono::nanoseconds timeout);
   void resume();
+  //! Whether the application paused the whole runtime (pause(), not yet resume()).
+  bool application_paused();
   //! snapshot_all()'s hold on every worker: requests the pause and waits for it. True: held, until
   //! release_all_for_snapshot(); false (not within `timeout`) or rk::error: not held.
   bool hold_all_for_snapshot(std::chrono::nanoseconds timeout);

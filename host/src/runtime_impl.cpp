@@ -61,18 +61,30 @@ bool runtime_impl::collect() {
 
 template <class Call>
 auto runtime_impl::with_room(Call&& call) {
+  // Forgotten actors give their slots back once their workers acknowledge; paused workers acknowledge
+  // nothing until resume(): then waiting would only delay the refusal.
+  const auto paused_hint = [&](const out_of_room& e) {
+    return out_of_room(std::string(e.what()) + " (forgotten actors give their slots back once their workers "
+                                               "acknowledge, and the runtime is paused: resume() it first)");
+  };
   collect();
   try {
     return call();
-  } catch (const out_of_room&) {
+  } catch (const out_of_room& e) {
     if (!grace_.workers_running() || (grace_.pending() == 0 && actors_.retiring() == 0)) throw;
+    if (grace_.pending() == 0 && run_.application_paused()) throw paused_hint(e);
     // Releases are pending: wait for workers to pass their grace periods, then try once more.
     const wait_result r =
         wait_until([&] { return collect() && grace_.pending() == 0 && actors_.retiring() == 0; },
                    [&] { return faults_.detected(); }, 2'000'000'000ull);
     if (r == wait_result::aborted) faults_.throw_if_faulted();
   }
-  return call();
+  try {
+    return call();
+  } catch (const out_of_room& e) {
+    if (actors_.retiring() == 0 || !run_.application_paused()) throw;
+    throw paused_hint(e);
+  }
 }
 
 void runtime_impl::check_cuda_code(const actor_type_ops& ops, const std::string& who) const {
@@ -235,6 +247,7 @@ void runtime_impl::forget(actor_index a) {
                   "; stop() it first");
   }
   routing_.check_unreferenced(a, who);
+  record_confirmed_stop(a); // before the record that it is forgotten, as respawn() does
   const std::uint64_t tenant = actors_.tenant_of(a);
   const std::uint64_t bytes = actors_.mailbox_bytes(a);
   routing_.drop_route_from(a);
@@ -339,13 +352,27 @@ bool runtime_impl::stop(actor_index a, std::chrono::nanoseconds timeout) {
   // one that shutdown overtook before it could be recorded is reported as overtaken (false).
   std::lock_guard lock(setup_);
   if (run_.current_phase() == phase::stopped) return false;
+  // A stop that a respawn() or forget() overtook was recorded by it (record_stop_once); a later epoch's
+  // stop is not this call's to confirm.
+  if (actors_.contains(a, actor_table::want::actor) && epoch_of(actors_.host_word(a)) == epoch_of(hw))
+    record_stop_once(a, epoch_of(hw), tenant);
+  return true;
+}
+
+void runtime_impl::record_confirmed_stop(actor_index a) {
+  if (run_.current_phase() != phase::running) return;
+  const std::uint32_t hw = actors_.host_word(a);
+  if (current_device_state(hw, actors_.device_word(a)) == device_state::stopped)
+    record_stop_once(a, epoch_of(hw), actors_.tenant_of(a));
+}
+
+void runtime_impl::record_stop_once(actor_index a, std::uint32_t epoch, std::uint64_t tenant) {
   // A stop is recorded once: stop() again of a stopped actor, or a second caller of the same stop, only
   // confirms it. A respawn starts a new epoch, whose stop is a new record.
-  const auto [audited, first] = stops_audited_.try_emplace(a, epoch_of(hw));
-  if (!first && audited->second == epoch_of(hw)) return true;
-  audited->second = epoch_of(hw);
+  const auto [audited, first] = stops_audited_.try_emplace(a, epoch);
+  if (!first && audited->second == epoch) return;
+  audited->second = epoch;
   audit_.record(audit_event::actor_stop, audit_level::info, a, tenant);
-  return true;
 }
 
 bool runtime_impl::pause_actor(actor_index a, std::chrono::nanoseconds timeout) {
@@ -369,6 +396,10 @@ void runtime_impl::resume_actor(actor_index a) {
 
 void runtime_impl::respawn(actor_index a, std::type_index type, const void* initial) {
   std::lock_guard lock(setup_);
+  actors_.check(a, "respawn()", actor_table::want::actor);
+  // The stop a respawn ends is in the log before the respawn's record, also when no stop() call has
+  // confirmed it yet (the callers of that stop() then find a later epoch and record nothing).
+  record_confirmed_stop(a);
   run_.respawn(a, type, initial);
 }
 

@@ -203,6 +203,11 @@ private:
   //! Actor -> the epoch whose stop is in the audit log (one record per stop however often stop() confirms
   //! it). Guarded by setup_.
   std::unordered_map<actor_index, std::uint32_t> stops_audited_;
+  //! When `a` (a current actor of a running runtime) is confirmed stopped: its stop's record, unless it
+  //! is in the log already. Needs setup_.
+  void record_confirmed_stop(actor_index a);
+  //! The actor_stop record of `a`'s stop in `epoch`, unless it is in the log already. Needs setup_.
+  void record_stop_once(actor_index a, std::uint32_t epoch, std::uint64_t tenant);
   std::atomic<std::int64_t> started_at_ns_{0};        //!< steady clock at start(); 0 before
   std::unique_ptr<dump_signal_registration> sigusr1_; //!< while running with dump_state_on_sigusr1
   std::unique_ptr<stats_publisher> publisher_;        //!< from start() with publish_stats

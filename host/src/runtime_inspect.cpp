@@ -16,6 +16,24 @@ actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds ti
   // (until its worker confirmed, a handler call may still write the state); a stopping one still handles
   // what was queued; anything else holds still already. The hold is the snapshot's own: a resume_actor()
   // meanwhile does not end it, and letting go of it does not resume an actor the application paused.
+  if (run_.current_phase() == phase::running && run_.application_paused()) {
+    // The whole runtime is paused (pause()): its workers acknowledge no request of one actor until
+    // resume(), and none is in a handler once all of them confirmed. Hold that pause for the copy, as
+    // snapshot_all() does (a resume() meanwhile takes effect after it).
+    std::lock_guard lock(setup_);
+    if (!run_.hold_all_for_snapshot(timeout))
+      throw error("snapshot(): the runtime is paused but its workers did not all confirm within " +
+                  std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
+                  " ms (a handler call is still running); nothing was copied");
+    try {
+      actor_snapshot s = actors_.image(a);
+      run_.release_all_for_snapshot();
+      return s;
+    } catch (...) {
+      run_.release_all_for_snapshot();
+      throw;
+    }
+  }
   std::optional<std::uint32_t> held;
   {
     std::lock_guard lock(setup_);
@@ -26,6 +44,8 @@ actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds ti
                     "confirmed, or before stopping it");
       held = run_.hold_for_snapshot(a);
     }
+    // Stopped, faulted, or no workers: it holds still while this lock keeps respawn() out.
+    if (!held) return actors_.image(a);
   }
   const auto let_go = [&] {
     if (!held) return;
@@ -39,8 +59,18 @@ actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds ti
                   std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
                   " ms (a handler call is still running, or the actor was stopped or the runtime shut down "
                   "meanwhile); nothing was copied");
+    // Copied under the lock stop() takes to override the hold: once the hold is confirmed here, no
+    // stop() can set the worker draining the mailbox (writing the state) until the copy is done.
+    std::lock_guard lock(setup_);
+    if (actors_.host_word(a) != *held)
+      throw error(
+          "snapshot(): actor '" + actors_.name_of(a) +
+          "' was stopped, or the runtime shut down, while the snapshot waited for it to pause (its "
+          "worker now handles what was queued); nothing was copied. Snapshot it once stop() confirmed, "
+          "or before stopping it");
     actor_snapshot s = actors_.image(a);
-    let_go();
+    run_.release_snapshot_hold(a);
+    held.reset(); // let go of: done
     return s;
   } catch (...) {
     let_go();

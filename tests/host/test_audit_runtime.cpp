@@ -121,6 +121,40 @@ TEST(AuditRuntime, EveryRecordAboutATaggedActorCarriesItsTenantAndTag) {
   EXPECT_TRUE(rt.shutdown().drained);
 }
 
+// A stop that no stop() call confirmed (its call timed out while a handler ran) is recorded by the respawn
+// or forget that ends it, before their own record; stop() calls still waiting on it record nothing more.
+TEST(AuditRuntime, EachStopIsRecordedOnceBeforeWhatEndsIt) {
+  rk::runtime rt(cpu_options());
+  const actor_index a = rt.spawn<tagged_worker>("a");
+  rt.start();
+  for (int round = 0; round < 2; ++round) {
+    release_slow = false;
+    ASSERT_EQ(rt.send(a, msg_slow, {}), status::enqueued);
+    ASSERT_TRUE(
+        eventually([&] { return rt.stats().actors[a].received == rt.stats().actors[a].handled + 1; }));
+    EXPECT_FALSE(rt.stop(a, 1ms)) << "its handler still runs";
+    release_slow = true;
+    ASSERT_TRUE(eventually([&] { return rt.lifecycle(a) == rk::actor_lifecycle::stopped; }));
+    if (round == 0) {
+      rt.respawn(a);
+    } else {
+      ASSERT_TRUE(rt.stop(a, 5s)) << "a stop() of the stopped actor confirms it";
+      rt.forget(a);
+    }
+  }
+  std::vector<std::pair<audit_event, std::uint32_t>> seen;
+  for (const rk::audit_record& r : about(flushed_log(rt), a))
+    if (r.event == audit_event::actor_spawn || r.event == audit_event::actor_stop)
+      seen.emplace_back(r.event, r.detail);
+  const std::vector<std::pair<audit_event, std::uint32_t>> expected = {{audit_event::actor_spawn, 0},
+                                                                       {audit_event::actor_stop, 0},
+                                                                       {audit_event::actor_spawn, 1},
+                                                                       {audit_event::actor_stop, 0},
+                                                                       {audit_event::actor_stop, 1}};
+  EXPECT_EQ(seen, expected) << "spawn, stop, respawn, stop, forget: each once, in that order";
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
 //! The ids the actor_spawn records written after entry `from` of `log` say were created: detail 0 is one
 //! actor, detail 1 a respawn (none created), N >= 2 the N consecutive ids from `actor`.
 std::multiset<actor_index> spawned_ids(const std::vector<rk::audit_entry>& log, std::size_t from) {

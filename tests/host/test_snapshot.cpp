@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -189,6 +190,84 @@ TEST(Snapshot, ASnapshotNeverUndoesTheApplicationsPauseOrResume) {
   EXPECT_TRUE(handled(rt, c, sent)) << "every resume took effect";
   EXPECT_EQ(rt.lifecycle(c), rk::actor_lifecycle::live);
   EXPECT_TRUE(rt.shutdown().drained);
+}
+
+// In a paused runtime no worker acknowledges a request about one actor until resume(), and none is in a
+// handler: snapshot() holds the global pause for the copy instead (it waited out its timeout, then said a
+// handler call was still running).
+TEST(Snapshot, APausedRuntimesActorsAreCopiedAtOnce) {
+  rk::runtime rt(cpu_options());
+  const actor_index c = rt.spawn<counter>("c");
+  rt.start();
+  send_counts(rt, c, 1, 10);
+  ASSERT_TRUE(handled(rt, c, 10));
+  ASSERT_TRUE(rt.pause(10s));
+  ASSERT_EQ(rt.send(c, msg_count, rk::as_bytes(ping_payload{11, 11})), status::enqueued);
+  EXPECT_EQ(rt.snapshot_state<counter>(c, 10s).count, 10u);
+  EXPECT_EQ(rt.stats().actors[c].handled, 10u) << "still paused after the copy";
+  rt.resume();
+  EXPECT_TRUE(handled(rt, c, 11)) << "resume() took effect";
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+//! Writes its call count into every word of its state: a copy holding two different words was taken
+//! while a call was writing.
+struct painter {
+  static constexpr const char* name = "painter";
+  struct state {
+    std::uint64_t words[32768] = {}; // 256 KiB: a copy long enough for a stop() to land in it
+  };
+  template <class Ctx>
+  void operator()(Ctx&, state& s, const rk::message&) {
+    const std::uint64_t next = s.words[0] + 1;
+    for (std::uint64_t& w : s.words) w = next;
+  }
+};
+
+// stop() used to end the pause a snapshot() held while it copied: the worker went on to drain the mailbox,
+// writing the state under the copy (seen as torn copies, and by ThreadSanitizer).
+TEST(Snapshot, AStopNeverEndsTheHoldOfACopyInProgress) {
+  rk::runtime rt(cpu_options());
+  rk::actor_options o;
+  o.mailbox = {64, 128};
+  const actor_index p = rt.spawn<painter>("p", o);
+  rt.start();
+  std::atomic<bool> done{false};
+  std::thread feeder([&] {
+    while (!done.load()) {
+      (void)rt.send(p, msg_count, {});
+      std::this_thread::yield();
+    }
+  });
+  std::thread stopper([&] {
+    while (!done.load()) {
+      try {
+        if (!rt.stop(p, 5s)) continue;
+        std::this_thread::sleep_for(100us); // pacing: copies of the stopped actor in between
+        rt.respawn(p);
+        std::this_thread::sleep_for(100us);
+      } catch (const rk::error&) { // respawn() of an actor a snapshot holds, or the like: try again
+      }
+    }
+  });
+  std::uint64_t copies = 0, torn = 0;
+  const auto end = std::chrono::steady_clock::now() + 3s;
+  while (std::chrono::steady_clock::now() < end) {
+    try {
+      const rk::actor_snapshot copy = rt.snapshot(p, 5s);
+      const auto* words = reinterpret_cast<const std::uint64_t*>(copy.state.data());
+      const std::size_t n = copy.state.size() / sizeof(std::uint64_t);
+      ++copies;
+      torn += std::any_of(words, words + n, [&](std::uint64_t w) { return w != words[0]; });
+    } catch (const rk::error&) { // stopping, or stopped while the snapshot waited: nothing copied
+    }
+  }
+  done = true;
+  feeder.join();
+  stopper.join();
+  EXPECT_GT(copies, 0u);
+  EXPECT_EQ(torn, 0u) << "of " << copies << " copies";
+  (void)rt.shutdown();
 }
 
 // A stopping actor still handles what was queued and cannot be paused: copying it then would copy a state

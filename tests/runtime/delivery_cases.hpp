@@ -215,6 +215,56 @@ TEST_P(DeliveryCases, AnUrgentMessageDoesNotWaitBehindNormalOnesParkedForItsActo
   EXPECT_EQ(f.first, 1u);
 }
 
+//! Counts messages whose value is not above the value before it (the host sends values in order).
+struct rising {
+  static constexpr const char* name = "rising";
+  struct state {
+    std::uint64_t count = 0;
+    std::uint64_t last = 0;
+    std::uint64_t violations = 0;
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx&, state& s, const rk::message& m) {
+    const ping_payload* p = m.as<ping_payload>();
+    if (p == nullptr) return;
+    if (s.count++ != 0 && p->value <= s.last) ++s.violations;
+    s.last = p->value;
+  }
+};
+
+// The lists a parked address uses are chosen when its first message parks and kept while any waits:
+// routing the address elsewhere meanwhile (to or from an actor with priority lanes) must not let newer
+// messages overtake the parked ones.
+TEST_P(DeliveryCases, ParkedMessagesKeepTheirOrderWhenTheirAddressIsRerouted) {
+  for (const bool towards_one_lane : {true, false}) {
+    SCOPED_TRACE(towards_one_lane ? "set_route to a one-lane actor" : "clear_route back to priority lanes");
+    rk::runtime rt(options());
+    rk::actor_options lanes = small_mailbox(4, 128);
+    lanes.priority_lanes = true;
+    const actor_index a = rt.spawn<rising>("a", lanes);
+    const actor_index b = rt.spawn<rising>("b", small_mailbox(4, 128));
+    if (!towards_one_lane) rt.set_route(a, b); // a's messages go to b, which is paused: they park
+    rt.start();
+    ASSERT_TRUE(rt.pause_actor(towards_one_lane ? a : b, 5s));
+    std::uint64_t value = 0;
+    for (; value < 20; ++value) send_reliably(rt, a, msg_count, rk::as_bytes(ping_payload{0, value}));
+    await_parked(rt, 16);
+    if (towards_one_lane) {
+      rt.set_route(a, b);
+    } else {
+      rt.clear_route(a);
+    }
+    for (; value < 40; ++value) send_reliably(rt, a, msg_count, rk::as_bytes(ping_payload{0, value}));
+    rt.resume_actor(towards_one_lane ? a : b);
+    ASSERT_TRUE(rt.shutdown().drained);
+    const auto sa = rt.state<rising>(a);
+    const auto sb = rt.state<rising>(b);
+    EXPECT_EQ(sa.count + sb.count, 40u);
+    EXPECT_EQ(sa.violations, 0u) << "a handled a message sent before one it had handled";
+    EXPECT_EQ(sb.violations, 0u) << "b handled a message sent before one it had handled";
+  }
+}
+
 TEST_P(DeliveryCases, OneStalledDestinationCannotTakeTheWholeParkingArea) {
   rk::runtime_options o = options();
   o.host_parking_slots = 16;

@@ -475,6 +475,33 @@ TEST(CpuHardening, APausedRuntimeSleepsInsteadOfPolling) {
   EXPECT_EQ(rt.state<counter>(dedicated).count, 1u);
 }
 
+TEST(CpuHardening, ASlotForgottenWhileThePoolIsPausedComesBackAfterResume) {
+  // The slot of a forgotten actor comes back once a worker acknowledges; paused workers acknowledge
+  // nothing. A spawn that needs it is refused at once, saying so (it waited 2 s, then told the caller to
+  // forget actors), and succeeds after resume().
+  rk::runtime_options o = cpu_options();
+  o.max_actors = 2;
+  rk::runtime rt(o);
+  const actor_index x = rt.spawn<counter>("x");
+  (void)rt.spawn<counter>("y");
+  rt.start();
+  ASSERT_TRUE(rt.stop(x, 10s));
+  ASSERT_TRUE(rt.pause(10s));
+  rt.forget(x);
+  const auto asked = std::chrono::steady_clock::now();
+  try {
+    (void)rt.spawn<counter>("z");
+    ADD_FAILURE() << "a slot came back while the workers were paused";
+  } catch (const rk::error& e) {
+    EXPECT_NE(std::string(e.what()).find("resume()"), std::string::npos) << e.what();
+    EXPECT_LT(std::chrono::steady_clock::now() - asked, 1s) << "refused without waiting for what cannot come";
+  }
+  rt.resume();
+  const actor_index z = rt.spawn<counter>("z");
+  EXPECT_EQ(rt.send_wait(z, msg_count, rk::as_bytes(ping_payload{1, 1}), 10s), status::delivered);
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
 TEST(CpuHardening, StartsThatTimeOutTearDownCleanly) {
   // start_timeout = 0 ms: start() fails whenever the workers have not checked in at its first look.
   for (std::uint64_t round = 0; round < rk::test::scaled(200); ++round) {

@@ -96,15 +96,14 @@ RK_HOST_DEVICE inline void set_parked_gauge(const system_view& sys, std::int64_t
   if (change > 0) bump(counters.parked_total);
 }
 
-//! The list of a parking queue a host message waits in (parking.cuh): its priority when it is sent
-//! straight to an actor with one mailbox lane per priority (each lane fills on its own), else 0 (one
-//! FIFO list: an alias, a group, a remote entry, or an actor with one lane, which ignores priority).
-RK_HOST_DEVICE inline std::uint32_t parking_lane_of(const system_view& sys, const envelope& h) noexcept {
-  if (h.destination == host_actor || is_group_address(h.destination)) return 0;
+//! Whether host messages parked for `h`'s destination wait in a list per priority (parking.cuh): when it
+//! is an actor with one mailbox lane per priority, addressed directly (each lane fills on its own); not
+//! for an alias, a group, a remote entry or an actor with one lane (which ignores priority).
+RK_HOST_DEVICE inline bool parks_by_priority(const system_view& sys, const envelope& h) noexcept {
+  if (h.destination == host_actor || is_group_address(h.destination)) return false;
   std::uint32_t hw = 0;
   const route_entry* e = entry_of(sys, h.destination, hw);
-  if (e == nullptr || e->mailbox == nullptr || e->lanes <= 1 || next_hop_of(*e) != h.destination) return 0;
-  return h.priority < parking_lanes ? h.priority : parking_lanes - 1;
+  return e != nullptr && e->mailbox != nullptr && e->lanes > 1 && next_hop_of(*e) == h.destination;
 }
 
 //! Tries the parked messages of up to `queue_budget` destinations, round-robin over those with any;
@@ -156,15 +155,13 @@ RK_HOST_DEVICE inline void take_ingress_at(const system_view& sys, const std::by
   const bool may_park = (header.flags & envelope_flags::drop_if_full) == 0;
   const std::uint32_t queue =
       parking_queue_of(p, header.destination, sys.actor_slot_bits, sys.group_slot_bits);
-  // Behind parked messages to the same address and lane: wait behind them (or, with drop_if_full, count
-  // as full). The lane is looked up only when the address has parked messages, or this one must park.
-  const bool address_waits = queue != parking_none && p.queues[queue].lanes_parked != 0;
-  status verdict = address_waits && has_parked(p, queue, parking_lane_of(sys, header))
-                       ? status::queue_full
-                       : deliver(sys, header, message + envelope_bytes);
+  // Behind parked messages to the same address (and list): wait behind them (or, with drop_if_full,
+  // count as full).
+  status verdict = has_parked(p, queue, header.priority) ? status::queue_full
+                                                         : deliver(sys, header, message + envelope_bytes);
   p.state->ingress_head = position + 1;
   if (verdict == status::queue_full && may_park &&
-      park(p, queue, parking_lane_of(sys, header), message, position)) {
+      park(p, queue, parks_by_priority(sys, header), message, position)) {
     set_parked_gauge(sys, +1);
     ingress.pop_at(position);
     return;

@@ -360,7 +360,9 @@ public:
   //! acknowledged; returns false on timeout. Handlers already running finish first. Host messages keep
   //! flowing into mailboxes (the gateway is not paused), and K2K sends from finishing handlers land too.
   //! While paused, CPU worker threads sleep until resume() (a paused runtime costs no CPU); on CUDA the
-  //! workers back off with __nanosleep.
+  //! workers back off with __nanosleep. Paused workers acknowledge no request about one actor, so
+  //! pause_actor() and stop() wait (and return false after their timeout) and a forgotten actor's slot
+  //! comes back only after resume(); snapshot() and snapshot_all() copy at once.
   template <class Rep = std::int64_t, class Period = std::nano>
   bool pause(std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
     return pause_for(detail::checked_timeout(timeout, "pause()"));

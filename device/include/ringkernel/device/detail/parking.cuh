@@ -14,9 +14,11 @@
 //! tried, so host messages to one address and lane are delivered in the order they left the ingress ring
 //! (per-producer FIFO survives parking). Queues are keyed by the address as sent (an actor or alias slot,
 //! or a group slot): a full destination holds back only messages sent to the same address. Within a
-//! queue, each lane of the destination's mailbox has a list of its own (the gateway's parking_lane_of):
-//! an urgent message to an actor with priority lanes waits only behind urgent messages, not behind the
-//! normal ones that filled its normal lane. Every other address has one lane, so one FIFO list.
+//! queue, a message sent straight to an actor with priority lanes waits in the list of its priority, so an
+//! urgent one waits only behind urgent messages, not behind the normal ones that filled the normal lane;
+//! every other address has one FIFO list. Which of the two a queue is (`by_priority`) is decided when its
+//! first message parks and kept while any is parked: a route changed meanwhile (set_route, clear_route)
+//! cannot send a newer message to another list than the older ones of its priority.
 //!
 //! Layout (device memory, one allocation each, built by host_io):
 //!   queues[queue_count]   per lane: head / tail slot index (no_slot: empty); the queue's place in `active`
@@ -38,6 +40,7 @@ struct parking_queue {
   std::uint32_t tail[parking_lanes] = {0xFFFF'FFFFu, 0xFFFF'FFFFu, 0xFFFF'FFFFu, 0xFFFF'FFFFu};
   std::uint32_t active_index = 0; //!< where this queue sits in parking_view::active while non-empty
   std::uint32_t lanes_parked = 0; //!< bit per lane whose list is non-empty (0: the queue is empty)
+  std::uint32_t by_priority = 0;  //!< 1: a list per priority; 0: list 0 only (set by the first park)
 };
 static_assert(parking_lanes == 4, "parking_queue's initialisers list one word per lane");
 
@@ -89,26 +92,37 @@ RK_HOST_DEVICE inline std::uint32_t parking_queue_of(const parking_view& p, addr
   return q < p.queue_count ? q : parking_none;
 }
 
-//! Whether `queue` holds parked messages in `lane`.
+//! The list of `q` a message of `priority` waits in.
+RK_HOST_DEVICE inline std::uint32_t parking_lane(const parking_queue& q, std::uint8_t priority) noexcept {
+  if (q.by_priority == 0) return 0;
+  return priority < parking_lanes ? priority : parking_lanes - 1;
+}
+
+//! Whether a message of `priority` to `queue`'s address must wait behind parked ones.
 RK_HOST_DEVICE inline bool has_parked(const parking_view& p, std::uint32_t queue,
-                                      std::uint32_t lane) noexcept {
-  return queue != parking_none && lane < parking_lanes && p.queues[queue].head[lane] != parking_none;
+                                      std::uint8_t priority) noexcept {
+  if (queue == parking_none || p.queues[queue].lanes_parked == 0) return false;
+  const parking_queue& q = p.queues[queue];
+  return q.head[parking_lane(q, priority)] != parking_none;
 }
 
 RK_HOST_DEVICE inline std::byte* parking_slot(const parking_view& p, std::uint32_t slot) noexcept {
   return p.slots + std::size_t{slot} * p.slot_bytes;
 }
 
-//! Copies `message` (an envelope and its payload) to the tail of `lane` in `queue`. Returns false only
-//! if no parking slot is free, which the host's admission rule prevents (see the file comment).
-RK_HOST_DEVICE inline bool park(const parking_view& p, std::uint32_t queue, std::uint32_t lane,
+//! Copies `message` (an envelope and its payload) to the tail of its list in `queue` (`by_priority`
+//! applies when the queue is empty: see the file comment). Returns false only if no parking slot is free,
+//! which the host's admission rule prevents (see the file comment).
+RK_HOST_DEVICE inline bool park(const parking_view& p, std::uint32_t queue, bool by_priority,
                                 const std::byte* message, std::uint64_t ingress_position) noexcept {
   parking_state& st = *p.state;
   const std::uint32_t slot = st.free_head;
-  if (slot == parking_none || slot >= p.capacity || queue == parking_none || lane >= parking_lanes)
-    return false;
+  if (slot == parking_none || slot >= p.capacity || queue == parking_none) return false;
   st.free_head = p.next[slot];
   const auto& header = *reinterpret_cast<const envelope*>(message);
+  parking_queue& q = p.queues[queue];
+  if (q.lanes_parked == 0) q.by_priority = by_priority ? 1u : 0u;
+  const std::uint32_t lane = parking_lane(q, header.priority);
   const std::uint32_t payload =
       header.payload_length <= p.slot_bytes - envelope_bytes ? header.payload_length : 0;
   // Slots are 64-byte aligned and sized: copy whole 8-byte words.
@@ -118,7 +132,6 @@ RK_HOST_DEVICE inline bool park(const parking_view& p, std::uint32_t queue, std:
   for (std::uint32_t i = 0; i < words; ++i) to[i] = from[i];
   p.next[slot] = parking_none;
   p.positions[slot] = ingress_position;
-  parking_queue& q = p.queues[queue];
   if (q.lanes_parked == 0) {
     q.active_index = st.active_count;
     p.active[st.active_count++] = queue;
