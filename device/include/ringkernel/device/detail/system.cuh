@@ -393,8 +393,10 @@ RK_HOST_DEVICE inline bool terminate_requested(const system_view& s) noexcept {
   return cuda::atomic_ref<std::uint32_t, peer_scope>(s.live->terminate)
              .load(cuda::std::memory_order_acquire) != 0;
 }
+//! Acquire: what the host did before it lifted a pause (a snapshot's copy of a state) happens before
+//! the handler calls that follow.
 RK_HOST_DEVICE inline bool pause_requested(const system_view& s) noexcept {
-  return cuda::atomic_ref<std::uint32_t, peer_scope>(s.live->pause).load(cuda::std::memory_order_relaxed) !=
+  return cuda::atomic_ref<std::uint32_t, peer_scope>(s.live->pause).load(cuda::std::memory_order_acquire) !=
          0;
 }
 //! Acquire: the host unpublished what the epoch protects (table writes, through the same copy stream on
