@@ -161,19 +161,27 @@ TEST_P(DeliveryCases, AFullDestinationHoldsBackOnlyItsOwnMessages) {
   EXPECT_EQ(rt.state<counter>(other).count, 20u);
 }
 
-//! Counts messages and keeps the value of the first one it handled.
-struct first_value {
-  static constexpr const char* name = "first_value";
+//! What an actor saw of ping_payload values: how many, their sum, the first, and how many were not above
+//! the value before them (the tests send values in rising order).
+struct value_log {
+  static constexpr const char* name = "value_log";
   struct state {
     std::uint64_t count = 0;
     std::uint64_t sum = 0;
     std::uint64_t first = 0;
+    std::uint64_t last = 0;
+    std::uint64_t violations = 0;
   };
   template <class Ctx>
   RK_HOST_DEVICE void operator()(Ctx&, state& s, const rk::message& m) {
     const ping_payload* p = m.as<ping_payload>();
     if (p == nullptr) return;
-    if (s.count++ == 0) s.first = p->value;
+    if (s.count++ == 0) {
+      s.first = p->value;
+    } else if (p->value <= s.last) {
+      ++s.violations;
+    }
+    s.last = p->value;
     s.sum += p->value;
   }
 };
@@ -182,8 +190,8 @@ TEST_P(DeliveryCases, AnUrgentMessageDoesNotWaitBehindNormalOnesParkedForItsActo
   rk::runtime rt(options());
   rk::actor_options lanes = small_mailbox(2, 128);
   lanes.priority_lanes = true;
-  const actor_index laned = rt.spawn<first_value>("laned", lanes);
-  const actor_index fifo = rt.spawn<first_value>("fifo", small_mailbox(2, 128));
+  const actor_index laned = rt.spawn<value_log>("laned", lanes);
+  const actor_index fifo = rt.spawn<value_log>("fifo", small_mailbox(2, 128));
   rt.start();
   ASSERT_TRUE(rt.pause_actor(laned, 5s));
   ASSERT_TRUE(rt.pause_actor(fifo, 5s));
@@ -205,32 +213,15 @@ TEST_P(DeliveryCases, AnUrgentMessageDoesNotWaitBehindNormalOnesParkedForItsActo
   rt.resume_actor(laned);
   rt.resume_actor(fifo);
   ASSERT_TRUE(rt.shutdown().drained);
-  const auto l = rt.state<first_value>(laned);
+  const auto l = rt.state<value_log>(laned);
   EXPECT_EQ(l.count, 8u);
   EXPECT_EQ(l.sum, 5u + 10u + 100u + 1000u);
   EXPECT_EQ(l.first, 10u) << "served urgent first";
-  const auto f = rt.state<first_value>(fifo);
+  const auto f = rt.state<value_log>(fifo);
   EXPECT_EQ(f.count, 6u);
   EXPECT_EQ(f.sum, 15u);
   EXPECT_EQ(f.first, 1u);
 }
-
-//! Counts messages whose value is not above the value before it (the host sends values in order).
-struct rising {
-  static constexpr const char* name = "rising";
-  struct state {
-    std::uint64_t count = 0;
-    std::uint64_t last = 0;
-    std::uint64_t violations = 0;
-  };
-  template <class Ctx>
-  RK_HOST_DEVICE void operator()(Ctx&, state& s, const rk::message& m) {
-    const ping_payload* p = m.as<ping_payload>();
-    if (p == nullptr) return;
-    if (s.count++ != 0 && p->value <= s.last) ++s.violations;
-    s.last = p->value;
-  }
-};
 
 // The lists a parked address uses are chosen when its first message parks and kept while any waits:
 // routing the address elsewhere meanwhile (to or from an actor with priority lanes) must not let newer
@@ -241,8 +232,8 @@ TEST_P(DeliveryCases, ParkedMessagesKeepTheirOrderWhenTheirAddressIsRerouted) {
     rk::runtime rt(options());
     rk::actor_options lanes = small_mailbox(4, 128);
     lanes.priority_lanes = true;
-    const actor_index a = rt.spawn<rising>("a", lanes);
-    const actor_index b = rt.spawn<rising>("b", small_mailbox(4, 128));
+    const actor_index a = rt.spawn<value_log>("a", lanes);
+    const actor_index b = rt.spawn<value_log>("b", small_mailbox(4, 128));
     if (!towards_one_lane) rt.set_route(a, b); // a's messages go to b, which is paused: they park
     rt.start();
     ASSERT_TRUE(rt.pause_actor(towards_one_lane ? a : b, 5s));
@@ -257,8 +248,8 @@ TEST_P(DeliveryCases, ParkedMessagesKeepTheirOrderWhenTheirAddressIsRerouted) {
     for (; value < 40; ++value) send_reliably(rt, a, msg_count, rk::as_bytes(ping_payload{0, value}));
     rt.resume_actor(towards_one_lane ? a : b);
     ASSERT_TRUE(rt.shutdown().drained);
-    const auto sa = rt.state<rising>(a);
-    const auto sb = rt.state<rising>(b);
+    const auto sa = rt.state<value_log>(a);
+    const auto sb = rt.state<value_log>(b);
     EXPECT_EQ(sa.count + sb.count, 40u);
     EXPECT_EQ(sa.violations, 0u) << "a handled a message sent before one it had handled";
     EXPECT_EQ(sb.violations, 0u) << "b handled a message sent before one it had handled";
