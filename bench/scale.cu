@@ -17,6 +17,9 @@
 //      to the next actor, which is idle until then; reported as hops per second and ns per hop.
 //   5. fan-out / fan-in: an aggregator asks all N actors (K2K, one message each) and counts their answers;
 //      wall time from the host's start message until the aggregator reports all N answers.
+//      On the CPU backend it pays the first touch of the mailbox slots of actors the ring did not reach
+//      (about 0.9 s per 10^6 actors on a 2-core VM), so compare it only between runs with the same
+//      --ring-hops.
 // With `--backend cpu` and CAF found at build time (Debian's libcaf-dev), the same five measurements run
 // for CAF in the same process right after (same N, as many CAF scheduler threads as ringkernel's pool),
 // and the ratios are printed: caf_baseline.cpp.
