@@ -98,7 +98,17 @@ const actor_type_ops* actor_table::kind_named(std::string_view name) const {
 
 std::uint32_t actor_table::free_slots() const {
   std::lock_guard lock(mutex_);
-  return slots_.capacity() - slots_.in_use();
+  return slots_.available();
+}
+
+std::string actor_table::full_text() const {
+  std::lock_guard lock(mutex_);
+  std::string text = "the actor table is full (max_actors = " + std::to_string(capacity_);
+  if (slots_.retired() != 0)
+    text += "; " + std::to_string(slots_.retired()) + " of its slots are retired for good: each was reused " +
+            std::to_string(slots_.generation_limit()) +
+            " times, after which its ids would repeat and stale ones reach new actors";
+  return text + ")";
 }
 
 bool actor_table::name_taken(std::string_view name) const {
@@ -147,8 +157,7 @@ std::vector<actor_index> actor_table::add_actors(const actor_spec& spec, std::sp
   taken.reserve(n);
   {
     std::lock_guard lock(mutex_);
-    if (slots_.capacity() - slots_.in_use() < n)
-      throw out_of_room("spawn('" + names.front() + "'): the actor table is full");
+    if (slots_.available() < n) throw out_of_room("spawn('" + names.front() + "'): the actor table is full");
     for (std::size_t i = 0; i < n; ++i) taken.push_back(*slots_.acquire());
   }
   std::vector<actor_index> ids(n);

@@ -85,8 +85,11 @@ public:
   void mark_kinds_loaded() noexcept;
 
   // --- ids, names, entries -----------------------------------------------------------------------------
-  //! Slots free now (given-back ones still in a grace period do not count).
+  //! Slots free now (given-back ones still in a grace period do not count, nor retired ones).
   std::uint32_t free_slots() const;
+  //! "the actor table is full (max_actors = N)", saying how many slots are retired when some are: a
+  //! slot's ids repeat after generation_limit reuses, so the slot is then given up for good.
+  std::string full_text() const;
   bool name_taken(std::string_view name) const;
   //! The first of `names` that is taken, or null.
   const std::string* first_taken(std::span<const std::string> names) const;

@@ -7,7 +7,9 @@
 //  - slot_allocator: slots of a table with a generation each (actor ids, groups, tenants, regions,
 //    engagements). Never-used slots go first, in order, so a runtime that gives nothing back numbers its
 //    entries 0, 1, 2, ...; given-back slots are reused oldest first, with their generation advanced, so a
-//    stale handle stays refused for as long as possible.
+//    stale handle stays refused for as long as possible. A slot whose generations are spent is retired,
+//    never reused: its next occupant's handle would equal its first one's, and a stale handle kept since
+//    then would reach the new occupant.
 
 #include <cstdint>
 #include <deque>
@@ -76,7 +78,7 @@ private:
 
 class slot_allocator {
 public:
-  //! `generation_limit`: generations a slot takes before they wrap to 0.
+  //! `generation_limit`: generations a slot can take (0 .. limit - 1); it is retired after the last.
   slot_allocator(std::uint32_t capacity, std::uint32_t generation_limit)
       : capacity_(capacity), generation_limit_(generation_limit) {}
 
@@ -109,10 +111,15 @@ public:
     }
   }
 
-  //! The slot's occupant is gone for good: its next occupant gets the next generation.
+  //! The slot's occupant is gone for good: its next occupant gets the next generation, or, when the slot
+  //! had its last one, the slot is retired.
   void release(std::uint32_t slot) {
     --in_use_;
-    generations_[slot] = generations_[slot] + 1 == generation_limit_ ? 0 : generations_[slot] + 1;
+    if (generations_[slot] + 1 >= generation_limit_) {
+      ++retired_;
+      return;
+    }
+    ++generations_[slot];
     released_.push_back(slot);
   }
 
@@ -121,6 +128,11 @@ public:
   }
   std::uint32_t in_use() const noexcept { return in_use_; }
   std::uint32_t capacity() const noexcept { return capacity_; }
+  //! Slots acquire() can still hand out.
+  std::uint32_t available() const noexcept { return capacity_ - in_use_ - retired_; }
+  //! Slots that spent every generation (see release()).
+  std::uint32_t retired() const noexcept { return retired_; }
+  std::uint32_t generation_limit() const noexcept { return generation_limit_; }
   //! Slots handed out at least once (the table's high-water mark).
   std::uint32_t touched() const noexcept { return fresh_; }
 
@@ -129,6 +141,7 @@ private:
   std::uint32_t generation_limit_;
   std::uint32_t fresh_ = 0; //!< slots [0, fresh_) were handed out at least once
   std::uint32_t in_use_ = 0;
+  std::uint32_t retired_ = 0;
   std::deque<std::uint32_t> released_;
   std::vector<std::uint32_t> generations_; //!< current generation of slots [0, fresh_)
 };

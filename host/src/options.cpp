@@ -50,6 +50,9 @@ runtime_options validated(runtime_options o) {
     throw error("runtime_options::max_groups must be at most 1048576 (got " + std::to_string(o.max_groups) +
                 ")");
   if (o.max_group_members == 0) o.max_group_members = o.max_actors;
+  if (o.max_group_members > (1u << 24))
+    throw error("runtime_options::max_group_members must be at most 16777216 (got " +
+                std::to_string(o.max_group_members) + "); the member lists take 4 bytes per entry");
   if (o.max_hops > max_hops_limit)
     throw error("runtime_options::max_hops must be at most " + std::to_string(max_hops_limit) + " (got " +
                 std::to_string(o.max_hops) + "): the envelope's 8-bit hop counter must be able to exceed it");

@@ -17,7 +17,7 @@ routing::routing(memory_pool& memory, backend_impl& backend, actor_table& actors
       max_members_(options.max_group_members ? options.max_group_members : options.max_actors),
       max_message_types_(options.max_message_types),
       group_slot_bits_(slot_bits_for(std::max(1u, max_groups_))),
-      group_slots_(max_groups_, generation_limit(group_slot_bits_)), member_ranges_(max_members_),
+      group_slots_(max_groups_, generation_limit(group_slot_bits_) - 1), member_ranges_(max_members_),
       types_(global_message_types()) {
   const std::size_t groups = std::max(1u, max_groups_);
   d_groups_ = memory.allocate(sizeof(group_entry) * groups, "the group table");
@@ -65,8 +65,16 @@ void routing::check_room(const std::string& name, std::size_t count, const std::
   std::lock_guard lock(mutex_);
   if (groups_by_name_.find(name) != groups_by_name_.end())
     throw error(who + ": a group with this name already exists");
-  if (group_slots_.in_use() >= group_slots_.capacity())
-    throw out_of_room(who + ": the group table is full (max_groups = " + std::to_string(max_groups_) + ")");
+  if (group_slots_.available() == 0)
+    throw out_of_room(
+        who + ": the group table is full (max_groups = " + std::to_string(max_groups_) +
+        (group_slots_.retired() == 0
+             ? std::string()
+             : "; " + std::to_string(group_slots_.retired()) +
+                   " of its slots are retired for good: each was reused " +
+                   std::to_string(group_slots_.generation_limit()) +
+                   " times, after which its addresses would repeat and stale ones reach new groups") +
+        ")");
   if (count > member_ranges_.largest_free())
     throw out_of_room(who +
                       ": group member lists are full (max_group_members = " + std::to_string(max_members_) +
@@ -229,9 +237,7 @@ actor_index routing::add_alias(const std::string& name, address target) {
   const std::string who = "add_alias('" + name + "')";
   check_user_name(name, who, "alias name");
   if (actors_.name_taken(name)) throw error(who + ": an actor or alias with this name already exists");
-  if (actors_.free_slots() == 0)
-    throw out_of_room(who + ": the actor table is full (max_actors = " + std::to_string(actors_.capacity()) +
-                      ")");
+  if (actors_.free_slots() == 0) throw out_of_room(who + ": " + actors_.full_text());
   check_target(target, who);
   const actor_index id = actors_.add_alias(name, target);
   std::lock_guard lock(mutex_);

@@ -86,6 +86,8 @@ private:
   device_block d_blocked_;
 
   mutable std::mutex mutex_; //!< guards everything below
+  //! Generations stop one short of the id space's: the last slot's last generation would make the group
+  //! address 0xFFFFFFFF, which is host_actor.
   slot_allocator group_slots_;
   range_allocator member_ranges_;
   std::vector<group_record> groups_; //!< by slot

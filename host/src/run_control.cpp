@@ -176,7 +176,7 @@ bool run_control::pause(std::chrono::nanoseconds timeout) {
     application_paused_ = true;
     workers_.request_pause(true);
   }
-  return await_all_paused(timeout);
+  return await_all_paused(timeout, "pause()");
 }
 
 bool run_control::application_paused() {
@@ -184,11 +184,14 @@ bool run_control::application_paused() {
   return application_paused_;
 }
 
-bool run_control::await_all_paused(std::chrono::nanoseconds timeout) {
-  const wait_result r = wait_until([&] { return workers_.all_paused(); }, abort_on_fault(),
-                                   timeout_ns(timeout), host_backoff());
+bool run_control::await_all_paused(std::chrono::nanoseconds timeout, const std::string& who) {
+  // A worker in a handler call the watchdog reports stuck cannot confirm: end the wait and say so.
+  const wait_result r = wait_until([&] { return workers_.all_paused() || watchdog_.reports_any_stuck(); },
+                                   abort_on_fault(), timeout_ns(timeout), host_backoff());
   if (r == wait_result::aborted) faults_.throw_if_faulted();
-  return r == wait_result::ready;
+  if (r == wait_result::ready && workers_.all_paused()) return true;
+  watchdog_.throw_if_any_stuck(who);
+  return false;
 }
 
 void run_control::resume() {
@@ -197,14 +200,14 @@ void run_control::resume() {
   if (snapshot_all_holds_ == 0) workers_.request_pause(false);
 }
 
-bool run_control::hold_all_for_snapshot(std::chrono::nanoseconds timeout) {
+bool run_control::hold_all_for_snapshot(std::chrono::nanoseconds timeout, const std::string& who) {
   {
     std::lock_guard lock(global_pause_mutex_);
     ++snapshot_all_holds_;
     workers_.request_pause(true);
   }
   try {
-    if (await_all_paused(timeout)) return true;
+    if (await_all_paused(timeout, who)) return true;
   } catch (...) { // a fault while waiting
     release_all_for_snapshot();
     throw;
@@ -320,7 +323,8 @@ bool run_control::await_device_state(actor_index a, std::uint32_t host_word, dev
                                      std::chrono::nanoseconds timeout) {
   // The wait also ends (false) when the request is overtaken: the host rewrote the actor's word (a
   // resume_actor, or shutdown resuming paused actors to drain them), or shutdown completed (no worker
-  // answers any more). Without that a wait with milliseconds::max() never returned.
+  // answers any more); and when the watchdog reports the actor's worker stuck in a handler call (the
+  // caller throws naming it). Without that a wait with milliseconds::max() never returned.
   bool overtaken = false;
   const wait_result r = wait_until(
       [&] {
@@ -329,7 +333,8 @@ bool run_control::await_device_state(actor_index a, std::uint32_t host_word, dev
         const std::uint32_t now = actors_.host_word(a);
         const bool resumed =
             wanted == device_state::paused && static_cast<host_state>(state_in(now)) != host_state::paused;
-        overtaken = epoch_of(now) != epoch_of(host_word) || resumed || phase_.load() == phase::stopped;
+        overtaken = epoch_of(now) != epoch_of(host_word) || resumed || phase_.load() == phase::stopped ||
+                    watchdog_.reports_stuck(a);
         return overtaken;
       },
       abort_on_fault(), timeout_ns(timeout), host_backoff());

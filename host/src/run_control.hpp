@@ -52,7 +52,8 @@ public:
   bool application_paused();
   //! snapshot_all()'s hold on every worker: requests the pause and waits for it. True: held, until
   //! release_all_for_snapshot(); false (not within `timeout`) or rk::error: not held.
-  bool hold_all_for_snapshot(std::chrono::nanoseconds timeout);
+  //! rk::error naming `who` also when the watchdog reports a handler call stuck (its worker cannot pause).
+  bool hold_all_for_snapshot(std::chrono::nanoseconds timeout, const std::string& who);
   void release_all_for_snapshot();
 
   //! Per-actor lifecycle: the begin_* calls check and write the request and return the host word the
@@ -94,7 +95,9 @@ private:
   //! Writes `a`'s host word back to live if it says paused.
   void resume_if_paused(actor_index a);
   //! Waits until every worker confirmed the pause requested (false: not within `timeout`).
-  bool await_all_paused(std::chrono::nanoseconds timeout);
+  //! Whether every worker confirmed the global pause within `timeout`; rk::error naming `who` when the
+  //! watchdog reports a stuck handler call, whose worker cannot confirm.
+  bool await_all_paused(std::chrono::nanoseconds timeout, const std::string& who);
   //! Why workers did not check in within start_timeout, for this backend (`beside_running`: a launch
   //! while the runtime runs).
   std::string late_workers_reason(bool beside_running) const;

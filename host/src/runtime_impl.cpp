@@ -167,7 +167,8 @@ runtime_impl::spawned runtime_impl::spawn_steps(const actor_type_ops& ops, const
   faults_.throw_if_faulted();
   const std::uint64_t n = names.size();
   if (const std::string* taken = actors_.first_taken(names))
-    throw error("spawn('" + *taken + "'): an actor with this name already exists");
+    throw error((n == 1 ? "spawn('" + *taken + "')" : who + ": '" + *taken + "'") +
+                ": an actor with this name already exists");
   if (const char* problem = opts.mailbox.validate())
     throw error(who + ": invalid mailbox: " + problem + " (got " + geometry_text(opts.mailbox) + ")");
   check_cuda_code(ops, who);
@@ -177,8 +178,8 @@ runtime_impl::spawned runtime_impl::spawn_steps(const actor_type_ops& ops, const
 
   if (group != nullptr) routing_.check_room(*group, static_cast<std::uint32_t>(n), who);
   if (actors_.free_slots() < n)
-    throw out_of_room(who + ": the actor table is full (max_actors = " + std::to_string(options_.max_actors) +
-                      "); raise runtime_options::max_actors or forget actors");
+    throw out_of_room(who + ": " + actors_.full_text() +
+                      "; raise runtime_options::max_actors or forget actors");
   bool added_kind = false;
   spawned out;
   out.kind = actors_.kind_for(ops, running, who, added_kind);
@@ -242,9 +243,14 @@ void runtime_impl::forget(actor_index a) {
   actors_.check(a, who, actor_table::want::actor);
   if (run_.current_phase() == phase::running) {
     const device_state ds = current_device_state(actors_.host_word(a), actors_.device_word(a));
-    if (ds != device_state::stopped && ds != device_state::faulted)
-      throw error(who + ": actor '" + actors_.name_of(a) + "' is " + to_string(actors_.lifecycle(a)) +
-                  "; stop() it first");
+    if (ds != device_state::stopped && ds != device_state::faulted) {
+      const actor_lifecycle now = actors_.lifecycle(a);
+      throw error(who + ": actor '" + actors_.name_of(a) + "' is " + to_string(now) +
+                  (now == actor_lifecycle::stopping
+                       ? "; its worker has not confirmed the stop: queued messages are still being "
+                         "handled, or a handler keeps deferring one (see runtime::stop)"
+                       : "; stop() it first"));
+    }
   }
   routing_.check_unreferenced(a, who);
   record_confirmed_stop(a); // before the record that it is forgotten, as respawn() does
@@ -290,8 +296,7 @@ actor_index runtime_impl::add_remote(std::string name, std::uint64_t tenant) {
   const std::uint32_t tenant_slot = tenants_.slot_of(tenant, who);
   return with_room([&] {
     if (actors_.free_slots() == 0)
-      throw out_of_room(who + ": the actor table is full (max_actors = " +
-                        std::to_string(options_.max_actors) + "); raise runtime_options::max_actors");
+      throw out_of_room(who + ": " + actors_.full_text() + "; raise runtime_options::max_actors");
     return actors_.add_remote(name, tenant, tenant_slot, io_.outbound_geometry());
   });
 }

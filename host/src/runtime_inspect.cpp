@@ -21,7 +21,7 @@ actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds ti
     // resume(), and none is in a handler once all of them confirmed. Hold that pause for the copy, as
     // snapshot_all() does (a resume() meanwhile takes effect after it).
     std::lock_guard lock(setup_);
-    if (!run_.hold_all_for_snapshot(timeout))
+    if (!run_.hold_all_for_snapshot(timeout, "snapshot()"))
       throw error("snapshot(): the runtime is paused but its workers did not all confirm within " +
                   std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
                   " ms (a handler call is still running); nothing was copied");
@@ -54,11 +54,13 @@ actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds ti
   };
   try {
     if (held && !(run_.await_device_state(a, *held, device_state::paused, timeout) &&
-                  current_device_state(*held, actors_.device_word(a)) == device_state::paused))
+                  current_device_state(*held, actors_.device_word(a)) == device_state::paused)) {
+      run_.throw_if_stuck(a, "snapshot()");
       throw error("snapshot(): actor '" + actors_.name_of(a) + "' did not pause within " +
                   std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
                   " ms (a handler call is still running, or the actor was stopped or the runtime shut down "
                   "meanwhile); nothing was copied");
+    }
     // Copied under the lock stop() takes to override the hold: once the hold is confirmed here, no
     // stop() can set the worker draining the mailbox (writing the state) until the copy is done.
     std::lock_guard lock(setup_);
@@ -97,7 +99,7 @@ std::uint64_t runtime_impl::snapshot_all(const std::filesystem::path& path,
     // Held paused for the copies, also when the application paused them (until every worker confirmed,
     // handler calls may still write states); a resume() meanwhile does not end the hold.
     const bool pause = run_.current_phase() == phase::running;
-    if (pause && !run_.hold_all_for_snapshot(timeout)) {
+    if (pause && !run_.hold_all_for_snapshot(timeout, "snapshot_all()")) {
       throw error("snapshot_all(): the workers did not all pause within " +
                   std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
                   " ms (a handler call is still running); nothing was written");

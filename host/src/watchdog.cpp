@@ -133,6 +133,26 @@ void watchdog::throw_if_stuck(actor_index a, const std::string& who) const {
   }
 }
 
+bool watchdog::reports_stuck(actor_index a) const {
+  std::lock_guard lock(mutex_);
+  for (const auto& [entry, call] : stuck_)
+    if (call.actor == a || std::find(call.behind.begin(), call.behind.end(), a) != call.behind.end())
+      return true;
+  return false;
+}
+
+bool watchdog::reports_any_stuck() const {
+  std::lock_guard lock(mutex_);
+  return !stuck_.empty();
+}
+
+void watchdog::throw_if_any_stuck(const std::string& who) const {
+  std::lock_guard lock(mutex_);
+  if (!stuck_.empty())
+    throw error(who + ": a worker cannot confirm while the watchdog reports " +
+                stuck_.begin()->second.description);
+}
+
 std::vector<std::string> watchdog::stuck_names() const {
   std::lock_guard lock(mutex_);
   std::vector<std::string> names;

@@ -44,6 +44,11 @@ public:
   void stop() noexcept;
   //! Throws rk::error for `who` when actor `a` is stuck, or waits on a worker stuck in another actor.
   void throw_if_stuck(actor_index a, const std::string& who) const;
+  //! Whether throw_if_stuck(a, ...) would throw (for waits that must end on a report).
+  bool reports_stuck(actor_index a) const;
+  //! Whether any handler call is reported stuck, and throwing: rk::error for `who` naming one.
+  bool reports_any_stuck() const;
+  void throw_if_any_stuck(const std::string& who) const;
   //! Names of actors stuck in a handler call now, for shutdown's report.
   std::vector<std::string> stuck_names() const;
   //! Called on the watchdog thread after a look that reported a new stuck call (the state dump). Set

@@ -59,6 +59,38 @@ TEST(KeyedPick, AStoppedMembersKeysSpreadAndNoOtherKeyMoves) {
   EXPECT_EQ(assign(live), before) << "the keys return once the member is live again";
 }
 
+// With most members down, keys that miss every rehash go by rendezvous weight among the live ones: still
+// even (scanning on from the last pick gave 2 of 64 live members 80% and 20%), and only a stopping
+// member's keys move.
+TEST(KeyedPick, KeysSpreadEvenlyAndStayPutWhenMostMembersAreDown) {
+  for (const std::uint32_t up : {2u, 4u, 8u}) {
+    std::vector<bool> live(members, false);
+    for (std::uint32_t i = 0; i < up; ++i) live[i * (members / up) + 3] = true;
+    const std::vector<std::uint32_t> before = assign(live);
+    std::vector<std::uint64_t> load(members);
+    for (std::uint32_t o : before) ++load[o];
+    const double mean = static_cast<double>(keys) / up;
+    for (std::uint32_t i = 0; i < members; ++i) {
+      if (!live[i]) {
+        EXPECT_EQ(load[i], 0u);
+        continue;
+      }
+      // ~12,500..50,000 keys per live member: 4 standard deviations are under 2% of the mean.
+      EXPECT_LE(static_cast<double>(load[i]) / mean, 1.03) << up << " live, member " << i;
+      EXPECT_GE(static_cast<double>(load[i]) / mean, 0.97) << up << " live, member " << i;
+    }
+    const std::uint32_t stopping = members / up + 3;
+    live[stopping] = false;
+    const std::vector<std::uint32_t> after = assign(live);
+    for (std::uint64_t k = 0; k < keys; ++k) {
+      if (before[k] != stopping)
+        ASSERT_EQ(after[k], before[k]) << up << " live: key " << k << " moved although its member is live";
+      else
+        ASSERT_TRUE(live[after[k]]);
+    }
+  }
+}
+
 TEST(KeyedPick, FindsTheLastLiveMemberAndReportsNone) {
   std::vector<bool> live(members, false);
   live[63] = true;

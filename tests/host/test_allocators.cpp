@@ -6,6 +6,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <vector>
 
 using rk::detail::range_allocator;
 using rk::detail::slot_allocator;
@@ -106,14 +107,24 @@ TEST(SlotAllocator, UnacquireRestoresExactlyTheStateBefore) {
   EXPECT_EQ(full.acquire()->slot, 0u);
 }
 
-TEST(SlotAllocator, GenerationsWrapAtTheLimit) {
-  slot_allocator s(1, 4);
-  std::set<std::uint32_t> seen;
-  for (int i = 0; i < 8; ++i) {
-    const auto id = s.acquire();
-    ASSERT_TRUE(id);
-    seen.insert(id->generation);
+TEST(SlotAllocator, ASlotIsRetiredAfterItsLastGenerationAndNeverReused) {
+  slot_allocator s(2, 4);
+  const auto other = s.acquire();
+  ASSERT_TRUE(other);
+  std::vector<std::uint32_t> generations;
+  for (auto id = s.acquire(); id; id = s.acquire()) {
+    ASSERT_EQ(id->slot, 1u);
+    generations.push_back(id->generation);
     s.release(id->slot);
   }
-  EXPECT_EQ(seen, (std::set<std::uint32_t>{0, 1, 2, 3}));
+  EXPECT_EQ(generations, (std::vector<std::uint32_t>{0, 1, 2, 3})) << "generation 0 never comes back";
+  EXPECT_EQ(s.retired(), 1u);
+  EXPECT_EQ(s.available(), 0u);
+  EXPECT_EQ(s.in_use(), 1u);
+  s.release(other->slot);
+  EXPECT_EQ(s.available(), 1u);
+  const auto again = s.acquire();
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->slot, other->slot);
+  EXPECT_EQ(again->generation, 1u);
 }

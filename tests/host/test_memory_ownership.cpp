@@ -97,6 +97,7 @@ TEST(MemoryOwnership, RuntimesRefusedAtEachValidationStepFreeEverything) {
        },
        "host_ring"},
       {"max_groups", [](auto& o) { o.max_groups = (1u << 20) + 1; }, "max_groups"},
+      {"max_group_members", [](auto& o) { o.max_group_members = (1u << 24) + 1; }, "max_group_members"},
       {"max_hops", [](auto& o) { o.max_hops = 256; }, "max_hops"},
       {"starvation_limit", [](auto& o) { o.starvation_limit = 0; }, "starvation_limit"},
       {"max_message_types", [](auto& o) { o.max_message_types = (1u << 24) + 1; }, "max_message_types"},

@@ -203,6 +203,60 @@ TEST_P(ReuseCases, GroupsAndAliasesGiveTheirSlotsBack) {
   EXPECT_TRUE(rt.shutdown().drained);
 }
 
+// With 2^16 slots an id has 15 generation bits: one slot takes 32,768 occupants, then its ids would repeat
+// (a stale id kept since its first occupant would reach the new one), so the slot is retired instead. A
+// group slot takes one fewer: the last slot's last generation would make the address host_actor's.
+TEST_P(ReuseCases, ASlotWhoseIdsWouldRepeatIsRetiredNotReused) {
+  constexpr std::uint32_t slots = 1u << 16, occupants_per_slot = 1u << 15;
+  rk::runtime_options o = options();
+  o.max_actors = slots;
+  o.max_groups = slots;
+  o.max_group_members = slots;
+  rk::runtime rt(o);
+  const std::vector<actor_index> others = rt.spawn_many<counter>("other", slots - 1, small_mailbox(2, 128));
+  const actor_index first = rt.spawn<counter>("cycled", small_mailbox(2, 128));
+  actor_index id = first;
+  std::uint32_t occupants = 1;
+  for (;; ++occupants) {
+    rt.forget(id);
+    try {
+      id = rt.spawn<counter>("cycled", small_mailbox(2, 128));
+    } catch (const rk::error& e) {
+      EXPECT_NE(std::string(e.what()).find("1 of its slots are retired"), std::string::npos) << e.what();
+      break;
+    }
+    ASSERT_NE(id, first) << "occupant " << occupants + 1 << " got the first occupant's id";
+  }
+  EXPECT_EQ(occupants, occupants_per_slot);
+  EXPECT_EQ(rt.tables().actors.used, slots - 1);
+  expect_refused([&] { (void)rt.name_of(first); }, "unknown actor id");
+
+  for (std::uint32_t g = 0; g + 1 < slots; ++g)
+    (void)rt.create_group("g" + std::to_string(g), std::span<const actor_index>(&others[g], 1));
+  const rk::address first_group = rt.create_group("cycled", std::span<const actor_index>(&others[0], 1));
+  rk::address group = first_group;
+  occupants = 1;
+  for (;; ++occupants) {
+    rt.remove_group(group);
+    try {
+      group = rt.create_group("cycled", std::span<const actor_index>(&others[0], 1));
+    } catch (const rk::error& e) {
+      EXPECT_NE(std::string(e.what()).find("1 of its slots are retired"), std::string::npos) << e.what();
+      break;
+    }
+    ASSERT_NE(group, first_group) << "group " << occupants + 1 << " got the first one's address";
+    ASSERT_NE(group, rk::host_actor);
+  }
+  EXPECT_EQ(occupants, occupants_per_slot - 1);
+
+  rt.start();
+  const ping_payload p{0, 1};
+  EXPECT_EQ(rt.send_wait(first, msg_count, rk::as_bytes(p), 5s), status::not_found);
+  EXPECT_EQ(rt.send_wait(first_group, msg_count, rk::as_bytes(p), 5s), status::not_found);
+  EXPECT_EQ(rt.send_wait(others[0], msg_count, rk::as_bytes(p), 5s), status::delivered);
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
 TEST_P(ReuseCases, NothingIsRemovedWhileSomethingLeadsToIt) {
   rk::runtime rt(options());
   const actor_index a = rt.spawn<counter>("a", small_mailbox());

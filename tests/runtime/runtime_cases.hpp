@@ -602,6 +602,7 @@ TEST_P(RuntimeCases, TrapInAHandlerFaultsOnlyItsActorOnTheCpuBackend) {
   EXPECT_EQ(r.lost_to_fault, 1u);
   const rk::runtime_stats s = rt.stats();
   EXPECT_EQ(s.actors[t].interrupted, 1u);
+  EXPECT_EQ(s.actors[t].deferred, 0u) << "the trap cancelled the call's ctx.defer()";
   EXPECT_EQ(s.actors[t].handled, 1u);
   EXPECT_EQ(s.actors[t].received, s.actors[t].handled + s.actors[t].discarded + s.actors[t].interrupted);
   EXPECT_EQ(s.actors[bystander].handled, 1u) << "accounting survives the fault";

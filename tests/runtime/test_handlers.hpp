@@ -158,12 +158,16 @@ struct bouncer {
   }
 };
 
-//! Traps on msg_trap, echoes otherwise.
+//! Traps on msg_trap after asking for a ctx.defer() (the trap cancels it: the call is counted as
+//! interrupted, not deferred), echoes otherwise.
 struct trapper {
   static constexpr const char* name = "trapper";
   template <class Ctx>
   RK_HOST_DEVICE void operator()(Ctx& ctx, rk::no_state&, const rk::message& m) {
-    if (m.type() == msg_trap) ctx.trap(42);
+    if (m.type() == msg_trap) {
+      ctx.defer();
+      ctx.trap(42);
+    }
     (void)ctx.reply(m, m.payload());
   }
 };

@@ -8,6 +8,7 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
+#include <future>
 #include <map>
 #include <stdexcept>
 #include <thread>
@@ -412,6 +413,51 @@ TEST(CpuHardening, LifecycleSaysStoppedOnlyOnceNoWorkerCanRun) {
     EXPECT_EQ(rt.lifecycle(a), rk::actor_lifecycle::stopped);
     EXPECT_EQ(rt.stats().actors[a].lifecycle, rk::actor_lifecycle::stopped);
   }
+}
+
+TEST(CpuHardening, WaitsInProgressEndWhenTheWatchdogReportsTheCallTheyWaitFor) {
+  // Calls already waiting when the watchdog reports the call that holds them up end then, naming it: with
+  // milliseconds::max() they waited until another thread's shutdown().
+  rk::runtime_options o = cpu_options();
+  o.dedicated_workers = true;
+  o.cpu_workers = 1; // both actors on one worker thread: `behind` waits for `gated`
+  o.handler_timeout = 500ms;
+  release_gated_handler = false;
+  gated_handler_entered = false;
+  rk::runtime rt(o);
+  const actor_index gated = rt.spawn<gated_handler>("gated");
+  const actor_index behind = rt.spawn<counter>("behind");
+  rt.start();
+  ASSERT_EQ(rt.send(gated, msg_count, {}), status::enqueued);
+  ASSERT_EQ(
+      rk::wait_until([] { return gated_handler_entered.load(); }, [] { return false; }, 20'000'000'000ull),
+      rk::wait_result::ready);
+  // The calls below begin waiting well before the report (half a second from now).
+  const auto refused = [](auto call) {
+    return std::async(std::launch::async, [call]() -> std::string {
+      try {
+        call();
+      } catch (const rk::error& e) {
+        return e.what();
+      }
+      return "returned without rk::error";
+    });
+  };
+  std::vector<std::future<std::string>> waits;
+  waits.push_back(refused([&] { (void)rt.snapshot(gated, std::chrono::milliseconds::max()); }));
+  waits.push_back(refused([&] { (void)rt.pause_actor(behind, std::chrono::milliseconds::max()); }));
+  waits.push_back(refused([&] { (void)rt.pause(std::chrono::milliseconds::max()); }));
+  bool all_ended = true;
+  for (auto& w : waits) all_ended = all_ended && w.wait_for(30s) == std::future_status::ready;
+  release_gated_handler = true; // lets every wait end, should one still be waiting
+  ASSERT_TRUE(all_ended) << "a wait went on after the watchdog's report";
+  for (auto& w : waits) {
+    const std::string what = w.get();
+    EXPECT_NE(what.find("actor 'gated'"), std::string::npos) << what;
+  }
+  ASSERT_FALSE(rt.faults().empty());
+  rt.resume();
+  EXPECT_TRUE(rt.shutdown().drained);
 }
 
 TEST(CpuHardening, AStuckCallHoldsUpOnlyItsOwnActorWhenActorsAreScheduled) {

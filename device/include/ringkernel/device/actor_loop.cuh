@@ -208,6 +208,13 @@ RK_HOST_DEVICE inline bool take_defer(const system_view& sys, actor_index self) 
   return true;
 }
 
+//! Leader, after a handler call that faulted: forgets a ctx.defer() it made without counting it (the
+//! message is released and counted as interrupted, not offered again).
+RK_HOST_DEVICE inline void drop_defer(const system_view& sys, actor_index self) noexcept {
+  cuda::atomic_ref<std::uint32_t, peer_scope>(sys.privates[slot_of(sys, self)].defer_requested)
+      .store(0u, cuda::std::memory_order_relaxed);
+}
+
 //! Leader, after a handler call of `self` on the message in `slot` (still in the mailbox): counts the call
 //! towards the trace sample and records every trace.sample_every-th one (trace.cuh). `begin_ns` is when the
 //! call began on the HLC's clock (hlc_physical_ns), `took_ns` how long it ran.
@@ -302,7 +309,7 @@ serve_result cpu_serve_one(const system_view& sys, actor_index self, void* state
     const std::uint64_t took = end - begin;
     charge_handler_time(sys, self, took);
     if (failed) {
-      take_defer(sys, self); // a call that faulted keeps nothing
+      drop_defer(sys, self);
       trace_call(sys, self, step.slot, wall_begin, took, trace_outcome::faulted);
       fault.time = event_time;
       const std::uint32_t slot = slot_of(sys, self);

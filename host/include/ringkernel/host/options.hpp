@@ -59,7 +59,8 @@ struct runtime_options {
   //! 16,777,216 (2^24; ids stay 32-bit). Each slot costs about 450 bytes of device memory (entry,
   //! counters, worker state, run-queue cell) whether used or not; an actor adds its mailbox and state.
   std::uint32_t max_actors = 1024;
-  //! Capacity of the group table, and of all groups' member lists together (0: max_actors).
+  //! Capacity of the group table (at most 2^20), and of all groups' member lists together (0: max_actors;
+  //! at most 2^24, 4 bytes of device memory each).
   std::uint32_t max_groups = 256;
   std::uint32_t max_group_members = 0;
   //! Forwards (indirect routes and ctx.forward) a message may take before it is refused with
@@ -88,6 +89,10 @@ struct runtime_options {
   //! Of those, how many may be for one destination address: a destination that stopped taking messages
   //! then holds back only its own senders (send() to it returns queue_full) while other destinations
   //! keep the rest of the area. 1 .. host_parking_slots; 0: a quarter of host_parking_slots (at least 1).
+  //! The area is shared, so that holds for fewer than host_parking_slots / host_parking_per_destination
+  //! stalled destinations: with the default quarter, four stalled addresses fill it and every host send
+  //! is refused with queue_full (send_blocking waits) until one of them takes messages again. Where more
+  //! destinations may stall at once, set a smaller share.
   std::uint32_t host_parking_per_destination = 0;
   //! CPU backend threads for dedicated actors (actor_options::dedicated_worker) per launch; 0 =
   //! min(those actors, hardware threads). A thread may serve several dedicated actors. The dedicated

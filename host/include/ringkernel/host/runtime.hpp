@@ -230,7 +230,9 @@ public:
   std::vector<actor_fault> faults() const;
   //! Forgets actor `a`: before start() any actor, while running a stopped or faulted one (stop() it
   //! first). Refused while a group, alias or route leads to it. Its name is free at once; its id is
-  //! refused from now on (the id carries a generation, so a reused slot gets a new id); its tenant charge
+  //! refused from now on (the id carries a generation, so a reused slot gets a new id; a slot whose ids
+  //! would repeat, after 2^(31 - ceil(log2 max_actors)) occupants, is retired instead and the table
+  //! holds one actor fewer: 2^21 occupants at max_actors 1,024, 128 at 2^24); its tenant charge
   //! is returned; its slot, mailbox and state memory are reused once its worker let go of it and a grace
   //! period passed. Its counters move to runtime_stats::forgotten, what was still queued as discarded
   //! (interrupted calls stay interrupted, and shutdown_report::lost_to_fault counts them).
@@ -310,9 +312,9 @@ public:
 
   //! Actor `a`'s state and spawn options. A live or paused actor of a running runtime is held paused for
   //! the copy (a paused one until its worker confirmed the pause: a handler call may still be writing);
-  //! rk::error if it does not hold still within `timeout` (then nothing was copied). The hold is the
-  //! snapshot's own: a resume_actor() meanwhile takes effect after the copy, and an actor the application
-  //! paused stays paused.
+  //! rk::error if it does not hold still within `timeout`, or once the watchdog reports its worker stuck
+  //! in a handler call (then nothing was copied). The hold is the snapshot's own: a resume_actor()
+  //! meanwhile takes effect after the copy, and an actor the application paused stays paused.
   template <class Rep = std::int64_t, class Period = std::nano>
   actor_snapshot snapshot(actor_index a,
                           std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
@@ -362,7 +364,10 @@ public:
   //! While paused, CPU worker threads sleep until resume() (a paused runtime costs no CPU); on CUDA the
   //! workers back off with __nanosleep. Paused workers acknowledge no request about one actor, so
   //! pause_actor() and stop() wait (and return false after their timeout) and a forgotten actor's slot
-  //! comes back only after resume(); snapshot() and snapshot_all() copy at once.
+  //! comes back only after resume(); snapshot() and snapshot_all() copy at once. Throws rk::error naming
+  //! the call as soon as the watchdog reports a handler call stuck (runtime_options::handler_timeout): its
+  //! worker cannot acknowledge. The pause stays requested then, as after a timeout; resume() lifts it.
+  //! stop(), pause_actor(), snapshot() and snapshot_all() waiting in other threads end the same way.
   template <class Rep = std::int64_t, class Period = std::nano>
   bool pause(std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
     return pause_for(detail::checked_timeout(timeout, "pause()"));
