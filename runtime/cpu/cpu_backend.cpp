@@ -463,7 +463,18 @@ private:
       if (a.ops == nullptr && idle.step() >= park_after_steps)
         a = park(by_kind, next_kind, grace_seen, paused, run_next, looked_at);
       if (a.ops == nullptr) {
-        if (idle.step() < park_after_steps) idle.pause();
+        if (idle.step() < park_after_steps) {
+          // Spinning idle before parking takes 128 steps, and when the CPUs are busy each yield may give
+          // the core away for milliseconds (90 ms in all, measured): look by time too, so an actor
+          // stranded in a slot waits about one look-out period, not until this thread parks. (A clock
+          // read costs less than the step's pause hint or yield.)
+          if (const std::uint64_t now = physical_clock_ns();
+              now - last_look_ns >= std::uint64_t{run_next_look_out_ns}) {
+            look_out();
+            last_look_ns = now;
+          }
+          idle.pause();
+        }
         continue;
       }
       a.state = sys_.routes[slot_of(sys_, a.actor)].state;
