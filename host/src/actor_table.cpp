@@ -47,6 +47,7 @@ std::uint32_t actor_table::kind_for(const actor_type_ops& ops, bool must_be_load
     if (kinds_[i].ops.type != ops.type) continue;
     // A spawn from an nvcc-compiled file supplies the kernel a host-compiled one could not.
     if (kinds_[i].ops.cuda_kernel == nullptr && !kinds_[i].loaded) {
+      std::lock_guard lock(mutex_); // stats() and dump_state() read the handler types under it
       kinds_[i].ops.cuda_kernel = ops.cuda_kernel;
       kinds_[i].ops.cuda_scheduled_kernel = ops.cuda_scheduled_kernel;
     }
@@ -67,12 +68,16 @@ std::uint32_t actor_table::kind_for(const actor_type_ops& ops, bool must_be_load
       throw error(who + ": another handler type is already named '" + ops.name +
                   "' (names identify handler types in snapshots, traces and metrics); give each handler "
                   "type its own `static constexpr const char* name`");
-  kinds_.push_back(kind_record{ops, false});
+  {
+    std::lock_guard lock(mutex_); // stats() and dump_state() read the handler types under it
+    kinds_.push_back(kind_record{ops, false});
+  }
   added = true;
   return static_cast<std::uint32_t>(kinds_.size() - 1);
 }
 
 void actor_table::remove_last_kind() noexcept {
+  std::lock_guard lock(mutex_);
   kinds_.pop_back();
 }
 

@@ -253,8 +253,10 @@ private:
   device_block d_counters_;
   device_block d_privates_;
 
-  std::deque<kind_record> kinds_; //!< stable addresses: the backend keeps pointers to the ops
-  mutable std::mutex mutex_;      //!< guards everything below
+  //! Stable addresses (the backend keeps pointers to the ops). Changed under setup_ and mutex_ both, so
+  //! either lock is enough to read it.
+  std::deque<kind_record> kinds_;
+  mutable std::mutex mutex_; //!< guards everything below
   slot_allocator slots_;
   std::vector<route_entry> routes_;   //!< host shadow of the host-written fields, by slot
   std::vector<actor_record> records_; //!< by slot

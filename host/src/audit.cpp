@@ -15,6 +15,9 @@
 #include <cstring>
 #include <thread>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 namespace rk {
 
 // --- the chain ---------------------------------------------------------------------------------------
@@ -173,25 +176,54 @@ std::uint64_t audit_memory_sink::evicted() const {
 }
 
 audit_file_sink::audit_file_sink(std::filesystem::path path) : path_(std::move(path)) {
-  file_ = std::fopen(path_.c_str(), "we"); // e: close-on-exec, so child processes do not inherit it
-  if (file_ == nullptr)
+  // O_CLOEXEC: child processes do not inherit it.
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd_ < 0)
     throw error("audit_file_sink: cannot create '" + path_.string() + "': " + std::strerror(errno) +
                 "; check that the directory exists and is writable");
 }
 
 audit_file_sink::~audit_file_sink() {
-  if (file_ != nullptr) std::fclose(file_);
+  try {
+    write_out();
+  } catch (const error&) { // nothing to report to: the drain's last flush() already said so
+  }
+  ::close(fd_);
+}
+
+void audit_file_sink::write_out() {
+  std::size_t done = 0;
+  while (done < pending_.size()) {
+    const ssize_t n = ::write(fd_, pending_.data() + done, pending_.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int why = n < 0 ? errno : ENOSPC;
+      // Cut what reached the file back to the last whole line, so later lines never follow a torn one.
+      if (::ftruncate(fd_, static_cast<off_t>(size_)) != 0 ||
+          ::lseek(fd_, static_cast<off_t>(size_), SEEK_SET) < 0) {
+        pending_.erase(0, done);
+        throw error("audit_file_sink: writing '" + path_.string() + "' failed (" + std::strerror(why) +
+                    ") and cutting it back to its last whole line failed too (" + std::strerror(errno) + ")");
+      }
+      throw error("audit_file_sink: writing '" + path_.string() + "' failed: " + std::strerror(why) + "; " +
+                  std::to_string(pending_.size()) + " bytes of whole lines stay buffered for the next try");
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  size_ += pending_.size();
+  pending_.clear();
 }
 
 void audit_file_sink::write(const audit_entry& entry) {
-  if (std::fwrite(entry.json.data(), 1, entry.json.size(), file_) != entry.json.size() ||
-      std::fputc('\n', file_) == EOF)
-    throw error("audit_file_sink: writing '" + path_.string() + "' failed: " + std::strerror(errno));
+  if (pending_.size() >= pending_limit) {
+    write_out(); // throws while the disk refuses
+  }
+  pending_.append(entry.json).push_back('\n');
+  if (pending_.size() >= std::size_t{64} << 10) write_out();
 }
 
 void audit_file_sink::flush() {
-  if (std::fflush(file_) != 0)
-    throw error("audit_file_sink: flushing '" + path_.string() + "' failed: " + std::strerror(errno));
+  write_out();
 }
 
 audit_callback_sink::audit_callback_sink(callback fn) : fn_(std::move(fn)) {

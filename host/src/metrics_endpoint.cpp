@@ -16,9 +16,14 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <system_error>
 #include <thread>
+#include <vector>
 
 namespace rk::detail {
 
@@ -165,15 +170,70 @@ private:
   std::map<int, clock::time_point> open_; //!< by descriptor: when it was accepted
 };
 
+//! The threads that serve connections, started before the listening thread: httplib's own ThreadPool
+//! starts them on that thread, where a failure to start one ended the process (std::terminate).
+class serving_threads final : public httplib::TaskQueue {
+public:
+  explicit serving_threads(std::size_t count) {
+    try {
+      for (std::size_t i = 0; i < count; ++i) threads_.emplace_back([this] { work(); });
+    } catch (const std::system_error& e) {
+      shutdown();
+      throw error(std::string("serve_metrics(): could not start the endpoint's ") + std::to_string(count) +
+                  " serving threads: " + e.what());
+    }
+  }
+  ~serving_threads() override { shutdown(); }
+  void enqueue(std::function<void()> fn) override {
+    {
+      std::lock_guard lock(mutex_);
+      jobs_.push_back(std::move(fn));
+    }
+    wake_.notify_one();
+  }
+  void shutdown() override {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (std::thread& t : threads_)
+      if (t.joinable()) t.join();
+  }
+
+private:
+  void work() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+        if (jobs_.empty()) return; // stopping, nothing left
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      job();
+    }
+  }
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> threads_;
+};
+
 } // namespace
 
 struct metrics_endpoint::server {
   endpoint_server http;
+  //! Handed to the listening thread (which deletes it when it stops) or, if it never ran, stopped here.
+  std::unique_ptr<serving_threads> serving;
   std::thread thread;
   std::thread reaper;
   std::mutex mutex;
   std::condition_variable wake;
   bool stopping = false;
+  bool bound = false; //!< the listening thread may listen (it was started before the bind)
 };
 
 metrics_endpoint::metrics_endpoint(const metrics_endpoint_options& options, renderer render)
@@ -183,7 +243,7 @@ metrics_endpoint::metrics_endpoint(const metrics_endpoint_options& options, rend
                 "' is not a loopback address; the endpoint binds only 127.0.0.1, ::1 or localhost (put an "
                 "authenticating proxy in front of it to expose the metrics further)");
   endpoint_server& http = server_->http;
-  http.new_task_queue = [] { return new httplib::ThreadPool(server_threads); };
+  http.new_task_queue = [s = server_.get()] { return s->serving.release(); };
   // httplib's default sets SO_REUSEPORT, which lets a second server bind the same port and share the
   // scrapes; SO_REUSEADDR alone still allows a restart while old connections linger in TIME_WAIT.
   http.set_socket_options([](auto sock) {
@@ -202,6 +262,32 @@ metrics_endpoint::metrics_endpoint(const metrics_endpoint_options& options, rend
   };
   http.Get("/metrics", answer(false));
   http.Get("/metrics.json", answer(true));
+  // Every thread starts before the port is bound (the listening one waits for the bind), so a failure to
+  // start one is an rk::error with nothing running and no socket left open.
+  server_->serving = std::make_unique<serving_threads>(server_threads);
+  try {
+    server_->reaper = std::thread([s = server_.get()] {
+      std::unique_lock lock(s->mutex);
+      while (!s->wake.wait_for(lock, reaper_period, [s] { return s->stopping; }))
+        s->http.close_older_than(connection_lifetime);
+    });
+  } catch (const std::system_error& e) {
+    throw error(std::string("serve_metrics(): could not start the endpoint's connection reaper thread: ") +
+                e.what());
+  }
+  try {
+    server_->thread = std::thread([s = server_.get()] {
+      {
+        std::unique_lock lock(s->mutex);
+        s->wake.wait(lock, [s] { return s->bound || s->stopping; });
+        if (!s->bound) return;
+      }
+      s->http.listen_after_bind();
+    });
+  } catch (const std::system_error& e) {
+    stop_reaper();
+    throw error(std::string("serve_metrics(): could not start the endpoint's listening thread: ") + e.what());
+  }
   const std::string host = options.address == "localhost" ? "127.0.0.1" : options.address;
   int port = options.port;
   if (options.port == 0) {
@@ -209,16 +295,18 @@ metrics_endpoint::metrics_endpoint(const metrics_endpoint_options& options, rend
   } else if (!http.bind_to_port(host, options.port)) {
     port = -1;
   }
-  if (port <= 0)
+  if (port <= 0) {
+    stop_reaper(); // also lets the listening thread go
+    server_->thread.join();
     throw error("serve_metrics(): cannot bind " + options.address + ":" + std::to_string(options.port) +
                 " (is the port in use? pass port = 0 for any free one)");
+  }
   port_ = static_cast<std::uint16_t>(port);
-  server_->thread = std::thread([s = server_.get()] { s->http.listen_after_bind(); });
-  server_->reaper = std::thread([s = server_.get()] {
-    std::unique_lock lock(s->mutex);
-    while (!s->wake.wait_for(lock, reaper_period, [s] { return s->stopping; }))
-      s->http.close_older_than(connection_lifetime);
-  });
+  {
+    std::lock_guard lock(server_->mutex);
+    server_->bound = true;
+  }
+  server_->wake.notify_all();
   // stop() only stops a server that is already listening: wait for that, so the destructor cannot miss it.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (!http.is_running()) {

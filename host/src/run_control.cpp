@@ -169,10 +169,12 @@ void run_control::launch_late(const std::vector<actor_index>& ids, const std::st
 // -------------------------------------------------------------------------------------------
 
 bool run_control::pause(std::chrono::nanoseconds timeout) {
-  if (phase_.load() != phase::running) throw error("pause(): the runtime is not running");
   faults_.throw_if_faulted();
   {
+    // The phase is read under the lock shutdown() changes it under: a pause that lands after shutdown's
+    // resume() would hold the workers paused through the drain.
     std::lock_guard lock(global_pause_mutex_);
+    if (phase_.load() != phase::running) throw error("pause(): the runtime is not running");
     application_paused_ = true;
     workers_.request_pause(true);
   }
@@ -320,7 +322,7 @@ void run_control::respawn(actor_index a, std::type_index type, const void* initi
 }
 
 bool run_control::await_device_state(actor_index a, std::uint32_t host_word, device_state wanted,
-                                     std::chrono::nanoseconds timeout) {
+                                     std::chrono::nanoseconds timeout, bool until_global_pause) {
   // The wait also ends (false) when the request is overtaken: the host rewrote the actor's word (a
   // resume_actor, or shutdown resuming paused actors to drain them), or shutdown completed (no worker
   // answers any more); and when the watchdog reports the actor's worker stuck in a handler call (the
@@ -334,7 +336,7 @@ bool run_control::await_device_state(actor_index a, std::uint32_t host_word, dev
         const bool resumed =
             wanted == device_state::paused && static_cast<host_state>(state_in(now)) != host_state::paused;
         overtaken = epoch_of(now) != epoch_of(host_word) || resumed || phase_.load() == phase::stopped ||
-                    watchdog_.reports_stuck(a);
+                    watchdog_.reports_stuck(a) || (until_global_pause && application_paused());
         return overtaken;
       },
       abort_on_fault(), timeout_ns(timeout), host_backoff());
@@ -371,7 +373,10 @@ shutdown_report run_control::shutdown() noexcept {
     return report;
   }
   try {
-    phase_.store(phase::draining);
+    {
+      std::lock_guard lock(global_pause_mutex_); // see pause()
+      phase_.store(phase::draining);
+    }
     io_.wait_for_senders();
     resume(); // paused workers would never drain
     actors_.resume_paused();

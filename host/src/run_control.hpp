@@ -67,8 +67,9 @@ public:
   std::optional<std::uint32_t> hold_for_snapshot(actor_index a);
   void release_snapshot_hold(actor_index a);
   void respawn(actor_index a, std::type_index type, const void* initial);
+  //! (`until_global_pause`: the wait also ends, false, once the application paused the whole runtime.)
   bool await_device_state(actor_index a, std::uint32_t host_word, device_state wanted,
-                          std::chrono::nanoseconds timeout);
+                          std::chrono::nanoseconds timeout, bool until_global_pause = false);
   //! rk::error naming the stuck handler call when the watchdog reports `a` (or its worker) stuck.
   void throw_if_stuck(actor_index a, const std::string& who) const { watchdog_.throw_if_stuck(a, who); }
   //! The watchdog's look at each worker (state dumps); empty without a watchdog.

@@ -1,13 +1,15 @@
 // rk::runtime and rk::tenant_registry: the public face. Each call forwards to the coordinator (calls that
 // span facilities or change tables) or straight to the facility that answers it (lookups, host I/O).
 
+#include "file_output.hpp"
 #include "nvtx.hpp"
 #include "runtime_impl.hpp"
 
 #include <cxxabi.h>
 
 #include <cstdlib>
-#include <fstream>
+#include <memory>
+#include <new>
 
 namespace rk {
 
@@ -40,8 +42,19 @@ device_probe probe_cuda_device(int device) noexcept {
   return p;
 }
 
-runtime::runtime(runtime_options options)
-    : impl_(std::make_unique<detail::runtime_impl>(std::move(options))) {}
+namespace {
+std::unique_ptr<detail::runtime_impl> construct(runtime_options options) {
+  const std::uint32_t max_actors = options.max_actors;
+  try {
+    return std::make_unique<detail::runtime_impl>(std::move(options));
+  } catch (const std::bad_alloc&) { // the host's own tables (device allocations name theirs)
+    throw error("runtime: out of host memory for the runtime's tables (max_actors = " +
+                std::to_string(max_actors) + ", about 620 bytes each; see runtime_options::max_actors)");
+  }
+}
+} // namespace
+
+runtime::runtime(runtime_options options) : impl_(construct(std::move(options))) {}
 runtime::~runtime() = default;
 
 rk::backend runtime::backend() const noexcept {
@@ -184,13 +197,7 @@ std::string runtime::trace_json() const {
 }
 void runtime::write_trace(const std::filesystem::path& path) const {
   RK_NVTX_RANGE("rk::runtime::write_trace");
-  const std::string json = impl_->trace_json();
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (out) out.write(json.data(), static_cast<std::streamsize>(json.size()));
-  out.close();
-  if (!out)
-    throw error("write_trace(" + path.string() +
-                "): the file could not be written; check that its directory exists and is writable");
+  detail::replace_file(path, {impl_->trace_json()}, "write_trace()");
 }
 void runtime::read_state(actor_index id, std::type_index type, void* out, std::size_t bytes) const {
   RK_NVTX_RANGE("rk::runtime::read_state");

@@ -26,7 +26,9 @@
 //   metrics.hpp      metrics rendering; metrics_endpoint.hpp its HTTP endpoint
 //
 // Locking: setup_ serialises setup calls and shutdown (lock order: setup_, then at most one facility lock
-// at a time). Hot paths (send, receive) and lookups (find, stats, usage) take only facility locks.
+// at a time). Hot paths (send, receive) and lookups (find, stats, usage) take only facility locks. A
+// handler (CPU worker thread) never waits for setup_: its holder may be waiting for that very worker
+// (shutdown's drain, snapshot_all's pause), so a handler's call that finds it taken is refused.
 
 #include "actor_table.hpp"
 #include "audit_link.hpp"
@@ -199,7 +201,25 @@ private:
   std::atomic<phase> phase_{phase::created}; //!< written by run control, read by host I/O
   host_io io_;
   run_control run_;
-  mutable std::mutex setup_;
+  //! The setup lock: a host thread waits for it; a handler's call (CPU worker thread) that finds it taken
+  //! throws rk::error instead of waiting for a holder that may be waiting for that very worker.
+  class setup_mutex {
+  public:
+    explicit setup_mutex(const backend_impl& backend) : backend_(backend) {}
+    void lock() {
+      if (!backend_.on_worker_thread()) return mutex_.lock();
+      if (!mutex_.try_lock())
+        throw error("a runtime call from a handler found the runtime's setup lock taken (by a spawn, a "
+                    "snapshot_all(), a shutdown(), ...), which may be waiting for this very worker: refused "
+                    "rather than waited for; call it from a host thread, or again later");
+    }
+    void unlock() { mutex_.unlock(); }
+
+  private:
+    const backend_impl& backend_;
+    std::mutex mutex_;
+  };
+  mutable setup_mutex setup_{*backend_};
   //! Actor -> the epoch whose stop is in the audit log (one record per stop however often stop() confirms
   //! it). Guarded by setup_.
   std::unordered_map<actor_index, std::uint32_t> stops_audited_;

@@ -4,6 +4,7 @@
 #include "runtime_impl.hpp"
 
 #include <cstdio>
+#include <new>
 
 namespace rk::detail {
 
@@ -12,71 +13,78 @@ namespace rk::detail {
 actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds timeout) {
   refuse_from_worker("snapshot()"); // it pauses the actor, waiting for its worker
   actors_.check(a, "snapshot()", actor_table::want::actor);
+  const auto timeout_text = [&] {
+    return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) + " ms";
+  };
   // A live actor of a running runtime is held paused for the copy, and so is one the application paused
   // (until its worker confirmed, a handler call may still write the state); a stopping one still handles
   // what was queued; anything else holds still already. The hold is the snapshot's own: a resume_actor()
   // meanwhile does not end it, and letting go of it does not resume an actor the application paused.
-  if (run_.current_phase() == phase::running && run_.application_paused()) {
-    // The whole runtime is paused (pause()): its workers acknowledge no request of one actor until
-    // resume(), and none is in a handler once all of them confirmed. Hold that pause for the copy, as
-    // snapshot_all() does (a resume() meanwhile takes effect after it).
-    std::lock_guard lock(setup_);
-    if (!run_.hold_all_for_snapshot(timeout, "snapshot()"))
-      throw error("snapshot(): the runtime is paused but its workers did not all confirm within " +
-                  std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
-                  " ms (a handler call is still running); nothing was copied");
+  for (;;) {
+    if (run_.current_phase() == phase::running && run_.application_paused()) {
+      // The whole runtime is paused (pause()): its workers acknowledge no request of one actor until
+      // resume(), and none is in a handler once all of them confirmed. Hold that pause for the copy, as
+      // snapshot_all() does (a resume() meanwhile takes effect after it).
+      std::lock_guard lock(setup_);
+      if (!run_.hold_all_for_snapshot(timeout, "snapshot()"))
+        throw error("snapshot(): the runtime is paused but its workers did not all confirm within " +
+                    timeout_text() + " (a handler call is still running); nothing was copied");
+      try {
+        actor_snapshot s = actors_.image(a);
+        run_.release_all_for_snapshot();
+        return s;
+      } catch (...) {
+        run_.release_all_for_snapshot();
+        throw;
+      }
+    }
+    std::optional<std::uint32_t> held;
+    {
+      std::lock_guard lock(setup_);
+      if (run_.current_phase() == phase::running) {
+        if (actors_.lifecycle(a) == actor_lifecycle::stopping)
+          throw error("snapshot(): actor '" + actors_.name_of(a) +
+                      "' is stopping (its worker still handles what was queued); snapshot it once stop() "
+                      "confirmed, or before stopping it");
+        held = run_.hold_for_snapshot(a);
+      }
+      // Stopped, faulted, or no workers: it holds still while this lock keeps respawn() out.
+      if (!held) return actors_.image(a);
+    }
+    const auto let_go = [&] {
+      std::lock_guard lock(setup_);
+      run_.release_snapshot_hold(a);
+    };
     try {
+      // A pause() from another thread meanwhile ends the wait: the worker would not acknowledge this hold
+      // until resume(), and the paused runtime is copied as above.
+      if (!(run_.await_device_state(a, *held, device_state::paused, timeout, true) &&
+            current_device_state(*held, actors_.device_word(a)) == device_state::paused)) {
+        run_.throw_if_stuck(a, "snapshot()");
+        if (run_.current_phase() == phase::running && run_.application_paused()) {
+          let_go();
+          continue;
+        }
+        throw error("snapshot(): actor '" + actors_.name_of(a) + "' did not pause within " + timeout_text() +
+                    " (a handler call is still running, or the actor was stopped or the runtime shut down "
+                    "meanwhile); nothing was copied");
+      }
+      // Copied under the lock stop() takes to override the hold: once the hold is confirmed here, no
+      // stop() can set the worker draining the mailbox (writing the state) until the copy is done.
+      std::lock_guard lock(setup_);
+      if (actors_.host_word(a) != *held)
+        throw error(
+            "snapshot(): actor '" + actors_.name_of(a) +
+            "' was stopped, or the runtime shut down, while the snapshot waited for it to pause (its "
+            "worker now handles what was queued); nothing was copied. Snapshot it once stop() confirmed, "
+            "or before stopping it");
       actor_snapshot s = actors_.image(a);
-      run_.release_all_for_snapshot();
+      run_.release_snapshot_hold(a);
       return s;
     } catch (...) {
-      run_.release_all_for_snapshot();
+      let_go();
       throw;
     }
-  }
-  std::optional<std::uint32_t> held;
-  {
-    std::lock_guard lock(setup_);
-    if (run_.current_phase() == phase::running) {
-      if (actors_.lifecycle(a) == actor_lifecycle::stopping)
-        throw error("snapshot(): actor '" + actors_.name_of(a) +
-                    "' is stopping (its worker still handles what was queued); snapshot it once stop() "
-                    "confirmed, or before stopping it");
-      held = run_.hold_for_snapshot(a);
-    }
-    // Stopped, faulted, or no workers: it holds still while this lock keeps respawn() out.
-    if (!held) return actors_.image(a);
-  }
-  const auto let_go = [&] {
-    if (!held) return;
-    std::lock_guard lock(setup_);
-    run_.release_snapshot_hold(a);
-  };
-  try {
-    if (held && !(run_.await_device_state(a, *held, device_state::paused, timeout) &&
-                  current_device_state(*held, actors_.device_word(a)) == device_state::paused)) {
-      run_.throw_if_stuck(a, "snapshot()");
-      throw error("snapshot(): actor '" + actors_.name_of(a) + "' did not pause within " +
-                  std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
-                  " ms (a handler call is still running, or the actor was stopped or the runtime shut down "
-                  "meanwhile); nothing was copied");
-    }
-    // Copied under the lock stop() takes to override the hold: once the hold is confirmed here, no
-    // stop() can set the worker draining the mailbox (writing the state) until the copy is done.
-    std::lock_guard lock(setup_);
-    if (actors_.host_word(a) != *held)
-      throw error(
-          "snapshot(): actor '" + actors_.name_of(a) +
-          "' was stopped, or the runtime shut down, while the snapshot waited for it to pause (its "
-          "worker now handles what was queued); nothing was copied. Snapshot it once stop() confirmed, "
-          "or before stopping it");
-    actor_snapshot s = actors_.image(a);
-    run_.release_snapshot_hold(a);
-    held.reset(); // let go of: done
-    return s;
-  } catch (...) {
-    let_go();
-    throw;
   }
 }
 
@@ -106,6 +114,10 @@ std::uint64_t runtime_impl::snapshot_all(const std::filesystem::path& path,
     }
     try {
       all = actors_.images();
+    } catch (const std::bad_alloc&) {
+      if (pause) run_.release_all_for_snapshot();
+      throw error("snapshot_all(): out of host memory copying " + std::to_string(actors_.fill().used) +
+                  " actors' states; nothing was written to '" + path.string() + "'");
     } catch (...) {
       if (pause) run_.release_all_for_snapshot();
       throw;
@@ -118,10 +130,16 @@ std::uint64_t runtime_impl::snapshot_all(const std::filesystem::path& path,
 }
 
 std::uint64_t runtime_impl::restore(const std::filesystem::path& path) {
-  if (run_.current_phase() != phase::created)
-    throw error("restore(): only before start() (restore into a new runtime, then start it)");
-  const std::vector<actor_snapshot> saved = read_snapshot_file(path);
-  // Everything is checked before the first spawn.
+  const auto before_start = [this] {
+    if (run_.current_phase() != phase::created)
+      throw error("restore(): only before start() (restore into a new runtime, then start it)");
+  };
+  before_start();
+  const std::vector<actor_snapshot> saved = read_snapshot_file(path); // without the lock: it may be large
+  // Everything is checked before the first spawn, under the lock start() takes, so that no start()
+  // in another thread comes between the check and the spawns (they went into the running runtime).
+  std::lock_guard lock(setup_);
+  before_start();
   for (const actor_snapshot& a : saved) {
     const actor_type_ops* ops = actors_.kind_named(a.handler);
     if (ops == nullptr)
@@ -136,7 +154,6 @@ std::uint64_t runtime_impl::restore(const std::filesystem::path& path) {
   }
   // One transaction: a failure on any actor unwinds every step of those before it, so the runtime is
   // as it was (tables, tenant charges, the ids the next spawn hands out), and nothing is audited.
-  std::lock_guard lock(setup_);
   return with_room([&]() -> std::uint64_t {
     undo_log undo;
     std::vector<audit_link::restored_actor> restored;

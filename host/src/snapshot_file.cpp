@@ -2,6 +2,8 @@
 
 #include "snapshot_file.hpp"
 
+#include "file_output.hpp"
+
 #include <ringkernel/host/error.hpp>
 
 #include <nlohmann/json.hpp>
@@ -13,6 +15,7 @@
 #include <iterator>
 #include <limits>
 #include <map>
+#include <new>
 
 namespace rk::detail {
 
@@ -37,51 +40,59 @@ std::string sha256_hex(std::span<const std::byte> bytes) {
   return out;
 }
 
-void write_snapshot_file(const std::filesystem::path& path, const std::vector<actor_snapshot>& actors,
-                         const std::string& backend) {
-  nlohmann::json header;
-  header["format"] = format_name;
-  header["version"] = snapshot_format_version;
-  header["backend"] = backend;
+namespace {
+
+//! The header's JSON text: the actors' list is written one small JSON object at a time, not built as one
+//! big value. (nlohmann's destructor allocates a stack as large as an array: for a million actors, after
+//! running out of memory, destroying the list allocated again and ended the process.)
+std::string snapshot_header(const std::vector<actor_snapshot>& actors, const std::string& backend,
+                            std::uint64_t states_bytes, const std::string& states_sha256) {
   std::map<std::string, std::size_t> types;
-  std::vector<std::byte> states;
-  nlohmann::json list = nlohmann::json::array();
-  for (const actor_snapshot& a : actors) {
-    types.emplace(a.handler, a.state.size());
-    list.push_back({{"name", a.name},
-                    {"handler", a.handler},
-                    {"tenant", a.tenant},
-                    {"mailbox_slots", a.mailbox.capacity},
-                    {"slot_bytes", a.mailbox.slot_bytes},
-                    {"priority_lanes", a.priority_lanes},
-                    {"dedicated_worker", a.dedicated_worker},
-                    {"state_bytes", a.state.size()}});
-    states.insert(states.end(), a.state.begin(), a.state.end());
-  }
+  for (const actor_snapshot& a : actors) types.emplace(a.handler, a.state.size());
+  nlohmann::json fixed;
+  fixed["format"] = format_name;
+  fixed["version"] = snapshot_format_version;
+  fixed["backend"] = backend;
   nlohmann::json handler_types = nlohmann::json::array();
   for (const auto& [name, bytes] : types) handler_types.push_back({{"name", name}, {"state_bytes", bytes}});
-  header["handler_types"] = std::move(handler_types);
-  header["actors"] = std::move(list);
-  header["states_bytes"] = states.size();
-  header["states_sha256"] = sha256_hex(states);
+  fixed["handler_types"] = std::move(handler_types);
+  fixed["states_bytes"] = states_bytes;
+  fixed["states_sha256"] = states_sha256;
+  std::string text = fixed.dump();
+  text.pop_back(); // the closing brace: the actors follow
+  text += ",\"actors\":[";
+  for (std::size_t i = 0; i < actors.size(); ++i) {
+    const actor_snapshot& a = actors[i];
+    if (i != 0) text += ',';
+    text += nlohmann::json{{"name", a.name},
+                           {"handler", a.handler},
+                           {"tenant", a.tenant},
+                           {"mailbox_slots", a.mailbox.capacity},
+                           {"slot_bytes", a.mailbox.slot_bytes},
+                           {"priority_lanes", a.priority_lanes},
+                           {"dedicated_worker", a.dedicated_worker},
+                           {"state_bytes", a.state.size()}}
+                .dump();
+  }
+  text += "]}\n";
+  return text;
+}
 
-  std::filesystem::path temporary = path;
-  temporary += ".partial";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    const std::string line = header.dump() + "\n";
-    out.write(line.data(), static_cast<std::streamsize>(line.size()));
-    out.write(reinterpret_cast<const char*>(states.data()), static_cast<std::streamsize>(states.size()));
-    out.flush();
-    if (!out) throw error("snapshot_all(): cannot write '" + temporary.string() + "'");
+} // namespace
+
+void write_snapshot_file(const std::filesystem::path& path, const std::vector<actor_snapshot>& actors,
+                         const std::string& backend) {
+  std::string header;
+  std::vector<std::byte> states;
+  try {
+    for (const actor_snapshot& a : actors) states.insert(states.end(), a.state.begin(), a.state.end());
+    header = snapshot_header(actors, backend, states.size(), sha256_hex(states));
+  } catch (const std::bad_alloc&) {
+    throw error("snapshot_all(): out of host memory for " + std::to_string(actors.size()) +
+                " actors' snapshot; nothing was written to '" + path.string() + "'");
   }
-  std::error_code ec;
-  std::filesystem::rename(temporary, path, ec);
-  if (ec) {
-    std::filesystem::remove(temporary);
-    throw error("snapshot_all(): cannot rename '" + temporary.string() + "' to '" + path.string() +
-                "': " + ec.message());
-  }
+  replace_file(path, {header, std::string_view(reinterpret_cast<const char*>(states.data()), states.size())},
+               "snapshot_all()");
 }
 
 namespace {
@@ -97,12 +108,21 @@ T integer_member(const nlohmann::json& j, const char* key, const std::string& wh
 }
 } // namespace
 
-std::vector<actor_snapshot> read_snapshot_file(const std::filesystem::path& path) {
+namespace {
+std::vector<actor_snapshot> read_checked(const std::filesystem::path& path) {
   const std::string who = "restore('" + path.string() + "'): ";
   std::ifstream in(path, std::ios::binary);
   if (!in) throw error(who + "cannot open the file");
+  // The header line, read no further than its limit (std::getline of /dev/zero grew until memory ran out).
   std::string line;
-  if (!std::getline(in, line) || line.size() > max_header_bytes) throw error(who + "no header line");
+  for (std::streambuf* buffer = in.rdbuf();;) {
+    const int c = buffer->sbumpc();
+    if ((c == std::char_traits<char>::eof() && line.empty()) || line.size() == max_header_bytes)
+      throw error(who + "no header line (a JSON line of at most " + std::to_string(max_header_bytes) +
+                  " bytes): not a snapshot file");
+    if (c == '\n' || c == std::char_traits<char>::eof()) break;
+    line.push_back(static_cast<char>(c));
+  }
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(line);
@@ -155,6 +175,16 @@ std::vector<actor_snapshot> read_snapshot_file(const std::filesystem::path& path
     return actors;
   } catch (const nlohmann::json::exception& e) {
     throw error(who + "a header member is missing or has the wrong type (" + e.what() + ")");
+  }
+}
+
+} // namespace
+
+std::vector<actor_snapshot> read_snapshot_file(const std::filesystem::path& path) {
+  try {
+    return read_checked(path);
+  } catch (const std::bad_alloc&) {
+    throw error("restore('" + path.string() + "'): out of host memory reading the file");
   }
 }
 

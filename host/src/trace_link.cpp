@@ -2,6 +2,12 @@
 
 #include "trace_link.hpp"
 
+#include <ringkernel/host/error.hpp>
+
+#include <new>
+#include <string>
+#include <system_error>
+
 namespace rk::detail {
 
 trace_link::trace_link(memory_pool& memory, backend_impl& backend, const runtime_options& options)
@@ -12,7 +18,13 @@ trace_link::trace_link(memory_pool& memory, backend_impl& backend, const runtime
   channel_.ring = ring_.device_view;
   channel_.ring_full = ring_.refused;
   channel_.sample_every = options_.sample_every;
-  collector_ = std::thread([this] { run(); });
+  try {
+    collector_ = std::thread([this] { run(); });
+  } catch (const std::system_error& e) {
+    throw error(std::string("runtime: could not start the trace collector thread (runtime_options::trace."
+                            "sample_every is not 0; set it to 0 to run without tracing): ") +
+                e.what());
+  }
 }
 
 void trace_link::run() {
@@ -30,8 +42,14 @@ void trace_link::collect_locked() noexcept {
   while (const std::byte* slot = ring.try_peek()) {
     const trace_record r = load_words<trace_record>(slot);
     if (r.call.marker == trace_marker) {
-      kept_.push_back(r);
       ++collected_;
+      try {
+        kept_.push_back(r);
+      } catch (const std::bad_alloc&) { // no host memory to keep it: dropped, and counted so
+        ++evicted_;
+        ring.pop();
+        continue;
+      }
       if (kept_.size() > options_.max_records) {
         kept_.pop_front();
         ++evicted_;

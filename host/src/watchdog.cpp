@@ -5,6 +5,7 @@
 #include <ringkernel/host/error.hpp>
 
 #include <algorithm>
+#include <new>
 
 namespace rk::detail {
 
@@ -41,7 +42,12 @@ void watchdog::run() {
     wake_.wait_for(lock, period, [this] { return stop_requested_; });
     if (stop_requested_) break;
     lock.unlock();
-    check(std::chrono::steady_clock::now());
+    try {
+      check(std::chrono::steady_clock::now());
+    } catch (const std::bad_alloc&) {
+      // Out of memory for this look's bookkeeping (the application's doing, perhaps briefly): skip it.
+      // The next look samples the same workers, so a stuck call is reported one period later.
+    }
     lock.lock();
   }
 }

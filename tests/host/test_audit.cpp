@@ -172,6 +172,42 @@ TEST(AuditSinks, RejectBadConstruction) {
   }
 }
 
+TEST(AuditSinks, AFileSinkOnAFullDiskWritesWholeLinesOnlyAndCatchesUpWhenThereIsRoom) {
+  // A write cut short by a full disk left half a line, and the lines after it followed it.
+  const scratch_dir dir;
+  const auto path = dir.file("log.jsonl");
+  rk::audit_file_sink sink(path);
+  std::vector<std::string> lines;
+  for (int i = 0; i < 2000; ++i)
+    lines.push_back("{\"seq\":" + std::to_string(i) + ",\"filler\":\"" + std::string(100, 'x') + "\"}");
+  const auto write = [&](std::size_t i) {
+    rk::audit_entry e;
+    e.json = lines[i];
+    sink.write(e);
+  };
+  constexpr std::size_t before = 50;
+  for (std::size_t i = 0; i < before; ++i) write(i);
+  sink.flush();
+  const std::uintmax_t whole = std::filesystem::file_size(path);
+  std::uint64_t refused = 0;
+  {
+    const rk::test::file_size_limit full_disk(whole + 1000); // room for ~8 more lines, not a batch
+    for (std::size_t i = before; i < lines.size(); ++i) {
+      try {
+        write(i);
+      } catch (const rk::error& error) {
+        ++refused;
+        EXPECT_NE(std::string(error.what()).find("stay buffered"), std::string::npos) << error.what();
+      }
+    }
+    EXPECT_THROW(sink.flush(), rk::error);
+    EXPECT_EQ(std::filesystem::file_size(path), whole) << "cut back to the last whole line";
+  }
+  EXPECT_GT(refused, 0u) << "the full disk was noticed";
+  sink.flush(); // room again: what waited goes out, in order
+  EXPECT_EQ(read_lines(path), lines);
+}
+
 // --- the drain ---------------------------------------------------------------------------------------------
 
 TEST(AuditDrain, RejectsBadSetup) {

@@ -3,6 +3,7 @@
 // is either kept or counted (device ring full, host eviction), the Chrome trace JSON parsed back, and the
 // refusals of bad options. Both worker modes (scheduled and dedicated).
 #include "../runtime/test_handlers.hpp"
+#include "test_support.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -280,6 +281,21 @@ TEST(Trace, ChromeTraceJsonParsesBack) {
   std::stringstream read;
   read << in.rdbuf();
   EXPECT_EQ(read.str(), text);
+  {
+    // A full disk: the write fails, saying so, and the trace written before is left whole.
+    const rk::test::file_size_limit full_disk(100);
+    try {
+      rt.write_trace(path);
+      ADD_FAILURE() << "a write beyond the file size limit succeeded";
+    } catch (const rk::error& e) {
+      EXPECT_NE(std::string(e.what()).find("left as it was"), std::string::npos) << e.what();
+    }
+  }
+  std::ifstream again(path);
+  std::stringstream reread;
+  reread << again.rdbuf();
+  EXPECT_EQ(reread.str(), text);
+  EXPECT_FALSE(std::filesystem::exists(path.string() + ".partial"));
   std::filesystem::remove(path);
   EXPECT_THROW(rt.write_trace("/nonexistent-directory/trace.json"), rk::error);
 }

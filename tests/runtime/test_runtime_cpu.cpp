@@ -3,8 +3,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <set>
 #include <stdexcept>
+#include <thread>
 
 namespace rk_cases {
 
@@ -144,6 +146,60 @@ TEST(CpuBackend, HostCallsThatWouldWaitForTheirOwnWorkerRefuseFromAHandler) {
     EXPECT_TRUE(sr.drained);
     EXPECT_TRUE(sr.workers_stopped);
   }
+}
+
+std::atomic<bool> tables_caller_entered{false};
+std::atomic<bool> tables_caller_go{false};
+std::atomic<int> tables_caller_result{0}; //!< 1: answered, 2: refused (setup lock taken), 3: other error
+
+//! Host-only: once the test says go, asks for tables(), a call that takes the runtime's setup lock.
+struct tables_caller {
+  struct state {
+    rk::runtime* rt = nullptr;
+  };
+  template <class Ctx>
+  void operator()(Ctx&, state& s, const rk::message&) {
+    tables_caller_entered = true;
+    rk::backoff wait;
+    while (!tables_caller_go.load()) wait.pause();
+    try {
+      (void)s.rt->tables();
+      tables_caller_result = 1;
+    } catch (const rk::error& e) {
+      tables_caller_result = std::string(e.what()).find("setup lock taken") != std::string::npos ? 2 : 3;
+    }
+  }
+};
+
+TEST(CpuBackend, AHandlersCallIsRefusedWhileShutdownHoldsTheSetupLockAndWaitsForIt) {
+  // shutdown() holds the setup lock while it drains, waiting for this handler: the handler waiting for
+  // the lock held up the drain until drain_timeout, and its worker was reported stuck and leaked.
+  rk::runtime_options o;
+  o.backend = rk::backend::cpu;
+  o.announce_backend = false;
+  o.drain_timeout = 60s;
+  tables_caller_entered = false;
+  tables_caller_go = false;
+  tables_caller_result = 0;
+  rk::runtime rt(o);
+  const auto a = rt.spawn<tables_caller>("caller", {}, tables_caller::state{&rt});
+  rt.start();
+  ASSERT_EQ(rt.send(a, 1, {}), rk::status::enqueued);
+  ASSERT_EQ(
+      rk::wait_until([] { return tables_caller_entered.load(); }, [] { return false; }, 20'000'000'000ull),
+      rk::wait_result::ready);
+  rk::shutdown_report report;
+  const auto begin = std::chrono::steady_clock::now();
+  std::thread closer([&] { report = rt.shutdown(); });
+  // shutdown() leaves `running` under the setup lock, before it drains.
+  ASSERT_EQ(rk::wait_until([&] { return !rt.running(); }, [] { return false; }, 20'000'000'000ull),
+            rk::wait_result::ready);
+  tables_caller_go = true;
+  closer.join();
+  EXPECT_EQ(tables_caller_result.load(), 2);
+  EXPECT_TRUE(report.drained);
+  EXPECT_TRUE(report.workers_stopped);
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, 30s) << "the drain did not wait for the handler";
 }
 
 //! A handler type whose name is not UTF-8 (it would label metrics, traces and snapshots).

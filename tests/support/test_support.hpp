@@ -3,6 +3,9 @@
 
 #include <ringkernel/device/mailbox.cuh>
 
+#include <sys/resource.h>
+
+#include <csignal>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -17,6 +20,30 @@ namespace rk::test {
 constexpr std::uint64_t scaled(std::uint64_t n) {
   return n / RK_TEST_SCALE_DIVISOR ? n / RK_TEST_SCALE_DIVISOR : 1;
 }
+
+//! A full disk, as far as this process can tell: while it lives, files cannot grow past `bytes`
+//! (RLIMIT_FSIZE; writes beyond fail with EFBIG instead of raising SIGXFSZ). Applies to every thread of
+//! the process, so tests that use it write no other files meanwhile.
+class file_size_limit {
+public:
+  explicit file_size_limit(rlim_t bytes) {
+    ::getrlimit(RLIMIT_FSIZE, &old_);
+    old_handler_ = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit limit = old_;
+    limit.rlim_cur = bytes;
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+  }
+  ~file_size_limit() {
+    ::setrlimit(RLIMIT_FSIZE, &old_);
+    std::signal(SIGXFSZ, old_handler_);
+  }
+  file_size_limit(const file_size_limit&) = delete;
+  file_size_limit& operator=(const file_size_limit&) = delete;
+
+private:
+  rlimit old_{};
+  void (*old_handler_)(int) = SIG_DFL;
+};
 
 //! A ring in ordinary host memory, initialised empty: what the CPU backend uses for mailboxes.
 class host_ring {

@@ -112,25 +112,35 @@ private:
 };
 
 //! Writes each entry as one line (`entry.json` + '\n') to a file it creates (or truncates): a
-//! JSON-lines log that rk::verify_audit_log and `rk-audit-verify` check. flush() pushes buffered lines to
-//! the operating system (fflush); it does not fsync.
+//! JSON-lines log that rk::verify_audit_log and `rk-audit-verify` check. Lines are buffered (64 KiB) and
+//! reach the file whole or not at all: a write the operating system refuses or cuts short (a full disk)
+//! is cut back to the last whole line, its lines stay buffered and go out with the next write or flush().
+//! While more than `pending_limit` bytes wait, write() refuses the entry (rk::error): it is missing from
+//! the file, whose hash chain then shows the gap. flush() pushes buffered lines to the operating system;
+//! it does not fsync.
 class audit_file_sink final : public audit_sink {
 public:
+  static constexpr std::size_t pending_limit = std::size_t{16} << 20;
+
   //! Throws rk::error naming the path and the reason when the file cannot be created.
   explicit audit_file_sink(std::filesystem::path path);
   ~audit_file_sink() override;
   audit_file_sink(const audit_file_sink&) = delete;
   audit_file_sink& operator=(const audit_file_sink&) = delete;
 
-  //! Throws rk::error on a write error (e.g. disk full).
+  //! Throws rk::error when the buffered lines cannot be written (e.g. disk full; the entry stays buffered)
+  //! or the entry is refused (pending_limit).
   void write(const audit_entry& entry) override;
-  //! Throws rk::error on a write error.
+  //! Throws rk::error when the buffered lines cannot be written (they stay buffered).
   void flush() override;
   const std::filesystem::path& path() const noexcept { return path_; }
 
 private:
+  void write_out();
   std::filesystem::path path_;
-  std::FILE* file_ = nullptr; //!< owned; used by the drain thread only
+  int fd_ = -1;            //!< owned; used by the drain thread only
+  std::string pending_;    //!< whole lines not written yet
+  std::uint64_t size_ = 0; //!< bytes of whole lines in the file
 };
 
 //! Calls a user function with every entry, on the drain thread.

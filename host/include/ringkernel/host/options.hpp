@@ -57,7 +57,9 @@ struct runtime_options {
   int cuda_device = 0;
   //! Capacity of the routing table: actor ids and aliases share it (dense, 0 .. max_actors-1). At most
   //! 16,777,216 (2^24; ids stay 32-bit). Each slot costs about 450 bytes of device memory (entry,
-  //! counters, worker state, run-queue cell) whether used or not; an actor adds its mailbox and state.
+  //! counters, worker state, parking queue, run-queue cell) and about 170 bytes of host memory (the
+  //! host's copy of the entry, bookkeeping) whether used or not: ~620 bytes of host memory per slot on
+  //! the CPU backend (measured at 2^20 and 2^22). An actor adds its mailbox and state.
   std::uint32_t max_actors = 1024;
   //! Capacity of the group table (at most 2^20), and of all groups' member lists together (0: max_actors;
   //! at most 2^24, 4 bytes of device memory each).

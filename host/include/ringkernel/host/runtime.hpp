@@ -305,7 +305,8 @@ public:
   //! The kept records as Chrome trace JSON (open in https://ui.perfetto.dev or chrome://tracing), with
   //! actor and message-type names.
   std::string trace_json() const;
-  //! trace_json() into `path` (replaced). Throws rk::error if the file cannot be written.
+  //! trace_json() into `path`, replaced whole: written beside it (`path`.partial) and renamed over it, so
+  //! a failure (a full disk, no permission) throws rk::error saying why and leaves `path` as it was.
   void write_trace(const std::filesystem::path& path) const;
 
   // --- snapshots (snapshot.hpp) ---------------------------------------------------------------------------
@@ -330,7 +331,8 @@ public:
     return value;
   }
   //! Every actor (workers held paused for the copies, as snapshot() holds one actor: a resume() meanwhile
-  //! takes effect after them) to a versioned file at `path`; returns how many.
+  //! takes effect after them) to a versioned file at `path`; returns how many. The file is replaced whole,
+  //! as write_trace() does: on failure `path` is left as it was and no partial file stays behind.
   template <class Rep = std::int64_t, class Period = std::nano>
   std::uint64_t snapshot_all(const std::filesystem::path& path,
                              std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {

@@ -46,7 +46,7 @@ struct trace_stats {
   std::uint32_t sample_every = 0; //!< runtime_options::trace.sample_every (0: tracing is off)
   std::uint64_t collected = 0;    //!< records taken off the device ring
   std::uint64_t ring_full = 0;    //!< records dropped on the device: the ring was full
-  std::uint64_t evicted = 0;      //!< records dropped on the host: more than trace.max_records
+  std::uint64_t evicted = 0;      //!< records dropped on the host: more than trace.max_records, or no memory
   std::uint64_t kept = 0;         //!< records held now (runtime::trace_records)
   bool complete = true; //!< false: workers still ran after shutdown, so sampled calls may be missing
 };

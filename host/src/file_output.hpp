@@ -1,0 +1,18 @@
+#pragma once
+// Files the runtime writes for the application (snapshot_all, write_trace): all or nothing.
+
+#include <filesystem>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+
+namespace rk::detail {
+
+//! Writes `parts`, one after the other, to `path` + ".partial" and renames it to `path`, so a reader of
+//! `path` sees its old contents or the whole new ones, never a torn file. On failure (a full disk, no
+//! permission, a directory at `path`) removes the partial file and throws rk::error for `who`, saying
+//! why (errno) and that `path` was left as it was.
+void replace_file(const std::filesystem::path& path, std::initializer_list<std::string_view> parts,
+                  const std::string& who);
+
+} // namespace rk::detail
