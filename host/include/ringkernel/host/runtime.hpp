@@ -7,7 +7,8 @@
 //! while the runtime runs. Setup calls (spawn, forget, aliases, groups, routes, tenants, regions, message
 //! types), start and shutdown take one lock: they may come from any host thread and run one at a time
 //! (restore() is one transaction under it). From a handler (a CPU-backend worker thread), calls that
-//! would wait for that worker are refused (see shutdown()).
+//! would wait for that worker are refused (see shutdown()), and so is a call that needs that lock while
+//! another call holds it (its holder may be waiting for this very worker): rk::error, never a wait.
 //!
 //! After shutdown(): calls that add or change something (spawn, add_alias, create_group, set_route,
 //! tenants().add / set_quota / set_engagement_budget, register_region, create_region, append,
