@@ -108,12 +108,8 @@ std::uint32_t actor_table::free_slots() const {
 
 std::string actor_table::full_text() const {
   std::lock_guard lock(mutex_);
-  std::string text = "the actor table is full (max_actors = " + std::to_string(capacity_);
-  if (slots_.retired() != 0)
-    text += "; " + std::to_string(slots_.retired()) + " of its slots are retired for good: each was reused " +
-            std::to_string(slots_.generation_limit()) +
-            " times, after which its ids would repeat and stale ones reach new actors";
-  return text + ")";
+  return "the actor table is full (max_actors = " + std::to_string(capacity_) +
+         slots_.retired_text("ids", "actors") + ")";
 }
 
 bool actor_table::name_taken(std::string_view name) const {

@@ -15,6 +15,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace rk::detail {
@@ -132,7 +133,14 @@ public:
   std::uint32_t available() const noexcept { return capacity_ - in_use_ - retired_; }
   //! Slots that spent every generation (see release()).
   std::uint32_t retired() const noexcept { return retired_; }
-  std::uint32_t generation_limit() const noexcept { return generation_limit_; }
+  //! For a full table's error: "" while no slot is retired, else "; N of its slots are retired for good:
+  //! each was reused L times, after which its <handles> would repeat and stale ones reach new <occupants>".
+  std::string retired_text(const std::string& handles, const std::string& occupants) const {
+    if (retired_ == 0) return {};
+    return "; " + std::to_string(retired_) + " of its slots are retired for good: each was reused " +
+           std::to_string(generation_limit_) + " times, after which its " + handles +
+           " would repeat and stale ones reach new " + occupants;
+  }
   //! Slots handed out at least once (the table's high-water mark).
   std::uint32_t touched() const noexcept { return fresh_; }
 

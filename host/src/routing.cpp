@@ -66,15 +66,8 @@ void routing::check_room(const std::string& name, std::size_t count, const std::
   if (groups_by_name_.find(name) != groups_by_name_.end())
     throw error(who + ": a group with this name already exists");
   if (group_slots_.available() == 0)
-    throw out_of_room(
-        who + ": the group table is full (max_groups = " + std::to_string(max_groups_) +
-        (group_slots_.retired() == 0
-             ? std::string()
-             : "; " + std::to_string(group_slots_.retired()) +
-                   " of its slots are retired for good: each was reused " +
-                   std::to_string(group_slots_.generation_limit()) +
-                   " times, after which its addresses would repeat and stale ones reach new groups") +
-        ")");
+    throw out_of_room(who + ": the group table is full (max_groups = " + std::to_string(max_groups_) +
+                      group_slots_.retired_text("addresses", "groups") + ")");
   if (count > member_ranges_.largest_free())
     throw out_of_room(who +
                       ": group member lists are full (max_group_members = " + std::to_string(max_members_) +

@@ -129,22 +129,25 @@ std::map<std::uint32_t, watchdog::observation> watchdog::observations() const {
   return out;
 }
 
+const watchdog::stuck_call* watchdog::stuck_call_of(actor_index a) const {
+  for (const auto& [entry, call] : stuck_)
+    if (call.actor == a || std::find(call.behind.begin(), call.behind.end(), a) != call.behind.end())
+      return &call;
+  return nullptr;
+}
+
 void watchdog::throw_if_stuck(actor_index a, const std::string& who) const {
   std::lock_guard lock(mutex_);
-  for (const auto& [entry, call] : stuck_) {
-    if (call.actor == a) throw error(who + ": the watchdog reports " + call.description);
-    if (std::find(call.behind.begin(), call.behind.end(), a) != call.behind.end())
-      throw error(who + ": actor " + std::to_string(a) +
-                  " shares a worker with a stuck handler call: " + call.description);
-  }
+  const stuck_call* call = stuck_call_of(a);
+  if (call == nullptr) return;
+  if (call->actor == a) throw error(who + ": the watchdog reports " + call->description);
+  throw error(who + ": actor " + std::to_string(a) +
+              " shares a worker with a stuck handler call: " + call->description);
 }
 
 bool watchdog::reports_stuck(actor_index a) const {
   std::lock_guard lock(mutex_);
-  for (const auto& [entry, call] : stuck_)
-    if (call.actor == a || std::find(call.behind.begin(), call.behind.end(), a) != call.behind.end())
-      return true;
-  return false;
+  return stuck_call_of(a) != nullptr;
 }
 
 bool watchdog::reports_any_stuck() const {

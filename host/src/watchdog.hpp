@@ -78,6 +78,8 @@ private:
     std::string description; //!< "actor 'x' (handler 'h') has run one call of message type T for N ms"
     std::vector<actor_index> behind;
   };
+  //! The stuck call that holds `a` up (its own, or one on its worker), or null. Needs mutex_.
+  const stuck_call* stuck_call_of(actor_index a) const;
   void run();
   void check(std::chrono::steady_clock::time_point now);
 
