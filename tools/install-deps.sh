@@ -6,12 +6,13 @@
 #             (finds it), CLI11 (command lines of the samples, benchmarks and tools),
 #             python3-prometheus-client (the metrics test parses the endpoint's output with it),
 #             tmux (the rk-top test draws its live view in a detached session),
-#             OpenMPI (rk::cluster and its tests under mpiexec; without it the cluster is not built)
+#             OpenMPI (rk::cluster and its tests under mpiexec; without it the cluster is not built),
+#             OpenSSL's headers (libssl-dev: the audit chain's SHA-256 and HMAC)
 #   --ci adds what only CI uses: the benchmark baselines (moodycamel, boost::lockfree, CAF) and clang
 #             with libFuzzer for the fuzz targets
 set -euo pipefail
 packages=(nlohmann-json3-dev libcpp-httplib-dev pkg-config libcli11-dev python3-prometheus-client tmux
-  libopenmpi-dev openmpi-bin)
+  libopenmpi-dev openmpi-bin libssl-dev)
 if [[ "${1:-}" == "--ci" ]]; then
   packages+=(libconcurrentqueue-dev libboost-dev libcaf-dev clang-14 libclang-rt-14-dev)
 fi

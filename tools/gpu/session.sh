@@ -8,7 +8,7 @@
 #   5. bench_scale at 10^6 actors, while time is left.
 # Every step runs under its own limit, cut to what is left of BUDGET_S; no step starts once the budget is
 # spent, and logs are appended as they are written, so a run cut short still brings back what it did.
-# Made for a folder staged by ../shared/gpu/stage.sh from a Release sm_90 build (README: "On a GPU"). The
+# Made for a folder staged by ../shared/gpu/stage.sh from a Release sm_90 build (README: "Testing on a GPU"). The
 # targets it runs (build only these: a whole build takes ~15 min on 2 cores, and the stage must stay under
 # 64 MiB, so strip it):
 #   ringkernel.test.{runtime,lifetime,hardening}_cuda ringkernel.test.{cuda_fault,snapshot_cuda,audit_cuda,copy_cuda}
