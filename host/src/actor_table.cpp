@@ -20,10 +20,14 @@ std::uint32_t host_word_of_state(std::uint32_t epoch, host_state s) {
 actor_table::actor_table(memory_pool& memory, backend_impl& backend, scheduler& sched, std::uint32_t capacity)
     : memory_(memory), backend_(backend), scheduler_(sched), capacity_(capacity),
       slot_bits_(slot_bits_for(capacity)), slots_(capacity, generation_limit(slot_bits_for(capacity))) {
-  d_routes_ = memory.allocate(sizeof(route_entry) * capacity, "the routing table");
-  d_scheduled_ = memory.allocate(sizeof(std::uint32_t) * capacity, "the scheduled words");
-  d_counters_ = memory.allocate(sizeof(actor_counters) * capacity, "actor counters");
-  d_privates_ = memory.allocate(sizeof(actor_private) * capacity, "actor worker state");
+  d_routes_ =
+      memory.allocate(sizeof(route_entry) * capacity, "the routing table (runtime_options::max_actors)");
+  d_scheduled_ =
+      memory.allocate(sizeof(std::uint32_t) * capacity, "the scheduled words (runtime_options::max_actors)");
+  d_counters_ =
+      memory.allocate(sizeof(actor_counters) * capacity, "actor counters (runtime_options::max_actors)");
+  d_privates_ =
+      memory.allocate(sizeof(actor_private) * capacity, "actor worker state (runtime_options::max_actors)");
   routes_.resize(capacity);
   forgotten_.id = host_actor;
   forgotten_.name = "(forgotten actors)";

@@ -1,7 +1,9 @@
 // The audit chain (canonical form, SHA-256 through OpenSSL), the sinks, and the drain thread.
 // Parsing and verification of logs are in audit_verify.cpp.
 
+#include "service_thread.hpp"
 #include <ringkernel/host/audit.hpp>
+#include <ringkernel/host/detail/thread_start.hpp>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -265,7 +267,7 @@ public:
     try {
       thread_ = std::thread([this] { run(); });
     } catch (const std::system_error& e) {
-      throw error(std::string("audit_drain: cannot start the drain thread: ") + e.what());
+      throw thread_start_error("audit_drain: the drain thread", e);
     }
   }
 
@@ -345,6 +347,7 @@ private:
   // --- drain thread only below ---
 
   void run() noexcept {
+    on_service_thread = true; // sinks may call the runtime: see setup_mutex
     drain_thread_id_.store(std::this_thread::get_id(), std::memory_order_release);
     backoff idle(options_.idle_sleep_max_ns);
     // Capped so that now + interval cannot overflow.

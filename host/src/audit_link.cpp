@@ -10,8 +10,8 @@ namespace rk::detail {
 audit_link::audit_link(memory_pool& memory, backend_impl& backend, const runtime_options& options)
     : backend_(backend) {
   // validated with the options
-  ring_ =
-      allocate_device_to_host_ring(memory, audit_ring_geometry(options.audit_ring_slots), "the audit ring");
+  ring_ = allocate_device_to_host_ring(memory, audit_ring_geometry(options.audit_ring_slots),
+                                       "the audit ring (runtime_options::audit_ring_slots)");
   channel_.ring = ring_.device_view;
   channel_.overflow = ring_.refused;
 

@@ -1,7 +1,9 @@
 // SIGUSR1 → state dumps (see dump_signal.hpp).
 
 #include "dump_signal.hpp"
+#include "service_thread.hpp"
 
+#include <ringkernel/host/detail/thread_start.hpp>
 #include <ringkernel/host/error.hpp>
 
 #include <atomic>
@@ -41,6 +43,7 @@ struct signal_hub {
   std::thread reader;
 
   void run() {
+    on_service_thread = true; // on_state_dump may call the runtime: see setup_mutex
     char c = 0;
     for (;;) {
       const ssize_t n = ::read(pipe_read, &c, 1);
@@ -76,7 +79,7 @@ dump_signal_registration::dump_signal_registration(std::function<void()> dump) {
     } catch (const std::system_error& e) {
       ::close(fds[0]);
       ::close(fds[1]);
-      throw error(std::string("start(): dump_state_on_sigusr1: no thread: ") + e.what());
+      throw thread_start_error("start(): dump_state_on_sigusr1's reader thread", e);
     }
     signal_pipe_write.store(h.pipe_write);
     struct sigaction action {};

@@ -31,15 +31,18 @@ host_io::host_io(memory_pool& memory, backend_impl& backend, const runtime_optio
       queue_count_(options.max_actors + options.max_groups),
       per_destination_(options.host_parking_per_destination) {
   const ring_geometry g = options.host_ring;
-  ingress_memory_ = memory.allocate_mapped(g.total_bytes(), "the host ingress ring");
+  ingress_memory_ =
+      memory.allocate_mapped(g.total_bytes(), "the host ingress ring (runtime_options::host_ring)");
   init_ring_image(ingress_memory_.host(), g);
   h_ingress_ = make_ring_view(ingress_memory_.host(), g);
   d_ingress_ = make_ring_view(ingress_memory_.device(), g);
-  receipt_memory_ = memory.allocate_mapped(sizeof(ingress_receipt) * g.capacity, "ingress receipts");
+  receipt_memory_ = memory.allocate_mapped(sizeof(ingress_receipt) * g.capacity,
+                                           "ingress receipts (runtime_options::host_ring)");
   h_receipts_ = static_cast<ingress_receipt*>(receipt_memory_.host());
   for (std::uint32_t i = g.capacity; i-- > 0;) free_receipts_.push_back(i);
 
-  egress_memory_ = memory.allocate_mapped(g.total_bytes(), "the host egress ring");
+  egress_memory_ =
+      memory.allocate_mapped(g.total_bytes(), "the host egress ring (runtime_options::host_ring)");
   init_ring_image(egress_memory_.host(), g);
   h_egress_ = make_ring_view(egress_memory_.host(), g);
   d_egress_ = make_ring_view(egress_memory_.device(), g);

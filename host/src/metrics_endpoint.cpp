@@ -2,6 +2,7 @@
 
 #include "metrics_endpoint.hpp"
 
+#include <ringkernel/host/detail/thread_start.hpp>
 #include <ringkernel/host/error.hpp>
 
 #include <arpa/inet.h>
@@ -179,8 +180,8 @@ public:
       for (std::size_t i = 0; i < count; ++i) threads_.emplace_back([this] { work(); });
     } catch (const std::system_error& e) {
       shutdown();
-      throw error(std::string("serve_metrics(): could not start the endpoint's ") + std::to_string(count) +
-                  " serving threads: " + e.what());
+      throw thread_start_error(
+          "serve_metrics(): the endpoint's " + std::to_string(count) + " serving threads", e);
     }
   }
   ~serving_threads() override { shutdown(); }
@@ -236,6 +237,19 @@ struct metrics_endpoint::server {
   bool bound = false; //!< the listening thread may listen (it was started before the bind)
 };
 
+namespace {
+//! What to tell a user whose bind failed with `reason` (an errno value; 0 when httplib left none).
+std::string bind_failure_hint(int reason) {
+  if (reason == EMFILE || reason == ENFILE)
+    return std::string(": ") + std::strerror(reason) +
+           " (this process is out of file descriptors: raise `ulimit -n` or close some)";
+  const std::string why = reason == 0 ? std::string() : std::string(": ") + std::strerror(reason);
+  if (reason == EADDRINUSE || reason == 0)
+    return why + " (is the port in use? pass port = 0 for any free one)";
+  return why;
+}
+} // namespace
+
 metrics_endpoint::metrics_endpoint(const metrics_endpoint_options& options, renderer render)
     : server_(std::make_unique<server>()), address_(options.address) {
   if (!is_loopback_address(options.address))
@@ -272,8 +286,7 @@ metrics_endpoint::metrics_endpoint(const metrics_endpoint_options& options, rend
         s->http.close_older_than(connection_lifetime);
     });
   } catch (const std::system_error& e) {
-    throw error(std::string("serve_metrics(): could not start the endpoint's connection reaper thread: ") +
-                e.what());
+    throw thread_start_error("serve_metrics(): the endpoint's connection reaper thread", e);
   }
   try {
     server_->thread = std::thread([s = server_.get()] {
@@ -286,20 +299,22 @@ metrics_endpoint::metrics_endpoint(const metrics_endpoint_options& options, rend
     });
   } catch (const std::system_error& e) {
     stop_reaper();
-    throw error(std::string("serve_metrics(): could not start the endpoint's listening thread: ") + e.what());
+    throw thread_start_error("serve_metrics(): the endpoint's listening thread", e);
   }
   const std::string host = options.address == "localhost" ? "127.0.0.1" : options.address;
   int port = options.port;
+  errno = 0; // httplib returns no reason; the failing socket()/bind()/listen() leaves it in errno
   if (options.port == 0) {
     port = http.bind_to_any_port(host);
   } else if (!http.bind_to_port(host, options.port)) {
     port = -1;
   }
   if (port <= 0) {
+    const int reason = errno;
     stop_reaper(); // also lets the listening thread go
     server_->thread.join();
     throw error("serve_metrics(): cannot bind " + options.address + ":" + std::to_string(options.port) +
-                " (is the port in use? pass port = 0 for any free one)");
+                bind_failure_hint(reason));
   }
   port_ = static_cast<std::uint16_t>(port);
   {

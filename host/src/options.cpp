@@ -87,6 +87,11 @@ runtime_options validated(runtime_options o) {
       throw error(std::string("runtime_options::") + name + " must not be negative (got " +
                   std::to_string(value.count()) +
                   " ms); use milliseconds::max() to wait as long as it takes");
+  if (o.stop_timeout.count() == 0)
+    throw error(
+        "runtime_options::stop_timeout must be at least 1 ms (shutdown() waits this long for the "
+        "workers to exit after terminate; with 0 it gave up before they could, and leaked the runtime's "
+        "memory every time)");
   if (o.scheduled_workers > max_scheduled_workers)
     throw error("runtime_options::scheduled_workers must be at most " +
                 std::to_string(max_scheduled_workers) + " (got " + std::to_string(o.scheduled_workers) +

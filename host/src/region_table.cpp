@@ -13,7 +13,8 @@ namespace rk::detail {
 region_table::region_table(memory_pool& memory, backend_impl& backend, tenant_table& tenants,
                            std::uint32_t capacity)
     : memory_(memory), backend_(backend), tenants_(tenants), capacity_(capacity), slots_(capacity, ~0u - 1) {
-  d_regions_ = memory.allocate(sizeof(region_entry) * std::max(1u, capacity), "the region table");
+  d_regions_ = memory.allocate(sizeof(region_entry) * std::max(1u, capacity),
+                               "the region table (runtime_options::max_regions)");
 }
 
 void region_table::describe(system_view& sys) const {
@@ -21,12 +22,15 @@ void region_table::describe(system_view& sys) const {
   sys.region_capacity = capacity_;
 }
 
+namespace {
+// 57 bits: the largest virtual address space of an x86-64 (5-level paging) or GPU address.
+constexpr std::uint64_t address_space = std::uint64_t{1} << 57;
+} // namespace
+
 void region_table::validate(const void* pointer, std::uint64_t bytes, const region_options& opts,
                             const std::string& who) const {
   if (pointer == nullptr) throw error(who + ": the region pointer is null");
   if (bytes == 0) throw error(who + ": a region needs at least one byte");
-  // 57 bits: the largest virtual address space of an x86-64 (5-level paging) or GPU address.
-  constexpr std::uint64_t address_space = std::uint64_t{1} << 57;
   const auto start = reinterpret_cast<std::uintptr_t>(pointer);
   if (start >= address_space || bytes > address_space - start)
     throw error(who + ": a region of " + std::to_string(bytes) +
@@ -54,7 +58,7 @@ region_handle region_table::publish(region_record r, const std::string& who) {
   const std::optional<slot_allocator::slot_id> s = slots_.acquire();
   if (!s)
     throw out_of_room(who + ": the region table is full (max_regions = " + std::to_string(capacity_) +
-                      "); unregister a region first");
+                      "); unregister a region or raise runtime_options::max_regions");
   r.live = true;
   r.generation = s->generation + 1; // handles and descriptors start at generation 1
   region_entry e;
@@ -108,6 +112,9 @@ region_handle region_table::create_region(byte_view initial, std::uint64_t capac
   if (capacity < initial.size)
     throw error(who + ": capacity " + std::to_string(capacity) + " is smaller than the initial contents (" +
                 std::to_string(initial.size) + " bytes)");
+  if (capacity >= address_space)
+    throw error(who + ": a capacity of " + std::to_string(capacity) +
+                " bytes is more than any address space holds (2^57 bytes)");
   const int placeholder = 0; // validate() wants a pointer; the memory comes below
   validate(&placeholder, capacity, opts, who);
   tenants_.charge(opts.owner_tenant, 0, capacity, who);

@@ -20,11 +20,12 @@ routing::routing(memory_pool& memory, backend_impl& backend, actor_table& actors
       group_slots_(max_groups_, generation_limit(group_slot_bits_) - 1), member_ranges_(max_members_),
       types_(global_message_types()) {
   const std::size_t groups = std::max(1u, max_groups_);
-  d_groups_ = memory.allocate(sizeof(group_entry) * groups, "the group table");
+  d_groups_ = memory.allocate(sizeof(group_entry) * groups, "the group table (runtime_options::max_groups)");
   const std::vector<group_entry> unused(groups); // generation no_slot: no group
   backend.copy_to_device(d_groups_.get(), unused.data(), sizeof(group_entry) * groups);
-  d_cursors_ = memory.allocate(sizeof(std::uint32_t) * groups, "group cursors");
-  d_members_ = memory.allocate(sizeof(address) * std::max(1u, max_members_), "group member lists");
+  d_cursors_ = memory.allocate(sizeof(std::uint32_t) * groups, "group cursors (runtime_options::max_groups)");
+  d_members_ = memory.allocate(sizeof(address) * std::max(1u, max_members_),
+                               "group member lists (runtime_options::max_group_members)");
   blocked_types_.assign((max_message_types_ + 31) / 32, 0u);
   d_blocked_ = memory.allocate(sizeof(std::uint32_t) * std::max<std::size_t>(1, blocked_types_.size()),
                                "the not-routable message type bitmap");
@@ -68,10 +69,17 @@ void routing::check_room(const std::string& name, std::size_t count, const std::
   if (group_slots_.available() == 0)
     throw out_of_room(who + ": the group table is full (max_groups = " + std::to_string(max_groups_) +
                       group_slots_.retired_text("addresses", "groups") + ")");
-  if (count > member_ranges_.largest_free())
-    throw out_of_room(who +
-                      ": group member lists are full (max_group_members = " + std::to_string(max_members_) +
-                      ", " + std::to_string(member_ranges_.size() - member_ranges_.used()) + " free)");
+  if (const std::size_t largest = member_ranges_.largest_free(); count > largest) {
+    const std::size_t free = member_ranges_.size() - member_ranges_.used();
+    // A group's members are one run of the shared list; removed groups leave gaps between the others.
+    throw out_of_room(who + ": no room for a list of " + std::to_string(count) +
+                      " members in the groups' member lists (max_group_members = " +
+                      std::to_string(max_members_) + ": " + std::to_string(free) + " free" +
+                      (free > largest ? ", at most " + std::to_string(largest) +
+                                            " of them in one piece, between the lists of other groups"
+                                      : std::string()) +
+                      "); raise runtime_options::max_group_members or remove groups");
+  }
 }
 
 address routing::create_group(const std::string& name, std::span<const actor_index> members) {

@@ -146,6 +146,9 @@ void run_control::launch_late(const std::vector<actor_index>& ids, const std::st
   std::uint32_t used = 0;
   try {
     used = backend_.launch_more(sys_, launch.backend_groups(sys_)); // all or nothing
+  } catch (const error& e) {
+    workers_.discard(launch);
+    throw error(who + ": " + e.what());
   } catch (...) {
     workers_.discard(launch);
     throw;
@@ -321,8 +324,39 @@ void run_control::respawn(actor_index a, std::type_index type, const void* initi
   audit_.record(audit_event::actor_spawn, audit_level::info, a, actors_.tenant_of(a), 1, actors_.kind_of(a));
 }
 
+bool run_control::in_call(actor_index a) const {
+  for (const std::uint32_t busy : workers_.busy_actors())
+    if (busy == a + 1) return true;
+  return false;
+}
+
+void run_control::await_call_end(actor_index a, const std::string& who) {
+  if (phase_.load() != phase::running) return; // no worker runs a call
+  // A CPU worker also marks an actor busy for a moment while it only looks at its mailbox: one look that
+  // finds it idle is enough (a call that faulted keeps it marked until it returns).
+  bool ended = false;
+  const wait_result r = wait_until(
+      [&] {
+        ended = !in_call(a);
+        return ended || watchdog_.reports_stuck(a);
+      },
+      abort_on_fault(), timeout_ns(std::chrono::seconds(10)), host_backoff());
+  if (r == wait_result::aborted) faults_.throw_if_faulted();
+  if (ended) return;
+  watchdog_.throw_if_stuck(a, who);
+  throw error(
+      who + ": actor '" + actors_.name_of(a) +
+      "' faulted (ctx.fault()) in a handler call that has not returned within 10 s, and the call still "
+      "writes its state; call it again once the call returned");
+}
+
+bool run_control::ended_by_pause(paused_runtime until) {
+  if (until == paused_runtime::ignored || !application_paused()) return false;
+  return until == paused_runtime::ends_wait_when_asked || workers_.all_paused();
+}
+
 bool run_control::await_device_state(actor_index a, std::uint32_t host_word, device_state wanted,
-                                     std::chrono::nanoseconds timeout, bool until_global_pause) {
+                                     std::chrono::nanoseconds timeout, paused_runtime until) {
   // The wait also ends (false) when the request is overtaken: the host rewrote the actor's word (a
   // resume_actor, or shutdown resuming paused actors to drain them), or shutdown completed (no worker
   // answers any more); and when the watchdog reports the actor's worker stuck in a handler call (the
@@ -336,7 +370,7 @@ bool run_control::await_device_state(actor_index a, std::uint32_t host_word, dev
         const bool resumed =
             wanted == device_state::paused && static_cast<host_state>(state_in(now)) != host_state::paused;
         overtaken = epoch_of(now) != epoch_of(host_word) || resumed || phase_.load() == phase::stopped ||
-                    watchdog_.reports_stuck(a) || (until_global_pause && application_paused());
+                    watchdog_.reports_stuck(a) || ended_by_pause(until);
         return overtaken;
       },
       abort_on_fault(), timeout_ns(timeout), host_backoff());

@@ -67,9 +67,18 @@ public:
   std::optional<std::uint32_t> hold_for_snapshot(actor_index a);
   void release_snapshot_hold(actor_index a);
   void respawn(actor_index a, std::type_index type, const void* initial);
-  //! (`until_global_pause`: the wait also ends, false, once the application paused the whole runtime.)
+  //! `paused_runtime`: whether the application's pause() of the whole runtime also ends the wait (false):
+  //! once asked for (snapshot(), which then copies under it), or once every worker holds still (stop() and
+  //! pause_actor(): paused workers acknowledge nothing until resume()).
+  enum class paused_runtime { ignored, ends_wait_when_asked, ends_wait_when_held };
   bool await_device_state(actor_index a, std::uint32_t host_word, device_state wanted,
-                          std::chrono::nanoseconds timeout, bool until_global_pause = false);
+                          std::chrono::nanoseconds timeout, paused_runtime until = paused_runtime::ignored);
+  //! Waits until no worker runs a handler call of `a` (bounded: rk::error naming `who` after 10 s, or
+  //! when the watchdog reports the call stuck). For an actor that faulted with ctx.fault(): it is faulted
+  //! at once, but the call goes on to its end, writing the state (respawn, snapshot wait for it).
+  void await_call_end(actor_index a, const std::string& who);
+  //! Whether a worker runs a handler call of `a` now.
+  bool in_call(actor_index a) const;
   //! rk::error naming the stuck handler call when the watchdog reports `a` (or its worker) stuck.
   void throw_if_stuck(actor_index a, const std::string& who) const { watchdog_.throw_if_stuck(a, who); }
   //! The watchdog's look at each worker (state dumps); empty without a watchdog.
@@ -88,6 +97,7 @@ public:
   void read_state(actor_index id, std::type_index type, void* out, std::size_t bytes) const;
 
 private:
+  bool ended_by_pause(paused_runtime until);
   void start_steps();
   void check_lifecycle_call(actor_index a, const std::string& who);
   //! The application no longer holds `a` paused (resume_actor, stop, respawn); true when no snapshot()

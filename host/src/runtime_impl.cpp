@@ -73,6 +73,12 @@ auto runtime_impl::with_room(Call&& call) {
   } catch (const out_of_room& e) {
     if (!grace_.workers_running() || (grace_.pending() == 0 && actors_.retiring() == 0)) throw;
     if (grace_.pending() == 0 && run_.application_paused()) throw paused_hint(e);
+    // From a handler: the grace periods wait for this very worker (it waited 2 s, then said "full").
+    if (backend_->on_worker_thread())
+      throw out_of_room(
+          std::string(e.what()) +
+          " (forgotten actors give their slots back once every worker passed a grace period, this "
+          "handler's worker too: call it from a host thread, or after this handler returned)");
     // Releases are pending: wait for workers to pass their grace periods, then try once more.
     const wait_result r =
         wait_until([&] { return collect() && grace_.pending() == 0 && actors_.retiring() == 0; },
@@ -347,8 +353,10 @@ bool runtime_impl::stop(actor_index a, std::chrono::nanoseconds timeout) {
     hw = run_.begin_stop(a);
     tenant = actors_.tenant_of(a);
   }
-  // Waiting without the lock: stats() and other management calls stay available meanwhile.
-  const bool stopped = run_.await_device_state(a, hw, device_state::stopped, timeout);
+  // Waiting without the lock: stats() and other management calls stay available meanwhile. Paused workers
+  // acknowledge nothing: in a paused runtime the wait ends at once (false), and the stop stands.
+  const bool stopped = run_.await_device_state(a, hw, device_state::stopped, timeout,
+                                               run_control::paused_runtime::ends_wait_when_held);
   if (!stopped) {
     run_.throw_if_stuck(a, "stop()"); // say why instead of timing out silently
     return false;
@@ -387,8 +395,10 @@ bool runtime_impl::pause_actor(actor_index a, std::chrono::nanoseconds timeout) 
     std::lock_guard lock(setup_);
     hw = run_.begin_pause(a);
   }
-  // The wait also ends if the actor faults meanwhile; then it is not paused.
-  const bool paused = run_.await_device_state(a, hw, device_state::paused, timeout) &&
+  // The wait also ends if the actor faults meanwhile (then it is not paused), and at once in a paused
+  // runtime, whose workers acknowledge nothing (the pause stands).
+  const bool paused = run_.await_device_state(a, hw, device_state::paused, timeout,
+                                              run_control::paused_runtime::ends_wait_when_held) &&
                       current_device_state(hw, actors_.device_word(a)) == device_state::paused;
   if (!paused) run_.throw_if_stuck(a, "pause_actor()");
   return paused;
@@ -400,6 +410,9 @@ void runtime_impl::resume_actor(actor_index a) {
 }
 
 void runtime_impl::respawn(actor_index a, std::type_index type, const void* initial) {
+  // A call that faulted with ctx.fault() goes on to its end: its writes would land in the fresh state.
+  // (Without the lock: a faulted or stopped actor starts no call meanwhile, a live one is refused below.)
+  if (actors_.contains(a, actor_table::want::actor)) run_.await_call_end(a, "respawn()");
   std::lock_guard lock(setup_);
   actors_.check(a, "respawn()", actor_table::want::actor);
   // The stop a respawn ends is in the log before the respawn's record, also when no stop() call has

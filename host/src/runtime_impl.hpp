@@ -44,6 +44,7 @@
 #include "routing.hpp"
 #include "run_control.hpp"
 #include "scheduler.hpp"
+#include "service_thread.hpp"
 #include "snapshot_file.hpp"
 #include "stats_publisher.hpp"
 #include "tenant_table.hpp"
@@ -207,11 +208,12 @@ private:
   public:
     explicit setup_mutex(const backend_impl& backend) : backend_(backend) {}
     void lock() {
-      if (!backend_.on_worker_thread()) return mutex_.lock();
+      if (!backend_.on_worker_thread() && !on_service_thread) return mutex_.lock();
       if (!mutex_.try_lock())
-        throw error("a runtime call from a handler found the runtime's setup lock taken (by a spawn, a "
-                    "snapshot_all(), a shutdown(), ...), which may be waiting for this very worker: refused "
-                    "rather than waited for; call it from a host thread, or again later");
+        throw error("a runtime call from a handler or a runtime callback (an audit sink, on_state_dump) "
+                    "found the runtime's setup lock taken (by a spawn, a snapshot_all(), a shutdown(), ...), "
+                    "which may be waiting for this very thread: refused rather than waited for; call it from "
+                    "a host thread of your own, or again later");
     }
     void unlock() { mutex_.unlock(); }
 

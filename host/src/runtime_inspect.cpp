@@ -39,6 +39,8 @@ actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds ti
       }
     }
     std::optional<std::uint32_t> held;
+    // Faulted by ctx.fault() in a call that goes on to its end, writing the state: copied after it.
+    if (actors_.lifecycle(a) == actor_lifecycle::faulted) run_.await_call_end(a, "snapshot()");
     {
       std::lock_guard lock(setup_);
       if (run_.current_phase() == phase::running) {
@@ -48,8 +50,14 @@ actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds ti
                       "confirmed, or before stopping it");
         held = run_.hold_for_snapshot(a);
       }
-      // Stopped, faulted, or no workers: it holds still while this lock keeps respawn() out.
-      if (!held) return actors_.image(a);
+      // Stopped, faulted, or no workers: it holds still while this lock keeps respawn() out (once a call
+      // that faulted since the look above returned: wait for it again, without the lock).
+      if (!held) {
+        if (run_.current_phase() == phase::running && actors_.lifecycle(a) == actor_lifecycle::faulted &&
+            run_.in_call(a))
+          continue;
+        return actors_.image(a);
+      }
     }
     const auto let_go = [&] {
       std::lock_guard lock(setup_);
@@ -58,7 +66,8 @@ actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds ti
     try {
       // A pause() from another thread meanwhile ends the wait: the worker would not acknowledge this hold
       // until resume(), and the paused runtime is copied as above.
-      if (!(run_.await_device_state(a, *held, device_state::paused, timeout, true) &&
+      if (!(run_.await_device_state(a, *held, device_state::paused, timeout,
+                                    run_control::paused_runtime::ends_wait_when_asked) &&
             current_device_state(*held, actors_.device_word(a)) == device_state::paused)) {
         run_.throw_if_stuck(a, "snapshot()");
         if (run_.current_phase() == phase::running && run_.application_paused()) {
@@ -66,8 +75,11 @@ actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds ti
           continue;
         }
         throw error("snapshot(): actor '" + actors_.name_of(a) + "' did not pause within " + timeout_text() +
-                    " (a handler call is still running, or the actor was stopped or the runtime shut down "
-                    "meanwhile); nothing was copied");
+                    (timeout.count() == 0
+                         ? " (a timeout of 0 gives its worker no time to confirm; give it some)"
+                         : " (a handler call is still running, or the actor was stopped or the runtime shut "
+                           "down meanwhile)") +
+                    "; nothing was copied");
       }
       // Copied under the lock stop() takes to override the hold: once the hold is confirmed here, no
       // stop() can set the worker draining the mailbox (writing the state) until the copy is done.
@@ -101,6 +113,7 @@ void runtime_impl::snapshot_into(actor_index a, std::type_index type, void* out,
 
 std::uint64_t runtime_impl::snapshot_all(const std::filesystem::path& path,
                                          std::chrono::nanoseconds timeout) {
+  refuse_from_worker("snapshot_all()"); // it pauses every worker, this one too
   std::vector<actor_snapshot> all;
   {
     std::lock_guard lock(setup_); // no spawn or forget between the pause and the copies

@@ -41,8 +41,10 @@ void scheduler::create_queues(std::uint32_t kinds, std::uint32_t actors, system_
   if (kinds == 0) return;
   const std::uint32_t capacity = power_of_two_at_least(std::max(actors + 1, 64u));
   const std::size_t stride = round_up(run_queue_bytes(capacity), false_sharing_range);
-  device_block queues = memory_.allocate(stride * kinds, "the scheduler's run queues");
-  device_block views = memory_.allocate(sizeof(run_queue_view) * kinds, "the scheduler's run queues");
+  device_block queues =
+      memory_.allocate(stride * kinds, "the scheduler's run queues (runtime_options::max_actors)");
+  device_block views = memory_.allocate(sizeof(run_queue_view) * kinds,
+                                        "the scheduler's run queues (runtime_options::max_actors)");
   std::vector<std::byte> image(run_queue_bytes(capacity));
   init_run_queue_image(image.data(), capacity);
   std::vector<run_queue_view> host_views;

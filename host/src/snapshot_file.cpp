@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -109,6 +110,72 @@ T integer_member(const nlohmann::json& j, const char* key, const std::string& wh
 } // namespace
 
 namespace {
+
+//! An actor's entry of the header, converted as the parser meets it; its state comes from the states part.
+actor_snapshot actor_entry(const nlohmann::json& a, std::uint64_t& state_bytes, const std::string& who) {
+  actor_snapshot s;
+  s.name = a.at("name").get<std::string>();
+  s.handler = a.at("handler").get<std::string>();
+  s.tenant = integer_member<std::uint64_t>(a, "tenant", who);
+  s.mailbox.capacity = integer_member<std::uint32_t>(a, "mailbox_slots", who);
+  s.mailbox.slot_bytes = integer_member<std::uint32_t>(a, "slot_bytes", who);
+  s.priority_lanes = a.at("priority_lanes").get<bool>();
+  s.dedicated_worker = a.at("dedicated_worker").get<bool>();
+  state_bytes = integer_member<std::uint64_t>(a, "state_bytes", who);
+  return s;
+}
+
+//! The header line, parsed without keeping the actors' list as one JSON value: each entry is converted
+//! into `actors` (its state size into `state_bytes`) and dropped. (A million entries cost ~1 GB as JSON,
+//! and destroying that value allocates: after running out of memory it ended the process.)
+nlohmann::json parse_header(const std::string& line, std::vector<actor_snapshot>& actors,
+                            std::vector<std::uint64_t>& state_bytes, const std::string& who) {
+  std::string member; // the top-level member being parsed
+  bool actors_seen = false;
+  const auto keep = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    using ev = nlohmann::json::parse_event_t;
+    if (depth == 1 && event == ev::key) {
+      member = parsed.get<std::string>();
+      if (member == "actors") {
+        if (actors_seen) throw error(who + "the header has two 'actors' members");
+        actors_seen = true;
+      }
+    }
+    if (depth != 2 || event != ev::object_end || member != "actors") return true;
+    state_bytes.push_back(0);
+    actors.push_back(actor_entry(parsed, state_bytes.back(), who));
+    return false;
+  };
+  try {
+    return nlohmann::json::parse(line, keep);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw error(who + "the header is not JSON (" + e.what() + "): not a snapshot file");
+  }
+}
+
+//! The rest of `in`: the states, refused when they are not `expected` bytes (read no further than that, so
+//! a file appended to cannot make it allocate more).
+std::vector<std::byte> read_states(std::ifstream& in, std::uint64_t expected, const std::string& who) {
+  std::vector<std::byte> states;
+  std::uint64_t held = 0;
+  constexpr std::uint64_t chunk = std::uint64_t{1} << 24;
+  // One byte past `expected`, to tell a file appended to (no byte past 2^64 - 1: the file ends first).
+  const std::uint64_t limit = expected == ~std::uint64_t{0} ? expected : expected + 1;
+  while (held < limit) {
+    const std::uint64_t want = std::min(chunk, limit - held);
+    states.resize(held + want);
+    in.read(reinterpret_cast<char*>(states.data() + held), static_cast<std::streamsize>(want));
+    held += static_cast<std::uint64_t>(in.gcount());
+    if (in.gcount() < static_cast<std::streamsize>(want)) break;
+  }
+  states.resize(held);
+  if (held != expected)
+    throw error(who + "the file holds " + (held > expected ? "more than " : "") + std::to_string(held) +
+                " bytes of states, the header says " + std::to_string(expected) +
+                ": truncated or appended to");
+  return states;
+}
+
 std::vector<actor_snapshot> read_checked(const std::filesystem::path& path) {
   const std::string who = "restore('" + path.string() + "'): ";
   std::ifstream in(path, std::ios::binary);
@@ -123,44 +190,31 @@ std::vector<actor_snapshot> read_checked(const std::filesystem::path& path) {
     if (c == '\n' || c == std::char_traits<char>::eof()) break;
     line.push_back(static_cast<char>(c));
   }
-  nlohmann::json header;
+  std::vector<actor_snapshot> actors;
+  std::vector<std::uint64_t> state_bytes;
   try {
-    header = nlohmann::json::parse(line);
-  } catch (const nlohmann::json::exception& e) {
-    throw error(who + "the header is not JSON (" + e.what() + "): not a snapshot file");
-  }
-  try {
+    const nlohmann::json header = parse_header(line, actors, state_bytes, who);
+    std::string().swap(line);
     if (!header.is_object() || header.value("format", std::string()) != format_name)
       throw error(who + "not a ringkernel snapshot file");
     const auto version = integer_member<std::uint32_t>(header, "version", who);
     if (version != snapshot_format_version)
       throw error(who + "format version " + std::to_string(version) + ", this library reads version " +
                   std::to_string(snapshot_format_version));
-    const std::string rest((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::vector<std::byte> states(rest.size());
-    if (!rest.empty()) std::memcpy(states.data(), rest.data(), rest.size());
-    const auto states_bytes = integer_member<std::uint64_t>(header, "states_bytes", who);
-    if (states.size() != states_bytes)
-      throw error(who + "the file holds " + std::to_string(states.size()) +
-                  " bytes of states, the header says " + std::to_string(states_bytes) +
-                  ": truncated or appended to");
+    const nlohmann::json& left = header.at("actors"); // what parse_header kept: entries that are not objects
+    if (!left.is_array() || !left.empty())
+      throw error(who + "header member 'actors' is not a list of objects");
+    const std::vector<std::byte> states =
+        read_states(in, integer_member<std::uint64_t>(header, "states_bytes", who), who);
     if (sha256_hex(states) != header.at("states_sha256").get<std::string>())
       throw error(who + "the states' SHA-256 does not match the header: the file was damaged or edited");
     std::map<std::string, std::uint64_t> types;
     for (const auto& t : header.at("handler_types"))
       types[t.at("name").get<std::string>()] = integer_member<std::uint64_t>(t, "state_bytes", who);
-    std::vector<actor_snapshot> actors;
     std::size_t offset = 0;
-    for (const auto& a : header.at("actors")) {
-      actor_snapshot s;
-      s.name = a.at("name").get<std::string>();
-      s.handler = a.at("handler").get<std::string>();
-      s.tenant = integer_member<std::uint64_t>(a, "tenant", who);
-      s.mailbox.capacity = integer_member<std::uint32_t>(a, "mailbox_slots", who);
-      s.mailbox.slot_bytes = integer_member<std::uint32_t>(a, "slot_bytes", who);
-      s.priority_lanes = a.at("priority_lanes").get<bool>();
-      s.dedicated_worker = a.at("dedicated_worker").get<bool>();
-      const auto bytes = integer_member<std::uint64_t>(a, "state_bytes", who);
+    for (std::size_t i = 0; i < actors.size(); ++i) {
+      actor_snapshot& s = actors[i];
+      const std::uint64_t bytes = state_bytes[i];
       const auto type = types.find(s.handler);
       if (type == types.end() || type->second != bytes)
         throw error(who + "actor '" + s.name + "': its state size does not match its handler type's entry");
@@ -169,7 +223,6 @@ std::vector<actor_snapshot> read_checked(const std::filesystem::path& path) {
       s.state.assign(states.begin() + static_cast<std::ptrdiff_t>(offset),
                      states.begin() + static_cast<std::ptrdiff_t>(offset + bytes));
       offset += bytes;
-      actors.push_back(std::move(s));
     }
     if (offset != states.size()) throw error(who + "the states do not add up to the file's size");
     return actors;

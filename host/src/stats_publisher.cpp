@@ -2,6 +2,7 @@
 
 #include "stats_publisher.hpp"
 
+#include <ringkernel/host/detail/thread_start.hpp>
 #include <ringkernel/host/error.hpp>
 #include <ringkernel/host/stats_shm.hpp>
 
@@ -70,7 +71,7 @@ stats_publisher::stats_publisher(sources from, std::chrono::milliseconds interva
   } catch (const std::system_error& e) {
     ::munmap(mapping_, mapped_bytes_);
     ::shm_unlink(name_.c_str());
-    throw error(std::string("start(): publish_stats: no thread: ") + e.what());
+    throw thread_start_error("start(): publish_stats's thread", e);
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include "trace_link.hpp"
 
+#include <ringkernel/host/detail/thread_start.hpp>
 #include <ringkernel/host/error.hpp>
 
 #include <new>
@@ -14,16 +15,18 @@ trace_link::trace_link(memory_pool& memory, backend_impl& backend, const runtime
     : backend_(backend), options_(options.trace) {
   if (options_.sample_every == 0) return;
   // validated with the options
-  ring_ = allocate_device_to_host_ring(memory, trace_ring_geometry(options_.ring_slots), "the trace ring");
+  ring_ = allocate_device_to_host_ring(memory, trace_ring_geometry(options_.ring_slots),
+                                       "the trace ring (runtime_options::trace.ring_slots)");
   channel_.ring = ring_.device_view;
   channel_.ring_full = ring_.refused;
   channel_.sample_every = options_.sample_every;
   try {
     collector_ = std::thread([this] { run(); });
   } catch (const std::system_error& e) {
-    throw error(std::string("runtime: could not start the trace collector thread (runtime_options::trace."
-                            "sample_every is not 0; set it to 0 to run without tracing): ") +
-                e.what());
+    throw thread_start_error(
+        "runtime: the trace collector thread (runtime_options::trace.sample_every is not 0; "
+        "set it to 0 to run without tracing)",
+        e);
   }
 }
 

@@ -3,6 +3,7 @@
 // exits once every one of them was retired; the gateway is one more thread.
 
 #include <ringkernel/device/gateway.cuh>
+#include <ringkernel/host/detail/thread_start.hpp>
 #include <ringkernel/host/error.hpp>
 #include <ringkernel/runtime/detail/backend.hpp>
 
@@ -223,7 +224,7 @@ private:
                           }),
                           std::move(done), worker});
     } catch (const std::system_error& e) {
-      throw error(std::string("CPU backend: could not start a worker thread: ") + e.what());
+      throw thread_start_error("CPU backend: a worker thread", e);
     }
   }
 
@@ -338,7 +339,7 @@ private:
     } catch (...) {
       failure = "unknown exception";
     }
-    store_pcie(me.busy_actor, 0u);
+    acknowledge_pcie(me.busy_actor, 0u); // release: the call's writes are visible once it reads 0
     if (!failure.empty()) {
       record_fault(worker, a, std::move(failure));
       return serve_result::released;

@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <sstream>
 #include <vector>
 
@@ -85,6 +86,25 @@ public:
     on.check(device_);
     RK_CUDA_CHECK(cudaGetDeviceProperties(&props_, device_));
     copy_stream_ = create_stream(false);
+    try {
+      create_pool();
+    } catch (...) { // no destructor runs for a constructor that throws: give back what was taken
+      release_pool_and_copy_stream();
+      throw;
+    }
+    description = props_text(props_);
+    pinned_arena::backend_created();
+  }
+
+  ~cuda_backend() override {
+    const current_device on(device_);
+    pinned_arena::backend_destroyed(); // the last one out gives the arena's cached blocks back
+    for (auto& k : launched_) destroy_stream(k.stream, true);
+    release_pool_and_copy_stream();
+  }
+
+private:
+  void create_pool() {
     // Device memory comes from a memory pool of this runtime's own, allocated and freed in stream order on
     // the copy stream: cudaMalloc and cudaFree synchronise with every stream of the device, so with another
     // runtime's persistent kernels running they would wait for ever. The pool keeps what it reserved
@@ -101,19 +121,16 @@ public:
       std::uint64_t keep_everything = ~std::uint64_t{0};
       RK_CUDA_CHECK(cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrReleaseThreshold, &keep_everything));
     }
-    description = props_text(props_);
-    pinned_arena::backend_created();
   }
-
-  ~cuda_backend() override {
-    const current_device on(device_);
-    pinned_arena::backend_destroyed(); // the last one out gives the arena's cached blocks back
-    for (auto& k : launched_) destroy_stream(k.stream, true);
+  void release_pool_and_copy_stream() noexcept {
     if (copy_stream_ != nullptr) RK_CUDA_WARN(cudaStreamSynchronize(copy_stream_)); // its frees are done
     if (pool_ != nullptr) RK_CUDA_WARN(cudaMemPoolDestroy(pool_));
     if (copy_stream_ != nullptr) destroy_stream(copy_stream_, false);
+    pool_ = nullptr;
+    copy_stream_ = nullptr;
   }
 
+public:
   rk::backend kind() const noexcept override { return rk::backend::cuda; }
 
   //! One block per SM and handler type: every SM can serve every type, and the pool leaves room beside
@@ -137,10 +154,16 @@ public:
     }
     if (e != cudaSuccess) {
       (void)cudaGetLastError();
+      if (p != nullptr) free_device(p); // allocated, but the wait for it failed
       throw error("CUDA backend: allocating " + std::to_string(bytes) + " bytes of device memory failed: " +
                   cuda_error_text(e) + "; reduce max_actors or mailbox sizes");
     }
-    zero_device(p, bytes); // through the copy engine (see backend_impl::zero_device)
+    try {
+      zero_device(p, bytes); // through the copy engine (see backend_impl::zero_device)
+    } catch (...) {
+      free_device(p);
+      throw;
+    }
     return p;
   }
   void free_device(void* pointer) noexcept override {
@@ -228,6 +251,7 @@ public:
                        std::uint32_t gateway_worker) override {
     const current_device on(device_);
     on.check(device_);
+    const std::lock_guard lock(kernels_mutex_);
     host_control_ = host_control;
     host_workers_ = host_workers;
     std::vector<planned> plan;
@@ -253,16 +277,25 @@ public:
   std::uint32_t launch_more(const system_view&, std::span<const worker_group> groups) override {
     const current_device on(device_);
     on.check(device_);
-    std::vector<planned> plan;
-    for (const auto& g : groups) plan.push_back(plan_for(g));
-    used_capacity_ += check_co_residency(plan, used_capacity_);
-    std::uint32_t workers = 0;
-    for (const auto& p : plan) workers += launch_group(p);
-    return workers;
+    // All or nothing: a kernel that started cannot be taken back, so one group (one kernel) per call.
+    if (groups.size() != 1)
+      throw error("CUDA backend: launch_more() starts one group of workers per call, not " +
+                  std::to_string(groups.size()));
+    const std::lock_guard lock(kernels_mutex_);
+    std::vector<planned> plan{plan_for(groups.front())};
+    const double demand = check_co_residency(plan, used_capacity_);
+    used_capacity_ += demand;
+    try {
+      return launch_group(plan.front());
+    } catch (...) {
+      used_capacity_ = std::max(0.0, used_capacity_ - demand);
+      throw;
+    }
   }
 
   void release_workers(std::uint32_t first_worker, std::uint32_t count) noexcept override {
     const current_device on(device_);
+    const std::lock_guard lock(kernels_mutex_);
     for (auto it = launched_.begin(); it != launched_.end();) {
       if (it->first_worker >= first_worker && it->first_worker + it->blocks <= first_worker + count) {
         // Its blocks exited; destroying the stream lets the grid finish and frees the stream afterwards.
@@ -277,6 +310,7 @@ public:
   }
 
   void abandon_workers(std::uint32_t first_worker, std::uint32_t count) noexcept override {
+    const std::lock_guard lock(kernels_mutex_);
     for (auto& k : launched_) {
       if (k.first_worker >= first_worker && k.first_worker + k.blocks <= first_worker + count) {
         used_capacity_ -= k.demand;
@@ -289,6 +323,38 @@ public:
   std::optional<backend_fault> poll_fault() override {
     const current_device on(device_);
     on.check(device_);
+    const std::lock_guard lock(kernels_mutex_);
+    return poll_fault_locked();
+  }
+
+  //! Once every kernel has exited, their streams are given back (destroyed, and no longer counted in the
+  //! device ledger), so that a runtime kept after shutdown() holds no hardware queue; a fault seen on the
+  //! way is kept for poll_fault().
+  bool join(std::chrono::milliseconds timeout) noexcept override {
+    const current_device on(device_);
+    const wait_result r = wait_until(
+        [&] {
+          const std::lock_guard lock(kernels_mutex_);
+          for (const auto& k : launched_)
+            if (cudaStreamQuery(k.stream) == cudaErrorNotReady) return false;
+          return true;
+        },
+        [] { return false; }, timeout_ns(timeout));
+    if (r != wait_result::ready) {
+      (void)cudaGetLastError();
+      return false;
+    }
+    const std::lock_guard lock(kernels_mutex_);
+    (void)poll_fault_locked();
+    (void)cudaGetLastError();
+    for (auto& k : launched_) destroy_stream(k.stream, true);
+    launched_.clear();
+    used_capacity_ = 0.0;
+    return true;
+  }
+
+private:
+  std::optional<backend_fault> poll_fault_locked() {
     if (fault_) return fault_;
     for (const auto& k : launched_) {
       const cudaError_t e = cudaStreamQuery(k.stream);
@@ -312,20 +378,6 @@ public:
     return std::nullopt;
   }
 
-  bool join(std::chrono::milliseconds timeout) noexcept override {
-    const current_device on(device_);
-    const wait_result r = wait_until(
-        [&] {
-          for (const auto& k : launched_)
-            if (cudaStreamQuery(k.stream) == cudaErrorNotReady) return false;
-          return true;
-        },
-        [] { return false; }, timeout_ns(timeout));
-    (void)cudaGetLastError();
-    return r == wait_result::ready;
-  }
-
-private:
   struct planned {
     const void* kernel;
     unsigned blocks;
@@ -387,6 +439,10 @@ private:
     if (e == cudaSuccess) e = cudaPeekAtLastError();
     if (e != cudaSuccess) {
       (void)cudaGetLastError();
+      // Nothing runs on it: left in launched_, its idle stream read as a kernel that exited on its own (a
+      // fault), and it held a hardware queue until the runtime was destroyed.
+      launched_.pop_back();
+      destroy_stream(stream, true);
       throw error("launching the " + p.where + " failed: " + cuda_error_text(e));
     }
   }
@@ -495,6 +551,9 @@ private:
   cudaDeviceProp props_{};
   cudaStream_t copy_stream_ = nullptr;
   cudaMemPool_t pool_ = nullptr; //!< this runtime's device memory (null: the device has no memory pools)
+  //! launched_, used_capacity_ and fault_: host threads launch late workers, release exited ones and poll
+  //! for faults at once (a spawn, the grace-period collector, a receive() waiting).
+  mutable std::mutex kernels_mutex_;
   std::vector<launched_kernel> launched_;
   double used_capacity_ = 0.0; //!< fraction of resident-block capacity taken by launched kernels
   const control_block* host_control_ = nullptr;

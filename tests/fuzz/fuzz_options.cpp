@@ -55,8 +55,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (v.max_hops > rk::max_hops_limit) violated("the hop counter can exceed max_hops");
     if (v.starvation_limit == 0 || v.starvation_limit > 255) violated("starvation_limit fits its counter");
     if (v.max_group_members == 0) violated("max_group_members is filled in");
-    if (v.start_timeout.count() < 0 || v.drain_timeout.count() < 0 || v.stop_timeout.count() < 0)
-      violated("timeouts are not negative");
+    if (v.start_timeout.count() < 0 || v.drain_timeout.count() < 0 || v.stop_timeout.count() < 1)
+      violated("timeouts are not negative, and shutdown waits for its workers");
     if (v.trace.sample_every != 0 &&
         (rk::trace_ring_geometry(v.trace.ring_slots).validate() != nullptr || v.trace.max_records == 0 ||
          v.trace.collect_interval.count() < 1 || v.trace.collect_interval.count() > 10'000))

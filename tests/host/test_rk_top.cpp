@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 
@@ -135,6 +136,8 @@ TEST(RkTop, BadArgumentsAreRefused) {
   EXPECT_EQ(run(top + " --pid 1 --name /x 2>&1").status, 2);
   EXPECT_EQ(run(top + " --name /ringkernel.no.such --once 2>&1").status, 2);
   EXPECT_EQ(run(top + " --interval-ms 1 2>&1").status, 2);
+  EXPECT_EQ(run(top + " --clean --once 2>&1").status, 2);
+  EXPECT_EQ(run(top + " --clean --pid 1 2>&1").status, 2);
 }
 
 //! A shared-memory object laid out as stats_shm.hpp says, holding `json` and naming `pid` as its
@@ -200,6 +203,36 @@ std::uint64_t published_ago(std::chrono::seconds age) {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                         std::chrono::system_clock::now().time_since_epoch() - age)
                                         .count());
+}
+
+// A process that crashed leaves its snapshot in /dev/shm: --clean removes those whose process is gone,
+// and leaves a live process's alone.
+TEST(RkTop, CleanRemovesTheSnapshotsOfGoneProcessesOnly) {
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) ::_exit(0);
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child); // reaped: its pid names no process (until reused)
+  const auto gone = static_cast<std::uint32_t>(child);
+  const auto me = static_cast<std::uint32_t>(::getpid());
+  const std::string json = running_snapshot("a");
+  const crafted_snapshot left(rk::stats_shm_name(gone, 0), gone, json);
+  const crafted_snapshot live(rk::stats_shm_name(me, 900), me, json);
+  const run_result listed = run(top + " --once 2>&1"); // several publish: each is listed
+  EXPECT_NE(listed.output.find(left.name + " (process gone: rk-top --clean removes it)"), std::string::npos)
+      << listed.output;
+  EXPECT_NE(listed.output.find(live.name + "\n"), std::string::npos) << listed.output;
+  const run_result r = run(top + " --clean 2>&1");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("removed " + left.name + " (process " + std::to_string(gone) + " is gone)"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find(live.name), std::string::npos) << r.output;
+  const int fd = ::shm_open(left.name.c_str(), O_RDONLY, 0);
+  EXPECT_LT(fd, 0) << "the gone process's snapshot is still there";
+  if (fd >= 0) ::close(fd);
+  const int kept = ::shm_open(live.name.c_str(), O_RDONLY, 0);
+  EXPECT_GE(kept, 0) << "the live process's snapshot was removed";
+  if (kept >= 0) ::close(kept);
 }
 
 // A leftover of a process killed without cleaning up, whose pid now belongs to a live process (pids are

@@ -476,6 +476,8 @@ TEST(Snapshot, MismatchesAndDamagedFilesAreRefusedWithNothingRestored) {
   has(expect_refused(file, known), "SHA-256");
   rewrite(bytes.substr(0, bytes.size() - 3));
   has(expect_refused(file, known), "truncated");
+  rewrite(bytes + "appended");
+  has(expect_refused(file, known), "appended to");
   std::string newer = bytes;
   newer.replace(newer.find("\"version\":1"), 11, "\"version\":9");
   rewrite(newer);
@@ -495,6 +497,18 @@ TEST(Snapshot, MismatchesAndDamagedFilesAreRefusedWithNothingRestored) {
     rewrite(narrowed);
     has(expect_refused(file, known), "'mailbox_slots' is 4294967304");
   }
+  { // The actors' list is read entry by entry: a second list, or entries that are not objects, are refused.
+    const std::size_t list = bytes.find(",\"actors\":[");
+    ASSERT_NE(list, std::string::npos);
+    std::string twice = bytes;
+    twice.insert(list, ",\"actors\":[]");
+    rewrite(twice);
+    has(expect_refused(file, known), "two 'actors' members");
+    std::string numbers = bytes;
+    numbers.insert(list + 11, "1,");
+    rewrite(numbers);
+    has(expect_refused(file, known), "'actors' is not a list of objects");
+  }
   rewrite("{\"something\": \"else\"}\n");
   has(expect_refused(file, known), "not a ringkernel snapshot");
   rewrite("not json at all");
@@ -512,6 +526,51 @@ TEST(Snapshot, MismatchesAndDamagedFilesAreRefusedWithNothingRestored) {
   known(fine);
   EXPECT_EQ(fine.restore(file), 2u) << "the intact file still restores";
   std::filesystem::remove(file);
+}
+
+// restore() racing start() in another thread: either the actors are restored before start() and run, or
+// restore() is refused and nothing is added. (It once checked the phase before taking the lock start()
+// takes, and spawned into the running runtime.) Timing-dependent: it checks the outcome each round.
+TEST(Snapshot, ARestoreRacingStartEitherRestoresBeforeItOrIsRefused) {
+  const std::filesystem::path file = temp_file("race");
+  {
+    rk::runtime rt(cpu_options());
+    rt.spawn<counter>("c1");
+    rt.spawn<counter>("c2");
+    ASSERT_EQ(rt.snapshot_all(file), 2u);
+  }
+  int restored_rounds = 0;
+  for (int round = 0; round < 50; ++round) {
+    rk::runtime rt(cpu_options());
+    rt.spawn<counter>("other");
+    std::atomic<bool> go{false};
+    std::thread starter([&] {
+      rk::backoff wait;
+      while (!go.load()) wait.pause();
+      rt.start();
+    });
+    bool restored = false;
+    go = true;
+    try {
+      restored = rt.restore(file) == 2;
+    } catch (const rk::error& e) {
+      EXPECT_NE(std::string(e.what()).find("only before start()"), std::string::npos) << e.what();
+    }
+    starter.join();
+    restored_rounds += restored;
+    ASSERT_EQ(rt.stats().actors.size(), restored ? 3u : 1u) << "round " << round;
+    if (restored) {
+      for (const char* name : {"c1", "c2"}) {
+        const actor_index a = rt.find(name);
+        ASSERT_EQ(rt.send(a, 1, {}), rk::status::enqueued);
+        ASSERT_TRUE(handled(rt, a, 1))
+            << "round " << round << ": restored actor " << name << " is not served";
+      }
+    }
+    rt.shutdown();
+  }
+  std::filesystem::remove(file);
+  RecordProperty("restored_rounds", restored_rounds);
 }
 
 TEST(Snapshot, ARestoreThatFailsHalfWayLeavesTheRuntimeAsItWas) {

@@ -118,6 +118,25 @@ struct fault_everywhere {
   }
 };
 
+//! Sends payloads that name no bytes (null data, 8 bytes) to `next`, one by one and as a batch, then
+//! reports both verdicts to the host (sequence: send's, value: send_aggregated's).
+struct null_payload_sender {
+  static constexpr const char* name = "null_payload_sender";
+  struct state {
+    rk::address next = 0;
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message&) {
+    const rk::byte_view nothing(nullptr, 8);
+    const rk::byte_view batch[2] = {rk::byte_view(nullptr, 0), nothing};
+    const status one = ctx.send(s.next, msg_count, nothing);
+    const status many =
+        ctx.is_leader() ? ctx.send_aggregated(s.next, msg_count, batch, 2) : status::delivered;
+    const ping_payload verdicts{static_cast<std::uint64_t>(one), static_cast<std::uint64_t>(many)};
+    (void)ctx.send_host(msg_ping, rk::as_bytes(verdicts));
+  }
+};
+
 class HardeningCases : public RuntimeCases {
 protected:
   static rk::send_options descriptor_as(std::uint64_t tenant) {
@@ -215,7 +234,7 @@ TEST_P(HardeningCases, QuotaAndBoundsArithmeticHoldsAtTheU64Edges) {
       [&] {
         (void)rt.create_region({}, ~std::uint64_t{0}, {rk::region_policy::immutable, 1, {}});
       },
-      "past the end of the address space");
+      "more than any address space holds");
   expect_refused(
       [&] {
         rt.register_region(memory, std::uint64_t{1} << 40, {rk::region_policy::immutable, 1, {}});
@@ -268,6 +287,11 @@ TEST_P(HardeningCases, TimeoutsAreSafeAtTheirEdges) {
     rk::runtime_options o = options();
     spoil(o);
     expect_refused([&] { rk::runtime rt(o); }, "must not be negative");
+  }
+  {
+    rk::runtime_options zero = options();
+    zero.stop_timeout = 0ms; // shutdown() gave up before the workers could exit, and leaked every time
+    expect_refused([&] { rk::runtime rt(zero); }, "stop_timeout must be at least 1 ms");
   }
   rk::runtime_options o = options();
   o.drain_timeout = std::chrono::milliseconds::max(); // "as long as it takes", not an overflow
@@ -473,6 +497,26 @@ TEST_P(HardeningCases, AFaultReportedByEveryThreadIsAuditedOnce) {
   }
   (void)rt.shutdown();
   EXPECT_EQ(rt.stats().actors[a].fault_code, 5u) << "a later ctx.fault does not replace the first code";
+}
+
+// A payload naming no bytes (null data with a size) is refused and counted, the sender's actor and every
+// other one going on; it was copied from address 0 after the slot was claimed (the process crashed).
+TEST_P(HardeningCases, APayloadThatNamesNoBytesIsRefusedNotRead) {
+  rk::runtime rt(options());
+  const actor_index sink = rt.spawn<counter>("sink", small_mailbox());
+  const actor_index sender =
+      rt.spawn<null_payload_sender>("sender", small_mailbox(), null_payload_sender::state{sink});
+  rt.start();
+  ASSERT_EQ(rt.send(sender, msg_ping, {}), status::enqueued);
+  const ping_payload verdicts = reply_of(rt);
+  EXPECT_EQ(verdicts.sequence, static_cast<std::uint64_t>(status::invalid_descriptor));
+  EXPECT_EQ(verdicts.value, static_cast<std::uint64_t>(status::invalid_descriptor));
+  EXPECT_EQ(rt.send_wait(sink, msg_count, rk::as_bytes(ping_payload{1, 1}), 10s), status::delivered);
+  const rk::shutdown_report report = rt.shutdown();
+  EXPECT_TRUE(report.drained);
+  EXPECT_EQ(rt.stats().actors[sender].sent[static_cast<int>(status::invalid_descriptor)], 3u)
+      << "one single send and a batch of two";
+  EXPECT_EQ(rt.state<counter>(sink).count, 1u) << "only the host's message arrived";
 }
 
 } // namespace rk_cases

@@ -8,6 +8,7 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
+#include <cstring>
 #include <future>
 #include <map>
 #include <stdexcept>
@@ -521,6 +522,36 @@ TEST(CpuHardening, APausedRuntimeSleepsInsteadOfPolling) {
   EXPECT_EQ(rt.state<counter>(dedicated).count, 1u);
 }
 
+TEST(CpuHardening, StopAndPauseActorInAPausedRuntimeReturnAtOnceAndTakeEffectAfterResume) {
+  // Paused workers acknowledge nothing: stop() and pause_actor() waited out their timeout (with
+  // milliseconds::max(), until another thread resumed). They return false once the runtime holds still,
+  // and the requests stand. Both worker modes.
+  rk::runtime_options o = cpu_options();
+  rk::runtime rt(o);
+  const actor_index to_stop = rt.spawn<counter>("to_stop");
+  const actor_index to_pause = rt.spawn<counter>("to_pause");
+  rk::actor_options own;
+  own.dedicated_worker = true;
+  const actor_index dedicated = rt.spawn<counter>("dedicated", own);
+  rt.start();
+  ASSERT_TRUE(rt.pause(10s));
+  const auto asked = std::chrono::steady_clock::now();
+  EXPECT_FALSE(rt.stop(to_stop, std::chrono::milliseconds::max()));
+  EXPECT_FALSE(rt.pause_actor(to_pause, std::chrono::milliseconds::max()));
+  EXPECT_FALSE(rt.stop(dedicated, std::chrono::milliseconds::max()));
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, 5s) << "waited for workers that acknowledge nothing";
+  EXPECT_EQ(rt.lifecycle(to_stop), rk::actor_lifecycle::stopping);
+  EXPECT_EQ(rt.send_wait(to_stop, msg_count, {}, 10s), status::not_found) << "the stop stands: sends refused";
+  rt.resume();
+  EXPECT_TRUE(rt.stop(to_stop, 10s)) << "confirmed after resume()";
+  EXPECT_TRUE(rt.stop(dedicated, 10s));
+  EXPECT_TRUE(rt.pause_actor(to_pause, 10s));
+  EXPECT_EQ(rt.lifecycle(to_pause), rk::actor_lifecycle::paused);
+  rt.resume_actor(to_pause);
+  EXPECT_EQ(rt.send_wait(to_pause, msg_count, rk::as_bytes(ping_payload{1, 1}), 10s), status::delivered);
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
 TEST(CpuHardening, ASlotForgottenWhileThePoolIsPausedComesBackAfterResume) {
   // The slot of a forgotten actor comes back once a worker acknowledges; paused workers acknowledge
   // nothing. A spawn that needs it is refused at once, saying so (it waited 2 s, then told the caller to
@@ -564,6 +595,61 @@ TEST(CpuHardening, StartsThatTimeOutTearDownCleanly) {
       EXPECT_FALSE(rt.running());
     }
   } // each destructor stops the audit drain before the memory it reads is freed (ASan checks)
+}
+
+std::atomic<bool> release_faulting_handler{false};
+
+//! Host-only: faults itself with ctx.fault(), then goes on (waiting for the test's word) and writes its
+//! state, as ctx.fault() allows: "the current handler call finishes".
+struct faults_then_writes {
+  struct state {
+    std::uint64_t written = 0;
+  };
+  template <class Ctx>
+  void operator()(Ctx& ctx, state& s, const rk::message&) {
+    ctx.fault(7);
+    rk::backoff idle;
+    while (!release_faulting_handler.load()) idle.pause();
+    s.written = 1;
+  }
+};
+
+TEST(CpuHardening, RespawnAndSnapshotWaitForTheCallThatFaulted) {
+  // The actor is faulted while its call still runs: snapshot() copied a state being written, and
+  // respawn() handed it a fresh state the call then wrote into (1 instead of 0).
+  for (const bool dedicated : {false, true}) {
+    rk::runtime_options o = cpu_options();
+    o.dedicated_workers = dedicated;
+    rk::runtime rt(o);
+    const actor_index a = rt.spawn<faults_then_writes>("f");
+    rt.start();
+    const auto fault_it = [&] {
+      release_faulting_handler = false;
+      ASSERT_EQ(rt.send(a, msg_count, {}), status::enqueued);
+      ASSERT_EQ(rk::wait_until([&] { return rt.lifecycle(a) == rk::actor_lifecycle::faulted; },
+                               [] { return false; }, 20'000'000'000ull),
+                rk::wait_result::ready);
+    };
+    fault_it();
+    auto copied = std::async(std::launch::async, [&] { return rt.snapshot(a, 10s); });
+    EXPECT_EQ(copied.wait_for(200ms), std::future_status::timeout) << "copied while the call still writes";
+    release_faulting_handler = true;
+    const rk::actor_snapshot s = copied.get();
+    ASSERT_EQ(s.state.size(), sizeof(faults_then_writes::state));
+    faults_then_writes::state seen{};
+    std::memcpy(&seen, s.state.data(), sizeof seen);
+    EXPECT_EQ(seen.written, 1u) << "the copy was taken after the call returned";
+
+    rt.respawn<faults_then_writes>(a, {});
+    fault_it(); // faulted again, in a call that goes on
+    auto respawned = std::async(std::launch::async, [&] { rt.respawn<faults_then_writes>(a, {}); });
+    EXPECT_EQ(respawned.wait_for(200ms), std::future_status::timeout) << "respawned under a running call";
+    release_faulting_handler = true;
+    respawned.get();
+    EXPECT_EQ(rt.lifecycle(a), rk::actor_lifecycle::live);
+    EXPECT_TRUE(rt.shutdown().drained);
+    EXPECT_EQ(rt.state<faults_then_writes>(a).written, 0u) << "the fresh state was written by the old call";
+  }
 }
 
 } // namespace rk_cases

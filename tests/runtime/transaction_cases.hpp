@@ -90,7 +90,7 @@ TEST_P(TransactionCases, SpawnWithInstancesRollsBackAtEveryStepBeforeStart) {
        [] { return group_of(2); }, "group table is full",
        [](rk::runtime& rt, rk::actor_options&) { rt.remove_group(rt.group("other2")); }},
       {"member lists full", [](auto& o) { o.max_group_members = 3; }, [](rk::runtime&) {},
-       [] { return group_of(3); }, "member lists are full",
+       [] { return group_of(3); }, "no room for a list of 3 members",
        [](rk::runtime& rt, rk::actor_options&) { rt.remove_group(rt.group("other")); }},
       {"actor table full",
        [](auto& o) {

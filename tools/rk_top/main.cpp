@@ -133,6 +133,47 @@ std::vector<std::string> published() {
   return names;
 }
 
+//! Whether process `pid` still runs. kill(0, ...) would ask about our own process group: a snapshot
+//! naming pid 0 has no live owner.
+bool process_alive(pid_t pid) {
+  return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM);
+}
+
+//! " (process gone: rk-top --clean removes it)" for a snapshot whose publisher is gone, else "".
+const char* gone_note(const std::string& name) {
+  try {
+    if (!process_alive(static_cast<pid_t>(snapshot_source(name).header().pid)))
+      return " (process gone: rk-top --clean removes it)";
+  } catch (const std::exception&) {
+  }
+  return "";
+}
+
+//! --clean: removes the snapshots whose publishing process is gone (left by a process that crashed or
+//! was killed). Live owners' snapshots and files that are not snapshots are left alone.
+int clean() {
+  int failed = 0;
+  std::size_t removed = 0;
+  for (const std::string& name : published()) {
+    pid_t owner = 0;
+    try {
+      owner = static_cast<pid_t>(snapshot_source(name).header().pid);
+    } catch (const std::exception&) { // not a snapshot, or not ours to read: not ours to remove
+      continue;
+    }
+    if (process_alive(owner)) continue;
+    if (::shm_unlink(name.c_str()) == 0) {
+      std::printf("removed %s (process %d is gone)\n", name.c_str(), static_cast<int>(owner));
+      ++removed;
+    } else if (errno != ENOENT) { // ENOENT: removed by someone else meanwhile
+      std::fprintf(stderr, "rk-top: cannot remove %s: %s\n", name.c_str(), std::strerror(errno));
+      failed = 1;
+    }
+  }
+  if (removed == 0 && failed == 0) std::printf("no snapshot of a gone process\n");
+  return failed != 0 ? exit_usage : exit_ok;
+}
+
 std::string number(double v, int decimals = 1) {
   char buffer[32];
   std::snprintf(buffer, sizeof buffer, "%.*f", decimals, v);
@@ -207,7 +248,7 @@ int main(int argc, char** argv) {
   std::optional<std::uint32_t> pid;
   std::uint32_t index = 0;
   std::string name;
-  bool once = false, json = false;
+  bool once = false, json = false, remove_gone = false;
   std::uint32_t interval_ms = 500;
   CLI::App app("A live view of a running libringkernel runtime (runtime_options::publish_stats).", "rk-top");
   CLI::Option* pid_option = rk::cli::add_count(app, "--pid", pid, "the process that runs the runtime");
@@ -216,10 +257,19 @@ int main(int argc, char** argv) {
   app.add_option("--name", name, "the shared-memory name, e.g. /ringkernel.1234.0");
   app.add_flag("--once", once, "print one view and exit");
   app.add_flag("--json", json, "with --once: the snapshot as published (JSON)");
+  app.add_flag("--clean", remove_gone,
+               "remove the snapshots of processes that are gone (crashed or killed) and exit");
   rk::cli::add_count(app, "--interval-ms", interval_ms, "refresh period of the live view (default 500)")
       ->check(CLI::Range(10u, 60'000u));
   rk::cli::parse(app, argc, argv,
-                 "[--pid PID [--index K] | --name NAME] [--once] [--json] [--interval-ms N]");
+                 "[--pid PID [--index K] | --name NAME] [--once] [--json] [--interval-ms N] | --clean");
+  if (remove_gone) {
+    if (pid || !name.empty() || once || json) {
+      std::fputs("rk-top: --clean takes no other option (it looks at every snapshot)\n", stderr);
+      return exit_usage;
+    }
+    return clean();
+  }
   if (json && !once) {
     std::fputs("rk-top: --json needs --once (the live view is for people)\n", stderr);
     return exit_usage;
@@ -235,7 +285,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "rk-top: %s; choose one with --pid or --name\n",
                    all.empty() ? "no runtime publishes its counters here (runtime_options::publish_stats)"
                                : "several runtimes publish here");
-      for (const std::string& n : all) std::fprintf(stderr, "  %s\n", n.c_str());
+      for (const std::string& n : all) std::fprintf(stderr, "  %s%s\n", n.c_str(), gone_note(n));
       return exit_usage;
     }
     name = all.front();
@@ -260,9 +310,7 @@ int main(int argc, char** argv) {
         }
       }
       const std::optional<std::string> text = source->read();
-      const auto owner = static_cast<pid_t>(source->header().pid);
-      // kill(0, ...) would ask about our own process group: a snapshot naming pid 0 has no live owner.
-      const bool alive = owner > 0 && (::kill(owner, 0) == 0 || errno == EPERM);
+      const bool alive = process_alive(static_cast<pid_t>(source->header().pid));
       if (!text) {
         if (once) {
           std::fprintf(stderr, "rk-top: %s has no complete snapshot yet\n", name.c_str());

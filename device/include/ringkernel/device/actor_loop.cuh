@@ -355,7 +355,12 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
   worker_status& status_word = sys.workers[p.first_worker + blockIdx.x];
 
   backoff idle(sys.device_idle_sleep_max_ns);
+  // Iterations of the leader (one more after a long call): the heartbeat's value. Control words and
+  // heartbeats are paced by differences, not `polls % n`: a deferring handler advanced polls twice per
+  // iteration, and a modulus then never came round again (no terminate, pause or heartbeat until it stopped).
   std::uint32_t polls = 0;
+  std::uint32_t last_control = 0; // polls at the last look at the control words
+  std::uint32_t last_beat = 0;    // polls at the last heartbeat
   bool busy = false;
   bool paused = false;
   std::uint64_t handler_begin = 0;            // thread 0 only
@@ -367,7 +372,9 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
     if (threadIdx.x == 0) {
       worker_step step{};
       shared_exit = false;
-      const bool check_control = !busy || (++polls % control_poll_interval) == 0;
+      ++polls;
+      const bool check_control = !busy || polls - last_control >= control_poll_interval;
+      if (check_control) last_control = polls;
       if (check_control && terminate_requested(sys)) {
         shared_exit = true;
       } else {
@@ -388,8 +395,10 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
           store_pcie(status_word.busy_type, reported_type);
         }
       }
-      if (check_control && (polls % heartbeat_poll_interval) == 0)
+      if (check_control && polls - last_beat >= heartbeat_poll_interval) {
         store_pcie(status_word.heartbeat, static_cast<std::uint64_t>(polls));
+        last_beat = polls;
+      }
       shared_step = step;
       if (working) handler_begin = physical_clock_ns();
     }
@@ -415,13 +424,11 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
                    deferred ? trace_outcome::deferred : trace_outcome::handled);
       }
       if (deferred) {
-        ++polls; // kept for the next turn: back off as if idle, so room can appear downstream
-        idle.pause();
+        idle.pause(); // kept for the next turn: back off as if idle, so room can appear downstream
       } else if (step.kind == step_kind::handle || step.kind == step_kind::discard) {
         finish_step(sys, self, step);
         idle.reset();
       } else {
-        ++polls;
         idle.pause();
       }
     }

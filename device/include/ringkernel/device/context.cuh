@@ -72,9 +72,11 @@ public:
   }
 
   //! Sends to an actor, a group (round-robin over live members) or an alias, decided on the device.
-  //! Never blocks; returns the verdict.
+  //! Never blocks; returns the verdict (invalid_descriptor for a payload that names no bytes: a null
+  //! pointer with a nonzero size).
   [[nodiscard]] RK_HOST_DEVICE status send(address destination, std::uint32_t type, byte_view payload,
                                            const send_options& options = {}) const noexcept {
+    if (payload.data == nullptr && payload.size != 0) return count_sent(status::invalid_descriptor);
     return send_one(make_header(destination, type, payload.size, options, 0), payload.data);
   }
   //! Sends to a group member chosen by hash of `key`: the same key reaches the same member while it is live.
@@ -119,9 +121,10 @@ public:
   //! delivered, in order, or none (the status says why; too_large also when `count` exceeds the
   //! destination ring's capacity), and counted `count` times under that one status. Warp-aggregated on CUDA:
   //! when every lane of a full warp calls this together (a warp-collective; lanes with nothing to send pass
-  //! count 0), the lanes that send to the same destination, type and priority reserve their slots with one
-  //! atomic, offsets from cub::WarpScan. Otherwise (partial warps, the CPU backend) each call reserves its
-  //! `count` slots with one atomic. A group destination sends the whole batch of a warp to one member.
+  //! count 0), the lanes that send to the same destination, type, priority, flags and route key reserve
+  //! their slots with one atomic, offsets from cub::WarpScan. Otherwise (partial warps, the CPU backend)
+  //! each call reserves its `count` slots with one atomic. A group destination sends the batch of such lanes
+  //! to one member; each lane's outcome is what its own call would get.
   [[nodiscard]] RK_HOST_DEVICE status send_aggregated(address destination, std::uint32_t type,
                                                       const byte_view* payloads, std::uint32_t count,
                                                       const send_options& options = {}) const noexcept {
@@ -132,6 +135,10 @@ public:
                             count);
       return count_sent(status::invalid_descriptor, count);
     }
+    if (count != 0 && payloads == nullptr) return count_sent(status::invalid_descriptor, count);
+    for (std::uint32_t i = 0; i < count; ++i) // a payload that names no bytes: see send()
+      if (payloads[i].data == nullptr && payloads[i].size != 0)
+        return count_sent(status::invalid_descriptor, count);
 #if defined(__CUDA_ARCH__)
     // Warp-uniform: lanes that execute __activemask() together all get the same mask, so either all 32
     // lanes ran it together and every one of them takes the collective path, or none sees the full mask
@@ -323,8 +330,11 @@ private:
 
     envelope header = make_header(destination, type, 0, options, 0);
     const std::uint32_t prio = header.priority;
+    // Lanes share one decision only when everything it reads is the same: the route key and flags too
+    // (keyed sends with different keys went to the leader's member, and its flags decided for all).
     const unsigned peers = __match_any_sync(all_lanes, destination) & __match_any_sync(all_lanes, type) &
-                           __match_any_sync(all_lanes, prio);
+                           __match_any_sync(all_lanes, prio | (std::uint32_t{header.flags} << 8)) &
+                           __match_any_sync(all_lanes, static_cast<unsigned long long>(header.route_key));
     unsigned pending = __ballot_sync(all_lanes, count > 0);
     status mine = count > 0 ? status::queue_full : status::delivered;
 
@@ -396,8 +406,11 @@ private:
       } else if (in_group) {
         const status v = static_cast<status>(verdict);
         // The group's total did not fit, or the destination is the host ring: each lane sends its own batch
-        // (which counts itself); any other verdict applies to the whole group.
-        const bool alone = v == status::queue_full || v == status::delivered;
+        // (which counts itself). So does a verdict on sizes or amounts (too_large: the group's largest
+        // payload or total; quota_exceeded: the group's total), which a lane's own batch may pass. Any other
+        // verdict is about the destination, and applies to the whole group.
+        const bool alone = v == status::queue_full || v == status::delivered || v == status::too_large ||
+                           v == status::quota_exceeded;
         mine = alone ? send_batch(destination, type, payloads, count, options) : count_sent(v, count);
       }
       pending &= ~group;

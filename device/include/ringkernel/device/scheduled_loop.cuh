@@ -28,6 +28,8 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
 
   // Thread 0 only below: the leader decides, every thread runs the handler.
   backoff idle(sys.device_idle_sleep_max_ns);
+  // The leader's looks between actors (and its beats while holding one): the heartbeat's value. A turn's
+  // holding iterations are paced by `turn`, which each of them advances by one.
   std::uint32_t polls = 0;
   std::uint32_t grace_seen = 0;
   std::uint32_t turn = 0;
@@ -63,8 +65,13 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
             store_pcie(status_word.heartbeat, static_cast<std::uint64_t>(polls));
         }
         RK_PHASE(holding ? phase_take : phase_idle, stopwatch);
-      } else if ((++polls % control_poll_interval) == 0 && terminate_requested(sys)) {
-        shared_exit = true;
+      } else if (turn % control_poll_interval == control_poll_interval - 1) {
+        // A busy worker beats each time it looks at the control words. (It beat only between actors, every
+        // 16 looks: a turn of 32 messages, taken over and over, kept the remainder of polls % 16 the same,
+        // and a worker serving one busy actor never beat: the watchdog reported a call stuck that was not.
+        // Now either turns are short, and polls advances by one per turn, or every turn beats here.)
+        store_pcie(status_word.heartbeat, static_cast<std::uint64_t>(++polls));
+        if (terminate_requested(sys)) shared_exit = true;
       }
       if (holding && !shared_exit) {
         step = next_step(sys, current);

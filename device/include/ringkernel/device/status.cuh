@@ -18,7 +18,7 @@ enum class status : std::uint8_t {
   not_routable,        //!< the message type may not travel kernel-to-kernel
   tenant_mismatch,     //!< sender and destination belong to different tenants
   quota_exceeded,      //!< the sending tenant is over its rate or budget
-  invalid_descriptor,  //!< a zero-copy descriptor failed validation
+  invalid_descriptor,  //!< a zero-copy descriptor failed validation, or a payload named no bytes (null data)
   dropped,             //!< not deliverable and the sender asked for silent-drop semantics (counted)
   timed_out,           //!< a bounded wait expired
   aborted,             //!< a wait stopped because the runtime is terminating

@@ -117,7 +117,8 @@ struct runtime_options {
   std::chrono::milliseconds start_timeout{10'000};
   //! How long shutdown() waits for in-flight messages to be handled before it terminates anyway.
   std::chrono::milliseconds drain_timeout{5'000};
-  //! How long shutdown() waits for workers to exit after terminate.
+  //! How long shutdown() waits for workers to exit after terminate (at least 1 ms): workers still running
+  //! then are reported (shutdown_report::workers_stopped) and the runtime's memory is leaked under them.
   std::chrono::milliseconds stop_timeout{10'000};
   //! The watchdog: a handler call running longer than this is reported (runtime::faults(), an audit
   //! record, an rk::error from the next lifecycle call on its actor or one sharing its worker) and named
@@ -142,8 +143,9 @@ struct runtime_options {
   bool dump_state_on_sigusr1 = false;
   //! When the watchdog reports a stuck handler call (handler_timeout), it also writes a state dump.
   bool dump_state_on_watchdog = true;
-  //! Where those dumps go (called on a runtime thread; it must not call the runtime's setup calls or
-  //! shutdown). Empty: state_dump::text() to stderr.
+  //! Where those dumps go (called on a runtime thread, which shutdown() waits for: it should not block; a
+  //! runtime call from it that needs the setup lock while another thread holds it is refused with
+  //! rk::error). Empty: state_dump::text() to stderr.
   std::function<void(const state_dump&)> on_state_dump;
   //! Audit: slots of the device audit ring (a power of two), records the runtime keeps in memory for
   //! runtime::audit_records() (1 .. 2^24), and further sinks (e.g. rk::audit_file_sink; not null) fed by

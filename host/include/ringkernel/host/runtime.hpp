@@ -140,10 +140,11 @@ public:
     static_assert(is_valid_handler_v<H>,
                   "handler types need a default-constructible, trivially copyable "
                   "state and 1..1024 threads_per_worker (see ringkernel/device/handler.cuh)");
-    const handler_state_t<H> default_state{};
     const bool defaults = initial_states.empty();
+    // On the heap: a state of many megabytes overflowed the caller's stack.
+    const auto default_state = defaults ? std::make_unique<handler_state_t<H>>() : nullptr;
     return spawn_many_erased(detail::make_actor_type_ops<H, WithCuda>(), std::move(prefix), count, options,
-                             defaults ? &default_state : initial_states.data(),
+                             defaults ? default_state.get() : initial_states.data(),
                              defaults ? 1 : initial_states.size());
   }
   //! Makes handler type H available for spawning after start() (its kernel is loaded at start).
@@ -189,7 +190,8 @@ public:
 
   //! Stops actor `a`: new messages are refused (not_found), queued ones are handled, then its worker
   //! parks. Returns whether the worker confirmed within `timeout` (false at once when shutdown() completes
-  //! meanwhile: no worker answers after it); a confirmed stop is in the audit log (actor_stop). Later
+  //! meanwhile: no worker answers after it, or while the runtime is paused: see pause()); a confirmed
+  //! stop is in the audit log (actor_stop). Later
   //! strays are discarded and counted.
   //! An actor whose handler defers (ctx.defer) what is queued never finishes handling it: stop() returns
   //! false and the actor stays `stopping` (respawn and forget refuse it) until its handler stops deferring
@@ -209,7 +211,8 @@ public:
   void respawn(actor_index a) { respawn_erased(a, std::type_index(typeid(void)), nullptr); }
   //! Per-actor pause: messages queue up but are not handled, and groups skip the actor. Returns whether
   //! the worker confirmed within `timeout` (false too if the actor faulted meanwhile, or was resumed first:
-  //! by resume_actor, or by shutdown(), which resumes paused actors to drain them). Pausing a paused
+  //! by resume_actor, or by shutdown(), which resumes paused actors to drain them; and at once while the
+  //! runtime is paused, see pause()). Pausing a paused
   //! actor waits for the same confirmation; an actor that is stopping, stopped or faulted cannot be
   //! paused (rk::error). resume_actor has no effect on an actor that is not paused.
   template <class Rep = std::int64_t, class Period = std::nano>
@@ -366,8 +369,9 @@ public:
   //! flowing into mailboxes (the gateway is not paused), and K2K sends from finishing handlers land too.
   //! While paused, CPU worker threads sleep until resume() (a paused runtime costs no CPU); on CUDA the
   //! workers back off with __nanosleep. Paused workers acknowledge no request about one actor, so
-  //! pause_actor() and stop() wait (and return false after their timeout) and a forgotten actor's slot
-  //! comes back only after resume(); snapshot() and snapshot_all() copy at once. Throws rk::error naming
+  //! pause_actor() and stop() return false as soon as every worker holds still (the request stands and
+  //! takes effect after resume(): call them again then to wait for the confirmation) and a forgotten actor's
+  //! slot comes back only after resume(); snapshot() and snapshot_all() copy at once. Throws rk::error naming
   //! the call as soon as the watchdog reports a handler call stuck (runtime_options::handler_timeout): its
   //! worker cannot acknowledge. The pause stays requested then, as after a timeout; resume() lifts it.
   //! stop(), pause_actor(), snapshot() and snapshot_all() waiting in other threads end the same way.

@@ -29,7 +29,7 @@ inline constexpr std::uint64_t no_limit = ~std::uint64_t{0};
 struct tenant_quota {
   std::uint64_t max_actors = no_limit;       //!< actors spawned for the tenant (stopped ones count)
   std::uint64_t max_device_bytes = no_limit; //!< mailboxes + regions
-  std::uint64_t max_messages_per_second = 0; //!< 0: no rate limit; at most 1e11
+  std::uint64_t max_messages_per_second = 0; //!< 0: no rate limit; at most 1e11 (passes 1.6e10/s at most)
   std::uint64_t burst = 0;                   //!< tokens when idle; 0: one second's worth
 
   //! 1024 actors, 1 GiB, no rate limit.

@@ -9,8 +9,8 @@
 //!      a group picks a live member (round-robin, or by hash of the route key); an unknown or
 //!      non-accepting destination -> not_found (or a counted `dropped` with drop_if_unroutable)
 //!   3. tenancy: the sender's tenant must be the receiving actor's -> tenant_mismatch
-//!   4. a zero-copy descriptor must name live, final bytes the sender may share -> invalid_descriptor
-//!   5. the destination lane by priority; the payload must fit its slot -> too_large
+//!   4. the destination lane by priority; the payload must fit its slot -> too_large
+//!   5. a zero-copy descriptor must name live, final bytes the sender may share -> invalid_descriptor
 //!   6. quotas: the sender's engagement budget, then its tenant's message rate -> quota_exceeded (a host
 //!      send stamped with the table slot of a tenant removed since is refused -> tenant_mismatch)
 //! Only then are slots claimed and bytes written; count_delivery() counts a delivery before it is published
@@ -235,47 +235,57 @@ RK_HOST_DEVICE inline bool descriptor_valid(const system_view& s, std::uint64_t 
   return false;
 }
 
-inline constexpr std::uint64_t token_mask = (1ull << 24) - 1; //!< the bucket word's token bits
+//! The rate limiter is GCRA, the token bucket kept as one word: the bucket word holds the time at which
+//! the bucket would be full again ("theoretical arrival time"), in sixteenths of a nanosecond of
+//! physical_clock_ns, modulo 2^64 (compared by signed difference: exact while the word is within 2^63
+//! units, 18 years, of the clock). 0: never used (full). A send of n messages at time `now` passes when
+//! max(word, now) + n * interval lies at most `burst` intervals after now, and then stores that; an idle
+//! bucket is simply one whose time has passed, so it holds `burst` tokens and never more, whatever the
+//! clock reads or how long it idled. A send's cost (n / rate, in sixteenths of a nanosecond) is rounded
+//! up: over any stretch of time the limiter passes at most burst + rate x time messages (one more at
+//! most, from rounding), and falls short of the rate by at most rate / 1.6e10 of it per send (under 1%
+//! below 1.6e8 messages per second; 1.6e10 per second at most).
+inline constexpr std::uint64_t rate_units_per_second = 16'000'000'000ull;
 
-//! Tokens (in sixteenths) tenant `t`'s bucket holds when full: `burst`, or one second's worth at `rate`.
-RK_HOST_DEVICE inline std::uint64_t bucket_capacity(const tenant_entry& t, std::uint64_t rate) noexcept {
-  const std::uint64_t burst = relaxed(t.burst) ? relaxed(t.burst) : rate;
-  return burst * 16 > token_mask ? token_mask : burst * 16;
+//! Sixteenths of a nanosecond that `messages` tokens take to refill at `rate` (> 0), rounded up;
+//! no_rate_units when more than a batch can hold (2^30 messages: 2^30 x 1.6e10 still fits 64 bits).
+inline constexpr std::uint64_t no_rate_units = ~std::uint64_t{0};
+RK_HOST_DEVICE inline std::uint64_t rate_units(std::uint64_t messages, std::uint64_t rate) noexcept {
+  if (messages > (std::uint64_t{1} << 30)) return no_rate_units;
+  return (messages * rate_units_per_second + rate - 1) / rate;
 }
 
-//! Takes `count` tokens from tenant `t`'s bucket (refilled at `rate`, its rate_per_second read by the
-//! caller, holding at most `burst`), lock-free: the bucket word packs the last refill time in microseconds
-//! (40 bits) and the tokens in sixteenths (24 bits). Time only advances by what the added tokens paid for, so
-//! slow rates still refill.
-RK_HOST_DEVICE inline bool take_token_at(tenant_entry& t, std::uint32_t count, std::uint64_t rate) noexcept {
+//! How far the bucket's time may run ahead of now: `burst` tokens' worth (rounded up like a send of
+//! `burst`, so that a full bucket passes it), or one second's at `rate`.
+RK_HOST_DEVICE inline std::uint64_t bucket_tolerance(const tenant_entry& t, std::uint64_t rate) noexcept {
+  const std::uint64_t burst = relaxed(t.burst);
+  return burst != 0 ? rate_units(burst, rate) : rate_units_per_second; // burst <= 2^20 (tenant_table)
+}
+
+//! Takes `count` tokens from tenant `t`'s bucket at time `now_ns` (physical_clock_ns), refilled at
+//! `rate` (its rate_per_second read by the caller; 0: no limit), lock-free (one CAS loop).
+RK_HOST_DEVICE inline bool take_token_at_time(tenant_entry& t, std::uint32_t count, std::uint64_t rate,
+                                              std::uint64_t now_ns) noexcept {
   if (rate == 0) return true;
-  constexpr std::uint64_t time_mask = (1ull << 40) - 1;
-  const std::uint64_t capacity = bucket_capacity(t, rate);
-  const std::uint64_t need = std::uint64_t{count} * 16;
-  const std::uint64_t now_us = (physical_clock_ns() / 1000) & time_mask;
+  const std::uint64_t need = rate_units(count, rate);
+  const std::uint64_t tolerance = bucket_tolerance(t, rate);
+  if (need > tolerance) return false;    // more than a full bucket holds
+  const std::uint64_t now = now_ns * 16; // modulo 2^64, like the word
   cuda::atomic_ref<std::uint64_t, peer_scope> bucket(t.bucket);
   std::uint64_t old = bucket.load(cuda::std::memory_order_relaxed);
   for (;;) {
-    const std::uint64_t last_us = old >> 24;
-    std::uint64_t tokens = old & token_mask;
-    std::uint64_t elapsed = (now_us - last_us) & time_mask;
-    if (old == 0) elapsed = 10'000'000; // never used: full
-    if (elapsed > 10'000'000) elapsed = 10'000'000;
-    const std::uint64_t added = elapsed * rate * 16 / 1'000'000;
-    std::uint64_t new_time;
-    if (tokens + added >= capacity) {
-      tokens = capacity;
-      new_time = now_us;
-    } else {
-      tokens += added;
-      new_time = (last_us + added * 1'000'000 / (rate * 16)) & time_mask;
-    }
-    if (tokens < need) return false;
-    const std::uint64_t next = (new_time << 24) | (tokens - need);
+    const bool ahead = old != 0 && static_cast<std::int64_t>(old - now) > 0;
+    const std::uint64_t next = (ahead ? old : now) + need;
+    if (static_cast<std::int64_t>(next - now) > static_cast<std::int64_t>(tolerance)) return false;
     if (bucket.compare_exchange_weak(old, next == 0 ? 1 : next, cuda::std::memory_order_relaxed,
                                      cuda::std::memory_order_relaxed))
       return true;
   }
+}
+
+//! take_token_at_time() now.
+RK_HOST_DEVICE inline bool take_token_at(tenant_entry& t, std::uint32_t count, std::uint64_t rate) noexcept {
+  return rate == 0 || take_token_at_time(t, count, rate, physical_clock_ns());
 }
 
 //! take_token_at() with the tenant's rate as it is now.
@@ -396,18 +406,18 @@ RK_HOST_DEVICE inline prepared_delivery prepare_delivery(const system_view& s, c
   return p;
 }
 
-//! Gives back `count` tokens take_token() took (capped at the bucket's capacity; the refill time stays).
+//! Gives back `count` tokens take_token() took: the bucket's time moves back by what they cost (a bucket
+//! whose time has passed is full already and stays so).
 RK_HOST_DEVICE inline void return_tokens(tenant_entry& t, std::uint32_t count) noexcept {
   const std::uint64_t rate = relaxed(t.rate_per_second);
   if (rate == 0) return;
-  const std::uint64_t capacity = bucket_capacity(t, rate);
+  const std::uint64_t back = rate_units(count, rate);
+  if (back == no_rate_units) return; // never taken: take_token_at_time refuses such batches
   cuda::atomic_ref<std::uint64_t, peer_scope> word(t.bucket); // the scope take_token uses
   std::uint64_t old = word.load(cuda::std::memory_order_relaxed);
-  for (;;) {
-    const std::uint64_t tokens = old & token_mask;
-    const std::uint64_t back = static_cast<std::uint64_t>(count) * 16;
-    const std::uint64_t refilled = capacity - tokens < back ? capacity : tokens + back;
-    if (word.compare_exchange_weak(old, (old & ~token_mask) | refilled, cuda::std::memory_order_relaxed,
+  while (old != 0) {
+    const std::uint64_t earlier = old - back;
+    if (word.compare_exchange_weak(old, earlier == 0 ? 1 : earlier, cuda::std::memory_order_relaxed,
                                    cuda::std::memory_order_relaxed))
       return;
   }

@@ -151,7 +151,7 @@ struct alignas(64) tenant_entry {
   std::uint64_t id = 0;              //!< host
   std::uint64_t rate_per_second = 0; //!< host; 0: no rate limit
   std::uint64_t burst = 0;           //!< host; tokens the bucket holds when full
-  std::uint64_t bucket = 0;          //!< device CAS: (microseconds << 24) | (tokens * 16), see take_token
+  std::uint64_t bucket = 0;          //!< device CAS: when the bucket is full again, see take_token_at_time
   std::uint64_t host_sent = 0; //!< gateway (single writer): host sends for the tenant delivered after every
                                //!< check; actors count their own in actor_counters::passed
   std::uint64_t rate_rejections = 0;   //!< device: sends refused for the rate
@@ -284,7 +284,7 @@ struct alignas(false_sharing_range) device_control {
 
 //! Device pollers write their heartbeat (a PCIe write) once per this many idle polls: once the idle
 //! backoff reaches runtime_options::device_idle_sleep_max_ns (1 µs by default) per poll, that is one write
-//! every ~16 µs per idle worker instead of one per poll. It divides control_poll_interval, so a busy
+//! every ~16 µs per idle worker instead of one per poll. It is below control_poll_interval, so a busy
 //! worker still beats each time it looks at the control words.
 inline constexpr std::uint32_t heartbeat_poll_interval = 16;
 

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <string>
+#include <type_traits>
 #include <typeindex>
 #include <typeinfo>
 
@@ -44,10 +45,17 @@ struct cuda_kernel_of {
 
 template <class H, bool WithCuda>
 actor_type_ops make_actor_type_ops() {
+  // States live in blocks aligned to 256 bytes (what cudaMalloc gives): a stricter type would be misplaced.
+  static_assert(alignof(handler_state_t<H>) <= 256,
+                "a handler's state type may be aligned to at most 256 bytes");
   actor_type_ops ops;
   ops.type = std::type_index(typeid(H));
   if constexpr (has_name<H>::value) {
-    ops.name = H::name;
+    // A null name is refused like an empty one (rk::error from spawn/prepare), not dereferenced.
+    if constexpr (std::is_pointer_v<std::remove_cv_t<decltype(H::name)>>)
+      ops.name = H::name != nullptr ? H::name : "";
+    else
+      ops.name = H::name;
   } else {
     ops.name = demangle(typeid(H).name());
   }

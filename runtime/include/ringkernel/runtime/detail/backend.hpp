@@ -114,7 +114,8 @@ public:
                                const worker_status* host_workers, std::span<const worker_group> groups,
                                std::uint32_t gateway_worker) = 0;
   //! While running: starts workers for actors spawned after launch (no gateway). All or nothing: when it
-  //! throws, nothing it started runs (it refuses up front when they would not fit beside what runs).
+  //! throws, nothing it started runs (it refuses up front when they would not fit beside what runs). The
+  //! CUDA backend takes one group per call (a kernel that started cannot be taken back).
   virtual std::uint32_t launch_more(const system_view& sys, std::span<const worker_group> groups) = 0;
   //! The host saw every worker in [first_worker, first_worker + count) exit for good (worker_status::
   //! exited) before terminate: their actors were all retired. The backend forgets them (joins CPU threads;
