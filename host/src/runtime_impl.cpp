@@ -593,6 +593,13 @@ shutdown_report runtime_impl::shutdown() noexcept {
               "was stopped; call it from a host thread";
     return r;
   }
+  if (on_service_thread) { // an audit sink or on_state_dump: shutdown() joins that very thread
+    shutdown_report r;
+    r.drained = false;
+    r.fault = "shutdown() called from a runtime callback (an audit sink, on_state_dump), on a thread "
+              "shutdown() waits for: refused, nothing was stopped; call it from a host thread of your own";
+    return r;
+  }
   std::lock_guard lock(setup_);
   shutdown_report r = run_.shutdown(); // SIGUSR1 still dumps a drain that hangs
   trace_.stop(r.workers_stopped);      // the rest of the trace ring is collected (later, for late workers)

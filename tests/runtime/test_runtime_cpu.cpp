@@ -277,12 +277,18 @@ TEST(CpuBackend, AFragmentedMemberListSaysHowMuchFitsInOnePiece) {
   EXPECT_NO_THROW((void)group("g4", 4));
 }
 
-//! An audit sink that asks its runtime for its tables at every record.
+//! An audit sink that asks its runtime for its tables at every record (and once, when asked, to shut down).
 struct tables_asking_sink final : rk::audit_sink {
   std::atomic<rk::runtime*> rt{nullptr};
   std::atomic<std::uint64_t> answered{0}, refused{0};
+  std::atomic<bool> shut_down_once{false};
+  std::atomic<bool> shutdown_refused{false};
   void write(const rk::audit_entry&) override {
     if (rk::runtime* r = rt.load()) {
+      if (shut_down_once.exchange(false)) { // it would join this very thread (std::terminate once)
+        const rk::shutdown_report report = r->shutdown();
+        shutdown_refused = report.fault && report.fault->find("runtime callback") != std::string::npos;
+      }
       try {
         (void)r->tables();
         ++answered;
@@ -305,8 +311,12 @@ TEST(CpuBackend, AnAuditSinksCallIsRefusedWhileShutdownHoldsTheSetupLock) {
   sink->rt = &rt;
   const auto a = rt.spawn<counter>("c");
   rt.start();
+  sink->shut_down_once = true;
   EXPECT_EQ(rt.send_wait(a, 1, {}, 10s), rk::status::delivered);
+  EXPECT_TRUE(rt.stop(a, 10s)); // a record for the sink
   (void)rt.flush_audit();
+  EXPECT_TRUE(sink->shutdown_refused.load()) << "shutdown() from the sink was not refused";
+  EXPECT_TRUE(rt.running());
   const rk::shutdown_report report = rt.shutdown(); // its own records reach the sink under the lock
   EXPECT_TRUE(report.drained);
   EXPECT_GT(sink->refused.load(), 0u) << "no record reached the sink while shutdown() held the lock";

@@ -440,9 +440,10 @@ public:
   //! terminates the workers and joins them. Idempotent. Never throws; problems are in the report. To
   //! drain, it resumes a paused runtime and actors paused with pause_actor (their queued messages are
   //! handled, and send_wait calls waiting on them see `delivered`).
-  //! Called from a handler (a CPU-backend worker thread) it would wait for that very worker: it stops
-  //! nothing and returns a report whose `fault` says so. stop, pause_actor, pause, snapshot and
-  //! release_region throw rk::error there for the same reason.
+  //! Called from a handler (a CPU-backend worker thread), an audit sink or on_state_dump it would wait
+  //! for that very thread: it stops nothing and returns a report whose `fault` says so. stop,
+  //! pause_actor, pause, snapshot, snapshot_all and release_region throw rk::error from a handler for the
+  //! same reason.
   shutdown_report shutdown();
 
   //! Counter snapshot (while running) or final counters (after shutdown). After a device fault: the last
