@@ -256,7 +256,7 @@ TEST(CpuBackend, AFragmentedMemberListSaysHowMuchFitsInOnePiece) {
   o.max_group_members = 8;
   rk::runtime rt(o);
   std::vector<actor_index> a;
-  for (int i = 0; i < 6; ++i) a.push_back(rt.spawn<counter>("a" + std::to_string(i)));
+  for (const char* name : {"a0", "a1", "a2", "a3", "a4", "a5"}) a.push_back(rt.spawn<counter>(name));
   const auto group = [&](const char* name, std::size_t n) {
     return rt.create_group(name, std::span(a.data(), n));
   };
