@@ -1,7 +1,6 @@
 // The audit chain (canonical form, SHA-256 through OpenSSL), the sinks, and the drain thread.
 // Parsing and verification of logs are in audit_verify.cpp.
 
-#include "service_thread.hpp"
 #include <ringkernel/host/audit.hpp>
 #include <ringkernel/host/detail/thread_start.hpp>
 
@@ -347,7 +346,6 @@ private:
   // --- drain thread only below ---
 
   void run() noexcept {
-    on_service_thread = true; // sinks may call the runtime: see setup_mutex
     drain_thread_id_.store(std::this_thread::get_id(), std::memory_order_release);
     backoff idle(options_.idle_sleep_max_ns);
     // Capped so that now + interval cannot overflow.

@@ -2,12 +2,36 @@
 
 #include "audit_link.hpp"
 
+#include "service_thread.hpp"
+
 #include <algorithm>
 #include <new>
 
 namespace rk::detail {
 
-audit_link::audit_link(memory_pool& memory, backend_impl& backend, const runtime_options& options)
+namespace {
+//! An application's sink, called with its runtime marked as the callback's (see service_thread.hpp).
+class runtime_callback_sink final : public audit_sink {
+public:
+  runtime_callback_sink(std::shared_ptr<audit_sink> sink, const void* runtime_id)
+      : sink_(std::move(sink)), id_(runtime_id) {}
+  void write(const audit_entry& entry) override {
+    const callback_scope scope(id_);
+    sink_->write(entry);
+  }
+  void flush() override {
+    const callback_scope scope(id_);
+    sink_->flush();
+  }
+
+private:
+  std::shared_ptr<audit_sink> sink_;
+  const void* id_;
+};
+} // namespace
+
+audit_link::audit_link(memory_pool& memory, backend_impl& backend, const runtime_options& options,
+                       const void* runtime_id)
     : backend_(backend) {
   // validated with the options
   ring_ = allocate_device_to_host_ring(memory, audit_ring_geometry(options.audit_ring_slots),
@@ -18,7 +42,7 @@ audit_link::audit_link(memory_pool& memory, backend_impl& backend, const runtime
   memory_sink_ = std::make_shared<audit_memory_sink>(std::max<std::size_t>(1, options.audit_memory_records));
   std::vector<std::shared_ptr<audit_sink>> sinks{memory_sink_};
   for (const auto& sink : options.audit_sinks)
-    if (sink) sinks.push_back(sink);
+    if (sink) sinks.push_back(std::make_shared<runtime_callback_sink>(sink, runtime_id));
   audit_drain_options o;
   o.key = options.audit_key;
   const std::uint64_t* tail = channel_.ring.tail;

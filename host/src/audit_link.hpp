@@ -27,7 +27,9 @@ namespace rk::detail {
 
 class audit_link {
 public:
-  audit_link(memory_pool& memory, backend_impl& backend, const runtime_options& options);
+  //! `runtime_id` marks the application's sinks' calls as that runtime's callbacks (service_thread.hpp).
+  audit_link(memory_pool& memory, backend_impl& backend, const runtime_options& options,
+             const void* runtime_id);
   ~audit_link() { stop(); }
   audit_link(const audit_link&) = delete;
   audit_link& operator=(const audit_link&) = delete;

@@ -1,7 +1,6 @@
 // SIGUSR1 → state dumps (see dump_signal.hpp).
 
 #include "dump_signal.hpp"
-#include "service_thread.hpp"
 
 #include <ringkernel/host/detail/thread_start.hpp>
 #include <ringkernel/host/error.hpp>
@@ -43,7 +42,6 @@ struct signal_hub {
   std::thread reader;
 
   void run() {
-    on_service_thread = true; // on_state_dump may call the runtime: see setup_mutex
     char c = 0;
     for (;;) {
       const ssize_t n = ::read(pipe_read, &c, 1);

@@ -2,6 +2,8 @@
 
 #include "host_io.hpp"
 
+#include "service_thread.hpp"
+
 #include "nvtx.hpp"
 #include "support.hpp"
 
@@ -410,6 +412,8 @@ wait_result host_io::wait_parked(park_lot& lot, const std::function<bool()>& tak
 }
 
 bool host_io::waits_end() {
+  // On this runtime's callback thread a wait ends once shutdown() began: shutdown() waits for the thread.
+  if (callback_of == &phase_ && phase_.load() != phase::running) return true;
   return faults_.detected() || phase_.load() == phase::stopped;
 }
 

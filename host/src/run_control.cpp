@@ -2,6 +2,8 @@
 
 #include "run_control.hpp"
 
+#include "service_thread.hpp"
+
 #include "nvtx.hpp"
 #include "support.hpp"
 
@@ -191,8 +193,9 @@ bool run_control::application_paused() {
 
 bool run_control::await_all_paused(std::chrono::nanoseconds timeout, const std::string& who) {
   // A worker in a handler call the watchdog reports stuck cannot confirm: end the wait and say so.
-  const wait_result r = wait_until([&] { return workers_.all_paused() || watchdog_.reports_any_stuck(); },
-                                   abort_on_fault(), timeout_ns(timeout), host_backoff());
+  const wait_result r = wait_until(
+      [&] { return workers_.all_paused() || watchdog_.reports_any_stuck() || callback_outlived(); },
+      abort_on_fault(), timeout_ns(timeout), host_backoff());
   if (r == wait_result::aborted) faults_.throw_if_faulted();
   if (r == wait_result::ready && workers_.all_paused()) return true;
   watchdog_.throw_if_any_stuck(who);
@@ -324,6 +327,10 @@ void run_control::respawn(actor_index a, std::type_index type, const void* initi
   audit_.record(audit_event::actor_spawn, audit_level::info, a, actors_.tenant_of(a), 1, actors_.kind_of(a));
 }
 
+bool run_control::callback_outlived() const noexcept {
+  return callback_of == &phase_ && phase_.load() != phase::running;
+}
+
 bool run_control::in_call(actor_index a) const {
   for (const std::uint32_t busy : workers_.busy_actors())
     if (busy == a + 1) return true;
@@ -338,7 +345,7 @@ void run_control::await_call_end(actor_index a, const std::string& who) {
   const wait_result r = wait_until(
       [&] {
         ended = !in_call(a);
-        return ended || watchdog_.reports_stuck(a);
+        return ended || watchdog_.reports_stuck(a) || callback_outlived();
       },
       abort_on_fault(), timeout_ns(std::chrono::seconds(10)), host_backoff());
   if (r == wait_result::aborted) faults_.throw_if_faulted();
@@ -370,7 +377,7 @@ bool run_control::await_device_state(actor_index a, std::uint32_t host_word, dev
         const bool resumed =
             wanted == device_state::paused && static_cast<host_state>(state_in(now)) != host_state::paused;
         overtaken = epoch_of(now) != epoch_of(host_word) || resumed || phase_.load() == phase::stopped ||
-                    watchdog_.reports_stuck(a) || ended_by_pause(until);
+                    watchdog_.reports_stuck(a) || ended_by_pause(until) || callback_outlived();
         return overtaken;
       },
       abort_on_fault(), timeout_ns(timeout), host_backoff());

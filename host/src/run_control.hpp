@@ -98,6 +98,8 @@ public:
 
 private:
   bool ended_by_pause(paused_runtime until);
+  //! On this runtime's callback thread (service_thread.hpp) once shutdown() began: it waits for this thread.
+  bool callback_outlived() const noexcept;
   void start_steps();
   void check_lifecycle_call(actor_index a, const std::string& who);
   //! The application no longer holds `a` paused (resume_actor, stop, respawn); true when no snapshot()

@@ -15,7 +15,7 @@ namespace rk::detail {
 runtime_impl::runtime_impl(runtime_options options)
     : options_(validated(std::move(options))), backend_(choose_backend(options_, description_)),
       memory_(*backend_), workers_(memory_, *backend_, options_.max_actors + scheduled_worker_entries),
-      scheduler_(memory_, *backend_, options_), audit_(memory_, *backend_, options_),
+      scheduler_(memory_, *backend_, options_), audit_(memory_, *backend_, options_, &phase_),
       trace_(memory_, *backend_, options_), actors_(memory_, *backend_, scheduler_, options_.max_actors),
       routing_(memory_, *backend_, actors_, options_), tenants_(memory_, *backend_, options_),
       regions_(memory_, *backend_, tenants_, options_.max_regions), grace_(workers_),
@@ -410,15 +410,23 @@ void runtime_impl::resume_actor(actor_index a) {
 }
 
 void runtime_impl::respawn(actor_index a, std::type_index type, const void* initial) {
-  // A call that faulted with ctx.fault() goes on to its end: its writes would land in the fresh state.
-  // (Without the lock: a faulted or stopped actor starts no call meanwhile, a live one is refused below.)
-  if (actors_.contains(a, actor_table::want::actor)) run_.await_call_end(a, "respawn()");
-  std::lock_guard lock(setup_);
-  actors_.check(a, "respawn()", actor_table::want::actor);
-  // The stop a respawn ends is in the log before the respawn's record, also when no stop() call has
-  // confirmed it yet (the callers of that stop() then find a later epoch and record nothing).
-  record_confirmed_stop(a);
-  run_.respawn(a, type, initial);
+  // A call that faulted with ctx.fault() goes on to its end: its writes would land in the fresh state. It
+  // is waited for without the lock, and looked for again under it (another thread may have respawned the
+  // actor, and it faulted again, meanwhile). A live actor is refused at once (run_control::respawn).
+  const auto faulted = [&] {
+    return actors_.contains(a, actor_table::want::actor) && actors_.lifecycle(a) == actor_lifecycle::faulted;
+  };
+  for (;;) {
+    if (faulted()) run_.await_call_end(a, "respawn()");
+    std::lock_guard lock(setup_);
+    actors_.check(a, "respawn()", actor_table::want::actor);
+    if (faulted() && run_.in_call(a)) continue;
+    // The stop a respawn ends is in the log before the respawn's record, also when no stop() call has
+    // confirmed it yet (the callers of that stop() then find a later epoch and record nothing).
+    record_confirmed_stop(a);
+    run_.respawn(a, type, initial);
+    return;
+  }
 }
 
 // --- tenants -----------------------------------------------------------------------------------------------
@@ -593,7 +601,7 @@ shutdown_report runtime_impl::shutdown() noexcept {
               "was stopped; call it from a host thread";
     return r;
   }
-  if (on_service_thread) { // an audit sink or on_state_dump: shutdown() joins that very thread
+  if (callback_of == &phase_) { // this runtime's audit sink or on_state_dump: shutdown() joins that thread
     shutdown_report r;
     r.drained = false;
     r.fault = "shutdown() called from a runtime callback (an audit sink, on_state_dump), on a thread "

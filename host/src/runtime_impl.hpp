@@ -206,9 +206,9 @@ private:
   //! throws rk::error instead of waiting for a holder that may be waiting for that very worker.
   class setup_mutex {
   public:
-    explicit setup_mutex(const backend_impl& backend) : backend_(backend) {}
+    setup_mutex(const backend_impl& backend, const void* runtime_id) : backend_(backend), id_(runtime_id) {}
     void lock() {
-      if (!backend_.on_worker_thread() && !on_service_thread) return mutex_.lock();
+      if (!backend_.on_worker_thread() && callback_of != id_) return mutex_.lock();
       if (!mutex_.try_lock())
         throw error("a runtime call from a handler or a runtime callback (an audit sink, on_state_dump) "
                     "found the runtime's setup lock taken (by a spawn, a snapshot_all(), a shutdown(), ...), "
@@ -219,9 +219,10 @@ private:
 
   private:
     const backend_impl& backend_;
+    const void* id_; //!< see service_thread.hpp
     std::mutex mutex_;
   };
-  mutable setup_mutex setup_{*backend_};
+  mutable setup_mutex setup_{*backend_, &phase_};
   //! Actor -> the epoch whose stop is in the audit log (one record per stop however often stop() confirms
   //! it). Guarded by setup_.
   std::unordered_map<actor_index, std::uint32_t> stops_audited_;

@@ -268,6 +268,7 @@ void runtime_impl::deliver_dump() const noexcept {
   try {
     const state_dump d = dump_state();
     if (options_.on_state_dump) {
+      const callback_scope scope(&phase_); // see service_thread.hpp
       options_.on_state_dump(d);
     } else {
       const std::string text = d.text();

@@ -1,12 +1,26 @@
 #pragma once
-// Which threads of the runtime's own call user code.
+// Which runtime's callback, if any, runs on this thread.
 
 namespace rk::detail {
 
-//! True on the runtime's service threads that call user code: the audit drain (sinks), the watchdog and
-//! the SIGUSR1 dump reader (runtime_options::on_state_dump). shutdown() joins them while it holds the
-//! setup lock, so a runtime call from them that finds that lock taken is refused rather than waited for
-//! (runtime_impl::setup_mutex), as a handler's is.
-inline thread_local bool on_service_thread = false;
+//! While a runtime calls user code on a thread it waits for in shutdown() (an audit sink's write or
+//! flush on the drain thread, on_state_dump on the watchdog's or the SIGUSR1 reader's): that runtime's
+//! identity (the address of its phase word), else null. A runtime call from there that needs the setup
+//! lock while another thread holds it is refused rather than waited for, shutdown() is refused, and waits
+//! end once shutdown began: shutdown() holds that lock while it waits for this very thread. Calls on other
+//! runtimes are not affected.
+inline thread_local const void* callback_of = nullptr;
+
+//! Marks the calling thread as running a callback of runtime `id` for its lifetime.
+class callback_scope {
+public:
+  explicit callback_scope(const void* id) noexcept : saved_(callback_of) { callback_of = id; }
+  ~callback_scope() { callback_of = saved_; }
+  callback_scope(const callback_scope&) = delete;
+  callback_scope& operator=(const callback_scope&) = delete;
+
+private:
+  const void* saved_;
+};
 
 } // namespace rk::detail

@@ -238,6 +238,8 @@ std::vector<actor_snapshot> read_snapshot_file(const std::filesystem::path& path
     return read_checked(path);
   } catch (const std::bad_alloc&) {
     throw error("restore('" + path.string() + "'): out of host memory reading the file");
+  } catch (const std::ios_base::failure& e) { // e.g. a directory, or a read error (the stream throws)
+    throw error("restore('" + path.string() + "'): cannot read the file: " + e.what());
   }
 }
 

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -54,11 +55,15 @@ stats_publisher::stats_publisher(sources from, std::chrono::milliseconds interva
   if (::ftruncate(fd, static_cast<off_t>(mapped_bytes_)) == 0)
     p = ::mmap(nullptr, mapped_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   const int saved = errno;
-  ::close(fd);
   if (p == MAP_FAILED) {
+    ::close(fd);
     ::shm_unlink(name_.c_str());
     throw error("start(): publish_stats: cannot size or map " + name_ + ": " + std::strerror(saved));
   }
+  // Held while the object exists: `rk-top --clean` removes only snapshots nobody holds locked, which
+  // tells a live publisher in another PID namespace (a container sharing /dev/shm) from a crashed one.
+  (void)::flock(fd, LOCK_SH | LOCK_NB);
+  lock_fd_ = fd;
   mapping_ = p;
   auto* h = static_cast<stats_shm_header*>(mapping_);
   std::memcpy(h->magic, stats_shm_magic, sizeof h->magic);
@@ -71,6 +76,7 @@ stats_publisher::stats_publisher(sources from, std::chrono::milliseconds interva
   } catch (const std::system_error& e) {
     ::munmap(mapping_, mapped_bytes_);
     ::shm_unlink(name_.c_str());
+    ::close(lock_fd_);
     throw thread_start_error("start(): publish_stats's thread", e);
   }
 }
@@ -79,6 +85,7 @@ stats_publisher::~stats_publisher() {
   stop();
   ::munmap(mapping_, mapped_bytes_);
   ::shm_unlink(name_.c_str());
+  ::close(lock_fd_); // after the unlink: never an unlocked moment under the name
 }
 
 void stats_publisher::stop() noexcept {

@@ -47,6 +47,7 @@ private:
   std::string name_;
   void* mapping_ = nullptr;
   std::size_t mapped_bytes_ = 0;
+  int lock_fd_ = -1; //!< the object, held open with a shared flock while it exists (see rk-top --clean)
   std::thread thread_;
   std::mutex mutex_;
   std::condition_variable wake_;

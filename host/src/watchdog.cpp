@@ -1,7 +1,6 @@
 // The watchdog (see watchdog.hpp).
 
 #include "watchdog.hpp"
-#include "service_thread.hpp"
 
 #include <ringkernel/host/detail/thread_start.hpp>
 #include <ringkernel/host/error.hpp>
@@ -34,7 +33,6 @@ void watchdog::stop() noexcept {
 }
 
 void watchdog::run() {
-  on_service_thread = true; // on_state_dump may call the runtime: see setup_mutex
   // A quarter of the timeout between looks (1 ms .. 250 ms): a stuck call is reported within 1.25 x the
   // timeout (plus the 250 ms cap for long timeouts).
   const auto period = std::clamp<std::chrono::milliseconds>(timeout_ / 4, std::chrono::milliseconds(1),

@@ -97,6 +97,24 @@ TEST(RateLimit, BatchesCostTheirSizeAndGivenBackTokensCanBeTakenAgain) {
   EXPECT_TRUE(take_token_at_time(t, 0, 100, now + 10 * second_ns)) << "nothing costs nothing";
 }
 
+TEST(RateLimit, AQuotaChangeTakesEffectAtOnce) {
+  // set_quota() rewrites rate and burst under a bucket that owes in the old rate's time: raising the rate
+  // from 1 to 10^6 left a drained bucket locked for the old refill time (50 s here, 12 days at most).
+  tenant_entry t = bucket(1, 50);
+  std::uint64_t now = clocks[1];
+  ASSERT_EQ(drain(t, now), 50u);
+  t.rate_per_second = 1'000'000;
+  t.burst = 100;
+  now += second_ns / 1'000;
+  EXPECT_EQ(drain(t, now), 0u) << "capped at an empty bucket of the new quota, not 50 s behind";
+  now += 100'000; // 100 us: a full bucket's worth at the new rate
+  EXPECT_EQ(drain(t, now), 100u);
+  t.rate_per_second = 1; // lowering the rate: the 100 us still owed stay owed, a sliver of a token now
+  t.burst = 2;
+  EXPECT_EQ(drain(t, now), 1u);
+  EXPECT_EQ(drain(t, now + 3 * second_ns), 2u);
+}
+
 TEST(RateLimit, NoRateMeansNoLimit) {
   tenant_entry t = bucket(0, 0);
   EXPECT_EQ(drain(t, clocks[0], 1'000'000), 1'000'000u);

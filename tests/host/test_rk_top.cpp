@@ -15,7 +15,9 @@
 #include <fcntl.h>
 #include <memory>
 #include <string>
+#include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -206,7 +208,9 @@ std::uint64_t published_ago(std::chrono::seconds age) {
 }
 
 // A process that crashed leaves its snapshot in /dev/shm: --clean removes those whose process is gone,
-// and leaves a live process's alone.
+// and leaves alone a live process's, one a publisher holds locked (a live process in another PID
+// namespace sharing /dev/shm, whose pid names nothing here), and a FIFO under a snapshot's name (opening
+// it hung rk-top).
 TEST(RkTop, CleanRemovesTheSnapshotsOfGoneProcessesOnly) {
   const pid_t child = ::fork();
   ASSERT_GE(child, 0);
@@ -217,6 +221,12 @@ TEST(RkTop, CleanRemovesTheSnapshotsOfGoneProcessesOnly) {
   const std::string json = running_snapshot("a");
   const crafted_snapshot left(rk::stats_shm_name(gone, 0), gone, json);
   const crafted_snapshot live(rk::stats_shm_name(me, 900), me, json);
+  const crafted_snapshot elsewhere(rk::stats_shm_name(gone, 901), gone, json);
+  const int held = ::shm_open(elsewhere.name.c_str(), O_RDONLY, 0); // as its publisher holds it
+  ASSERT_GE(held, 0);
+  ASSERT_EQ(::flock(held, LOCK_SH), 0);
+  const std::string fifo = rk::stats_shm_name(gone, 902);
+  ASSERT_EQ(::mkfifo(("/dev/shm" + fifo).c_str(), 0600), 0);
   const run_result listed = run(top + " --once 2>&1"); // several publish: each is listed
   EXPECT_NE(listed.output.find(left.name + " (process gone: rk-top --clean removes it)"), std::string::npos)
       << listed.output;
@@ -227,12 +237,18 @@ TEST(RkTop, CleanRemovesTheSnapshotsOfGoneProcessesOnly) {
             std::string::npos)
       << r.output;
   EXPECT_EQ(r.output.find(live.name), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find(elsewhere.name), std::string::npos) << r.output;
   const int fd = ::shm_open(left.name.c_str(), O_RDONLY, 0);
   EXPECT_LT(fd, 0) << "the gone process's snapshot is still there";
   if (fd >= 0) ::close(fd);
   const int kept = ::shm_open(live.name.c_str(), O_RDONLY, 0);
   EXPECT_GE(kept, 0) << "the live process's snapshot was removed";
   if (kept >= 0) ::close(kept);
+  const int still = ::shm_open(elsewhere.name.c_str(), O_RDONLY, 0);
+  EXPECT_GE(still, 0) << "a snapshot its publisher holds was removed";
+  if (still >= 0) ::close(still);
+  ::close(held);
+  EXPECT_EQ(::unlink(("/dev/shm" + fifo).c_str()), 0) << "the FIFO was removed";
 }
 
 // A leftover of a process killed without cleaning up, whose pid now belongs to a live process (pids are

@@ -514,6 +514,7 @@ TEST(Snapshot, MismatchesAndDamagedFilesAreRefusedWithNothingRestored) {
   rewrite("not json at all");
   has(expect_refused(file, known), "not JSON");
   has(expect_refused(temp_file("missing"), known), "cannot open");
+  has(expect_refused(std::filesystem::temp_directory_path(), known), "cannot read the file");
 
   rewrite(bytes);
   rk::runtime started(cpu_options());

@@ -323,6 +323,52 @@ TEST(CpuBackend, AnAuditSinksCallIsRefusedWhileShutdownHoldsTheSetupLock) {
   sink->rt = nullptr;
 }
 
+//! An audit sink that, once armed, waits in its runtime (receive() for a minute), and, once given another
+//! runtime, shuts that one down.
+struct waiting_sink final : rk::audit_sink {
+  std::atomic<rk::runtime*> rt{nullptr};
+  std::atomic<bool> armed{false};
+  std::atomic<rk::runtime*> other{nullptr};
+  std::atomic<bool> other_stopped{false};
+  void write(const rk::audit_entry&) override {
+    if (rk::runtime* o = other.exchange(nullptr)) {
+      const rk::shutdown_report report = o->shutdown(); // not this sink's runtime: nothing waits for us
+      other_stopped = !report.fault.has_value() && !o->running();
+    }
+    if (rk::runtime* r = rt.load(); r != nullptr && armed.exchange(false)) (void)r->receive(60s);
+  }
+};
+
+TEST(CpuBackend, ACallbacksWaitEndsWhenItsRuntimeShutsDown) {
+  // shutdown() joins the audit drain before the runtime is stopped: a sink waiting in the runtime (a
+  // receive(), a stop(), a send_wait()) until then held shutdown() for as long as its timeout.
+  auto sink = std::make_shared<waiting_sink>();
+  rk::runtime_options o;
+  o.backend = rk::backend::cpu;
+  o.announce_backend = false;
+  o.audit_sinks.push_back(sink);
+  rk::runtime rt(o);
+  sink->rt = &rt;
+  rk::runtime_options plain = o;
+  plain.audit_sinks.clear();
+  rk::runtime other(plain);
+  (void)other.spawn<counter>("c");
+  other.start();
+  sink->other = &other; // shut down from the sink: another runtime's calls are not refused
+  const auto a = rt.spawn<counter>("c");
+  rt.start();
+  EXPECT_EQ(rt.send_wait(a, 1, {}, 10s), rk::status::delivered);
+  (void)rt.flush_audit();
+  EXPECT_TRUE(sink->other_stopped.load()) << "the other runtime's shutdown() was refused or failed";
+  sink->armed = true;
+  const auto begin = std::chrono::steady_clock::now();
+  const rk::shutdown_report report = rt.shutdown(); // its records reach the armed sink
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, 30s) << "shutdown() waited for the sink's receive()";
+  EXPECT_FALSE(sink->armed.load()) << "no record reached the armed sink during shutdown()";
+  EXPECT_TRUE(report.drained);
+  sink->rt = nullptr;
+}
+
 //! A handler type whose name is not UTF-8 (it would label metrics, traces and snapshots).
 struct badly_named {
   static constexpr const char* name = "caf\xe9";

@@ -28,6 +28,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <thread>
@@ -48,10 +49,12 @@ extern "C" void on_interrupt(int) {
 class snapshot_source {
 public:
   explicit snapshot_source(const std::string& name) : name_(name) {
-    const int fd = ::shm_open(name.c_str(), O_RDONLY | O_CLOEXEC, 0);
+    // Non-blocking: anyone may put a FIFO under a ringkernel.* name in /dev/shm, and opening it would wait.
+    const int fd = ::shm_open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0);
     if (fd < 0) throw std::runtime_error("cannot open " + name + ": " + std::strerror(errno));
     struct stat st {};
-    if (::fstat(fd, &st) != 0 || static_cast<std::size_t>(st.st_size) < sizeof(rk::stats_shm_header)) {
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        static_cast<std::size_t>(st.st_size) < sizeof(rk::stats_shm_header)) {
       ::close(fd);
       throw std::runtime_error(name + " is not a ringkernel snapshot (too small)");
     }
@@ -128,7 +131,8 @@ std::vector<std::string> published() {
   std::vector<std::string> names;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator("/dev/shm", ec))
-    if (const std::string f = entry.path().filename().string(); f.starts_with("ringkernel."))
+    if (const std::string f = entry.path().filename().string();
+        f.starts_with("ringkernel.") && entry.is_regular_file(ec))
       names.push_back("/" + f);
   return names;
 }
@@ -139,11 +143,28 @@ bool process_alive(pid_t pid) {
   return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM);
 }
 
+//! Whether a publisher holds snapshot `name` open: runtimes keep a shared flock on it while it exists,
+//! which holds across PID namespaces (a container sharing /dev/shm), where kill() cannot see the process.
+bool held_by_publisher(const std::string& name) {
+  const int fd = ::shm_open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0);
+  if (fd < 0) return errno != ENOENT; // unreadable: assume held
+  const bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0;
+  ::close(fd); // also lets go of the lock taken to look
+  return held;
+}
+
+//! Whether snapshot `name` (a readable one) was left by a publisher that is gone: no process holds it
+//! (held_by_publisher), and its pid names no process here either (a publisher of an older version holds
+//! no lock).
+bool left_by_gone_publisher(const std::string& name) {
+  const auto owner = static_cast<pid_t>(snapshot_source(name).header().pid);
+  return !process_alive(owner) && !held_by_publisher(name);
+}
+
 //! " (process gone: rk-top --clean removes it)" for a snapshot whose publisher is gone, else "".
 const char* gone_note(const std::string& name) {
   try {
-    if (!process_alive(static_cast<pid_t>(snapshot_source(name).header().pid)))
-      return " (process gone: rk-top --clean removes it)";
+    if (left_by_gone_publisher(name)) return " (process gone: rk-top --clean removes it)";
   } catch (const std::exception&) {
   }
   return "";
@@ -157,11 +178,11 @@ int clean() {
   for (const std::string& name : published()) {
     pid_t owner = 0;
     try {
+      if (!left_by_gone_publisher(name)) continue;
       owner = static_cast<pid_t>(snapshot_source(name).header().pid);
     } catch (const std::exception&) { // not a snapshot, or not ours to read: not ours to remove
       continue;
     }
-    if (process_alive(owner)) continue;
     if (::shm_unlink(name.c_str()) == 0) {
       std::printf("removed %s (process %d is gone)\n", name.c_str(), static_cast<int>(owner));
       ++removed;
@@ -310,7 +331,7 @@ int main(int argc, char** argv) {
         }
       }
       const std::optional<std::string> text = source->read();
-      const bool alive = process_alive(static_cast<pid_t>(source->header().pid));
+      const bool alive = process_alive(static_cast<pid_t>(source->header().pid)) || held_by_publisher(name);
       if (!text) {
         if (once) {
           std::fprintf(stderr, "rk-top: %s has no complete snapshot yet\n", name.c_str());

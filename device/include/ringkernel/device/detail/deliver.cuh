@@ -243,8 +243,11 @@ RK_HOST_DEVICE inline bool descriptor_valid(const system_view& s, std::uint64_t 
 //! bucket is simply one whose time has passed, so it holds `burst` tokens and never more, whatever the
 //! clock reads or how long it idled. A send's cost (n / rate, in sixteenths of a nanosecond) is rounded
 //! up: over any stretch of time the limiter passes at most burst + rate x time messages (one more at
-//! most, from rounding), and falls short of the rate by at most rate / 1.6e10 of it per send (under 1%
-//! below 1.6e8 messages per second; 1.6e10 per second at most).
+//! most, from rounding; tokens given back by return_tokens count as never taken), and falls short of the
+//! rate by at most rate / 1.6e10 of it per send (under 1% below 1.6e8 messages per second; 1.6e10 per
+//! second at most). So a full bucket passes `burst` messages sent as one batch, and up to
+//! burst x rate / 1.6e10 fewer sent one by one at the same instant. After set_quota() lowered the
+//! tolerance (a higher rate or a smaller burst), a bucket that owed more is capped at empty.
 inline constexpr std::uint64_t rate_units_per_second = 16'000'000'000ull;
 
 //! Sixteenths of a nanosecond that `messages` tokens take to refill at `rate` (> 0), rounded up;
@@ -274,8 +277,19 @@ RK_HOST_DEVICE inline bool take_token_at_time(tenant_entry& t, std::uint32_t cou
   cuda::atomic_ref<std::uint64_t, peer_scope> bucket(t.bucket);
   std::uint64_t old = bucket.load(cuda::std::memory_order_relaxed);
   for (;;) {
-    const bool ahead = old != 0 && static_cast<std::int64_t>(old - now) > 0;
-    const std::uint64_t next = (ahead ? old : now) + need;
+    const std::int64_t owed = old != 0 ? static_cast<std::int64_t>(old - now) : 0;
+    if (owed > static_cast<std::int64_t>(tolerance)) {
+      // Only after set_quota() raised the rate or lowered the burst: what the bucket owes in the old
+      // rate's time is capped at an empty bucket of the new quota (it refills at the new rate from now;
+      // raising the rate locked the tenant out for the old rate's refill time).
+      const std::uint64_t empty = now + tolerance;
+      if (!bucket.compare_exchange_weak(old, empty == 0 ? 1 : empty, cuda::std::memory_order_relaxed,
+                                        cuda::std::memory_order_relaxed))
+        continue;
+      old = empty == 0 ? 1 : empty;
+      continue;
+    }
+    const std::uint64_t next = (owed > 0 ? old : now) + need;
     if (static_cast<std::int64_t>(next - now) > static_cast<std::int64_t>(tolerance)) return false;
     if (bucket.compare_exchange_weak(old, next == 0 ? 1 : next, cuda::std::memory_order_relaxed,
                                      cuda::std::memory_order_relaxed))
