@@ -412,9 +412,7 @@ wait_result host_io::wait_parked(park_lot& lot, const std::function<bool()>& tak
 }
 
 bool host_io::waits_end() {
-  // On this runtime's callback thread a wait ends once shutdown() began: shutdown() waits for the thread.
-  if (callback_of == &phase_ && phase_.load() != phase::running) return true;
-  return faults_.detected() || phase_.load() == phase::stopped;
+  return faults_.detected() || phase_.load() == phase::stopped || callback_outlived(phase_);
 }
 
 void host_io::wake_receivers() noexcept {

@@ -194,7 +194,7 @@ bool run_control::application_paused() {
 bool run_control::await_all_paused(std::chrono::nanoseconds timeout, const std::string& who) {
   // A worker in a handler call the watchdog reports stuck cannot confirm: end the wait and say so.
   const wait_result r = wait_until(
-      [&] { return workers_.all_paused() || watchdog_.reports_any_stuck() || callback_outlived(); },
+      [&] { return workers_.all_paused() || watchdog_.reports_any_stuck() || callback_outlived(phase_); },
       abort_on_fault(), timeout_ns(timeout), host_backoff());
   if (r == wait_result::aborted) faults_.throw_if_faulted();
   if (r == wait_result::ready && workers_.all_paused()) return true;
@@ -327,25 +327,30 @@ void run_control::respawn(actor_index a, std::type_index type, const void* initi
   audit_.record(audit_event::actor_spawn, audit_level::info, a, actors_.tenant_of(a), 1, actors_.kind_of(a));
 }
 
-bool run_control::callback_outlived() const noexcept {
-  return callback_of == &phase_ && phase_.load() != phase::running;
-}
-
 bool run_control::in_call(actor_index a) const {
   for (const std::uint32_t busy : workers_.busy_actors())
     if (busy == a + 1) return true;
   return false;
 }
 
-void run_control::await_call_end(actor_index a, const std::string& who) {
-  if (phase_.load() != phase::running) return; // no worker runs a call
+bool run_control::faulted(actor_index a) const {
+  return phase_.load() == phase::running && actors_.contains(a, actor_table::want::actor) &&
+         actors_.lifecycle(a) == actor_lifecycle::faulted;
+}
+
+bool run_control::faulted_call_running(actor_index a) const {
+  return faulted(a) && in_call(a);
+}
+
+void run_control::await_faulted_call(actor_index a, const std::string& who) {
+  if (!faulted(a)) return; // stopped, live (refused by the caller) or no workers: no call writes the state
   // A CPU worker also marks an actor busy for a moment while it only looks at its mailbox: one look that
   // finds it idle is enough (a call that faulted keeps it marked until it returns).
   bool ended = false;
   const wait_result r = wait_until(
       [&] {
         ended = !in_call(a);
-        return ended || watchdog_.reports_stuck(a) || callback_outlived();
+        return ended || watchdog_.reports_stuck(a) || callback_outlived(phase_);
       },
       abort_on_fault(), timeout_ns(std::chrono::seconds(10)), host_backoff());
   if (r == wait_result::aborted) faults_.throw_if_faulted();
@@ -377,7 +382,7 @@ bool run_control::await_device_state(actor_index a, std::uint32_t host_word, dev
         const bool resumed =
             wanted == device_state::paused && static_cast<host_state>(state_in(now)) != host_state::paused;
         overtaken = epoch_of(now) != epoch_of(host_word) || resumed || phase_.load() == phase::stopped ||
-                    watchdog_.reports_stuck(a) || ended_by_pause(until) || callback_outlived();
+                    watchdog_.reports_stuck(a) || ended_by_pause(until) || callback_outlived(phase_);
         return overtaken;
       },
       abort_on_fault(), timeout_ns(timeout), host_backoff());

@@ -73,12 +73,12 @@ public:
   enum class paused_runtime { ignored, ends_wait_when_asked, ends_wait_when_held };
   bool await_device_state(actor_index a, std::uint32_t host_word, device_state wanted,
                           std::chrono::nanoseconds timeout, paused_runtime until = paused_runtime::ignored);
-  //! Waits until no worker runs a handler call of `a` (bounded: rk::error naming `who` after 10 s, or
-  //! when the watchdog reports the call stuck). For an actor that faulted with ctx.fault(): it is faulted
-  //! at once, but the call goes on to its end, writing the state (respawn, snapshot wait for it).
-  void await_call_end(actor_index a, const std::string& who);
-  //! Whether a worker runs a handler call of `a` now.
-  bool in_call(actor_index a) const;
+  //! An actor that faulted with ctx.fault() is faulted at once, but the call goes on to its end, writing
+  //! the state: respawn() and snapshot() wait for it without the setup lock (await_faulted_call: bounded,
+  //! rk::error naming `who` after 10 s or when the watchdog reports the call stuck), then look again under
+  //! the lock (faulted_call_running: another thread may have respawned it, and it faulted again).
+  void await_faulted_call(actor_index a, const std::string& who);
+  bool faulted_call_running(actor_index a) const;
   //! rk::error naming the stuck handler call when the watchdog reports `a` (or its worker) stuck.
   void throw_if_stuck(actor_index a, const std::string& who) const { watchdog_.throw_if_stuck(a, who); }
   //! The watchdog's look at each worker (state dumps); empty without a watchdog.
@@ -98,8 +98,10 @@ public:
 
 private:
   bool ended_by_pause(paused_runtime until);
-  //! On this runtime's callback thread (service_thread.hpp) once shutdown() began: it waits for this thread.
-  bool callback_outlived() const noexcept;
+  //! Whether a worker runs a handler call of `a` now.
+  bool in_call(actor_index a) const;
+  //! `a` is a faulted actor of the running runtime.
+  bool faulted(actor_index a) const;
   void start_steps();
   void check_lifecycle_call(actor_index a, const std::string& who);
   //! The application no longer holds `a` paused (resume_actor, stop, respawn); true when no snapshot()

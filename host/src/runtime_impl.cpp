@@ -410,17 +410,13 @@ void runtime_impl::resume_actor(actor_index a) {
 }
 
 void runtime_impl::respawn(actor_index a, std::type_index type, const void* initial) {
-  // A call that faulted with ctx.fault() goes on to its end: its writes would land in the fresh state. It
-  // is waited for without the lock, and looked for again under it (another thread may have respawned the
-  // actor, and it faulted again, meanwhile). A live actor is refused at once (run_control::respawn).
-  const auto faulted = [&] {
-    return actors_.contains(a, actor_table::want::actor) && actors_.lifecycle(a) == actor_lifecycle::faulted;
-  };
+  // A call that faulted with ctx.fault() goes on to its end: its writes would land in the fresh state (see
+  // run_control::await_faulted_call). A live actor is refused at once (run_control::respawn).
   for (;;) {
-    if (faulted()) run_.await_call_end(a, "respawn()");
+    run_.await_faulted_call(a, "respawn()");
     std::lock_guard lock(setup_);
     actors_.check(a, "respawn()", actor_table::want::actor);
-    if (faulted() && run_.in_call(a)) continue;
+    if (run_.faulted_call_running(a)) continue;
     // The stop a respawn ends is in the log before the respawn's record, also when no stop() call has
     // confirmed it yet (the callers of that stop() then find a later epoch and record nothing).
     record_confirmed_stop(a);

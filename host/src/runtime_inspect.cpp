@@ -40,7 +40,7 @@ actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds ti
     }
     std::optional<std::uint32_t> held;
     // Faulted by ctx.fault() in a call that goes on to its end, writing the state: copied after it.
-    if (actors_.lifecycle(a) == actor_lifecycle::faulted) run_.await_call_end(a, "snapshot()");
+    run_.await_faulted_call(a, "snapshot()");
     {
       std::lock_guard lock(setup_);
       if (run_.current_phase() == phase::running) {
@@ -53,9 +53,7 @@ actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds ti
       // Stopped, faulted, or no workers: it holds still while this lock keeps respawn() out (once a call
       // that faulted since the look above returned: wait for it again, without the lock).
       if (!held) {
-        if (run_.current_phase() == phase::running && actors_.lifecycle(a) == actor_lifecycle::faulted &&
-            run_.in_call(a))
-          continue;
+        if (run_.faulted_call_running(a)) continue;
         return actors_.image(a);
       }
     }

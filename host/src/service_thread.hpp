@@ -1,6 +1,8 @@
 #pragma once
 // Which runtime's callback, if any, runs on this thread.
 
+#include <atomic>
+
 namespace rk::detail {
 
 //! While a runtime calls user code on a thread it waits for in shutdown() (an audit sink's write or
@@ -10,6 +12,13 @@ namespace rk::detail {
 //! end once shutdown began: shutdown() holds that lock while it waits for this very thread. Calls on other
 //! runtimes are not affected.
 inline thread_local const void* callback_of = nullptr;
+
+//! Whether a wait on this thread in the runtime whose phase word is `phase` must end: the thread runs that
+//! runtime's callback and shutdown() began (it waits for this very thread).
+template <class Phase>
+bool callback_outlived(const std::atomic<Phase>& phase) noexcept {
+  return callback_of == &phase && phase.load() != Phase::running;
+}
 
 //! Marks the calling thread as running a callback of runtime `id` for its lifetime.
 class callback_scope {

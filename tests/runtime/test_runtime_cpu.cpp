@@ -15,6 +15,14 @@ INSTANTIATE_TEST_SUITE_P(cpu, RuntimeCases, both_modes(rk::backend::cpu), backen
 INSTANTIATE_TEST_SUITE_P(cpu, RoutingCases, both_modes(rk::backend::cpu), backend_name);
 INSTANTIATE_TEST_SUITE_P(cpu, TenancyCases, both_modes(rk::backend::cpu), backend_name);
 
+//! The CPU backend, without its announcement on stderr.
+rk::runtime_options cpu_options() {
+  rk::runtime_options o;
+  o.backend = rk::backend::cpu;
+  o.announce_backend = false;
+  return o;
+}
+
 //! Host-only handler: exceptions cannot exist in device code, but on the CPU backend one that escapes a
 //! handler faults that actor alone. Throws on type 1, counts the rest.
 struct thrower {
@@ -29,9 +37,7 @@ struct thrower {
 };
 
 TEST(CpuBackend, AnExceptionFaultsOnlyItsActorAndAccountingSurvives) {
-  rk::runtime_options o;
-  o.backend = rk::backend::cpu;
-  o.announce_backend = false;
+  rk::runtime_options o = cpu_options();
   o.cpu_workers = 1; // both actors share one worker: the fault must not stop the other
   rk::runtime rt(o);
   rk::actor_options other_tenant;
@@ -130,9 +136,7 @@ struct host_api_caller {
 
 TEST(CpuBackend, HostCallsThatWouldWaitForTheirOwnWorkerRefuseFromAHandler) {
   for (const bool dedicated : {false, true}) {
-    rk::runtime_options o;
-    o.backend = rk::backend::cpu;
-    o.announce_backend = false;
+    rk::runtime_options o = cpu_options();
     o.dedicated_workers = dedicated;
     rk::runtime rt(o);
     const auto a = rt.spawn<host_api_caller>("caller", {}, host_api_caller::state{&rt});
@@ -182,9 +186,7 @@ struct tables_caller {
 TEST(CpuBackend, AHandlersCallIsRefusedWhileShutdownHoldsTheSetupLockAndWaitsForIt) {
   // shutdown() holds the setup lock while it drains, waiting for this handler: the handler waiting for
   // the lock held up the drain until drain_timeout, and its worker was reported stuck and leaked.
-  rk::runtime_options o;
-  o.backend = rk::backend::cpu;
-  o.announce_backend = false;
+  rk::runtime_options o = cpu_options();
   o.drain_timeout = 60s;
   tables_caller_entered = false;
   tables_caller_go = false;
@@ -218,9 +220,7 @@ TEST(CpuBackend, APauseRacingShutdownNeverHoldsItsDrain) {
   constexpr int rounds = 100;
   constexpr std::uint64_t queued = 6; // within the default 8 slots
   for (int round = 0; round < rounds; ++round) {
-    rk::runtime_options o;
-    o.backend = rk::backend::cpu;
-    o.announce_backend = false;
+    rk::runtime_options o = cpu_options();
     o.drain_timeout = 10s; // a held drain fails the round (and costs this long)
     rk::runtime rt(o);
     const auto a = rt.spawn<counter>("c");
@@ -250,9 +250,7 @@ TEST(CpuBackend, APauseRacingShutdownNeverHoldsItsDrain) {
 TEST(CpuBackend, AFragmentedMemberListSaysHowMuchFitsInOnePiece) {
   // A group's members take one run of the shared list: with 6 of 8 entries free in pieces of 4 and 2, a
   // group of 6 is refused, saying so (it said "full, 6 free").
-  rk::runtime_options o;
-  o.backend = rk::backend::cpu;
-  o.announce_backend = false;
+  rk::runtime_options o = cpu_options();
   o.max_group_members = 8;
   rk::runtime rt(o);
   std::vector<actor_index> a;
@@ -303,9 +301,7 @@ TEST(CpuBackend, AnAuditSinksCallIsRefusedWhileShutdownHoldsTheSetupLock) {
   // shutdown() joins the audit drain while it holds the setup lock: a sink waiting for that lock (tables(),
   // spawn(), ...) deadlocked shutdown() and ~runtime() for ever.
   auto sink = std::make_shared<tables_asking_sink>();
-  rk::runtime_options o;
-  o.backend = rk::backend::cpu;
-  o.announce_backend = false;
+  rk::runtime_options o = cpu_options();
   o.audit_sinks.push_back(sink);
   rk::runtime rt(o);
   sink->rt = &rt;
@@ -343,9 +339,7 @@ TEST(CpuBackend, ACallbacksWaitEndsWhenItsRuntimeShutsDown) {
   // shutdown() joins the audit drain before the runtime is stopped: a sink waiting in the runtime (a
   // receive(), a stop(), a send_wait()) until then held shutdown() for as long as its timeout.
   auto sink = std::make_shared<waiting_sink>();
-  rk::runtime_options o;
-  o.backend = rk::backend::cpu;
-  o.announce_backend = false;
+  rk::runtime_options o = cpu_options();
   o.audit_sinks.push_back(sink);
   rk::runtime rt(o);
   sink->rt = &rt;
@@ -378,9 +372,7 @@ struct badly_named {
 };
 
 TEST(CpuBackend, NamesMustBeUtf8SoThatEveryJsonExportWorks) {
-  rk::runtime_options o;
-  o.backend = rk::backend::cpu;
-  o.announce_backend = false;
+  rk::runtime_options o = cpu_options();
   o.trace.sample_every = 1;
   rk::runtime rt(o);
   const auto refused = [](auto&& call) {
@@ -455,9 +447,7 @@ TEST(CpuBackend, ExplicitCudaWithoutADeviceThrowsAClearError) {
 }
 
 TEST(CpuBackend, OneWorkerThreadServesManyActors) {
-  rk::runtime_options o;
-  o.backend = rk::backend::cpu;
-  o.announce_backend = false;
+  rk::runtime_options o = cpu_options();
   o.cpu_workers = 1;
   rk::runtime rt(o);
   std::vector<actor_index> ids;

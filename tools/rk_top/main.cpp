@@ -153,18 +153,19 @@ bool held_by_publisher(const std::string& name) {
   return held;
 }
 
-//! Whether snapshot `name` (a readable one) was left by a publisher that is gone: no process holds it
+//! The publisher's pid when snapshot `name` was left by a publisher that is gone: no process holds it
 //! (held_by_publisher), and its pid names no process here either (a publisher of an older version holds
-//! no lock).
-bool left_by_gone_publisher(const std::string& name) {
+//! no lock). Throws when `name` is not a snapshot it can read.
+std::optional<pid_t> gone_publisher(const std::string& name) {
   const auto owner = static_cast<pid_t>(snapshot_source(name).header().pid);
-  return !process_alive(owner) && !held_by_publisher(name);
+  if (process_alive(owner) || held_by_publisher(name)) return std::nullopt;
+  return owner;
 }
 
 //! " (process gone: rk-top --clean removes it)" for a snapshot whose publisher is gone, else "".
 const char* gone_note(const std::string& name) {
   try {
-    if (left_by_gone_publisher(name)) return " (process gone: rk-top --clean removes it)";
+    if (gone_publisher(name)) return " (process gone: rk-top --clean removes it)";
   } catch (const std::exception&) {
   }
   return "";
@@ -176,15 +177,15 @@ int clean() {
   int failed = 0;
   std::size_t removed = 0;
   for (const std::string& name : published()) {
-    pid_t owner = 0;
+    std::optional<pid_t> owner;
     try {
-      if (!left_by_gone_publisher(name)) continue;
-      owner = static_cast<pid_t>(snapshot_source(name).header().pid);
+      owner = gone_publisher(name);
     } catch (const std::exception&) { // not a snapshot, or not ours to read: not ours to remove
       continue;
     }
+    if (!owner) continue;
     if (::shm_unlink(name.c_str()) == 0) {
-      std::printf("removed %s (process %d is gone)\n", name.c_str(), static_cast<int>(owner));
+      std::printf("removed %s (process %d is gone)\n", name.c_str(), static_cast<int>(*owner));
       ++removed;
     } else if (errno != ENOENT) { // ENOENT: removed by someone else meanwhile
       std::fprintf(stderr, "rk-top: cannot remove %s: %s\n", name.c_str(), std::strerror(errno));
