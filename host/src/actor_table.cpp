@@ -508,10 +508,11 @@ void actor_table::rewrite_state(actor_index id, const void* initial) {
   const actor_record& r = record(id, "respawn()");
   const std::size_t size = kinds_[r.kind].ops.state_size;
   if (size) backend_.copy_to_device(r.d_state, initial ? initial : r.initial.data(), size);
-  // The respawned actor has not faulted: its last fault's code goes (the fault list and the audit log
-  // keep it). No device thread writes it until the actor is live and faults again.
-  const std::uint32_t no_fault = 0;
-  backend_.copy_to_device(&d_counters_.as<actor_counters>()[slot(id)].fault_code, &no_fault, sizeof no_fault);
+  // The respawned actor has not faulted: its last fault's code and claim go (the fault list and the
+  // audit log keep them). No device thread writes them until the actor is live and faults again.
+  static_assert(offsetof(actor_counters, fault_claimed) == offsetof(actor_counters, fault_code) + 4);
+  const std::uint32_t no_fault[2] = {0, 0};
+  backend_.copy_to_device(&d_counters_.as<actor_counters>()[slot(id)].fault_code, no_fault, sizeof no_fault);
 }
 
 void actor_table::resume_paused() {

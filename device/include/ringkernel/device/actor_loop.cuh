@@ -237,6 +237,18 @@ RK_HOST_DEVICE inline void finish_step(const system_view& sys, actor_index self,
   bump_own(step.kind == step_kind::handle ? sys.counters[slot].handled : sys.counters[slot].discarded);
 }
 
+//! Reports that the worker's call of `previous` ended (it is busy with `next` + 1, or 0). The host's
+//! respawn() and snapshot() of a faulted actor wait for this word to leave `previous` and then read its
+//! state: after a faulted call the store is a release, so the call's writes come first. Other calls end
+//! with a relaxed store, keeping a system-scope fence off the hot path.
+RK_HOST_DEVICE inline void release_busy_actor(const system_view& sys, worker_status& status_word,
+                                              actor_index previous, std::uint32_t next) noexcept {
+  if (faulted_in_epoch(sys, previous))
+    acknowledge_pcie(status_word.busy_actor, next);
+  else
+    store_pcie(status_word.busy_actor, next);
+}
+
 //! What one CPU backend step did for an actor. faulted: the handler threw or trapped; the fault was
 //! contained (see cpu_serve_one) and described in the step's handler_fault.
 enum class serve_result : int { idle, worked, released, faulted };
@@ -385,7 +397,7 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
       }
       const bool working = step.kind == step_kind::handle;
       if (working && !busy) store_pcie(status_word.busy_actor, self + 1);
-      if (!working && busy) store_pcie(status_word.busy_actor, 0u);
+      if (!working && busy) release_busy_actor(sys, status_word, self, 0u);
       busy = working;
       if (working) {
         const auto& header = *reinterpret_cast<const envelope*>(step.slot);

@@ -90,8 +90,11 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
       }
       const std::uint32_t busy = step.kind == step_kind::handle ? current + 1 : 0u;
       if (busy != reported_actor) {
+        if (reported_actor == 0)
+          store_pcie(status_word.busy_actor, busy);
+        else
+          release_busy_actor(sys, status_word, reported_actor - 1, busy);
         reported_actor = busy;
-        store_pcie(status_word.busy_actor, busy);
       }
       if (step.kind == step_kind::handle) {
         const auto& header = *reinterpret_cast<const envelope*>(step.slot);

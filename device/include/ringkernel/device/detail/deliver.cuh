@@ -186,14 +186,17 @@ RK_HOST_DEVICE inline void fault_actor(const system_view& s, actor_index self, s
   const std::uint32_t slot = slot_of(s, self);
   route_entry& e = s.routes[slot];
   const std::uint32_t faulted = faulted_word(e);
-  // The first fault's code stays (the audit record carries it too); it is stored before the state word
-  // so that whoever sees the actor faulted sees its code.
+  // The first fault of the epoch claims the fault; only its caller writes the code, the state word and
+  // the audit record, so fault_code and the record agree when several threads fault at once with
+  // different codes. The code is stored before the state word: whoever sees the actor faulted sees it.
   if (device_word_of(e) == faulted) return;
-  cuda::atomic_ref<std::uint32_t, peer_scope>(s.counters[slot].fault_code)
-      .store(code, cuda::std::memory_order_relaxed);
-  if (cuda::atomic_ref<std::uint32_t, peer_scope>(e.device_word)
-          .exchange(faulted, cuda::std::memory_order_acq_rel) == faulted)
+  actor_counters& c = s.counters[slot];
+  std::uint32_t unclaimed = 0;
+  if (!cuda::atomic_ref<std::uint32_t, peer_scope>(c.fault_claimed)
+           .compare_exchange_strong(unclaimed, 1u, cuda::std::memory_order_relaxed))
     return;
+  cuda::atomic_ref<std::uint32_t, peer_scope>(c.fault_code).store(code, cuda::std::memory_order_relaxed);
+  cuda::atomic_ref<std::uint32_t, peer_scope>(e.device_word).store(faulted, cuda::std::memory_order_release);
   audit_record r;
   r.time = time;
   r.tenant = e.tenant;
@@ -265,6 +268,11 @@ RK_HOST_DEVICE inline std::uint64_t bucket_tolerance(const tenant_entry& t, std:
   return burst != 0 ? rate_units(burst, rate) : rate_units_per_second; // burst <= 2^20 (tenant_table)
 }
 
+//! A bucket word for time `t`: 0 means "never used", so a time that wraps to 0 is stored as 1.
+RK_HOST_DEVICE constexpr std::uint64_t bucket_time(std::uint64_t t) noexcept {
+  return t == 0 ? 1 : t;
+}
+
 //! Takes `count` tokens from tenant `t`'s bucket at time `now_ns` (physical_clock_ns), refilled at
 //! `rate` (its rate_per_second read by the caller; 0: no limit), lock-free (one CAS loop).
 RK_HOST_DEVICE inline bool take_token_at_time(tenant_entry& t, std::uint32_t count, std::uint64_t rate,
@@ -282,16 +290,15 @@ RK_HOST_DEVICE inline bool take_token_at_time(tenant_entry& t, std::uint32_t cou
       // Only after set_quota() raised the rate or lowered the burst: what the bucket owes in the old
       // rate's time is capped at an empty bucket of the new quota (it refills at the new rate from now;
       // raising the rate locked the tenant out for the old rate's refill time).
-      const std::uint64_t empty = now + tolerance;
-      if (!bucket.compare_exchange_weak(old, empty == 0 ? 1 : empty, cuda::std::memory_order_relaxed,
-                                        cuda::std::memory_order_relaxed))
-        continue;
-      old = empty == 0 ? 1 : empty;
+      const std::uint64_t empty = bucket_time(now + tolerance);
+      if (bucket.compare_exchange_weak(old, empty, cuda::std::memory_order_relaxed,
+                                       cuda::std::memory_order_relaxed))
+        old = empty;
       continue;
     }
     const std::uint64_t next = (owed > 0 ? old : now) + need;
     if (static_cast<std::int64_t>(next - now) > static_cast<std::int64_t>(tolerance)) return false;
-    if (bucket.compare_exchange_weak(old, next == 0 ? 1 : next, cuda::std::memory_order_relaxed,
+    if (bucket.compare_exchange_weak(old, bucket_time(next), cuda::std::memory_order_relaxed,
                                      cuda::std::memory_order_relaxed))
       return true;
   }
@@ -431,7 +438,7 @@ RK_HOST_DEVICE inline void return_tokens(tenant_entry& t, std::uint32_t count) n
   std::uint64_t old = word.load(cuda::std::memory_order_relaxed);
   while (old != 0) {
     const std::uint64_t earlier = old - back;
-    if (word.compare_exchange_weak(old, earlier == 0 ? 1 : earlier, cuda::std::memory_order_relaxed,
+    if (word.compare_exchange_weak(old, bucket_time(earlier), cuda::std::memory_order_relaxed,
                                    cuda::std::memory_order_relaxed))
       return;
   }

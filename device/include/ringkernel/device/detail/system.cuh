@@ -206,8 +206,10 @@ struct alignas(false_sharing_range) actor_counters {
   //! or ctx.trap): taken from the mailbox, not handled. received = handled + discarded + interrupted +
   //! queued.
   std::uint64_t interrupted = 0;
-  std::uint32_t fault_code = 0; //!< writer: the actor's handler (ctx.fault) or worker (a contained fault)
-  std::uint32_t reserved_ = 0;
+  //! writer: whoever claimed fault_claimed, i.e. the actor's handler (ctx.fault) or worker (a contained
+  //! fault). Zeroed with fault_claimed when the actor is respawned or its slot reused.
+  std::uint32_t fault_code = 0;
+  std::uint32_t fault_claimed = 0; //!< 0, then 1 from the first fault of the epoch (fault_actor)
   //! writer: the owning worker; handler calls by running time (handler_time_bucket). The counters stay
   //! two 128-byte lines per actor. Keep it so: a 384-byte stride costs the scheduled actor kernel 8
   //! registers (PTX audit), 512 bytes cost memory per actor.
