@@ -130,6 +130,12 @@ address routing::create_group(const std::string& name, std::span<const actor_ind
 
 void routing::remove_group(address g, grace_periods& grace) {
   const std::string who = "remove_group(" + std::to_string(g) + ")";
+  {
+    std::lock_guard lock(mutex_);
+    if (find_group(g) == nullptr) // before the referrer check: an actor's id is no group at all
+      throw error(who + ": no group with this address" +
+                  ((g & group_address_bit) == 0 ? " (it is an actor's or alias's id, not a group's)" : ""));
+  }
   check_unreferenced(g, who);
   std::uint32_t slot;
   {

@@ -393,6 +393,12 @@ bool run_control::await_device_state(actor_index a, std::uint32_t host_word, dev
 // --- shutdown
 // ---------------------------------------------------------------------------------------------------
 
+void run_control::abandon() noexcept {
+  scheduler_.set_gateway_running(false);
+  workers_.request_terminate();
+  memory_.leak();
+}
+
 void run_control::terminate_and_join() {
   watchdog_.stop();
   scheduler_.set_gateway_running(false);

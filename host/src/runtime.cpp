@@ -9,7 +9,9 @@
 
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <new>
+#include <vector>
 
 namespace rk {
 
@@ -55,7 +57,20 @@ std::unique_ptr<detail::runtime_impl> construct(runtime_options options) {
 } // namespace
 
 runtime::runtime(runtime_options options) : impl_(construct(std::move(options))) {}
-runtime::~runtime() = default;
+runtime::~runtime() {
+  // On one of this runtime's own threads (a handler or an audit sink that called std::exit with the
+  // runtime a static, or deleted it), shutting down would wait for that very thread (15 s of drain and
+  // stop timeouts) or destroy its std::thread while it runs (std::terminate). The runtime is asked to
+  // stop instead, and kept: reachable, never destroyed, like a runtime whose worker could not be stopped.
+  // In a child of fork() none of its threads exist (joining one crashed): nothing is stopped or freed.
+  if (impl_ && (impl_->on_own_thread() || impl_->forked())) {
+    if (!impl_->forked()) impl_->abandon();
+    static std::mutex kept_mutex;
+    static auto* kept = new std::vector<std::unique_ptr<detail::runtime_impl>>;
+    std::lock_guard lock(kept_mutex);
+    kept->push_back(std::move(impl_));
+  }
+}
 
 rk::backend runtime::backend() const noexcept {
   RK_NVTX_RANGE("rk::runtime::backend");

@@ -57,6 +57,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unistd.h>
 #include <unordered_map>
 
 namespace rk::detail {
@@ -113,6 +114,14 @@ public:
   void register_message_type(const message_type_info& info);
   void start();
   shutdown_report shutdown() noexcept;
+  //! Whether the calling thread is one that shutting this runtime down waits for or destroys: one of its
+  //! workers (a CPU-backend handler) or its callback threads (an audit sink, on_state_dump).
+  bool on_own_thread() const noexcept { return backend_->on_worker_thread() || callback_of == &phase_; }
+  //! For ~runtime on such a thread (a handler or sink calling std::exit while the runtime is a static, or
+  //! deleting it): asks every worker to stop and waits for none; the caller keeps this object for good.
+  void abandon() noexcept { run_.abandon(); }
+  //! Whether this is a child of fork() after this runtime was created (its threads are the parent's).
+  bool forked() const noexcept { return ::getpid() != creator_pid_; }
   //! After giving back what ended grace periods released.
   table_usage tables();
 
@@ -186,6 +195,7 @@ private:
   void describe_cpu_worker(std::uint32_t entry, worker_state& w) const;
 
   runtime_options options_;
+  ::pid_t creator_pid_ = ::getpid();
   std::string description_;
   std::unique_ptr<backend_impl> backend_;
   memory_pool memory_;

@@ -294,6 +294,8 @@ private:
   }
   //! The backend whose worker the calling thread is (null: not a worker thread).
   static inline thread_local const cpu_backend* serving_backend = nullptr;
+  //! The actor whose step the calling worker thread is taking (serve_guarded), else host_actor.
+  static inline thread_local actor_index serving_actor = host_actor;
 
   //! Where the threads of one start_workers call wait until all of them exist (all or nothing). They
   //! sleep: threads polling with a backoff while thousands more were created starved the creating thread
@@ -331,6 +333,7 @@ private:
     // Which actor this thread is serving, for the watchdog and reports (its own cache line).
     store_pcie(me.busy_actor, a.actor + 1);
     store_pcie(me.heartbeat, ++polls); // a call that never returns leaves it standing (watchdog)
+    serving_actor = a.actor;
     try {
       served = a.ops->cpu_serve(sys_, a.actor, a.state, fault, me, clock);
     } catch (const std::exception& e) {
@@ -339,6 +342,7 @@ private:
     } catch (...) {
       failure = "unknown exception";
     }
+    serving_actor = host_actor;
     acknowledge_pcie(me.busy_actor, 0u); // release: the call's writes are visible once it reads 0
     if (!failure.empty()) {
       record_fault(worker, a, std::move(failure));
@@ -607,6 +611,9 @@ private:
 
   park_lot* receive_lot() noexcept override { return &receive_lot_; }
   bool on_worker_thread() const noexcept override { return serving_backend == this; }
+  actor_index actor_on_this_thread() const noexcept override {
+    return serving_backend == this ? serving_actor : host_actor;
+  }
 
   void notify_gateway() noexcept override { park_notify_one(gateway_lot_); }
 

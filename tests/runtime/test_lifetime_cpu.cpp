@@ -1,7 +1,14 @@
-// Setup calls as transactions and tables that give slots back, on the CPU backend (compiled by the host
+// Setup calls as transactions and tables that give slots back, and runtimes destroyed where they cannot
+// shut down (on their own threads, in a child of fork()), on the CPU backend (compiled by the host
 // compiler; also run under ThreadSanitizer and ASan/UBSan). A separate binary from runtime_cpu so the two
 // compile in parallel.
 #include "reuse_cases.hpp"
+
+#include <chrono>
+#include <cstdlib>
+#include <optional>
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace rk_cases {
 
@@ -9,3 +16,86 @@ INSTANTIATE_TEST_SUITE_P(cpu, TransactionCases, both_modes(rk::backend::cpu), ba
 INSTANTIATE_TEST_SUITE_P(cpu, ReuseCases, both_modes(rk::backend::cpu), backend_name);
 
 } // namespace rk_cases
+
+// --- a runtime destroyed where it cannot shut down ---------------------------------------------------------
+
+namespace {
+
+using namespace std::chrono_literals;
+
+rk::runtime_options quiet_cpu() {
+  rk::runtime_options o;
+  o.backend = rk::backend::cpu;
+  o.announce_backend = false;
+  return o;
+}
+
+//! Host-only: ends the process from inside its handler.
+struct exiter {
+  template <class Ctx>
+  void operator()(Ctx&, rk::no_state&, const rk::message&) {
+    std::exit(3);
+  }
+};
+
+//! A static runtime whose handler calls std::exit: the static's destructor runs on that worker thread.
+[[noreturn]] void exit_from_a_handler() {
+  static rk::runtime rt(quiet_cpu());
+  const rk::actor_index a = rt.spawn<exiter>("exiter");
+  rt.start();
+  if (rt.send(a, 1, {}) != rk::status::enqueued) std::_Exit(98);
+  (void)rt.receive(60s);
+  std::_Exit(99); // the handler never ended the process
+}
+
+//! A static runtime whose audit sink calls std::exit: the destructor runs on the drain thread.
+[[noreturn]] void exit_from_an_audit_sink() {
+  static rk::runtime rt([] {
+    rk::runtime_options o = quiet_cpu();
+    o.audit_sinks.push_back(
+        std::make_shared<rk::audit_callback_sink>([](const rk::audit_entry&) { std::exit(4); }));
+    return o;
+  }());
+  (void)rt.spawn<exiter>("recorded"); // the spawn's audit record reaches the sink
+  rt.start();
+  (void)rt.receive(60s);
+  std::_Exit(99);
+}
+
+} // namespace
+
+TEST(RuntimeLifetime, StdExitFromAHandlerEndsTheProcessWithoutWaitingForThatHandler) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const auto begin = std::chrono::steady_clock::now();
+  // The static's destructor waited for its own worker: the drain and stop timeouts, 15 s.
+  EXPECT_EXIT(exit_from_a_handler(), ::testing::ExitedWithCode(3), "");
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, 10s);
+}
+
+TEST(RuntimeLifetime, StdExitFromAnAuditSinkEndsTheProcessWithItsCode) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  // The destructor destroyed the drain's std::thread on that thread: std::terminate (SIGABRT).
+  EXPECT_EXIT(exit_from_an_audit_sink(), ::testing::ExitedWithCode(4), "");
+}
+
+TEST(RuntimeLifetime, AForkedChildDestroysItsCopyOfARuntimeWithoutTouchingItsThreads) {
+  std::optional<rk::runtime> rt;
+  rt.emplace(quiet_cpu());
+  const rk::actor_index a = rt->spawn<rk_cases::echo>("echo");
+  rt->start();
+  const pid_t child = ::fork();
+  if (child == 0) {
+    rt.reset(); // joined threads that are not in the child: SIGSEGV
+    std::_Exit(0);
+  }
+  ASSERT_GT(child, 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+  // The parent's runtime is untouched.
+  ASSERT_EQ(rt->send(a, 1, rk::as_bytes(std::uint64_t{42})), rk::status::enqueued);
+  const auto reply = rt->receive(20s);
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->as<std::uint64_t>(), 42u);
+  EXPECT_TRUE(rt->shutdown().drained);
+}

@@ -160,6 +160,67 @@ TEST(CpuBackend, HostCallsThatWouldWaitForTheirOwnWorkerRefuseFromAHandler) {
   }
 }
 
+std::atomic<bool> self_waiter_go{false};
+
+//! Host-only: on type 1, once the test filled its mailbox, send_waits a message to itself and reports
+//! the verdict and how long the call took (ms). Other types are counted only.
+struct self_waiter {
+  struct state {
+    rk::runtime* rt = nullptr;
+    std::uint32_t others = 0;
+  };
+  struct report {
+    rk::status verdict = rk::status::delivered;
+    std::uint32_t waited_ms = 0;
+  };
+  template <class Ctx>
+  void operator()(Ctx& ctx, state& s, const rk::message& m) {
+    if (m.type() != 1) {
+      ++s.others;
+      return;
+    }
+    const auto until = std::chrono::steady_clock::now() + 30s; // the test fills the mailbox meanwhile
+    while (!self_waiter_go.load() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+    const auto begin = std::chrono::steady_clock::now();
+    report r;
+    r.verdict = s.rt->send_wait(ctx.self(), 2, {}, 20s);
+    r.waited_ms = static_cast<std::uint32_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin)
+            .count());
+    (void)ctx.send_host(1, rk::as_bytes(r));
+  }
+};
+
+TEST(CpuBackend, AHandlersSendWaitToItsOwnFullMailboxAnswersAtOnce) {
+  // Only the handler's return can make room in its own mailbox: waiting for room waited the full 20 s and
+  // said timed_out. It is refused queue_full at once now, and counted as a refusal.
+  for (const bool dedicated : {false, true}) {
+    self_waiter_go = false;
+    rk::runtime_options o = cpu_options();
+    o.dedicated_workers = dedicated;
+    rk::runtime rt(o);
+    rk::actor_options small;
+    small.mailbox = {2, 256};
+    const auto a = rt.spawn<self_waiter>("self", small, self_waiter::state{&rt});
+    rt.start();
+    ASSERT_EQ(rt.send(a, 1, {}), rk::status::enqueued);
+    rk::send_options drop;
+    drop.flags = rk::envelope_flags::drop_if_full;
+    int filled = 0;
+    while (rt.send_wait(a, 3, {}, 20s, drop) == rk::status::delivered) ++filled;
+    ASSERT_LE(filled, 2) << "the mailbox holds two messages, the trigger among them once taken";
+    self_waiter_go = true;
+    const auto reply = rt.receive(25s);
+    ASSERT_TRUE(reply.has_value());
+    const auto r = reply->as<self_waiter::report>();
+    EXPECT_EQ(r.verdict, rk::status::queue_full) << "dedicated " << dedicated;
+    EXPECT_LT(r.waited_ms, 10'000u) << "dedicated " << dedicated;
+    const rk::shutdown_report sr = rt.shutdown();
+    EXPECT_TRUE(sr.drained);
+    EXPECT_EQ(rt.state<self_waiter>(a).others, static_cast<std::uint32_t>(filled));
+  }
+}
+
 std::atomic<bool> tables_caller_entered{false};
 std::atomic<bool> tables_caller_go{false};
 std::atomic<int> tables_caller_result{0}; //!< 1: answered, 2: refused (setup lock taken), 3: other error

@@ -14,6 +14,10 @@
 //! tenants().add / set_quota / set_engagement_budget, register_region, create_region, append,
 //! register_message_type, ...) throw rk::error; removals (remove_alias, remove_group, tenants().remove,
 //! unregister_region) are still accepted, and stats(), receive() and state<H>() still answer.
+//!
+//! After fork(), the child must not call a runtime its parent created (its threads are not in the child):
+//! it may exit or exec. Destroying the runtime there (std::exit with a static one, a local going out of
+//! scope) stops and frees nothing: the parent's runtime is the one that runs.
 
 #include <ringkernel/device/backoff.cuh>
 #include <ringkernel/host/audit.hpp>
@@ -101,7 +105,10 @@ public:
   //! Chooses and initialises the backend (see runtime_options::backend). Throws rk::error when an
   //! explicitly requested backend is unusable or the options are invalid.
   explicit runtime(runtime_options options = {});
-  //! Shuts down if still running; never throws.
+  //! Shuts down if still running; never throws. On one of the runtime's own threads (a handler, an audit
+  //! sink or on_state_dump that calls std::exit while the runtime is a static, or deletes it) it cannot wait
+  //! for that thread: it asks the workers to stop, waits for nothing and keeps the runtime's memory for
+  //! good. In a child of fork() it does nothing (see the note on fork() above).
   ~runtime();
   runtime(const runtime&) = delete;
   runtime& operator=(const runtime&) = delete;
@@ -166,7 +173,9 @@ public:
   // --- groups and routes (all may be called before or while running) ---------------------------------
 
   //! Creates a named group over existing actors (no duplicates) and returns its address. Sends to it go
-  //! round-robin to live members; members that are paused, stopping, stopped or faulted are skipped.
+  //! round-robin to live members; members that are paused, stopping, stopped or faulted are skipped, and
+  //! so are members redirected with set_route (a group delivers only to members' own mailboxes, within
+  //! its tenant: a redirected member is skipped until clear_route). No eligible member: not_found.
   address create_group(std::string name, std::span<const actor_index> members);
   //! The address of group `name`; throws rk::error if there is none.
   address group(std::string_view name) const;
@@ -174,6 +183,7 @@ public:
   //! Messages for `from` (an actor or alias) go to `next_hop` instead, one hop per redirection; chains
   //! longer than runtime_options::max_hops (or loops) end in max_hops_exceeded. An actor routed to itself
   //! is delivered to directly (as after clear_route); an alias routed to itself is refused (rk::error).
+  //! Groups skip a redirected member (see create_group): only messages sent to `from` itself follow.
   void set_route(actor_index from, address next_hop);
   //! Restores direct delivery to actor `a`.
   void clear_route(actor_index a);
@@ -419,7 +429,9 @@ public:
   //! anything was sent as for send, and also when host_ring.capacity send_waits are unsettled at once (each
   //! holds a receipt until the gateway settles its message, even after it timed out: timed-out send_waits
   //! to a destination that stays full can use them all). `aborted`: shutdown() completed while it waited
-  //! and the message was never settled (shutdown_report::undelivered_host_messages lists it).
+  //! and the message was never settled (shutdown_report::undelivered_host_messages lists it). From a
+  //! handler (CPU backend) to its own actor's id it is sent with envelope_flags::drop_if_full: a full
+  //! mailbox, which only the handler's return can empty, is a prompt queue_full instead of a wait.
   template <class Rep, class Period>
   [[nodiscard]] status send_wait(address destination, std::uint32_t type, byte_view payload,
                                  std::chrono::duration<Rep, Period> timeout,

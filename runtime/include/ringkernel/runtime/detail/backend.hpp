@@ -88,6 +88,9 @@ public:
   //! Whether the calling thread is one of this backend's worker threads (a CPU-backend handler calling the
   //! host API): calls that wait for workers refuse it, since they would wait for that very worker.
   virtual bool on_worker_thread() const noexcept { return false; }
+  //! The actor whose handler the calling thread is running (a CPU-backend worker thread in a call), else
+  //! host_actor.
+  virtual actor_index actor_on_this_thread() const noexcept { return host_actor; }
   //! Where a host thread waiting in receive() may park until the egress ring gets a message (CPU
   //! backend: woken by every egress publish, fault and control-word change); null: poll with a backoff.
   virtual park_lot* receive_lot() noexcept { return nullptr; }
