@@ -278,7 +278,14 @@ public:
     std::lock_guard lock(queue_mutex_);
     if (!accepting_) return status::not_running;
     if (r.time.physical_ns == 0) r.time = clock_now();
-    host_queue_.push_back(r);
+    try {
+      host_queue_.push_back(r);
+    } catch (const std::bad_alloc&) {
+      // Out of memory: lost like a record the full ring refused, and reported the same way (an
+      // audit_overflow entry counts it), never silently.
+      host_records_lost_.fetch_add(1, std::memory_order_relaxed);
+      return status::queue_full;
+    }
     return status::enqueued;
   }
 
@@ -307,20 +314,41 @@ public:
       accepting_ = false;
     }
     stop_requested_.store(true, std::memory_order_release);
-    if (on_drain_thread()) return stats(); // from a sink: the thread stops itself; a later call joins
-    try {
-      std::lock_guard lifecycle(lifecycle_mutex_);
-      if (thread_.joinable()) thread_.join();
-    } catch (const std::system_error& e) {
-      note_failure(&audit_drain_stats::sink_failures,
-                   std::string("joining the drain thread failed: ") + e.what());
+    if (!on_drain_thread()) { // from a sink the thread stops itself; a later call joins
+      try {
+        std::lock_guard lifecycle(lifecycle_mutex_);
+        if (thread_.joinable()) thread_.join();
+      } catch (const std::system_error& e) {
+        note_failure(&audit_drain_stats::sink_failures, "joining the drain thread failed: ", e.what());
+      }
     }
-    return stats();
+    try {
+      return stats();
+    } catch (const std::bad_alloc&) {
+      return counts();
+    }
   }
 
   audit_drain_stats stats() const {
     std::lock_guard lock(stats_mutex_);
     return stats_;
+  }
+
+  //! stats() without last_failure and head, for when copying them ran out of memory.
+  audit_drain_stats counts() const noexcept {
+    std::lock_guard lock(stats_mutex_);
+    audit_drain_stats s;
+    s.entries = stats_.entries;
+    s.device_records = stats_.device_records;
+    s.host_records = stats_.host_records;
+    s.overflow_reports = stats_.overflow_reports;
+    s.records_lost = stats_.records_lost;
+    s.malformed = stats_.malformed;
+    s.sink_failures = stats_.sink_failures;
+    s.reader_failures = stats_.reader_failures;
+    s.closed = stats_.closed;
+    s.complete = stats_.complete;
+    return s;
   }
 
 private:
@@ -337,10 +365,16 @@ private:
     clock_.observe(t);
   }
 
-  void note_failure(std::uint64_t audit_drain_stats::*counter, std::string message) {
+  //! Counts a failure and keeps its message, `prefix` + `detail`. Never throws: out of memory, the count
+  //! stands and the message is the one before.
+  void note_failure(std::uint64_t audit_drain_stats::*counter, const char* prefix,
+                    const char* detail = "") noexcept {
     std::lock_guard lock(stats_mutex_);
     ++(stats_.*counter);
-    stats_.last_failure = std::move(message);
+    try {
+      stats_.last_failure = std::string(prefix) + (detail != nullptr ? detail : "");
+    } catch (...) {
+    }
   }
 
   // --- drain thread only below ---
@@ -354,28 +388,36 @@ private:
     auto next_overflow_check = clock::now() + interval;
     bool dirty = false; // entries written since the sinks were last flushed
     for (;;) {
-      std::uint64_t done = take_ring(ring_view_.capacity);
-      done += take_host_queue();
-      if (clock::now() >= next_overflow_check) {
-        done += check_overflow();
-        next_overflow_check = clock::now() + interval;
+      try {
+        std::uint64_t done = take_ring(ring_view_.capacity);
+        done += take_host_queue();
+        if (clock::now() >= next_overflow_check) {
+          done += check_overflow();
+          next_overflow_check = clock::now() + interval;
+        }
+        if (flush_pending_.load(std::memory_order_acquire)) {
+          serve_flush();
+          dirty = false;
+          continue;
+        }
+        if (stop_requested_.load(std::memory_order_acquire)) break;
+        if (done != 0) {
+          dirty = true;
+          idle.reset();
+          continue;
+        }
+        if (dirty) { // ran out of work: make what was written visible
+          flush_sinks();
+          dirty = false;
+        }
+        idle.pause();
+      } catch (const std::bad_alloc&) {
+        // Out of host memory (a batch, a sink's buffer): what was not taken stays queued for the next
+        // round; counted, and retried after a pause unless stopping.
+        note_failure(&audit_drain_stats::sink_failures, "the audit drain ran out of host memory");
+        if (stop_requested_.load(std::memory_order_acquire)) break;
+        idle.pause();
       }
-      if (flush_pending_.load(std::memory_order_acquire)) {
-        serve_flush();
-        dirty = false;
-        continue;
-      }
-      if (stop_requested_.load(std::memory_order_acquire)) break;
-      if (done != 0) {
-        dirty = true;
-        idle.reset();
-        continue;
-      }
-      if (dirty) { // ran out of work: make what was written visible
-        flush_sinks();
-        dirty = false;
-      }
-      idle.pause();
     }
     finish();
   }
@@ -427,18 +469,19 @@ private:
   std::uint64_t check_overflow() {
     std::uint64_t total = 0;
     try {
-      total = read_overflow_();
+      total = read_overflow_() + host_records_lost_.load(std::memory_order_relaxed);
     } catch (const std::exception& e) {
-      note_failure(&audit_drain_stats::reader_failures, std::string("read_overflow threw: ") + e.what());
+      note_failure(&audit_drain_stats::reader_failures, "read_overflow threw: ", e.what());
       return 0;
     } catch (...) {
       note_failure(&audit_drain_stats::reader_failures, "read_overflow threw a non-standard exception");
       return 0;
     }
     if (total < overflow_reported_) {
-      note_failure(&audit_drain_stats::reader_failures, "the overflow counter went backwards (" +
-                                                            std::to_string(overflow_reported_) + " -> " +
-                                                            std::to_string(total) + "); it must only grow");
+      const std::string message = "the overflow counter went backwards (" +
+                                  std::to_string(overflow_reported_) + " -> " + std::to_string(total) +
+                                  "); it must only grow";
+      note_failure(&audit_drain_stats::reader_failures, message.c_str());
       return 0;
     }
     if (total == overflow_reported_) return 0;
@@ -464,7 +507,7 @@ private:
     try {
       return options_.read_claimed();
     } catch (const std::exception& e) {
-      note_failure(&audit_drain_stats::reader_failures, std::string("read_claimed threw: ") + e.what());
+      note_failure(&audit_drain_stats::reader_failures, "read_claimed threw: ", e.what());
     } catch (...) {
       note_failure(&audit_drain_stats::reader_failures, "read_claimed threw a non-standard exception");
     }
@@ -524,10 +567,14 @@ private:
 
   void finish() noexcept {
     // Capped like flush(): now + milliseconds::max() would overflow; a negative timeout means no wait.
-    const bool complete =
-        drain_everything(clock::now() + std::clamp<std::chrono::nanoseconds>(options_.stop_timeout,
-                                                                             std::chrono::nanoseconds::zero(),
-                                                                             std::chrono::hours(24 * 365)));
+    bool complete = false;
+    try {
+      complete = drain_everything(clock::now() + std::clamp<std::chrono::nanoseconds>(
+                                                     options_.stop_timeout, std::chrono::nanoseconds::zero(),
+                                                     std::chrono::hours(24 * 365)));
+    } catch (const std::bad_alloc&) { // out of host memory: the log is closed incomplete
+      note_failure(&audit_drain_stats::sink_failures, "the audit drain ran out of host memory at stop");
+    }
     audit_record closing;
     closing.event = audit_event::audit_closed;
     closing.level = audit_level::info;
@@ -558,14 +605,14 @@ private:
       entry = make_audit_entry(next_sequence_, r, head_, options_.key);
     } catch (const std::exception& e) {
       // libcrypto failed or memory ran out: the record cannot be chained. Say so; nothing else can be done.
-      note_failure(&audit_drain_stats::sink_failures, std::string("chaining failed: ") + e.what());
+      note_failure(&audit_drain_stats::sink_failures, "chaining failed: ", e.what());
       return;
     }
     for (const auto& sink : sinks_) {
       try {
         sink->write(entry);
       } catch (const std::exception& e) {
-        note_failure(&audit_drain_stats::sink_failures, std::string("sink write failed: ") + e.what());
+        note_failure(&audit_drain_stats::sink_failures, "sink write failed: ", e.what());
       } catch (...) {
         note_failure(&audit_drain_stats::sink_failures, "sink write threw a non-standard exception");
       }
@@ -575,7 +622,11 @@ private:
     std::lock_guard lock(stats_mutex_);
     ++stats_.entries;
     if (counter != nullptr) ++(stats_.*counter);
-    stats_.head = head_;
+    try {
+      stats_.head = head_;
+    } catch (const std::bad_alloc&) {
+      stats_.head.clear(); // out of memory: stats() shows no head rather than an old one
+    }
   }
 
   void flush_sinks() noexcept {
@@ -583,7 +634,7 @@ private:
       try {
         sink->flush();
       } catch (const std::exception& e) {
-        note_failure(&audit_drain_stats::sink_failures, std::string("sink flush failed: ") + e.what());
+        note_failure(&audit_drain_stats::sink_failures, "sink flush failed: ", e.what());
       } catch (...) {
         note_failure(&audit_drain_stats::sink_failures, "sink flush threw a non-standard exception");
       }
@@ -610,7 +661,8 @@ private:
   // Host records waiting to be chained. Writers: record_host callers; reader: the drain thread.
   std::mutex queue_mutex_;
   std::deque<audit_record> host_queue_;
-  bool accepting_ = true; //!< cleared by stop(); guarded by queue_mutex_
+  std::atomic<std::uint64_t> host_records_lost_{0}; //!< record_host calls out of memory; reported as overflow
+  bool accepting_ = true;                           //!< cleared by stop(); guarded by queue_mutex_
 
   // Requests to the drain thread. Writers: flush()/stop() callers; reader: the drain thread.
   std::atomic<bool> flush_pending_{false}; //!< a flush ticket waits; polled without the mutex

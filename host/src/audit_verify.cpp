@@ -173,7 +173,6 @@ std::optional<audit_entry> parse_audit_line(std::string_view line, std::string* 
 
 audit_verify_result verify_audit_log(const std::filesystem::path& path, const audit_verify_options& options) {
   audit_verify_result result;
-  result.head = std::string(audit_genesis_hash);
   auto tampered = [&](std::uint64_t line, std::string reason) {
     result.verdict = audit_verdict::tampered;
     result.bad_line = line;
@@ -181,6 +180,7 @@ audit_verify_result verify_audit_log(const std::filesystem::path& path, const au
     return result;
   };
   try {
+    result.head = std::string(audit_genesis_hash);
     std::ifstream in(path, std::ios::binary);
     if (!in) {
       result.reason = "cannot open '" + path.string() + "': " + std::strerror(errno);
@@ -251,7 +251,11 @@ audit_verify_result verify_audit_log(const std::filesystem::path& path, const au
   } catch (const std::exception& e) {
     result.verdict = audit_verdict::unreadable;
     result.bad_line = 0;
-    result.reason = std::string("verification failed: ") + e.what();
+    try {
+      result.reason = std::string("verification failed: ") + e.what();
+    } catch (const std::bad_alloc&) {
+      result.reason.clear(); // out of memory: the verdict says it could not be read
+    }
     return result;
   }
 }

@@ -7,6 +7,7 @@
 #include <ringkernel/host/error.hpp>
 
 #include <atomic>
+#include <new>
 #include <string>
 
 namespace rk::detail {
@@ -165,7 +166,11 @@ void memory_pool::release(device_block& block) noexcept {
   if (block.arena_offset_ != device_block::not_in_arena) {
     arena_ranges_.free(block.arena_offset_, block.bytes_);
   } else if (launched_) {
-    deferred_frees_.push_back(block.pointer_); // a free now would serialise with the running kernels
+    try {
+      deferred_frees_.push_back(block.pointer_); // a free now would serialise with the running kernels
+    } catch (const std::bad_alloc&) {
+      // No room to remember it: the block is leaked (freeing it now could wait for kernels that never end).
+    }
   } else {
     backend_.free_device(block.pointer_);
   }

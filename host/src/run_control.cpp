@@ -424,6 +424,7 @@ shutdown_report run_control::shutdown() noexcept {
     last_report_ = report;
     return report;
   }
+  bool join_began = false, join_ended = false; // terminate_and_join: workers_stopped_ is its answer
   try {
     {
       std::lock_guard lock(global_pause_mutex_); // see pause()
@@ -448,7 +449,9 @@ shutdown_report run_control::shutdown() noexcept {
       }
     }
     for (std::string& name : watchdog_.stuck_names()) report.stuck_actors.push_back(std::move(name));
+    join_began = true;
     terminate_and_join();
+    join_ended = true;
     report.workers_stopped = workers_stopped_;
     if (workers_stopped_ && !report.drained && !faults_.faulted())
       report.undelivered_host_messages = io_.unsettled_messages();
@@ -481,9 +484,28 @@ shutdown_report run_control::shutdown() noexcept {
     if (!workers_stopped_) audit_.note_workers_running(); // what they refuse later is in no log
     audit_.stop();                                        // every record emitted so far reaches the sinks
   } catch (const std::exception& e) {
+    // The workers must be stopped before anything frees what they use (~runtime trusts workers_stopped).
+    // If the failure came before or inside terminate_and_join they may still run: stop them now, and
+    // when that cannot be confirmed, report them running and leak their memory.
+    if (!join_began) {
+      report.drained = false; // the drain wait did not finish
+      try {
+        terminate_and_join();
+      } catch (...) {
+        workers_stopped_ = false;
+      }
+    } else if (!join_ended) {
+      workers_stopped_ = false; // it threw part way: its bookkeeping is unfinished
+    }
+    if (!workers_stopped_) memory_.leak();
+    report.workers_stopped = workers_stopped_;
+    if (!workers_stopped_) audit_.note_workers_running();
     audit_.stop();
-    report.fault = std::string("shutdown failed: ") + e.what();
-    report.drained = false;
+    try {
+      report.fault = std::string("shutdown failed: ") + e.what();
+    } catch (const std::bad_alloc&) {
+      report.fault.reset(); // out of memory: the report's flags say what happened
+    }
   }
   phase_.store(phase::stopped);
   io_.wake_receivers();

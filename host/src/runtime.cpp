@@ -31,6 +31,9 @@ std::string detail::demangle(const char* mangled) {
   int result = 0;
   std::unique_ptr<char, void (*)(void*)> text(abi::__cxa_demangle(mangled, nullptr, nullptr, &result),
                                               std::free);
+  // -1: out of memory. The mangled name would register the type under another name than a healthy run
+  // gives it (a snapshot naming it could not be restored there).
+  if (result == -1) throw std::bad_alloc();
   return result == 0 && text ? std::string(text.get()) : std::string(mangled);
 }
 

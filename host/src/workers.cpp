@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 
 namespace rk::detail {
 
@@ -224,7 +225,11 @@ std::size_t worker_registry::collect_exits() {
 void worker_registry::forget_launches() noexcept {
   std::lock_guard lock(mutex_);
   launches_.clear();
-  entries_ = range_allocator(capacity_);
+  try {
+    entries_ = range_allocator(capacity_);
+  } catch (const std::bad_alloc&) {
+    // Out of memory (it runs in shutdown): the runtime never launches again, so the stale ranges do no harm.
+  }
   gateway_started_ = false;
 }
 

@@ -217,6 +217,9 @@ private:
   void start_thread(std::uint32_t worker, Body body) {
     auto done = std::make_unique<std::atomic<bool>>(false);
     std::atomic<bool>& flag = *done;
+    // Room first: a push_back that failed after the thread existed destroyed it joinable (std::terminate).
+    if (threads_.size() == threads_.capacity())
+      threads_.reserve(std::max<std::size_t>(16, 2 * threads_.size()));
     try {
       threads_.push_back({std::thread([this, body = std::move(body), &flag]() mutable {
                             serving_backend = this;

@@ -181,7 +181,8 @@ struct audit_drain_stats {
   std::uint64_t device_records = 0;   //!< records taken from the audit ring
   std::uint64_t host_records = 0;     //!< records chained from record_host()
   std::uint64_t overflow_reports = 0; //!< audit_overflow entries written
-  std::uint64_t records_lost = 0;     //!< sum of their values: records the full ring refused
+  std::uint64_t records_lost = 0; //!< sum of their values: records the full ring refused, or record_host
+                                  //!< could not queue for lack of host memory
   std::uint64_t malformed = 0;        //!< ring slots that did not hold an audit record
   std::uint64_t sink_failures = 0;    //!< sink calls that threw
   std::uint64_t reader_failures = 0;  //!< read_overflow / read_claimed calls that threw
@@ -222,8 +223,9 @@ public:
 
   //! Queues a host-originated record (e.g. actor spawn / stop); the drain chains it in the order of
   //! calls. Any thread; never waits for the drain. `origin` is set to host; a record whose
-  //! `time.physical_ns` is 0 gets the drain's HLC time. Returns `enqueued`, or `not_running` after stop()
-  //! began (the record is not chained).
+  //! `time.physical_ns` is 0 gets the drain's HLC time. Returns `enqueued`, `not_running` after stop()
+  //! began (the record is not chained), or `queue_full` when the host is out of memory (the record is
+  //! lost and counted like one the full ring refused: an audit_overflow entry reports it).
   [[nodiscard]] status record_host(const audit_record& record);
 
   //! Delivers to the sinks everything in the ring at the time of the call (with read_claimed: everything

@@ -15,6 +15,11 @@
 //! register_message_type, ...) throw rk::error; removals (remove_alias, remove_group, tenants().remove,
 //! unregister_region) are still accepted, and stats(), receive() and state<H>() still answer.
 //!
+//! Out of host memory: construction, start() and the allocations sized by options and spawns throw
+//! rk::error naming what was being allocated; any other call that allocates may let std::bad_alloc through.
+//! Either way a setup call is undone as for any error, start() leaves no thread running, and shutdown()
+//! stops the workers or reports `workers_stopped` false (the runtime then keeps their memory for good).
+//!
 //! After fork(), the child must not call a runtime its parent created (its threads are not in the child):
 //! it may exit or exec. Destroying the runtime there (std::exit with a static one, a local going out of
 //! scope) stops and frees nothing: the parent's runtime is the one that runs.

@@ -1,0 +1,239 @@
+// Host memory running out inside the runtime, on the CPU backend: this binary replaces operator new so
+// that the N-th allocation of the calling thread throws std::bad_alloc, and sweeps N over spawn(),
+// start(), shutdown() and the audit drain's host queue. Whatever N, a call fails with an exception or
+// succeeds: the process never ends in std::terminate, and a shutdown that reports its workers stopped has
+// really joined them (one that failed part way used to report them stopped while they ran, and the
+// runtime freed their memory). Not built into the sanitizer runs: they bring their own operator new.
+
+#include <ringkernel/host/audit.hpp>
+#include <ringkernel/host/runtime.hpp>
+
+#include "../host/audit_test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <new>
+
+namespace {
+
+//! Allocations left on this thread before the one that fails (0: no failure armed).
+thread_local std::uint64_t allocations_before_failure = 0;
+
+void* allocate(std::size_t bytes, std::size_t alignment) {
+  if (allocations_before_failure != 0 && --allocations_before_failure == 0) throw std::bad_alloc();
+  if (bytes == 0) bytes = 1;
+  void* p = alignment <= alignof(std::max_align_t)
+                ? std::malloc(bytes)
+                : std::aligned_alloc(alignment, (bytes + alignment - 1) / alignment * alignment);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+
+//! Arms the N-th allocation of this thread to fail; disarms on destruction. fired(): it did fail.
+class failing_allocation {
+public:
+  explicit failing_allocation(std::uint64_t n) { allocations_before_failure = n; }
+  ~failing_allocation() { allocations_before_failure = 0; }
+  bool fired() const noexcept { return allocations_before_failure == 0; }
+  failing_allocation(const failing_allocation&) = delete;
+  failing_allocation& operator=(const failing_allocation&) = delete;
+};
+
+} // namespace
+
+void* operator new(std::size_t bytes) {
+  return allocate(bytes, 0);
+}
+void* operator new[](std::size_t bytes) {
+  return allocate(bytes, 0);
+}
+void* operator new(std::size_t bytes, std::align_val_t a) {
+  return allocate(bytes, static_cast<std::size_t>(a));
+}
+void* operator new[](std::size_t bytes, std::align_val_t a) {
+  return allocate(bytes, static_cast<std::size_t>(a));
+}
+void* operator new(std::size_t bytes, const std::nothrow_t&) noexcept {
+  try {
+    return allocate(bytes, 0);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t bytes, const std::nothrow_t&) noexcept {
+  try {
+    return allocate(bytes, 0);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::align_val_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::align_val_t) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
+  std::free(p);
+}
+
+namespace {
+
+using namespace std::chrono_literals;
+
+std::size_t threads_in_process() {
+  return static_cast<std::size_t>(std::distance(std::filesystem::directory_iterator("/proc/self/task"),
+                                                std::filesystem::directory_iterator{}));
+}
+
+struct counter {
+  struct state {
+    std::uint64_t seen = 0;
+  };
+  template <class Ctx>
+  void operator()(Ctx&, state& s, const rk::message&) {
+    ++s.seen;
+  }
+};
+
+rk::runtime_options options() {
+  rk::runtime_options o;
+  o.backend = rk::backend::cpu;
+  o.announce_backend = false;
+  o.audit_sinks.push_back(std::make_shared<rk::audit_memory_sink>(1024));
+  return o;
+}
+
+//! A started runtime with a scheduled and a dedicated actor, a group and some traffic.
+void populate(rk::runtime& rt) {
+  const rk::actor_index a = rt.spawn<counter>("a");
+  rk::actor_options own;
+  own.dedicated_worker = true;
+  const rk::actor_index b = rt.spawn<counter>("b", own);
+  const rk::actor_index members[] = {a, b};
+  (void)rt.create_group("g", members);
+}
+
+constexpr std::uint64_t sweep_limit = 5'000; // far more allocations than any call below makes
+
+TEST(OutOfMemory, ShutdownThatRunsOutStillStopsItsWorkersOrSaysItDidNot) {
+  const std::size_t before = threads_in_process();
+  std::uint64_t n = 1;
+  for (; n < sweep_limit; ++n) {
+    std::optional<rk::runtime> rt;
+    rt.emplace(options());
+    populate(*rt);
+    rt->start();
+    for (int i = 0; i < 16; ++i) (void)rt->send(rt->group("g"), 1, {});
+    rk::shutdown_report report;
+    bool fired = false;
+    {
+      failing_allocation fail(n);
+      report = rt->shutdown();
+      fired = fail.fired();
+    }
+    if (report.workers_stopped) {
+      EXPECT_EQ(threads_in_process(), before)
+          << "allocation " << n << ": reported stopped, threads still run";
+    }
+    rt.reset(); // frees the workers' memory when they stopped, leaks it otherwise: either way, no crash
+    if (!fired) break;
+  }
+  std::printf("shutdown: %llu allocations swept\n", static_cast<unsigned long long>(n));
+  EXPECT_GT(n, 10u) << "the sweep must reach into shutdown";
+  EXPECT_LT(n, sweep_limit);
+}
+
+TEST(OutOfMemory, SpawnAndStartThatRunOutThrowAndLeaveNoThreads) {
+  const std::size_t before = threads_in_process();
+  std::uint64_t spawn_n = 1;
+  for (; spawn_n < sweep_limit; ++spawn_n) {
+    rk::runtime rt(options());
+    bool fired = false;
+    try {
+      failing_allocation fail(spawn_n);
+      try {
+        populate(rt);
+      } catch (...) {
+        fired = fail.fired();
+        throw;
+      }
+      fired = fail.fired();
+    } catch (const std::bad_alloc&) {
+    } catch (const rk::error&) {
+    }
+    if (!fired) break;
+  }
+  EXPECT_GT(spawn_n, 10u);
+  std::uint64_t start_n = 1;
+  for (; start_n < sweep_limit; ++start_n) {
+    bool fired = false;
+    {
+      rk::runtime rt(options());
+      populate(rt);
+      try {
+        failing_allocation fail(start_n);
+        try {
+          rt.start(); // a thread created and then stored out of memory was destroyed joinable: terminate
+        } catch (...) {
+          fired = fail.fired();
+          throw;
+        }
+        fired = fail.fired();
+      } catch (const std::bad_alloc&) {
+      } catch (const rk::error&) {
+      }
+    }
+    EXPECT_EQ(threads_in_process(), before) << "allocation " << start_n << ": a thread outlived its runtime";
+    if (!fired) break;
+  }
+  std::printf("spawn: %llu, start: %llu allocations swept\n", static_cast<unsigned long long>(spawn_n),
+              static_cast<unsigned long long>(start_n));
+  EXPECT_GT(start_n, 10u);
+  EXPECT_LT(start_n, sweep_limit);
+}
+
+TEST(OutOfMemory, AHostAuditRecordWithoutMemoryIsCountedLostNotFatal) {
+  audit_test::test_ring t(64);
+  auto sink = std::make_shared<rk::audit_memory_sink>(1024);
+  rk::audit_drain drain(t.ring.view(), t.overflow_reader(), {sink});
+  std::uint64_t lost = 0, queued = 0;
+  for (std::uint64_t i = 0; i < 64; ++i) { // the queue allocates a block every few records
+    failing_allocation fail(1);
+    const rk::status s = drain.record_host(audit_test::make_record(rk::audit_event::actor_spawn, i));
+    if (s == rk::status::queue_full) {
+      ++lost;
+      EXPECT_TRUE(fail.fired());
+    } else {
+      ASSERT_EQ(s, rk::status::enqueued);
+      ++queued;
+    }
+  }
+  std::printf("record_host: %llu of 64 ran out of memory\n", static_cast<unsigned long long>(lost));
+  EXPECT_GT(lost, 0u) << "no record_host call ran out of memory: the test tests nothing";
+  ASSERT_EQ(drain.flush(20s), rk::wait_result::ready);
+  const rk::audit_drain_stats stats = drain.stop();
+  EXPECT_EQ(stats.host_records, queued);
+  EXPECT_EQ(stats.records_lost, lost) << "every lost record is reported in an audit_overflow entry";
+  EXPECT_GE(stats.overflow_reports, 1u);
+}
+
+} // namespace
