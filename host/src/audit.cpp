@@ -219,6 +219,7 @@ void audit_file_sink::write(const audit_entry& entry) {
   if (pending_.size() >= pending_limit) {
     write_out(); // throws while the disk refuses
   }
+  pending_.reserve(pending_.size() + entry.json.size() + 1); // out of memory here, never between the two
   pending_.append(entry.json).push_back('\n');
   if (pending_.size() >= std::size_t{64} << 10) write_out();
 }
@@ -415,6 +416,11 @@ private:
         // Out of host memory (a batch, a sink's buffer): what was not taken stays queued for the next
         // round; counted, and retried after a pause unless stopping.
         note_failure(&audit_drain_stats::sink_failures, "the audit drain ran out of host memory");
+        {
+          // A flush it was serving is served again next round (its caller would wait its whole timeout).
+          std::lock_guard lock(control_mutex_);
+          if (flush_done_ < flush_requested_) flush_pending_.store(true, std::memory_order_release);
+        }
         if (stop_requested_.load(std::memory_order_acquire)) break;
         idle.pause();
       }

@@ -307,13 +307,9 @@ status host_io::send_wait(address destination, std::uint32_t type, byte_view pay
   std::uint64_t position = 0;
   const std::uint32_t slot = acquire_receipt();
   if (slot == no_slot) return count(status::queue_full); // as many send_waits in flight as ingress slots
-  send_options options = opts;
-  // A handler waiting for room in its own actor's mailbox would wait for itself: only its return makes
-  // room. Sent with drop_if_full, a full mailbox is a prompt queue_full verdict instead.
-  if (destination == backend_.actor_on_this_thread()) options.flags |= envelope_flags::drop_if_full;
   {
     send_scope scope(*this);
-    const status s = enqueue(destination, type, payload, options, slot, position);
+    const status s = enqueue(destination, type, payload, opts, slot, position);
     if (s != status::enqueued) {
       release_receipt(slot, std::nullopt);
       return count(s);

@@ -394,9 +394,14 @@ bool run_control::await_device_state(actor_index a, std::uint32_t host_word, dev
 // ---------------------------------------------------------------------------------------------------
 
 void run_control::abandon() noexcept {
+  // The threads that are not the caller's stop here: the process may be exiting (std::exit from a
+  // handler or sink), and a drain still hashing while OpenSSL's exit handlers ran crashed it.
+  if (!watchdog_.on_its_thread()) watchdog_.stop();
   scheduler_.set_gateway_running(false);
   workers_.request_terminate();
   memory_.leak();
+  audit_.note_workers_running(); // the caller's worker, at least, never confirms
+  audit_.stop();                 // on the drain thread itself it only asks
 }
 
 void run_control::terminate_and_join() {

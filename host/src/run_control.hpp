@@ -90,8 +90,9 @@ public:
   void on_stuck(std::function<void()> call) { watchdog_.on_report(std::move(call)); }
 
   shutdown_report shutdown() noexcept;
-  //! Asks the gateway and the workers to stop and waits for nothing, for a runtime destroyed on one of its
-  //! own threads (see runtime_impl::abandon). Its memory is never freed (a worker may still use it).
+  //! For a runtime destroyed on one of its own threads (see runtime_impl::abandon): asks the gateway and
+  //! the workers to stop without waiting for them, and stops the watchdog and the audit drain unless the
+  //! caller is that thread. Its memory is never freed (a worker may still use it).
   void abandon() noexcept;
   //! The lifecycle to report for an actor whose table says `recorded`: once shutdown() stopped every
   //! worker no actor runs any more, so one that was live, paused or stopping is stopped (any thread).

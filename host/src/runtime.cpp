@@ -59,20 +59,27 @@ std::unique_ptr<detail::runtime_impl> construct(runtime_options options) {
 }
 } // namespace
 
-runtime::runtime(runtime_options options) : impl_(construct(std::move(options))) {}
+runtime::runtime(runtime_options options) : impl_(construct(std::move(options)).release()) {}
 runtime::~runtime() {
   // On one of this runtime's own threads (a handler or an audit sink that called std::exit with the
   // runtime a static, or deleted it), shutting down would wait for that very thread (15 s of drain and
   // stop timeouts) or destroy its std::thread while it runs (std::terminate). The runtime is asked to
   // stop instead, and kept: reachable, never destroyed, like a runtime whose worker could not be stopped.
   // In a child of fork() none of its threads exist (joining one crashed): nothing is stopped or freed.
-  if (impl_ && (impl_->on_own_thread() || impl_->forked())) {
+  // impl_ stays as it is: calls still running in other threads (a receive() in main while a handler
+  // exits) go on using it until the process ends.
+  if (impl_->on_own_thread() || impl_->forked()) {
     if (!impl_->forked()) impl_->abandon();
     static std::mutex kept_mutex;
-    static auto* kept = new std::vector<std::unique_ptr<detail::runtime_impl>>;
+    static auto* kept = new std::vector<detail::runtime_impl*>;
     std::lock_guard lock(kept_mutex);
-    kept->push_back(std::move(impl_));
+    try {
+      kept->push_back(impl_); // reachable for leak checkers
+    } catch (const std::bad_alloc&) {
+    }
+    return;
   }
+  delete impl_;
 }
 
 rk::backend runtime::backend() const noexcept {
@@ -340,7 +347,11 @@ status runtime::send_blocking_for(address destination, std::uint32_t type, byte_
 }
 status runtime::send_wait_for(address destination, std::uint32_t type, byte_view payload,
                               std::chrono::nanoseconds timeout, const send_options& options) {
-  return impl_->io().send_wait(destination, type, payload, timeout, options);
+  // A handler waiting for room in its own mailbox would wait for itself: only its return makes room. Sent
+  // with drop_if_full, a full mailbox is a prompt queue_full verdict instead.
+  send_options effective = options;
+  if (impl_->sends_to_own_mailbox(destination)) effective.flags |= envelope_flags::drop_if_full;
+  return impl_->io().send_wait(destination, type, payload, timeout, effective);
 }
 std::optional<received_message> runtime::receive_for(std::chrono::nanoseconds timeout) {
   return impl_->io().receive(timeout);

@@ -118,8 +118,14 @@ public:
   //! workers (a CPU-backend handler) or its callback threads (an audit sink, on_state_dump).
   bool on_own_thread() const noexcept { return backend_->on_worker_thread() || callback_of == &phase_; }
   //! For ~runtime on such a thread (a handler or sink calling std::exit while the runtime is a static, or
-  //! deleting it): asks every worker to stop and waits for none; the caller keeps this object for good.
+  //! deleting it): see run_control::abandon; the caller keeps this object for good.
   void abandon() noexcept { run_.abandon(); }
+  //! Whether `destination` is the mailbox of the actor whose handler the calling thread runs (its own id,
+  //! not redirected by set_route).
+  bool sends_to_own_mailbox(address destination) const {
+    return destination != host_actor && destination == backend_->actor_on_this_thread() &&
+           actors_.next_hop(destination) == destination;
+  }
   //! Whether this is a child of fork() after this runtime was created (its threads are the parent's).
   bool forked() const noexcept { return ::getpid() != creator_pid_; }
   //! After giving back what ended grace periods released.

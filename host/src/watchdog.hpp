@@ -42,6 +42,8 @@ public:
   void start();
   //! Stops and joins the thread; idempotent, never throws.
   void stop() noexcept;
+  //! Whether the caller is the watchdog's thread (e.g. in on_state_dump): stop() would join itself.
+  bool on_its_thread() const noexcept { return std::this_thread::get_id() == thread_.get_id(); }
   //! Throws rk::error for `who` when actor `a` is stuck, or waits on a worker stuck in another actor.
   void throw_if_stuck(actor_index a, const std::string& who) const;
   //! Whether throw_if_stuck(a, ...) would throw (for waits that must end on a report).

@@ -280,6 +280,8 @@ TEST_P(ReuseCases, NothingIsRemovedWhileSomethingLeadsToIt) {
   expect_refused([&] { rt.remove_alias(x); }, "alias 'y'");
   expect_refused([&] { rt.remove_group(g); }, "alias 'z'");
   expect_refused([&] { rt.remove_alias(a); }, "is an actor, not an alias");
+  // An actor an alias leads to is no group: it said "still reachable through alias 'x'".
+  expect_refused([&] { rt.remove_group(a); }, "it is an actor's or alias's id, not a group's");
   expect_refused([&] { rt.forget(x); }, "is an alias, not an actor");
   rt.remove_alias(z);
   rt.remove_group(g);

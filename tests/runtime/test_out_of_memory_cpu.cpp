@@ -99,6 +99,19 @@ namespace {
 
 using namespace std::chrono_literals;
 
+//! Runs `call` with this thread's n-th allocation failing; whether it failed (false: the call made fewer
+//! allocations, the sweep is over). The call may end in std::bad_alloc or rk::error, nothing else.
+template <class Call>
+bool fails_at(std::uint64_t n, Call&& call) {
+  failing_allocation fail(n);
+  try {
+    call();
+  } catch (const std::bad_alloc&) {
+  } catch (const rk::error&) {
+  }
+  return fail.fired();
+}
+
 std::size_t threads_in_process() {
   return static_cast<std::size_t>(std::distance(std::filesystem::directory_iterator("/proc/self/task"),
                                                 std::filesystem::directory_iterator{}));
@@ -144,12 +157,7 @@ TEST(OutOfMemory, ShutdownThatRunsOutStillStopsItsWorkersOrSaysItDidNot) {
     rt->start();
     for (int i = 0; i < 16; ++i) (void)rt->send(rt->group("g"), 1, {});
     rk::shutdown_report report;
-    bool fired = false;
-    {
-      failing_allocation fail(n);
-      report = rt->shutdown();
-      fired = fail.fired();
-    }
+    const bool fired = fails_at(n, [&] { report = rt->shutdown(); });
     if (report.workers_stopped) {
       EXPECT_EQ(threads_in_process(), before)
           << "allocation " << n << ": reported stopped, threads still run";
@@ -167,20 +175,7 @@ TEST(OutOfMemory, SpawnAndStartThatRunOutThrowAndLeaveNoThreads) {
   std::uint64_t spawn_n = 1;
   for (; spawn_n < sweep_limit; ++spawn_n) {
     rk::runtime rt(options());
-    bool fired = false;
-    try {
-      failing_allocation fail(spawn_n);
-      try {
-        populate(rt);
-      } catch (...) {
-        fired = fail.fired();
-        throw;
-      }
-      fired = fail.fired();
-    } catch (const std::bad_alloc&) {
-    } catch (const rk::error&) {
-    }
-    if (!fired) break;
+    if (!fails_at(spawn_n, [&] { populate(rt); })) break;
   }
   EXPECT_GT(spawn_n, 10u);
   std::uint64_t start_n = 1;
@@ -189,18 +184,8 @@ TEST(OutOfMemory, SpawnAndStartThatRunOutThrowAndLeaveNoThreads) {
     {
       rk::runtime rt(options());
       populate(rt);
-      try {
-        failing_allocation fail(start_n);
-        try {
-          rt.start(); // a thread created and then stored out of memory was destroyed joinable: terminate
-        } catch (...) {
-          fired = fail.fired();
-          throw;
-        }
-        fired = fail.fired();
-      } catch (const std::bad_alloc&) {
-      } catch (const rk::error&) {
-      }
+      // A thread created, then stored out of memory, was destroyed joinable: std::terminate.
+      fired = fails_at(start_n, [&] { rt.start(); });
     }
     EXPECT_EQ(threads_in_process(), before) << "allocation " << start_n << ": a thread outlived its runtime";
     if (!fired) break;

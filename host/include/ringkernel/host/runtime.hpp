@@ -15,8 +15,9 @@
 //! register_message_type, ...) throw rk::error; removals (remove_alias, remove_group, tenants().remove,
 //! unregister_region) are still accepted, and stats(), receive() and state<H>() still answer.
 //!
-//! Out of host memory: construction, start() and the allocations sized by options and spawns throw
-//! rk::error naming what was being allocated; any other call that allocates may let std::bad_alloc through.
+//! Out of host memory: construction and the backend's allocations (tables, mailboxes, rings, states: what
+//! options and spawns size) throw rk::error naming what was being allocated; other allocations of any call
+//! may let std::bad_alloc through.
 //! Either way a setup call is undone as for any error, start() leaves no thread running, and shutdown()
 //! stops the workers or reports `workers_stopped` false (the runtime then keeps their memory for good).
 //!
@@ -435,8 +436,10 @@ public:
   //! holds a receipt until the gateway settles its message, even after it timed out: timed-out send_waits
   //! to a destination that stays full can use them all). `aborted`: shutdown() completed while it waited
   //! and the message was never settled (shutdown_report::undelivered_host_messages lists it). From a
-  //! handler (CPU backend) to its own actor's id it is sent with envelope_flags::drop_if_full: a full
-  //! mailbox, which only the handler's return can empty, is a prompt queue_full instead of a wait.
+  //! handler (CPU backend) to its own actor's id (not redirected by set_route) it is sent with
+  //! envelope_flags::drop_if_full: a full mailbox, which only the handler's return can empty, is a prompt
+  //! queue_full instead of a wait. (Through an alias or group, or to another actor the same worker thread
+  //! serves, it still waits its timeout.)
   template <class Rep, class Period>
   [[nodiscard]] status send_wait(address destination, std::uint32_t type, byte_view payload,
                                  std::chrono::duration<Rep, Period> timeout,
@@ -500,8 +503,10 @@ private:
                            std::chrono::nanoseconds timeout, const send_options& options);
   std::optional<received_message> receive_for(std::chrono::nanoseconds timeout);
 
-  std::unique_ptr<detail::runtime_impl> impl_;
-  tenant_registry tenants_{impl_.get()};
+  //! Owned. A plain pointer: ~runtime on one of the runtime's own threads keeps the object, and the
+  //! pointer intact for calls still running in other threads (a unique_ptr would null it).
+  detail::runtime_impl* impl_;
+  tenant_registry tenants_{impl_};
 };
 
 } // namespace rk
