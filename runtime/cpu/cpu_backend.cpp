@@ -535,7 +535,11 @@ private:
                              std::vector<std::uint64_t>& looked_at, bool& in_use) {
     in_use = false;
     std::lock_guard lock(run_next_mutex_);
-    looked_at.resize(run_next_slots_.size(), 0);
+    try {
+      looked_at.resize(run_next_slots_.size(), 0);
+    } catch (const std::bad_alloc&) {
+      return {}; // out of memory: no look this time (it ended the process: a worker thread has no catch)
+    }
     for (std::size_t i = 0; i < run_next_slots_.size(); ++i) {
       run_next_slot& slot = *run_next_slots_[i];
       if (&slot == &own) continue;

@@ -161,6 +161,7 @@ TEST(CpuBackend, HostCallsThatWouldWaitForTheirOwnWorkerRefuseFromAHandler) {
 }
 
 std::atomic<bool> self_waiter_go{false};
+std::atomic<bool> self_waiter_entered{false};
 
 //! Host-only: on type 1, once the test filled its mailbox, send_waits a message to itself and reports
 //! the verdict and how long the call took (ms). Other types are counted only.
@@ -179,6 +180,7 @@ struct self_waiter {
       ++s.others;
       return;
     }
+    self_waiter_entered = true;
     const auto until = std::chrono::steady_clock::now() + 30s; // the test fills the mailbox meanwhile
     while (!self_waiter_go.load() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
     const auto begin = std::chrono::steady_clock::now();
@@ -219,6 +221,34 @@ TEST(CpuBackend, AHandlersSendWaitToItsOwnFullMailboxAnswersAtOnce) {
     EXPECT_TRUE(sr.drained);
     EXPECT_EQ(rt.state<self_waiter>(a).others, static_cast<std::uint32_t>(filled));
   }
+}
+
+TEST(CpuBackend, AHandlersSendWaitToItsOwnIdRedirectedElsewhereWaitsForItsVerdict) {
+  // Redirected by set_route, the message goes to another actor's mailbox: no reason to refuse it at once
+  // (the first version of the self check did, queue_full).
+  self_waiter_go = false;
+  self_waiter_entered = false;
+  rk::runtime rt(cpu_options());
+  rk::actor_options small;
+  small.mailbox = {2, 256};
+  const auto a = rt.spawn<self_waiter>("self", small, self_waiter::state{&rt});
+  const auto b = rt.spawn<self_waiter>("other", {}, self_waiter::state{&rt});
+  rt.start();
+  ASSERT_EQ(rt.send(a, 1, {}), rk::status::enqueued);
+  rk::send_options drop;
+  drop.flags = rk::envelope_flags::drop_if_full;
+  while (rt.send_wait(a, 3, {}, 20s, drop) == rk::status::delivered) {
+  } // a's mailbox is full now
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (!self_waiter_entered.load() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  rt.set_route(a, b);
+  self_waiter_go = true;
+  const auto reply = rt.receive(25s);
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->as<self_waiter::report>().verdict, rk::status::delivered);
+  rt.clear_route(a);
+  EXPECT_TRUE(rt.shutdown().drained);
+  EXPECT_EQ(rt.state<self_waiter>(b).others, 1u) << "the message went to b";
 }
 
 std::atomic<bool> tables_caller_entered{false};

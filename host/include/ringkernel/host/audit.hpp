@@ -181,8 +181,8 @@ struct audit_drain_stats {
   std::uint64_t device_records = 0;   //!< records taken from the audit ring
   std::uint64_t host_records = 0;     //!< records chained from record_host()
   std::uint64_t overflow_reports = 0; //!< audit_overflow entries written
-  std::uint64_t records_lost = 0; //!< sum of their values: records the full ring refused, or record_host
-                                  //!< could not queue for lack of host memory
+  std::uint64_t records_lost = 0;     //!< sum of their values: records the full ring refused, or record_host
+                                      //!< could not queue for lack of host memory
   std::uint64_t malformed = 0;        //!< ring slots that did not hold an audit record
   std::uint64_t sink_failures = 0;    //!< sink calls that threw
   std::uint64_t reader_failures = 0;  //!< read_overflow / read_claimed calls that threw
