@@ -35,6 +35,7 @@ struct signal_hub {
   std::mutex setup; //!< serialises registrations and their removal (never taken by the reader)
   std::mutex mutex; //!< guards `dumps`; held while dumps run
   std::map<std::uint64_t, std::function<void()>> dumps;
+  bool removed_during_dumps = false; //!< entries emptied by a dump (see the destructor); guarded by mutex
   std::uint64_t next_id = 1;
   int pipe_read = -1;
   int pipe_write = -1;
@@ -48,8 +49,27 @@ struct signal_hub {
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0 || c == stop_request) return;
       std::lock_guard lock(mutex);
-      for (auto& [id, dump] : dumps) dump(); // each catches its own failures
+      for (auto& [id, dump] : dumps)
+        if (dump) dump(); // each catches its own failures
+      if (removed_during_dumps) {
+        removed_during_dumps = false;
+        std::erase_if(dumps, [](const auto& entry) { return !entry.second; });
+        if (dumps.empty()) { // the last registration went in a dump: this thread ends itself
+          uninstall();
+          reader.detach();
+          return;
+        }
+      }
     }
+  }
+
+  //! Restores the previous SIGUSR1 handler and closes the pipe (the reader no longer reads it).
+  void uninstall() noexcept {
+    ::sigaction(SIGUSR1, &previous, nullptr);
+    signal_pipe_write.store(-1);
+    ::close(pipe_read);
+    ::close(pipe_write);
+    pipe_read = pipe_write = -1;
   }
 };
 
@@ -93,6 +113,14 @@ dump_signal_registration::dump_signal_registration(std::function<void()> dump) {
 dump_signal_registration::~dump_signal_registration() {
   signal_hub& h = hub();
   std::lock_guard serial(h.setup);
+  if (std::this_thread::get_id() == h.reader.get_id()) {
+    // In a dump (one runtime's on_state_dump shutting down or destroying another): this thread holds the
+    // mutex and walks `dumps`. The entry is emptied now, so it never runs again, and erased after the
+    // walk; taking the mutex here deadlocked.
+    h.dumps[id_] = nullptr;
+    h.removed_during_dumps = true;
+    return;
+  }
   std::unique_lock lock(h.mutex); // waits for a dump in progress
   h.dumps.erase(id_);
   if (!h.dumps.empty()) return;

@@ -227,3 +227,37 @@ TEST(StateDump, EachCpuWorkerSaysWhatItServes) {
 }
 
 } // namespace
+
+// One runtime's on_state_dump may shut down another runtime that also dumps on SIGUSR1: the dump thread
+// ran it holding the registry's lock, and the other's shutdown took that lock again on the same thread
+// (a deadlock, for good).
+TEST(StateDump, ADumpCallbackMayShutDownAnotherRuntimeThatDumpsOnSigusrOne) {
+  struct sigaction before {};
+  ASSERT_EQ(::sigaction(SIGUSR1, nullptr, &before), 0);
+  std::atomic<rk::runtime*> other{nullptr};
+  std::atomic<int> other_stopped{0}; // 1: its shutdown() returned, drained
+  rk::runtime_options ob = cpu_options();
+  ob.dump_state_on_sigusr1 = true;
+  ob.on_state_dump = [](const rk::state_dump&) {};
+  rk::runtime b(ob);
+  (void)b.spawn<counter>("b");
+  b.start();
+  other = &b;
+  rk::runtime_options oa = cpu_options();
+  oa.dump_state_on_sigusr1 = true;
+  oa.on_state_dump = [&](const rk::state_dump&) {
+    if (rk::runtime* r = other.exchange(nullptr)) other_stopped = r->shutdown().drained ? 1 : 2;
+  };
+  rk::runtime a(oa);
+  (void)a.spawn<counter>("a");
+  a.start();
+  ASSERT_EQ(std::raise(SIGUSR1), 0);
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (other_stopped.load() == 0 && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  EXPECT_EQ(other_stopped.load(), 1) << "the other runtime's shutdown() from a dump callback did not return";
+  ASSERT_EQ(std::raise(SIGUSR1), 0); // a dumps again; b's entry is gone
+  EXPECT_TRUE(a.shutdown().drained);
+  struct sigaction after {};
+  ASSERT_EQ(::sigaction(SIGUSR1, nullptr, &after), 0);
+  EXPECT_EQ(after.sa_handler, before.sa_handler) << "the last registration restored the handler";
+}
