@@ -190,6 +190,10 @@ public:
   std::optional<backend_fault> poll_fault() override {
     if (!faulted_.load(std::memory_order_acquire)) return std::nullopt;
     std::lock_guard lock(fault_mutex_);
+    if (!fault_) // set by note_thread_failure, which cannot allocate the text
+      return backend_fault{"a CPU worker thread",
+                           "out of host memory while it handled a failure (its own text did not fit)",
+                           {}};
     return fault_;
   }
 
@@ -223,7 +227,12 @@ private:
     try {
       threads_.push_back({std::thread([this, body = std::move(body), &flag]() mutable {
                             serving_backend = this;
-                            body(flag);
+                            try {
+                              body(flag);
+                            } catch (...) { // std::terminate otherwise
+                              note_thread_failure();
+                              flag.store(true, std::memory_order_release);
+                            }
                           }),
                           std::move(done), worker});
     } catch (const std::system_error& e) {
@@ -654,10 +663,21 @@ private:
   void record_fault(std::uint32_t worker, const served_actor& a, std::string what) {
     std::lock_guard lock(fault_mutex_);
     if (faulted_.load()) return;
-    fault_ = backend_fault{"CPU worker " + std::to_string(worker) + " running handler '" + a.ops->name + "'",
-                           std::move(what), a.actor};
+    try {
+      fault_ =
+          backend_fault{"CPU worker " + std::to_string(worker) + " running handler '" + a.ops->name + "'",
+                        std::move(what), a.actor};
+    } catch (const std::bad_alloc&) {
+      fault_.reset(); // poll_fault says out of memory
+    }
     faulted_.store(true, std::memory_order_release);
     park_notify_all(receive_lot_); // a host thread parked in receive() reports the fault at once
+  }
+
+  //! A worker thread's body let an exception out (out of memory while it handled a failure): the whole
+  //! runtime faults, as for record_fault, without allocating.
+  void note_thread_failure() noexcept {
+    if (!faulted_.exchange(true, std::memory_order_acq_rel)) park_notify_all(receive_lot_);
   }
 
   //! Backoff steps before an idle pool or gateway thread parks: 64 pause hints and 64 yields (tens of

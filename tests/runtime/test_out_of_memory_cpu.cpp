@@ -16,13 +16,17 @@
 #include <cstdlib>
 #include <filesystem>
 #include <new>
+#include <stdexcept>
 
 namespace {
 
 //! Allocations left on this thread before the one that fails (0: no failure armed).
 thread_local std::uint64_t allocations_before_failure = 0;
+//! Every allocation of this thread fails from now on.
+thread_local bool out_of_memory_for_good = false;
 
 void* allocate(std::size_t bytes, std::size_t alignment) {
+  if (out_of_memory_for_good) throw std::bad_alloc();
   if (allocations_before_failure != 0 && --allocations_before_failure == 0) throw std::bad_alloc();
   if (bytes == 0) bytes = 1;
   void* p = alignment <= alignof(std::max_align_t)
@@ -194,6 +198,41 @@ TEST(OutOfMemory, SpawnAndStartThatRunOutThrowAndLeaveNoThreads) {
               static_cast<unsigned long long>(start_n));
   EXPECT_GT(start_n, 10u);
   EXPECT_LT(start_n, sweep_limit);
+}
+
+//! Host-only: leaves its worker thread without memory for good, then throws.
+struct exhausting {
+  template <class Ctx>
+  void operator()(Ctx&, rk::no_state&, const rk::message&) {
+    out_of_memory_for_good = true;
+    throw std::runtime_error("this worker thread has no memory left"); // bad_alloc, in fact
+  }
+};
+
+TEST(OutOfMemory, AWorkerThreadWithoutMemoryFaultsTheRuntimeInsteadOfEndingTheProcess) {
+  // The worker's failure handling allocates (the fault's text): out of memory there, the exception left
+  // the thread's function and ended the process (std::terminate).
+  for (const bool dedicated : {false, true}) {
+    rk::runtime_options o = options();
+    o.dedicated_workers = dedicated;
+    rk::runtime rt(o);
+    const rk::actor_index a = rt.spawn<exhausting>("exhausting");
+    rt.start();
+    ASSERT_EQ(rt.send(a, 1, {}), rk::status::enqueued);
+    const auto until = std::chrono::steady_clock::now() + 20s;
+    bool faulted = false;
+    while (!faulted && std::chrono::steady_clock::now() < until) {
+      try {
+        (void)rt.receive(10ms);
+      } catch (const rk::error&) {
+        faulted = true;
+      }
+    }
+    const rk::shutdown_report report = rt.shutdown();
+    EXPECT_TRUE(faulted) << "dedicated " << dedicated << ": the runtime reports the failed worker";
+    EXPECT_NE(report.fault.value_or("").find("out of host memory"), std::string::npos)
+        << "dedicated " << dedicated << ": " << report.fault.value_or("(no fault)");
+  }
 }
 
 TEST(OutOfMemory, AHostAuditRecordWithoutMemoryIsCountedLostNotFatal) {
