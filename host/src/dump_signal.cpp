@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <csignal>
 #include <cstdint>
 #include <cstring>
@@ -33,9 +34,14 @@ extern "C" void on_sigusr1(int) {
 
 struct signal_hub {
   std::mutex setup; //!< serialises registrations and their removal (never taken by the reader)
-  std::mutex mutex; //!< guards `dumps`; held while dumps run
+  //! Guards `dumps`, `running` and `installed`. Not held while a dump runs: a dump may shut down another
+  //! runtime, whose deregistration takes it (and that runtime's setup lock, which a start() holds while it
+  //! registers: holding this one across dumps ordered the two locks both ways).
+  std::mutex mutex;
+  std::condition_variable finished; //!< a dump returned (`running` changed)
   std::map<std::uint64_t, std::function<void()>> dumps;
-  bool removed_during_dumps = false; //!< entries emptied by a dump (see the destructor); guarded by mutex
+  std::uint64_t running = 0; //!< the registration whose dump runs now, or 0
+  bool installed = false;    //!< the handler, the pipe and the reader exist
   std::uint64_t next_id = 1;
   int pipe_read = -1;
   int pipe_write = -1;
@@ -48,28 +54,20 @@ struct signal_hub {
       const ssize_t n = ::read(pipe_read, &c, 1);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0 || c == stop_request) return;
-      std::lock_guard lock(mutex);
-      for (auto& [id, dump] : dumps)
-        if (dump) dump(); // each catches its own failures
-      if (removed_during_dumps) {
-        removed_during_dumps = false;
-        std::erase_if(dumps, [](const auto& entry) { return !entry.second; });
-        if (dumps.empty()) { // the last registration went in a dump: this thread ends itself
-          uninstall();
-          reader.detach();
-          return;
-        }
+      std::unique_lock lock(mutex);
+      for (std::uint64_t next = 0;;) { // by id: registrations may come and go while a dump runs
+        const auto it = dumps.lower_bound(next);
+        if (it == dumps.end()) break;
+        next = it->first + 1;
+        running = it->first;
+        const std::function<void()>& dump = it->second; // kept: its destructor waits while it runs
+        lock.unlock();
+        dump(); // each catches its own failures
+        lock.lock();
+        running = 0;
+        finished.notify_all();
       }
     }
-  }
-
-  //! Restores the previous SIGUSR1 handler and closes the pipe (the reader no longer reads it).
-  void uninstall() noexcept {
-    ::sigaction(SIGUSR1, &previous, nullptr);
-    signal_pipe_write.store(-1);
-    ::close(pipe_read);
-    ::close(pipe_write);
-    pipe_read = pipe_write = -1;
   }
 };
 
@@ -84,7 +82,7 @@ dump_signal_registration::dump_signal_registration(std::function<void()> dump) {
   signal_hub& h = hub();
   std::lock_guard serial(h.setup);
   std::lock_guard lock(h.mutex);
-  if (h.dumps.empty()) {
+  if (!h.installed) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0)
       throw error(std::string("start(): dump_state_on_sigusr1: pipe failed: ") + std::strerror(errno));
@@ -105,6 +103,7 @@ dump_signal_registration::dump_signal_registration(std::function<void()> dump) {
     sigemptyset(&action.sa_mask);
     action.sa_flags = SA_RESTART;
     ::sigaction(SIGUSR1, &action, &h.previous);
+    h.installed = true;
   }
   id_ = h.next_id++;
   h.dumps.emplace(id_, std::move(dump));
@@ -113,17 +112,15 @@ dump_signal_registration::dump_signal_registration(std::function<void()> dump) {
 dump_signal_registration::~dump_signal_registration() {
   signal_hub& h = hub();
   std::lock_guard serial(h.setup);
-  if (std::this_thread::get_id() == h.reader.get_id()) {
-    // In a dump (one runtime's on_state_dump shutting down or destroying another): this thread holds the
-    // mutex and walks `dumps`. The entry is emptied now, so it never runs again, and erased after the
-    // walk; taking the mutex here deadlocked.
-    h.dumps[id_] = nullptr;
-    h.removed_during_dumps = true;
-    return;
-  }
-  std::unique_lock lock(h.mutex); // waits for a dump in progress
+  std::unique_lock lock(h.mutex);
+  // In another registration's dump (one runtime's on_state_dump shutting down another) this is the reader:
+  // its own dump is not the one running (a runtime's callback never destroys its own registration: see
+  // ~runtime), and the reader cannot be joined from itself, so it stays for the next registration.
+  const bool on_reader = std::this_thread::get_id() == h.reader.get_id();
+  if (!on_reader) h.finished.wait(lock, [&] { return h.running != id_; }); // a dump in progress
   h.dumps.erase(id_);
-  if (!h.dumps.empty()) return;
+  if (!h.dumps.empty() || on_reader) return;
+  h.installed = false;
   ::sigaction(SIGUSR1, &h.previous, nullptr);
   signal_pipe_write.store(-1);
   // Blocking write of the stop byte (the pipe may hold pending dump requests ahead of it).

@@ -2,8 +2,10 @@
 // SIGUSR1 → state dumps (runtime_options::dump_state_on_sigusr1). Process-wide: the first registration
 // installs a SIGUSR1 handler (keeping the previous one) and starts one thread; the handler only writes a
 // byte to a pipe (async-signal-safe), the thread reads it and calls every registered runtime's dump. The
-// last registration to go restores the previous handler and joins the thread. A registration's callback
-// never runs after its destructor returned (the destructor waits for a dump in progress).
+// last registration to go restores the previous handler and joins the thread (one that goes from within
+// another registration's dump, on that thread, leaves both for the next registration). A registration's
+// callback never runs after its destructor returned (the destructor waits for its dump in progress); no
+// lock is held while a dump runs, so a dump may shut down another runtime.
 
 #include <functional>
 #include <memory>
