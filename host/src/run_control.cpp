@@ -396,18 +396,20 @@ bool run_control::await_device_state(actor_index a, std::uint32_t host_word, dev
 void run_control::abandon() noexcept {
   // The threads that are not the caller's stop here: the process may be exiting (std::exit from a
   // handler or sink), and a drain still hashing while OpenSSL's exit handlers ran crashed it.
-  if (!watchdog_.on_its_thread()) watchdog_.stop();
-  scheduler_.set_gateway_running(false);
-  workers_.request_terminate();
+  request_stop();
   memory_.leak();
   audit_.note_workers_running(); // the caller's worker, at least, never confirms
   audit_.stop();                 // on the drain thread itself it only asks
 }
 
-void run_control::terminate_and_join() {
-  watchdog_.stop();
+void run_control::request_stop() noexcept {
+  if (!watchdog_.on_its_thread()) watchdog_.stop(); // it cannot join itself (on_state_dump runs there)
   scheduler_.set_gateway_running(false);
   workers_.request_terminate();
+}
+
+void run_control::terminate_and_join() {
+  request_stop();
   workers_stopped_ = backend_.join(options_.stop_timeout);
   if (!workers_stopped_) {
     memory_.leak(); // a worker may still run: leaking is the only safe choice

@@ -120,6 +120,9 @@ private:
   //! Why workers did not check in within start_timeout, for this backend (`beside_running`: a launch
   //! while the runtime runs).
   std::string late_workers_reason(bool beside_running) const;
+  //! Stops the watchdog (unless this is its thread), the gateway's scheduling and the workers; waits for
+  //! none of them. The first step of terminate_and_join and all of abandon's stopping.
+  void request_stop() noexcept;
   void terminate_and_join();
   runtime_stats collect_stats() const;
   //! After a fault: the counters as they can still be read, or the last snapshot stats() took.

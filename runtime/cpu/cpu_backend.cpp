@@ -547,7 +547,7 @@ private:
     try {
       looked_at.resize(run_next_slots_.size(), 0);
     } catch (const std::bad_alloc&) {
-      return {}; // out of memory: no look this time (it ended the process: a worker thread has no catch)
+      return {}; // out of memory: no look this time (the look is best effort; the runtime goes on)
     }
     for (std::size_t i = 0; i < run_next_slots_.size(); ++i) {
       run_next_slot& slot = *run_next_slots_[i];
