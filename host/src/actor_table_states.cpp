@@ -3,6 +3,8 @@
 
 #include "actor_table.hpp"
 
+#include <ringkernel/host/error.hpp>
+
 #include <cstring>
 
 namespace rk::detail {

@@ -59,40 +59,6 @@ bool runtime_impl::collect() {
   return grace_.collect();
 }
 
-template <class Call>
-auto runtime_impl::with_room(Call&& call) {
-  // Forgotten actors give their slots back once their workers acknowledge; paused workers acknowledge
-  // nothing until resume(): then waiting would only delay the refusal.
-  const auto paused_hint = [&](const out_of_room& e) {
-    return out_of_room(std::string(e.what()) + " (forgotten actors give their slots back once their workers "
-                                               "acknowledge, and the runtime is paused: resume() it first)");
-  };
-  collect();
-  try {
-    return call();
-  } catch (const out_of_room& e) {
-    if (!grace_.workers_running() || (grace_.pending() == 0 && actors_.retiring() == 0)) throw;
-    if (grace_.pending() == 0 && run_.application_paused()) throw paused_hint(e);
-    // From a handler: the grace periods wait for this very worker (it waited 2 s, then said "full").
-    if (backend_->on_worker_thread())
-      throw out_of_room(
-          std::string(e.what()) +
-          " (forgotten actors give their slots back once every worker passed a grace period, this "
-          "handler's worker too: call it from a host thread, or after this handler returned)");
-    // Releases are pending: wait for workers to pass their grace periods, then try once more.
-    const wait_result r =
-        wait_until([&] { return collect() && grace_.pending() == 0 && actors_.retiring() == 0; },
-                   [&] { return faults_.detected(); }, 2'000'000'000ull);
-    if (r == wait_result::aborted) faults_.throw_if_faulted();
-  }
-  try {
-    return call();
-  } catch (const out_of_room& e) {
-    if (actors_.retiring() == 0 || !run_.application_paused()) throw;
-    throw paused_hint(e);
-  }
-}
-
 void runtime_impl::check_cuda_code(const actor_type_ops& ops, const std::string& who) const {
   if (backend_->kind() == backend::cuda && ops.cuda_kernel == nullptr)
     throw error(who + ": handler '" + ops.name +

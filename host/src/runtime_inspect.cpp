@@ -2,6 +2,7 @@
 // states and restoring them, state dumps, and table usage.
 
 #include "runtime_impl.hpp"
+#include "support.hpp"
 
 #include <cstdio>
 #include <new>

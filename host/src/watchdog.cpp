@@ -11,19 +11,19 @@
 namespace rk::detail {
 
 void watchdog::start() {
-  if (timeout_.count() == 0 || thread_.joinable()) return;
-  {
-    std::lock_guard lock(mutex_);
-    stop_requested_ = false;
-  }
+  std::lock_guard lifecycle(lifecycle_mutex_);
+  if (timeout_.count() == 0 || closed_ || thread_.joinable()) return;
   try {
     thread_ = std::thread([this] { run(); });
   } catch (const std::system_error& e) {
     throw thread_start_error("start(): the watchdog thread", e);
   }
+  thread_id_.store(thread_.get_id());
 }
 
 void watchdog::stop() noexcept {
+  std::lock_guard lifecycle(lifecycle_mutex_);
+  closed_ = true;
   {
     std::lock_guard lock(mutex_);
     stop_requested_ = true;
@@ -37,6 +37,7 @@ void watchdog::run() {
   // timeout (plus the 250 ms cap for long timeouts).
   const auto period = std::clamp<std::chrono::milliseconds>(timeout_ / 4, std::chrono::milliseconds(1),
                                                             std::chrono::milliseconds(250));
+  thread_id_.store(std::this_thread::get_id()); // before anything it runs may ask on_its_thread
   std::unique_lock lock(mutex_);
   while (!stop_requested_) {
     // A timed wait on the stop request: the period is the watchdog's sampling rate, not synchronisation.

@@ -16,6 +16,7 @@
 #include "faults.hpp"
 #include "workers.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -38,12 +39,15 @@ public:
   watchdog(const watchdog&) = delete;
   watchdog& operator=(const watchdog&) = delete;
 
-  //! Starts the thread (no-op when the timeout is 0). Throws rk::error when no thread can be started.
+  //! Starts the thread (no-op when the timeout is 0, or once stop() was called: a runtime abandoned from
+  //! one of its threads while start() still runs must not gain a watchdog afterwards). Throws rk::error
+  //! when no thread can be started.
   void start();
-  //! Stops and joins the thread; idempotent, never throws.
+  //! Stops and joins the thread; idempotent, never throws. Safe to call from another thread while start()
+  //! runs (the two are serialised), but not from the watchdog's own thread (see on_its_thread).
   void stop() noexcept;
   //! Whether the caller is the watchdog's thread (e.g. in on_state_dump): stop() would join itself.
-  bool on_its_thread() const noexcept { return std::this_thread::get_id() == thread_.get_id(); }
+  bool on_its_thread() const noexcept { return std::this_thread::get_id() == thread_id_.load(); }
   //! Throws rk::error for `who` when actor `a` is stuck, or waits on a worker stuck in another actor.
   void throw_if_stuck(actor_index a, const std::string& who) const;
   //! Whether throw_if_stuck(a, ...) would throw (for waits that must end on a report).
@@ -91,7 +95,10 @@ private:
   const actor_table& actors_;
   fault_monitor& faults_;
   audit_link& audit_;
+  std::mutex lifecycle_mutex_; //!< serialises start() and stop() around thread_
   std::thread thread_;
+  std::atomic<std::thread::id> thread_id_{}; //!< thread_'s id, for on_its_thread from any thread
+  bool closed_ = false;                      //!< stop() was called: start() starts nothing (lifecycle_mutex_)
   std::function<void()> on_report_;
   mutable std::mutex mutex_; //!< guards stop_requested_, stuck_ and writes of watched_
   std::condition_variable wake_;

@@ -1,6 +1,8 @@
 // CPU backend: the same device headers run on std::threads over host memory. "Device" and "mapped"
-// memory are ordinary aligned host allocations; a worker thread serves several actors round-robin and
-// exits once every one of them was retired; the gateway is one more thread.
+// memory are ordinary host allocations (cpu_memory.hpp); a worker thread serves several actors round-robin
+// and exits once every one of them was retired; the gateway is one more thread.
+
+#include "cpu_memory.hpp"
 
 #include <ringkernel/device/gateway.cuh>
 #include <ringkernel/host/detail/thread_start.hpp>
@@ -18,43 +20,10 @@
 #include <unordered_map>
 #include <utility>
 
-#include <sys/mman.h>
 #include <unistd.h>
 
 namespace rk::detail {
 namespace {
-
-constexpr std::size_t allocation_alignment = 256;
-
-//! Word-wise atomic copy, so a copy racing with workers' atomic accesses reads or writes each 8- or 4-byte
-//! word whole (and ThreadSanitizer sees atomics, not a data race). Falls back to memcpy for unaligned or
-//! odd-sized ranges, which the runtime only uses for memory no worker touches at the time.
-template <class Word>
-void copy_words(void* destination, const void* source, std::size_t bytes, bool destination_shared) {
-  auto* d = static_cast<Word*>(destination);
-  auto* s = static_cast<Word*>(const_cast<void*>(source));
-  for (std::size_t i = 0; i < bytes / sizeof(Word); ++i) {
-    if (destination_shared) {
-      std::atomic_ref<Word>(d[i]).store(s[i], std::memory_order_release);
-    } else {
-      d[i] = std::atomic_ref<Word>(s[i]).load(std::memory_order_acquire);
-    }
-  }
-}
-
-void atomic_word_copy(void* destination, const void* source, std::size_t bytes, bool destination_shared) {
-  const auto aligned = [&](std::size_t a) {
-    return reinterpret_cast<std::uintptr_t>(destination) % a == 0 &&
-           reinterpret_cast<std::uintptr_t>(source) % a == 0 && bytes % a == 0;
-  };
-  if (aligned(8)) {
-    copy_words<std::uint64_t>(destination, source, bytes, destination_shared);
-  } else if (aligned(4)) {
-    copy_words<std::uint32_t>(destination, source, bytes, destination_shared);
-  } else {
-    std::memcpy(destination, source, bytes);
-  }
-}
 
 struct served_actor {
   const actor_type_ops* ops;
@@ -82,55 +51,11 @@ public:
     return requested_workers_ ? requested_workers_ : std::max(1u, std::thread::hardware_concurrency());
   }
 
-  std::size_t memory_bytes() const noexcept override {
-    static const std::size_t physical =
-        static_cast<std::size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<std::size_t>(sysconf(_SC_PAGE_SIZE));
-    return physical;
-  }
-
+  std::size_t memory_bytes() const noexcept override { return cpu_memory::physical_bytes(); }
   void* allocate_device(std::size_t bytes, bool populate) override {
-    const std::size_t physical = memory_bytes();
-    if (bytes > physical)
-      throw error("CPU backend: " + std::to_string(bytes) + " bytes is more than this machine's memory (" +
-                  std::to_string(physical) + " bytes)");
-    const std::size_t rounded = (std::max<std::size_t>(bytes, 1) + allocation_alignment - 1) /
-                                allocation_alignment * allocation_alignment;
-    if (rounded >= large_allocation) {
-      // Straight from the kernel, already zero, and populated in one call when it will be written soon:
-      // tables written at once cost a fault per page otherwise. Mailbox slots are not populated: a
-      // million actors' slots are gigabytes that an actor touches only as messages reach it, and zeroing
-      // them dominated spawn_many. (Huge pages would be faster still, but made the wake-up latency's
-      // tail ten times longer here.)
-      const int flags = MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0);
-      void* p = mmap(nullptr, rounded, PROT_READ | PROT_WRITE, flags, -1, 0);
-      if (p == MAP_FAILED)
-        throw error("CPU backend: out of host memory allocating " + std::to_string(bytes) + " bytes");
-      std::lock_guard lock(mapped_mutex_);
-      try {
-        mapped_sizes_.emplace(p, rounded);
-      } catch (...) {
-        munmap(p, rounded);
-        throw;
-      }
-      return p;
-    }
-    void* p = std::aligned_alloc(allocation_alignment, rounded);
-    if (p == nullptr)
-      throw error("CPU backend: out of host memory allocating " + std::to_string(bytes) + " bytes");
-    std::memset(p, 0, rounded);
-    return p;
+    return memory_.allocate(bytes, populate);
   }
-  void free_device(void* pointer) noexcept override {
-    {
-      std::lock_guard lock(mapped_mutex_);
-      if (const auto it = mapped_sizes_.find(pointer); it != mapped_sizes_.end()) {
-        munmap(pointer, it->second);
-        mapped_sizes_.erase(it);
-        return;
-      }
-    }
-    std::free(pointer);
-  }
+  void free_device(void* pointer) noexcept override { memory_.release(pointer); }
 
   mapped_allocation allocate_mapped(std::size_t bytes) override {
     void* p = allocate_device(bytes, true);
@@ -139,13 +64,13 @@ public:
   void free_mapped(const mapped_allocation& allocation) noexcept override { free_device(allocation.host); }
 
   void copy_to_device(void* device_destination, const void* host_source, std::size_t bytes) override {
-    atomic_word_copy(device_destination, host_source, bytes, true);
+    cpu_memory::copy_in(device_destination, host_source, bytes);
   }
   void zero_device(void* device_destination, std::size_t bytes) override {
     std::memset(device_destination, 0, bytes); // nothing reads it yet (a fresh or given-back slice)
   }
   void copy_from_device(void* host_destination, const void* device_source, std::size_t bytes) override {
-    atomic_word_copy(host_destination, device_source, bytes, false);
+    cpu_memory::copy_out(host_destination, device_source, bytes);
   }
 
   void preload(std::span<const actor_type_ops* const>) override {} // nothing to load on the CPU
@@ -693,12 +618,7 @@ private:
   //! run_next_look_out_ns after its last look.
   static constexpr std::uint32_t look_out_rounds = 256;
 
-  //! Allocations of at least this many bytes come from mmap (see allocate_device).
-  static constexpr std::size_t large_allocation = std::size_t{4} << 20;
-
-  std::mutex mapped_mutex_;
-  std::unordered_map<void*, std::size_t> mapped_sizes_; //!< mmap'ed allocations and their sizes
-
+  cpu_memory memory_; //!< "device" and mapped memory
   std::uint32_t requested_workers_;
   park_lot pool_lot_;         //!< where idle pool threads park (host_park.cuh)
   park_lot gateway_lot_;      //!< where the idle gateway thread parks (notify_gateway)

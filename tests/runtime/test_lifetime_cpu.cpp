@@ -4,11 +4,13 @@
 // compile in parallel.
 #include "reuse_cases.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <optional>
 #include <string>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 namespace rk_cases {
@@ -74,6 +76,32 @@ struct self_faulting {
   std::_Exit(99);
 }
 
+//! As above, but the sink exits while another thread is inside start(): the sink waits, on the first
+//! spawn record, until main is about to call start(), then exits. ~runtime's stop requests then race
+//! start's set-up (the watchdog's thread object was written by both: ThreadSanitizer).
+[[noreturn]] void exit_from_an_audit_sink_during_start() {
+  static std::atomic<bool> starting{false};
+  static rk::runtime rt([] {
+    rk::runtime_options o = quiet_cpu();
+    o.handler_timeout = 1000ms; // a watchdog, whose thread start() creates last
+    o.dedicated_workers = true; // a thread each (start() checks them in)
+    o.audit_sinks.push_back(std::make_shared<rk::audit_callback_sink>([](const rk::audit_entry& e) {
+      if (e.record.event != rk::audit_event::actor_spawn) return;
+      while (!starting.load()) std::this_thread::yield();
+      std::exit(5);
+    }));
+    return o;
+  }());
+  for (int i = 0; i < 64; ++i) (void)rt.spawn<rk_cases::echo>("echo" + std::to_string(i));
+  starting.store(true);
+  try {
+    rt.start();
+  } catch (const rk::error&) { // stopped under it: exit() still ends the process with its code
+  }
+  (void)rt.receive(60s);
+  std::_Exit(99);
+}
+
 //! The death tests' children exit with the runtime's threads asked to stop but not joined, and its memory
 //! kept for good (by design: the process ends). ThreadSanitizer would report the threads as leaked and
 //! change the exit code to 66, LeakSanitizer anything it counts as lost (exit code 23).
@@ -107,6 +135,13 @@ TEST(RuntimeLifetime, StdExitFromAnAuditSinkEndsTheProcessWithItsCode) {
   allow_unjoined_threads_in_death_tests();
   // The destructor destroyed the drain's std::thread on that thread: std::terminate (SIGABRT).
   EXPECT_EXIT(exit_from_an_audit_sink(), ::testing::ExitedWithCode(4), "");
+}
+
+TEST(RuntimeLifetime, StdExitFromAnAuditSinkWhileStartRunsEndsTheProcessWithItsCode) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  allow_unjoined_threads_in_death_tests();
+  for (int round = 0; round < 5; ++round) // where in start() the exit lands varies
+    EXPECT_EXIT(exit_from_an_audit_sink_during_start(), ::testing::ExitedWithCode(5), "");
 }
 
 TEST(RuntimeLifetime, AForkedChildDestroysItsCopyOfARuntimeWithoutTouchingItsThreads) {
