@@ -76,11 +76,14 @@ struct self_faulting {
   std::_Exit(99);
 }
 
-//! As above, but the sink exits while another thread is inside start(): the sink waits, on the first
-//! spawn record, until main is about to call start(), then exits. ~runtime's stop requests then race
-//! start's set-up (the watchdog's thread object was written by both: ThreadSanitizer).
-[[noreturn]] void exit_from_an_audit_sink_during_start() {
+//! As above, but the sink exits while another thread is inside start(): on the first spawn record it waits
+//! until main is about to call start(), then lets `delay` pass (where in start() the exit lands) and
+//! exits. ~runtime's stop requests then race start's set-up (the watchdog's thread object was written by
+//! both: ThreadSanitizer).
+[[noreturn]] void exit_from_an_audit_sink_during_start(std::chrono::microseconds delay) {
   static std::atomic<bool> starting{false};
+  static std::chrono::microseconds exit_delay{};
+  exit_delay = delay;
   static rk::runtime rt([] {
     rk::runtime_options o = quiet_cpu();
     o.handler_timeout = 1000ms; // a watchdog, whose thread start() creates last
@@ -88,6 +91,9 @@ struct self_faulting {
     o.audit_sinks.push_back(std::make_shared<rk::audit_callback_sink>([](const rk::audit_entry& e) {
       if (e.record.event != rk::audit_event::actor_spawn) return;
       while (!starting.load()) std::this_thread::yield();
+      const auto until = std::chrono::steady_clock::now() + exit_delay; // a position, not a wait for anything
+      while (std::chrono::steady_clock::now() < until) {
+      }
       std::exit(5);
     }));
     return o;
@@ -140,8 +146,9 @@ TEST(RuntimeLifetime, StdExitFromAnAuditSinkEndsTheProcessWithItsCode) {
 TEST(RuntimeLifetime, StdExitFromAnAuditSinkWhileStartRunsEndsTheProcessWithItsCode) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   allow_unjoined_threads_in_death_tests();
-  for (int round = 0; round < 5; ++round) // where in start() the exit lands varies
-    EXPECT_EXIT(exit_from_an_audit_sink_during_start(), ::testing::ExitedWithCode(5), "");
+  for (const auto delay : {0us, 100us, 300us, 1000us, 3000us, 10000us})
+    EXPECT_EXIT(exit_from_an_audit_sink_during_start(delay), ::testing::ExitedWithCode(5), "")
+        << delay.count();
 }
 
 TEST(RuntimeLifetime, AForkedChildDestroysItsCopyOfARuntimeWithoutTouchingItsThreads) {

@@ -114,7 +114,9 @@ public:
   //! Shuts down if still running; never throws. On one of the runtime's own threads (a handler, an audit
   //! sink or on_state_dump that calls std::exit while the runtime is a static, or deletes it) it cannot wait
   //! for that thread: it asks the workers to stop, waits for nothing and keeps the runtime's memory for
-  //! good. In a child of fork() it does nothing (see the note on fork() above).
+  //! good. This holds while another thread is still inside start() too: start() then starts no watchdog,
+  //! and may throw or return with the workers stopping. In a child of fork() it does nothing (see the note
+  //! on fork() above).
   ~runtime();
   runtime(const runtime&) = delete;
   runtime& operator=(const runtime&) = delete;
