@@ -468,6 +468,21 @@ address actor_table::next_hop(actor_index id) const {
   return routes_[slot(id)].next_hop;
 }
 
+address actor_table::final_hop(address destination, std::uint32_t max_hops) const {
+  std::lock_guard lock(mutex_);
+  address d = destination;
+  for (std::uint32_t hops = 0;; ++hops) {
+    const std::uint32_t s = slot(d);
+    if (d == host_actor || is_group_address(d) || s >= records_.size() ||
+        records_[s].stage != stage_kind::active || records_[s].id != d)
+      return host_actor;
+    const address next = routes_[s].next_hop;
+    if (next == d) return records_[s].alias ? host_actor : d; // a remote entry: another rank's actor
+    if (hops >= max_hops) return host_actor;
+    d = next;
+  }
+}
+
 void actor_table::write_next_hop(actor_index id, address next) {
   std::lock_guard lock(mutex_);
   routes_[slot(id)].next_hop = next;

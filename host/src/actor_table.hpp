@@ -137,6 +137,10 @@ public:
   //! nothing can have been delivered to them yet, and the first delivery wakes a scheduled actor.
   void make_live(std::span<const actor_index> ids);
   address next_hop(actor_index id) const;
+  //! The actor a send to `destination` reaches through aliases and set_route redirections (at most
+  //! `max_hops` of them), as the device resolves it (deliver.cuh) from the host's copy of the routes;
+  //! host_actor when it ends at the host, a group, another rank's actor, an unknown id or too many hops.
+  address final_hop(address destination, std::uint32_t max_hops) const;
   void write_next_hop(actor_index id, address next);
   actor_lifecycle lifecycle(actor_index id) const;
   //! Actor `id`'s state (copied from the device) and spawn options (snapshots); the caller makes sure

@@ -347,10 +347,10 @@ status runtime::send_blocking_for(address destination, std::uint32_t type, byte_
 }
 status runtime::send_wait_for(address destination, std::uint32_t type, byte_view payload,
                               std::chrono::nanoseconds timeout, const send_options& options) {
-  // A handler waiting for room in its own mailbox would wait for itself: only its return makes room. Sent
-  // with drop_if_full, a full mailbox is a prompt queue_full verdict instead.
+  // A handler waiting for room in a mailbox only its own thread empties would wait for itself: only its
+  // return makes room. Sent with drop_if_full, a full mailbox is a prompt queue_full verdict instead.
   send_options effective = options;
-  if (impl_->sends_to_own_mailbox(destination)) effective.flags |= envelope_flags::drop_if_full;
+  if (impl_->sends_to_own_thread(destination)) effective.flags |= envelope_flags::drop_if_full;
   return impl_->io().send_wait(destination, type, payload, timeout, effective);
 }
 std::optional<received_message> runtime::receive_for(std::chrono::nanoseconds timeout) {

@@ -121,11 +121,13 @@ public:
   //! For ~runtime on such a thread (a handler or sink calling std::exit while the runtime is a static, or
   //! deleting it): see run_control::abandon; the caller keeps this object for good.
   void abandon() noexcept { run_.abandon(); }
-  //! Whether `destination` is the mailbox of the actor whose handler the calling thread runs (its own id,
-  //! not redirected by set_route).
-  bool sends_to_own_mailbox(address destination) const {
-    return destination != host_actor && destination == backend_->actor_on_this_thread() &&
-           actors_.next_hop(destination) == destination;
+  //! Whether a send to `destination` from the calling thread (a handler) reaches a mailbox that only
+  //! this thread empties: its own actor's, or one its thread alone serves (CPU backend), through aliases
+  //! and set_route redirections too. A send_wait there would wait for itself.
+  bool sends_to_own_thread(address destination) const {
+    if (backend_->actor_on_this_thread() == host_actor) return false; // a host thread: the common case
+    const address receiver = actors_.final_hop(destination, options_.max_hops);
+    return receiver != host_actor && backend_->only_this_thread_serves(receiver);
   }
   //! Whether this is a child of fork() after this runtime was created (its threads are the parent's).
   bool forked() const noexcept { return ::getpid() != creator_pid_; }

@@ -233,6 +233,9 @@ private:
   static inline thread_local const cpu_backend* serving_backend = nullptr;
   //! The actor whose step the calling worker thread is taking (serve_guarded), else host_actor.
   static inline thread_local actor_index serving_actor = host_actor;
+  //! The worker entry of the calling thread's loop, and whether it is a pool thread.
+  static inline thread_local std::uint32_t serving_worker = ~0u;
+  static inline thread_local bool serving_in_pool = false;
 
   //! Where the threads of one start_workers call wait until all of them exist (all or nothing). They
   //! sleep: threads polling with a backoff while thousands more were created starved the creating thread
@@ -317,6 +320,7 @@ private:
 
   //! A dedicated-actor thread: serves its actors round-robin, one step each per pass.
   void worker_loop(std::uint32_t worker, std::vector<served_actor> work, std::atomic<bool>& done) {
+    serving_worker = worker;
     worker_status& me = sys_.workers[worker];
     std::uint32_t grace_seen = check_in(sys_, me);
     backoff idle;
@@ -354,6 +358,8 @@ private:
   //! types) and serves each for one turn (see schedule.cuh and scheduled_loop.cuh).
   void pool_loop(std::uint32_t worker, const std::vector<const actor_type_ops*>& by_kind,
                  run_next_slot& run_next) {
+    serving_worker = worker;
+    serving_in_pool = true;
     worker_status& me = sys_.workers[worker];
     std::uint32_t grace_seen = check_in(sys_, me);
     backoff idle;
@@ -555,6 +561,24 @@ private:
   actor_index actor_on_this_thread() const noexcept override {
     return serving_backend == this ? serving_actor : host_actor;
   }
+  //! Its own actor; a dedicated actor listed for this thread's worker; or a scheduled actor (listed for
+  //! no worker) when this is the only pool thread. Anything else may be served meanwhile: false.
+  bool only_this_thread_serves(actor_index a) const noexcept override {
+    if (serving_backend != this || serving_actor == host_actor || a == host_actor) return false;
+    if (a == serving_actor) return true;
+    try {
+      {
+        std::lock_guard lock(fault_mutex_);
+        for (const auto& [worker, ids] : served_by_)
+          if (std::find(ids.begin(), ids.end(), a) != ids.end()) return worker == serving_worker;
+      }
+      if (!serving_in_pool) return false;
+      std::lock_guard lock(run_next_mutex_);
+      return run_next_slots_.size() == 1;
+    } catch (const std::system_error&) { // a lock that failed: say "may be served", the old behaviour
+      return false;
+    }
+  }
 
   void notify_gateway() noexcept override { park_notify_one(gateway_lot_); }
 
@@ -620,10 +644,10 @@ private:
 
   cpu_memory memory_; //!< "device" and mapped memory
   std::uint32_t requested_workers_;
-  park_lot pool_lot_;         //!< where idle pool threads park (host_park.cuh)
-  park_lot gateway_lot_;      //!< where the idle gateway thread parks (notify_gateway)
-  park_lot receive_lot_;      //!< where host threads wait in receive() (system_view::receive_lot)
-  std::mutex run_next_mutex_; //!< guards the list (not the slots: their words are atomic)
+  park_lot pool_lot_;                 //!< where idle pool threads park (host_park.cuh)
+  park_lot gateway_lot_;              //!< where the idle gateway thread parks (notify_gateway)
+  park_lot receive_lot_;              //!< where host threads wait in receive() (system_view::receive_lot)
+  mutable std::mutex run_next_mutex_; //!< guards the list (not the slots: their words are atomic)
   std::vector<std::unique_ptr<run_next_slot>> run_next_slots_; //!< every pool thread's, for take_stranded
   system_view sys_{};
   std::vector<worker_thread> threads_;

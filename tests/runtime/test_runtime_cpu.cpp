@@ -162,8 +162,10 @@ TEST(CpuBackend, HostCallsThatWouldWaitForTheirOwnWorkerRefuseFromAHandler) {
 
 std::atomic<bool> self_waiter_go{false};
 std::atomic<bool> self_waiter_entered{false};
+std::atomic<rk::address> self_waiter_target{rk::host_actor}; //!< host_actor: its own id
 
-//! Host-only: on type 1, once the test filled its mailbox, send_waits a message to itself and reports
+//! Host-only: on type 1, once the test filled its mailbox, send_waits a message to itself (or to
+//! self_waiter_target) and reports
 //! the verdict and how long the call took (ms). Other types are counted only.
 struct self_waiter {
   struct state {
@@ -185,7 +187,8 @@ struct self_waiter {
     while (!self_waiter_go.load() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
     const auto begin = std::chrono::steady_clock::now();
     report r;
-    r.verdict = s.rt->send_wait(ctx.self(), 2, {}, 20s);
+    const rk::address target = self_waiter_target.load();
+    r.verdict = s.rt->send_wait(target == rk::host_actor ? ctx.self() : target, 2, {}, 20s);
     r.waited_ms = static_cast<std::uint32_t>(
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin)
             .count());
@@ -249,6 +252,81 @@ TEST(CpuBackend, AHandlersSendWaitToItsOwnIdRedirectedElsewhereWaitsForItsVerdic
   rt.clear_route(a);
   EXPECT_TRUE(rt.shutdown().drained);
   EXPECT_EQ(rt.state<self_waiter>(b).others, 1u) << "the message went to b";
+}
+
+//! A self_waiter `a` that send_waits to `target_of(a, b, rt)` once the host filled the mailbox of a
+//! (`fill_a`) or b (both have two slots); the verdict and how long it took.
+template <class Target>
+self_waiter::report wait_on_a_full_mailbox(const rk::runtime_options& o, bool fill_a, Target target_of) {
+  self_waiter_go = false;
+  self_waiter_entered = false;
+  rk::runtime rt(o);
+  rk::actor_options small;
+  small.mailbox = {2, 256};
+  const auto a = rt.spawn<self_waiter>("a", small, self_waiter::state{&rt});
+  const auto b = rt.spawn<self_waiter>("b", small, self_waiter::state{&rt});
+  self_waiter_target = target_of(a, b, rt);
+  rt.start();
+  EXPECT_EQ(rt.send(a, 1, {}), rk::status::enqueued);
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (!self_waiter_entered.load() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  rk::send_options drop;
+  drop.flags = rk::envelope_flags::drop_if_full;
+  // Full after two where only the waiting thread serves it; another thread keeps draining it.
+  for (int i = 0; i < 8 && rt.send_wait(fill_a ? a : b, 3, {}, 20s, drop) == rk::status::delivered; ++i) {
+  }
+  self_waiter_go = true;
+  const auto reply = rt.receive(25s);
+  EXPECT_TRUE(reply.has_value());
+  self_waiter_target = rk::host_actor;
+  EXPECT_TRUE(rt.shutdown().drained);
+  return reply ? reply->as<self_waiter::report>() : self_waiter::report{rk::status::timed_out, 0};
+}
+
+TEST(CpuBackend, AHandlersSendWaitToAMailboxOnlyItsThreadEmptiesAnswersAtOnce) {
+  // Each waited its whole 20 s and said timed_out: nothing else could make room while the handler waited.
+  const auto self_through_alias = [](rk::actor_index a, rk::actor_index, rk::runtime& rt) {
+    return rt.add_alias("me", a);
+  };
+  const auto to_b = [](rk::actor_index, rk::actor_index b, rk::runtime&) { return b; };
+  for (const bool dedicated : {false, true}) {
+    rk::runtime_options o = cpu_options();
+    o.dedicated_workers = dedicated;
+    const self_waiter::report r = wait_on_a_full_mailbox(o, true, self_through_alias);
+    EXPECT_EQ(r.verdict, rk::status::queue_full)
+        << "its own mailbox through an alias, dedicated " << dedicated;
+    EXPECT_LT(r.waited_ms, 10'000u);
+  }
+  {
+    rk::runtime_options o = cpu_options();
+    o.dedicated_workers = true;
+    o.cpu_workers = 1; // a and b share the thread
+    const self_waiter::report r = wait_on_a_full_mailbox(o, false, to_b);
+    EXPECT_EQ(r.verdict, rk::status::queue_full) << "a dedicated actor of the same thread";
+    EXPECT_LT(r.waited_ms, 10'000u);
+  }
+  {
+    rk::runtime_options o = cpu_options();
+    o.scheduled_workers = 1; // the only pool thread
+    const self_waiter::report r = wait_on_a_full_mailbox(o, false, to_b);
+    EXPECT_EQ(r.verdict, rk::status::queue_full) << "a scheduled actor, one pool thread";
+    EXPECT_LT(r.waited_ms, 10'000u);
+  }
+}
+
+TEST(CpuBackend, AHandlersSendWaitToAMailboxAnotherThreadEmptiesWaitsForItsVerdict) {
+  const auto to_b = [](rk::actor_index, rk::actor_index b, rk::runtime&) { return b; };
+  {
+    rk::runtime_options o = cpu_options();
+    o.scheduled_workers = 2; // the other pool thread serves b
+    EXPECT_EQ(wait_on_a_full_mailbox(o, false, to_b).verdict, rk::status::delivered) << "scheduled";
+  }
+  {
+    rk::runtime_options o = cpu_options();
+    o.dedicated_workers = true;
+    o.cpu_workers = 2; // a thread each
+    EXPECT_EQ(wait_on_a_full_mailbox(o, false, to_b).verdict, rk::status::delivered) << "dedicated";
+  }
 }
 
 std::atomic<bool> tables_caller_entered{false};

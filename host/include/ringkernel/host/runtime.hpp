@@ -438,10 +438,12 @@ public:
   //! holds a receipt until the gateway settles its message, even after it timed out: timed-out send_waits
   //! to a destination that stays full can use them all). `aborted`: shutdown() completed while it waited
   //! and the message was never settled (shutdown_report::undelivered_host_messages lists it). From a
-  //! handler (CPU backend) to its own actor's id (not redirected by set_route) it is sent with
+  //! handler (CPU backend) to a mailbox that only the handler's own thread empties it is sent with
   //! envelope_flags::drop_if_full: a full mailbox, which only the handler's return can empty, is a prompt
-  //! queue_full instead of a wait. (Through an alias or group, or to another actor the same worker thread
-  //! serves, it still waits its timeout.)
+  //! queue_full instead of a wait. That is its own actor, a dedicated actor the same thread serves
+  //! (runtime_options::cpu_workers below the dedicated actors), or any scheduled actor when
+  //! scheduled_workers is 1; addressed directly, through aliases or through set_route redirections. (Sent
+  //! to a group, it still waits its timeout when the member chosen is one of those.)
   template <class Rep, class Period>
   [[nodiscard]] status send_wait(address destination, std::uint32_t type, byte_view payload,
                                  std::chrono::duration<Rep, Period> timeout,

@@ -91,6 +91,12 @@ public:
   //! The actor whose handler the calling thread is running (a CPU-backend worker thread in a call), else
   //! host_actor.
   virtual actor_index actor_on_this_thread() const noexcept { return host_actor; }
+  //! Whether actor `a`'s mailbox can be emptied only by the calling thread, which is inside a handler: it
+  //! is that handler's own actor, or (CPU backend) one its thread alone serves. A send_wait there would
+  //! wait for itself.
+  virtual bool only_this_thread_serves(actor_index a) const noexcept {
+    return a != host_actor && a == actor_on_this_thread();
+  }
   //! Where a host thread waiting in receive() may park until the egress ring gets a message (CPU
   //! backend: woken by every egress publish, fault and control-word change); null: poll with a backoff.
   virtual park_lot* receive_lot() noexcept { return nullptr; }
