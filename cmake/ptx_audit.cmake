@@ -33,7 +33,7 @@ endif()
 set(kernels
   "_ZN2rk12actor_kernelI15ptx_audit_stage|64|0|-"
   "scheduled_actor_kernelI15ptx_audit_stage|64|0|-"
-  "rk_ptx_audit_gateway|80|0|14"
+  "rk_ptx_audit_gateway|84|0|14"
   "rk_ptx_audit_emit|48|0|-"
   "rk_ptx_audit_idle_poll|64|0|0")
 

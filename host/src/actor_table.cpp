@@ -335,7 +335,8 @@ const actor_table::actor_record& actor_table::record(actor_index id, const std::
   if (id == host_actor || is_group_address(id) || s >= records_.size() ||
       records_[s].stage != stage_kind::active || records_[s].id != id) {
     const bool stale = s < records_.size() && records_[s].id != id && id_generation(id, slot_bits_) != 0;
-    throw error(who + ": unknown actor id " + std::to_string(id) +
+    throw error((public_call_name != nullptr ? std::string(public_call_name) : who) + ": unknown actor id " +
+                std::to_string(id) +
                 (stale ? " (the actor it named was forgotten)"
                        : " (this runtime has " + std::to_string(by_name_.size()) + " actors and aliases)"));
   }

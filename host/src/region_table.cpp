@@ -153,7 +153,9 @@ void region_table::unregister_region(region_handle h, grace_periods& grace) {
   tenants_.refund(owner, 0, bytes);
   grace.defer([this, slot = h.region, generation = h.generation] {
     std::lock_guard lock(mutex_);
-    records_[slot] = region_record{}; // frees the memory of a created region
+    const std::uint32_t issued = records_[slot].generation;
+    records_[slot] = region_record{};   // frees the memory of a created region
+    records_[slot].generation = issued; // issued_slot: handles up to it were given out
     slots_.release(slot);
     releasing_.erase({slot, generation});
   });
@@ -186,7 +188,8 @@ bool region_table::registered(region_handle h) const {
 
 bool region_table::issued_slot(region_handle h) const {
   std::lock_guard lock(mutex_);
-  return h.region < records_.size() && h.generation != 0; // handles start at generation 1
+  // Handles start at generation 1; a slot's record keeps the latest it gave out when its region is gone.
+  return h.region < records_.size() && h.generation != 0 && h.generation <= records_[h.region].generation;
 }
 
 bool region_table::releasing(region_handle h) const {

@@ -34,7 +34,8 @@ public:
   //! Whether `region` is registered now / was unregistered and a worker may still read it.
   bool registered(region_handle region) const;
   bool releasing(region_handle region) const;
-  //! Whether `region` names a slot this table has handed out (its generation may be an old one).
+  //! Whether `region` is a handle this table gave out, now or earlier (a generation not yet given out
+  //! for its slot is not).
   bool issued_slot(region_handle region) const;
   std::uint64_t append(region_handle region, byte_view bytes);
   void* pointer(region_handle region) const;
@@ -45,7 +46,7 @@ public:
 private:
   struct region_record {
     bool live = false;
-    std::uint32_t generation = 0;
+    std::uint32_t generation = 0; //!< the handle's; kept when the region is gone (issued_slot)
     std::byte* pointer = nullptr;
     std::uint64_t size = 0;
     std::uint64_t cursor = 0;

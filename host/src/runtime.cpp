@@ -4,6 +4,7 @@
 #include "file_output.hpp"
 #include "nvtx.hpp"
 #include "runtime_impl.hpp"
+#include "support.hpp"
 
 #include <cxxabi.h>
 
@@ -114,6 +115,7 @@ actor_index runtime::find(std::string_view name) const {
 }
 std::string runtime::name_of(actor_index id) const {
   RK_NVTX_RANGE("rk::runtime::name_of");
+  const detail::public_call call("name_of()");
   return impl_->actors().name_of(id);
 }
 std::uint32_t runtime::actor_count() const noexcept {
@@ -126,6 +128,7 @@ table_usage runtime::tables() const {
 }
 void runtime::forget(actor_index a) {
   RK_NVTX_RANGE("rk::runtime::forget");
+  const detail::public_call call("forget()");
   impl_->forget(a);
 }
 
@@ -167,22 +170,27 @@ void runtime::remove_alias(actor_index alias) {
 
 bool runtime::stop_for(actor_index a, std::chrono::nanoseconds timeout) {
   RK_NVTX_RANGE("rk::runtime::stop");
+  const detail::public_call call("stop()");
   return impl_->stop(a, timeout);
 }
 void runtime::respawn_erased(actor_index a, std::type_index type, const void* initial_state) {
   RK_NVTX_RANGE("rk::runtime::respawn");
+  const detail::public_call call("respawn()");
   impl_->respawn(a, type, initial_state);
 }
 bool runtime::pause_actor_for(actor_index a, std::chrono::nanoseconds timeout) {
   RK_NVTX_RANGE("rk::runtime::pause_actor");
+  const detail::public_call call("pause_actor()");
   return impl_->pause_actor(a, timeout);
 }
 void runtime::resume_actor(actor_index a) {
   RK_NVTX_RANGE("rk::runtime::resume_actor");
+  const detail::public_call call("resume_actor()");
   impl_->resume_actor(a);
 }
 actor_lifecycle runtime::lifecycle(actor_index a) const {
   RK_NVTX_RANGE("rk::runtime::lifecycle");
+  const detail::public_call call("lifecycle()");
   return impl_->lifecycle_as_reported(impl_->actors().lifecycle(a));
 }
 std::vector<actor_fault> runtime::faults() const {
@@ -301,11 +309,13 @@ state_dump runtime::dump_state() const {
 }
 actor_snapshot runtime::snapshot_for(actor_index a, std::chrono::nanoseconds timeout) {
   RK_NVTX_RANGE("rk::runtime::snapshot");
+  const detail::public_call call("snapshot()");
   return impl_->snapshot(a, timeout);
 }
 void runtime::snapshot_into(actor_index a, std::type_index type, void* out, std::size_t bytes,
                             std::chrono::nanoseconds timeout) {
   RK_NVTX_RANGE("rk::runtime::snapshot_into");
+  const detail::public_call call("snapshot()");
   impl_->snapshot_into(a, type, out, bytes, timeout);
 }
 std::uint64_t runtime::snapshot_all_for(const std::filesystem::path& path, std::chrono::nanoseconds timeout) {

@@ -28,6 +28,21 @@ T load_acquire(const T& word) noexcept {
 
 //! Names beginning with this are the runtime's own (remote entries of a cluster: "rk:rank 1/actor 5"), so
 //! that no name an application gives can take one.
+//! The public call the calling thread is in, as its errors name it ("stop()"), set by a public_call scope
+//! in runtime.cpp. Lookups deep inside such a call name it instead of themselves when the id they were
+//! given became unknown meanwhile (forgotten by another thread after the call checked it).
+inline thread_local const char* public_call_name = nullptr;
+class public_call {
+public:
+  explicit public_call(const char* name) noexcept : previous_(public_call_name) { public_call_name = name; }
+  ~public_call() { public_call_name = previous_; }
+  public_call(const public_call&) = delete;
+  public_call& operator=(const public_call&) = delete;
+
+private:
+  const char* previous_;
+};
+
 inline constexpr std::string_view reserved_name_prefix = "rk:";
 
 //! Whether `text` is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, at most U+10FFFF).

@@ -1,6 +1,7 @@
-// The tenant rate limiter (deliver.cuh: take_token_at_time, return_tokens) against its contract, on a
-// synthetic clock: a bucket never used or idle for any time holds `burst` tokens, whatever the clock reads;
-// over any stretch it passes at most burst + rate x time messages and, under steady demand, close to that.
+// The tenant rate limiter (deliver.cuh: take_token_with_clock, take_token_at_time, return_tokens) against its
+// contract, on a synthetic clock: a bucket never used or idle for any time holds `burst` tokens, whatever the
+// clock reads; over any stretch it passes at most burst + rate x time messages and, under steady demand,
+// close to that.
 
 #include <ringkernel/device/detail/deliver.cuh>
 
@@ -113,6 +114,23 @@ TEST(RateLimit, AQuotaChangeTakesEffectAtOnce) {
   t.burst = 2;
   EXPECT_EQ(drain(t, now), 1u);
   EXPECT_EQ(drain(t, now + 3 * second_ns), 2u);
+}
+
+TEST(RateLimit, ASenderWithAStaleReadingNeverGivesBackTokensOthersSpent) {
+  // A sender whose clock reading is 20 ms old when it reaches the bucket (held up in between) found it
+  // owing more than the tolerance, took that for a quota change and rewound the bucket to its stale time:
+  // 10 more passed at the same instant (found by a probe: two senders at 1,000/s passed up to 1,080).
+  for (const std::uint64_t start : clocks) {
+    tenant_entry t = bucket(1'000, 10);
+    const std::uint64_t now = start + second_ns;
+    ASSERT_EQ(drain(t, now), 10u);
+    int reads = 0;
+    const auto held_up = [&] { return ++reads == 1 ? now - 20'000'000 : now; };
+    EXPECT_FALSE(rk::detail::take_token_with_clock(t, 1, t.rate_per_second, held_up));
+    EXPECT_EQ(reads, 2) << "read again before moving the bucket back";
+    EXPECT_EQ(drain(t, now), 0u) << "nothing was given back";
+    EXPECT_EQ(drain(t, now + 10'000'000), 10u) << "10 ms later the bucket is full again, and no fuller";
+  }
 }
 
 TEST(RateLimit, NoRateMeansNoLimit) {

@@ -474,6 +474,18 @@ TEST_P(HardeningCases, ReleaseRegionWaitsForHandlersStillReadingIt) {
   EXPECT_EQ(done->as<ping_payload>().value, 256u);
   EXPECT_EQ(rt.release_region(view, 0s), rk::wait_result::ready) << "idempotent";
   expect_refused([&] { (void)rt.release_region(rk::region_handle{9999, 1}, 0s); }, "never registered");
+  // A live region's slot with a generation it never had: said ready, and left that region registered.
+  expect_refused(
+      [&] {
+        (void)rt.release_region(rk::region_handle{backing.region, backing.generation + 5}, 0s);
+      },
+      "never registered");
+  expect_refused(
+      [&] {
+        (void)rt.release_region(rk::region_handle{view.region, view.generation + 1}, 0s);
+      },
+      "never registered");
+  EXPECT_NO_THROW((void)rt.region_pointer(backing)) << "still registered";
   EXPECT_EQ(rt.release_region(backing, 10s), rk::wait_result::ready) << "the runtime frees its own region";
   EXPECT_TRUE(rt.shutdown().drained);
 }
@@ -499,8 +511,8 @@ TEST_P(HardeningCases, AFaultReportedByEveryThreadIsAuditedOnce) {
   EXPECT_EQ(rt.stats().actors[a].fault_code, 5u) << "a later ctx.fault does not replace the first code";
 }
 
-// A payload naming no bytes (null data with a size) is refused and counted, the sender's actor and every
-// other one going on; it was copied from address 0 after the slot was claimed (the process crashed).
+// A payload naming no bytes (null data with a size) is refused, counted and audited, the sender's actor and
+// every other one going on; it was copied from address 0 after the slot was claimed (the process crashed).
 TEST_P(HardeningCases, APayloadThatNamesNoBytesIsRefusedNotRead) {
   rk::runtime rt(options());
   const actor_index sink = rt.spawn<counter>("sink", small_mailbox());
@@ -512,6 +524,8 @@ TEST_P(HardeningCases, APayloadThatNamesNoBytesIsRefusedNotRead) {
   EXPECT_EQ(verdicts.sequence, static_cast<std::uint64_t>(status::invalid_descriptor));
   EXPECT_EQ(verdicts.value, static_cast<std::uint64_t>(status::invalid_descriptor));
   EXPECT_EQ(rt.send_wait(sink, msg_count, rk::as_bytes(ping_payload{1, 1}), 10s), status::delivered);
+  // Audited like any invalid descriptor, one record per message (they left none).
+  EXPECT_EQ(audited(rt, rk::audit_event::descriptor_violation, sender), 3u);
   const rk::shutdown_report report = rt.shutdown();
   EXPECT_TRUE(report.drained);
   EXPECT_EQ(rt.stats().actors[sender].sent[static_cast<int>(status::invalid_descriptor)], 3u)

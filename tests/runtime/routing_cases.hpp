@@ -6,8 +6,10 @@
 
 #include "runtime_cases.hpp"
 
+#include <atomic>
 #include <map>
 #include <set>
+#include <thread>
 
 namespace rk_cases {
 
@@ -227,6 +229,42 @@ TEST_P(RoutingCases, GroupsAndAliasesCanBeCreatedWhileRunning) {
 }
 
 // --- spawning and stopping while running ----------------------------------------------------------------
+
+// A route that changes under a send: the device read the old hop, then found its target (an alias or a
+// group) removed, and refused a send to an actor that stayed reachable throughout with not_found (a probe
+// saw a few in 10^5 sends). Every send reaches `a` directly or `b` through the route.
+TEST_P(RoutingCases, ASendRacingARouteChangeReachesTheActorOrTheRoutesTarget) {
+  rk::runtime rt(options());
+  const actor_index a = rt.spawn<counter>("a", small_mailbox());
+  const actor_index b = rt.spawn<counter>("b", small_mailbox());
+  rt.start();
+  std::atomic<bool> done{false};
+  std::thread churn([&] {
+    const actor_index members[] = {b};
+    for (int i = 0; i < 100'000 / RK_TEST_SCALE_DIVISOR; ++i) { // about 1 s here
+      const actor_index alias = rt.add_alias("via", b);
+      rt.set_route(a, alias);
+      rt.clear_route(a);
+      rt.remove_alias(alias);
+      const rk::address group = rt.create_group("via group", members);
+      rt.set_route(a, group);
+      rt.clear_route(a);
+      rt.remove_group(group);
+    }
+    done = true;
+  });
+  std::uint64_t delivered = 0;
+  std::map<status, std::uint64_t> refused;
+  const ping_payload p{0, 1};
+  while (!done.load()) {
+    const status s = rt.send_wait(a, msg_count, rk::as_bytes(p), 10s);
+    s == status::delivered ? ++delivered : ++refused[s];
+  }
+  churn.join();
+  for (const auto& [s, n] : refused) ADD_FAILURE() << n << " sends to a refused " << rk::to_string(s);
+  ASSERT_TRUE(rt.shutdown().drained);
+  EXPECT_EQ(rt.state<counter>(a).count + rt.state<counter>(b).count, delivered);
+}
 
 TEST_P(RoutingCases, SpawningWhileRunningKeepsOtherActorsRunning) {
   rk::runtime rt(options());

@@ -329,6 +329,53 @@ TEST(CpuBackend, AHandlersSendWaitToAMailboxAnotherThreadEmptiesWaitsForItsVerdi
   }
 }
 
+std::atomic<bool> blocker_entered{false};
+std::atomic<bool> blocker_release{false};
+
+//! Host-only: holds its worker until the test releases it.
+struct blocker {
+  template <class Ctx>
+  void operator()(Ctx&, rk::no_state&, const rk::message&) {
+    blocker_entered = true;
+    while (!blocker_release.load()) std::this_thread::yield();
+  }
+};
+
+TEST(CpuBackend, APauseThatShutdownOvertakesReturnsFalse) {
+  // The stopped workers counted as all paused: pause() returned true once shutdown() had ended the
+  // runtime, where stop() and pause_actor() return false.
+  blocker_entered = false;
+  blocker_release = false;
+  rk::runtime_options o = cpu_options();
+  o.drain_timeout = 100ms;
+  rk::runtime rt(o);
+  const auto a = rt.spawn<blocker>("blocker");
+  rt.start();
+  ASSERT_EQ(rt.send(a, 1, {}), rk::status::enqueued);
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (!blocker_entered.load() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  std::atomic<bool> pausing{false};
+  std::atomic<int> paused{-1}; // 1 true, 0 false, 2 refused (shutdown came first: nothing to check)
+  std::thread pauser([&] {
+    pausing = true;
+    try {
+      paused = rt.pause(60s) ? 1 : 0; // waits: the blocked worker cannot acknowledge
+    } catch (const rk::error&) {
+      paused = 2;
+    }
+  });
+  std::thread releaser([&] {
+    while (rt.running()) std::this_thread::yield(); // shutdown() began
+    blocker_release = true;
+  });
+  while (!pausing.load()) std::this_thread::yield();
+  (void)rt.shutdown();
+  pauser.join();
+  releaser.join();
+  EXPECT_NE(paused.load(), 1) << "pause() said paused after shutdown() ended the runtime";
+  EXPECT_NE(paused.load(), -1);
+}
+
 std::atomic<bool> tables_caller_entered{false};
 std::atomic<bool> tables_caller_go{false};
 std::atomic<int> tables_caller_result{0}; //!< 1: answered, 2: refused (setup lock taken), 3: other error

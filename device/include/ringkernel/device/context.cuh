@@ -72,11 +72,12 @@ public:
   }
 
   //! Sends to an actor, a group (round-robin over live members) or an alias, decided on the device.
-  //! Never blocks; returns the verdict (invalid_descriptor for a payload that names no bytes: a null
-  //! pointer with a nonzero size).
+  //! Never blocks; returns the verdict (invalid_descriptor, with a descriptor_violation audit record, for a
+  //! payload that names no bytes: a null pointer with a nonzero size).
   [[nodiscard]] RK_HOST_DEVICE status send(address destination, std::uint32_t type, byte_view payload,
                                            const send_options& options = {}) const noexcept {
-    if (payload.data == nullptr && payload.size != 0) return count_sent(status::invalid_descriptor);
+    if (payload.data == nullptr && payload.size != 0)
+      return refuse_as_descriptor(make_header(destination, type, 0, options, 0), 1);
     return send_one(make_header(destination, type, payload.size, options, 0), payload.data);
   }
   //! Sends to a group member chosen by hash of `key`: the same key reaches the same member while it is live.
@@ -128,17 +129,11 @@ public:
   [[nodiscard]] RK_HOST_DEVICE status send_aggregated(address destination, std::uint32_t type,
                                                       const byte_view* payloads, std::uint32_t count,
                                                       const send_options& options = {}) const noexcept {
-    if ((options.flags & envelope_flags::descriptor) != 0) { // descriptors go one by one: send_descriptor
-      // Refused like any invalid descriptor: counted, and one audit record per message.
-      detail::audit_refusal(*sys_, make_header(destination, type, 0, options, 0),
-                            audit_event::descriptor_violation, status::invalid_descriptor, 0, destination, 0,
-                            count);
-      return count_sent(status::invalid_descriptor, count);
-    }
-    if (count != 0 && payloads == nullptr) return count_sent(status::invalid_descriptor, count);
-    for (std::uint32_t i = 0; i < count; ++i) // a payload that names no bytes: see send()
-      if (payloads[i].data == nullptr && payloads[i].size != 0)
-        return count_sent(status::invalid_descriptor, count);
+    // Descriptors go one by one (send_descriptor); a payload that names no bytes: see send().
+    bool refused = (options.flags & envelope_flags::descriptor) != 0 || (count != 0 && payloads == nullptr);
+    for (std::uint32_t i = 0; i < count && !refused; ++i)
+      refused = payloads[i].data == nullptr && payloads[i].size != 0;
+    if (refused) return refuse_as_descriptor(make_header(destination, type, 0, options, 0), count);
 #if defined(__CUDA_ARCH__)
     // Warp-uniform: lanes that execute __activemask() together all get the same mask, so either all 32
     // lanes ran it together and every one of them takes the collective path, or none sees the full mask
@@ -255,6 +250,15 @@ private:
   RK_HOST_DEVICE status count_sent(status verdict, std::uint32_t messages = 1) const noexcept {
     detail::bump_own(detail::sent_counter(counters(), verdict), messages);
     return verdict;
+  }
+
+  //! Refuses `messages` sends of `header` whose payload the device cannot take (one that names no bytes,
+  //! or descriptors in a batch) as invalid_descriptor: counted, and one audit record each, like any
+  //! invalid descriptor, before anything is resolved (a foreign destination leaves no tenant record).
+  RK_HOST_DEVICE status refuse_as_descriptor(const envelope& header, std::uint32_t messages) const noexcept {
+    detail::audit_refusal(*sys_, header, audit_event::descriptor_violation, status::invalid_descriptor, 0,
+                          header.destination, 0, messages);
+    return count_sent(status::invalid_descriptor, messages);
   }
 
   RK_HOST_DEVICE status send_one(const envelope& header, const void* payload) const noexcept {

@@ -383,7 +383,8 @@ public:
   bool running() const noexcept;
 
   //! Asks every actor worker to stop taking messages and waits (up to `timeout`) until all of them have
-  //! acknowledged; returns false on timeout. Handlers already running finish first. Host messages keep
+  //! acknowledged; returns false on timeout, and when shutdown() in another thread ended the runtime
+  //! meanwhile (stop() and pause_actor() likewise). Handlers already running finish first. Host messages keep
   //! flowing into mailboxes (the gateway is not paused), and K2K sends from finishing handlers land too.
   //! While paused, CPU worker threads sleep until resume() (a paused runtime costs no CPU); on CUDA the
   //! workers back off with __nanosleep. Paused workers acknowledge no request about one actor, so

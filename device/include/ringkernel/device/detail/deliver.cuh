@@ -102,33 +102,47 @@ struct resolution {
   std::uint32_t hops = 0;     //!< hops taken including the indirect routes followed here
 };
 
+//! Passes of resolve() at most: see there.
+inline constexpr std::uint32_t resolve_passes = 4;
+
 //! Resolves the destination of `header` to one receiving actor (or the host).
+//! A pass that followed a route and found nothing at its end starts again from the destination: the
+//! route may have changed under it. The host clears or moves a route before it removes what the old one
+//! led to (an alias, a group, an actor): a pass that read the old hop, then found its target removed
+//! (acquire loads of the host word and the group generation), reads the new hop on the next pass. So a
+//! send to an actor that stays reachable throughout is never refused not_found for that race, unless the
+//! route changes and its old target is removed again between every pass (resolve_passes of them).
 RK_HOST_DEVICE inline resolution resolve(const system_view& s, const envelope& header) noexcept {
   std::uint32_t hops = header.hops;
   if (hops > s.max_hops) return {status::max_hops_exceeded, host_actor, hops};
   address d = header.destination;
+  std::uint32_t passes_left = resolve_passes - 1;
   for (;;) {
     if (d == host_actor) return {status::delivered, host_actor, hops};
     if (is_group_address(d)) {
       const address member = pick_member(s, d, header);
-      if (member == host_actor) return {status::not_found, host_actor, hops};
-      return {status::delivered, member, hops};
+      if (member != host_actor) return {status::delivered, member, hops};
+    } else {
+      std::uint32_t hw = 0;
+      const route_entry* e = entry_of(s, d, hw);
+      if (e != nullptr) {
+        const address next = next_hop_of(*e);
+        if (next != d) {
+          if (hops >= s.max_hops) return {status::max_hops_exceeded, host_actor, hops};
+          ++hops;
+          d = next;
+          continue;
+        }
+        if (accepts_messages(*e, hw)) return {status::delivered, d, hops};
+        if (static_cast<host_state>(state_in(hw)) == host_state::unreachable)
+          return {status::unreachable, host_actor, hops};
+      }
     }
-    std::uint32_t hw = 0;
-    const route_entry* e = entry_of(s, d, hw);
-    if (e == nullptr) return {status::not_found, host_actor, hops};
-    const address next = next_hop_of(*e);
-    if (next != d) {
-      if (hops >= s.max_hops) return {status::max_hops_exceeded, host_actor, hops};
-      ++hops;
-      d = next;
-      continue;
-    }
-    if (!accepts_messages(*e, hw)) {
-      const bool gone_rank = static_cast<host_state>(state_in(hw)) == host_state::unreachable;
-      return {gone_rank ? status::unreachable : status::not_found, host_actor, hops};
-    }
-    return {status::delivered, d, hops};
+    // Not found: again from the destination if this pass followed a route (hops moved), while passes last.
+    if (hops == header.hops || passes_left == 0) return {status::not_found, host_actor, hops};
+    --passes_left;
+    hops = header.hops;
+    d = header.destination;
   }
 }
 
@@ -273,20 +287,36 @@ RK_HOST_DEVICE constexpr std::uint64_t bucket_time(std::uint64_t t) noexcept {
   return t == 0 ? 1 : t;
 }
 
-//! Takes `count` tokens from tenant `t`'s bucket at time `now_ns` (physical_clock_ns), refilled at
-//! `rate` (its rate_per_second read by the caller; 0: no limit), lock-free (one CAS loop).
-RK_HOST_DEVICE inline bool take_token_at_time(tenant_entry& t, std::uint32_t count, std::uint64_t rate,
-                                              std::uint64_t now_ns) noexcept {
+//! Takes `count` tokens from tenant `t`'s bucket, refilled at `rate` (its rate_per_second read by the
+//! caller; 0: no limit), lock-free (one CAS loop). `clock()` returns the time in nanoseconds
+//! (physical_clock_ns): read once, and again before the bucket is moved back (the cap below).
+//!
+//! Only the cap moves the bucket back, so it must not act on a stale reading: a sender that read its
+//! clock, was held up, and then found a bucket that others (with later readings) had moved on, saw it
+//! owing more than the tolerance and rewound it to its own stale time, handing back tokens they had spent
+//! (four runs of two senders at 1,000/s with a burst of 10 passed 1,025..1,080 in one second). Every take
+//! leaves the bucket at most `tolerance` ahead of its taker's time, so with a reading taken after the
+//! bucket was loaded (acquire) it owes more only after set_quota() lowered the tolerance.
+template <class Clock>
+RK_HOST_DEVICE inline bool take_token_with_clock(tenant_entry& t, std::uint32_t count, std::uint64_t rate,
+                                                 Clock clock) noexcept {
   if (rate == 0) return true;
   const std::uint64_t need = rate_units(count, rate);
   const std::uint64_t tolerance = bucket_tolerance(t, rate);
-  if (need > tolerance) return false;    // more than a full bucket holds
-  const std::uint64_t now = now_ns * 16; // modulo 2^64, like the word
+  if (need > tolerance) return false; // more than a full bucket holds
+  std::uint64_t now = clock() * 16;   // modulo 2^64, like the word
   cuda::atomic_ref<std::uint64_t, peer_scope> bucket(t.bucket);
   std::uint64_t old = bucket.load(cuda::std::memory_order_relaxed);
+  bool fresh = false; //!< `now` was read after `old` was loaded
   for (;;) {
     const std::int64_t owed = old != 0 ? static_cast<std::int64_t>(old - now) : 0;
     if (owed > static_cast<std::int64_t>(tolerance)) {
+      if (!fresh) {
+        old = bucket.load(cuda::std::memory_order_acquire);
+        now = clock() * 16;
+        fresh = true;
+        continue;
+      }
       // Only after set_quota() raised the rate or lowered the burst: what the bucket owes in the old
       // rate's time is capped at an empty bucket of the new quota (it refills at the new rate from now;
       // raising the rate locked the tenant out for the old rate's refill time).
@@ -294,6 +324,8 @@ RK_HOST_DEVICE inline bool take_token_at_time(tenant_entry& t, std::uint32_t cou
       if (bucket.compare_exchange_weak(old, empty, cuda::std::memory_order_relaxed,
                                        cuda::std::memory_order_relaxed))
         old = empty;
+      else
+        fresh = false; // another take moved it: its reading may be later than ours
       continue;
     }
     const std::uint64_t next = (owed > 0 ? old : now) + need;
@@ -304,9 +336,15 @@ RK_HOST_DEVICE inline bool take_token_at_time(tenant_entry& t, std::uint32_t cou
   }
 }
 
-//! take_token_at_time() now.
+//! take_token_with_clock() at the fixed time `now_ns` (tests, and callers that read the clock already).
+RK_HOST_DEVICE inline bool take_token_at_time(tenant_entry& t, std::uint32_t count, std::uint64_t rate,
+                                              std::uint64_t now_ns) noexcept {
+  return take_token_with_clock(t, count, rate, [now_ns] { return now_ns; });
+}
+
+//! take_token_with_clock() with the physical clock.
 RK_HOST_DEVICE inline bool take_token_at(tenant_entry& t, std::uint32_t count, std::uint64_t rate) noexcept {
-  return rate == 0 || take_token_at_time(t, count, rate, physical_clock_ns());
+  return rate == 0 || take_token_with_clock(t, count, rate, [] { return physical_clock_ns(); });
 }
 
 //! take_token_at() with the tenant's rate as it is now.
