@@ -519,18 +519,6 @@ actor_lifecycle actor_table::lifecycle(actor_index id) const {
   return lifecycle_of(r, dw);
 }
 
-void actor_table::rewrite_state(actor_index id, const void* initial) {
-  std::lock_guard lock(mutex_);
-  const actor_record& r = record(id, "respawn()");
-  const std::size_t size = kinds_[r.kind].ops.state_size;
-  if (size) backend_.copy_to_device(r.d_state, initial ? initial : r.initial.data(), size);
-  // The respawned actor has not faulted: its last fault's code and claim go (the fault list and the
-  // audit log keep them). No device thread writes them until the actor is live and faults again.
-  static_assert(offsetof(actor_counters, fault_claimed) == offsetof(actor_counters, fault_code) + 4);
-  const std::uint32_t no_fault[2] = {0, 0};
-  backend_.copy_to_device(&d_counters_.as<actor_counters>()[slot(id)].fault_code, no_fault, sizeof no_fault);
-}
-
 void actor_table::resume_paused() {
   std::vector<actor_index> resumed;
   {
@@ -564,11 +552,6 @@ std::vector<std::vector<actor_index>> actor_table::unlaunched_by_kind(bool dedic
         (routes_[slot(r.id)].dedicated != 0) == dedicated)
       by_kind[r.kind].push_back(r.id);
   return by_kind;
-}
-
-void* actor_table::state_of(actor_index id) const {
-  std::lock_guard lock(mutex_);
-  return records_[slot(id)].d_state;
 }
 
 void actor_table::mark_launched(const std::vector<actor_index>& ids, bool launched) noexcept {

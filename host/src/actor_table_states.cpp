@@ -1,10 +1,11 @@
-// The actor table's handler states read back (see actor_table.hpp): snapshot images of running actors,
-// and the final states shutdown() copies for runtime::state<H>().
+// The actor table's handler states (see actor_table.hpp): where each lives, respawn's rewrite, snapshot
+// images of running actors, and the final states shutdown() copies for runtime::state<H>().
 
 #include "actor_table.hpp"
 
 #include <ringkernel/host/error.hpp>
 
+#include <cstddef>
 #include <cstring>
 
 namespace rk::detail {
@@ -64,6 +65,23 @@ void actor_table::read_final_state(actor_index id, std::type_index type, void* o
         "state<H>(): actor states are read back by shutdown(); call it after shutdown() (and not after a "
         "fault)");
   std::memcpy(out, r.final_state.data(), bytes);
+}
+
+void* actor_table::state_of(actor_index id) const {
+  std::lock_guard lock(mutex_);
+  return records_[slot(id)].d_state;
+}
+
+void actor_table::rewrite_state(actor_index id, const void* initial) {
+  std::lock_guard lock(mutex_);
+  const actor_record& r = record(id, "respawn()");
+  const std::size_t size = kinds_[r.kind].ops.state_size;
+  if (size) backend_.copy_to_device(r.d_state, initial ? initial : r.initial.data(), size);
+  // The respawned actor has not faulted: its last fault's code and claim go (the fault list and the
+  // audit log keep them). No device thread writes them until the actor is live and faults again.
+  static_assert(offsetof(actor_counters, fault_claimed) == offsetof(actor_counters, fault_code) + 4);
+  const std::uint32_t no_fault[2] = {0, 0};
+  backend_.copy_to_device(&d_counters_.as<actor_counters>()[slot(id)].fault_code, no_fault, sizeof no_fault);
 }
 
 } // namespace rk::detail

@@ -341,6 +341,7 @@ status runtime::send(address destination, std::uint32_t type, byte_view payload,
 status runtime::send_keyed(address group, std::uint64_t key, std::uint32_t type, byte_view payload,
                            send_options options) {
   RK_NVTX_RANGE("rk::runtime::send_keyed");
+  const detail::public_call call("send_keyed()");
   options.flags |= envelope_flags::keyed;
   options.key = key;
   return impl_->io().send(group, type, payload, options);
@@ -348,6 +349,7 @@ status runtime::send_keyed(address group, std::uint64_t key, std::uint32_t type,
 status runtime::send_descriptor(address destination, std::uint32_t type, const region_descriptor& descriptor,
                                 send_options options) {
   RK_NVTX_RANGE("rk::runtime::send_descriptor");
+  const detail::public_call call("send_descriptor()");
   options.flags |= envelope_flags::descriptor;
   return impl_->io().send(destination, type, as_bytes(descriptor), options);
 }

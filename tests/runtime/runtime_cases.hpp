@@ -506,9 +506,16 @@ TEST_P(RuntimeCases, APayloadWithBytesButNoPointerIsRefusedAtOnce) {
   const actor_index a = rt.spawn<counter>("c", small_mailbox());
   rt.start();
   const rk::byte_view broken{nullptr, 8};
-  expect_refused([&] { (void)rt.send(a, msg_count, broken); }, "8 bytes but no data pointer");
-  expect_refused([&] { (void)rt.send_wait(a, msg_count, broken, 1s); }, "8 bytes but no data pointer");
-  expect_refused([&] { (void)rt.send_blocking(a, msg_count, broken, 1s); }, "8 bytes but no data pointer");
+  expect_refused([&] { (void)rt.send(a, msg_count, broken); },
+                 "send(): the payload has 8 bytes but no data pointer");
+  expect_refused([&] { (void)rt.send_wait(a, msg_count, broken, 1s); },
+                 "send_wait(): the payload has 8 bytes");
+  expect_refused([&] { (void)rt.send_blocking(a, msg_count, broken, 1s); },
+                 "send_blocking(): the payload has 8");
+  // Each names the call it was (send_keyed said send()).
+  const actor_index members[] = {a};
+  const rk::address g = rt.create_group("g", members);
+  expect_refused([&] { (void)rt.send_keyed(g, 1, msg_count, broken); }, "send_keyed(): the payload has 8");
   EXPECT_EQ(rt.send_wait(a, msg_count, rk::byte_view{nullptr, 0}, 5s), status::delivered) << "empty is fine";
   EXPECT_TRUE(rt.shutdown().drained);
 }
