@@ -332,11 +332,9 @@ void actor_table::unadd(actor_index id) noexcept {
 
 const actor_table::actor_record& actor_table::record(actor_index id, const std::string& who) const {
   const std::uint32_t s = slot(id);
-  if (id == host_actor || is_group_address(id) || s >= records_.size() ||
-      records_[s].stage != stage_kind::active || records_[s].id != id) {
+  if (!current(id)) {
     const bool stale = s < records_.size() && records_[s].id != id && id_generation(id, slot_bits_) != 0;
-    throw error((public_call_name != nullptr ? std::string(public_call_name) : who) + ": unknown actor id " +
-                std::to_string(id) +
+    throw error(call_name(who) + ": unknown actor id " + std::to_string(id) +
                 (stale ? " (the actor it named was forgotten)"
                        : " (this runtime has " + std::to_string(by_name_.size()) + " actors and aliases)"));
   }
@@ -370,11 +368,8 @@ void actor_table::check(actor_index id, const std::string& who, want sort) const
 
 bool actor_table::contains(actor_index id, want sort) const {
   std::lock_guard lock(mutex_);
-  const std::uint32_t s = slot(id);
-  if (id == host_actor || is_group_address(id) || s >= records_.size() ||
-      records_[s].stage != stage_kind::active || records_[s].id != id)
-    return false;
-  return sort == want::any || (sort == want::alias) == records_[s].alias;
+  if (!current(id)) return false;
+  return sort == want::any || (sort == want::alias) == records_[slot(id)].alias;
 }
 
 table_fill actor_table::fill() const {
@@ -473,10 +468,8 @@ address actor_table::final_hop(address destination, std::uint32_t max_hops) cons
   std::lock_guard lock(mutex_);
   address d = destination;
   for (std::uint32_t hops = 0;; ++hops) {
+    if (!current(d)) return host_actor;
     const std::uint32_t s = slot(d);
-    if (d == host_actor || is_group_address(d) || s >= records_.size() ||
-        records_[s].stage != stage_kind::active || records_[s].id != d)
-      return host_actor;
     const address next = routes_[s].next_hop;
     if (next == d) return records_[s].alias ? host_actor : d; // a remote entry: another rank's actor
     if (hops >= max_hops) return host_actor;

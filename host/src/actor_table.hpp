@@ -242,6 +242,12 @@ private:
   //! The entry of r's handler type and tenant (registration) in `groups`, labelled when new (needs mutex_).
   actor_stats& forgotten_group(forgotten_map& groups, const actor_record& r) const;
   std::string name_locked(actor_index id) const; //!< name_for_report (needs mutex_)
+  //! Whether `id` names the current occupant (actor or alias) of its slot (needs mutex_).
+  bool current(actor_index id) const noexcept {
+    const std::uint32_t s = slot(id);
+    return id != host_actor && !is_group_address(id) && s < records_.size() &&
+           records_[s].stage == stage_kind::active && records_[s].id == id;
+  }
   actor_lifecycle lifecycle_of(const actor_record& r, std::uint32_t device_word) const;
 
   memory_pool& memory_;

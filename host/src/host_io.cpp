@@ -252,8 +252,8 @@ namespace {
 //! A payload that claims bytes but has no pointer is a caller's mistake: said at once, not a crash later.
 void check_payload(byte_view payload, const char* who) {
   if (payload.data == nullptr && payload.size != 0)
-    throw error(std::string(public_call_name != nullptr ? public_call_name : who) + ": the payload has " +
-                std::to_string(payload.size) + " bytes but no data pointer");
+    throw error(call_name(who) + ": the payload has " + std::to_string(payload.size) +
+                " bytes but no data pointer");
 }
 } // namespace
 

@@ -42,6 +42,10 @@ public:
 private:
   const char* previous_;
 };
+//! `who`, or the public call the thread is in when there is one.
+inline std::string call_name(std::string_view who) {
+  return std::string(public_call_name != nullptr ? std::string_view(public_call_name) : who);
+}
 
 inline constexpr std::string_view reserved_name_prefix = "rk:";
 

@@ -18,7 +18,6 @@ void watchdog::start() {
   } catch (const std::system_error& e) {
     throw thread_start_error("start(): the watchdog thread", e);
   }
-  thread_id_.store(thread_.get_id());
 }
 
 void watchdog::stop() noexcept {
@@ -30,6 +29,7 @@ void watchdog::stop() noexcept {
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+  thread_id_.store({}); // a later thread may get the same id
 }
 
 void watchdog::run() {

@@ -97,7 +97,7 @@ private:
   audit_link& audit_;
   std::mutex lifecycle_mutex_; //!< serialises start() and stop() around thread_
   std::thread thread_;
-  std::atomic<std::thread::id> thread_id_{}; //!< thread_'s id, for on_its_thread from any thread
+  std::atomic<std::thread::id> thread_id_{}; //!< set by the thread itself, for on_its_thread
   bool closed_ = false;                      //!< stop() was called: start() starts nothing (lifecycle_mutex_)
   std::function<void()> on_report_;
   mutable std::mutex mutex_; //!< guards stop_requested_, stuck_ and writes of watched_

@@ -233,9 +233,8 @@ private:
   static inline thread_local const cpu_backend* serving_backend = nullptr;
   //! The actor whose step the calling worker thread is taking (serve_guarded), else host_actor.
   static inline thread_local actor_index serving_actor = host_actor;
-  //! The worker entry of the calling thread's loop, and whether it is a pool thread.
+  //! The worker entry of the calling thread's loop (a dedicated thread's has a served_by_ list).
   static inline thread_local std::uint32_t serving_worker = ~0u;
-  static inline thread_local bool serving_in_pool = false;
 
   //! Where the threads of one start_workers call wait until all of them exist (all or nothing). They
   //! sleep: threads polling with a backoff while thousands more were created starved the creating thread
@@ -359,7 +358,6 @@ private:
   void pool_loop(std::uint32_t worker, const std::vector<const actor_type_ops*>& by_kind,
                  run_next_slot& run_next) {
     serving_worker = worker;
-    serving_in_pool = true;
     worker_status& me = sys_.workers[worker];
     std::uint32_t grace_seen = check_in(sys_, me);
     backoff idle;
@@ -571,8 +569,8 @@ private:
         std::lock_guard lock(fault_mutex_);
         for (const auto& [worker, ids] : served_by_)
           if (std::find(ids.begin(), ids.end(), a) != ids.end()) return worker == serving_worker;
+        if (served_by_.contains(serving_worker)) return false; // a dedicated thread: the pool serves `a`
       }
-      if (!serving_in_pool) return false;
       std::lock_guard lock(run_next_mutex_);
       return run_next_slots_.size() == 1;
     } catch (const std::system_error&) { // a lock that failed: say "may be served", the old behaviour
