@@ -394,13 +394,18 @@ bool run_control::await_device_state(actor_index a, std::uint32_t host_word, dev
 // --- shutdown
 // ---------------------------------------------------------------------------------------------------
 
-void run_control::abandon() noexcept {
+void run_control::abandon(bool end_waits) noexcept {
   // The threads that are not the caller's stop here: the process may be exiting (std::exit from a
   // handler or sink), and a drain still hashing while OpenSSL's exit handlers ran crashed it.
   request_stop();
   memory_.leak();
   audit_.note_workers_running(); // the caller's worker, at least, never confirms
   audit_.stop();                 // on the drain thread itself it only asks
+  if (!end_waits) return;
+  // Every wait of a host call ends on the stopped phase (host_io::waits_end and run control's own);
+  // receivers parked on the receive lot need the wake.
+  phase_.store(phase::stopped);
+  io_.wake_receivers();
 }
 
 void run_control::request_stop() noexcept {

@@ -92,8 +92,11 @@ public:
   shutdown_report shutdown() noexcept;
   //! For a runtime destroyed on one of its own threads (see runtime_impl::abandon): asks the gateway and
   //! the workers to stop without waiting for them, and stops the watchdog and the audit drain unless the
-  //! caller is that thread. Its memory is never freed (a worker may still use it).
-  void abandon() noexcept;
+  //! caller is that thread. Its memory is never freed (a worker may still use it). `end_waits`: the
+  //! phase turns stopped and parked receivers are woken, so calls waiting in other threads (receive,
+  //! send_wait, ...) return as after shutdown(); false while the process exits (std::exit), where a
+  //! waiting main thread that returned would end the process with its own exit code first.
+  void abandon(bool end_waits) noexcept;
   //! The lifecycle to report for an actor whose table says `recorded`: once shutdown() stopped every
   //! worker no actor runs any more, so one that was live, paused or stopping is stopped (any thread).
   actor_lifecycle as_reported(actor_lifecycle recorded) const noexcept;

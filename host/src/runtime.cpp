@@ -8,6 +8,7 @@
 
 #include <cxxabi.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -60,6 +61,30 @@ std::unique_ptr<detail::runtime_impl> construct(runtime_options options) {
 }
 } // namespace
 
+namespace {
+//! Set once the process began to exit (std::exit, or a return from main): see note_exit_began.
+std::atomic<bool> exit_began{false};
+
+//! Registered with std::atexit by every start(). The standard runs atexit functions and the destructors
+//! of statics in the reverse order of their registration and construction, so one registered after a
+//! static runtime was constructed runs before its destructor: ~runtime on a handler thread can tell a
+//! std::exit from a delete.
+void note_exit_began() noexcept {
+  exit_began.store(true);
+}
+
+//! Keeps `impl` reachable (for leak checkers) and never destroyed.
+void keep_for_good(detail::runtime_impl* impl) noexcept {
+  static std::mutex kept_mutex;
+  static auto* kept = new std::vector<detail::runtime_impl*>;
+  std::lock_guard lock(kept_mutex);
+  try {
+    kept->push_back(impl);
+  } catch (const std::bad_alloc&) {
+  }
+}
+} // namespace
+
 runtime::runtime(runtime_options options) : impl_(construct(std::move(options)).release()) {}
 runtime::~runtime() {
   // On one of this runtime's own threads (a handler or an audit sink that called std::exit with the
@@ -67,17 +92,19 @@ runtime::~runtime() {
   // stop timeouts) or destroy its std::thread while it runs (std::terminate). The runtime is asked to
   // stop instead, and kept: reachable, never destroyed, like a runtime whose worker could not be stopped.
   // In a child of fork() none of its threads exist (joining one crashed): nothing is stopped or freed.
-  // impl_ stays as it is: calls still running in other threads (a receive() in main while a handler
-  // exits) go on using it until the process ends.
+  // impl_ stays as it is: calls still running in other threads go on using it. After a delete they
+  // return as after shutdown(); while the process exits they keep waiting (a receive() in main that
+  // returned would end the process with main's exit code instead of the handler's).
   if (impl_->on_own_thread() || impl_->forked()) {
-    if (!impl_->forked()) impl_->abandon();
-    static std::mutex kept_mutex;
-    static auto* kept = new std::vector<detail::runtime_impl*>;
-    std::lock_guard lock(kept_mutex);
-    try {
-      kept->push_back(impl_); // reachable for leak checkers
-    } catch (const std::bad_alloc&) {
-    }
+    if (!impl_->forked()) impl_->abandon(!exit_began.load());
+    keep_for_good(impl_);
+    return;
+  }
+  // Calls waiting in other threads (receive, send_wait, pause, ...) end with the shutdown; they must
+  // return before anything is freed. One that does not within the stop timeout keeps the runtime.
+  (void)impl_->shutdown();
+  if (!impl_->waiting_calls_ended(impl_->stop_timeout())) {
+    keep_for_good(impl_);
     return;
   }
   delete impl_;
@@ -169,16 +196,19 @@ void runtime::remove_alias(actor_index alias) {
 // -------------------------------------------------------------------------------------------------
 
 bool runtime::stop_for(actor_index a, std::chrono::nanoseconds timeout) {
+  const detail::runtime_impl::waiting_call in_flight(*impl_);
   RK_NVTX_RANGE("rk::runtime::stop");
   const detail::public_call call("stop()");
   return impl_->stop(a, timeout);
 }
 void runtime::respawn_erased(actor_index a, std::type_index type, const void* initial_state) {
+  const detail::runtime_impl::waiting_call in_flight(*impl_);
   RK_NVTX_RANGE("rk::runtime::respawn");
   const detail::public_call call("respawn()");
   impl_->respawn(a, type, initial_state);
 }
 bool runtime::pause_actor_for(actor_index a, std::chrono::nanoseconds timeout) {
+  const detail::runtime_impl::waiting_call in_flight(*impl_);
   RK_NVTX_RANGE("rk::runtime::pause_actor");
   const detail::public_call call("pause_actor()");
   return impl_->pause_actor(a, timeout);
@@ -198,6 +228,7 @@ std::vector<actor_fault> runtime::faults() const {
   return impl_->fault_list();
 }
 void runtime::start() {
+  (void)std::atexit(note_exit_began); // after this runtime's construction: see note_exit_began
   impl_->start();
 }
 bool runtime::running() const noexcept {
@@ -205,6 +236,7 @@ bool runtime::running() const noexcept {
   return impl_->run().current_phase() == detail::phase::running;
 }
 bool runtime::pause_for(std::chrono::nanoseconds timeout) {
+  const detail::runtime_impl::waiting_call in_flight(*impl_);
   RK_NVTX_RANGE("rk::runtime::pause");
   impl_->refuse_from_worker("pause()"); // it waits for every worker, the caller's too
   return impl_->run().pause(timeout);
@@ -255,6 +287,7 @@ void runtime::unregister_region(region_handle region) {
   impl_->unregister_region(region);
 }
 wait_result runtime::release_region_for(region_handle region, std::chrono::nanoseconds timeout) {
+  const detail::runtime_impl::waiting_call in_flight(*impl_);
   RK_NVTX_RANGE("rk::runtime::release_region");
   return impl_->release_region(region, timeout);
 }
@@ -283,6 +316,7 @@ std::vector<audit_entry> runtime::audit_records() const {
   return impl_->audit().records();
 }
 wait_result runtime::flush_audit_for(std::chrono::nanoseconds timeout) {
+  const detail::runtime_impl::waiting_call in_flight(*impl_);
   RK_NVTX_RANGE("rk::runtime::flush_audit");
   return impl_->audit().flush(timeout);
 }
@@ -304,21 +338,25 @@ std::uint16_t runtime::serve_metrics(const metrics_endpoint_options& options) {
   return impl_->serve_metrics(options);
 }
 state_dump runtime::dump_state() const {
+  const detail::runtime_impl::waiting_call in_flight(*impl_);
   RK_NVTX_RANGE("rk::runtime::dump_state");
   return impl_->dump_state();
 }
 actor_snapshot runtime::snapshot_for(actor_index a, std::chrono::nanoseconds timeout) {
+  const detail::runtime_impl::waiting_call in_flight(*impl_);
   RK_NVTX_RANGE("rk::runtime::snapshot");
   const detail::public_call call("snapshot()");
   return impl_->snapshot(a, timeout);
 }
 void runtime::snapshot_into(actor_index a, std::type_index type, void* out, std::size_t bytes,
                             std::chrono::nanoseconds timeout) {
+  const detail::runtime_impl::waiting_call in_flight(*impl_);
   RK_NVTX_RANGE("rk::runtime::snapshot_into");
   const detail::public_call call("snapshot()");
   impl_->snapshot_into(a, type, out, bytes, timeout);
 }
 std::uint64_t runtime::snapshot_all_for(const std::filesystem::path& path, std::chrono::nanoseconds timeout) {
+  const detail::runtime_impl::waiting_call in_flight(*impl_);
   RK_NVTX_RANGE("rk::runtime::snapshot_all");
   return impl_->snapshot_all(path, timeout);
 }
@@ -355,10 +393,12 @@ status runtime::send_descriptor(address destination, std::uint32_t type, const r
 }
 status runtime::send_blocking_for(address destination, std::uint32_t type, byte_view payload,
                                   std::chrono::nanoseconds timeout, const send_options& options) {
+  const detail::runtime_impl::waiting_call in_flight(*impl_);
   return impl_->io().send_blocking(destination, type, payload, timeout, options);
 }
 status runtime::send_wait_for(address destination, std::uint32_t type, byte_view payload,
                               std::chrono::nanoseconds timeout, const send_options& options) {
+  const detail::runtime_impl::waiting_call in_flight(*impl_);
   // A handler waiting for room in a mailbox only its own thread empties would wait for itself: only its
   // return makes room. Sent with drop_if_full, a full mailbox is a prompt queue_full verdict instead.
   send_options effective = options;
@@ -366,6 +406,7 @@ status runtime::send_wait_for(address destination, std::uint32_t type, byte_view
   return impl_->io().send_wait(destination, type, payload, timeout, effective);
 }
 std::optional<received_message> runtime::receive_for(std::chrono::nanoseconds timeout) {
+  const detail::runtime_impl::waiting_call in_flight(*impl_);
   return impl_->io().receive(timeout);
 }
 

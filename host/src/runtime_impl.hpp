@@ -120,7 +120,26 @@ public:
   bool on_own_thread() const noexcept { return backend_->on_worker_thread() || callback_of == &phase_; }
   //! For ~runtime on such a thread (a handler or sink calling std::exit while the runtime is a static, or
   //! deleting it): see run_control::abandon; the caller keeps this object for good.
-  void abandon() noexcept { run_.abandon(); }
+  void abandon(bool end_waits) noexcept { run_.abandon(end_waits); }
+  //! Marks a public call that may wait (receive, send_wait, pause, snapshot, ...) as in flight for its
+  //! lifetime: ~runtime on another thread shuts down (which ends the wait), then lets such calls return
+  //! before it frees anything (waiting_calls_ended).
+  class waiting_call {
+  public:
+    explicit waiting_call(runtime_impl& rt) noexcept : calls_(rt.waiting_calls_) {
+      calls_.fetch_add(1, std::memory_order_acq_rel);
+    }
+    ~waiting_call() { calls_.fetch_sub(1, std::memory_order_acq_rel); }
+    waiting_call(const waiting_call&) = delete;
+    waiting_call& operator=(const waiting_call&) = delete;
+
+  private:
+    std::atomic<std::uint32_t>& calls_;
+  };
+  //! Whether every waiting_call has returned, waiting up to `timeout` (after shutdown() they return
+  //! promptly). False: one is still inside, and this object must be kept.
+  bool waiting_calls_ended(std::chrono::nanoseconds timeout) const;
+  std::chrono::nanoseconds stop_timeout() const noexcept { return options_.stop_timeout; }
   //! Whether a send to `destination` from the calling thread (a handler) reaches a mailbox that only
   //! this thread empties: its own actor's, or one its thread alone serves (CPU backend), through aliases
   //! and set_route redirections too. A send_wait there would wait for itself.
@@ -218,7 +237,8 @@ private:
   region_table regions_;
   grace_periods grace_; //!< after the facilities its pending releases touch: destroyed before them
   fault_monitor faults_;
-  std::atomic<phase> phase_{phase::created}; //!< written by run control, read by host I/O
+  std::atomic<phase> phase_{phase::created};    //!< written by run control, read by host I/O
+  std::atomic<std::uint32_t> waiting_calls_{0}; //!< waiting_call scopes alive
   host_io io_;
   run_control run_;
   //! The setup lock: a host thread waits for it; a handler's call (CPU worker thread) that finds it taken

@@ -1,5 +1,6 @@
 // State dumps as text and JSON (see <ringkernel/host/state_dump.hpp>).
 
+#include <ringkernel/host/detail/printable.hpp>
 #include <ringkernel/host/state_dump.hpp>
 
 #include <nlohmann/json.hpp>
@@ -35,27 +36,28 @@ nlohmann::json optional_ns(const std::optional<std::chrono::nanoseconds>& v) {
 } // namespace
 
 std::string state_dump::text() const {
-  std::string out = "ringkernel state at " + utc(taken) + ": backend " + backend + ", " + phase +
+  using detail::printable; // names are the application's: no control character reaches the reader raw
+  std::string out = "ringkernel state at " + utc(taken) + ": backend " + printable(backend) + ", " + phase +
                     (paused ? " (paused)" : "") + ", " + std::to_string(actors) + " actors, " +
                     std::to_string(workers.size()) + " workers, " + std::to_string(mailboxes.size()) +
                     " non-empty mailboxes\n";
-  if (fault) out += "  FAULT: " + *fault + "\n";
+  if (fault) out += "  FAULT: " + printable(*fault) + "\n";
   if (!ages_known) out += "  (ages need the watchdog: runtime_options::handler_timeout > 0 while running)\n";
   for (const worker_state& w : workers) {
-    out += "  worker " + std::to_string(w.worker) + " [" + w.serves + "]: ";
+    out += "  worker " + std::to_string(w.worker) + " [" + printable(w.serves) + "]: ";
     if (w.actor) {
-      out += "handling actor '" + w.actor_name + "' (id " + std::to_string(*w.actor) + "), message type " +
-             std::to_string(w.message_type) + ", for " + age_text(w.busy_for) + ", heartbeat still for " +
-             age_text(w.heartbeat_age);
+      out += "handling actor '" + printable(w.actor_name) + "' (id " + std::to_string(*w.actor) +
+             "), message type " + std::to_string(w.message_type) + ", for " + age_text(w.busy_for) +
+             ", heartbeat still for " + age_text(w.heartbeat_age);
     } else {
       out += "idle, heartbeat still for " + age_text(w.heartbeat_age);
     }
     out += '\n';
   }
   for (const mailbox_state& m : mailboxes) {
-    out += "  actor '" + m.name + "' (id " + std::to_string(m.actor) + ", handler '" + m.handler +
-           "', tenant " + std::to_string(m.tenant) + ", " + m.lifecycle + "): " + std::to_string(m.queued) +
-           " queued, lanes";
+    out += "  actor '" + printable(m.name) + "' (id " + std::to_string(m.actor) + ", handler '" +
+           printable(m.handler) + "', tenant " + std::to_string(m.tenant) + ", " + m.lifecycle +
+           "): " + std::to_string(m.queued) + " queued, lanes";
     for (std::uint32_t l = 0; l < m.lane_count; ++l) out += ' ' + std::to_string(m.lanes[l]);
     char words[64];
     std::snprintf(words, sizeof words, ", words host 0x%x device 0x%x\n", m.host_word, m.device_word);

@@ -369,6 +369,14 @@ TEST(AuditKeyedChain, AnEditedAndRehashedLogFailsTheKeyedCheck) {
   EXPECT_EQ(hinted.exit_code, 1);
   EXPECT_NE(hinted.output.find("hint: the key file ends with a line break"), std::string::npos)
       << hinted.output;
+  // A key file that cannot be read (EIO from /proc/self/mem) or does not end (/dev/zero): exit 2, saying
+  // so. They aborted on an uncaught stream exception, and read without end.
+  const cli_result unreadable = run_cli("--key-file /proc/self/mem '" + log.string() + "'");
+  EXPECT_EQ(unreadable.exit_code, 2) << unreadable.output;
+  EXPECT_NE(unreadable.output.find("cannot read the key file"), std::string::npos) << unreadable.output;
+  const cli_result endless = run_cli("--key-file /dev/zero '" + log.string() + "'");
+  EXPECT_EQ(endless.exit_code, 2) << endless.output;
+  EXPECT_NE(endless.output.find("is longer than"), std::string::npos) << endless.output;
 #endif
 }
 

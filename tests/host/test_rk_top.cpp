@@ -299,4 +299,63 @@ TEST(RkTop, TheLiveViewFollowsItsNameToANewRuntimeAndSaysWhenItIsGone) {
   (void)run("tmux kill-session -t " + session);
 }
 
+// Names are the application's, and anyone who can write the object can put bytes in it: control
+// characters in them are escaped in the view (an actor named with ESC [2J cleared the reader's screen, a
+// newline forged a line), and --json refuses text with raw control characters, which JSON never has.
+TEST(RkTop, ControlCharactersInNamesNeverReachTheTerminalRaw) {
+  const std::string json = R"({"pid":1,"backend":"cpu","running":true,"uptime_seconds":1,
+    "audit":{"records_lost":0},"handler_types":[{"handler":"h\u001b]0;title\u0007","actors":1,
+    "handled_per_s":0.0,"queued":0,"handled":0,"sent_delivered":0,"sent_refused":0,"faults":0}],
+    "tenants":[],"busiest":[{"name":"clear\u001b[2Jscreen","id":1,"handler":"h","handled_per_s":1.0,
+    "queued":0,"lifecycle":"live"}],"deepest":[],"stuck":["stuck\nforged line"]})";
+  const auto me = static_cast<std::uint32_t>(::getpid());
+  const crafted_snapshot named("/rk_top_test." + std::to_string(::getpid()) + ".ctl", me, json,
+                               published_ago(0s));
+  const run_result r = run(top + " --name " + named.name + " --once 2>&1");
+  EXPECT_EQ(r.status, 0) << r.output;
+  for (const char c : r.output)
+    EXPECT_TRUE(c == '\n' || static_cast<unsigned char>(c) >= 0x20) << "a raw control character";
+  EXPECT_NE(r.output.find("clear\\x1b[2Jscreen"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("stuck\\x0aforged line"), std::string::npos) << r.output;
+  const crafted_snapshot raw("/rk_top_test." + std::to_string(::getpid()) + ".raw", me,
+                             "{\"pid\":1,\x1b[2J\"x\":1}");
+  const run_result j = run(top + " --name " + raw.name + " --once --json 2>&1");
+  EXPECT_EQ(j.status, 2) << j.output;
+  EXPECT_EQ(j.output.find('\x1b'), std::string::npos) << j.output;
+}
+
+// An object truncated while rk-top has it mapped (by anyone who may write it): an error saying so, not
+// death by SIGBUS.
+TEST(RkTop, AnObjectTruncatedWhileMappedIsAnErrorNotABusError) {
+  const std::string name = "/rk_top_test." + std::to_string(::getpid()) + ".shrink";
+  const crafted_snapshot shrinking(name, static_cast<std::uint32_t>(::getpid()),
+                                   running_snapshot("shrinking-runtime"), published_ago(0s));
+  const std::string exit_file = "/tmp/rk_top_test." + std::to_string(::getpid()) + ".rc";
+  const std::string error_file = exit_file + ".err";
+  std::remove(exit_file.c_str());
+  const std::string session = "rktops" + std::to_string(::getpid());
+  ASSERT_EQ(run("tmux new-session -d -s " + session + " -x 160 -y 50 '" + top + " --name " + name +
+                " --interval-ms 10 2>" + error_file + "; echo $? > " + exit_file + "'")
+                .status,
+            0);
+  EXPECT_TRUE(eventually([&] {
+    return run("tmux capture-pane -p -t " + session).output.find("shrinking-runtime") != std::string::npos;
+  })) << "rk-top never showed the snapshot";
+  const int fd = ::shm_open(name.c_str(), O_RDWR, 0);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::ftruncate(fd, 0), 0);
+  ::close(fd);
+  std::string code;
+  EXPECT_TRUE(eventually([&] {
+    code = run("cat " + exit_file + " 2>/dev/null").output;
+    return !code.empty();
+  })) << "rk-top did not exit";
+  EXPECT_EQ(code, "2\n");
+  const std::string error = run("cat " + error_file).output;
+  EXPECT_NE(error.find("shrank while it was read"), std::string::npos) << error;
+  (void)run("tmux kill-session -t " + session + " 2>/dev/null");
+  std::remove(exit_file.c_str());
+  std::remove(error_file.c_str());
+}
+
 } // namespace

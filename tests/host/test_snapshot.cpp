@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -370,7 +372,7 @@ TEST(Snapshot, SnapshotAllAndRestoreRoundTripStatesAndOptions) {
         EXPECT_NE(std::string(e.what()).find("left as it was"), std::string::npos) << e.what();
       }
       EXPECT_EQ(std::filesystem::file_size(file), size);
-      EXPECT_FALSE(std::filesystem::exists(file.string() + ".partial"));
+      EXPECT_EQ(rk::test::partial_files_beside(file), 0u);
     }
     c1_state = rt.snapshot_state<counter>(c1);
     c2_state = rt.snapshot_state<counter>(c2);
@@ -617,6 +619,79 @@ TEST(Snapshot, ARestoreThatFailsHalfWayLeavesTheRuntimeAsItWas) {
   }
   EXPECT_EQ(spawns, 1u) << "only the spawn after it";
   EXPECT_EQ(stops, 0u);
+  std::filesystem::remove(file);
+}
+
+// Two snapshot_all() calls writing one path at once: both succeed and the path holds the whole file of
+// one. (They shared one temporary name: one renamed the other's half-written file, which then failed.)
+TEST(Snapshot, TwoSnapshotAllsToOnePathAtOnceEachWriteAWholeFile) {
+  const std::filesystem::path file = temp_file("two_writers");
+  const auto base = static_cast<std::uint32_t>(rk::test::scaled(20'000));
+  const std::uint32_t sizes[2] = {base + 2, base + 5};
+  rk::runtime_options options = cpu_options();
+  options.max_actors = 32'768;
+  rk::runtime a(options), b(options);
+  (void)a.spawn_many<counter>("a", sizes[0]);
+  (void)b.spawn_many<counter>("b", sizes[1]);
+  for (int round = 0; round < 8; ++round) {
+    std::promise<void> go;
+    std::shared_future<void> started = go.get_future().share();
+    auto write = [&](rk::runtime& rt) {
+      started.wait();
+      return rt.snapshot_all(file);
+    };
+    auto from_a = std::async(std::launch::async, write, std::ref(a));
+    auto from_b = std::async(std::launch::async, write, std::ref(b));
+    go.set_value();
+    EXPECT_EQ(from_a.get(), sizes[0]) << "round " << round;
+    EXPECT_EQ(from_b.get(), sizes[1]) << "round " << round;
+    rk::runtime reader(options);
+    reader.prepare<counter>();
+    const std::uint64_t restored = reader.restore(file);
+    EXPECT_TRUE(restored == sizes[0] || restored == sizes[1]) << "round " << round << ": " << restored;
+    EXPECT_EQ(rk::test::partial_files_beside(file), 0u) << "round " << round;
+  }
+  std::filesystem::remove(file);
+}
+
+//! A state larger than a thread's whole stack (8 MiB by default).
+struct large_state_handler {
+  static constexpr const char* name = "large_state_handler";
+  struct state {
+    std::uint64_t count = 0;
+    std::array<std::byte, (std::size_t{16} << 20) - 8> bytes{};
+  };
+  template <class Ctx>
+  void operator()(Ctx&, state& s, const rk::message&) {
+    ++s.count;
+  }
+};
+
+// spawn<H>(name) with a state of megabytes: its default state is made on the heap (it was a default
+// argument on the caller's stack, and a 16 MiB state crashed the caller), and snapshot() and restore()
+// carry it whole.
+TEST(Snapshot, AStateLargerThanTheStackSpawnsSnapshotsAndRestores) {
+  const std::filesystem::path file = temp_file("large_state");
+  rk::runtime rt(cpu_options());
+  const actor_index a = rt.spawn<large_state_handler>("default");
+  auto given = std::make_unique<large_state_handler::state>();
+  given->bytes.back() = std::byte{7};
+  const actor_index b = rt.spawn<large_state_handler>("given", {}, *given);
+  rt.start();
+  ASSERT_EQ(rt.send_blocking(a, msg_count, rk::as_bytes(ping_payload{1, 1}), 10s), status::enqueued);
+  ASSERT_TRUE(handled(rt, a, 1));
+  const rk::actor_snapshot copy = rt.snapshot(b);
+  ASSERT_EQ(copy.state.size(), sizeof(large_state_handler::state));
+  EXPECT_EQ(copy.state.back(), std::byte{7});
+  EXPECT_EQ(rt.snapshot_all(file), 2u);
+  EXPECT_TRUE(rt.shutdown().drained);
+  std::uint64_t count = 0;
+  std::memcpy(&count, rt.snapshot(a).state.data(), sizeof count);
+  EXPECT_EQ(count, 1u);
+  rk::runtime restored(cpu_options());
+  restored.prepare<large_state_handler>();
+  EXPECT_EQ(restored.restore(file), 2u);
+  EXPECT_EQ(restored.snapshot(b).state.back(), std::byte{7}) << "as restored, before start()";
   std::filesystem::remove(file);
 }
 

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <csignal>
@@ -260,4 +261,35 @@ TEST(StateDump, ADumpCallbackMayShutDownAnotherRuntimeThatDumpsOnSigusrOne) {
   struct sigaction after {};
   ASSERT_EQ(::sigaction(SIGUSR1, nullptr, &after), 0);
   EXPECT_EQ(after.sa_handler, before.sa_handler) << "the last registration restored the handler";
+}
+
+// Names are the application's (and restore() takes them from a file): a newline or an escape sequence
+// in one must not forge a line of text() or reach the reader's terminal. They used to be printed raw.
+TEST(StateDump, TextEscapesControlCharactersInNames) {
+  rk::state_dump d;
+  d.backend = "cpu";
+  d.phase = "running";
+  d.fault = std::string("boom\nworker 7 [forged]: idle");
+  d.ages_known = true;
+  rk::worker_state w;
+  w.serves = "pool\x1b[2J";
+  w.actor = 3;
+  w.actor_name = "stuck\nworker 9 [fake]: idle\x1b]0;title\x07";
+  d.workers.push_back(w);
+  rk::mailbox_state m;
+  m.name = "c1\xc2\x9b"
+           "31m"; // U+009B: CSI as a C1 control
+  m.handler = "tab\there\\x41";
+  m.lifecycle = "live";
+  d.mailboxes.push_back(m);
+  const std::string text = d.text();
+  const auto lines = std::count(text.begin(), text.end(), '\n');
+  EXPECT_EQ(lines, 4) << "header, fault, one worker, one mailbox:\n" << text;
+  for (const char c : text)
+    EXPECT_TRUE(c == '\n' || (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f)) << text;
+  EXPECT_EQ(text.find("\xc2\x9b"), std::string::npos) << text;
+  EXPECT_NE(text.find("stuck\\x0aworker 9 [fake]: idle\\x1b]0;title\\x07"), std::string::npos) << text;
+  EXPECT_NE(text.find("c1\\u009b31m"), std::string::npos) << text;
+  EXPECT_NE(text.find("tab\\x09here\\\\x41"), std::string::npos) << "a backslash cannot forge an escape";
+  EXPECT_NE(text.find("boom\\x0aworker 7"), std::string::npos) << text;
 }

@@ -295,7 +295,7 @@ TEST(Trace, ChromeTraceJsonParsesBack) {
   std::stringstream reread;
   reread << again.rdbuf();
   EXPECT_EQ(reread.str(), text);
-  EXPECT_FALSE(std::filesystem::exists(path.string() + ".partial"));
+  EXPECT_EQ(rk::test::partial_files_beside(path), 0u);
   std::filesystem::remove(path);
   EXPECT_THROW(rt.write_trace("/nonexistent-directory/trace.json"), rk::error);
 }

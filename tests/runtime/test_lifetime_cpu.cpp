@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <future>
 #include <optional>
 #include <string>
 #include <sys/wait.h>
@@ -108,6 +109,61 @@ struct self_faulting {
   std::_Exit(99);
 }
 
+//! Host-only: leaves every message in its mailbox (a mailbox that stays full: a send_wait to it parks).
+struct always_deferring {
+  template <class Ctx>
+  void operator()(Ctx& ctx, rk::no_state&, const rk::message&) {
+    ctx.defer();
+  }
+};
+
+//! Host-only: deletes the runtime that `runtime_to_delete` points to, from its own handler.
+rk::runtime* runtime_to_delete = nullptr;
+struct runtime_deleter {
+  template <class Ctx>
+  void operator()(Ctx&, rk::no_state&, const rk::message&) {
+    delete runtime_to_delete;
+  }
+};
+
+rk::runtime_options short_drain() {
+  rk::runtime_options o = quiet_cpu();
+  o.drain_timeout = 200ms; // the deferring actor never drains
+  return o;
+}
+
+//! Fills actor `full`'s two-slot mailbox and starts a send_wait to it with no timeout in another thread;
+//! returns once that send_wait's message is parked in the gateway (the thread is inside the call), or
+//! after 20 s with `parked` false (only a shutdown ends that wait then).
+std::future<rk::status> send_wait_that_parks(rk::runtime& rt, rk::actor_index full, bool& parked) {
+  for (int i = 0; i < 2; ++i) (void)rt.send(full, 1, {});
+  auto waiting = std::async(std::launch::async,
+                            [&rt, full] { return rt.send_wait(full, 1, {}, std::chrono::hours::max()); });
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!(parked = rt.stats().gateway_parked != 0) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  return waiting;
+}
+
+//! A handler deletes the runtime while a host thread waits in send_wait with no timeout: the wait ends
+//! (aborted), as after shutdown(). It used to wait for good. Exit code 0 when it did.
+[[noreturn]] void delete_from_a_handler_while_a_send_waits() {
+  auto* rt = new rk::runtime(short_drain());
+  runtime_to_delete = rt;
+  rk::actor_options two_slots;
+  two_slots.mailbox = {2, 128};
+  const rk::actor_index full = rt->spawn<always_deferring>("full", two_slots);
+  const rk::actor_index deleter = rt->spawn<runtime_deleter>("deleter");
+  rt->start();
+  bool parked = false;
+  std::future<rk::status> waiting = send_wait_that_parks(*rt, full, parked);
+  if (!parked) std::_Exit(97);
+  if (rt->send(deleter, 1, {}) != rk::status::enqueued) std::_Exit(98);
+  // From here on `rt` may be gone: only the waiting thread's answer is looked at.
+  if (waiting.wait_for(20s) != std::future_status::ready) std::_Exit(1);
+  std::_Exit(waiting.get() == rk::status::aborted ? 0 : 2);
+}
+
 //! The death tests' children exit with the runtime's threads asked to stop but not joined, and its memory
 //! kept for good (by design: the process ends). ThreadSanitizer would report the threads as leaked and
 //! change the exit code to 66, LeakSanitizer anything it counts as lost (exit code 23).
@@ -171,4 +227,28 @@ TEST(RuntimeLifetime, AForkedChildDestroysItsCopyOfARuntimeWithoutTouchingItsThr
   ASSERT_TRUE(reply.has_value());
   EXPECT_EQ(reply->as<std::uint64_t>(), 42u);
   EXPECT_TRUE(rt->shutdown().drained);
+}
+
+TEST(RuntimeLifetime, DeletingTheRuntimeFromAHandlerEndsWaitsInHostThreads) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  allow_unjoined_threads_in_death_tests();
+  EXPECT_EXIT(delete_from_a_handler_while_a_send_waits(), ::testing::ExitedWithCode(0), "");
+}
+
+// A host thread destroys the runtime while another waits in send_wait with no timeout for a message that
+// never settles: the shutdown ends the wait (aborted) and the destructor frees nothing until that call
+// has returned. It used to free the runtime under the returning call (a use after free, seen by ASan in
+// about half the runs).
+TEST(RuntimeLifetime, DestroyingTheRuntimeLetsCallsWaitingInOtherThreadsReturnFirst) {
+  auto rt = std::make_unique<rk::runtime>(short_drain());
+  rk::actor_options two_slots;
+  two_slots.mailbox = {2, 128};
+  const rk::actor_index full = rt->spawn<always_deferring>("full", two_slots);
+  rt->start();
+  bool parked = false;
+  std::future<rk::status> waiting = send_wait_that_parks(*rt, full, parked);
+  EXPECT_TRUE(parked) << "the send_wait's message was never parked";
+  rt.reset();
+  ASSERT_EQ(waiting.wait_for(20s), std::future_status::ready);
+  EXPECT_EQ(waiting.get(), rk::status::aborted);
 }

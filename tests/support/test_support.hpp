@@ -8,7 +8,9 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
+#include <string>
 
 #ifndef RK_TEST_SCALE_DIVISOR
 #define RK_TEST_SCALE_DIVISOR 1
@@ -44,6 +46,16 @@ private:
   rlimit old_{};
   void (*old_handler_)(int) = SIG_DFL;
 };
+
+//! Files beside `path` whose names begin with its name and ".partial" (the temporaries a whole-file
+//! write such as snapshot_all or write_trace renames over it): none may stay behind.
+inline std::size_t partial_files_beside(const std::filesystem::path& path) {
+  const std::string prefix = path.filename().string() + ".partial";
+  std::size_t found = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(path.parent_path()))
+    if (entry.path().filename().string().rfind(prefix, 0) == 0) ++found;
+  return found;
+}
 
 //! A ring in ordinary host memory, initialised empty: what the CPU backend uses for mailboxes.
 class host_ring {

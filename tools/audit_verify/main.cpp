@@ -11,7 +11,6 @@
 #include <cctype>
 #include <cstdio>
 #include <fstream>
-#include <iterator>
 #include <string>
 #include <string_view>
 
@@ -20,6 +19,27 @@ namespace {
 constexpr int exit_intact = 0;
 constexpr int exit_tampered = 1;
 constexpr int exit_usage = 2;
+
+//! Longest key file read: far beyond any real key, and a device such as /dev/zero ends here.
+constexpr std::size_t max_key_bytes = std::size_t{1} << 20;
+
+enum class key_read { ok, failed, too_large };
+
+//! Reads the key file's bytes into `key` (libstdc++'s streams throw on a read error such as EIO).
+key_read read_key(const std::string& path, std::string& key) {
+  try {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return key_read::failed;
+    char chunk[4096];
+    while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+      key.append(chunk, static_cast<std::size_t>(in.gcount()));
+      if (key.size() > max_key_bytes) return key_read::too_large;
+    }
+    return in.eof() ? key_read::ok : key_read::failed;
+  } catch (const std::exception&) {
+    return key_read::failed;
+  }
+}
 
 } // namespace
 
@@ -54,10 +74,17 @@ int main(int argc, char** argv) {
   rk::cli::parse(app, argc, argv, "[--allow-open] [--head HASH] [--key-file KEY] FILE");
   options.require_closed = !allow_open;
   if (!key_file.empty()) {
-    std::ifstream key(key_file, std::ios::binary);
-    options.key.assign(std::istreambuf_iterator<char>(key), std::istreambuf_iterator<char>());
-    if (!key.good() && !key.eof()) {
+    switch (read_key(key_file, options.key)) {
+    case key_read::ok:
+      break;
+    case key_read::failed:
       std::fprintf(stderr, "rk-audit-verify: cannot read the key file '%s'\n", key_file.c_str());
+      return exit_usage;
+    case key_read::too_large:
+      std::fprintf(stderr,
+                   "rk-audit-verify: the key file '%s' is longer than %zu bytes: is it the key? (a runtime's "
+                   "audit key is a few dozen bytes)\n",
+                   key_file.c_str(), max_key_bytes);
       return exit_usage;
     }
     if (options.key.empty()) {

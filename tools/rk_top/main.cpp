@@ -11,6 +11,7 @@
 // PROCESS GONE, RUNTIME DESTROYED, or NOT UPDATING when a "running" snapshot has not been rewritten for
 // 5 intervals (2 s at least): a process killed without cleaning up whose pid was reused.
 
+#include <ringkernel/host/detail/printable.hpp>
 #include <ringkernel/host/stats_shm.hpp>
 #include <rk_cli.hpp>
 
@@ -19,6 +20,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <csetjmp>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -45,7 +47,32 @@ extern "C" void on_interrupt(int) {
   interrupted.store(true);
 }
 
-//! A read-only mapping of one published snapshot.
+//! Where a SIGBUS in a guarded copy returns to: the object under a mapping shrank (another process
+//! truncated it), so the pages past its end are gone. rk-top reads on one thread.
+sigjmp_buf* bus_error_return = nullptr;
+extern "C" void on_bus_error(int signal) {
+  if (bus_error_return != nullptr) siglongjmp(*bus_error_return, 1);
+  std::signal(signal, SIG_DFL); // a SIGBUS outside a guarded copy is a bug: die of it
+  std::raise(signal);
+}
+
+//! Runs `copy` (loads and memcpy from the mapping only: nothing that allocates or must be unwound);
+//! false if the mapping's object shrank under it.
+template <class Copy>
+bool guarded(Copy&& copy) {
+  sigjmp_buf here;
+  if (sigsetjmp(here, 1) != 0) {
+    bus_error_return = nullptr;
+    return false;
+  }
+  bus_error_return = &here;
+  copy();
+  bus_error_return = nullptr;
+  return true;
+}
+
+//! A read-only mapping of one published snapshot. Every read of it is a guarded copy: the publisher, or
+//! anyone who may write the object, can truncate it while it is mapped.
 class snapshot_source {
 public:
   explicit snapshot_source(const std::string& name) : name_(name) {
@@ -64,15 +91,25 @@ public:
     base_ = ::mmap(nullptr, bytes_, PROT_READ, MAP_SHARED, fd, 0);
     ::close(fd);
     if (base_ == MAP_FAILED) throw std::runtime_error("cannot map " + name + ": " + std::strerror(errno));
-    if (std::memcmp(header().magic, rk::stats_shm_magic, sizeof rk::stats_shm_magic) != 0 ||
-        header().version != 1)
+    rk::stats_shm_header h{};
+    const bool whole = guarded([&] { std::memcpy(&h, base_, sizeof h); });
+    if (!whole || std::memcmp(h.magic, rk::stats_shm_magic, sizeof rk::stats_shm_magic) != 0 ||
+        h.version != 1) {
+      ::munmap(base_, bytes_);
       throw std::runtime_error(name + " is not a version-1 ringkernel snapshot");
+    }
+    text_.resize(bytes_ - sizeof(rk::stats_shm_header));
   }
   ~snapshot_source() { ::munmap(base_, bytes_); }
   snapshot_source(const snapshot_source&) = delete;
   snapshot_source& operator=(const snapshot_source&) = delete;
 
-  const rk::stats_shm_header& header() const { return *static_cast<const rk::stats_shm_header*>(base_); }
+  //! A copy of the header (its words may change as it is copied: only the seqlock read below is whole).
+  rk::stats_shm_header header() const {
+    rk::stats_shm_header h{};
+    if (!guarded([&] { std::memcpy(&h, base_, sizeof h); })) throw shrank();
+    return h;
+  }
 
   enum class under_its_name { same, replaced, removed };
   //! What the name refers to now: this object, another one (a runtime destroyed and another started
@@ -88,28 +125,37 @@ public:
 
   //! The JSON text of a consistent snapshot (seqlock), or nullopt when none could be read in 1,000 tries.
   std::optional<std::string> read() const {
-    auto& word = const_cast<std::uint64_t&>(header().sequence);
-    const std::atomic_ref<std::uint64_t> sequence(word);
+    auto* mapped = static_cast<rk::stats_shm_header*>(base_);
+    const std::atomic_ref<std::uint64_t> sequence(mapped->sequence);
+    const std::uint64_t capacity = text_.size();
     for (int attempt = 0; attempt < 1000; ++attempt) {
-      const std::uint64_t before = sequence.load(std::memory_order_acquire);
-      if (before == 0 || (before & 1) != 0) { // nothing yet, or being written
-        std::this_thread::yield();
-        continue;
-      }
-      const std::uint64_t length =
-          std::min<std::uint64_t>(header().length, bytes_ - sizeof(rk::stats_shm_header));
-      std::string text(static_cast<const char*>(base_) + sizeof(rk::stats_shm_header), length);
-      if (sequence.load(std::memory_order_acquire) == before) return text;
+      std::uint64_t before = 0, after = 0, length = 0;
+      if (!guarded([&] {
+            before = sequence.load(std::memory_order_acquire);
+            if (before == 0 || (before & 1) != 0) return; // nothing yet, or being written
+            length = std::min<std::uint64_t>(mapped->length, capacity);
+            std::memcpy(text_.data(), reinterpret_cast<const char*>(mapped + 1), length);
+            after = sequence.load(std::memory_order_acquire);
+          }))
+        throw shrank();
+      if (before != 0 && (before & 1) == 0 && after == before) return std::string(text_.data(), length);
+      std::this_thread::yield();
     }
     return std::nullopt;
   }
 
 private:
+  std::runtime_error shrank() const {
+    return std::runtime_error(name_ + " shrank while it was read (truncated by another process): not a "
+                                      "snapshot a runtime publishes");
+  }
+
   std::string name_;
   void* base_ = nullptr;
   std::size_t bytes_ = 0;
   dev_t device_ = 0;
   ino_t inode_ = 0;
+  mutable std::vector<char> text_; //!< the copy's buffer, allocated outside the guarded copies
 };
 
 //! A running runtime rewrites its snapshot every interval_ns; one that has not for this long is not
@@ -196,6 +242,14 @@ int clean() {
   return failed != 0 ? exit_usage : exit_ok;
 }
 
+//! Text from the snapshot (names are the application's, or anyone's who can write the object) as the
+//! terminal may show it: control characters escaped, at most `limit` bytes.
+std::string shown(const std::string& text, std::size_t limit = 4096) {
+  std::string out = rk::detail::printable(text);
+  if (out.size() > limit) out.resize(limit); // may cut an escape or a UTF-8 sequence: still nothing raw
+  return out;
+}
+
 std::string number(double v, int decimals = 1) {
   char buffer[32];
   std::snprintf(buffer, sizeof buffer, "%.*f", decimals, v);
@@ -207,12 +261,13 @@ std::string number(double v, int decimals = 1) {
 //! `condition`, when not empty, replaces the state the snapshot itself claims (running, stopped, faulted).
 std::string view(const nlohmann::json& s, const std::string& name, const std::string& condition) {
   if (s.contains("error"))
-    return "rk-top: " + name + ": the runtime says: " + s.at("error").get<std::string>() + "\n";
+    return "rk-top: " + shown(name) + ": the runtime says: " + shown(s.at("error").get<std::string>(), 500) +
+           "\n";
   std::string out;
   char line[256];
   std::snprintf(line, sizeof line, "ringkernel %s  pid %lld  %s backend (%s)  %s  up %s s  audit lost %llu\n",
-                name.c_str(), s.value("pid", 0LL), s.value("backend", std::string("?")).c_str(),
-                s.value("backend_description", std::string()).c_str(),
+                shown(name).c_str(), s.value("pid", 0LL), shown(s.value("backend", std::string("?"))).c_str(),
+                shown(s.value("backend_description", std::string())).c_str(),
                 !condition.empty()          ? condition.c_str()
                 : s.value("faulted", false) ? "FAULTED"
                 : s.value("running", false) ? "running"
@@ -225,7 +280,7 @@ std::string view(const nlohmann::json& s, const std::string& name, const std::st
   out += line;
   for (const auto& h : s.at("handler_types")) {
     std::snprintf(line, sizeof line, "%-24.24s %8llu %12s %10llu %14llu %14llu %10llu %7llu\n",
-                  h.at("handler").get<std::string>().c_str(), h.at("actors").get<unsigned long long>(),
+                  shown(h.at("handler").get<std::string>()).c_str(), h.at("actors").get<unsigned long long>(),
                   number(h.at("handled_per_s").get<double>()).c_str(),
                   h.at("queued").get<unsigned long long>(), h.at("handled").get<unsigned long long>(),
                   h.at("sent_delivered").get<unsigned long long>(),
@@ -248,10 +303,11 @@ std::string view(const nlohmann::json& s, const std::string& name, const std::st
     if (list.empty()) out += "  (none)\n";
     for (const auto& a : list) {
       std::snprintf(line, sizeof line, "  %-28.28s id %-10llu %-16.16s %12s/s  queued %-8llu %s\n",
-                    a.at("name").get<std::string>().c_str(), a.at("id").get<unsigned long long>(),
-                    a.at("handler").get<std::string>().c_str(),
+                    shown(a.at("name").get<std::string>()).c_str(), a.at("id").get<unsigned long long>(),
+                    shown(a.at("handler").get<std::string>()).c_str(),
                     number(a.at("handled_per_s").get<double>()).c_str(),
-                    a.at("queued").get<unsigned long long>(), a.at("lifecycle").get<std::string>().c_str());
+                    a.at("queued").get<unsigned long long>(),
+                    shown(a.at("lifecycle").get<std::string>()).c_str());
       out += line;
     }
   };
@@ -259,7 +315,7 @@ std::string view(const nlohmann::json& s, const std::string& name, const std::st
   actors("DEEPEST MAILBOXES", s.at("deepest"));
   out += "\nSTUCK (watchdog):";
   if (s.at("stuck").empty()) out += " none";
-  for (const auto& n : s.at("stuck")) out += "\n  " + n.get<std::string>();
+  for (const auto& n : s.at("stuck")) out += "\n  " + shown(n.get<std::string>(), 200);
   out += '\n';
   return out;
 }
@@ -285,6 +341,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(10u, 60'000u));
   rk::cli::parse(app, argc, argv,
                  "[--pid PID [--index K] | --name NAME] [--once] [--json] [--interval-ms N] | --clean");
+  // Every read of a mapped snapshot is guarded (snapshot_source): a truncated object is an error.
+  struct sigaction bus_error {};
+  bus_error.sa_handler = on_bus_error;
+  sigemptyset(&bus_error.sa_mask);
+  ::sigaction(SIGBUS, &bus_error, nullptr);
   if (remove_gone) {
     if (pid || !name.empty() || once || json) {
       std::fputs("rk-top: --clean takes no other option (it looks at every snapshot)\n", stderr);
@@ -339,6 +400,15 @@ int main(int argc, char** argv) {
           return exit_usage;
         }
       } else if (once && json) {
+        // Passed through unparsed, but never raw control characters (JSON escapes them in strings and
+        // has none elsewhere): whoever can write the object must not reach the reader's terminal.
+        if (std::any_of(text->begin(), text->end(), [](char c) {
+              return static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\r' && c != '\t';
+            })) {
+          std::fprintf(stderr, "rk-top: %s does not hold JSON text (it has raw control characters)\n",
+                       shown(name).c_str());
+          return exit_usage;
+        }
         std::printf("%s\n", text->c_str());
         return exit_ok;
       } else {

@@ -111,12 +111,18 @@ public:
   //! Chooses and initialises the backend (see runtime_options::backend). Throws rk::error when an
   //! explicitly requested backend is unusable or the options are invalid.
   explicit runtime(runtime_options options = {});
-  //! Shuts down if still running; never throws. On one of the runtime's own threads (a handler, an audit
-  //! sink or on_state_dump that calls std::exit while the runtime is a static, or deletes it) it cannot wait
-  //! for that thread: it asks the workers to stop, waits for nothing and keeps the runtime's memory for
-  //! good. This holds while another thread is still inside start() too: start() then starts no watchdog,
-  //! and may throw or return with the workers stopping. In a child of fork() it does nothing (see the note
-  //! on fork() above).
+  //! Shuts down if still running; never throws. Calls waiting in other threads (receive, send_wait,
+  //! send_blocking, pause, stop, snapshot, ...) end as for shutdown() and return before anything is freed;
+  //! if one has not returned within runtime_options::stop_timeout the runtime's memory is kept for good.
+  //! (A call that begins while the destructor runs is, as for any object, undefined behaviour.)
+  //! On one of the runtime's own threads (a handler, an audit sink or on_state_dump that calls std::exit
+  //! while the runtime is a static, or deletes it) it cannot wait for that thread: it asks the workers to
+  //! stop, waits for nothing and keeps the runtime's memory for good. After a delete there, calls waiting
+  //! in other threads return as after shutdown(); during std::exit they keep waiting (a main thread that
+  //! returned would end the process with its own exit code before the handler's exit completes). This
+  //! holds while another thread is still inside start() too: start() then starts no watchdog, and may
+  //! throw or return with the workers stopping. In a child of fork() it does nothing (see the note on
+  //! fork() above).
   ~runtime();
   runtime(const runtime&) = delete;
   runtime& operator=(const runtime&) = delete;
@@ -134,11 +140,21 @@ public:
   //! compiled by nvcc. `WithCuda` is an implementation detail: it keeps the nvcc and non-nvcc
   //! instantiations distinct.
   template <class H, bool WithCuda = RK_COMPILED_BY_NVCC>
-  address spawn(std::string name, const actor_options& options = {}, const handler_state_t<H>& initial = {}) {
+  address spawn(std::string name, const actor_options& options, const handler_state_t<H>& initial) {
     static_assert(is_valid_handler_v<H>,
                   "handler types need a default-constructible, trivially copyable "
                   "state and 1..1024 threads_per_worker (see ringkernel/device/handler.cuh)");
     return spawn_erased(detail::make_actor_type_ops<H, WithCuda>(), std::move(name), options, &initial);
+  }
+  //! The same with a default-constructed state, made on the heap (a state of many megabytes would
+  //! overflow the caller's stack).
+  template <class H, bool WithCuda = RK_COMPILED_BY_NVCC>
+  address spawn(std::string name, const actor_options& options = {}) {
+    static_assert(is_valid_handler_v<H>,
+                  "handler types need a default-constructible, trivially copyable "
+                  "state and 1..1024 threads_per_worker (see ringkernel/device/handler.cuh)");
+    const auto initial = std::make_unique<handler_state_t<H>>();
+    return spawn_erased(detail::make_actor_type_ops<H, WithCuda>(), std::move(name), options, initial.get());
   }
   //! Creates `count` actors running handler H, named `prefix/0` .. `prefix/<count-1>`, in one transaction
   //! (all or none), and returns their ids in name order (not necessarily consecutive). Much faster than
@@ -327,8 +343,10 @@ public:
   //! The kept records as Chrome trace JSON (open in https://ui.perfetto.dev or chrome://tracing), with
   //! actor and message-type names.
   std::string trace_json() const;
-  //! trace_json() into `path`, replaced whole: written beside it (`path`.partial) and renamed over it, so
-  //! a failure (a full disk, no permission) throws rk::error saying why and leaves `path` as it was.
+  //! trace_json() into `path`, replaced whole: written to a new file of its own beside it
+  //! (`path`.partial.XXXXXX) and renamed over it, so a failure (a full disk, no permission) throws
+  //! rk::error saying why and leaves `path` as it was, and calls writing one path at once each leave a
+  //! whole file there (the last to finish wins).
   void write_trace(const std::filesystem::path& path) const;
 
   // --- snapshots (snapshot.hpp) ---------------------------------------------------------------------------
@@ -343,7 +361,8 @@ public:
                           std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
     return snapshot_for(a, detail::checked_timeout(timeout, "snapshot()"));
   }
-  //! The same, as H's state type (rk::error if `a` runs another handler type).
+  //! The same, as H's state type (rk::error if `a` runs another handler type). Returned by value, so on
+  //! the caller's stack: for a state of megabytes use snapshot(), whose bytes are on the heap.
   template <class H, class Rep = std::int64_t, class Period = std::nano>
   handler_state_t<H> snapshot_state(actor_index a,
                                     std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
@@ -405,7 +424,10 @@ public:
   //! `queue_full` (runtime_options::host_parking_slots host messages are unsettled already, or the
   //! ingress ring is full: nothing was sent, try again), `too_large` (payload exceeds the host ring's
   //! slot), `invalid_destination` (host_actor: the host cannot send to itself) or `not_running`. Throws
-  //! rk::error if the runtime faulted.
+  //! rk::error if the runtime faulted, and for a payload that names bytes without a pointer to them
+  //! (size > 0, data null: a caller's mistake, as a negative timeout is; a handler's send answers the
+  //! same with invalid_descriptor, as every device-side send answers with a status). The same holds for
+  //! send_keyed, send_descriptor, send_blocking and send_wait.
   //!
   //! An enqueued message is never lost: the gateway on the device delivers it, waiting in its parking
   //! area while the destination mailbox is full (later messages to other destinations pass it; those to
@@ -475,7 +497,8 @@ public:
   //! counters read before it, with runtime_stats::stale set (never throws for a fault).
   runtime_stats stats() const;
 
-  //! Final state of actor `id`, which must run handler H. Only after shutdown().
+  //! Final state of actor `id`, which must run handler H. Only after shutdown(). Returned by value (on the
+  //! caller's stack; for a state of megabytes, snapshot() after shutdown gives the bytes on the heap).
   template <class H>
   handler_state_t<H> state(actor_index id) const {
     handler_state_t<H> value{};

@@ -12,7 +12,9 @@
 //!    (a quarter of the timeout, 1 .. 250 ms); without a watchdog they are unknown.
 //!  - Every actor with messages in its mailbox or in its handler: depth per lane, the messages taken but
 //!    not finished, lifecycle and the host's and device's lifecycle words.
-//!  - text() is for people (one line per worker and actor), json() for scripts (nlohmann-json).
+//!  - text() is for people (one line per worker and actor), json() for scripts (nlohmann-json). In
+//!    text(), control characters in names, handler types and the fault are escaped
+//!    (<ringkernel/host/detail/printable.hpp>): a name cannot break a line or drive the terminal.
 //!  - runtime_options::dump_state_on_sigusr1 makes SIGUSR1 dump every such runtime in the process, and
 //!    the watchdog dumps when it reports a stuck call; both hand the dump to runtime_options::on_state_dump
 //!    (default: text() to stderr).

@@ -195,7 +195,9 @@ struct shutdown_report {
   //! still run: a message forwarded between two actors during the reading can count at both ends.
   std::uint64_t undelivered = 0;
   //! The host messages among them that never reached a mailbox, each by destination, type and
-  //! correlation id (empty when the drain succeeded or a device fault made them unreadable).
+  //! correlation id (empty when the drain succeeded, when a device fault made them unreadable, and when
+  //! a worker did not stop (workers_stopped false): the gateway may still be delivering them then, so
+  //! no list would be exact; `undelivered` and stats().gateway_parked still count them).
   std::vector<undelivered_message> undelivered_host_messages;
   std::uint64_t discarded = 0; //!< messages that reached stopped or faulted actors (counted)
   //! Messages lost to faults: those whose handler call faulted (CPU backend) and, after a device fault,
