@@ -36,7 +36,14 @@ void replace_file(const std::filesystem::path& path, std::initializer_list<std::
   };
   // A name of its own beside `path` (mkstemp): two calls writing the same path at once each rename a
   // whole file of their own, the later rename wins, and neither truncates or removes the other's.
-  std::string temporary = path.string() + ".partial.XXXXXX";
+  // The name is cut where `path`'s own is too long to take the suffix (NAME_MAX, 255 bytes here).
+  constexpr std::size_t suffix_bytes = sizeof(".partial.XXXXXX") - 1;
+  std::string name = path.filename().string();
+  if (const long most =
+          ::pathconf(path.parent_path().empty() ? "." : path.parent_path().c_str(), _PC_NAME_MAX);
+      most > static_cast<long>(suffix_bytes) && name.size() + suffix_bytes > static_cast<std::size_t>(most))
+    name.resize(static_cast<std::size_t>(most) - suffix_bytes);
+  std::string temporary = (path.parent_path() / (name + ".partial.XXXXXX")).string();
   const int fd = ::mkostemp(temporary.data(), O_CLOEXEC);
   if (fd < 0) fail(std::string("creating a temporary file beside it: ") + std::strerror(errno));
   const auto fail_removing = [&](const std::string& why) {

@@ -9,7 +9,7 @@
 namespace rk::detail {
 
 //! Writes `parts`, one after the other, to a new file of its own beside `path` (`path`.partial.XXXXXX,
-//! mkstemp) and renames it to `path`, so a reader of `path` sees its old contents or the whole new ones,
+//! mkstemp; `path`'s name cut to fit NAME_MAX) and renames it to `path`, so a reader of `path` sees its old contents or the whole new ones,
 //! never a torn file, and calls writing one path at once each leave a whole file (the last rename wins).
 //! The file gets the permissions a plain create would (0666 less the umask). On failure (a full disk,
 //! no permission, a directory at `path`) removes its own temporary file and throws rk::error for `who`,

@@ -298,6 +298,13 @@ TEST(Trace, ChromeTraceJsonParsesBack) {
   EXPECT_EQ(rk::test::partial_files_beside(path), 0u);
   std::filesystem::remove(path);
   EXPECT_THROW(rt.write_trace("/nonexistent-directory/trace.json"), rk::error);
+  // A name as long as the file system allows (255 bytes) still has room for its temporary beside it.
+  const auto longest = std::filesystem::temp_directory_path() /
+                       ("rk_trace_" + std::to_string(::getpid()) + std::string(255, 'n')).substr(0, 255);
+  rt.write_trace(longest);
+  EXPECT_EQ(std::filesystem::file_size(longest), text.size());
+  EXPECT_EQ(rk::test::partial_files_beside(longest), 0u);
+  std::filesystem::remove(longest);
 }
 
 TEST(Trace, BadOptionsAreRefusedWithTheirName) {

@@ -5,6 +5,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
@@ -47,13 +48,17 @@ private:
   void (*old_handler_)(int) = SIG_DFL;
 };
 
-//! Files beside `path` whose names begin with its name and ".partial" (the temporaries a whole-file
-//! write such as snapshot_all or write_trace renames over it): none may stay behind.
+//! Files beside `path` named as the temporaries a whole-file write (snapshot_all, write_trace) renames
+//! over it: its name, cut to 240 bytes when longer, then ".partial.". None may stay behind.
 inline std::size_t partial_files_beside(const std::filesystem::path& path) {
-  const std::string prefix = path.filename().string() + ".partial";
+  const std::string name = path.filename().string();
+  const std::string cut = name.substr(0, std::min<std::size_t>(name.size(), 240));
   std::size_t found = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(path.parent_path()))
-    if (entry.path().filename().string().rfind(prefix, 0) == 0) ++found;
+  for (const auto& entry : std::filesystem::directory_iterator(path.parent_path())) {
+    const std::string other = entry.path().filename().string();
+    if (other != name && other.rfind(cut, 0) == 0 && other.find(".partial.", cut.size()) != std::string::npos)
+      ++found;
+  }
   return found;
 }
 
