@@ -4,12 +4,12 @@
 
 #include <ringkernel/host/error.hpp>
 
+#include <atomic>
 #include <cerrno>
-#include <cstdlib>
+#include <chrono>
 #include <cstring>
 #include <fcntl.h>
 #include <string>
-#include <sys/stat.h>
 #include <unistd.h>
 
 namespace rk::detail {
@@ -27,6 +27,23 @@ bool write_all(int fd, std::string_view bytes) {
   }
   return true;
 }
+
+//! Six characters no other call of this process has used (a counter) and unlikely in another process
+//! (its pid and the clock); a name taken anyway is retried (O_EXCL).
+std::string unique_suffix() {
+  static std::atomic<std::uint64_t> calls{0};
+  std::uint64_t bits = calls.fetch_add(1, std::memory_order_relaxed) * 0x9e3779b97f4a7c15ull;
+  bits ^= static_cast<std::uint64_t>(::getpid()) << 32;
+  bits ^= static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  static constexpr char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  std::string out(6, '0');
+  for (char& c : out) {
+    c = alphabet[bits % (sizeof alphabet - 1)];
+    bits /= sizeof alphabet - 1;
+  }
+  return out;
+}
+
 } // namespace
 
 void replace_file(const std::filesystem::path& path, std::initializer_list<std::string_view> parts,
@@ -34,7 +51,7 @@ void replace_file(const std::filesystem::path& path, std::initializer_list<std::
   const auto fail = [&](const std::string& why) {
     throw error(who + ": cannot write '" + path.string() + "' (" + why + "); it was left as it was");
   };
-  // A name of its own beside `path` (mkstemp): two calls writing the same path at once each rename a
+  // A name of its own beside `path`: two calls writing the same path at once each rename a
   // whole file of their own, the later rename wins, and neither truncates or removes the other's.
   // The name is cut where `path`'s own is too long to take the suffix (NAME_MAX, 255 bytes here).
   constexpr std::size_t suffix_bytes = sizeof(".partial.XXXXXX") - 1;
@@ -43,17 +60,21 @@ void replace_file(const std::filesystem::path& path, std::initializer_list<std::
           ::pathconf(path.parent_path().empty() ? "." : path.parent_path().c_str(), _PC_NAME_MAX);
       most > static_cast<long>(suffix_bytes) && name.size() + suffix_bytes > static_cast<std::size_t>(most))
     name.resize(static_cast<std::size_t>(most) - suffix_bytes);
-  std::string temporary = (path.parent_path() / (name + ".partial.XXXXXX")).string();
-  const int fd = ::mkostemp(temporary.data(), O_CLOEXEC);
+  std::string temporary;
+  int fd = -1;
+  // Created with O_EXCL under a fresh suffix (mode 0666: the kernel applies the umask; mkstemp's 0600
+  // would need the umask read through umask(), which changes it for every thread meanwhile).
+  for (int attempt = 0; fd < 0 && attempt < 100; ++attempt) {
+    temporary = (path.parent_path() / (name + ".partial." + unique_suffix())).string();
+    fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0 && errno != EEXIST) break;
+  }
   if (fd < 0) fail(std::string("creating a temporary file beside it: ") + std::strerror(errno));
   const auto fail_removing = [&](const std::string& why) {
     ::unlink(temporary.c_str());
     fail(why);
   };
-  // mkstemp creates the file 0600; give it what a plain create would (0666 less the umask).
-  const mode_t mask = ::umask(0);
-  ::umask(mask);
-  bool written = ::fchmod(fd, 0666 & ~mask) == 0;
+  bool written = true;
   for (std::string_view part : parts)
     if (written) written = write_all(fd, part);
   const int write_error = written ? 0 : errno;

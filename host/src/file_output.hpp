@@ -9,11 +9,12 @@
 namespace rk::detail {
 
 //! Writes `parts`, one after the other, to a new file of its own beside `path` (`path`.partial.XXXXXX,
-//! mkstemp; `path`'s name cut to fit NAME_MAX) and renames it to `path`, so a reader of `path` sees its old contents or the whole new ones,
-//! never a torn file, and calls writing one path at once each leave a whole file (the last rename wins).
-//! The file gets the permissions a plain create would (0666 less the umask). On failure (a full disk,
-//! no permission, a directory at `path`) removes its own temporary file and throws rk::error for `who`,
-//! saying why (errno) and that `path` was left as it was.
+//! created with O_EXCL; `path`'s name cut to fit NAME_MAX) and renames it to `path`, so a reader of
+//! `path` sees its old contents or the whole new ones, never a torn file, and calls writing one path at
+//! once each leave a whole file (the last rename wins). The file gets the permissions a plain create
+//! would (0666 less the umask). On failure (a full disk, no permission, a directory at `path`) removes
+//! its own temporary file and throws rk::error for `who`, saying why (errno) and that `path` was left as
+//! it was.
 void replace_file(const std::filesystem::path& path, std::initializer_list<std::string_view> parts,
                   const std::string& who);
 

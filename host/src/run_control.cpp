@@ -193,12 +193,18 @@ bool run_control::application_paused() {
 }
 
 bool run_control::await_all_paused(std::chrono::nanoseconds timeout, const std::string& who) {
-  // A worker in a handler call the watchdog reports stuck cannot confirm: end the wait and say so.
+  // A worker in a handler call the watchdog reports stuck cannot confirm: end the wait and say so. So
+  // does a shutdown: it may wait for the setup lock this caller holds (snapshot_all), and a worker it
+  // could not stop never confirms.
+  const auto overtaken = [&] { return shutdown_requested_.load() || phase_.load() != phase::running; };
   const wait_result r = wait_until(
-      [&] { return workers_.all_paused() || watchdog_.reports_any_stuck() || callback_outlived(phase_); },
+      [&] {
+        return workers_.all_paused() || watchdog_.reports_any_stuck() || overtaken() ||
+               callback_outlived(phase_);
+      },
       abort_on_fault(), timeout_ns(timeout), host_backoff());
   if (r == wait_result::aborted) faults_.throw_if_faulted();
-  if (r == wait_result::ready && workers_.all_paused()) return true;
+  if (r == wait_result::ready && workers_.all_paused() && !overtaken()) return true;
   watchdog_.throw_if_any_stuck(who);
   return false;
 }
@@ -404,6 +410,7 @@ void run_control::abandon(bool end_waits) noexcept {
   if (!end_waits) return;
   // Every wait of a host call ends on the stopped phase (host_io::waits_end and run control's own);
   // receivers parked on the receive lot need the wake.
+  shutdown_requested_.store(true);
   phase_.store(phase::stopped);
   io_.wake_receivers();
 }

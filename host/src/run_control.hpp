@@ -90,6 +90,10 @@ public:
   void on_stuck(std::function<void()> call) { watchdog_.on_report(std::move(call)); }
 
   shutdown_report shutdown() noexcept;
+  //! Said by shutdown() (and an abandon that ends waits) before it waits for the setup lock: waits for
+  //! every worker to pause (pause(), snapshot_all(), which may hold that lock) end then, and say false.
+  void note_shutdown_requested() noexcept { shutdown_requested_.store(true); }
+  bool shutdown_requested() const noexcept { return shutdown_requested_.load(); }
   //! For a runtime destroyed on one of its own threads (see runtime_impl::abandon): asks the gateway and
   //! the workers to stop without waiting for them, and stops the watchdog and the audit drain unless the
   //! caller is that thread. Its memory is never freed (a worker may still use it). `end_waits`: the
@@ -151,6 +155,7 @@ private:
 
   bool workers_stopped_ = true;
   std::atomic<bool> starting_{false}; //!< start() runs (as_reported: its phase says stopped meanwhile)
+  std::atomic<bool> shutdown_requested_{false}; //!< see note_shutdown_requested
   std::optional<runtime_stats> final_stats_;
   mutable std::mutex snapshot_mutex_;
   std::optional<runtime_stats> last_snapshot_; //!< guarded by snapshot_mutex_

@@ -483,9 +483,15 @@ wait_result runtime_impl::release_region(region_handle region, std::chrono::nano
     collect();
     return !regions_.releasing(region);
   };
+  // A shutdown that left a worker running (stuck in a handler) ends the wait: that worker may still read
+  // the region, and nothing will ever say otherwise.
   const wait_result r = wait_until(
-      released, [&] { return faults_.detected(); }, timeout_ns(timeout));
-  if (r == wait_result::aborted) faults_.throw_if_faulted();
+      released, [&] { return faults_.detected() || run_.current_phase() == phase::stopped; },
+      timeout_ns(timeout));
+  if (r == wait_result::aborted) {
+    if (released()) return wait_result::ready; // the shutdown stopped every worker
+    faults_.throw_if_faulted();
+  }
   return r;
 }
 
@@ -570,6 +576,7 @@ shutdown_report runtime_impl::shutdown() noexcept {
               "shutdown() waits for: refused, nothing was stopped; call it from a host thread of your own";
     return r;
   }
+  run_.note_shutdown_requested(); // a snapshot_all() holding the setup lock stops waiting for its pause
   std::lock_guard lock(setup_);
   shutdown_report r = run_.shutdown(); // SIGUSR1 still dumps a drain that hangs
   trace_.stop(r.workers_stopped);      // the rest of the trace ring is collected (later, for late workers)

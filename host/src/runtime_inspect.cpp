@@ -28,8 +28,11 @@ actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds ti
       // snapshot_all() does (a resume() meanwhile takes effect after it).
       std::lock_guard lock(setup_);
       if (!run_.hold_all_for_snapshot(timeout, "snapshot()"))
-        throw error("snapshot(): the runtime is paused but its workers did not all confirm within " +
-                    timeout_text() + " (a handler call is still running); nothing was copied");
+        throw error(run_.shutdown_requested()
+                        ? std::string("snapshot(): shutdown() began while the paused runtime's workers were "
+                                      "confirming; nothing was copied")
+                        : "snapshot(): the runtime is paused but its workers did not all confirm within " +
+                              timeout_text() + " (a handler call is still running); nothing was copied");
       try {
         actor_snapshot s = actors_.image(a);
         run_.release_all_for_snapshot();
@@ -120,6 +123,8 @@ std::uint64_t runtime_impl::snapshot_all(const std::filesystem::path& path,
     // handler calls may still write states); a resume() meanwhile does not end the hold.
     const bool pause = run_.current_phase() == phase::running;
     if (pause && !run_.hold_all_for_snapshot(timeout, "snapshot_all()")) {
+      if (run_.shutdown_requested())
+        throw error("snapshot_all(): shutdown() began while the workers were pausing; nothing was written");
       throw error("snapshot_all(): the workers did not all pause within " +
                   std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
                   " ms (a handler call is still running); nothing was written");

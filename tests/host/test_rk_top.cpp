@@ -322,6 +322,25 @@ TEST(RkTop, ControlCharactersInNamesNeverReachTheTerminalRaw) {
   const run_result j = run(top + " --name " + raw.name + " --once --json 2>&1");
   EXPECT_EQ(j.status, 2) << j.output;
   EXPECT_EQ(j.output.find('\x1b'), std::string::npos) << j.output;
+  // Valid JSON may carry DEL and C1 controls raw (a runtime's actor named with U+009B, CSI): --json
+  // writes the same document with them escaped.
+  const crafted_snapshot c1("/rk_top_test." + std::to_string(::getpid()) + ".c1", me,
+                            "{\"pid\":1,\"name\":\"csi\xc2\x9b"
+                            "31m\\\"\"}");
+  const run_result k = run(top + " --name " + c1.name + " --once --json 2>&1");
+  EXPECT_EQ(k.status, 0) << k.output;
+  EXPECT_EQ(k.output.find("\xc2\x9b"), std::string::npos) << k.output;
+  EXPECT_EQ(nlohmann::json::parse(k.output)["name"], "csi\xc2\x9b"
+                                                     "31m\"")
+      << k.output;
+  // The object's name is anyone's too: an error naming it escapes it.
+  const std::string hostile = "/rk_top_test." + std::to_string(::getpid()) + ".\x1b[2J";
+  const crafted_snapshot named_badly(hostile, me, R"({"pid":1})");
+  const run_result n = run(top + " --name \"$(printf '/rk_top_test." + std::to_string(::getpid()) +
+                           ".\\033[2J')\" --once 2>&1");
+  EXPECT_EQ(n.status, 2) << n.output;
+  EXPECT_EQ(n.output.find('\x1b'), std::string::npos) << n.output;
+  EXPECT_NE(n.output.find("\\x1b[2J"), std::string::npos) << n.output;
 }
 
 // An object truncated while rk-top has it mapped (by anyone who may write it): an error saying so, not

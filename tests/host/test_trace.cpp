@@ -19,6 +19,8 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace {
 
@@ -304,6 +306,13 @@ TEST(Trace, ChromeTraceJsonParsesBack) {
   rt.write_trace(longest);
   EXPECT_EQ(std::filesystem::file_size(longest), text.size());
   EXPECT_EQ(rk::test::partial_files_beside(longest), 0u);
+  // The permissions of a plain create: 0666 less the umask.
+  const mode_t umask_before = ::umask(027);
+  rt.write_trace(longest);
+  ::umask(umask_before);
+  struct stat written {};
+  ASSERT_EQ(::stat(longest.c_str(), &written), 0);
+  EXPECT_EQ(written.st_mode & 0777, 0640u);
   std::filesystem::remove(longest);
 }
 

@@ -164,6 +164,53 @@ std::future<rk::status> send_wait_that_parks(rk::runtime& rt, rk::actor_index fu
   std::_Exit(waiting.get() == rk::status::aborted ? 0 : 2);
 }
 
+//! Host-only: a handler call that never returns (no watchdog reports it: handler_timeout 0).
+struct stuck_for_good {
+  template <class Ctx>
+  void operator()(Ctx&, rk::no_state&, const rk::message&) {
+    for (;;) std::this_thread::yield();
+  }
+};
+
+//! shutdown() with a worker it cannot stop: a pause() and a release_region() waiting with no timeout in
+//! other threads end (false; aborted: the stuck worker may still read the region). Both waited for good:
+//! the stuck worker never confirms a pause nor passes a grace period. Exit code 0 when they ended.
+[[noreturn]] void shutdown_leaving_a_stuck_worker_ends_pause_and_release_region() {
+  rk::runtime_options o = quiet_cpu();
+  o.handler_timeout = 0ms;
+  o.drain_timeout = 100ms;
+  o.stop_timeout = 200ms;
+  auto* rt = new rk::runtime(o); // never destroyed: its worker never stops
+  const rk::actor_index stuck = rt->spawn<stuck_for_good>("stuck");
+  const rk::region_handle region = rt->create_region({}, 4096, {});
+  rt->start();
+  if (rt->send(stuck, 1, {}) != rk::status::enqueued) std::_Exit(97);
+  const auto in_call = [&] {
+    for (const rk::worker_state& w : rt->dump_state().workers)
+      if (w.actor == stuck) return true;
+    return false;
+  };
+  const auto eventually = [](auto&& condition) {
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (!condition())
+      if (std::chrono::steady_clock::now() > deadline)
+        return false;
+      else
+        std::this_thread::yield();
+    return true;
+  };
+  if (!eventually(in_call)) std::_Exit(98);
+  auto pausing = std::async(std::launch::async, [rt] { return rt->pause(std::chrono::hours::max()); });
+  if (!eventually([&] { return rt->dump_state().paused; })) std::_Exit(99);
+  auto releasing = std::async(std::launch::async,
+                              [rt, region] { return rt->release_region(region, std::chrono::hours::max()); });
+  if (rt->shutdown().workers_stopped) std::_Exit(3);
+  if (pausing.wait_for(20s) != std::future_status::ready) std::_Exit(4);
+  if (pausing.get()) std::_Exit(5);
+  if (releasing.wait_for(20s) != std::future_status::ready) std::_Exit(6);
+  std::_Exit(releasing.get() == rk::wait_result::aborted ? 0 : 7);
+}
+
 //! The death tests' children exit with the runtime's threads asked to stop but not joined, and its memory
 //! kept for good (by design: the process ends). ThreadSanitizer would report the threads as leaked and
 //! change the exit code to 66, LeakSanitizer anything it counts as lost (exit code 23).
@@ -251,4 +298,11 @@ TEST(RuntimeLifetime, DestroyingTheRuntimeLetsCallsWaitingInOtherThreadsReturnFi
   rt.reset();
   ASSERT_EQ(waiting.wait_for(20s), std::future_status::ready);
   EXPECT_EQ(waiting.get(), rk::status::aborted);
+}
+
+TEST(RuntimeLifetime, AShutdownThatLeavesAStuckWorkerEndsPauseAndReleaseRegionWaits) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  allow_unjoined_threads_in_death_tests();
+  EXPECT_EXIT(shutdown_leaving_a_stuck_worker_ends_pause_and_release_region(), ::testing::ExitedWithCode(0),
+              "");
 }

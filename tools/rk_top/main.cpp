@@ -47,6 +47,18 @@ extern "C" void on_interrupt(int) {
   interrupted.store(true);
 }
 
+//! Text from the snapshot (names are the application's, or anyone's who can write the object) as the
+//! terminal may show it: control characters escaped, at most `limit` bytes.
+std::string shown(const std::string& text, std::size_t limit = 4096) {
+  std::string out = rk::detail::printable(text);
+  if (out.size() > limit) out.resize(limit); // may cut an escape or a UTF-8 sequence: still nothing raw
+  return out;
+}
+
+//! Largest object taken for a snapshot: a runtime's is a header and 1 MiB (a sparse object of gigabytes
+//! would otherwise be copied whole).
+constexpr std::uint64_t largest_object = std::uint64_t{64} << 20;
+
 //! Where a SIGBUS in a guarded copy returns to: the object under a mapping shrank (another process
 //! truncated it), so the pages past its end are gone. rk-top reads on one thread.
 sigjmp_buf* bus_error_return = nullptr;
@@ -78,25 +90,31 @@ public:
   explicit snapshot_source(const std::string& name) : name_(name) {
     // Non-blocking: anyone may put a FIFO under a ringkernel.* name in /dev/shm, and opening it would wait.
     const int fd = ::shm_open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0);
-    if (fd < 0) throw std::runtime_error("cannot open " + name + ": " + std::strerror(errno));
+    if (fd < 0) throw std::runtime_error("cannot open " + shown(name) + ": " + std::strerror(errno));
     struct stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
         static_cast<std::size_t>(st.st_size) < sizeof(rk::stats_shm_header)) {
       ::close(fd);
-      throw std::runtime_error(name + " is not a ringkernel snapshot (too small)");
+      throw std::runtime_error(shown(name) + " is not a ringkernel snapshot (too small)");
+    }
+    if (static_cast<std::uint64_t>(st.st_size) > largest_object) { // a runtime's is 1 MiB and a header
+      ::close(fd);
+      throw std::runtime_error(shown(name) + " is not a ringkernel snapshot (" + std::to_string(st.st_size) +
+                               " bytes)");
     }
     bytes_ = static_cast<std::size_t>(st.st_size);
     device_ = st.st_dev;
     inode_ = st.st_ino;
     base_ = ::mmap(nullptr, bytes_, PROT_READ, MAP_SHARED, fd, 0);
     ::close(fd);
-    if (base_ == MAP_FAILED) throw std::runtime_error("cannot map " + name + ": " + std::strerror(errno));
+    if (base_ == MAP_FAILED)
+      throw std::runtime_error("cannot map " + shown(name) + ": " + std::strerror(errno));
     rk::stats_shm_header h{};
     const bool whole = guarded([&] { std::memcpy(&h, base_, sizeof h); });
     if (!whole || std::memcmp(h.magic, rk::stats_shm_magic, sizeof rk::stats_shm_magic) != 0 ||
         h.version != 1) {
       ::munmap(base_, bytes_);
-      throw std::runtime_error(name + " is not a version-1 ringkernel snapshot");
+      throw std::runtime_error(shown(name) + " is not a version-1 ringkernel snapshot");
     }
     text_.resize(bytes_ - sizeof(rk::stats_shm_header));
   }
@@ -115,7 +133,7 @@ public:
   //! What the name refers to now: this object, another one (a runtime destroyed and another started
   //! under the same name), or nothing (the runtime was destroyed).
   under_its_name now() const {
-    const int fd = ::shm_open(name_.c_str(), O_RDONLY | O_CLOEXEC, 0);
+    const int fd = ::shm_open(name_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0); // a FIFO: see above
     if (fd < 0) return errno == ENOENT ? under_its_name::removed : under_its_name::same;
     struct stat st {};
     const bool same = ::fstat(fd, &st) != 0 || (st.st_dev == device_ && st.st_ino == inode_);
@@ -146,8 +164,9 @@ public:
 
 private:
   std::runtime_error shrank() const {
-    return std::runtime_error(name_ + " shrank while it was read (truncated by another process): not a "
-                                      "snapshot a runtime publishes");
+    return std::runtime_error(shown(name_) +
+                              " shrank while it was read (truncated by another process): not a "
+                              "snapshot a runtime publishes");
   }
 
   std::string name_;
@@ -231,23 +250,15 @@ int clean() {
     }
     if (!owner) continue;
     if (::shm_unlink(name.c_str()) == 0) {
-      std::printf("removed %s (process %d is gone)\n", name.c_str(), static_cast<int>(*owner));
+      std::printf("removed %s (process %d is gone)\n", shown(name).c_str(), static_cast<int>(*owner));
       ++removed;
     } else if (errno != ENOENT) { // ENOENT: removed by someone else meanwhile
-      std::fprintf(stderr, "rk-top: cannot remove %s: %s\n", name.c_str(), std::strerror(errno));
+      std::fprintf(stderr, "rk-top: cannot remove %s: %s\n", shown(name).c_str(), std::strerror(errno));
       failed = 1;
     }
   }
   if (removed == 0 && failed == 0) std::printf("no snapshot of a gone process\n");
   return failed != 0 ? exit_usage : exit_ok;
-}
-
-//! Text from the snapshot (names are the application's, or anyone's who can write the object) as the
-//! terminal may show it: control characters escaped, at most `limit` bytes.
-std::string shown(const std::string& text, std::size_t limit = 4096) {
-  std::string out = rk::detail::printable(text);
-  if (out.size() > limit) out.resize(limit); // may cut an escape or a UTF-8 sequence: still nothing raw
-  return out;
 }
 
 std::string number(double v, int decimals = 1) {
@@ -368,7 +379,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "rk-top: %s; choose one with --pid or --name\n",
                    all.empty() ? "no runtime publishes its counters here (runtime_options::publish_stats)"
                                : "several runtimes publish here");
-      for (const std::string& n : all) std::fprintf(stderr, "  %s%s\n", n.c_str(), gone_note(n));
+      for (const std::string& n : all) std::fprintf(stderr, "  %s%s\n", shown(n).c_str(), gone_note(n));
       return exit_usage;
     }
     name = all.front();
@@ -396,18 +407,33 @@ int main(int argc, char** argv) {
       const bool alive = process_alive(static_cast<pid_t>(source->header().pid)) || held_by_publisher(name);
       if (!text) {
         if (once) {
-          std::fprintf(stderr, "rk-top: %s has no complete snapshot yet\n", name.c_str());
+          std::fprintf(stderr, "rk-top: %s has no complete snapshot yet\n", shown(name).c_str());
           return exit_usage;
         }
       } else if (once && json) {
-        // Passed through unparsed, but never raw control characters (JSON escapes them in strings and
-        // has none elsewhere): whoever can write the object must not reach the reader's terminal.
-        if (std::any_of(text->begin(), text->end(), [](char c) {
-              return static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\r' && c != '\t';
-            })) {
-          std::fprintf(stderr, "rk-top: %s does not hold JSON text (it has raw control characters)\n",
-                       shown(name).c_str());
+        // Checked to be JSON. Passed through as published unless it holds bytes a terminal acts on
+        // (JSON escapes C0 controls in strings, but may carry DEL and C1 controls raw): then written
+        // again with every non-ASCII character escaped, the same document.
+        nlohmann::json document;
+        try {
+          document = nlohmann::json::parse(*text);
+        } catch (const nlohmann::json::exception&) {
+          std::fprintf(stderr, "rk-top: %s does not hold JSON text\n", shown(name).c_str());
           return exit_usage;
+        }
+        const bool terminal_controls = [&] {
+          for (std::size_t i = 0; i < text->size(); ++i) {
+            const auto c = static_cast<unsigned char>((*text)[i]);
+            if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) return true;
+            if (c == 0xc2 && i + 1 < text->size() && static_cast<unsigned char>((*text)[i + 1]) <= 0x9f)
+              return true;
+          }
+          return false;
+        }();
+        if (terminal_controls) {
+          std::string tamed = document.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
+          std::printf("%s\n", tamed.c_str());
+          return exit_ok;
         }
         std::printf("%s\n", text->c_str());
         return exit_ok;
@@ -426,7 +452,8 @@ int main(int argc, char** argv) {
           }
           screen = view(snapshot, name, condition);
         } catch (const nlohmann::json::exception& e) {
-          throw std::runtime_error(name + " does not hold a snapshot this rk-top reads (" + e.what() + ")");
+          throw std::runtime_error(shown(name) + " does not hold a snapshot this rk-top reads (" +
+                                   shown(e.what(), 500) + ")");
         }
         if (once) {
           std::fputs(screen.c_str(), stdout);
@@ -441,7 +468,7 @@ int main(int argc, char** argv) {
       if (interrupted.load()) return exit_ok;
     }
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "rk-top: %s\n", e.what());
+    std::fprintf(stderr, "rk-top: %s\n", shown(e.what(), 2000).c_str());
     return exit_usage;
   }
 }

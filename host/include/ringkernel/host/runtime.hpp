@@ -119,7 +119,10 @@ public:
   //! while the runtime is a static, or deletes it) it cannot wait for that thread: it asks the workers to
   //! stop, waits for nothing and keeps the runtime's memory for good. After a delete there, calls waiting
   //! in other threads return as after shutdown(); during std::exit they keep waiting (a main thread that
-  //! returned would end the process with its own exit code before the handler's exit completes). This
+  //! returned would end the process with its own exit code before the handler's exit completes). A
+  //! static runtime destroyed by std::exit on any other thread (a host thread, another runtime's
+  //! handler) shuts down as above, so its waiting calls do return: a main thread waiting in one may then
+  //! end the process first, with its own code. This
   //! holds while another thread is still inside start() too: start() then starts no watchdog, and may
   //! throw or return with the workers stopping. In a child of fork() it does nothing (see the note on
   //! fork() above).
@@ -296,7 +299,9 @@ public:
   void unregister_region(region_handle region);
   //! Unregisters the region (if it still is) and waits until no worker can read it any more: after
   //! `ready` its memory may be freed or reused. `timed_out`: a handler that may hold its bytes did not
-  //! return within `timeout` (call again later). Throws rk::error for a handle this runtime never gave out.
+  //! return within `timeout` (call again later). `aborted`: shutdown() ended the runtime leaving a worker
+  //! it could not stop, which may still read the region: never free it. Throws rk::error for a handle
+  //! this runtime never gave out.
   template <class Rep = std::int64_t, class Period = std::nano>
   wait_result release_region(region_handle region,
                              std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
@@ -402,17 +407,19 @@ public:
   bool running() const noexcept;
 
   //! Asks every actor worker to stop taking messages and waits (up to `timeout`) until all of them have
-  //! acknowledged; returns false on timeout, and when shutdown() in another thread ended the runtime
-  //! meanwhile (stop() and pause_actor() likewise). Handlers already running finish first. Host messages keep
-  //! flowing into mailboxes (the gateway is not paused), and K2K sends from finishing handlers land too.
-  //! While paused, CPU worker threads sleep until resume() (a paused runtime costs no CPU); on CUDA the
-  //! workers back off with __nanosleep. Paused workers acknowledge no request about one actor, so
-  //! pause_actor() and stop() return false as soon as every worker holds still (the request stands and
-  //! takes effect after resume(): call them again then to wait for the confirmation) and a forgotten actor's
-  //! slot comes back only after resume(); snapshot() and snapshot_all() copy at once. Throws rk::error naming
-  //! the call as soon as the watchdog reports a handler call stuck (runtime_options::handler_timeout): its
-  //! worker cannot acknowledge. The pause stays requested then, as after a timeout; resume() lifts it.
-  //! stop(), pause_actor(), snapshot() and snapshot_all() waiting in other threads end the same way.
+  //! acknowledged; returns false on timeout, and as soon as shutdown() in another thread begins (also
+  //! when it leaves a worker it could not stop; stop() and pause_actor() return false when it ends the
+  //! runtime, snapshot() and snapshot_all() throw rk::error saying shutdown began). Handlers already running
+  //! finish first. Host messages keep flowing into mailboxes (the gateway is not paused), and K2K sends from
+  //! finishing handlers land too. While paused, CPU worker threads sleep until resume() (a paused runtime
+  //! costs no CPU); on CUDA the workers back off with __nanosleep. Paused workers acknowledge no request
+  //! about one actor, so pause_actor() and stop() return false as soon as every worker holds still (the
+  //! request stands and takes effect after resume(): call them again then to wait for the confirmation) and a
+  //! forgotten actor's slot comes back only after resume(); snapshot() and snapshot_all() copy at once.
+  //! Throws rk::error naming the call as soon as the watchdog reports a handler call stuck
+  //! (runtime_options::handler_timeout): its worker cannot acknowledge. The pause stays requested then, as
+  //! after a timeout; resume() lifts it. stop(), pause_actor(), snapshot() and snapshot_all() waiting in
+  //! other threads end the same way.
   template <class Rep = std::int64_t, class Period = std::nano>
   bool pause(std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
     return pause_for(detail::checked_timeout(timeout, "pause()"));
