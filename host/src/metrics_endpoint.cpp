@@ -2,6 +2,7 @@
 
 #include "metrics_endpoint.hpp"
 
+#include <ringkernel/host/detail/printable.hpp>
 #include <ringkernel/host/detail/thread_start.hpp>
 #include <ringkernel/host/error.hpp>
 
@@ -29,6 +30,7 @@
 namespace rk::detail {
 
 bool is_loopback_address(const std::string& address) {
+  if (address.find('\0') != std::string::npos) return false; // "127.0.0.1\0..." is not what was asked
   if (address == "localhost" || address == "::1") return true;
   in_addr v4{};
   return inet_pton(AF_INET, address.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127;
@@ -47,6 +49,12 @@ constexpr int keep_alive_ms = 1000;
 //! The longest a connection lives, however slowly its client sends: then it is shut down.
 constexpr std::chrono::seconds connection_lifetime{10};
 constexpr std::chrono::milliseconds reaper_period{500};
+//! Bytes one request may take, request line, headers and body together: a scrape is a few hundred.
+//! httplib 0.11 limits neither the number of header lines nor (by default) a body, and keeps what it
+//! read in memory: a client streaming headers grew the process by gigabytes in seconds.
+constexpr std::size_t request_byte_limit = 64 * 1024;
+//! Accepted connections waiting for a serving thread; more are closed at once (each holds a descriptor).
+constexpr std::size_t queued_connection_limit = 64;
 
 //! Waits until `fd` can be read (or written), at most `timeout_ms`.
 bool ready(int fd, short events, int timeout_ms) {
@@ -78,6 +86,10 @@ std::string address_text(const sockaddr_storage& a, int& port) {
 class connection_stream : public httplib::Stream {
 public:
   explicit connection_stream(int fd) : fd_(fd) {}
+  //! Whether a request begins within `timeout_ms`: bytes already read (a pipelined request) or on the socket.
+  bool request_within(int timeout_ms) const { return next_ < end_ || ready(fd_, POLLIN, timeout_ms); }
+  //! A new request may read request_byte_limit bytes.
+  void begin_request() noexcept { read_in_request_ = 0; }
   bool is_readable() const override { return next_ < end_ || ready(fd_, POLLIN, io_timeout_ms); }
   bool is_writable() const override { return ready(fd_, POLLOUT, io_timeout_ms); }
   ssize_t read(char* out, size_t size) override {
@@ -91,9 +103,11 @@ public:
       next_ = 0;
       end_ = static_cast<std::size_t>(n);
     }
-    const std::size_t n = std::min(size, end_ - next_);
+    if (read_in_request_ >= request_byte_limit) return -1; // the parser fails: the connection closes
+    const std::size_t n = std::min({size, end_ - next_, request_byte_limit - read_in_request_});
     std::memcpy(out, buffer_ + next_, n);
     next_ += n;
+    read_in_request_ += n;
     return static_cast<ssize_t>(n);
   }
   ssize_t write(const char* data, size_t size) override {
@@ -120,6 +134,7 @@ private:
   int fd_;
   char buffer_[4096];
   std::size_t next_ = 0, end_ = 0;
+  std::size_t read_in_request_ = 0;
 };
 
 //! httplib's server serving each connection itself (httplib keeps its connections' sockets private and
@@ -151,12 +166,17 @@ private:
       std::lock_guard lock(mutex_);
       if (!closing_) serve = open_.emplace(fd, clock::now()).second;
     }
-    if (serve) {
+    if (serve && !refuse_on_this_thread) {
       connection_stream stream(fd);
       for (std::size_t left = keep_alive_max_count_;
-           svr_sock_ != INVALID_SOCKET && left > 0 && ready(fd, POLLIN, keep_alive_ms); --left) {
+           svr_sock_ != INVALID_SOCKET && left > 0 && stream.request_within(keep_alive_ms); --left) {
         bool connection_closed = false;
-        if (!process_request(stream, left == 1, connection_closed, nullptr) || connection_closed) break;
+        stream.begin_request();
+        try {
+          if (!process_request(stream, left == 1, connection_closed, nullptr) || connection_closed) break;
+        } catch (...) { // out of memory building an answer: this connection ends, the process goes on
+          break;
+        }
       }
     }
     std::lock_guard lock(mutex_);
@@ -169,6 +189,11 @@ private:
   std::mutex mutex_;
   bool closing_ = false;
   std::map<int, clock::time_point> open_; //!< by descriptor: when it was accepted
+
+public:
+  //! Set while the listening thread runs a connection's job itself because the queue is full
+  //! (serving_threads::enqueue): the connection is closed unserved.
+  static inline thread_local bool refuse_on_this_thread = false;
 };
 
 //! The threads that serve connections, started before the listening thread: httplib's own ThreadPool
@@ -188,9 +213,19 @@ public:
   void enqueue(std::function<void()> fn) override {
     {
       std::lock_guard lock(mutex_);
-      jobs_.push_back(std::move(fn));
+      if (jobs_.size() < queued_connection_limit) {
+        jobs_.push_back(std::move(fn));
+        fn = nullptr;
+      }
     }
-    wake_.notify_one();
+    if (!fn) {
+      wake_.notify_one();
+      return;
+    }
+    // Full: the job (which owns the connection's descriptor) runs here and only closes it.
+    endpoint_server::refuse_on_this_thread = true;
+    fn();
+    endpoint_server::refuse_on_this_thread = false;
   }
   void shutdown() override {
     {
@@ -253,7 +288,7 @@ std::string bind_failure_hint(int reason) {
 metrics_endpoint::metrics_endpoint(const metrics_endpoint_options& options, renderer render)
     : server_(std::make_unique<server>()), address_(options.address) {
   if (!is_loopback_address(options.address))
-    throw error("serve_metrics(): address '" + options.address +
+    throw error("serve_metrics(): address '" + printable(options.address) +
                 "' is not a loopback address; the endpoint binds only 127.0.0.1, ::1 or localhost (put an "
                 "authenticating proxy in front of it to expose the metrics further)");
   endpoint_server& http = server_->http;
@@ -276,6 +311,16 @@ metrics_endpoint::metrics_endpoint(const metrics_endpoint_options& options, rend
   };
   http.Get("/metrics", answer(false));
   http.Get("/metrics.json", answer(true));
+  // Requests are small; a body is never read into memory beyond this (413 instead).
+  http.set_payload_max_length(request_byte_limit);
+  // Ranges are not served: httplib builds a multipart answer holding the exposition once per range in
+  // memory (one request with 2,666 ranges in an 8 KiB header asked for gigabytes).
+  http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!req.has_header("Range")) return httplib::Server::HandlerResponse::Unhandled;
+    res.status = 416;
+    res.set_content("ringkernel metrics: ranges are not served; ask without a Range header\n", "text/plain");
+    return httplib::Server::HandlerResponse::Handled;
+  });
   // Every thread starts before the port is bound (the listening one waits for the bind), so a failure to
   // start one is an rk::error with nothing running and no socket left open.
   server_->serving = std::make_unique<serving_threads>(server_threads);

@@ -585,7 +585,7 @@ shutdown_report runtime_impl::shutdown() noexcept {
   return r;
 }
 
-bool runtime_impl::waiting_calls_ended(std::chrono::nanoseconds timeout) const {
+bool runtime_impl::waiting_calls_ended(std::chrono::milliseconds timeout) const {
   const wait_result r = wait_until([&] { return waiting_calls_.load(std::memory_order_acquire) == 0; },
                                    [] { return false; }, timeout_ns(timeout));
   return r == wait_result::ready;

@@ -138,8 +138,8 @@ public:
   };
   //! Whether every waiting_call has returned, waiting up to `timeout` (after shutdown() they return
   //! promptly). False: one is still inside, and this object must be kept.
-  bool waiting_calls_ended(std::chrono::nanoseconds timeout) const;
-  std::chrono::nanoseconds stop_timeout() const noexcept { return options_.stop_timeout; }
+  bool waiting_calls_ended(std::chrono::milliseconds timeout) const;
+  std::chrono::milliseconds stop_timeout() const noexcept { return options_.stop_timeout; }
   //! Whether a send to `destination` from the calling thread (a handler) reaches a mailbox that only
   //! this thread empties: its own actor's, or one its thread alone serves (CPU backend), through aliases
   //! and set_route redirections too. A send_wait there would wait for itself.

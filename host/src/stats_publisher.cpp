@@ -23,6 +23,17 @@ namespace {
 
 constexpr std::size_t snapshot_capacity = std::size_t{1} << 20; // a snapshot is a few KiB: ample
 constexpr std::size_t top_actors = 10;
+//! What a snapshot shows of a name, and of how many tenants and stuck actors: bounds that keep it far
+//! under snapshot_capacity whatever the names and tables hold (one name of 120,000 bytes, or 12,000
+//! tenants, made it too large, and the snapshot then showed nothing).
+constexpr std::size_t shown_name_bytes = 256;
+constexpr std::size_t shown_tenants = 256;
+constexpr std::size_t shown_stuck = 64;
+
+//! `name`, cut to shown_name_bytes (a cut UTF-8 sequence is written as U+FFFD by the dump) with "...".
+std::string shown_name(const std::string& name) {
+  return name.size() <= shown_name_bytes ? name : name.substr(0, shown_name_bytes) + "...";
+}
 
 std::uint64_t unix_ns() {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -169,7 +180,7 @@ std::string stats_publisher::snapshot_json() {
     if (const auto f = r.faults.by_handler.find(name); f != r.faults.by_handler.end())
       for (std::uint64_t n : f->second) faults += n;
     hs.push_back(
-        {{"handler", name},
+        {{"handler", shown_name(name)},
          {"actors", t.actors},
          {"received", h.received},
          {"handled", h.handled},
@@ -180,19 +191,31 @@ std::string stats_publisher::snapshot_json() {
          {"faults", faults}});
   }
   doc["handler_types"] = std::move(hs);
+  // All tenants in their order, or, when there are more than a view shows, those that sent most.
+  std::vector<const tenant_usage*> tenants;
+  for (const tenant_usage& u : r.tenants) tenants.push_back(&u);
+  if (tenants.size() > shown_tenants) {
+    std::partial_sort(
+        tenants.begin(), tenants.begin() + static_cast<std::ptrdiff_t>(shown_tenants), tenants.end(),
+        [](const tenant_usage* x, const tenant_usage* y) { return x->messages_sent > y->messages_sent; });
+    tenants.resize(shown_tenants);
+    std::sort(tenants.begin(), tenants.end(),
+              [](const tenant_usage* x, const tenant_usage* y) { return x->tenant < y->tenant; });
+  }
   nlohmann::json ts = nlohmann::json::array();
-  for (const tenant_usage& u : r.tenants)
-    ts.push_back({{"tenant", u.tenant},
-                  {"actors", u.actors},
-                  {"device_bytes", u.device_bytes},
-                  {"messages_sent", u.messages_sent},
-                  {"rate_rejections", u.rate_rejections},
-                  {"budget_rejections", u.budget_rejections}});
+  for (const tenant_usage* u : tenants)
+    ts.push_back({{"tenant", u->tenant},
+                  {"actors", u->actors},
+                  {"device_bytes", u->device_bytes},
+                  {"messages_sent", u->messages_sent},
+                  {"rate_rejections", u->rate_rejections},
+                  {"budget_rejections", u->budget_rejections}});
   doc["tenants"] = std::move(ts);
+  doc["tenants_total"] = r.tenants.size();
   const auto actor_json = [](const actor_row& row) {
     return nlohmann::json({{"id", row.a->id},
-                           {"name", row.a->name},
-                           {"handler", row.a->handler},
+                           {"name", shown_name(row.a->name)},
+                           {"handler", shown_name(row.a->handler)},
                            {"handled_per_s", row.per_s},
                            {"queued", row.a->queued()},
                            {"lifecycle", to_string(row.a->lifecycle)}});
@@ -208,7 +231,10 @@ std::string stats_publisher::snapshot_json() {
   nlohmann::json deepest = nlohmann::json::array();
   for (std::size_t i = 0; i < top && rows[i].a->queued() > 0; ++i) deepest.push_back(actor_json(rows[i]));
   doc["deepest"] = std::move(deepest);
-  doc["stuck"] = from_.stuck();
+  nlohmann::json stuck = nlohmann::json::array();
+  for (const std::string& name : from_.stuck())
+    if (stuck.size() < shown_stuck) stuck.push_back(shown_name(name));
+  doc["stuck"] = std::move(stuck);
   doc["audit"] = {{"entries", r.audit.entries},
                   {"records_lost", r.audit.records_lost},
                   {"sink_failures", r.audit.sink_failures}};

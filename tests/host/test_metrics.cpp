@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -316,6 +317,81 @@ TEST(Metrics, StallingAndTricklingClientsHoldTheEndpointForABoundedTime) {
   for (const int fd : silent) ::close(fd);
 }
 
+//! Reads what the server sends on `fd` until it closes the connection or `until` holds for what came, at
+//! most 10 s; `closed` says whether it closed.
+std::string read_answers(int fd, bool& closed, const std::function<bool(const std::string&)>& until) {
+  std::string got;
+  closed = false;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!until(got) && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) != 1) continue;
+    char buffer[4096];
+    const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+    if (n <= 0) {
+      closed = true;
+      break;
+    }
+    got.append(buffer, static_cast<std::size_t>(n));
+  }
+  return got;
+}
+
+std::size_t count_of(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+// A local client cannot make the endpoint hold much memory, and requests that arrive together are all
+// answered. Headers streamed without end used to be kept (gigabytes in seconds, then std::bad_alloc ended
+// the process: the connection was only closed by the 10 s lifetime); one Range header with many ranges
+// built the exposition once per range in memory; pipelined requests after the first were dropped.
+TEST(Metrics, ClientsCannotGrowTheProcessAndPipelinedRequestsAreAnswered) {
+  rk::runtime rt(cpu_options());
+  (void)rt.spawn<echo>("e");
+  const std::uint16_t port = rt.serve_metrics();
+  bool closed = false;
+  {
+    const int fd = connect_to(port);
+    ASSERT_GE(fd, 0);
+    const auto began = std::chrono::steady_clock::now();
+    std::string flood = "GET /metrics HTTP/1.1\r\nHost: x\r\n";
+    while (flood.size() < (std::size_t{1} << 20)) flood += "a: b\r\n";
+    std::size_t sent = 0;
+    while (sent < flood.size()) { // until the server closes it (or all is sent: the socket buffers took it)
+      const ssize_t n = ::send(fd, flood.data() + sent, flood.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) break;
+      sent += static_cast<std::size_t>(n);
+    }
+    const std::string answer = read_answers(fd, closed, [](const std::string&) { return false; });
+    EXPECT_TRUE(closed);
+    EXPECT_LT(std::chrono::steady_clock::now() - began, 5s) << "closed by its lifetime, not its size";
+    EXPECT_EQ(answer.find("200 OK"), std::string::npos) << answer;
+    ::close(fd);
+  }
+  {
+    httplib::Client client("127.0.0.1", port);
+    std::string ranges = "bytes=0-";
+    for (int i = 0; i < 1000; ++i) ranges += ",0-";
+    const auto answer = client.Get("/metrics", {{"Range", ranges}});
+    ASSERT_TRUE(answer);
+    EXPECT_EQ(answer->status, 416);
+    EXPECT_LT(answer->body.size(), 1u << 20) << "the exposition once per range";
+  }
+  {
+    const int fd = connect_to(port);
+    ASSERT_GE(fd, 0);
+    const std::string request = "GET /metrics.json HTTP/1.1\r\nHost: x\r\n\r\n";
+    const std::string three = request + request + request;
+    ASSERT_EQ(::send(fd, three.data(), three.size(), MSG_NOSIGNAL), static_cast<ssize_t>(three.size()));
+    const std::string answers =
+        read_answers(fd, closed, [](const std::string& got) { return count_of(got, "HTTP/1.1 200") == 3; });
+    EXPECT_EQ(count_of(answers, "HTTP/1.1 200"), 3u) << answers.substr(0, 300);
+    ::close(fd);
+  }
+}
+
 // The endpoint acts on its own connections only. (It once found them among all the process's descriptors,
 // each through a duplicate it then closed, which released the application's fcntl locks on any file.)
 TEST(Metrics, TheEndpointLeavesTheApplicationsDescriptorsAlone) {
@@ -361,7 +437,9 @@ TEST(Metrics, TheEndpointLeavesTheApplicationsDescriptorsAlone) {
 
 TEST(Metrics, BadEndpointOptionsAreRefusedWithAClearError) {
   rk::runtime rt(cpu_options());
-  for (const char* address : {"0.0.0.0", "192.168.1.10", "::", "example.com", ""}) {
+  using namespace std::string_literals;
+  for (const std::string& address :
+       {"0.0.0.0"s, "192.168.1.10"s, "::"s, "example.com"s, ""s, "127.0.0.1\0.example.com"s}) {
     rk::metrics_endpoint_options o;
     o.address = address;
     try {

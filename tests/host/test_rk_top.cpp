@@ -377,4 +377,31 @@ TEST(RkTop, AnObjectTruncatedWhileMappedIsAnErrorNotABusError) {
   std::remove(error_file.c_str());
 }
 
+// A snapshot stays readable however long the names and however many the tenants: names are cut, the
+// tenants that sent most are shown. (One 120,000-byte name, or 12,000 tenants, made it "too large", and
+// the snapshot then showed nothing at all.)
+TEST(RkTop, LongNamesAndManyTenantsStillGiveASnapshot) {
+  rk::runtime_options o;
+  o.backend = rk::backend::cpu;
+  o.announce_backend = false;
+  o.publish_stats = true;
+  o.max_tenants = 2048;
+  rk::runtime rt(o);
+  for (std::uint64_t t = 1; t <= 1500; ++t) rt.tenants().add(t, rk::tenant_quota::standard());
+  (void)rt.spawn<echo>(std::string(120'000, 'n'));
+  rt.start();
+  nlohmann::json snapshot;
+  ASSERT_TRUE(eventually([&] {
+    const run_result r = run(top + " --name " + rt.stats_shm_name() + " --once --json");
+    if (r.status != 0) return false;
+    snapshot = nlohmann::json::parse(r.output);
+    return !snapshot["busiest"].empty();
+  })) << snapshot.dump().substr(0, 300);
+  EXPECT_FALSE(snapshot.contains("error"));
+  EXPECT_EQ(snapshot["busiest"][0]["name"].get<std::string>(), std::string(256, 'n') + "...");
+  EXPECT_EQ(snapshot["tenants"].size(), 256u);
+  EXPECT_GE(snapshot["tenants_total"].get<std::size_t>(), 1500u);
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
 } // namespace

@@ -439,6 +439,7 @@ int main(int argc, char** argv) {
         return exit_ok;
       } else {
         std::string screen;
+        bool failed = false;
         try {
           const nlohmann::json snapshot = nlohmann::json::parse(*text);
           std::uint64_t age_ns = 0;
@@ -451,13 +452,14 @@ int main(int argc, char** argv) {
             condition = "NOT UPDATING for " + number(static_cast<double>(age_ns) / 1e9, 0) + " s";
           }
           screen = view(snapshot, name, condition);
+          failed = snapshot.contains("error"); // the runtime could not say (too large, a device fault)
         } catch (const nlohmann::json::exception& e) {
           throw std::runtime_error(shown(name) + " does not hold a snapshot this rk-top reads (" +
                                    shown(e.what(), 500) + ")");
         }
         if (once) {
-          std::fputs(screen.c_str(), stdout);
-          return exit_ok;
+          std::fputs(screen.c_str(), failed ? stderr : stdout);
+          return failed ? exit_usage : exit_ok;
         }
         std::printf("\x1b[H\x1b[J%s", screen.c_str()); // home, clear, redraw
         std::fflush(stdout);
