@@ -93,6 +93,7 @@ public:
   bool is_readable() const override { return next_ < end_ || ready(fd_, POLLIN, io_timeout_ms); }
   bool is_writable() const override { return ready(fd_, POLLOUT, io_timeout_ms); }
   ssize_t read(char* out, size_t size) override {
+    if (read_in_request_ >= request_byte_limit) return -1; // the parser fails: the connection closes
     if (next_ == end_) {
       if (!ready(fd_, POLLIN, io_timeout_ms)) return -1;
       ssize_t n;
@@ -103,7 +104,6 @@ public:
       next_ = 0;
       end_ = static_cast<std::size_t>(n);
     }
-    if (read_in_request_ >= request_byte_limit) return -1; // the parser fails: the connection closes
     const std::size_t n = std::min({size, end_ - next_, request_byte_limit - read_in_request_});
     std::memcpy(out, buffer_ + next_, n);
     next_ += n;

@@ -59,9 +59,7 @@ std::unique_ptr<detail::runtime_impl> construct(runtime_options options) {
                 std::to_string(max_actors) + ", about 620 bytes each; see runtime_options::max_actors)");
   }
 }
-} // namespace
 
-namespace {
 //! Set once the process began to exit (std::exit, or a return from main): see note_exit_began.
 std::atomic<bool> exit_began{false};
 
