@@ -187,7 +187,9 @@ std::vector<actor_snapshot> read_checked(const std::filesystem::path& path) {
     if ((c == std::char_traits<char>::eof() && line.empty()) || line.size() == max_header_bytes)
       throw error(who + "no header line (a JSON line of at most " + std::to_string(max_header_bytes) +
                   " bytes): not a snapshot file");
-    if (c == '\n' || c == std::char_traits<char>::eof()) break;
+    if (c == std::char_traits<char>::eof()) // the writer always ends the header with a newline
+      throw error(who + "the header line has no newline after it: a truncated file, not a whole snapshot");
+    if (c == '\n') break;
     line.push_back(static_cast<char>(c));
   }
   std::vector<actor_snapshot> actors;

@@ -513,8 +513,10 @@ TEST(Snapshot, MismatchesAndDamagedFilesAreRefusedWithNothingRestored) {
   }
   rewrite("{\"something\": \"else\"}\n");
   has(expect_refused(file, known), "not a ringkernel snapshot");
-  rewrite("not json at all");
+  rewrite("not json at all\n");
   has(expect_refused(file, known), "not JSON");
+  rewrite("{\"format\": \"ringkernel-snapshot\"}"); // cut before the header's newline (found by the fuzzer)
+  has(expect_refused(file, known), "no newline");
   has(expect_refused(temp_file("missing"), known), "cannot open");
   has(expect_refused(std::filesystem::temp_directory_path(), known), "cannot read the file");
 
