@@ -90,7 +90,7 @@ public:
   bool request_within(int timeout_ms) const { return next_ < end_ || ready(fd_, POLLIN, timeout_ms); }
   //! A new request may read request_byte_limit bytes.
   void begin_request() noexcept { read_in_request_ = 0; }
-  bool is_readable() const override { return next_ < end_ || ready(fd_, POLLIN, io_timeout_ms); }
+  bool is_readable() const override { return request_within(io_timeout_ms); }
   bool is_writable() const override { return ready(fd_, POLLOUT, io_timeout_ms); }
   ssize_t read(char* out, size_t size) override {
     if (read_in_request_ >= request_byte_limit) return -1; // the parser fails: the connection closes

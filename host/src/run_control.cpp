@@ -183,8 +183,8 @@ bool run_control::pause(std::chrono::nanoseconds timeout) {
     application_paused_ = true;
     workers_.request_pause(true);
   }
-  // Workers that shutdown() stopped meanwhile are "all paused" too: that is no pause.
-  return await_all_paused(timeout, "pause()") && phase_.load() == phase::running;
+  // Workers that shutdown() stopped meanwhile are "all paused" too: await_all_paused says no then.
+  return await_all_paused(timeout, "pause()");
 }
 
 bool run_control::application_paused() {

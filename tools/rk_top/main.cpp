@@ -110,8 +110,7 @@ public:
     if (base_ == MAP_FAILED)
       throw std::runtime_error("cannot map " + shown(name) + ": " + std::strerror(errno));
     rk::stats_shm_header h{};
-    const bool whole = guarded([&] { std::memcpy(&h, base_, sizeof h); });
-    if (!whole || std::memcmp(h.magic, rk::stats_shm_magic, sizeof rk::stats_shm_magic) != 0 ||
+    if (!copy_header(h) || std::memcmp(h.magic, rk::stats_shm_magic, sizeof rk::stats_shm_magic) != 0 ||
         h.version != 1) {
       ::munmap(base_, bytes_);
       throw std::runtime_error(shown(name) + " is not a version-1 ringkernel snapshot");
@@ -125,7 +124,7 @@ public:
   //! A copy of the header (its words may change as it is copied: only the seqlock read below is whole).
   rk::stats_shm_header header() const {
     rk::stats_shm_header h{};
-    if (!guarded([&] { std::memcpy(&h, base_, sizeof h); })) throw shrank();
+    if (!copy_header(h)) throw shrank();
     return h;
   }
 
@@ -163,6 +162,10 @@ public:
   }
 
 private:
+  //! False when the object shrank under the mapping.
+  bool copy_header(rk::stats_shm_header& h) const {
+    return guarded([&] { std::memcpy(&h, base_, sizeof h); });
+  }
   std::runtime_error shrank() const {
     return std::runtime_error(shown(name_) +
                               " shrank while it was read (truncated by another process): not a "
