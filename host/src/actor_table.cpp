@@ -528,10 +528,11 @@ void actor_table::resume_paused() {
   for (actor_index id : resumed) wake_if_scheduled(id);
 }
 
-std::uint64_t actor_table::mailbox_bytes(actor_index id) const {
+std::uint64_t actor_table::device_bytes(actor_index id) const {
   std::lock_guard lock(mutex_);
-  const route_entry& e = routes_[slot(record(id, "mailbox_bytes()").id)];
-  return std::uint64_t{lane_stride(e.geometry)} * e.lanes;
+  const actor_record& r = record(id, "device_bytes()");
+  const route_entry& e = routes_[slot(r.id)];
+  return charged_device_bytes(e.geometry, e.lanes, kinds_[r.kind].ops.state_size);
 }
 
 // --- launches

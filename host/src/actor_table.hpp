@@ -155,8 +155,8 @@ public:
   void rewrite_state(actor_index id, const void* initial);
   //! shutdown(): paused actors would never drain.
   void resume_paused();
-  //! Device bytes of the actor's mailbox (what its tenant was charged).
-  std::uint64_t mailbox_bytes(actor_index id) const;
+  //! Device bytes of the actor's mailbox and state (what its tenant was charged: charged_device_bytes).
+  std::uint64_t device_bytes(actor_index id) const;
 
   // --- launches (run control) ----------------------------------------------------------------------------
   //! Actors without a worker yet, by handler type: dedicated ones, or scheduled ones (which need none).

@@ -102,6 +102,9 @@ runtime_options validated(runtime_options o) {
   if (o.actor_turn_messages == 0 || o.actor_turn_messages > 65536)
     throw error("runtime_options::actor_turn_messages must be between 1 and 65536 (got " +
                 std::to_string(o.actor_turn_messages) + ")");
+  if (o.actor_turn_time < std::chrono::microseconds{1} || o.actor_turn_time > std::chrono::seconds{1})
+    throw error("runtime_options::actor_turn_time must be between 1 microsecond and 1 second (got " +
+                std::to_string(o.actor_turn_time.count()) + " us)");
   if (const char* problem = audit_ring_geometry(o.audit_ring_slots).validate())
     throw error(std::string("runtime_options::audit_ring_slots: ") + problem);
   validate_trace(o.trace);

@@ -145,8 +145,8 @@ runtime_impl::spawned runtime_impl::spawn_steps(const actor_type_ops& ops, const
     throw error(who + ": invalid mailbox: " + problem + " (got " + geometry_text(opts.mailbox) + ")");
   check_cuda_code(ops, who);
   const bool running = run_.current_phase() == phase::running;
-  const std::uint64_t mailbox_bytes =
-      std::uint64_t{lane_stride(opts.mailbox)} * (opts.priority_lanes ? priority_levels : 1);
+  const std::uint64_t actor_bytes =
+      charged_device_bytes(opts.mailbox, opts.priority_lanes ? priority_levels : 1, ops.state_size);
 
   if (group != nullptr) routing_.check_room(*group, static_cast<std::uint32_t>(n), who);
   if (actors_.free_slots() < n)
@@ -168,12 +168,11 @@ runtime_impl::spawned runtime_impl::spawn_steps(const actor_type_ops& ops, const
     spec.engagement_slot = tenants_.engagement_slot(opts.tenant, opts.audit_tag, who, created);
     if (created) undo.push([this, slot = spec.engagement_slot] { tenants_.unadd_engagement(slot); });
   }
-  if (mailbox_bytes != 0 && n > no_limit / mailbox_bytes)
-    throw error(who + ": " + std::to_string(n) + " mailboxes of " + std::to_string(mailbox_bytes) +
-                " bytes overflow");
-  tenants_.charge(opts.tenant, n, mailbox_bytes * n, who);
-  undo.push(
-      [this, tenant = opts.tenant, n, mailbox_bytes] { tenants_.refund(tenant, n, mailbox_bytes * n); });
+  if (actor_bytes != 0 && n > no_limit / actor_bytes)
+    throw error(who + ": " + std::to_string(n) + " actors of " + std::to_string(actor_bytes) +
+                " bytes (mailbox and state) overflow");
+  tenants_.charge(opts.tenant, n, actor_bytes * n, who);
+  undo.push([this, tenant = opts.tenant, n, actor_bytes] { tenants_.refund(tenant, n, actor_bytes * n); });
 
   out.ids = actors_.add_actors(spec, names, initials, initial_stride, running);
   // An id some worker may hold (an abandoned launch) is retired, never handed out again as is.
@@ -227,7 +226,7 @@ void runtime_impl::forget(actor_index a) {
   routing_.check_unreferenced(a, who);
   record_confirmed_stop(a); // before the record that it is forgotten, as respawn() does
   const std::uint64_t tenant = actors_.tenant_of(a);
-  const std::uint64_t bytes = actors_.mailbox_bytes(a);
+  const std::uint64_t bytes = actors_.device_bytes(a);
   routing_.drop_route_from(a);
   actors_.retire(a, grace_);
   tenants_.refund(tenant, 1, bytes);

@@ -31,6 +31,8 @@ scheduler::scheduler(memory_pool& memory, backend_impl& backend, const runtime_o
 void scheduler::describe(system_view& sys) const {
   sys.sched.wakes = d_wakes_;
   sys.sched.turn_messages = options_.actor_turn_messages;
+  sys.sched.turn_ns = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(options_.actor_turn_time).count());
 }
 
 std::uint32_t scheduler::workers_per_kind() const {

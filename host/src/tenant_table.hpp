@@ -62,7 +62,7 @@ private:
     tenant_quota quota;
     std::uint32_t slot = 0;
     std::uint64_t actors = 0;
-    std::uint64_t bytes = 0; //!< mailboxes + regions charged to the tenant
+    std::uint64_t bytes = 0; //!< mailboxes, handler states and regions charged to the tenant
     std::uint32_t regions = 0;
   };
   struct engagement_record {

@@ -109,10 +109,12 @@ void watchdog::check(std::chrono::steady_clock::time_point now) {
       audit_.record(audit_event::actor_fault, audit_level::error, a, tenant, s.busy_type,
                     static_cast<std::uint64_t>(ms));
       {
-        std::lock_guard lock(mutex_); // marked before it is listed: whoever sees the report sees the mark
+        // Marked and listed at once: a call that ended because the watchdog reports this one finds it in
+        // faults(), and whoever sees it in faults() sees the mark (lock order: this, then the fault list).
+        std::lock_guard lock(mutex_);
         stuck_[s.entry] = std::move(call);
+        faults_.add_actor_fault(std::move(f));
       }
-      faults_.add_actor_fault(std::move(f));
     }
     next[s.entry] = w;
   }

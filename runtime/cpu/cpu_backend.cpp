@@ -426,15 +426,22 @@ private:
       a.state = sys_.routes[slot_of(sys_, a.actor)].state;
       std::uint32_t handled = 0;
       serve_result served = serve_result::worked;
-      std::uint64_t clock = 0; // carried from call to call within the turn (cpu_serve_one)
+      // Carried from call to call within the turn (cpu_serve_one): the first call takes the turn's start
+      // as its own, so the turn's clock costs no read of its own.
+      const std::uint64_t turn_begin = physical_clock_ns();
+      std::uint64_t clock = turn_begin;
+      bool turn_spent = false; // by count (actor_turn_messages) or by time (actor_turn_time)
       // Terminate is checked between messages: after shutdown gave up on a stuck call, the runtime may
       // have destroyed the handler tables this thread would read for the next message.
-      while (handled < turn_limit && !terminate_requested(sys_)) {
+      while (!terminate_requested(sys_)) {
         served = serve_guarded(worker, me, a, polls, clock);
         if (served != serve_result::worked && served != serve_result::faulted) break;
-        ++handled;
+        if (++handled == turn_limit || (clock != 0 && clock - turn_begin >= sys_.sched.turn_ns)) {
+          turn_spent = true;
+          break;
+        }
       }
-      if (served != serve_result::released) end_turn(sys_, a.actor, handled == turn_limit);
+      if (served != serve_result::released) end_turn(sys_, a.actor, turn_spent);
       if (clock != 0 && clock - last_look_ns >= std::uint64_t{run_next_look_out_ns}) { // long turns: by time
         look_out();
         last_look_ns = clock;

@@ -7,6 +7,7 @@
 
 #include "routing_cases.hpp"
 
+#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <numeric>
@@ -471,6 +472,121 @@ TEST_P(TenancyCases, TheAuditLogIsHashChainedAndVerifies) {
 }
 
 // --- quotas and registry on the host --------------------------------------------------------------------
+
+// The hop limit is checked after tenancy: the hops a sender chooses tell it nothing about the length of
+// another tenant's chain of aliases (it read tenant_mismatch below the length, max_hops_exceeded from it on).
+TEST_P(TenancyCases, HopsASenderChoosesTellItNothingOfAnotherTenantsAliasChain) {
+  rk::runtime_options o = options();
+  o.max_hops = 4;
+  rk::runtime rt(o);
+  rt.tenants().add(1, rk::tenant_quota::standard());
+  rt.tenants().add(2, rk::tenant_quota::standard());
+  const actor_index sink2 = rt.spawn<counter>("sink2", in_tenant(2));
+  actor_index head = sink2;
+  for (int i = 0; i < 3; ++i) head = rt.add_alias("chain" + std::to_string(i), head);
+  // Tenant 1: f[0] -> f[1] -> f[2] -> f[3] -> head. A message sent to f[i] leaves f[3] with 4 - i hops,
+  // and would reach sink2 with 3 more: 4 .. 7 against max_hops 4.
+  std::array<actor_index, 4> f{};
+  for (int i = 3; i >= 0; --i)
+    f[i] = rt.spawn<hop_forwarder>("f" + std::to_string(i), in_tenant(1),
+                                   hop_forwarder::state{i == 3 ? head : f[i + 1]});
+  // Tenant 2's own sender: g2 -> g1 -> head (5 hops in all), g1 -> head (4).
+  const actor_index g1 = rt.spawn<hop_forwarder>("g1", in_tenant(2), hop_forwarder::state{head});
+  const actor_index g2 = rt.spawn<hop_forwarder>("g2", in_tenant(2), hop_forwarder::state{g1});
+  rt.start();
+  const ping_payload p{0, 1};
+  for (int i = 3; i >= 0; --i) {
+    ASSERT_EQ(rt.send(f[i], msg_count, rk::as_bytes(p), as_tenant(1)), status::enqueued);
+    const auto report = rt.receive(10s);
+    ASSERT_TRUE(report.has_value());
+    EXPECT_EQ(static_cast<status>(report->as<ping_payload>().sequence), status::tenant_mismatch)
+        << "tenant 1 sent with " << 4 - i << " hops into a chain of 3";
+  }
+  EXPECT_EQ(audited(rt, rk::audit_event::cross_tenant_attempt).size(), 4u) << "every probe is on record";
+  // Within tenant 2 the limit holds as before: 4 hops in all are delivered, 5 are refused.
+  ASSERT_EQ(rt.send(g1, msg_count, rk::as_bytes(p), as_tenant(2)), status::enqueued);
+  ASSERT_EQ(rt.send(g2, msg_count, rk::as_bytes(p), as_tenant(2)), status::enqueued);
+  const auto report = rt.receive(10s);
+  ASSERT_TRUE(report.has_value());
+  EXPECT_EQ(static_cast<status>(report->as<ping_payload>().sequence), status::max_hops_exceeded);
+  EXPECT_EQ(report->as<ping_payload>().value, 1u) << "refused at g1, which got the message with 1 hop";
+  EXPECT_TRUE(rt.shutdown().drained);
+  EXPECT_EQ(rt.state<counter>(sink2).count, 1u);
+}
+
+// A host send for one tenant to another tenant's actor that has messages parked is refused as it arrives:
+// it neither waits behind them undecided (holding that actor's parking share, so that the owner's own next
+// send found it full) nor tells its sender about the backlog.
+TEST_P(TenancyCases, ForeignHostSendsToABackloggedActorAreRefusedAtOnceNotParked) {
+  rk::runtime_options o = options();
+  o.host_parking_per_destination = 64;
+  rk::runtime rt(o);
+  rt.tenants().add(1, rk::tenant_quota::standard());
+  rt.tenants().add(2, rk::tenant_quota::standard());
+  const actor_index b = rt.spawn<counter>("b", in_tenant(2, 8));
+  rt.start();
+  ASSERT_TRUE(rt.pause_actor(b, 10s));
+  const ping_payload p{0, 1};
+  for (int i = 0; i < 18; ++i)
+    ASSERT_EQ(rt.send(b, msg_count, rk::as_bytes(p), as_tenant(2)), status::enqueued);
+  ASSERT_EQ(rk::wait_until([&] { return rt.stats().gateway_parked == 10; }, [] { return false; },
+                           30'000'000'000ull),
+            rk::wait_result::ready)
+      << "8 in the mailbox, 10 parked behind them";
+  for (int i = 0; i < 100; ++i)
+    ASSERT_EQ(rt.send_wait(b, msg_count, rk::as_bytes(p), 10s, as_tenant(1)), status::tenant_mismatch)
+        << "send " << i;
+  EXPECT_EQ(rt.stats().gateway_parked, 10u);
+  EXPECT_EQ(rt.send(b, msg_count, rk::as_bytes(p), as_tenant(2)), status::enqueued)
+      << "the owner's 19th message fits its share of 64";
+  rt.resume_actor(b);
+  EXPECT_TRUE(rt.shutdown().drained);
+  EXPECT_EQ(rt.state<counter>(b).count, 19u);
+  EXPECT_EQ(rt.stats().gateway_verdicts[static_cast<int>(status::tenant_mismatch)], 100u);
+}
+
+namespace {
+//! A counter with a 64 KiB state: what a tenant's max_device_bytes must count too.
+struct bulky {
+  static constexpr const char* name = "bulky";
+  struct state {
+    std::uint64_t count = 0;
+    std::uint8_t bytes[65536 - sizeof(std::uint64_t)] = {};
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx&, state& s, const rk::message&) {
+    ++s.count;
+  }
+};
+} // namespace
+
+// Handler states live in device memory (the arena, for spawns while running) like mailboxes: a tenant's
+// max_device_bytes counts them (it counted only mailboxes, so a tenant under a small quota could take the
+// whole running arena with large states).
+TEST_P(TenancyCases, HandlerStatesCountAgainstMaxDeviceBytes) {
+  rk::runtime rt(options());
+  rt.tenants().add(5, rk::tenant_quota::unlimited());
+  const actor_index small = rt.spawn<counter>("small", in_tenant(5));
+  const std::uint64_t one_small = rt.tenants().usage(5).device_bytes;
+  const std::uint64_t mailbox = one_small - sizeof(counter::state);
+  const actor_index big = rt.spawn<bulky>("big", in_tenant(5));
+  const std::uint64_t both = rt.tenants().usage(5).device_bytes;
+  EXPECT_EQ(both - one_small, mailbox + sizeof(bulky::state));
+  rk::tenant_quota q;
+  q.max_device_bytes = both + mailbox + sizeof(bulky::state) / 2; // room for the mailbox, not the state
+  rt.tenants().set_quota(5, q);
+  try {
+    rt.spawn<bulky>("big2", in_tenant(5));
+    ADD_FAILURE() << "expected rk::error";
+  } catch (const rk::error& e) {
+    EXPECT_NE(std::string(e.what()).find("max_device_bytes"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(rt.tenants().usage(5).device_bytes, both) << "a refused spawn charges nothing";
+  rt.forget(big);
+  EXPECT_EQ(rt.tenants().usage(5).device_bytes, one_small) << "forget gives the state's bytes back";
+  rt.forget(small);
+  EXPECT_EQ(rt.tenants().usage(5).device_bytes, 0u);
+}
 
 TEST_P(TenancyCases, HostQuotasAndRegistryMistakesGiveClearErrors) {
   rk::runtime rt(options());

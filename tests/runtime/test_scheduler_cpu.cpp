@@ -153,6 +153,56 @@ TEST(Scheduler, AFloodedActorYieldsAfterItsTurn) {
 }
 
 namespace {
+std::atomic<std::int64_t> slow_call_ns{0};
+
+//! An ordinal_recorder whose calls take slow_call_ns of work (the handler's own, on its worker's thread).
+struct slow_recorder {
+  static constexpr const char* name = "slow_recorder";
+  using state = ordinal_recorder::state;
+  template <class Ctx>
+  void operator()(Ctx& ctx, state& s, const rk::message& m) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::nanoseconds(slow_call_ns.load());
+    while (std::chrono::steady_clock::now() < until) {
+    }
+    ordinal_recorder{}(ctx, s, m);
+  }
+};
+
+//! One worker, a slow actor with 20 queued messages ahead of a quiet one with 1, a turn of up to 65,536
+//! messages: where the quiet actor's message comes in the order the worker handled them.
+std::uint64_t quiet_turn_after_slow_calls(std::chrono::microseconds turn_time,
+                                          std::chrono::nanoseconds call) {
+  handled_clock = 0;
+  slow_call_ns = call.count();
+  rk::runtime_options o = scheduled_options(1, 65536);
+  o.actor_turn_time = turn_time;
+  rk::runtime rt(o);
+  const actor_index slow = rt.spawn<slow_recorder>("slow", small_mailbox(256, 128));
+  const actor_index quiet = rt.spawn<ordinal_recorder>("quiet", small_mailbox(256, 128));
+  rt.start();
+  EXPECT_TRUE(rt.pause(5s)); // workers take no actor: both queue up, the slow one first
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(rt.send(slow, msg_count, {}), status::enqueued);
+  EXPECT_EQ(rt.send(quiet, msg_count, {}), status::enqueued);
+  EXPECT_EQ(rk::wait_until([&] { return rt.stats().gateway_processed == 21; }, [] { return false; },
+                           30'000'000'000ull),
+            rk::wait_result::ready);
+  rt.resume();
+  EXPECT_TRUE(rt.shutdown().drained);
+  EXPECT_EQ(rt.state<slow_recorder>(slow).count, 20u);
+  EXPECT_EQ(rt.state<ordinal_recorder>(quiet).count, 1u);
+  return rt.state<ordinal_recorder>(quiet).first;
+}
+} // namespace
+
+TEST(Scheduler, ASlowActorYieldsAfterTheCallThatEndsPastItsTurnTime) {
+  // Calls of 2 ms against a turn time of 1 ms: the first call ends the slow actor's turn.
+  EXPECT_EQ(quiet_turn_after_slow_calls(1ms, 2ms), 2u)
+      << "the quiet actor runs after one call of the slow one, not after its whole backlog";
+  // Calls of 100 us against the longest turn time: the turn ends by count only, after all 20.
+  EXPECT_EQ(quiet_turn_after_slow_calls(1s, 100us), 21u);
+}
+
+namespace {
 std::atomic<std::uint64_t> rally_hops{0};
 std::atomic<std::uint64_t> rally_cap{~std::uint64_t{0}};
 std::atomic<bool> rally_stop{false};
@@ -292,6 +342,16 @@ TEST(Scheduler, OptionsAreCheckedAtTheEdges) {
   EXPECT_NO_THROW(rk::runtime rt(o));
   o.cpu_workers = 4097;
   expect_refused([&] { rk::runtime rt(o); }, "cpu_workers must be at most 4096");
+  o.cpu_workers = 0;
+  for (const std::chrono::microseconds bad :
+       {0us, -1us, 1'000'001us, std::chrono::microseconds::min(), std::chrono::microseconds::max()}) {
+    o.actor_turn_time = bad;
+    expect_refused([&] { rk::runtime rt(o); }, "actor_turn_time must be between 1 microsecond and 1 second");
+  }
+  for (const std::chrono::microseconds good : {1us, 1'000'000us}) {
+    o.actor_turn_time = good;
+    EXPECT_NO_THROW(rk::runtime rt(o));
+  }
 }
 
 // The largest pool starts, serves and stops: its threads sleep at the start gate instead of polling it

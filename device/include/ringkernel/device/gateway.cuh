@@ -156,9 +156,21 @@ RK_HOST_DEVICE inline void take_ingress_at(const system_view& sys, const std::by
   const std::uint32_t queue =
       parking_queue_of(p, header.destination, sys.actor_slot_bits, sys.group_slot_bits);
   // Behind parked messages to the same address (and list): wait behind them (or, with drop_if_full,
-  // count as full).
-  status verdict = has_parked(p, queue, header.priority) ? status::queue_full
-                                                         : deliver(sys, header, message + envelope_bytes);
+  // count as full) if it would be delivered now; a message refused now for anything but room (another
+  // tenant's, a removed destination, a quota) is settled at once: it neither waits in, nor holds back, the
+  // address's parking share, and its sender's verdict does not depend on the receiver's backlog.
+  const bool behind = has_parked(p, queue, header.priority);
+  const void* payload = message + envelope_bytes;
+  const prepared_delivery decided = prepare_delivery(sys, header, header.payload_length, payload);
+  status verdict = decided.verdict;
+  if (verdict == status::delivered) {
+    if (behind) {
+      refund_undelivered(sys, header, 1); // it pays when it is delivered from the parking area
+      verdict = status::queue_full;
+    } else {
+      verdict = commit_delivery(sys, decided, header, payload, nullptr);
+    }
+  }
   p.state->ingress_head = position + 1;
   if (verdict == status::queue_full && may_park &&
       park(p, queue, parks_by_priority(sys, header), message, position)) {

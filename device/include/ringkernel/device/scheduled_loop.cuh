@@ -2,10 +2,10 @@
 //! \file
 //! The scheduled worker loop on CUDA: rk::scheduled_actor_kernel<H> runs a fixed pool of thread blocks per
 //! handler type; each block takes a ready actor from its type's run queue, serves it for at most
-//! `turn_messages` messages (same per-actor rules as a dedicated worker: next_step, priorities, defers,
-//! lifecycle), then requeues it or gives it up (schedule.cuh says how no wake-up is lost). Between actors
-//! it reads the control words and reports quiescence; the CPU backend's pool (cpu_backend.cpp) follows
-//! the same steps on threads.
+//! `turn_messages` messages, or until a call ends `turn_ns` after the turn's first began (same per-actor
+//! rules as a dedicated worker: next_step, priorities, defers, lifecycle), then requeues it or gives it up
+//! (schedule.cuh says how no wake-up is lost). Between actors it reads the control words and reports
+//! quiescence; the CPU backend's pool (cpu_backend.cpp) follows the same steps on threads.
 
 #include <ringkernel/device/actor_loop.cuh>
 #include <ringkernel/device/detail/phase_profile.cuh>
@@ -39,7 +39,8 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
   std::uint32_t reported_actor = 0;
   std::uint32_t reported_type = 0xFFFF'FFFFu;
   std::uint64_t handler_begin = 0;
-  std::uint32_t streak = 0; // turns in a row taken from run_next
+  std::uint64_t turn_begin = 0; // the turn's first call's begin; 0: none yet (turn_ns counts from it)
+  std::uint32_t streak = 0;     // turns in a row taken from run_next
   if (threadIdx.x == 0) {
     run_next = {0, 0, p.kind}; // other threads touch it only in handler calls, after the first barrier
     grace_seen = check_in(sys, status_word);
@@ -60,6 +61,7 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
               take_next(sys, p.kind, run_next, streak, current)) {
             holding = true;
             turn = 0;
+            turn_begin = 0;
           }
           if ((polls % heartbeat_poll_interval) == 0)
             store_pcie(status_word.heartbeat, static_cast<std::uint64_t>(polls));
@@ -107,6 +109,7 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
         shared_state = entry.state;
         shared_engagement = entry.engagement_slot;
         handler_begin = physical_clock_ns();
+        if (turn_begin == 0) turn_begin = handler_begin;
       }
       shared_actor = current;
       shared_step = step;
@@ -125,8 +128,11 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
     }
     if (threadIdx.x == 0) {
       bool deferred = false;
+      bool turn_timed_out = false; // the turn ran actor_turn_time: it ends as if its count were spent
       if (step.kind == step_kind::handle) {
-        const std::uint64_t took = physical_clock_ns() - handler_begin;
+        const std::uint64_t handler_end = physical_clock_ns();
+        const std::uint64_t took = handler_end - handler_begin;
+        turn_timed_out = handler_end - turn_begin >= sys.sched.turn_ns;
         charge_handler_time_to(sys, current, shared_engagement, took);
         if (took > 1'000'000) store_pcie(status_word.heartbeat, static_cast<std::uint64_t>(++polls));
         deferred = take_defer(sys, current);
@@ -140,7 +146,7 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
       } else if (step.kind == step_kind::handle || step.kind == step_kind::discard) {
         finish_step(sys, current, step);
         idle.reset();
-        if (++turn >= sys.sched.turn_messages) {
+        if (++turn >= sys.sched.turn_messages || turn_timed_out) {
           end_turn(sys, current, true);
           holding = false;
         }

@@ -111,6 +111,12 @@ struct runtime_options {
   //! Messages a scheduled worker handles for one actor before it moves on to the next ready actor (the
   //! actor goes to the back of the run queue if it has more). 1 .. 65536.
   std::uint32_t actor_turn_messages = 32;
+  //! A turn also ends after the first message whose call ends this long after the turn's first call
+  //! began: a handler that takes milliseconds per message holds its worker for one call, not for
+  //! actor_turn_messages of them, while other actors wait (fairness by time as well as by count). A call
+  //! is never interrupted: a handler that does not return holds its worker (the watchdog reports it).
+  //! 1 µs .. 1 s.
+  std::chrono::microseconds actor_turn_time{1'000};
   //! Every actor gets a worker of its own, as if spawned with actor_options::dedicated_worker.
   bool dedicated_workers = false;
   //! How long start() waits for every worker to prove it is running (CUDA co-residency check).

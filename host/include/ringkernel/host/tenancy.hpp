@@ -8,9 +8,9 @@
 //! named tenants; the host acts on behalf of a tenant through send_options::tenant (default 0).
 //!
 //! Limits enforced on the host at setup time (rk::error naming the tenant and the limit): max_actors,
-//! max_device_bytes (mailboxes and regions). Limits enforced on the device per send (quota_exceeded):
-//! max_messages_per_second (a token bucket of `burst` tokens per tenant), and per-engagement GPU-time
-//! budgets (handler time measured on the device per audit tag).
+//! max_device_bytes (mailboxes, handler states and regions). Limits enforced on the device per send
+//! (quota_exceeded): max_messages_per_second (a token bucket of `burst` tokens per tenant), and
+//! per-engagement GPU-time budgets (handler time measured on the device per audit tag).
 
 #include <ringkernel/device/audit.cuh>
 
@@ -28,7 +28,7 @@ inline constexpr std::uint64_t no_limit = ~std::uint64_t{0};
 
 struct tenant_quota {
   std::uint64_t max_actors = no_limit;       //!< actors spawned for the tenant (stopped ones count)
-  std::uint64_t max_device_bytes = no_limit; //!< mailboxes + regions
+  std::uint64_t max_device_bytes = no_limit; //!< mailboxes, handler states + regions
   std::uint64_t max_messages_per_second = 0; //!< 0: no rate limit; at most 1e11 (passes 1.6e10/s at most)
   std::uint64_t burst = 0;                   //!< tokens when idle; 0: one second's worth
 

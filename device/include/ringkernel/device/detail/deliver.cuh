@@ -5,10 +5,12 @@
 //! prepare_delivery() and nothing reaches a destination ring except through it. In order:
 //!   0. a host send addressed to the host -> invalid_destination (runtime::send refuses it first)
 //!   1. a K2K send of a type marked not routable -> not_routable
-//!   2. route resolution: indirect routes (one hop each, at most max_hops) -> max_hops_exceeded;
-//!      a group picks a live member (round-robin, or by hash of the route key); an unknown or
-//!      non-accepting destination -> not_found (or a counted `dropped` with drop_if_unroutable)
-//!   3. tenancy: the sender's tenant must be the receiving actor's -> tenant_mismatch
+//!   2. route resolution: indirect routes (one hop each; a chain longer than max_hops, or a message that
+//!      already took more, -> max_hops_exceeded); a group picks a live member (round-robin, or by hash of
+//!      the route key); an unknown or non-accepting destination -> not_found (or a counted `dropped` with
+//!      drop_if_unroutable)
+//!   3. tenancy: the sender's tenant must be the receiving actor's -> tenant_mismatch; then the message's
+//!      hops plus the chain's must be at most max_hops -> max_hops_exceeded
 //!   4. the destination lane by priority; the payload must fit its slot -> too_large
 //!   5. a zero-copy descriptor must name live, final bytes the sender may share -> invalid_descriptor
 //!   6. quotas: the sender's engagement budget, then its tenant's message rate -> quota_exceeded (a host
@@ -112,36 +114,42 @@ inline constexpr std::uint32_t resolve_passes = 4;
 //! (acquire loads of the host word and the group generation), reads the new hop on the next pass. So a
 //! send to an actor that stays reachable throughout is never refused not_found for that race, unless the
 //! route changes and its old target is removed again between every pass (resolve_passes of them).
+//!
+//! The chain of routes is followed for at most max_hops hops whatever the message's own count (longer, or a
+//! loop: max_hops_exceeded); `hops` of a delivered resolution is the message's count plus the chain's, which
+//! the caller compares with max_hops only after the tenancy check. (Refused here as it grew, a sender of
+//! another tenant could read how long the receiver's chain of aliases is by choosing the count it sends
+//! with: tenant_mismatch below the length, max_hops_exceeded from it on.)
 RK_HOST_DEVICE inline resolution resolve(const system_view& s, const envelope& header) noexcept {
-  std::uint32_t hops = header.hops;
-  if (hops > s.max_hops) return {status::max_hops_exceeded, host_actor, hops};
+  if (header.hops > s.max_hops) return {status::max_hops_exceeded, host_actor, header.hops};
   address d = header.destination;
+  std::uint32_t chain = 0; // routes followed in this pass
   std::uint32_t passes_left = resolve_passes - 1;
   for (;;) {
-    if (d == host_actor) return {status::delivered, host_actor, hops};
+    if (d == host_actor) return {status::delivered, host_actor, header.hops + chain};
     if (is_group_address(d)) {
       const address member = pick_member(s, d, header);
-      if (member != host_actor) return {status::delivered, member, hops};
+      if (member != host_actor) return {status::delivered, member, header.hops + chain};
     } else {
       std::uint32_t hw = 0;
       const route_entry* e = entry_of(s, d, hw);
       if (e != nullptr) {
         const address next = next_hop_of(*e);
         if (next != d) {
-          if (hops >= s.max_hops) return {status::max_hops_exceeded, host_actor, hops};
-          ++hops;
+          if (chain >= s.max_hops) return {status::max_hops_exceeded, host_actor, header.hops + chain};
+          ++chain;
           d = next;
           continue;
         }
-        if (accepts_messages(*e, hw)) return {status::delivered, d, hops};
+        if (accepts_messages(*e, hw)) return {status::delivered, d, header.hops + chain};
         if (static_cast<host_state>(state_in(hw)) == host_state::unreachable)
-          return {status::unreachable, host_actor, hops};
+          return {status::unreachable, host_actor, header.hops + chain};
       }
     }
-    // Not found: again from the destination if this pass followed a route (hops moved), while passes last.
-    if (hops == header.hops || passes_left == 0) return {status::not_found, host_actor, hops};
+    // Not found: again from the destination if this pass followed a route, while passes last.
+    if (chain == 0 || passes_left == 0) return {status::not_found, host_actor, header.hops + chain};
     --passes_left;
-    hops = header.hops;
+    chain = 0;
     d = header.destination;
   }
 }
@@ -344,7 +352,7 @@ RK_HOST_DEVICE inline bool take_token_at_time(tenant_entry& t, std::uint32_t cou
 
 //! take_token_with_clock() with the physical clock.
 RK_HOST_DEVICE inline bool take_token_at(tenant_entry& t, std::uint32_t count, std::uint64_t rate) noexcept {
-  return rate == 0 || take_token_with_clock(t, count, rate, [] { return physical_clock_ns(); });
+  return take_token_with_clock(t, count, rate, [] { return physical_clock_ns(); });
 }
 
 //! take_token_at() with the tenant's rate as it is now.
@@ -407,6 +415,7 @@ RK_HOST_DEVICE inline prepared_delivery prepare_delivery(const system_view& s, c
   }
   prepared_delivery p{status::delivered, r.actor, 0, 0, r.hops};
   if (r.actor == host_actor) {
+    if (r.hops > s.max_hops) return {status::max_hops_exceeded};
     if (payload_length > s.egress.slot_bytes - envelope_bytes) return {status::too_large};
   } else {
     p.slot = slot_of(s, r.actor);
@@ -416,6 +425,7 @@ RK_HOST_DEVICE inline prepared_delivery prepare_delivery(const system_view& s, c
                     header.type_id, messages);
       return {status::tenant_mismatch};
     }
+    if (r.hops > s.max_hops) return {status::max_hops_exceeded}; // after tenancy: see resolve()
     p.lane = e.lanes == 1 ? 0 : (header.priority < priority_levels ? header.priority : priority_levels - 1);
     p.dedicated = load_relaxed(e.dedicated) != 0;
     // resolve() returns only direct entries: an actor's, or a remote one (no mailbox)

@@ -115,9 +115,15 @@ struct route_entry {
   void* state = nullptr; //!< the actor's handler state (device memory), for scheduled workers
 };
 
-//! Bytes one lane of a mailbox takes, header and slots (what a spawn is charged).
+//! Bytes one lane of a mailbox takes, header and slots.
 RK_HOST_DEVICE constexpr std::size_t lane_stride(const ring_geometry& g) noexcept {
   return (g.total_bytes() + false_sharing_range - 1) / false_sharing_range * false_sharing_range;
+}
+//! What a spawn charges to its tenant's max_device_bytes per actor: every lane of its mailbox and its
+//! handler state.
+RK_HOST_DEVICE constexpr std::uint64_t charged_device_bytes(const ring_geometry& g, std::uint32_t lanes,
+                                                            std::uint64_t state_bytes) noexcept {
+  return std::uint64_t{lane_stride(g)} * lanes + state_bytes;
 }
 //! A mailbox lane: its header among the actor's headers (each a multiple of false_sharing_range, so every
 //! lane's cursors keep their own lines), its slots among the actor's slots. Headers and slots live apart
@@ -328,6 +334,8 @@ struct scheduler_view {
   run_queue_view* queues = nullptr; //!< one run queue per handler type (kind); null before start()
   std::uint32_t kinds = 0;
   std::uint32_t turn_messages = 1; //!< messages a worker handles for an actor before it requeues it
+  //! Nanoseconds after the turn's first call began from which a call that ends ends the turn too.
+  std::uint64_t turn_ns = 1'000'000;
   //! Per routing-table slot: 1 while the actor is in a run queue or being served, else 0 (see
   //! schedule.cuh). Writers: senders and workers (atomics); the host resets it while the slot is empty.
   std::uint32_t* scheduled = nullptr;
