@@ -483,12 +483,12 @@ TEST_P(TenancyCases, HopsASenderChoosesTellItNothingOfAnotherTenantsAliasChain) 
   rt.tenants().add(2, rk::tenant_quota::standard());
   const actor_index sink2 = rt.spawn<counter>("sink2", in_tenant(2));
   actor_index head = sink2;
-  for (int i = 0; i < 3; ++i) head = rt.add_alias("chain" + std::to_string(i), head);
+  for (int i = 0; i < 3; ++i) head = rt.add_alias(std::string("chain").append(std::to_string(i)), head);
   // Tenant 1: f[0] -> f[1] -> f[2] -> f[3] -> head. A message sent to f[i] leaves f[3] with 4 - i hops,
   // and would reach sink2 with 3 more: 4 .. 7 against max_hops 4.
   std::array<actor_index, 4> f{};
   for (int i = 3; i >= 0; --i)
-    f[i] = rt.spawn<hop_forwarder>("f" + std::to_string(i), in_tenant(1),
+    f[i] = rt.spawn<hop_forwarder>(std::string("f").append(std::to_string(i)), in_tenant(1),
                                    hop_forwarder::state{i == 3 ? head : f[i + 1]});
   // Tenant 2's own sender: g2 -> g1 -> head (5 hops in all), g1 -> head (4).
   const actor_index g1 = rt.spawn<hop_forwarder>("g1", in_tenant(2), hop_forwarder::state{head});
