@@ -334,9 +334,12 @@ const actor_table::actor_record& actor_table::record(actor_index id, const std::
   const std::uint32_t s = slot(id);
   if (!current(id)) {
     const bool stale = s < records_.size() && records_[s].id != id && id_generation(id, slot_bits_) != 0;
-    throw error(call_name(who) + ": unknown actor id " + std::to_string(id) +
-                (stale ? " (the actor it named was forgotten)"
-                       : " (this runtime has " + std::to_string(by_name_.size()) + " actors and aliases)"));
+    std::string why = " (this runtime has " + std::to_string(by_name_.size()) + " actors and aliases)";
+    if (is_group_address(id))
+      why = " (it is a group's address, not an actor's: pass one of its members)";
+    else if (stale)
+      why = " (the actor it named was forgotten)";
+    throw error(call_name(who) + ": unknown actor id " + std::to_string(id) + why);
   }
   return records_[s];
 }

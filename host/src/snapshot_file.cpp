@@ -170,7 +170,8 @@ std::vector<std::byte> read_states(std::ifstream& in, std::uint64_t expected, co
   }
   states.resize(held);
   if (held != expected)
-    throw error(who + "the file holds " + (held > expected ? "more than " : "") + std::to_string(held) +
+    throw error(who + "the file holds " +
+                (held > expected ? "more than " + std::to_string(expected) : std::to_string(held)) +
                 " bytes of states, the header says " + std::to_string(expected) +
                 ": truncated or appended to");
   return states;

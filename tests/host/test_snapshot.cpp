@@ -479,7 +479,15 @@ TEST(Snapshot, MismatchesAndDamagedFilesAreRefusedWithNothingRestored) {
   rewrite(bytes.substr(0, bytes.size() - 3));
   has(expect_refused(file, known), "truncated");
   rewrite(bytes + "appended");
-  has(expect_refused(file, known), "appended to");
+  const std::string appended = expect_refused(file, known);
+  has(appended, "appended to");
+  { // "holds more than N bytes of states, the header says N": the same N (it said N + 1 first)
+    const std::size_t more = appended.find("more than ");
+    const std::size_t says = appended.find("the header says ");
+    ASSERT_NE(more, std::string::npos) << appended;
+    ASSERT_NE(says, std::string::npos) << appended;
+    EXPECT_EQ(std::stoull(appended.substr(more + 10)), std::stoull(appended.substr(says + 16))) << appended;
+  }
   std::string newer = bytes;
   newer.replace(newer.find("\"version\":1"), 11, "\"version\":9");
   rewrite(newer);

@@ -542,6 +542,8 @@ TEST_P(RuntimeCases, InvalidOptionsGiveClearErrors) {
   expect_error([&] { rt.spawn<echo>("dup", small_mailbox()); }, "already exists");
   expect_error([&] { (void)rt.find("nobody"); }, "no actor or alias with this name");
   expect_error([&] { (void)rt.name_of(12); }, "unknown actor id 12");
+  const rk::address pair = rt.create_group("pair", std::vector<actor_index>{rt.find("dup")});
+  expect_error([&] { (void)rt.lifecycle(pair); }, "it is a group's address, not an actor's");
   expect_error([&] { (void)rt.state<echo>(0); }, "after shutdown");
   expect_error([&] { (void)rt.state<counter>(0); }, "not the requested type");
 

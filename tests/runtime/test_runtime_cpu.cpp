@@ -160,6 +160,56 @@ TEST(CpuBackend, HostCallsThatWouldWaitForTheirOwnWorkerRefuseFromAHandler) {
   }
 }
 
+//! Host-only: faults (ctx.fault), then respawns itself from the same call and reports what that said.
+struct self_respawner {
+  struct state {
+    rk::runtime* rt = nullptr;
+  };
+  struct report {
+    std::uint32_t refused_at_once = 0;
+    std::uint32_t waited_ms = 0;
+  };
+  template <class Ctx>
+  void operator()(Ctx& ctx, state& s, const rk::message&) {
+    ctx.fault(7);
+    report r;
+    const auto begin = std::chrono::steady_clock::now();
+    try {
+      s.rt->respawn(ctx.self());
+    } catch (const rk::error& e) {
+      r.refused_at_once = std::string(e.what()).find("respawn(): called from the handler call of actor "
+                                                     "'respawner' that faulted") != std::string::npos;
+    }
+    r.waited_ms = static_cast<std::uint32_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin)
+            .count());
+    (void)ctx.send_host(1, rk::as_bytes(r));
+  }
+};
+
+TEST(CpuBackend, AFaultedCallThatRespawnsItsOwnActorIsRefusedAtOnce) {
+  // respawn() waits for a faulted call to return (its writes would land in the fresh state): from that
+  // very call it waited 10 s (or until the watchdog reported it) and then blamed the call on itself.
+  for (const bool dedicated : {false, true}) {
+    rk::runtime_options o = cpu_options();
+    o.dedicated_workers = dedicated;
+    o.handler_timeout = 0ms; // no watchdog to end the wait
+    rk::runtime rt(o);
+    const auto a = rt.spawn<self_respawner>("respawner", {}, self_respawner::state{&rt});
+    rt.start();
+    ASSERT_EQ(rt.send(a, 1, {}), rk::status::enqueued);
+    const auto reply = rt.receive(30s);
+    ASSERT_TRUE(reply.has_value());
+    const auto r = reply->as<self_respawner::report>();
+    EXPECT_EQ(r.refused_at_once, 1u);
+    EXPECT_LT(r.waited_ms, 5'000u);
+    EXPECT_EQ(rt.lifecycle(a), rk::actor_lifecycle::faulted);
+    rt.respawn(a); // from the host, once the call returned
+    EXPECT_EQ(rt.lifecycle(a), rk::actor_lifecycle::live);
+    EXPECT_TRUE(rt.shutdown().drained);
+  }
+}
+
 std::atomic<bool> self_waiter_go{false};
 std::atomic<bool> self_waiter_entered{false};
 std::atomic<rk::address> self_waiter_target{rk::host_actor}; //!< host_actor: its own id
