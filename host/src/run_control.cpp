@@ -383,6 +383,12 @@ bool run_control::await_device_state(actor_index a, std::uint32_t host_word, dev
   bool overtaken = false;
   const wait_result r = wait_until(
       [&] {
+        // The worker's acknowledgement of an earlier pause of this epoch is the same word as this one's.
+        // A caller that did not write the host word itself (the actor was paused already: by the
+        // application, or by a snapshot) takes part in acknowledge_resume's store-load handshake with this
+        // fence: if it reads such an old `paused`, a worker that is resuming the actor reads the paused
+        // host word and does not serve it.
+        store_load_fence();
         const device_state ds = current_device_state(host_word, actors_.device_word(a));
         if (ds == wanted || ds == device_state::faulted) return true;
         const std::uint32_t now = actors_.host_word(a);

@@ -361,10 +361,12 @@ bool runtime_impl::pause_actor(actor_index a, std::chrono::nanoseconds timeout) 
     hw = run_.begin_pause(a);
   }
   // The wait also ends if the actor faults meanwhile (then it is not paused), and at once in a paused
-  // runtime, whose workers acknowledge nothing (the pause stands).
+  // runtime, whose workers acknowledge nothing (the pause stands). Not `== paused` below: a worker that was
+  // resuming the actor when the pause came writes `running` for a moment before it acknowledges it again
+  // (acknowledge_resume); a fault stays.
   const bool paused = run_.await_device_state(a, hw, device_state::paused, timeout,
                                               run_control::paused_runtime::ends_wait_when_held) &&
-                      current_device_state(hw, actors_.device_word(a)) == device_state::paused;
+                      current_device_state(hw, actors_.device_word(a)) != device_state::faulted;
   if (!paused) run_.throw_if_stuck(a, "pause_actor()");
   return paused;
 }

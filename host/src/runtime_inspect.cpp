@@ -68,9 +68,11 @@ actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds ti
     try {
       // A pause() from another thread meanwhile ends the wait: the worker would not acknowledge this hold
       // until resume(), and the paused runtime is copied as above.
+      // Confirmed unless it faulted (as in pause_actor: not `== paused`, which a worker that was resuming
+      // the actor contradicts for a moment; that worker does not serve it).
       if (!(run_.await_device_state(a, *held, device_state::paused, timeout,
                                     run_control::paused_runtime::ends_wait_when_asked) &&
-            current_device_state(*held, actors_.device_word(a)) == device_state::paused)) {
+            current_device_state(*held, actors_.device_word(a)) != device_state::faulted)) {
         run_.throw_if_stuck(a, "snapshot()");
         if (run_.current_phase() == phase::running && run_.application_paused()) {
           let_go();
