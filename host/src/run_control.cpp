@@ -351,6 +351,11 @@ bool run_control::faulted_call_running(actor_index a) const {
 
 void run_control::await_faulted_call(actor_index a, const std::string& who) {
   if (!faulted(a)) return; // stopped, live (refused by the caller) or no workers: no call writes the state
+  if (a == backend_.actor_on_this_thread()) // that call is the caller's own: it returns only after this
+    throw error(who + ": called from the handler call of actor '" + actors_.name_of(a) +
+                "' that faulted (ctx.fault()): the call still writes the actor's state, and " + who +
+                " would wait for it to return. Call it from a host thread or another actor once this call "
+                "returned");
   // A CPU worker also marks an actor busy for a moment while it only looks at its mailbox: one look that
   // finds it idle is enough (a call that faulted keeps it marked until it returns).
   bool ended = false;

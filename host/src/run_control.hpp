@@ -75,8 +75,9 @@ public:
                           std::chrono::nanoseconds timeout, paused_runtime until = paused_runtime::ignored);
   //! An actor that faulted with ctx.fault() is faulted at once, but the call goes on to its end, writing
   //! the state: respawn() and snapshot() wait for it without the setup lock (await_faulted_call: bounded,
-  //! rk::error naming `who` after 10 s or when the watchdog reports the call stuck), then look again under
-  //! the lock (faulted_call_running: another thread may have respawned it, and it faulted again).
+  //! rk::error naming `who` after 10 s or when the watchdog reports the call stuck, and at once from that
+  //! very call, which cannot return while it waits), then look again under the lock
+  //! (faulted_call_running: another thread may have respawned it, and it faulted again).
   void await_faulted_call(actor_index a, const std::string& who);
   bool faulted_call_running(actor_index a) const;
   //! rk::error naming the stuck handler call when the watchdog reports `a` (or its worker) stuck.

@@ -379,11 +379,6 @@ void runtime_impl::resume_actor(actor_index a) {
 void runtime_impl::respawn(actor_index a, std::type_index type, const void* initial) {
   // A call that faulted with ctx.fault() goes on to its end: its writes would land in the fresh state (see
   // run_control::await_faulted_call). A live actor is refused at once (run_control::respawn).
-  if (a != host_actor && a == backend_->actor_on_this_thread() && run_.faulted_call_running(a))
-    throw error("respawn(): called from the handler call of actor '" + actors_.name_of(a) +
-                "' that faulted (ctx.fault()): the call still writes the state a respawn replaces, and "
-                "respawn() would wait for it to return. Respawn the actor from a host thread or another "
-                "actor once this call returned");
   for (;;) {
     run_.await_faulted_call(a, "respawn()");
     std::lock_guard lock(setup_);
