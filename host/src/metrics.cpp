@@ -38,7 +38,9 @@ std::uint64_t histogram_count(const actor_stats& a) {
 
 // --- Prometheus text ------------------------------------------------------------------------------------
 
-//! A label value as the text format wants it: backslash, double quote and line feed escaped.
+//! A label value as the text format wants it: backslash, double quote and line feed escaped. Every other
+//! byte, NUL and the other control characters included, is legal as it is (the reference parser reads them
+//! back exactly: tests/host/test_metrics.cpp).
 std::string escaped(std::string_view v) {
   std::string out;
   out.reserve(v.size());

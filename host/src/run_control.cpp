@@ -349,13 +349,55 @@ bool run_control::faulted_call_running(actor_index a) const {
   return faulted(a) && in_call(a);
 }
 
+//! Registers the calling handler call (`waiter`) as waiting for the faulted call of `awaited` while it
+//! lives, or throws when `awaited`'s call waits, directly or through others, for `waiter`'s. Registration
+//! and the check happen under one lock, so of two calls that would wait for each other the second sees
+//! the first and is refused; its call returns, which ends the first one's wait.
+class run_control::faulted_call_wait {
+public:
+  faulted_call_wait(run_control& rc, actor_index waiter, actor_index awaited, const std::string& who)
+      : rc_(rc), waiter_(waiter) {
+    if (waiter == host_actor) return;
+    bool cycle = false;
+    {
+      std::lock_guard lock(rc.faulted_waits_mutex_);
+      actor_index next = awaited;
+      for (std::size_t i = 0; i <= rc.faulted_call_waits_.size() && !cycle; ++i) {
+        const auto it = rc.faulted_call_waits_.find(next);
+        if (it == rc.faulted_call_waits_.end()) break;
+        next = it->second;
+        cycle = next == waiter;
+      }
+      if (!cycle) rc.faulted_call_waits_[waiter] = awaited;
+    }
+    if (cycle)
+      throw error(who + ": called from the handler call of actor '" + rc.actors_.name_of(waiter) +
+                  "', which the faulted call of actor '" + rc.actors_.name_of(awaited) +
+                  "' waits for (directly or through others): neither call could return. Call it from a host "
+                  "thread, or once this call returned");
+  }
+  ~faulted_call_wait() {
+    if (waiter_ == host_actor) return;
+    std::lock_guard lock(rc_.faulted_waits_mutex_);
+    rc_.faulted_call_waits_.erase(waiter_);
+  }
+  faulted_call_wait(const faulted_call_wait&) = delete;
+  faulted_call_wait& operator=(const faulted_call_wait&) = delete;
+
+private:
+  run_control& rc_;
+  actor_index waiter_;
+};
+
 void run_control::await_faulted_call(actor_index a, const std::string& who) {
   if (!faulted(a)) return; // stopped, live (refused by the caller) or no workers: no call writes the state
-  if (a == backend_.actor_on_this_thread()) // that call is the caller's own: it returns only after this
+  const actor_index caller = backend_.actor_on_this_thread();
+  if (a == caller) // that call is the caller's own: it returns only after this
     throw error(who + ": called from the handler call of actor '" + actors_.name_of(a) +
                 "' that faulted (ctx.fault()): the call still writes the actor's state, and " + who +
                 " would wait for it to return. Call it from a host thread or another actor once this call "
                 "returned");
+  const faulted_call_wait registered(*this, caller, a, who);
   // A CPU worker also marks an actor busy for a moment while it only looks at its mailbox: one look that
   // finds it idle is enough (a call that faulted keeps it marked until it returns).
   bool ended = false;

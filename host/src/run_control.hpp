@@ -76,7 +76,8 @@ public:
   //! An actor that faulted with ctx.fault() is faulted at once, but the call goes on to its end, writing
   //! the state: respawn() and snapshot() wait for it without the setup lock (await_faulted_call: bounded,
   //! rk::error naming `who` after 10 s or when the watchdog reports the call stuck, and at once from that
-  //! very call, which cannot return while it waits), then look again under the lock
+  //! very call, which cannot return while it waits, or from a call the awaited one waits for in turn),
+  //! then look again under the lock
   //! (faulted_call_running: another thread may have respawned it, and it faulted again).
   void await_faulted_call(actor_index a, const std::string& who);
   bool faulted_call_running(actor_index a) const;
@@ -172,6 +173,13 @@ private:
   std::mutex global_pause_mutex_; //!< guards the two below: pause() and resume() come from any thread
   bool application_paused_ = false;
   std::uint32_t snapshot_all_holds_ = 0;
+
+  //! For each handler call waiting in await_faulted_call, the actor whose faulted call it waits for. A
+  //! wait that would close a cycle (two faulted calls respawning each other) is refused: no call in it
+  //! could return before its wait timed out.
+  std::mutex faulted_waits_mutex_;
+  std::map<actor_index, actor_index> faulted_call_waits_; //!< guarded by faulted_waits_mutex_
+  class faulted_call_wait;
 };
 
 } // namespace rk::detail

@@ -33,10 +33,8 @@ struct tagged_worker {
   }
 };
 
-rk::runtime_options cpu_options() {
-  rk::runtime_options o;
-  o.backend = rk::backend::cpu;
-  o.announce_backend = false;
+rk::runtime_options audited_cpu_options() {
+  rk::runtime_options o = cpu_options();
   o.audit_memory_records = 100'000;
   return o;
 }
@@ -68,7 +66,7 @@ std::size_t count(const std::vector<rk::audit_record>& records, audit_event even
 }
 
 TEST(AuditRuntime, EveryRecordAboutATaggedActorCarriesItsTenantAndTag) {
-  rk::runtime_options o = cpu_options();
+  rk::runtime_options o = audited_cpu_options();
   o.handler_timeout = 100ms;
   o.dump_state_on_watchdog = false;
   rk::runtime rt(o);
@@ -124,7 +122,7 @@ TEST(AuditRuntime, EveryRecordAboutATaggedActorCarriesItsTenantAndTag) {
 // A stop that no stop() call confirmed (its call timed out while a handler ran) is recorded by the respawn
 // or forget that ends it, before their own record; stop() calls still waiting on it record nothing more.
 TEST(AuditRuntime, EachStopIsRecordedOnceBeforeWhatEndsIt) {
-  rk::runtime rt(cpu_options());
+  rk::runtime rt(audited_cpu_options());
   const actor_index a = rt.spawn<tagged_worker>("a");
   rt.start();
   for (int round = 0; round < 2; ++round) {
@@ -168,7 +166,7 @@ std::multiset<actor_index> spawned_ids(const std::vector<rk::audit_entry>& log, 
 }
 
 TEST(AuditRuntime, SpawnManyRecordsNameEveryActorItCreatedAcrossGaps) {
-  rk::runtime_options o = cpu_options();
+  rk::runtime_options o = audited_cpu_options();
   o.max_actors = 16; // the second batch needs the forgotten slots: its ids cannot be consecutive
   rk::runtime rt(o);
   rt.tenants().add(3, rk::tenant_quota::standard());

@@ -544,7 +544,8 @@ TEST(Metrics, FaultsAreCountedPerHandlerTypeKindAndActor) {
 
 TEST(Metrics, NamesAreEscapedAndActorSeriesAreBounded) {
   rk::runtime rt(cpu_options());
-  const std::string odd = "we\"ird\\na\nme";
+  // Control characters other than the line feed, NUL included, are legal in a label value as they are.
+  const std::string odd = std::string("we\"ird\\na\nme\r\t\x1b\x7f").append(1, '\0').append("end");
   rt.spawn<counter>(odd);
   rt.spawn<counter>("b");
   rt.spawn<counter>("c");

@@ -21,6 +21,14 @@ using namespace std::chrono_literals;
 using rk::actor_index;
 using rk::status;
 
+//! The CPU backend, without its announcement on stderr.
+inline rk::runtime_options cpu_options() {
+  rk::runtime_options o;
+  o.backend = rk::backend::cpu;
+  o.announce_backend = false;
+  return o;
+}
+
 //! Runs `call`, which must throw rk::error containing `needle`.
 template <class Call>
 void expect_refused(Call&& call, const std::string& needle) {

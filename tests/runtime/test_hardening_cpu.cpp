@@ -31,12 +31,6 @@ struct stuck_handler {
   }
 };
 
-rk::runtime_options cpu_options() {
-  rk::runtime_options o;
-  o.backend = rk::backend::cpu;
-  o.announce_backend = false;
-  return o;
-}
 } // namespace
 
 TEST(CpuHardening, AHandlerThatOutlivesStopTimeoutIsReportedAndNothingIsFreedUnderIt) {
