@@ -318,7 +318,7 @@ void run_control::release_snapshot_hold(actor_index a) {
   resume_if_paused(a);
 }
 
-void run_control::respawn(actor_index a, std::type_index type, const void* initial) {
+bool run_control::respawn(actor_index a, std::type_index type, const void* initial) {
   check_lifecycle_call(a, "respawn()");
   const actor_type_ops& k = actors_.kind(actors_.kind_of(a));
   if (initial != nullptr && type != k.type)
@@ -328,10 +328,15 @@ void run_control::respawn(actor_index a, std::type_index type, const void* initi
   const device_state ds = current_device_state(hw, actors_.device_word(a));
   if (ds != device_state::stopped && ds != device_state::faulted)
     throw error("respawn(): actor '" + actors_.name_of(a) + "' is not stopped or faulted; stop() it first");
+  // ctx.fault() marks the actor faulted while its call goes on: a fault read here, after the caller last
+  // looked (faulted_call_running), may belong to a call still running, whose end (its writes, an
+  // exception it throws) would then land in the fresh actor. The worker shows the call busy until both.
+  if (ds == device_state::faulted && in_call(a)) return false;
   actors_.rewrite_state(a, initial); // the parked worker does not touch it until the new epoch
   actors_.write_host_word(a, live_word(epoch_of(hw) + 1));
   drop_application_hold(a); // live again
   audit_.record(audit_event::actor_spawn, audit_level::info, a, actors_.tenant_of(a), 1, actors_.kind_of(a));
+  return true;
 }
 
 bool run_control::in_call(actor_index a) const {

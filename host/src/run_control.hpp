@@ -66,7 +66,9 @@ public:
   //! paused one), or nothing when the actor is neither live nor paused (it holds still as it is).
   std::optional<std::uint32_t> hold_for_snapshot(actor_index a);
   void release_snapshot_hold(actor_index a);
-  void respawn(actor_index a, std::type_index type, const void* initial);
+  //! False, respawning nothing, when the actor faulted (ctx.fault()) in a call that is still running:
+  //! the caller waits for it (await_faulted_call) and tries again.
+  [[nodiscard]] bool respawn(actor_index a, std::type_index type, const void* initial);
   //! `paused_runtime`: whether the application's pause() of the whole runtime also ends the wait (false):
   //! once asked for (snapshot(), which then copies under it), or once every worker holds still (stop() and
   //! pause_actor(): paused workers acknowledge nothing until resume()).

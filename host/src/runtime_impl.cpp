@@ -387,8 +387,7 @@ void runtime_impl::respawn(actor_index a, std::type_index type, const void* init
     // The stop a respawn ends is in the log before the respawn's record, also when no stop() call has
     // confirmed it yet (the callers of that stop() then find a later epoch and record nothing).
     record_confirmed_stop(a);
-    run_.respawn(a, type, initial);
-    return;
+    if (run_.respawn(a, type, initial)) return;
   }
 }
 

@@ -269,7 +269,8 @@ public:
   //! names the actor, its handler type, the message type and the reason. A faulted actor takes no
   //! messages until respawn(): new sends to it are refused with not_found (like sends to a stopped one),
   //! and what was already queued is discarded and counted. Faults from ctx.fault() show in
-  //! lifecycle(), actor_stats::fault_code and the audit log; a device fault (CUDA) is an rk::error from
+  //! lifecycle(), actor_stats::fault_code and the audit log (the first fault of a call stands: one that
+  //! called ctx.fault() and then threw is not listed here); a device fault (CUDA) is an rk::error from
   //! every call, see docs/architecture.md "Faults".
   std::vector<actor_fault> faults() const;
   //! Forgets actor `a`: before start() any actor, while running a stopped or faulted one (stop() it
@@ -476,7 +477,9 @@ public:
   //! queue_full instead of a wait. That is its own actor, a dedicated actor the same thread serves
   //! (runtime_options::cpu_workers below the dedicated actors), or any scheduled actor when
   //! scheduled_workers is 1; addressed directly, through aliases or through set_route redirections. (Sent
-  //! to a group, it still waits its timeout when the member chosen is one of those.)
+  //! to a group, it still waits its timeout when the member chosen is one of those.) Two handlers on
+  //! different threads that send_wait into each other's full mailboxes each wait their whole timeout:
+  //! neither mailbox empties before a call returns. Give such sends a short timeout, or use send().
   template <class Rep, class Period>
   [[nodiscard]] status send_wait(address destination, std::uint32_t type, byte_view payload,
                                  std::chrono::duration<Rep, Period> timeout,
