@@ -354,15 +354,21 @@ bool run_control::faulted_call_running(actor_index a) const {
   return faulted(a) && in_call(a);
 }
 
-//! Registers the calling handler call (`waiter`) as waiting for the faulted call of `awaited` while it
-//! lives, or throws when `awaited`'s call waits, directly or through others, for `waiter`'s. Registration
-//! and the check happen under one lock, so of two calls that would wait for each other the second sees
-//! the first and is refused; its call returns, which ends the first one's wait.
+//! Registers the calling handler call (`waiter`; host_actor for a host thread, which no call waits for)
+//! as waiting for the faulted call of `awaited` while it lives, or throws when that would close a cycle:
+//! `awaited`'s call is the waiter's own, or waits, directly or through others, for it. Registration and
+//! the check happen under one lock, so of two calls that would wait for each other the second sees the
+//! first and is refused; its call returns, which ends the first one's wait.
 class run_control::faulted_call_wait {
 public:
   faulted_call_wait(run_control& rc, actor_index waiter, actor_index awaited, const std::string& who)
       : rc_(rc), waiter_(waiter) {
     if (waiter == host_actor) return;
+    if (waiter == awaited) // that call is the caller's own: it returns only after this
+      throw error(who + ": called from the handler call of actor '" + rc.actors_.name_of(awaited) +
+                  "' that faulted (ctx.fault()): the call still writes the actor's state, and " + who +
+                  " would wait for it to return. Call it from a host thread or another actor once this "
+                  "call returned");
     bool cycle = false;
     {
       std::lock_guard lock(rc.faulted_waits_mutex_);
@@ -396,13 +402,7 @@ private:
 
 void run_control::await_faulted_call(actor_index a, const std::string& who) {
   if (!faulted(a)) return; // stopped, live (refused by the caller) or no workers: no call writes the state
-  const actor_index caller = backend_.actor_on_this_thread();
-  if (a == caller) // that call is the caller's own: it returns only after this
-    throw error(who + ": called from the handler call of actor '" + actors_.name_of(a) +
-                "' that faulted (ctx.fault()): the call still writes the actor's state, and " + who +
-                " would wait for it to return. Call it from a host thread or another actor once this call "
-                "returned");
-  const faulted_call_wait registered(*this, caller, a, who);
+  const faulted_call_wait registered(*this, backend_.actor_on_this_thread(), a, who);
   // A CPU worker also marks an actor busy for a moment while it only looks at its mailbox: one look that
   // finds it idle is enough (a call that faulted keeps it marked until it returns).
   bool ended = false;

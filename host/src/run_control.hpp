@@ -79,8 +79,8 @@ public:
   //! the state: respawn() and snapshot() wait for it without the setup lock (await_faulted_call: bounded,
   //! rk::error naming `who` after 10 s or when the watchdog reports the call stuck, and at once from that
   //! very call, which cannot return while it waits, or from a call the awaited one waits for in turn),
-  //! then look again under the lock
-  //! (faulted_call_running: another thread may have respawned it, and it faulted again).
+  //! then look again under the lock (respawn() and faulted_call_running: another thread may have respawned
+  //! it, and it faulted again).
   void await_faulted_call(actor_index a, const std::string& who);
   bool faulted_call_running(actor_index a) const;
   //! rk::error naming the stuck handler call when the watchdog reports `a` (or its worker) stuck.

@@ -378,12 +378,12 @@ void runtime_impl::resume_actor(actor_index a) {
 
 void runtime_impl::respawn(actor_index a, std::type_index type, const void* initial) {
   // A call that faulted with ctx.fault() goes on to its end: its writes would land in the fresh state (see
-  // run_control::await_faulted_call). A live actor is refused at once (run_control::respawn).
+  // run_control::await_faulted_call). A live actor is refused at once, and one whose faulted call still
+  // runs (it faulted again since the wait) is left for the next round (run_control::respawn).
   for (;;) {
     run_.await_faulted_call(a, "respawn()");
     std::lock_guard lock(setup_);
     actors_.check(a, "respawn()", actor_table::want::actor);
-    if (run_.faulted_call_running(a)) continue;
     // The stop a respawn ends is in the log before the respawn's record, also when no stop() call has
     // confirmed it yet (the callers of that stop() then find a later epoch and record nothing).
     record_confirmed_stop(a);

@@ -155,6 +155,26 @@ TEST(CpuBackend, HostCallsThatWouldWaitForTheirOwnWorkerRefuseFromAHandler) {
   }
 }
 
+//! respawn(target) called from a handler call: what it said, and how long it took.
+struct respawn_outcome {
+  std::uint32_t outcome = 0; //!< 1 respawned, 2 refused saying `expected`, 3 another error
+  std::uint32_t waited_ms = 0;
+};
+respawn_outcome respawn_from_handler(rk::runtime& rt, rk::actor_index target, const char* expected) {
+  respawn_outcome r;
+  const auto begin = std::chrono::steady_clock::now();
+  try {
+    rt.respawn(target);
+    r.outcome = 1;
+  } catch (const rk::error& e) {
+    r.outcome = std::string(e.what()).find(expected) != std::string::npos ? 2 : 3;
+  }
+  r.waited_ms = static_cast<std::uint32_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin)
+          .count());
+  return r;
+}
+
 //! Host-only: faults (ctx.fault), then respawns itself from the same call and reports what that said.
 struct self_respawner {
   struct state {
@@ -167,17 +187,9 @@ struct self_respawner {
   template <class Ctx>
   void operator()(Ctx& ctx, state& s, const rk::message&) {
     ctx.fault(7);
-    report r;
-    const auto begin = std::chrono::steady_clock::now();
-    try {
-      s.rt->respawn(ctx.self());
-    } catch (const rk::error& e) {
-      r.refused_at_once = std::string(e.what()).find("respawn(): called from the handler call of actor "
-                                                     "'respawner' that faulted") != std::string::npos;
-    }
-    r.waited_ms = static_cast<std::uint32_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin)
-            .count());
+    const respawn_outcome o = respawn_from_handler(
+        *s.rt, ctx.self(), "respawn(): called from the handler call of actor 'respawner' that faulted");
+    const report r{o.outcome == 2 ? 1u : 0u, o.waited_ms};
     (void)ctx.send_host(1, rk::as_bytes(r));
   }
 };
@@ -265,30 +277,16 @@ struct cross_respawner {
     rk::runtime* rt = nullptr;
     bool first = true;
   };
-  struct report {
-    std::uint32_t outcome = 0;
-    std::uint32_t waited_ms = 0;
-  };
+  using report = respawn_outcome;
   template <class Ctx>
   void operator()(Ctx& ctx, state& s, const rk::message&) {
     ctx.fault(7);
     ++cross_faulted;
     const auto deadline = std::chrono::steady_clock::now() + 10s;
     while (cross_faulted.load() < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
-    report r;
-    const auto begin = std::chrono::steady_clock::now();
-    try {
-      s.rt->respawn(s.first ? cross_partner_of_first.load() : cross_partner_of_second.load());
-      r.outcome = 1;
-    } catch (const rk::error& e) {
-      r.outcome = std::string(e.what()).find("waits for (directly or through others): neither call could "
-                                             "return") != std::string::npos
-                      ? 2
-                      : 3;
-    }
-    r.waited_ms = static_cast<std::uint32_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin)
-            .count());
+    const report r =
+        respawn_from_handler(*s.rt, s.first ? cross_partner_of_first.load() : cross_partner_of_second.load(),
+                             "waits for (directly or through others): neither call could return");
     (void)ctx.send_host(1, rk::as_bytes(r));
   }
 };
