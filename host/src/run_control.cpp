@@ -2,6 +2,7 @@
 
 #include "run_control.hpp"
 
+#include "faulted_call_waits.hpp"
 #include "service_thread.hpp"
 
 #include "nvtx.hpp"
@@ -25,6 +26,9 @@ actor_lifecycle as_reported_after_workers_stopped(actor_lifecycle recorded) {
   const bool was_running = recorded == actor_lifecycle::live || recorded == actor_lifecycle::paused ||
                            recorded == actor_lifecycle::stopping;
   return was_running ? actor_lifecycle::stopped : recorded;
+}
+std::string draining_refusal(const std::string& who) {
+  return who + ": shutdown() was called and the runtime is draining; nothing is respawned or saved any more";
 }
 } // namespace
 
@@ -354,71 +358,33 @@ bool run_control::faulted_call_running(actor_index a) const {
   return faulted(a) && in_call(a);
 }
 
-//! Registers the calling handler call (`waiter`; host_actor for a host thread, which no call waits for)
-//! as waiting for the faulted call of `awaited` while it lives, or throws when that would close a cycle:
-//! `awaited`'s call is the waiter's own, or waits, directly or through others, for it. Registration and
-//! the check happen under one lock, so of two calls that would wait for each other the second sees the
-//! first and is refused; its call returns, which ends the first one's wait.
-class run_control::faulted_call_wait {
-public:
-  faulted_call_wait(run_control& rc, actor_index waiter, actor_index awaited, const std::string& who)
-      : rc_(rc), waiter_(waiter) {
-    if (waiter == host_actor) return;
-    if (waiter == awaited) // that call is the caller's own: it returns only after this
-      throw error(who + ": called from the handler call of actor '" + rc.actors_.name_of(awaited) +
-                  "' that faulted (ctx.fault()): the call still writes the actor's state, and " + who +
-                  " would wait for it to return. Call it from a host thread or another actor once this "
-                  "call returned");
-    bool cycle = false;
-    {
-      std::lock_guard lock(rc.faulted_waits_mutex_);
-      actor_index next = awaited;
-      for (std::size_t i = 0; i <= rc.faulted_call_waits_.size() && !cycle; ++i) {
-        const auto it = rc.faulted_call_waits_.find(next);
-        if (it == rc.faulted_call_waits_.end()) break;
-        next = it->second;
-        cycle = next == waiter;
-      }
-      if (!cycle) rc.faulted_call_waits_[waiter] = awaited;
-    }
-    if (cycle)
-      throw error(who + ": called from the handler call of actor '" + rc.actors_.name_of(waiter) +
-                  "', which the faulted call of actor '" + rc.actors_.name_of(awaited) +
-                  "' waits for (directly or through others): neither call could return. Call it from a host "
-                  "thread, or once this call returned");
-  }
-  ~faulted_call_wait() {
-    if (waiter_ == host_actor) return;
-    std::lock_guard lock(rc_.faulted_waits_mutex_);
-    rc_.faulted_call_waits_.erase(waiter_);
-  }
-  faulted_call_wait(const faulted_call_wait&) = delete;
-  faulted_call_wait& operator=(const faulted_call_wait&) = delete;
-
-private:
-  run_control& rc_;
-  actor_index waiter_;
-};
-
 void run_control::await_faulted_call(actor_index a, const std::string& who) {
   if (!faulted(a)) return; // stopped, live (refused by the caller) or no workers: no call writes the state
-  const faulted_call_wait registered(*this, backend_.actor_on_this_thread(), a, who);
+  const faulted_call_wait registered({&backend_, a}, actors_.name_of(a), who);
   // A CPU worker also marks an actor busy for a moment while it only looks at its mailbox: one look that
   // finds it idle is enough (a call that faulted keeps it marked until it returns).
   bool ended = false;
+  bool shutting_down = false;
   const wait_result r = wait_until(
       [&] {
         ended = !in_call(a);
-        return ended || watchdog_.reports_stuck(a) || callback_outlived(phase_);
+        shutting_down = shutdown_requested_.load() && phase_.load() != phase::stopped;
+        return ended || shutting_down || watchdog_.reports_stuck(a) || callback_outlived(phase_);
       },
       abort_on_fault(), timeout_ns(std::chrono::seconds(10)), host_backoff());
   if (r == wait_result::aborted) faults_.throw_if_faulted();
   if (ended) return;
+  if (shutting_down)
+    throw error(draining_refusal(who + " (waiting for the faulted call of '" + actors_.name_of(a) + "')"));
   watchdog_.throw_if_stuck(a, who);
   throw error(
       who + ": actor '" + actors_.name_of(a) +
       "' faulted (ctx.fault()) in a handler call that has not returned within 10 s, and the call still "
       "writes its state; call it again once the call returned");
+}
+
+void run_control::throw_if_shutting_down(const std::string& who) const {
+  if (shutdown_requested_.load() && phase_.load() != phase::stopped) throw error(draining_refusal(who));
 }
 
 bool run_control::ended_by_pause(paused_runtime until) {

@@ -98,6 +98,9 @@ public:
   //! every worker to pause (pause(), snapshot_all(), which may hold that lock) end then, and say false.
   void note_shutdown_requested() noexcept { shutdown_requested_.store(true); }
   bool shutdown_requested() const noexcept { return shutdown_requested_.load(); }
+  //! Throws rk::error naming `who` (e.g. "respawn()") once shutdown() began and until it ended (then the
+  //! caller's own refusal of a stopped runtime applies): nothing is respawned or saved during a drain.
+  void throw_if_shutting_down(const std::string& who) const;
   //! For a runtime destroyed on one of its own threads (see runtime_impl::abandon): asks the gateway and
   //! the workers to stop without waiting for them, and stops the watchdog and the audit drain unless the
   //! caller is that thread. Its memory is never freed (a worker may still use it). `end_waits`: the
@@ -175,13 +178,6 @@ private:
   std::mutex global_pause_mutex_; //!< guards the two below: pause() and resume() come from any thread
   bool application_paused_ = false;
   std::uint32_t snapshot_all_holds_ = 0;
-
-  //! For each handler call waiting in await_faulted_call, the actor whose faulted call it waits for. A
-  //! wait that would close a cycle (two faulted calls respawning each other) is refused: no call in it
-  //! could return before its wait timed out.
-  std::mutex faulted_waits_mutex_;
-  std::map<actor_index, actor_index> faulted_call_waits_; //!< guarded by faulted_waits_mutex_
-  class faulted_call_wait;
 };
 
 } // namespace rk::detail

@@ -382,6 +382,7 @@ void runtime_impl::respawn(actor_index a, std::type_index type, const void* init
   // runs (it faulted again since the wait) is left for the next round (run_control::respawn).
   for (;;) {
     run_.await_faulted_call(a, "respawn()");
+    run_.throw_if_shutting_down("respawn()"); // rather than wait for the setup lock the drain holds
     std::lock_guard lock(setup_);
     actors_.check(a, "respawn()", actor_table::want::actor);
     // The stop a respawn ends is in the log before the respawn's record, also when no stop() call has

@@ -47,6 +47,11 @@ public:
 
   rk::backend kind() const noexcept override { return rk::backend::cpu; }
 
+  static handler_call call_on_this_thread() noexcept {
+    if (serving_backend == nullptr || serving_actor == host_actor) return {};
+    return {serving_backend, serving_actor};
+  }
+
   std::uint32_t default_scheduled_workers() const override {
     return requested_workers_ ? requested_workers_ : std::max(1u, std::thread::hardware_concurrency());
   }
@@ -670,6 +675,10 @@ private:
 
 std::unique_ptr<backend_impl> make_cpu_backend(const runtime_options& options) {
   return std::make_unique<cpu_backend>(options);
+}
+
+handler_call handler_call_on_this_thread() noexcept {
+  return cpu_backend::call_on_this_thread();
 }
 
 } // namespace rk::detail

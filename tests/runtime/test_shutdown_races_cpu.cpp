@@ -1,5 +1,5 @@
-// Shutdown racing the runtime's own callers on the CPU backend: a pause() or a handler's call that
-// shutdown() overtakes, and audit sinks that call back into (or wait in) a runtime shutting down. Each
+// Shutdown racing the runtime's own callers on the CPU backend: a pause(), a respawn() or a handler's call
+// that shutdown() overtakes, and audit sinks that call back into (or wait in) a runtime shutting down. Each
 // call ends with an answer (refused, or false), never a hang or a drain held up. Compiled by the host
 // compiler; also run under ThreadSanitizer.
 #include "case_fixture.hpp"
@@ -229,6 +229,67 @@ TEST(CpuBackend, ACallbacksWaitEndsWhenItsRuntimeShutsDown) {
   EXPECT_FALSE(sink->armed.load()) << "no record reached the armed sink during shutdown()";
   EXPECT_TRUE(report.drained);
   sink->rt = nullptr;
+}
+
+std::atomic<bool> held_fault_entered{false};
+std::atomic<bool> held_fault_release{false};
+
+//! Host-only: faults (ctx.fault), then holds its worker until the test releases it (at most 30 s).
+struct fault_and_hold {
+  template <class Ctx>
+  void operator()(Ctx& ctx, rk::no_state&, const rk::message&) {
+    ctx.fault(7);
+    held_fault_entered = true;
+    const auto until = std::chrono::steady_clock::now() + 30s;
+    while (!held_fault_release.load() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  }
+};
+
+TEST(CpuBackend, ARespawnWaitingForAFaultedCallEndsWhenShutdownBegins) {
+  // respawn() of an actor whose faulted call still ran went on waiting for that call through a shutdown()
+  // that began meanwhile (up to 10 s), and then for the setup lock the drain held.
+  for (const bool dedicated : {false, true}) {
+    const char* mode = dedicated ? "dedicated" : "scheduled";
+    held_fault_entered = false;
+    held_fault_release = false;
+    rk::runtime_options o = cpu_options();
+    o.dedicated_workers = dedicated;
+    o.handler_timeout = 0ms; // no watchdog to end the wait
+    rk::runtime rt(o);
+    const auto a = rt.spawn<fault_and_hold>("held");
+    rt.start();
+    ASSERT_EQ(rt.send(a, 1, {}), rk::status::enqueued);
+    const auto entered_by = std::chrono::steady_clock::now() + 20s;
+    while (!held_fault_entered.load() && std::chrono::steady_clock::now() < entered_by)
+      std::this_thread::yield();
+    ASSERT_TRUE(held_fault_entered.load()) << mode;
+    std::atomic<int> outcome{0}; // 1 refused for the drain, 2 another error, 3 respawned
+    std::atomic<bool> respawning{false};
+    std::thread respawner([&] {
+      respawning = true;
+      try {
+        rt.respawn(a); // waits for the faulted call, which holds until released
+        outcome = 3;
+      } catch (const rk::error& e) {
+        const bool drain = std::string(e.what()).find("shutdown() was called and the runtime is draining") !=
+                           std::string::npos;
+        outcome = drain ? 1 : 2;
+      }
+    });
+    while (!respawning.load()) std::this_thread::yield();
+    rk::shutdown_report report;
+    std::thread stopper([&] { report = rt.shutdown(); }); // drains until the held call returns
+    const auto answered_by = std::chrono::steady_clock::now() + 5s;
+    while (outcome.load() == 0 && std::chrono::steady_clock::now() < answered_by) std::this_thread::yield();
+    const int answered_during_drain = outcome.load();
+    held_fault_release = true;
+    respawner.join();
+    stopper.join();
+    EXPECT_EQ(answered_during_drain, 1)
+        << mode << ": respawn() answers when the drain begins (final " << outcome.load() << ")";
+    EXPECT_TRUE(report.workers_stopped) << mode;
+    EXPECT_EQ(rt.lifecycle(a), rk::actor_lifecycle::faulted) << mode;
+  }
 }
 
 } // namespace rk_cases

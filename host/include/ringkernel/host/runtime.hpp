@@ -243,7 +243,8 @@ public:
   //! when given); it rejoins its groups. An actor that faulted with ctx.fault() in a call that has not
   //! returned is respawned once the call returns (its writes would land in the fresh state): respawn()
   //! waits up to 10 s for that. It throws rk::error at once from that very call, and from a faulted call
-  //! the awaited one waits for in turn (two faulted calls respawning each other: the second is refused).
+  //! the awaited one waits for in turn (two faulted calls respawning each other, in this runtime or across
+  //! two: the second is refused), and once shutdown() began.
   template <class H>
   void respawn(actor_index a, const handler_state_t<H>& initial) {
     respawn_erased(a, std::type_index(typeid(H)), &initial);

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <compare>
 #include <cstddef>
 #include <memory>
 #include <optional>
@@ -150,6 +151,16 @@ public:
 };
 
 std::unique_ptr<backend_impl> make_cpu_backend(const runtime_options& options);
+
+//! A handler call, named across the runtimes of a process: the backend that runs it and its actor.
+struct handler_call {
+  const backend_impl* backend = nullptr;
+  actor_index actor = host_actor;
+  friend auto operator<=>(const handler_call&, const handler_call&) = default;
+};
+//! The handler call the calling thread runs (a CPU-backend worker thread in a call), whichever runtime's it
+//! is; {} on any other thread.
+handler_call handler_call_on_this_thread() noexcept;
 //! Throws rk::error when the device is unusable. `description` receives e.g. "NVIDIA H100 ... (sm_90)".
 std::unique_ptr<backend_impl> make_cuda_backend(const runtime_options& options, std::string& description);
 //! Whether CUDA device `device` can run ringkernel; `why` says what was found either way.
