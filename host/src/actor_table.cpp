@@ -110,10 +110,17 @@ std::uint32_t actor_table::free_slots() const {
   return slots_.available();
 }
 
-std::string actor_table::full_text() const {
+std::string actor_table::full_text(std::uint64_t wanted) const {
   std::lock_guard lock(mutex_);
-  return "the actor table is full (max_actors = " + std::to_string(capacity_) +
-         slots_.retired_text("ids", "actors") + ")";
+  std::string text = "the actor table is full (max_actors = " + std::to_string(capacity_) +
+                     slots_.retired_text("ids", "actors") + ")";
+  if (const std::uint32_t free = slots_.available(); free != 0 && wanted > free)
+    text.append(" for ")
+        .append(std::to_string(wanted))
+        .append(" more: ")
+        .append(std::to_string(free))
+        .append(" slots are free");
+  return text;
 }
 
 bool actor_table::name_taken(std::string_view name) const {

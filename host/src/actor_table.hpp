@@ -87,9 +87,10 @@ public:
   // --- ids, names, entries -----------------------------------------------------------------------------
   //! Slots free now (given-back ones still in a grace period do not count, nor retired ones).
   std::uint32_t free_slots() const;
-  //! "the actor table is full (max_actors = N)", saying how many slots are retired when some are: a
-  //! slot's ids repeat after generation_limit reuses, so the slot is then given up for good.
-  std::string full_text() const;
+  //! "the actor table is full (max_actors = N)", saying how many slots are retired when some are (a
+  //! slot's ids repeat after generation_limit reuses, so the slot is then given up for good), and, for a
+  //! batch of `wanted` entries that found some slots free, how many.
+  std::string full_text(std::uint64_t wanted = 1) const;
   bool name_taken(std::string_view name) const;
   //! The first of `names` that is taken, or null.
   const std::string* first_taken(std::span<const std::string> names) const;

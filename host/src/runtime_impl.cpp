@@ -139,7 +139,7 @@ runtime_impl::spawned runtime_impl::spawn_steps(const actor_type_ops& ops, const
   faults_.throw_if_faulted();
   const std::uint64_t n = names.size();
   if (const std::string* taken = actors_.first_taken(names))
-    throw error((n == 1 ? "spawn('" + *taken + "')" : who + ": '" + *taken + "'") +
+    throw error((who.find("'" + *taken + "'") != std::string::npos ? who : who + ": '" + *taken + "'") +
                 ": an actor with this name already exists");
   if (const char* problem = opts.mailbox.validate())
     throw error(who + ": invalid mailbox: " + problem + " (got " + geometry_text(opts.mailbox) + ")");
@@ -150,7 +150,7 @@ runtime_impl::spawned runtime_impl::spawn_steps(const actor_type_ops& ops, const
 
   if (group != nullptr) routing_.check_room(*group, static_cast<std::uint32_t>(n), who);
   if (actors_.free_slots() < n)
-    throw out_of_room(who + ": " + actors_.full_text() +
+    throw out_of_room(who + ": " + actors_.full_text(n) +
                       "; raise runtime_options::max_actors or forget actors");
   bool added_kind = false;
   spawned out;

@@ -666,18 +666,23 @@ TEST_P(RuntimeCases, SpawnManyRefusesBadArgumentsAndLeavesNothingBehind) {
   expect_refused([&] { rt.spawn_many<counter>("w", 3, {}, two); }, "initial_states");
   expect_refused([&] { rt.spawn_many<counter>("w", 3, {.instances = 2}); }, "instances");
   expect_refused([&] { rt.spawn_many<counter>("m", 2, {.mailbox = {100, 256}}); }, "power of two");
-  expect_refused([&] { rt.spawn_many<counter>("v", 63); }, "actor table is full");
+  // The batch is told how many slots are free (it said "full" while 62 of 64 were).
+  expect_refused([&] { rt.spawn_many<counter>("v", 63); },
+                 "actor table is full (max_actors = 64) for 63 more: 62 slots are free");
   // A count no table could ever hold is refused before its names are built (4 x 10^9 names would
   // otherwise exhaust memory).
   expect_refused([&] { rt.spawn_many<counter>("huge", 4'000'000'000u); }, "can never fit");
   expect_refused([&] { rt.spawn<counter>("huge", {.instances = 4'000'000'000u}); }, "can never fit");
   // Mailboxes no device or machine holds (60 x 1 TiB) are refused before any of them is allocated.
   expect_refused([&] { rt.spawn_many<counter>("big", 60, {.mailbox = {1u << 24, 65536}}); }, "more than the");
-  expect_refused([&] { rt.spawn_many<counter>("w", 3); }, "already exists");
+  expect_refused([&] { rt.spawn_many<counter>("w", 3); },
+                 "spawn_many('w', 3): 'w/1': an actor with this name");
   EXPECT_EQ(rt.actor_count(), 2u);
   EXPECT_THROW(rt.find("w/0"), rk::error) << "no name of a refused batch is left";
   const std::vector<actor_index> all = rt.spawn_many<counter>("v", 62);
   EXPECT_EQ(all.size(), 62u) << "every slot a refused batch took is free again";
+  expect_refused([&] { rt.spawn_many<counter>("v", 1); },
+                 "spawn_many('v', 1): 'v/0': an actor with this name");
 }
 
 } // namespace rk_cases

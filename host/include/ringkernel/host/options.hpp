@@ -42,8 +42,10 @@ struct trace_options {
   //! Record every N-th handler call of each actor (1: every call); 0: tracing off. Each recorded call
   //! costs one 128-byte write into mapped host memory.
   std::uint32_t sample_every = 0;
-  //! Slots of the device-to-host trace ring (a power of two). A record that finds it full is dropped and
-  //! counted (trace_stats::ring_full): raise this or collect_interval's rate for bursts.
+  //! Slots of the device-to-host trace ring (a power of two, 2 .. 2^24). A record that finds it full is
+  //! dropped and counted (trace_stats::ring_full): raise this or collect_interval's rate for bursts. Each
+  //! slot costs 136 bytes of mapped host memory (a 128-byte record and its sequence word): 544 KiB at the
+  //! default, 2.1 GiB at 2^24.
   std::uint32_t ring_slots = 4096;
   //! Records the host keeps (the most recent; older ones are evicted and counted). At least 1 when on.
   //! Each costs a 128-byte trace_record of host memory (the default, 2^20, up to 128 MiB).
@@ -65,10 +67,13 @@ struct runtime_options {
   //! at most 2^24, 4 bytes of device memory each).
   std::uint32_t max_groups = 256;
   std::uint32_t max_group_members = 0;
-  //! Forwards (indirect routes and ctx.forward) a message may take before it is refused with
-  //! max_hops_exceeded; at most rk::max_hops_limit.
+  //! Forwards a message may take before it is refused with max_hops_exceeded; at most rk::max_hops_limit.
+  //! Each route followed counts one (an alias to its target, a set_route redirection), and so does each
+  //! ctx.forward; a group's pick of a member counts none. 0 allows direct sends only: every message to an
+  //! alias or through a route is then refused.
   std::uint32_t max_hops = 8;
-  //! A non-empty priority lane passed over this many times in a row is served next (see actor_loop.cuh).
+  //! A non-empty priority lane passed over this many times in a row is served next (see actor_loop.cuh);
+  //! 1 .. 255.
   std::uint32_t starvation_limit = 16;
   //! Message type ids below this can be marked not routable (the device keeps a bitmap of them).
   std::uint32_t max_message_types = 4096;
@@ -153,9 +158,10 @@ struct runtime_options {
   //! runtime call from it that needs the setup lock while another thread holds it is refused with
   //! rk::error). Empty: state_dump::text() to stderr.
   std::function<void(const state_dump&)> on_state_dump;
-  //! Audit: slots of the device audit ring (a power of two), records the runtime keeps in memory for
-  //! runtime::audit_records() (1 .. 2^24), and further sinks (e.g. rk::audit_file_sink; not null) fed by
-  //! the same hash chain.
+  //! Audit: slots of the device audit ring (a power of two, 2 .. 2^24; each costs 200 bytes of mapped host
+  //! memory, a 192-byte slot and its sequence word: 800 KiB at the default, 3.1 GiB at 2^24), records the
+  //! runtime keeps in memory for runtime::audit_records() (1 .. 2^24), and further sinks (e.g.
+  //! rk::audit_file_sink; not null) fed by the same hash chain.
   std::uint32_t audit_ring_slots = 4096;
   std::size_t audit_memory_records = 4096;
   std::vector<std::shared_ptr<audit_sink>> audit_sinks;

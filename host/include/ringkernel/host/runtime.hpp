@@ -214,7 +214,8 @@ public:
   void set_route(actor_index from, address next_hop);
   //! Restores direct delivery to actor `a`.
   void clear_route(actor_index a);
-  //! A named address with no mailbox whose messages go to `target`; returns its id.
+  //! A named address with no mailbox whose messages go to `target`; returns its id. Following it is one
+  //! hop (runtime_options::max_hops).
   actor_index add_alias(std::string name, address target);
   //! Removes an alias no other alias or route leads to. Its id is refused from now on (not_found on the
   //! device, rk::error on the host); its slot is reused after a grace period.
