@@ -192,6 +192,8 @@ public:
   //! reads only counters and cursors). `lifecycle` holds the table's lifecycle for the caller to map.
   std::vector<std::pair<mailbox_state, actor_lifecycle>> nonempty_mailboxes() const;
   std::uint64_t actor_count() const; //!< current actors, aliases excluded
+  //! After the workers stopped: copies every actor's state to the host for read_final_state. Throws
+  //! (std::bad_alloc) when the host has no memory for them; the states read before stay readable.
   void read_final_states();
   void read_final_state(actor_index id, std::type_index type, void* out, std::size_t bytes) const;
   //! Names by slot for fault reports.
@@ -277,6 +279,7 @@ private:
   //! The same, by (handler type, tenant): runtime_stats::forgotten_by_handler_and_tenant.
   forgotten_map forgotten_groups_;
   std::map<std::uint64_t, tenant_history> history_;
+  bool final_states_lost_ = false; //!< read_final_states threw: a state missing then is lost, not unread
 };
 
 } // namespace rk::detail

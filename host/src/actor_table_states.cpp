@@ -44,11 +44,16 @@ std::vector<actor_snapshot> actor_table::images() const {
 
 void actor_table::read_final_states() {
   std::lock_guard lock(mutex_);
-  for (actor_record& r : records_) {
-    if (r.stage != stage_kind::active || r.alias) continue;
-    r.final_state.resize(kinds_[r.kind].ops.state_size);
-    if (!r.final_state.empty())
-      backend_.copy_from_device(r.final_state.data(), r.d_state, r.final_state.size());
+  try {
+    for (actor_record& r : records_) {
+      if (r.stage != stage_kind::active || r.alias) continue;
+      r.final_state.resize(kinds_[r.kind].ops.state_size);
+      if (!r.final_state.empty())
+        backend_.copy_from_device(r.final_state.data(), r.d_state, r.final_state.size());
+    }
+  } catch (...) {
+    final_states_lost_ = true;
+    throw;
   }
 }
 
@@ -60,6 +65,9 @@ void actor_table::read_final_state(actor_index id, std::type_index type, void* o
   if (k.type != type)
     throw error("state<H>(" + std::to_string(id) + "): actor '" + r.name + "' runs handler '" + k.name +
                 "', not the requested type");
+  if (r.final_state.size() != bytes && final_states_lost_)
+    throw error("state<H>(): shutdown() could not copy the final state of actor '" + r.name +
+                "' to the host (out of host memory: see shutdown_report::fault); it is lost");
   if (r.final_state.size() != bytes)
     throw error(
         "state<H>(): actor states are read back by shutdown(); call it after shutdown() (and not after a "

@@ -27,6 +27,21 @@ actor_lifecycle as_reported_after_workers_stopped(actor_lifecycle recorded) {
                            recorded == actor_lifecycle::stopping;
   return was_running ? actor_lifecycle::stopped : recorded;
 }
+//! Runs `read` (a read-back after the workers stopped); when it throws, says in the report's fault (the
+//! first one stands) that `what` could not be read, and goes on.
+template <class Read>
+void read_back(shutdown_report& report, const char* what, Read&& read) noexcept {
+  try {
+    read();
+  } catch (const std::exception& e) {
+    try {
+      if (!report.fault)
+        report.fault = std::string("shutdown() could not read back ") + what + ": " + e.what();
+    } catch (const std::bad_alloc&) { // no memory for the text either: the missing data says it
+    }
+  }
+}
+
 std::string draining_refusal(const std::string& who) {
   return who + ": shutdown() was called and the runtime is draining; nothing is respawned or saved any more";
 }
@@ -511,18 +526,25 @@ shutdown_report run_control::shutdown() noexcept {
       report.drained = false;
     }
     if (workers_stopped_) {
-      final_stats_ = faults_.faulted() ? last_snapshot() : collect_stats();
-      for (actor_stats& a : final_stats_->actors)
-        a.lifecycle = as_reported_after_workers_stopped(a.lifecycle);
-      for (const auto& a : final_stats_->actors) {
-        report.discarded += a.discarded;
-        report.lost_to_fault += a.interrupted;
-        if (final_stats_->stale)
-          report.lost_to_fault += a.received - std::min(a.received, a.handled + a.discarded + a.interrupted);
-      }
-      report.discarded += final_stats_->forgotten.discarded;
-      report.lost_to_fault += final_stats_->forgotten.interrupted;
-      if (!faults_.faulted()) actors_.read_final_states();
+      // The final states (the application's results) first, then the counters, each on its own: out of
+      // host memory for one keeps the other, the stopped workers and the drain's verdict.
+      if (!faults_.faulted())
+        read_back(report, "the actors' final states (state<H>() says which are lost)",
+                  [&] { actors_.read_final_states(); });
+      read_back(report, "the final counters (stats() reads them again when asked)", [&] {
+        final_stats_ = faults_.faulted() ? last_snapshot() : collect_stats();
+        for (actor_stats& a : final_stats_->actors)
+          a.lifecycle = as_reported_after_workers_stopped(a.lifecycle);
+        for (const auto& a : final_stats_->actors) {
+          report.discarded += a.discarded;
+          report.lost_to_fault += a.interrupted;
+          if (final_stats_->stale)
+            report.lost_to_fault +=
+                a.received - std::min(a.received, a.handled + a.discarded + a.interrupted);
+        }
+        report.discarded += final_stats_->forgotten.discarded;
+        report.lost_to_fault += final_stats_->forgotten.interrupted;
+      });
     }
     report.pending_host_messages = io_.pending_egress();
     if (!workers_stopped_) audit_.note_workers_running(); // what they refuse later is in no log

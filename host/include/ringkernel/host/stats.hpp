@@ -139,7 +139,8 @@ struct runtime_stats {
   std::uint64_t gateway_parked_total = 0; //!< host messages that waited there at some point
   std::uint64_t host_received = 0;        //!< messages runtime::receive returned
   //! The runtime faulted (a device fault on CUDA): these are the last counters read before it, and the
-  //! actors' lifecycle says faulted.
+  //! actors' lifecycle says faulted. Also set after a shutdown() that could not read the final counters
+  //! (out of host memory, see shutdown_report::fault) when reading them again failed too.
   bool stale = false;
   //! The sampled message trace's collector (runtime_options::trace; all zero when tracing is off).
   trace_stats trace{};
@@ -204,8 +205,11 @@ struct shutdown_report {
   //! everything delivered but not handled by the last counters read.
   std::uint64_t lost_to_fault = 0;
   std::uint64_t pending_host_messages = 0; //!< replies still in the egress ring (receive() can take them)
-  std::optional<std::string> fault;        //!< set when the runtime had faulted
-  bool workers_stopped = true;             //!< false: a worker did not exit in time (resources leaked)
+  //! Set when the runtime had faulted, when shutdown() itself failed ("shutdown failed: ..."), and when,
+  //! out of host memory, it could not read the actors' final states or the final counters back ("shutdown()
+  //! could not read back ..."; the drain's verdict and `workers_stopped` still hold then).
+  std::optional<std::string> fault;
+  bool workers_stopped = true; //!< false: a worker did not exit in time (resources leaked)
   //! Actors the watchdog found stuck in one handler call (runtime_options::handler_timeout), and, when
   //! workers did not exit, the actors whose handler they were still running. Such workers, the runtime's
   //! memory and its backend are leaked rather than freed under them.
