@@ -319,7 +319,9 @@ void expect_one_of_two_cross_respawns_refused_at_once(rk::runtime& for_a, rk::ru
   const bool a_live = for_a.lifecycle(a) == rk::actor_lifecycle::live;
   EXPECT_NE(a_live, for_b.lifecycle(b) == rk::actor_lifecycle::live) << mode << ": exactly one was respawned";
   EXPECT_TRUE(for_a.shutdown().drained) << mode;
-  if (&for_b != &for_a) EXPECT_TRUE(for_b.shutdown().drained) << mode;
+  if (&for_b != &for_a) {
+    EXPECT_TRUE(for_b.shutdown().drained) << mode;
+  }
 }
 
 TEST(CpuBackend, TwoFaultedCallsThatRespawnEachOtherEndAtOnce) {
