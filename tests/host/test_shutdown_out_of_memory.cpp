@@ -36,15 +36,17 @@ public:
 
 } // namespace
 
-void* operator new(std::size_t bytes) {
+// Not inlined: GCC would otherwise pair an inlined free() with the new-expression it sees and warn
+// (-Wmismatched-new-delete), though both replacements sit on malloc and free.
+[[gnu::noinline]] void* operator new(std::size_t bytes) {
   if (failing_last != 0 && bytes >= failing_first && bytes <= failing_last) throw std::bad_alloc();
   if (void* p = std::malloc(bytes == 0 ? 1 : bytes)) return p;
   throw std::bad_alloc();
 }
-void operator delete(void* p) noexcept {
+[[gnu::noinline]] void operator delete(void* p) noexcept {
   std::free(p);
 }
-void operator delete(void* p, std::size_t) noexcept {
+[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept {
   std::free(p);
 }
 

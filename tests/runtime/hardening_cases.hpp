@@ -170,6 +170,8 @@ TEST_P(HardeningCases, HandlersReadOnlyTheRegionBytesTheyWereGiven) {
   const rk::region_handle stale = mine;
   rt.unregister_region(mine);
   mine = rt.create_region({own.data(), 64}, 64, {rk::region_policy::immutable, 1, {}});
+  const rk::region_handle other_own =
+      rt.create_region({own.data(), 64}, 64, {rk::region_policy::immutable, 1, {}});
   const actor_index thief = rt.spawn<region_thief>("thief", in_tenant(1));
   // One rewriter per forgery, each starting from a valid descriptor of its own tenant's region.
   const std::vector<std::pair<const char*, rk::region_descriptor>> forgeries{
@@ -179,13 +181,17 @@ TEST_P(HardeningCases, HandlersReadOnlyTheRegionBytesTheyWereGiven) {
       {"wrapping range", mine.describe(~std::uint64_t{0} - 4, 16)},
       {"stale generation", stale.describe(0, 8)},
       {"unknown region", rk::region_descriptor{4000, 1, 0, 8}},
+      // Valid for its tenant, but not what it was sent: more of the same region, and another one.
+      {"widened to its whole region", mine.describe(0, 64)},
+      {"another region of its tenant", other_own.describe(0, 8)},
   };
   std::vector<actor_index> rewriters;
   for (std::size_t i = 0; i < forgeries.size(); ++i)
     rewriters.push_back(rt.spawn<slot_rewriter>("rewriter" + std::to_string(i), in_tenant(1),
                                                 slot_rewriter::state{forgeries[i].second}));
+  // Writes back the very descriptor it was sent.
   const actor_index honest =
-      rt.spawn<slot_rewriter>("honest", in_tenant(1), slot_rewriter::state{mine.describe(0, 64)});
+      rt.spawn<slot_rewriter>("honest", in_tenant(1), slot_rewriter::state{mine.describe(0, 8)});
   rt.start();
 
   // A message the handler built itself grants nothing, even for its own tenant's region.
@@ -207,9 +213,8 @@ TEST_P(HardeningCases, HandlersReadOnlyTheRegionBytesTheyWereGiven) {
   ASSERT_EQ(rt.send_wait(honest, msg_region, rk::as_bytes(mine.describe(0, 8)), 5s, descriptor_as(1)),
             status::delivered);
   const ping_payload r = reply_of(rt);
-  EXPECT_EQ(r.sequence, 64u)
-      << "a valid descriptor of its own region reads (the check is not a blanket refusal)";
-  EXPECT_EQ(r.value, 64u);
+  EXPECT_EQ(r.sequence, 8u) << "the descriptor it was sent reads (the check is not a blanket refusal)";
+  EXPECT_EQ(r.value, 8u);
   EXPECT_TRUE(rt.shutdown().drained);
 }
 

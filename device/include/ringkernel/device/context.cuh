@@ -49,7 +49,16 @@ public:
                                hlc_timestamp event_time, const std::byte* delivered = nullptr,
                                detail::device_run_next* run_next = nullptr) noexcept
       : sys_(&sys), self_(self), slot_(detail::slot_of(sys, self)), tenant_(tenant), event_time_(event_time),
-        delivered_(delivered), run_next_(run_next) {}
+        delivered_(delivered), run_next_(run_next) {
+    // The descriptor as delivered, before the handler runs: region_bytes grants no other, whatever the
+    // handler writes into its (const) slot. Unused by a handler that never calls region_bytes, so the
+    // compiler drops it there.
+    if (delivered == nullptr) return;
+    const envelope& e = *reinterpret_cast<const envelope*>(delivered);
+    if ((e.flags & envelope_flags::descriptor) == 0 || e.payload_length != sizeof granted_) return;
+    cuda::std::memcpy(&granted_, delivered + envelope_bytes, sizeof granted_);
+    granted_ok_ = true;
+  }
 
   RK_HOST_DEVICE actor_index self() const noexcept { return self_; }
   RK_HOST_DEVICE std::uint64_t tenant() const noexcept { return tenant_; }
@@ -159,7 +168,8 @@ public:
   //! is a capability the runtime grants per delivery: `m` must be the message this call was given (a
   //! message a handler builds itself grants nothing), and its descriptor is checked again now exactly as on
   //! delivery (live region, same generation, policy, bounds, owned by or shared with this actor's tenant),
-  //! so neither a rewritten slot nor a region unregistered since delivery yields a byte. Empty when `m`
+  //! and must be the one delivered: neither a rewritten slot (even naming another region of this tenant,
+  //! or more of the same one) nor a region unregistered since delivery yields a byte. Empty when `m`
   //! carries no descriptor; a refusal is also reported to the audit log (descriptor_violation).
   RK_HOST_DEVICE byte_view region_bytes(const message& m) const noexcept {
     if ((m.header().flags & envelope_flags::descriptor) == 0) return {};
@@ -169,7 +179,10 @@ public:
     region_descriptor d{};
     const bool sized = m.size() == sizeof d && m.payload().data != nullptr;
     if (sized) cuda::std::memcpy(&d, m.payload().data, sizeof d);
-    if (!delivered || !sized || !detail::descriptor_valid(*sys_, tenant_, &d, sizeof d)) {
+    const bool as_delivered = granted_ok_ && d.region == granted_.region &&
+                              d.generation == granted_.generation && d.offset == granted_.offset &&
+                              d.length == granted_.length;
+    if (!delivered || !sized || !as_delivered || !detail::descriptor_valid(*sys_, tenant_, &d, sizeof d)) {
       if (is_leader()) refuse_region_access(d);
       return {};
     }
@@ -433,6 +446,8 @@ private:
   hlc_timestamp event_time_;
   const std::byte* delivered_; //!< the mailbox slot of the message this call was given
   detail::device_run_next* run_next_;
+  region_descriptor granted_{}; //!< the descriptor delivered_ held when the call began (granted_ok_)
+  bool granted_ok_ = false;
 };
 
 } // namespace rk

@@ -30,7 +30,9 @@ struct tenant_quota {
   std::uint64_t max_actors = no_limit;       //!< actors spawned for the tenant (stopped ones count)
   std::uint64_t max_device_bytes = no_limit; //!< mailboxes, handler states + regions
   std::uint64_t max_messages_per_second = 0; //!< 0: no rate limit; at most 1e11 (passes 1.6e10/s at most)
-  std::uint64_t burst = 0;                   //!< tokens when idle; 0: one second's worth
+  //! Tokens when idle; 0: one second's worth. A batch of more messages (send_aggregated) never passes:
+  //! quota_exceeded until the burst is raised.
+  std::uint64_t burst = 0;
 
   //! 1024 actors, 1 GiB, no rate limit.
   static tenant_quota standard() { return {1024, std::uint64_t{1} << 30, 0, 0}; }
