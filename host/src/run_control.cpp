@@ -383,7 +383,7 @@ void run_control::await_faulted_call(actor_index a, const std::string& who) {
   const wait_result r = wait_until(
       [&] {
         ended = !in_call(a);
-        shutting_down = shutdown_requested_.load() && phase_.load() != phase::stopped;
+        shutting_down = draining_for_shutdown();
         return ended || shutting_down || watchdog_.reports_stuck(a) || callback_outlived(phase_);
       },
       abort_on_fault(), timeout_ns(std::chrono::seconds(10)), host_backoff());
@@ -399,7 +399,7 @@ void run_control::await_faulted_call(actor_index a, const std::string& who) {
 }
 
 void run_control::throw_if_shutting_down(const std::string& who) const {
-  if (shutdown_requested_.load() && phase_.load() != phase::stopped) throw error(draining_refusal(who));
+  if (draining_for_shutdown()) throw error(draining_refusal(who));
 }
 
 bool run_control::ended_by_pause(paused_runtime until) {

@@ -163,6 +163,10 @@ private:
   bool workers_stopped_ = true;
   std::atomic<bool> starting_{false}; //!< start() runs (as_reported: its phase says stopped meanwhile)
   std::atomic<bool> shutdown_requested_{false}; //!< see note_shutdown_requested
+  //! shutdown() began and has not ended: the span throw_if_shutting_down refuses.
+  bool draining_for_shutdown() const noexcept {
+    return shutdown_requested_.load() && phase_.load() != phase::stopped;
+  }
   std::optional<runtime_stats> final_stats_;
   mutable std::mutex snapshot_mutex_;
   std::optional<runtime_stats> last_snapshot_; //!< guarded by snapshot_mutex_

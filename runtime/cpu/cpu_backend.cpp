@@ -571,9 +571,6 @@ private:
 
   park_lot* receive_lot() noexcept override { return &receive_lot_; }
   bool on_worker_thread() const noexcept override { return serving_backend == this; }
-  actor_index actor_on_this_thread() const noexcept override {
-    return serving_backend == this ? serving_actor : host_actor;
-  }
   //! Its own actor; a dedicated actor listed for this thread's worker; or a scheduled actor (listed for
   //! no worker) when this is the only pool thread. Anything else may be served meanwhile: false.
   bool only_this_thread_serves(actor_index a) const noexcept override {

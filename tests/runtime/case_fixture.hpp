@@ -28,6 +28,14 @@ inline rk::runtime_options cpu_options() {
   o.announce_backend = false;
   return o;
 }
+//! cpu_options() in one worker mode (dedicated or scheduled) and without the watchdog (handler_timeout
+//! 0), for tests of waits that only the awaited handler call may end.
+inline rk::runtime_options unwatched_cpu_options(bool dedicated) {
+  rk::runtime_options o = cpu_options();
+  o.dedicated_workers = dedicated;
+  o.handler_timeout = 0ms;
+  return o;
+}
 
 //! Runs `call`, which must throw rk::error containing `needle`.
 template <class Call>

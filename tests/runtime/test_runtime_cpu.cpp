@@ -198,10 +198,7 @@ TEST(CpuBackend, AFaultedCallThatRespawnsItsOwnActorIsRefusedAtOnce) {
   // respawn() waits for a faulted call to return (its writes would land in the fresh state): from that
   // very call it waited 10 s (or until the watchdog reported it) and then blamed the call on itself.
   for (const bool dedicated : {false, true}) {
-    rk::runtime_options o = cpu_options();
-    o.dedicated_workers = dedicated;
-    o.handler_timeout = 0ms; // no watchdog to end the wait
-    rk::runtime rt(o);
+    rk::runtime rt(unwatched_cpu_options(dedicated));
     const auto a = rt.spawn<self_respawner>("respawner", {}, self_respawner::state{&rt});
     rt.start();
     ASSERT_EQ(rt.send(a, 1, {}), rk::status::enqueued);
@@ -236,10 +233,7 @@ TEST(CpuBackend, ARespawnAfterAFaultedCallThatThrowsIsNeverFaultedByThatCall) {
   // running faulted call. Statistical: each round respawns as soon as the call faulted, then checks that
   // the fresh actor answers. Fails within tens of rounds on the old code, in both modes.
   for (const bool dedicated : {false, true}) {
-    rk::runtime_options o = cpu_options();
-    o.dedicated_workers = dedicated;
-    o.handler_timeout = 0ms;
-    rk::runtime rt(o);
+    rk::runtime rt(unwatched_cpu_options(dedicated));
     const auto a = rt.spawn<fault_then_throw>("thrower");
     rt.start();
     const std::uint64_t rounds = rk::test::scaled(2'000);
@@ -327,10 +321,8 @@ void expect_one_of_two_cross_respawns_refused_at_once(rk::runtime& for_a, rk::ru
 TEST(CpuBackend, TwoFaultedCallsThatRespawnEachOtherEndAtOnce) {
   // Each waited 10 s for the other's call to return (neither could), then both were refused.
   for (const bool dedicated : {false, true}) {
-    rk::runtime_options o = cpu_options();
-    o.dedicated_workers = dedicated;
-    o.cpu_workers = 2;       // the two calls run at once
-    o.handler_timeout = 0ms; // no watchdog to end the waits
+    rk::runtime_options o = unwatched_cpu_options(dedicated);
+    o.cpu_workers = 2; // the two calls run at once
     rk::runtime rt(o);
     expect_one_of_two_cross_respawns_refused_at_once(rt, rt, dedicated ? "dedicated" : "scheduled");
   }
@@ -340,9 +332,7 @@ TEST(CpuBackend, TwoFaultedCallsOfTwoRuntimesThatRespawnEachOtherEndAtOnce) {
   // The same cycle across two runtimes: each runtime took the other's worker thread for a host thread,
   // so both calls waited 10 s and were then refused, blaming a slow call.
   for (const bool dedicated : {false, true}) {
-    rk::runtime_options o = cpu_options();
-    o.dedicated_workers = dedicated;
-    o.handler_timeout = 0ms;
+    const rk::runtime_options o = unwatched_cpu_options(dedicated);
     rk::runtime first(o);
     rk::runtime second(o);
     expect_one_of_two_cross_respawns_refused_at_once(first, second, dedicated ? "dedicated" : "scheduled");

@@ -252,10 +252,7 @@ TEST(CpuBackend, ARespawnWaitingForAFaultedCallEndsWhenShutdownBegins) {
     const char* mode = dedicated ? "dedicated" : "scheduled";
     held_fault_entered = false;
     held_fault_release = false;
-    rk::runtime_options o = cpu_options();
-    o.dedicated_workers = dedicated;
-    o.handler_timeout = 0ms; // no watchdog to end the wait
-    rk::runtime rt(o);
+    rk::runtime rt(unwatched_cpu_options(dedicated));
     const auto a = rt.spawn<fault_and_hold>("held");
     rt.start();
     ASSERT_EQ(rt.send(a, 1, {}), rk::status::enqueued);

@@ -53,6 +53,18 @@ struct contained_fault {
   std::string reason;
 };
 
+class backend_impl;
+
+//! A handler call, named across the runtimes of a process: the backend that runs it and its actor.
+struct handler_call {
+  const backend_impl* backend = nullptr;
+  actor_index actor = host_actor;
+  friend auto operator<=>(const handler_call&, const handler_call&) = default;
+};
+//! The handler call the calling thread runs (a CPU-backend worker thread in a call), whichever runtime's it
+//! is; {} on any other thread. Defined by the CPU backend, the only one whose handlers run on host threads.
+handler_call handler_call_on_this_thread() noexcept;
+
 class backend_impl {
 public:
   virtual ~backend_impl() = default;
@@ -89,9 +101,12 @@ public:
   //! Whether the calling thread is one of this backend's worker threads (a CPU-backend handler calling the
   //! host API): calls that wait for workers refuse it, since they would wait for that very worker.
   virtual bool on_worker_thread() const noexcept { return false; }
-  //! The actor whose handler the calling thread is running (a CPU-backend worker thread in a call), else
-  //! host_actor.
-  virtual actor_index actor_on_this_thread() const noexcept { return host_actor; }
+  //! The actor of this backend whose handler the calling thread is running (a CPU-backend worker thread in
+  //! a call), else host_actor.
+  actor_index actor_on_this_thread() const noexcept {
+    const handler_call call = handler_call_on_this_thread();
+    return call.backend == this ? call.actor : host_actor;
+  }
   //! Whether actor `a`'s mailbox can be emptied only by the calling thread, which is inside a handler: it
   //! is that handler's own actor, or (CPU backend) one its thread alone serves. A send_wait there would
   //! wait for itself.
@@ -151,16 +166,6 @@ public:
 };
 
 std::unique_ptr<backend_impl> make_cpu_backend(const runtime_options& options);
-
-//! A handler call, named across the runtimes of a process: the backend that runs it and its actor.
-struct handler_call {
-  const backend_impl* backend = nullptr;
-  actor_index actor = host_actor;
-  friend auto operator<=>(const handler_call&, const handler_call&) = default;
-};
-//! The handler call the calling thread runs (a CPU-backend worker thread in a call), whichever runtime's it
-//! is; {} on any other thread.
-handler_call handler_call_on_this_thread() noexcept;
 //! Throws rk::error when the device is unusable. `description` receives e.g. "NVIDIA H100 ... (sm_90)".
 std::unique_ptr<backend_impl> make_cuda_backend(const runtime_options& options, std::string& description);
 //! Whether CUDA device `device` can run ringkernel; `why` says what was found either way.
