@@ -429,6 +429,10 @@ gateway_counters host_io::read_gateway() const {
   return g;
 }
 
+std::uint64_t host_io::settled() const noexcept {
+  return load_acquire(*static_cast<const std::uint64_t*>(settled_memory_.host()));
+}
+
 void host_io::fill_host_counters(runtime_stats& s) const {
   for (std::size_t i = 0; i < status_count; ++i)
     s.host_sends[i] = host_sends_[i].load(std::memory_order_relaxed);

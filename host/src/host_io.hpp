@@ -78,6 +78,9 @@ public:
   bool waits_end();
   std::uint64_t enqueued() const noexcept { return enqueued_.load(std::memory_order_acquire); }
   gateway_counters read_gateway() const;
+  //! Host messages settled, as published for admission (after the parking and per-destination credits
+  //! they return): a send made after reading n finds the room of all n messages given back.
+  std::uint64_t settled() const noexcept;
   void fill_host_counters(runtime_stats& s) const;
   //! Replies still in the egress ring.
   std::uint64_t pending_egress();

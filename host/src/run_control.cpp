@@ -592,9 +592,12 @@ actor_lifecycle run_control::as_reported(actor_lifecycle recorded) const noexcep
 runtime_stats run_control::collect_stats() const {
   runtime_stats s;
   actors_.collect_stats(s);
+  // The settled count the host admits against, read first: the gateway counts a message in its own
+  // `processed` before it gives the message's credit back, so that count could name a message whose
+  // room a send made after reading it would not find yet. Every verdict it counts is recorded by now.
+  s.gateway_processed = io_.settled();
   const gateway_counters g = io_.read_gateway();
   std::copy(std::begin(g.verdicts), std::end(g.verdicts), s.gateway_verdicts.begin());
-  s.gateway_processed = g.processed;
   s.gateway_parked = g.parked;
   s.gateway_parked_total = g.parked_total;
   io_.fill_host_counters(s);

@@ -133,9 +133,11 @@ struct runtime_stats {
   //! is counted under its final verdict (delivered, a refusal, timed_out, aborted), never as `enqueued`:
   //! the messages the gateway settles are host_sends[enqueued] plus the send_waits that were sent.
   status_counts host_sends{};
-  status_counts gateway_verdicts{};    //!< what the device finally decided for each settled host message
-  std::uint64_t gateway_processed = 0; //!< host messages settled (delivered or refused)
-  std::uint64_t gateway_parked = 0;    //!< host messages waiting for room in the gateway's parking area now
+  status_counts gateway_verdicts{}; //!< what the device finally decided for each settled host message
+  //! Host messages settled (delivered or refused). The parking room each one held is free again by the
+  //! time it is counted here: a send made after reading this count finds that room.
+  std::uint64_t gateway_processed = 0;
+  std::uint64_t gateway_parked = 0; //!< host messages waiting for room in the gateway's parking area now
   std::uint64_t gateway_parked_total = 0; //!< host messages that waited there at some point
   std::uint64_t host_received = 0;        //!< messages runtime::receive returned
   //! The runtime faulted (a device fault on CUDA): these are the last counters read before it, and the
