@@ -513,18 +513,21 @@ void runtime_impl::register_message_type(const message_type_info& info) {
 
 void runtime_impl::start() {
   std::lock_guard lock(setup_);
-  // Registered first, so a hang inside start() can be dumped too; dropped again if start() fails.
-  if (options_.dump_state_on_sigusr1 && !sigusr1_)
-    sigusr1_ = std::make_unique<dump_signal_registration>([this] { deliver_dump(); });
+  // Registered first, so a hang inside start() can be dumped too; dropped again if start() fails, but
+  // only when this call made them: a refused second start() leaves a running runtime's dump signal and
+  // rk-top object (or a stopped one's last snapshot) as they were.
+  const bool registers_dump = options_.dump_state_on_sigusr1 && !sigusr1_;
+  if (registers_dump) sigusr1_ = std::make_unique<dump_signal_registration>([this] { deliver_dump(); });
+  const bool publishes = options_.publish_stats && !publisher_;
   try {
-    if (options_.publish_stats && !publisher_)
+    if (publishes)
       publisher_ = std::make_unique<stats_publisher>(
           stats_publisher::sources{[this] { return read_metrics(); }, [this] { return run_.stuck_names(); }},
           std::chrono::milliseconds(100));
     run_.start();
   } catch (...) {
-    publisher_.reset();
-    sigusr1_.reset();
+    if (publishes) publisher_.reset();
+    if (registers_dump) sigusr1_.reset();
     throw;
   }
   started_at_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count() | 1,

@@ -177,6 +177,39 @@ TEST(StateDump, SigusrOneDumpsWhileRunningAndTheUsersHandlerComesBack) {
   ASSERT_EQ(::sigaction(SIGUSR1, &before, nullptr), 0);
 }
 
+// A refused second start() left a running runtime without its SIGUSR1 dump (the next SIGUSR1 ended the
+// process) and without its rk-top object: start()'s failure path dropped both though it had made neither.
+TEST(StateDump, ARefusedSecondStartKeepsTheDumpSignalAndTheStatsObject) {
+  struct sigaction mine {};
+  mine.sa_handler = count_user_sigusr1;
+  sigemptyset(&mine.sa_mask);
+  struct sigaction before {};
+  ASSERT_EQ(::sigaction(SIGUSR1, &mine, &before), 0); // a lost registration shows as a count, not a crash
+  const int user_calls = user_sigusr1.load();
+
+  dump_inbox inbox;
+  rk::runtime_options o = cpu_options();
+  o.dump_state_on_sigusr1 = true;
+  o.publish_stats = true;
+  o.on_state_dump = inbox.sink();
+  {
+    rk::runtime rt(o);
+    rt.spawn<blocker>("a");
+    rt.start();
+    const std::string published = rt.stats_shm_name();
+    ASSERT_FALSE(published.empty());
+    EXPECT_THROW(rt.start(), rk::error);
+    EXPECT_EQ(rt.stats_shm_name(), published) << "the rk-top object outlives a refused start()";
+    ASSERT_EQ(std::raise(SIGUSR1), 0);
+    EXPECT_TRUE(inbox.wait_for(1).has_value()) << "SIGUSR1 produced no dump within 20 s";
+    EXPECT_EQ(user_sigusr1.load(), user_calls) << "SIGUSR1 went to the handler from before start()";
+    EXPECT_TRUE(rt.shutdown().drained);
+    EXPECT_THROW(rt.start(), rk::error);
+    EXPECT_EQ(rt.stats_shm_name(), published) << "the last snapshot outlives a start() after shutdown()";
+  }
+  ASSERT_EQ(::sigaction(SIGUSR1, &before, nullptr), 0);
+}
+
 TEST(StateDump, WithoutAWatchdogAgesAreUnknownAndSaidSo) {
   rk::runtime_options o = cpu_options();
   o.handler_timeout = 0ms;
