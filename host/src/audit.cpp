@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace rk {
@@ -173,11 +174,26 @@ std::uint64_t audit_memory_sink::evicted() const {
 }
 
 audit_file_sink::audit_file_sink(std::filesystem::path path) : path_(std::move(path)) {
-  // O_CLOEXEC: child processes do not inherit it.
-  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  // O_CLOEXEC: child processes do not inherit it. O_NONBLOCK: opening a FIFO does not wait for a reader
+  // (it is refused below; without a reader the open fails with ENXIO).
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0666);
+  constexpr const char* regular_only =
+      "the sink writes a file it can cut back to its last whole line after a "
+      "failed write; give it a regular file (or write an audit_sink of your "
+      "own for a pipe)";
+  if (fd_ < 0 && errno == ENXIO) // a FIFO nobody reads
+    throw error("audit_file_sink: '" + path_.string() + "' is a FIFO: " + regular_only);
   if (fd_ < 0)
     throw error("audit_file_sink: cannot create '" + path_.string() + "': " + std::strerror(errno) +
                 "; check that the directory exists and is writable");
+  struct stat opened {};
+  const bool stream = ::fstat(fd_, &opened) == 0 && (S_ISFIFO(opened.st_mode) || S_ISSOCK(opened.st_mode));
+  if (stream || ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) & ~O_NONBLOCK) != 0) {
+    ::close(fd_);
+    throw error("audit_file_sink: '" + path_.string() +
+                (stream ? std::string("' is a FIFO or socket: ") + regular_only
+                        : std::string("': cannot make its writes blocking")));
+  }
 }
 
 audit_file_sink::~audit_file_sink() {

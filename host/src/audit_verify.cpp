@@ -2,6 +2,8 @@
 
 #include <ringkernel/host/audit.hpp>
 
+#include "file_output.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -181,6 +183,11 @@ audit_verify_result verify_audit_log(const std::filesystem::path& path, const au
   };
   try {
     result.head = std::string(audit_genesis_hash);
+    if (const std::string kind = detail::special_file_kind(path); !kind.empty()) {
+      result.reason = "'" + path.string() + "' is " + kind +
+                      ", not a regular file (reading it could wait for ever or not end); pass the log file";
+      return result;
+    }
     std::ifstream in(path, std::ios::binary);
     if (!in) {
       result.reason = "cannot open '" + path.string() + "': " + std::strerror(errno);

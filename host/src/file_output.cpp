@@ -87,4 +87,20 @@ void replace_file(const std::filesystem::path& path, std::initializer_list<std::
     fail_removing("renaming '" + temporary + "' over it: " + std::strerror(errno));
 }
 
+std::string special_file_kind(const std::filesystem::path& path) {
+  std::error_code ignored; // a path that cannot be looked up is left to the caller's open
+  switch (std::filesystem::status(path, ignored).type()) {
+  case std::filesystem::file_type::fifo:
+    return "a FIFO";
+  case std::filesystem::file_type::socket:
+    return "a socket";
+  case std::filesystem::file_type::character:
+    return "a character device";
+  case std::filesystem::file_type::block:
+    return "a block device";
+  default:
+    return {};
+  }
+}
+
 } // namespace rk::detail

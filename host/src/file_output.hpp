@@ -1,5 +1,6 @@
 #pragma once
-// Files the runtime writes for the application (snapshot_all, write_trace): all or nothing.
+// Files the runtime writes for the application (snapshot_all, write_trace): all or nothing. And what a
+// reader of a whole file (restore, verify_audit_log) checks first.
 
 #include <filesystem>
 #include <initializer_list>
@@ -17,5 +18,11 @@ namespace rk::detail {
 //! it was.
 void replace_file(const std::filesystem::path& path, std::initializer_list<std::string_view> parts,
                   const std::string& who);
+
+//! What kind of special file `path` names ("a FIFO", "a socket", "a character device", "a block device"),
+//! following symbolic links; empty for anything else (a regular file, a directory, a missing path: the
+//! caller's own open and read say what is wrong with those). A reader of a whole file refuses a special
+//! one: opening a FIFO waits for a writer, and a device may never end.
+std::string special_file_kind(const std::filesystem::path& path);
 
 } // namespace rk::detail

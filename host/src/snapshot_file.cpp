@@ -24,21 +24,42 @@ namespace {
 
 constexpr const char* format_name = "ringkernel-snapshot";
 constexpr std::size_t max_header_bytes = std::size_t{1} << 30;
+constexpr std::string_view checksum_prefix = "sha256 "; //!< version 2's last line: this, 64 hex digits, '\n'
 
 } // namespace
 
-std::string sha256_hex(std::span<const std::byte> bytes) {
+sha256_digest::sha256_digest() : context_(EVP_MD_CTX_new(), EVP_MD_CTX_free) {
+  if (!context_ || EVP_DigestInit_ex(context_.get(), EVP_sha256(), nullptr) != 1)
+    throw error("snapshot: OpenSSL SHA-256 failed");
+}
+
+sha256_digest& sha256_digest::update(std::span<const std::byte> bytes) {
+  if (EVP_DigestUpdate(context_.get(), bytes.data(), bytes.size()) != 1)
+    throw error("snapshot: OpenSSL SHA-256 failed");
+  return *this;
+}
+
+std::string sha256_digest::hex() {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  if (EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr) != 1)
+  if (EVP_DigestFinal_ex(context_.get(), digest, &length) != 1)
     throw error("snapshot: OpenSSL SHA-256 failed");
-  static constexpr char hex[] = "0123456789abcdef";
+  static constexpr char digits[] = "0123456789abcdef";
   std::string out;
   for (unsigned int i = 0; i < length; ++i) {
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 15];
+    out += digits[digest[i] >> 4];
+    out += digits[digest[i] & 15];
   }
   return out;
+}
+
+std::string sha256_hex(std::span<const std::byte> bytes) {
+  return sha256_digest().update(bytes).hex();
+}
+
+std::string checksum_line(std::string_view header_line, std::span<const std::byte> states) {
+  return std::string(checksum_prefix) +
+         sha256_digest().update(std::as_bytes(std::span(header_line))).update(states).hex() + "\n";
 }
 
 namespace {
@@ -47,7 +68,7 @@ namespace {
 //! big value. (nlohmann's destructor allocates a stack as large as an array: for a million actors, after
 //! running out of memory, destroying the list allocated again and ended the process.)
 std::string snapshot_header(const std::vector<actor_snapshot>& actors, const std::string& backend,
-                            std::uint64_t states_bytes, const std::string& states_sha256) {
+                            std::uint64_t states_bytes) {
   std::map<std::string, std::size_t> types;
   for (const actor_snapshot& a : actors) types.emplace(a.handler, a.state.size());
   nlohmann::json fixed;
@@ -58,7 +79,6 @@ std::string snapshot_header(const std::vector<actor_snapshot>& actors, const std
   for (const auto& [name, bytes] : types) handler_types.push_back({{"name", name}, {"state_bytes", bytes}});
   fixed["handler_types"] = std::move(handler_types);
   fixed["states_bytes"] = states_bytes;
-  fixed["states_sha256"] = states_sha256;
   std::string text = fixed.dump();
   text.pop_back(); // the closing brace: the actors follow
   text += ",\"actors\":[";
@@ -83,17 +103,19 @@ std::string snapshot_header(const std::vector<actor_snapshot>& actors, const std
 
 void write_snapshot_file(const std::filesystem::path& path, const std::vector<actor_snapshot>& actors,
                          const std::string& backend) {
-  std::string header;
+  std::string header, checksum;
   std::vector<std::byte> states;
   try {
     for (const actor_snapshot& a : actors) states.insert(states.end(), a.state.begin(), a.state.end());
-    header = snapshot_header(actors, backend, states.size(), sha256_hex(states));
+    header = snapshot_header(actors, backend, states.size());
+    checksum = checksum_line(header, states);
   } catch (const std::bad_alloc&) {
     throw error("snapshot_all(): out of host memory for " + std::to_string(actors.size()) +
                 " actors' snapshot; nothing was written to '" + path.string() + "'");
   }
-  replace_file(path, {header, std::string_view(reinterpret_cast<const char*>(states.data()), states.size())},
-               "snapshot_all()");
+  replace_file(
+      path, {header, std::string_view(reinterpret_cast<const char*>(states.data()), states.size()), checksum},
+      "snapshot_all()");
 }
 
 namespace {
@@ -153,14 +175,16 @@ nlohmann::json parse_header(const std::string& line, std::vector<actor_snapshot>
   }
 }
 
-//! The rest of `in`: the states, refused when they are not `expected` bytes (read no further than that, so
-//! a file appended to cannot make it allocate more).
-std::vector<std::byte> read_states(std::ifstream& in, std::uint64_t expected, const std::string& who) {
+//! The states, refused when they are not `expected` bytes (read no further than that, so a file appended to
+//! cannot make it allocate more). `end_the_file` (version 1): they are the rest of `in`, and one byte more
+//! is read to tell a file appended to; otherwise the checksum line follows them.
+std::vector<std::byte> read_states(std::ifstream& in, std::uint64_t expected, bool end_the_file,
+                                   const std::string& who) {
   std::vector<std::byte> states;
   std::uint64_t held = 0;
   constexpr std::uint64_t chunk = std::uint64_t{1} << 24;
-  // One byte past `expected`, to tell a file appended to (no byte past 2^64 - 1: the file ends first).
-  const std::uint64_t limit = expected == ~std::uint64_t{0} ? expected : expected + 1;
+  // (No byte past 2^64 - 1: the file ends first.)
+  const std::uint64_t limit = end_the_file && expected != ~std::uint64_t{0} ? expected + 1 : expected;
   while (held < limit) {
     const std::uint64_t want = std::min(chunk, limit - held);
     states.resize(held + want);
@@ -177,8 +201,27 @@ std::vector<std::byte> read_states(std::ifstream& in, std::uint64_t expected, co
   return states;
 }
 
+//! Version 2: the file's last line, checked against `digest`, which has seen the header line and the states
+//! (what follows the line, or a line cut short, is refused too).
+void check_checksum_line(std::ifstream& in, sha256_digest& digest, const std::string& who) {
+  const std::size_t line_bytes = checksum_prefix.size() + 64 + 1;
+  std::string line(line_bytes + 1, '\0'); // one byte more, to tell a file appended to
+  in.read(line.data(), static_cast<std::streamsize>(line.size()));
+  line.resize(static_cast<std::size_t>(in.gcount()));
+  if (line.size() > line_bytes)
+    throw error(who + "bytes follow the file's last line (its SHA-256): appended to");
+  if (line.size() < line_bytes || !line.starts_with(checksum_prefix))
+    throw error(who + "the file's last line is not its SHA-256 line: truncated or damaged");
+  if (line != std::string(checksum_prefix) + digest.hex() + '\n')
+    throw error(who + "the file's SHA-256 (its last line) does not match the header and states: the file " +
+                "was damaged or edited");
+}
+
 std::vector<actor_snapshot> read_checked(const std::filesystem::path& path) {
   const std::string who = "restore('" + path.string() + "'): ";
+  if (const std::string kind = special_file_kind(path); !kind.empty())
+    throw error(who + "it is " + kind + ", not a regular file (reading it could wait for ever or not end); " +
+                "pass a file snapshot_all() wrote");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw error(who + "cannot open the file");
   // The header line, read no further than its limit (std::getline of /dev/zero grew until memory ran out).
@@ -196,20 +239,25 @@ std::vector<actor_snapshot> read_checked(const std::filesystem::path& path) {
   std::vector<actor_snapshot> actors;
   std::vector<std::uint64_t> state_bytes;
   try {
+    sha256_digest digest; // version 2's checksum covers the header line too
+    digest.update(std::as_bytes(std::span(line))).update(std::as_bytes(std::span("\n", 1)));
     const nlohmann::json header = parse_header(line, actors, state_bytes, who);
     std::string().swap(line);
     if (!header.is_object() || header.value("format", std::string()) != format_name)
       throw error(who + "not a ringkernel snapshot file");
     const auto version = integer_member<std::uint32_t>(header, "version", who);
-    if (version != snapshot_format_version)
-      throw error(who + "format version " + std::to_string(version) + ", this library reads version " +
+    if (version != 1 && version != snapshot_format_version)
+      throw error(who + "format version " + std::to_string(version) + ", this library reads versions 1 to " +
                   std::to_string(snapshot_format_version));
     const nlohmann::json& left = header.at("actors"); // what parse_header kept: entries that are not objects
     if (!left.is_array() || !left.empty())
       throw error(who + "header member 'actors' is not a list of objects");
+    const bool checksum_in_header = version == 1; // of the states only
     const std::vector<std::byte> states =
-        read_states(in, integer_member<std::uint64_t>(header, "states_bytes", who), who);
-    if (sha256_hex(states) != header.at("states_sha256").get<std::string>())
+        read_states(in, integer_member<std::uint64_t>(header, "states_bytes", who), checksum_in_header, who);
+    if (!checksum_in_header)
+      check_checksum_line(in, digest.update(states), who);
+    else if (sha256_hex({states}) != header.at("states_sha256").get<std::string>())
       throw error(who + "the states' SHA-256 does not match the header: the file was damaged or edited");
     std::map<std::string, std::uint64_t> types;
     for (const auto& t : header.at("handler_types"))

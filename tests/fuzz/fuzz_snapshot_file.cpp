@@ -27,17 +27,27 @@ namespace {
   std::abort();
 }
 
-//! The input with its header's checksum members made true, when the header is a JSON object.
+//! The input made to pass the checksum, when its header is a JSON object: everything after the header is
+//! taken for the states (version 1: their SHA-256 goes into the header; otherwise the checksum line of
+//! the whole is appended).
 std::string with_true_checksum(const std::string& input) {
   const std::size_t end = input.find('\n');
   if (end == std::string::npos) return input;
   nlohmann::json header = nlohmann::json::parse(input.substr(0, end), nullptr, false);
   if (header.is_discarded() || !header.is_object()) return input;
   const std::string_view states = std::string_view(input).substr(end + 1);
+  const auto state_bytes = std::as_bytes(std::span<const char>(states.data(), states.size()));
   header["states_bytes"] = states.size();
-  header["states_sha256"] =
-      rk::detail::sha256_hex(std::as_bytes(std::span<const char>(states.data(), states.size())));
-  return header.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n" + std::string(states);
+  const bool version_1 = header.value("version", nlohmann::json()) == nlohmann::json(1);
+  if (version_1) header["states_sha256"] = rk::detail::sha256_hex(state_bytes);
+  const std::string line = header.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  return line + std::string(states) + (version_1 ? "" : rk::detail::checksum_line(line, state_bytes));
+}
+
+//! How many bytes at the end of an accepted `input` are not states: version 2's checksum line.
+std::size_t trailer_bytes(const std::string& input, std::size_t header_end) {
+  const nlohmann::json header = nlohmann::json::parse(input.substr(0, header_end), nullptr, false);
+  return header.value("version", nlohmann::json()) == nlohmann::json(1) ? 0 : 7 + 64 + 1;
 }
 
 bool same(const std::vector<rk::actor_snapshot>& a, const std::vector<rk::actor_snapshot>& b) {
@@ -84,7 +94,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   const std::size_t header_end = input.find('\n');
   if (header_end == std::string::npos) violated("an accepted file has a header line");
-  const std::string_view states = std::string_view(input).substr(header_end + 1);
+  std::string_view states = std::string_view(input).substr(header_end + 1);
+  const std::size_t trailer = trailer_bytes(input, header_end);
+  if (states.size() < trailer) violated("an accepted version 2 file ends with its checksum line");
+  states.remove_suffix(trailer);
   std::size_t offset = 0;
   for (const rk::actor_snapshot& a : actors) {
     if (a.state.size() > states.size() - offset ||
@@ -92,7 +105,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       violated("an actor's state is the next bytes of the file");
     offset += a.state.size();
   }
-  if (offset != states.size()) violated("the states tile the bytes after the header");
+  if (offset != states.size()) violated("the states tile the bytes between the header and the checksum");
 
   rk::detail::write_snapshot_file(again, actors, "fuzz");
   const std::vector<rk::actor_snapshot> reread = read_or_null(again, accepted);

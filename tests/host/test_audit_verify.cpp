@@ -2,6 +2,14 @@
 // chains), and the rk-audit-verify command line.
 #include "audit_test_support.hpp"
 
+#include <cerrno>
+#include <cstring>
+#include <future>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 namespace {
 using namespace audit_test;
 
@@ -179,6 +187,39 @@ TEST_F(AuditVerify, AMissingFileIsUnreadableNotTampered) {
   const rk::audit_verify_result v = rk::verify_audit_log(dir_.file("missing.jsonl"));
   EXPECT_EQ(v.verdict, rk::audit_verdict::unreadable);
   EXPECT_NE(v.reason.find("missing.jsonl"), std::string::npos) << v.reason;
+}
+
+// A FIFO is refused at once, never waited on: by the verifier (which waited for a writer for ever) and by
+// the file sink (which waited for a reader).
+TEST_F(AuditVerify, AFifoIsRefusedWithoutWaiting) {
+  const std::filesystem::path fifo = dir_.file("audit.fifo");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0) << std::strerror(errno);
+  // A waiter of the code before the fix is let go (a FIFO opened both ways never waits), so that the test
+  // fails instead of hanging in the future's destructor.
+  const auto release_waiters = [&] { ::close(::open(fifo.c_str(), O_RDWR | O_NONBLOCK)); };
+  auto verified = std::async(std::launch::async, [&] { return rk::verify_audit_log(fifo); });
+  if (verified.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+    release_waiters();
+    FAIL() << "verify_audit_log waited on a FIFO";
+  }
+  const rk::audit_verify_result v = verified.get();
+  EXPECT_EQ(v.verdict, rk::audit_verdict::unreadable);
+  EXPECT_NE(v.reason.find("a FIFO, not a regular file"), std::string::npos) << v.reason;
+  auto sink = std::async(std::launch::async, [&]() -> std::string {
+    try {
+      rk::audit_file_sink opened(fifo);
+      return "accepted";
+    } catch (const rk::error& e) {
+      return e.what();
+    }
+  });
+  if (sink.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+    release_waiters();
+    FAIL() << "audit_file_sink waited on a FIFO";
+  }
+  const std::string refused = sink.get();
+  EXPECT_NE(refused.find("is a FIFO"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("regular file"), std::string::npos) << refused;
 }
 
 // --- the CLI ---------------------------------------------------------------------------------------------

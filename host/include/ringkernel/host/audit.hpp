@@ -122,7 +122,9 @@ class audit_file_sink final : public audit_sink {
 public:
   static constexpr std::size_t pending_limit = std::size_t{16} << 20;
 
-  //! Throws rk::error naming the path and the reason when the file cannot be created.
+  //! Throws rk::error naming the path and the reason when the file cannot be created, or when it is a FIFO
+  //! or socket (refused at once, never waited on: the sink cuts a failed write back to the last whole line,
+  //! which only a file allows). Devices such as /dev/null are accepted.
   explicit audit_file_sink(std::filesystem::path path);
   ~audit_file_sink() override;
   audit_file_sink(const audit_file_sink&) = delete;
@@ -290,7 +292,8 @@ struct audit_verify_result {
 
 //! Checks a JSON-lines audit log line by line: each line is well-formed and canonical, its sequence
 //! number follows the previous one, its `prev` is the previous line's `hash`, and its `hash` is the
-//! SHA-256 of `prev` and its canonical form. Never throws for a bad or missing file (see `verdict`).
+//! SHA-256 of `prev` and its canonical form. Never throws for a bad or missing file (see `verdict`); a
+//! FIFO, socket or device is refused unread (it could block or never end).
 audit_verify_result verify_audit_log(const std::filesystem::path& path,
                                      const audit_verify_options& options = {});
 

@@ -12,10 +12,12 @@
 //!    The state is exactly the bytes of handler_state_t<H>: no pointers are followed.
 //!  - snapshot_all(path) holds every worker paused as snapshot() holds one actor (until all confirmed; a
 //!    runtime::resume() meanwhile takes effect after the copies), copies every actor, and writes the
-//!    file: one JSON header line (format "ringkernel-snapshot", version 1, the handler types with their
+//!    file: one JSON header line (format "ringkernel-snapshot", version 2, the handler types with their
 //!    state sizes, and per actor its name, handler type, tenant, mailbox geometry, priority lanes and
-//!    dedicated worker flag), then the states back to back, whose SHA-256 the header holds. Groups,
-//!    aliases, routes, audit tags and queued messages are not part of a snapshot.
+//!    dedicated worker flag), then the states back to back, then a last line "sha256 <64 hex digits>": the
+//!    SHA-256 of every byte before it, so a damaged name or tenant is refused like damaged state. Version 1
+//!    files (their header held the SHA-256 of the states only) are still read. Groups, aliases, routes,
+//!    audit tags and queued messages are not part of a snapshot.
 //!  - restore(path), before start(), checks the whole file first (format, version, checksum, that every
 //!    handler type is known to this runtime, spawned or prepare<H>()d, with the same state size) and then
 //!    spawns every actor with its saved name, options and state, all or nothing. Errors are rk::error
@@ -44,6 +46,6 @@ struct actor_snapshot {
 };
 
 //! Current version of the snapshot file format.
-inline constexpr std::uint32_t snapshot_format_version = 1;
+inline constexpr std::uint32_t snapshot_format_version = 2;
 
 } // namespace rk
