@@ -6,6 +6,7 @@
 
 #include <ringkernel/host/error.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <new>
 #include <string>
@@ -115,7 +116,15 @@ device_block memory_pool::allocate(std::size_t bytes, std::string_view what, boo
       throw;
     }
   } else {
+    if (const std::size_t limit = backend_.memory_bytes(); bytes > limit - std::min(limit, held_bytes_))
+      throw out_of_room("cannot allocate " + std::string(what) + ": " + std::to_string(bytes) +
+                        " bytes more would bring this runtime's device memory to " +
+                        std::to_string(held_bytes_ + bytes) + " bytes, more than the " +
+                        std::to_string(limit) +
+                        " bytes this backend has; use smaller mailboxes (actor_options::mailbox) or fewer "
+                        "actors");
     block.pointer_ = naming(what, [&] { return backend_.allocate_device(bytes, populate); });
+    held_bytes_ += bytes;
   }
   block.pool_ = this;
   block.bytes_ = bytes;
@@ -163,6 +172,7 @@ arena_usage memory_pool::arena() const {
 void memory_pool::release(device_block& block) noexcept {
   std::lock_guard lock(mutex_);
   if (leaking_) return;
+  if (block.arena_offset_ == device_block::not_in_arena) held_bytes_ -= block.bytes_;
   if (block.arena_offset_ != device_block::not_in_arena) {
     arena_ranges_.free(block.arena_offset_, block.bytes_);
   } else if (launched_) {

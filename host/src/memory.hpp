@@ -89,7 +89,9 @@ public:
   memory_pool& operator=(const memory_pool&) = delete;
 
   //! Zero-filled device memory (host memory on the CPU backend). Throws rk::error naming `what`, the
-  //! size, and (from start() on) what is left of the running arena.
+  //! size, and (from start() on) what is left of the running arena; out_of_room when the runtime's device
+  //! blocks would add up to more than the backend's memory (backend_impl::memory_bytes: on the CPU backend
+  //! the reservation would succeed, and the pages would run out later, as mailboxes fill).
   //! Zero-filled device memory. `populate` false: little of it is written soon (mailbox slots), see
   //! backend_impl::allocate_device.
   device_block allocate(std::size_t bytes, std::string_view what, bool populate = true);
@@ -116,6 +118,7 @@ private:
   bool leaking_ = false;
   device_block arena_;
   range_allocator arena_ranges_;
+  std::size_t held_bytes_ = 0;        //!< device blocks of their own (the arena included, not its slices)
   std::vector<void*> deferred_frees_; //!< pre-start blocks given back while workers run
 };
 

@@ -173,3 +173,26 @@ TEST(MemoryOwnership, FailedSpawnsAndFailedStartsFreeEverything) {
     EXPECT_FALSE(rt.running());
   });
 }
+
+// A runtime's device blocks together stay within the backend's memory: each of four mailboxes of 16 GiB
+// fitted a 23 GiB machine on its own, so all four were reserved (on the CPU backend pages are committed
+// only as messages arrive, so they ran out later, with the process).
+TEST(MemoryOwnership, MailboxesThatTogetherExceedTheMachineAreRefused) {
+  const std::size_t physical =
+      static_cast<std::size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  rk::actor_options huge; // more than half of the machine each (a power of two at most twice the half)
+  huge.priority_lanes = true;
+  huge.mailbox.slot_bytes = 64 * 1024;
+  std::uint32_t slots = 1;
+  while (std::size_t{slots} * huge.mailbox.slot_bytes * rk::priority_levels < physical / 2) slots *= 2;
+  huge.mailbox.capacity = slots;
+  rk::runtime rt(base());
+  const std::size_t before = resident_bytes();
+  rt.spawn<counter>("first", huge);
+  expect_refused([&] { rt.spawn<counter>("second", huge); }, "this backend has");
+  EXPECT_EQ(rt.stats().actors.size(), 1u);
+  rt.forget(rt.spawn<counter>("small")); // what is left is still there for others
+  if (measure_rss) {
+    EXPECT_LT(resident_bytes(), before + (std::size_t{64} << 20)) << "nothing was touched";
+  }
+}
