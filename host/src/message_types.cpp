@@ -21,6 +21,10 @@ bool message_type_registry::would_add_locked(const message_type_info& info) cons
   if (!detail::valid_utf8(info.name) || !detail::valid_utf8(info.category))
     throw error("register_message_type(" + std::to_string(info.id) +
                 "): the name and category must be valid UTF-8 text (they appear in JSON exports)");
+  if (info.name.find('\0') != std::string::npos || info.category.find('\0') != std::string::npos)
+    throw error("register_message_type(" + std::to_string(info.id) +
+                "): the name or category contains a NUL byte, which would end it early in C strings, logs "
+                "and metrics labels; remove it");
   if (const auto it = by_id_.find(info.id); it != by_id_.end()) {
     const message_type_info& existing = it->second;
     if (existing.name == info.name && existing.routable == info.routable &&

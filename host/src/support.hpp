@@ -81,10 +81,22 @@ inline bool valid_utf8(std::string_view text) noexcept {
   return true;
 }
 
-//! Throws (`who: ...`) for a name an application may not give: empty, not UTF-8 (every export of the
-//! runtime is JSON, which holds UTF-8 text only), or in the runtime's reserved range.
+//! Throws (`who: ...`) for a name an application may not give: empty, with a NUL byte, not UTF-8 (every
+//! export of the runtime is JSON, which holds UTF-8 text only), or in the runtime's reserved range.
 inline void check_user_name(const std::string& name, const std::string& who, const char* what) {
   if (name.empty()) throw error(who + ": the " + what + " must not be empty");
+  if (name.find('\0') != std::string::npos) {
+    std::string shown; // `who` quotes the name: its NUL, left as it is, would end the message there
+    for (const char c : who) {
+      if (c == '\0')
+        shown += "\\0";
+      else
+        shown += c;
+    }
+    throw error(shown + ": the " + what +
+                " contains a NUL byte, which would end it early in C strings, logs and metrics labels; "
+                "remove it");
+  }
   if (!valid_utf8(name))
     throw error(who + ": the " + what +
                 " is not valid UTF-8 text (metrics, traces and state dumps are JSON); "

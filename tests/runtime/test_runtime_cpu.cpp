@@ -567,6 +567,21 @@ TEST(CpuBackend, NamesMustBeUtf8SoThatEveryJsonExportWorks) {
   EXPECT_TRUE(refused([&] { rt.register_message_type({4242, "type\xff", true, "test"}); }));
   EXPECT_TRUE(refused([&] { (void)rt.spawn<badly_named>("fine"); })) << "handler type names too";
   EXPECT_TRUE(refused([&] { rt.prepare<badly_named>(); }));
+  // NUL is valid UTF-8 but ends a name early wherever it is a C string (a probe's "job\0evil" printed as
+  // "job", and went into metrics labels raw).
+  const auto refused_for_nul = [](auto&& call) {
+    try {
+      call();
+    } catch (const rk::error& e) {
+      return std::string(e.what()).find("NUL byte") != std::string::npos;
+    }
+    return false;
+  };
+  const std::string with_nul("job\0evil", 8);
+  EXPECT_TRUE(refused_for_nul([&] { (void)rt.spawn<counter>(with_nul); }));
+  EXPECT_TRUE(refused_for_nul([&] { (void)rt.add_alias(with_nul, a); }));
+  EXPECT_TRUE(refused_for_nul([&] { (void)rt.create_group(with_nul, members); }));
+  EXPECT_TRUE(refused_for_nul([&] { rt.register_message_type({4243, with_nul, true, "test"}); }));
   EXPECT_EQ(rt.stats().actors.size(), 1u) << "nothing was spawned";
   rt.start();
   const ping_payload p{0, 1};

@@ -138,10 +138,11 @@ public:
   //! With `options.instances > 1` it creates actors `name/0` .. `name/<n-1>` and a group `name` over them,
   //! and returns the group's address. Before start(), any handler type; while running, only handler
   //! types the runtime had at start() (spawned or prepare<H>()d), because loading a kernel while
-  //! persistent kernels run can deadlock under CUDA lazy loading. Throws rk::error for invalid options, a
-  //! duplicate name, a full table, or (CUDA backend) a handler whose spawning translation unit was not
-  //! compiled by nvcc. `WithCuda` is an implementation detail: it keeps the nvcc and non-nvcc
-  //! instantiations distinct.
+  //! persistent kernels run can deadlock under CUDA lazy loading. Names (of actors, aliases, groups) are
+  //! non-empty UTF-8 without NUL bytes, not beginning with "rk:" (the runtime's own entries). Throws
+  //! rk::error for invalid options, a bad or duplicate name, a full table, or (CUDA backend) a handler
+  //! whose spawning translation unit was not compiled by nvcc. `WithCuda` is an implementation detail: it
+  //! keeps the nvcc and non-nvcc instantiations distinct.
   template <class H, bool WithCuda = RK_COMPILED_BY_NVCC>
   address spawn(std::string name, const actor_options& options, const handler_state_t<H>& initial) {
     static_assert(is_valid_handler_v<H>,
@@ -392,7 +393,7 @@ public:
   }
   //! Before start(): spawns every actor of a snapshot_all() file with its name, options and state, all or
   //! nothing; returns how many. Its handler types must be known here (spawned or prepare<H>()d) with the
-  //! same state sizes.
+  //! same state sizes. A FIFO, socket or device is refused unread (it could block or never end).
   std::uint64_t restore(const std::filesystem::path& path);
 
   //! Where rk-top finds this runtime's snapshots (runtime_options::publish_stats): "/ringkernel.<pid>.<k>",
