@@ -244,8 +244,8 @@ actor_index routing::add_alias(const std::string& name, address target) {
   const std::string who = "add_alias('" + name + "')";
   check_user_name(name, who, "alias name");
   if (actors_.name_taken(name)) throw error(who + ": an actor or alias with this name already exists");
+  check_target(target, who); // before the room: a stale target is the mistake to name, not a full table
   if (actors_.free_slots() == 0) throw out_of_room(who + ": " + actors_.full_text());
-  check_target(target, who);
   const actor_index id = actors_.add_alias(name, target);
   std::lock_guard lock(mutex_);
   referrers_[target][id] = "alias '" + name + "'";

@@ -46,12 +46,19 @@ public:
         ->type_name(values);
   }
   void toggle(const std::string& name, bool& target) { app_.add_flag(name, target); }
-  //! `--name value`: any non-empty text (e.g. a file name).
-  void text(const std::string& name, std::string& target) {
+  //! `--name FILE`: a non-empty path that does not begin with '-'. (`--trace --json` once wrote the trace
+  //! to a file named "--json" and printed text where JSON was asked for.) A file whose name begins with '-'
+  //! is given as ./-name.
+  void file(const std::string& name, std::string& target) {
     app_.add_option(name, target)
         ->check(CLI::Validator(
-            [](const std::string& v) { return v.empty() ? std::string("must not be empty") : std::string(); },
-            "TEXT"));
+            [](const std::string& v) {
+              if (v.empty()) return std::string("must not be empty");
+              if (v.front() == '-')
+                return "'" + v + "' looks like an option, not a file name (write ./" + v + " for a file)";
+              return std::string();
+            },
+            "FILE"));
   }
   //! --backend auto|cpu|cuda
   void backend(rk::backend& target) {

@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
   cli.count("--window", window, 200, 1);
   cli.backend(options.backend);
   cli.toggle("--json", json);
-  cli.text("--trace", trace_path);
+  cli.file("--trace", trace_path);
   cli.count("--trace-every", trace_every, 0xFFFF'FFFFu);
   cli.parse(argc, argv);
   if (trace_every != 0 && trace_path.empty()) cli.fail("--trace-every needs --trace FILE");

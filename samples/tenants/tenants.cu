@@ -121,10 +121,7 @@ int main(int argc, char** argv) {
   cli.count("--messages", messages, 100'000, 1);
   cli.backend(options.backend);
   cli.toggle("--json", json);
-  cli.choice("--audit-log", [&audit_log](const std::string& v) {
-    audit_log = v;
-    return !v.empty();
-  });
+  cli.file("--audit-log", audit_log);
   cli.parse(argc, argv);
   const std::filesystem::path log_path =
       audit_log.empty()

@@ -136,6 +136,19 @@ TEST_P(ReuseCases, ATenantAddedAgainInheritsNothingFromItsForgottenActors) {
   EXPECT_TRUE(rt.shutdown().drained);
 }
 
+// An alias to a forgotten actor names the stale target, also when the table is full (it said "the actor
+// table is full", pointing the user at max_actors instead of the id).
+TEST_P(ReuseCases, AnAliasToAForgottenActorIsRefusedForItsTargetEvenWhenTheTableIsFull) {
+  rk::runtime_options o = options();
+  o.max_actors = 2;
+  rk::runtime rt(o);
+  const actor_index a = rt.spawn<counter>("a", small_mailbox(16, 128));
+  rt.spawn<counter>("b", small_mailbox(16, 128));
+  rt.forget(a);
+  rt.spawn<counter>("c", small_mailbox(16, 128)); // the table is full again
+  expect_refused([&] { (void)rt.add_alias("x", a); }, "no actor or alias with id");
+}
+
 TEST_P(ReuseCases, ForgottenActorsGiveBackTheirIdsMailboxesAndWorkers) {
   rk::runtime_options o = options();
   o.max_actors = 4;
