@@ -206,13 +206,16 @@ int main(int argc, char** argv) {
   rk::backend backend = rk::backend::automatic;
   rk::samples::flags cli("cluster_pipeline", "[--events N] [--window N] [--stages N] [--workers N] "
                                              "[--backend auto|cpu|cuda] [--timeout SECONDS] [--json]");
-  cli.count("--events", events, 100'000'000, 1);
-  cli.count("--window", window, 1024, 1);
-  cli.count("--stages", stages64, 64, 1);
-  cli.count("--workers", workers, max_workers); // 0: the runtime's default
-  cli.count("--timeout", timeout_s, 3600, 1);
+  cli.count("--events", events, 100'000'000, 1)
+      ->description("events sent through the pipeline (default 10000)");
+  cli.count("--window", window, 1024, 1)->description("events in flight at once (default 256)");
+  cli.count("--stages", stages64, 64, 1)->description("pipeline stages, spread over the ranks (default 4)");
+  cli.count("--workers", workers, max_workers)
+      ->description("scheduled workers per rank (default 1; 0: the runtime's default)");
+  cli.count("--timeout", timeout_s, 3600, 1)
+      ->description("seconds before the run is declared stuck (default 60)");
   cli.backend(backend);
-  cli.toggle("--json", json);
+  cli.toggle("--json", json)->description("print the results as one JSON object");
   cli.parse(argc, argv);
   const auto stages = static_cast<std::uint32_t>(stages64);
   const std::chrono::seconds timeout(timeout_s);

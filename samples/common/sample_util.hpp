@@ -20,7 +20,7 @@ namespace rk::samples {
 
 //! The samples' command lines, on CLI11 (tools/cli/rk_cli.hpp): `--name N` counts, `--name value` choices
 //! and `--flag` toggles. Unknown flags, missing values and bad numbers exit with status 2 and the usage
-//! line; --help lists the options.
+//! line; --help lists the options. Each adder returns the option, for `->description("what (default)")`.
 class flags {
 public:
   flags(std::string program, std::string usage)
@@ -30,27 +30,28 @@ public:
   }
 
   //! `--name N` from `min` to `max`; an error names that range.
-  void count(const std::string& name, std::uint64_t& target,
-             std::uint64_t max = std::numeric_limits<std::uint64_t>::max(), std::uint64_t min = 0) {
-    rk::cli::add_count(app_, name, target, "", max, min);
+  CLI::Option* count(const std::string& name, std::uint64_t& target,
+                     std::uint64_t max = std::numeric_limits<std::uint64_t>::max(), std::uint64_t min = 0) {
+    return rk::cli::add_count(app_, name, target, "", max, min);
   }
   //! `--name value` where `apply` accepts the value (returns false for anything else); `values` names them
   //! in --help (e.g. "auto|cpu|cuda").
-  void choice(const std::string& name, std::function<bool(const std::string&)> apply,
-              const std::string& values = "VALUE") {
-    app_.add_option_function<std::string>(name,
+  CLI::Option* choice(const std::string& name, std::function<bool(const std::string&)> apply,
+                      const std::string& values = "VALUE") {
+    return app_
+        .add_option_function<std::string>(name,
                                           [name, apply = std::move(apply)](const std::string& v) {
                                             if (!apply(v))
                                               throw CLI::ValidationError(name, "invalid value '" + v + "'");
                                           })
         ->type_name(values);
   }
-  void toggle(const std::string& name, bool& target) { app_.add_flag(name, target); }
+  CLI::Option* toggle(const std::string& name, bool& target) { return app_.add_flag(name, target); }
   //! `--name FILE`: a non-empty path that does not begin with '-'. (`--trace --json` once wrote the trace
   //! to a file named "--json" and printed text where JSON was asked for.) A file whose name begins with '-'
   //! is given as ./-name.
-  void file(const std::string& name, std::string& target) {
-    app_.add_option(name, target)
+  CLI::Option* file(const std::string& name, std::string& target) {
+    return app_.add_option(name, target)
         ->check(CLI::Validator(
             [](const std::string& v) {
               if (v.empty()) return std::string("must not be empty");
@@ -58,24 +59,27 @@ public:
                 return "'" + v + "' looks like an option, not a file name (write ./" + v + " for a file)";
               return std::string();
             },
-            "FILE"));
+            ""))
+        ->type_name("FILE");
   }
   //! --backend auto|cpu|cuda
-  void backend(rk::backend& target) {
-    choice(
-        "--backend",
-        [&target](const std::string& v) {
-          if (v == "auto")
-            target = rk::backend::automatic;
-          else if (v == "cpu")
-            target = rk::backend::cpu;
-          else if (v == "cuda")
-            target = rk::backend::cuda;
-          else
-            return false;
-          return true;
-        },
-        "auto|cpu|cuda");
+  CLI::Option* backend(rk::backend& target) {
+    return choice(
+               "--backend",
+               [&target](const std::string& v) {
+                 if (v == "auto")
+                   target = rk::backend::automatic;
+                 else if (v == "cpu")
+                   target = rk::backend::cpu;
+                 else if (v == "cuda")
+                   target = rk::backend::cuda;
+                 else
+                   return false;
+                 return true;
+               },
+               "auto|cpu|cuda")
+        ->description("where the actors run (default auto: the GPU when one is usable, else the CPU backend; "
+                      "the sample says which)");
   }
 
   void parse(int argc, char** argv) { rk::cli::parse(app_, argc, argv, usage_); }

@@ -160,12 +160,12 @@ int main(int argc, char** argv) {
   rk::runtime_options options;
   rk::samples::flags cli("order_book", "[--instruments N] [--traders N] [--rounds N] [--orders N] "
                                        "[--backend auto|cpu|cuda] [--json]");
-  cli.count("--instruments", instruments, 1'000'000, 1);
-  cli.count("--traders", traders, 4'000'000, 1);
-  cli.count("--rounds", rounds, 1'000, 1);
-  cli.count("--orders", orders);
+  cli.count("--instruments", instruments, 1'000'000, 1)->description("instrument books (default 10000)");
+  cli.count("--traders", traders, 4'000'000, 1)->description("trader actors (default 100000)");
+  cli.count("--rounds", rounds, 1'000, 1)->description("auction rounds (default 3)");
+  cli.count("--orders", orders)->description("orders per trader and round, 1 to 64 (default 4)");
   cli.backend(options.backend);
-  cli.toggle("--json", json);
+  cli.toggle("--json", json)->description("print the results as one JSON object");
   cli.parse(argc, argv);
   if (orders < 1 || orders > max_orders_per_round)
     cli.fail("--orders (per trader and round) must be between 1 and " + std::to_string(max_orders_per_round));

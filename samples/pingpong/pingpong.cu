@@ -99,12 +99,15 @@ int main(int argc, char** argv) {
   rk::runtime_options options;
   rk::samples::flags cli(
       "pingpong", "[--rounds N] [--warmup N] [--window N] [--backend auto|cpu|cuda] [--busy-poll] [--json]");
-  cli.count("--rounds", rounds, 100'000'000, 1);
-  cli.count("--warmup", warmup, 100'000'000); // 1 + warmup + 2 rounds fits
-  cli.count("--window", window, 200, 1);
+  cli.count("--rounds", rounds, 100'000'000, 1)->description("round trips measured (default 10000)");
+  cli.count("--warmup", warmup, 100'000'000) // 1 + warmup + 2 rounds fits
+      ->description("round trips before measuring (default 1000)");
+  cli.count("--window", window, 200, 1)
+      ->description("round trips in flight for the throughput run (default 64)");
   cli.backend(options.backend);
-  cli.toggle("--json", json);
-  cli.toggle("--busy-poll", options.host_busy_poll);
+  cli.toggle("--json", json)->description("print the results as one JSON object");
+  cli.toggle("--busy-poll", options.host_busy_poll)
+      ->description("host waits spin instead of sleeping (runtime_options::host_busy_poll)");
   cli.parse(argc, argv);
   try {
     rk::runtime rt(options);

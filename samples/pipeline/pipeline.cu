@@ -72,12 +72,15 @@ int main(int argc, char** argv) {
   std::uint64_t trace_every = 0;
   rk::samples::flags cli("pipeline", "[--events N] [--window N] [--backend auto|cpu|cuda] [--json] "
                                      "[--trace FILE [--trace-every N]]");
-  cli.count("--events", events, 100'000'000, 1);
-  cli.count("--window", window, 200, 1);
+  cli.count("--events", events, 100'000'000, 1)
+      ->description("events through the four stages (default 20000)");
+  cli.count("--window", window, 200, 1)->description("events in flight for the throughput run (default 64)");
   cli.backend(options.backend);
-  cli.toggle("--json", json);
-  cli.file("--trace", trace_path);
-  cli.count("--trace-every", trace_every, 0xFFFF'FFFFu);
+  cli.toggle("--json", json)->description("print the results as one JSON object");
+  cli.file("--trace", trace_path)
+      ->description("write the stages' handler calls as Chrome trace JSON to FILE");
+  cli.count("--trace-every", trace_every, 0xFFFF'FFFFu)
+      ->description("with --trace: record every N-th call of each stage (default: every call)");
   cli.parse(argc, argv);
   if (trace_every != 0 && trace_path.empty()) cli.fail("--trace-every needs --trace FILE");
   if (!trace_path.empty()) {

@@ -118,10 +118,12 @@ int main(int argc, char** argv) {
   std::string audit_log;
   rk::runtime_options options;
   rk::samples::flags cli("tenants", "[--messages N] [--backend auto|cpu|cuda] [--json] [--audit-log FILE]");
-  cli.count("--messages", messages, 100'000, 1);
+  cli.count("--messages", messages, 100'000, 1)
+      ->description("messages each tenant's client sends (default 200)");
   cli.backend(options.backend);
-  cli.toggle("--json", json);
-  cli.file("--audit-log", audit_log);
+  cli.toggle("--json", json)->description("print the results as one JSON object");
+  cli.file("--audit-log", audit_log)
+      ->description("keep the hash-chained audit log in FILE (default: a temporary file, removed)");
   cli.parse(argc, argv);
   const std::filesystem::path log_path =
       audit_log.empty()

@@ -80,10 +80,11 @@ int main(int argc, char** argv) {
   bool json = false;
   rk::runtime_options options;
   rk::samples::flags cli("worker_pool", "[--workers N] [--jobs N] [--backend auto|cpu|cuda] [--json]");
-  cli.count("--workers", workers, 512, 2);
-  cli.count("--jobs", jobs, 100'000'000); // per phase; job ids run to 2 x jobs
+  cli.count("--workers", workers, 512, 2)->description("workers in the group (default 8)");
+  cli.count("--jobs", jobs, 100'000'000) // per phase; job ids run to 2 x jobs
+      ->description("jobs before and again after one worker is stopped (default 8000)");
   cli.backend(options.backend);
-  cli.toggle("--json", json);
+  cli.toggle("--json", json)->description("print the results as one JSON object");
   cli.parse(argc, argv);
   if (jobs < workers) cli.fail("--jobs must be at least --workers");
 
