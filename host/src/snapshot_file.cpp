@@ -57,9 +57,16 @@ std::string sha256_hex(std::span<const std::byte> bytes) {
   return sha256_digest().update(bytes).hex();
 }
 
+namespace {
+//! Version 2's last line for what `digest` has seen.
+std::string checksum_line_of(sha256_digest& digest) {
+  return std::string(checksum_prefix) + digest.hex() + '\n';
+}
+} // namespace
+
 std::string checksum_line(std::string_view header_line, std::span<const std::byte> states) {
-  return std::string(checksum_prefix) +
-         sha256_digest().update(std::as_bytes(std::span(header_line))).update(states).hex() + "\n";
+  sha256_digest digest;
+  return checksum_line_of(digest.update(std::as_bytes(std::span(header_line))).update(states));
 }
 
 namespace {
@@ -212,7 +219,7 @@ void check_checksum_line(std::ifstream& in, sha256_digest& digest, const std::st
     throw error(who + "bytes follow the file's last line (its SHA-256): appended to");
   if (line.size() < line_bytes || !line.starts_with(checksum_prefix))
     throw error(who + "the file's last line is not its SHA-256 line: truncated or damaged");
-  if (line != std::string(checksum_prefix) + digest.hex() + '\n')
+  if (line != checksum_line_of(digest))
     throw error(who + "the file's SHA-256 (its last line) does not match the header and states: the file " +
                 "was damaged or edited");
 }

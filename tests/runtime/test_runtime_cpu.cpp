@@ -548,14 +548,16 @@ TEST(CpuBackend, NamesMustBeUtf8SoThatEveryJsonExportWorks) {
   rk::runtime_options o = cpu_options();
   o.trace.sample_every = 1;
   rk::runtime rt(o);
-  const auto refused = [](auto&& call) {
+  //! Whether `call` throws rk::error saying `why`.
+  const auto refused_for = [](const char* why, auto&& call) {
     try {
       call();
     } catch (const rk::error& e) {
-      return std::string(e.what()).find("UTF-8") != std::string::npos;
+      return std::string(e.what()).find(why) != std::string::npos;
     }
     return false;
   };
+  const auto refused = [&](auto&& call) { return refused_for("UTF-8", call); };
   EXPECT_TRUE(refused([&] { (void)rt.spawn<counter>("bad\xff"); }));
   EXPECT_TRUE(refused([&] { (void)rt.spawn<counter>("overlong\xc0\xaf"); }));
   EXPECT_TRUE(refused([&] { (void)rt.spawn<counter>("surrogate\xed\xa0\x80"); }));
@@ -569,14 +571,7 @@ TEST(CpuBackend, NamesMustBeUtf8SoThatEveryJsonExportWorks) {
   EXPECT_TRUE(refused([&] { rt.prepare<badly_named>(); }));
   // NUL is valid UTF-8 but ends a name early wherever it is a C string (a probe's "job\0evil" printed as
   // "job", and went into metrics labels raw).
-  const auto refused_for_nul = [](auto&& call) {
-    try {
-      call();
-    } catch (const rk::error& e) {
-      return std::string(e.what()).find("NUL byte") != std::string::npos;
-    }
-    return false;
-  };
+  const auto refused_for_nul = [&](auto&& call) { return refused_for("NUL byte", call); };
   const std::string with_nul("job\0evil", 8);
   EXPECT_TRUE(refused_for_nul([&] { (void)rt.spawn<counter>(with_nul); }));
   EXPECT_TRUE(refused_for_nul([&] { (void)rt.add_alias(with_nul, a); }));
