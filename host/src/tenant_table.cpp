@@ -4,6 +4,7 @@
 
 #include "support.hpp"
 
+#include <ringkernel/device/hlc.cuh>
 #include <ringkernel/host/error.hpp>
 
 #include <algorithm>
@@ -90,9 +91,16 @@ void tenant_table::add(std::uint64_t tenant, const tenant_quota& quota) {
 }
 
 void tenant_table::write_rate(const tenant_record& r) {
+  tenant_entry& e = d_tenants_.as<tenant_entry>()[r.slot];
+  // The change's time in the clock the bucket keeps (take_token_with_clock): steady_clock on the CPU
+  // backend, %globaltimer (ns since the Unix epoch, as hlc_physical_ns() reads on the host) on CUDA.
+  // Written before the rates, so that a send that sees the new tolerance is likely to see it too (one that
+  // does not caps the bucket at its own time, as before).
+  const std::uint64_t changed = backend_.kind() == backend::cuda ? hlc_physical_ns() : physical_clock_ns();
+  backend_.copy_to_device(&e.quota_changed_ns, &changed, sizeof changed);
   // rate_per_second and burst are adjacent words of tenant_entry
   const std::uint64_t words[2] = {r.quota.max_messages_per_second, r.quota.burst};
-  backend_.copy_to_device(&d_tenants_.as<tenant_entry>()[r.slot].rate_per_second, words, sizeof(words));
+  backend_.copy_to_device(&e.rate_per_second, words, sizeof(words));
 }
 
 void tenant_table::set_quota(std::uint64_t tenant, const tenant_quota& quota) {

@@ -116,6 +116,36 @@ TEST(RateLimit, AQuotaChangeTakesEffectAtOnce) {
   EXPECT_EQ(drain(t, now + 3 * second_ns), 2u);
 }
 
+TEST(RateLimit, ARaisedQuotaRefillsFromTheChangeNotFromTheNextSend) {
+  // The cap came at the first send after set_quota(), however long after: a bucket drained at 1/s and
+  // raised to 1,000/s passed 0..2 of 100 sends 3 s later, fewer than the old rate would have.
+  for (const std::uint64_t start : clocks) {
+    tenant_entry t = bucket(1, 10);
+    std::uint64_t now = start;
+    ASSERT_EQ(drain(t, now), 10u);
+    t.quota_changed_ns = now;
+    t.rate_per_second = 1'000;
+    t.burst = 100;
+    now += 3 * second_ns;
+    EXPECT_EQ(drain(t, now), 100u) << "3 s at the new rate fill the new bucket";
+    // 50 ms after a change: 50 tokens of the new rate, not a full bucket nor an empty one.
+    t = bucket(1, 10);
+    ASSERT_EQ(drain(t, now), 10u);
+    t.quota_changed_ns = now;
+    t.rate_per_second = 1'000;
+    t.burst = 100;
+    EXPECT_EQ(drain(t, now + 50'000'000), 50u);
+    // A change time ahead of the bucket's clock (the host's clock ahead of %globaltimer) counts as now.
+    t = bucket(1, 10);
+    ASSERT_EQ(drain(t, now), 10u);
+    t.quota_changed_ns = now + 10 * second_ns;
+    t.rate_per_second = 1'000;
+    t.burst = 100;
+    EXPECT_EQ(drain(t, now), 0u);
+    EXPECT_EQ(drain(t, now + 100'000'000), 100u);
+  }
+}
+
 TEST(RateLimit, ASenderWithAStaleReadingNeverGivesBackTokensOthersSpent) {
   // A sender whose clock reading is 20 ms old when it reaches the bucket (held up in between) found it
   // owing more than the tolerance, took that for a quota change and rewound the bucket to its stale time:

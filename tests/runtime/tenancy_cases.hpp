@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <numeric>
+#include <thread>
 
 #include <unistd.h>
 
@@ -366,6 +367,36 @@ TEST_P(TenancyCases, RateTokensPayForDeliveriesOnly) {
   EXPECT_EQ(u.messages_sent, 4u) << "the host send, 2 to the sink and the report: deliveries only";
   EXPECT_EQ(u.rate_rejections, 0u);
   rt.resume_actor(sink); // the 2 delivered messages are handled before shutdown reports drained
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+// Raising a drained tenant's rate capped its bucket at empty at the next send, however long after the
+// change: a probe's tenant raised from 1/s to 1,000/s and idle for 3 s passed 0..2 of 100 sends.
+TEST_P(TenancyCases, ARaisedRateHasRefilledAtTheNewRateByTheNextSend) {
+  rk::runtime rt(options());
+  rk::tenant_quota q = rk::tenant_quota::standard();
+  q.max_messages_per_second = 1;
+  q.burst = 4;
+  rt.tenants().add(3, q);
+  const actor_index sink = rt.spawn<counter>("sink", in_tenant(3, 1024));
+  const actor_index b = rt.spawn<burster>("b3", in_tenant(3));
+  rt.start();
+  ASSERT_EQ(rt.send(b, msg_burst, rk::as_bytes(burst_request{sink, 8, 0, 0}), as_tenant(3)),
+            status::enqueued);
+  ASSERT_TRUE(handled(rt, b, 1));
+  ASSERT_GT(rt.tenants().usage(3).rate_rejections, 0u) << "the bucket is drained";
+  q.max_messages_per_second = 1'000;
+  q.burst = 100;
+  rt.tenants().set_quota(3, q);
+  // What is measured is time passing: 200 ms refill 100 tokens at the new rate, a full bucket.
+  std::this_thread::sleep_for(200ms);
+  ASSERT_EQ(rt.send(b, msg_burst, rk::as_bytes(burst_request{sink, 50, 0, 0}), as_tenant(3)),
+            status::enqueued);
+  const auto reply = rt.receive(10s);
+  ASSERT_TRUE(reply.has_value()) << "the host send or the report was refused for the rate";
+  const burst_report r = reply->as<burst_report>();
+  EXPECT_EQ(r.delivered, 50u);
+  EXPECT_EQ(r.quota_exceeded, 0u);
   EXPECT_TRUE(rt.shutdown().drained);
 }
 

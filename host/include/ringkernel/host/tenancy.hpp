@@ -68,7 +68,8 @@ class tenant_registry {
 public:
   //! Registers `tenant` (not 0, which always exists) with `quota`.
   void add(std::uint64_t tenant, const tenant_quota& quota);
-  //! Changes a registered tenant's quota; the rate applies on the device at once.
+  //! Changes a registered tenant's quota; the rate applies on the device at once. A bucket that owes more
+  //! than the new burst holds is empty as of this call and refills at the new rate from then.
   void set_quota(std::uint64_t tenant, const tenant_quota& quota);
   //! Deregisters `tenant`; refused while it has actors or regions, or a registered region shares its bytes
   //! with it (region_options::shared_with), so that no grant survives to a tenant added later with the id.

@@ -272,7 +272,8 @@ RK_HOST_DEVICE inline bool descriptor_valid(const system_view& s, std::uint64_t 
 //! rate by at most rate / 1.6e10 of it per send (under 1% below 1.6e8 messages per second; 1.6e10 per
 //! second at most). So a full bucket passes `burst` messages sent as one batch, and up to
 //! burst x rate / 1.6e10 fewer sent one by one at the same instant. After set_quota() lowered the
-//! tolerance (a higher rate or a smaller burst), a bucket that owed more is capped at empty.
+//! tolerance (a higher rate or a smaller burst), a bucket that owed more is capped at empty as of the
+//! change (tenant_entry::quota_changed_ns) and has refilled at the new rate since.
 inline constexpr std::uint64_t rate_units_per_second = 16'000'000'000ull;
 
 //! Sixteenths of a nanosecond that `messages` tokens take to refill at `rate` (> 0), rounded up;
@@ -326,9 +327,13 @@ RK_HOST_DEVICE inline bool take_token_with_clock(tenant_entry& t, std::uint32_t 
         continue;
       }
       // Only after set_quota() raised the rate or lowered the burst: what the bucket owes in the old
-      // rate's time is capped at an empty bucket of the new quota (it refills at the new rate from now;
-      // raising the rate locked the tenant out for the old rate's refill time).
-      const std::uint64_t empty = bucket_time(now + tolerance);
+      // rate's time is capped at an empty bucket of the new quota as of the change, refilled at the new
+      // rate since (raising the rate locked the tenant out for the old rate's refill time; capping at the
+      // first send after the change, however long after, lost the refill in between). A change time
+      // after `now` (the host's clock ahead of %globaltimer) counts as now.
+      const std::uint64_t changed = relaxed(t.quota_changed_ns) * 16;
+      const bool changed_before = changed != 0 && static_cast<std::int64_t>(now - changed) > 0;
+      const std::uint64_t empty = bucket_time((changed_before ? changed : now) + tolerance);
       if (bucket.compare_exchange_weak(old, empty, cuda::std::memory_order_relaxed,
                                        cuda::std::memory_order_relaxed))
         old = empty;

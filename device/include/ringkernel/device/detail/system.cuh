@@ -162,7 +162,9 @@ struct alignas(64) tenant_entry {
                                //!< check; actors count their own in actor_counters::passed
   std::uint64_t rate_rejections = 0;   //!< device: sends refused for the rate
   std::uint64_t budget_rejections = 0; //!< device: sends refused for an exhausted engagement budget
-  std::uint64_t reserved_ = 0;
+  //! host: when set_quota() last changed rate or burst, in the bucket's clock (physical_clock_ns; 0: never).
+  //! A bucket that owes more than the new quota tolerates is capped as of then, not at the next send.
+  std::uint64_t quota_changed_ns = 0;
 };
 
 //! One per (tenant, org, engagement) audit tag in use (device memory).
