@@ -343,6 +343,26 @@ TEST(RkTop, ControlCharactersInNamesNeverReachTheTerminalRaw) {
   EXPECT_NE(n.output.find("\\x1b[2J"), std::string::npos) << n.output;
 }
 
+// Deep nesting: parsing is iterative, but --json writes a document with raw controls again, recursively
+// (100,000 levels and a CR, 200 KB of a 1 MiB object, overflowed rk-top's stack). Brackets in strings do not
+// count.
+TEST(RkTop, DeeplyNestedJsonIsRefusedNotAStackOverflow) {
+  const auto me = static_cast<std::uint32_t>(::getpid());
+  const std::string prefix = "/rk_top_test." + std::to_string(::getpid());
+  const std::size_t levels = 100'000;
+  const crafted_snapshot deep(prefix + ".deep", me,
+                              std::string(levels, '[') + std::string(levels, ']') + "\r", published_ago(0s));
+  for (const char* how : {" --once --json", " --once"}) {
+    const run_result r = run(top + " --name " + deep.name + how + " 2>&1");
+    EXPECT_EQ(r.status, 2) << how << ": " << r.output.substr(0, 300);
+    EXPECT_NE(r.output.find("nests 100000 levels deep"), std::string::npos) << r.output.substr(0, 300);
+  }
+  const crafted_snapshot brackets(prefix + ".brackets", me,
+                                  R"({"pid":1,"name":"[[[[\"{{{{)" + std::string(100, '[') + R"("})");
+  const run_result b = run(top + " --name " + brackets.name + " --once --json 2>&1");
+  EXPECT_EQ(b.status, 0) << b.output;
+}
+
 // An object truncated while rk-top has it mapped (by anyone who may write it): an error saying so, not
 // death by SIGBUS.
 TEST(RkTop, AnObjectTruncatedWhileMappedIsAnErrorNotABusError) {

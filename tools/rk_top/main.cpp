@@ -55,6 +55,33 @@ std::string shown(const std::string& text, std::size_t limit = 4096) {
   return out;
 }
 
+//! Deepest nesting of a snapshot rk-top reads: a runtime's nests 4 levels. Parsing is iterative, but writing
+//! a document again recurses once per level (100,000 levels, 200 KB, overflowed the stack).
+constexpr std::size_t deepest_nesting = 64;
+
+//! How deeply `text` nests arrays and objects, counted without parsing (brackets inside strings skipped).
+std::size_t nesting_depth(const std::string& text) {
+  std::size_t depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (const char c : text) {
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 //! Largest object taken for a snapshot: a runtime's is a header and 1 MiB (a sparse object of gigabytes
 //! would otherwise be copied whole).
 constexpr std::uint64_t largest_object = std::uint64_t{64} << 20;
@@ -408,6 +435,11 @@ int main(int argc, char** argv) {
       }
       const std::optional<std::string> text = source->read();
       const bool alive = process_alive(static_cast<pid_t>(source->header().pid)) || held_by_publisher(name);
+      if (text && nesting_depth(*text) > deepest_nesting)
+        throw std::runtime_error(shown(name) +
+                                 " does not hold a snapshot this rk-top reads (its JSON nests " +
+                                 std::to_string(nesting_depth(*text)) + " levels deep; a snapshot nests " +
+                                 "at most " + std::to_string(deepest_nesting) + ")");
       if (!text) {
         if (once) {
           std::fprintf(stderr, "rk-top: %s has no complete snapshot yet\n", shown(name).c_str());
