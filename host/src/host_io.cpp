@@ -30,7 +30,7 @@ host_io::host_io(memory_pool& memory, backend_impl& backend, const runtime_optio
                  const std::atomic<phase>& phase, fault_monitor& faults, const tenant_table& tenants)
     : backend_(backend), phase_(phase), faults_(faults), tenants_(tenants),
       busy_poll_(options.host_busy_poll), parking_capacity_(options.host_parking_slots),
-      queue_count_(options.max_actors + options.max_groups),
+      queue_count_(options.max_actors + options.max_groups + 1), // + 1: the host's (parking.cuh)
       per_destination_(options.host_parking_per_destination) {
   const ring_geometry g = options.host_ring;
   ingress_memory_ =

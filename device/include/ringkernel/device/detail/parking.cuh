@@ -70,18 +70,20 @@ struct parking_view {
   std::byte* staging = nullptr;  //!< one ingress slot: where the device gateway's warp copies a host message
   std::uint32_t capacity = 0;    //!< parking slots (runtime_options::host_parking_slots)
   std::uint32_t slot_bytes = 0;  //!< the ingress ring's slot size
-  std::uint32_t queue_count = 0; //!< route_capacity + group_capacity
+  std::uint32_t queue_count = 0; //!< route_capacity + group_capacity + 1 (the host's, the last)
   std::uint32_t route_capacity = 0;
 };
 
 inline constexpr std::uint32_t parking_none = 0xFFFF'FFFFu;
 
-//! The queue of destination `a`: actor and alias slots first, then group slots; parking_none for an
-//! address that can never be parked (the host, or out of range: such a message is refused, never full).
+//! The queue of destination `a`: actor and alias slots first, then group slots, then the host (messages
+//! relayed from another rank to this rank's host wait while the host egress ring is full, as messages to
+//! a full mailbox do); parking_none for an address out of range (refused, never full).
 RK_HOST_DEVICE inline std::uint32_t parking_queue_of(const parking_view& p, address a,
                                                      std::uint32_t actor_slot_bits,
                                                      std::uint32_t group_slot_bits) noexcept {
-  if (a == host_actor) return parking_none;
+  if (p.queue_count == 0) return parking_none;
+  if (a == host_actor) return p.queue_count - 1;
   std::uint32_t q;
   if (is_group_address(a)) {
     q = p.route_capacity + (group_of(a) & ((std::uint32_t{1} << group_slot_bits) - 1u));
@@ -89,7 +91,7 @@ RK_HOST_DEVICE inline std::uint32_t parking_queue_of(const parking_view& p, addr
     q = a & ((std::uint32_t{1} << actor_slot_bits) - 1u);
     if (q >= p.route_capacity) return parking_none;
   }
-  return q < p.queue_count ? q : parking_none;
+  return q < p.queue_count - 1 ? q : parking_none;
 }
 
 //! The list of `q` a message of `priority` waits in.
