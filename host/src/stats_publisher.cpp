@@ -11,8 +11,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <csetjmp>
+#include <csignal>
 #include <cstring>
 #include <fcntl.h>
+#include <mutex>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -39,6 +42,56 @@ std::uint64_t unix_ns() {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                         std::chrono::system_clock::now().time_since_epoch())
                                         .count());
+}
+
+//! Where a SIGBUS during a write to a snapshot object returns to, per thread (null: not writing one).
+//! initial-exec: reading it in the handler must not make the C library allocate the thread's TLS.
+__attribute__((tls_model("initial-exec"))) thread_local sigjmp_buf* bus_error_return = nullptr;
+struct sigaction previous_bus_action {};
+std::once_flag bus_handler_installed;
+
+//! A SIGBUS in a guarded write: the object under the mapping shrank (any process of the runtime's user
+//! may truncate it), so the pages past its end are gone. Any other SIGBUS goes where it went before.
+extern "C" void on_bus_error(int signal, siginfo_t* info, void* context) {
+  if (sigjmp_buf* back = bus_error_return) siglongjmp(*back, 1);
+  const struct sigaction& was = previous_bus_action;
+  if ((was.sa_flags & SA_SIGINFO) != 0 && was.sa_sigaction != nullptr) {
+    was.sa_sigaction(signal, info, context);
+    return;
+  }
+  if ((was.sa_flags & SA_SIGINFO) == 0 && was.sa_handler != SIG_DFL && was.sa_handler != SIG_IGN) {
+    was.sa_handler(signal);
+    return;
+  }
+  ::sigaction(SIGBUS, &was, nullptr);
+  // A fault repeats its access on return, now under the previous action (by default, death); a signal
+  // sent by a process is sent again.
+  if (info == nullptr || info->si_code <= 0) ::raise(signal);
+}
+
+void install_bus_handler() {
+  std::call_once(bus_handler_installed, [] {
+    struct sigaction a {};
+    a.sa_sigaction = on_bus_error;
+    a.sa_flags = SA_SIGINFO;
+    sigemptyset(&a.sa_mask);
+    ::sigaction(SIGBUS, &a, &previous_bus_action);
+  });
+}
+
+//! Runs `write` (stores into the mapping only: nothing that allocates or must be unwound); false when the
+//! object shrank under it.
+template <class Write>
+bool guarded(Write&& write) noexcept {
+  sigjmp_buf here;
+  if (sigsetjmp(here, 1) != 0) {
+    bus_error_return = nullptr;
+    return false;
+  }
+  bus_error_return = &here;
+  write();
+  bus_error_return = nullptr;
+  return true;
 }
 
 std::uint64_t refused(const status_counts& sent) {
@@ -76,12 +129,9 @@ stats_publisher::stats_publisher(sources from, std::chrono::milliseconds interva
   (void)::flock(fd, LOCK_SH | LOCK_NB);
   lock_fd_ = fd;
   mapping_ = p;
-  auto* h = static_cast<stats_shm_header*>(mapping_);
-  std::memcpy(h->magic, stats_shm_magic, sizeof h->magic);
-  h->version = 1;
-  h->pid = pid;
-  h->capacity = snapshot_capacity;
-  h->interval_ns = static_cast<std::uint64_t>(std::chrono::nanoseconds(interval_).count());
+  pid_ = pid;
+  install_bus_handler();
+  (void)write_snapshot(nullptr); // the header: readers see "no complete snapshot yet" until the first
   try {
     thread_ = std::thread([this] { run(); });
   } catch (const std::system_error& e) {
@@ -129,14 +179,39 @@ void stats_publisher::publish() noexcept {
     text = nlohmann::json({{"format", "ringkernel-top/1"}, {"error", e.what()}}).dump();
   }
   if (text.size() > snapshot_capacity) text = R"({"format":"ringkernel-top/1","error":"snapshot too large"})";
-  auto* h = static_cast<stats_shm_header*>(mapping_);
-  std::atomic_ref<std::uint64_t> sequence(h->sequence);
-  // Odd while writing; the acquire half keeps the writes below after it (the single writer is this thread).
-  const std::uint64_t s = sequence.fetch_add(1, std::memory_order_acq_rel);
-  std::memcpy(static_cast<char*>(mapping_) + sizeof(stats_shm_header), text.data(), text.size());
-  h->length = text.size();
-  h->published_ns = unix_ns();
-  sequence.store(s + 2, std::memory_order_release); // even: complete
+  (void)write_snapshot(&text);
+}
+
+bool stats_publisher::write_snapshot(const std::string* text) noexcept {
+  const std::uint64_t published_ns = unix_ns();
+  const auto write = [&] {
+    auto* h = static_cast<stats_shm_header*>(mapping_);
+    std::atomic_ref<std::uint64_t> sequence(h->sequence);
+    if (text != nullptr) {
+      // Odd while writing; the acquire half keeps the writes below after it (this thread is the only writer).
+      (void)sequence.exchange(sequence_ + 1, std::memory_order_acq_rel);
+    }
+    std::memcpy(h->magic, stats_shm_magic, sizeof h->magic); // again every time: a truncation zeroes it
+    h->version = 1;
+    h->pid = pid_;
+    h->capacity = snapshot_capacity;
+    h->interval_ns = static_cast<std::uint64_t>(std::chrono::nanoseconds(interval_).count());
+    if (text == nullptr) return;
+    std::memcpy(static_cast<char*>(mapping_) + sizeof(stats_shm_header), text->data(), text->size());
+    h->length = text->size();
+    h->published_ns = published_ns;
+    sequence.store(sequence_ + 2, std::memory_order_release); // even: complete
+  };
+  // Twice at most: a process that keeps truncating the object costs this interval's snapshot, nothing more.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (guarded(write)) {
+      if (text != nullptr) sequence_ += 2;
+      return true;
+    }
+    // The object shrank: its size back (the pages come back zeroed), then everything is written again.
+    if (::ftruncate(lock_fd_, static_cast<off_t>(mapped_bytes_)) != 0) return false;
+  }
+  return false;
 }
 
 std::string stats_publisher::snapshot_json() {

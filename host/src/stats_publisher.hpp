@@ -40,6 +40,10 @@ public:
 private:
   void run();
   void publish() noexcept;
+  //! Writes the header and, unless null, `text` as the next snapshot under the seqlock. An object another
+  //! process truncated meanwhile (a SIGBUS, caught) gets its size back and is written again. False when
+  //! that failed too.
+  bool write_snapshot(const std::string* text) noexcept;
   std::string snapshot_json();
 
   sources from_;
@@ -48,6 +52,8 @@ private:
   void* mapping_ = nullptr;
   std::size_t mapped_bytes_ = 0;
   int lock_fd_ = -1; //!< the object, held open with a shared flock while it exists (see rk-top --clean)
+  std::uint32_t pid_ = 0;
+  std::uint64_t sequence_ = 0; //!< the seqlock word as last completed (the object's copy may be zeroed)
   std::thread thread_;
   std::mutex mutex_;
   std::condition_variable wake_;

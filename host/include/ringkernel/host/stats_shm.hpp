@@ -10,7 +10,10 @@
 //!    see docs/observability.md), rewritten about every `interval_ns`.
 //!  - Consistency: a seqlock. The publisher makes `sequence` odd, writes, makes it even (release). A
 //!    reader copies header and text and accepts the copy only if `sequence` was even and unchanged
-//!    before and after (acquire). Readers map the object read-only: they cannot disturb the runtime.
+//!    before and after (acquire). Readers map the object read-only: they cannot disturb the runtime. A
+//!    process of the runtime's user that truncates the object costs a snapshot: the runtime catches the
+//!    SIGBUS of its write (a process-wide handler, installed at the first publishing start(), that passes
+//!    every other SIGBUS on to the handler before it), gives the object its size back and writes again.
 //!  - The object is created at start() and removed when the runtime is destroyed; after shutdown() the
 //!    last snapshot says "running": false.
 
