@@ -1,6 +1,7 @@
 // rk::cluster (see cluster.hpp): joining the job, the directory exchange, and the collective shutdown.
 
 #include "directory.hpp"
+#include "inbox.hpp"
 #include "proxy.hpp"
 #include "survivors.hpp"
 
@@ -9,16 +10,13 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <iterator>
-#include <map>
-#include <mutex>
 #include <numeric>
-#include <set>
 #include <thread>
 
 namespace rk {
@@ -64,6 +62,13 @@ void validate(const cluster_options& o) {
     throw error(std::string("cluster_options::outbound: ") + problem + " (got " +
                 std::to_string(o.outbound.capacity) + " slots of " + std::to_string(o.outbound.slot_bytes) +
                 " bytes)");
+  // Every rank's outbound slots are alike (checked against rank 0's): a message that fits one fits this
+  // rank's host ring, which every message from another rank enters (a smaller slot refused them unseen).
+  if (o.runtime.host_ring.slot_bytes < o.outbound.slot_bytes)
+    throw error("cluster_options::runtime.host_ring.slot_bytes (" +
+                std::to_string(o.runtime.host_ring.slot_bytes) + ") must be at least outbound.slot_bytes (" +
+                std::to_string(o.outbound.slot_bytes) +
+                "): messages from other ranks enter this rank's gateway through the host ring");
   const std::size_t one_message = wire::header_bytes + wire::message_bytes(o.outbound.payload_capacity());
   if (o.batch_bytes < one_message || o.batch_bytes > (64u << 20))
     throw error("cluster_options::batch_bytes must hold one outbound message (" +
@@ -152,6 +157,7 @@ public:
     try {
       if (!failure) {
         runtime_ = std::make_unique<runtime>(options_.runtime);
+        inbox_ = std::make_unique<host_inbox>(*runtime_);
         directory_ = std::make_unique<cluster_directory>(*runtime_, rank_, size_);
       }
     } catch (...) {
@@ -161,6 +167,7 @@ public:
       agree_or_throw(control_, "checking the options and creating the rank's runtime", failure);
     } catch (...) {
       directory_.reset();
+      inbox_.reset();
       runtime_.reset();
       free_comms();
       throw;
@@ -174,6 +181,7 @@ public:
     }
     proxy_.reset();
     directory_.reset();
+    inbox_.reset();
     runtime_.reset();
     free_comms();
   }
@@ -245,65 +253,6 @@ public:
 
   bool rank_gone(std::uint32_t r) const noexcept;
 
-  // --- host messages: the application's, and those kept for collectives ---------------------------------
-
-  //! Files `m` where it belongs; returns it when it is the application's.
-  std::optional<received_message> sort(received_message&& m) {
-    std::lock_guard lock(inbox_mutex_);
-    if (!kept_types_.contains(m.type())) return std::move(m);
-    kept_[m.type()].push_back(std::move(m));
-    return std::nullopt;
-  }
-
-  std::optional<received_message> receive(std::chrono::milliseconds timeout) {
-    {
-      std::lock_guard lock(inbox_mutex_);
-      if (!for_application_.empty()) {
-        received_message m = std::move(for_application_.front());
-        for_application_.pop_front();
-        return m;
-      }
-    }
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      std::optional<received_message> m = runtime_->receive(std::max(left, std::chrono::milliseconds(0)));
-      if (!m) return std::nullopt;
-      if (std::optional<received_message> mine = sort(std::move(*m))) return mine;
-      if (left.count() <= 0) return std::nullopt;
-    }
-  }
-
-  std::optional<received_message> take_kept(std::uint32_t type, std::uint64_t round,
-                                            std::chrono::milliseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      {
-        std::lock_guard lock(inbox_mutex_);
-        std::deque<received_message>& q = kept_[type];
-        for (auto it = q.begin(); it != q.end(); ++it) {
-          std::uint64_t its_round = ~round;
-          if (it->payload.size() >= sizeof its_round)
-            std::memcpy(&its_round, it->payload.data(), sizeof its_round);
-          if (its_round != round) continue;
-          received_message m = std::move(*it);
-          q.erase(it);
-          return m;
-        }
-      }
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return std::nullopt;
-      std::optional<received_message> m = runtime_->receive(left);
-      if (!m) return std::nullopt;
-      if (std::optional<received_message> theirs = sort(std::move(*m))) {
-        std::lock_guard lock(inbox_mutex_);
-        for_application_.push_back(std::move(*theirs)); // receive() returns it later, in order
-      }
-    }
-  }
-
   std::vector<std::vector<std::uint64_t>> exchange_for_collective(std::span<const std::uint64_t> row) {
     if (!started_ || stopped_) throw error("rk::cluster: collectives run between start() and shutdown()");
     exchange_result x =
@@ -336,6 +285,7 @@ public:
       s.notices_relayed = c.notices_relayed.load();
       s.notices_unreachable = c.notices_unreachable.load();
     }
+    if (inbox_) s.stale_partials = inbox_->stale();
     s.remote_entries = directory_->entries();
     return s;
   }
@@ -349,10 +299,7 @@ public:
   std::unique_ptr<cluster_directory> directory_;
   std::unique_ptr<mpi_proxy> proxy_;
   std::unique_ptr<survivors> survivors_;
-  std::mutex inbox_mutex_;
-  std::set<std::uint32_t> kept_types_;
-  std::map<std::uint32_t, std::deque<received_message>> kept_;
-  std::deque<received_message> for_application_; //!< read past by take_kept()
+  std::unique_ptr<host_inbox> inbox_; //!< the host's messages, sorted (made with runtime_, then never reset)
   bool started_ = false;
   bool start_failed_ = false; //!< a start() began and did not finish (see start())
   bool stopped_ = false;
@@ -604,17 +551,65 @@ status cluster::send_blocking(global_address to, std::uint32_t type, byte_view p
 }
 
 std::optional<received_message> cluster::receive(std::chrono::milliseconds timeout) {
-  return impl_->receive(timeout);
+  return impl_->inbox_->receive(timeout);
 }
 
-void cluster::keep_for_collectives(std::uint32_t type) {
-  std::lock_guard lock(impl_->inbox_mutex_);
-  impl_->kept_types_.insert(type);
+void cluster::keep_for_collectives(std::uint32_t type, actor_index reducer) {
+  impl_->inbox_->keep(type, reducer);
+}
+bool cluster::keeps_for_collectives(std::uint32_t type) const {
+  return impl_->inbox_->keeps(type);
 }
 
 std::optional<received_message> cluster::take_kept(std::uint32_t type, std::uint64_t round,
                                                    std::chrono::milliseconds timeout) {
-  return impl_->take_kept(type, round, timeout);
+  return impl_->inbox_->take_partial(type, round, timeout);
+}
+void cluster::put_back_kept(received_message&& m) {
+  impl_->inbox_->put_back(std::move(m));
+}
+
+namespace {
+std::string name_of(cluster::collective_call call) {
+  switch (call) {
+  case cluster::collective_call::allreduce:
+    return "rk::allreduce()";
+  case cluster::collective_call::reduce:
+    return "rk::reduce()";
+  case cluster::collective_call::broadcast:
+    return "rk::cluster::broadcast()";
+  }
+  return "a collective this rank does not know (" + std::to_string(static_cast<std::uint64_t>(call)) + ")";
+}
+} // namespace
+
+std::vector<std::vector<std::uint64_t>>
+cluster::begin_collective(collective_call call, std::span<const std::uint64_t> row, const std::string& who) {
+  if (row.size() > first_row_words)
+    throw error(who + ": a collective's first row holds at most " + std::to_string(first_row_words) +
+                " words (got " + std::to_string(row.size()) + ")");
+  // Every collective's first row has the same length, so that a rank in another collective is a row with
+  // another first word here, not a row MPI cuts short or pads with zeros (and reads as another mistake).
+  std::array<std::uint64_t, 1 + first_row_words> mine{};
+  mine[0] = static_cast<std::uint64_t>(call);
+  std::copy(row.begin(), row.end(), mine.begin() + 1);
+  std::vector<std::vector<std::uint64_t>> rows = exchange_for_collective(mine);
+  for (std::uint32_t r = 0; r < rows.size(); ++r) {
+    if (rows[r].empty() || rows[r][0] == mine[0]) continue;
+    // Every rank has the same rows (an agreed exchange), so every rank throws here, and none makes another
+    // exchange of this call: the ranks stay in step for the next collective.
+    throw error(who + ": rank " + std::to_string(r) + " called " +
+                name_of(static_cast<collective_call>(rows[r][0])) + " while this rank called " +
+                name_of(call) +
+                "; every rank must make the same collective calls in the same order (this call changed "
+                "nothing)");
+  }
+  for (std::vector<std::uint64_t>& theirs : rows)
+    if (!theirs.empty()) {
+      theirs.resize(1 + row.size());
+      theirs.erase(theirs.begin());
+    }
+  return rows;
 }
 
 std::vector<std::vector<std::uint64_t>> cluster::exchange_for_collective(std::span<const std::uint64_t> row) {
@@ -625,11 +620,12 @@ std::uint64_t cluster::broadcast(std::uint32_t root, std::string_view group, std
                                  byte_view payload, std::chrono::milliseconds timeout) {
   const std::string who = "rk::cluster::broadcast('" + std::string(group) + "')";
   // Two exchanges: every rank's root with the root's length, then the root's bytes in 8-byte words. The
-  // roots are checked after the first, on every rank, so a mistake on one rank is an error on all of them
-  // instead of a rank that throws while the others wait for it.
+  // roots are checked after the first, on every rank alike, so a mistake on one rank is an error on all of
+  // them (and none goes on to the second) instead of a rank that throws while the others wait for it.
   const bool at_root = rank() == root;
   const std::uint64_t mine[2] = {root, at_root ? payload.size : 0};
-  const std::vector<std::vector<std::uint64_t>> lengths = exchange_for_collective(mine);
+  const std::vector<std::vector<std::uint64_t>> lengths =
+      begin_collective(collective_call::broadcast, mine, who);
   for (std::uint32_t r = 0; r < lengths.size(); ++r)
     if (!lengths[r].empty() && lengths[r][0] != root)
       throw error(who + ": rank " + std::to_string(r) + " names root " + std::to_string(lengths[r][0]) +
@@ -637,10 +633,7 @@ std::uint64_t cluster::broadcast(std::uint32_t root, std::string_view group, std
   if (root >= size())
     throw error(who + ": root rank " + std::to_string(root) + " is out of range (the cluster has " +
                 std::to_string(size()) + " ranks)");
-  if (lengths[root].empty()) {
-    (void)exchange_for_collective(std::vector<std::uint64_t>{}); // the others still send their words
-    throw error(who + ": the root rank " + std::to_string(root) + " is gone");
-  }
+  if (lengths[root].empty()) throw error(who + ": the root rank " + std::to_string(root) + " is gone");
   const std::uint64_t length = lengths[root][1];
   std::vector<std::uint64_t> words((length + 7) / 8, 0);
   if (at_root && length != 0) std::memcpy(words.data(), payload.data, length);

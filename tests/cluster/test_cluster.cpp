@@ -314,6 +314,16 @@ TEST(Cluster, BadOptionsAreRefusedOnEveryRank) {
   o = options();
   o.failure_timeout = std::chrono::hours(25);
   EXPECT_THROW(rk::cluster bad(o), rk::error);
+  // A host ring with smaller slots than the outbound ring's: a message another rank may send would not fit
+  // this rank's gateway (it was refused there, its sender never told).
+  o = options();
+  o.runtime.host_ring = {o.runtime.host_ring.capacity, o.outbound.slot_bytes / 2};
+  try {
+    rk::cluster bad(o);
+    ADD_FAILURE() << "a host ring with smaller slots than the outbound ring's was accepted";
+  } catch (const rk::error& e) {
+    EXPECT_NE(std::string(e.what()).find("host_ring.slot_bytes"), std::string::npos) << e.what();
+  }
   // Bad options on one rank only: that rank says why, every other rank that one failed; none waits.
   o = options();
   int rank = 0, size = 0; // MPI is initialised: the clusters above joined it
@@ -331,7 +341,7 @@ TEST(Cluster, BadOptionsAreRefusedOnEveryRank) {
   // Valid options that must agree between ranks but do not (a message rank 0 may send would not fit rank
   // 1; rank 1 would declare rank 0 gone between its heartbeats): every rank throws, the differing one why.
   for (auto differ : {+[](rk::cluster_options& d) {
-                        d.outbound = {256, 1024};
+                        d.outbound = {256, 128};
                       },
                       +[](rk::cluster_options& d) {
                         d.heartbeat_interval = 5s;

@@ -10,10 +10,12 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -26,6 +28,7 @@ constexpr std::uint32_t msg_go = 1;       //!< host -> contributor: contribute t
 constexpr std::uint32_t msg_partial = 50; //!< reducer -> host (kept by the cluster)
 constexpr std::uint32_t msg_news = 3;     //!< broadcast payload
 constexpr std::uint32_t msg_heard = 4;    //!< listener -> host: what it got
+constexpr std::uint32_t msg_marker = 5;   //!< forger -> host: after its forged partial
 
 //! The value contributor `index` (cluster-wide) gives in `round`.
 template <class T>
@@ -67,6 +70,20 @@ struct listener {
   template <class Ctx>
   RK_HOST_DEVICE void operator()(Ctx& ctx, state&, const rk::message& m) {
     (void)ctx.send_host(msg_heard, m.payload());
+  }
+};
+
+//! On any message sends a host a partial result of msg_partial's type for round 0, then msg_marker.
+struct forger {
+  struct state {
+    actor_index host = rk::host_actor;
+    std::uint64_t refused = 0;
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message&) {
+    const rk::partial_result<std::int64_t> forged{0, 1, 1'000'000};
+    if (ctx.send(s.host, msg_partial, rk::as_bytes(forged)) != status::delivered) ++s.refused;
+    if (ctx.send(s.host, msg_marker, rk::as_bytes(forged)) != status::delivered) ++s.refused;
   }
 };
 
@@ -217,7 +234,8 @@ TEST(Collectives, RootMistakesOnOneRankAreAnErrorOnEveryRankNotAHang) {
       "different roots");
   everywhere(
       "reduce here, allreduce there",
-      [&] { (void)(last ? rk::allreduce(c, r, 5s) : rk::reduce(c, r, 0, 5s)); }, "different roots");
+      [&] { (void)(last ? rk::allreduce(c, r, 5s) : rk::reduce(c, r, 0, 5s)); },
+      "every rank must make the same collective calls in the same order");
   everywhere(
       "reduce, root 99 everywhere", [&] { (void)rk::reduce(c, r, 99, 5s); }, "out of range");
   everywhere(
@@ -315,6 +333,187 @@ TEST(Collectives, BroadcastReachesEveryMemberOfTheGroupOnEveryRankAndNothingElse
     if (a.id == outsider) {
       EXPECT_EQ(a.received, 0u) << "the outsider is not in the group";
     }
+}
+
+//! Waits (bounded) until this rank's reducer of `r` has handed its partial of `round` to the host.
+template <class T, rk::reduce_op Op>
+bool partial_at_host(rk::cluster& c, const rk::reduction<T, Op>& r, std::uint64_t round) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (c.local().snapshot_state<rk::reducer<T, Op>>(r.address()).round <= round) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms); // polls a real condition, bounded above
+  }
+  return true;
+}
+
+//! A cluster with one reduction of int64 sums and contributors_on(rank) contributors on each rank.
+struct summing_cluster {
+  rk::cluster c{options()};
+  rk::reduction<std::int64_t, rk::reduce_op::sum> sum;
+  std::vector<actor_index> members;
+
+  explicit summing_cluster(const rk::actor_options& box) {
+    const std::uint32_t mine = contributors_on(c.rank());
+    sum = rk::make_reduction<std::int64_t, rk::reduce_op::sum>(c, "reducer", mine, msg_partial, box);
+    for (std::uint32_t k = 0; k < mine; ++k)
+      members.push_back(c.local().spawn<contributor<std::int64_t>>(
+          "contributor" + std::to_string(k), box,
+          contributor<std::int64_t>::state{sum.address(), first_index_on(c.rank()) + k, 0}));
+  }
+  void go(std::uint64_t round) {
+    for (const actor_index m : members)
+      EXPECT_EQ(c.local().send_blocking(m, msg_go, rk::as_bytes(round), 5s), status::enqueued);
+  }
+  std::int64_t want(std::uint64_t round) const {
+    return expected<std::int64_t, rk::reduce_op::sum>(c.size(), round);
+  }
+};
+
+rk::actor_options mailbox() {
+  rk::actor_options box;
+  box.mailbox = {64, 256};
+  return box;
+}
+
+// An actor of another tenant (on another rank, or this one with one rank) sends each rank's host a message
+// of the reduction's reply type that looks like a partial of round 0, before the reducer's. It is no
+// partial (only this rank's reducer sends those): receive() returns it, and allreduce combines the
+// contributions alone. Before, allreduce returned the forged value on every rank.
+TEST(Collectives, AMessageOfTheReplyTypeFromAnyoneButTheReducerIsNoPartial) {
+  summing_cluster s(mailbox());
+  rk::cluster& c = s.c;
+  c.local().tenants().add(7, rk::tenant_quota::standard());
+  rk::actor_options in_seven = mailbox();
+  in_seven.tenant = 7;
+  const std::uint32_t next = (c.rank() + 1) % c.size();
+  const actor_index forger_id =
+      c.local().spawn<forger>("forger", in_seven, forger::state{c.host_address(next, 7), 0});
+  EXPECT_THROW((void)(rk::make_reduction<std::int64_t, rk::reduce_op::max>(c, "again", 1, msg_partial)),
+               rk::error)
+      << "a reply type two reductions share";
+  c.start();
+  rk::send_options as_seven;
+  as_seven.tenant = 7;
+  EXPECT_EQ(c.local().send_wait(forger_id, msg_go, {}, 10s, as_seven), status::delivered);
+  // The forged message comes before the marker, from the same sender.
+  const auto forged = c.receive(20s);
+  ASSERT_TRUE(forged.has_value()) << "rank " << c.rank();
+  EXPECT_EQ(forged->type(), msg_partial);
+  EXPECT_EQ(c.origin_of(*forged).rank, (c.rank() + c.size() - 1) % c.size());
+  const auto marker = c.receive(20s);
+  ASSERT_TRUE(marker.has_value());
+  EXPECT_EQ(marker->type(), msg_marker);
+  s.go(0);
+  const std::optional<std::int64_t> got = rk::allreduce(c, s.sum, 10s);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(*got, s.want(0)) << "on rank " << c.rank();
+  EXPECT_TRUE(c.shutdown().drained);
+  EXPECT_EQ(c.local().state<forger>(forger_id).refused, 0u);
+}
+
+// Application threads wait in receive() while the main thread runs allreduce(): the partial one of them
+// takes from the runtime reaches allreduce at once. Before, allreduce went on waiting in the runtime for a
+// message that was kept already, and each round whose partial another thread took timed out (with three
+// such threads, most rounds).
+TEST(Collectives, APartialAReceiveOnAnotherThreadTakesReachesAllreduceAtOnce) {
+  summing_cluster s(mailbox());
+  rk::cluster& c = s.c;
+  c.start();
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> theirs{0};
+  std::vector<std::thread> application;
+  for (int k = 0; k < 3; ++k)
+    application.emplace_back([&] {
+      while (!stop.load())
+        if (c.receive(100ms)) ++theirs;
+    });
+  for (std::uint64_t round = 0; round < 10; ++round) {
+    s.go(round);
+    const auto began = std::chrono::steady_clock::now();
+    const std::optional<std::int64_t> got = rk::allreduce(c, s.sum, 5s);
+    EXPECT_EQ(got.value_or(-1), s.want(round)) << "round " << round << " on rank " << c.rank();
+    EXPECT_LT(std::chrono::steady_clock::now() - began, 3s) << "round " << round;
+  }
+  // With timeout 0 too: a partial at the host already is found, whichever thread takes it.
+  s.go(10);
+  ASSERT_TRUE(partial_at_host(c, s.sum, 10));
+  EXPECT_EQ(rk::allreduce(c, s.sum, 0ms).value_or(-1), s.want(10)) << "on rank " << c.rank();
+  stop = true;
+  for (std::thread& t : application) t.join();
+  EXPECT_EQ(theirs.load(), 0u) << "no message here is the application's";
+  EXPECT_TRUE(c.shutdown().drained);
+}
+
+// A timeout of 0 takes a partial that has reached the host already (before, it gave up before looking);
+// a partial that comes after its round failed is dropped (counted), not kept for good.
+TEST(Collectives, ATimeoutOfZeroTakesAPartialThatIsThereAndLatePartialsAreDropped) {
+  summing_cluster s(mailbox());
+  rk::cluster& c = s.c;
+  c.start();
+  s.go(0);
+  ASSERT_TRUE(partial_at_host(c, s.sum, 0));
+  const std::optional<std::int64_t> at_once = rk::allreduce(c, s.sum, 0ms);
+  ASSERT_TRUE(at_once.has_value()) << "on rank " << c.rank();
+  EXPECT_EQ(*at_once, s.want(0));
+  EXPECT_FALSE(rk::allreduce(c, s.sum, 0ms).has_value()) << "round 1: nobody contributed yet";
+  s.go(1); // late: round 1 failed
+  ASSERT_TRUE(partial_at_host(c, s.sum, 1));
+  s.go(2);
+  const std::optional<std::int64_t> next = rk::allreduce(c, s.sum, 10s);
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(*next, s.want(2));
+  EXPECT_EQ(c.stats().stale_partials, 1u) << "round 1's partial";
+  EXPECT_TRUE(c.shutdown().drained);
+}
+
+// Ranks that call different collectives are all told so by the same exchange, and none makes another
+// exchange of that call: the next collectives, the same on every rank, work (the failed allreduce took no
+// round, and its partial is the next allreduce's). Before, rank 0 read the others' broadcast rows as
+// another reduction, the others found rank 0 "gone" and exchanged once more, out of step from then on.
+TEST(Collectives, RanksInDifferentCollectivesAreAllToldSoAndStayInStep) {
+  summing_cluster s(mailbox());
+  rk::cluster& c = s.c;
+  if (c.size() < 2) GTEST_SKIP() << "needs two ranks at least";
+  c.start();
+  s.go(0);
+  const auto mismatched = [&](const char* what, auto&& call, const char* needle) {
+    try {
+      call();
+      ADD_FAILURE() << what << ": rank " << c.rank() << " went on";
+    } catch (const rk::error& e) {
+      const std::string said = e.what();
+      EXPECT_NE(said.find(needle), std::string::npos) << what << ": " << said;
+      EXPECT_NE(said.find("every rank must make the same collective calls in the same order"),
+                std::string::npos)
+          << said;
+    }
+  };
+  const bool first = c.rank() == 0;
+  const auto reduce_or_broadcast = [&](bool reduces, bool all) {
+    if (!reduces) {
+      (void)c.broadcast(0, "nobody", msg_news, {}, 1s);
+    } else {
+      (void)(all ? rk::allreduce(c, s.sum, 10s) : rk::reduce(c, s.sum, 0, 10s));
+    }
+  };
+  mismatched(
+      "allreduce on rank 0, broadcast elsewhere", [&] { reduce_or_broadcast(first, true); },
+      first ? "called rk::cluster::broadcast() while this rank called rk::allreduce()"
+            : "rank 0 called rk::allreduce() while this rank called rk::cluster::broadcast()");
+  mismatched(
+      "broadcast on rank 0, reduce elsewhere", [&] { reduce_or_broadcast(!first, false); },
+      first ? "called rk::reduce() while this rank called rk::cluster::broadcast()"
+            : "rank 0 called rk::cluster::broadcast() while this rank called rk::reduce()");
+  EXPECT_EQ(s.sum.next_round(), 0u) << "a call that threw takes no round";
+  const std::optional<std::int64_t> got = rk::allreduce(c, s.sum, 10s);
+  ASSERT_TRUE(got.has_value()) << "on rank " << c.rank();
+  EXPECT_EQ(*got, s.want(0));
+  EXPECT_EQ(c.broadcast(0, "nobody", msg_news, {}, 1s), 0u);
+  s.go(1);
+  const std::optional<std::int64_t> then = rk::allreduce(c, s.sum, 10s);
+  ASSERT_TRUE(then.has_value());
+  EXPECT_EQ(*then, s.want(1));
+  EXPECT_TRUE(c.shutdown().drained);
 }
 
 } // namespace

@@ -128,6 +128,9 @@ struct cluster_stats {
   //! (counted in refusals_noticed when queued) and still in this proxy or in MPI sends cancelled then.
   //! Never in unreachable or abandoned, which account for handlers' sends.
   std::uint64_t notices_unreachable = 0;
+  //! Partial results of reductions (collectives.hpp) that reached this rank's host after their round had
+  //! ended without them (it timed out), dropped.
+  std::uint64_t stale_partials = 0;
 };
 
 //! What shutdown() found: whether the cluster fell quiet within drain_timeout, and this rank's report.
@@ -198,7 +201,8 @@ public:
   //! runtime::send_blocking, the same way.
   [[nodiscard]] status send_blocking(global_address to, std::uint32_t type, byte_view payload,
                                      std::chrono::milliseconds timeout, const send_options& options = {});
-  //! runtime::receive on this rank, less the partial results reductions keep (collectives.hpp).
+  //! runtime::receive on this rank, less the partial results reductions keep (collectives.hpp). Threads may
+  //! call it while another runs a collective: a partial one of them takes reaches the collective at once.
   std::optional<received_message> receive(std::chrono::milliseconds timeout);
 
   //! Collective: sends `payload` (taken from rank `root`; ignored on the others) with message type `type`
@@ -210,13 +214,29 @@ public:
                           std::chrono::milliseconds timeout);
 
   // --- building blocks of collectives.hpp (not for applications) ---------------------------------------
-  //! Host messages of type `type` are kept for take_kept() and never returned by receive().
-  void keep_for_collectives(std::uint32_t type);
-  //! The kept message of type `type` whose payload starts with `round` (a u64), waiting up to `timeout`.
+  //! Host messages of type `type` from `reducer` (this rank's reducer of one reduction; host_actor: none
+  //! here) are kept for take_kept() and never returned by receive(); messages of that type from anyone
+  //! else are the application's. Throws rk::error when `type` is kept for another reduction already.
+  void keep_for_collectives(std::uint32_t type, actor_index reducer);
+  bool keeps_for_collectives(std::uint32_t type) const;
+  //! The kept message of type `type` whose payload starts with `round` (a u64), waiting up to `timeout`
+  //! (0: only what this rank's host has already). Kept messages of earlier rounds are dropped from then on
+  //! (cluster_stats::stale_partials).
   std::optional<received_message> take_kept(std::uint32_t type, std::uint64_t round,
                                             std::chrono::milliseconds timeout);
-  //! Every live rank's `row` (collective, the same length everywhere); a gone rank's row is empty.
-  //! Throws rk::error unless the cluster is running.
+  //! Keeps a message take_kept() returned again, for a round that is to be asked for again.
+  void put_back_kept(received_message&& m);
+  //! Which collective a rank is in: exchanged first, so that ranks in different collectives all find out
+  //! in the same exchange.
+  enum class collective_call : std::uint64_t { allreduce = 1, reduce = 2, broadcast = 3 };
+  //! The first exchange of collective `call` (collective): every live rank's `row` (at most
+  //! first_row_words), a gone rank's empty. Throws rk::error on every rank when the live ranks are not all
+  //! in `call` (`who` names this rank's call), and unless the cluster is running.
+  static constexpr std::size_t first_row_words = 7;
+  std::vector<std::vector<std::uint64_t>>
+  begin_collective(collective_call call, std::span<const std::uint64_t> row, const std::string& who);
+  //! A later exchange of the collective begin_collective() began: every live rank's `row` (the same length
+  //! everywhere, as the first exchange agreed); a gone rank's row is empty.
   std::vector<std::vector<std::uint64_t>> exchange_for_collective(std::span<const std::uint64_t> row);
 
   //! Waits until no message is anywhere in the cluster (or drain_timeout passed), then stops every rank's

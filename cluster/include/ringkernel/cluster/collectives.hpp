@@ -21,8 +21,15 @@
 //! each send decided by that rank's device like any host send.
 //!
 //! Types: T is an arithmetic type of at most 8 bytes; ops sum, min, max. The partial results reach the
-//! host as messages of type `reply_type`: cluster::receive() keeps them for allreduce and never returns
-//! them (a message of that type read with runtime::receive directly is lost to the reduction).
+//! host as messages of type `reply_type` from this rank's reducer: cluster::receive() keeps those for
+//! allreduce and never returns them (one read with runtime::receive directly is lost to the reduction).
+//! A message of that type from any other actor (of any tenant, on any rank) is no partial: receive()
+//! returns it like any other. A partial that comes after its round ended (timed out) is dropped
+//! (cluster_stats::stale_partials).
+//!
+//! Every rank makes the same collective calls in the same order. A rank whose call differs from another's
+//! (another collective, reduction kind or root) gets an rk::error, and so does every other rank, from the
+//! same exchange; such a call changes nothing (its round is the next call's), so the ranks stay in step.
 //! Not yet: combining across ranks with NCCL on GPU ranks (the partials cross over MPI on host memory).
 
 #include <ringkernel/cluster/cluster.hpp>
@@ -30,6 +37,7 @@
 #include <array>
 #include <cstring>
 #include <optional>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -145,10 +153,15 @@ private:
 //! Spawns this rank's reducer (the same call on every rank; before start(), or after it for a reducer<T, Op>
 //! prepared before start() with `c.local().prepare<rk::reducer<T, Op>>()`). `local_contributors`
 //! contributions per round on this rank (0: this rank contributes nothing); `reply_type`: a message type
-//! no other message to this rank's host uses.
+//! of this reduction's own (throws rk::error when another reduction has it: whose partial a message is
+//! would depend on the order of calls), best one the application's own messages to the host do not use.
 template <class T, reduce_op Op>
 reduction<T, Op> make_reduction(cluster& c, std::string name, std::uint32_t local_contributors,
                                 std::uint32_t reply_type, const actor_options& options = {}) {
+  if (c.keeps_for_collectives(reply_type))
+    throw error("rk::make_reduction('" + name + "'): message type " + std::to_string(reply_type) +
+                " is the reply type of another reduction already; give each reduction a reply type of its "
+                "own (the same on every rank)");
   typename reducer<T, Op>::state initial{};
   initial.expected = local_contributors;
   initial.reply_type = reply_type;
@@ -156,7 +169,7 @@ reduction<T, Op> make_reduction(cluster& c, std::string name, std::uint32_t loca
   if (local_contributors > 0) r.reducer_ = c.local().spawn<reducer<T, Op>>(std::move(name), options, initial);
   r.local_contributors_ = local_contributors;
   r.reply_type_ = reply_type;
-  c.keep_for_collectives(reply_type);
+  c.keep_for_collectives(reply_type, r.reducer_);
   return r;
 }
 
@@ -173,19 +186,20 @@ inline constexpr std::uint64_t every_rank = ~std::uint64_t{0}; //!< allreduce's 
 
 //! One round of `r` (collective): the value for `root` (every_rank: for all). Every rank checks what every
 //! other rank asked for, so a mistake made on one rank is an rk::error on all of them, not a rank that
-//! throws while the others wait for it.
+//! throws while the others wait for it. A call that throws takes no round: its partial is kept for the next.
 template <class T, reduce_op Op>
 std::optional<T> reduce_round(cluster& c, reduction<T, Op>& r, std::uint64_t root,
                               std::chrono::milliseconds timeout, const char* who) {
   if (!c.running()) throw error(std::string(who) + ": collectives run between start() and shutdown()");
-  const std::uint64_t round = r.round_++;
+  const std::uint64_t round = r.round_;
   // Row: [round, contributors (~0: failed), value bits, what is reduced, root].
   std::array<std::uint64_t, 5> row{round, 0, 0, reduction_kind<T, Op>(), root};
   const bool root_in_range = root == every_rank || root < c.size();
+  std::optional<received_message> m;
   if (!root_in_range) {
     row[1] = ~std::uint64_t{0}; // this round fails anyway: no waiting for the partial
   } else if (r.local_contributors_ > 0) {
-    const std::optional<received_message> m = c.take_kept(r.reply_type_, round, timeout);
+    m = c.take_kept(r.reply_type_, round, timeout);
     if (m && m->payload.size() >= sizeof(partial_result<T>)) {
       const auto p = m->template as<partial_result<T>>();
       row[1] = p.contributors;
@@ -194,10 +208,23 @@ std::optional<T> reduce_round(cluster& c, reduction<T, Op>& r, std::uint64_t roo
       row[1] = ~std::uint64_t{0};
     }
   }
+  const auto refuse = [&](const std::string& why) {
+    if (m) c.put_back_kept(std::move(*m));
+    return error(std::string(who) + why);
+  };
+  const auto call =
+      root == every_rank ? cluster::collective_call::allreduce : cluster::collective_call::reduce;
+  std::vector<std::vector<std::uint64_t>> rows;
+  try {
+    rows = c.begin_collective(call, row, who);
+  } catch (...) {
+    if (m) c.put_back_kept(std::move(*m));
+    throw;
+  }
   bool failed = false, any = false, mismatched = false, other_root = false;
   T total{};
-  for (const std::vector<std::uint64_t>& theirs : c.exchange_for_collective(row)) {
-    if (theirs.size() != row.size()) continue; // a rank that is gone
+  for (const std::vector<std::uint64_t>& theirs : rows) {
+    if (theirs.empty()) continue; // a rank that is gone
     other_root = other_root || theirs[4] != root;
     if (theirs[3] != row[3]) {
       mismatched = true;
@@ -214,14 +241,15 @@ std::optional<T> reduce_round(cluster& c, reduction<T, Op>& r, std::uint64_t roo
     any = true;
   }
   if (mismatched)
-    throw error(std::string(who) + ": the ranks reduce different types or operations in round " +
-                std::to_string(round) + "; make the same make_reduction<T, Op> call on every rank");
+    throw refuse(": the ranks reduce different types or operations in round " + std::to_string(round) +
+                 "; make the same make_reduction<T, Op> call on every rank");
   if (other_root)
-    throw error(std::string(who) + ": the ranks name different roots in round " + std::to_string(round) +
-                "; pass the same root (and call the same collective) on every rank");
+    throw refuse(": the ranks name different roots in round " + std::to_string(round) +
+                 "; pass the same root on every rank");
   if (!root_in_range)
-    throw error(std::string(who) + ": root rank " + std::to_string(root) +
-                " is out of range (the cluster has " + std::to_string(c.size()) + " ranks)");
+    throw refuse(": root rank " + std::to_string(root) + " is out of range (the cluster has " +
+                 std::to_string(c.size()) + " ranks)");
+  r.round_ = round + 1;
   if (failed || !any) return std::nullopt;
   if (root != every_rank && root != c.rank()) return std::nullopt;
   return total;
@@ -230,11 +258,12 @@ std::optional<T> reduce_round(cluster& c, reduction<T, Op>& r, std::uint64_t roo
 
 //! The next round's value combined over every contribution of every rank still alive (collective).
 //! Nothing when this rank's partial did not come within `timeout`, or another rank's did not within its
-//! own. `timeout` bounds the wait for the partial only: the exchange then waits for every live rank to
-//! call allreduce() (or reduce()) for this round, as any collective does; throws
+//! own. `timeout` bounds the wait for the partial only (0: a partial already at the host is still taken):
+//! the exchange then waits for every live rank to call allreduce() (or reduce()) for this round, as any
+//! collective does; throws
 //! rk::error before start() or after shutdown(), and on every rank when ranks reduce different types or
 //! operations (make_reduction<T, Op> must be the same call on every rank) or when another rank called
-//! reduce() instead.
+//! another collective (reduce(), cluster::broadcast()) instead; a call that throws takes no round.
 template <class T, reduce_op Op>
 std::optional<T> allreduce(cluster& c, reduction<T, Op>& r, std::chrono::milliseconds timeout) {
   return detail::reduce_round(c, r, detail::every_rank, timeout, "rk::allreduce()");
