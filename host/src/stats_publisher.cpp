@@ -113,7 +113,11 @@ stats_publisher::stats_publisher(sources from, std::chrono::milliseconds interva
     if (fd < 0 && errno != EEXIST)
       throw error("start(): publish_stats: shm_open(" + name_ + ") failed: " + std::strerror(errno));
   }
-  if (fd < 0) throw error("start(): publish_stats: 1024 runtimes of this process already publish");
+  if (fd < 0)
+    throw error(
+        "start(): publish_stats: the names " + stats_shm_name(pid, 0) + " .. " + stats_shm_name(pid, 1023) +
+        " are all taken: 1024 runtimes of this process publish already, or objects under those names were "
+        "left by a gone process with this pid or made by another program (remove those in /dev/shm)");
   mapped_bytes_ = sizeof(stats_shm_header) + snapshot_capacity;
   void* p = MAP_FAILED;
   if (::ftruncate(fd, static_cast<off_t>(mapped_bytes_)) == 0)

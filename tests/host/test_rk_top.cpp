@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
@@ -227,6 +228,17 @@ TEST(RkTop, CleanRemovesTheSnapshotsOfGoneProcessesOnly) {
   ASSERT_EQ(::flock(held, LOCK_SH), 0);
   const std::string fifo = rk::stats_shm_name(gone, 902);
   ASSERT_EQ(::mkfifo(("/dev/shm" + fifo).c_str(), 0600), 0);
+  // Truncated after their publisher died (a live one gives its object its size back): too short to name a
+  // publisher, so its name says whose it was. Under another name, or a live process's, it stays.
+  const crafted_snapshot cut(rk::stats_shm_name(gone, 903), gone, json);
+  const crafted_snapshot cut_live(rk::stats_shm_name(me, 904), me, json);
+  const crafted_snapshot cut_other("/ringkernel." + std::to_string(gone) + ".905.x", gone, json);
+  for (const crafted_snapshot* c : {&cut, &cut_live, &cut_other}) {
+    const int fd = ::shm_open(c->name.c_str(), O_RDWR, 0);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::ftruncate(fd, 0), 0);
+    ::close(fd);
+  }
   const run_result listed = run(top + " --once 2>&1"); // several publish: each is listed
   EXPECT_NE(listed.output.find(left.name + " (process gone: rk-top --clean removes it)"), std::string::npos)
       << listed.output;
@@ -238,6 +250,15 @@ TEST(RkTop, CleanRemovesTheSnapshotsOfGoneProcessesOnly) {
       << r.output;
   EXPECT_EQ(r.output.find(live.name), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find(elsewhere.name), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("removed " + cut.name + " (process " + std::to_string(gone) + " is gone)"),
+            std::string::npos)
+      << r.output;
+  for (const crafted_snapshot* c : {&cut_live, &cut_other}) {
+    EXPECT_EQ(r.output.find("removed " + c->name), std::string::npos) << r.output;
+    const int fd = ::shm_open(c->name.c_str(), O_RDONLY, 0);
+    EXPECT_GE(fd, 0) << c->name << " was removed";
+    if (fd >= 0) ::close(fd);
+  }
   const int fd = ::shm_open(left.name.c_str(), O_RDONLY, 0);
   EXPECT_LT(fd, 0) << "the gone process's snapshot is still there";
   if (fd >= 0) ::close(fd);
@@ -249,6 +270,28 @@ TEST(RkTop, CleanRemovesTheSnapshotsOfGoneProcessesOnly) {
   if (still >= 0) ::close(still);
   ::close(held);
   EXPECT_EQ(::unlink(("/dev/shm" + fifo).c_str()), 0) << "the FIFO was removed";
+}
+
+// A publisher killed in the middle of a write leaves the sequence odd for good: rk-top says its process is
+// gone instead of waiting for a snapshot that will not come (the live view stayed blank, without a word).
+TEST(RkTop, ASnapshotLeftHalfWrittenByAGoneProcessIsSaidSo) {
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) ::_exit(0);
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);
+  const auto gone = static_cast<std::uint32_t>(child);
+  const crafted_snapshot half(rk::stats_shm_name(gone, 906), gone, running_snapshot("a"));
+  const int fd = ::shm_open(half.name.c_str(), O_RDWR, 0);
+  ASSERT_GE(fd, 0);
+  const std::uint64_t odd = 3;
+  ASSERT_EQ(::pwrite(fd, &odd, sizeof odd, offsetof(rk::stats_shm_header, sequence)),
+            static_cast<ssize_t>(sizeof odd));
+  ::close(fd);
+  const run_result once = run(top + " --name " + half.name + " --once 2>&1");
+  EXPECT_EQ(once.status, 2) << once.output;
+  EXPECT_NE(once.output.find("its process is gone"), std::string::npos) << once.output;
+  const run_result live = run("timeout 2 " + top + " --name " + half.name + " 2>&1");
+  EXPECT_NE(live.output.find("its process is gone"), std::string::npos) << live.output;
 }
 
 // A leftover of a process killed without cleaning up, whose pid now belongs to a live process (pids are

@@ -266,8 +266,34 @@ const char* gone_note(const std::string& name) {
   return "";
 }
 
+//! The pid a snapshot's name gives ("/ringkernel.<pid>.<k>", stats_shm_name), if it has that form.
+std::optional<pid_t> pid_in_name(const std::string& name) {
+  unsigned pid = 0, index = 0;
+  int end = 0;
+  if (std::sscanf(name.c_str(), "/ringkernel.%u.%u%n", &pid, &index, &end) != 2 ||
+      static_cast<std::size_t>(end) != name.size() || rk::stats_shm_name(pid, index) != name)
+    return std::nullopt;
+  return static_cast<pid_t>(pid);
+}
+
+//! The pid in `name` when it is an object shorter than a snapshot's header under a snapshot's name, left
+//! by a process that is gone: one truncated after its publisher died (a live publisher gives a truncated
+//! object its size back).
+std::optional<pid_t> gone_and_truncated(const std::string& name) {
+  const std::optional<pid_t> owner = pid_in_name(name);
+  if (!owner || process_alive(*owner) || held_by_publisher(name)) return std::nullopt;
+  const int fd = ::shm_open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0);
+  if (fd < 0) return std::nullopt;
+  struct stat st {};
+  const bool truncated = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+                         static_cast<std::uint64_t>(st.st_size) < sizeof(rk::stats_shm_header);
+  ::close(fd);
+  return truncated ? owner : std::nullopt;
+}
+
 //! --clean: removes the snapshots whose publishing process is gone (left by a process that crashed or
-//! was killed). Live owners' snapshots and files that are not snapshots are left alone.
+//! was killed), also those truncated since. Live owners' snapshots and files that are not snapshots are
+//! left alone.
 int clean() {
   int failed = 0;
   std::size_t removed = 0;
@@ -276,7 +302,7 @@ int clean() {
     try {
       owner = gone_publisher(name);
     } catch (const std::exception&) { // not a snapshot, or not ours to read: not ours to remove
-      continue;
+      owner = gone_and_truncated(name);
     }
     if (!owner) continue;
     if (::shm_unlink(name.c_str()) == 0) {
@@ -441,10 +467,18 @@ int main(int argc, char** argv) {
                                  std::to_string(nesting_depth(*text)) + " levels deep; a snapshot nests " +
                                  "at most " + std::to_string(deepest_nesting) + ")");
       if (!text) {
+        // A publisher that is gone stopped in the middle of a write (or never finished one): no snapshot
+        // will come. A live one is between writes of a large snapshot, or just started.
+        const std::string why = alive ? shown(name) + " has no complete snapshot yet"
+                                      : shown(name) +
+                                            " has no complete snapshot, and its process is gone (it " +
+                                            "stopped while writing one; rk-top --clean removes it)";
         if (once) {
-          std::fprintf(stderr, "rk-top: %s has no complete snapshot yet\n", shown(name).c_str());
+          std::fprintf(stderr, "rk-top: %s\n", why.c_str());
           return exit_usage;
         }
+        std::printf("\x1b[H\x1b[J%s\n", why.c_str());
+        std::fflush(stdout);
       } else if (once && json) {
         // Checked to be JSON. Passed through as published unless it holds bytes a terminal acts on
         // (JSON escapes C0 controls in strings, but may carry DEL and C1 controls raw): then written
