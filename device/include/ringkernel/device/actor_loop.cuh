@@ -146,7 +146,12 @@ RK_HOST_DEVICE inline worker_step next_step(const system_view& sys, actor_index 
   if (ds == device_state::stopped || ds == device_state::faulted) {
     for (std::uint32_t l = 0; l < e.lanes; ++l) {
       const worker_step head = peek_lane(e, l, step_kind::discard);
-      if (head.kind == step_kind::discard) return head;
+      if (head.kind != step_kind::discard) continue;
+      // A respawn between the words' reads above and this peek: the message may be the fresh actor's (its
+      // sender saw it delivered after respawn() had written the host word, before the message was
+      // published, which the peek acquired). Discarding it lost it (a CI run: 1 reply of ~2,000 missing).
+      if (host_word_of(e) != hw) return {step_kind::park};
+      return head;
     }
     return {step_kind::park};
   }
