@@ -280,7 +280,9 @@ TEST(RkTop, ASnapshotLeftHalfWrittenByAGoneProcessIsSaidSo) {
   if (child == 0) ::_exit(0);
   ASSERT_EQ(::waitpid(child, nullptr, 0), child);
   const auto gone = static_cast<std::uint32_t>(child);
-  const crafted_snapshot half(rk::stats_shm_name(gone, 906), gone, running_snapshot("a"));
+  // Not under a runtime's name: `rk-top --clean` in a test running beside this one removes those.
+  const crafted_snapshot half("/rk_top_test." + std::to_string(::getpid()) + ".half", gone,
+                              running_snapshot("a"));
   const int fd = ::shm_open(half.name.c_str(), O_RDWR, 0);
   ASSERT_GE(fd, 0);
   const std::uint64_t odd = 3;
