@@ -211,6 +211,26 @@ TEST(Collectives, RanksReducingDifferentKindsAreToldSoOnEveryRank) {
   EXPECT_TRUE(c.shutdown().drained);
 }
 
+// Two reductions of one kind (each with its own reply type) called on different ranks in one round: each
+// rank combined the others' partials of the other reduction as its own. Now every rank is told so, and the
+// next call, the same on every rank, goes on in step.
+TEST(Collectives, RanksRunningDifferentReductionsOfOneKindAreToldSo) {
+  rk::cluster c(options());
+  if (c.size() < 2) GTEST_SKIP() << "needs two ranks at least";
+  (void)c.local().spawn<listener>("someone"); // a runtime needs one actor
+  auto first = rk::make_reduction<std::int64_t, rk::reduce_op::sum>(c, "first", 0, msg_partial);
+  auto second = rk::make_reduction<std::int64_t, rk::reduce_op::sum>(c, "second", 0, msg_partial + 1);
+  c.start();
+  try {
+    (void)rk::allreduce(c, c.rank() == 0 ? first : second, 5s);
+    ADD_FAILURE() << "rank " << c.rank() << " combined another reduction's partials";
+  } catch (const rk::error& e) {
+    EXPECT_NE(std::string(e.what()).find("different reductions"), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW((void)rk::allreduce(c, first, 5s)) << "the ranks are in step again";
+  EXPECT_TRUE(c.shutdown().drained);
+}
+
 // A root that differs between ranks, or is out of range on one of them, is an error on every rank after
 // the round's exchange: a rank that threw before it left the others waiting there for good (and their
 // shutdown() with them).

@@ -192,8 +192,8 @@ std::optional<T> reduce_round(cluster& c, reduction<T, Op>& r, std::uint64_t roo
                               std::chrono::milliseconds timeout, const char* who) {
   if (!c.running()) throw error(std::string(who) + ": collectives run between start() and shutdown()");
   const std::uint64_t round = r.round_;
-  // Row: [round, contributors (~0: failed), value bits, what is reduced, root].
-  std::array<std::uint64_t, 5> row{round, 0, 0, reduction_kind<T, Op>(), root};
+  // Row: [round, contributors (~0: failed), value bits, what is reduced, root, which reduction].
+  std::array<std::uint64_t, 6> row{round, 0, 0, reduction_kind<T, Op>(), root, r.reply_type_};
   const bool root_in_range = root == every_rank || root < c.size();
   std::optional<received_message> m;
   if (!root_in_range) {
@@ -221,13 +221,17 @@ std::optional<T> reduce_round(cluster& c, reduction<T, Op>& r, std::uint64_t roo
     if (m) c.put_back_kept(std::move(*m));
     throw;
   }
-  bool failed = false, any = false, mismatched = false, other_root = false;
+  bool failed = false, any = false, mismatched = false, other_root = false, other_reduction = false;
   T total{};
   for (const std::vector<std::uint64_t>& theirs : rows) {
     if (theirs.empty()) continue; // a rank that is gone
     other_root = other_root || theirs[4] != root;
     if (theirs[3] != row[3]) {
       mismatched = true;
+      continue;
+    }
+    if (theirs[5] != row[5]) { // another reduction of the same kind: its partial is another sum
+      other_reduction = true;
       continue;
     }
     if (theirs[0] != round || theirs[1] == ~std::uint64_t{0}) {
@@ -243,6 +247,9 @@ std::optional<T> reduce_round(cluster& c, reduction<T, Op>& r, std::uint64_t roo
   if (mismatched)
     throw refuse(": the ranks reduce different types or operations in round " + std::to_string(round) +
                  "; make the same make_reduction<T, Op> call on every rank");
+  if (other_reduction)
+    throw refuse(": the ranks run different reductions (reply types) of one kind in this call; call "
+                 "allreduce() and reduce() for the same reduction on every rank, in the same order");
   if (other_root)
     throw refuse(": the ranks name different roots in round " + std::to_string(round) +
                  "; pass the same root on every rank");
