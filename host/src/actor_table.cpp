@@ -606,6 +606,17 @@ void actor_table::collect(grace_periods& grace) {
       const bool let_go = !grace.workers_running() ||
                           current_device_state(routes_[*it].host_word, dw) == device_state::retired;
       if (let_go) {
+        // Unpublished before the grace period starts, as retire() does when no worker holds the actor: a
+        // sender that found the entry still `retired` after the period began could otherwise read the
+        // fields reclaim() rewrites (next_hop 0 is actor 0: the message went there, `delivered`).
+        const std::uint32_t word = host_word_of_state(epoch_of(routes_[*it].host_word), host_state::empty);
+        try {
+          backend_.copy_to_device(&d_routes_.as<route_entry>()[*it].host_word, &word, sizeof word);
+        } catch (...) { // the device is gone (a CUDA fault): the slot stays out of use
+          it = retiring_.erase(it);
+          continue;
+        }
+        routes_[*it].host_word = word;
         released.push_back(*it);
         it = retiring_.erase(it);
       } else {
