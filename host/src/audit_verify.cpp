@@ -10,7 +10,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <fstream>
+#include <istream>
 #include <limits>
 
 namespace rk {
@@ -183,16 +183,12 @@ audit_verify_result verify_audit_log(const std::filesystem::path& path, const au
   };
   try {
     result.head = std::string(audit_genesis_hash);
-    if (const std::string kind = detail::special_file_kind(path); !kind.empty()) {
-      result.reason = "'" + path.string() + "' is " + kind +
-                      ", not a regular file (reading it could wait for ever or not end); pass the log file";
+    detail::file_reader file(path);
+    if (!file.refusal().empty()) {
+      result.reason = "'" + path.string() + "': " + file.refusal() + "; pass the log file";
       return result;
     }
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-      result.reason = "cannot open '" + path.string() + "': " + std::strerror(errno);
-      return result;
-    }
+    std::istream& in = file.stream();
     std::string line;
     std::uint64_t line_number = 0;
     std::uint32_t last_closing_detail = 0; //!< of the audit_closed entry that ends the log

@@ -8,8 +8,10 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <ext/stdio_filebuf.h>
 #include <fcntl.h>
 #include <string>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace rk::detail {
@@ -46,11 +48,34 @@ std::string unique_suffix() {
 
 } // namespace
 
-void replace_file(const std::filesystem::path& path, std::initializer_list<std::string_view> parts,
+void replace_file(const std::filesystem::path& given, std::initializer_list<std::string_view> parts,
                   const std::string& who) {
   const auto fail = [&](const std::string& why) {
-    throw error(who + ": cannot write '" + path.string() + "' (" + why + "); it was left as it was");
+    throw error(who + ": cannot write '" + given.string() + "' (" + why + "); it was left as it was");
   };
+  // A symbolic link is followed: the file it leads to is replaced, not the link (a dangling one is).
+  std::error_code ignored;
+  std::filesystem::path path = given;
+  if (std::filesystem::is_symlink(given, ignored))
+    if (std::filesystem::path target = std::filesystem::canonical(given, ignored); !ignored) path = target;
+  // Renamed over, a FIFO or a device would become a regular file (as root, /dev/null too).
+  const char* special = nullptr;
+  switch (std::filesystem::status(path, ignored).type()) {
+  case std::filesystem::file_type::fifo:
+    special = "a FIFO";
+    break;
+  case std::filesystem::file_type::socket:
+    special = "a socket";
+    break;
+  case std::filesystem::file_type::character:
+  case std::filesystem::file_type::block:
+    special = "a device";
+    break;
+  default:
+    break;
+  }
+  if (special != nullptr)
+    fail(std::string("it is ") + special + "; give the path of a regular file or a new one");
   // A name of its own beside `path`: two calls writing the same path at once each rename a
   // whole file of their own, the later rename wins, and neither truncates or removes the other's.
   // The name is cut where `path`'s own is too long to take the suffix (NAME_MAX, 255 bytes here).
@@ -87,20 +112,46 @@ void replace_file(const std::filesystem::path& path, std::initializer_list<std::
     fail_removing("renaming '" + temporary + "' over it: " + std::strerror(errno));
 }
 
-std::string special_file_kind(const std::filesystem::path& path) {
-  std::error_code ignored; // a path that cannot be looked up is left to the caller's open
-  switch (std::filesystem::status(path, ignored).type()) {
-  case std::filesystem::file_type::fifo:
-    return "a FIFO";
-  case std::filesystem::file_type::socket:
-    return "a socket";
-  case std::filesystem::file_type::character:
-    return "a character device";
-  case std::filesystem::file_type::block:
-    return "a block device";
-  default:
-    return {};
+file_reader::file_reader(const std::filesystem::path& path) {
+  // O_NONBLOCK: a FIFO opens at once (and is refused below) instead of waiting for a writer.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    refusal_ = std::string("cannot open it: ") + std::strerror(errno);
+    return;
   }
+  struct stat opened {};
+  const char* kind = nullptr;
+  if (::fstat(fd, &opened) != 0)
+    kind = "a file that cannot be examined (fstat failed)";
+  else if (S_ISFIFO(opened.st_mode))
+    kind = "a FIFO";
+  else if (S_ISSOCK(opened.st_mode))
+    kind = "a socket";
+  else if (S_ISCHR(opened.st_mode))
+    kind = "a character device";
+  else if (S_ISBLK(opened.st_mode))
+    kind = "a block device";
+  else if (S_ISDIR(opened.st_mode))
+    kind = "a directory";
+  else if (!S_ISREG(opened.st_mode))
+    kind = "no regular file";
+  if (kind != nullptr) {
+    ::close(fd);
+    refusal_ =
+        std::string("it is ") + kind + ", not a regular file (reading it could wait for ever or not end)";
+    return;
+  }
+  // Reads of a regular file never wait anyway; cleared so that nothing depends on it.
+  (void)::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  try {
+    buffer_ = std::make_unique<__gnu_cxx::stdio_filebuf<char>>(fd, std::ios::in | std::ios::binary);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  stream_ = std::make_unique<std::istream>(buffer_.get());
 }
+
+file_reader::~file_reader() = default; // the filebuf closes the descriptor
 
 } // namespace rk::detail

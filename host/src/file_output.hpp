@@ -4,6 +4,8 @@
 
 #include <filesystem>
 #include <initializer_list>
+#include <istream>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -15,14 +17,32 @@ namespace rk::detail {
 //! once each leave a whole file (the last rename wins). The file gets the permissions a plain create
 //! would (0666 less the umask). On failure (a full disk, no permission, a directory at `path`) removes
 //! its own temporary file and throws rk::error for `who`, saying why (errno) and that `path` was left as
-//! it was.
+//! it was. A symbolic link at `path` is followed (the file it leads to is replaced; a dangling link itself
+//! is); a FIFO, socket or device there is refused (renamed over, it would become a regular file).
 void replace_file(const std::filesystem::path& path, std::initializer_list<std::string_view> parts,
                   const std::string& who);
 
-//! What kind of special file `path` names ("a FIFO", "a socket", "a character device", "a block device"),
-//! following symbolic links; empty for anything else (a regular file, a directory, a missing path: the
-//! caller's own open and read say what is wrong with those). A reader of a whole file refuses a special
-//! one: opening a FIFO waits for a writer, and a device may never end.
-std::string special_file_kind(const std::filesystem::path& path);
+//! A whole file opened for reading (restore, verify_audit_log): a regular file only. A FIFO, socket,
+//! device or directory is refused unread (opening a FIFO waits for a writer, a device may never end). The
+//! path is opened without waiting and judged by the open descriptor, so a path swapped for a FIFO after
+//! any earlier look at it cannot block the reader.
+class file_reader {
+public:
+  explicit file_reader(const std::filesystem::path& path);
+  ~file_reader();
+  file_reader(const file_reader&) = delete;
+  file_reader& operator=(const file_reader&) = delete;
+
+  //! Empty when the file is open; else why not: "it is a FIFO, not a regular file (reading it could wait
+  //! for ever or not end)", "it is a directory, ...", "cannot open it: <errno text>".
+  const std::string& refusal() const noexcept { return refusal_; }
+  //! The file's bytes (only when refusal() is empty).
+  std::istream& stream() noexcept { return *stream_; }
+
+private:
+  std::string refusal_;
+  std::unique_ptr<std::streambuf> buffer_;
+  std::unique_ptr<std::istream> stream_;
+};
 
 } // namespace rk::detail

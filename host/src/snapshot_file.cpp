@@ -12,7 +12,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
+#include <istream>
 #include <iterator>
 #include <limits>
 #include <map>
@@ -185,7 +185,7 @@ nlohmann::json parse_header(const std::string& line, std::vector<actor_snapshot>
 //! The states, refused when they are not `expected` bytes (read no further than that, so a file appended to
 //! cannot make it allocate more). `end_the_file` (version 1): they are the rest of `in`, and one byte more
 //! is read to tell a file appended to; otherwise the checksum line follows them.
-std::vector<std::byte> read_states(std::ifstream& in, std::uint64_t expected, bool end_the_file,
+std::vector<std::byte> read_states(std::istream& in, std::uint64_t expected, bool end_the_file,
                                    const std::string& who) {
   std::vector<std::byte> states;
   std::uint64_t held = 0;
@@ -210,7 +210,7 @@ std::vector<std::byte> read_states(std::ifstream& in, std::uint64_t expected, bo
 
 //! Version 2: the file's last line, checked against `digest`, which has seen the header line and the states
 //! (what follows the line, or a line cut short, is refused too).
-void check_checksum_line(std::ifstream& in, sha256_digest& digest, const std::string& who) {
+void check_checksum_line(std::istream& in, sha256_digest& digest, const std::string& who) {
   const std::size_t line_bytes = checksum_prefix.size() + 64 + 1;
   std::string line(line_bytes + 1, '\0'); // one byte more, to tell a file appended to
   in.read(line.data(), static_cast<std::streamsize>(line.size()));
@@ -226,11 +226,9 @@ void check_checksum_line(std::ifstream& in, sha256_digest& digest, const std::st
 
 std::vector<actor_snapshot> read_checked(const std::filesystem::path& path) {
   const std::string who = "restore('" + path.string() + "'): ";
-  if (const std::string kind = special_file_kind(path); !kind.empty())
-    throw error(who + "it is " + kind + ", not a regular file (reading it could wait for ever or not end); " +
-                "pass a file snapshot_all() wrote");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw error(who + "cannot open the file");
+  file_reader file(path);
+  if (!file.refusal().empty()) throw error(who + file.refusal() + "; pass a file snapshot_all() wrote");
+  std::istream& in = file.stream();
   // The header line, read no further than its limit (std::getline of /dev/zero grew until memory ran out).
   std::string line;
   for (std::streambuf* buffer = in.rdbuf();;) {

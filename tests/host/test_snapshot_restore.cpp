@@ -260,7 +260,7 @@ TEST(Snapshot, MismatchesAndDamagedFilesAreRefusedWithNothingRestored) {
   rewrite("{\"format\": \"ringkernel-snapshot\"}"); // cut before the header's newline (found by the fuzzer)
   has(expect_refused(file, known), "no newline");
   has(expect_refused(temp_file("missing"), known), "cannot open");
-  has(expect_refused(std::filesystem::temp_directory_path(), known), "cannot read the file");
+  has(expect_refused(std::filesystem::temp_directory_path(), known), "is a directory, not a regular file");
 
   rewrite(bytes);
   rk::runtime started(cpu_options());
@@ -291,6 +291,71 @@ TEST(Snapshot, AFifoOrADeviceIsRefusedWithoutReadingIt) {
   std::filesystem::remove(fifo);
   const std::string device_refusal = expect_refused("/dev/zero", [](rk::runtime&) {});
   EXPECT_NE(device_refusal.find("is a character device"), std::string::npos) << device_refusal;
+}
+
+// A path is judged by what was opened, not by an earlier look at it: with a symbolic link flipped between a
+// regular file and a FIFO, restore() and verify_audit_log() looked (a regular file), then opened (the
+// FIFO) and waited for a writer, within the first few calls. Timing-dependent; each call checks it.
+TEST(Snapshot, APathSwappedForAFifoIsRefusedNotWaitedOn) {
+  const std::filesystem::path regular = temp_file("swap_regular");
+  const std::filesystem::path fifo = temp_file("swap_fifo");
+  const std::filesystem::path link = temp_file("swap_link");
+  const std::filesystem::path next_link = temp_file("swap_link_next");
+  for (const auto& p : {regular, fifo, link, next_link}) std::filesystem::remove(p);
+  std::ofstream(regular) << "not a snapshot\n";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0) << std::strerror(errno);
+  std::atomic<bool> flipping{true};
+  std::thread flipper([&] {
+    for (bool to_fifo = true; flipping.load(); to_fifo = !to_fifo) {
+      ::unlink(next_link.c_str());
+      if (::symlink((to_fifo ? fifo : regular).c_str(), next_link.c_str()) == 0)
+        (void)::rename(next_link.c_str(), link.c_str());
+    }
+  });
+  auto calls = std::async(std::launch::async, [&] {
+    rk::runtime rt(cpu_options());
+    for (int call = 0; call < 200; ++call) {
+      EXPECT_THROW((void)rt.restore(link), rk::error);
+      EXPECT_NE(rk::verify_audit_log(link).verdict, rk::audit_verdict::intact);
+    }
+  });
+  const bool waited = calls.wait_for(std::chrono::seconds(30)) != std::future_status::ready;
+  flipping = false;
+  flipper.join();
+  // A waiting open of the code before the fix is let go (a FIFO opened both ways never waits), so that the
+  // test fails instead of hanging in the future's destructor.
+  while (calls.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready)
+    ::close(::open(fifo.c_str(), O_RDWR | O_NONBLOCK));
+  EXPECT_FALSE(waited) << "restore() or verify_audit_log() waited on the FIFO a swapped path led to";
+  for (const auto& p : {regular, fifo, link, next_link}) std::filesystem::remove(p);
+}
+
+// snapshot_all() (and write_trace(), through the same writer) renamed its file over whatever was at the
+// path: a FIFO became a regular file, and a symbolic link was replaced while the file it led to stayed old.
+TEST(Snapshot, SnapshotAllFollowsALinkAndRefusesAFifo) {
+  const std::filesystem::path target = temp_file("link_target");
+  const std::filesystem::path link = temp_file("link");
+  const std::filesystem::path fifo = temp_file("write_fifo");
+  for (const auto& p : {target, link, fifo}) std::filesystem::remove(p);
+  std::ofstream(target) << "old\n";
+  std::filesystem::create_symlink(target, link);
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0) << std::strerror(errno);
+  rk::runtime rt(cpu_options());
+  rt.spawn<counter>("c");
+  EXPECT_EQ(rt.snapshot_all(link), 1u);
+  EXPECT_TRUE(std::filesystem::is_symlink(link)) << "the link stays a link";
+  rk::runtime restored(cpu_options());
+  restored.prepare<counter>();
+  EXPECT_EQ(restored.restore(target), 1u) << "the file the link leads to holds the snapshot";
+  try {
+    (void)rt.snapshot_all(fifo);
+    ADD_FAILURE() << "snapshot_all() over a FIFO";
+  } catch (const rk::error& e) {
+    EXPECT_NE(std::string(e.what()).find("it is a FIFO"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(std::filesystem::status(fifo).type(), std::filesystem::file_type::fifo) << "the FIFO stays";
+  EXPECT_THROW(rt.write_trace(fifo), rk::error);
+  for (const auto& p : {target, link, fifo}) std::filesystem::remove(p);
 }
 
 // restore() racing start() in another thread: either the actors are restored before start() and run, or

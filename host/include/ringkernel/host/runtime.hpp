@@ -358,7 +358,8 @@ public:
   //! trace_json() into `path`, replaced whole: written to a new file of its own beside it
   //! (`path`.partial.XXXXXX) and renamed over it, so a failure (a full disk, no permission) throws
   //! rk::error saying why and leaves `path` as it was, and calls writing one path at once each leave a
-  //! whole file there (the last to finish wins).
+  //! whole file there (the last to finish wins). A symbolic link at `path` is followed: the file it leads
+  //! to is replaced. A FIFO, socket or device at `path` is refused (rk::error), never replaced.
   void write_trace(const std::filesystem::path& path) const;
 
   // --- snapshots (snapshot.hpp) ---------------------------------------------------------------------------
