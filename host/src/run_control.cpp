@@ -404,7 +404,9 @@ void run_control::throw_if_shutting_down(const std::string& who) const {
 
 bool run_control::ended_by_pause(paused_runtime until) {
   if (until == paused_runtime::ignored || !application_paused()) return false;
-  return until == paused_runtime::ends_wait_when_asked || workers_.all_paused();
+  // A handler call the watchdog reports stuck keeps the pause from completing: no worker will serve.
+  return until == paused_runtime::ends_wait_when_asked || workers_.all_paused() ||
+         watchdog_.reports_any_stuck();
 }
 
 bool run_control::await_device_state(actor_index a, std::uint32_t host_word, device_state wanted,

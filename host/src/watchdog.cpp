@@ -89,7 +89,9 @@ void watchdog::check(std::chrono::steady_clock::time_point now) {
       stuck_call call{a,
                       "actor '" + f.name + "' (handler '" + f.handler + "', message type " +
                           std::to_string(s.busy_type) + ") " + f.reason,
-                      {}};
+                      {},
+                      s.busy_actor,
+                      s.heartbeat};
       for (actor_index other : backend_.actors_of_worker(s.entry))
         if (other != a) {
           call.behind.push_back(other);
@@ -133,43 +135,78 @@ std::map<std::uint32_t, watchdog::observation> watchdog::observations() const {
   return out;
 }
 
-const watchdog::stuck_call* watchdog::stuck_call_of(actor_index a) const {
+bool watchdog::still_running(std::uint32_t entry, const stuck_call& call) const {
+  return workers_.in_call(entry, call.busy_actor, call.heartbeat);
+}
+
+std::vector<std::uint32_t> watchdog::pool_of(actor_index a) const {
+  try {
+    if (actors_.dedicated(a)) return {};
+    return backend_.scheduled_workers_of(actors_.kind_of(a));
+  } catch (const error&) { // not an actor (any more): nothing serves it
+    return {};
+  }
+}
+
+const watchdog::stuck_call* watchdog::stuck_call_of(actor_index a,
+                                                    const std::vector<std::uint32_t>& pool) const {
   for (const auto& [entry, call] : stuck_)
-    if (call.actor == a || std::find(call.behind.begin(), call.behind.end(), a) != call.behind.end())
+    if ((call.actor == a || std::find(call.behind.begin(), call.behind.end(), a) != call.behind.end()) &&
+        still_running(entry, call))
       return &call;
-  return nullptr;
+  // A scheduled actor is served by whichever worker of its pool is free: held up only when none is.
+  const stuck_call* blocking = nullptr;
+  for (std::uint32_t entry : pool) {
+    const auto it = stuck_.find(entry);
+    if (it == stuck_.end() || !still_running(entry, it->second)) return nullptr;
+    blocking = &it->second;
+  }
+  return blocking;
 }
 
 void watchdog::throw_if_stuck(actor_index a, const std::string& who) const {
+  const std::vector<std::uint32_t> pool = pool_of(a);
   std::lock_guard lock(mutex_);
-  const stuck_call* call = stuck_call_of(a);
+  const stuck_call* call = stuck_call_of(a, pool);
   if (call == nullptr) return;
   if (call->actor == a) throw error(who + ": the watchdog reports " + call->description);
-  throw error(who + ": actor " + std::to_string(a) +
-              " shares a worker with a stuck handler call: " + call->description);
+  if (std::find(call->behind.begin(), call->behind.end(), a) != call->behind.end())
+    throw error(who + ": actor " + std::to_string(a) +
+                " shares a worker with a stuck handler call: " + call->description);
+  throw error(who + ": actor " + std::to_string(a) + " is scheduled, and every worker of its handler type (" +
+              std::to_string(pool.size()) + ") is stuck in a handler call, one of them: " +
+              call->description + " (runtime_options::scheduled_workers sets how many there are)");
 }
 
 bool watchdog::reports_stuck(actor_index a) const {
+  {
+    std::lock_guard lock(mutex_);
+    if (stuck_.empty()) return false; // the common case, without the lookups below
+  }
+  const std::vector<std::uint32_t> pool = pool_of(a);
   std::lock_guard lock(mutex_);
-  return stuck_call_of(a) != nullptr;
+  return stuck_call_of(a, pool) != nullptr;
 }
 
 bool watchdog::reports_any_stuck() const {
   std::lock_guard lock(mutex_);
-  return !stuck_.empty();
+  for (const auto& [entry, call] : stuck_)
+    if (still_running(entry, call)) return true;
+  return false;
 }
 
 void watchdog::throw_if_any_stuck(const std::string& who) const {
   std::lock_guard lock(mutex_);
-  if (!stuck_.empty())
-    throw error(who + ": a worker cannot confirm while the watchdog reports " +
-                stuck_.begin()->second.description);
+  for (const auto& [entry, call] : stuck_)
+    if (still_running(entry, call))
+      throw error(who + ": a worker cannot confirm while the watchdog reports " + call.description);
 }
 
 std::vector<std::string> watchdog::stuck_names() const {
   std::lock_guard lock(mutex_);
   std::vector<std::string> names;
-  for (const auto& [entry, call] : stuck_) names.push_back(actors_.name_for_report(call.actor));
+  for (const auto& [entry, call] : stuck_)
+    if (still_running(entry, call)) names.push_back(actors_.name_for_report(call.actor));
   return names;
 }
 

@@ -83,9 +83,17 @@ private:
     actor_index actor = host_actor;
     std::string description; //!< "actor 'x' (handler 'h') has run one call of message type T for N ms"
     std::vector<actor_index> behind;
+    std::uint32_t busy_actor = 0; //!< the worker's status words when it was reported: the call is over
+    std::uint64_t heartbeat = 0;  //!< once they moved, even before the next look clears the mark
   };
-  //! The stuck call that holds `a` up (its own, or one on its worker), or null. Needs mutex_.
-  const stuck_call* stuck_call_of(actor_index a) const;
+  //! The stuck call that holds `a` up, or null: its own; one on its worker (CPU backend: a dedicated
+  //! worker serving several actors); or, for a scheduled actor (`pool`: the workers of its handler type),
+  //! one of the calls every worker of its pool is stuck in. Needs mutex_.
+  const stuck_call* stuck_call_of(actor_index a, const std::vector<std::uint32_t>& pool) const;
+  //! The workers that take turns serving `a`: empty for a dedicated actor, or one that is gone.
+  std::vector<std::uint32_t> pool_of(actor_index a) const;
+  //! Whether the call reported for worker `entry` still runs (its status words have not moved).
+  bool still_running(std::uint32_t entry, const stuck_call& call) const;
   void run();
   void check(std::chrono::steady_clock::time_point now);
 

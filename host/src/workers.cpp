@@ -259,6 +259,14 @@ std::vector<worker_registry::worker_sample> worker_registry::sample() const {
   return out;
 }
 
+bool worker_registry::in_call(std::uint32_t entry_index, std::uint32_t busy_actor,
+                              std::uint64_t heartbeat) const {
+  // Lock-free: the status array lives as long as the registry; an entry sampled once stays in range.
+  const worker_status& e = entry(entry_index);
+  return load_acquire(e.exited) == 0 && load_acquire(e.busy_actor) == busy_actor &&
+         load_acquire(e.heartbeat) == heartbeat;
+}
+
 worker_registry::worker_role worker_registry::role_of(std::uint32_t w) const {
   std::lock_guard lock(mutex_);
   for (const auto& l : launches_) {

@@ -107,6 +107,8 @@ public:
   };
   //! Every actor worker that checked in and has not exited.
   std::vector<worker_sample> sample() const;
+  //! Whether worker `entry` is still in the handler call a sample saw (busy_actor and heartbeat as then).
+  bool in_call(std::uint32_t entry, std::uint32_t busy_actor, std::uint64_t heartbeat) const;
   //! What worker `entry` was launched for (state dumps).
   struct worker_role {
     std::string serves; //!< its launch group's description ("pong, ping"), or the launch's

@@ -106,6 +106,11 @@ public:
       }
     }
   }
+  std::vector<std::uint32_t> scheduled_workers_of(std::uint32_t kind) const override {
+    std::lock_guard lock(fault_mutex_);
+    const auto it = pool_of_kind_.find(kind);
+    return it == pool_of_kind_.end() ? std::vector<std::uint32_t>{} : it->second;
+  }
   std::vector<actor_index> actors_of_worker(std::uint32_t worker) const override {
     std::lock_guard lock(fault_mutex_);
     const auto it = served_by_.find(worker);
@@ -200,6 +205,9 @@ private:
         ids.clear();
         for (const served_actor& a : assignment[w]) ids.push_back(a.actor);
       }
+      for (std::uint32_t kind = 0; kind < by_kind.size(); ++kind)
+        if (by_kind[kind] != nullptr)
+          for (std::uint32_t w = 0; w < pool; ++w) pool_of_kind_[kind].push_back(first + threads + w);
     }
     // All or nothing: the new threads wait at a gate before touching anything; if one cannot be
     // started, the gate tells the others to leave, and they are joined before the error propagates.
@@ -361,8 +369,19 @@ private:
     done.store(true, std::memory_order_release);
   }
 
-  //! A scheduled-pool thread: takes ready actors from the run queues of `by_kind` (round-robin over the
-  //! types) and serves each for one turn (see schedule.cuh and scheduled_loop.cuh).
+  //! Where a pool thread takes its next actor: round-robin over the handler types, taking from each as
+  //! many actors as its run queue held when the thread came to it (at least one). So every actor ready
+  //! then gets its turn within one round whatever its type: a busy actor of a type with few actors gets
+  //! one turn per round, not one per actor of the other types (one each in turn made the last of 1,000
+  //! ready actors of another type wait 1,000 of its turns).
+  struct kind_rotation {
+    //! The type it takes from; at first "the one before type 0" (the modular step from it is type 0).
+    std::size_t kind = static_cast<std::size_t>(-1);
+    std::uint32_t left = 0; //!< actors still to take from `kind` before moving on
+  };
+
+  //! A scheduled-pool thread: takes ready actors from the run queues of `by_kind` (kind_rotation) and
+  //! serves each for one turn (see schedule.cuh and scheduled_loop.cuh).
   void pool_loop(std::uint32_t worker, const std::vector<const actor_type_ops*>& by_kind,
                  run_next_slot& run_next) {
     serving_worker = worker;
@@ -371,7 +390,7 @@ private:
     backoff idle;
     std::uint64_t polls = 0;
     bool paused = false;
-    std::size_t next_kind = 0;
+    kind_rotation next_kind;
     const std::uint32_t turn_limit = std::max(1u, sys_.sched.turn_messages);
     current_run_next = &run_next;
     std::uint32_t streak = 0;             // turns in a row taken from run_next
@@ -468,14 +487,24 @@ private:
     return kind < by_kind.size() && by_kind[kind] != nullptr;
   }
 
-  //! One ready actor of any handler type, trying the types round-robin from `next_kind`.
-  served_actor take_any(const std::vector<const actor_type_ops*>& by_kind, std::size_t& next_kind) {
+  //! One ready actor of any handler type: from the type `rotation` is at while it has actors left to take
+  //! there, else from the next type round-robin that has one.
+  served_actor take_any(const std::vector<const actor_type_ops*>& by_kind, kind_rotation& rotation) {
     served_actor a{nullptr, 0, nullptr};
-    for (std::size_t i = 0; i < by_kind.size() && a.ops == nullptr; ++i) {
-      const std::size_t k = (next_kind + i) % by_kind.size();
+    if (rotation.left > 0 && serves(by_kind, static_cast<std::uint32_t>(rotation.kind)) &&
+        take_ready(sys_, static_cast<std::uint32_t>(rotation.kind), a.actor)) {
+      a.ops = by_kind[rotation.kind];
+      --rotation.left;
+      return a;
+    }
+    for (std::size_t i = 1; i <= by_kind.size(); ++i) {
+      const std::size_t k = (rotation.kind + i) % by_kind.size(); // wraps to type 0 from the first value
       if (by_kind[k] != nullptr && take_ready(sys_, static_cast<std::uint32_t>(k), a.actor)) {
         a.ops = by_kind[k];
-        next_kind = k + 1;
+        rotation.kind = k;
+        // Those that were behind it (with one type there is nothing to share: no read of the tail's line).
+        rotation.left = by_kind.size() > 1 ? run_queue_depth(sys_.sched.queues[k]) : 0;
+        return a;
       }
     }
     return a;
@@ -521,7 +550,7 @@ private:
   //! While other threads' run-next slots are in use, one idle thread (the watcher) sleeps at most
   //! run_next_look_out_ns, then looks at them again (take_stranded); a fill while nobody watches wakes
   //! one of the others (keep_on_this_thread).
-  served_actor park(const std::vector<const actor_type_ops*>& by_kind, std::size_t& next_kind,
+  served_actor park(const std::vector<const actor_type_ops*>& by_kind, kind_rotation& next_kind,
                     std::uint32_t grace_seen, bool paused, const run_next_slot& own,
                     std::vector<std::uint64_t>& looked_at) {
     bool slots_in_use = false;
@@ -661,11 +690,13 @@ private:
   std::vector<std::unique_ptr<run_next_slot>> run_next_slots_; //!< every pool thread's, for take_stranded
   system_view sys_{};
   std::vector<worker_thread> threads_;
-  mutable std::mutex fault_mutex_; //!< guards the fault records and served_by_
+  mutable std::mutex fault_mutex_; //!< guards the fault records, served_by_ and pool_of_kind_
   std::atomic<bool> faulted_{false};
   std::optional<backend_fault> fault_;
   std::vector<contained_fault> contained_;                                //!< guarded by fault_mutex_
   std::unordered_map<std::uint32_t, std::vector<actor_index>> served_by_; //!< worker entry -> its actors
+  //! Handler type -> the entries of the pool threads serving its run queue (scheduled_workers_of).
+  std::unordered_map<std::uint32_t, std::vector<std::uint32_t>> pool_of_kind_;
 };
 
 } // namespace

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -36,6 +37,8 @@ struct launched_kernel {
   std::uint32_t first_worker = 0; //!< its blocks use worker_status entries [first_worker, + blocks)
   std::uint32_t blocks = 0;
   double demand = 0.0; //!< its share of the GPU's resident-block capacity
+  //! The handler type of a scheduled pool's kernel; none for the gateway and dedicated actors' kernels.
+  std::optional<std::uint32_t> scheduled_kind;
 };
 
 //! Makes `device` the calling thread's current device for one backend call, then restores the previous one.
@@ -274,6 +277,15 @@ public:
     return workers;
   }
 
+  std::vector<std::uint32_t> scheduled_workers_of(std::uint32_t kind) const override {
+    const std::lock_guard lock(kernels_mutex_);
+    std::vector<std::uint32_t> entries;
+    for (const launched_kernel& k : launched_)
+      if (k.scheduled_kind == kind)
+        for (std::uint32_t w = k.first_worker; w < k.first_worker + k.blocks; ++w) entries.push_back(w);
+    return entries;
+  }
+
   std::uint32_t launch_more(const system_view&, std::span<const worker_group> groups) override {
     const current_device on(device_);
     on.check(device_);
@@ -429,7 +441,10 @@ private:
   //! existing stream would never start behind the one already there).
   void start_kernel(const planned& p, void** args, const std::string& stream_name) {
     const cudaStream_t stream = create_stream(true); // counted before the launch: see reserve_local_memory
-    launched_.push_back({stream, p.where, p.first_worker, p.blocks, p.demand});
+    launched_.push_back({stream, p.where, p.first_worker, p.blocks, p.demand,
+                         p.group != nullptr && p.group->scheduled
+                             ? std::optional<std::uint32_t>(p.group->params.kind)
+                             : std::nullopt});
 #if defined(RK_ENABLE_NVTX) && RK_ENABLE_NVTX
     nvtxNameCudaStreamA(stream, stream_name.c_str());
 #else

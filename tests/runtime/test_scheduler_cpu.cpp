@@ -357,6 +357,73 @@ TEST(Scheduler, OptionsAreCheckedAtTheEdges) {
 // The largest pool starts, serves and stops: its threads sleep at the start gate instead of polling it
 // while the rest are created (4,096 polling threads took 91 s to start on 2 cores). Sanitizer builds
 // start fewer.
+//! Calls of the self_feeder so far, and the most of them any turn_taker call saw.
+std::atomic<std::uint64_t> feeder_calls{0};
+std::atomic<std::uint64_t> feeder_calls_seen{0};
+
+//! Keeps its own mailbox non-empty: every call sends it the next message (a busy actor for ever).
+struct self_feeder {
+  static constexpr const char* name = "self_feeder";
+  template <class Ctx>
+  void operator()(Ctx& ctx, rk::no_state&, const rk::message&) {
+    feeder_calls.fetch_add(1);
+    (void)ctx.send(ctx.self(), msg_count, {});
+  }
+};
+
+//! Notes how many feeder calls had run when its turn came, and tells the host.
+struct turn_taker {
+  static constexpr const char* name = "turn_taker";
+  template <class Ctx>
+  void operator()(Ctx& ctx, rk::no_state&, const rk::message&) {
+    const std::uint64_t now = feeder_calls.load();
+    std::uint64_t seen = feeder_calls_seen.load();
+    while (seen < now && !feeder_calls_seen.compare_exchange_weak(seen, now)) {
+    }
+    (void)ctx.send_host(msg_count, {});
+  }
+};
+
+// One pool thread serves both handler types. It took one actor from each type in turn, so the busy actor
+// of one type got a whole turn (32 calls) between every two actors of the other: the last of 200 ready
+// actors waited 200 of its turns (6,400 calls). Now a round takes every actor a type had ready.
+TEST(Scheduler, ReadyActorsOfAnotherTypeAreNotEachMadeToWaitATurnOfABusyOne) {
+  rk::runtime_options o = scheduled_options(1, 32);
+  o.max_actors = 512;
+  rk::runtime rt(o);
+  feeder_calls = 0;
+  feeder_calls_seen = 0;
+  const actor_index feeder = rt.spawn<self_feeder>("feeder");
+  constexpr int takers = 200;
+  std::vector<actor_index> taker_ids;
+  for (int i = 0; i < takers; ++i) taker_ids.push_back(rt.spawn<turn_taker>("taker" + std::to_string(i)));
+  rt.start();
+  ASSERT_EQ(rt.send(feeder, msg_count, {}), status::enqueued);
+  ASSERT_EQ(
+      rk::wait_until([] { return feeder_calls.load() > 1000; }, [] { return false; }, 20'000'000'000ull),
+      rk::wait_result::ready);
+  ASSERT_TRUE(rt.pause(10s));
+  for (actor_index t : taker_ids) ASSERT_EQ(rt.send(t, msg_count, {}), status::enqueued);
+  // All of them ready (delivered, so in the run queue) before the pool thread runs again.
+  ASSERT_EQ(rk::wait_until(
+                [&] {
+                  const rk::runtime_stats s = rt.stats();
+                  for (actor_index t : taker_ids)
+                    if (s.actors[t].received == 0) return false;
+                  return true;
+                },
+                [] { return false; }, 20'000'000'000ull),
+            rk::wait_result::ready);
+  const std::uint64_t at_resume = feeder_calls.load();
+  rt.resume();
+  for (int i = 0; i < takers; ++i) ASSERT_TRUE(rt.receive(10s).has_value()) << i;
+  const std::uint64_t meanwhile = feeder_calls_seen.load() - at_resume;
+  EXPECT_LE(meanwhile, 8u * 32u) << "calls of the busy actor before the last of " << takers
+                                 << " ready actors of another type had its turn";
+  ASSERT_TRUE(rt.stop(feeder, 10s)); // a stopping actor's sends to itself are refused: it drains
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
 TEST(Scheduler, TheLargestPoolStartsServesAndStops) {
   rk::runtime_options o = scheduled_options(static_cast<std::uint32_t>(rk::test::scaled(4096)), 1);
   o.start_timeout = 60s;

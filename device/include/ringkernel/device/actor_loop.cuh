@@ -18,6 +18,7 @@
 #include <exception>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace rk::detail {
@@ -266,6 +267,17 @@ struct handler_fault {
   hlc_timestamp time{};   //!< the event time of the call, for the fault's audit record
 };
 
+//! Bytes of an exception's what() kept in a fault's reason: a handler under an automatic respawn could
+//! otherwise pin any amount of host memory in the fault list (4096 entries of 4 MiB texts: 16 GiB).
+inline constexpr std::size_t max_fault_reason_bytes = 1024;
+
+//! `what`, cut to max_fault_reason_bytes with a note of how much was left out.
+inline std::string fault_reason_text(std::string_view what) {
+  if (what.size() <= max_fault_reason_bytes) return std::string(what);
+  return std::string(what.substr(0, max_fault_reason_bytes)) + "... (" +
+         std::to_string(what.size() - max_fault_reason_bytes) + " more bytes left out)";
+}
+
 //! Keeps `e` alive until the process ends (reachable, so not a leak to LeakSanitizer; never destroyed,
 //! not even at exit). For exceptions whose destructor throws.
 inline void keep_forever(std::exception_ptr e) {
@@ -302,16 +314,22 @@ serve_result cpu_serve_one(const system_view& sys, actor_index self, void* state
         sys.privates[slot_of(sys, self)].clock.observe_at(header.timestamp, begin);
     const std::uint64_t wall_begin = sys.trace.sample_every != 0 ? hlc_physical_at(begin) : 0;
     bool failed = true;
+    trapped_code = 0;
     try {
       try {
         run_handler<H>(sys, self, *static_cast<handler_state_t<H>*>(state), step.slot, event_time);
-        failed = false;
+        if (trapped_code != 0) { // the handler caught its own trap: still the fault it asked for
+          const auto code = static_cast<std::uint32_t>(trapped_code - 1);
+          fault = {header.type_id, code, "ctx.trap(" + std::to_string(code) + "), caught by the handler"};
+        } else {
+          failed = false;
+        }
       } catch (const trap_exception& t) {
         fault = {header.type_id, t.code, "ctx.trap(" + std::to_string(t.code) + ")"};
       } catch (const std::exception& e) {
         const char* what = e.what(); // a user type's what() may return null
         fault = {header.type_id, fault_code_exception,
-                 std::string("handler threw: ") + (what != nullptr ? what : "(what() returned null)")};
+                 "handler threw: " + fault_reason_text(what != nullptr ? what : "(what() returned null)")};
       } catch (...) {
         fault = {header.type_id, fault_code_exception, "handler threw a non-standard exception"};
       }

@@ -38,6 +38,10 @@ struct trap_exception {
   actor_index actor;
   std::uint32_t code;
 };
+//! The CPU backend's record of a ctx.trap() in the handler call this thread runs (code + 1; 0: none), so
+//! that a handler's own catch (...) that swallowed the trap_exception still ends as a fault. (A host
+//! variable: device code never names it.)
+inline thread_local std::uint64_t trapped_code = 0;
 } // namespace detail
 
 class actor_context {
@@ -212,13 +216,15 @@ public:
   //! Ends this handler call with a fault attributed to this actor and `code`. On CUDA this is `__trap()`:
   //! the context becomes unusable, as with any device fault, every kernel stops, and the host surfaces an
   //! rk::error naming the actor. On the CPU backend only this actor faults (as if the handler had thrown):
-  //! it is marked faulted, listed in runtime::faults(), and everything else keeps running.
+  //! it is marked faulted, listed in runtime::faults(), and everything else keeps running. There it throws
+  //! an exception of the runtime's own type; a catch (...) in the handler that swallows it delays the end of
+  //! the call to the handler's return, but the call still ends as this fault.
   RK_HOST_DEVICE void trap(std::uint32_t code) const {
     NV_IF_TARGET(NV_IS_DEVICE,
                  (detail::store_pcie(sys_->control->trap_code, code);
                   detail::store_pcie(sys_->control->trap_actor, self_ + 1); __threadfence_system();
                   __trap();),
-                 (throw detail::trap_exception{self_, code};))
+                 (detail::trapped_code = std::uint64_t{code} + 1; throw detail::trap_exception{self_, code};))
   }
 
 private:

@@ -132,8 +132,10 @@ struct runtime_options {
   //! then are reported (shutdown_report::workers_stopped) and the runtime's memory is leaked under them.
   std::chrono::milliseconds stop_timeout{10'000};
   //! The watchdog: a handler call running longer than this is reported (runtime::faults(), an audit
-  //! record, an rk::error from the next lifecycle call on its actor or one sharing its worker) and named
-  //! by shutdown(). The host looks every quarter of it, at most every 250 ms. 0: no watchdog.
+  //! record, an rk::error from the next lifecycle call on its actor, on one sharing its worker, or on a
+  //! scheduled actor of a handler type whose every worker is stuck; lifecycle calls waiting on them end
+  //! the same way) and named by shutdown(). The host looks every quarter of it, at most every 250 ms.
+  //! 0: no watchdog.
   std::chrono::milliseconds handler_timeout{5'000};
   //! Backoff cap for idle device pollers; lower = lower wake-up latency, more polling traffic.
   std::uint32_t device_idle_sleep_max_ns = 1'000;

@@ -269,7 +269,8 @@ public:
   actor_lifecycle lifecycle(actor_index a) const;
   //! Faults contained to one actor (CPU backend: a handler that threw or called ctx.trap) and the
   //! watchdog's reports (runtime_options::handler_timeout), oldest first; the newest 4096 are kept. Each
-  //! names the actor, its handler type, the message type and the reason. A faulted actor takes no
+  //! names the actor, its handler type, the message type and the reason (an exception's what() cut to its
+  //! first 1,024 bytes, saying how many more there were). A faulted actor takes no
   //! messages until respawn(): new sends to it are refused with not_found (like sends to a stopped one),
   //! and what was already queued is discarded and counted. Faults from ctx.fault() show in
   //! lifecycle(), actor_stats::fault_code and the audit log (the first fault of a call stands: one that

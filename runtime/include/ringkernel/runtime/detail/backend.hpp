@@ -156,6 +156,9 @@ public:
   virtual std::optional<backend_fault> poll_fault() = 0;
   //! The actors worker entry `worker` serves (CPU: several; CUDA: empty, one actor per worker).
   virtual std::vector<actor_index> actors_of_worker(std::uint32_t) const { return {}; }
+  //! The worker entries that take turns serving the scheduled actors of handler type `kind` (empty: none
+  //! started, or the backend does not say). A scheduled actor waits on all of them at once.
+  virtual std::vector<std::uint32_t> scheduled_workers_of(std::uint32_t /*kind*/) const { return {}; }
   //! Contained faults since the last call, oldest first (none on backends that cannot contain one).
   virtual std::vector<contained_fault> take_contained_faults() { return {}; }
   //! Scheduled workers per handler type when runtime_options::scheduled_workers is 0.
