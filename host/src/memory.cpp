@@ -118,9 +118,8 @@ device_block memory_pool::allocate(std::size_t bytes, std::string_view what, boo
   } else {
     if (const std::size_t limit = backend_.memory_bytes(); bytes > limit - std::min(limit, held_bytes_))
       throw out_of_room("cannot allocate " + std::string(what) + ": " + std::to_string(bytes) +
-                        " bytes more would bring this runtime's device memory to " +
-                        std::to_string(held_bytes_ + bytes) + " bytes, more than the " +
-                        std::to_string(limit) +
+                        " bytes more, beside the " + std::to_string(held_bytes_) +
+                        " bytes this runtime holds, are more than the " + std::to_string(limit) +
                         " bytes this backend has; use smaller mailboxes (actor_options::mailbox) or fewer "
                         "actors");
     block.pointer_ = naming(what, [&] { return backend_.allocate_device(bytes, populate); });

@@ -392,6 +392,9 @@ status runtime::send_descriptor(address destination, std::uint32_t type, const r
 status runtime::send_blocking_for(address destination, std::uint32_t type, byte_view payload,
                                   std::chrono::nanoseconds timeout, const send_options& options) {
   const detail::runtime_impl::waiting_call in_flight(*impl_);
+  // As for send_wait below: a handler waiting for room only its own return can make would wait for
+  // itself, its whole timeout. One attempt: queue_full at once.
+  if (impl_->sends_to_own_thread(destination)) return impl_->io().send(destination, type, payload, options);
   return impl_->io().send_blocking(destination, type, payload, timeout, options);
 }
 status runtime::send_wait_for(address destination, std::uint32_t type, byte_view payload,

@@ -213,14 +213,20 @@ void runtime_impl::forget(actor_index a) {
   faults_.throw_if_faulted();
   actors_.check(a, who, actor_table::want::actor);
   if (run_.current_phase() == phase::running) {
-    const device_state ds = current_device_state(actors_.host_word(a), actors_.device_word(a));
-    if (ds != device_state::stopped && ds != device_state::faulted) {
+    const auto stopped_or_faulted = [&] {
+      const device_state ds = current_device_state(actors_.host_word(a), actors_.device_word(a));
+      return ds == device_state::stopped || ds == device_state::faulted;
+    };
+    // Read again after the lifecycle the refusal names: a worker that confirmed the stop in between
+    // made it say "is stopped; stop() it first".
+    if (!stopped_or_faulted()) {
       const actor_lifecycle now = actors_.lifecycle(a);
-      throw error(who + ": actor '" + actors_.name_of(a) + "' is " + to_string(now) +
-                  (now == actor_lifecycle::stopping
-                       ? "; its worker has not confirmed the stop: queued messages are still being "
-                         "handled, or a handler keeps deferring one (see runtime::stop)"
-                       : "; stop() it first"));
+      if (!stopped_or_faulted())
+        throw error(who + ": actor '" + actors_.name_of(a) + "' is " + to_string(now) +
+                    (now == actor_lifecycle::stopping
+                         ? "; its worker has not confirmed the stop: queued messages are still being "
+                           "handled, or a handler keeps deferring one (see runtime::stop)"
+                         : "; stop() it first"));
     }
   }
   routing_.check_unreferenced(a, who);

@@ -4,6 +4,8 @@
 #include "runtime_impl.hpp"
 #include "support.hpp"
 
+#include <ringkernel/host/detail/printable.hpp>
+
 #include <cstdio>
 #include <new>
 
@@ -129,7 +131,9 @@ std::uint64_t runtime_impl::snapshot_all(const std::filesystem::path& path,
         throw error("snapshot_all(): shutdown() began while the workers were pausing; nothing was written");
       throw error("snapshot_all(): the workers did not all pause within " +
                   std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
-                  " ms (a handler call is still running); nothing was written");
+                  (timeout.count() == 0 ? " ms (a timeout of 0 gives them no time to confirm; give it some)"
+                                        : " ms (a handler call is still running)") +
+                  "; nothing was written");
     }
     try {
       all = actors_.images();
@@ -162,14 +166,14 @@ std::uint64_t runtime_impl::restore(const std::filesystem::path& path) {
   for (const actor_snapshot& a : saved) {
     const actor_type_ops* ops = actors_.kind_named(a.handler);
     if (ops == nullptr)
-      throw error("restore(): the snapshot has actors of handler type '" + a.handler +
+      throw error("restore(): the snapshot has actors of handler type '" + printable(a.handler) +
                   "', which this runtime does not know: spawn one or call prepare<H>() before restore()");
     if (ops->state_size != a.state.size())
-      throw error("restore(): handler type '" + a.handler + "' has a " + std::to_string(ops->state_size) +
-                  "-byte state here but " + std::to_string(a.state.size()) +
+      throw error("restore(): handler type '" + printable(a.handler) + "' has a " +
+                  std::to_string(ops->state_size) + "-byte state here but " + std::to_string(a.state.size()) +
                   " bytes in the snapshot: the handler's state type changed since it was taken");
     if (actors_.name_taken(a.name))
-      throw error("restore(): an actor named '" + a.name + "' exists already in this runtime");
+      throw error("restore(): an actor named '" + printable(a.name) + "' exists already in this runtime");
   }
   // One transaction: a failure on any actor unwinds every step of those before it, so the runtime is
   // as it was (tables, tenant charges, the ids the next spawn hands out), and nothing is audited.
@@ -183,16 +187,17 @@ std::uint64_t runtime_impl::restore(const std::filesystem::path& path) {
       o.mailbox = a.mailbox;
       o.priority_lanes = a.priority_lanes;
       o.dedicated_worker = a.dedicated_worker;
-      const std::string who = "spawn('" + a.name + "')";
+      const std::string who = "spawn('" + printable(a.name) + "')";
       try {
         check_user_name(a.name, who, "actor name");
         const spawned one =
             spawn_steps(*actors_.kind_named(a.handler), who, {a.name}, o, a.state.data(), 0, nullptr, undo);
         restored.push_back({one.ids.front(), a.tenant, one.kind});
       } catch (const out_of_room& e) { // with_room may make room and try the whole restore again
-        throw out_of_room("restore(): actor '" + a.name + "': " + e.what() + " (nothing was restored)");
+        throw out_of_room("restore(): actor '" + printable(a.name) + "': " + e.what() +
+                          " (nothing was restored)");
       } catch (const error& e) {
-        throw error("restore(): actor '" + a.name + "': " + e.what() + " (nothing was restored)");
+        throw error("restore(): actor '" + printable(a.name) + "': " + e.what() + " (nothing was restored)");
       }
     }
     audit_.record_restored(restored); // may throw bad_alloc, before it records anything: still undone

@@ -4,6 +4,7 @@
 
 #include "file_output.hpp"
 
+#include <ringkernel/host/detail/printable.hpp>
 #include <ringkernel/host/error.hpp>
 
 #include <nlohmann/json.hpp>
@@ -272,10 +273,14 @@ std::vector<actor_snapshot> read_checked(const std::filesystem::path& path) {
       actor_snapshot& s = actors[i];
       const std::uint64_t bytes = state_bytes[i];
       const auto type = types.find(s.handler);
-      if (type == types.end() || type->second != bytes)
-        throw error(who + "actor '" + s.name + "': its state size does not match its handler type's entry");
+      if (type == types.end())
+        throw error(who + "actor '" + printable(s.name) + "': its handler type '" + printable(s.handler) +
+                    "' is not in the file's handler_types");
+      if (type->second != bytes)
+        throw error(who + "actor '" + printable(s.name) +
+                    "': its state size does not match its handler type's entry");
       if (bytes > states.size() - offset)
-        throw error(who + "actor '" + s.name + "': its state runs past the file");
+        throw error(who + "actor '" + printable(s.name) + "': its state runs past the file");
       s.state.assign(states.begin() + static_cast<std::ptrdiff_t>(offset),
                      states.begin() + static_cast<std::ptrdiff_t>(offset + bytes));
       offset += bytes;

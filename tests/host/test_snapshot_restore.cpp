@@ -221,6 +221,18 @@ TEST(Snapshot, MismatchesAndDamagedFilesAreRefusedWithNothingRestored) {
     ASSERT_NE(more, std::string::npos) << appended;
     ASSERT_NE(says, std::string::npos) << appended;
     EXPECT_EQ(std::stoull(appended.substr(more + 10)), std::stoull(appended.substr(says + 16))) << appended;
+    // Version 1's header is not under the checksum: a crafted one. A name with a NUL cut the refusal at
+    // the NUL ("restore(): actor 'e"); names from the file are shown escaped.
+    nlohmann::json crafted = header;
+    crafted["actors"][0]["name"] = std::string("e\0x", 3);
+    rewrite(crafted.dump() + "\n" + states);
+    has(expect_refused(file, known), "actor 'e\\x00x'");
+    has(expect_refused(file, known), "contains a NUL byte");
+    // An actor whose handler type the file does not list: it said the state size did not match.
+    crafted = header;
+    crafted["handler_types"] = nlohmann::json::array();
+    rewrite(crafted.dump() + "\n" + states);
+    has(expect_refused(file, known), "is not in the file's handler_types");
   }
   std::string newer = bytes;
   newer.replace(newer.find("\"version\":2"), 11, "\"version\":9");
@@ -356,6 +368,21 @@ TEST(Snapshot, SnapshotAllFollowsALinkAndRefusesAFifo) {
   EXPECT_EQ(std::filesystem::status(fifo).type(), std::filesystem::file_type::fifo) << "the FIFO stays";
   EXPECT_THROW(rt.write_trace(fifo), rk::error);
   for (const auto& p : {target, link, fifo}) std::filesystem::remove(p);
+}
+
+// snapshot_all() with a timeout of 0 blamed "a handler call is still running" on an idle runtime.
+TEST(Snapshot, SnapshotAllWithATimeoutOfZeroSaysSo) {
+  rk::runtime rt(cpu_options());
+  rt.spawn<counter>("c");
+  rt.start();
+  try {
+    (void)rt.snapshot_all(temp_file("zero"), std::chrono::seconds(0));
+    // Workers that confirmed at once: allowed, and nothing to check.
+  } catch (const rk::error& e) {
+    EXPECT_NE(std::string(e.what()).find("a timeout of 0 gives them no time"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove(temp_file("zero"));
+  EXPECT_TRUE(rt.shutdown().drained);
 }
 
 // restore() racing start() in another thread: either the actors are restored before start() and run, or

@@ -342,6 +342,9 @@ TEST(CpuBackend, TwoFaultedCallsOfTwoRuntimesThatRespawnEachOtherEndAtOnce) {
 std::atomic<bool> self_waiter_go{false};
 std::atomic<bool> self_waiter_entered{false};
 std::atomic<rk::address> self_waiter_target{rk::host_actor}; //!< host_actor: its own id
+//! send_blocking instead of send_wait, again and again until the answer is not `enqueued` (the gateway
+//! parks the messages to the full mailbox until its admission limit for it is reached).
+std::atomic<bool> self_waiter_blocking{false};
 
 //! Host-only: on type 1, once the test filled its mailbox, send_waits a message to itself (or to
 //! self_waiter_target) and reports
@@ -367,7 +370,14 @@ struct self_waiter {
     const auto begin = std::chrono::steady_clock::now();
     report r;
     const rk::address target = self_waiter_target.load();
-    r.verdict = s.rt->send_wait(target == rk::host_actor ? ctx.self() : target, 2, {}, 20s);
+    const rk::address to = target == rk::host_actor ? ctx.self() : target;
+    if (self_waiter_blocking.load()) {
+      for (int i = 0;
+           i < 100'000 && (r.verdict = s.rt->send_blocking(to, 2, {}, 20s)) == rk::status::enqueued; ++i) {
+      }
+    } else {
+      r.verdict = s.rt->send_wait(to, 2, {}, 20s);
+    }
     r.waited_ms = static_cast<std::uint32_t>(
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin)
             .count());
@@ -403,6 +413,26 @@ TEST(CpuBackend, AHandlersSendWaitToItsOwnFullMailboxAnswersAtOnce) {
     EXPECT_TRUE(sr.drained);
     EXPECT_EQ(rt.state<self_waiter>(a).others, static_cast<std::uint32_t>(filled));
   }
+}
+
+TEST(CpuBackend, AHandlersSendBlockingToItsOwnFullMailboxAnswersAtOnce) {
+  // As for send_wait: once the gateway would take no more for the mailbox, send_blocking waited its
+  // whole timeout for room only the handler's return could make, and said timed_out.
+  self_waiter_go = true;
+  self_waiter_blocking = true;
+  rk::runtime rt(cpu_options());
+  rk::actor_options small;
+  small.mailbox = {2, 256};
+  const auto a = rt.spawn<self_waiter>("self", small, self_waiter::state{&rt});
+  rt.start();
+  ASSERT_EQ(rt.send(a, 1, {}), rk::status::enqueued);
+  const auto reply = rt.receive(25s);
+  self_waiter_blocking = false;
+  ASSERT_TRUE(reply.has_value());
+  const auto r = reply->as<self_waiter::report>();
+  EXPECT_EQ(r.verdict, rk::status::queue_full);
+  EXPECT_LT(r.waited_ms, 10'000u);
+  EXPECT_TRUE(rt.shutdown().drained);
 }
 
 TEST(CpuBackend, AHandlersSendWaitToItsOwnIdRedirectedElsewhereWaitsForItsVerdict) {

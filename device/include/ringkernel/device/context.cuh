@@ -200,6 +200,9 @@ public:
   //! must not happen twice (typically: `if (ctx.send(...) == rk::status::queue_full) { ctx.defer();
   //! return; }`). Messages behind it in the same lane wait; the mailbox fills and pushes back on its own
   //! senders, which can defer in turn (backpressure along a pipeline, down to the host's parking area).
+  //! Along a cycle (actors that send to each other, each deferring on a full mailbox) every head message
+  //! can end up waiting for another full mailbox: a deadlock the runtime does not break (shutdown()
+  //! reports it as not drained); where traffic can go round, refuse or drop instead of deferring.
   //! Counted per actor in actor_stats::deferred. Any thread of the worker may call it.
   RK_HOST_DEVICE void defer() const noexcept {
     cuda::atomic_ref<std::uint32_t, peer_scope>(sys_->privates[slot_].defer_requested)

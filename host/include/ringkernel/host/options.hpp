@@ -114,7 +114,9 @@ struct runtime_options {
   //! threads). 1 .. 4096.
   std::uint32_t scheduled_workers = 0;
   //! Messages a scheduled worker handles for one actor before it moves on to the next ready actor (the
-  //! actor goes to the back of the run queue if it has more). 1 .. 65536.
+  //! actor goes to the back of the run queue if it has more). The CPU backend's pool serves the handler
+  //! types' queues in rounds that give every actor ready at the round's start one turn, whatever its
+  //! type (docs/architecture.md, "Scheduled actors"). 1 .. 65536.
   std::uint32_t actor_turn_messages = 32;
   //! A turn also ends after the first message whose call ends this long after the turn's first call
   //! began: a handler that takes milliseconds per message holds its worker for one call, not for

@@ -139,7 +139,10 @@ public:
   //! and returns the group's address. Before start(), any handler type; while running, only handler
   //! types the runtime had at start() (spawned or prepare<H>()d), because loading a kernel while
   //! persistent kernels run can deadlock under CUDA lazy loading. Names (of actors, aliases, groups) are
-  //! non-empty UTF-8 without NUL bytes, not beginning with "rk:" (the runtime's own entries). Throws
+  //! non-empty UTF-8 without NUL bytes, not beginning with "rk:" (the runtime's own entries). Actors and
+  //! aliases share one namespace (find()), groups have their own (group()): an actor and a group may
+  //! have the same name, except that spawn with instances > 1 needs both its group's name and its actors'
+  //! names free. Throws
   //! rk::error for invalid options, a bad or duplicate name, a full table, or (CUDA backend) a handler
   //! whose spawning translation unit was not compiled by nvcc. `WithCuda` is an implementation detail: it
   //! keeps the nvcc and non-nvcc instantiations distinct.
@@ -462,6 +465,8 @@ public:
                                        const region_descriptor& descriptor, send_options options = {});
   //! Like send, but while the answer would be queue_full it waits (up to `timeout`) for room instead:
   //! returns `enqueued`, `timed_out` (still no room; nothing was sent) or what send returns otherwise.
+  //! Called from a handler (CPU backend) for a mailbox only its own thread empties, it does not wait (as
+  //! send_wait): the room could only come from its own return, so the answer is queue_full at once.
   template <class Rep, class Period>
   [[nodiscard]] status send_blocking(address destination, std::uint32_t type, byte_view payload,
                                      std::chrono::duration<Rep, Period> timeout,
