@@ -119,12 +119,13 @@ TEST(CpuWatchdog, InARuntimeAStuckCallKeepsFromPausingWaitsOnOtherActorsEndAtOnc
   ASSERT_EQ(rt.send(stuck, msg_count, {}), status::enqueued);
   await_report(rt);
   expect_refused([&] { (void)rt.pause(5s); }, "actor 'stuck'");
+  // One after the other: a stop begun first would make the pause_actor a refusal ("is stopping").
   auto pause_wait =
       std::async(std::launch::async, [&] { return rt.pause_actor(other, std::chrono::milliseconds::max()); });
+  bool ended = pause_wait.wait_for(30s) == std::future_status::ready;
   auto stop_wait =
       std::async(std::launch::async, [&] { return rt.stop(other, std::chrono::milliseconds::max()); });
-  const bool ended = pause_wait.wait_for(30s) == std::future_status::ready &&
-                     stop_wait.wait_for(30s) == std::future_status::ready;
+  ended = stop_wait.wait_for(30s) == std::future_status::ready && ended;
   release_blocker = true;
   rt.resume(); // the code before the fix: lets the waits end
   ASSERT_TRUE(ended) << "a wait in a runtime that cannot pause went on";
