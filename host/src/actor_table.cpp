@@ -575,6 +575,12 @@ std::string actor_table::describe_actors(const std::vector<actor_index>& ids) co
 // --- giving slots back
 // ---------------------------------------------------------------------------------------
 
+void actor_table::set_host_state(std::uint32_t s, host_state state) {
+  const std::uint32_t word = host_word_of_state(epoch_of(routes_[s].host_word), state);
+  routes_[s].host_word = word;
+  backend_.copy_to_device(&d_routes_.as<route_entry>()[s].host_word, &word, sizeof word);
+}
+
 void actor_table::retire(actor_index id, grace_periods& grace) {
   std::uint32_t s;
   bool wait_for_worker;
@@ -585,11 +591,7 @@ void actor_table::retire(actor_index id, grace_periods& grace) {
     by_name_.erase(r.name);
     r.stage = stage_kind::retiring;
     wait_for_worker = !r.alias && r.launched && grace.workers_running();
-    const std::uint32_t hw = routes_[s].host_word;
-    const std::uint32_t word =
-        host_word_of_state(epoch_of(hw), wait_for_worker ? host_state::retired : host_state::empty);
-    routes_[s].host_word = word;
-    backend_.copy_to_device(&d_routes_.as<route_entry>()[s].host_word, &word, sizeof word);
+    set_host_state(s, wait_for_worker ? host_state::retired : host_state::empty);
     if (wait_for_worker) retiring_.push_back(s);
   }
   if (wait_for_worker) wake_if_scheduled(id); // a scheduled actor's worker acknowledges once woken
@@ -609,15 +611,11 @@ void actor_table::collect(grace_periods& grace) {
         // Unpublished before the grace period starts, as retire() does when no worker holds the actor: a
         // sender that found the entry still `retired` after the period began could otherwise read the
         // fields reclaim() rewrites (next_hop 0 is actor 0: the message went there, `delivered`).
-        const std::uint32_t word = host_word_of_state(epoch_of(routes_[*it].host_word), host_state::empty);
         try {
-          backend_.copy_to_device(&d_routes_.as<route_entry>()[*it].host_word, &word, sizeof word);
+          set_host_state(*it, host_state::empty);
+          released.push_back(*it);
         } catch (...) { // the device is gone (a CUDA fault): the slot stays out of use
-          it = retiring_.erase(it);
-          continue;
         }
-        routes_[*it].host_word = word;
-        released.push_back(*it);
         it = retiring_.erase(it);
       } else {
         ++it;

@@ -232,6 +232,8 @@ private:
   }
   std::uint32_t slot(actor_index id) const noexcept { return id_slot(id, slot_bits_); }
   void write_entry(std::uint32_t slot);
+  //! Publishes `state` in slot `s`'s host word, same epoch (needs mutex_; throws when the copy fails).
+  void set_host_state(std::uint32_t s, host_state state);
   //! An alias or remote entry `e` in a new slot (`self_hop`: its next hop is its own id), published.
   actor_index add_entry_without_actor(const std::string& name, route_entry e, bool self_hop,
                                       const std::string& who);

@@ -66,6 +66,15 @@ bool ended_within(std::future<std::string>& f, std::chrono::seconds limit) {
   return f.wait_for(limit) == std::future_status::ready;
 }
 
+//! cpu_options() with the watchdog at `timeout`, and the blocker ready to hold its next call.
+rk::runtime_options watched_options(std::chrono::milliseconds timeout) {
+  release_blocker = false;
+  blocker_entered = false;
+  rk::runtime_options o = cpu_options();
+  o.handler_timeout = timeout;
+  return o;
+}
+
 void await_report(rk::runtime& rt) {
   ASSERT_EQ(rk::wait_until([&] { return !rt.faults().empty(); }, [] { return false; }, 20'000'000'000ull),
             rk::wait_result::ready);
@@ -75,11 +84,8 @@ void await_report(rk::runtime& rt) {
 // nor ended (pause_actor with milliseconds::max() never returned). Now they end as for an actor sharing a
 // dedicated worker with the stuck call: an rk::error naming it.
 TEST(CpuWatchdog, AScheduledActorWhosePoolIsAllStuckIsToldSoAndItsWaitsEnd) {
-  rk::runtime_options o = cpu_options();
+  rk::runtime_options o = watched_options(300ms);
   o.scheduled_workers = 1;
-  o.handler_timeout = 300ms;
-  release_blocker = false;
-  blocker_entered = false;
   rk::runtime rt(o);
   const actor_index stuck = rt.spawn<blocker>("stuck");
   const actor_index waiting = rt.spawn<counter>("waiting");
@@ -107,11 +113,8 @@ TEST(CpuWatchdog, AScheduledActorWhosePoolIsAllStuckIsToldSoAndItsWaitsEnd) {
 // never acknowledges. pause_actor and stop then waited out their whole timeout (for ever with max()),
 // although a paused runtime otherwise ends them at once.
 TEST(CpuWatchdog, InARuntimeAStuckCallKeepsFromPausingWaitsOnOtherActorsEndAtOnce) {
-  rk::runtime_options o = cpu_options();
+  rk::runtime_options o = watched_options(100ms);
   o.scheduled_workers = 2;
-  o.handler_timeout = 100ms;
-  release_blocker = false;
-  blocker_entered = false;
   rk::runtime rt(o);
   const actor_index stuck = rt.spawn<blocker>("stuck");
   const actor_index other = rt.spawn<counter>("other");
@@ -139,11 +142,7 @@ TEST(CpuWatchdog, InARuntimeAStuckCallKeepsFromPausingWaitsOnOtherActorsEndAtOnc
 // The mark went only at the watchdog's next look (up to a quarter of handler_timeout after the call
 // returned): meanwhile stop() and respawn() were refused, saying a call runs that had returned.
 TEST(CpuWatchdog, ACallThatReturnedIsNoLongerBlamedBeforeTheWatchdogLooksAgain) {
-  rk::runtime_options o = cpu_options();
-  o.handler_timeout = 400ms; // the watchdog looks every 100 ms
-  release_blocker = false;
-  blocker_entered = false;
-  rk::runtime rt(o);
+  rk::runtime rt(watched_options(400ms)); // the watchdog looks every 100 ms
   const actor_index stuck = rt.spawn<blocker>("stuck");
   rt.start();
   ASSERT_EQ(rt.send(stuck, msg_count, {}), status::enqueued);

@@ -314,16 +314,10 @@ serve_result cpu_serve_one(const system_view& sys, actor_index self, void* state
         sys.privates[slot_of(sys, self)].clock.observe_at(header.timestamp, begin);
     const std::uint64_t wall_begin = sys.trace.sample_every != 0 ? hlc_physical_at(begin) : 0;
     bool failed = true;
-    trapped_code = 0;
     try {
       try {
         run_handler<H>(sys, self, *static_cast<handler_state_t<H>*>(state), step.slot, event_time);
-        if (trapped_code != 0) { // the handler caught its own trap: still the fault it asked for
-          const auto code = static_cast<std::uint32_t>(trapped_code - 1);
-          fault = {header.type_id, code, "ctx.trap(" + std::to_string(code) + "), caught by the handler"};
-        } else {
-          failed = false;
-        }
+        failed = false;
       } catch (const trap_exception& t) {
         fault = {header.type_id, t.code, "ctx.trap(" + std::to_string(t.code) + ")"};
       } catch (const std::exception& e) {
@@ -339,6 +333,13 @@ serve_result cpu_serve_one(const system_view& sys, actor_index self, void* state
       // cannot throw a third time.
       keep_forever(std::current_exception());
       fault = {header.type_id, fault_code_exception, "handler threw an exception whose destructor threw"};
+    }
+    if (trapped_code != 0) { // ctx.trap() in this call: cleared only then, so no store per message
+      const auto code = static_cast<std::uint32_t>(trapped_code - 1);
+      trapped_code = 0;
+      if (!failed) // the handler caught its own trap: still the fault it asked for
+        fault = {header.type_id, code, "ctx.trap(" + std::to_string(code) + "), caught by the handler"};
+      failed = true;
     }
     const std::uint64_t end = physical_clock_ns();
     const std::uint64_t took = end - begin;
