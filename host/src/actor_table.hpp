@@ -27,6 +27,7 @@
 #include <ringkernel/host/stats.hpp>
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -57,6 +58,11 @@ struct actor_spec {
   bool priority_lanes = true;
   bool dedicated = false; //!< a worker of its own (actor_options::dedicated_worker)
 };
+
+//! A slot's host word: `s` in the slot's current epoch.
+inline std::uint32_t host_word_of_state(std::uint32_t epoch, host_state s) {
+  return make_state_word(epoch, static_cast<std::uint8_t>(s));
+}
 
 //! Heterogeneous lookup by std::string_view in the name maps.
 struct name_hash {
@@ -170,8 +176,9 @@ public:
 
   // --- giving slots back ---------------------------------------------------------------------------------
   //! Unpublishes actor or alias `id` (its name is free at once) and gives its slot and memory back once
-  //! its worker let go of it and a grace period passed (see collect).
-  void retire(actor_index id, grace_periods& grace);
+  //! its worker let go of it and a grace period passed (see collect); then calls `on_reclaimed` (not
+  //! when the device is gone and the slot stays out of use). `on_reclaimed` must not throw.
+  void retire(actor_index id, grace_periods& grace, std::function<void()> on_reclaimed = {});
   //! Moves retiring actors whose worker acknowledged (or that have none) on to a grace period.
   void collect(grace_periods& grace);
   //! Actors waiting for their worker to let go.
@@ -239,6 +246,8 @@ private:
                                       const std::string& who);
   void write_entries(std::span<const slot_allocator::slot_id> taken); //!< needs mutex_
   void reclaim(std::uint32_t slot) noexcept;
+  //! reclaim()'s work under mutex_: false when the device is gone; `then` gets the slot's on_reclaimed.
+  bool reclaim_locked(std::uint32_t slot, std::function<void()>& then) noexcept;
   std::vector<actor_counters> read_counters() const;
   //! Adds a forgotten actor's counters to `into` (what was still queued counts as discarded).
   static void add_forgotten(actor_stats& into, const actor_counters& c) noexcept;
@@ -277,7 +286,9 @@ private:
   std::vector<actor_record> records_; //!< by slot
   std::unordered_map<std::string, actor_index, name_hash, std::equal_to<>> by_name_;
   std::vector<std::uint32_t> retiring_; //!< slots waiting for their worker to let go
-  actor_stats forgotten_;               //!< counters of reclaimed actors
+  //! What retire() was asked to call once a retiring slot is reclaimed, by slot.
+  std::unordered_map<std::uint32_t, std::function<void()>> on_reclaimed_;
+  actor_stats forgotten_; //!< counters of reclaimed actors
   //! The same, by (handler type, tenant): runtime_stats::forgotten_by_handler_and_tenant.
   forgotten_map forgotten_groups_;
   std::map<std::uint64_t, tenant_history> history_;

@@ -140,6 +140,14 @@ mapped_block memory_pool::allocate_mapped(std::size_t bytes, std::string_view wh
 }
 
 void memory_pool::reserve_arena(std::size_t bytes) {
+  {
+    std::lock_guard lock(mutex_);
+    if (const std::size_t limit = backend_.memory_bytes(); bytes > limit - std::min(limit, held_bytes_))
+      throw out_of_room("runtime_options::running_arena_bytes (" + std::to_string(bytes) +
+                        ") is more than the " + std::to_string(limit - std::min(limit, held_bytes_)) +
+                        " bytes this backend has left beside the " + std::to_string(held_bytes_) +
+                        " this runtime's actors hold; lower it");
+  }
   if (bytes != 0) {
     device_block arena = allocate(bytes, "the running arena (runtime_options::running_arena_bytes)");
     std::lock_guard lock(mutex_);

@@ -105,6 +105,11 @@ runtime_options validated(runtime_options o) {
   if (o.actor_turn_time < std::chrono::microseconds{1} || o.actor_turn_time > std::chrono::seconds{1})
     throw error("runtime_options::actor_turn_time must be between 1 microsecond and 1 second (got " +
                 std::to_string(o.actor_turn_time.count()) + " us)");
+  if (o.device_idle_sleep_max_ns > max_device_idle_sleep_ns)
+    throw error("runtime_options::device_idle_sleep_max_ns must be at most " +
+                std::to_string(max_device_idle_sleep_ns) + " (1 ms; got " +
+                std::to_string(o.device_idle_sleep_max_ns) +
+                "): one __nanosleep sleeps at most about 1 ms, and a longer cap only delays wake-ups");
   if (const char* problem = audit_ring_geometry(o.audit_ring_slots).validate())
     throw error(std::string("runtime_options::audit_ring_slots: ") + problem);
   validate_trace(o.trace);

@@ -12,6 +12,8 @@ namespace rk::detail {
 
 //! The largest runtime_options::scheduled_workers.
 inline constexpr std::uint32_t max_scheduled_workers = 4096;
+//! The largest runtime_options::device_idle_sleep_max_ns: one `__nanosleep` sleeps at most about 1 ms.
+inline constexpr std::uint32_t max_device_idle_sleep_ns = 1'000'000;
 //! Worker entries kept for scheduled pools beside one per actor (all handler types' pools together).
 inline constexpr std::uint32_t scheduled_worker_entries = 8192;
 

@@ -149,15 +149,22 @@ void region_table::unregister_region(region_handle h, grace_periods& grace) {
     bytes = r.charged ? r.size : 0;
     releasing_.emplace(h.region, h.generation);
   }
+  // The region no longer counts against the tenant's regions, but its bytes stay charged until they are
+  // freed: refunded at once, a tenant whose own handler call held the grace period open could create and
+  // unregister regions past its max_device_bytes, until the running arena was full for every tenant.
   tenants_.count_region(owner, -1);
-  tenants_.refund(owner, 0, bytes);
-  grace.defer([this, slot = h.region, generation = h.generation] {
-    std::lock_guard lock(mutex_);
-    const std::uint32_t issued = records_[slot].generation;
-    records_[slot] = region_record{};   // frees the memory of a created region
-    records_[slot].generation = issued; // issued_slot: handles up to it were given out
-    slots_.release(slot);
-    releasing_.erase({slot, generation});
+  tenants_.hold_for_release(owner, bytes);
+  grace.defer([this, slot = h.region, generation = h.generation, owner, bytes,
+               incarnation = tenants_.incarnation(owner)] {
+    {
+      std::lock_guard lock(mutex_);
+      const std::uint32_t issued = records_[slot].generation;
+      records_[slot] = region_record{};   // frees the memory of a created region
+      records_[slot].generation = issued; // issued_slot: handles up to it were given out
+      slots_.release(slot);
+      releasing_.erase({slot, generation});
+    }
+    tenants_.release_held(owner, incarnation, bytes);
   });
 }
 

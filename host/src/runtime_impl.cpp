@@ -77,7 +77,8 @@ void runtime_impl::check_batch_fits(std::uint64_t count, const std::string& who)
 void runtime_impl::require_setup_phase(const std::string& who) const {
   const phase now = run_.current_phase();
   if (now != phase::created && now != phase::running)
-    throw error(who + ": the runtime has shut down; create a new rk::runtime");
+    throw error(who + ": the runtime is stopped (shutdown() was called, or start() failed); create a new "
+                      "rk::runtime");
 }
 
 // --- actors -----------------------------------------------------------------------------------------------
@@ -234,8 +235,13 @@ void runtime_impl::forget(actor_index a) {
   const std::uint64_t tenant = actors_.tenant_of(a);
   const std::uint64_t bytes = actors_.device_bytes(a);
   routing_.drop_route_from(a);
-  actors_.retire(a, grace_);
-  tenants_.refund(tenant, 1, bytes);
+  // Its bytes stay charged until they are freed (see region_table::unregister_region); held first, as
+  // before start() they are freed within retire().
+  tenants_.hold_for_release(tenant, bytes);
+  actors_.retire(a, grace_, [this, tenant, bytes, incarnation = tenants_.incarnation(tenant)] {
+    tenants_.release_held(tenant, incarnation, bytes);
+  });
+  tenants_.refund(tenant, 1, 0);
   audit_.record_forgotten(a, tenant);
   stops_audited_.erase(a);
   collect();

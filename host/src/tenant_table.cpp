@@ -76,6 +76,7 @@ void tenant_table::register_tenant(std::uint64_t tenant, const tenant_quota& quo
   tenant_record r;
   r.quota = quota;
   r.slot = s->slot;
+  r.incarnation = next_incarnation_++;
   tenants_.emplace(tenant, r);
   std::lock_guard send_lock(send_mutex_);
   send_slots_[tenant] = s->slot;
@@ -183,10 +184,19 @@ void tenant_table::charge(std::uint64_t tenant, std::uint64_t actors, std::uint6
     throw error(who + ": " + tenant_text(tenant) + " would have " +
                 std::to_string(saturating_add(r.actors, actors)) + " actors, over its limit of " +
                 std::to_string(r.quota.max_actors) + " (tenant_quota::max_actors)");
-  if (bytes > r.quota.max_device_bytes || r.bytes > r.quota.max_device_bytes - bytes)
-    throw error(who + ": " + tenant_text(tenant) + " would use " +
-                std::to_string(saturating_add(r.bytes, bytes)) + " device bytes, over its limit of " +
-                std::to_string(r.quota.max_device_bytes) + " (tenant_quota::max_device_bytes)");
+  if (bytes > r.quota.max_device_bytes || r.bytes > r.quota.max_device_bytes - bytes) {
+    std::string text = who + ": " + tenant_text(tenant) + " would use " +
+                       std::to_string(saturating_add(r.bytes, bytes)) + " device bytes, over its limit of " +
+                       std::to_string(r.quota.max_device_bytes) + " (tenant_quota::max_device_bytes)";
+    if (r.held == 0) throw error(text);
+    text += "; " + std::to_string(r.held) +
+            " of them belong to forgotten actors and unregistered regions, and come back once every handler "
+            "call running since they were given up has returned";
+    // Room once they are freed: out_of_room, which the coordinator waits on for a grace period.
+    if (bytes <= r.quota.max_device_bytes && r.bytes - r.held <= r.quota.max_device_bytes - bytes)
+      throw out_of_room(text);
+    throw error(text);
+  }
   r.actors += actors;
   r.bytes += bytes;
 }
@@ -196,6 +206,27 @@ void tenant_table::refund(std::uint64_t tenant, std::uint64_t actors, std::uint6
   const auto it = tenants_.find(tenant);
   if (it == tenants_.end()) return;
   it->second.actors -= std::min(it->second.actors, actors);
+  it->second.bytes -= std::min(it->second.bytes, bytes);
+}
+
+std::uint64_t tenant_table::incarnation(std::uint64_t tenant) const noexcept {
+  std::lock_guard lock(mutex_);
+  const auto it = tenants_.find(tenant);
+  return it == tenants_.end() ? 0 : it->second.incarnation;
+}
+
+void tenant_table::hold_for_release(std::uint64_t tenant, std::uint64_t bytes) noexcept {
+  std::lock_guard lock(mutex_);
+  const auto it = tenants_.find(tenant);
+  if (it != tenants_.end()) it->second.held += std::min(bytes, it->second.bytes - it->second.held);
+}
+
+void tenant_table::release_held(std::uint64_t tenant, std::uint64_t incarnation,
+                                std::uint64_t bytes) noexcept {
+  std::lock_guard lock(mutex_);
+  const auto it = tenants_.find(tenant);
+  if (it == tenants_.end() || it->second.incarnation != incarnation) return;
+  it->second.held -= std::min(it->second.held, bytes);
   it->second.bytes -= std::min(it->second.bytes, bytes);
 }
 

@@ -44,6 +44,14 @@ public:
   void charge(std::uint64_t tenant, std::uint64_t actors, std::uint64_t bytes, const std::string& who);
   void refund(std::uint64_t tenant, std::uint64_t actors, std::uint64_t bytes) noexcept;
   void count_region(std::uint64_t tenant, int delta) noexcept;
+  //! Which registration of `tenant` this is (0: none): the same id removed and added again is another.
+  std::uint64_t incarnation(std::uint64_t tenant) const noexcept;
+  //! Bytes charged to `tenant` that its forgotten actors or unregistered regions no longer use but still
+  //! hold until a grace period frees them: they stay charged (the memory is not back yet), and a refusal
+  //! for max_device_bytes says how many are waiting.
+  void hold_for_release(std::uint64_t tenant, std::uint64_t bytes) noexcept;
+  //! Their memory was freed: refunds them, unless the tenant was removed since `incarnation`.
+  void release_held(std::uint64_t tenant, std::uint64_t incarnation, std::uint64_t bytes) noexcept;
 
   //! The engagement slot of (tenant, tag), created with no budget when new (`created` says so).
   std::uint32_t engagement_slot(std::uint64_t tenant, const audit_tag& tag, const std::string& who,
@@ -63,6 +71,8 @@ private:
     std::uint32_t slot = 0;
     std::uint64_t actors = 0;
     std::uint64_t bytes = 0; //!< mailboxes, handler states and regions charged to the tenant
+    std::uint64_t held = 0;  //!< of `bytes`: waiting for a grace period (hold_for_release)
+    std::uint64_t incarnation = 0;
     std::uint32_t regions = 0;
   };
   struct engagement_record {
@@ -88,6 +98,7 @@ private:
   slot_allocator tenant_slots_;
   slot_allocator engagement_slots_;
   std::map<std::uint64_t, tenant_record> tenants_;
+  std::uint64_t next_incarnation_ = 1;
   std::map<std::uint32_t, engagement_record> engagements_; //!< by slot
   std::map<engagement_key, std::uint32_t> engagement_by_key_;
   mutable std::mutex send_mutex_; //!< guards send_slots_ (read on every host send)

@@ -53,6 +53,34 @@ struct slot_rewriter {
   }
 };
 
+//! On its first call turns its delivered slot into a descriptor message naming `replacement` (whatever it
+//! carried: a descriptor or inline bytes) and defers; on the next call reads what region_bytes grants.
+struct deferring_rewriter {
+  static constexpr const char* name = "deferring_rewriter";
+  struct state {
+    rk::region_descriptor replacement{};
+    bool rewrote = false;
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message& m) {
+    if (!s.rewrote) {
+      auto& header = const_cast<rk::envelope&>(m.header());
+      header.flags = static_cast<std::uint16_t>(header.flags | rk::envelope_flags::descriptor);
+      header.payload_length = sizeof s.replacement;
+      memcpy(const_cast<std::byte*>(m.payload().bytes()), &s.replacement, sizeof s.replacement);
+      s.rewrote = true;
+      ctx.defer();
+      return;
+    }
+    s.rewrote = false;
+    const rk::byte_view bytes = ctx.region_bytes(m);
+    std::uint64_t sum = 0;
+    for (std::uint32_t i = 0; i < bytes.size; ++i) sum += static_cast<std::uint8_t>(bytes.bytes()[i]);
+    const ping_payload reply{bytes.size, sum};
+    (void)ctx.send_host(msg_region, rk::as_bytes(reply));
+  }
+};
+
 //! Says it started, then keeps reading the region it was given for `spin_ns`, then reports the sum.
 struct slow_region_reader {
   static constexpr const char* name = "slow_region_reader";
@@ -215,6 +243,49 @@ TEST_P(HardeningCases, HandlersReadOnlyTheRegionBytesTheyWereGiven) {
   const ping_payload r = reply_of(rt);
   EXPECT_EQ(r.sequence, 8u) << "the descriptor it was sent reads (the check is not a blanket refusal)";
   EXPECT_EQ(r.value, 8u);
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+// A deferred message is offered again from its slot: what the handler wrote there before deferring must
+// not become the next call's grant (it did: the grant was taken from the slot at each call).
+TEST_P(HardeningCases, ADeferredMessageGrantsOnlyWhatItWasDelivered) {
+  rk::runtime rt(options());
+  rt.tenants().add(1, rk::tenant_quota::standard());
+  const std::vector<std::byte> ones(64, std::byte{1}), twos(64, std::byte{2});
+  const rk::region_handle mine =
+      rt.create_region({ones.data(), 64}, 64, {rk::region_policy::immutable, 1, {}});
+  const rk::region_handle other_own =
+      rt.create_region({twos.data(), 64}, 64, {rk::region_policy::immutable, 1, {}});
+  struct forgery {
+    const char* what;
+    rk::region_descriptor replacement;
+    bool sent_as_descriptor;
+    std::uint64_t granted_bytes, granted_sum; // what the second call may read: the delivered range or none
+  };
+  const std::vector<forgery> forgeries{
+      {"widened to its whole region", mine.describe(0, 64), true, 8, 8},
+      {"another region of its tenant", other_own.describe(0, 8), true, 8, 8},
+      {"inline bytes turned into a descriptor", mine.describe(0, 64), false, 0, 0},
+  };
+  std::vector<actor_index> rewriters;
+  for (std::size_t i = 0; i < forgeries.size(); ++i)
+    rewriters.push_back(rt.spawn<deferring_rewriter>("rewriter" + std::to_string(i), in_tenant(1),
+                                                     deferring_rewriter::state{forgeries[i].replacement}));
+  rt.start();
+  for (std::size_t i = 0; i < forgeries.size(); ++i) {
+    SCOPED_TRACE(forgeries[i].what);
+    const rk::region_descriptor delivered = mine.describe(0, 8);
+    const ping_payload inline_bytes{1, 2};
+    const status st =
+        forgeries[i].sent_as_descriptor
+            ? rt.send_wait(rewriters[i], msg_region, rk::as_bytes(delivered), 5s, descriptor_as(1))
+            : rt.send_wait(rewriters[i], msg_region, rk::as_bytes(inline_bytes), 5s, as_tenant(1));
+    ASSERT_EQ(st, status::delivered);
+    const ping_payload r = reply_of(rt);
+    EXPECT_EQ(r.sequence, forgeries[i].granted_bytes);
+    EXPECT_EQ(r.value, forgeries[i].granted_sum) << "the bytes read are the delivered region's";
+    EXPECT_EQ(rt.stats().actors[rewriters[i]].deferred, 1u);
+  }
   EXPECT_TRUE(rt.shutdown().drained);
 }
 
@@ -492,6 +563,46 @@ TEST_P(HardeningCases, ReleaseRegionWaitsForHandlersStillReadingIt) {
       "never registered");
   EXPECT_NO_THROW((void)rt.region_pointer(backing)) << "still registered";
   EXPECT_EQ(rt.release_region(backing, 10s), rk::wait_result::ready) << "the runtime frees its own region";
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+// What a tenant gave up stays charged to it until it is freed: refunded at once, regions created and
+// unregistered while a handler call held the grace period open went past the tenant's max_device_bytes
+// (ten 3 MiB regions under a 4 MiB quota), until the running arena was full for every tenant.
+TEST_P(HardeningCases, GivenUpBytesStayChargedUntilTheyAreFreed) {
+  rk::runtime rt(options());
+  rk::tenant_quota quota = rk::tenant_quota::standard();
+  quota.max_device_bytes = 4u << 20;
+  rt.tenants().add(1, quota);
+  const actor_index holder = rt.spawn<slow_region_reader>(
+      "holder", small_mailbox(), slow_region_reader::state{4'000'000'000}); // a 4 s call
+  const actor_index c = rt.spawn<counter>("c", in_tenant(1, 8));
+  const std::uint64_t actor_bytes = rt.tenants().usage(1).device_bytes;
+  rt.start();
+  ASSERT_EQ(rt.send(holder, msg_ping, {}), status::enqueued);
+  const auto started = rt.receive(10s);
+  ASSERT_TRUE(started.has_value());
+  ASSERT_EQ(started->type(), msg_started) << "no grace period can end while its call runs";
+
+  constexpr std::uint64_t region_bytes = 3u << 20;
+  rt.unregister_region(rt.create_region({}, region_bytes, {rk::region_policy::immutable, 1, {}}));
+  ASSERT_TRUE(rt.stop(c, 5s));
+  rt.forget(c);
+  EXPECT_EQ(rt.tenants().usage(1).device_bytes, actor_bytes + region_bytes) << "not freed yet";
+  expect_refused(
+      [&] {
+        (void)rt.create_region({}, region_bytes, {rk::region_policy::immutable, 1, {}});
+      },
+      "come back once every handler call running since they were given up has returned");
+
+  const auto done = rt.receive(10s);
+  ASSERT_TRUE(done.has_value());
+  ASSERT_EQ(rk::wait_until([&] { return rt.tables().pending_releases == 0; }, [] { return false; },
+                           10'000'000'000ull),
+            rk::wait_result::ready);
+  EXPECT_EQ(rt.tenants().usage(1).device_bytes, 0u) << "refunded once freed";
+  EXPECT_NO_THROW(
+      rt.unregister_region(rt.create_region({}, region_bytes, {rk::region_policy::immutable, 1, {}})));
   EXPECT_TRUE(rt.shutdown().drained);
 }
 

@@ -42,7 +42,7 @@ TEST_P(RuntimeCases, LifecycleStartRunShutdown) {
   EXPECT_EQ(rt.state<echo>(a).seen, 1u);
   // Calls that add or change something are refused after shutdown, like spawn.
   std::vector<std::byte> bytes(64);
-  const std::string gone = "the runtime has shut down";
+  const std::string gone = "the runtime is stopped (shutdown() was called, or start() failed)";
   expect_refused([&] { rt.tenants().add(5, rk::tenant_quota::standard()); }, gone);
   expect_refused([&] { rt.tenants().set_quota(0, rk::tenant_quota::standard()); }, gone);
   expect_refused([&] { rt.tenants().set_engagement_budget(0, {1, 1}, 1s); }, gone);

@@ -352,6 +352,14 @@ TEST(Scheduler, OptionsAreCheckedAtTheEdges) {
     o.actor_turn_time = good;
     EXPECT_NO_THROW(rk::runtime rt(o));
   }
+  for (const std::uint32_t bad : {1'000'001u, UINT32_MAX}) {
+    o.device_idle_sleep_max_ns = bad;
+    expect_refused([&] { rk::runtime rt(o); }, "device_idle_sleep_max_ns must be at most 1000000");
+  }
+  for (const std::uint32_t good : {0u, 1u, 1'000'000u}) {
+    o.device_idle_sleep_max_ns = good;
+    EXPECT_NO_THROW(rk::runtime rt(o));
+  }
 }
 
 // The largest pool starts, serves and stops: its threads sleep at the start gate instead of polling it
@@ -421,6 +429,46 @@ TEST(Scheduler, ReadyActorsOfAnotherTypeAreNotEachMadeToWaitATurnOfABusyOne) {
   EXPECT_LE(meanwhile, 8u * 32u) << "calls of the busy actor before the last of " << takers
                                  << " ready actors of another type had its turn";
   ASSERT_TRUE(rt.stop(feeder, 10s)); // a stopping actor's sends to itself are refused: it drains
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+//! Sends `count` numbered messages to `to`, deferring whenever its mailbox is full (backpressure).
+struct deferring_producer {
+  static constexpr const char* name = "deferring_producer";
+  struct state {
+    rk::address to = 0;
+    std::uint32_t next = 0, count = 0;
+  };
+  template <class Ctx>
+  void operator()(Ctx& ctx, state& s, const rk::message&) {
+    for (; s.next < s.count; ++s.next)
+      if (ctx.send(s.to, msg_count, rk::as_bytes(s.next)) == status::queue_full) return ctx.defer();
+  }
+};
+
+// Hundreds of producers deferring on one consumer's full mailbox (order_book's trades aggregator): a round
+// of the pool took every ready producer, each deferring again, before the consumer's one turn, and past
+// 128 such turns each one slept up to 50 us. The full order_book did not finish in 10 minutes (it takes
+// about 2 s). Now a turn that makes no progress ends its type's share of the round.
+TEST(Scheduler, AConsumerBehindManyDeferringProducersIsServedBetweenTheirDefers) {
+  rk::runtime_options o = scheduled_options(1, 32);
+  o.max_actors = 1024;
+  rk::runtime rt(o);
+  const actor_index sink = rt.spawn<counter>("sink", small_mailbox(64, 128));
+  constexpr std::uint32_t producers = 500, per_producer = 40;
+  const std::vector<deferring_producer::state> initial(producers,
+                                                       deferring_producer::state{sink, 0, per_producer});
+  const std::vector<actor_index> ids = rt.spawn_many<deferring_producer>("producer", producers, {}, initial);
+  rt.start();
+  for (actor_index p : ids) ASSERT_EQ(rt.send_blocking(p, msg_count, {}, 10s), status::enqueued);
+  constexpr std::uint64_t total = std::uint64_t{producers} * per_producer;
+  ASSERT_EQ(rk::wait_until([&] { return rt.stats().actors[sink].handled == total; }, [] { return false; },
+                           120'000'000'000ull),
+            rk::wait_result::ready);
+  std::uint64_t deferred = 0;
+  for (const rk::actor_stats& a : rt.stats().actors) deferred += a.deferred;
+  // About one defer per consumer turn (32 messages) now; before, about every producer deferred once per turn.
+  EXPECT_LE(deferred, total) << "defers for " << total << " messages delivered";
   EXPECT_TRUE(rt.shutdown().drained);
 }
 

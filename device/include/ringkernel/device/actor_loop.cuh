@@ -177,14 +177,15 @@ RK_HOST_DEVICE inline worker_step next_step(const system_view& sys, actor_index 
 }
 
 //! Runs H on the message in `slot` for `self`. Called by every thread of the worker with the same
-//! arguments; the leader has already merged the HLC into `event_time`. `run_next`: the worker's run-next
-//! slot (CUDA scheduled workers, schedule.cuh).
+//! arguments; the leader has already merged the HLC into `event_time` and taken `grant` from the slot
+//! (restore_grant puts it back there after a deferred call). `run_next`: the worker's run-next slot (CUDA
+//! scheduled workers, schedule.cuh).
 template <class H>
 RK_HOST_DEVICE void run_handler(const system_view& sys, actor_index self, handler_state_t<H>& state,
-                                const std::byte* slot, hlc_timestamp event_time,
+                                const std::byte* slot, hlc_timestamp event_time, const delivery_grant& grant,
                                 device_run_next* run_next = nullptr) {
   const message m(slot);
-  actor_context ctx(sys, self, sys.routes[slot_of(sys, self)].tenant, event_time, slot, run_next);
+  actor_context ctx(sys, self, sys.routes[slot_of(sys, self)].tenant, event_time, slot, grant, run_next);
   H handler{};
   handler(ctx, state, m);
 }
@@ -313,10 +314,11 @@ serve_result cpu_serve_one(const system_view& sys, actor_index self, void* state
     const hlc_timestamp event_time =
         sys.privates[slot_of(sys, self)].clock.observe_at(header.timestamp, begin);
     const std::uint64_t wall_begin = sys.trace.sample_every != 0 ? hlc_physical_at(begin) : 0;
+    const delivery_grant grant = grant_of(step.slot);
     bool failed = true;
     try {
       try {
-        run_handler<H>(sys, self, *static_cast<handler_state_t<H>*>(state), step.slot, event_time);
+        run_handler<H>(sys, self, *static_cast<handler_state_t<H>*>(state), step.slot, event_time, grant);
         failed = false;
       } catch (const trap_exception& t) {
         fault = {header.type_id, t.code, "ctx.trap(" + std::to_string(t.code) + ")"};
@@ -356,7 +358,10 @@ serve_result cpu_serve_one(const system_view& sys, actor_index self, void* state
     const bool deferred = take_defer(sys, self);
     trace_call(sys, self, step.slot, wall_begin, took,
                deferred ? trace_outcome::deferred : trace_outcome::handled);
-    if (deferred) return serve_result::idle; // kept for the next turn: no progress made
+    if (deferred) { // kept for the next turn: no progress made
+      restore_grant(step.slot, grant);
+      return serve_result::idle;
+    }
     clock = end;
   } else if (step.kind != step_kind::discard) {
     return serve_result::idle;
@@ -384,6 +389,7 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
   __shared__ worker_step shared_step;
   __shared__ bool shared_exit;
   __shared__ hlc_timestamp shared_time;
+  __shared__ delivery_grant shared_grant;
 
   const system_view& sys = p.sys;
   const actor_index self = p.worker_actors[blockIdx.x];
@@ -426,6 +432,7 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
       if (working) {
         const auto& header = *reinterpret_cast<const envelope*>(step.slot);
         shared_time = sys.privates[slot_of(sys, self)].clock.observe(header.timestamp);
+        shared_grant = grant_of(step.slot);    // before any thread of the handler can write the slot
         if (header.type_id != reported_type) { // one PCIe write per change of type, not per message
           reported_type = header.type_id;
           store_pcie(status_word.busy_type, reported_type);
@@ -444,7 +451,7 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
     // shared memory for the leader, out of every thread's registers.
     const worker_step& step = shared_step;
     if (step.kind == step_kind::handle) {
-      run_handler<H>(sys, self, *state, step.slot, shared_time);
+      run_handler<H>(sys, self, *state, step.slot, shared_time, shared_grant);
       __syncthreads(); // every thread is done with the slot before it is released
     }
     if (threadIdx.x == 0) {
@@ -460,6 +467,7 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
                    deferred ? trace_outcome::deferred : trace_outcome::handled);
       }
       if (deferred) {
+        restore_grant(step.slot, shared_grant);
         idle.pause(); // kept for the next turn: back off as if idle, so room can appear downstream
       } else if (step.kind == step_kind::handle || step.kind == step_kind::discard) {
         finish_step(sys, self, step);

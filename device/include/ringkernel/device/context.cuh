@@ -42,27 +42,58 @@ struct trap_exception {
 //! that a handler's own catch (...) that swallowed the trap_exception still ends as a fault. (A host
 //! variable: device code never names it.)
 inline thread_local std::uint64_t trapped_code = 0;
+
+//! What a delivered message lets its handler calls read: its descriptor as delivered (region_bytes grants
+//! no other). Taken by the worker's leader before the first call on a message, from the slot as the sender
+//! wrote it, so that no thread of the handler can have rewritten it yet.
+struct delivery_grant {
+  region_descriptor descriptor{};
+  //! The message was delivered as a descriptor (a word, not a bool: the leader writes it to shared memory
+  //! on every message, and the PTX audit keeps byte stores out of the worker loops).
+  std::uint32_t granted = 0;
+};
+
+RK_HOST_DEVICE inline delivery_grant grant_of(const std::byte* delivered) noexcept {
+  delivery_grant g;
+  const envelope& e = *reinterpret_cast<const envelope*>(delivered);
+  if ((e.flags & envelope_flags::descriptor) == 0 || e.payload_length != sizeof g.descriptor) return g;
+  cuda::std::memcpy(&g.descriptor, delivered + envelope_bytes, sizeof g.descriptor);
+  g.granted = 1;
+  return g;
+}
+
+//! Leader, after a call that deferred the message in `slot` (every thread done with it): writes back what
+//! the message was delivered with (its descriptor flag, and a descriptor's length and bytes). The next call
+//! takes its grant from the slot again: a handler that rewrote its (const) slot before deferring had that
+//! rewrite granted (a larger range of the region, or another region of its tenant).
+RK_HOST_DEVICE inline void restore_grant(const std::byte* slot, const delivery_grant& g) noexcept {
+  auto* bytes = const_cast<std::byte*>(slot); // the runtime's own mailbox slot, held by this worker
+  auto& e = *reinterpret_cast<envelope*>(bytes);
+  if (g.granted == 0) {
+    e.flags = static_cast<std::uint16_t>(e.flags & ~envelope_flags::descriptor);
+    return;
+  }
+  e.flags = static_cast<std::uint16_t>(e.flags | envelope_flags::descriptor);
+  e.payload_length = sizeof g.descriptor;
+  // Typed stores, as message::as reads payloads (8-byte aligned after the 64-byte envelope): a memcpy
+  // into std::byte compiled to byte stores.
+  *reinterpret_cast<region_descriptor*>(bytes + envelope_bytes) = g.descriptor;
+}
 } // namespace detail
 
 class actor_context {
 public:
   //! Made by the worker for one delivered message, whose mailbox slot is `delivered` (the only message
-  //! region_bytes accepts). `run_next`: the worker's run-next slot (CUDA scheduled workers, see
-  //! detail/schedule.cuh; null elsewhere).
+  //! region_bytes accepts) and whose descriptor as delivered is `grant` (detail::grant_of; region_bytes
+  //! grants no other, whatever the handler writes into its const slot). `run_next`: the worker's run-next
+  //! slot (CUDA scheduled workers, see detail/schedule.cuh; null elsewhere).
   RK_HOST_DEVICE actor_context(const detail::system_view& sys, actor_index self, std::uint64_t tenant,
                                hlc_timestamp event_time, const std::byte* delivered = nullptr,
+                               const detail::delivery_grant& grant = {},
                                detail::device_run_next* run_next = nullptr) noexcept
       : sys_(&sys), self_(self), slot_(detail::slot_of(sys, self)), tenant_(tenant), event_time_(event_time),
-        delivered_(delivered), run_next_(run_next) {
-    // The descriptor as delivered, before the handler runs: region_bytes grants no other, whatever the
-    // handler writes into its (const) slot. Unused by a handler that never calls region_bytes, so the
-    // compiler drops it there.
-    if (delivered == nullptr) return;
-    const envelope& e = *reinterpret_cast<const envelope*>(delivered);
-    if ((e.flags & envelope_flags::descriptor) == 0 || e.payload_length != sizeof granted_) return;
-    cuda::std::memcpy(&granted_, delivered + envelope_bytes, sizeof granted_);
-    granted_ok_ = true;
-  }
+        delivered_(delivered), run_next_(run_next), granted_(grant.descriptor),
+        granted_ok_(grant.granted != 0) {}
 
   RK_HOST_DEVICE actor_index self() const noexcept { return self_; }
   RK_HOST_DEVICE std::uint64_t tenant() const noexcept { return tenant_; }
@@ -455,7 +486,7 @@ private:
   hlc_timestamp event_time_;
   const std::byte* delivered_; //!< the mailbox slot of the message this call was given
   detail::device_run_next* run_next_;
-  region_descriptor granted_{}; //!< the descriptor delivered_ held when the call began (granted_ok_)
+  region_descriptor granted_{}; //!< the descriptor delivered_ held when it was delivered (granted_ok_)
   bool granted_ok_ = false;
 };
 

@@ -22,6 +22,7 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
   __shared__ void* shared_state;
   __shared__ std::uint32_t shared_engagement; // the actor's engagement slot, read with its state pointer
   __shared__ device_run_next run_next;        // see "Run-next" in schedule.cuh
+  __shared__ delivery_grant shared_grant;
 
   const system_view& sys = p.sys;
   worker_status& status_word = sys.workers[p.first_worker + blockIdx.x];
@@ -101,6 +102,7 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
       if (step.kind == step_kind::handle) {
         const auto& header = *reinterpret_cast<const envelope*>(step.slot);
         shared_time = sys.privates[slot_of(sys, current)].clock.observe(header.timestamp);
+        shared_grant = grant_of(step.slot); // before any thread of the handler can write the slot
         if (header.type_id != reported_type) {
           reported_type = header.type_id;
           store_pcie(status_word.busy_type, reported_type);
@@ -122,7 +124,7 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
     const worker_step& step = shared_step;
     if (step.kind == step_kind::handle) {
       run_handler<H>(sys, shared_actor, *static_cast<handler_state_t<H>*>(shared_state), step.slot,
-                     shared_time, &run_next);
+                     shared_time, shared_grant, &run_next);
       __syncthreads(); // every thread is done with the slot (and the state) before the leader moves on
       if (threadIdx.x == 0) RK_PHASE(phase_handler, stopwatch);
     }
@@ -140,7 +142,8 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
                    deferred ? trace_outcome::deferred : trace_outcome::handled);
       }
       if (deferred) {
-        end_turn(sys, current, false); // the message stays: it is requeued behind the others
+        restore_grant(step.slot, shared_grant); // before the requeue: another worker may take it next
+        end_turn(sys, current, false);          // the message stays: it is requeued behind the others
         holding = false;
         idle.pause();
       } else if (step.kind == step_kind::handle || step.kind == step_kind::discard) {

@@ -111,7 +111,8 @@ struct runtime_options {
   //! Scheduled workers: actors that are not dedicated are served in turns by a fixed pool (see
   //! docs/architecture.md, "Scheduled actors"). CUDA: thread blocks per handler type (0: one per SM);
   //! CPU backend: threads in all, each serving every handler type (0: cpu_workers, else the hardware
-  //! threads). 1 .. 4096.
+  //! threads); more threads than cores only add switching, and idle ones still wake now and then (an
+  //! idle pool of 4,096 threads costs several percent of a core). 1 .. 4096.
   std::uint32_t scheduled_workers = 0;
   //! Messages a scheduled worker handles for one actor before it moves on to the next ready actor (the
   //! actor goes to the back of the run queue if it has more). The CPU backend's pool serves the handler
@@ -139,11 +140,14 @@ struct runtime_options {
   //! the same way) and named by shutdown(). The host looks every quarter of it, at most every 250 ms.
   //! 0: no watchdog.
   std::chrono::milliseconds handler_timeout{5'000};
-  //! Backoff cap for idle device pollers; lower = lower wake-up latency, more polling traffic.
+  //! Backoff cap for idle device pollers (the CPU backend's workers too); lower = lower wake-up latency,
+  //! more polling traffic. 0 picks the default (1,000 ns); at most 1,000,000 (1 ms, what one
+  //! `__nanosleep` sleeps at most).
   std::uint32_t device_idle_sleep_max_ns = 1'000;
   //! Device memory reserved at start() for everything allocated while running (mailboxes and states of
   //! actors spawned later, regions created later): allocating on the device while persistent kernels run
-  //! would serialise later launches behind them. 0: nothing may be allocated after start().
+  //! would serialise later launches behind them. 0: nothing may be allocated after start(). All of it is
+  //! taken at start() (resident at once on the CPU backend) and given back when the runtime is destroyed.
   std::size_t running_arena_bytes = std::size_t{32} << 20;
   //! Host waits (receive, send_wait, pause, stop) spin and yield instead of sleeping when idle: lowest
   //! latency, one busy host core per waiting thread.
@@ -191,9 +195,13 @@ struct actor_options {
   //! Who pays for this actor's GPU time (see tenant_registry::set_engagement_budget).
   rk::audit_tag audit_tag{};
   //! The actor gets a worker of its own (a resident thread block on CUDA) that polls only its mailbox:
-  //! the lowest wake-up latency, at the price of a worker per actor (a GPU holds a few thousand) and a
-  //! kernel launch for each one spawned after start(). Otherwise a pool of scheduled workers serves it
-  //! when it has messages (runtime_options::scheduled_workers).
+  //! no scheduling step, at the price of a worker per actor (a GPU holds a few thousand) and a kernel
+  //! launch for each one spawned after start(). On CUDA this gives the lowest wake-up latency. On the
+  //! CPU backend the worker is a thread that polls with short sleeps, so an idle dedicated actor wakes
+  //! later (the kernel's timer slack: 50-100 us) than a scheduled one, whose sender wakes a parked pool
+  //! thread directly, and costs a share of a core while idle; it gains only while busy (no hand-off
+  //! between threads). Otherwise a pool of scheduled workers serves it when it has messages
+  //! (runtime_options::scheduled_workers).
   bool dedicated_worker = false;
 };
 

@@ -390,7 +390,9 @@ public:
   }
   //! Every actor (workers held paused for the copies, as snapshot() holds one actor: a resume() meanwhile
   //! takes effect after them) to a versioned file at `path`; returns how many. The file is replaced whole,
-  //! as write_trace() does: on failure `path` is left as it was and no partial file stays behind.
+  //! as write_trace() does: on failure `path` is left as it was and no partial file stays behind. Setup
+  //! calls made meanwhile from other threads (spawn, forget, groups, routes, tenants, regions, tables())
+  //! wait until it returns: up to `timeout` for the pause, then the time to write the file.
   template <class Rep = std::int64_t, class Period = std::nano>
   std::uint64_t snapshot_all(const std::filesystem::path& path,
                              std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {

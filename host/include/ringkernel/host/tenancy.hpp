@@ -27,8 +27,10 @@ class runtime_impl;
 inline constexpr std::uint64_t no_limit = ~std::uint64_t{0};
 
 struct tenant_quota {
-  std::uint64_t max_actors = no_limit;       //!< actors spawned for the tenant (stopped ones count)
-  std::uint64_t max_device_bytes = no_limit; //!< mailboxes, handler states + regions
+  std::uint64_t max_actors = no_limit; //!< actors spawned for the tenant (stopped ones count)
+  //! Mailboxes, handler states and regions, those given up (forget, unregister_region) until they are
+  //! freed after a grace period (a handler call still running holds it).
+  std::uint64_t max_device_bytes = no_limit;
   std::uint64_t max_messages_per_second = 0; //!< 0: no rate limit; at most 1e11 (passes 1.6e10/s at most)
   //! Tokens when idle; 0: one second's worth. A batch of more messages (send_aggregated) never passes:
   //! quota_exceeded until the burst is raised.
