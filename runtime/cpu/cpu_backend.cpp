@@ -3,6 +3,7 @@
 // and exits once every one of them was retired; the gateway is one more thread.
 
 #include "cpu_memory.hpp"
+#include "run_next_board.hpp"
 
 #include <ringkernel/device/gateway.cuh>
 #include <ringkernel/host/detail/thread_start.hpp>
@@ -24,6 +25,12 @@
 
 namespace rk::detail {
 namespace {
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
 
 struct served_actor {
   const actor_type_ops* ops;
@@ -221,13 +228,7 @@ private:
           done.store(true, std::memory_order_release);
         });
       for (std::uint32_t w = 0; w < pool; ++w) {
-        run_next_slot* slot = nullptr;
-        {
-          std::lock_guard lock(run_next_mutex_); // slots live as long as the backend: others look at them
-          slot = run_next_slots_.emplace_back(std::make_unique<run_next_slot>()).get();
-          slot->sys = &sys_;
-          pool_threads_.store(static_cast<std::uint32_t>(run_next_slots_.size()), std::memory_order_relaxed);
-        }
+        run_next_slot* slot = &run_next_board_.add(&sys_);
         start_thread(first + threads + w, [this, gate, index = first + threads + w, by_kind,
                                            slot](std::atomic<bool>& done) mutable {
           if (gate->wait()) pool_loop(index, by_kind, *slot);
@@ -399,6 +400,7 @@ private:
     std::uint32_t rounds_since_look = 0;  // rounds of this loop, busy or idle
     std::uint64_t last_look_ns = 0;       // when this thread last looked, as far as a turn's clock tells
     std::uint64_t unproductive_turns = 0; // turns in a row that handled nothing (their actors deferred)
+    std::uint64_t unproductive_pass = 0;  // actors ready when that streak began
     const auto look_out = [&] {
       rounds_since_look = 0;
       bool in_use = false;
@@ -483,9 +485,15 @@ private:
         // to the next type, whose actors may be the ones that make room (one consumer behind thousands of
         // deferring producers got one turn per round of them: order_book's exchange crawled at 250 msg/s).
         next_kind.left = 0;
-        // Back off (and then sleep) only once a whole pass over the ready actors made none: before, each
-        // such turn past the 128th slept up to 50 us while the consumer that could make room waited its turn.
-        if (++unproductive_turns > ready_actors(by_kind)) idle.pause();
+        // Back off (and then sleep) only once a whole pass over the actors ready when the streak began made
+        // none: before, each such turn past the 128th slept up to 50 us while the consumer that could make
+        // room waited its turn. Within the pass, a pause hint only.
+        if (unproductive_turns++ == 0) unproductive_pass = ready_actors(by_kind);
+        if (unproductive_turns > unproductive_pass) {
+          idle.pause();
+        } else {
+          cpu_relax();
+        }
       }
     }
     current_run_next = nullptr;
@@ -527,39 +535,20 @@ private:
     return a;
   }
 
-  //! Looks at the other pool threads' run-next slots: takes an actor that waited in one since this
-  //! thread's last look (`looked_at`: each slot's fill count then), which this thread serves (the first
-  //! one of a type in `by_kind`), or queues (the others). `in_use`: some slot is held or was filled since.
+  //! Looks at the other pool threads' run-next slots (run_next_board::take_stranded): of the actors
+  //! stranded there, serves the first of a type in `by_kind` and queues the others.
   served_actor take_stranded(const std::vector<const actor_type_ops*>& by_kind, const run_next_slot& own,
                              std::vector<std::uint64_t>& looked_at, bool& in_use) {
-    in_use = false;
-    std::lock_guard lock(run_next_mutex_);
-    try {
-      looked_at.resize(run_next_slots_.size(), 0);
-    } catch (const std::bad_alloc&) {
-      return {}; // out of memory: no look this time (the look is best effort; the runtime goes on)
-    }
-    for (std::size_t i = 0; i < run_next_slots_.size(); ++i) {
-      run_next_slot& slot = *run_next_slots_[i];
-      if (&slot == &own) continue;
-      std::uint64_t word = slot.held.load(std::memory_order_acquire);
-      const std::uint64_t fills = slot.fills.load(std::memory_order_relaxed);
-      const bool same_wait = fills == looked_at[i];
-      looked_at[i] = fills;
-      if (word == 0) {
-        in_use = in_use || !same_wait;
-        continue;
+    served_actor a{nullptr, 0, nullptr};
+    (void)run_next_board_.take_stranded(own, looked_at, in_use, [&](std::uint64_t word) {
+      if (serves(by_kind, run_next_kind(word))) {
+        a = {by_kind[run_next_kind(word)], run_next_actor(word), nullptr};
+        return true;
       }
-      if (!same_wait || !slot.held.compare_exchange_strong(word, 0)) {
-        in_use = true;
-        continue;
-      }
-      // This thread owns the actor now, as if it had popped it from the run queue.
-      if (serves(by_kind, run_next_kind(word)))
-        return {by_kind[run_next_kind(word)], run_next_actor(word), nullptr};
       hand_off(sys_, run_next_kind(word), run_next_actor(word), false);
-    }
-    return {nullptr, 0, nullptr};
+      return false;
+    });
+    return a;
   }
 
   //! A pool thread that stayed idle through its backoff sleeps until a push wakes it (or park_timeout_ns
@@ -586,7 +575,8 @@ private:
         // with nobody watching wakes a thread counted here (keep_on_this_thread, sequentially consistent
         // against this count-then-look).
         park_word(pool_lot_.untimed).fetch_add(1u, cuda::std::memory_order_seq_cst);
-        if (park_word(pool_lot_.watching).load(cuda::std::memory_order_seq_cst) != 0 || !any_run_next_held())
+        if (park_word(pool_lot_.watching).load(cuda::std::memory_order_seq_cst) != 0 ||
+            !run_next_board_.any_held())
           park_sleep(pool_lot_, seen, pool_backstop_ns());
         park_word(pool_lot_.untimed).fetch_sub(1u, cuda::std::memory_order_seq_cst);
       }
@@ -600,15 +590,8 @@ private:
   //! so with one backstop for all, an idle pool cost O(threads^2): over one core at 4,096 threads. Pushes,
   //! control words and fills nobody watches wake threads at once; the backstop is only a safety net.
   long pool_backstop_ns() const noexcept {
-    const std::uint32_t per_64 = pool_threads_.load(std::memory_order_relaxed) / 64;
+    const std::uint32_t per_64 = run_next_board_.threads() / 64;
     return park_timeout_ns * static_cast<long>(std::clamp<std::uint32_t>(per_64, 1, 16));
-  }
-
-  bool any_run_next_held() {
-    std::lock_guard lock(run_next_mutex_);
-    for (const auto& slot : run_next_slots_)
-      if (slot->held.load(std::memory_order_seq_cst) != 0) return true;
-    return false;
   }
 
   //! Whether the host changed a control word this thread has not acted on yet (`paused`: its pause state;
@@ -632,14 +615,11 @@ private:
     if (serving_backend != this || serving_actor == host_actor || a == host_actor) return false;
     if (a == serving_actor) return true;
     try {
-      {
-        std::lock_guard lock(fault_mutex_);
-        for (const auto& [worker, ids] : served_by_)
-          if (std::find(ids.begin(), ids.end(), a) != ids.end()) return worker == serving_worker;
-        if (served_by_.contains(serving_worker)) return false; // a dedicated thread: the pool serves `a`
-      }
-      std::lock_guard lock(run_next_mutex_);
-      return run_next_slots_.size() == 1;
+      std::lock_guard lock(fault_mutex_);
+      for (const auto& [worker, ids] : served_by_)
+        if (std::find(ids.begin(), ids.end(), a) != ids.end()) return worker == serving_worker;
+      if (served_by_.contains(serving_worker)) return false; // a dedicated thread: the pool serves `a`
+      return run_next_board_.threads() == 1;
     } catch (const std::system_error&) { // a lock that failed: say "may be served", the old behaviour
       return false;
     }
@@ -709,12 +689,10 @@ private:
 
   cpu_memory memory_; //!< "device" and mapped memory
   std::uint32_t requested_workers_;
-  park_lot pool_lot_;                 //!< where idle pool threads park (host_park.cuh)
-  park_lot gateway_lot_;              //!< where the idle gateway thread parks (notify_gateway)
-  park_lot receive_lot_;              //!< where host threads wait in receive() (system_view::receive_lot)
-  mutable std::mutex run_next_mutex_; //!< guards the list (not the slots: their words are atomic)
-  std::vector<std::unique_ptr<run_next_slot>> run_next_slots_; //!< every pool thread's, for take_stranded
-  std::atomic<std::uint32_t> pool_threads_{0};                 //!< run_next_slots_.size(), read unlocked
+  park_lot pool_lot_;             //!< where idle pool threads park (host_park.cuh)
+  park_lot gateway_lot_;          //!< where the idle gateway thread parks (notify_gateway)
+  park_lot receive_lot_;          //!< where host threads wait in receive() (system_view::receive_lot)
+  run_next_board run_next_board_; //!< every pool thread's run-next slot
   system_view sys_{};
   std::vector<worker_thread> threads_;
   mutable std::mutex fault_mutex_; //!< guards the fault records, served_by_ and pool_of_kind_
