@@ -44,7 +44,8 @@ inline std::uint32_t park_enter(park_lot& lot) noexcept {
 
 //! Sleeps while nobody signalled since `seen`, at most `timeout_ns` (< 1 s).
 inline void park_sleep(park_lot& lot, std::uint32_t seen, long timeout_ns) noexcept {
-  const timespec timeout{0, timeout_ns};
+  // tv_nsec must stay below one second (futex refuses it, EINVAL, and returns at once).
+  const timespec timeout{timeout_ns / 1'000'000'000, timeout_ns % 1'000'000'000};
   (void)syscall(SYS_futex, &lot.signal, FUTEX_WAIT_PRIVATE, seen, &timeout, nullptr, 0);
 }
 
