@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 namespace {
@@ -119,7 +120,11 @@ std::uint64_t count_mismatches(const reference& ref, const observed& seen, const
     if (seen.clearings[r].size() != want.by_instrument.size())
       report("round " + std::to_string(r) + ": " + std::to_string(seen.clearings[r].size()) +
              " clearings, expected " + std::to_string(want.by_instrument.size()));
+    std::unordered_set<std::uint32_t> instruments; // a duplicate beside a missing one keeps the count
     for (const clearing& got : seen.clearings[r]) {
+      if (!instruments.insert(got.instrument).second)
+        report("round " + std::to_string(r) + " instrument " + std::to_string(got.instrument) +
+               ": cleared twice");
       const auto it = want.by_instrument.find(got.instrument);
       if (it == want.by_instrument.end() || it->second.price != got.price ||
           it->second.volume != got.volume || it->second.trades != got.trades ||

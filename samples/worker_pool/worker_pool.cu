@@ -30,6 +30,12 @@ struct answer {
   std::uint64_t result;
 };
 
+//! The job's (tiny) computation; the host repeats it to check each answer.
+RK_HOST_DEVICE inline std::uint64_t checksum(std::uint64_t work) {
+  for (int i = 0; i < 16; ++i) work = work * 6364136223846793005ull + 1442695040888963407ull;
+  return work;
+}
+
 //! A pool member: computes a checksum of the job and answers the host with its own id.
 struct worker {
   static constexpr const char* name = "worker";
@@ -40,22 +46,26 @@ struct worker {
   RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message& m) {
     const job* j = m.as<job>();
     if (j == nullptr) return;
-    std::uint64_t x = j->work;
-    for (int i = 0; i < 16; ++i) x = x * 6364136223846793005ull + 1442695040888963407ull;
     ++s.jobs;
-    const answer a{j->id, ctx.self(), x};
+    const answer a{j->id, ctx.self(), checksum(j->work)};
     (void)ctx.send_host(job_type, rk::as_bytes(a), {.correlation_id = m.correlation_id()});
   }
 };
 
-//! Sends `jobs` jobs to `pool` with up to `window` in flight and counts answers per worker id.
+std::uint64_t work_of(std::uint64_t job_index) {
+  return job_index * 31 + 7;
+}
+
+//! Sends `jobs` jobs to `pool` with up to `window` in flight and counts answers per worker id; each job
+//! must be answered once, with its checksum, by a worker of the pool.
 bool run_jobs(rk::runtime& rt, rk::address pool, std::uint64_t first_job, std::uint64_t jobs,
               std::vector<std::uint64_t>& per_worker) {
   constexpr std::uint64_t window = 64;
   std::uint64_t sent = 0, answered = 0;
+  std::vector<bool> done(jobs, false);
   while (answered < jobs) {
     while (sent < jobs && sent - answered < window) {
-      const job j{first_job + sent, sent * 31 + 7};
+      const job j{first_job + sent, work_of(sent)};
       if (rk::samples::send_retrying(rt, pool, job_type, rk::as_bytes(j)) != rk::status::enqueued)
         return false;
       ++sent;
@@ -66,7 +76,14 @@ bool run_jobs(rk::runtime& rt, rk::address pool, std::uint64_t first_job, std::u
       return false;
     }
     const answer a = reply->as<answer>();
-    if (a.worker >= per_worker.size()) return false;
+    const std::uint64_t k = a.job - first_job; // wraps past `jobs` for a job id below first_job
+    if (a.worker >= per_worker.size() || k >= jobs || done[k] || a.result != checksum(work_of(k))) {
+      std::fprintf(stderr, "worker_pool: a wrong answer: job %llu from actor %llu, result %llu\n",
+                   static_cast<unsigned long long>(a.job), static_cast<unsigned long long>(a.worker),
+                   static_cast<unsigned long long>(a.result));
+      return false;
+    }
+    done[k] = true;
     ++per_worker[a.worker];
     ++answered;
   }
