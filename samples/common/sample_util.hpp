@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <map>
@@ -57,6 +58,11 @@ public:
               if (v.empty()) return std::string("must not be empty");
               if (v.front() == '-')
                 return "'" + v + "' looks like an option, not a file name (write ./" + v + " for a file)";
+              // Checked now, not after the whole run the file is for.
+              const std::filesystem::path dir = std::filesystem::path(v).parent_path();
+              std::error_code ec;
+              if (!dir.empty() && !std::filesystem::is_directory(dir, ec))
+                return "the directory '" + dir.string() + "' does not exist";
               return std::string();
             },
             ""))

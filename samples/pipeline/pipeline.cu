@@ -108,9 +108,13 @@ int main(int argc, char** argv) {
     for (std::uint64_t i = 0; i < events; ++i) {
       const event e{i, i, 0, 0};
       const auto begin = std::chrono::steady_clock::now();
-      if (rk::samples::send_retrying(rt, head, event_type, rk::as_bytes(e), {.correlation_id = i}) !=
-          rk::status::enqueued)
+      if (const rk::status st =
+              rk::samples::send_retrying(rt, head, event_type, rk::as_bytes(e), {.correlation_id = i});
+          st != rk::status::enqueued) {
+        std::fprintf(stderr, "pipeline: event %llu was not sent: %s\n", static_cast<unsigned long long>(i),
+                     rk::to_string(st));
         return 1;
+      }
       const auto reply = rt.receive(std::chrono::seconds(10));
       if (!reply || reply->correlation_id() != i || !check(reply->as<event>())) {
         std::fprintf(stderr, "pipeline: event %llu %s\n", static_cast<unsigned long long>(i),
