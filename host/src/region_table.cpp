@@ -41,6 +41,15 @@ void region_table::validate(const void* pointer, std::uint64_t bytes, const regi
   if (opts.shared_with.size() > max_region_sharing)
     throw error(who + ": a region can be shared with at most " + std::to_string(max_region_sharing) +
                 " tenants");
+  for (std::size_t i = 0; i < opts.shared_with.size(); ++i) {
+    const std::uint64_t t = opts.shared_with[i];
+    if (t == opts.owner_tenant)
+      throw error(who + ": region_options::shared_with lists the owner, tenant " + std::to_string(t) +
+                  " (it has the bytes already; list only other tenants)");
+    if (std::find(opts.shared_with.begin(), opts.shared_with.begin() + static_cast<std::ptrdiff_t>(i), t) !=
+        opts.shared_with.begin() + static_cast<std::ptrdiff_t>(i))
+      throw error(who + ": region_options::shared_with lists tenant " + std::to_string(t) + " twice");
+  }
   tenants_.slot_of(opts.owner_tenant, who);
   for (std::uint64_t t : opts.shared_with) tenants_.slot_of(t, who);
 }

@@ -322,6 +322,18 @@ TEST_P(TransactionCases, TenantAndRegionCallsRollBack) {
       },
       "at most 8");
   unchanged();
+  expect_refused(
+      [&] {
+        rt.register_region(blob.data(), 16, {rk::region_policy::immutable, 5, {0, 5}});
+      },
+      "lists the owner, tenant 5");
+  unchanged();
+  expect_refused(
+      [&] {
+        rt.register_region(blob.data(), 16, {rk::region_policy::immutable, 5, {0, 0}});
+      },
+      "lists tenant 0 twice");
+  unchanged();
   expect_refused([&] { rt.register_region(blob.data(), 1 << 20, owned); }, "max_device_bytes");
   unchanged();
   expect_refused([&] { (void)rt.create_region({blob.data(), 64}, 32, owned); }, "smaller than the initial");
