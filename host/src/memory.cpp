@@ -116,10 +116,11 @@ device_block memory_pool::allocate(std::size_t bytes, std::string_view what, boo
       throw;
     }
   } else {
-    if (const std::size_t limit = backend_.memory_bytes(); bytes > limit - std::min(limit, held_bytes_))
+    if (bytes > room_locked())
       throw out_of_room("cannot allocate " + std::string(what) + ": " + std::to_string(bytes) +
                         " bytes more, beside the " + std::to_string(held_bytes_) +
-                        " bytes this runtime holds, are more than the " + std::to_string(limit) +
+                        " bytes this runtime holds, are more than the " +
+                        std::to_string(backend_.memory_bytes()) +
                         " bytes this backend has; use smaller mailboxes (actor_options::mailbox) or fewer "
                         "actors");
     block.pointer_ = naming(what, [&] { return backend_.allocate_device(bytes, populate); });
@@ -142,9 +143,9 @@ mapped_block memory_pool::allocate_mapped(std::size_t bytes, std::string_view wh
 void memory_pool::reserve_arena(std::size_t bytes) {
   {
     std::lock_guard lock(mutex_);
-    if (const std::size_t limit = backend_.memory_bytes(); bytes > limit - std::min(limit, held_bytes_))
+    if (const std::size_t room = room_locked(); bytes > room)
       throw out_of_room("runtime_options::running_arena_bytes (" + std::to_string(bytes) +
-                        ") is more than the " + std::to_string(limit - std::min(limit, held_bytes_)) +
+                        ") is more than the " + std::to_string(room) +
                         " bytes this backend has left beside the " + std::to_string(held_bytes_) +
                         " this runtime's actors hold; lower it");
   }

@@ -18,6 +18,7 @@
 
 #include "allocators.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -111,6 +112,11 @@ private:
   friend class mapped_block;
   void release(device_block& block) noexcept;
   void release(mapped_block& block) noexcept;
+  //! The backend's memory this runtime does not hold yet (needs mutex_).
+  std::size_t room_locked() const noexcept {
+    const std::size_t limit = backend_.memory_bytes();
+    return limit - std::min(limit, held_bytes_);
+  }
 
   backend_impl& backend_;
   mutable std::mutex mutex_;

@@ -162,9 +162,8 @@ void region_table::unregister_region(region_handle h, grace_periods& grace) {
   // freed: refunded at once, a tenant whose own handler call held the grace period open could create and
   // unregister regions past its max_device_bytes, until the running arena was full for every tenant.
   tenants_.count_region(owner, -1);
-  tenants_.hold_for_release(owner, bytes);
-  grace.defer([this, slot = h.region, generation = h.generation, owner, bytes,
-               incarnation = tenants_.incarnation(owner)] {
+  const std::uint64_t incarnation = tenants_.hold_for_release(owner, bytes);
+  grace.defer([this, slot = h.region, generation = h.generation, owner, bytes, incarnation] {
     {
       std::lock_guard lock(mutex_);
       const std::uint32_t issued = records_[slot].generation;

@@ -237,10 +237,9 @@ void runtime_impl::forget(actor_index a) {
   routing_.drop_route_from(a);
   // Its bytes stay charged until they are freed (see region_table::unregister_region); held first, as
   // before start() they are freed within retire().
-  tenants_.hold_for_release(tenant, bytes);
-  actors_.retire(a, grace_, [this, tenant, bytes, incarnation = tenants_.incarnation(tenant)] {
-    tenants_.release_held(tenant, incarnation, bytes);
-  });
+  const std::uint64_t incarnation = tenants_.hold_for_release(tenant, bytes);
+  actors_.retire(a, grace_,
+                 [this, tenant, bytes, incarnation] { tenants_.release_held(tenant, incarnation, bytes); });
   tenants_.refund(tenant, 1, 0);
   audit_.record_forgotten(a, tenant);
   stops_audited_.erase(a);

@@ -209,16 +209,12 @@ void tenant_table::refund(std::uint64_t tenant, std::uint64_t actors, std::uint6
   it->second.bytes -= std::min(it->second.bytes, bytes);
 }
 
-std::uint64_t tenant_table::incarnation(std::uint64_t tenant) const noexcept {
+std::uint64_t tenant_table::hold_for_release(std::uint64_t tenant, std::uint64_t bytes) noexcept {
   std::lock_guard lock(mutex_);
   const auto it = tenants_.find(tenant);
-  return it == tenants_.end() ? 0 : it->second.incarnation;
-}
-
-void tenant_table::hold_for_release(std::uint64_t tenant, std::uint64_t bytes) noexcept {
-  std::lock_guard lock(mutex_);
-  const auto it = tenants_.find(tenant);
-  if (it != tenants_.end()) it->second.held += std::min(bytes, it->second.bytes - it->second.held);
+  if (it == tenants_.end()) return 0;
+  it->second.held += std::min(bytes, it->second.bytes - it->second.held);
+  return it->second.incarnation;
 }
 
 void tenant_table::release_held(std::uint64_t tenant, std::uint64_t incarnation,

@@ -44,12 +44,11 @@ public:
   void charge(std::uint64_t tenant, std::uint64_t actors, std::uint64_t bytes, const std::string& who);
   void refund(std::uint64_t tenant, std::uint64_t actors, std::uint64_t bytes) noexcept;
   void count_region(std::uint64_t tenant, int delta) noexcept;
-  //! Which registration of `tenant` this is (0: none): the same id removed and added again is another.
-  std::uint64_t incarnation(std::uint64_t tenant) const noexcept;
   //! Bytes charged to `tenant` that its forgotten actors or unregistered regions no longer use but still
   //! hold until a grace period frees them: they stay charged (the memory is not back yet), and a refusal
-  //! for max_device_bytes says how many are waiting.
-  void hold_for_release(std::uint64_t tenant, std::uint64_t bytes) noexcept;
+  //! for max_device_bytes says how many are waiting. Returns which registration of `tenant` holds them
+  //! (0: none), for release_held: the same id removed and added again is another.
+  std::uint64_t hold_for_release(std::uint64_t tenant, std::uint64_t bytes) noexcept;
   //! Their memory was freed: refunds them, unless the tenant was removed since `incarnation`.
   void release_held(std::uint64_t tenant, std::uint64_t incarnation, std::uint64_t bytes) noexcept;
 
