@@ -3,6 +3,7 @@
 // and exits once every one of them was retired; the gateway is one more thread.
 
 #include "cpu_memory.hpp"
+#include "kind_rotation.hpp"
 #include "run_next_board.hpp"
 
 #include <ringkernel/device/gateway.cuh>
@@ -25,18 +26,6 @@
 
 namespace rk::detail {
 namespace {
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
-struct served_actor {
-  const actor_type_ops* ops;
-  actor_index actor;
-  void* state;
-};
 
 class cpu_backend final : public backend_impl {
 public:
@@ -187,7 +176,7 @@ private:
   //! serving the run queues of every scheduled handler type.
   std::uint32_t start_workers(std::span<const worker_group> groups) {
     std::vector<served_actor> all;
-    std::vector<const actor_type_ops*> by_kind;
+    served_kinds by_kind;
     std::uint32_t pool = 0;
     for (const auto& g : groups) {
       if (g.scheduled) {
@@ -371,21 +360,9 @@ private:
     done.store(true, std::memory_order_release);
   }
 
-  //! Where a pool thread takes its next actor: round-robin over the handler types, taking from each as
-  //! many actors as its run queue held when the thread came to it (at least one). So every actor ready
-  //! then gets its turn within one round whatever its type: a busy actor of a type with few actors gets
-  //! one turn per round, not one per actor of the other types (one each in turn made the last of 1,000
-  //! ready actors of another type wait 1,000 of its turns).
-  struct kind_rotation {
-    //! The type it takes from; at first "the one before type 0" (the modular step from it is type 0).
-    std::size_t kind = static_cast<std::size_t>(-1);
-    std::uint32_t left = 0; //!< actors still to take from `kind` before moving on
-  };
-
-  //! A scheduled-pool thread: takes ready actors from the run queues of `by_kind` (kind_rotation) and
+  //! A scheduled-pool thread: takes ready actors from the run queues of `by_kind` (kind_rotation.hpp) and
   //! serves each for one turn (see schedule.cuh and scheduled_loop.cuh).
-  void pool_loop(std::uint32_t worker, const std::vector<const actor_type_ops*>& by_kind,
-                 run_next_slot& run_next) {
+  void pool_loop(std::uint32_t worker, const served_kinds& by_kind, run_next_slot& run_next) {
     serving_worker = worker;
     worker_status& me = sys_.workers[worker];
     std::uint32_t grace_seen = check_in(sys_, me);
@@ -425,7 +402,7 @@ private:
         ++streak;
       } else {
         streak = 0;
-        a = take_any(by_kind, next_kind);
+        a = next_kind.take(sys_, by_kind);
         if (kept != 0) {
           if (a.ops == nullptr && serve_kept) {
             // Fairness with nobody waiting: keep serving the slot's actor. Pushing it would wake a parked
@@ -484,15 +461,15 @@ private:
         // A turn that made no progress (its actor deferred): the rest of its type's share of the round goes
         // to the next type, whose actors may be the ones that make room (one consumer behind thousands of
         // deferring producers got one turn per round of them: order_book's exchange crawled at 250 msg/s).
-        next_kind.left = 0;
+        next_kind.end_share();
         // Back off (and then sleep) only once a whole pass over the actors ready when the streak began made
         // none: before, each such turn past the 128th slept up to 50 us while the consumer that could make
         // room waited its turn. Within the pass, a pause hint only.
-        if (unproductive_turns++ == 0) unproductive_pass = ready_actors(by_kind);
+        if (unproductive_turns++ == 0) unproductive_pass = ready_actors(sys_, by_kind);
         if (unproductive_turns > unproductive_pass) {
           idle.pause();
         } else {
-          cpu_relax();
+          backoff::spin_hint();
         }
       }
     }
@@ -500,44 +477,9 @@ private:
     check_out(me);
   }
 
-  //! How many actors wait in the run queues of the types `by_kind` serves (a snapshot).
-  std::uint64_t ready_actors(const std::vector<const actor_type_ops*>& by_kind) const noexcept {
-    std::uint64_t n = 0;
-    for (std::size_t k = 0; k < by_kind.size(); ++k)
-      if (by_kind[k] != nullptr) n += run_queue_depth(sys_.sched.queues[k]);
-    return n;
-  }
-
-  static bool serves(const std::vector<const actor_type_ops*>& by_kind, std::uint32_t kind) noexcept {
-    return kind < by_kind.size() && by_kind[kind] != nullptr;
-  }
-
-  //! One ready actor of any handler type: from the type `rotation` is at while it has actors left to take
-  //! there, else from the next type round-robin that has one.
-  served_actor take_any(const std::vector<const actor_type_ops*>& by_kind, kind_rotation& rotation) {
-    served_actor a{nullptr, 0, nullptr};
-    if (rotation.left > 0 && serves(by_kind, static_cast<std::uint32_t>(rotation.kind)) &&
-        take_ready(sys_, static_cast<std::uint32_t>(rotation.kind), a.actor)) {
-      a.ops = by_kind[rotation.kind];
-      --rotation.left;
-      return a;
-    }
-    for (std::size_t i = 1; i <= by_kind.size(); ++i) {
-      const std::size_t k = (rotation.kind + i) % by_kind.size(); // wraps to type 0 from the first value
-      if (by_kind[k] != nullptr && take_ready(sys_, static_cast<std::uint32_t>(k), a.actor)) {
-        a.ops = by_kind[k];
-        rotation.kind = k;
-        // Those that were behind it (with one type there is nothing to share: no read of the tail's line).
-        rotation.left = by_kind.size() > 1 ? run_queue_depth(sys_.sched.queues[k]) : 0;
-        return a;
-      }
-    }
-    return a;
-  }
-
   //! Looks at the other pool threads' run-next slots (run_next_board::take_stranded): of the actors
   //! stranded there, serves the first of a type in `by_kind` and queues the others.
-  served_actor take_stranded(const std::vector<const actor_type_ops*>& by_kind, const run_next_slot& own,
+  served_actor take_stranded(const served_kinds& by_kind, const run_next_slot& own,
                              std::vector<std::uint64_t>& looked_at, bool& in_use) {
     served_actor a{nullptr, 0, nullptr};
     (void)run_next_board_.take_stranded(own, looked_at, in_use, [&](std::uint64_t word) {
@@ -556,13 +498,12 @@ private:
   //! While other threads' run-next slots are in use, one idle thread (the watcher) sleeps at most
   //! run_next_look_out_ns, then looks at them again (take_stranded); a fill while nobody watches wakes
   //! one of the others (keep_on_this_thread).
-  served_actor park(const std::vector<const actor_type_ops*>& by_kind, kind_rotation& next_kind,
-                    std::uint32_t grace_seen, bool paused, const run_next_slot& own,
-                    std::vector<std::uint64_t>& looked_at) {
+  served_actor park(const served_kinds& by_kind, kind_rotation& next_kind, std::uint32_t grace_seen,
+                    bool paused, const run_next_slot& own, std::vector<std::uint64_t>& looked_at) {
     bool slots_in_use = false;
     if (served_actor a = take_stranded(by_kind, own, looked_at, slots_in_use); a.ops != nullptr) return a;
     const std::uint32_t seen = park_enter(pool_lot_);
-    served_actor a = take_any(by_kind, next_kind);
+    served_actor a = next_kind.take(sys_, by_kind);
     // A control word written before `seen` was bumped is visible now (wake_idle_workers): read it first.
     if (a.ops == nullptr && !control_changed(grace_seen, &paused)) {
       // One idle thread at a time keeps the look-out: with many pool threads, every idle one waking each

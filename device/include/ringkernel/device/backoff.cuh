@@ -33,6 +33,12 @@ public:
   RK_HOST_DEVICE void pause() noexcept { NV_IF_TARGET(NV_IS_DEVICE, (device_pause();), (host_pause();)) }
   RK_HOST_DEVICE void reset() noexcept { step_ = 0; }
   RK_HOST_DEVICE std::uint32_t step() const noexcept { return step_; }
+  //! (Host.) The spin stage's pause hint alone, for a loop that is waiting but must not back off yet.
+  static void spin_hint() noexcept {
+#if !defined(__CUDA_ARCH__) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_ia32_pause();
+#endif
+  }
 
 private:
 #if defined(__CUDACC__)
@@ -51,9 +57,7 @@ private:
     constexpr std::uint32_t spin_steps = 64;
     constexpr std::uint32_t yield_steps = 128;
     if (step_ < spin_steps) {
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#endif
+      spin_hint();
     } else if (step_ < yield_steps || !may_sleep_) {
       std::this_thread::yield();
     } else {
