@@ -47,6 +47,18 @@ namespace rk::detail {
 struct actor_memory {
   device_block headers_and_states;
   device_block slots;
+  //! The `freed` hooks (reclaim_hooks) of its actors reclaimed while others still used it: they run once
+  //! the last of them lets go of it, with `true`.
+  std::vector<std::function<void(bool)>> on_freed;
+};
+
+//! What retire() runs for an actor once its slot is reclaimed (outside the table's lock; neither may
+//! throw). Its mailbox and state live in a block shared by the actors spawned with it, freed with the last
+//! of them: if others still use it, `pinned` runs now and `freed(true)` once the block is freed; otherwise
+//! `freed(false)` runs now.
+struct reclaim_hooks {
+  std::function<void()> pinned;
+  std::function<void(bool)> freed;
 };
 
 struct actor_spec {
@@ -176,9 +188,9 @@ public:
 
   // --- giving slots back ---------------------------------------------------------------------------------
   //! Unpublishes actor or alias `id` (its name is free at once) and gives its slot and memory back once
-  //! its worker let go of it and a grace period passed (see collect); then calls `on_reclaimed` (not
-  //! when the device is gone and the slot stays out of use). `on_reclaimed` must not throw.
-  void retire(actor_index id, grace_periods& grace, std::function<void()> on_reclaimed = {});
+  //! its worker let go of it and a grace period passed (see collect); then runs `on_reclaimed` (not
+  //! when the device is gone and the slot stays out of use).
+  void retire(actor_index id, grace_periods& grace, reclaim_hooks on_reclaimed = {});
   //! Moves retiring actors whose worker acknowledged (or that have none) on to a grace period.
   void collect(grace_periods& grace);
   //! Actors waiting for their worker to let go.
@@ -246,8 +258,10 @@ private:
                                       const std::string& who);
   void write_entries(std::span<const slot_allocator::slot_id> taken); //!< needs mutex_
   void reclaim(std::uint32_t slot) noexcept;
-  //! reclaim()'s work under mutex_: false when the device is gone; `then` gets the slot's on_reclaimed.
-  bool reclaim_locked(std::uint32_t slot, std::function<void()>& then) noexcept;
+  //! reclaim()'s work under mutex_: false when the device is gone. `then` gets the slot's hooks still to
+  //! run, `freed_with_block` those of the block's other actors when this one was its last.
+  bool reclaim_locked(std::uint32_t slot, reclaim_hooks& then,
+                      std::vector<std::function<void(bool)>>& freed_with_block) noexcept;
   std::vector<actor_counters> read_counters() const;
   //! Adds a forgotten actor's counters to `into` (what was still queued counts as discarded).
   static void add_forgotten(actor_stats& into, const actor_counters& c) noexcept;
@@ -287,7 +301,7 @@ private:
   std::unordered_map<std::string, actor_index, name_hash, std::equal_to<>> by_name_;
   std::vector<std::uint32_t> retiring_; //!< slots waiting for their worker to let go
   //! What retire() was asked to call once a retiring slot is reclaimed, by slot.
-  std::unordered_map<std::uint32_t, std::function<void()>> on_reclaimed_;
+  std::unordered_map<std::uint32_t, reclaim_hooks> on_reclaimed_;
   actor_stats forgotten_; //!< counters of reclaimed actors
   //! The same, by (handler type, tenant): runtime_stats::forgotten_by_handler_and_tenant.
   forgotten_map forgotten_groups_;

@@ -14,14 +14,15 @@ void actor_table::set_host_state(std::uint32_t s, host_state state) {
   backend_.copy_to_device(&d_routes_.as<route_entry>()[s].host_word, &word, sizeof word);
 }
 
-void actor_table::retire(actor_index id, grace_periods& grace, std::function<void()> on_reclaimed) {
+void actor_table::retire(actor_index id, grace_periods& grace, reclaim_hooks on_reclaimed) {
   std::uint32_t s;
   bool wait_for_worker;
   {
     std::lock_guard lock(mutex_);
     actor_record& r = record(id, "forget()");
     s = slot(id);
-    if (on_reclaimed) on_reclaimed_[s] = std::move(on_reclaimed); // first: it may throw (bad_alloc)
+    if (on_reclaimed.pinned || on_reclaimed.freed) // first: it may throw (bad_alloc)
+      on_reclaimed_[s] = std::move(on_reclaimed);
     by_name_.erase(r.name);
     r.stage = stage_kind::retiring;
     wait_for_worker = !r.alias && r.launched && grace.workers_running();
@@ -60,12 +61,17 @@ void actor_table::collect(grace_periods& grace) {
 }
 
 void actor_table::reclaim(std::uint32_t s) noexcept {
-  std::function<void()> then;
-  if (!reclaim_locked(s, then)) return; // the device is gone: the slot stays out of use
-  if (then) then();                     // outside mutex_: it may take another facility's lock
+  reclaim_hooks then;
+  std::vector<std::function<void(bool)>> freed_with_block;
+  if (!reclaim_locked(s, then, freed_with_block)) return; // the device is gone: the slot stays out of use
+  // Outside mutex_: they may take another facility's lock.
+  if (then.pinned) then.pinned();
+  if (then.freed) then.freed(false);
+  for (auto& freed : freed_with_block) freed(true);
 }
 
-bool actor_table::reclaim_locked(std::uint32_t s, std::function<void()>& then) noexcept {
+bool actor_table::reclaim_locked(std::uint32_t s, reclaim_hooks& then,
+                                 std::vector<std::function<void(bool)>>& freed_with_block) noexcept {
   std::lock_guard lock(mutex_);
   actor_record& r = records_[s];
   try {
@@ -89,12 +95,28 @@ bool actor_table::reclaim_locked(std::uint32_t s, std::function<void()>& then) n
   } catch (...) { // the device is gone (a CUDA fault): the slot stays out of use
     return false;
   }
-  r = actor_record{};
-  slots_.release(s);
   if (const auto it = on_reclaimed_.find(s); it != on_reclaimed_.end()) {
     then = std::move(it->second);
     on_reclaimed_.erase(it);
   }
+  // Every holder of the block is a record of this table, under mutex_: the count says who is last. (A
+  // refund at the slot's reclaim let a tenant keep memory 13 times its max_device_bytes uncharged, by
+  // forgetting all but one of each spawn_many batch.)
+  if (r.memory != nullptr && r.memory.use_count() > 1) {
+    if (then.freed) {
+      try {
+        r.memory->on_freed.push_back(std::move(then.freed));
+        then.freed = nullptr;
+      } catch (const std::bad_alloc&) { // no room to wait: given back now, as if freed
+        then.pinned = nullptr;
+      }
+    }
+  } else {
+    then.pinned = nullptr;
+    if (r.memory != nullptr) freed_with_block = std::move(r.memory->on_freed);
+  }
+  r = actor_record{}; // the last holder frees the block
+  slots_.release(s);
   return true;
 }
 

@@ -65,9 +65,13 @@ public:
 
   std::uint64_t size() const noexcept { return size_; }
   std::uint64_t used() const noexcept { return used_; }
-  std::uint64_t largest_free() const noexcept {
+  //! The longest range allocate(…, alignment) could give (a piece's start rounds up to the alignment).
+  std::uint64_t largest_free(std::uint64_t alignment = 1) const noexcept {
     std::uint64_t largest = 0;
-    for (const auto& [offset, length] : free_) largest = length > largest ? length : largest;
+    for (const auto& [offset, length] : free_) {
+      const std::uint64_t skipped = (alignment - offset % alignment) % alignment;
+      if (length > skipped && length - skipped > largest) largest = length - skipped;
+    }
     return largest;
   }
 

@@ -100,12 +100,13 @@ device_block memory_pool::allocate(std::size_t bytes, std::string_view what, boo
                   " after start(): runtime_options::running_arena_bytes is 0");
     const std::optional<std::uint64_t> offset = arena_ranges_.allocate(bytes, arena_alignment);
     if (!offset)
-      throw out_of_room("out of running memory: " + std::to_string(bytes) + " bytes asked for " +
-                        std::string(what) + ", " +
-                        std::to_string(arena_ranges_.size() - arena_ranges_.used()) +
-                        " free (largest piece " + std::to_string(arena_ranges_.largest_free()) +
-                        ") of runtime_options::running_arena_bytes (" + std::to_string(arena_ranges_.size()) +
-                        "); raise it to spawn more actors or create more regions after start()");
+      throw out_of_room(
+          "out of running memory: " + std::to_string(bytes) + " bytes asked for " + std::string(what) + ", " +
+          std::to_string(arena_ranges_.size() - arena_ranges_.used()) +
+          " free (the largest piece usable, at a " + std::to_string(arena_alignment) +
+          "-byte boundary: " + std::to_string(arena_ranges_.largest_free(arena_alignment)) +
+          " bytes) of runtime_options::running_arena_bytes (" + std::to_string(arena_ranges_.size()) +
+          "); raise it to spawn more actors or create more regions after start()");
     block.pointer_ = arena_.as<std::byte>() + *offset;
     block.arena_offset_ = *offset;
     // Slices are reused: zero them like fresh memory (on CUDA through the copy engine, beside the kernels).

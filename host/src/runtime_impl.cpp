@@ -224,10 +224,11 @@ void runtime_impl::forget(actor_index a) {
       const actor_lifecycle now = actors_.lifecycle(a);
       if (!stopped_or_faulted())
         throw error(who + ": actor '" + actors_.name_of(a) + "' is " + to_string(now) +
-                    (now == actor_lifecycle::stopping
-                         ? "; its worker has not confirmed the stop: queued messages are still being "
-                           "handled, or a handler keeps deferring one (see runtime::stop)"
-                         : "; stop() it first"));
+                    (now != actor_lifecycle::stopping ? "; stop() it first"
+                     : run_.application_paused()
+                         ? "; the runtime is paused (pause()), so its worker confirms the stop after resume()"
+                         : "; its worker has not confirmed the stop: queued messages are still being "
+                           "handled, or a handler keeps deferring one (see runtime::stop)"));
     }
   }
   routing_.check_unreferenced(a, who);
@@ -235,11 +236,15 @@ void runtime_impl::forget(actor_index a) {
   const std::uint64_t tenant = actors_.tenant_of(a);
   const std::uint64_t bytes = actors_.device_bytes(a);
   routing_.drop_route_from(a);
-  // Its bytes stay charged until they are freed (see region_table::unregister_region); held first, as
-  // before start() they are freed within retire().
+  // Its bytes stay charged until they are freed (see region_table::unregister_region): after a grace
+  // period, or with the last actor spawned with it (reclaim_hooks). Held first, as before start() they are
+  // freed within retire().
   const std::uint64_t incarnation = tenants_.hold_for_release(tenant, bytes);
   actors_.retire(a, grace_,
-                 [this, tenant, bytes, incarnation] { tenants_.release_held(tenant, incarnation, bytes); });
+                 {[this, tenant, bytes, incarnation] { tenants_.pin_held(tenant, incarnation, bytes); },
+                  [this, tenant, bytes, incarnation](bool pinned) {
+                    tenants_.release_held(tenant, incarnation, bytes, pinned);
+                  }});
   tenants_.refund(tenant, 1, 0);
   audit_.record_forgotten(a, tenant);
   stops_audited_.erase(a);
@@ -438,7 +443,21 @@ void runtime_impl::set_engagement_budget(std::uint64_t tenant, const audit_tag& 
   with_room([&] { tenants_.set_engagement_budget(tenant, tag, budget); });
 }
 
+void runtime_impl::collect_if_free() const noexcept {
+  if (on_own_thread() || !setup_.try_lock_if_free()) return;
+  std::lock_guard lock(setup_, std::adopt_lock);
+  try {
+    const_cast<runtime_impl*>(this)->collect(); // the runtime itself is never const
+  } catch (...) {                               // the next setup call collects (and reports) it
+  }
+}
+
 tenant_usage runtime_impl::usage(std::uint64_t tenant) const {
+  collect_if_free();
+  return usage_collected(tenant);
+}
+
+tenant_usage runtime_impl::usage_collected(std::uint64_t tenant) const {
   tenant_usage u = tenants_.usage(tenant);
   const tenant_history sums = actors_.tenant_sums(tenant);
   u.messages_sent += sums.passed;
@@ -447,10 +466,11 @@ tenant_usage runtime_impl::usage(std::uint64_t tenant) const {
 }
 
 std::vector<tenant_usage> runtime_impl::all_usage() const {
+  collect_if_free();
   std::vector<tenant_usage> out;
   for (std::uint64_t t : tenants_.ids()) {
     try {
-      out.push_back(usage(t));
+      out.push_back(usage_collected(t));
     } catch (const error&) { // removed meanwhile
     }
   }

@@ -26,7 +26,8 @@
 //   metrics.hpp      metrics rendering; metrics_endpoint.hpp its HTTP endpoint
 //
 // Locking: setup_ serialises setup calls and shutdown (lock order: setup_, then at most one facility lock
-// at a time). Hot paths (send, receive) and lookups (find, stats, usage) take only facility locks. A
+// at a time). Hot paths (send, receive) and lookups (find, stats, usage) take only facility locks (usage
+// also collects when setup_ is free: collect_if_free). A
 // handler (CPU worker thread) never waits for setup_: its holder may be waiting for that very worker
 // (shutdown's drain, snapshot_all's pause), so a handler's call that finds it taken is refused.
 
@@ -55,9 +56,11 @@
 
 #include <ringkernel/host/runtime.hpp>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unistd.h>
 #include <unordered_map>
 
@@ -105,6 +108,11 @@ public:
   void set_engagement_budget(std::uint64_t tenant, const audit_tag& tag, std::chrono::nanoseconds budget);
   tenant_usage usage(std::uint64_t tenant) const;
   std::vector<tenant_usage> all_usage() const;
+  //! What grace periods released is let go of (collect), if a host thread of the user's finds setup_ free
+  //! (a setup call under way collects itself): usage then shows given-up bytes refunded once freed, not
+  //! at the next setup call (a monitor reading only usage saw them charged for ever).
+  void collect_if_free() const noexcept;
+  tenant_usage usage_collected(std::uint64_t tenant) const; //!< usage() without collect_if_free
 
   region_handle register_region(void* pointer, std::uint64_t bytes, const region_options& options);
   region_handle create_region(byte_view initial, std::uint64_t capacity, const region_options& options);
@@ -247,19 +255,35 @@ private:
   public:
     setup_mutex(const backend_impl& backend, const void* runtime_id) : backend_(backend), id_(runtime_id) {}
     void lock() {
-      if (!backend_.on_worker_thread() && callback_of != id_) return mutex_.lock();
-      if (!mutex_.try_lock())
+      if (!backend_.on_worker_thread() && callback_of != id_) return take();
+      if (!try_lock_if_free())
         throw error("a runtime call from a handler or a runtime callback (an audit sink, on_state_dump) "
                     "found the runtime's setup lock taken (by a spawn, a snapshot_all(), a shutdown(), ...), "
                     "which may be waiting for this very thread: refused rather than waited for; call it from "
                     "a host thread of your own, or again later");
     }
-    void unlock() { mutex_.unlock(); }
+    void unlock() {
+      owner_.store(std::thread::id{}, std::memory_order_relaxed);
+      mutex_.unlock();
+    }
+    //! Takes the lock only if nobody holds it, this thread included (std::mutex::try_lock by its owner is
+    //! undefined). lock() records the owner for it.
+    bool try_lock_if_free() {
+      if (owner_.load(std::memory_order_relaxed) == std::this_thread::get_id() || !mutex_.try_lock())
+        return false;
+      owner_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+      return true;
+    }
 
   private:
+    void take() {
+      mutex_.lock();
+      owner_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+    }
     const backend_impl& backend_;
     const void* id_; //!< see service_thread.hpp
     std::mutex mutex_;
+    std::atomic<std::thread::id> owner_{}; //!< of mutex_; compared with this thread's id only
   };
   mutable setup_mutex setup_{*backend_, &phase_};
   //! Actor -> the epoch whose stop is in the audit log (one record per stop however often stop() confirms

@@ -115,7 +115,7 @@ void tenant_table::set_quota(std::uint64_t tenant, const tenant_quota& quota) {
   if (quota.max_device_bytes < r.bytes)
     throw error(who + ": the tenant already uses " + std::to_string(r.bytes) +
                 " device bytes, more than the new max_device_bytes " +
-                std::to_string(quota.max_device_bytes));
+                std::to_string(quota.max_device_bytes) + given_up_text(r));
   tenant_record updated = r;
   updated.quota = quota;
   write_rate(updated); // the only step that can fail: the record changes after it
@@ -185,13 +185,12 @@ void tenant_table::charge(std::uint64_t tenant, std::uint64_t actors, std::uint6
                 std::to_string(saturating_add(r.actors, actors)) + " actors, over its limit of " +
                 std::to_string(r.quota.max_actors) + " (tenant_quota::max_actors)");
   if (bytes > r.quota.max_device_bytes || r.bytes > r.quota.max_device_bytes - bytes) {
-    std::string text = who + ": " + tenant_text(tenant) + " would use " +
-                       std::to_string(saturating_add(r.bytes, bytes)) + " device bytes, over its limit of " +
-                       std::to_string(r.quota.max_device_bytes) + " (tenant_quota::max_device_bytes)";
+    const bool overflows = r.bytes > no_limit - bytes;
+    const std::string text =
+        who + ": " + tenant_text(tenant) + " would use " + (overflows ? "more than " : "") +
+        std::to_string(saturating_add(r.bytes, bytes)) + " device bytes, over its limit of " +
+        std::to_string(r.quota.max_device_bytes) + " (tenant_quota::max_device_bytes)" + given_up_text(r);
     if (r.held == 0) throw error(text);
-    text += "; " + std::to_string(r.held) +
-            " of them belong to forgotten actors and unregistered regions, and come back once every handler "
-            "call running since they were given up has returned";
     // Room once they are freed: out_of_room, which the coordinator waits on for a grace period.
     if (bytes <= r.quota.max_device_bytes && r.bytes - r.held <= r.quota.max_device_bytes - bytes)
       throw out_of_room(text);
@@ -217,13 +216,37 @@ std::uint64_t tenant_table::hold_for_release(std::uint64_t tenant, std::uint64_t
   return it->second.incarnation;
 }
 
-void tenant_table::release_held(std::uint64_t tenant, std::uint64_t incarnation,
-                                std::uint64_t bytes) noexcept {
+void tenant_table::pin_held(std::uint64_t tenant, std::uint64_t incarnation, std::uint64_t bytes) noexcept {
   std::lock_guard lock(mutex_);
   const auto it = tenants_.find(tenant);
   if (it == tenants_.end() || it->second.incarnation != incarnation) return;
-  it->second.held -= std::min(it->second.held, bytes);
+  const std::uint64_t moved = std::min(it->second.held, bytes);
+  it->second.held -= moved;
+  it->second.pinned += moved;
+}
+
+void tenant_table::release_held(std::uint64_t tenant, std::uint64_t incarnation, std::uint64_t bytes,
+                                bool pinned) noexcept {
+  std::lock_guard lock(mutex_);
+  const auto it = tenants_.find(tenant);
+  if (it == tenants_.end() || it->second.incarnation != incarnation) return;
+  std::uint64_t& waiting = pinned ? it->second.pinned : it->second.held;
+  waiting -= std::min(waiting, bytes);
   it->second.bytes -= std::min(it->second.bytes, bytes);
+}
+
+std::string tenant_table::given_up_text(const tenant_record& r) {
+  std::string text;
+  if (r.held != 0)
+    text += "; " + std::to_string(r.held) +
+            " of them belong to forgotten actors and unregistered regions, and come back once every handler "
+            "call running since they were given up has returned";
+  if (r.pinned != 0)
+    text += "; " + std::to_string(r.pinned) +
+            " of them belong to forgotten actors spawned together with actors still there (one spawn_many, "
+            "or one spawn of a group's instances): one block holds their mailboxes and states and is freed "
+            "with the last of them, so forget those too, or raise the limit";
+  return text;
 }
 
 void tenant_table::count_region(std::uint64_t tenant, int delta) noexcept {

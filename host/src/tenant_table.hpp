@@ -49,8 +49,13 @@ public:
   //! for max_device_bytes says how many are waiting. Returns which registration of `tenant` holds them
   //! (0: none), for release_held: the same id removed and added again is another.
   std::uint64_t hold_for_release(std::uint64_t tenant, std::uint64_t bytes) noexcept;
-  //! Their memory was freed: refunds them, unless the tenant was removed since `incarnation`.
-  void release_held(std::uint64_t tenant, std::uint64_t incarnation, std::uint64_t bytes) noexcept;
+  //! The grace period passed, but their memory is freed only with the actors spawned with them (one block
+  //! holds a batch's mailboxes and states): still charged, and no longer expected back soon.
+  void pin_held(std::uint64_t tenant, std::uint64_t incarnation, std::uint64_t bytes) noexcept;
+  //! Their memory was freed: refunds them (`pinned`: pin_held moved them), unless the tenant was removed
+  //! since `incarnation`.
+  void release_held(std::uint64_t tenant, std::uint64_t incarnation, std::uint64_t bytes,
+                    bool pinned = false) noexcept;
 
   //! The engagement slot of (tenant, tag), created with no budget when new (`created` says so).
   std::uint32_t engagement_slot(std::uint64_t tenant, const audit_tag& tag, const std::string& who,
@@ -69,8 +74,9 @@ private:
     tenant_quota quota;
     std::uint32_t slot = 0;
     std::uint64_t actors = 0;
-    std::uint64_t bytes = 0; //!< mailboxes, handler states and regions charged to the tenant
-    std::uint64_t held = 0;  //!< of `bytes`: waiting for a grace period (hold_for_release)
+    std::uint64_t bytes = 0;  //!< mailboxes, handler states and regions charged to the tenant
+    std::uint64_t held = 0;   //!< of `bytes`: waiting for a grace period (hold_for_release)
+    std::uint64_t pinned = 0; //!< of `bytes`: waiting for live actors spawned with them (pin_held)
     std::uint64_t incarnation = 0;
     std::uint32_t regions = 0;
   };
@@ -82,6 +88,8 @@ private:
   using engagement_key = std::tuple<std::uint64_t, std::uint64_t, std::uint64_t>;
 
   static void check_quota(std::uint64_t tenant, const tenant_quota& q);
+  //! What a max_device_bytes refusal adds about given-up bytes of `r` that are still charged ("" if none).
+  static std::string given_up_text(const tenant_record& r);
   tenant_record& record(std::uint64_t tenant, const std::string& who); //!< needs mutex_
   const tenant_record& record(std::uint64_t tenant, const std::string& who) const;
   void register_tenant(std::uint64_t tenant, const tenant_quota& quota);

@@ -606,6 +606,21 @@ TEST_P(HardeningCases, GivenUpBytesStayChargedUntilTheyAreFreed) {
   EXPECT_TRUE(rt.shutdown().drained);
 }
 
+// forget() of an actor whose stop a paused runtime cannot confirm names the pause (it blamed queued
+// messages or a deferring handler).
+TEST_P(HardeningCases, ForgetOfAnActorStoppingWhilePausedNamesThePause) {
+  rk::runtime rt(options());
+  const actor_index c = rt.spawn<counter>("c", small_mailbox());
+  rt.start();
+  ASSERT_TRUE(rt.pause(5s));
+  EXPECT_FALSE(rt.stop(c, 100ms)) << "a paused worker confirms no stop";
+  expect_refused([&] { rt.forget(c); }, "the runtime is paused (pause())");
+  rt.resume();
+  ASSERT_TRUE(rt.stop(c, 5s));
+  EXPECT_NO_THROW(rt.forget(c));
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
 // --- one fault, one record -----------------------------------------------------------------------------
 
 TEST_P(HardeningCases, AFaultReportedByEveryThreadIsAuditedOnce) {

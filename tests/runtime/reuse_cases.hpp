@@ -81,6 +81,54 @@ TEST_P(ReuseCases, CreatedRegionsGiveTheirArenaMemoryBack) {
   EXPECT_TRUE(rt.shutdown().drained);
 }
 
+// Actors spawned together share one block, freed with the last of them: until then every forgotten one's
+// bytes stay charged. They were refunded when its slot came back, so a tenant forgetting all but one of
+// each batch held 13 times its max_device_bytes of the running arena, and other tenants ran out.
+TEST_P(ReuseCases, ActorsSpawnedTogetherStayChargedUntilTheLastIsForgotten) {
+  rk::runtime rt(options());
+  rk::tenant_quota quota = rk::tenant_quota::standard();
+  rt.tenants().add(7, quota);
+  rt.spawn<counter>("resident", small_mailbox());
+  rt.start();
+  const std::vector<actor_index> batch = rt.spawn_many<counter>("batch", 10, in_tenant(7, 8));
+  const std::uint64_t batch_bytes = rt.tenants().usage(7).device_bytes;
+  ASSERT_GT(batch_bytes, 0u);
+  quota.max_device_bytes = batch_bytes + batch_bytes / 10; // room for one more actor, not for a batch
+  rt.tenants().set_quota(7, quota);
+  for (std::size_t i = 1; i < batch.size(); ++i) {
+    ASSERT_TRUE(rt.stop(batch[i], 5s));
+    rt.forget(batch[i]);
+  }
+  settle(rt);
+  EXPECT_EQ(rt.tenants().usage(7).device_bytes, batch_bytes) << "the block is not freed yet";
+  expect_refused([&] { (void)rt.spawn_many<counter>("more", 2, in_tenant(7, 8)); },
+                 "spawned together with actors still there");
+  ASSERT_TRUE(rt.stop(batch[0], 5s));
+  rt.forget(batch[0]);
+  settle(rt);
+  EXPECT_EQ(rt.tenants().usage(7).device_bytes, 0u) << "refunded with the block";
+  EXPECT_NO_THROW((void)rt.spawn_many<counter>("more", 10, in_tenant(7, 8)));
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
+// A monitor that only reads usage() sees given-up bytes refunded once freed: they stayed charged until
+// the next setup call or tables() let go of what grace periods had released.
+TEST_P(ReuseCases, UsageAloneSeesGivenUpBytesRefunded) {
+  rk::runtime rt(options());
+  rt.tenants().add(7, rk::tenant_quota::standard());
+  rt.spawn<counter>("resident", small_mailbox());
+  const actor_index a = rt.spawn<counter>("a", in_tenant(7, 8));
+  rt.start();
+  const rk::region_handle r = rt.create_region({}, 4096, {rk::region_policy::immutable, 7, {}});
+  ASSERT_TRUE(rt.stop(a, 5s));
+  rt.forget(a);
+  rt.unregister_region(r);
+  EXPECT_EQ(rk::wait_until([&] { return rt.tenants().usage(7).device_bytes == 0; }, [] { return false; },
+                           10'000'000'000ull),
+            rk::wait_result::ready);
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
 TEST_P(ReuseCases, TenantSlotsComeBack) {
   rk::runtime rt(options()); // max_tenants = 64: the 63rd add/remove cycle used to fail
   rt.spawn<counter>("resident", small_mailbox());

@@ -284,10 +284,13 @@ public:
   //! first). Refused while a group, alias or route leads to it. Its name is free at once; its id is
   //! refused from now on (the id carries a generation, so a reused slot gets a new id; a slot whose ids
   //! would repeat, after 2^(31 - ceil(log2 max_actors)) occupants, is retired instead and the table
-  //! holds one actor fewer: 2^21 occupants at max_actors 1,024, 128 at 2^24); its tenant charge
-  //! is returned; its slot, mailbox and state memory are reused once its worker let go of it and a grace
-  //! period passed. Its counters move to runtime_stats::forgotten, what was still queued as discarded
-  //! (interrupted calls stay interrupted, and shutdown_report::lost_to_fault counts them).
+  //! holds one actor fewer: 2^21 occupants at max_actors 1,024, 128 at 2^24); it no longer counts
+  //! against its tenant's max_actors; its slot is reused once its worker let go of it and a grace period
+  //! passed, and its mailbox and state memory then too, or with the last of the actors spawned with it
+  //! (one spawn_many, or one spawn of a group's instances, share a block): until then its bytes stay
+  //! charged to its tenant's max_device_bytes. Its counters move to runtime_stats::forgotten, what was still
+  //! queued as discarded (interrupted calls stay interrupted, and shutdown_report::lost_to_fault counts
+  //! them).
   void forget(actor_index a);
 
   // --- tenants and regions -------------------------------------------------------------------------------

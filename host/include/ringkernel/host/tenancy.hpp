@@ -29,7 +29,8 @@ inline constexpr std::uint64_t no_limit = ~std::uint64_t{0};
 struct tenant_quota {
   std::uint64_t max_actors = no_limit; //!< actors spawned for the tenant (stopped ones count)
   //! Mailboxes, handler states and regions, those given up (forget, unregister_region) until they are
-  //! freed after a grace period (a handler call still running holds it).
+  //! freed: after a grace period (a handler call still running holds it), and for an actor spawned with
+  //! others (spawn_many, a group's instances) with the last of them, whose memory is one block.
   std::uint64_t max_device_bytes = no_limit;
   std::uint64_t max_messages_per_second = 0; //!< 0: no rate limit; at most 1e11 (passes 1.6e10/s at most)
   //! Tokens when idle; 0: one second's worth. A batch of more messages (send_aggregated) never passes:
