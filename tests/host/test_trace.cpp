@@ -93,6 +93,44 @@ TEST_P(TraceModes, EveryCallIsRecordedWithWhoWhatAndWhen) {
   EXPECT_EQ(s.kept, 2 * n);
 }
 
+//! Writes a forged tenant, source and type into its delivered (const) slot, deferring every other call.
+struct identity_forger {
+  static constexpr const char* name = "identity_forger";
+  struct state {
+    bool deferred = false;
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message& m) {
+    auto& header = const_cast<rk::envelope&>(m.header());
+    header.tenant = 99;
+    header.source = 12'345;
+    header.type_id = msg_trap;
+    s.deferred = !s.deferred;
+    if (s.deferred) ctx.defer();
+  }
+};
+
+// A record is the envelope as delivered: what a handler writes into its const slot (before it defers, or
+// before it returns) is not recorded as who sent it (the copy was taken after the call: a forged tenant and
+// source, also on the retry of a deferred message).
+TEST_P(TraceModes, AHandlerCannotForgeWhatItsRecordsSay) {
+  rk::runtime rt(traced(1));
+  const rk::actor_index a = rt.spawn<identity_forger>("a", mode(GetParam()));
+  rt.start();
+  send_pings(rt, a, 10);
+  ASSERT_TRUE(rt.shutdown().drained);
+  const std::vector<rk::trace_record> records = rt.trace_records();
+  ASSERT_EQ(records.size(), 20u) << "each message deferred once, then handled";
+  std::uint64_t deferred = 0;
+  for (const rk::trace_record& r : records) {
+    EXPECT_EQ(r.message.tenant, 0u);
+    EXPECT_EQ(r.message.source, rk::host_actor);
+    EXPECT_EQ(r.message.type_id, msg_ping);
+    deferred += r.call.outcome == rk::trace_outcome::deferred ? 1 : 0;
+  }
+  EXPECT_EQ(deferred, 10u);
+}
+
 TEST_P(TraceModes, EveryNthCallOfEachActor) {
   rk::runtime rt(traced(10));
   const rk::actor_index c = rt.spawn<counter>("c", mode(GetParam()));

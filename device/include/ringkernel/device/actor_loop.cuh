@@ -222,18 +222,39 @@ RK_HOST_DEVICE inline void drop_defer(const system_view& sys, actor_index self) 
       .store(0u, cuda::std::memory_order_relaxed);
 }
 
-//! Leader, after a handler call of `self` on the message in `slot` (still in the mailbox): counts the call
-//! towards the trace sample and records every trace.sample_every-th one (trace.cuh). `begin_ns` is when the
-//! call began on the HLC's clock (hlc_physical_ns), `took_ns` how long it ran.
-RK_HOST_DEVICE inline void trace_call(const system_view& sys, actor_index self, const std::byte* slot,
-                                      std::uint64_t begin_ns, std::uint64_t took_ns,
+//! Leader, after a handler call of `self`: records it if trace_sampled (below) said so before it, with the
+//! envelope it copied to `seen` (trace.cuh). `begin_ns` is when the call began on the HLC's clock
+//! (hlc_physical_ns), `took_ns` how long it ran.
+RK_HOST_DEVICE inline void trace_call(const system_view& sys, actor_index self, const envelope_copy& seen,
+                                      bool sampled, std::uint64_t begin_ns, std::uint64_t took_ns,
                                       trace_outcome outcome) noexcept {
-  if (sys.trace.sample_every == 0) return;
-  std::uint32_t& count = sys.privates[slot_of(sys, self)].trace_count;
-  if (++count < sys.trace.sample_every) return;
-  count = 0;
-  (void)emit_trace(sys.trace, slot, self, begin_ns, begin_ns + took_ns,
+  if (!sampled) return;
+  (void)emit_trace(sys.trace, seen.bytes, self, begin_ns, begin_ns + took_ns,
                    outcome); // a full ring counts the drop
+}
+
+//! Leader, before a handler call of `self` on the message in `slot`, while tracing: copies the message's
+//! envelope into `seen` as the handler is about to see it, and counts the call towards the trace sample.
+//! Returns whether this call is one to record (every trace.sample_every-th; trace_call's `sampled`). A
+//! handler can write its const slot: records show what was delivered (a copy taken after the call showed a
+//! tenant and source the handler had written), and a deferred message is put back (restore_deferred).
+RK_HOST_DEVICE inline bool trace_sampled(const system_view& sys, actor_index self, const std::byte* slot,
+                                         envelope_copy& seen) noexcept {
+  if (sys.trace.sample_every == 0) return false;
+  copy_envelope(slot, seen.bytes);
+  std::uint32_t& count = sys.privates[slot_of(sys, self)].trace_count;
+  if (++count < sys.trace.sample_every) return false;
+  count = 0;
+  return true;
+}
+
+//! Leader, after a call that deferred the message in `slot` (every thread done with it): puts back what it
+//! was delivered with for the next call: its envelope while tracing (`seen`, trace_sampled's copy: the next
+//! record shows it), and its grant (restore_grant).
+RK_HOST_DEVICE inline void restore_deferred(const system_view& sys, const std::byte* slot,
+                                            const envelope_copy& seen, const delivery_grant& grant) noexcept {
+  if (sys.trace.sample_every != 0) copy_envelope(seen.bytes, const_cast<std::byte*>(slot)); // a slot it holds
+  restore_grant(slot, grant);
 }
 
 //! Releases the slot of `step` after it was handled or discarded, and counts it.
@@ -315,6 +336,8 @@ serve_result cpu_serve_one(const system_view& sys, actor_index self, void* state
         sys.privates[slot_of(sys, self)].clock.observe_at(header.timestamp, begin);
     const std::uint64_t wall_begin = sys.trace.sample_every != 0 ? hlc_physical_at(begin) : 0;
     const delivery_grant grant = grant_of(step.slot);
+    envelope_copy seen;
+    const bool sampled = trace_sampled(sys, self, step.slot, seen);
     bool failed = true;
     try {
       try {
@@ -348,7 +371,7 @@ serve_result cpu_serve_one(const system_view& sys, actor_index self, void* state
     charge_handler_time(sys, self, took);
     if (failed) {
       drop_defer(sys, self);
-      trace_call(sys, self, step.slot, wall_begin, took, trace_outcome::faulted);
+      trace_call(sys, self, seen, sampled, wall_begin, took, trace_outcome::faulted);
       fault.time = event_time;
       const std::uint32_t slot = slot_of(sys, self);
       mailbox::release(step.release);
@@ -356,10 +379,10 @@ serve_result cpu_serve_one(const system_view& sys, actor_index self, void* state
       return serve_result::faulted;
     }
     const bool deferred = take_defer(sys, self);
-    trace_call(sys, self, step.slot, wall_begin, took,
+    trace_call(sys, self, seen, sampled, wall_begin, took,
                deferred ? trace_outcome::deferred : trace_outcome::handled);
     if (deferred) { // kept for the next turn: no progress made
-      restore_grant(step.slot, grant);
+      restore_deferred(sys, step.slot, seen, grant);
       return serve_result::idle;
     }
     clock = end;
@@ -390,6 +413,7 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
   __shared__ bool shared_exit;
   __shared__ hlc_timestamp shared_time;
   __shared__ delivery_grant shared_grant;
+  __shared__ envelope_copy shared_seen; // the traced message as delivered (trace_sampled)
 
   const system_view& sys = p.sys;
   const actor_index self = p.worker_actors[blockIdx.x];
@@ -406,6 +430,7 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
   bool busy = false;
   bool paused = false;
   std::uint64_t handler_begin = 0;            // thread 0 only
+  bool sampled = false;                       // thread 0 only: the call is traced (trace_sampled)
   std::uint32_t grace_seen = 0;               // thread 0 only
   std::uint32_t reported_type = 0xFFFF'FFFFu; // thread 0 only: the last busy_type written
   if (threadIdx.x == 0) grace_seen = check_in(sys, status_word);
@@ -432,7 +457,8 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
       if (working) {
         const auto& header = *reinterpret_cast<const envelope*>(step.slot);
         shared_time = sys.privates[slot_of(sys, self)].clock.observe(header.timestamp);
-        shared_grant = grant_of(step.slot);    // before any thread of the handler can write the slot
+        shared_grant = grant_of(step.slot); // before any thread of the handler can write the slot
+        sampled = trace_sampled(sys, self, step.slot, shared_seen);
         if (header.type_id != reported_type) { // one PCIe write per change of type, not per message
           reported_type = header.type_id;
           store_pcie(status_word.busy_type, reported_type);
@@ -463,11 +489,11 @@ __device__ void device_worker_loop(const actor_kernel_params& p) {
         if (took > 1'000'000) store_pcie(status_word.heartbeat, static_cast<std::uint64_t>(++polls));
         deferred = take_defer(sys, self);
         // On the device the duration clock is the HLC's (%globaltimer), so handler_begin serves both.
-        trace_call(sys, self, step.slot, handler_begin, took,
+        trace_call(sys, self, shared_seen, sampled, handler_begin, took,
                    deferred ? trace_outcome::deferred : trace_outcome::handled);
       }
       if (deferred) {
-        restore_grant(step.slot, shared_grant);
+        restore_deferred(sys, step.slot, shared_seen, shared_grant);
         idle.pause(); // kept for the next turn: back off as if idle, so room can appear downstream
       } else if (step.kind == step_kind::handle || step.kind == step_kind::discard) {
         finish_step(sys, self, step);

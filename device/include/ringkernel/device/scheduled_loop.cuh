@@ -23,6 +23,7 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
   __shared__ std::uint32_t shared_engagement; // the actor's engagement slot, read with its state pointer
   __shared__ device_run_next run_next;        // see "Run-next" in schedule.cuh
   __shared__ delivery_grant shared_grant;
+  __shared__ envelope_copy shared_seen; // the traced message as delivered (trace_sampled)
 
   const system_view& sys = p.sys;
   worker_status& status_word = sys.workers[p.first_worker + blockIdx.x];
@@ -40,6 +41,7 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
   std::uint32_t reported_actor = 0;
   std::uint32_t reported_type = 0xFFFF'FFFFu;
   std::uint64_t handler_begin = 0;
+  bool sampled = false;         // the call is traced (trace_sampled)
   std::uint64_t turn_begin = 0; // the turn's first call's begin; 0: none yet (turn_ns counts from it)
   std::uint32_t streak = 0;     // turns in a row taken from run_next
   if (threadIdx.x == 0) {
@@ -103,6 +105,7 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
         const auto& header = *reinterpret_cast<const envelope*>(step.slot);
         shared_time = sys.privates[slot_of(sys, current)].clock.observe(header.timestamp);
         shared_grant = grant_of(step.slot); // before any thread of the handler can write the slot
+        sampled = trace_sampled(sys, current, step.slot, shared_seen);
         if (header.type_id != reported_type) {
           reported_type = header.type_id;
           store_pcie(status_word.busy_type, reported_type);
@@ -138,12 +141,13 @@ __device__ void device_scheduled_loop(const actor_kernel_params& p) {
         charge_handler_time_to(sys, current, shared_engagement, took);
         if (took > 1'000'000) store_pcie(status_word.heartbeat, static_cast<std::uint64_t>(++polls));
         deferred = take_defer(sys, current);
-        trace_call(sys, current, step.slot, handler_begin, took,
+        trace_call(sys, current, shared_seen, sampled, handler_begin, took,
                    deferred ? trace_outcome::deferred : trace_outcome::handled);
       }
       if (deferred) {
-        restore_grant(step.slot, shared_grant); // before the requeue: another worker may take it next
-        end_turn(sys, current, false);          // the message stays: it is requeued behind the others
+        // Before the requeue: another worker may take it next.
+        restore_deferred(sys, step.slot, shared_seen, shared_grant);
+        end_turn(sys, current, false); // the message stays: it is requeued behind the others
         holding = false;
         idle.pause();
       } else if (step.kind == step_kind::handle || step.kind == step_kind::discard) {

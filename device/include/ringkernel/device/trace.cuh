@@ -82,6 +82,24 @@ struct trace_channel {
   std::uint32_t sample_every = 0;     //!< 0: tracing is off
 };
 
+//! Copies a 64-byte envelope between 16-byte aligned places. Not unrolled: one 16-byte word in flight at a
+//! time, so the copy adds no registers to the worker loops it is inlined into (the PTX audit checks their
+//! budgets).
+RK_HOST_DEVICE inline void copy_envelope(const std::byte* from, std::byte* to) noexcept {
+  const auto* source = reinterpret_cast<const detail::slot_chunk*>(from);
+  auto* destination = reinterpret_cast<detail::slot_chunk*>(to);
+#if defined(__CUDA_ARCH__)
+#pragma unroll 1
+#endif
+  for (std::uint32_t k = 0; k < envelope_bytes / sizeof(detail::slot_chunk); ++k) destination[k] = source[k];
+}
+
+//! Room for an envelope copied by copy_envelope. Raw bytes: nothing to initialise (it is declared per
+//! handler call, and __shared__ in the CUDA loops, where no initialiser is allowed).
+struct alignas(16) envelope_copy {
+  std::byte bytes[envelope_bytes];
+};
+
 //! Records a handler call of `actor` on the message whose 64-byte, 16-byte aligned header is at
 //! `message_header` (a mailbox slot; the envelope is copied 16 bytes at a time, never held whole in
 //! registers). Any thread, any number concurrently; never waits. Returns delivered, queue_full (dropped
@@ -100,14 +118,7 @@ RK_HOST_DEVICE inline status emit_trace(const trace_channel& channel, const std:
     return status::queue_full;
   }
   std::byte* slot = ring.slot_at(claim.position);
-  // Not unrolled: one 16-byte word in flight at a time, so the copy adds no registers to the worker loops
-  // it is inlined into (the PTX audit checks their budgets).
-  const auto* from = reinterpret_cast<const detail::slot_chunk*>(message_header);
-  auto* to = reinterpret_cast<detail::slot_chunk*>(slot);
-#if defined(__CUDA_ARCH__)
-#pragma unroll 1
-#endif
-  for (std::uint32_t k = 0; k < envelope_bytes / sizeof(detail::slot_chunk); ++k) to[k] = from[k];
+  copy_envelope(message_header, slot);
   trace_call call;
   call.begin_ns = begin_ns;
   call.end_ns = end_ns;

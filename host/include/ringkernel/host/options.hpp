@@ -40,7 +40,8 @@ inline constexpr std::uint32_t max_hops_limit = 254;
 //! chrome://tracing). Off by default.
 struct trace_options {
   //! Record every N-th handler call of each actor (1: every call); 0: tracing off. Each recorded call
-  //! costs one 128-byte write into mapped host memory.
+  //! costs one 128-byte write into mapped host memory; while on, every call copies its message's 64-byte
+  //! envelope first (a record shows the message as delivered, whatever its handler writes into its slot).
   std::uint32_t sample_every = 0;
   //! Slots of the device-to-host trace ring (a power of two, 2 .. 2^24). A record that finds it full is
   //! dropped and counted (trace_stats::ring_full): raise this or collect_interval's rate for bursts. Each
