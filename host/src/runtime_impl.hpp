@@ -312,6 +312,7 @@ auto runtime_impl::with_room(Call&& call) {
                                                "acknowledge, and the runtime is paused: resume() it first)");
   };
   collect();
+  wait_result waited = wait_result::ready;
   try {
     return call();
   } catch (const out_of_room& e) {
@@ -324,16 +325,19 @@ auto runtime_impl::with_room(Call&& call) {
           " (forgotten actors give their slots back once every worker passed a grace period, this "
           "handler's worker too: call it from a host thread, or after this handler returned)");
     // Releases are pending: wait for workers to pass their grace periods, then try once more.
-    const wait_result r =
-        wait_until([&] { return collect() && grace_.pending() == 0 && actors_.retiring() == 0; },
-                   [&] { return faults_.detected(); }, 2'000'000'000ull);
-    if (r == wait_result::aborted) faults_.throw_if_faulted();
+    waited = wait_until([&] { return collect() && grace_.pending() == 0 && actors_.retiring() == 0; },
+                        [&] { return faults_.detected(); }, 2'000'000'000ull);
+    if (waited == wait_result::aborted) faults_.throw_if_faulted();
   }
   try {
     return call();
   } catch (const out_of_room& e) {
-    if (actors_.retiring() == 0 || !run_.application_paused()) throw;
-    throw paused_hint(e);
+    if (actors_.retiring() != 0 && run_.application_paused()) throw paused_hint(e);
+    if (waited != wait_result::timed_out) throw;
+    throw out_of_room(std::string(e.what()) +
+                      " (after waiting 2 s for what was given up to be freed: a handler call running since "
+                      "then, or a worker that has not acknowledged a forget, holds it; other setup calls "
+                      "waited too)");
   }
 }
 
