@@ -176,7 +176,19 @@ std::vector<actor_index> actor_table::add_actors(const actor_spec& spec, std::sp
                : std::string("the mailboxes of ").append(std::to_string(n)).append(" actors");
     auto block = std::make_shared<actor_memory>();
     block->headers_and_states = memory_.allocate(per_actor * n, what);
-    block->slots = memory_.allocate(slots_per_actor * n, what + " (slots)", false);
+    try {
+      block->slots = memory_.allocate(slots_per_actor * n, what + " (slots)", false);
+    } catch (const out_of_room& e) { // said with the first block given back: its room is the spawn's too
+      block->headers_and_states.reset();
+      const arena_usage a = memory_.arena();
+      throw out_of_room(
+          std::string(e.what()) + " (this spawn needs " +
+          std::to_string(arena_footprint(per_actor * n) + arena_footprint(slots_per_actor * n)) +
+          " bytes of it in two pieces, " + std::to_string(arena_footprint(per_actor * n)) +
+          " of them for mailbox headers and states; with nothing of it taken, " +
+          std::to_string(a.bytes - a.used) + " bytes are free, the largest piece " +
+          std::to_string(a.largest_piece) + ")");
+    }
     std::byte* base = block->headers_and_states.as<std::byte>();
     std::byte* slots = block->slots.as<std::byte>();
     // Mailbox headers (cursors, sequence numbers) for every lane of every actor: one image, written with
@@ -224,6 +236,7 @@ std::vector<actor_index> actor_table::add_actors(const actor_spec& spec, std::sp
       const std::byte* initial = initials + i * initial_stride;
       r.initial.assign(initial, initial + ops.state_size);
       r.memory = block;
+      ++block->live;
       by_name_.emplace(names[i], ids[i]);
       ++named;
     }

@@ -44,21 +44,22 @@ namespace rk::detail {
 //! What spawn asks the table to create for one actor.
 //! The memory of actors spawned together: mailbox headers and handler states (written at the spawn), and
 //! mailbox slots (written as messages arrive: on the CPU backend their pages are mapped on first use).
+//! It is freed with the last of them; what their tenant was charged for the forgotten ones (give_up) is
+//! refunded then (actor_table::on_block_freed).
 struct actor_memory {
   device_block headers_and_states;
   device_block slots;
-  //! The `freed` hooks (reclaim_hooks) of its actors reclaimed while others still used it: they run once
-  //! the last of them lets go of it, with `true`.
-  std::vector<std::function<void(bool)>> on_freed;
+  std::uint32_t live = 0;        //!< its actors not given up yet
+  std::uint64_t given_up = 0;    //!< device bytes of those given up, still charged
+  std::uint64_t pinned = 0;      //!< of given_up: given up while others lived (tenant_table::give_up_actor)
+  std::uint64_t tenant = 0;      //!< theirs (a batch has one tenant)
+  std::uint64_t incarnation = 0; //!< of that tenant, when the first was given up
 };
 
-//! What retire() runs for an actor once its slot is reclaimed (outside the table's lock; neither may
-//! throw). Its mailbox and state live in a block shared by the actors spawned with it, freed with the last
-//! of them: if others still use it, `pinned` runs now and `freed(true)` once the block is freed; otherwise
-//! `freed(false)` runs now.
-struct reclaim_hooks {
-  std::function<void()> pinned;
-  std::function<void(bool)> freed;
+//! How forget()'s bytes wait for their memory (actor_table::plan_give_up).
+struct give_up_plan {
+  bool others_live = false;   //!< actors spawned with it are still there: its bytes wait for the last
+  std::uint64_t unpinned = 0; //!< it is that last: bytes of those before it that now wait only for grace
 };
 
 struct actor_spec {
@@ -187,10 +188,21 @@ public:
   std::string describe_actors(const std::vector<actor_index>& ids) const;
 
   // --- giving slots back ---------------------------------------------------------------------------------
-  //! Unpublishes actor or alias `id` (its name is free at once) and gives its slot and memory back once
-  //! its worker let go of it and a grace period passed (see collect); then runs `on_reclaimed` (not
-  //! when the device is gone and the slot stays out of use).
-  void retire(actor_index id, grace_periods& grace, reclaim_hooks on_reclaimed = {});
+  //! Unpublishes actor or alias `id` (its name is free at once) and gives its slot back once its worker
+  //! let go of it and a grace period passed (see collect); its memory then too, or with the last of the
+  //! actors spawned with it (one block).
+  void retire(actor_index id, grace_periods& grace);
+  //! forget()'s accounting, before retire() (under the setup lock: nothing gives up in between): how the
+  //! bytes of actor `id` wait for their memory.
+  give_up_plan plan_give_up(actor_index id) const;
+  //! Records it: `bytes` of `id` stay charged to `tenant` (`incarnation`) until its block is freed, then
+  //! on_block_freed refunds them with the block's others.
+  void give_up(actor_index id, std::uint64_t bytes, std::uint64_t tenant, std::uint64_t incarnation) noexcept;
+  //! What refunds a freed block's given-up bytes (tenant, incarnation, bytes); set once, before any
+  //! give_up. Runs outside the table's lock.
+  void on_block_freed(std::function<void(std::uint64_t, std::uint64_t, std::uint64_t)> refund) {
+    refund_ = std::move(refund);
+  }
   //! Moves retiring actors whose worker acknowledged (or that have none) on to a grace period.
   void collect(grace_periods& grace);
   //! Actors waiting for their worker to let go.
@@ -258,10 +270,9 @@ private:
                                       const std::string& who);
   void write_entries(std::span<const slot_allocator::slot_id> taken); //!< needs mutex_
   void reclaim(std::uint32_t slot) noexcept;
-  //! reclaim()'s work under mutex_: false when the device is gone. `then` gets the slot's hooks still to
-  //! run, `freed_with_block` those of the block's other actors when this one was its last.
-  bool reclaim_locked(std::uint32_t slot, reclaim_hooks& then,
-                      std::vector<std::function<void(bool)>>& freed_with_block) noexcept;
+  //! reclaim()'s work under mutex_: false when the device is gone. `freed` gets the block's accounting
+  //! when this slot held the last reference to it (its given_up bytes are to be refunded).
+  bool reclaim_locked(std::uint32_t slot, actor_memory& freed) noexcept;
   std::vector<actor_counters> read_counters() const;
   //! Adds a forgotten actor's counters to `into` (what was still queued counts as discarded).
   static void add_forgotten(actor_stats& into, const actor_counters& c) noexcept;
@@ -300,9 +311,8 @@ private:
   std::vector<actor_record> records_; //!< by slot
   std::unordered_map<std::string, actor_index, name_hash, std::equal_to<>> by_name_;
   std::vector<std::uint32_t> retiring_; //!< slots waiting for their worker to let go
-  //! What retire() was asked to call once a retiring slot is reclaimed, by slot.
-  std::unordered_map<std::uint32_t, reclaim_hooks> on_reclaimed_;
-  actor_stats forgotten_; //!< counters of reclaimed actors
+  std::function<void(std::uint64_t, std::uint64_t, std::uint64_t)> refund_; //!< see on_block_freed
+  actor_stats forgotten_;                                                   //!< counters of reclaimed actors
   //! The same, by (handler type, tenant): runtime_stats::forgotten_by_handler_and_tenant.
   forgotten_map forgotten_groups_;
   std::map<std::uint64_t, tenant_history> history_;

@@ -14,15 +14,13 @@ void actor_table::set_host_state(std::uint32_t s, host_state state) {
   backend_.copy_to_device(&d_routes_.as<route_entry>()[s].host_word, &word, sizeof word);
 }
 
-void actor_table::retire(actor_index id, grace_periods& grace, reclaim_hooks on_reclaimed) {
+void actor_table::retire(actor_index id, grace_periods& grace) {
   std::uint32_t s;
   bool wait_for_worker;
   {
     std::lock_guard lock(mutex_);
     actor_record& r = record(id, "forget()");
     s = slot(id);
-    if (on_reclaimed.pinned || on_reclaimed.freed) // first: it may throw (bad_alloc)
-      on_reclaimed_[s] = std::move(on_reclaimed);
     by_name_.erase(r.name);
     r.stage = stage_kind::retiring;
     wait_for_worker = !r.alias && r.launched && grace.workers_running();
@@ -31,6 +29,27 @@ void actor_table::retire(actor_index id, grace_periods& grace, reclaim_hooks on_
   }
   if (wait_for_worker) wake_if_scheduled(id); // a scheduled actor's worker acknowledges once woken
   if (!wait_for_worker) grace.defer([this, s] { reclaim(s); });
+}
+
+give_up_plan actor_table::plan_give_up(actor_index id) const {
+  std::lock_guard lock(mutex_);
+  const actor_memory* m = record(id, "forget()").memory.get();
+  if (m == nullptr) return {};
+  return m->live > 1 ? give_up_plan{true, 0} : give_up_plan{false, m->pinned};
+}
+
+void actor_table::give_up(actor_index id, std::uint64_t bytes, std::uint64_t tenant,
+                          std::uint64_t incarnation) noexcept {
+  std::lock_guard lock(mutex_);
+  actor_memory* m = records_[slot(id)].memory.get();
+  if (m == nullptr) return;
+  if (m->given_up == 0) {
+    m->tenant = tenant;
+    m->incarnation = incarnation;
+  }
+  m->given_up += bytes;
+  m->live -= std::min(m->live, 1u);
+  m->pinned = m->live > 0 ? m->pinned + bytes : 0; // the last one's plan moved them to held
 }
 
 void actor_table::collect(grace_periods& grace) {
@@ -61,17 +80,13 @@ void actor_table::collect(grace_periods& grace) {
 }
 
 void actor_table::reclaim(std::uint32_t s) noexcept {
-  reclaim_hooks then;
-  std::vector<std::function<void(bool)>> freed_with_block;
-  if (!reclaim_locked(s, then, freed_with_block)) return; // the device is gone: the slot stays out of use
-  // Outside mutex_: they may take another facility's lock.
-  if (then.pinned) then.pinned();
-  if (then.freed) then.freed(false);
-  for (auto& freed : freed_with_block) freed(true);
+  actor_memory freed;
+  if (!reclaim_locked(s, freed)) return; // the device is gone: the slot stays out of use
+  // Outside mutex_: it takes the tenant table's lock.
+  if (freed.given_up != 0 && refund_) refund_(freed.tenant, freed.incarnation, freed.given_up);
 }
 
-bool actor_table::reclaim_locked(std::uint32_t s, reclaim_hooks& then,
-                                 std::vector<std::function<void(bool)>>& freed_with_block) noexcept {
+bool actor_table::reclaim_locked(std::uint32_t s, actor_memory& freed) noexcept {
   std::lock_guard lock(mutex_);
   actor_record& r = records_[s];
   try {
@@ -95,25 +110,13 @@ bool actor_table::reclaim_locked(std::uint32_t s, reclaim_hooks& then,
   } catch (...) { // the device is gone (a CUDA fault): the slot stays out of use
     return false;
   }
-  if (const auto it = on_reclaimed_.find(s); it != on_reclaimed_.end()) {
-    then = std::move(it->second);
-    on_reclaimed_.erase(it);
-  }
   // Every holder of the block is a record of this table, under mutex_: the count says who is last. (A
-  // refund at the slot's reclaim let a tenant keep memory 13 times its max_device_bytes uncharged, by
+  // refund at each slot's reclaim let a tenant keep memory 13 times its max_device_bytes uncharged, by
   // forgetting all but one of each spawn_many batch.)
-  if (r.memory != nullptr && r.memory.use_count() > 1) {
-    if (then.freed) {
-      try {
-        r.memory->on_freed.push_back(std::move(then.freed));
-        then.freed = nullptr;
-      } catch (const std::bad_alloc&) { // no room to wait: given back now, as if freed
-        then.pinned = nullptr;
-      }
-    }
-  } else {
-    then.pinned = nullptr;
-    if (r.memory != nullptr) freed_with_block = std::move(r.memory->on_freed);
+  if (r.memory != nullptr && r.memory.use_count() == 1) {
+    freed.given_up = r.memory->given_up;
+    freed.tenant = r.memory->tenant;
+    freed.incarnation = r.memory->incarnation;
   }
   r = actor_record{}; // the last holder frees the block
   slots_.release(s);

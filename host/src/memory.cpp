@@ -29,7 +29,6 @@ auto naming(std::string_view what, Allocate&& allocate) {
 } // namespace
 
 namespace {
-constexpr std::size_t arena_alignment = 256;
 std::atomic<std::uint64_t> allocations_until_failure{0};
 
 void maybe_fail(std::string_view what, std::size_t bytes) {
@@ -98,7 +97,10 @@ device_block memory_pool::allocate(std::size_t bytes, std::string_view what, boo
     if (!arena_)
       throw error("cannot allocate " + std::string(what) +
                   " after start(): runtime_options::running_arena_bytes is 0");
-    const std::optional<std::uint64_t> offset = arena_ranges_.allocate(bytes, arena_alignment);
+    // Whole 256-byte pieces: a tail shorter than one could serve no later slice (regions of one byte each
+    // held 256 bytes while the arena counted one).
+    const std::optional<std::uint64_t> offset =
+        arena_ranges_.allocate(arena_footprint(bytes), arena_alignment);
     if (!offset)
       throw out_of_room(
           "out of running memory: " + std::to_string(bytes) + " bytes asked for " + std::string(what) + ", " +
@@ -113,7 +115,7 @@ device_block memory_pool::allocate(std::size_t bytes, std::string_view what, boo
     try {
       backend_.zero_device(block.pointer_, bytes);
     } catch (...) {
-      arena_ranges_.free(*offset, bytes);
+      arena_ranges_.free(*offset, arena_footprint(bytes));
       throw;
     }
   } else {
@@ -175,7 +177,8 @@ void memory_pool::leak() noexcept {
 
 arena_usage memory_pool::arena() const {
   std::lock_guard lock(mutex_);
-  return {static_cast<std::size_t>(arena_ranges_.size()), static_cast<std::size_t>(arena_ranges_.used())};
+  return {static_cast<std::size_t>(arena_ranges_.size()), static_cast<std::size_t>(arena_ranges_.used()),
+          static_cast<std::size_t>(arena_ranges_.largest_free(arena_alignment))};
 }
 
 void memory_pool::release(device_block& block) noexcept {
@@ -183,7 +186,7 @@ void memory_pool::release(device_block& block) noexcept {
   if (leaking_) return;
   if (block.arena_offset_ == device_block::not_in_arena) held_bytes_ -= block.bytes_;
   if (block.arena_offset_ != device_block::not_in_arena) {
-    arena_ranges_.free(block.arena_offset_, block.bytes_);
+    arena_ranges_.free(block.arena_offset_, arena_footprint(block.bytes_));
   } else if (launched_) {
     try {
       deferred_frees_.push_back(block.pointer_); // a free now would serialise with the running kernels

@@ -80,7 +80,14 @@ private:
 struct arena_usage {
   std::size_t bytes = 0; //!< runtime_options::running_arena_bytes once reserved, else 0
   std::size_t used = 0;
+  std::size_t largest_piece = 0; //!< the largest block one allocation can take now
 };
+
+//! What a block of `bytes` takes of the running arena: slices start and end at 256-byte boundaries.
+inline constexpr std::uint64_t arena_alignment = 256;
+inline constexpr std::uint64_t arena_footprint(std::uint64_t bytes) noexcept {
+  return bytes == 0 ? arena_alignment : (bytes + arena_alignment - 1) / arena_alignment * arena_alignment;
+}
 
 class memory_pool {
 public:

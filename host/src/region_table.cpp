@@ -104,7 +104,7 @@ region_handle region_table::register_region(void* pointer, std::uint64_t bytes, 
     region_record r;
     r.pointer = static_cast<std::byte*>(pointer);
     r.size = bytes;
-    r.charged = true;
+    r.charged = bytes;
     r.options = opts;
     return publish(std::move(r), who);
   } catch (...) {
@@ -126,7 +126,10 @@ region_handle region_table::create_region(byte_view initial, std::uint64_t capac
                 " bytes is more than any address space holds (2^57 bytes)");
   const int placeholder = 0; // validate() wants a pointer; the memory comes below
   validate(&placeholder, capacity, opts, who);
-  tenants_.charge(opts.owner_tenant, 0, capacity, who);
+  // What it takes of the memory: whole 256-byte pieces (a tenant's one-byte regions each held 256 bytes of
+  // the running arena, 4.5 times its max_device_bytes over 290 of them).
+  const std::uint64_t charged = arena_footprint(capacity);
+  tenants_.charge(opts.owner_tenant, 0, charged, who);
   try {
     region_record r;
     r.memory = memory_.allocate(static_cast<std::size_t>(capacity), "a region");
@@ -134,11 +137,11 @@ region_handle region_table::create_region(byte_view initial, std::uint64_t capac
     r.pointer = r.memory.as<std::byte>();
     r.size = capacity;
     r.cursor = opts.policy == region_policy::append_only ? initial.size : 0;
-    r.charged = true;
+    r.charged = charged;
     r.options = opts;
     return publish(std::move(r), who);
   } catch (...) {
-    tenants_.refund(opts.owner_tenant, 0, capacity);
+    tenants_.refund(opts.owner_tenant, 0, charged);
     throw;
   }
 }
@@ -155,7 +158,7 @@ void region_table::unregister_region(region_handle h, grace_periods& grace) {
                             sizeof generation);
     r.live = false;
     owner = r.options.owner_tenant;
-    bytes = r.charged ? r.size : 0;
+    bytes = r.charged;
     releasing_.emplace(h.region, h.generation);
   }
   // The region no longer counts against the tenant's regions, but its bytes stay charged until they are

@@ -50,7 +50,7 @@ private:
     std::byte* pointer = nullptr;
     std::uint64_t size = 0;
     std::uint64_t cursor = 0;
-    bool charged = false; //!< bytes counted against the owner's max_device_bytes
+    std::uint64_t charged = 0; //!< bytes counted against the owner's max_device_bytes
     region_options options;
     device_block memory; //!< set for regions the runtime allocated
   };

@@ -37,6 +37,9 @@ runtime_impl::runtime_impl(runtime_options options)
   trace_.describe(sys);
   io_.describe(sys);
   run_.set_system(sys);
+  actors_.on_block_freed([this](std::uint64_t tenant, std::uint64_t incarnation, std::uint64_t bytes) {
+    tenants_.release_held(tenant, incarnation, bytes);
+  });
   if (options_.dump_state_on_watchdog) run_.on_stuck([this] { deliver_dump(); });
 }
 
@@ -237,14 +240,12 @@ void runtime_impl::forget(actor_index a) {
   const std::uint64_t bytes = actors_.device_bytes(a);
   routing_.drop_route_from(a);
   // Its bytes stay charged until they are freed (see region_table::unregister_region): after a grace
-  // period, or with the last actor spawned with it (reclaim_hooks). Held first, as before start() they are
-  // freed within retire().
-  const std::uint64_t incarnation = tenants_.hold_for_release(tenant, bytes);
-  actors_.retire(a, grace_,
-                 {[this, tenant, bytes, incarnation] { tenants_.pin_held(tenant, incarnation, bytes); },
-                  [this, tenant, bytes, incarnation](bool pinned) {
-                    tenants_.release_held(tenant, incarnation, bytes, pinned);
-                  }});
+  // period, or with the last of the actors spawned with it (actor_memory). Given up first, as before
+  // start() they are freed within retire().
+  const give_up_plan plan = actors_.plan_give_up(a);
+  const std::uint64_t incarnation = tenants_.give_up_actor(tenant, bytes, plan.others_live, plan.unpinned);
+  actors_.give_up(a, bytes, tenant, incarnation);
+  actors_.retire(a, grace_);
   tenants_.refund(tenant, 1, 0);
   audit_.record_forgotten(a, tenant);
   stops_audited_.erase(a);
@@ -444,12 +445,12 @@ void runtime_impl::set_engagement_budget(std::uint64_t tenant, const audit_tag& 
 }
 
 void runtime_impl::collect_if_free() const noexcept {
-  if (on_own_thread() || !setup_.try_lock_if_free()) return;
-  std::lock_guard lock(setup_, std::adopt_lock);
+  if (on_own_thread() || !setup_.try_lock_brief()) return;
   try {
     const_cast<runtime_impl*>(this)->collect(); // the runtime itself is never const
   } catch (...) {                               // the next setup call collects (and reports) it
   }
+  setup_.unlock_brief();
 }
 
 tenant_usage runtime_impl::usage(std::uint64_t tenant) const {

@@ -256,6 +256,13 @@ private:
     setup_mutex(const backend_impl& backend, const void* runtime_id) : backend_(backend), id_(runtime_id) {}
     void lock() {
       if (!backend_.on_worker_thread() && callback_of != id_) return take();
+      if (try_lock_if_free()) return;
+      // A brief holder waits for no worker: worth a short wait (a usage() poller made handlers' setup calls
+      // fail at random). Anything else may be waiting for this very thread.
+      const auto brief_held = [&] { return brief_holders_.load(std::memory_order_acquire) != 0; };
+      if (brief_held() && wait_until([&] { return try_lock_if_free(); }, [&] { return !brief_held(); },
+                                     brief_wait_ns) == wait_result::ready)
+        return;
       if (!try_lock_if_free())
         throw error("a runtime call from a handler or a runtime callback (an audit sink, on_state_dump) "
                     "found the runtime's setup lock taken (by a spawn, a snapshot_all(), a shutdown(), ...), "
@@ -265,6 +272,18 @@ private:
     void unlock() {
       owner_.store(std::thread::id{}, std::memory_order_relaxed);
       mutex_.unlock();
+    }
+    //! try_lock_if_free for a holder that waits for no worker and lets go within microseconds
+    //! (collect_if_free): a handler's call that finds the lock taken waits for it. unlock_brief() lets go.
+    bool try_lock_brief() {
+      brief_holders_.fetch_add(1, std::memory_order_acq_rel);
+      if (try_lock_if_free()) return true;
+      brief_holders_.fetch_sub(1, std::memory_order_release);
+      return false;
+    }
+    void unlock_brief() {
+      unlock();
+      brief_holders_.fetch_sub(1, std::memory_order_release);
     }
     //! Takes the lock only if nobody holds it, this thread included (std::mutex::try_lock by its owner is
     //! undefined). lock() records the owner for it.
@@ -283,7 +302,9 @@ private:
     const backend_impl& backend_;
     const void* id_; //!< see service_thread.hpp
     std::mutex mutex_;
-    std::atomic<std::thread::id> owner_{}; //!< of mutex_; compared with this thread's id only
+    std::atomic<std::thread::id> owner_{};        //!< of mutex_; compared with this thread's id only
+    std::atomic<std::uint32_t> brief_holders_{0}; //!< holding or about to (try_lock_brief)
+    static constexpr std::uint64_t brief_wait_ns = 20'000'000;
   };
   mutable setup_mutex setup_{*backend_, &phase_};
   //! Actor -> the epoch whose stop is in the audit log (one record per stop however often stop() confirms

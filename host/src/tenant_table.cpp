@@ -212,26 +212,30 @@ std::uint64_t tenant_table::hold_for_release(std::uint64_t tenant, std::uint64_t
   std::lock_guard lock(mutex_);
   const auto it = tenants_.find(tenant);
   if (it == tenants_.end()) return 0;
-  it->second.held += std::min(bytes, it->second.bytes - it->second.held);
+  it->second.held += std::min(bytes, it->second.bytes - it->second.held - it->second.pinned);
   return it->second.incarnation;
 }
 
-void tenant_table::pin_held(std::uint64_t tenant, std::uint64_t incarnation, std::uint64_t bytes) noexcept {
+std::uint64_t tenant_table::give_up_actor(std::uint64_t tenant, std::uint64_t bytes, bool others_live,
+                                          std::uint64_t unpinned) noexcept {
   std::lock_guard lock(mutex_);
   const auto it = tenants_.find(tenant);
-  if (it == tenants_.end() || it->second.incarnation != incarnation) return;
-  const std::uint64_t moved = std::min(it->second.held, bytes);
-  it->second.held -= moved;
-  it->second.pinned += moved;
+  if (it == tenants_.end()) return 0;
+  tenant_record& r = it->second;
+  const std::uint64_t moved = std::min(r.pinned, unpinned);
+  r.pinned -= moved;
+  r.held += moved;
+  std::uint64_t& waiting = others_live ? r.pinned : r.held;
+  waiting += std::min(bytes, r.bytes - r.held - r.pinned);
+  return r.incarnation;
 }
 
-void tenant_table::release_held(std::uint64_t tenant, std::uint64_t incarnation, std::uint64_t bytes,
-                                bool pinned) noexcept {
+void tenant_table::release_held(std::uint64_t tenant, std::uint64_t incarnation,
+                                std::uint64_t bytes) noexcept {
   std::lock_guard lock(mutex_);
   const auto it = tenants_.find(tenant);
   if (it == tenants_.end() || it->second.incarnation != incarnation) return;
-  std::uint64_t& waiting = pinned ? it->second.pinned : it->second.held;
-  waiting -= std::min(waiting, bytes);
+  it->second.held -= std::min(it->second.held, bytes);
   it->second.bytes -= std::min(it->second.bytes, bytes);
 }
 

@@ -49,13 +49,14 @@ public:
   //! for max_device_bytes says how many are waiting. Returns which registration of `tenant` holds them
   //! (0: none), for release_held: the same id removed and added again is another.
   std::uint64_t hold_for_release(std::uint64_t tenant, std::uint64_t bytes) noexcept;
-  //! The grace period passed, but their memory is freed only with the actors spawned with them (one block
-  //! holds a batch's mailboxes and states): still charged, and no longer expected back soon.
-  void pin_held(std::uint64_t tenant, std::uint64_t incarnation, std::uint64_t bytes) noexcept;
-  //! Their memory was freed: refunds them (`pinned`: pin_held moved them), unless the tenant was removed
-  //! since `incarnation`.
-  void release_held(std::uint64_t tenant, std::uint64_t incarnation, std::uint64_t bytes,
-                    bool pinned = false) noexcept;
+  //! forget() of an actor: as hold_for_release, except that with `others_live` (actors spawned with it
+  //! still there: one block holds their memory) its bytes wait for the last of them (pinned: not expected
+  //! back soon). `unpinned`: bytes pinned earlier that now wait only for a grace period (the last of a block
+  //! is forgotten).
+  std::uint64_t give_up_actor(std::uint64_t tenant, std::uint64_t bytes, bool others_live,
+                              std::uint64_t unpinned) noexcept;
+  //! Their memory was freed: refunds them, unless the tenant was removed since `incarnation`.
+  void release_held(std::uint64_t tenant, std::uint64_t incarnation, std::uint64_t bytes) noexcept;
 
   //! The engagement slot of (tenant, tag), created with no budget when new (`created` says so).
   std::uint32_t engagement_slot(std::uint64_t tenant, const audit_tag& tag, const std::string& who,
@@ -76,7 +77,7 @@ private:
     std::uint64_t actors = 0;
     std::uint64_t bytes = 0;  //!< mailboxes, handler states and regions charged to the tenant
     std::uint64_t held = 0;   //!< of `bytes`: waiting for a grace period (hold_for_release)
-    std::uint64_t pinned = 0; //!< of `bytes`: waiting for live actors spawned with them (pin_held)
+    std::uint64_t pinned = 0; //!< of `bytes`: waiting for live actors spawned with them (give_up_actor)
     std::uint64_t incarnation = 0;
     std::uint32_t regions = 0;
   };

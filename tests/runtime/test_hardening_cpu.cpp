@@ -77,7 +77,8 @@ struct exception_with_throwing_destructor {
 struct exception_with_null_what : std::exception {
   const char* what() const noexcept override { return nullptr; }
 };
-constexpr std::uint32_t msg_throw_twice = 901, msg_throw_null_what = 902, msg_fault_then_throw = 903;
+constexpr std::uint32_t msg_throw_twice = 901, msg_throw_null_what = 902, msg_fault_then_throw = 903,
+                        msg_retype_then_throw = 904;
 
 //! Host-only: throws what a careless or hostile handler might.
 struct hostile_thrower {
@@ -89,6 +90,10 @@ struct hostile_thrower {
       ctx.fault(5);
       throw std::runtime_error("after ctx.fault");
     }
+    if (m.type() == msg_retype_then_throw) { // its fault names the type delivered, not this one
+      const_cast<rk::envelope&>(m.header()).type_id = 777;
+      throw std::runtime_error("after writing its slot");
+    }
   }
 };
 } // namespace
@@ -98,6 +103,7 @@ TEST(CpuHardening, HostileExceptionsFaultOnlyTheirActor) {
   const actor_index twice = rt.spawn<hostile_thrower>("twice");
   const actor_index null_what = rt.spawn<hostile_thrower>("null_what");
   const actor_index after_fault = rt.spawn<hostile_thrower>("after_fault");
+  const actor_index retyper = rt.spawn<hostile_thrower>("retyper");
   const actor_index bystander = rt.spawn<counter>("bystander");
   rt.start();
 #if defined(__SANITIZE_ADDRESS__)
@@ -112,7 +118,8 @@ TEST(CpuHardening, HostileExceptionsFaultOnlyTheirActor) {
   }
   ASSERT_EQ(rt.send(null_what, msg_throw_null_what, {}), status::enqueued);
   ASSERT_EQ(rt.send(after_fault, msg_fault_then_throw, {}), status::enqueued);
-  for (const actor_index a : {twice, null_what, after_fault}) {
+  ASSERT_EQ(rt.send(retyper, msg_retype_then_throw, {}), status::enqueued);
+  for (const actor_index a : {twice, null_what, after_fault, retyper}) {
     if (a == twice && !throw_twice) continue;
     ASSERT_EQ(rk::wait_until([&] { return rt.lifecycle(a) == rk::actor_lifecycle::faulted; },
                              [] { return false; }, 10'000'000'000ull),
@@ -123,7 +130,11 @@ TEST(CpuHardening, HostileExceptionsFaultOnlyTheirActor) {
   EXPECT_EQ(rt.send_wait(bystander, msg_count, rk::as_bytes(p), 5s), status::delivered)
       << "the runtime runs on";
   std::map<actor_index, std::string> reasons;
-  for (const rk::actor_fault& f : rt.faults()) reasons[f.actor] = f.reason;
+  for (const rk::actor_fault& f : rt.faults()) {
+    reasons[f.actor] = f.reason;
+    if (f.actor == retyper) EXPECT_EQ(f.message_type, msg_retype_then_throw);
+  }
+  EXPECT_EQ(reasons[retyper], "handler threw: after writing its slot");
   if (throw_twice) {
     EXPECT_EQ(reasons[twice], "handler threw an exception whose destructor threw");
   }

@@ -329,7 +329,9 @@ serve_result cpu_serve_one(const system_view& sys, actor_index self, void* state
   if (step.kind == step_kind::release) return serve_result::released;
   if (step.kind == step_kind::handle) {
     const auto& header = *reinterpret_cast<const envelope*>(step.slot);
-    store_pcie(status_word.busy_type, header.type_id);
+    // Read before the call: a fault names the type delivered, not one the handler wrote into its slot.
+    const std::uint32_t type = header.type_id;
+    store_pcie(status_word.busy_type, type);
     // One clock read for the call's start, its HLC event time and the trace's (Unix) start time.
     const std::uint64_t begin = carried != 0 ? carried : physical_clock_ns();
     const hlc_timestamp event_time =
@@ -344,26 +346,26 @@ serve_result cpu_serve_one(const system_view& sys, actor_index self, void* state
         run_handler<H>(sys, self, *static_cast<handler_state_t<H>*>(state), step.slot, event_time, grant);
         failed = false;
       } catch (const trap_exception& t) {
-        fault = {header.type_id, t.code, "ctx.trap(" + std::to_string(t.code) + ")"};
+        fault = {type, t.code, "ctx.trap(" + std::to_string(t.code) + ")"};
       } catch (const std::exception& e) {
         const char* what = e.what(); // a user type's what() may return null
-        fault = {header.type_id, fault_code_exception,
+        fault = {type, fault_code_exception,
                  "handler threw: " + fault_reason_text(what != nullptr ? what : "(what() returned null)")};
       } catch (...) {
-        fault = {header.type_id, fault_code_exception, "handler threw a non-standard exception"};
+        fault = {type, fault_code_exception, "handler threw a non-standard exception"};
       }
     } catch (...) {
       // The handler's exception threw again from its destructor (at the end of the catch above): still
       // the handler's fault, not the runtime's. What it threw is kept, never destroyed, so that it
       // cannot throw a third time.
       keep_forever(std::current_exception());
-      fault = {header.type_id, fault_code_exception, "handler threw an exception whose destructor threw"};
+      fault = {type, fault_code_exception, "handler threw an exception whose destructor threw"};
     }
     if (trapped_code != 0) { // ctx.trap() in this call: cleared only then, so no store per message
       const auto code = static_cast<std::uint32_t>(trapped_code - 1);
       trapped_code = 0;
       if (!failed) // the handler caught its own trap: still the fault it asked for
-        fault = {header.type_id, code, "ctx.trap(" + std::to_string(code) + "), caught by the handler"};
+        fault = {type, code, "ctx.trap(" + std::to_string(code) + "), caught by the handler"};
       failed = true;
     }
     const std::uint64_t end = physical_clock_ns();
