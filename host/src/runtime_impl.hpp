@@ -257,12 +257,20 @@ private:
     void lock() {
       if (!backend_.on_worker_thread() && callback_of != id_) return take();
       if (try_lock_if_free()) return;
-      // A brief holder waits for no worker: worth a short wait (a usage() poller made handlers' setup calls
-      // fail at random). Anything else may be waiting for this very thread.
+      // A brief holder waits for no worker: worth a short wait, while new brief holders step aside (a
+      // usage() poller made handlers' setup calls fail at random). Anything else may be waiting for this
+      // very thread.
       const auto brief_held = [&] { return brief_holders_.load(std::memory_order_acquire) != 0; };
-      if (brief_held() && wait_until([&] { return try_lock_if_free(); }, [&] { return !brief_held(); },
-                                     brief_wait_ns) == wait_result::ready)
-        return;
+      if (brief_held()) {
+        waiting_handlers_.fetch_add(1, std::memory_order_acq_rel);
+        // Tried once more after the brief holders let go, still counted as waiting: a poller's next call
+        // would otherwise take the lock first.
+        const bool taken = wait_until([&] { return try_lock_if_free(); }, [&] { return !brief_held(); },
+                                      brief_wait_ns) == wait_result::ready ||
+                           try_lock_if_free();
+        waiting_handlers_.fetch_sub(1, std::memory_order_acq_rel);
+        if (taken) return;
+      }
       if (!try_lock_if_free())
         throw error("a runtime call from a handler or a runtime callback (an audit sink, on_state_dump) "
                     "found the runtime's setup lock taken (by a spawn, a snapshot_all(), a shutdown(), ...), "
@@ -276,6 +284,7 @@ private:
     //! try_lock_if_free for a holder that waits for no worker and lets go within microseconds
     //! (collect_if_free): a handler's call that finds the lock taken waits for it. unlock_brief() lets go.
     bool try_lock_brief() {
+      if (waiting_handlers_.load(std::memory_order_acquire) != 0) return false;
       brief_holders_.fetch_add(1, std::memory_order_acq_rel);
       if (try_lock_if_free()) return true;
       brief_holders_.fetch_sub(1, std::memory_order_release);
@@ -302,8 +311,9 @@ private:
     const backend_impl& backend_;
     const void* id_; //!< see service_thread.hpp
     std::mutex mutex_;
-    std::atomic<std::thread::id> owner_{};        //!< of mutex_; compared with this thread's id only
-    std::atomic<std::uint32_t> brief_holders_{0}; //!< holding or about to (try_lock_brief)
+    std::atomic<std::thread::id> owner_{};           //!< of mutex_; compared with this thread's id only
+    std::atomic<std::uint32_t> brief_holders_{0};    //!< holding or about to (try_lock_brief)
+    std::atomic<std::uint32_t> waiting_handlers_{0}; //!< handlers' calls waiting for a brief holder
     static constexpr std::uint64_t brief_wait_ns = 20'000'000;
   };
   mutable setup_mutex setup_{*backend_, &phase_};
