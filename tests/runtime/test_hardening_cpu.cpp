@@ -132,7 +132,9 @@ TEST(CpuHardening, HostileExceptionsFaultOnlyTheirActor) {
   std::map<actor_index, std::string> reasons;
   for (const rk::actor_fault& f : rt.faults()) {
     reasons[f.actor] = f.reason;
-    if (f.actor == retyper) EXPECT_EQ(f.message_type, msg_retype_then_throw);
+    if (f.actor == retyper) {
+      EXPECT_EQ(f.message_type, msg_retype_then_throw);
+    }
   }
   EXPECT_EQ(reasons[retyper], "handler threw: after writing its slot");
   if (throw_twice) {
