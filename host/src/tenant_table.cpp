@@ -209,11 +209,7 @@ void tenant_table::refund(std::uint64_t tenant, std::uint64_t actors, std::uint6
 }
 
 std::uint64_t tenant_table::hold_for_release(std::uint64_t tenant, std::uint64_t bytes) noexcept {
-  std::lock_guard lock(mutex_);
-  const auto it = tenants_.find(tenant);
-  if (it == tenants_.end()) return 0;
-  it->second.held += std::min(bytes, it->second.bytes - it->second.held - it->second.pinned);
-  return it->second.incarnation;
+  return give_up_actor(tenant, bytes, false, 0); // nothing else waits with them
 }
 
 std::uint64_t tenant_table::give_up_actor(std::uint64_t tenant, std::uint64_t bytes, bool others_live,
