@@ -139,14 +139,15 @@ std::vector<actor_index> actor_table::add_actors(const actor_spec& spec, std::sp
                                                  const std::byte* initials, std::size_t initial_stride,
                                                  bool running) {
   const actor_type_ops& ops = kinds_[spec.kind].ops;
-  const std::uint32_t lanes = spec.priority_lanes ? priority_levels : 1;
-  // Two blocks per batch (see lane_view): mailbox headers and states, written now; and the slots.
-  const std::size_t stride = spec.mailbox.header_bytes();
-  const std::size_t state_offset = round_up(stride * lanes, std::max<std::size_t>(ops.state_align, 64));
-  const std::size_t per_actor = round_up(state_offset + ops.state_size, 64);
-  const std::size_t slots_per_actor = spec.mailbox.slots_bytes() * lanes;
+  const batch_layout layout = layout_of(spec);
+  const std::uint32_t lanes = layout.lanes;
+  const std::size_t stride = layout.header_stride;
+  const std::size_t state_offset = layout.state_offset;
+  const std::size_t per_actor = layout.per_actor;
+  const std::size_t slots_per_actor = layout.slots_per_actor;
   const std::size_t n = names.size();
   if (n == 0) return {};
+  const std::uint64_t charged = spawn_charge(spec, n, running);
   // Refused whole before any of it is allocated and filled: a batch of huge mailboxes would otherwise fill
   // gigabytes of headers before its slots found no room.
   if (const std::size_t limit = backend_.memory_bytes(); n > limit / (per_actor + slots_per_actor)) {
@@ -233,6 +234,7 @@ std::vector<actor_index> actor_table::add_actors(const actor_spec& spec, std::sp
       r.tenant = spec.tenant;
       r.kind = spec.kind;
       r.d_state = routes_[taken[i].slot].state;
+      r.charged = charged / n + (i < charged % n ? 1 : 0); // the shares add up to the charge
       const std::byte* initial = initials + i * initial_stride;
       r.initial.assign(initial, initial + ops.state_size);
       r.memory = block;
@@ -547,9 +549,35 @@ void actor_table::resume_paused() {
 
 std::uint64_t actor_table::device_bytes(actor_index id) const {
   std::lock_guard lock(mutex_);
-  const actor_record& r = record(id, "device_bytes()");
-  const route_entry& e = routes_[slot(r.id)];
-  return charged_device_bytes(e.geometry, e.lanes, kinds_[r.kind].ops.state_size);
+  return record(id, "device_bytes()").charged;
+}
+
+actor_table::batch_layout actor_table::layout_of(const actor_spec& spec) const {
+  const actor_type_ops& ops = kinds_[spec.kind].ops;
+  batch_layout l;
+  l.lanes = spec.priority_lanes ? priority_levels : 1;
+  l.header_stride = spec.mailbox.header_bytes();
+  l.state_offset = round_up(l.header_stride * l.lanes, std::max<std::size_t>(ops.state_align, 64));
+  l.per_actor = round_up(l.state_offset + ops.state_size, 64);
+  l.slots_per_actor = spec.mailbox.slots_bytes() * l.lanes;
+  return l;
+}
+
+std::uint64_t actor_table::spawn_charge(const actor_spec& spec, std::uint64_t n, bool running) const {
+  constexpr std::uint64_t saturated = ~std::uint64_t{0};
+  const auto times_n = [n](std::uint64_t bytes) {
+    return n != 0 && bytes > saturated / n ? saturated : bytes * n;
+  };
+  if (!running)
+    return times_n(charged_device_bytes(spec.mailbox, spec.priority_lanes ? priority_levels : 1,
+                                        kinds_[spec.kind].ops.state_size));
+  const batch_layout l = layout_of(spec);
+  const std::uint64_t headers_and_states = times_n(l.per_actor);
+  const std::uint64_t slots = times_n(l.slots_per_actor);
+  // Each below half the range: their footprints (at most 255 bytes more each) add up without wrapping.
+  if (headers_and_states > saturated / 2 - arena_alignment || slots > saturated / 2 - arena_alignment)
+    return saturated;
+  return arena_footprint(headers_and_states) + arena_footprint(slots);
 }
 
 // --- launches

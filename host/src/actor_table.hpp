@@ -175,8 +175,13 @@ public:
   void rewrite_state(actor_index id, const void* initial);
   //! shutdown(): paused actors would never drain.
   void resume_paused();
-  //! Device bytes of the actor's mailbox and state (what its tenant was charged: charged_device_bytes).
+  //! Device bytes actor `id`'s tenant was charged for it: its share of spawn_charge.
   std::uint64_t device_bytes(actor_index id) const;
+  //! What a spawn of `n` actors of `spec` charges their tenant (saturating). Before start(): each actor's
+  //! mailbox and state (charged_device_bytes). While running: the running arena's two slices of the
+  //! batch, whole 256-byte pieces with the layout's padding (a tiny actor spawned alone took up to 2 times
+  //! what it was charged).
+  std::uint64_t spawn_charge(const actor_spec& spec, std::uint64_t n, bool running) const;
 
   // --- launches (run control) ----------------------------------------------------------------------------
   //! Actors without a worker yet, by handler type: dedicated ones, or scheduled ones (which need none).
@@ -253,9 +258,21 @@ private:
     //! together.
     std::shared_ptr<actor_memory> memory;
     void* d_state = nullptr;
+    std::uint64_t charged = 0; //!< device bytes its tenant was charged for it (device_bytes)
     std::vector<std::byte> initial;
     std::vector<std::byte> final_state;
   };
+
+  //! Where a batch's actors keep their mailboxes and states (see lane_view): two blocks, mailbox headers
+  //! and states (written at the spawn) and slots.
+  struct batch_layout {
+    std::uint32_t lanes = 1;
+    std::size_t header_stride = 0; //!< one lane's header
+    std::size_t state_offset = 0;  //!< in an actor's part of the first block
+    std::size_t per_actor = 0;     //!< an actor's part of the first block
+    std::size_t slots_per_actor = 0;
+  };
+  batch_layout layout_of(const actor_spec& spec) const;
 
   const actor_record& record(actor_index id, const std::string& who) const; //!< needs mutex_
   actor_record& record(actor_index id, const std::string& who) {

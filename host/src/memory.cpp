@@ -106,7 +106,7 @@ device_block memory_pool::allocate(std::size_t bytes, std::string_view what, boo
           "out of running memory: " + std::to_string(bytes) + " bytes asked for " + std::string(what) + ", " +
           std::to_string(arena_ranges_.size() - arena_ranges_.used()) +
           " free (the largest piece usable, at a " + std::to_string(arena_alignment) +
-          "-byte boundary: " + std::to_string(arena_ranges_.largest_free(arena_alignment)) +
+          "-byte boundary: " + std::to_string(largest_piece_locked()) +
           " bytes) of runtime_options::running_arena_bytes (" + std::to_string(arena_ranges_.size()) +
           "); raise it to spawn more actors or create more regions after start()");
     block.pointer_ = arena_.as<std::byte>() + *offset;
@@ -178,7 +178,13 @@ void memory_pool::leak() noexcept {
 arena_usage memory_pool::arena() const {
   std::lock_guard lock(mutex_);
   return {static_cast<std::size_t>(arena_ranges_.size()), static_cast<std::size_t>(arena_ranges_.used()),
-          static_cast<std::size_t>(arena_ranges_.largest_free(arena_alignment))};
+          static_cast<std::size_t>(largest_piece_locked())};
+}
+
+// Slices are whole pieces at piece boundaries: a free range's part past its last whole piece (the tail of an
+// arena whose size is no multiple of arena_alignment) can serve nothing, so it is not counted.
+std::uint64_t memory_pool::largest_piece_locked() const noexcept {
+  return arena_ranges_.largest_free(arena_alignment) / arena_alignment * arena_alignment;
 }
 
 void memory_pool::release(device_block& block) noexcept {

@@ -124,6 +124,8 @@ private:
     const std::size_t limit = backend_.memory_bytes();
     return limit - std::min(limit, held_bytes_);
   }
+  //! The largest block one allocation can take from the arena now (needs mutex_).
+  std::uint64_t largest_piece_locked() const noexcept;
 
   backend_impl& backend_;
   mutable std::mutex mutex_;

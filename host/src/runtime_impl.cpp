@@ -175,8 +175,9 @@ runtime_impl::spawned runtime_impl::spawn_steps(const actor_type_ops& ops, const
   if (actor_bytes != 0 && n > no_limit / actor_bytes)
     throw error(who + ": " + std::to_string(n) + " actors of " + std::to_string(actor_bytes) +
                 " bytes (mailbox and state) overflow");
-  tenants_.charge(opts.tenant, n, actor_bytes * n, who);
-  undo.push([this, tenant = opts.tenant, n, actor_bytes] { tenants_.refund(tenant, n, actor_bytes * n); });
+  const std::uint64_t charge = actors_.spawn_charge(spec, n, running);
+  tenants_.charge(opts.tenant, n, charge, who);
+  undo.push([this, tenant = opts.tenant, n, charge] { tenants_.refund(tenant, n, charge); });
 
   out.ids = actors_.add_actors(spec, names, initials, initial_stride, running);
   // An id some worker may hold (an abandoned launch) is retired, never handed out again as is.
