@@ -179,7 +179,7 @@ public:
   std::uint64_t device_bytes(actor_index id) const;
   //! What a spawn of `n` actors of `spec` charges their tenant (saturating). Before start(): each actor's
   //! mailbox and state (charged_device_bytes). While running: the running arena's two slices of the
-  //! batch, whole 256-byte pieces with the layout's padding (a tiny actor spawned alone took up to 2 times
+  //! batch, whole 256-byte pieces with the layout's padding (a tiny actor spawned alone took 1.2 times
   //! what it was charged).
   std::uint64_t spawn_charge(const actor_spec& spec, std::uint64_t n, bool running) const;
 

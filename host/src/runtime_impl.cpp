@@ -433,7 +433,7 @@ void runtime_impl::remove_tenant(std::uint64_t tenant) {
                 " registered region" + (shared.size() == 1 ? " shares" : "s share") +
                 " its bytes with the tenant (region " + std::to_string(shared.front().region) +
                 (shared.size() == 1 ? "" : ", ...") + "); unregister them first");
-  tenants_.remove(tenant, grace_);
+  with_room([&] { tenants_.remove(tenant, grace_); });
   actors_.forget_history(tenant);
   collect();
 }

@@ -133,6 +133,16 @@ void tenant_table::remove(std::uint64_t tenant, grace_periods& grace) {
     if (r.actors != 0 || r.regions != 0)
       throw error(who + ": the tenant still has " + std::to_string(r.actors) + " actors and " +
                   std::to_string(r.regions) + " regions");
+    // Removed while memory it gave up is still held, the same id added again would start without that
+    // charge, and could take as much again (a tenant re-added in a loop held ten times its quota).
+    if (r.bytes != 0) {
+      const std::string text = who + ": " + std::to_string(r.bytes) +
+                               " device bytes it gave up are still charged to it until their memory is "
+                               "freed (tenant_quota::max_device_bytes)" +
+                               given_up_text(r) + "; remove it once they are";
+      if (r.held == r.bytes) throw out_of_room(text); // the coordinator waits a grace period for them
+      throw error(text);
+    }
     slot = r.slot;
     tenants_.erase(tenant);
     for (auto it = engagements_.begin(); it != engagements_.end(); ++it)

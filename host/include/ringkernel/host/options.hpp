@@ -48,7 +48,7 @@ struct trace_options {
   //! slot costs 136 bytes of mapped host memory (a 128-byte record and its sequence word): 544 KiB at the
   //! default, 2.1 GiB at 2^24.
   std::uint32_t ring_slots = 4096;
-  //! Records the host keeps (the most recent; older ones are evicted and counted). At least 1 when on.
+  //! Records the host keeps (the most recent; older ones are evicted and counted). 1 .. 2^28 when on.
   //! Each costs a 128-byte trace_record of host memory (the default, 2^20, up to 128 MiB).
   std::size_t max_records = std::size_t{1} << 20;
   //! How often the host collector empties the ring (1 ms .. 10 s).
@@ -138,7 +138,8 @@ struct runtime_options {
   //! The watchdog: a handler call running longer than this is reported (runtime::faults(), an audit
   //! record, an rk::error from the next lifecycle call on its actor, on one sharing its worker, or on a
   //! scheduled actor of a handler type whose every worker is stuck; lifecycle calls waiting on them end
-  //! the same way) and named by shutdown(). The host looks every quarter of it, at most every 250 ms.
+  //! the same way) and named by shutdown() if it still runs when the drain ends. The host looks every
+  //! quarter of it, at most every 250 ms.
   //! 0: no watchdog.
   std::chrono::milliseconds handler_timeout{5'000};
   //! Backoff cap for idle device pollers (the CPU backend's workers too); lower = lower wake-up latency,

@@ -212,7 +212,8 @@ struct shutdown_report {
   //! could not read back ..."; the drain's verdict and `workers_stopped` still hold then).
   std::optional<std::string> fault;
   bool workers_stopped = true; //!< false: a worker did not exit in time (resources leaked)
-  //! Actors the watchdog found stuck in one handler call (runtime_options::handler_timeout), and, when
+  //! Actors the watchdog found stuck in one handler call (runtime_options::handler_timeout) that was still
+  //! running when the drain ended (a call that returned before is in runtime::faults() only), and, when
   //! workers did not exit, the actors whose handler they were still running. Such workers, the runtime's
   //! memory and its backend are leaked rather than freed under them.
   std::vector<std::string> stuck_actors;

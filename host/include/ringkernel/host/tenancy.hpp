@@ -28,9 +28,11 @@ inline constexpr std::uint64_t no_limit = ~std::uint64_t{0};
 
 struct tenant_quota {
   std::uint64_t max_actors = no_limit; //!< actors spawned for the tenant (stopped ones count)
-  //! Mailboxes, handler states and regions, those given up (forget, unregister_region) until they are
-  //! freed: after a grace period (a handler call still running holds it), and for an actor spawned with
-  //! others (spawn_many, a group's instances) with the last of them, whose memory is one block.
+  //! Mailboxes, handler states and regions (after start(), the whole 256-byte pieces of the running
+  //! arena they take), those given up (forget, unregister_region) until they are freed: after a grace
+  //! period (a handler call still running holds it), and for an actor spawned with others (spawn_many, a
+  //! group's instances) with the last of them, whose memory is one block. docs/tenancy.md lists the
+  //! memory no tenant is charged for.
   std::uint64_t max_device_bytes = no_limit;
   std::uint64_t max_messages_per_second = 0; //!< 0: no rate limit; at most 1e11 (passes 1.6e10/s at most)
   //! Tokens when idle; 0: one second's worth. A batch of more messages (send_aggregated) never passes:
@@ -75,7 +77,9 @@ public:
   //! than the new burst holds is empty as of this call and refills at the new rate from then.
   void set_quota(std::uint64_t tenant, const tenant_quota& quota);
   //! Deregisters `tenant`; refused while it has actors or regions, or a registered region shares its bytes
-  //! with it (region_options::shared_with), so that no grant survives to a tenant added later with the id.
+  //! with it (region_options::shared_with), so that no grant survives to a tenant added later with the id;
+  //! and while bytes it gave up are still charged (waiting up to 2 s for a grace period to free them), so
+  //! that the id added again does not start without the memory still held.
   void remove(std::uint64_t tenant);
   bool contains(std::uint64_t tenant) const;
   //! Sets the GPU-time budget of the engagement `tag` of `tenant` (0 ns: no budget). Actors carrying the
