@@ -520,6 +520,13 @@ shutdown_report run_control::shutdown() noexcept {
     terminate_and_join();
     join_ended = true;
     report.workers_stopped = workers_stopped_;
+    // Counted again with every worker stopped: the counters stand still, so each message left is counted
+    // once (read while the workers ran, a message forwarded meanwhile was counted at both ends or at
+    // neither).
+    if (workers_stopped_ && !report.drained && !faults_.detected()) {
+      const std::uint64_t enqueued = io_.enqueued(), processed = io_.read_gateway().processed;
+      report.undelivered = (enqueued - std::min(enqueued, processed)) + actors_.backlog();
+    }
     if (workers_stopped_ && !report.drained && !faults_.faulted())
       report.undelivered_host_messages = io_.unsettled_messages();
     if (!workers_stopped_)

@@ -194,8 +194,10 @@ struct undelivered_message {
 //! What shutdown() found.
 struct shutdown_report {
   bool drained = true; //!< every in-flight message was handled before terminate
-  //! Messages still queued or in flight when the drain gave up. Read mailbox by mailbox while workers
-  //! still run: a message forwarded between two actors during the reading can count at both ends.
+  //! Messages still queued or in flight when the drain gave up, counted once the workers stopped (each
+  //! exactly once). When a worker did not stop (workers_stopped false) they are read mailbox by mailbox
+  //! while workers still run: a message forwarded between two actors during the reading can count at both
+  //! ends or at neither.
   std::uint64_t undelivered = 0;
   //! The host messages among them that never reached a mailbox, each by destination, type and
   //! correlation id (empty when the drain succeeded, when a device fault made them unreadable, and when
