@@ -184,7 +184,8 @@ struct runtime_options {
 
 struct actor_options {
   std::uint64_t tenant = 0; //!< 0 = unspecified (single-tenant)
-  //! Per lane: slots (a power of two) and slot bytes (64-byte header + payload). The default (8 slots of
+  //! Per lane: slots (a power of two, 2 .. 2^24) and slot bytes (a 64-byte header + payload: a multiple of
+  //! 64 from 128 to 65,536; larger payloads go in a zero-copy region). The default (8 slots of
   //! 256 bytes, payloads up to 192 bytes, one lane) keeps an actor near 2.5 KiB so a GPU holds millions;
   //! give busy actors more slots (a full mailbox refuses K2K sends with queue_full and parks host sends).
   ring_geometry mailbox{8, 256};
