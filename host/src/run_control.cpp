@@ -430,7 +430,8 @@ bool run_control::await_device_state(actor_index a, std::uint32_t host_word, dev
         const bool resumed =
             wanted == device_state::paused && static_cast<host_state>(state_in(now)) != host_state::paused;
         overtaken = epoch_of(now) != epoch_of(host_word) || resumed || phase_.load() == phase::stopped ||
-                    watchdog_.reports_stuck(a) || ended_by_pause(until) || callback_outlived(phase_);
+                    watchdog_.reports_stuck(a) || ended_by_pause(until) || callback_outlived(phase_) ||
+                    (until == paused_runtime::ends_wait_when_asked && shutdown_requested_.load());
         return overtaken;
       },
       abort_on_fault(), timeout_ns(timeout), host_backoff());

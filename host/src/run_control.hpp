@@ -70,8 +70,9 @@ public:
   //! the caller waits for it (await_faulted_call) and tries again.
   [[nodiscard]] bool respawn(actor_index a, std::type_index type, const void* initial);
   //! `paused_runtime`: whether the application's pause() of the whole runtime also ends the wait (false):
-  //! once asked for (snapshot(), which then copies under it), or once every worker holds still (stop() and
-  //! pause_actor(): paused workers acknowledge nothing until resume()).
+  //! once asked for (snapshot(), which then copies under it; shutdown() beginning ends that wait too), or
+  //! once every worker holds still (stop() and pause_actor(): paused workers acknowledge nothing until
+  //! resume()).
   enum class paused_runtime { ignored, ends_wait_when_asked, ends_wait_when_held };
   bool await_device_state(actor_index a, std::uint32_t host_word, device_state wanted,
                           std::chrono::nanoseconds timeout, paused_runtime until = paused_runtime::ignored);

@@ -350,7 +350,7 @@ void runtime::snapshot_into(actor_index a, std::type_index type, void* out, std:
                             std::chrono::nanoseconds timeout) {
   const detail::runtime_impl::waiting_call in_flight(*impl_);
   RK_NVTX_RANGE("rk::runtime::snapshot_into");
-  const detail::public_call call("snapshot()");
+  const detail::public_call call("snapshot_state()");
   impl_->snapshot_into(a, type, out, bytes, timeout);
 }
 std::uint64_t runtime::snapshot_all_for(const std::filesystem::path& path, std::chrono::nanoseconds timeout) {

@@ -169,7 +169,9 @@ public:
   state_dump dump_state() const;
   //! Snapshots (snapshot.hpp): one actor (paused for the copy when live), every actor to a file, and
   //! restoring a file's actors before start().
-  actor_snapshot snapshot(actor_index a, std::chrono::nanoseconds timeout);
+  //! `who` names the call in errors (snapshot_state() calls it too).
+  actor_snapshot snapshot(actor_index a, std::chrono::nanoseconds timeout,
+                          const std::string& who = "snapshot()");
   void snapshot_into(actor_index a, std::type_index type, void* out, std::size_t bytes,
                      std::chrono::nanoseconds timeout);
   std::uint64_t snapshot_all(const std::filesystem::path& path, std::chrono::nanoseconds timeout);

@@ -13,28 +13,45 @@ namespace rk::detail {
 
 // --- snapshots --------------------------------------------------------------------------------------------
 
-actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds timeout) {
-  refuse_from_worker("snapshot()"); // it pauses the actor, waiting for its worker
-  actors_.check(a, "snapshot()", actor_table::want::actor);
+actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds timeout,
+                                      const std::string& who) {
+  refuse_from_worker(who); // it pauses the actor, waiting for its worker
+  actors_.check(a, who, actor_table::want::actor);
   const auto timeout_text = [&] {
     return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) + " ms";
+  };
+  // One timeout for the whole call: each wait below gets what is left of it.
+  const std::uint64_t limit_ns = timeout_ns(timeout);
+  const std::uint64_t begin_ns = physical_clock_ns();
+  const auto time_left = [&] {
+    if (limit_ns == wait_forever) return timeout;
+    const std::uint64_t spent = physical_clock_ns() - begin_ns;
+    return std::chrono::nanoseconds(static_cast<std::int64_t>(limit_ns - std::min(limit_ns, spent)));
+  };
+  const auto throw_if_shutdown_began = [&] {
+    // Draining workers still run handlers: nothing holds still for a copy until shutdown() ended.
+    if (run_.shutdown_requested() && run_.current_phase() != phase::stopped)
+      throw error(who + ": shutdown() began while it waited for actor '" + actors_.name_of(a) +
+                  "' to hold still; nothing was copied (after shutdown() the final state can be copied)");
   };
   // A live actor of a running runtime is held paused for the copy, and so is one the application paused
   // (until its worker confirmed, a handler call may still write the state); a stopping one still handles
   // what was queued; anything else holds still already. The hold is the snapshot's own: a resume_actor()
   // meanwhile does not end it, and letting go of it does not resume an actor the application paused.
   for (;;) {
+    throw_if_shutdown_began();
     if (run_.current_phase() == phase::running && run_.application_paused()) {
       // The whole runtime is paused (pause()): its workers acknowledge no request of one actor until
       // resume(), and none is in a handler once all of them confirmed. Hold that pause for the copy, as
       // snapshot_all() does (a resume() meanwhile takes effect after it).
       std::lock_guard lock(setup_);
-      if (!run_.hold_all_for_snapshot(timeout, "snapshot()"))
-        throw error(run_.shutdown_requested()
-                        ? std::string("snapshot(): shutdown() began while the paused runtime's workers were "
-                                      "confirming; nothing was copied")
-                        : "snapshot(): the runtime is paused but its workers did not all confirm within " +
-                              timeout_text() + " (a handler call is still running); nothing was copied");
+      if (!run_.hold_all_for_snapshot(time_left(), who))
+        throw error(
+            run_.shutdown_requested()
+                ? who + ": shutdown() began while the paused runtime's workers were confirming; nothing "
+                        "was copied"
+                : who + ": the runtime is paused but its workers did not all confirm within " +
+                      timeout_text() + " (a handler call is still running); nothing was copied");
       try {
         actor_snapshot s = actors_.image(a);
         run_.release_all_for_snapshot();
@@ -46,12 +63,13 @@ actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds ti
     }
     std::optional<std::uint32_t> held;
     // Faulted by ctx.fault() in a call that goes on to its end, writing the state: copied after it.
-    run_.await_faulted_call(a, "snapshot()");
+    run_.await_faulted_call(a, who);
     {
       std::lock_guard lock(setup_);
+      throw_if_shutdown_began();
       if (run_.current_phase() == phase::running) {
         if (actors_.lifecycle(a) == actor_lifecycle::stopping)
-          throw error("snapshot(): actor '" + actors_.name_of(a) +
+          throw error(who + ": actor '" + actors_.name_of(a) +
                       "' is stopping (its worker still handles what was queued); snapshot it once stop() "
                       "confirmed, or before stopping it");
         held = run_.hold_for_snapshot(a);
@@ -64,23 +82,37 @@ actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds ti
       }
     }
     const auto let_go = [&] {
+      // shutdown() holds the lock for its whole drain and resumes every paused actor itself: once it began,
+      // the hold is left to it rather than waited for (this call would return only when shutdown() ended).
+      if (run_.shutdown_requested()) {
+        if (!setup_.try_lock_if_free()) return;
+        std::lock_guard lock(setup_, std::adopt_lock);
+        run_.release_snapshot_hold(a);
+        return;
+      }
       std::lock_guard lock(setup_);
       run_.release_snapshot_hold(a);
     };
     try {
       // A pause() from another thread meanwhile ends the wait: the worker would not acknowledge this hold
-      // until resume(), and the paused runtime is copied as above.
+      // until resume(), and the paused runtime is copied as above. So does shutdown() beginning.
       // Confirmed unless it faulted (as in pause_actor: not `== paused`, which a worker that was resuming
       // the actor contradicts for a moment; that worker does not serve it).
-      if (!(run_.await_device_state(a, *held, device_state::paused, timeout,
+      if (!(run_.await_device_state(a, *held, device_state::paused, time_left(),
                                     run_control::paused_runtime::ends_wait_when_asked) &&
             current_device_state(*held, actors_.device_word(a)) != device_state::faulted)) {
-        run_.throw_if_stuck(a, "snapshot()");
-        if (run_.current_phase() == phase::running && run_.application_paused()) {
+        run_.throw_if_stuck(a, who);
+        throw_if_shutdown_began();
+        // Paused by the application meanwhile, or paused and resumed again before this look (the wait
+        // ended, and this call once failed with most of its timeout left): try again in what is left.
+        const bool still_ours = actors_.host_word(a) == *held &&
+                                current_device_state(*held, actors_.device_word(a)) != device_state::faulted;
+        if (run_.current_phase() == phase::running &&
+            (run_.application_paused() || (still_ours && time_left().count() > 0))) {
           let_go();
           continue;
         }
-        throw error("snapshot(): actor '" + actors_.name_of(a) + "' did not pause within " + timeout_text() +
+        throw error(who + ": actor '" + actors_.name_of(a) + "' did not pause within " + timeout_text() +
                     (timeout.count() == 0
                          ? " (a timeout of 0 gives its worker no time to confirm; give it some)"
                          : " (a handler call is still running, or the actor was stopped or the runtime shut "
@@ -92,7 +124,7 @@ actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds ti
       std::lock_guard lock(setup_);
       if (actors_.host_word(a) != *held)
         throw error(
-            "snapshot(): actor '" + actors_.name_of(a) +
+            who + ": actor '" + actors_.name_of(a) +
             "' was stopped, or the runtime shut down, while the snapshot waited for it to pause (its "
             "worker now handles what was queued); nothing was copied. Snapshot it once stop() confirmed, "
             "or before stopping it");
@@ -113,7 +145,7 @@ void runtime_impl::snapshot_into(actor_index a, std::type_index type, void* out,
   if (k.type != type || k.state_size != bytes)
     throw error("snapshot_state<H>(" + std::to_string(a) + "): actor '" + actors_.name_of(a) +
                 "' runs handler '" + k.name + "', not the requested type");
-  const actor_snapshot s = snapshot(a, timeout);
+  const actor_snapshot s = snapshot(a, timeout, "snapshot_state()");
   if (bytes != 0) std::memcpy(out, s.state.data(), bytes);
 }
 

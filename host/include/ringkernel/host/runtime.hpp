@@ -373,8 +373,10 @@ public:
 
   //! Actor `a`'s state and spawn options. A live or paused actor of a running runtime is held paused for
   //! the copy (a paused one until its worker confirmed the pause: a handler call may still be writing);
-  //! rk::error if it does not hold still within `timeout`, or once the watchdog reports its worker stuck
-  //! in a handler call (then nothing was copied). The hold is the snapshot's own: a resume_actor()
+  //! rk::error if it does not hold still within `timeout`, once the watchdog reports its worker stuck
+  //! in a handler call, and from the moment shutdown() begins until it ended (draining workers still run
+  //! handlers; afterwards the final state is copied): nothing was copied then. A pause() and resume() of
+  //! the runtime meanwhile do not end the wait. The hold is the snapshot's own: a resume_actor()
   //! meanwhile takes effect after the copy, and an actor the application paused stays paused.
   template <class Rep = std::int64_t, class Period = std::nano>
   actor_snapshot snapshot(actor_index a,
