@@ -147,6 +147,22 @@ bool host_io::admit(std::uint32_t queue) {
   return false;
 }
 
+std::uint64_t host_io::sends_admitted(address destination) const noexcept {
+  const std::uint32_t queue =
+      parking_queue_of(queue_geometry_, destination, actor_slot_bits_, group_slot_bits_);
+  return queue == parking_none ? 0 : admitted_by_queue_[queue].load(std::memory_order_acquire);
+}
+
+bool host_io::sends_settled(address destination, std::uint64_t admitted) const noexcept {
+  const std::uint32_t queue =
+      parking_queue_of(queue_geometry_, destination, actor_slot_bits_, group_slot_bits_);
+  if (queue == parking_none) return true;
+  // The admitted count also drops when a send takes its unit back (unadmit): never wait for more than
+  // are admitted now.
+  const std::uint64_t wanted = std::min(admitted, admitted_by_queue_[queue].load(std::memory_order_acquire));
+  return load_acquire(static_cast<const std::uint64_t*>(host_settled_by_queue_.host())[queue]) >= wanted;
+}
+
 void host_io::unadmit(std::uint32_t queue) noexcept {
   admitted_.fetch_sub(1, std::memory_order_relaxed);
   if (queue != parking_none) admitted_by_queue_[queue].fetch_sub(1, std::memory_order_relaxed);

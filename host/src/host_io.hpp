@@ -78,6 +78,12 @@ public:
   bool waits_end();
   std::uint64_t enqueued() const noexcept { return enqueued_.load(std::memory_order_acquire); }
   gateway_counters read_gateway() const;
+  //! Host sends to `destination` admitted so far (sent to its address itself, not through an alias or a
+  //! group): what sends_settled() compares with.
+  std::uint64_t sends_admitted(address destination) const noexcept;
+  //! Whether the first `admitted` host sends to `destination` are settled (delivered or refused), of those
+  //! that were published: a send that was admitted and then found the ingress ring full took itself back.
+  bool sends_settled(address destination, std::uint64_t admitted) const noexcept;
   //! Host messages settled, as published for admission (after the parking and per-destination credits
   //! they return): a send made after reading n finds the room of all n messages given back.
   std::uint64_t settled() const noexcept;

@@ -69,6 +69,11 @@ public:
   //! False, respawning nothing, when the actor faulted (ctx.fault()) in a call that is still running:
   //! the caller waits for it (await_faulted_call) and tries again.
   [[nodiscard]] bool respawn(actor_index a, std::type_index type, const void* initial);
+  //! stop()'s first step: waits (up to `timeout`) until the host sends to live actor `a` admitted before
+  //! the call are settled: let into its mailbox, whose queue the stop still has handled (they were refused
+  //! as sent after the stop). Ends early when `a` is not live, the runtime is paused or not running, or
+  //! the watchdog reports `a` stuck. Returns what is left of `timeout`.
+  std::chrono::nanoseconds await_sends_before_stop(actor_index a, std::chrono::nanoseconds timeout);
   //! `paused_runtime`: whether the application's pause() of the whole runtime also ends the wait (false):
   //! once asked for (snapshot(), which then copies under it; shutdown() beginning ends that wait too), or
   //! once every worker holds still (stop() and pause_actor(): paused workers acknowledge nothing until

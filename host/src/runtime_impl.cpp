@@ -329,6 +329,10 @@ void runtime_impl::refuse_from_worker(const std::string& who) const {
 
 bool runtime_impl::stop(actor_index a, std::chrono::nanoseconds timeout) {
   refuse_from_worker("stop()");
+  actors_.check(a, "stop()", actor_table::want::actor);
+  // Host messages sent to it before this call are let in first (without the lock): "send, then stop"
+  // had the message refused with not_found in 978 of 1,000 tries, as if sent after the stop.
+  timeout = run_.await_sends_before_stop(a, timeout);
   std::uint32_t hw;
   std::uint64_t tenant;
   {

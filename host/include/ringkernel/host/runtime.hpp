@@ -231,7 +231,10 @@ public:
   // --- actor lifecycle while running --------------------------------------------------------------------
 
   //! Stops actor `a`: new messages are refused (not_found), queued ones are handled, then its worker
-  //! parks. Returns whether the worker confirmed within `timeout` (false at once when shutdown() completes
+  //! parks. Host messages sent to `a` itself before the call (send() said enqueued) count as queued: a
+  //! live actor's are let into its mailbox first, within `timeout`, also those parked for room (sent to
+  //! an alias or group, or to an actor paused with a full mailbox, they may still be refused).
+  //! Returns whether the worker confirmed within `timeout` (false at once when shutdown() completes
   //! meanwhile: no worker answers after it, or while the runtime is paused: see pause()); a confirmed
   //! stop is in the audit log (actor_stop). Later
   //! strays are discarded and counted.
