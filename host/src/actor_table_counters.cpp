@@ -24,13 +24,16 @@ void actor_table::add_forgotten(actor_stats& into, const actor_counters& c) noex
 }
 
 actor_stats& actor_table::forgotten_group(forgotten_map& groups, const actor_record& r) const {
-  actor_stats& g = groups[{r.kind, r.tenant, r.tenant_removed}];
+  // Removed tenants' actors share one entry per handler type (tenant 0): one per removed tenant grew
+  // without bound in a service that adds and removes tenants.
+  const std::uint64_t tenant = r.tenant_removed ? 0 : r.tenant;
+  actor_stats& g = groups[{r.kind, tenant, r.tenant_removed}];
   if (g.name.empty()) {
     g.id = host_actor;
     g.name = forgotten_.name;
     g.lifecycle = actor_lifecycle::stopped;
     g.handler = kinds_[r.kind].ops.name;
-    g.tenant = r.tenant;
+    g.tenant = tenant;
     g.tenant_removed = r.tenant_removed;
   }
   return g;

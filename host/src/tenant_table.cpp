@@ -276,7 +276,10 @@ std::uint32_t tenant_table::engagement_slot(std::uint64_t tenant, const audit_ta
   const std::optional<slot_allocator::slot_id> s = engagement_slots_.acquire();
   if (!s)
     throw out_of_room(
-        who + ": the engagement table is full (max_engagements = " + std::to_string(max_engagements_) + ")");
+        who + ": the engagement table is full (max_engagements = " + std::to_string(max_engagements_) +
+        "): an engagement (tenant and audit tag) keeps its table slot, usage and budget until its tenant is "
+        "removed, also once no actor carries its tag; raise runtime_options::max_engagements, or reuse audit "
+        "tags");
   engagement_entry e;
   e.tenant = tenant;
   e.org_id = tag.org_id;

@@ -525,6 +525,38 @@ TEST(Metrics, ATenantAddedAgainStartsEveryTenantSeriesFromZero) {
   EXPECT_TRUE(rt.shutdown().drained);
 }
 
+// The counts of removed tenants' forgotten actors are kept once per handler type, not once per removed
+// tenant: a service that added and removed 20,000 tenants held 20,001 entries (2.5 KB each), and stats()
+// and metrics_text() slowed from 0.1 to 15-33 ms.
+TEST(Metrics, RemovedTenantsShareOneForgottenEntryPerHandlerType) {
+  rk::runtime rt(cpu_options());
+  rt.prepare<echo>();
+  (void)rt.spawn<counter>("kept");
+  rt.start();
+  const std::uint64_t tenants = 40;
+  for (std::uint64_t t = 100; t < 100 + tenants; ++t) {
+    rt.tenants().add(t, rk::tenant_quota::standard());
+    const actor_index a = rt.spawn<echo>(std::to_string(t), in_tenant(t));
+    ASSERT_EQ(rt.send_wait(a, msg_ping, rk::as_bytes(ping_payload{t, t}), 10s, as_tenant(t)),
+              status::delivered);
+    ASSERT_TRUE(rt.receive(10s).has_value());
+    ASSERT_TRUE(rt.stop(a, 5s));
+    rt.forget(a);
+    rt.tenants().remove(t);
+  }
+  const rk::runtime_stats st = rt.stats();
+  ASSERT_EQ(st.forgotten_by_handler_and_tenant.size(), 1u);
+  const rk::actor_stats& removed = st.forgotten_by_handler_and_tenant[0];
+  EXPECT_TRUE(removed.tenant_removed);
+  EXPECT_EQ(removed.tenant, 0u) << "of no tenant: of every one removed";
+  EXPECT_EQ(removed.handler, "echo");
+  EXPECT_EQ(removed.handled, tenants);
+  EXPECT_EQ(st.forgotten.handled, tenants);
+  EXPECT_EQ(parse(rt.metrics_text()).value("ringkernel_handler_handled_total", {{"handler", "echo"}}),
+            static_cast<double>(tenants));
+  EXPECT_TRUE(rt.shutdown().drained);
+}
+
 TEST(Metrics, FaultsAreCountedPerHandlerTypeKindAndActor) {
   rk::runtime rt(cpu_options());
   const actor_index t = rt.spawn<trapper>("t");

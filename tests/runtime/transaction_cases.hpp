@@ -125,7 +125,8 @@ TEST_P(TransactionCases, SpawnWithInstancesRollsBackAtEveryStepBeforeStart) {
          a.audit_tag = tag_b;
          return a;
        },
-       "engagement table is full", [tag_a](rk::runtime&, rk::actor_options& a) { a.audit_tag = tag_a; }},
+       "raise runtime_options::max_engagements",
+       [tag_a](rk::runtime&, rk::actor_options& a) { a.audit_tag = tag_a; }},
       {"unregistered tenant", [](auto&) {}, [](rk::runtime&) {}, [] { return group_of(3, 9); },
        "not registered",
        [](rk::runtime& rt, rk::actor_options&) { rt.tenants().add(9, rk::tenant_quota::standard()); }},

@@ -106,9 +106,9 @@ struct actor_stats {
   //! Its handler calls by running time: bucket k counts the calls that took at most
   //! handler_time_bucket_bound_ns(k) and more than the bound of bucket k - 1.
   std::array<std::uint64_t, handler_time_bucket_count> handler_time{};
-  //! runtime_stats::forgotten_by_handler_and_tenant only: counts of actors of an earlier registration of
-  //! the tenant (removed since, perhaps added again). They stay in their handler type's sums, not in the
-  //! tenant's: a tenant added again starts from zero.
+  //! runtime_stats::forgotten_by_handler_and_tenant only: counts of actors of tenant registrations removed
+  //! since (the same ids perhaps added again), one entry per handler type for all of them, with `tenant`
+  //! 0. They stay in their handler type's sums, not in a tenant's: a tenant added again starts from zero.
   bool tenant_removed = false;
 
   //! Messages in its mailbox or in its handler now (deferred ones included).
