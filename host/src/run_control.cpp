@@ -418,14 +418,11 @@ std::chrono::nanoseconds run_control::await_sends_before_stop(actor_index a,
   };
   if (!actors_.contains(a, actor_table::want::actor) || !live()) return timeout;
   const std::uint64_t admitted = io_.sends_admitted(a);
-  const std::uint64_t limit_ns = timeout_ns(timeout);
-  const std::uint64_t begin_ns = physical_clock_ns();
+  const call_timeout budget(timeout);
   const wait_result r = wait_until([&] { return io_.sends_settled(a, admitted) || !live(); },
-                                   abort_on_fault(), limit_ns, host_backoff());
+                                   abort_on_fault(), timeout_ns(timeout), host_backoff());
   if (r == wait_result::aborted) faults_.throw_if_faulted();
-  if (limit_ns == wait_forever) return timeout;
-  const std::uint64_t spent = physical_clock_ns() - begin_ns;
-  return std::chrono::nanoseconds(static_cast<std::int64_t>(limit_ns - std::min(limit_ns, spent)));
+  return budget.left();
 }
 
 bool run_control::await_device_state(actor_index a, std::uint32_t host_word, device_state wanted,

@@ -20,14 +20,7 @@ actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds ti
   const auto timeout_text = [&] {
     return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) + " ms";
   };
-  // One timeout for the whole call: each wait below gets what is left of it.
-  const std::uint64_t limit_ns = timeout_ns(timeout);
-  const std::uint64_t begin_ns = physical_clock_ns();
-  const auto time_left = [&] {
-    if (limit_ns == wait_forever) return timeout;
-    const std::uint64_t spent = physical_clock_ns() - begin_ns;
-    return std::chrono::nanoseconds(static_cast<std::int64_t>(limit_ns - std::min(limit_ns, spent)));
-  };
+  const call_timeout budget(timeout); // one timeout for the whole call: each wait gets what is left of it
   const auto throw_if_shutdown_began = [&] {
     // Draining workers still run handlers: nothing holds still for a copy until shutdown() ended.
     if (run_.shutdown_requested() && run_.current_phase() != phase::stopped)
@@ -45,7 +38,7 @@ actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds ti
       // resume(), and none is in a handler once all of them confirmed. Hold that pause for the copy, as
       // snapshot_all() does (a resume() meanwhile takes effect after it).
       std::lock_guard lock(setup_);
-      if (!run_.hold_all_for_snapshot(time_left(), who))
+      if (!run_.hold_all_for_snapshot(budget.left(), who))
         throw error(
             run_.shutdown_requested()
                 ? who + ": shutdown() began while the paused runtime's workers were confirming; nothing "
@@ -98,7 +91,7 @@ actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds ti
       // until resume(), and the paused runtime is copied as above. So does shutdown() beginning.
       // Confirmed unless it faulted (as in pause_actor: not `== paused`, which a worker that was resuming
       // the actor contradicts for a moment; that worker does not serve it).
-      if (!(run_.await_device_state(a, *held, device_state::paused, time_left(),
+      if (!(run_.await_device_state(a, *held, device_state::paused, budget.left(),
                                     run_control::paused_runtime::ends_wait_when_asked) &&
             current_device_state(*held, actors_.device_word(a)) != device_state::faulted)) {
         run_.throw_if_stuck(a, who);
@@ -108,7 +101,7 @@ actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds ti
         const bool still_ours = actors_.host_word(a) == *held &&
                                 current_device_state(*held, actors_.device_word(a)) != device_state::faulted;
         if (run_.current_phase() == phase::running &&
-            (run_.application_paused() || (still_ours && time_left().count() > 0))) {
+            (run_.application_paused() || (still_ours && budget.left().count() > 0))) {
           let_go();
           continue;
         }

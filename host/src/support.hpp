@@ -6,6 +6,7 @@
 #include <ringkernel/host/error.hpp>
 #include <ringkernel/host/stats.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -18,6 +19,24 @@ namespace rk::detail {
 class out_of_room : public error {
 public:
   using error::error;
+};
+
+//! One timeout shared by the successive waits of one call: left() is what remains of it (a timeout too long
+//! for 64-bit nanoseconds, which timeout_ns turns into wait_forever, stays as given).
+class call_timeout {
+public:
+  explicit call_timeout(std::chrono::nanoseconds timeout) noexcept
+      : timeout_(timeout), limit_ns_(timeout_ns(timeout)), begin_ns_(physical_clock_ns()) {}
+  std::chrono::nanoseconds left() const noexcept {
+    if (limit_ns_ == wait_forever) return timeout_;
+    const std::uint64_t spent = physical_clock_ns() - begin_ns_;
+    return std::chrono::nanoseconds(static_cast<std::int64_t>(limit_ns_ - std::min(limit_ns_, spent)));
+  }
+
+private:
+  std::chrono::nanoseconds timeout_;
+  std::uint64_t limit_ns_;
+  std::uint64_t begin_ns_;
 };
 
 //! Host read of a word that workers write in mapped memory.
