@@ -65,6 +65,9 @@ struct global_address {
   std::uint32_t rank = 0;
   actor_index actor = host_actor;
   friend constexpr auto operator<=>(const global_address&, const global_address&) = default;
+  // Declared, not only implied by <=>: nvcc (13.0) emits no definition of the implied operator==, and a
+  // .cu file comparing two addresses would not link.
+  friend constexpr bool operator==(const global_address&, const global_address&) = default;
 };
 
 //! outbound.slot_bytes, heartbeat_interval, failure_timeout and drain_timeout must be the same on every
