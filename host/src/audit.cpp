@@ -211,9 +211,16 @@ void audit_file_sink::write_out() {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       const int why = n < 0 ? errno : ENOSPC;
-      // Cut what reached the file back to the last whole line, so later lines never follow a torn one.
+      // The whole lines that reached the file stay there (a nearly full disk still takes what fits); the
+      // torn rest is cut back, so later lines never follow half a line.
+      const std::size_t last_newline = done == 0 ? std::string::npos : pending_.rfind('\n', done - 1);
+      const std::size_t whole = last_newline == std::string::npos ? 0 : last_newline + 1;
+      size_ += whole;
+      pending_.erase(0, whole);
+      done -= whole;
       if (::ftruncate(fd_, static_cast<off_t>(size_)) != 0 ||
           ::lseek(fd_, static_cast<off_t>(size_), SEEK_SET) < 0) {
+        size_ += done; // the torn part stays in the file: the bytes after it continue it
         pending_.erase(0, done);
         throw error("audit_file_sink: writing '" + path_.string() + "' failed (" + std::strerror(why) +
                     ") and cutting it back to its last whole line failed too (" + std::strerror(errno) + ")");
@@ -229,7 +236,13 @@ void audit_file_sink::write_out() {
 
 void audit_file_sink::write(const audit_entry& entry) {
   if (pending_.size() >= pending_limit) {
-    write_out(); // throws while the disk refuses
+    try {
+      write_out(); // throws while the disk refuses
+    } catch (const error& e) {
+      refused_.fetch_add(1, std::memory_order_relaxed);
+      throw error(std::string(e.what()) + "; more than pending_limit bytes wait, so entry " +
+                  std::to_string(entry.sequence) + " was refused: it is missing from the file");
+    }
   }
   pending_.reserve(pending_.size() + entry.json.size() + 1); // out of memory here, never between the two
   pending_.append(entry.json).push_back('\n');

@@ -185,7 +185,7 @@ audit_verify_result verify_audit_log(const std::filesystem::path& path, const au
     result.head = std::string(audit_genesis_hash);
     detail::file_reader file(path);
     if (!file.refusal().empty()) {
-      result.reason = "'" + path.string() + "': " + file.refusal() + "; pass the log file";
+      result.reason = "'" + path.string() + "': " + file.refusal() + "; an audit log is a regular file";
       return result;
     }
     std::istream& in = file.stream();
@@ -196,6 +196,8 @@ audit_verify_result verify_audit_log(const std::filesystem::path& path, const au
       const line_read got = read_line(in, line, options.max_line_bytes);
       if (got == line_read::end) break;
       ++line_number;
+      if (result.closed) // also an incomplete line: a closed log is no longer being written
+        return tampered(line_number, "a line follows the audit_closed entry that ends the log");
       if (got == line_read::too_long)
         return tampered(line_number, "the line is longer than " + std::to_string(options.max_line_bytes) +
                                          " bytes (audit_verify_options::max_line_bytes): not an audit entry");
@@ -205,8 +207,6 @@ audit_verify_result verify_audit_log(const std::filesystem::path& path, const au
         result.reason = "ignored an incomplete last line (the log may still be being written)";
         break;
       }
-      if (result.closed)
-        return tampered(line_number, "a line follows the audit_closed entry that ends the log");
       std::string why;
       const std::optional<audit_entry> e = parse_audit_line(line, &why);
       if (!e) return tampered(line_number, "not a well-formed audit entry: " + why);

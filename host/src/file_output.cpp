@@ -137,8 +137,8 @@ file_reader::file_reader(const std::filesystem::path& path) {
     kind = "no regular file";
   if (kind != nullptr) {
     ::close(fd);
-    refusal_ =
-        std::string("it is ") + kind + ", not a regular file (reading it could wait for ever or not end)";
+    refusal_ = std::string("it is ") + kind + ", not a regular file";
+    if (!S_ISDIR(opened.st_mode)) refusal_ += " (reading it could wait for ever or not end)";
     return;
   }
   // Reads of a regular file never wait anyway; cleared so that nothing depends on it.

@@ -34,7 +34,7 @@ public:
   file_reader& operator=(const file_reader&) = delete;
 
   //! Empty when the file is open; else why not: "it is a FIFO, not a regular file (reading it could wait
-  //! for ever or not end)", "it is a directory, ...", "cannot open it: <errno text>".
+  //! for ever or not end)", "it is a directory, not a regular file", "cannot open it: <errno text>".
   const std::string& refusal() const noexcept { return refusal_; }
   //! The file's bytes (only when refusal() is empty).
   std::istream& stream() noexcept { return *stream_; }

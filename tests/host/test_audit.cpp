@@ -2,6 +2,8 @@
 // hash chain, the sinks and the host drain. The verifier has its own suite (test_audit_verify.cpp).
 #include "audit_test_support.hpp"
 
+#include <algorithm>
+
 namespace {
 using namespace audit_test;
 
@@ -173,7 +175,8 @@ TEST(AuditSinks, RejectBadConstruction) {
 }
 
 TEST(AuditSinks, AFileSinkOnAFullDiskWritesWholeLinesOnlyAndCatchesUpWhenThereIsRoom) {
-  // A write cut short by a full disk left half a line, and the lines after it followed it.
+  // A write cut short by a full disk left half a line, and the lines after it followed it. Then the sink
+  // cut such a write back to where it began, so a nearly full disk took nothing at all.
   const scratch_dir dir;
   const auto path = dir.file("log.jsonl");
   rk::audit_file_sink sink(path);
@@ -201,11 +204,59 @@ TEST(AuditSinks, AFileSinkOnAFullDiskWritesWholeLinesOnlyAndCatchesUpWhenThereIs
       }
     }
     EXPECT_THROW(sink.flush(), rk::error);
-    EXPECT_EQ(std::filesystem::file_size(path), whole) << "cut back to the last whole line";
+    const std::vector<std::string> kept = read_lines(path);
+    EXPECT_GT(std::filesystem::file_size(path), whole) << "the whole lines that fit stay in the file";
+    EXPECT_LE(std::filesystem::file_size(path), whole + 1000);
+    ASSERT_GT(kept.size(), before);
+    EXPECT_TRUE(std::equal(kept.begin(), kept.end(), lines.begin())) << "whole lines, in order";
   }
   EXPECT_GT(refused, 0u) << "the full disk was noticed";
+  EXPECT_EQ(sink.refused(), 0u) << "entries that wait are not refused";
   sink.flush(); // room again: what waited goes out, in order
   EXPECT_EQ(read_lines(path), lines);
+}
+
+TEST(AuditSinks, AFileSinkTakesWhatANearlyFullDiskHoldsAndCountsTheEntriesItRefuses) {
+  const scratch_dir dir;
+  const auto path = dir.file("log.jsonl");
+  rk::audit_file_sink sink(path);
+  const std::string filler(200, 'x');
+  const auto entry = [&](std::uint64_t i) {
+    rk::audit_entry e;
+    e.sequence = i;
+    e.json = "{\"seq\":" + std::to_string(i) + ",\"filler\":\"" + filler + "\"}";
+    return e;
+  };
+  std::uint64_t next = 0;
+  std::uint64_t refused = 0;
+  {
+    const rk::test::file_size_limit full_disk(0);
+    // Fill what may wait (pending_limit), then one more: refused and counted, not kept.
+    while (refused == 0) {
+      try {
+        sink.write(entry(next));
+      } catch (const rk::error& e) {
+        if (std::string(e.what()).find("missing from the file") != std::string::npos) ++refused;
+      }
+      ++next;
+    }
+    EXPECT_EQ(sink.refused(), 1u);
+  }
+  const std::uint64_t waiting = next - 1; // every entry but the refused last one
+  {
+    // Room for about half of what waits: the disk takes that much, in whole lines, at the next flush.
+    const std::uintmax_t room = rk::audit_file_sink::pending_limit / 2;
+    const rk::test::file_size_limit nearly_full(room);
+    EXPECT_THROW(sink.flush(), rk::error);
+    const std::uintmax_t written = std::filesystem::file_size(path);
+    EXPECT_LE(written, room);
+    EXPECT_GT(written, room - 300) << "all the whole lines that fit";
+  }
+  sink.flush();
+  const std::vector<std::string> lines = read_lines(path);
+  ASSERT_EQ(lines.size(), waiting);
+  for (std::uint64_t i = 0; i < waiting; ++i) ASSERT_EQ(lines[i], entry(i).json) << "line " << i;
+  EXPECT_EQ(sink.refused(), 1u);
 }
 
 // --- the drain ---------------------------------------------------------------------------------------------

@@ -2,8 +2,10 @@
 // chains), and the rk-audit-verify command line.
 #include "audit_test_support.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <future>
 
 #include <fcntl.h>
@@ -133,6 +135,24 @@ TEST_F(AuditVerify, DeletingALineIsDetected) {
   v = verify_edited(lines, open);
   EXPECT_EQ(v.verdict, rk::audit_verdict::tampered);
   EXPECT_EQ(v.bad_line, 12u) << v.reason;
+}
+
+TEST_F(AuditVerify, NothingFollowsTheClosingEntryNotEvenAnIncompleteLine) {
+  // An open log may end in a line still being written; a closed one is no longer written, so bytes after
+  // its audit_closed entry were added. They were ignored with a note when the log was allowed to be open.
+  {
+    std::ofstream out(edited_, std::ios::binary);
+    for (const std::string& line : lines_) out << line << '\n';
+    out << "xyz"; // no newline
+  }
+  rk::audit_verify_options open;
+  open.require_closed = false;
+  for (const rk::audit_verify_options& options : {rk::audit_verify_options{}, open}) {
+    const rk::audit_verify_result v = rk::verify_audit_log(edited_, options);
+    EXPECT_EQ(v.verdict, rk::audit_verdict::tampered) << v.reason;
+    EXPECT_EQ(v.bad_line, lines_.size() + 1) << v.reason;
+    EXPECT_NE(v.reason.find("follows the audit_closed entry"), std::string::npos) << v.reason;
+  }
 }
 
 TEST_F(AuditVerify, InsertingOrReorderingLinesIsDetected) {
@@ -274,6 +294,17 @@ TEST_F(AuditVerify, CliExitCodes) {
 
   r = run_cli("'" + dir_.file("missing.jsonl").string() + "'");
   EXPECT_EQ(r.exit_code, 2) << r.output;
+
+  // A file named to forge a verdict line: printed escaped, so the output is one line that says tampered.
+  const std::filesystem::path forging = dir_.file("log.jsonl: intact: 13 entries, closed\nx");
+  lines = lines_;
+  lines[3] = replace_once(lines[3], R"("tenant":7)", R"("tenant":8)");
+  write_lines(forging, lines);
+  r = run_cli("'" + forging.string() + "'");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  EXPECT_NE(r.output.find("closed\\x0ax:4: tampered"), std::string::npos) << r.output;
+  EXPECT_EQ(run_cli("--allow-open '" + forging.string() + "'").exit_code, 1);
   EXPECT_EQ(run_cli("").exit_code, 2);
   EXPECT_EQ(run_cli("--bogus x").exit_code, 2);
   EXPECT_EQ(run_cli("a b").exit_code, 2);
@@ -325,6 +356,12 @@ TEST_F(AuditVerify, ThePythonVerifierInTheDocsAgreesWithTheCxxOne) {
   write_lines(edited_, lines);
   EXPECT_EQ(run_doc_verifier(edited_).exit_code, 1);
   EXPECT_EQ(run_doc_verifier(edited_, true).exit_code, 0);
+  {
+    std::ofstream out(edited_, std::ios::binary); // closed, then an incomplete line
+    for (const std::string& line : lines_) out << line << '\n';
+    out << "xyz";
+  }
+  EXPECT_EQ(run_doc_verifier(edited_, true).exit_code, 1);
   write_lines(edited_, {});
   r = run_doc_verifier(edited_);
   EXPECT_EQ(r.exit_code, 1) << r.output;

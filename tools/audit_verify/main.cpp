@@ -6,6 +6,7 @@
 // the file cannot be read. The command line is CLI11 (tools/cli/rk_cli.hpp).
 
 #include <ringkernel/host/audit.hpp>
+#include <ringkernel/host/detail/printable.hpp>
 #include <rk_cli.hpp>
 
 #include <cctype>
@@ -73,37 +74,41 @@ int main(int argc, char** argv) {
              "Lines longer than 64 KiB are refused (an audit line is a few hundred bytes).");
   rk::cli::parse(app, argc, argv, "[--allow-open] [--head HASH] [--key-file KEY] FILE");
   options.require_closed = !allow_open;
+  // Paths and reasons are printed with control characters escaped: a file named to look like a verdict
+  // ("log: intact: ...\n") cannot forge a line of the output.
+  const std::string shown_key_file = rk::detail::printable(key_file);
   if (!key_file.empty()) {
     switch (read_key(key_file, options.key)) {
     case key_read::ok:
       break;
     case key_read::failed:
-      std::fprintf(stderr, "rk-audit-verify: cannot read the key file '%s'\n", key_file.c_str());
+      std::fprintf(stderr, "rk-audit-verify: cannot read the key file '%s'\n", shown_key_file.c_str());
       return exit_usage;
     case key_read::too_large:
       std::fprintf(stderr,
                    "rk-audit-verify: the key file '%s' is longer than %zu bytes: is it the key? (a runtime's "
                    "audit key is a few dozen bytes)\n",
-                   key_file.c_str(), max_key_bytes);
+                   shown_key_file.c_str(), max_key_bytes);
       return exit_usage;
     }
     if (options.key.empty()) {
-      std::fprintf(stderr, "rk-audit-verify: the key file '%s' is empty\n", key_file.c_str());
+      std::fprintf(stderr, "rk-audit-verify: the key file '%s' is empty\n", shown_key_file.c_str());
       return exit_usage;
     }
   }
 
   const rk::audit_verify_result r = rk::verify_audit_log(file, options);
-  const char* name = file.c_str();
+  const std::string shown_file = rk::detail::printable(file);
+  const std::string reason = rk::detail::printable(r.reason);
+  const char* name = shown_file.c_str();
   switch (r.verdict) {
   case rk::audit_verdict::intact:
     std::printf("%s: intact: %llu entries, %s, head %s\n", name, static_cast<unsigned long long>(r.entries),
                 r.closed ? "closed" : "open", r.head.c_str());
-    if (!r.reason.empty()) std::printf("%s: note: %s\n", name, r.reason.c_str());
+    if (!reason.empty()) std::printf("%s: note: %s\n", name, reason.c_str());
     return exit_intact;
   case rk::audit_verdict::tampered:
-    std::printf("%s:%llu: tampered: %s\n", name, static_cast<unsigned long long>(r.bad_line),
-                r.reason.c_str());
+    std::printf("%s:%llu: tampered: %s\n", name, static_cast<unsigned long long>(r.bad_line), reason.c_str());
     if (!options.key.empty() && (options.key.back() == '\n' || options.key.back() == '\r'))
       std::printf("%s: hint: the key file ends with a line break, which is part of the key; if the "
                   "runtime's key did not have it, write the file without it (printf '%%s' KEY > FILE)\n",
@@ -112,6 +117,6 @@ int main(int argc, char** argv) {
   case rk::audit_verdict::unreadable:
     break;
   }
-  std::fprintf(stderr, "rk-audit-verify: %s\n", r.reason.c_str());
+  std::fprintf(stderr, "rk-audit-verify: %s\n", reason.c_str());
   return exit_usage;
 }

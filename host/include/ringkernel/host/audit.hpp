@@ -12,6 +12,7 @@
 #include <ringkernel/device/backoff.cuh>
 #include <ringkernel/host/error.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -113,11 +114,12 @@ private:
 
 //! Writes each entry as one line (`entry.json` + '\n') to a file it creates (or truncates): a
 //! JSON-lines log that rk::verify_audit_log and `rk-audit-verify` check. Lines are buffered (64 KiB) and
-//! reach the file whole or not at all: a write the operating system refuses or cuts short (a full disk)
-//! is cut back to the last whole line, its lines stay buffered and go out with the next write or flush().
-//! While more than `pending_limit` bytes wait, write() refuses the entry (rk::error): it is missing from
-//! the file, whose hash chain then shows the gap. flush() pushes buffered lines to the operating system;
-//! it does not fsync.
+//! reach the file whole or not at all: when the operating system refuses a write or cuts it short (a full
+//! disk), the whole lines it took stay in the file, a torn last line is cut back, and the lines left stay
+//! buffered and go out with the next write or flush(), so a nearly full disk still takes what fits.
+//! While more than `pending_limit` bytes wait, write() refuses the entry (rk::error; counted by
+//! refused()): it is missing from the file, whose hash chain then shows the gap. flush() pushes buffered
+//! lines to the operating system; it does not fsync.
 class audit_file_sink final : public audit_sink {
 public:
   static constexpr std::size_t pending_limit = std::size_t{16} << 20;
@@ -136,6 +138,9 @@ public:
   //! Throws rk::error when the buffered lines cannot be written (they stay buffered).
   void flush() override;
   const std::filesystem::path& path() const noexcept { return path_; }
+  //! Entries write() refused (pending_limit): missing from the file for good. Any thread may read it.
+  //! audit_drain_stats::sink_failures counts failed calls instead, most of which keep their entry buffered.
+  std::uint64_t refused() const noexcept { return refused_.load(std::memory_order_relaxed); }
 
 private:
   void write_out();
@@ -143,6 +148,7 @@ private:
   int fd_ = -1;            //!< owned; used by the drain thread only
   std::string pending_;    //!< whole lines not written yet
   std::uint64_t size_ = 0; //!< bytes of whole lines in the file
+  std::atomic<std::uint64_t> refused_{0};
 };
 
 //! Calls a user function with every entry, on the drain thread.
@@ -186,7 +192,9 @@ struct audit_drain_stats {
   std::uint64_t records_lost = 0;     //!< sum of their values: records the full ring refused, or record_host
                                       //!< could not queue for lack of host memory
   std::uint64_t malformed = 0;        //!< ring slots that did not hold an audit record
-  std::uint64_t sink_failures = 0;    //!< sink calls that threw
+  std::uint64_t sink_failures = 0;    //!< sink calls that threw (not entries lost: a file sink's write that
+                                      //!< threw keeps its entry buffered; audit_file_sink::refused() counts
+                                      //!< the entries its file lacks)
   std::uint64_t reader_failures = 0;  //!< read_overflow / read_claimed calls that threw
   std::string last_failure;           //!< the message of the most recent failure, if any
   std::string head;                   //!< hash of the newest entry (audit_genesis_hash before the first)
