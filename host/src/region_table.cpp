@@ -7,12 +7,26 @@
 #include <ringkernel/host/error.hpp>
 
 #include <algorithm>
+#include <atomic>
 
 namespace rk::detail {
 
+namespace {
+
+//! A number no other region table of this process has (0 is never given: a default handle's).
+std::uint32_t next_issuer() {
+  static std::atomic<std::uint32_t> last{0};
+  std::uint32_t issuer = last.fetch_add(1, std::memory_order_relaxed) + 1;
+  while (issuer == 0) issuer = last.fetch_add(1, std::memory_order_relaxed) + 1;
+  return issuer;
+}
+
+} // namespace
+
 region_table::region_table(memory_pool& memory, backend_impl& backend, tenant_table& tenants,
                            std::uint32_t capacity)
-    : memory_(memory), backend_(backend), tenants_(tenants), capacity_(capacity), slots_(capacity, ~0u - 1) {
+    : memory_(memory), backend_(backend), tenants_(tenants), capacity_(capacity), issuer_(next_issuer()),
+      slots_(capacity, ~0u - 1) {
   d_regions_ = memory.allocate(sizeof(region_entry) * std::max(1u, capacity),
                                "the region table (runtime_options::max_regions)");
 }
@@ -54,7 +68,16 @@ void region_table::validate(const void* pointer, std::uint64_t bytes, const regi
   for (std::uint64_t t : opts.shared_with) tenants_.slot_of(t, who);
 }
 
+void region_table::require_issued_here(region_handle h, const std::string& who) const {
+  if (h.issuer != issuer_)
+    throw error(who + ": the region handle was not given out by this runtime (" +
+                (h.issuer == 0 ? std::string("it was built by hand or default-constructed")
+                               : std::string("another runtime gave it out")) +
+                "); use the handle this runtime's register_region() or create_region() returned");
+}
+
 region_table::region_record& region_table::live(region_handle h, const std::string& who) {
+  require_issued_here(h, who);
   if (h.region >= records_.size() || !records_[h.region].live ||
       records_[h.region].generation != h.generation)
     throw error(who + ": region " + std::to_string(h.region) + " (generation " +
@@ -93,7 +116,7 @@ region_handle region_table::publish(region_record r, const std::string& who) {
   const std::uint64_t owner = r.options.owner_tenant;
   records_[s->slot] = std::move(r);
   tenants_.count_region(owner, +1);
-  return {s->slot, records_[s->slot].generation};
+  return {s->slot, records_[s->slot].generation, issuer_};
 }
 
 region_handle region_table::register_region(void* pointer, std::uint64_t bytes, const region_options& opts) {
@@ -187,8 +210,9 @@ std::uint64_t region_table::append(region_handle h, byte_view bytes) {
   region_record& r = live(h, who);
   if (r.options.policy != region_policy::append_only) throw error(who + ": the region is not append-only");
   if (bytes.size > r.size - r.cursor)
-    throw error(who + ": " + std::to_string(bytes.size) + " bytes do not fit (" +
-                std::to_string(r.size - r.cursor) + " left in the region)");
+    throw error(who + ": " + std::to_string(bytes.size) + (bytes.size == 1 ? " byte does" : " bytes do") +
+                " not fit (" + std::to_string(r.size - r.cursor) + " of the region's " +
+                std::to_string(r.size) + " left)");
   const std::uint64_t offset = r.cursor;
   if (bytes.size) backend_.copy_to_device(r.pointer + offset, bytes.data, bytes.size);
   const std::uint64_t cursor =
@@ -200,19 +224,20 @@ std::uint64_t region_table::append(region_handle h, byte_view bytes) {
 
 bool region_table::registered(region_handle h) const {
   std::lock_guard lock(mutex_);
-  return h.region < records_.size() && records_[h.region].live &&
+  return h.issuer == issuer_ && h.region < records_.size() && records_[h.region].live &&
          records_[h.region].generation == h.generation;
 }
 
 bool region_table::issued_slot(region_handle h) const {
   std::lock_guard lock(mutex_);
   // Handles start at generation 1; a slot's record keeps the latest it gave out when its region is gone.
-  return h.region < records_.size() && h.generation != 0 && h.generation <= records_[h.region].generation;
+  return h.issuer == issuer_ && h.region < records_.size() && h.generation != 0 &&
+         h.generation <= records_[h.region].generation;
 }
 
 bool region_table::releasing(region_handle h) const {
   std::lock_guard lock(mutex_);
-  return releasing_.count({h.region, h.generation}) != 0;
+  return h.issuer == issuer_ && releasing_.count({h.region, h.generation}) != 0;
 }
 
 void* region_table::pointer(region_handle h) const {
@@ -227,7 +252,7 @@ std::vector<region_handle> region_table::shared_with(std::uint64_t tenant) const
     const region_record& r = records_[slot];
     if (r.live && std::find(r.options.shared_with.begin(), r.options.shared_with.end(), tenant) !=
                       r.options.shared_with.end())
-      out.push_back({slot, r.generation});
+      out.push_back({slot, r.generation, issuer_});
   }
   return out;
 }

@@ -37,6 +37,10 @@ public:
   //! Whether `region` is a handle this table gave out, now or earlier (a generation not yet given out
   //! for its slot is not).
   bool issued_slot(region_handle region) const;
+  //! Throws rk::error (naming `who`) for a handle this table did not give out: another runtime's, or one
+  //! built by hand. The other calls taking a handle check it too, except registered(), releasing() and
+  //! issued_slot(), which answer false.
+  void require_issued_here(region_handle region, const std::string& who) const;
   std::uint64_t append(region_handle region, byte_view bytes);
   void* pointer(region_handle region) const;
   std::uint32_t in_use() const;
@@ -64,6 +68,7 @@ private:
   backend_impl& backend_;
   tenant_table& tenants_;
   std::uint32_t capacity_;
+  const std::uint32_t issuer_; //!< region_handle::issuer of this table's handles
   device_block d_regions_;
 
   mutable std::mutex mutex_; //!< guards the records

@@ -507,6 +507,7 @@ void runtime_impl::unregister_region(region_handle region) {
 
 wait_result runtime_impl::release_region(region_handle region, std::chrono::nanoseconds timeout) {
   refuse_from_worker("release_region()");
+  regions_.require_issued_here(region, "release_region()");
   {
     std::lock_guard lock(setup_);
     if (regions_.registered(region)) {

@@ -550,18 +550,24 @@ TEST_P(HardeningCases, ReleaseRegionWaitsForHandlersStillReadingIt) {
   ASSERT_TRUE(done.has_value()) << "release_region returned while a handler could still read the region";
   EXPECT_EQ(done->as<ping_payload>().value, 256u);
   EXPECT_EQ(rt.release_region(view, 0s), rk::wait_result::ready) << "idempotent";
-  expect_refused([&] { (void)rt.release_region(rk::region_handle{9999, 1}, 0s); }, "never registered");
+  // Handles of this runtime with a slot or a generation it never gave out (made by editing real ones).
+  const auto edited = [](rk::region_handle h, std::uint32_t region, std::uint32_t generation) {
+    h.region = region;
+    h.generation = generation;
+    return h;
+  };
+  expect_refused([&] { (void)rt.release_region(edited(view, 9999, 1), 0s); }, "never registered");
   // A live region's slot with a generation it never had: said ready, and left that region registered.
   expect_refused(
-      [&] {
-        (void)rt.release_region(rk::region_handle{backing.region, backing.generation + 5}, 0s);
-      },
+      [&] { (void)rt.release_region(edited(backing, backing.region, backing.generation + 5), 0s); },
       "never registered");
+  expect_refused([&] { (void)rt.release_region(edited(view, view.region, view.generation + 1), 0s); },
+                 "never registered");
   expect_refused(
       [&] {
-        (void)rt.release_region(rk::region_handle{view.region, view.generation + 1}, 0s);
+        (void)rt.release_region(rk::region_handle{backing.region, backing.generation}, 0s);
       },
-      "never registered");
+      "built by hand");
   EXPECT_NO_THROW((void)rt.region_pointer(backing)) << "still registered";
   EXPECT_EQ(rt.release_region(backing, 10s), rk::wait_result::ready) << "the runtime frees its own region";
   EXPECT_TRUE(rt.shutdown().drained);

@@ -24,6 +24,31 @@ protected:
   }
 };
 
+// A handle is good only in the runtime that gave it out. Two runtimes hand out the same slot and
+// generation first: the other runtime's handle released, unregistered, appended to and pointed into this
+// runtime's region, and a caller that freed its memory after release_region said ready still had it read.
+TEST_P(ReuseCases, AnotherRuntimesRegionHandleIsRefusedEverywhere) {
+  rk::runtime first(options());
+  rk::runtime second(options());
+  const std::vector<std::byte> bytes(256, std::byte{1});
+  const rk::region_handle mine =
+      first.create_region({bytes.data(), 256}, 512, {rk::region_policy::append_only, 0, {}});
+  const rk::region_handle theirs =
+      second.create_region({bytes.data(), 256}, 512, {rk::region_policy::append_only, 0, {}});
+  ASSERT_EQ(mine.region, theirs.region);
+  ASSERT_EQ(mine.generation, theirs.generation);
+  ASSERT_NE(mine.issuer, theirs.issuer);
+  const std::string not_ours = "another runtime gave it out";
+  expect_refused([&] { (void)second.release_region(mine, 0s); }, not_ours);
+  expect_refused([&] { second.unregister_region(mine); }, not_ours);
+  expect_refused([&] { (void)second.append(mine, {bytes.data(), 8}); }, not_ours);
+  expect_refused([&] { (void)second.region_pointer(mine); }, not_ours);
+  EXPECT_EQ(second.append(theirs, {bytes.data(), 8}), 256u) << "its own region was left as it was";
+  EXPECT_EQ(first.append(mine, {bytes.data(), 8}), 256u);
+  EXPECT_EQ(second.release_region(theirs, 10s), rk::wait_result::ready);
+  EXPECT_EQ(first.release_region(mine, 10s), rk::wait_result::ready);
+}
+
 TEST_P(ReuseCases, RegionSlotsComeBackAndStaleDescriptorsStayRefused) {
   rk::runtime rt(options()); // max_regions = 256: the 257th cycle used to fail
   const actor_index reader = rt.spawn<region_reader>("reader", small_mailbox());

@@ -33,10 +33,13 @@ static_assert(sizeof(region_descriptor) == 24);
 inline constexpr std::uint64_t max_descriptor_length = 0xFFFF'FFFFu;
 
 //! A region as the host refers to it: slot and generation (the generation changes when it is
-//! unregistered, which invalidates every descriptor made from this handle).
+//! unregistered, which invalidates every descriptor made from this handle), and the runtime that gave it
+//! out. The runtime's calls taking a handle refuse one another runtime gave out (or one built by hand).
+//! A descriptor carries slot and generation only: it names a region of the runtime that delivers it.
 struct region_handle {
   std::uint32_t region = 0;
   std::uint32_t generation = 0;
+  std::uint32_t issuer = 0; //!< the runtime that gave it out: a number unique in the process (0: none)
   RK_HOST_DEVICE constexpr region_descriptor describe(std::uint64_t offset,
                                                       std::uint64_t length) const noexcept {
     return {region, generation, offset, length};

@@ -305,20 +305,24 @@ public:
   //! Registers `bytes` of device memory at `device_pointer` (host memory on the CPU backend) as a region
   //! owned by options.owner_tenant; counts against that tenant's max_device_bytes. The memory must stay
   //! valid until the runtime is destroyed or the region is unregistered and no message naming it is left.
-  //! A size that would run past the end of any address space (2^57) is refused (rk::error).
+  //! A size that would run past the end of any address space (2^57) is refused (rk::error). An
+  //! append-only region registered here starts with its append cursor at 0: its bytes are room to
+  //! append() to, and no descriptor names any of them before they are appended.
   region_handle register_region(void* device_pointer, std::uint64_t bytes, const region_options& options);
   //! Allocates a `capacity`-byte region, copies `initial` to its start and registers it. For an
   //! append-only region the initial bytes are final (the append cursor starts after them).
   region_handle create_region(byte_view initial, std::uint64_t capacity, const region_options& options);
   //! Invalidates every descriptor of the region (live ones are refused from now on, and handlers that
   //! get a delivered one see no bytes). Handlers already reading it may go on until they return; see
-  //! release_region for when the memory may be freed.
+  //! release_region for when the memory may be freed. Throws rk::error for a handle not registered now,
+  //! also one already unregistered: where several threads may let go of one region, call release_region,
+  //! which accepts that.
   void unregister_region(region_handle region);
   //! Unregisters the region (if it still is) and waits until no worker can read it any more: after
   //! `ready` its memory may be freed or reused. `timed_out`: a handler that may hold its bytes did not
   //! return within `timeout` (call again later). `aborted`: shutdown() ended the runtime leaving a worker
   //! it could not stop, which may still read the region: never free it. Throws rk::error for a handle
-  //! this runtime never gave out.
+  //! this runtime never gave out (another runtime's among them); `ready` again for one it released.
   template <class Rep = std::int64_t, class Period = std::nano>
   wait_result release_region(region_handle region,
                              std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
@@ -328,6 +332,8 @@ public:
   std::uint64_t append(region_handle region, byte_view bytes);
   //! The region's memory as workers address it.
   void* region_pointer(region_handle region) const;
+  // Every call above that takes a handle refuses (rk::error) one another runtime gave out: each handle
+  // carries its runtime (region_handle::issuer).
 
   // --- audit ----------------------------------------------------------------------------------------------
 
