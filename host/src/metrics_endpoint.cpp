@@ -288,9 +288,10 @@ std::string bind_failure_hint(int reason) {
 metrics_endpoint::metrics_endpoint(const metrics_endpoint_options& options, renderer render)
     : server_(std::make_unique<server>()), address_(options.address) {
   if (!is_loopback_address(options.address))
-    throw error("serve_metrics(): address '" + printable(options.address) +
-                "' is not a loopback address; the endpoint binds only 127.0.0.1, ::1 or localhost (put an "
-                "authenticating proxy in front of it to expose the metrics further)");
+    throw error(
+        "serve_metrics(): address '" + printable(options.address) +
+        "' is not a loopback address; the endpoint binds only loopback: 127.x.y.z, ::1 or localhost (put an "
+        "authenticating proxy in front of it to expose the metrics further)");
   endpoint_server& http = server_->http;
   http.new_task_queue = [s = server_.get()] { return s->serving.release(); };
   // httplib's default sets SO_REUSEPORT, which lets a second server bind the same port and share the
@@ -299,10 +300,20 @@ metrics_endpoint::metrics_endpoint(const metrics_endpoint_options& options, rend
     int yes = 1;
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
+  // Answers are sent as they are, never compressed: httplib compresses a text body for any client that
+  // accepts it, and brotli took seconds of CPU per scrape of a large exposition (and held the runtime's
+  // destruction that long); on loopback compression saves nothing. A body of known length from a content
+  // provider is one httplib sends without compressing.
   const auto answer = [render](bool json) {
     return [render, json](const httplib::Request&, httplib::Response& res) {
       try {
-        res.set_content(render(json), json ? "application/json" : "text/plain; version=0.0.4; charset=utf-8");
+        auto body = std::make_shared<const std::string>(render(json));
+        res.set_header("Accept-Ranges", "none");
+        res.set_content_provider(body->size(),
+                                 json ? "application/json" : "text/plain; version=0.0.4; charset=utf-8",
+                                 [body](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+                                   return sink.write(body->data() + offset, length);
+                                 });
       } catch (const std::exception& e) { // e.g. the runtime faulted: say so rather than drop the scrape
         res.status = 500;
         res.set_content(std::string("ringkernel metrics: ").append(e.what()), "text/plain");
@@ -311,6 +322,8 @@ metrics_endpoint::metrics_endpoint(const metrics_endpoint_options& options, rend
   };
   http.Get("/metrics", answer(false));
   http.Get("/metrics.json", answer(true));
+  // The Keep-Alive header says what the serving loop does: it waits keep_alive_ms for the next request.
+  http.set_keep_alive_timeout(std::max(1, keep_alive_ms / 1000));
   // Requests are small; a body is never read into memory beyond this (413 instead).
   http.set_payload_max_length(request_byte_limit);
   // Ranges are not served: httplib builds a multipart answer holding the exposition once per range in

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace rk::detail {
@@ -217,6 +218,12 @@ bool stats_publisher::write_snapshot(const std::string* text) noexcept {
   fields.capacity = snapshot_capacity;
   fields.interval_ns = static_cast<std::uint64_t>(std::chrono::nanoseconds(interval_).count());
   fields.published_ns = unix_ns();
+  // Cut to a size inside the first page, the object raises no SIGBUS on a write there (the page stays),
+  // yet readers see only its new size: its size back first, whenever it shrank.
+  struct stat object {};
+  if (::fstat(lock_fd_, &object) == 0 && object.st_size < static_cast<off_t>(mapped_bytes_) &&
+      ::ftruncate(lock_fd_, static_cast<off_t>(mapped_bytes_)) != 0)
+    return false;
   // Twice at most: a process that keeps truncating the object costs this interval's snapshot, nothing more.
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (guarded([&] { write_object(mapping_, fields, text, sequence_); })) {

@@ -168,12 +168,12 @@ int main(int argc, char** argv) {
   cli.count("--instruments", instruments, 1'000'000, 1)->description("instrument books (default 10000)");
   cli.count("--traders", traders, 4'000'000, 1)->description("trader actors (default 100000)");
   cli.count("--rounds", rounds, 1'000, 1)->description("auction rounds (default 3)");
-  cli.count("--orders", orders)->description("orders per trader and round, 1 to 64 (default 4)");
+  cli.count("--orders", orders, max_orders_per_round, 1)
+      ->description("orders per trader and round, 1 to " + std::to_string(max_orders_per_round) +
+                    " (default 4)");
   cli.backend(options.backend);
   cli.toggle("--json", json)->description("print the results as one JSON object");
   cli.parse(argc, argv);
-  if (orders < 1 || orders > max_orders_per_round)
-    cli.fail("--orders (per trader and round) must be between 1 and " + std::to_string(max_orders_per_round));
   // A book holds at most this many orders a round; a member holds a few books (consistent hashing).
   if ((traders * orders + instruments - 1) / instruments > 64)
     cli.fail("at most 64 orders per instrument and round: raise --instruments or lower --traders/--orders");

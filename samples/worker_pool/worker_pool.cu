@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
   rk::runtime_options options;
   rk::samples::flags cli("worker_pool", "[--workers N] [--jobs N] [--backend auto|cpu|cuda] [--json]");
   cli.count("--workers", workers, 512, 2)->description("workers in the group (default 8)");
-  cli.count("--jobs", jobs, 100'000'000) // per phase; job ids run to 2 x jobs
+  cli.count("--jobs", jobs, 100'000'000, 1) // per phase; job ids run to 2 x jobs
       ->description("jobs before and again after one worker is stopped (default 8000)");
   cli.backend(options.backend);
   cli.toggle("--json", json)->description("print the results as one JSON object");

@@ -406,8 +406,14 @@ int main(int argc, char** argv) {
                "remove the snapshots of processes that are gone (crashed or killed) and exit");
   rk::cli::add_count(app, "--interval-ms", interval_ms, "refresh period of the live view (default 500)")
       ->check(CLI::Range(10u, 60'000u));
-  rk::cli::parse(app, argc, argv,
-                 "[--pid PID [--index K] | --name NAME] [--once] [--json] [--interval-ms N] | --clean");
+  const std::string usage =
+      "[--pid PID [--index K] | --name NAME] [--once] [--json] [--interval-ms N] | --clean";
+  rk::cli::parse(app, argc, argv, usage);
+  // Options CLI11 accepted that do not go together: refused as the parser refuses, with the usage line.
+  const auto refuse = [&](const char* why) {
+    std::fprintf(stderr, "rk-top: %s\nusage: rk-top %s\n", why, usage.c_str());
+    return exit_usage;
+  };
   // Every read of a mapped snapshot is guarded (snapshot_source): a truncated object is an error.
   struct sigaction bus_error {};
   bus_error.sa_handler = on_bus_error;
@@ -415,18 +421,15 @@ int main(int argc, char** argv) {
   ::sigaction(SIGBUS, &bus_error, nullptr);
   if (remove_gone) {
     if (pid || !name.empty() || once || json) {
-      std::fputs("rk-top: --clean takes no other option (it looks at every snapshot)\n", stderr);
-      return exit_usage;
+      return refuse("--clean takes no other option (it looks at every snapshot)");
     }
     return clean();
   }
   if (json && !once) {
-    std::fputs("rk-top: --json needs --once (the live view is for people)\n", stderr);
-    return exit_usage;
+    return refuse("--json needs --once (the live view is for people)");
   }
   if (pid && !name.empty()) {
-    std::fputs("rk-top: give --pid or --name, not both\n", stderr);
-    return exit_usage;
+    return refuse("give --pid or --name, not both");
   }
   if (pid) name = rk::stats_shm_name(*pid, index);
   if (name.empty()) {
@@ -499,13 +502,16 @@ int main(int argc, char** argv) {
           }
           return false;
         }();
+        // A snapshot saying "error" (the runtime could not say: too large, a device fault) is printed as
+        // it is, and the exit status says so, as without --json.
+        const int status = document.is_object() && document.contains("error") ? exit_usage : exit_ok;
         if (terminal_controls) {
           std::string tamed = document.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
           std::printf("%s\n", tamed.c_str());
-          return exit_ok;
+          return status;
         }
         std::printf("%s\n", text->c_str());
-        return exit_ok;
+        return status;
       } else {
         std::string screen;
         bool failed = false;

@@ -22,7 +22,8 @@
 //!    connection lives longer than 10 s, so clients that stall or trickle bytes hold a connection for a
 //!    bounded time and never delay the runtime's destruction. A request (line, headers and body) may
 //!    take 64 KiB, more closes its connection; a Range header is answered 416; at most 64 accepted
-//!    connections wait for a serving thread, more are closed at once. Local clients can still keep
+//!    connections wait for a serving thread, more are closed at once. Answers are never compressed
+//!    (Accept-Encoding is ignored: brotli cost seconds of CPU per large scrape). Local clients can still keep
 //!    scrapes waiting (4 connections each held up to 10 s): the limits bound memory and descriptors,
 //!    not who gets served first.
 

@@ -13,7 +13,8 @@
 //!    before and after (acquire). Readers map the object read-only: they cannot disturb the runtime. A
 //!    process of the runtime's user that truncates the object costs a snapshot: the runtime catches the
 //!    SIGBUS of its write (a process-wide handler, installed at the first publishing start(), that passes
-//!    every other SIGBUS on to the handler before it), gives the object its size back and writes again.
+//!    every other SIGBUS on to the handler before it), gives the object its size back and writes again;
+//!    before each snapshot it also gives back the size of an object that shrank without a SIGBUS.
 //!  - The object is created at start() and removed when the runtime is destroyed; after shutdown() the
 //!    last snapshot says "running": false.
 
