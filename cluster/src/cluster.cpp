@@ -89,11 +89,12 @@ void validate(const cluster_options& o) {
                 std::to_string(o.failure_timeout.count()) + " ms");
 }
 
-//! The options every rank must share, compared with rank 0's (collective): a message one rank's outbound
-//! slot holds must fit the receiving rank's (which takes at most its own payload capacity), each rank's
-//! failure detector expects the heartbeats of the others at its own pace, and shutdown's rounds give up
-//! together. Nothing when they agree (or when this rank's own options are bad: that error comes first).
-std::exception_ptr differences_from_rank_zero(MPI_Comm comm, const cluster_options& o) {
+//! The options every rank must share (collective): a message one rank's outbound slot holds must fit the
+//! receiving rank's (which takes at most its own payload capacity), each rank's failure detector expects
+//! the heartbeats of the others at its own pace, and shutdown's rounds give up together. Every rank learns
+//! the smallest and largest value of each, so each names the option that differs, also where its own value
+//! is rank 0's. Nothing when they agree (or when this rank's own options are bad: that error comes first).
+std::exception_ptr differences_between_ranks(MPI_Comm comm, const cluster_options& o) {
   struct shared_option {
     const char* name;
     std::int64_t value;
@@ -105,15 +106,16 @@ std::exception_ptr differences_from_rank_zero(MPI_Comm comm, const cluster_optio
       {"drain_timeout (ms)", o.drain_timeout.count()},
   };
   constexpr int count = static_cast<int>(std::size(mine));
-  std::int64_t rank_zeros[count];
-  for (int i = 0; i < count; ++i) rank_zeros[i] = mine[i].value;
-  MPI_Bcast(rank_zeros, count, MPI_INT64_T, 0, comm);
+  std::int64_t values[count], smallest[count], largest[count];
+  for (int i = 0; i < count; ++i) values[i] = mine[i].value;
+  MPI_Allreduce(values, smallest, count, MPI_INT64_T, MPI_MIN, comm);
+  MPI_Allreduce(values, largest, count, MPI_INT64_T, MPI_MAX, comm);
   for (int i = 0; i < count; ++i)
-    if (rank_zeros[i] != mine[i].value)
+    if (smallest[i] != largest[i])
       return std::make_exception_ptr(error(std::string("rk::cluster: cluster_options::") + mine[i].name +
-                                           " must be the same on every rank: this rank has " +
-                                           std::to_string(mine[i].value) + ", rank 0 has " +
-                                           std::to_string(rank_zeros[i])));
+                                           " must be the same on every rank: the ranks have values from " +
+                                           std::to_string(smallest[i]) + " to " + std::to_string(largest[i]) +
+                                           ", this rank " + std::to_string(mine[i].value)));
   return nullptr;
 }
 
@@ -152,7 +154,7 @@ public:
     MPI_Comm_size(control_, &size);
     rank_ = static_cast<std::uint32_t>(rank);
     size_ = static_cast<std::uint32_t>(size);
-    if (std::exception_ptr differs = differences_from_rank_zero(control_, options_); !failure)
+    if (std::exception_ptr differs = differences_between_ranks(control_, options_); !failure)
       failure = differs;
     try {
       if (!failure) {
@@ -188,6 +190,7 @@ public:
 
   void start() {
     if (started_) throw error("rk::cluster::start(): the cluster was started already");
+    if (stopped_) throw error("rk::cluster::start(): the cluster was shut down; create a new rk::cluster");
     // A failed start() leaves names exchanged and remote entries made on some ranks: it is not retried.
     if (start_failed_)
       throw error(
@@ -229,6 +232,8 @@ public:
     if (!started_) {
       report.drained = true;
       if (runtime_) report.local = runtime_->shutdown();
+      stopped_ = true; // a later start() is refused as after any shutdown
+      last_report_ = report;
       return report;
     }
     stopped_ = true;

@@ -148,6 +148,13 @@ void check_allreduce(std::uint64_t rounds) {
   for (const actor_index m : members) EXPECT_EQ(c.local().state<contributor<T>>(m).refused, 0u);
 }
 
+// Integer sums wrap modulo 2^bits, signed ones too: as a constant expression, the signed overflow they
+// had (undefined) did not compile.
+static_assert(rk::combine<std::int64_t, rk::reduce_op::sum>(INT64_MAX, 1) == INT64_MIN);
+static_assert(rk::combine<std::int8_t, rk::reduce_op::sum>(127, 1) == -128);
+static_assert(rk::combine<std::uint64_t, rk::reduce_op::sum>(UINT64_MAX, 2) == 1u);
+static_assert(rk::combine<double, rk::reduce_op::sum>(1.5, 2.0) == 3.5);
+
 TEST(Collectives, AllreduceSumsIntegersOverEveryContributorOfEveryRank) {
   check_allreduce<std::int64_t, rk::reduce_op::sum>(20);
 }

@@ -71,7 +71,8 @@ struct global_address {
 };
 
 //! outbound.slot_bytes, heartbeat_interval, failure_timeout and drain_timeout must be the same on every
-//! rank (the constructor compares them with rank 0's and throws rk::error on every rank otherwise); the
+//! rank (the constructor compares them across ranks and throws rk::error on every rank naming one that
+//! differs, with the smallest and largest value); the
 //! others may differ.
 struct cluster_options {
   runtime_options runtime{}; //!< this rank's runtime (each rank may choose its own backend)
@@ -79,7 +80,8 @@ struct cluster_options {
   //! (runtime_options::cluster_outbound). A power of two of at least 2 slots; slots as for a mailbox.
   ring_geometry outbound{4096, 256};
   //! The most bytes one MPI message (a batch) carries; a batch also goes out as soon as the outbound
-  //! ring has nothing more for it. At least one outbound slot; at most 64 MiB.
+  //! ring has nothing more for it. At least one outbound message (its slot's payload plus the wire's
+  //! framing: the constructor's error gives the number); at most 64 MiB.
   std::uint32_t batch_bytes = 64 * 1024;
   //! Batches to one rank that its proxy has not taken yet (synchronous-mode MPI sends not finished),
   //! beyond which this rank's proxy stops draining the outbound ring (backpressure). 1 .. 1024.
@@ -138,8 +140,11 @@ struct cluster_stats {
 
 //! What shutdown() found: whether the cluster fell quiet within drain_timeout, and this rank's report.
 struct cluster_report {
-  bool drained = false;        //!< no message was anywhere in the cluster when the ranks stopped
-  std::uint64_t in_flight = 0; //!< messages sent between live ranks and not arrived when they stopped
+  bool drained = false; //!< no message was anywhere in the cluster when the ranks stopped
+  //! When shutdown() gave up (not drained): messages and refusal notices one live rank had put in batches
+  //! for another (handed to MPI or still being filled) that had not arrived there yet. They end in the
+  //! other counts (cluster_stats: unsent if never handed to MPI, else dropped at arrival). 0 when drained.
+  std::uint64_t in_flight = 0;
   std::vector<std::uint32_t> gone_ranks; //!< ranks declared gone (by this rank or one it heard from)
   shutdown_report local;                 //!< this rank's runtime
 };
@@ -176,7 +181,8 @@ public:
 
   //! Starts this rank's runtime, exchanges the directory of names and starts the proxy (collective). If it
   //! fails (on any rank every rank throws), a later start() is refused: shut the cluster down and create a
-  //! new one.
+  //! new one. Every rank must call it: MPI collectives run here, without a timeout, so a rank that calls
+  //! shutdown() (or exits) instead leaves the others waiting in start().
   void start();
   bool running() const noexcept;
 
@@ -198,7 +204,8 @@ public:
   std::vector<std::uint32_t> gone_ranks() const;
 
   //! runtime::send to any rank's actor (a remote one through this rank's device, outbound ring and proxy);
-  //! `unreachable` at once when its rank is gone.
+  //! `unreachable` at once when its rank is gone. Throws rk::error as address_of() does for a destination
+  //! this rank cannot address (a rank out of range, an actor not in the directory).
   [[nodiscard]] status send(global_address to, std::uint32_t type, byte_view payload,
                             const send_options& options = {});
   //! runtime::send_blocking, the same way.

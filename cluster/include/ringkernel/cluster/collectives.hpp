@@ -20,7 +20,8 @@
 //! to every member of that rank's group `group` (runtime::create_group, the same name on every rank),
 //! each send decided by that rank's device like any host send.
 //!
-//! Types: T is an arithmetic type of at most 8 bytes; ops sum, min, max. The partial results reach the
+//! Types: T is an arithmetic type of at most 8 bytes; ops sum, min, max. An integer sum wraps modulo
+//! 2^bits (signed ones too), unchecked: choose T wide enough. The partial results reach the
 //! host as messages of type `reply_type` from this rank's reducer: cluster::receive() keeps those for
 //! allreduce and never returns them (one read with runtime::receive directly is lost to the reduction).
 //! A message of that type from any other actor (of any tenant, on any rank) is no partial: receive()
@@ -60,7 +61,11 @@ struct partial_result {
 
 template <class T, reduce_op Op>
 RK_HOST_DEVICE constexpr T combine(T a, T b) noexcept {
-  if constexpr (Op == reduce_op::sum) {
+  if constexpr (Op == reduce_op::sum && std::is_integral_v<T>) {
+    // Wraps modulo 2^bits for signed types too (their overflow would be undefined).
+    using bits = std::make_unsigned_t<T>;
+    return static_cast<T>(static_cast<bits>(static_cast<bits>(a) + static_cast<bits>(b)));
+  } else if constexpr (Op == reduce_op::sum) {
     return static_cast<T>(a + b);
   } else if constexpr (Op == reduce_op::min) {
     return b < a ? b : a;
