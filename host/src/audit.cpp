@@ -235,17 +235,24 @@ void audit_file_sink::write_out() {
 }
 
 void audit_file_sink::write(const audit_entry& entry) {
+  const auto keep = [&] {
+    pending_.reserve(pending_.size() + entry.json.size() + 1); // out of memory here, never between the two
+    pending_.append(entry.json).push_back('\n');
+  };
   if (pending_.size() >= pending_limit) {
     try {
       write_out(); // throws while the disk refuses
     } catch (const error& e) {
+      if (pending_.size() < pending_limit) { // the disk took some lines: room for this one, kept
+        keep();
+        throw;
+      }
       refused_.fetch_add(1, std::memory_order_relaxed);
       throw error(std::string(e.what()) + "; more than pending_limit bytes wait, so entry " +
                   std::to_string(entry.sequence) + " was refused: it is missing from the file");
     }
   }
-  pending_.reserve(pending_.size() + entry.json.size() + 1); // out of memory here, never between the two
-  pending_.append(entry.json).push_back('\n');
+  keep();
   if (pending_.size() >= std::size_t{64} << 10) write_out();
 }
 

@@ -251,11 +251,14 @@ TEST(AuditSinks, AFileSinkTakesWhatANearlyFullDiskHoldsAndCountsTheEntriesItRefu
     const std::uintmax_t written = std::filesystem::file_size(path);
     EXPECT_LE(written, room);
     EXPECT_GT(written, room - 300) << "all the whole lines that fit";
+    // Less waits now than the limit: the next entry is kept (the write still reports the full disk).
+    EXPECT_THROW(sink.write(entry(next)), rk::error);
   }
   sink.flush();
   const std::vector<std::string> lines = read_lines(path);
-  ASSERT_EQ(lines.size(), waiting);
+  ASSERT_EQ(lines.size(), waiting + 1);
   for (std::uint64_t i = 0; i < waiting; ++i) ASSERT_EQ(lines[i], entry(i).json) << "line " << i;
+  EXPECT_EQ(lines.back(), entry(next).json);
   EXPECT_EQ(sink.refused(), 1u);
 }
 
