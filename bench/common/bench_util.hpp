@@ -286,9 +286,7 @@ struct common_args {
 //! A problem found after parsing (a value that does not fit another, ...): prints "<program>: <problem>"
 //! and the usage line, as a parse error does, and exits with status 2.
 [[noreturn]] inline void usage_error(const common_args& args, const std::string& problem) {
-  std::fprintf(stderr, "%s: %s\nusage: %s %s\n", args.program.c_str(), problem.c_str(), args.program.c_str(),
-               args.usage.c_str());
-  std::exit(2);
+  rk::cli::usage_error(args.program, args.usage, problem);
 }
 
 //! Parses the flags every benchmark takes (--json, --smoke, --repetitions N) plus the benchmark's own,

@@ -295,8 +295,14 @@ private:
   static void add_forgotten(actor_stats& into, const actor_counters& c) noexcept;
   //! By (handler type, tenant, whether the tenant was removed since the actors were spawned).
   using forgotten_map = std::map<std::tuple<std::uint32_t, std::uint64_t, bool>, actor_stats>;
-  //! The entry of r's handler type and tenant (registration) in `groups`, labelled when new (needs mutex_).
-  actor_stats& forgotten_group(forgotten_map& groups, const actor_record& r) const;
+  //! The entry of handler type `kind` and `tenant` (registration) in `groups`, labelled when new (needs
+  //! mutex_). Removed tenants' actors share one entry per handler type (tenant 0): one per removed tenant
+  //! grew without bound in a service that adds and removes tenants.
+  actor_stats& forgotten_group(forgotten_map& groups, std::uint32_t kind, std::uint64_t tenant,
+                               bool tenant_removed) const;
+  actor_stats& forgotten_group(forgotten_map& groups, const actor_record& r) const {
+    return forgotten_group(groups, r.kind, r.tenant, r.tenant_removed);
+  }
   std::string name_locked(actor_index id) const; //!< name_for_report (needs mutex_)
   //! Whether `id` names the current occupant (actor or alias) of its slot (needs mutex_).
   bool current(actor_index id) const noexcept {

@@ -23,18 +23,17 @@ void actor_table::add_forgotten(actor_stats& into, const actor_counters& c) noex
   for (std::size_t k = 0; k < handler_time_bucket_count; ++k) into.handler_time[k] += c.handler_time[k];
 }
 
-actor_stats& actor_table::forgotten_group(forgotten_map& groups, const actor_record& r) const {
-  // Removed tenants' actors share one entry per handler type (tenant 0): one per removed tenant grew
-  // without bound in a service that adds and removes tenants.
-  const std::uint64_t tenant = r.tenant_removed ? 0 : r.tenant;
-  actor_stats& g = groups[{r.kind, tenant, r.tenant_removed}];
+actor_stats& actor_table::forgotten_group(forgotten_map& groups, std::uint32_t kind, std::uint64_t tenant,
+                                          bool tenant_removed) const {
+  if (tenant_removed) tenant = 0;
+  actor_stats& g = groups[{kind, tenant, tenant_removed}];
   if (g.name.empty()) {
     g.id = host_actor;
     g.name = forgotten_.name;
     g.lifecycle = actor_lifecycle::stopped;
-    g.handler = kinds_[r.kind].ops.name;
+    g.handler = kinds_[kind].ops.name;
     g.tenant = tenant;
-    g.tenant_removed = r.tenant_removed;
+    g.tenant_removed = tenant_removed;
   }
   return g;
 }

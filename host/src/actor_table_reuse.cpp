@@ -142,14 +142,7 @@ void actor_table::forget_history(std::uint64_t tenant) {
       ++it;
       continue;
     }
-    actor_stats& past = forgotten_groups_[{kind, 0, true}]; // every removed tenant's (forgotten_group)
-    if (past.name.empty()) {
-      past = it->second;
-      past.tenant = 0;
-      past.tenant_removed = true;
-    } else {
-      add_counts(past, it->second);
-    }
+    add_counts(forgotten_group(forgotten_groups_, kind, tenant, true), it->second);
     it = forgotten_groups_.erase(it);
   }
 }

@@ -92,9 +92,7 @@ public:
 
   //! A problem found after parsing (e.g. two flags that do not go together): exits with status 2.
   [[noreturn]] void fail(const std::string& problem) const {
-    if (!problem.empty()) std::fprintf(stderr, "%s: %s\n", app_.get_name().c_str(), problem.c_str());
-    std::fprintf(stderr, "usage: %s %s\n", app_.get_name().c_str(), usage_.c_str());
-    std::exit(2);
+    rk::cli::usage_error(app_.get_name(), usage_, problem);
   }
 
 private:

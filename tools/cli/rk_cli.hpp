@@ -82,6 +82,16 @@ inline void check_stdout_at_exit() {
 }
 } // namespace detail
 
+//! A problem with the command line: prints "<program>: <problem>" (unless `problem` is empty) and the usage
+//! line to stderr, and exits with status 2. For problems found after parsing (flags that do not go
+//! together, a value that does not fit another), so that they read as parse errors do.
+[[noreturn]] inline void usage_error(const std::string& program, const std::string& usage,
+                                     const std::string& problem) {
+  if (!problem.empty()) std::fprintf(stderr, "%s: %s\n", program.c_str(), problem.c_str());
+  std::fprintf(stderr, "usage: %s %s\n", program.c_str(), usage.c_str());
+  std::exit(2);
+}
+
 //! Parses the command line; on any error prints the problem and `usage` and exits with status 2. Also
 //! makes the program exit with status 1, saying so on stderr, when its standard output could not be
 //! written (checked at exit).
@@ -95,9 +105,7 @@ inline void parse(CLI::App& app, int argc, char** argv, const std::string& usage
     std::fputs(app.help().c_str(), stdout);
     std::exit(0);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "%s: %s\nusage: %s %s\n", app.get_name().c_str(), e.what(), app.get_name().c_str(),
-                 usage.c_str());
-    std::exit(2);
+    usage_error(app.get_name(), usage, e.what());
   }
 }
 

@@ -409,28 +409,21 @@ int main(int argc, char** argv) {
   const std::string usage =
       "[--pid PID [--index K] | --name NAME] [--once] [--json] [--interval-ms N] | --clean";
   rk::cli::parse(app, argc, argv, usage);
-  // Options CLI11 accepted that do not go together: refused as the parser refuses, with the usage line.
-  const auto refuse = [&](const char* why) {
-    std::fprintf(stderr, "rk-top: %s\nusage: rk-top %s\n", why, usage.c_str());
-    return exit_usage;
-  };
   // Every read of a mapped snapshot is guarded (snapshot_source): a truncated object is an error.
   struct sigaction bus_error {};
   bus_error.sa_handler = on_bus_error;
   sigemptyset(&bus_error.sa_mask);
   ::sigaction(SIGBUS, &bus_error, nullptr);
   if (remove_gone) {
-    if (pid || !name.empty() || once || json) {
-      return refuse("--clean takes no other option (it looks at every snapshot)");
-    }
+    // Options CLI11 accepted that do not go together: refused as the parser refuses, with the usage line.
+    if (pid || !name.empty() || once || json)
+      rk::cli::usage_error(app.get_name(), usage,
+                           "--clean takes no other option (it looks at every snapshot)");
     return clean();
   }
-  if (json && !once) {
-    return refuse("--json needs --once (the live view is for people)");
-  }
-  if (pid && !name.empty()) {
-    return refuse("give --pid or --name, not both");
-  }
+  if (json && !once)
+    rk::cli::usage_error(app.get_name(), usage, "--json needs --once (the live view is for people)");
+  if (pid && !name.empty()) rk::cli::usage_error(app.get_name(), usage, "give --pid or --name, not both");
   if (pid) name = rk::stats_shm_name(*pid, index);
   if (name.empty()) {
     const std::vector<std::string> all = published();
