@@ -77,6 +77,9 @@ void validate(const cluster_options& o) {
   if (o.max_batches_in_flight < 1 || o.max_batches_in_flight > 1024)
     throw error("cluster_options::max_batches_in_flight must be 1 .. 1024; got " +
                 std::to_string(o.max_batches_in_flight));
+  if (o.notice_backlog < 1 || o.notice_backlog > (1u << 24))
+    throw error("cluster_options::notice_backlog must be 1 .. 16777216 (2^24); got " +
+                std::to_string(o.notice_backlog));
   if (o.drain_timeout.count() <= 0 || o.drain_timeout > std::chrono::hours(24))
     throw error("cluster_options::drain_timeout must be positive and at most 24 hours; got " +
                 std::to_string(o.drain_timeout.count()) + " ms");
@@ -216,6 +219,7 @@ public:
     po.max_payload = options_.outbound.payload_capacity();
     po.heartbeat_interval = options_.heartbeat_interval;
     po.failure_timeout = options_.failure_timeout;
+    po.notice_backlog = options_.notice_backlog;
     proxy_ = std::make_unique<mpi_proxy>(*runtime_, *directory_, data_, rank_, size_, po);
     survivors_ = std::make_unique<survivors>(control_, rank_, size_,
                                              [this](std::uint32_t r) { return proxy_->gone(r); });
@@ -289,6 +293,7 @@ public:
       s.refused_remotely = c.refused_remotely.load();
       s.notices_relayed = c.notices_relayed.load();
       s.notices_unreachable = c.notices_unreachable.load();
+      s.notices_dropped = c.notices_dropped.load();
     }
     if (inbox_) s.stale_partials = inbox_->stale();
     s.remote_entries = directory_->entries();

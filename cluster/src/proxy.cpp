@@ -76,12 +76,12 @@ void mpi_proxy::loop() {
       moved = drain_outbound() || moved;
       moved = drain_refusals() || moved;
       moved = relay(arrivals_, counters_.relayed) || moved;
-      moved = relay(notice_arrivals_, counters_.notices_relayed) || moved;
+      moved = relay_notices() || moved;
     } else {
       moved = drop_held() || moved;
     }
     if (arrivals_.empty() && direct_notices_.empty()) moved = take_batch() || moved;
-    if (notice_arrivals_.empty()) moved = take_notices() || moved;
+    moved = take_notices() || moved;
     publish_holding();
     if (moved) {
       idle.reset();
@@ -104,10 +104,12 @@ bool mpi_proxy::drop_held() {
   // Arrivals and notices: dropped. Messages taken from the outbound ring that never went (the one waiting
   // for its rank's sends, batches being filled meanwhile): unsent.
   std::uint64_t dropped =
-      arrivals_.size() + notice_arrivals_.size() + direct_notices_.size() + (stalled_refusal_ ? 1 : 0);
+      arrivals_.size() + notices_held_ + direct_notices_.size() + (stalled_refusal_ ? 1 : 0);
   std::uint64_t unsent = stalled_ ? 1 : 0;
   arrivals_.clear();
-  notice_arrivals_.clear();
+  notices_by_sender_.clear();
+  notice_senders_.clear();
+  notices_held_ = 0;
   direct_notices_.clear();
   stalled_.reset();
   stalled_refusal_.reset();
@@ -386,6 +388,8 @@ bool mpi_proxy::take_notices() {
     a.header.type_id = refusal_notice_type;
     a.header.destination = h.destination;
     a.header.flags = envelope_flags::drop_if_unroutable; // a sender that stopped meanwhile: dropped, counted
+    // Urgent: a sender with priority lanes takes it ahead of, not behind, a message it deferred.
+    a.header.priority = priority_byte(priority::urgent);
     try { // from the refused destination: the sender's id for it
       a.header.source = directory_.entry_for({from, h.source}, h.tenant);
     } catch (const error& e) {
@@ -399,9 +403,38 @@ bool mpi_proxy::take_notices() {
     const auto* bytes = reinterpret_cast<const std::byte*>(&notice);
     a.payload.assign(bytes, bytes + sizeof notice);
     a.header.payload_length = sizeof notice;
-    notice_arrivals_.push_back(std::move(a));
+    hold_notice(std::move(a));
   }
   return true;
+}
+
+void mpi_proxy::hold_notice(arrival&& notice) {
+  if (notices_held_ >= options_.notice_backlog) {
+    counters_.notices_dropped.fetch_add(1);
+    return;
+  }
+  std::deque<arrival>& queue = notices_by_sender_[notice.header.destination];
+  if (queue.empty()) notice_senders_.push_back(notice.header.destination);
+  queue.push_back(std::move(notice));
+  ++notices_held_;
+}
+
+bool mpi_proxy::relay_notices() {
+  bool moved = false;
+  std::size_t waiting = 0; // senders still holding notices, kept at the front in their order
+  for (const actor_index sender : notice_senders_) {
+    std::deque<arrival>& queue = notices_by_sender_[sender];
+    const std::size_t before = queue.size();
+    moved = relay(queue, counters_.notices_relayed) || moved;
+    notices_held_ -= before - queue.size();
+    if (queue.empty()) {
+      notices_by_sender_.erase(sender);
+    } else {
+      notice_senders_[waiting++] = sender;
+    }
+  }
+  notice_senders_.resize(waiting);
+  return moved;
 }
 
 bool mpi_proxy::watch_peers() {
@@ -477,7 +510,7 @@ void mpi_proxy::declare_gone(std::uint32_t r, clock::duration silent) {
 }
 
 void mpi_proxy::publish_holding() {
-  std::uint64_t n = arrivals_.size() + notice_arrivals_.size() + direct_notices_.size() + (stalled_ ? 1 : 0) +
+  std::uint64_t n = arrivals_.size() + notices_held_ + direct_notices_.size() + (stalled_ ? 1 : 0) +
                     (stalled_refusal_ ? 1 : 0);
   for (const peer& p : peers_)
     for (const channel* c : {&p.messages, &p.notices}) n += c->building.count() + c->in_flight.size();

@@ -16,11 +16,14 @@
 // queue_full); no batch is taken while such notices wait.
 // Refusal notices (refusal_notice.cuh): the proxy takes the records of relays its gateway refused, and
 // sends each back to the sender's rank on a channel of its own (tag, batches, max_in_flight unfinished
-// sends per rank). Arriving notices are taken whenever the proxy holds none not handed over, whatever the
-// state of the message arrivals: so notices never wait on traffic that waits on them. Each is counted
-// and audited (remote_refusal); one whose send asked for it (envelope_flags::notify_refusal) also becomes
-// a message of type refusal_notice_type to the sender (relayed with drop_if_unroutable: a stopped sender
-// drops it, and a notice about a notice is never made).
+// sends per rank). Arriving notices are taken on every turn, whatever the proxy still holds: so a peer's
+// notice sends always finish, and no rank's relays wait on a sender here that waits on them (a sender that
+// defers keeps its notices out of its mailbox). Each is counted and audited (remote_refusal); one whose
+// send asked for it (envelope_flags::notify_refusal) also becomes a message of type refusal_notice_type
+// to the sender, at urgent priority (relayed with drop_if_unroutable: a stopped sender drops it, and a
+// notice about a notice is never made). Those wait here, one FIFO queue per sender, so a sender whose
+// mailbox stays full holds back only its own; past notice_backlog held in all, a notice is dropped and
+// counted (its refusal stays counted and audited).
 // Liveness: every heartbeat_interval it sends each live rank an empty heartbeat message. A rank from
 // which nothing (heartbeat or batch) arrived for failure_timeout is *gone* from then on (fail-stop: later
 // arrivals from it are dropped and counted): its remote entries here are marked unreachable (sends to
@@ -44,6 +47,7 @@
 #include <optional>
 #include <span>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace rk::detail {
@@ -71,6 +75,7 @@ struct proxy_counters {
   std::atomic<std::uint64_t> refused_remotely{0};    //!< notices that came back about this rank's sends
   std::atomic<std::uint64_t> notices_relayed{0};     //!< of those, handed to the gateway for their sender
   std::atomic<std::uint64_t> notices_unreachable{0}; //!< refusal notices for a gone rank (not in unreachable)
+  std::atomic<std::uint64_t> notices_dropped{0};     //!< notices for senders here past notice_backlog
 };
 
 struct proxy_options {
@@ -79,6 +84,7 @@ struct proxy_options {
   std::uint32_t max_payload = 0;
   std::chrono::milliseconds heartbeat_interval{100};
   std::chrono::milliseconds failure_timeout{10'000};
+  std::uint32_t notice_backlog = 65'536; //!< refusal notices held for senders here, at most
 };
 
 class mpi_proxy {
@@ -152,6 +158,10 @@ private:
   bool append(std::uint32_t r, channel& c, int tag, const envelope& header,
               std::span<const std::byte> payload);
   bool relay(std::deque<arrival>& queue, std::atomic<std::uint64_t>& relayed);
+  //! Hands held notices to the gateway, each sender's in order until its mailbox has no room.
+  bool relay_notices();
+  //! Holds `notice` for its sender (drops and counts it past notice_backlog).
+  void hold_notice(arrival&& notice);
   //! Receives one batch of `tag` if one is waiting, into decoded_ (empty when malformed: said on stderr).
   struct received_batch {
     bool received = false;
@@ -183,7 +193,11 @@ private:
   //! their rank's notice channel. Bounded: no batch is taken while any wait (as for arrivals), so at most
   //! one batch's messages.
   std::deque<outgoing_notice> direct_notices_;
-  std::deque<arrival> notice_arrivals_;        //!< refusal notices for senders here, in arrival order
+  //! Refusal notices for senders here (by sender, each in arrival order), the senders with any in the
+  //! order they got their first, and how many are held in all.
+  std::unordered_map<actor_index, std::deque<arrival>> notices_by_sender_;
+  std::vector<actor_index> notice_senders_;
+  std::size_t notices_held_ = 0;
   std::vector<std::byte> batch_bytes_;         //!< the batch last received
   std::vector<wire::decoded_message> decoded_; //!< its messages (pointing into batch_bytes_)
   proxy_counters counters_;

@@ -301,6 +301,11 @@ TEST(Cluster, BadOptionsAreRefusedOnEveryRank) {
   o = options();
   o.max_batches_in_flight = 0;
   EXPECT_THROW(rk::cluster bad(o), rk::error);
+  for (const std::uint32_t backlog : {0u, (1u << 24) + 1}) {
+    o = options();
+    o.notice_backlog = backlog;
+    EXPECT_THROW(rk::cluster bad(o), rk::error) << backlog;
+  }
   o = options();
   o.heartbeat_interval = 0ms;
   EXPECT_THROW(rk::cluster bad(o), rk::error);

@@ -5,7 +5,9 @@
 // in flight (nothing piles up in MPI); a message one byte too large for the outbound slot is refused on the
 // sending rank, by the host and by a handler; a shutdown whose drain timeout is shorter than the traffic
 // still returns on every rank and accounts for what it cut off; a rank that calls shutdown() late still
-// gets the whole drain.
+// gets the whole drain; a sender that defers on a full outbound ring while asking for refusal notices gets
+// every one of them (they once stalled its link until drain_timeout), and notices past notice_backlog are
+// dropped and counted, never lost without a trace.
 
 #include "cluster_test_options.hpp"
 
@@ -303,6 +305,152 @@ TEST(ClusterLimits, ARankThatCallsShutdownLateStillGetsTheWholeDrain) {
     EXPECT_EQ(s.count, messages * (c.size() - 1));
     EXPECT_EQ(s.violations, 0u);
   }
+}
+
+//! On msg_kick: sends `count` messages, alternately to a stopped actor, asking for refusal notices
+//! (correlation ids 1, 3, 5, ...), and to a live checker (numbered), deferring on queue_full (the
+//! documented idiom). Counts the notices it gets, those that are not the next refusal, or not urgent.
+struct deferring_producer {
+  struct kick {
+    actor_index stopped = 0;
+    actor_index checker = 0;
+    std::uint64_t count = 0;
+    std::uint64_t rank = 0;
+  };
+  struct state {
+    kick k{};
+    std::uint64_t next = 0;
+    std::uint64_t notices = 0;
+    std::uint64_t wrong_notices = 0;
+    std::uint64_t not_urgent = 0;
+    std::uint64_t last_refused = 0;
+    std::uint64_t not_delivered = 0;
+  };
+  template <class Ctx>
+  RK_HOST_DEVICE void operator()(Ctx& ctx, state& s, const rk::message& m) {
+    if (m.type() == rk::refusal_notice_type) {
+      const auto* n = m.as<rk::refusal_notice>();
+      ++s.notices;
+      if (n == nullptr || m.source() != s.k.stopped || n->why() != status::not_found ||
+          n->correlation_id <= s.last_refused || n->correlation_id % 2 != 1) {
+        ++s.wrong_notices;
+      } else {
+        s.last_refused = n->correlation_id;
+      }
+      if (m.priority() != rk::priority::urgent) ++s.not_urgent;
+      return;
+    }
+    if (m.type() != msg_kick || m.as<kick>() == nullptr) return;
+    s.k = *m.as<kick>();
+    while (s.next < s.k.count) {
+      status st;
+      if (s.next % 2 == 1) {
+        rk::send_options o;
+        o.correlation_id = s.next;
+        o.flags = rk::envelope_flags::notify_refusal;
+        st = ctx.send(s.k.stopped, msg_sequence, rk::as_bytes(s.next), o);
+      } else {
+        const numbered n{s.k.rank, s.next / 2};
+        st = ctx.send(s.k.checker, msg_sequence, rk::as_bytes(n));
+      }
+      if (st == status::queue_full) {
+        ctx.defer();
+        return;
+      }
+      if (st != status::delivered) ++s.not_delivered;
+      ++s.next;
+    }
+  }
+};
+
+//! Every rank but 1 runs a deferring_producer of `count` messages against rank 1 through small buffers
+//! (refusal records, batches and gateway credit all fill up while the producer defers); returns after a
+//! shutdown that must drain, with this rank's producer state (rank 1: the checker's count in `next`).
+struct refusal_load {
+  deferring_producer::state producer{};
+  rk::cluster_stats stats{};
+  std::uint64_t checked = 0;
+  std::uint64_t order_violations = 0;
+};
+refusal_load run_refusal_load(std::uint64_t count, std::uint32_t notice_backlog) {
+  rk::cluster_options o = rk_cluster_cases::small_rank_options();
+  o.outbound = {64, 128};
+  o.batch_bytes = 4096;
+  o.max_batches_in_flight = 2;
+  o.runtime.host_ring = {1024, 256};
+  o.runtime.host_parking_slots = 64;
+  o.notice_backlog = notice_backlog;
+  o.drain_timeout = 20s; // the stall lasted until drain_timeout: a drained shutdown proves there was none
+  rk::cluster c(o);
+  rk::actor_options small;
+  small.mailbox = {16, 128};
+  const bool receiver = c.rank() == 1;
+  actor_index producer = 0, checker = 0, stopped = 0;
+  if (receiver) {
+    checker = c.spawn<sequence_checker>("checker", small).actor;
+    stopped = c.spawn<sequence_checker>("stopped", small).actor;
+  } else {
+    producer = c.spawn<deferring_producer>(name_of("producer", c.rank()), small).actor;
+  }
+  c.start();
+  if (receiver) {
+    EXPECT_TRUE(c.local().stop(stopped, 10s));
+  }
+  MPI_Barrier(MPI_COMM_WORLD); // the scenario: rank 1's actor is stopped before anyone sends to it
+  if (!receiver) {
+    const deferring_producer::kick k{c.address_of(c.find("stopped")), c.address_of(c.find("checker")), count,
+                                     c.rank()};
+    EXPECT_EQ(c.local().send_wait(producer, msg_kick, rk::as_bytes(k), 10s), status::delivered);
+  }
+  const rk::cluster_report report = c.shutdown();
+  EXPECT_TRUE(report.drained) << "in flight: " << report.in_flight;
+  refusal_load r;
+  r.stats = c.stats();
+  if (receiver) {
+    const sequence_checker::state s = c.local().state<sequence_checker>(checker);
+    r.checked = s.count;
+    r.order_violations = s.violations;
+  } else {
+    r.producer = c.local().state<deferring_producer>(producer);
+  }
+  return r;
+}
+
+TEST(ClusterLimits, ASenderThatDefersWhileAskingForNoticesGetsEveryNotice) {
+  constexpr std::uint64_t count = 8'000; // before the fix, the same load stalled 2 ranks at 5,000
+  const refusal_load r = run_refusal_load(count, 65'536);
+  int rank = 0, size = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (rank == 1) {
+    EXPECT_EQ(r.checked, (count / 2) * static_cast<std::uint64_t>(size - 1));
+    EXPECT_EQ(r.order_violations, 0u);
+    EXPECT_EQ(r.stats.refusals_noticed, (count / 2) * static_cast<std::uint64_t>(size - 1));
+    return;
+  }
+  EXPECT_EQ(r.producer.next, count);
+  EXPECT_EQ(r.producer.not_delivered, 0u);
+  EXPECT_EQ(r.producer.notices, count / 2);
+  EXPECT_EQ(r.producer.wrong_notices, 0u);
+  EXPECT_EQ(r.producer.not_urgent, 0u);
+  EXPECT_EQ(r.stats.refused_remotely, count / 2);
+  EXPECT_EQ(r.stats.notices_relayed, count / 2);
+  EXPECT_EQ(r.stats.notices_dropped, 0u);
+}
+
+TEST(ClusterLimits, NoticesPastTheBacklogAreDroppedAndCounted) {
+  constexpr std::uint64_t count = 8'000;
+  constexpr std::uint32_t backlog = 50; // the producer takes no notice until its last send
+  const refusal_load r = run_refusal_load(count, backlog);
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  if (rank == 1) return;
+  EXPECT_EQ(r.producer.next, count);
+  EXPECT_EQ(r.producer.wrong_notices, 0u) << "the notices that came are in order";
+  EXPECT_EQ(r.stats.refused_remotely, count / 2) << "every refusal is counted (and audited)";
+  EXPECT_GT(r.stats.notices_dropped, 0u);
+  EXPECT_EQ(r.producer.notices, r.stats.notices_relayed);
+  EXPECT_EQ(r.stats.notices_relayed + r.stats.notices_dropped, count / 2);
 }
 
 } // namespace

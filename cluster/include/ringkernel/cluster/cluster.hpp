@@ -86,6 +86,11 @@ struct cluster_options {
   //! Batches to one rank that its proxy has not taken yet (synchronous-mode MPI sends not finished),
   //! beyond which this rank's proxy stops draining the outbound ring (backpressure). 1 .. 1024.
   std::uint32_t max_batches_in_flight = 8;
+  //! Refusal notices (docs/cluster.md) this rank holds for its senders while their mailboxes have no room
+  //! (a sender that deferred holds its mailbox): notices are always taken from MPI, so no rank's relays
+  //! wait on them. One more is dropped and counted (cluster_stats::notices_dropped); its refusal stays
+  //! counted in refused_remotely and audited. About 160 bytes each. 1 .. 2^24.
+  std::uint32_t notice_backlog = 65'536;
   //! How long shutdown() waits for the cluster to fall quiet (no message anywhere: in a mailbox, a
   //! handler, an outbound ring, a proxy or MPI) before it stops every rank anyway and reports it; counted
   //! from when the last live rank called shutdown().
@@ -129,6 +134,8 @@ struct cluster_stats {
   std::uint64_t refusals_noticed = 0;
   std::uint64_t refused_remotely = 0;
   std::uint64_t notices_relayed = 0;
+  //! Notices for senders here dropped because notice_backlog were held (not in notices_relayed).
+  std::uint64_t notices_dropped = 0;
   //! Refusal notices for a rank declared gone: never queued for it (not in refusals_noticed), or queued
   //! (counted in refusals_noticed when queued) and still in this proxy or in MPI sends cancelled then.
   //! Never in unreachable or abandoned, which account for handlers' sends.

@@ -11,7 +11,10 @@
 //! and, when the send carried `envelope_flags::notify_refusal`, the sender also gets a message of type
 //! `refusal_notice_type` whose payload is a `refusal_notice`: a handler receives it like any message,
 //! the host through rk::cluster::receive(). Its source is the refused destination (the sender's id for
-//! it), its correlation id the refused message's.
+//! it), its correlation id the refused message's, its priority `urgent` (a sender with priority lanes takes
+//! it ahead of a message it deferred). While the sender's mailbox has no room, its notices wait on its
+//! rank, up to cluster_options::notice_backlog for the rank; one more is dropped and counted
+//! (cluster_stats::notices_dropped), its refusal still counted and audited.
 //!
 //! Nothing announces a refused refusal notice (the sender stopped meanwhile): it is dropped and counted,
 //! as a send with drop_if_unroutable. Any actor may send a message of type refusal_notice_type, but its
