@@ -48,9 +48,11 @@ public:
         ->type_name(values);
   }
   CLI::Option* toggle(const std::string& name, bool& target) { return app_.add_flag(name, target); }
-  //! `--name FILE`: a non-empty path that does not begin with '-'. (`--trace --json` once wrote the trace
-  //! to a file named "--json" and printed text where JSON was asked for.) A file whose name begins with '-'
-  //! is given as ./-name.
+  //! `--name FILE`: a non-empty path that does not begin with '-', in a directory that exists, naming a
+  //! regular file or nothing yet (the samples write a trace or an audit log, which the library writes and
+  //! verifies as regular files only). All checked now, not after the whole run the file is for.
+  //! (`--trace --json` once wrote the trace to a file named "--json" and printed text where JSON was asked
+  //! for.) A file whose name begins with '-' is given as ./-name.
   CLI::Option* file(const std::string& name, std::string& target) {
     return app_.add_option(name, target)
         ->check(CLI::Validator(
@@ -58,11 +60,14 @@ public:
               if (v.empty()) return std::string("must not be empty");
               if (v.front() == '-')
                 return "'" + v + "' looks like an option, not a file name (write ./" + v + " for a file)";
-              // Checked now, not after the whole run the file is for.
               const std::filesystem::path dir = std::filesystem::path(v).parent_path();
               std::error_code ec;
               if (!dir.empty() && !std::filesystem::is_directory(dir, ec))
                 return "the directory '" + dir.string() + "' does not exist";
+              const std::filesystem::file_status st = std::filesystem::status(v, ec);
+              if (std::filesystem::exists(st) && !std::filesystem::is_regular_file(st))
+                return "'" + v + "' is not a regular file (a directory, device or FIFO); give a regular file " +
+                       "or a new one";
               return std::string();
             },
             ""))
