@@ -66,7 +66,8 @@ public:
                 return "the directory '" + dir.string() + "' does not exist";
               const std::filesystem::file_status st = std::filesystem::status(v, ec);
               if (std::filesystem::exists(st) && !std::filesystem::is_regular_file(st))
-                return "'" + v + "' is not a regular file (a directory, device or FIFO); give a regular file " +
+                return "'" + v +
+                       "' is not a regular file (a directory, device or FIFO); give a regular file " +
                        "or a new one";
               return std::string();
             },
