@@ -349,12 +349,16 @@ void actor_table::unadd(actor_index id) noexcept {
 const actor_table::actor_record& actor_table::record(actor_index id, const std::string& who) const {
   const std::uint32_t s = slot(id);
   if (!current(id)) {
-    const bool stale = s < records_.size() && records_[s].id != id && id_generation(id, slot_bits_) != 0;
+    // Issued once: its record is retiring, or its slot has moved on to a later generation (a slot's
+    // generation advances when its occupant goes). Otherwise the id was never given out.
+    const bool retiring =
+        s < records_.size() && records_[s].stage == stage_kind::retiring && records_[s].id == id;
+    const bool stale = retiring || id_generation(id, slot_bits_) < slots_.generation(s);
     std::string why = " (this runtime has " + std::to_string(by_name_.size()) + " actors and aliases)";
     if (is_group_address(id))
       why = " (it is a group's address, not an actor's: pass one of its members)";
     else if (stale)
-      why = " (the actor it named was forgotten)";
+      why = " (the actor or alias it named is gone: forgotten or removed)";
     throw error(call_name(who) + ": unknown actor id " + std::to_string(id) + why);
   }
   return records_[s];

@@ -4,16 +4,48 @@
 
 #include "support.hpp"
 
+#include <ringkernel/device/detail/deliver.cuh>
 #include <ringkernel/device/hlc.cuh>
 #include <ringkernel/host/error.hpp>
 
 #include <algorithm>
+#include <atomic>
+#include <cstddef>
 
 namespace rk::detail {
 
 namespace {
 std::uint64_t saturating_add(std::uint64_t a, std::uint64_t b) noexcept {
   return a > no_limit - b ? no_limit : a + b;
+}
+
+using wide = unsigned __int128;
+
+//! Tokens a full bucket of `q` holds: its burst, or one second's worth at its rate (bucket_tolerance).
+std::uint64_t full_bucket(const tenant_quota& q) noexcept {
+  return q.burst != 0 ? q.burst : q.max_messages_per_second;
+}
+
+//! The bucket word (take_token_with_clock: when the bucket is full again, in sixteenths of a nanosecond)
+//! after a quota change at `now16` from `from` to `to`: the tokens it holds now under `from`, at most a
+//! full bucket of `to`, owed at `to`'s rate. So a change neither hands out tokens nor takes them: the word
+//! is a time, and a lowered rate made the old debt worth fewer tokens (lowering 1,000/s to 10/s passed 989
+//! more messages at once; halving the rate every 5 ms passed 3x the bound), a raised one more. Partial
+//! tokens count as owed.
+std::uint64_t rescaled_bucket(std::uint64_t bucket, std::uint64_t now16, const tenant_quota& from,
+                              const tenant_quota& to) noexcept {
+  const std::uint64_t old_rate = from.max_messages_per_second, new_rate = to.max_messages_per_second;
+  if (bucket == 0 || old_rate == 0 || new_rate == 0) return bucket; // never used, or no rate either side
+  const auto ahead = static_cast<std::int64_t>(bucket - now16);
+  if (ahead <= 0) return bucket; // full
+  const wide units = rate_units_per_second;
+  const wide owed_units =
+      std::min<wide>(static_cast<std::uint64_t>(ahead), units * full_bucket(from) / old_rate);
+  const wide owed_tokens = (owed_units * old_rate + units - 1) / units;
+  const wide held = full_bucket(from) - std::min<wide>(owed_tokens, full_bucket(from));
+  const wide owed_now = full_bucket(to) - std::min<wide>(held, full_bucket(to));
+  const wide new_units = (owed_now * units + new_rate - 1) / new_rate; // at most 2^20 tokens or 1 s
+  return bucket_time(now16 + static_cast<std::uint64_t>(new_units));
 }
 } // namespace
 
@@ -91,7 +123,7 @@ void tenant_table::add(std::uint64_t tenant, const tenant_quota& quota) {
   register_tenant(tenant, quota);
 }
 
-void tenant_table::write_rate(const tenant_record& r) {
+void tenant_table::write_rate(const tenant_record& r, const tenant_quota& previous) {
   tenant_entry& e = d_tenants_.as<tenant_entry>()[r.slot];
   // The change's time in the clock the bucket keeps (take_token_with_clock): steady_clock on the CPU
   // backend, %globaltimer (ns since the Unix epoch, as hlc_physical_ns() reads on the host) on CUDA.
@@ -99,8 +131,25 @@ void tenant_table::write_rate(const tenant_record& r) {
   // does not caps the bucket at its own time, as before).
   const std::uint64_t changed = backend_.kind() == backend::cuda ? hlc_physical_ns() : physical_clock_ns();
   backend_.copy_to_device(&e.quota_changed_ns, &changed, sizeof changed);
-  // rate_per_second and burst are adjacent words of tenant_entry
-  const std::uint64_t words[2] = {r.quota.max_messages_per_second, r.quota.burst};
+  // rate_per_second, burst and bucket are adjacent words of tenant_entry, written in that order: a send
+  // that sees the rescaled bucket sees the rate it was rescaled for (take_token_with_clock).
+  static_assert(offsetof(tenant_entry, burst) == offsetof(tenant_entry, rate_per_second) + 8 &&
+                offsetof(tenant_entry, bucket) == offsetof(tenant_entry, burst) + 8);
+  const std::uint64_t now16 = changed * 16;
+  if (backend_.kind() == backend::cpu) { // the device's memory is this process's: rescale with a CAS
+    const std::uint64_t words[2] = {r.quota.max_messages_per_second, r.quota.burst};
+    backend_.copy_to_device(&e.rate_per_second, words, sizeof(words));
+    std::atomic_ref<std::uint64_t> bucket(e.bucket);
+    std::uint64_t old = bucket.load();
+    while (!bucket.compare_exchange_weak(old, rescaled_bucket(old, now16, previous, r.quota))) {
+    }
+    return;
+  }
+  // CUDA: sends that take tokens between this read and the write below are forgotten (microseconds).
+  std::uint64_t old = 0;
+  backend_.copy_from_device(&old, &e.bucket, sizeof old);
+  const std::uint64_t words[3] = {r.quota.max_messages_per_second, r.quota.burst,
+                                  rescaled_bucket(old, now16, previous, r.quota)};
   backend_.copy_to_device(&e.rate_per_second, words, sizeof(words));
 }
 
@@ -118,7 +167,7 @@ void tenant_table::set_quota(std::uint64_t tenant, const tenant_quota& quota) {
                 std::to_string(quota.max_device_bytes) + given_up_text(r));
   tenant_record updated = r;
   updated.quota = quota;
-  write_rate(updated); // the only step that can fail: the record changes after it
+  write_rate(updated, r.quota); // the only step that can fail: the record changes after it
   r = updated;
 }
 
@@ -132,7 +181,8 @@ void tenant_table::remove(std::uint64_t tenant, grace_periods& grace) {
     const tenant_record& r = record(tenant, who);
     if (r.actors != 0 || r.regions != 0)
       throw error(who + ": the tenant still has " + std::to_string(r.actors) + " actors and " +
-                  std::to_string(r.regions) + " regions");
+                  std::to_string(r.regions) + " regions; forget() its actors (stopped ones count) and " +
+                  "unregister its regions first");
     // Removed while memory it gave up is still held, the same id added again would start without that
     // charge, and could take as much again (a tenant re-added in a loop held ten times its quota).
     if (r.bytes != 0) {
@@ -326,6 +376,7 @@ void tenant_table::set_engagement_budget(std::uint64_t tenant, const audit_tag& 
 
 engagement_usage tenant_table::engagement(std::uint64_t tenant, const audit_tag& tag) const {
   std::lock_guard lock(mutex_);
+  (void)record(tenant, "tenants().engagement(" + std::to_string(tenant) + ")"); // as usage(): registered only
   engagement_usage u;
   u.tenant = tenant;
   u.tag = tag;

@@ -94,7 +94,9 @@ private:
   tenant_record& record(std::uint64_t tenant, const std::string& who); //!< needs mutex_
   const tenant_record& record(std::uint64_t tenant, const std::string& who) const;
   void register_tenant(std::uint64_t tenant, const tenant_quota& quota);
-  void write_rate(const tenant_record& r);
+  //! Writes `r`'s rate and burst to the device and rescales its bucket from quota `previous` (see
+  //! rescaled_bucket in tenant_table.cpp).
+  void write_rate(const tenant_record& r, const tenant_quota& previous);
 
   backend_impl& backend_;
   std::uint32_t max_tenants_;

@@ -532,6 +532,16 @@ TEST_P(ReuseCases, NothingIsRemovedWhileSomethingLeadsToIt) {
   rt.clear_route(b);
   EXPECT_NO_THROW(rt.forget(a));
   expect_refused([&] { (void)rt.lifecycle(a); }, "unknown actor id");
+  // Gone ids are named as such; an id never given out is not (it said "was forgotten" for an id never
+  // issued whose generation bits were not 0, and not for a removed alias of generation 0).
+  expect_refused([&] { (void)rt.lifecycle(a); }, "is gone: forgotten or removed");
+  expect_refused([&] { (void)rt.name_of(x); }, "is gone: forgotten or removed");
+  try {
+    rt.clear_route(0x7FFF'FFFFu); // the table's last slot (never used here), a high generation
+    ADD_FAILURE() << "clear_route() of an id never given out";
+  } catch (const rk::error& e) {
+    EXPECT_EQ(std::string(e.what()).find("gone"), std::string::npos) << e.what();
+  }
   EXPECT_TRUE(rt.shutdown().drained);
 }
 

@@ -306,6 +306,8 @@ TEST_P(TransactionCases, TenantAndRegionCallsRollBack) {
   expect_refused([&] { rt.tenants().set_engagement_budget(5, {1, 1}, -1s); }, "must not be negative");
   unchanged();
   EXPECT_EQ(rt.tenants().engagement(5, {1, 1}).budget_ns, 0u);
+  // Unregistered: refused as usage() is (it answered zeros).
+  expect_refused([&] { (void)rt.tenants().engagement(6, {1, 1}); }, "tenant 6 is not registered");
 
   const rk::region_options owned{rk::region_policy::immutable, 5, {}};
   expect_refused([&] { rt.register_region(nullptr, 16, owned); }, "null");

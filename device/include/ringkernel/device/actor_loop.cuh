@@ -41,10 +41,25 @@ struct worker_step {
 //! the CPU backend's ping-pong 30 ns a round trip in store-to-load forwarding stalls.)
 RK_HOST_DEVICE inline worker_step peek_lane(const route_entry& e, std::uint32_t lane,
                                             step_kind kind) noexcept {
+  const mailbox ring(lane_view(e, lane));
   worker_step step;
-  step.slot = mailbox(lane_view(e, lane)).try_peek(step.release);
-  if (step.slot != nullptr) step.kind = kind;
+  for (;;) {
+    step.slot = ring.try_peek(step.release);
+    if (step.slot == nullptr) return step;
+    // A cancelled claim (deliver.cuh, the stop protocol): never counted as received, so dropped unseen.
+    if ((reinterpret_cast<const envelope*>(step.slot)->flags & envelope_flags::cancelled) == 0) break;
+    mailbox::release(step.release);
+  }
+  step.kind = kind;
   return step;
+}
+
+//! Whether any lane of `e` has a slot claimed and not consumed (published or not). The stopping worker's
+//! W1 of the stop protocol (deliver.cuh), after a sequentially consistent fence.
+RK_HOST_DEVICE inline bool claims_pending(const route_entry& e) noexcept {
+  for (std::uint32_t l = 0; l < e.lanes; ++l)
+    if (mailbox(lane_view(e, l)).approximate_size() != 0) return true;
+  return false;
 }
 
 //! The next message of `e` by the priority/anti-starvation rule (updates `priv.starved`). Which lanes
@@ -168,6 +183,10 @@ RK_HOST_DEVICE inline worker_step next_step(const system_view& sys, actor_index 
   case host_state::stopping: {
     const worker_step next = pick_message(e, sys.privates[slot], sys.starvation_limit);
     if (next.kind == step_kind::handle) return next;
+    // The stop protocol (deliver.cuh): a sender that claimed before it could see `stopping` publishes and
+    // wakes this actor; its message is handled before `stopped` is reported.
+    store_load_fence();
+    if (claims_pending(e)) return {};
     set_device_word(e, make_state_word(epoch, static_cast<std::uint8_t>(device_state::stopped)));
     return {step_kind::park};
   }

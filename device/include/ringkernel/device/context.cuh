@@ -364,9 +364,14 @@ private:
       return status::delivered;
     }
     const mailbox ring(detail::lane_view(sys_->routes[p.slot], p.lane));
-    if (count > ring.view().capacity) return undelivered(status::too_large); // can never fit
-    const ring_claim c = ring.try_claim(count);
+    if (count > ring.view().capacity) return undelivered(status::too_large);     // can never fit
+    const ring_claim c = ring.try_claim(count, cuda::std::memory_order_seq_cst); // the stop protocol
     if (!c.ok) return undelivered(status::queue_full);
+    if (!detail::still_accepts(*sys_, p.slot)) { // stopping since prepare_delivery: see deliver.cuh
+      detail::cancel_claim(ring, c.position, count);
+      detail::wake_receiver(*sys_, p, run_next_);
+      return undelivered(detail::cancelled_verdict(header));
+    }
     write_batch(ring, c.position, header, payloads, count);
     detail::bump(sys_->counters[p.slot].received, count); // before publish: see commit_delivery
     detail::count_delivery(*sys_, header, count, &counters());
@@ -420,11 +425,16 @@ private:
         hops = p.hops;
         if (p.verdict == status::delivered && p.remote()) actor = host_actor; // host-bound: per-lane batches
         if (p.verdict == status::delivered && !p.host_bound()) {
-          const ring_claim c = mailbox(detail::lane_view(sys_->routes[p.slot], p.lane)).try_claim(total);
-          if (c.ok) {
-            first = c.position;
-          } else {
+          const mailbox ring(detail::lane_view(sys_->routes[p.slot], p.lane));
+          const ring_claim c = ring.try_claim(total, cuda::std::memory_order_seq_cst); // the stop protocol
+          if (!c.ok) {
             verdict = static_cast<std::uint32_t>(status::queue_full);
+          } else if (!detail::still_accepts(*sys_, p.slot)) { // stopping since prepare_delivery
+            detail::cancel_claim(ring, c.position, total);
+            detail::wake_receiver(*sys_, p, run_next_);
+            verdict = static_cast<std::uint32_t>(detail::cancelled_verdict(header));
+          } else {
+            first = c.position;
           }
         }
         // Claimed: the group's messages are delivered once published below (and counted as passed before

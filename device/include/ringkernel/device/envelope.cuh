@@ -54,6 +54,9 @@ inline constexpr std::uint16_t wants_receipt = 1u << 15;
 //! Set by a cluster proxy on a message it carries in from another rank: the gateway keeps its source (a
 //! remote entry standing for the sender) instead of making it the host, and decides it as a K2K send.
 inline constexpr std::uint16_t relayed = 1u << 14;
+//! A mailbox slot claimed by a send that then found its actor stopping (deliver.cuh: the stop protocol):
+//! published empty, dropped by the worker unseen and uncounted; the sender was told not_found.
+inline constexpr std::uint16_t cancelled = 1u << 13;
 } // namespace envelope_flags
 
 struct envelope {

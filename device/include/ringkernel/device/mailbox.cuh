@@ -132,8 +132,11 @@ public:
   RK_HOST_DEVICE std::uint32_t payload_capacity() const noexcept { return v_.slot_bytes - envelope_bytes; }
 
   //! Claims `count` consecutive positions (1 <= count <= capacity) or none. Lock-free; never waits for
-  //! the consumer. Each claimed position must later be published.
-  RK_HOST_DEVICE ring_claim try_claim(std::uint32_t count = 1) const noexcept {
+  //! the consumer. Each claimed position must later be published. `order`: of a successful claim (a
+  //! mailbox delivery claims sequentially consistently, for the stop protocol: deliver.cuh).
+  RK_HOST_DEVICE ring_claim
+  try_claim(std::uint32_t count = 1,
+            cuda::std::memory_order order = cuda::std::memory_order_relaxed) const noexcept {
     cuda::atomic_ref<std::uint64_t, TailScope> tail(*v_.tail);
     std::uint64_t pos = tail.load(cuda::std::memory_order_relaxed);
     for (;;) {
@@ -143,8 +146,7 @@ public:
       const std::uint64_t s = seq_ref(last).load(cuda::std::memory_order_acquire);
       const auto diff = static_cast<std::int64_t>(s - last);
       if (diff == 0) {
-        if (tail.compare_exchange_weak(pos, pos + count, cuda::std::memory_order_relaxed,
-                                       cuda::std::memory_order_relaxed))
+        if (tail.compare_exchange_weak(pos, pos + count, order, cuda::std::memory_order_relaxed))
           return {pos, true};
         // pos was reloaded by the failed CAS.
       } else if (diff < 0) {

@@ -215,6 +215,9 @@ public:
   //! longer than runtime_options::max_hops (or loops) end in max_hops_exceeded. An actor routed to itself
   //! is delivered to directly (as after clear_route); an alias routed to itself is refused (rk::error).
   //! Groups skip a redirected member (see create_group): only messages sent to `from` itself follow.
+  //! A route holds whatever `from`'s lifecycle (paused, stopped, faulted): messages sent to it follow the
+  //! route and never reach its mailbox, so a stopped actor can hand its traffic to a replacement; they
+  //! are refused as for a stopped actor only where the route leads to one.
   void set_route(actor_index from, address next_hop);
   //! Restores direct delivery to actor `a`.
   void clear_route(actor_index a);
@@ -236,8 +239,9 @@ public:
   //! an alias or group, or to an actor paused with a full mailbox, they may still be refused).
   //! Returns whether the worker confirmed within `timeout` (false at once when shutdown() completes
   //! meanwhile: no worker answers after it, or while the runtime is paused: see pause()); a confirmed
-  //! stop is in the audit log (actor_stop). Later
-  //! strays are discarded and counted.
+  //! stop is in the audit log (actor_stop). A send racing the stop is either refused (not_found) or
+  //! handled before the stop is confirmed: a sender told `delivered` has its message handled (the stop
+  //! protocol, device/detail/deliver.cuh).
   //! An actor whose handler defers (ctx.defer) what is queued never finishes handling it: stop() returns
   //! false and the actor stays `stopping` (respawn and forget refuse it) until its handler stops deferring
   //! or the runtime shuts down (which reports the messages as undelivered). Throws rk::error naming the call
@@ -375,7 +379,8 @@ public:
   //! (`path`.partial.XXXXXX) and renamed over it, so a failure (a full disk, no permission) throws
   //! rk::error saying why and leaves `path` as it was, and calls writing one path at once each leave a
   //! whole file there (the last to finish wins). A symbolic link at `path` is followed: the file it leads
-  //! to is replaced. A FIFO, socket or device at `path` is refused (rk::error), never replaced.
+  //! to is replaced. A FIFO, socket or device at `path` is refused (rk::error), never replaced. A file it
+  //! replaces keeps its permissions, and one this process may not write is refused.
   void write_trace(const std::filesystem::path& path) const;
 
   // --- snapshots (snapshot.hpp) ---------------------------------------------------------------------------
@@ -406,7 +411,9 @@ public:
   //! takes effect after them) to a versioned file at `path`; returns how many. The file is replaced whole,
   //! as write_trace() does: on failure `path` is left as it was and no partial file stays behind. Setup
   //! calls made meanwhile from other threads (spawn, forget, groups, routes, tenants, regions, tables())
-  //! wait until it returns: up to `timeout` for the pause, then the time to write the file.
+  //! wait until it returns: up to `timeout` for the pause, then the time to write the file. rk::error,
+  //! nothing written, when the file's header line (the actors' names and options) would pass the 1 GiB
+  //! restore() reads.
   template <class Rep = std::int64_t, class Period = std::nano>
   std::uint64_t snapshot_all(const std::filesystem::path& path,
                              std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
@@ -414,7 +421,10 @@ public:
   }
   //! Before start(): spawns every actor of a snapshot_all() file with its name, options and state, all or
   //! nothing; returns how many. Its handler types must be known here (spawned or prepare<H>()d) with the
-  //! same state sizes. A FIFO, socket or device is refused unread (it could block or never end).
+  //! same state sizes. A FIFO, socket or device is refused unread (it could block or never end). The
+  //! actors get this runtime's ids, in the file's order, not the ids they had (actor_snapshot::id): a
+  //! state that holds actor ids (a peer to send to) still names the old ones, which may be other actors
+  //! here, so look peers up by name (find) after restore() and send them their new ids.
   std::uint64_t restore(const std::filesystem::path& path);
 
   //! Where rk-top finds this runtime's snapshots (runtime_options::publish_stats): "/ringkernel.<pid>.<k>",

@@ -35,8 +35,8 @@ struct tenant_quota {
   //! memory no tenant is charged for.
   std::uint64_t max_device_bytes = no_limit;
   std::uint64_t max_messages_per_second = 0; //!< 0: no rate limit; at most 1e11 (passes 1.6e10/s at most)
-  //! Tokens when idle; 0: one second's worth. A batch of more messages (send_aggregated) never passes:
-  //! quota_exceeded until the burst is raised.
+  //! Tokens when idle (at most 2^20); 0: one second's worth. A batch of more messages (send_aggregated)
+  //! never passes: quota_exceeded until the burst is raised.
   std::uint64_t burst = 0;
 
   //! 1024 actors, 1 GiB, no rate limit.
@@ -73,8 +73,10 @@ class tenant_registry {
 public:
   //! Registers `tenant` (not 0, which always exists) with `quota`.
   void add(std::uint64_t tenant, const tenant_quota& quota);
-  //! Changes a registered tenant's quota; the rate applies on the device at once. A bucket that owes more
-  //! than the new burst holds is empty as of this call and refills at the new rate from then.
+  //! Changes a registered tenant's quota; the rate applies on the device at once. The bucket keeps the
+  //! tokens it holds (at most the new burst; a part of a token counts as spent) and refills at the new
+  //! rate from this call: a change hands out no tokens and takes none. On CUDA, tokens taken in the
+  //! microseconds between the call's read of the bucket and its write are not carried over.
   void set_quota(std::uint64_t tenant, const tenant_quota& quota);
   //! Deregisters `tenant`; refused while it has actors or regions, or a registered region shares its bytes
   //! with it (region_options::shared_with), so that no grant survives to a tenant added later with the id;
@@ -86,7 +88,10 @@ public:
   //! tag are charged for their handler time; once it is spent their sends are refused with
   //! quota_exceeded. May be called before or after the actors are spawned, and while running.
   void set_engagement_budget(std::uint64_t tenant, const audit_tag& tag, std::chrono::nanoseconds budget);
+  //! Usage of a registered tenant (rk::error for another id).
   tenant_usage usage(std::uint64_t tenant) const;
+  //! Usage of engagement `tag` of a registered tenant (rk::error for another id): zeros for a tag that no
+  //! actor carried and no budget named yet.
   engagement_usage engagement(std::uint64_t tenant, const audit_tag& tag) const;
   std::vector<tenant_usage> all() const;
 

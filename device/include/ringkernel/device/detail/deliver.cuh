@@ -326,11 +326,17 @@ RK_HOST_DEVICE inline bool take_token_with_clock(tenant_entry& t, std::uint32_t 
         fresh = true;
         continue;
       }
-      // Only after set_quota() raised the rate or lowered the burst: what the bucket owes in the old
-      // rate's time is capped at an empty bucket of the new quota as of the change, refilled at the new
-      // rate since (raising the rate locked the tenant out for the old rate's refill time; capping at the
-      // first send after the change, however long after, lost the refill in between). A change time
-      // after `now` (the host's clock ahead of %globaltimer) counts as now.
+      // A set_quota() since the caller read the rate: the host writes the rate before the bucket it
+      // rescaled for it (tenant_table::write_rate), so this bucket is the new quota's, and capping it with
+      // the old rate would hand back the tokens the rescale took (a lowered rate's). Refused instead: a
+      // send racing set_quota() may be refused as over the quota. (Starting over with the new rate cost
+      // the scheduled worker kernel 8 registers: the PTX audit.)
+      if (relaxed(t.rate_per_second) != rate) return false;
+      // Only after set_quota() raised the rate or lowered the burst (its rescale raced with a take): what
+      // the bucket owes in the old rate's time is capped at an empty bucket of the new quota as of the
+      // change, refilled at the new rate since (raising the rate locked the tenant out for the old rate's
+      // refill time; capping at the first send after the change, however long after, lost the refill in
+      // between). A change time after `now` (the host's clock ahead of %globaltimer) counts as now.
       const std::uint64_t changed = relaxed(t.quota_changed_ns) * 16;
       const bool changed_before = changed != 0 && static_cast<std::int64_t>(now - changed) > 0;
       const std::uint64_t empty = bucket_time((changed_before ? changed : now) + tolerance);
@@ -536,6 +542,51 @@ RK_HOST_DEVICE inline void wake_receiver(const system_view& s, const prepared_de
   if (!p.dedicated) wake_scheduled(s, p.slot, keep);
 }
 
+// The stop protocol. A sender decides a delivery (prepare_delivery) while its actor takes messages, but
+// claims the slot later; a stop() may begin in between. The worker of a stopping actor reports `stopped`
+// only when it handled everything, after which a message that reached the mailbox would be discarded
+// though its sender was told `delivered`. So:
+//  - the sender claims its slots sequentially consistently (S1), then reads the actor's host word again,
+//    sequentially consistently (S2): if the actor no longer takes messages, the claim is cancelled
+//    (cancel_claim: the slots are published as tombstones the worker drops unseen and uncounted) and the
+//    sender is told not_found (dropped with drop_if_unroutable), as if it had come after the stop;
+//  - the host writes `stopping` to the host word and then fences (H1: actor_table::write_host_word, a
+//    sequentially consistent store);
+//  - the worker reads the host word (W0: `stopping`), fences sequentially consistently (F), then reads
+//    every lane's claim counter (W1: claims_pending); it reports `stopped` only when no slot is claimed
+//    and unconsumed (actor_loop.cuh's next_step), otherwise it waits for the claims to be published and
+//    handles them.
+// Why no message is stranded: suppose S2 read the host word from before H1 and W1 missed S1. In the single
+// total order of sequentially consistent operations, S1 precedes S2 (program order); S2 precedes H1 (it
+// read an earlier value); H1 precedes F (W0 read H1 and is sequenced before F); F precedes S1 (W1, after F,
+// read a claim counter from before S1). A cycle: so S2 sees the stop, or W1 sees the claim (or both: the
+// claim is then a tombstone the worker drops). A message whose send saw `delivered` is handled.
+
+//! S2 of the stop protocol: whether the actor in `slot` still takes messages after its slots were claimed.
+RK_HOST_DEVICE inline bool still_accepts(const system_view& s, std::uint32_t slot) noexcept {
+  const route_entry& e = s.routes[slot];
+  const std::uint32_t hw =
+      cuda::atomic_ref<std::uint32_t, peer_scope>(const_cast<std::uint32_t&>(e.host_word))
+          .load(cuda::std::memory_order_seq_cst);
+  return accepts_messages(e, hw);
+}
+
+//! Publishes `count` claimed slots from `first` as tombstones (envelope_flags::cancelled).
+RK_HOST_DEVICE inline void cancel_claim(const mailbox& ring, std::uint64_t first,
+                                        std::uint32_t count) noexcept {
+  for (std::uint32_t i = 0; i < count; ++i) {
+    auto* header = reinterpret_cast<envelope*>(ring.slot_at(first + i));
+    header->flags = envelope_flags::cancelled;
+    header->payload_length = 0;
+    ring.publish(first + i);
+  }
+}
+
+//! What a send whose claim was cancelled is told.
+RK_HOST_DEVICE constexpr status cancelled_verdict(const envelope& header) noexcept {
+  return (header.flags & envelope_flags::drop_if_unroutable) != 0 ? status::dropped : status::not_found;
+}
+
 //! Delivers a single message after prepare_delivery() allowed it, counting it (count_delivery) before it is
 //! published; on any other verdict it refunds the rate token. `sender` is null for the host; `keep` is the
 //! sending worker's run-next slot (CUDA scheduled workers, see schedule.cuh; null elsewhere).
@@ -554,14 +605,27 @@ RK_HOST_DEVICE inline status commit_delivery(const system_view& s, const prepare
     });
     if (st == status::delivered) notify_host_receiver(s); // for the outbound ring: a spurious wake-up
   } else {
-    std::uint64_t& received = s.counters[p.slot].received;
-    // Counting before publish keeps `received >= handled + discarded` at every instant, which shutdown's
-    // drain detection relies on.
-    st = mailbox(lane_view(s.routes[p.slot], p.lane)).try_send(routed, payload, [&] {
-      bump(received);
+    const mailbox ring(lane_view(s.routes[p.slot], p.lane));
+    const bool fits = routed.payload_length <= ring.payload_capacity();
+    const ring_claim c = fits ? ring.try_claim(1, cuda::std::memory_order_seq_cst) : ring_claim{};
+    if (!fits) {
+      st = status::too_large;
+    } else if (!c.ok) {
+      st = status::queue_full;
+    } else if (!still_accepts(s, p.slot)) {
+      cancel_claim(ring, c.position, 1);
+      wake_receiver(s, p, keep); // for the tombstone's slot
+      st = cancelled_verdict(header);
+    } else {
+      mailbox::write_slot(ring.slot_at(c.position), routed, payload);
+      // Counting before publish keeps `received >= handled + discarded` at every instant, which shutdown's
+      // drain detection relies on.
+      bump(s.counters[p.slot].received);
       count_delivery(s, header, 1, sender);
-    });
-    if (st == status::delivered) wake_receiver(s, p, keep);
+      ring.publish(c.position);
+      wake_receiver(s, p, keep);
+      st = status::delivered;
+    }
   }
   if (st != status::delivered) refund_undelivered(s, header, 1);
   return st;
