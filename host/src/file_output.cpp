@@ -76,6 +76,12 @@ void replace_file(const std::filesystem::path& given, std::initializer_list<std:
   }
   if (special != nullptr)
     fail(std::string("it is ") + special + "; give the path of a regular file or a new one");
+  // A file there keeps its permissions (a 0600 file of handler states became 0644), and one this process
+  // may not write is refused, as writing it in place would be (a rename needs only the directory's).
+  struct stat existing {};
+  const bool exists = ::stat(path.c_str(), &existing) == 0 && S_ISREG(existing.st_mode);
+  if (exists && ::access(path.c_str(), W_OK) != 0)
+    fail(std::string("it is not writable by this process: ") + std::strerror(errno));
   // A name of its own beside `path`: two calls writing the same path at once each rename a
   // whole file of their own, the later rename wins, and neither truncates or removes the other's.
   // The name is cut where `path`'s own is too long to take the suffix (NAME_MAX, 255 bytes here).
@@ -99,6 +105,11 @@ void replace_file(const std::filesystem::path& given, std::initializer_list<std:
     ::unlink(temporary.c_str());
     fail(why);
   };
+  if (exists && ::fchmod(fd, existing.st_mode & 07777) != 0) {
+    const int e = errno;
+    ::close(fd);
+    fail_removing(std::string("giving the new file the old one's permissions: ") + std::strerror(e));
+  }
   bool written = true;
   for (std::string_view part : parts)
     if (written) written = write_all(fd, part);

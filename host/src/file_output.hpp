@@ -14,8 +14,9 @@ namespace rk::detail {
 //! Writes `parts`, one after the other, to a new file of its own beside `path` (`path`.partial.XXXXXX,
 //! created with O_EXCL; `path`'s name cut to fit NAME_MAX) and renames it to `path`, so a reader of
 //! `path` sees its old contents or the whole new ones, never a torn file, and calls writing one path at
-//! once each leave a whole file (the last rename wins). The file gets the permissions a plain create
-//! would (0666 less the umask). On failure (a full disk, no permission, a directory at `path`) removes
+//! once each leave a whole file (the last rename wins). The file gets the permissions of the file it
+//! replaces, or those a plain create would (0666 less the umask); a file there this process may not write
+//! (access(W_OK)) is refused. On failure (a full disk, no permission, a directory at `path`) removes
 //! its own temporary file and throws rk::error for `who`, saying why (errno) and that `path` was left as
 //! it was. A symbolic link at `path` is followed (the file it leads to is replaced; a dangling link itself
 //! is); a FIFO, socket or device there is refused (renamed over, it would become a regular file).

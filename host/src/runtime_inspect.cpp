@@ -105,6 +105,13 @@ actor_snapshot runtime_impl::snapshot(actor_index a, std::chrono::nanoseconds ti
           let_go();
           continue;
         }
+        // A stop() overrides the hold and ends the wait at once: say so, not that the time ran out.
+        if (run_.current_phase() == phase::running && actors_.host_word(a) != *held)
+          throw error(
+              who + ": actor '" + actors_.name_of(a) +
+              "' was stopped while the snapshot waited for it to pause (its worker now handles what "
+              "was queued); nothing was copied. Snapshot it once stop() confirmed, or before stopping "
+              "it");
         throw error(who + ": actor '" + actors_.name_of(a) + "' did not pause within " + timeout_text() +
                     (timeout.count() == 0
                          ? " (a timeout of 0 gives its worker no time to confirm; give it some)"

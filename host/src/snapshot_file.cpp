@@ -18,6 +18,7 @@
 #include <limits>
 #include <map>
 #include <new>
+#include <set>
 
 namespace rk::detail {
 
@@ -116,6 +117,12 @@ void write_snapshot_file(const std::filesystem::path& path, const std::vector<ac
   try {
     for (const actor_snapshot& a : actors) states.insert(states.end(), a.state.begin(), a.state.end());
     header = snapshot_header(actors, backend, states.size());
+    // restore() reads a header line of at most max_header_bytes: a longer one would be written but refused.
+    if (header.size() - 1 > max_header_bytes)
+      throw error("snapshot_all(): the file's header would be " + std::to_string(header.size() - 1) +
+                  " bytes, more than restore() reads (" + std::to_string(max_header_bytes) +
+                  "): the actors' names are too long for one snapshot; nothing was written to '" +
+                  path.string() + "'");
     checksum = checksum_line(header, states);
   } catch (const std::bad_alloc&) {
     throw error("snapshot_all(): out of host memory for " + std::to_string(actors.size()) +
@@ -155,29 +162,67 @@ actor_snapshot actor_entry(const nlohmann::json& a, std::uint64_t& state_bytes, 
   return s;
 }
 
-//! The header line, parsed without keeping the actors' list as one JSON value: each entry is converted
-//! into `actors` (its state size into `state_bytes`) and dropped. (A million entries cost ~1 GB as JSON,
-//! and destroying that value allocates: after running out of memory it ended the process.)
+//! The header line, parsed without keeping its lists as JSON values: each entry of `actors` is converted
+//! into `actors` (its state size into `state_bytes`), each of `handler_types` into `types`, and dropped. (A
+//! million entries cost ~1 GB as JSON, and destroying that value allocates: after running out of memory it
+//! ended the process.) Nothing else is kept but the scalar members read: nlohmann's callback parser scans a
+//! list after each object it keeps in it (a 600 KB header of 200,000 empty objects took 16-26 s), and a
+//! kept value costs ~30 times its text (a 120 MB header of nested objects took 3.4 GB). Unknown members
+//! are dropped unread; a list entry that is not an object makes the header refused.
 nlohmann::json parse_header(const std::string& line, std::vector<actor_snapshot>& actors,
-                            std::vector<std::uint64_t>& state_bytes, const std::string& who) {
+                            std::vector<std::uint64_t>& state_bytes,
+                            std::vector<std::pair<std::string, std::uint64_t>>& types,
+                            const std::string& who) {
+  using ev = nlohmann::json::parse_event_t;
+  static const std::set<std::string, std::less<>> top_level = {"format", "version",      "handler_types",
+                                                               "actors", "states_bytes", "states_sha256"};
+  static const std::set<std::string, std::less<>> actor_members = {
+      "name",       "handler",        "tenant",           "mailbox_slots",
+      "slot_bytes", "priority_lanes", "dedicated_worker", "state_bytes"};
+  static const std::set<std::string, std::less<>> type_members = {"name", "state_bytes"};
   std::string member; // the top-level member being parsed
   bool actors_seen = false;
-  const auto keep = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-    using ev = nlohmann::json::parse_event_t;
+  bool types_seen = false;
+  std::string odd_list; // a list with an entry that is not an object (or not a list at all)
+  const auto keep = [&](int depth, ev event, nlohmann::json& parsed) {
+    const bool list = member == "actors" || member == "handler_types";
     if (depth == 1 && event == ev::key) {
       member = parsed.get<std::string>();
       if (member == "actors") {
         if (actors_seen) throw error(who + "the header has two 'actors' members");
         actors_seen = true;
       }
+      if (member == "handler_types") {
+        if (types_seen) throw error(who + "the header has two 'handler_types' members");
+        types_seen = true;
+      }
+      return top_level.count(member) != 0;
     }
-    if (depth != 2 || event != ev::object_end || member != "actors") return true;
-    state_bytes.push_back(0);
-    actors.push_back(actor_entry(parsed, state_bytes.back(), who));
+    const bool opens = event == ev::object_start || event == ev::array_start;
+    // Depth 1: the members' values (only the lists may be structured); 2: list entries (objects only);
+    // 3: their members' values (scalars only: a structured one is dropped, and refused as missing).
+    if (opens &&
+        ((depth == 1 && (!list || event == ev::object_start)) || (depth == 2 && event == ev::array_start))) {
+      if (list && odd_list.empty()) odd_list = member;
+      return false;
+    }
+    if (depth == 3 && event == ev::key)
+      return (member == "actors" ? actor_members : type_members).count(parsed.get<std::string>()) != 0;
+    if (depth == 3 && opens) return false;
+    if (depth != 2 || event != ev::object_end || !list) return true;
+    if (member == "actors") {
+      state_bytes.push_back(0);
+      actors.push_back(actor_entry(parsed, state_bytes.back(), who));
+    } else {
+      types.emplace_back(parsed.at("name").get<std::string>(),
+                         integer_member<std::uint64_t>(parsed, "state_bytes", who));
+    }
     return false;
   };
   try {
-    return nlohmann::json::parse(line, keep);
+    nlohmann::json header = nlohmann::json::parse(line, keep);
+    if (!odd_list.empty()) throw error(who + "header member '" + odd_list + "' is not a list of objects");
+    return header;
   } catch (const nlohmann::json::parse_error& e) {
     throw error(who + "the header is not JSON (" + e.what() + "): not a snapshot file");
   }
@@ -234,9 +279,12 @@ std::vector<actor_snapshot> read_checked(const std::filesystem::path& path) {
   std::string line;
   for (std::streambuf* buffer = in.rdbuf();;) {
     const int c = buffer->sbumpc();
-    if ((c == std::char_traits<char>::eof() && line.empty()) || line.size() == max_header_bytes)
+    if (c == std::char_traits<char>::eof() && line.empty())
       throw error(who + "no header line (a JSON line of at most " + std::to_string(max_header_bytes) +
                   " bytes): not a snapshot file");
+    if (line.size() == max_header_bytes && c != '\n')
+      throw error(who + "the header line is longer than " + std::to_string(max_header_bytes) +
+                  " bytes, which no snapshot_all() writes: not a snapshot file");
     if (c == std::char_traits<char>::eof()) // the writer always ends the header with a newline
       throw error(who + "the header line has no newline after it: a truncated file, not a whole snapshot");
     if (c == '\n') break;
@@ -247,7 +295,8 @@ std::vector<actor_snapshot> read_checked(const std::filesystem::path& path) {
   try {
     sha256_digest digest; // version 2's checksum covers the header line too
     digest.update(std::as_bytes(std::span(line))).update(std::as_bytes(std::span("\n", 1)));
-    const nlohmann::json header = parse_header(line, actors, state_bytes, who);
+    std::vector<std::pair<std::string, std::uint64_t>> type_list;
+    const nlohmann::json header = parse_header(line, actors, state_bytes, type_list, who);
     std::string().swap(line);
     if (!header.is_object() || header.value("format", std::string()) != format_name)
       throw error(who + "not a ringkernel snapshot file");
@@ -255,9 +304,11 @@ std::vector<actor_snapshot> read_checked(const std::filesystem::path& path) {
     if (version != 1 && version != snapshot_format_version)
       throw error(who + "format version " + std::to_string(version) + ", this library reads versions 1 to " +
                   std::to_string(snapshot_format_version));
-    const nlohmann::json& left = header.at("actors"); // what parse_header kept: entries that are not objects
-    if (!left.is_array() || !left.empty())
-      throw error(who + "header member 'actors' is not a list of objects");
+    for (const char* list : {"actors", "handler_types"}) { // what parse_header kept: entries not objects
+      const nlohmann::json& left = header.at(list);
+      if (!left.is_array() || !left.empty())
+        throw error(who + "header member '" + list + "' is not a list of objects");
+    }
     const bool checksum_in_header = version == 1; // of the states only
     const std::vector<std::byte> states =
         read_states(in, integer_member<std::uint64_t>(header, "states_bytes", who), checksum_in_header, who);
@@ -265,9 +316,7 @@ std::vector<actor_snapshot> read_checked(const std::filesystem::path& path) {
       check_checksum_line(in, digest.update(states), who);
     else if (sha256_hex({states}) != header.at("states_sha256").get<std::string>())
       throw error(who + "the states' SHA-256 does not match the header: the file was damaged or edited");
-    std::map<std::string, std::uint64_t> types;
-    for (const auto& t : header.at("handler_types"))
-      types[t.at("name").get<std::string>()] = integer_member<std::uint64_t>(t, "state_bytes", who);
+    const std::map<std::string, std::uint64_t> types(type_list.begin(), type_list.end());
     std::size_t offset = 0;
     for (std::size_t i = 0; i < actors.size(); ++i) {
       actor_snapshot& s = actors[i];

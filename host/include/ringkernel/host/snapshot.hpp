@@ -21,7 +21,10 @@
 //!  - restore(path), before start(), checks the whole file first (format, version, checksum, that every
 //!    handler type is known to this runtime, spawned or prepare<H>()d, with the same state size) and then
 //!    spawns every actor with its saved name, options and state, all or nothing. Errors are rk::error
-//!    saying what did not match.
+//!    saying what did not match. The actors get the new runtime's ids (in the file's order): ids kept in
+//!    states name the old ones, so look peers up by name after restore(). Members of the header it does
+//!    not know are skipped unread; the header line is at most 1 GiB (snapshot_all() refuses to write a
+//!    longer one).
 
 #include <ringkernel/device/config.cuh>
 #include <ringkernel/device/mailbox.cuh>
