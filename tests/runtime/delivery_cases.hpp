@@ -552,7 +552,7 @@ TEST_P(DeliveryCases, ASendToldDeliveredWhileItsActorStopsIsHandled) {
   std::thread ticker([&] {
     while (!done.load()) (void)rt.send_blocking(pump, msg_count, rk::as_bytes(ping_payload{0, 0}), 10s);
   });
-  for (int cycle = 0; cycle < 2'000; ++cycle) {
+  for (int cycle = 0; cycle < 1'000; ++cycle) {
     ASSERT_TRUE(rt.stop(c, 10s)) << "cycle " << cycle;
     rt.respawn(c);
   }
