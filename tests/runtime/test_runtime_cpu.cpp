@@ -1,7 +1,7 @@
 // Runtime behaviour on the CPU backend: the shared cases in both worker modes, exceptions and faults,
 // handlers calling back into the host API, backend choice (compiled by the host compiler; also run under
 // ThreadSanitizer). Shutdown racing callers: test_shutdown_races_cpu.cpp.
-#include "tenancy_cases.hpp"
+#include "quota_change_cases.hpp"
 
 #include <nlohmann/json.hpp>
 

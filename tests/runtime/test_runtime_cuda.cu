@@ -1,6 +1,6 @@
 // Runtime behaviour on the CUDA backend: the same cases as the CPU backend (label `gpu`; each test skips
 // with the reason when no usable device is present).
-#include "tenancy_cases.hpp"
+#include "quota_change_cases.hpp"
 
 #include <cstdio>
 #include <cstdlib>
